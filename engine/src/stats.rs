@@ -13,7 +13,7 @@
 //! | `spate_actor_errors_total{class}` | counter | failures by class |
 //! | `spate_actor_restarts_total` | counter | supervisor restarts |
 //! | `spate_actor_backpressure_seconds_total` | counter-like gauge | time blocked sending into full mailboxes |
-//! | `spate_actor_handle_latency_seconds{quantile}` | gauge | p50, p99 and max of handle time (hdrhistogram) |
+//! | `spate_actor_handle_latency_seconds{quantile}` | gauge | p50, p99 and max of handle time, backpressure excluded (hdrhistogram) |
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -147,6 +147,8 @@ pub(crate) struct Instruments {
     latency: [Gauge; 3],
     local_latency: Histogram<u64>,
     last_publish: Instant,
+    /// Backpressure time since the last `handled`, excluded from handle latency.
+    blocked_since_handled: Duration,
 }
 
 impl Instruments {
@@ -176,6 +178,7 @@ impl Instruments {
             local_latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("valid histogram bounds"),
             last_publish: Instant::now(),
+            blocked_since_handled: Duration::ZERO,
             stats,
         }
     }
@@ -197,6 +200,7 @@ impl Instruments {
         self.batches_out.increment(1);
         self.events_out.increment(events as u64);
         if !blocked.is_zero() {
+            self.blocked_since_handled += blocked;
             self.stats
                 .blocked_nanos
                 .fetch_add(blocked.as_nanos() as u64, Ordering::Relaxed);
@@ -215,9 +219,11 @@ impl Instruments {
         self.restarts.increment(1);
     }
 
-    /// Records one handle time; publishes quantiles at most once a second.
+    /// Records one handle time, less the time it spent blocked on backpressure
+    /// (measured separately); publishes quantiles at most once a second.
     #[inline]
     pub(crate) fn handled(&mut self, took: Duration) {
+        let took = took.saturating_sub(std::mem::take(&mut self.blocked_since_handled));
         let micros = (took.as_micros() as u64).clamp(1, 3_600_000_000);
         let _ = self.local_latency.record(micros);
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
@@ -253,7 +259,8 @@ mod tests {
         ins.sent(10, Duration::from_millis(5));
         ins.error(ErrorClass::External);
         ins.restarted();
-        ins.handled(Duration::from_micros(100));
+        // 5 ms of the first handle were spent blocked: excluded from latency.
+        ins.handled(Duration::from_micros(5_100));
         ins.handled(Duration::from_micros(300));
         ins.publish();
         let s = stats.snapshot();

@@ -299,6 +299,33 @@ impl<T: Payload + Clone> Actor for Forward<T> {
     }
 }
 
+/// A transform that takes `delay` of tokio time per batch, then passes it on.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardSlow<T> {
+    delay: Duration,
+    _payload: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> ForwardSlow<T> {
+    /// A pass-through stage taking `delay` per batch.
+    pub fn new(delay: Duration) -> Self {
+        ForwardSlow {
+            delay,
+            _payload: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: Payload + Clone> Actor for ForwardSlow<T> {
+    type In = T;
+    type Out = T;
+
+    async fn handle(&mut self, batch: Batch<T>, ctx: &mut Ctx<T>) -> ActorResult {
+        tokio::time::sleep(self.delay).await;
+        ctx.send(batch).await
+    }
+}
+
 /// Fails the test if any actor of the pipeline is still running when dropped.
 ///
 /// Create it right after spawning; it must drop before the pipeline (declare it
