@@ -1,13 +1,13 @@
 //! The same work as an actor chain, on raw channels, for the engine benchmark's
 //! baseline (feature `bench-baseline`). Not part of the public API.
 
-/// Pushes `batches` batches of `batch_size` events through `stages` hops of raw
-/// bounded async channels (capacity `capacity`), each stage passing the batch on;
-/// returns the number of events that reached the end.
+/// Pushes `batches` batches of `batch_size` events through a chain of `stages`
+/// tasks (a producer, `stages - 2` forwarders and a consumer) joined by raw
+/// bounded async channels of `capacity`; returns the events that reached the end.
 pub async fn raw_chain(stages: usize, batches: usize, batch_size: usize, capacity: usize) -> u64 {
     let (first_tx, mut rx) = kanal::bounded_async::<Vec<u64>>(capacity);
     let mut handles = Vec::new();
-    for _ in 0..stages.saturating_sub(1) {
+    for _ in 0..stages.saturating_sub(2) {
         let (tx, next_rx) = kanal::bounded_async::<Vec<u64>>(capacity);
         let stage_rx = std::mem::replace(&mut rx, next_rx);
         handles.push(tokio::spawn(async move {
@@ -25,13 +25,15 @@ pub async fn raw_chain(stages: usize, batches: usize, batch_size: usize, capacit
         }
         events
     });
-    for i in 0..batches {
-        let batch: Vec<u64> = (0..batch_size as u64).map(|e| e + i as u64).collect();
-        if first_tx.send(batch).await.is_err() {
-            break;
+    let producer = tokio::spawn(async move {
+        for i in 0..batches {
+            let batch: Vec<u64> = (0..batch_size as u64).map(|e| e + i as u64).collect();
+            if first_tx.send(batch).await.is_err() {
+                break;
+            }
         }
-    }
-    drop(first_tx);
+    });
+    let _ = producer.await;
     for h in handles {
         let _ = h.await;
     }

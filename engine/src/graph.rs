@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actor::{Actor, Ctx, Source};
 use crate::batch::NoOutput;
-use crate::mailbox::{Addr, Control, mailbox};
+use crate::mailbox::{Addr, Control, shared_mailbox};
 use crate::pipeline::{KillSwitch, Pipeline};
 use crate::runtime::{ActorExit, Liveness, RunningGuard, run_actor, run_source};
 use crate::stats::{ActorStats, Instruments};
@@ -164,7 +164,7 @@ struct Node {
     output: Option<(TypeId, &'static str)>,
     /// Clones the actor's `Addr<In>` as `Box<dyn Any>`.
     addr: Option<Box<dyn Fn() -> Box<dyn Any + Send> + Send>>,
-    control: Option<tokio::sync::mpsc::Sender<Control>>,
+    controls: Vec<tokio::sync::mpsc::Sender<Control>>,
     stats: Arc<ActorStats>,
     spawn: Spawn,
 }
@@ -237,7 +237,7 @@ impl GraphBuilder {
             input: None,
             output: output_type::<S::Out>(),
             addr: None,
-            control: None,
+            controls: Vec::new(),
             stats: node_stats,
             spawn,
         });
@@ -250,24 +250,57 @@ impl GraphBuilder {
         A: Actor,
         F: FnMut() -> A + Send + 'static,
     {
+        let factory = Mutex::new(factory);
+        let shared = move |_: usize| (factory.lock().unwrap_or_else(|p| p.into_inner()))();
+        self.actor_pool(name, 1, shared, options)
+    }
+
+    /// Adds `workers` instances of an actor sharing one mailbox: each batch goes
+    /// to whichever worker is free (competing consumers), so a CPU-heavy stage
+    /// uses several cores. Order across workers is not preserved. `factory`
+    /// gets the worker index.
+    pub fn actor_pool<A, F>(
+        &mut self,
+        name: &str,
+        workers: usize,
+        factory: F,
+        options: ActorOptions,
+    ) -> &mut Self
+    where
+        A: Actor,
+        F: Fn(usize) -> A + Send + Sync + 'static,
+    {
+        let factory = Arc::new(factory);
         let stats = Arc::new(ActorStats::new(name));
         let node_stats = stats.clone();
         let node_name: Arc<str> = Arc::from(name);
-        let (addr, inbox) = mailbox::<A::In>(name, options.mailbox_capacity);
-        let control = addr_control(&addr);
+        let (addr, inboxes) = shared_mailbox::<A::In>(name, options.mailbox_capacity, workers);
+        let controls = addr.control_senders();
         let addr_for_edges = Mutex::new(Some(addr));
         let policy = options.supervisor;
         let spawn: Spawn = Box::new(move |outputs, env, tasks| {
             let outputs = downcast_outputs::<A::Out>(outputs);
-            let (stop, kill, live) = (env.stop.clone(), env.kill.clone(), env.live.clone());
-            let guard = RunningGuard::new(&node_name, &live);
-            tasks.spawn(async move {
-                let _guard = guard;
-                let ins = Instruments::new(stats);
-                let ctx = Ctx::new(node_name.clone(), outputs, ins, stop, kill.clone());
-                let exit = run_actor(factory, inbox, ctx, policy, kill).await;
-                (node_name.to_string(), exit)
-            });
+            let pooled = inboxes.len() > 1;
+            for (worker, inbox) in inboxes.into_iter().enumerate() {
+                let (stop, kill) = (env.stop.clone(), env.kill.clone());
+                let task_name = if pooled {
+                    format!("{node_name}[{worker}]")
+                } else {
+                    node_name.to_string()
+                };
+                let guard = RunningGuard::new(&task_name, &env.live);
+                let (stats, outputs, policy) = (stats.clone(), outputs.clone(), policy.clone());
+                let worker_factory = factory.clone();
+                let ctx_name = node_name.clone();
+                tasks.spawn(async move {
+                    let _guard = guard;
+                    let ins = Instruments::new(stats);
+                    let ctx = Ctx::new(ctx_name, outputs, ins, stop, kill.clone());
+                    let build = move || worker_factory(worker);
+                    let exit = run_actor(build, inbox, ctx, policy, kill).await;
+                    (task_name, exit)
+                });
+            }
         });
         let addr_fn = move || -> Box<dyn Any + Send> {
             let guard = addr_for_edges.lock().unwrap_or_else(|p| p.into_inner());
@@ -279,7 +312,7 @@ impl GraphBuilder {
             input: Some((TypeId::of::<A::In>(), type_name::<A::In>())),
             output: output_type::<A::Out>(),
             addr: Some(Box::new(addr_fn)),
-            control: Some(control),
+            controls,
             stats: node_stats,
             spawn,
         });
@@ -385,10 +418,6 @@ impl GraphBuilder {
     }
 }
 
-fn addr_control<T: Send + 'static>(addr: &Addr<T>) -> tokio::sync::mpsc::Sender<Control> {
-    addr.control_sender()
-}
-
 /// A validated graph, ready to spawn.
 pub struct Graph {
     nodes: Vec<Node>,
@@ -428,8 +457,8 @@ impl Graph {
         for &i in self.order.iter().rev() {
             let node = slots[i].take().expect("each node spawned once");
             stats.push(node.stats.clone());
-            if let Some(c) = node.control.clone() {
-                controls.push((node.name.clone(), c));
+            for c in &node.controls {
+                controls.push((node.name.clone(), c.clone()));
             }
             let outs = outputs[i].take().unwrap_or_default();
             // Dropping `node.addr` after spawn releases the builder's own address,

@@ -56,7 +56,8 @@ pub enum TrySendError<T> {
 pub struct Addr<T> {
     name: Arc<str>,
     data: kanal::AsyncSender<Batch<T>>,
-    control: tokio::sync::mpsc::Sender<Control>,
+    /// One control lane per worker (one for a plain actor, N for a pool).
+    control: Arc<[tokio::sync::mpsc::Sender<Control>]>,
 }
 
 impl<T> Clone for Addr<T> {
@@ -85,23 +86,38 @@ pub struct Inbox<T> {
 
 /// Creates a mailbox holding at most `capacity` batches (at least 1).
 pub fn mailbox<T: Send + 'static>(name: &str, capacity: usize) -> (Addr<T>, Inbox<T>) {
+    let (addr, mut inboxes) = shared_mailbox(name, capacity, 1);
+    (addr, inboxes.remove(0))
+}
+
+/// Creates one mailbox drained by `workers` inboxes competing for its batches
+/// (each batch goes to exactly one of them), each with its own control lane.
+pub fn shared_mailbox<T: Send + 'static>(
+    name: &str,
+    capacity: usize,
+    workers: usize,
+) -> (Addr<T>, Vec<Inbox<T>>) {
     let capacity = capacity.max(1);
     let (data_tx, data_rx) = kanal::bounded_async(capacity);
-    let (control_tx, control_rx) = tokio::sync::mpsc::channel(CONTROL_CAPACITY);
     let name: Arc<str> = Arc::from(name);
-    (
-        Addr {
+    let mut controls = Vec::new();
+    let mut inboxes = Vec::new();
+    for _ in 0..workers.max(1) {
+        let (control_tx, control_rx) = tokio::sync::mpsc::channel(CONTROL_CAPACITY);
+        controls.push(control_tx);
+        inboxes.push(Inbox {
             name: name.clone(),
-            data: data_tx,
-            control: control_tx,
-        },
-        Inbox {
-            name,
-            data: data_rx,
+            data: data_rx.clone(),
             control: control_rx,
             capacity,
-        },
-    )
+        });
+    }
+    let addr = Addr {
+        name,
+        data: data_tx,
+        control: controls.into(),
+    };
+    (addr, inboxes)
 }
 
 impl<T: Send + 'static> Addr<T> {
@@ -150,18 +166,21 @@ impl<T: Send + 'static> Addr<T> {
         }
     }
 
-    /// Asks the actor to flush and waits until it has.
+    /// Asks the actor (every worker of a pool) to flush and waits until it has.
     pub async fn flush(&self) -> Result<(), MailboxClosed> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.control
-            .send(Control::Flush(Some(tx)))
-            .await
-            .map_err(|_| self.closed())?;
-        rx.await.map_err(|_| self.closed())
+        for control in self.control.iter() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            control
+                .send(Control::Flush(Some(tx)))
+                .await
+                .map_err(|_| self.closed())?;
+            rx.await.map_err(|_| self.closed())?;
+        }
+        Ok(())
     }
 
-    pub(crate) fn control_sender(&self) -> tokio::sync::mpsc::Sender<Control> {
-        self.control.clone()
+    pub(crate) fn control_senders(&self) -> Vec<tokio::sync::mpsc::Sender<Control>> {
+        self.control.to_vec()
     }
 
     fn closed(&self) -> MailboxClosed {

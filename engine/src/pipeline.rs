@@ -137,13 +137,15 @@ impl Pipeline {
         }
     }
 
-    /// Asks one actor to flush (served before its queued data) and waits until
-    /// it has; false if there is no running actor of that name.
+    /// Asks one actor (every worker of a pool) to flush, served before its
+    /// queued data, and waits until it has; false if no running actor has that
+    /// name.
     pub async fn flush_actor(&self, name: &str) -> bool {
-        match self.controls.iter().find(|(n, _)| n == name) {
-            Some((_, control)) => flush_via(control).await,
-            None => false,
+        let mut found = false;
+        for (_, control) in self.controls.iter().filter(|(n, _)| n == name) {
+            found = flush_via(control).await;
         }
+        found
     }
 
     pub(crate) fn liveness(&self) -> Liveness {

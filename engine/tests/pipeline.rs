@@ -373,3 +373,35 @@ async fn leak_check_catches_actors_left_running() {
     drop(leaks);
     drop(pipeline);
 }
+
+#[tokio::test(start_paused = true)]
+async fn pool_workers_share_one_mailbox_and_each_batch_goes_to_one() {
+    let source = ScriptedSource::new(batches(40, 5));
+    let sink = CaptureSink::<Vec<u64>>::new();
+    let mut g = GraphBuilder::new();
+    let s = source.clone();
+    g.source("source", move || s.clone());
+    g.actor_pool(
+        "workers",
+        3,
+        |_| spate_engine::testkit::ForwardSlow::<Vec<u64>>::new(Duration::from_millis(10)),
+        ActorOptions::with_capacity(4),
+    );
+    let k = sink.clone();
+    g.actor("sink", move || k.clone(), ActorOptions::default());
+    g.connect("source", "workers").connect("workers", "sink");
+    let pipeline = g.build().unwrap().spawn();
+    assert_eq!(
+        pipeline.running_actors(),
+        vec!["sink", "source", "workers[0]", "workers[1]", "workers[2]"]
+    );
+    let started = tokio::time::Instant::now();
+    let report = pipeline.join().await.unwrap();
+    // 40 batches at 10 ms each across three workers: about 140 ms, not 400.
+    assert!(started.elapsed() <= Duration::from_millis(150), "{:?}", started.elapsed());
+    assert_eq!(report.actor("workers").unwrap().batches_in, 40);
+    let mut got = sink.delivered().concat();
+    got.sort_unstable();
+    assert_eq!(got, (0..200).collect::<Vec<u64>>());
+    assert_eq!(source.log().delivered(), 40);
+}
