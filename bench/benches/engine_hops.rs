@@ -19,14 +19,22 @@ fn engine_hops(c: &mut Criterion) {
     for (batch_size, events) in [(1usize, 200_000usize), (64, 2_000_000), (1024, 8_000_000)] {
         let batches = events / batch_size;
         group.throughput(Throughput::Elements(events as u64));
-        group.bench_with_input(BenchmarkId::new("engine", batch_size), &batch_size, |b, &size| {
-            b.to_async(&rt)
-                .iter(|| async move { run_engine_chain(batches, size, CAPACITY).await })
-        });
-        group.bench_with_input(BenchmarkId::new("raw", batch_size), &batch_size, |b, &size| {
-            b.to_async(&rt)
-                .iter(|| async move { run_raw_chain(batches, size, CAPACITY).await })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("engine", batch_size),
+            &batch_size,
+            |b, &size| {
+                b.to_async(&rt)
+                    .iter(|| async move { run_engine_chain(batches, size, CAPACITY).await })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("raw", batch_size),
+            &batch_size,
+            |b, &size| {
+                b.to_async(&rt)
+                    .iter(|| async move { run_raw_chain(batches, size, CAPACITY).await })
+            },
+        );
     }
     group.finish();
 }

@@ -91,7 +91,10 @@ pub async fn run_engine_chain(batches: usize, batch_size: usize, capacity: usize
         .join()
         .await
         .expect("chain completes");
-    (events.load(Ordering::Relaxed), delivered.load(Ordering::Relaxed))
+    (
+        events.load(Ordering::Relaxed),
+        delivered.load(Ordering::Relaxed),
+    )
 }
 
 /// The same chain on raw channels.

@@ -42,9 +42,16 @@ struct AckShared {
 
 impl Drop for AckShared {
     fn drop(&mut self) {
-        let failure = self.failure.get_mut().map(Option::take).unwrap_or_else(|p| {
-            Some(format!("ack state poisoned: {}", p.into_inner().take().unwrap_or_default()))
-        });
+        let failure = self
+            .failure
+            .get_mut()
+            .map(Option::take)
+            .unwrap_or_else(|p| {
+                Some(format!(
+                    "ack state poisoned: {}",
+                    p.into_inner().take().unwrap_or_default()
+                ))
+            });
         let verdict = match failure {
             None => Verdict::Delivered,
             Some(reason) => Verdict::Failed(reason),
@@ -229,7 +236,10 @@ mod tests {
         let b = token.clone();
         token.deliver();
         a.deliver();
-        assert!(rx.try_recv().is_err(), "verdict before the last share settled");
+        assert!(
+            rx.try_recv().is_err(),
+            "verdict before the last share settled"
+        );
         b.deliver();
         assert_eq!(rx.try_recv().unwrap(), Verdict::Delivered);
     }

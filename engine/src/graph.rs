@@ -145,9 +145,8 @@ pub enum GraphError {
     Empty,
 }
 
-type Spawn = Box<
-    dyn FnOnce(Vec<Box<dyn Any + Send>>, &SpawnEnv, &mut JoinSet<(String, ActorExit)>) + Send,
->;
+type Spawn =
+    Box<dyn FnOnce(Vec<Box<dyn Any + Send>>, &SpawnEnv, &mut JoinSet<(String, ActorExit)>) + Send>;
 
 struct SpawnEnv {
     stop: CancellationToken,
@@ -184,7 +183,10 @@ fn output_type<O: 'static>() -> Option<(TypeId, &'static str)> {
 fn downcast_outputs<O: Send + 'static>(outputs: Vec<Box<dyn Any + Send>>) -> Vec<Addr<O>> {
     outputs
         .into_iter()
-        .map(|a| *a.downcast::<Addr<O>>().expect("edge types checked by build"))
+        .map(|a| {
+            *a.downcast::<Addr<O>>()
+                .expect("edge types checked by build")
+        })
         .collect()
 }
 
@@ -212,7 +214,12 @@ impl GraphBuilder {
     }
 
     /// Adds a source with an explicit restart policy.
-    pub fn source_with<S, F>(&mut self, name: &str, factory: F, policy: SupervisorPolicy) -> &mut Self
+    pub fn source_with<S, F>(
+        &mut self,
+        name: &str,
+        factory: F,
+        policy: SupervisorPolicy,
+    ) -> &mut Self
     where
         S: Source,
         F: FnMut() -> S + Send + 'static,
@@ -228,7 +235,10 @@ impl GraphBuilder {
                 let _guard = guard;
                 let ins = Instruments::new(stats);
                 let ctx = Ctx::new(node_name.clone(), outputs, ins, stop, kill.clone());
-                (node_name.to_string(), run_source(factory, ctx, policy, kill).await)
+                (
+                    node_name.to_string(),
+                    run_source(factory, ctx, policy, kill).await,
+                )
             });
         });
         self.add(Node {
@@ -344,11 +354,14 @@ impl GraphBuilder {
         let mut indegree = vec![0usize; self.nodes.len()];
         for (from, to) in &self.edges {
             let lookup = |name: &String| {
-                index.get(name.as_str()).copied().ok_or_else(|| GraphError::UnknownNode {
-                    from: from.clone(),
-                    to: to.clone(),
-                    missing: name.clone(),
-                })
+                index
+                    .get(name.as_str())
+                    .copied()
+                    .ok_or_else(|| GraphError::UnknownNode {
+                        from: from.clone(),
+                        to: to.clone(),
+                        missing: name.clone(),
+                    })
             };
             let (f, t) = (lookup(from)?, lookup(to)?);
             if !seen.insert((f, t)) {
@@ -392,7 +405,9 @@ impl GraphBuilder {
         }
         // Kahn's algorithm: whatever is left unsorted sits on a cycle.
         let mut remaining = indegree.clone();
-        let mut queue: VecDeque<usize> = (0..self.nodes.len()).filter(|&i| remaining[i] == 0).collect();
+        let mut queue: VecDeque<usize> = (0..self.nodes.len())
+            .filter(|&i| remaining[i] == 0)
+            .collect();
         let mut order = Vec::with_capacity(self.nodes.len());
         while let Some(i) = queue.pop_front() {
             order.push(i);
@@ -428,7 +443,10 @@ pub struct Graph {
 impl Graph {
     /// Node names in topological order (sources first).
     pub fn topological_order(&self) -> Vec<&str> {
-        self.order.iter().map(|&i| self.nodes[i].name.as_str()).collect()
+        self.order
+            .iter()
+            .map(|&i| self.nodes[i].name.as_str())
+            .collect()
     }
 
     /// Spawns every node on the current tokio runtime.
@@ -449,7 +467,8 @@ impl Graph {
             })
             .collect();
         let mut slots: Vec<Option<Node>> = self.nodes.into_iter().map(Some).collect();
-        let mut outputs: Vec<Option<Vec<Box<dyn Any + Send>>>> = outputs.into_iter().map(Some).collect();
+        let mut outputs: Vec<Option<Vec<Box<dyn Any + Send>>>> =
+            outputs.into_iter().map(Some).collect();
         let mut tasks = JoinSet::new();
         let mut stats = Vec::new();
         let mut controls = Vec::new();

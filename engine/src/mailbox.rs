@@ -263,7 +263,10 @@ mod tests {
         let (addr, inbox) = mailbox::<Vec<u8>>("gone", 1);
         drop(inbox);
         let (token, mut verdict) = AckToken::channel();
-        let err = addr.send(Batch::new(vec![1], Ack::from(token))).await.unwrap_err();
+        let err = addr
+            .send(Batch::new(vec![1], Ack::from(token)))
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "mailbox of actor gone is closed");
         assert!(!verdict.try_recv().unwrap().is_delivered());
     }

@@ -44,7 +44,10 @@ impl KillSwitch {
 
     /// The actor and reason that tripped it.
     pub fn reason(&self) -> Option<(String, String)> {
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     async fn tripped(&self) {

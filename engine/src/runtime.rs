@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use crate::actor::{Actor, ActorResult, Ctx, Source};
 use crate::batch::Payload;
@@ -193,29 +193,59 @@ where
                 Err(exit) => return exit,
             }
         }
-        let mut ticker = actor.tick_interval().map(|period| {
-            let mut t = tokio::time::interval_at(Instant::now() + period, period);
-            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            t
-        });
+        let tick_period = actor.tick_interval();
+        let mut next_tick = tick_period.map(|p| Instant::now() + p);
+        // True while the receive future may hold a registration: it must then be
+        // polled (not bypassed with `try_recv`) until it completes.
+        let mut armed = false;
         loop {
-            let step = tokio::select! {
-                biased;
-                Some(c) = control.recv() => Step::Control(c),
-                _ = async {
-                    match ticker.as_mut() {
-                        Some(t) => { t.tick().await; }
-                        None => std::future::pending::<()>().await,
+            // Fast path, while batches are queued: no select, one clock read.
+            let mut fast = None;
+            if !armed {
+                if let Ok(c) = control.try_recv() {
+                    fast = Some(Step::Control(c));
+                } else if next_tick.is_some_and(|at| Instant::now() >= at) {
+                    fast = Some(Step::Tick);
+                } else {
+                    match data.try_recv() {
+                        Ok(Some(batch)) => fast = Some(Step::Data(batch)),
+                        Ok(None) => {}
+                        Err(_) => fast = Some(Step::Drained),
                     }
-                } => Step::Tick,
-                received = &mut recv => {
-                    recv.set(data.recv());
-                    match received {
-                        Ok(batch) => Step::Data(batch),
-                        Err(_) => Step::Drained,
+                }
+            }
+            let step = match fast {
+                Some(step) => {
+                    // Let other tasks on this worker run now and then.
+                    tokio::task::consume_budget().await;
+                    step
+                }
+                None => {
+                    armed = true;
+                    tokio::select! {
+                        biased;
+                        Some(c) = control.recv() => Step::Control(c),
+                        _ = async {
+                            match next_tick {
+                                Some(at) => tokio::time::sleep_until(at).await,
+                                None => std::future::pending::<()>().await,
+                            }
+                        } => Step::Tick,
+                        received = &mut recv => {
+                            armed = false;
+                            recv.set(data.recv());
+                            match received {
+                                Ok(batch) => Step::Data(batch),
+                                Err(_) => Step::Drained,
+                            }
+                        }
                     }
                 }
             };
+            if let (Step::Tick, Some(period)) = (&step, tick_period) {
+                // Delay semantics: the next tick is a full period after this one.
+                next_tick = Some(Instant::now() + period);
+            }
             let (what, result) = match step {
                 Step::Control(Control::Flush(reply)) => {
                     let r = guarded(actor.flush(&mut ctx)).await;
@@ -226,10 +256,10 @@ where
                 }
                 Step::Tick => ("tick", guarded(actor.tick(&mut ctx)).await),
                 Step::Data(batch) => {
-                    ctx.instruments.received(batch.payload.len(), data.len());
+                    ctx.instruments.received(batch.payload.len(), || data.len());
                     let started = Instant::now();
                     let r = guarded(actor.handle(batch, &mut ctx)).await;
-                    ctx.instruments.handled(started.elapsed());
+                    ctx.instruments.handled(started);
                     ("handle", r)
                 }
                 Step::Drained => {

@@ -29,6 +29,9 @@ use crate::error::ErrorClass;
 /// How often latency quantiles are published to the metrics facade.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
+/// The mailbox depth is sampled on every this many batches.
+const DEPTH_SAMPLE_EVERY: u64 = 8;
+
 /// Counters of one actor, shared between its task and whoever inspects it.
 #[derive(Debug)]
 pub struct ActorStats {
@@ -155,12 +158,8 @@ impl Instruments {
     /// Registers the metric handles with the recorder current at call time.
     pub(crate) fn new(stats: Arc<ActorStats>) -> Self {
         let actor = stats.name.clone();
-        let label = |class: ErrorClass| {
-            metrics::counter!("spate_actor_errors_total", "actor" => actor.clone(), "class" => class.as_str())
-        };
-        let quantile = |q: &'static str| {
-            metrics::gauge!("spate_actor_handle_latency_seconds", "actor" => actor.clone(), "quantile" => q)
-        };
+        let label = |class: ErrorClass| metrics::counter!("spate_actor_errors_total", "actor" => actor.clone(), "class" => class.as_str());
+        let quantile = |q: &'static str| metrics::gauge!("spate_actor_handle_latency_seconds", "actor" => actor.clone(), "quantile" => q);
         Instruments {
             mailbox_depth: metrics::gauge!("spate_actor_mailbox_depth", "actor" => actor.clone()),
             batches_in: metrics::counter!("spate_actor_batches_received_total", "actor" => actor.clone()),
@@ -183,20 +182,31 @@ impl Instruments {
         }
     }
 
+    /// Counts a received batch; samples the mailbox depth every few batches
+    /// (reading it takes the channel's lock).
     #[inline]
-    pub(crate) fn received(&mut self, events: usize, depth: usize) {
-        self.stats.batches_in.fetch_add(1, Ordering::Relaxed);
-        self.stats.events_in.fetch_add(events as u64, Ordering::Relaxed);
-        self.stats.mailbox_depth.store(depth as u64, Ordering::Relaxed);
+    pub(crate) fn received(&mut self, events: usize, depth: impl FnOnce() -> usize) {
+        let n = self.stats.batches_in.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .events_in
+            .fetch_add(events as u64, Ordering::Relaxed);
         self.batches_in.increment(1);
         self.events_in.increment(events as u64);
-        self.mailbox_depth.set(depth as f64);
+        if n % DEPTH_SAMPLE_EVERY == 0 {
+            let depth = depth();
+            self.stats
+                .mailbox_depth
+                .store(depth as u64, Ordering::Relaxed);
+            self.mailbox_depth.set(depth as f64);
+        }
     }
 
     #[inline]
     pub(crate) fn sent(&mut self, events: usize, blocked: Duration) {
         self.stats.batches_out.fetch_add(1, Ordering::Relaxed);
-        self.stats.events_out.fetch_add(events as u64, Ordering::Relaxed);
+        self.stats
+            .events_out
+            .fetch_add(events as u64, Ordering::Relaxed);
         self.batches_out.increment(1);
         self.events_out.increment(events as u64);
         if !blocked.is_zero() {
@@ -219,14 +229,18 @@ impl Instruments {
         self.restarts.increment(1);
     }
 
-    /// Records one handle time, less the time it spent blocked on backpressure
-    /// (measured separately); publishes quantiles at most once a second.
+    /// Records the handle that started at `started`, less the time it spent
+    /// blocked on backpressure (measured separately); publishes quantiles at
+    /// most once a second.
     #[inline]
-    pub(crate) fn handled(&mut self, took: Duration) {
-        let took = took.saturating_sub(std::mem::take(&mut self.blocked_since_handled));
+    pub(crate) fn handled(&mut self, started: Instant) {
+        let now = Instant::now();
+        let took = now
+            .saturating_duration_since(started)
+            .saturating_sub(std::mem::take(&mut self.blocked_since_handled));
         let micros = (took.as_micros() as u64).clamp(1, 3_600_000_000);
         let _ = self.local_latency.record(micros);
-        if self.last_publish.elapsed() >= PUBLISH_EVERY {
+        if now.saturating_duration_since(self.last_publish) >= PUBLISH_EVERY {
             self.publish();
         }
     }
@@ -255,18 +269,23 @@ mod tests {
     fn snapshot_reflects_recorded_values() {
         let stats = Arc::new(ActorStats::new("decode"));
         let mut ins = Instruments::new(stats.clone());
-        ins.received(10, 3);
+        ins.received(10, || 3);
         ins.sent(10, Duration::from_millis(5));
         ins.error(ErrorClass::External);
         ins.restarted();
         // 5 ms of the first handle were spent blocked: excluded from latency.
-        ins.handled(Duration::from_micros(5_100));
-        ins.handled(Duration::from_micros(300));
+        let now = Instant::now();
+        ins.handled(now - Duration::from_micros(5_100));
+        let now = Instant::now();
+        ins.handled(now - Duration::from_micros(300));
         ins.publish();
         let s = stats.snapshot();
         assert_eq!((s.batches_in, s.events_in, s.mailbox_depth), (1, 10, 3));
         assert_eq!((s.batches_out, s.events_out), (1, 10));
-        assert_eq!((s.errors_external, s.errors_internal, s.restarts), (1, 0, 1));
+        assert_eq!(
+            (s.errors_external, s.errors_internal, s.restarts),
+            (1, 0, 1)
+        );
         assert_eq!(s.blocked, Duration::from_millis(5));
         assert_eq!(s.latency_max, Duration::from_micros(300));
         assert_eq!(s.latency_p50, Duration::from_micros(100));

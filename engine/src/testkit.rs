@@ -112,7 +112,8 @@ impl<T: Payload + Clone> Source for ScriptedSource<T> {
             }
             let next = self.script.lock().unwrap().pop_front();
             let Some(payload) = next else { break };
-            ctx.send(Batch::new(payload, Ack::from(self.token()))).await?;
+            ctx.send(Batch::new(payload, Ack::from(self.token())))
+                .await?;
         }
         if self.wait_for_stop {
             ctx.stopped().await;
@@ -255,7 +256,11 @@ impl<T: Payload + Clone> Actor for CaptureSink<T> {
             .unwrap_or(SinkStep::Deliver);
         match step {
             SinkStep::Deliver => {
-                self.state.delivered.lock().unwrap().push(batch.payload.clone());
+                self.state
+                    .delivered
+                    .lock()
+                    .unwrap()
+                    .push(batch.payload.clone());
                 batch.deliver();
                 Ok(())
             }

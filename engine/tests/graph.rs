@@ -13,7 +13,11 @@ fn builder() -> GraphBuilder {
     g.source("src", move || s.clone());
     g.actor("a", Forward::<Vec<u64>>::new, ActorOptions::default());
     g.actor("b", Forward::<Vec<u64>>::new, ActorOptions::default());
-    g.actor("sink", CaptureSink::<Vec<u64>>::new, ActorOptions::default());
+    g.actor(
+        "sink",
+        CaptureSink::<Vec<u64>>::new,
+        ActorOptions::default(),
+    );
     g
 }
 
@@ -40,14 +44,20 @@ fn cycle_is_rejected_with_its_members() {
         .connect("b", "a")
         .connect("b", "sink");
     let e = err(g);
-    assert_eq!(e, GraphError::Cycle(vec!["a".into(), "b".into(), "sink".into()]));
+    assert_eq!(
+        e,
+        GraphError::Cycle(vec!["a".into(), "b".into(), "sink".into()])
+    );
     assert!(e.to_string().starts_with("cycle through"));
 }
 
 #[test]
 fn self_loop_is_a_cycle() {
     let mut g = builder();
-    g.connect("src", "a").connect("a", "a").connect("a", "b").connect("b", "sink");
+    g.connect("src", "a")
+        .connect("a", "a")
+        .connect("a", "b")
+        .connect("b", "sink");
     assert!(matches!(err(g), GraphError::Cycle(_)));
 }
 
@@ -72,7 +82,9 @@ fn actor_without_input_is_rejected() {
 #[test]
 fn transform_without_output_is_rejected() {
     let mut g = builder();
-    g.connect("src", "a").connect("src", "b").connect("a", "sink");
+    g.connect("src", "a")
+        .connect("src", "b")
+        .connect("a", "sink");
     assert_eq!(err(g), GraphError::NoOutput("b".into()));
 }
 
@@ -89,10 +101,17 @@ fn edges_into_sources_and_out_of_sinks_are_rejected() {
 #[test]
 fn payload_type_mismatch_is_rejected() {
     let mut g = builder();
-    g.actor("strings", CaptureSink::<Vec<String>>::new, ActorOptions::default());
+    g.actor(
+        "strings",
+        CaptureSink::<Vec<String>>::new,
+        ActorOptions::default(),
+    );
     g.connect("src", "strings");
     let e = err(g);
-    assert!(matches!(e, GraphError::TypeMismatch { ref to, .. } if to == "strings"), "{e}");
+    assert!(
+        matches!(e, GraphError::TypeMismatch { ref to, .. } if to == "strings"),
+        "{e}"
+    );
     assert!(e.to_string().contains("alloc::string::String"), "{e}");
 }
 

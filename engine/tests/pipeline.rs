@@ -11,7 +11,9 @@ use spate_engine::{
 };
 
 fn batches(n: u64, size: u64) -> Vec<Vec<u64>> {
-    (0..n).map(|b| (b * size..(b + 1) * size).collect()).collect()
+    (0..n)
+        .map(|b| (b * size..(b + 1) * size).collect())
+        .collect()
 }
 
 fn source_to_sink(
@@ -22,11 +24,19 @@ fn source_to_sink(
     let mut g = GraphBuilder::new();
     let s = source.clone();
     g.source("source", move || s.clone());
-    g.actor("forward", Forward::<Vec<u64>>::new, ActorOptions::with_capacity(capacity));
+    g.actor(
+        "forward",
+        Forward::<Vec<u64>>::new,
+        ActorOptions::with_capacity(capacity),
+    );
     g.connect("source", "forward");
     for (name, sink) in sinks {
         let sink = sink.clone();
-        g.actor(name, move || sink.clone(), ActorOptions::with_capacity(capacity));
+        g.actor(
+            name,
+            move || sink.clone(),
+            ActorOptions::with_capacity(capacity),
+        );
         g.connect("forward", name);
     }
     g.build().unwrap().spawn()
@@ -45,11 +55,18 @@ async fn backpressure_bounds_in_flight_batches_and_resumes() {
     let stalled_at = log.sent.load(Ordering::SeqCst);
     // forward: 2 queued + 1 in hand; sink: 2 queued + 1 waiting at the gate;
     // the source holds one more blocked in send.
-    assert!(stalled_at <= 7, "source sent {stalled_at} batches into a stalled pipeline");
+    assert!(
+        stalled_at <= 7,
+        "source sent {stalled_at} batches into a stalled pipeline"
+    );
     assert!(stalled_at >= 5, "pipeline did not fill up: {stalled_at}");
     assert_eq!(log.delivered(), 0);
     tokio::time::sleep(Duration::from_secs(60)).await;
-    assert_eq!(log.sent.load(Ordering::SeqCst), stalled_at, "source kept pulling");
+    assert_eq!(
+        log.sent.load(Ordering::SeqCst),
+        stalled_at,
+        "source kept pulling"
+    );
 
     // Speed the sink up: the producer resumes and everything is delivered.
     sink.open(usize::MAX >> 4);
@@ -58,7 +75,10 @@ async fn backpressure_bounds_in_flight_batches_and_resumes() {
     assert_eq!(log.delivered(), 100);
     assert!(log.max_in_flight.load(Ordering::SeqCst) <= 7);
     let source_stats = report.actor("source").unwrap();
-    assert!(source_stats.blocked > Duration::ZERO, "no backpressure time recorded");
+    assert!(
+        source_stats.blocked > Duration::ZERO,
+        "no backpressure time recorded"
+    );
     assert_eq!(sink.delivered().concat(), (0..800).collect::<Vec<u64>>());
 }
 
@@ -67,11 +87,18 @@ async fn delivered_only_after_every_sink_commits() {
     let source = ScriptedSource::new(batches(1, 4));
     let fast = CaptureSink::new();
     let slow = CaptureSink::slow(Duration::from_secs(10));
-    let pipeline = source_to_sink(&source, &[("fast", fast.clone()), ("slow", slow.clone())], 4);
+    let pipeline = source_to_sink(
+        &source,
+        &[("fast", fast.clone()), ("slow", slow.clone())],
+        4,
+    );
     let leaks = LeakCheck::new(&pipeline);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(fast.delivered().len(), 1);
-    assert!(source.log().verdicts().is_empty(), "verdict before the slow sink committed");
+    assert!(
+        source.log().verdicts().is_empty(),
+        "verdict before the slow sink committed"
+    );
     pipeline.join().await.unwrap();
     drop(leaks);
     assert_eq!(source.log().verdicts(), vec![Verdict::Delivered]);
@@ -87,7 +114,10 @@ async fn failed_if_any_sink_fails() {
     let verdicts = source.log().verdicts();
     assert_eq!(
         verdicts,
-        vec![Verdict::Failed("scripted failure".into()), Verdict::Delivered]
+        vec![
+            Verdict::Failed("scripted failure".into()),
+            Verdict::Delivered
+        ]
     );
     assert_eq!(ok.delivered().len(), 2);
 }
@@ -115,7 +145,11 @@ async fn failed_when_dropped_without_verdict() {
     g.build().unwrap().spawn().join().await.unwrap();
     let verdicts = source.log().verdicts();
     assert_eq!(verdicts.len(), 3);
-    assert!(verdicts.iter().all(|v| *v == Verdict::Failed("batch dropped without a verdict".into())));
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| *v == Verdict::Failed("batch dropped without a verdict".into()))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -135,8 +169,14 @@ async fn panic_fails_the_batch_and_restarts_with_backoff() {
     assert_eq!(stats.errors_external, 1, "the scripted error");
     assert_eq!(sink.state().starts.load(Ordering::SeqCst), 3);
     // Two restarts: 100 ms then 200 ms, each ±20 % jitter.
-    assert!(elapsed >= Duration::from_millis(240), "restarted too early: {elapsed:?}");
-    assert!(elapsed <= Duration::from_millis(360), "restarted too late: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(240),
+        "restarted too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed <= Duration::from_millis(360),
+        "restarted too late: {elapsed:?}"
+    );
 }
 
 /// Fails every batch with an unrecoverable error.
@@ -171,7 +211,11 @@ async fn unrecoverable_error_trips_the_kill_switch() {
     );
     let log = source.log();
     assert_eq!(log.delivered(), 0);
-    assert_eq!(log.failed(), log.sent.load(Ordering::SeqCst), "every batch sent got a verdict");
+    assert_eq!(
+        log.failed(),
+        log.sent.load(Ordering::SeqCst),
+        "every batch sent got a verdict"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -196,7 +240,10 @@ async fn restart_limit_trips_the_kill_switch() {
     );
     g.connect("source", "sink");
     let err = g.build().unwrap().spawn().join().await.unwrap_err();
-    assert!(matches!(err, PipelineError::Killed { ref actor, .. } if actor == "sink"), "{err}");
+    assert!(
+        matches!(err, PipelineError::Killed { ref actor, .. } if actor == "sink"),
+        "{err}"
+    );
     assert_eq!(sink.state().starts.load(Ordering::SeqCst), 4);
 }
 
@@ -207,12 +254,19 @@ async fn shutdown_drains_everything_in_flight() {
     let pipeline = source_to_sink(&source, &[("sink", sink.clone())], 4);
     let leaks = LeakCheck::new(&pipeline);
     tokio::time::sleep(Duration::from_millis(55)).await;
-    assert!(sink.delivered().len() < 50, "test needs batches still in flight");
+    assert!(
+        sink.delivered().len() < 50,
+        "test needs batches still in flight"
+    );
     let report = pipeline.shutdown(Duration::from_secs(30)).await.unwrap();
     drop(leaks);
     let log = source.log();
     let sent = log.sent.load(Ordering::SeqCst);
-    assert_eq!(log.delivered(), sent, "everything the source sent was delivered");
+    assert_eq!(
+        log.delivered(),
+        sent,
+        "everything the source sent was delivered"
+    );
     assert_eq!(log.failed(), 0);
     assert_eq!(sink.delivered().len(), sent);
     assert_eq!(sink.state().flushes.load(Ordering::SeqCst), 1);
@@ -228,19 +282,29 @@ async fn deadline_forces_exit_and_fails_what_was_cut_off() {
     let leaks = LeakCheck::new(&pipeline);
     tokio::time::sleep(Duration::from_millis(1)).await;
     let started = tokio::time::Instant::now();
-    let err = pipeline.shutdown(Duration::from_secs(15)).await.unwrap_err();
+    let err = pipeline
+        .shutdown(Duration::from_secs(15))
+        .await
+        .unwrap_err();
     drop(leaks);
     assert_eq!(started.elapsed(), Duration::from_secs(15));
     match err {
         PipelineError::DeadlineExceeded { still_running, .. } => {
-            assert!(still_running.contains(&"sink".to_string()), "{still_running:?}")
+            assert!(
+                still_running.contains(&"sink".to_string()),
+                "{still_running:?}"
+            )
         }
         other => panic!("expected deadline, got {other}"),
     }
     let log = source.log();
     let sent = log.sent.load(Ordering::SeqCst);
     assert_eq!(log.delivered(), 1, "one batch finished inside the deadline");
-    assert_eq!(log.delivered() + log.failed(), sent, "every cut-off batch failed");
+    assert_eq!(
+        log.delivered() + log.failed(),
+        sent,
+        "every cut-off batch failed"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -261,7 +325,11 @@ async fn first_signal_drains_second_aborts() {
     let err = run.await.unwrap().unwrap_err();
     assert!(matches!(err, PipelineError::Interrupted { .. }), "{err}");
     let log = source.log();
-    assert_eq!(log.delivered(), 2, "drained two batches before the second signal");
+    assert_eq!(
+        log.delivered(),
+        2,
+        "drained two batches before the second signal"
+    );
     assert_eq!(log.failed(), 3);
 }
 
@@ -350,7 +418,10 @@ async fn flush_request_is_served_before_queued_data() {
         let flush = pipeline.flush_actor("sink");
         tokio::pin!(flush);
         let queued = tokio::time::timeout(Duration::from_millis(1), &mut flush).await;
-        assert!(queued.is_err(), "flush cannot finish while the sink is mid-batch");
+        assert!(
+            queued.is_err(),
+            "flush cannot finish while the sink is mid-batch"
+        );
         sink.open(1);
         // The flush is served after the batch in hand, before the queued ones.
         assert!(flush.await);
@@ -398,7 +469,11 @@ async fn pool_workers_share_one_mailbox_and_each_batch_goes_to_one() {
     let started = tokio::time::Instant::now();
     let report = pipeline.join().await.unwrap();
     // 40 batches at 10 ms each across three workers: about 140 ms, not 400.
-    assert!(started.elapsed() <= Duration::from_millis(150), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() <= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(report.actor("workers").unwrap().batches_in, 40);
     let mut got = sink.delivered().concat();
     got.sort_unstable();

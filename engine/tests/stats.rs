@@ -62,29 +62,65 @@ fn per_actor_metrics_have_names_and_labels() {
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, run_pipeline);
     let snapshot = snapshotter.snapshot().into_vec();
-    let counter = |name: &str, labels: &[(&str, &str)]| match value(&snapshot, MetricKind::Counter, name, labels) {
+    let counter = |name: &str, labels: &[(&str, &str)]| match value(
+        &snapshot,
+        MetricKind::Counter,
+        name,
+        labels,
+    ) {
         Some(DebugValue::Counter(c)) => *c,
         other => panic!("counter {name} {labels:?}: {other:?}"),
     };
-    assert_eq!(counter("spate_actor_batches_sent_total", &[("actor", "source")]), 10);
-    assert_eq!(counter("spate_actor_events_sent_total", &[("actor", "source")]), 30);
-    assert_eq!(counter("spate_actor_batches_received_total", &[("actor", "slow")]), 10);
-    assert_eq!(counter("spate_actor_events_received_total", &[("actor", "sink")]), 30);
     assert_eq!(
-        counter("spate_actor_errors_total", &[("actor", "sink"), ("class", "external")]),
+        counter("spate_actor_batches_sent_total", &[("actor", "source")]),
+        10
+    );
+    assert_eq!(
+        counter("spate_actor_events_sent_total", &[("actor", "source")]),
+        30
+    );
+    assert_eq!(
+        counter("spate_actor_batches_received_total", &[("actor", "slow")]),
+        10
+    );
+    assert_eq!(
+        counter("spate_actor_events_received_total", &[("actor", "sink")]),
+        30
+    );
+    assert_eq!(
+        counter(
+            "spate_actor_errors_total",
+            &[("actor", "sink"), ("class", "external")]
+        ),
         1
     );
     assert_eq!(
-        counter("spate_actor_errors_total", &[("actor", "sink"), ("class", "internal")]),
+        counter(
+            "spate_actor_errors_total",
+            &[("actor", "sink"), ("class", "internal")]
+        ),
         0
     );
-    assert_eq!(counter("spate_actor_restarts_total", &[("actor", "sink")]), 1);
-    let gauge = |name: &str, labels: &[(&str, &str)]| match value(&snapshot, MetricKind::Gauge, name, labels) {
+    assert_eq!(
+        counter("spate_actor_restarts_total", &[("actor", "sink")]),
+        1
+    );
+    let gauge = |name: &str, labels: &[(&str, &str)]| match value(
+        &snapshot,
+        MetricKind::Gauge,
+        name,
+        labels,
+    ) {
         Some(DebugValue::Gauge(g)) => g.into_inner(),
         other => panic!("gauge {name} {labels:?}: {other:?}"),
     };
     // The slow stage (5 ms a batch, mailbox of 1) makes the source wait.
-    assert!(gauge("spate_actor_backpressure_seconds_total", &[("actor", "source")]) > 0.0);
+    assert!(
+        gauge(
+            "spate_actor_backpressure_seconds_total",
+            &[("actor", "source")]
+        ) > 0.0
+    );
     let p99 = gauge(
         "spate_actor_handle_latency_seconds",
         &[("actor", "slow"), ("quantile", "0.99")],
@@ -107,5 +143,8 @@ fn prometheus_exporter_renders_actor_metrics() {
         text.contains(r#"spate_actor_events_received_total{actor="sink"} 30"#),
         "{text}"
     );
-    assert!(text.contains(r#"spate_actor_restarts_total{actor="sink"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"spate_actor_restarts_total{actor="sink"} 1"#),
+        "{text}"
+    );
 }

@@ -158,10 +158,10 @@ impl StrColumn {
         if i >= self.len() {
             return None;
         }
-        if let Some(v) = &self.validity {
-            if !v[i] {
-                return None;
-            }
+        if let Some(v) = &self.validity
+            && !v[i]
+        {
+            return None;
         }
         let (start, end) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
         // Only valid UTF-8 is ever pushed.
