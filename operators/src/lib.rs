@@ -1,4 +1,19 @@
-//! Spate's operators: decoders, the classifier, enrichment, windows, sources and sinks.
+//! `spate-operators`: the stages of Spate's pipelines.
+//!
+//! - [`sources`]: where raw bytes come from (files and stdin so far).
+//! - [`decode`] and [`classify`]: bytes to classified events ([`event::EventBatch`]),
+//!   with dead letters for what cannot be read.
+//! - [`transforms`]: the engine actors wrapping them ([`transforms::decode::DecodeStage`]).
+//! - [`log_batch`]: the payload between decode and the sinks (Arrow, split by partition).
+//! - [`sinks`]: where events end up (the Parquet lake, dead letters).
+//!
+//! It is not the CLI or the configuration file format: `spate` (bin/) wires these
+//! into pipelines.
+
 pub mod classify;
 pub mod decode;
 pub mod event;
+pub mod log_batch;
+pub mod sinks;
+pub mod sources;
+pub mod transforms;

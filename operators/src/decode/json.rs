@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 
 use simd_json::{Node, StaticNode};
 
+use super::flat::find_special;
 use super::timestamp::{epoch_to_ms, parse_ts_text};
 use crate::classify::{level_from_number, parse_level};
 use crate::event::Severity;
@@ -86,30 +87,84 @@ pub(super) fn as_str<'a>(v: &[Node<'a>]) -> Option<&'a str> {
     }
 }
 
-fn ts_value(v: &[Node<'_>]) -> Option<i64> {
-    match v.first()? {
-        Node::String(s) => parse_ts_text(s),
-        Node::Static(StaticNode::I64(n)) => epoch_to_ms(*n as f64),
-        Node::Static(StaticNode::U64(n)) => epoch_to_ms(*n as f64),
-        Node::Static(StaticNode::F64(n)) => epoch_to_ms(*n),
+/// What a JSON value is, as far as field extraction cares.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind<'a> {
+    Str(&'a str),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Other,
+    /// An object with this many members.
+    Object(usize),
+}
+
+/// A JSON value seen by [`extract_members`]: a simd-json tape slice, or a
+/// validated span of the input (`flat.rs`).
+pub(super) trait JsonValue<'a>: Copy {
+    fn kind(self) -> Kind<'a>;
+    /// Members of an object (nothing for other values).
+    fn members(self) -> impl Iterator<Item = (&'a str, Self)>;
+    /// Writes the value as compact JSON.
+    fn write(self, out: &mut String);
+    /// The member holding this value as compact JSON (`"key":value`), when
+    /// that is exactly its input text.
+    fn member_text(self) -> Option<&'a str> {
+        None
+    }
+
+    fn str(self) -> Option<&'a str> {
+        match self.kind() {
+            Kind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'t, 'a> JsonValue<'a> for &'t [Node<'a>] {
+    #[inline]
+    fn kind(self) -> Kind<'a> {
+        match self.first() {
+            Some(Node::String(s)) => Kind::Str(s),
+            Some(Node::Static(StaticNode::I64(n))) => Kind::I64(*n),
+            Some(Node::Static(StaticNode::U64(n))) => Kind::U64(*n),
+            Some(Node::Static(StaticNode::F64(n))) => Kind::F64(*n),
+            Some(Node::Object { len, .. }) => Kind::Object(*len),
+            _ => Kind::Other,
+        }
+    }
+    fn members(self) -> impl Iterator<Item = (&'a str, Self)> {
+        members(self)
+    }
+    fn write(self, out: &mut String) {
+        write_value(out, self);
+    }
+}
+
+fn ts_value<'a>(v: impl JsonValue<'a>) -> Option<i64> {
+    match v.kind() {
+        Kind::Str(s) => parse_ts_text(s),
+        Kind::I64(n) => epoch_to_ms(n as f64),
+        Kind::U64(n) => epoch_to_ms(n as f64),
+        Kind::F64(n) => epoch_to_ms(n),
         _ => None,
     }
 }
 
-fn level_value(v: &[Node<'_>]) -> Option<Severity> {
-    match v.first()? {
-        Node::String(s) => parse_level(s),
-        Node::Static(StaticNode::I64(n)) => level_from_number(*n),
-        Node::Static(StaticNode::U64(n)) => level_from_number(i64::try_from(*n).ok()?),
+fn level_value<'a>(v: impl JsonValue<'a>) -> Option<Severity> {
+    match v.kind() {
+        Kind::Str(s) => parse_level(s),
+        Kind::I64(n) => level_from_number(n),
+        Kind::U64(n) => level_from_number(i64::try_from(n).ok()?),
         _ => None,
     }
 }
 
-fn status_value(v: &[Node<'_>]) -> Option<u16> {
-    let n: u64 = match v.first()? {
-        Node::String(s) => s.trim().parse().ok()?,
-        Node::Static(StaticNode::I64(n)) => u64::try_from(*n).ok()?,
-        Node::Static(StaticNode::U64(n)) => *n,
+fn status_value<'a>(v: impl JsonValue<'a>) -> Option<u16> {
+    let n: u64 = match v.kind() {
+        Kind::Str(s) => s.trim().parse().ok()?,
+        Kind::I64(n) => u64::try_from(n).ok()?,
+        Kind::U64(n) => n,
         _ => return None,
     };
     (100..=999).contains(&n).then_some(n as u16)
@@ -117,12 +172,12 @@ fn status_value(v: &[Node<'_>]) -> Option<u16> {
 
 /// Finds the first member of `obj` named one of `keys` for which `take` gives a
 /// value: `(value, member position)`.
-fn nested<'a, T>(
-    obj: &[Node<'a>],
+fn nested<'a, V: JsonValue<'a>, T>(
+    obj: V,
     keys: &[&str],
-    take: impl Fn(&[Node<'a>]) -> Option<T>,
+    take: impl Fn(V) -> Option<T>,
 ) -> Option<(T, usize)> {
-    members(obj).enumerate().find_map(|(i, (k, v))| {
+    obj.members().enumerate().find_map(|(i, (k, v))| {
         if keys.contains(&k) {
             take(v).map(|t| (t, i))
         } else {
@@ -140,78 +195,160 @@ pub fn extract<'a>(
     attrs: &mut String,
     detect_cloudwatch: bool,
 ) -> JsonFields<'a> {
+    extract_members(members(nodes), attrs, detect_cloudwatch)
+}
+
+/// What a member key means to [`extract_members`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    CloudWatch,
+    Ts,
+    Level,
+    Message,
+    Log,
+    Service,
+    Host,
+    Status,
+    Http,
+    ClientIp,
+    Path,
+    Other,
+}
+
+/// `Some(field)` when `key` is `name` (`name.len()` is known to match).
+#[inline(always)]
+fn is(key: &str, name: &str, field: Field) -> Field {
+    if key == name { field } else { Field::Other }
+}
+
+/// The field a key names: dispatch on length and first/last byte, then one
+/// comparison (instead of comparing against every name in turn).
+#[inline]
+fn field_of(key: &str) -> Field {
+    use Field::*;
+    let b = key.as_bytes();
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return Other;
+    };
+    match (b.len(), first, last) {
+        (2, b't', b's') => is(key, "ts", Ts),
+        (2, b'i', b'p') => is(key, "ip", ClientIp),
+        (3, b'l', b'l') => is(key, "lvl", Level),
+        (3, b'l', b'g') => is(key, "log", Log),
+        (3, b'm', b'g') => is(key, "msg", Message),
+        (3, b'a', b'p') => is(key, "app", Service),
+        (3, b'u', b'l') => is(key, "url", Path),
+        (3, b'u', b'i') => is(key, "uri", Path),
+        (4, b't', b'e') => is(key, "time", Ts),
+        (4, b'h', b't') => is(key, "host", Host),
+        (4, b'h', b'p') => is(key, "http", Http),
+        (4, b'p', b'h') => is(key, "path", Path),
+        (5, b'l', b'l') => is(key, "level", Level),
+        (6, b's', b's') => is(key, "status", Status),
+        (7, b'm', b'e') => is(key, "message", Message),
+        (7, b's', b'e') => is(key, "service", Service),
+        (8, b's', b'y') => is(key, "severity", Level),
+        (8, b'l', b'l') => is(key, "loglevel", Level),
+        (8, b'h', b'e') => is(key, "hostname", Host),
+        (9, b't', b'p') => is(key, "timestamp", Ts),
+        (9, b'l', b'e') => is(key, "levelname", Level),
+        (9, b'l', b'l') => match is(key, "log_level", Level) {
+            Other => is(key, "log.level", Level),
+            f => f,
+        },
+        (9, b'l', b's') => is(key, "logEvents", CloudWatch),
+        (9, b'h', b'e') => is(key, "host.name", Host),
+        (9, b'c', b'p') => match is(key, "client_ip", ClientIp) {
+            Other => is(key, "client.ip", ClientIp),
+            f => f,
+        },
+        (10, b'@', b'p') => is(key, "@timestamp", Ts),
+        (10, b's', b'e') => is(key, "statusCode", Status),
+        (11, b'a', b'n') => is(key, "application", Service),
+        (11, b'm', b'e') => is(key, "messageType", CloudWatch),
+        (11, b's', b'e') => is(key, "status_code", Status),
+        (11, b'h', b's') => is(key, "http.status", Status),
+        (11, b'r', b'r') => is(key, "remote_addr", ClientIp),
+        (12, b's', b'e') => is(key, "service.name", Service),
+        (16, b'h', b'e') => is(key, "http.status_code", Status),
+        _ => Other,
+    }
+}
+
+/// [`extract`] over the members of an object, whatever their representation.
+pub(super) fn extract_members<'a, V: JsonValue<'a>>(
+    members: impl Iterator<Item = (&'a str, V)>,
+    attrs: &mut String,
+    detect_cloudwatch: bool,
+) -> JsonFields<'a> {
     attrs.clear();
     let mut f = JsonFields::default();
-    for (key, v) in members(nodes) {
+    for (key, v) in members {
         // `Some(i)`: member i of the nested object `v` was extracted.
         let mut skip_member = None;
-        let consumed = match key {
-            "messageType" | "logEvents" if detect_cloudwatch => {
+        let consumed = match field_of(key) {
+            Field::CloudWatch if detect_cloudwatch => {
                 f.cloudwatch = true;
                 return f;
             }
-            "ts" | "timestamp" | "time" | "@timestamp" if f.ts.is_none() => {
+            Field::Ts if f.ts.is_none() => {
                 f.ts = ts_value(v);
                 f.ts.is_some()
             }
-            "level" | "severity" | "lvl" | "levelname" | "log_level" | "loglevel" | "log.level"
-                if f.level.is_none() =>
-            {
+            Field::Level if f.level.is_none() => {
                 f.level = level_value(v);
                 f.level.is_some()
             }
-            "msg" | "message" if f.message.is_none() => {
-                f.message = as_str(v);
+            Field::Message if f.message.is_none() => {
+                f.message = v.str();
                 f.message.is_some()
             }
-            "log" if f.message.is_none() && as_str(v).is_some() => {
-                f.message = as_str(v);
+            Field::Log if f.message.is_none() && v.str().is_some() => {
+                f.message = v.str();
                 true
             }
-            "log" if f.level.is_none() => {
+            Field::Log if f.level.is_none() => {
                 if let Some((l, i)) = nested(v, &["level"], level_value) {
                     (f.level, skip_member) = (Some(l), Some(i));
                 }
                 false
             }
-            "service" | "app" | "application" | "service.name" if f.service.is_none() => {
-                f.service = as_str(v);
+            Field::Service if f.service.is_none() => {
+                f.service = v.str();
                 if f.service.is_none()
                     && key == "service"
-                    && let Some((s, i)) = nested(v, &["name"], as_str)
+                    && let Some((s, i)) = nested(v, &["name"], V::str)
                 {
                     (f.service, skip_member) = (Some(s), Some(i));
                 }
                 f.service.is_some() && skip_member.is_none()
             }
-            "host" | "hostname" | "host.name" if f.host.is_none() => {
-                f.host = as_str(v);
+            Field::Host if f.host.is_none() => {
+                f.host = v.str();
                 if f.host.is_none()
                     && key == "host"
-                    && let Some((s, i)) = nested(v, &["name", "hostname"], as_str)
+                    && let Some((s, i)) = nested(v, &["name", "hostname"], V::str)
                 {
                     (f.host, skip_member) = (Some(s), Some(i));
                 }
                 f.host.is_some() && skip_member.is_none()
             }
-            "status" | "status_code" | "statusCode" | "http.status" | "http.status_code"
-                if f.status == 0 =>
-            {
+            Field::Status if f.status == 0 => {
                 f.status = status_value(v).unwrap_or(0);
                 f.status != 0
             }
-            "http" if f.status == 0 => {
+            Field::Http if f.status == 0 => {
                 if let Some((s, i)) = nested(v, &["status", "status_code"], status_value) {
                     (f.status, skip_member) = (s, Some(i));
                 }
                 false
             }
-            "client_ip" | "ip" | "remote_addr" | "client.ip" if f.client_ip.is_none() => {
-                f.client_ip = as_str(v);
+            Field::ClientIp if f.client_ip.is_none() => {
+                f.client_ip = v.str();
                 f.client_ip.is_some()
             }
-            "path" | "url" | "uri" if f.path.is_none() => {
-                f.path = as_str(v);
+            Field::Path if f.path.is_none() => {
+                f.path = v.str();
                 false
             }
             _ => false,
@@ -219,15 +356,18 @@ pub fn extract<'a>(
         if consumed {
             continue;
         }
-        if let (Some(skip), Some(Node::Object { len, .. })) = (skip_member, v.first()) {
-            if *len == 1 {
+        if let (Some(skip), Kind::Object(len)) = (skip_member, v.kind()) {
+            if len == 1 {
                 continue;
             }
             open_member(attrs, key);
             write_object(attrs, v, Some(skip));
+        } else if let Some(m) = v.member_text() {
+            attrs.push(if attrs.is_empty() { '{' } else { ',' });
+            attrs.push_str(m);
         } else {
             open_member(attrs, key);
-            write_value(attrs, v);
+            v.write(attrs);
         }
     }
     if !attrs.is_empty() {
@@ -242,10 +382,10 @@ fn open_member(out: &mut String, key: &str) {
     out.push(':');
 }
 
-fn write_object(out: &mut String, v: &[Node<'_>], skip: Option<usize>) {
+fn write_object<'a>(out: &mut String, v: impl JsonValue<'a>, skip: Option<usize>) {
     out.push('{');
     let mut first = true;
-    for (i, (k, m)) in members(v).enumerate() {
+    for (i, (k, m)) in v.members().enumerate() {
         if Some(i) == skip {
             continue;
         }
@@ -255,7 +395,7 @@ fn write_object(out: &mut String, v: &[Node<'_>], skip: Option<usize>) {
         first = false;
         write_json_str(out, k);
         out.push(':');
-        write_value(out, m);
+        m.write(out);
     }
     out.push('}');
 }
@@ -297,36 +437,21 @@ pub fn write_value(out: &mut String, v: &[Node<'_>]) {
     }
 }
 
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
 /// Writes `s` as a JSON string literal (quotes included).
 pub fn write_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     let b = s.as_bytes();
     let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if !NEEDS_ESCAPE[c as usize] {
-            continue;
-        }
+    while let Some(i) = find_special(b, start) {
         out.push_str(&s[start..i]);
-        match c {
+        match b[i] {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
             b'\n' => out.push_str("\\n"),
             b'\r' => out.push_str("\\r"),
             b'\t' => out.push_str("\\t"),
-            _ => {
+            c => {
                 let _ = write!(out, "\\u{c:04x}");
             }
         }
@@ -335,7 +460,6 @@ pub fn write_json_str(out: &mut String, s: &str) {
     out.push_str(&s[start..]);
     out.push('"');
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +559,60 @@ mod tests {
                 .cloudwatch
         );
         assert!(!run(r#"{"message":"logEvents"}"#).0.cloudwatch);
+    }
+
+    #[test]
+    fn key_dispatch_matches_the_names() {
+        let table: &[(&str, Field)] = &[
+            ("messageType", Field::CloudWatch),
+            ("logEvents", Field::CloudWatch),
+            ("ts", Field::Ts),
+            ("timestamp", Field::Ts),
+            ("time", Field::Ts),
+            ("@timestamp", Field::Ts),
+            ("level", Field::Level),
+            ("severity", Field::Level),
+            ("lvl", Field::Level),
+            ("levelname", Field::Level),
+            ("log_level", Field::Level),
+            ("loglevel", Field::Level),
+            ("log.level", Field::Level),
+            ("msg", Field::Message),
+            ("message", Field::Message),
+            ("log", Field::Log),
+            ("service", Field::Service),
+            ("app", Field::Service),
+            ("application", Field::Service),
+            ("service.name", Field::Service),
+            ("host", Field::Host),
+            ("hostname", Field::Host),
+            ("host.name", Field::Host),
+            ("status", Field::Status),
+            ("status_code", Field::Status),
+            ("statusCode", Field::Status),
+            ("http.status", Field::Status),
+            ("http.status_code", Field::Status),
+            ("http", Field::Http),
+            ("client_ip", Field::ClientIp),
+            ("ip", Field::ClientIp),
+            ("remote_addr", Field::ClientIp),
+            ("client.ip", Field::ClientIp),
+            ("path", Field::Path),
+            ("url", Field::Path),
+            ("uri", Field::Path),
+        ];
+        for (k, f) in table {
+            assert_eq!(field_of(k), *f, "{k}");
+            // Near misses of every name are ordinary keys.
+            for bad in [k.to_uppercase(), format!("{k}x"), k[1..].to_string()] {
+                if !table.iter().any(|(n, _)| *n == bad) {
+                    assert_eq!(field_of(&bad), Field::Other, "{bad}");
+                }
+            }
+        }
+        for k in ["", "t", "trace_id", "lol", "l\0l", "hpst", "sssssss"] {
+            assert_eq!(field_of(k), Field::Other, "{k}");
+        }
     }
 
     #[test]

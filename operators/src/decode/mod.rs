@@ -46,6 +46,7 @@
 
 mod access;
 mod cloudwatch;
+mod flat;
 mod json;
 mod text;
 mod timestamp;
@@ -257,6 +258,8 @@ struct Engine {
     cfg: DecoderConfig,
     classifier: Classifier,
     json: JsonScratch,
+    /// Members found by the JSON fast path (`flat.rs`).
+    flat: Vec<flat::Member>,
     attrs: String,
     nul: Vec<u8>,
 }
@@ -281,6 +284,7 @@ impl LineDecoder {
                 cfg: config,
                 classifier,
                 json: JsonScratch::new(depth),
+                flat: Vec::new(),
                 attrs: String::new(),
                 nul: Vec::new(),
             },
@@ -366,6 +370,7 @@ impl Engine {
             cfg,
             classifier,
             json,
+            flat,
             attrs,
             nul,
         } = self;
@@ -394,6 +399,14 @@ impl Engine {
             return LineOutcome::Dead;
         };
         if line[0] == b'{' {
+            if flat::scan(text, flat) {
+                let f = json::extract_members(flat::iter(text, flat), attrs, meta.allow_cloudwatch);
+                if f.cloudwatch {
+                    return LineOutcome::CloudWatch;
+                }
+                emit(out, ctx, meta, &json_fields(&f), attrs, classifier);
+                return LineOutcome::Event;
+            }
             let JsonScratch {
                 buf,
                 buffers,
@@ -412,17 +425,7 @@ impl Engine {
                 *spare = Some(tape.reset());
                 return LineOutcome::CloudWatch;
             }
-            let fields = Fields {
-                ts: f.ts,
-                level: f.level,
-                service: f.service,
-                host: f.host,
-                message: f.message.unwrap_or(""),
-                status: f.status,
-                client_ip: f.client_ip,
-                path: f.path,
-            };
-            emit(out, ctx, meta, &fields, attrs, classifier);
+            emit(out, ctx, meta, &json_fields(&f), attrs, classifier);
             *spare = Some(tape.reset());
         } else if let Some(a) = parse_access(text) {
             access::write_access_attrs(&a, attrs);
@@ -449,6 +452,19 @@ impl Engine {
             emit(out, ctx, meta, &fields, attrs, classifier);
         }
         LineOutcome::Event
+    }
+}
+
+fn json_fields<'a>(f: &JsonFields<'a>) -> Fields<'a> {
+    Fields {
+        ts: f.ts,
+        level: f.level,
+        service: f.service,
+        host: f.host,
+        message: f.message.unwrap_or(""),
+        status: f.status,
+        client_ip: f.client_ip,
+        path: f.path,
     }
 }
 
@@ -518,3 +534,5 @@ fn emit(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod throughput;

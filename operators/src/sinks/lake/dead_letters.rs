@@ -1,0 +1,126 @@
+//! Dead letters as NDJSON under `<data-dir>/deadletter/dt=YYYY-MM-DD/`.
+//!
+//! One line per rejected input: `reason`, `source`, `position`, and the raw bytes
+//! as `raw` (UTF-8) or `raw_base64` (anything else). Files are written like lake
+//! files: hidden while open, renamed into place on commit.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde::Serialize;
+
+use super::LakeError;
+use super::part_file::sync_dir;
+use crate::decode::DeadLetter;
+
+#[derive(Serialize)]
+struct DeadLetterLine<'a> {
+    reason: &'a str,
+    source: &'a str,
+    position: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_base64: Option<String>,
+}
+
+/// The NDJSON line for one dead letter (without the newline).
+///
+/// ```
+/// use spate_operators::decode::DeadLetter;
+/// use spate_operators::sinks::lake::dead_letters::dead_letter_line;
+/// let dl = DeadLetter { reason: "invalid utf-8".into(), source: "stdin".into(), position: 7, raw: vec![0xff, b'a'] };
+/// assert_eq!(
+///     dead_letter_line(&dl),
+///     r#"{"reason":"invalid utf-8","source":"stdin","position":7,"raw_base64":"/2E="}"#
+/// );
+/// ```
+pub fn dead_letter_line(dl: &DeadLetter) -> String {
+    let (raw, raw_base64) = match std::str::from_utf8(&dl.raw) {
+        Ok(s) => (Some(s), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(&dl.raw)),
+        ),
+    };
+    serde_json::to_string(&DeadLetterLine {
+        reason: &dl.reason,
+        source: &dl.source,
+        position: dl.position,
+        raw,
+        raw_base64,
+    })
+    .unwrap_or_else(|e| format!(r#"{{"reason":"unserializable dead letter: {e}"}}"#))
+}
+
+/// An open dead-letter file.
+pub struct DeadLetterFile {
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    out: BufWriter<File>,
+    lines: u64,
+}
+
+impl DeadLetterFile {
+    /// Creates `dir/.name.tmp`, to become `dir/name` on commit.
+    pub fn create(dir: &Path, name: &str) -> Result<Self, LakeError> {
+        std::fs::create_dir_all(dir).map_err(|e| LakeError::io("create directory", dir, e))?;
+        let final_path = dir.join(name);
+        let tmp_path = dir.join(format!(".{name}.tmp"));
+        let file = File::create(&tmp_path).map_err(|e| LakeError::io("create", &tmp_path, e))?;
+        Ok(DeadLetterFile {
+            tmp_path,
+            final_path,
+            out: BufWriter::new(file),
+            lines: 0,
+        })
+    }
+
+    /// Appends dead letters.
+    pub fn append(&mut self, letters: &[DeadLetter]) -> Result<(), LakeError> {
+        for dl in letters {
+            let line = dead_letter_line(dl);
+            self.out
+                .write_all(line.as_bytes())
+                .and_then(|_| self.out.write_all(b"\n"))
+                .map_err(|e| LakeError::io("write", &self.tmp_path, e))?;
+            self.lines += 1;
+        }
+        Ok(())
+    }
+
+    /// Lines written.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Flushes, fsyncs and renames into place.
+    pub fn commit(self) -> Result<PathBuf, LakeError> {
+        let DeadLetterFile {
+            tmp_path,
+            final_path,
+            out,
+            ..
+        } = self;
+        let file = out
+            .into_inner()
+            .map_err(|e| LakeError::io("flush", &tmp_path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| LakeError::io("fsync", &tmp_path, e))?;
+        std::fs::rename(&tmp_path, &final_path)
+            .map_err(|e| LakeError::io("rename", &tmp_path, e))?;
+        if let Some(dir) = final_path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(final_path)
+    }
+
+    /// Abandons the file, removing the temporary.
+    pub fn abort(self) {
+        let DeadLetterFile { tmp_path, out, .. } = self;
+        drop(out);
+        let _ = std::fs::remove_file(tmp_path);
+    }
+}

@@ -1,0 +1,172 @@
+//! One Parquet file being written: a hidden temporary file that becomes visible
+//! only when committed (flushed, fsynced, renamed, directory fsynced).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use tokio::time::Instant;
+
+use super::schema::logs_file_schema;
+use super::LakeError;
+
+/// Parquet settings for lake files.
+///
+/// zstd everywhere; dictionaries only where values repeat (hosts, sources,
+/// severities), not for messages and ids, where they only cost time; statistics
+/// per chunk for the long text columns so page headers stay small.
+pub fn writer_properties(zstd_level: i32, row_group_rows: usize) -> Result<Arc<WriterProperties>, LakeError> {
+    let level = ZstdLevel::try_new(zstd_level)
+        .map_err(|e| LakeError::Config(format!("zstd level {zstd_level}: {e}")))?;
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_created_by(format!("spate {}", env!("CARGO_PKG_VERSION")));
+    for column in ["event_id", "message", "attrs"] {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(column), false)
+            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Chunk);
+    }
+    builder = builder.set_statistics_truncate_length(Some(64));
+    Ok(Arc::new(builder.build()))
+}
+
+/// A Parquet file open for writing.
+pub struct PartFile {
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    writer: ArrowWriter<File>,
+    sync: File,
+    opened_at: Instant,
+    rows: u64,
+}
+
+/// A file made visible in the lake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Rows in it.
+    pub rows: u64,
+    /// Its size.
+    pub bytes: u64,
+}
+
+impl PartFile {
+    /// Creates `dir/.name.tmp`, to become `dir/name` on commit.
+    pub fn create(dir: &Path, name: &str, props: Arc<WriterProperties>) -> Result<Self, LakeError> {
+        std::fs::create_dir_all(dir).map_err(|e| LakeError::io("create directory", dir, e))?;
+        let final_path = dir.join(name);
+        let tmp_path = dir.join(format!(".{name}.tmp"));
+        let file = File::create(&tmp_path).map_err(|e| LakeError::io("create", &tmp_path, e))?;
+        let sync = file
+            .try_clone()
+            .map_err(|e| LakeError::io("clone handle of", &tmp_path, e))?;
+        let writer = ArrowWriter::try_new(file, logs_file_schema(), Some((*props).clone()))
+            .map_err(|e| LakeError::Parquet(e.to_string()))?;
+        Ok(PartFile {
+            tmp_path,
+            final_path,
+            writer,
+            sync,
+            opened_at: Instant::now(),
+            rows: 0,
+        })
+    }
+
+    /// Appends rows (encoded into the current row group).
+    pub fn write(&mut self, records: &RecordBatch) -> Result<(), LakeError> {
+        self.writer
+            .write(records)
+            .map_err(|e| LakeError::Parquet(e.to_string()))?;
+        self.rows += records.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Ends the current row group if it holds more than `max_bytes`, so memory
+    /// stays bounded while the file stays open.
+    pub fn limit_buffered(&mut self, max_bytes: usize) -> Result<(), LakeError> {
+        if self.writer.in_progress_size() > max_bytes {
+            self.writer
+                .flush()
+                .map_err(|e| LakeError::Parquet(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written to disk plus the estimate of what is buffered.
+    pub fn size(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
+    /// Bytes held in memory by the current row group.
+    pub fn buffered(&self) -> usize {
+        self.writer.memory_size()
+    }
+
+    /// When the file was opened.
+    pub fn opened_at(&self) -> Instant {
+        self.opened_at
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Writes the footer, fsyncs, renames into place and fsyncs the directory.
+    pub fn commit(self) -> Result<CommittedFile, LakeError> {
+        let PartFile {
+            tmp_path,
+            final_path,
+            writer,
+            sync,
+            rows,
+            ..
+        } = self;
+        writer
+            .close()
+            .map_err(|e| LakeError::Parquet(e.to_string()))?;
+        sync.sync_all()
+            .map_err(|e| LakeError::io("fsync", &tmp_path, e))?;
+        let bytes = sync
+            .metadata()
+            .map_err(|e| LakeError::io("stat", &tmp_path, e))?
+            .len();
+        std::fs::rename(&tmp_path, &final_path)
+            .map_err(|e| LakeError::io("rename", &tmp_path, e))?;
+        if let Some(dir) = final_path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(CommittedFile {
+            path: final_path,
+            rows,
+            bytes,
+        })
+    }
+
+    /// Abandons the file, removing the temporary.
+    pub fn abort(self) {
+        let PartFile { tmp_path, writer, .. } = self;
+        drop(writer);
+        let _ = std::fs::remove_file(tmp_path);
+    }
+}
+
+/// Makes a rename in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<(), LakeError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| LakeError::io("fsync directory", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Hive-style partitions of the lake: `dt=YYYY-MM-DD/hour=HH/service=NAME/`.
+//!
+//! Pure functions: which partition a row belongs to, and the partition's path.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, UInt32Array};
+use arrow_schema::ArrowError;
+
+use crate::event::EventBatch;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The partition of a row: the UTC hour of its event time, and its service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionKey {
+    /// Start of the UTC hour, milliseconds since the epoch.
+    pub hour_start_ms: i64,
+    /// Service name as logged (escaped only in the path).
+    pub service: Arc<str>,
+}
+
+impl PartitionKey {
+    /// The key of an event at `ts_ms` from `service`.
+    ///
+    /// ```
+    /// use spate_operators::sinks::lake::partition::PartitionKey;
+    /// let key = PartitionKey::of(1_763_892_000_123, "api");
+    /// assert_eq!(key.path(), "dt=2025-11-23/hour=10/service=api");
+    /// ```
+    pub fn of(ts_ms: i64, service: &str) -> Self {
+        PartitionKey {
+            hour_start_ms: hour_start(ts_ms),
+            service: Arc::from(service),
+        }
+    }
+
+    /// The relative directory: `dt=YYYY-MM-DD/hour=HH/service=NAME`.
+    pub fn path(&self) -> String {
+        let (y, m, d) = civil_from_days(self.hour_start_ms.div_euclid(DAY_MS));
+        let hour = self.hour_start_ms.rem_euclid(DAY_MS) / HOUR_MS;
+        format!(
+            "dt={y:04}-{m:02}-{d:02}/hour={hour:02}/service={}",
+            escape_partition_value(&self.service)
+        )
+    }
+
+    /// The `dt=YYYY-MM-DD` part alone.
+    pub fn date(&self) -> String {
+        let (y, m, d) = civil_from_days(self.hour_start_ms.div_euclid(DAY_MS));
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+}
+
+impl fmt::Display for PartitionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
+/// Start of the UTC hour containing `ts_ms` (the window function of the lake).
+///
+/// ```
+/// use spate_operators::sinks::lake::partition::hour_start;
+/// assert_eq!(hour_start(7_199_999), 3_600_000);
+/// assert_eq!(hour_start(-1), -3_600_000);
+/// ```
+pub fn hour_start(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(HOUR_MS) * HOUR_MS
+}
+
+/// Gregorian (year, month, day) of a day count since 1970-01-01.
+///
+/// ```
+/// use spate_operators::sinks::lake::partition::civil_from_days;
+/// assert_eq!(civil_from_days(0), (1970, 1, 1));
+/// assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+/// ```
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Escapes a partition value the way Hive does: bytes outside
+/// `[A-Za-z0-9._-]` become `%XX`; an empty value becomes
+/// `__HIVE_DEFAULT_PARTITION__`.
+///
+/// ```
+/// use spate_operators::sinks::lake::partition::escape_partition_value;
+/// assert_eq!(escape_partition_value("checkout-api"), "checkout-api");
+/// assert_eq!(escape_partition_value("a/b c"), "a%2Fb%20c");
+/// ```
+pub fn escape_partition_value(value: &str) -> String {
+    if value.is_empty() {
+        return "__HIVE_DEFAULT_PARTITION__".to_string();
+    }
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    // "." and ".." are not safe directory names.
+    if out == "." || out == ".." {
+        out = out.replace('.', "%2E");
+    }
+    out
+}
+
+/// The row indexes of each partition in `batch`, in first-seen order.
+pub fn partition_rows(batch: &EventBatch) -> Vec<(PartitionKey, Vec<u32>)> {
+    let mut index: HashMap<(i64, &str), usize> = HashMap::new();
+    let mut parts: Vec<(PartitionKey, Vec<u32>)> = Vec::new();
+    for row in 0..batch.len() {
+        let hour = hour_start(batch.ts[row]);
+        let service = batch.service.get(row).unwrap_or("unknown");
+        let slot = *index.entry((hour, service)).or_insert_with(|| {
+            parts.push((
+                PartitionKey {
+                    hour_start_ms: hour,
+                    service: Arc::from(service),
+                },
+                Vec::new(),
+            ));
+            parts.len() - 1
+        });
+        parts[slot].1.push(row as u32);
+    }
+    parts
+}
+
+/// Splits a record batch by partition (rows from [`partition_rows`]); a batch
+/// that is all one partition is passed through without copying.
+pub fn split_record_batch(
+    records: RecordBatch,
+    parts: Vec<(PartitionKey, Vec<u32>)>,
+) -> Result<Vec<(PartitionKey, RecordBatch)>, ArrowError> {
+    if parts.len() == 1 {
+        let (key, _) = parts.into_iter().next().expect("one part");
+        return Ok(vec![(key, records)]);
+    }
+    parts
+        .into_iter()
+        .map(|(key, rows)| {
+            let indices = UInt32Array::from(rows);
+            Ok((key, arrow_select::take::take_record_batch(&records, &indices)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_use_utc_date_and_hour() {
+        // 2026-11-23T23:59:59.999Z and the next millisecond.
+        let before = PartitionKey::of(1_795_478_399_999, "api");
+        let after = PartitionKey::of(1_795_478_400_000, "api");
+        assert_eq!(before.path(), "dt=2026-11-23/hour=23/service=api");
+        assert_eq!(after.path(), "dt=2026-11-24/hour=00/service=api");
+        assert_eq!(after.date(), "2026-11-24");
+    }
+
+    #[test]
+    fn leap_day_and_pre_epoch() {
+        // 2024-02-29T12:00:00Z
+        assert_eq!(PartitionKey::of(1_709_208_000_000, "s").path(), "dt=2024-02-29/hour=12/service=s");
+        assert_eq!(PartitionKey::of(-1, "s").path(), "dt=1969-12-31/hour=23/service=s");
+    }
+
+    #[test]
+    fn escaping_keeps_paths_safe() {
+        assert_eq!(escape_partition_value(".."), "%2E%2E");
+        assert_eq!(escape_partition_value(""), "__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(escape_partition_value("ü"), "%C3%BC");
+        assert_eq!(escape_partition_value("x=1"), "x%3D1");
+    }
+
+    #[test]
+    fn rows_group_by_hour_and_service() {
+        let mut b = EventBatch::default();
+        for (ts, svc) in [(0, "a"), (3_600_000, "a"), (10, "b"), (20, "a")] {
+            b.ts.push(ts);
+            b.service.push(svc);
+        }
+        let parts = partition_rows(&b);
+        let summary: Vec<(String, Vec<u32>)> =
+            parts.into_iter().map(|(k, r)| (k.path(), r)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("dt=1970-01-01/hour=00/service=a".to_string(), vec![0, 3]),
+                ("dt=1970-01-01/hour=01/service=a".to_string(), vec![1]),
+                ("dt=1970-01-01/hour=00/service=b".to_string(), vec![2]),
+            ]
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Sinks: where events end up.
+
+pub mod lake;

@@ -1,0 +1,137 @@
+//! The decode stage: raw chunks in, classified [`LogBatch`]es out.
+//!
+//! Runs as a pool (one worker per core): each worker decodes, classifies,
+//! splits by lake partition and converts to Arrow, so every CPU-heavy step
+//! before Parquet encoding happens in parallel.
+//!
+//! # Backpressure
+//!
+//! A worker sends its output with a waiting send; while the sinks are slow it
+//! stops taking chunks.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use spate_engine::{Actor, ActorError, ActorResult, Batch, Ctx};
+
+use crate::classify::{Classifier, ClassifierConfig, ClassifierError};
+use crate::decode::{DecodeContext, DecoderConfig, LineDecoder};
+use crate::event::EventBatch;
+use crate::log_batch::LogBatch;
+use crate::sources::{ChunkFormat, RawChunk};
+
+/// `[pipeline]`: how stages run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeStageConfig {
+    /// Decode workers; 0 means one per CPU core.
+    #[serde(default)]
+    pub decode_workers: usize,
+    /// Service name for events that name none.
+    #[serde(default = "default_service")]
+    pub default_service: String,
+}
+
+fn default_service() -> String {
+    "unknown".to_string()
+}
+
+impl Default for DecodeStageConfig {
+    fn default() -> Self {
+        DecodeStageConfig {
+            decode_workers: 0,
+            default_service: default_service(),
+        }
+    }
+}
+
+impl DecodeStageConfig {
+    /// Workers to run: the configured number, or one per core.
+    pub fn workers(&self) -> usize {
+        if self.decode_workers > 0 {
+            self.decode_workers
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
+
+/// What a decode worker is built from; cheap to clone into each worker.
+#[derive(Clone)]
+pub struct DecodeSettings {
+    decoder: DecoderConfig,
+    classifier: Classifier,
+    default_service: Arc<str>,
+}
+
+impl DecodeSettings {
+    /// Compiles the classifier once for every worker.
+    pub fn new(
+        decoder: &DecoderConfig,
+        classifier: &ClassifierConfig,
+        stage: &DecodeStageConfig,
+    ) -> Result<Self, ClassifierError> {
+        Ok(DecodeSettings {
+            decoder: decoder.clone(),
+            classifier: Classifier::new(classifier)?,
+            default_service: Arc::from(stage.default_service.as_str()),
+        })
+    }
+}
+
+/// One decode worker.
+pub struct DecodeStage {
+    decoder: LineDecoder,
+    default_service: Arc<str>,
+    /// Rows of the previous batch, to size the next one's columns.
+    last_rows: usize,
+}
+
+impl DecodeStage {
+    /// A worker with its own scratch buffers.
+    pub fn new(settings: &DecodeSettings) -> Self {
+        DecodeStage {
+            decoder: LineDecoder::new(settings.decoder.clone(), settings.classifier.clone()),
+            default_service: settings.default_service.clone(),
+            last_rows: 0,
+        }
+    }
+}
+
+impl Actor for DecodeStage {
+    type In = RawChunk;
+    type Out = LogBatch;
+
+    async fn handle(&mut self, batch: Batch<RawChunk>, ctx: &mut Ctx<LogBatch>) -> ActorResult {
+        let chunk = &batch.payload;
+        let mut events = EventBatch::default();
+        events.ts.reserve(self.last_rows);
+        let mut dead = Vec::new();
+        let decode_ctx = DecodeContext {
+            source: &chunk.source,
+            ingest_ts_ms: chunk.ingest_ts_ms,
+            default_service: &self.default_service,
+            default_host: None,
+        };
+        let stats = match chunk.format {
+            ChunkFormat::Lines => self.decoder.decode_chunk(
+                &chunk.bytes,
+                chunk.first_position,
+                &decode_ctx,
+                &mut events,
+                &mut dead,
+            ),
+            ChunkFormat::CloudWatchPayload => self.decoder.decode_cloudwatch(
+                &chunk.bytes,
+                chunk.first_position,
+                &decode_ctx,
+                &mut events,
+                &mut dead,
+            ),
+        };
+        self.last_rows = events.len();
+        let out = LogBatch::from_events(events, dead, &stats)
+            .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
+        ctx.send(batch.map(|_| out)).await
+    }
+}

@@ -1,0 +1,3 @@
+//! Transforms: stages between sources and sinks.
+
+pub mod decode;
