@@ -33,6 +33,7 @@
 
 mod level;
 mod metric_filter;
+mod words;
 
 use std::borrow::Cow;
 
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{EventBatch, Severity};
 pub use level::{level_from_number, parse_level, status_severity, syslog_severity};
 pub use metric_filter::{FieldValue, MetricFilter};
+use words::BuiltinWords;
 
 /// Name of the built-in tag for HTTP 5xx responses.
 pub const TAG_HTTP_5XX: &str = "http_5xx";
@@ -243,6 +245,8 @@ enum Action {
 /// The compiled classifier; cheap to share (`&self` methods only).
 #[derive(Debug, Clone)]
 pub struct Classifier {
+    /// Built-in patterns only: found word by word instead of by `ac`.
+    words: Option<BuiltinWords>,
     ac: Option<AhoCorasick>,
     actions: Vec<Action>,
     tag_names: Vec<String>,
@@ -264,6 +268,12 @@ impl Default for Classifier {
 impl Classifier {
     /// Compiles `config`.
     pub fn new(config: &ClassifierConfig) -> Result<Self, ClassifierError> {
+        Self::build(config, true)
+    }
+
+    /// `new`; with `allow_words` false the built-in patterns also go through
+    /// the automaton (the reference the word scan is tested against).
+    fn build(config: &ClassifierConfig, allow_words: bool) -> Result<Self, ClassifierError> {
         let mut tag_names: Vec<String> = Vec::new();
         let mut patterns: Vec<String> = Vec::new();
         let mut actions = Vec::new();
@@ -323,7 +333,15 @@ impl Classifier {
         if tag_names.len() > 64 {
             return Err(ClassifierError::TooManyTags(tag_names.len()));
         }
-        let ac = if patterns.is_empty() {
+        let builtin_only = !config
+            .tags
+            .iter()
+            .any(|r| matches!(&r.kind, TagRuleKind::Keyword(w) if w.iter().any(|w| !w.is_empty())));
+        let words = (allow_words && builtin_only && !patterns.is_empty()).then_some(BuiltinWords {
+            severity: config.keyword_severity,
+            phrases: config.builtin_tags,
+        });
+        let ac = if patterns.is_empty() || words.is_some() {
             None
         } else {
             let ac = AhoCorasick::builder()
@@ -347,6 +365,7 @@ impl Classifier {
             Some((set, regex_bits))
         };
         Ok(Classifier {
+            words,
             ac,
             actions,
             tag_names,
@@ -367,7 +386,13 @@ impl Classifier {
         let mut keyword = Severity::Info;
         let mut tags = 0u64;
         let h = row.message.as_bytes();
-        if let Some(ac) = &self.ac {
+        if let Some(words) = self.words {
+            let (k, login) = words.scan(h);
+            keyword = k;
+            if login {
+                tags |= 1 << BIT_FAILED_LOGIN;
+            }
+        } else if let Some(ac) = &self.ac {
             for m in ac.find_overlapping_iter(h) {
                 match self.actions[m.pattern().as_usize()] {
                     Action::Severity(s, camel) => {
@@ -508,7 +533,7 @@ fn json_path<'v>(v: &serde_json::Value, path: &str) -> Option<FieldValue<'v>> {
 }
 
 #[inline]
-fn is_word(b: u8) -> bool {
+const fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 

@@ -347,3 +347,101 @@ fn batch_tag_bits_respects_the_64_name_limit() {
     assert_eq!(c.batch_tag_bits(0b10, &mut b), 1);
     assert_eq!(b.tag_names, ["failed_login"]);
 }
+
+#[test]
+fn word_scan_agrees_with_the_automaton() {
+    let pieces = [
+        "error",
+        "ERROR",
+        "Error",
+        "errors",
+        "TypeError",
+        "typeERROR",
+        "ERRORERROR",
+        "x_error",
+        "9Error",
+        "Exception",
+        "NullPointerException",
+        "exceptional",
+        "critical",
+        "Fatal",
+        "PANIC",
+        "emergency",
+        "failed",
+        "failure",
+        "Warning",
+        "warn",
+        "warned",
+        "deprecated",
+        "Failed",
+        "password",
+        "publickey",
+        "invalid",
+        "user",
+        "authentication",
+        "login",
+        "logon",
+        "incorrect",
+        "INVALID",
+        "USER",
+        "é",
+        "ü",
+        "x",
+        "9",
+        "_",
+        "-",
+        ".",
+        "  ",
+        " ",
+        ":",
+        "\"",
+        "terrorist",
+        "information",
+        "a",
+        "Login",
+        "FAILED",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut messages: Vec<String> = Vec::new();
+    for _ in 0..20_000 {
+        let mut m = String::new();
+        for _ in 0..next(8) + 1 {
+            m.push_str(pieces[next(pieces.len())]);
+            if next(3) > 0 {
+                m.push(' ');
+            }
+        }
+        messages.push(m);
+    }
+    for w in [
+        spate_loadgen::Workload::AppJson,
+        spate_loadgen::Workload::Access,
+    ] {
+        let mut out = Vec::new();
+        spate_loadgen::generate(w, 5_000, 9, &mut out).unwrap();
+        messages.extend(String::from_utf8(out).unwrap().lines().map(str::to_string));
+    }
+    for (severity, builtin) in [(true, true), (false, true), (true, false)] {
+        let cfg = ClassifierConfig {
+            builtin_tags: builtin,
+            keyword_severity: severity,
+            tags: Vec::new(),
+        };
+        let fast = Classifier::build(&cfg, true).unwrap();
+        let reference = Classifier::build(&cfg, false).unwrap();
+        assert!(fast.words.is_some() && reference.words.is_none());
+        for m in &messages {
+            let row = RowInput {
+                message: m,
+                ..RowInput::default()
+            };
+            assert_eq!(fast.classify(&row), reference.classify(&row), "{m:?}");
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The Spate configuration file (TOML) and its validation.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use spate_operators::classify::{ClassifierConfig, ClassifierError};
+use spate_operators::decode::DecoderConfig;
+use spate_operators::sinks::lake::LakeConfig;
+use spate_operators::sources::file::FileReadConfig;
+use spate_operators::transforms::decode::DecodeStageConfig;
+
+/// The documented default configuration, printed by `spate config default`.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpateConfig {
+    /// How `spate ingest` reads its inputs.
+    #[serde(default)]
+    pub ingest: FileReadConfig,
+    /// How stages run.
+    #[serde(default)]
+    pub pipeline: DecodeStageConfig,
+    /// Decoder limits.
+    #[serde(default)]
+    pub decode: DecoderConfig,
+    /// Severity and tag rules.
+    #[serde(default)]
+    pub classify: ClassifierConfig,
+    /// The Parquet lake.
+    #[serde(default)]
+    pub lake: LakeConfig,
+}
+
+impl SpateConfig {
+    /// Parses and validates TOML text; errors name the key and line.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let config: SpateConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            anyhow::anyhow!("{origin}{at}: {}", e.message())
+        })?;
+        config.validate().with_context(|| origin.to_string())?;
+        Ok(config)
+    }
+
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<()> {
+        if let Err(e) = spate_operators::classify::Classifier::new(&self.classify) {
+            match e {
+                ClassifierError::BadRule { .. } => bail!("classify.tags: {e}"),
+                other => bail!("classify: {other}"),
+            }
+        }
+        if !(1..=22).contains(&self.lake.zstd_level) {
+            bail!("lake.zstd_level: must be between 1 and 22, got {}", self.lake.zstd_level);
+        }
+        for (key, value) in [
+            ("lake.max_file_mib", self.lake.max_file_mib),
+            ("lake.max_open_mib", self.lake.max_open_mib),
+            ("lake.max_file_age_secs", self.lake.max_file_age_secs),
+            ("lake.writers", self.lake.writers as u64),
+            ("lake.row_group_rows", self.lake.row_group_rows as u64),
+            ("ingest.chunk_kib", self.ingest.chunk_kib as u64),
+        ] {
+            if value == 0 {
+                bail!("{key}: must be at least 1");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_default_matches_the_built_in_default() {
+        let parsed = SpateConfig::parse(DEFAULT_CONFIG_TOML, "default").unwrap();
+        assert_eq!(parsed, SpateConfig::default());
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(SpateConfig::parse("", "empty").unwrap(), SpateConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = SpateConfig::parse("[lake]\nzstd_level = 3\nmax_file_gib = 1\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.toml (line 3)"), "{err}");
+        assert!(err.contains("max_file_gib"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let err = SpateConfig::parse("[ingest]\n\nchunk_kib = \"big\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.toml (line 3)"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let err = SpateConfig::parse("[lake]\nzstd_level = 40\n", "x.toml").unwrap_err();
+        assert!(format!("{err:#}").contains("lake.zstd_level"), "{err:#}");
+        let err = SpateConfig::parse("[[classify.tags]]\nname = \"x\"\nregex = \"(\"\n", "x.toml")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("classify.tags"), "{err:#}");
+    }
+}

@@ -1,0 +1,178 @@
+//! `spate ingest`: run the pipeline over files or stdin to completion.
+//!
+//! ```text
+//! read ─► decode (one worker per core) ─► lake (Parquet + dead letters)
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use spate_engine::{ActorOptions, GraphBuilder};
+use spate_operators::event::Severity;
+use spate_operators::sinks::lake::{LakeSettings, LakeWriter};
+use spate_operators::sources::file::{FileSource, Input, ReadProgress};
+use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
+
+use crate::config::SpateConfig;
+
+/// The summary printed at the end (`--json` prints it as one object).
+#[derive(Debug, Serialize)]
+pub struct IngestSummary {
+    /// Events archived.
+    pub events: u64,
+    /// Events per severity.
+    pub severity: BTreeMap<&'static str, u64>,
+    /// Events per tag.
+    pub tags: BTreeMap<String, u64>,
+    /// Inputs dead-lettered.
+    pub dead_letters: u64,
+    /// CloudWatch Logs control messages skipped.
+    pub control_messages: u64,
+    /// Parquet files committed.
+    pub files_written: u64,
+    /// Bytes of Parquet committed.
+    pub bytes_written: u64,
+    /// Bytes of input read.
+    pub input_bytes: u64,
+    /// Batches that could not be archived.
+    pub failed_batches: u64,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+    /// Events per second.
+    pub events_per_s: f64,
+    /// The lake table directory.
+    pub lake: PathBuf,
+    /// The dead-letter directory.
+    pub dead_letter_dir: PathBuf,
+}
+
+/// Runs the ingest pipeline over `paths`.
+pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Result<IngestSummary> {
+    if paths.is_empty() {
+        bail!("no input: give one or more paths, or - for stdin");
+    }
+    let inputs: Vec<Input> = paths.iter().map(|p| Input::parse(p)).collect();
+    for input in &inputs {
+        if let Input::Path(p) = input {
+            let meta = std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
+            if meta.is_dir() {
+                bail!("{} is a directory, not a file", p.display());
+            }
+        }
+    }
+    let lake_dir = config.lake.path.clone().unwrap_or_else(|| data_dir.join("lake"));
+    let dead_dir = data_dir.join("deadletter");
+    let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
+    let decode = DecodeSettings::new(&config.decode, &config.classify, &config.pipeline)?;
+    let progress = Arc::new(ReadProgress::default());
+    let started = Instant::now();
+
+    let mut graph = GraphBuilder::new();
+    let (inputs, read_config, p) = (Arc::new(inputs), config.ingest.clone(), progress.clone());
+    graph.source("read", move || FileSource::new(inputs.clone(), &read_config, p.clone()));
+    let workers = config.pipeline.workers();
+    graph.actor_pool(
+        "decode",
+        workers,
+        move |_| DecodeStage::new(&decode),
+        ActorOptions::with_capacity(workers * 2),
+    );
+    let writer_settings = lake.clone();
+    graph.actor_pool(
+        "lake",
+        config.lake.writers,
+        move |worker| LakeWriter::new(writer_settings.clone(), worker),
+        ActorOptions::with_capacity(workers * 2),
+    );
+    graph.connect("read", "decode").connect("decode", "lake");
+    let pipeline = graph.build()?.spawn();
+
+    let reporter = std::io::stderr().is_terminal().then(|| {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let mib = progress.bytes.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
+                let secs = started.elapsed().as_secs_f64();
+                eprint!("\rread {mib:.1} MiB in {secs:.0}s ({:.1} MiB/s)   ", mib / secs);
+            }
+        })
+    });
+    let result = pipeline.join().await;
+    if let Some(r) = reporter {
+        r.abort();
+        eprintln!();
+    }
+    result.map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let totals = lake.totals().lock().map(|t| t.clone()).unwrap_or_default();
+    let counts = &totals.counts;
+    let severity = Severity::ALL
+        .iter()
+        .rev()
+        .map(|s| (s.as_str(), counts.severity(*s)))
+        .collect();
+    let failed_batches = progress.failed.load(Ordering::Relaxed);
+    if failed_batches > 0 {
+        let reason = progress.first_failure.lock().ok().and_then(|f| f.clone()).unwrap_or_default();
+        bail!("{failed_batches} batches could not be archived; first failure: {reason}");
+    }
+    Ok(IngestSummary {
+        events: counts.events,
+        severity,
+        tags: counts.tags.clone(),
+        dead_letters: counts.dead_letters,
+        control_messages: counts.control_messages,
+        files_written: totals.files_written,
+        bytes_written: totals.bytes_written,
+        input_bytes: progress.bytes.load(Ordering::Relaxed),
+        failed_batches,
+        elapsed_s: elapsed,
+        events_per_s: counts.events as f64 / elapsed.max(1e-9),
+        lake: lake.table_dir().to_path_buf(),
+        dead_letter_dir: dead_dir,
+    })
+}
+
+impl IngestSummary {
+    /// The human-readable form.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "ingested {} events in {:.2}s ({:.0} events/s) from {:.1} MiB\n",
+            self.events,
+            self.elapsed_s,
+            self.events_per_s,
+            self.input_bytes as f64 / (1024.0 * 1024.0)
+        );
+        let sev: Vec<String> = self.severity.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out += &format!("  severity: {}\n", sev.join(", "));
+        if !self.tags.is_empty() {
+            let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            out += &format!("  tags: {}\n", tags.join(", "));
+        }
+        out += &format!(
+            "  lake: {} files, {:.1} MiB in {}\n",
+            self.files_written,
+            self.bytes_written as f64 / (1024.0 * 1024.0),
+            self.lake.display()
+        );
+        out += &format!(
+            "  dead letters: {} (in {})\n",
+            self.dead_letters,
+            self.dead_letter_dir.display()
+        );
+        if self.control_messages > 0 {
+            out += &format!("  cloudwatch control messages skipped: {}\n", self.control_messages);
+        }
+        out
+    }
+}
