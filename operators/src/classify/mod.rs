@@ -387,7 +387,7 @@ impl Classifier {
         let mut tags = 0u64;
         let h = row.message.as_bytes();
         if let Some(words) = self.words {
-            let (k, login) = words.scan(h);
+            let (k, login) = words.scan(h, row.level.is_none());
             keyword = k;
             if login {
                 tags |= 1 << BIT_FAILED_LOGIN;

@@ -437,11 +437,14 @@ fn word_scan_agrees_with_the_automaton() {
         let reference = Classifier::build(&cfg, false).unwrap();
         assert!(fast.words.is_some() && reference.words.is_none());
         for m in &messages {
-            let row = RowInput {
-                message: m,
-                ..RowInput::default()
-            };
-            assert_eq!(fast.classify(&row), reference.classify(&row), "{m:?}");
+            for level in [None, Some(Warning)] {
+                let row = RowInput {
+                    message: m,
+                    level,
+                    ..RowInput::default()
+                };
+                assert_eq!(fast.classify(&row), reference.classify(&row), "{m:?}");
+            }
         }
     }
 }

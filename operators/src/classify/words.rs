@@ -93,7 +93,12 @@ fn camel(w: &[u8]) -> Option<Severity> {
 impl BuiltinWords {
     /// Strongest keyword severity (INFO when none) and whether a failed-login
     /// phrase occurs in `h`.
-    pub(super) fn scan(self, h: &[u8]) -> (Severity, bool) {
+    /// `need_severity` false (an explicit level decides) skips the keywords.
+    pub(super) fn scan(self, h: &[u8], need_severity: bool) -> (Severity, bool) {
+        let severity = self.severity && need_severity;
+        if !severity && !self.phrases {
+            return (Severity::Info, false);
+        }
         let (mut sev, mut login) = (Severity::Info, false);
         let mut i = 0;
         let n = h.len();
@@ -110,7 +115,7 @@ impl BuiltinWords {
             if w.len() < 4 {
                 continue;
             }
-            if self.severity && sev < Severity::Critical {
+            if severity && sev < Severity::Critical {
                 let last = w[w.len() - 1] | 0x20;
                 if w.len() > 5 && (last == b'r' || last == b'n') {
                     sev = sev.max(camel(w).unwrap_or(Severity::Info));
@@ -127,9 +132,7 @@ impl BuiltinWords {
                 *d = c.to_ascii_lowercase();
             }
             let lower = &buf[..w.len()];
-            if self.severity
-                && let Some(s) = keyword(lower)
-            {
+            if severity && let Some(s) = keyword(lower) {
                 sev = sev.max(s);
             }
             if self.phrases && !login {

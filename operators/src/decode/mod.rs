@@ -320,6 +320,7 @@ impl LineDecoder {
         if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(b"H4sI") {
             return self.decode_cloudwatch(&chunk[start..], first_position, ctx, out, dead);
         }
+        reserve_rows(out, chunk, ctx.source.len());
         let mut line_start = start;
         while line_start < chunk.len() {
             let line_end =
@@ -346,6 +347,37 @@ impl LineDecoder {
         }
         stats
     }
+}
+
+/// Reserves room for the rows of `chunk` up front, so that a fresh batch does
+/// not grow (and copy) its columns a dozen times while decoding.
+fn reserve_rows(out: &mut EventBatch, chunk: &[u8], source_len: usize) {
+    // Line length from the first 64 KiB (counting every newline costs ~3 %).
+    let sample = &chunk[..chunk.len().min(64 << 10)];
+    let lines = memchr::memchr_iter(b'\n', sample).count() + 1;
+    let rows = lines * (chunk.len() / sample.len().max(1)) + lines;
+    out.ts.reserve(rows);
+    out.ingest_ts.reserve(rows);
+    out.severity.reserve(rows);
+    out.tags.reserve(rows);
+    out.status.reserve(rows);
+    for c in [
+        &mut out.event_id,
+        &mut out.service,
+        &mut out.host,
+        &mut out.source,
+        &mut out.log_group,
+        &mut out.log_stream,
+        &mut out.client_ip,
+        &mut out.message,
+        &mut out.attrs,
+    ] {
+        c.offsets.reserve(rows);
+    }
+    out.event_id.data.reserve(rows * (source_len + 8));
+    out.source.data.reserve(rows * source_len);
+    out.message.data.reserve(chunk.len() / 2);
+    out.attrs.data.reserve(chunk.len() / 2);
 }
 
 fn dead_letter(reason: String, ctx: &DecodeContext<'_>, position: u64, raw: &[u8]) -> DeadLetter {

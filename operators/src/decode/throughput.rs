@@ -63,6 +63,13 @@ fn digest(h: &mut DefaultHasher, b: &EventBatch) {
     }
 }
 
+/// CPU time of this thread in seconds (Linux `schedstat`), so that other work
+/// on the machine does not count; wall time elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(s.split(' ').next()?.parse::<f64>().ok()? / 1e9)
+}
+
 fn run(name: &str, workload: Workload) {
     let mut input = Vec::new();
     let expected = generate(workload, EVENTS, 1, &mut input).unwrap();
@@ -90,6 +97,7 @@ fn run(name: &str, workload: Workload) {
     }
     assert!(dead.is_empty(), "{:?}", dead.first());
     let t = std::time::Instant::now();
+    let cpu0 = cpu_seconds();
     let mut n = 0;
     for _ in 0..PASSES {
         let mut pos = 0u64;
@@ -100,9 +108,10 @@ fn run(name: &str, workload: Workload) {
             std::hint::black_box(&out);
         }
     }
-    let s = t.elapsed().as_secs_f64();
+    let wall = t.elapsed().as_secs_f64();
+    let s = cpu_seconds().zip(cpu0).map_or(wall, |(b, a)| b - a);
     println!(
-        "{name}: {:.0} events/s, {:.1} MiB/s ({} events, {:.0} B/event), digest {:016x}",
+        "{name}: {:.0} events/s, {:.1} MiB/s per CPU-second ({} events, {:.0} B/event, {PASSES} passes, {wall:.2} s wall), digest {:016x}",
         n as f64 / s,
         (input.len() * PASSES) as f64 / s / (1 << 20) as f64,
         EVENTS,
