@@ -25,9 +25,12 @@
 //! [`TagRule`]s add keyword, regex and CloudWatch metric-filter tags.
 //!
 //! # Cost
-//! Built-in keywords, built-in tag phrases and every configured keyword are
-//! compiled into ONE ASCII case-insensitive Aho-Corasick DFA; each message is
-//! scanned once and matches are checked for word boundaries. Configured regexes
+//! Without configured keyword rules, the built-in keywords and phrases are
+//! found in one word-by-word pass (`words.rs`; keywords are skipped when an
+//! explicit level decides). Otherwise built-in keywords, built-in tag phrases
+//! and every configured keyword are compiled into ONE ASCII case-insensitive
+//! Aho-Corasick DFA; each message is scanned once and matches are checked for
+//! word boundaries. Configured regexes
 //! run as one `RegexSet` pass (the regex engine prefilters on literals) and only
 //! when regex rules exist; metric filters use precompiled `memmem` finders.
 

@@ -2,9 +2,11 @@
 //!
 //! [`LineDecoder::decode_chunk`] splits newline-delimited input (LF or CRLF) and
 //! picks a format per line:
-//! 1. a line starting with `{` is JSON (simd-json tape; the field table is in
-//!    `json.rs`); a CloudWatch Logs subscription payload (`messageType` /
-//!    `logEvents`) on one line is unpacked instead;
+//! 1. a line starting with `{` is JSON (the field table is in `json.rs`): the
+//!    common shapes are read in one pass without copying (`flat.rs`), anything
+//!    else (escapes, floats, errors, ...) by simd-json, with the same result; a
+//!    CloudWatch Logs subscription payload (`messageType` / `logEvents`) on one
+//!    line is unpacked instead;
 //! 2. an Apache/nginx common or combined access log line;
 //! 3. anything else is plain text, with level/time/host/app conventions read by
 //!    [`parse_text`].
@@ -48,6 +50,7 @@ mod access;
 mod cloudwatch;
 mod flat;
 mod json;
+mod keys;
 mod text;
 mod timestamp;
 
