@@ -67,7 +67,10 @@ impl SpateConfig {
             }
         }
         if !(1..=22).contains(&self.lake.zstd_level) {
-            bail!("lake.zstd_level: must be between 1 and 22, got {}", self.lake.zstd_level);
+            bail!(
+                "lake.zstd_level: must be between 1 and 22, got {}",
+                self.lake.zstd_level
+            );
         }
         for (key, value) in [
             ("lake.max_file_mib", self.lake.max_file_mib),
@@ -97,7 +100,10 @@ mod tests {
 
     #[test]
     fn empty_file_is_the_default() {
-        assert_eq!(SpateConfig::parse("", "empty").unwrap(), SpateConfig::default());
+        assert_eq!(
+            SpateConfig::parse("", "empty").unwrap(),
+            SpateConfig::default()
+        );
     }
 
     #[test]

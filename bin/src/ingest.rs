@@ -60,13 +60,18 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
     let inputs: Vec<Input> = paths.iter().map(|p| Input::parse(p)).collect();
     for input in &inputs {
         if let Input::Path(p) = input {
-            let meta = std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let meta =
+                std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
             if meta.is_dir() {
                 bail!("{} is a directory, not a file", p.display());
             }
         }
     }
-    let lake_dir = config.lake.path.clone().unwrap_or_else(|| data_dir.join("lake"));
+    let lake_dir = config
+        .lake
+        .path
+        .clone()
+        .unwrap_or_else(|| data_dir.join("lake"));
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
     let decode = DecodeSettings::new(&config.decode, &config.classify, &config.pipeline)?;
@@ -75,7 +80,9 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
 
     let mut graph = GraphBuilder::new();
     let (inputs, read_config, p) = (Arc::new(inputs), config.ingest.clone(), progress.clone());
-    graph.source("read", move || FileSource::new(inputs.clone(), &read_config, p.clone()));
+    graph.source("read", move || {
+        FileSource::new(inputs.clone(), &read_config, p.clone())
+    });
     let workers = config.pipeline.workers();
     graph.actor_pool(
         "decode",
@@ -102,7 +109,10 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
                 tick.tick().await;
                 let mib = progress.bytes.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
                 let secs = started.elapsed().as_secs_f64();
-                eprint!("\rread {mib:.1} MiB in {secs:.0}s ({:.1} MiB/s)   ", mib / secs);
+                eprint!(
+                    "\rread {mib:.1} MiB in {secs:.0}s ({:.1} MiB/s)   ",
+                    mib / secs
+                );
             }
         })
     });
@@ -123,7 +133,12 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         .collect();
     let failed_batches = progress.failed.load(Ordering::Relaxed);
     if failed_batches > 0 {
-        let reason = progress.first_failure.lock().ok().and_then(|f| f.clone()).unwrap_or_default();
+        let reason = progress
+            .first_failure
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or_default();
         bail!("{failed_batches} batches could not be archived; first failure: {reason}");
     }
     Ok(IngestSummary {
@@ -153,7 +168,11 @@ impl IngestSummary {
             self.events_per_s,
             self.input_bytes as f64 / (1024.0 * 1024.0)
         );
-        let sev: Vec<String> = self.severity.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let sev: Vec<String> = self
+            .severity
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         out += &format!("  severity: {}\n", sev.join(", "));
         if !self.tags.is_empty() {
             let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -171,7 +190,10 @@ impl IngestSummary {
             self.dead_letter_dir.display()
         );
         if self.control_messages > 0 {
-            out += &format!("  cloudwatch control messages skipped: {}\n", self.control_messages);
+            out += &format!(
+                "  cloudwatch control messages skipped: {}\n",
+                self.control_messages
+            );
         }
         out
     }

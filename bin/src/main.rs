@@ -15,7 +15,11 @@ use crate::config::{DEFAULT_CONFIG_TOML, SpateConfig};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "spate", version, about = "Log ingest and analytics stream processor")]
+#[command(
+    name = "spate",
+    version,
+    about = "Log ingest and analytics stream processor"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -23,7 +23,11 @@ fn ingest(data_dir: &Path, inputs: &[&Path], extra: &[&str]) -> Value {
         .args(inputs)
         .output()
         .unwrap();
-    assert!(out.status.success(), "spate failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "spate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("summary is one JSON object")
 }
 
@@ -59,17 +63,27 @@ print(json.dumps([list(r) for r in rows], default=str))
         .arg(sql)
         .output()
         .unwrap();
-    assert!(out.status.success(), "duckdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "duckdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
 }
 
 fn expect_counts(summary: &Value, stats: &GenerateStats) {
     assert_eq!(summary["events"], stats.events);
     for (name, idx) in [("INFO", 0), ("WARNING", 1), ("ERROR", 2), ("CRITICAL", 3)] {
-        assert_eq!(summary["severity"][name], stats.expected_severity[idx], "{name}");
+        assert_eq!(
+            summary["severity"][name], stats.expected_severity[idx],
+            "{name}"
+        );
     }
     assert_eq!(summary["tags"]["http_5xx"], stats.expected_tags.http_5xx);
-    assert_eq!(summary["tags"]["failed_login"], stats.expected_tags.failed_login);
+    assert_eq!(
+        summary["tags"]["failed_login"],
+        stats.expected_tags.failed_login
+    );
     assert_eq!(summary["dead_letters"], 0);
     assert_eq!(summary["failed_batches"], 0);
 }
@@ -120,7 +134,10 @@ fn w1_app_json_counts_match_in_summary_and_lake() {
     let services = duckdb(&lake, "select count(distinct service) from logs");
     assert!(services[0][0].as_u64().unwrap() >= 20);
     // No temporary files left behind.
-    let leftovers = walk(&lake).into_iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).count();
+    let leftovers = walk(&lake)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .count();
     assert_eq!(leftovers, 0);
 }
 
@@ -132,7 +149,10 @@ fn w2_access_counts_match() {
     let summary = ingest(&data, &[&input], &[]);
     expect_counts(&summary, &stats);
     lake_counts(&data.join("lake/logs"), &stats);
-    let ips = duckdb(&data.join("lake/logs"), "select count(*) from logs where client_ip is null or status is null");
+    let ips = duckdb(
+        &data.join("lake/logs"),
+        "select count(*) from logs where client_ip is null or status is null",
+    );
     assert_eq!(ips[0][0], 0, "access lines carry client_ip and status");
 }
 
@@ -145,7 +165,10 @@ fn w3_cloudwatch_counts_match_and_control_messages_are_skipped() {
     expect_counts(&summary, &stats);
     assert_eq!(summary["control_messages"], stats.control_messages);
     lake_counts(&data.join("lake/logs"), &stats);
-    let groups = duckdb(&data.join("lake/logs"), "select count(*) from logs where log_group is null or log_stream is null");
+    let groups = duckdb(
+        &data.join("lake/logs"),
+        "select count(*) from logs where log_group is null or log_stream is null",
+    );
     assert_eq!(groups[0][0], 0);
 }
 
@@ -164,12 +187,20 @@ fn stdin_and_several_files_in_one_run() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&std::fs::read(&b).unwrap()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&b).unwrap())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["events"], sa.events + sb.events);
-    let sources = duckdb(&data.join("lake/logs"), "select source, count(*) from logs group by 1 order by 1");
+    let sources = duckdb(
+        &data.join("lake/logs"),
+        "select source, count(*) from logs group by 1 order by 1",
+    );
     assert_eq!(sources.len(), 2);
     assert_eq!(sources[1], serde_json::json!(["stdin", 500]));
 }
@@ -208,45 +239,90 @@ fn dead_letters(data: &Path) -> Vec<Value> {
 fn malformed_input_gets_its_defined_outcome_and_later_lines_survive() {
     let dir = tempfile::tempdir().unwrap();
     let mut input: Vec<u8> = Vec::new();
-    input.extend_from_slice(b"\xEF\xBB\xBF{\"level\":\"error\",\"service\":\"bom\",\"message\":\"after a bom\"}\n");
+    input.extend_from_slice(
+        b"\xEF\xBB\xBF{\"level\":\"error\",\"service\":\"bom\",\"message\":\"after a bom\"}\n",
+    );
     input.extend_from_slice(b"{\"level\":\"info\",\"message\":\"truncated\n");
     input.extend_from_slice(b"{\"level\":\"info\",\"message\":\"bad \xff\xfe utf8\"}\n");
     let deep = format!("{}{}", "{\"a\":".repeat(200), "}".repeat(200));
     input.extend_from_slice(deep.as_bytes());
     input.push(b'\n');
-    input.extend_from_slice(b"{\"message\":\"nul\x00byte\",\"level\":\"warn\",\"service\":\"nul\"}\n");
+    input.extend_from_slice(
+        b"{\"message\":\"nul\x00byte\",\"level\":\"warn\",\"service\":\"nul\"}\n",
+    );
     input.extend_from_slice(b"[1,2,3]\n");
     input.extend_from_slice(b"42\n");
-    input.extend_from_slice(b"{\"level\":7,\"service\":\"typed\",\"message\":\"level of the wrong type\"}\n");
+    input.extend_from_slice(
+        b"{\"level\":7,\"service\":\"typed\",\"message\":\"level of the wrong type\"}\n",
+    );
     input.extend_from_slice(b"\r\n\n   \n");
-    input.extend_from_slice(b"{\"level\":\"ERROR\",\"service\":\"crlf\",\"message\":\"windows line\"}\r\n");
+    input.extend_from_slice(
+        b"{\"level\":\"ERROR\",\"service\":\"crlf\",\"message\":\"windows line\"}\r\n",
+    );
     input.extend_from_slice(&vec![b'x'; 3 * 1024 * 1024]);
     input.push(b'\n');
-    input.extend_from_slice(b"{\"level\":\"critical\",\"service\":\"last\",\"message\":\"still processed\"}\n");
+    input.extend_from_slice(
+        b"{\"level\":\"critical\",\"service\":\"last\",\"message\":\"still processed\"}\n",
+    );
     let path = dir.path().join("bad.log");
     std::fs::write(&path, &input).unwrap();
     let data = dir.path().join("data");
     let summary = ingest(&data, &[&path], &[]);
 
     let letters = dead_letters(&data);
-    let reasons: Vec<&str> = letters.iter().map(|l| l["reason"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> = letters
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
     assert_eq!(summary["dead_letters"], letters.len() as u64, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.starts_with("truncated json")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.starts_with("truncated json")),
+        "{reasons:?}"
+    );
     assert!(reasons.contains(&"invalid utf-8"), "{reasons:?}");
-    assert!(reasons.contains(&"json nesting deeper than 64"), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.starts_with("line exceeds 1048576 bytes")), "{reasons:?}");
+    assert!(
+        reasons.contains(&"json nesting deeper than 64"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("line exceeds 1048576 bytes")),
+        "{reasons:?}"
+    );
     assert_eq!(letters.len(), 4, "{reasons:?}");
-    let utf8 = letters.iter().find(|l| l["reason"] == "invalid utf-8").unwrap();
-    assert!(utf8["raw_base64"].is_string(), "non-UTF-8 raw bytes are base64");
-    assert!(letters.iter().all(|l| l["position"].is_u64() && l["source"].is_string()));
+    let utf8 = letters
+        .iter()
+        .find(|l| l["reason"] == "invalid utf-8")
+        .unwrap();
+    assert!(
+        utf8["raw_base64"].is_string(),
+        "non-UTF-8 raw bytes are base64"
+    );
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["position"].is_u64() && l["source"].is_string())
+    );
 
     // bom, nul, [1,2,3] and 42 as text, typed, crlf, last: 7 events.
     assert_eq!(summary["events"], 7, "{summary}");
     let lake = data.join("lake/logs");
-    let rows = duckdb(&lake, "select service, severity, message from logs order by service, message");
-    let find = |svc: &str| rows.iter().find(|r| r[0] == svc).cloned().unwrap_or_else(|| panic!("{svc}: {rows:?}"));
+    let rows = duckdb(
+        &lake,
+        "select service, severity, message from logs order by service, message",
+    );
+    let find = |svc: &str| {
+        rows.iter()
+            .find(|r| r[0] == svc)
+            .cloned()
+            .unwrap_or_else(|| panic!("{svc}: {rows:?}"))
+    };
     assert_eq!(find("bom")[1], "ERROR");
-    assert_eq!(find("crlf"), serde_json::json!(["crlf", "ERROR", "windows line"]));
+    assert_eq!(
+        find("crlf"),
+        serde_json::json!(["crlf", "ERROR", "windows line"])
+    );
     assert_eq!(find("last")[1], "CRITICAL");
     assert_eq!(find("nul")[1], "WARNING");
     assert_eq!(find("typed")[0], "typed");
@@ -263,7 +339,10 @@ fn missing_path_and_bad_config_fail_clearly() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot open") && err.contains("nope.log"), "{err}");
+    assert!(
+        err.contains("cannot open") && err.contains("nope.log"),
+        "{err}"
+    );
 
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[lake]\nzstd_levle = 3\n").unwrap();
@@ -275,7 +354,10 @@ fn missing_path_and_bad_config_fail_clearly() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2") && err.contains("zstd_levle"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("zstd_levle"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -285,7 +367,15 @@ fn config_default_round_trips_through_check() {
     assert!(out.status.success());
     let path = dir.path().join("default.toml");
     std::fs::write(&path, &out.stdout).unwrap();
-    let check = spate().args(["config", "check"]).arg(&path).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = spate()
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(String::from_utf8_lossy(&check.stdout).ends_with(": ok\n"));
 }

@@ -110,15 +110,18 @@ impl Restarts {
         if error.retry() == RetryHint::Never {
             return None;
         }
-        if let Some(at) = self.last_restart {
-            if at.elapsed() >= self.policy.reset_after {
-                self.consecutive = 0;
-            }
+        if self
+            .last_restart
+            .is_some_and(|at| at.elapsed() >= self.policy.reset_after)
+        {
+            self.consecutive = 0;
         }
-        if let Some(max) = self.policy.max_consecutive_restarts {
-            if self.consecutive >= max {
-                return None;
-            }
+        if self
+            .policy
+            .max_consecutive_restarts
+            .is_some_and(|max| self.consecutive >= max)
+        {
+            return None;
         }
         let delay = backoff_delay(&self.policy, self.consecutive, rand::random::<f64>());
         let delay = match error.retry() {

@@ -192,7 +192,7 @@ impl Instruments {
             .fetch_add(events as u64, Ordering::Relaxed);
         self.batches_in.increment(1);
         self.events_in.increment(events as u64);
-        if n % DEPTH_SAMPLE_EVERY == 0 {
+        if n.is_multiple_of(DEPTH_SAMPLE_EVERY) {
             let depth = depth();
             self.stats
                 .mailbox_depth

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use spate_engine::{Ack, AckToken, ActorError, ActorResult, Batch, Ctx, ErrorClass, RetryHint, Source};
+use spate_engine::{
+    Ack, AckToken, ActorError, ActorResult, Batch, Ctx, ErrorClass, RetryHint, Source,
+};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{ChunkFormat, RawChunk};
@@ -99,7 +101,11 @@ pub struct FileSource {
 
 impl FileSource {
     /// A reader of `inputs` in order.
-    pub fn new(inputs: Arc<Vec<Input>>, config: &FileReadConfig, progress: Arc<ReadProgress>) -> Self {
+    pub fn new(
+        inputs: Arc<Vec<Input>>,
+        config: &FileReadConfig,
+        progress: Arc<ReadProgress>,
+    ) -> Self {
         FileSource {
             inputs,
             chunk_bytes: config.chunk_kib.max(1) * 1024,
@@ -115,7 +121,10 @@ impl FileSource {
             }
             spate_engine::Verdict::Failed(reason) => {
                 progress.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = progress.first_failure.lock().unwrap_or_else(|p| p.into_inner());
+                let mut first = progress
+                    .first_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 first.get_or_insert(reason);
             }
         }))
@@ -130,7 +139,11 @@ impl FileSource {
     ) -> ActorResult {
         let source: Arc<str> = Arc::from(self.inputs[index].source_name());
         let read_error = |e: std::io::Error| {
-            ActorError::new(ErrorClass::External, RetryHint::Never, format!("cannot read {source}: {e}"))
+            ActorError::new(
+                ErrorClass::External,
+                RetryHint::Never,
+                format!("cannot read {source}: {e}"),
+            )
         };
         if skip > 0 {
             let mut sink = tokio::io::sink();
@@ -184,7 +197,11 @@ impl FileSource {
             };
             ctx.send(Batch::new(chunk, self.ack())).await?;
             position += len;
-            *self.progress.resume.lock().unwrap_or_else(|p| p.into_inner()) = (index, position);
+            *self
+                .progress
+                .resume
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = (index, position);
         }
         Ok(())
     }
@@ -201,7 +218,11 @@ impl Source for FileSource {
     type Out = RawChunk;
 
     async fn run(&mut self, ctx: &mut Ctx<RawChunk>) -> ActorResult {
-        let (first, skip) = *self.progress.resume.lock().unwrap_or_else(|p| p.into_inner());
+        let (first, skip) = *self
+            .progress
+            .resume
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for index in first..self.inputs.len() {
             let skip = if index == first { skip } else { 0 };
             match &self.inputs[index] {
@@ -217,7 +238,11 @@ impl Source for FileSource {
                     self.read_one(index, file, skip, ctx).await?;
                 }
             }
-            *self.progress.resume.lock().unwrap_or_else(|p| p.into_inner()) = (index + 1, 0);
+            *self
+                .progress
+                .resume
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = (index + 1, 0);
         }
         Ok(())
     }

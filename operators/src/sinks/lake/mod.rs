@@ -37,7 +37,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
-use spate_engine::{Ack, Actor, ActorError, ActorResult, Batch, Ctx, ErrorClass, NoOutput, RetryHint};
+use spate_engine::{
+    Ack, Actor, ActorError, ActorResult, Batch, Ctx, ErrorClass, NoOutput, RetryHint,
+};
 use tokio::time::Instant;
 
 use self::dead_letters::DeadLetterFile;
@@ -214,9 +216,15 @@ pub struct LakeSettings {
 impl LakeSettings {
     /// Settings for a lake at `lake_dir` (table `logs` inside it) with dead
     /// letters under `dead_letter_dir`.
-    pub fn new(config: &LakeConfig, lake_dir: &Path, dead_letter_dir: &Path) -> Result<Self, LakeError> {
+    pub fn new(
+        config: &LakeConfig,
+        lake_dir: &Path,
+        dead_letter_dir: &Path,
+    ) -> Result<Self, LakeError> {
         if config.max_file_mib == 0 || config.max_open_mib == 0 {
-            return Err(LakeError::Config("file sizes must be at least 1 MiB".into()));
+            return Err(LakeError::Config(
+                "file sizes must be at least 1 MiB".into(),
+            ));
         }
         Ok(LakeSettings {
             table_dir: lake_dir.join("logs"),
@@ -311,7 +319,8 @@ impl LakeWriter {
             if !self.dead.contains_key(&date) {
                 let dir = self.settings.dead_letter_dir.join(format!("dt={date}"));
                 let name = self.file_name("ndjson");
-                self.dead.insert(date.clone(), DeadLetterFile::create(&dir, &name)?);
+                self.dead
+                    .insert(date.clone(), DeadLetterFile::create(&dir, &name)?);
             }
             let file = self.dead.get_mut(&date).expect("inserted above");
             file.append(std::slice::from_ref(dl))?;
@@ -330,7 +339,7 @@ impl LakeWriter {
             .iter()
             .map(|(k, f)| (f.buffered(), k.clone()))
             .collect();
-        by_size.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        by_size.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.0));
         for (size, key) in by_size {
             if buffered <= self.settings.max_buffered_bytes / 2 {
                 break;
@@ -378,7 +387,11 @@ impl LakeWriter {
         metrics::counter!("spate_lake_bytes_written_total").increment(written.1);
         metrics::counter!("spate_dead_letters_total").increment(counts.dead_letters);
         {
-            let mut totals = self.settings.totals.lock().unwrap_or_else(|p| p.into_inner());
+            let mut totals = self
+                .settings
+                .totals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             totals.counts.add(&counts);
             totals.files_written += written.0;
             totals.bytes_written += written.1;

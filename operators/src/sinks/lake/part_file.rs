@@ -12,15 +12,18 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use tokio::time::Instant;
 
-use super::schema::logs_file_schema;
 use super::LakeError;
+use super::schema::logs_file_schema;
 
 /// Parquet settings for lake files.
 ///
 /// zstd everywhere; dictionaries only where values repeat (hosts, sources,
 /// severities), not for messages and ids, where they only cost time; statistics
 /// per chunk for the long text columns so page headers stay small.
-pub fn writer_properties(zstd_level: i32, row_group_rows: usize) -> Result<Arc<WriterProperties>, LakeError> {
+pub fn writer_properties(
+    zstd_level: i32,
+    row_group_rows: usize,
+) -> Result<Arc<WriterProperties>, LakeError> {
     let level = ZstdLevel::try_new(zstd_level)
         .map_err(|e| LakeError::Config(format!("zstd level {zstd_level}: {e}")))?;
     let mut builder = WriterProperties::builder()
@@ -152,7 +155,9 @@ impl PartFile {
 
     /// Abandons the file, removing the temporary.
     pub fn abort(self) {
-        let PartFile { tmp_path, writer, .. } = self;
+        let PartFile {
+            tmp_path, writer, ..
+        } = self;
         drop(writer);
         let _ = std::fs::remove_file(tmp_path);
     }

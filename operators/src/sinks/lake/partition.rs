@@ -156,7 +156,10 @@ pub fn split_record_batch(
         .into_iter()
         .map(|(key, rows)| {
             let indices = UInt32Array::from(rows);
-            Ok((key, arrow_select::take::take_record_batch(&records, &indices)?))
+            Ok((
+                key,
+                arrow_select::take::take_record_batch(&records, &indices)?,
+            ))
         })
         .collect()
 }
@@ -178,8 +181,14 @@ mod tests {
     #[test]
     fn leap_day_and_pre_epoch() {
         // 2024-02-29T12:00:00Z
-        assert_eq!(PartitionKey::of(1_709_208_000_000, "s").path(), "dt=2024-02-29/hour=12/service=s");
-        assert_eq!(PartitionKey::of(-1, "s").path(), "dt=1969-12-31/hour=23/service=s");
+        assert_eq!(
+            PartitionKey::of(1_709_208_000_000, "s").path(),
+            "dt=2024-02-29/hour=12/service=s"
+        );
+        assert_eq!(
+            PartitionKey::of(-1, "s").path(),
+            "dt=1969-12-31/hour=23/service=s"
+        );
     }
 
     #[test]

@@ -52,7 +52,11 @@ pub enum RollReason {
 /// assert_eq!(should_roll(&stats, now, &policy), Some(RollReason::FileSize));
 /// assert_eq!(should_roll(&OpenFilesStats::default(), now, &policy), None);
 /// ```
-pub fn should_roll(stats: &OpenFilesStats, now: Instant, policy: &RollPolicy) -> Option<RollReason> {
+pub fn should_roll(
+    stats: &OpenFilesStats,
+    now: Instant,
+    policy: &RollPolicy,
+) -> Option<RollReason> {
     if stats.files == 0 {
         return None;
     }
@@ -83,7 +87,14 @@ mod tests {
     #[test]
     fn nothing_open_never_rolls() {
         let now = Instant::now();
-        assert_eq!(should_roll(&OpenFilesStats::default(), now + Duration::from_secs(9_999), &policy()), None);
+        assert_eq!(
+            should_roll(
+                &OpenFilesStats::default(),
+                now + Duration::from_secs(9_999),
+                &policy()
+            ),
+            None
+        );
     }
 
     #[test]
@@ -95,11 +106,26 @@ mod tests {
             total_bytes: 2_000,
             oldest_opened_at: Some(t0),
         };
-        assert_eq!(should_roll(&small, t0 + Duration::from_secs(299), &policy()), None);
-        assert_eq!(should_roll(&small, t0 + Duration::from_secs(300), &policy()), Some(RollReason::Age));
-        let big = OpenFilesStats { largest_file_bytes: 1_000, ..small };
+        assert_eq!(
+            should_roll(&small, t0 + Duration::from_secs(299), &policy()),
+            None
+        );
+        assert_eq!(
+            should_roll(&small, t0 + Duration::from_secs(300), &policy()),
+            Some(RollReason::Age)
+        );
+        let big = OpenFilesStats {
+            largest_file_bytes: 1_000,
+            ..small
+        };
         assert_eq!(should_roll(&big, t0, &policy()), Some(RollReason::FileSize));
-        let many = OpenFilesStats { total_bytes: 5_000, ..small };
-        assert_eq!(should_roll(&many, t0, &policy()), Some(RollReason::OpenBytes));
+        let many = OpenFilesStats {
+            total_bytes: 5_000,
+            ..small
+        };
+        assert_eq!(
+            should_roll(&many, t0, &policy()),
+            Some(RollReason::OpenBytes)
+        );
     }
 }

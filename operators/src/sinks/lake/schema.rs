@@ -7,9 +7,7 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{ListBuilder, StringBuilder};
-use arrow_array::{
-    ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMillisecondArray,
-};
+use arrow_array::{ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -124,12 +122,10 @@ mod tests {
 
     pub(crate) fn sample_batch() -> EventBatch {
         let mut b = EventBatch::default();
-        for (i, (svc, sev, status)) in [
-            ("api", Severity::Error, 503u16),
-            ("web", Severity::Info, 0),
-        ]
-        .into_iter()
-        .enumerate()
+        for (i, (svc, sev, status)) in
+            [("api", Severity::Error, 503u16), ("web", Severity::Info, 0)]
+                .into_iter()
+                .enumerate()
         {
             b.event_id.push(&format!("test:{i}"));
             b.ts.push(1_763_892_000_000 + i as i64);
@@ -148,7 +144,8 @@ mod tests {
             b.tags.push(tags);
             b.status.push(status);
             b.client_ip.push_null();
-            b.message.push(if i == 0 { "upstream failed" } else { "ok" });
+            b.message
+                .push(if i == 0 { "upstream failed" } else { "ok" });
             b.attrs.push_opt((i == 1).then_some(r#"{"k":1}"#));
         }
         b
