@@ -11,8 +11,9 @@
 //! 3. anything else is plain text, with level/time/host/app conventions read by
 //!    [`parse_text`].
 //!
-//! A chunk that starts with gzip magic or with `H4sI` (base64 of gzip) is a
-//! whole CloudWatch Logs payload and goes to [`LineDecoder::decode_cloudwatch`].
+//! A chunk that starts with gzip magic is a whole CloudWatch Logs payload and
+//! goes to [`LineDecoder::decode_cloudwatch`]; so does each line that starts
+//! with `H4sI` (base64 of gzip: one payload per line, as in Firehose dumps).
 //!
 //! `event_id` is `<source>:<position>` where position is `first_position` plus
 //! the byte offset of the line in the chunk (stable on redelivery when the source
@@ -320,7 +321,7 @@ impl LineDecoder {
         let mut stats = DecodeStats::default();
         let start = if chunk.starts_with(BOM) { BOM.len() } else { 0 };
         let head = chunk[start..].trim_ascii_start();
-        if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(b"H4sI") {
+        if head.starts_with(&[0x1f, 0x8b]) {
             return self.decode_cloudwatch(&chunk[start..], first_position, ctx, out, dead);
         }
         reserve_rows(out, chunk, ctx.source.len());
@@ -330,6 +331,12 @@ impl LineDecoder {
                 memchr(b'\n', &chunk[line_start..]).map_or(chunk.len(), |i| line_start + i);
             let line = &chunk[line_start..line_end];
             let position = first_position + line_start as u64;
+            if line.trim_ascii_start().starts_with(b"H4sI") {
+                // One base64-of-gzip CloudWatch payload per line (Firehose/Kinesis dumps).
+                stats += self.decode_cloudwatch(line, position, ctx, out, dead);
+                line_start = line_end + 1;
+                continue;
+            }
             let meta = LineMeta {
                 id: EventId::Position(position),
                 position,
