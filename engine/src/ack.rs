@@ -33,14 +33,26 @@ impl Verdict {
     }
 }
 
-type Callback = Box<dyn FnOnce(Verdict) + Send + 'static>;
-
-struct AckShared {
-    failure: Mutex<Option<String>>,
-    on_verdict: Mutex<Option<Callback>>,
+/// The state every share of one batch points at; type-erased so that the
+/// callback lives in the same allocation as the state.
+trait AckState: Send + Sync {
+    fn record_failure(&self, reason: String);
 }
 
-impl Drop for AckShared {
+struct AckShared<F: FnOnce(Verdict) + Send> {
+    failure: Mutex<Option<String>>,
+    on_verdict: Mutex<Option<F>>,
+}
+
+impl<F: FnOnce(Verdict) + Send> AckState for AckShared<F> {
+    fn record_failure(&self, reason: String) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(reason);
+        }
+    }
+}
+
+impl<F: FnOnce(Verdict) + Send> Drop for AckShared<F> {
     fn drop(&mut self) {
         let failure = self
             .failure
@@ -78,7 +90,7 @@ impl Drop for AckShared {
 /// assert!(matches!(seen.lock().unwrap().clone(), Some(Verdict::Failed(_))));
 /// ```
 pub struct AckToken {
-    shared: Arc<AckShared>,
+    shared: Arc<dyn AckState>,
     settled: bool,
 }
 
@@ -89,7 +101,7 @@ impl AckToken {
         AckToken {
             shared: Arc::new(AckShared {
                 failure: Mutex::new(None),
-                on_verdict: Mutex::new(Some(Box::new(on_verdict))),
+                on_verdict: Mutex::new(Some(on_verdict)),
             }),
             settled: false,
         }
@@ -116,9 +128,7 @@ impl AckToken {
     }
 
     fn record_failure(&self, reason: String) {
-        if let Ok(mut f) = self.shared.failure.lock() {
-            f.get_or_insert(reason);
-        }
+        self.shared.record_failure(reason);
     }
 }
 
@@ -166,53 +176,86 @@ impl fmt::Debug for AckToken {
 /// ```
 #[derive(Debug, Default)]
 pub struct Ack {
-    tokens: Vec<AckToken>,
+    tokens: Tokens,
+}
+
+/// Tokens held, without a heap allocation for the common single token.
+#[derive(Debug, Default)]
+enum Tokens {
+    #[default]
+    None,
+    One(AckToken),
+    Many(Vec<AckToken>),
 }
 
 impl Ack {
     /// An ack that tracks nothing.
     pub fn none() -> Self {
-        Ack { tokens: Vec::new() }
+        Ack::default()
     }
 
     /// Number of tokens held.
     pub fn len(&self) -> usize {
-        self.tokens.len()
+        match &self.tokens {
+            Tokens::None => 0,
+            Tokens::One(_) => 1,
+            Tokens::Many(v) => v.len(),
+        }
     }
 
     /// True when no token is held.
     pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
+        self.len() == 0
     }
 
     /// Takes over the tokens of `other`.
-    pub fn merge(&mut self, mut other: Ack) {
-        if self.tokens.is_empty() {
-            self.tokens = std::mem::take(&mut other.tokens);
-        } else {
-            self.tokens.append(&mut other.tokens);
-        }
+    pub fn merge(&mut self, other: Ack) {
+        let mine = std::mem::take(&mut self.tokens);
+        self.tokens = match (mine, other.tokens) {
+            (Tokens::None, theirs) => theirs,
+            (mine, Tokens::None) => mine,
+            (mine, theirs) => {
+                let mut all = mine.into_vec();
+                all.extend(theirs.into_vec());
+                Tokens::Many(all)
+            }
+        };
     }
 
     /// Another share of every token, for a copy of the batch.
     pub fn share(&self) -> Ack {
-        Ack {
-            tokens: self.tokens.clone(),
-        }
+        let tokens = match &self.tokens {
+            Tokens::None => Tokens::None,
+            Tokens::One(t) => Tokens::One(t.clone()),
+            Tokens::Many(v) => Tokens::Many(v.clone()),
+        };
+        Ack { tokens }
     }
 
     /// Settles every token as committed.
     pub fn deliver(self) {
-        for t in self.tokens {
-            t.deliver();
+        match self.tokens {
+            Tokens::None => {}
+            Tokens::One(t) => t.deliver(),
+            Tokens::Many(v) => v.into_iter().for_each(AckToken::deliver),
         }
     }
 
     /// Settles every token as failed.
     pub fn fail(self, reason: impl Into<String>) {
         let reason = reason.into();
-        for t in self.tokens {
+        for t in self.tokens.into_vec() {
             t.fail(reason.clone());
+        }
+    }
+}
+
+impl Tokens {
+    fn into_vec(self) -> Vec<AckToken> {
+        match self {
+            Tokens::None => Vec::new(),
+            Tokens::One(t) => vec![t],
+            Tokens::Many(v) => v,
         }
     }
 }
@@ -220,7 +263,7 @@ impl Ack {
 impl From<AckToken> for Ack {
     fn from(token: AckToken) -> Self {
         Ack {
-            tokens: vec![token],
+            tokens: Tokens::One(token),
         }
     }
 }
