@@ -116,7 +116,9 @@ pub struct LakeConfig {
     /// row waits before it is visible and its source is acknowledged.
     #[serde(default = "default_max_file_age_secs")]
     pub max_file_age_secs: u64,
-    /// Commit when all open files together reach this size (MiB).
+    /// Commit when all open files together reach this size (MiB). Open files
+    /// hold memory (about 4 MiB each plus what grows with their size), so this
+    /// bounds memory as much as latency; raise it for bigger files.
     #[serde(default = "default_max_open_mib")]
     pub max_open_mib: u64,
     /// Flush a partition's row group to its file once it buffers this much (MiB).
@@ -143,13 +145,13 @@ fn default_max_file_age_secs() -> u64 {
     300
 }
 fn default_max_open_mib() -> u64 {
-    512
+    128
 }
 fn default_max_row_group_mib() -> u64 {
     16
 }
 fn default_max_buffered_mib() -> u64 {
-    96
+    32
 }
 fn default_row_group_rows() -> usize {
     256 * 1024

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 use super::LakeError;
 use super::schema::logs_file_schema;
 
+/// Target size of a data or dictionary page.
+const PAGE_BYTES: usize = 256 * 1024;
+
 /// Parquet settings for lake files.
 ///
 /// zstd everywhere; dictionaries only where values repeat (hosts, sources,
@@ -29,6 +32,10 @@ pub fn writer_properties(
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        // Pages of 256 KiB: each open column buffers one page uncompressed, and
+        // a writer holds dozens of partitions open at once.
+        .set_data_page_size_limit(PAGE_BYTES)
+        .set_dictionary_page_size_limit(PAGE_BYTES)
         .set_created_by(format!("spate {}", env!("CARGO_PKG_VERSION")));
     for column in ["event_id", "message", "attrs"] {
         builder = builder
