@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::BufMut;
 use serde::{Deserialize, Serialize};
 use spate_engine::{
     Ack, AckToken, ActorError, ActorResult, Batch, Ctx, ErrorClass, RetryHint, Source,
@@ -160,11 +161,12 @@ impl FileSource {
             }
             // Fill up to one chunk beyond what is carried over.
             let target = buf.len() + self.chunk_bytes;
+            buf.reserve(target - buf.len());
             while buf.len() < target {
-                let start = buf.len();
-                buf.resize(target, 0);
-                let n = reader.read(&mut buf[start..]).await.map_err(read_error)?;
-                buf.truncate(start + n);
+                // `read_buf` fills spare capacity: no zeroing of the buffer first.
+                let room = target - buf.len();
+                let mut window = (&mut buf).limit(room);
+                let n = reader.read_buf(&mut window).await.map_err(read_error)?;
                 if n == 0 {
                     eof = true;
                     break;

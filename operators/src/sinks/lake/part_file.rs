@@ -21,8 +21,8 @@ const PAGE_BYTES: usize = 256 * 1024;
 /// Parquet settings for lake files.
 ///
 /// zstd everywhere; dictionaries only where values repeat (hosts, sources,
-/// severities), not for messages and ids, where they only cost time; statistics
-/// per chunk for the long text columns so page headers stay small.
+/// severities), not for messages, ids and event times, where they only cost
+/// time; no statistics for the long text columns.
 pub fn writer_properties(
     zstd_level: i32,
     row_group_rows: usize,
@@ -37,11 +37,15 @@ pub fn writer_properties(
         .set_data_page_size_limit(PAGE_BYTES)
         .set_dictionary_page_size_limit(PAGE_BYTES)
         .set_created_by(format!("spate {}", env!("CARGO_PKG_VERSION")));
+    // Unique-per-row text: no dictionary (it only falls back after costing
+    // time) and no statistics (nobody prunes on a message's min/max).
     for column in ["event_id", "message", "attrs"] {
         builder = builder
             .set_column_dictionary_enabled(ColumnPath::from(column), false)
-            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Chunk);
+            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
+    // Event times are near-sorted and near-unique: no dictionary.
+    builder = builder.set_column_dictionary_enabled(ColumnPath::from("ts"), false);
     builder = builder.set_statistics_truncate_length(Some(64));
     Ok(Arc::new(builder.build()))
 }
