@@ -1,6 +1,6 @@
 //! Quick A/B of the engine chain against raw channels, without criterion.
 //!
-//! Run: `cargo run --release -p spate-bench --example chain_quick`
+//! Run: `cargo run --release -p spate-bench --example chain_quick [BATCH_SIZE] [engine|raw]`
 
 use std::time::Instant;
 
@@ -12,7 +12,25 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    for batch_size in [1usize, 64, 1024] {
+    let args: Vec<String> = std::env::args().collect();
+    let sizes: Vec<usize> = match args.get(1).and_then(|a| a.parse().ok()) {
+        Some(size) => vec![size],
+        None => vec![1, 64, 1024],
+    };
+    let only = args.get(2).map(String::as_str);
+    if let Some(which) = only {
+        // Profiling mode: one side only, longer.
+        let size = sizes[0];
+        let batches = 64_000_000 / size;
+        let t = Instant::now();
+        match which {
+            "raw" => drop(rt.block_on(run_raw_chain(batches, size, 16))),
+            _ => drop(rt.block_on(run_engine_chain(batches, size, 16))),
+        }
+        println!("{which}: {:.1} Mev/s", 64.0 / t.elapsed().as_secs_f64());
+        return;
+    }
+    for batch_size in sizes {
         let events = if batch_size == 1 { 200_000 } else { 8_000_000 };
         let batches = events / batch_size;
         for round in 0..3 {
