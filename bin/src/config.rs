@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use spate_operators::classify::{ClassifierConfig, ClassifierError};
 use spate_operators::decode::DecoderConfig;
+use spate_operators::enrich::{EnrichConfig, Enricher};
 use spate_operators::sinks::lake::LakeConfig;
 use spate_operators::sources::file::FileReadConfig;
 use spate_operators::transforms::decode::DecodeStageConfig;
@@ -29,6 +30,9 @@ pub struct SpateConfig {
     /// Severity and tag rules.
     #[serde(default)]
     pub classify: ClassifierConfig,
+    /// The reference table for enrichment.
+    #[serde(default)]
+    pub enrich: EnrichConfig,
     /// The Parquet lake.
     #[serde(default)]
     pub lake: LakeConfig,
@@ -65,6 +69,9 @@ impl SpateConfig {
                 ClassifierError::BadRule { .. } => bail!("classify.tags: {e}"),
                 other => bail!("classify: {other}"),
             }
+        }
+        if let Err(e) = Enricher::new(&self.enrich, &self.pipeline.default_service) {
+            bail!("enrich.table: {e}");
         }
         if !(1..=22).contains(&self.lake.zstd_level) {
             bail!(

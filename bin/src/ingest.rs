@@ -74,7 +74,12 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         .unwrap_or_else(|| data_dir.join("lake"));
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
-    let decode = DecodeSettings::new(&config.decode, &config.classify, &config.pipeline)?;
+    let decode = DecodeSettings::new(
+        &config.decode,
+        &config.classify,
+        &config.enrich,
+        &config.pipeline,
+    )?;
     let progress = Arc::new(ReadProgress::default());
     let started = Instant::now();
 

@@ -379,3 +379,65 @@ fn config_default_round_trips_through_check() {
     );
     assert!(String::from_utf8_lossy(&check.stdout).ends_with(": ok\n"));
 }
+
+#[test]
+fn enrichment_from_a_reference_table_reaches_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("hosts.csv");
+    std::fs::write(
+        &table,
+        "cidr,service,owner,contact\n10.20.0.0/16,billing,payments-team,#pay-oncall\n10.20.1.5,ledger,dba,dba@example.com\n",
+    )
+    .unwrap();
+    let config = dir.path().join("spate.toml");
+    std::fs::write(
+        &config,
+        format!("[enrich]\ntable = {:?}\n", table.display().to_string()),
+    )
+    .unwrap();
+    let input = dir.path().join("in.log");
+    std::fs::write(
+        &input,
+        concat!(
+            "{\"host\":\"10.20.9.9\",\"message\":\"no service named\"}\n",
+            "{\"host\":\"10.20.1.5\",\"service\":\"api\",\"message\":\"named service kept\"}\n",
+            "{\"host\":\"192.0.2.1\",\"message\":\"outside the table\"}\n",
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let config_arg = config.display().to_string();
+    let summary = ingest(&data, &[&input], &["--config", &config_arg]);
+    assert_eq!(summary["events"], 3);
+    let rows = duckdb(
+        &data.join("lake/logs"),
+        "select message, service, json_extract_string(attrs, '$.owner'), json_extract_string(attrs, '$.contact') \
+         from logs order by message",
+    );
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!(["named service kept", "api", "dba", "dba@example.com"]),
+            serde_json::json!([
+                "no service named",
+                "billing",
+                "payments-team",
+                "#pay-oncall"
+            ]),
+            serde_json::json!(["outside the table", "unknown", null, null]),
+        ]
+    );
+
+    std::fs::write(&table, "cidr,service\n10.20.0.0/16\n10.0.0.0/33,x\n").unwrap();
+    let check = spate()
+        .args(["config", "check"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        err.contains("enrich.table") && err.contains("line 3"),
+        "{err}"
+    );
+}

@@ -1,7 +1,7 @@
-//! The decode stage: raw chunks in, classified [`LogBatch`]es out.
+//! The decode stage: raw chunks in, classified and enriched [`LogBatch`]es out.
 //!
 //! Runs as a pool (one worker per core): each worker decodes, classifies,
-//! splits by lake partition and converts to Arrow, so every CPU-heavy step
+//! enriches from the reference table, splits by lake partition and converts to Arrow, so every CPU-heavy step
 //! before Parquet encoding happens in parallel.
 //!
 //! # Backpressure
@@ -14,8 +14,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use spate_engine::{Actor, ActorError, ActorResult, Batch, Ctx};
 
-use crate::classify::{Classifier, ClassifierConfig, ClassifierError};
+use std::time::Duration;
+
+use crate::classify::{Classifier, ClassifierConfig};
 use crate::decode::{DecodeContext, DecoderConfig, LineDecoder};
+use crate::enrich::{EnrichConfig, Enricher};
 use crate::event::EventBatch;
 use crate::log_batch::LogBatch;
 use crate::sources::{ChunkFormat, RawChunk};
@@ -62,19 +65,34 @@ pub struct DecodeSettings {
     decoder: DecoderConfig,
     classifier: Classifier,
     default_service: Arc<str>,
+    enricher: Option<Enricher>,
+}
+
+/// The decode stage cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeSetupError {
+    /// A classifier rule is invalid.
+    #[error("classify: {0}")]
+    Classifier(#[from] crate::classify::ClassifierError),
+    /// The reference table cannot be loaded.
+    #[error("enrich: {0}")]
+    Enrich(#[from] crate::enrich::EnrichError),
 }
 
 impl DecodeSettings {
-    /// Compiles the classifier once for every worker.
+    /// Compiles the classifier and loads the reference table once for every
+    /// worker.
     pub fn new(
         decoder: &DecoderConfig,
         classifier: &ClassifierConfig,
+        enrich: &EnrichConfig,
         stage: &DecodeStageConfig,
-    ) -> Result<Self, ClassifierError> {
+    ) -> Result<Self, DecodeSetupError> {
         Ok(DecodeSettings {
             decoder: decoder.clone(),
             classifier: Classifier::new(classifier)?,
             default_service: Arc::from(stage.default_service.as_str()),
+            enricher: Enricher::new(enrich, &stage.default_service)?,
         })
     }
 }
@@ -83,6 +101,7 @@ impl DecodeSettings {
 pub struct DecodeStage {
     decoder: LineDecoder,
     default_service: Arc<str>,
+    enricher: Option<Enricher>,
     /// Rows of the previous batch, to size the next one's columns.
     last_rows: usize,
 }
@@ -93,6 +112,7 @@ impl DecodeStage {
         DecodeStage {
             decoder: LineDecoder::new(settings.decoder.clone(), settings.classifier.clone()),
             default_service: settings.default_service.clone(),
+            enricher: settings.enricher.clone(),
             last_rows: 0,
         }
     }
@@ -129,9 +149,23 @@ impl Actor for DecodeStage {
                 &mut dead,
             ),
         };
+        if let Some(enricher) = &self.enricher {
+            enricher.apply(&mut events);
+        }
         self.last_rows = events.len();
         let out = LogBatch::from_events(events, dead, &stats)
             .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
         ctx.send(batch.map(|_| out)).await
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.enricher.as_ref().map(|_| Enricher::reload_interval())
+    }
+
+    async fn tick(&mut self, _ctx: &mut Ctx<LogBatch>) -> ActorResult {
+        if let Some(enricher) = &self.enricher {
+            enricher.reload_if_changed();
+        }
+        Ok(())
     }
 }
