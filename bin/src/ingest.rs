@@ -95,14 +95,23 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         move |_| DecodeStage::new(&decode),
         ActorOptions::with_capacity(workers * 2),
     );
-    let writer_settings = lake.clone();
-    graph.actor_pool(
-        "lake",
-        config.lake.writers,
-        move |worker| LakeWriter::new(writer_settings.clone(), worker),
-        ActorOptions::with_capacity(workers * 2),
-    );
-    graph.connect("read", "decode").connect("decode", "lake");
+    graph.connect("read", "decode");
+    // One writer per shard of the partitions: the decode stage routes each
+    // partition to the writer that owns it.
+    for worker in 0..config.lake.writers {
+        let name = if config.lake.writers == 1 {
+            "lake".to_string()
+        } else {
+            format!("lake-{worker}")
+        };
+        let settings = lake.clone();
+        graph.actor(
+            &name,
+            move || LakeWriter::new(settings.clone(), worker),
+            ActorOptions::with_capacity(workers * 2),
+        );
+        graph.connect("decode", &name);
+    }
     let pipeline = graph.build()?.spawn();
 
     let reporter = std::io::stderr().is_terminal().then(|| {

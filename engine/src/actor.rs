@@ -176,6 +176,23 @@ impl<O: Payload + Clone> Ctx<O> {
         Ok(())
     }
 
+    /// Sends a batch to downstream number `index` only (in the order the graph's
+    /// edges were added), for stages that shard their output by key. The caller
+    /// gives each shard its own batch; shares of one ack (see
+    /// [`Ack::share`](crate::Ack::share)) keep the source's verdict whole.
+    pub async fn send_to(&mut self, index: usize, batch: Batch<O>) -> ActorResult {
+        let events = batch.payload.len();
+        let Some(addr) = self.outputs.get(index) else {
+            return Err(ActorError::internal(format!(
+                "actor {} has no downstream number {index}",
+                self.name
+            )));
+        };
+        let blocked = addr.send(batch).await?;
+        self.instruments.sent(events, blocked);
+        Ok(())
+    }
+
     /// True once the pipeline asked sources to stop.
     pub fn stop_requested(&self) -> bool {
         self.stop.is_cancelled()

@@ -480,3 +480,52 @@ async fn pool_workers_share_one_mailbox_and_each_batch_goes_to_one() {
     assert_eq!(got, (0..200).collect::<Vec<u64>>());
     assert_eq!(source.log().delivered(), 40);
 }
+
+/// Sends odd numbers to its first downstream and even ones to its second.
+struct Sharder;
+
+impl Actor for Sharder {
+    type In = Vec<u64>;
+    type Out = Vec<u64>;
+    async fn handle(&mut self, batch: Batch<Vec<u64>>, ctx: &mut Ctx<Vec<u64>>) -> ActorResult {
+        let (payload, ack, in_flight) = batch.into_parts();
+        let (odd, even): (Vec<u64>, Vec<u64>) = payload.into_iter().partition(|x| x % 2 == 1);
+        let mut even_batch = Batch::new(even, ack.share());
+        even_batch.in_flight = in_flight.clone();
+        let mut odd_batch = Batch::new(odd, ack);
+        odd_batch.in_flight = in_flight;
+        ctx.send_to(0, odd_batch).await?;
+        ctx.send_to(1, even_batch).await?;
+        assert!(ctx.send_to(2, Batch::unacked(vec![])).await.is_err());
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_to_shards_output_and_the_ack_waits_for_every_shard() {
+    let source = ScriptedSource::new(batches(4, 4));
+    let odd = CaptureSink::<Vec<u64>>::new();
+    let even = CaptureSink::<Vec<u64>>::slow(Duration::from_secs(1));
+    let mut g = GraphBuilder::new();
+    let s = source.clone();
+    g.source("source", move || s.clone());
+    g.actor("shard", || Sharder, ActorOptions::default());
+    let (o, e) = (odd.clone(), even.clone());
+    g.actor("odd", move || o.clone(), ActorOptions::default());
+    g.actor("even", move || e.clone(), ActorOptions::default());
+    g.connect("source", "shard")
+        .connect("shard", "odd")
+        .connect("shard", "even");
+    let pipeline = g.build().unwrap().spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(odd.delivered().len(), 4);
+    assert_eq!(
+        source.log().delivered(),
+        0,
+        "even shard has not committed yet"
+    );
+    pipeline.join().await.unwrap();
+    assert_eq!(source.log().delivered(), 4);
+    assert!(odd.delivered().concat().iter().all(|x| x % 2 == 1));
+    assert_eq!(even.delivered().concat().len(), 8);
+}

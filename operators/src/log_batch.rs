@@ -129,8 +129,27 @@ impl LogBatch {
     }
 }
 
+impl LogBatch {
+    /// Splits the batch across `shards` writers by partition
+    /// ([`PartitionKey::shard`]); shard 0 also carries the dead letters and the
+    /// counts. Shards with nothing to write are `None`.
+    pub fn shard(self, shards: usize) -> Vec<Option<LogBatch>> {
+        let mut out: Vec<LogBatch> = (0..shards.max(1)).map(|_| LogBatch::default()).collect();
+        for part in self.parts {
+            out[part.key.shard(shards)].parts.push(part);
+        }
+        out[0].dead_letters = self.dead_letters;
+        out[0].counts = self.counts;
+        out.into_iter()
+            .enumerate()
+            .map(|(i, b)| (i == 0 || !b.parts.is_empty()).then_some(b))
+            .collect()
+    }
+}
+
 impl Payload for LogBatch {
+    /// Rows to archive (a shard without the counts still has rows).
     fn len(&self) -> usize {
-        self.counts.events as usize
+        self.parts.iter().map(|p| p.records.num_rows()).sum()
     }
 }

@@ -4,6 +4,10 @@
 //! enriches from the reference table, splits by lake partition and converts to Arrow, so every CPU-heavy step
 //! before Parquet encoding happens in parallel.
 //!
+//! With several downstream lake writers the stage shards its output by lake
+//! partition ([`LogBatch::shard`]), so each partition is written by exactly one
+//! writer and a second writer adds encoding speed without extra open files.
+//!
 //! # Backpressure
 //!
 //! A worker sends its output with a waiting send; while the sinks are slow it
@@ -155,7 +159,28 @@ impl Actor for DecodeStage {
         self.last_rows = events.len();
         let out = LogBatch::from_events(events, dead, &stats)
             .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
-        ctx.send(batch.map(|_| out)).await
+        let shards = ctx.fan_out();
+        if shards <= 1 {
+            return ctx.send(batch.map(|_| out)).await;
+        }
+        // Several lake writers: each partition goes to the one that owns it,
+        // each shard holding a share of the source's ack.
+        let (_, ack, in_flight) = batch.into_parts();
+        let mut routed: Vec<(usize, LogBatch)> = out
+            .shard(shards)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.map(|b| (i, b)))
+            .collect();
+        let last = routed.pop().expect("shard 0 is always present");
+        for (index, payload) in routed {
+            let mut shard = Batch::new(payload, ack.share());
+            shard.in_flight = in_flight.clone();
+            ctx.send_to(index, shard).await?;
+        }
+        let mut shard = Batch::new(last.1, ack);
+        shard.in_flight = in_flight;
+        ctx.send_to(last.0, shard).await
     }
 
     fn tick_interval(&self) -> Option<Duration> {

@@ -48,6 +48,16 @@ impl PartitionKey {
         )
     }
 
+    /// Which of `shards` writers owns this partition (stable: FNV-1a of the
+    /// service and hour), so each partition has one open file at a time.
+    pub fn shard(&self, shards: usize) -> usize {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.service.bytes().chain(self.hour_start_ms.to_le_bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % shards.max(1) as u64) as usize
+    }
+
     /// The `dt=YYYY-MM-DD` part alone.
     pub fn date(&self) -> String {
         let (y, m, d) = civil_from_days(self.hour_start_ms.div_euclid(DAY_MS));
@@ -189,6 +199,18 @@ mod tests {
             PartitionKey::of(-1, "s").path(),
             "dt=1969-12-31/hour=23/service=s"
         );
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        let keys: Vec<PartitionKey> = (0..64)
+            .map(|i| PartitionKey::of(0, &format!("svc-{i}")))
+            .collect();
+        let first: Vec<usize> = keys.iter().map(|k| k.shard(2)).collect();
+        assert_eq!(first, keys.iter().map(|k| k.shard(2)).collect::<Vec<_>>());
+        let ones = first.iter().filter(|&&s| s == 1).count();
+        assert!((16..=48).contains(&ones), "{ones} of 64 on shard 1");
+        assert!(keys.iter().all(|k| k.shard(1) == 0));
     }
 
     #[test]
