@@ -447,13 +447,23 @@ fn two_lake_writers_shard_partitions_without_duplicating_files() {
     let dir = tempfile::tempdir().unwrap();
     let (input, stats) = corpus(dir.path(), Workload::AppJson, 8_000);
     let config = dir.path().join("spate.toml");
-    std::fs::write(&config, "[pipeline]\ndecode_workers = 3\n[lake]\nwriters = 2\n").unwrap();
+    std::fs::write(
+        &config,
+        "[pipeline]\ndecode_workers = 3\n[lake]\nwriters = 2\n",
+    )
+    .unwrap();
     let data = dir.path().join("data");
     let config_arg = config.display().to_string();
     let summary = ingest(&data, &[&input], &["--config", &config_arg]);
     expect_counts(&summary, &stats);
     let lake = data.join("lake/logs");
     lake_counts(&lake, &stats);
-    let partitions = duckdb(&lake, "select count(distinct (dt, hour, service)) from logs");
-    assert_eq!(summary["files_written"], partitions[0][0], "one file per partition");
+    let partitions = duckdb(
+        &lake,
+        "select count(distinct (dt, hour, service)) from logs",
+    );
+    assert_eq!(
+        summary["files_written"], partitions[0][0],
+        "one file per partition"
+    );
 }

@@ -10,6 +10,7 @@
 //! `status`, `client_ip`, `message`, `attrs`.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Severity ladder, weakest first so that `max` picks the strongest.
 ///
@@ -264,4 +265,15 @@ impl EventBatch {
             + s(&self.attrs)
             + self.len() * (8 + 8 + 1 + 8 + 2)
     }
+}
+
+/// The wall clock in UTC milliseconds: the `ingest_ts` of events read now.
+///
+/// Timing (rolling, backoff, latency) uses tokio's clock instead; this is only
+/// for timestamps that end up in data and file names.
+pub fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }

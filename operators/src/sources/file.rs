@@ -15,10 +15,10 @@
 //! own after the last input. A restarted source resumes after the last chunk it
 //! sent.
 
+use crate::event::wall_clock_ms;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BufMut;
 use serde::{Deserialize, Serialize};
@@ -194,7 +194,7 @@ impl FileSource {
                 bytes: Arc::new(bytes),
                 source: source.clone(),
                 first_position: position,
-                ingest_ts_ms: now_ms(),
+                ingest_ts_ms: wall_clock_ms(),
                 format: ChunkFormat::Lines,
             };
             ctx.send(Batch::new(chunk, self.ack())).await?;
@@ -207,13 +207,6 @@ impl FileSource {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl Source for FileSource {

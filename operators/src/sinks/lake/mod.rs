@@ -33,7 +33,7 @@ pub mod schema;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,7 @@ use self::dead_letters::DeadLetterFile;
 use self::part_file::{PartFile, writer_properties};
 use self::partition::PartitionKey;
 use self::rolling::{OpenFilesStats, RollPolicy, should_roll};
+use crate::event::wall_clock_ms;
 use crate::log_batch::{EventCounts, LogBatch};
 
 const MIB: u64 = 1024 * 1024;
@@ -277,10 +278,7 @@ impl LakeWriter {
 
     fn file_name(&mut self, ext: &str) -> String {
         self.seq += 1;
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
+        let millis = wall_clock_ms();
         format!(
             "part-{millis}-{}-{}-{:06}.{ext}",
             std::process::id(),
@@ -317,7 +315,7 @@ impl LakeWriter {
             file.limit_buffered(self.settings.max_row_group_bytes)?;
         }
         for dl in batch.dead_letters.iter() {
-            let date = PartitionKey::of(now_ms(), "").date();
+            let date = PartitionKey::of(wall_clock_ms(), "").date();
             if !self.dead.contains_key(&date) {
                 let dir = self.settings.dead_letter_dir.join(format!("dt={date}"));
                 let name = self.file_name("ndjson");
@@ -408,13 +406,6 @@ impl LakeWriter {
             f.abort();
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl Drop for LakeWriter {
