@@ -42,6 +42,9 @@ pub struct IngestSummary {
     pub input_bytes: u64,
     /// Batches that could not be archived.
     pub failed_batches: u64,
+    /// True when a signal stopped the run before the inputs ended (what was
+    /// read is archived).
+    pub interrupted: bool,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
     /// Events per second.
@@ -130,12 +133,19 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
             }
         })
     });
-    let result = pipeline.join().await;
+    // SIGTERM/SIGINT: stop reading, archive what was read, then exit; a second
+    // signal aborts at once.
+    let mut signals = spate_engine::signals::listen()?;
+    let drain_deadline = Duration::from_secs(30);
+    let result = pipeline
+        .run_until_signal(&mut signals, drain_deadline)
+        .await;
     if let Some(r) = reporter {
         r.abort();
         eprintln!();
     }
     result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let interrupted = progress.stopped_early();
 
     let elapsed = started.elapsed().as_secs_f64();
     let totals = lake.totals().lock().map(|t| t.clone()).unwrap_or_default();
@@ -165,6 +175,7 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         bytes_written: totals.bytes_written,
         input_bytes: progress.bytes.load(Ordering::Relaxed),
         failed_batches,
+        interrupted,
         elapsed_s: elapsed,
         events_per_s: counts.events as f64 / elapsed.max(1e-9),
         lake: lake.table_dir().to_path_buf(),
@@ -203,6 +214,9 @@ impl IngestSummary {
             self.dead_letters,
             self.dead_letter_dir.display()
         );
+        if self.interrupted {
+            out += "  interrupted: inputs not read to the end; what was read is archived\n";
+        }
         if self.control_messages > 0 {
             out += &format!(
                 "  cloudwatch control messages skipped: {}\n",

@@ -68,7 +68,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest {
             config,
@@ -80,11 +80,19 @@ fn run(cli: Cli) -> Result<()> {
                 Some(path) => SpateConfig::load(&path)?,
                 None => SpateConfig::default(),
             };
-            let summary = runtime()?.block_on(ingest::run(config, &data_dir, &paths))?;
+            let runtime = runtime()?;
+            let summary = runtime.block_on(ingest::run(config, &data_dir, &paths));
+            // A read of stdin may still wait on a blocking thread after a signal;
+            // do not wait for it (everything read has been archived).
+            runtime.shutdown_background();
+            let summary = summary?;
             if json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
                 print!("{}", summary.render());
+            }
+            if summary.interrupted {
+                return Ok(ExitCode::from(130));
             }
         }
         Command::Config { action } => match action {
@@ -95,7 +103,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         },
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -107,7 +115,7 @@ fn main() -> ExitCode {
         )
         .init();
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("spate: {e:#}");
             ExitCode::from(1)

@@ -467,3 +467,53 @@ fn two_lake_writers_shard_partitions_without_duplicating_files() {
         "one file per partition"
     );
 }
+
+#[test]
+fn sigterm_stops_reading_and_archives_what_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus_path, _) = corpus(dir.path(), Workload::AppJson, 2_000);
+    let data = dir.path().join("data");
+    let mut child = spate()
+        .args(["ingest", "--json", "--data-dir"])
+        .arg(&data)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stdin stays open: the run only ends because of the signal.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&std::fs::read(&corpus_path).unwrap())
+        .unwrap();
+    stdin.flush().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    assert_eq!(summary["failed_batches"], 0);
+    let archived = summary["events"].as_u64().unwrap();
+    assert!(archived <= 2_000);
+    // Everything the summary reports is in the lake, committed, nothing partial.
+    if archived > 0 {
+        let rows = duckdb(&data.join("lake/logs"), "select count(*) from logs");
+        assert_eq!(rows[0][0], archived);
+    }
+    let leftovers = walk(&data)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(leftovers, 0);
+}

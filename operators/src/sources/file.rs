@@ -91,6 +91,15 @@ pub struct ReadProgress {
     pub first_failure: Mutex<Option<String>>,
     /// Where a restarted reader resumes: (input index, byte offset).
     resume: Mutex<(usize, u64)>,
+    /// Set when a stop request ended the read before the inputs did.
+    stopped_early: std::sync::atomic::AtomicBool,
+}
+
+impl ReadProgress {
+    /// True when a stop request ended the read before the inputs ended.
+    pub fn stopped_early(&self) -> bool {
+        self.stopped_early.load(Ordering::Relaxed)
+    }
 }
 
 /// Reads every input to the end.
@@ -155,8 +164,10 @@ impl FileSource {
         let mut position = skip;
         let mut buf: Vec<u8> = Vec::with_capacity(self.chunk_bytes * 2);
         let mut eof = false;
-        while !eof {
+        let mut stopping = false;
+        while !eof && !stopping {
             if ctx.stop_requested() {
+                self.progress.stopped_early.store(true, Ordering::Relaxed);
                 return Ok(());
             }
             // Fill up to one chunk beyond what is carried over.
@@ -166,7 +177,16 @@ impl FileSource {
                 // `read_buf` fills spare capacity: no zeroing of the buffer first.
                 let room = target - buf.len();
                 let mut window = (&mut buf).limit(room);
-                let n = reader.read_buf(&mut window).await.map_err(read_error)?;
+                // A stop request interrupts a read that waits (stdin with no
+                // data); the complete lines already read are still sent.
+                let n = tokio::select! {
+                    read = reader.read_buf(&mut window) => read.map_err(read_error)?,
+                    _ = ctx.stopped() => {
+                        self.progress.stopped_early.store(true, Ordering::Relaxed);
+                        stopping = true;
+                        break;
+                    }
+                };
                 if n == 0 {
                     eof = true;
                     break;
@@ -180,6 +200,7 @@ impl FileSource {
             } else {
                 match memchr::memrchr(b'\n', &buf) {
                     Some(i) => i + 1,
+                    None if stopping => break,
                     None => continue,
                 }
             };
