@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use spate_engine::{ActorOptions, GraphBuilder};
+use spate_engine::{ActorOptions, GraphBuilder, SupervisorPolicy};
 use spate_operators::event::Severity;
 use spate_operators::sinks::lake::{LakeSettings, LakeWriter};
 use spate_operators::sources::file::{FileSource, Input, ReadProgress};
@@ -99,6 +99,15 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         ActorOptions::with_capacity(workers * 2),
     );
     graph.connect("read", "decode");
+    // A one-shot run gives up on a sink that keeps failing (a full or read-only
+    // disk) instead of retrying for ever: a few quick retries, then the kill
+    // switch ends the run with the sink's error.
+    let sink_policy = SupervisorPolicy {
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(2),
+        max_consecutive_restarts: Some(4),
+        ..SupervisorPolicy::default()
+    };
     // One writer per shard of the partitions: the decode stage routes each
     // partition to the writer that owns it.
     for worker in 0..config.lake.writers {
@@ -111,7 +120,10 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         graph.actor(
             &name,
             move || LakeWriter::new(settings.clone(), worker),
-            ActorOptions::with_capacity(workers * 2),
+            ActorOptions {
+                mailbox_capacity: workers * 2,
+                supervisor: sink_policy.clone(),
+            },
         );
         graph.connect("decode", &name);
     }

@@ -517,3 +517,27 @@ fn sigterm_stops_reading_and_archives_what_was_read() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+#[test]
+fn a_lake_that_cannot_be_written_fails_the_run_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, _) = corpus(dir.path(), Workload::AppJson, 500);
+    let data = dir.path().join("data");
+    // A file where the table directory should be: every write fails.
+    std::fs::create_dir_all(data.join("lake")).unwrap();
+    std::fs::write(data.join("lake/logs"), b"not a directory").unwrap();
+    let out = spate()
+        .args(["ingest", "--data-dir"])
+        .arg(&data)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap();
+    assert!(last.starts_with("spate: "), "{err}");
+    assert!(
+        last.contains("cannot create directory") && last.contains("lake/logs"),
+        "{err}"
+    );
+}

@@ -401,6 +401,26 @@ impl LakeWriter {
         Ok(())
     }
 
+    fn commit_if_due(&mut self) -> ActorResult {
+        if should_roll(&self.stats(), Instant::now(), &self.settings.policy).is_some() {
+            self.commit().map_err(|e| self.fail_pending(e))?;
+        }
+        Ok(())
+    }
+
+    /// Fails every held batch with the error's reason (so sources learn why),
+    /// drops the open files, and returns the error for the supervisor.
+    fn fail_pending(&mut self, error: LakeError) -> ActorError {
+        let reason = error.to_string();
+        std::mem::take(&mut self.pending_ack).fail(reason);
+        self.pending_counts = EventCounts::default();
+        for (_, f) in self.open.drain() {
+            f.abort();
+        }
+        self.abort_dead_letters();
+        error.into()
+    }
+
     fn abort_dead_letters(&mut self) {
         for (_, f) in self.dead.drain() {
             f.abort();
@@ -425,15 +445,13 @@ impl Actor for LakeWriter {
 
     async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
         let (payload, ack, in_flight) = batch.into_parts();
-        self.write(&payload)?;
-        // The rows are encoded; the source's bytes are no longer held here.
-        drop(in_flight);
         self.pending_ack.merge(ack);
         self.pending_counts.add(&payload.counts);
-        if should_roll(&self.stats(), Instant::now(), &self.settings.policy).is_some() {
-            self.commit()?;
-        }
-        Ok(())
+        let written = self.write(&payload);
+        // The rows are encoded; the source's bytes are no longer held here.
+        drop(in_flight);
+        written.map_err(|e| self.fail_pending(e))?;
+        self.commit_if_due()
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -441,15 +459,12 @@ impl Actor for LakeWriter {
     }
 
     async fn tick(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
-        if should_roll(&self.stats(), Instant::now(), &self.settings.policy).is_some() {
-            self.commit()?;
-        }
-        Ok(())
+        self.commit_if_due()
     }
 
     async fn flush(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
         if !self.open.is_empty() || !self.dead.is_empty() || !self.pending_ack.is_empty() {
-            self.commit()?;
+            self.commit().map_err(|e| self.fail_pending(e))?;
         }
         Ok(())
     }
