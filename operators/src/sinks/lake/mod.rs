@@ -134,7 +134,7 @@ pub struct LakeConfig {
     /// zstd compression level (1 = fastest, 22 = smallest).
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
-    /// Writer workers encoding in parallel (each writes its own files).
+    /// Lake writers encoding in parallel; each owns a share of the partitions.
     #[serde(default = "default_writers")]
     pub writers: usize,
 }
@@ -204,7 +204,7 @@ pub struct LakeTotals {
     pub dead_letter_files: u64,
 }
 
-/// Everything a lake writer needs, shared by the workers of a pool.
+/// Everything a lake writer needs, shared by all the writers.
 #[derive(Clone)]
 pub struct LakeSettings {
     table_dir: PathBuf,
@@ -251,7 +251,7 @@ impl LakeSettings {
     }
 }
 
-/// One lake writer (a worker of the `lake` pool).
+/// One lake writer: owns the partitions the decode stage routes to it.
 pub struct LakeWriter {
     settings: LakeSettings,
     worker: usize,
