@@ -39,7 +39,7 @@ pub struct FileReadConfig {
 }
 
 fn default_chunk_kib() -> usize {
-    512
+    1024
 }
 
 impl Default for FileReadConfig {

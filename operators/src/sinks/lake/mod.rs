@@ -152,7 +152,7 @@ fn default_max_row_group_mib() -> u64 {
     16
 }
 fn default_max_buffered_mib() -> u64 {
-    32
+    16
 }
 fn default_row_group_rows() -> usize {
     256 * 1024
