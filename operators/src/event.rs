@@ -251,19 +251,34 @@ impl EventBatch {
             .map(|(_, n)| n.as_str())
     }
 
-    /// Approximate heap bytes held by the batch (for in-flight accounting).
-    pub fn byte_size(&self) -> usize {
-        let s = |c: &StrColumn| c.data.len() + c.offsets.len() * 4;
-        s(&self.event_id)
-            + s(&self.service)
-            + s(&self.host)
-            + s(&self.source)
-            + s(&self.log_group)
-            + s(&self.log_stream)
-            + s(&self.client_ip)
-            + s(&self.message)
-            + s(&self.attrs)
-            + self.len() * (8 + 8 + 1 + 8 + 2)
+    /// Every string column, in schema order.
+    pub fn str_columns(&self) -> [&StrColumn; 9] {
+        [
+            &self.event_id,
+            &self.service,
+            &self.host,
+            &self.source,
+            &self.log_group,
+            &self.log_stream,
+            &self.client_ip,
+            &self.message,
+            &self.attrs,
+        ]
+    }
+
+    /// Every string column, mutably, in schema order.
+    pub fn str_columns_mut(&mut self) -> [&mut StrColumn; 9] {
+        [
+            &mut self.event_id,
+            &mut self.service,
+            &mut self.host,
+            &mut self.source,
+            &mut self.log_group,
+            &mut self.log_stream,
+            &mut self.client_ip,
+            &mut self.message,
+            &mut self.attrs,
+        ]
     }
 }
 

@@ -371,17 +371,7 @@ fn reserve_rows(out: &mut EventBatch, chunk: &[u8], source_len: usize) {
     out.severity.reserve(rows);
     out.tags.reserve(rows);
     out.status.reserve(rows);
-    for c in [
-        &mut out.event_id,
-        &mut out.service,
-        &mut out.host,
-        &mut out.source,
-        &mut out.log_group,
-        &mut out.log_stream,
-        &mut out.client_ip,
-        &mut out.message,
-        &mut out.attrs,
-    ] {
+    for c in out.str_columns_mut() {
         c.offsets.reserve(rows);
     }
     out.event_id.data.reserve(rows * (source_len + 8));

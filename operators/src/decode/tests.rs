@@ -29,17 +29,7 @@ fn run(input: &[u8]) -> (EventBatch, Vec<DeadLetter>, DecodeStats) {
 
 fn check_columns(b: &EventBatch) {
     let n = b.len();
-    for c in [
-        &b.event_id,
-        &b.service,
-        &b.host,
-        &b.source,
-        &b.log_group,
-        &b.log_stream,
-        &b.client_ip,
-        &b.message,
-        &b.attrs,
-    ] {
+    for c in b.str_columns() {
         assert_eq!(c.len(), n);
         assert!(c.validity.as_ref().is_none_or(|v| v.len() == n));
     }

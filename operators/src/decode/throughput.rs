@@ -41,17 +41,7 @@ fn hash_col(h: &mut DefaultHasher, c: &StrColumn) {
 }
 
 fn digest(h: &mut DefaultHasher, b: &EventBatch) {
-    for c in [
-        &b.event_id,
-        &b.service,
-        &b.host,
-        &b.source,
-        &b.log_group,
-        &b.log_stream,
-        &b.client_ip,
-        &b.message,
-        &b.attrs,
-    ] {
+    for c in b.str_columns() {
         hash_col(h, c);
     }
     (&b.ts, &b.ingest_ts, &b.severity, &b.status).hash(h);

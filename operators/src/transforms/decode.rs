@@ -106,8 +106,6 @@ pub struct DecodeStage {
     decoder: LineDecoder,
     default_service: Arc<str>,
     enricher: Option<Enricher>,
-    /// Rows of the previous batch, to size the next one's columns.
-    last_rows: usize,
 }
 
 impl DecodeStage {
@@ -117,7 +115,6 @@ impl DecodeStage {
             decoder: LineDecoder::new(settings.decoder.clone(), settings.classifier.clone()),
             default_service: settings.default_service.clone(),
             enricher: settings.enricher.clone(),
-            last_rows: 0,
         }
     }
 }
@@ -129,7 +126,6 @@ impl Actor for DecodeStage {
     async fn handle(&mut self, batch: Batch<RawChunk>, ctx: &mut Ctx<LogBatch>) -> ActorResult {
         let chunk = &batch.payload;
         let mut events = EventBatch::default();
-        events.ts.reserve(self.last_rows);
         let mut dead = Vec::new();
         let decode_ctx = DecodeContext {
             source: &chunk.source,
@@ -156,7 +152,6 @@ impl Actor for DecodeStage {
         if let Some(enricher) = &self.enricher {
             enricher.apply(&mut events);
         }
-        self.last_rows = events.len();
         let out = LogBatch::from_events(events, dead, &stats)
             .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
         let shards = ctx.fan_out();

@@ -314,7 +314,8 @@ impl LakeWriter {
             file.write(&part.records)?;
             file.limit_buffered(self.settings.max_row_group_bytes)?;
         }
-        for dl in batch.dead_letters.iter() {
+        if !batch.dead_letters.is_empty() {
+            // Dead letters are filed by the day they were rejected.
             let date = PartitionKey::of(wall_clock_ms(), "").date();
             if !self.dead.contains_key(&date) {
                 let dir = self.settings.dead_letter_dir.join(format!("dt={date}"));
@@ -323,7 +324,7 @@ impl LakeWriter {
                     .insert(date.clone(), DeadLetterFile::create(&dir, &name)?);
             }
             let file = self.dead.get_mut(&date).expect("inserted above");
-            file.append(std::slice::from_ref(dl))?;
+            file.append(&batch.dead_letters)?;
         }
         self.bound_memory()
     }
