@@ -11,6 +11,7 @@
 //! It is not the CLI or the configuration file format: `spate` (bin/) wires these
 //! into pipelines.
 
+pub mod alerts;
 pub mod classify;
 pub mod decode;
 pub mod enrich;
@@ -19,3 +20,4 @@ pub mod log_batch;
 pub mod sinks;
 pub mod sources;
 pub mod transforms;
+pub mod windows;

@@ -1,3 +1,4 @@
 //! Sinks: where events end up.
 
+pub mod hot;
 pub mod lake;

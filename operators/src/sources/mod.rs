@@ -1,6 +1,9 @@
 //! Sources: where raw log bytes come from.
 
+pub mod commit_tracker;
 pub mod file;
+pub mod journal;
+pub mod tail;
 
 use std::sync::Arc;
 

@@ -1,0 +1,3 @@
+//! Alerts: rules over closed windows, deduplication, and the outputs.
+
+pub mod record;

@@ -1,0 +1,81 @@
+//! The records the window aggregator produces and every alert output and store
+//! consumes: closed windows ([`WindowRecord`]) and alert notices
+//! ([`AlertRecord`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Counts of one service in one closed event-time window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    /// Window start, UTC milliseconds (inclusive).
+    pub window_start_ms: i64,
+    /// Window end, UTC milliseconds (exclusive).
+    pub window_end_ms: i64,
+    /// The service.
+    pub service: String,
+    /// Events in the window.
+    pub events: u64,
+    /// Events per severity, indexed by `Severity::index` (INFO, WARNING, ERROR,
+    /// CRITICAL).
+    pub severity: [u64; 4],
+    /// Events per tag.
+    pub tags: BTreeMap<String, u64>,
+}
+
+/// Whether an alert starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// The rule's condition holds.
+    Firing,
+    /// The condition cleared (after having fired).
+    Resolved,
+}
+
+impl AlertState {
+    /// `firing` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert notice: a rule firing for a service, or its resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Deterministic id, `<rule>:<service>:<window_start_ms>:<state>`, so a
+    /// notice written twice overwrites itself.
+    pub id: String,
+    /// The rule's name (`critical`, `error_burst`, `error_rate`, `silence`, or a
+    /// configured name).
+    pub rule: String,
+    /// The service the alert is about.
+    pub service: String,
+    /// Firing or resolved.
+    pub state: AlertState,
+    /// Severity of the alert itself (`CRITICAL`, `ERROR`, `WARNING`).
+    pub severity: String,
+    /// The window that decided, UTC milliseconds.
+    pub window_start_ms: i64,
+    /// End of that window, UTC milliseconds.
+    pub window_end_ms: i64,
+    /// When the notice was raised (processing time), UTC milliseconds.
+    pub raised_at_ms: i64,
+    /// The measured value (a count, or a rate).
+    pub value: f64,
+    /// The rule's threshold.
+    pub threshold: f64,
+    /// One readable sentence.
+    pub message: String,
+}
+
+/// Where closed windows and alert notices are kept (the hot store); the alert
+/// router calls it before acknowledging.
+pub trait AlertStore: Send + Sync + 'static {
+    /// Durably records closed windows and alert notices (upserts by key).
+    fn record(&self, windows: &[WindowRecord], alerts: &[AlertRecord]) -> Result<(), String>;
+}

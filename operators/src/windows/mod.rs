@@ -1,0 +1,1 @@
+//! Event-time tumbling windows over classified events.
