@@ -124,7 +124,7 @@ impl TailState {
                     .map(|(key, r)| entry(key, r.fingerprint, &r.path, &r.source, r.offset)),
             )
             .collect();
-        files.sort_by(|a, b| (a.dev, a.ino).cmp(&(b.dev, b.ino)));
+        files.sort_by_key(|c| (c.dev, c.ino));
         CheckpointFile::new(files, self.generations.clone())
     }
 

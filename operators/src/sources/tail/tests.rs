@@ -315,7 +315,7 @@ async fn a_restart_resumes_from_the_checkpoint_without_loss_or_repeats() {
     let second = lines(&sink.delivered());
     assert_eq!(
         second.first().unwrap(),
-        &line(&src(&log), 1024, &numbered(32..33).trim_end())
+        &line(&src(&log), 1024, numbered(32..33).trim_end())
     );
     let mut all: Vec<Line> = first.into_iter().chain(second).collect();
     let expected: Vec<Line> = (0..110)
