@@ -90,7 +90,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use spate_engine::{Ack, ActorResult, Batch, Ctx, Source};
+use spate_engine::{Ack, ActorError, ActorResult, Batch, Ctx, Source};
 use tokio::time::Instant;
 
 pub use checkpoint::FileCheckpoint;
@@ -216,21 +216,25 @@ impl TailSource {
     }
 
     /// One poll: rescan, then send chunks round-robin across files until none
-    /// has anything complete left (or a stop is requested).
-    async fn poll(&self, ctx: &mut Ctx<RawChunk>) -> ActorResult {
+    /// has anything complete left, a stop is requested, or `poll_interval` has
+    /// passed (under a backlog, so that checkpoints and rescans keep coming).
+    /// True when it stopped with data left to read.
+    async fn poll(&self, ctx: &mut Ctx<RawChunk>) -> Result<bool, ActorError> {
         let shared = &self.shared;
         let now = Instant::now();
+        let budget_end = now + shared.config.poll_interval();
         let keys: Vec<_> = {
             let paths = shared.matcher.scan();
             let mut state = shared.state();
             state.reconcile(paths, &shared.config, now);
             state.files.keys().copied().collect()
         };
+        let mut more = false;
         loop {
             let mut sent = false;
             for key in &keys {
                 if ctx.stop_requested() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let ready = shared.state().next_chunk(*key, &shared.config, now);
                 if let Some(ready) = ready {
@@ -242,10 +246,14 @@ impl TailSource {
             if !sent {
                 break;
             }
+            if Instant::now() >= budget_end {
+                more = true;
+                break;
+            }
             tokio::task::yield_now().await;
         }
         shared.state().close_finished(&shared.config, now);
-        Ok(())
+        Ok(more)
     }
 }
 
@@ -256,11 +264,14 @@ impl Source for TailSource {
         let config = &self.shared.config;
         let mut next_checkpoint = Instant::now() + config.checkpoint_interval();
         while !ctx.stop_requested() {
-            self.poll(ctx).await?;
+            let more = self.poll(ctx).await?;
             let now = Instant::now();
             if now >= next_checkpoint {
                 self.shared.save_quietly();
                 next_checkpoint = now + config.checkpoint_interval();
+            }
+            if more {
+                continue;
             }
             let wake = (now + config.poll_interval()).min(next_checkpoint);
             tokio::select! {

@@ -291,6 +291,23 @@ async fn the_checkpoint_holds_only_committed_offsets() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn checkpoints_keep_coming_while_a_backlog_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0..3200)); // 100 chunks
+    // 100 ms a chunk: the backlog takes 10 s to drain.
+    let sink = CaptureSink::slow(Duration::from_millis(100));
+    let (pipeline, checkpoints) = spawn(config(dir.path()), &dir.path().join("ckpt"), &sink);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let offset = on_disk(&checkpoints)[0].offset;
+    assert!(offset >= 20 * 1024 && offset < 100 * 1024, "{offset}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(on_disk(&checkpoints)[0].offset, 3200 * 32);
+    assert_eq!(texts(&sink).len(), 3200);
+    pipeline.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_restart_resumes_from_the_checkpoint_without_loss_or_repeats() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt");
