@@ -348,3 +348,193 @@ impl SegmentWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::ChunkFormat;
+    use crate::sources::journal::{Journal, JournalConfig};
+
+    fn config(dir: &std::path::Path) -> JournalConfig {
+        JournalConfig {
+            dir: Some(dir.to_path_buf()),
+            ..JournalConfig::default()
+        }
+    }
+
+    fn line(text: &str) -> JournalRecord {
+        JournalRecord::lines(text.as_bytes().to_vec(), 1)
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_share_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&config(dir.path()), dir.path()).unwrap();
+        let writer = journal.writer();
+        const CALLERS: usize = 32;
+        // Hold the writer while every caller queues, as a slow fsync would.
+        let pause = journal.shared.pause.lock().await;
+        let pending: Vec<_> = (0..CALLERS)
+            .map(|i| writer.append(vec![line(&format!("request {i:02}\n"))]))
+            .collect();
+        drop(pause);
+        let mut ranges = Vec::new();
+        for p in pending {
+            let a = p.await.unwrap();
+            ranges.push((a.first_position, a.end_position));
+        }
+        let fsyncs = writer.fsyncs();
+        assert!(
+            fsyncs < CALLERS as u64,
+            "{fsyncs} fsyncs for {CALLERS} appends"
+        );
+        assert_eq!(fsyncs, 1);
+        // Every request got its own contiguous range, in queue order.
+        let expected: Vec<_> = (0..CALLERS as u64).map(|i| (i * 11, i * 11 + 11)).collect();
+        assert_eq!(ranges, expected);
+        assert_eq!(journal.stats().appended_position, CALLERS as u64 * 11);
+    }
+
+    #[tokio::test]
+    async fn records_of_one_call_are_contiguous_and_lines_end_with_a_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&config(dir.path()), dir.path()).unwrap();
+        let writer = journal.writer();
+        let empty_cw = JournalRecord {
+            format: ChunkFormat::CloudWatchPayload,
+            ingest_ts_ms: 1,
+            lines: 0,
+            bytes: bytes::Bytes::new(),
+        };
+        let a = writer
+            .append(vec![line("a"), empty_cw, line("bb\n")])
+            .await
+            .unwrap();
+        assert_eq!(
+            a,
+            Appended {
+                first_position: 0,
+                end_position: 5,
+                records: 2
+            }
+        );
+        let nothing = writer.append(Vec::new()).await.unwrap();
+        assert_eq!((nothing.first_position, nothing.end_position), (5, 5));
+        assert_eq!(writer.fsyncs(), 1);
+        let stats = journal.stats();
+        assert_eq!(stats.backlog_bytes, 5);
+        assert_eq!(stats.disk_bytes, 5 + 2 * HEADER_LEN as u64);
+    }
+
+    #[tokio::test]
+    async fn backlog_at_the_limit_refuses_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            max_backlog_mib: 1,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        let mut big = vec![b'x'; 1024 * 1024 - 1];
+        big.push(b'\n');
+        // Below the limit: accepted, even though it reaches it.
+        writer.append(vec![line("first\n")]).await.unwrap();
+        writer
+            .append(vec![JournalRecord::lines(big, 1)])
+            .await
+            .unwrap();
+        let refused = writer.append(vec![line("one more\n")]).await.unwrap_err();
+        match refused {
+            JournalError::Saturated {
+                backlog_bytes,
+                limit_bytes,
+            } => {
+                assert_eq!(backlog_bytes, 1024 * 1024 + 6);
+                assert_eq!(limit_bytes, 1024 * 1024);
+            }
+            other => panic!("expected saturation, got {other}"),
+        }
+        assert!(journal.stats().saturated());
+        // The pipeline catching up (the source moves the read position) lifts it.
+        journal
+            .shared
+            .read_position
+            .store(1024 * 1024 + 6, Ordering::Release);
+        writer.append(vec![line("one more\n")]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn disk_limit_refuses_appends_that_do_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            max_disk_mib: 1,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        let half = || JournalRecord::lines(vec![b'y'; 600 * 1024], 1);
+        writer.append(vec![half()]).await.unwrap();
+        let refused = writer.append(vec![half()]).await.unwrap_err();
+        assert!(
+            matches!(refused, JournalError::DiskLimit { limit_bytes, .. } if limit_bytes == 1024 * 1024),
+            "{refused}"
+        );
+        assert_eq!(
+            refused.retry_after(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        // A small one still fits.
+        writer.append(vec![line("small\n")]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn close_finishes_queued_appends_then_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&config(dir.path()), dir.path()).unwrap();
+        let writer = journal.writer();
+        let pause = journal.shared.pause.lock().await;
+        let queued = writer.append(vec![line("queued\n")]);
+        journal.close();
+        let late = writer.append(vec![line("late\n")]);
+        drop(pause);
+        assert_eq!(queued.await.unwrap().end_position, 7);
+        assert!(matches!(late.await, Err(JournalError::Closed)));
+        assert!(matches!(
+            writer.append(vec![line("later\n")]).await,
+            Err(JournalError::Closed)
+        ));
+        // What was acknowledged is on disk for the next open.
+        drop(writer);
+        drop(journal);
+        let reopened = Journal::open(&config(dir.path()), dir.path()).unwrap();
+        assert_eq!(reopened.stats().appended_position, 7);
+    }
+
+    #[tokio::test]
+    async fn segments_roll_at_the_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            segment_mib: 1,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        for _ in 0..5 {
+            writer
+                .append(vec![JournalRecord::lines(vec![b'z'; 400 * 1024], 1)])
+                .await
+                .unwrap();
+        }
+        // 3 records fill the first segment past 1 MiB; the next group rolls.
+        let stats = journal.stats();
+        assert_eq!(stats.segments, 2);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".seg"))
+            .collect();
+        names.sort();
+        let second = format!("{:020}.seg", 3 * (400 * 1024 + 1));
+        assert_eq!(names, vec![format!("{:020}.seg", 0), second]);
+    }
+}
