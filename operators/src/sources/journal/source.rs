@@ -372,3 +372,410 @@ fn read_chunk(
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use spate_engine::testkit::{CaptureSink, SinkStep};
+    use spate_engine::{ActorOptions, GraphBuilder, Pipeline};
+
+    use super::*;
+    use crate::sources::journal::segment::JournalRecord;
+    use crate::sources::journal::{Journal, JournalConfig};
+
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    fn config(dir: &std::path::Path) -> JournalConfig {
+        JournalConfig {
+            dir: Some(dir.to_path_buf()),
+            ..JournalConfig::default()
+        }
+    }
+
+    /// A config whose chunks hold one 600-byte record each.
+    fn one_record_chunks(dir: &std::path::Path) -> JournalConfig {
+        JournalConfig {
+            chunk_kib: 1,
+            ..config(dir)
+        }
+    }
+
+    fn record(n: usize) -> JournalRecord {
+        let mut text = format!("{{\"n\":{n},\"pad\":\"");
+        text.push_str(&"p".repeat(600 - text.len() - 3));
+        text.push_str("\"}\n");
+        assert_eq!(text.len(), 600);
+        JournalRecord::lines(text.into_bytes(), 1)
+    }
+
+    fn spawn(journal: &Journal, sink: &CaptureSink<RawChunk>, capacity: usize) -> Pipeline {
+        let mut graph = GraphBuilder::new();
+        let j = journal.clone();
+        graph.source("http", move || j.source());
+        let s = sink.clone();
+        graph.actor(
+            "sink",
+            move || s.clone(),
+            ActorOptions::with_capacity(capacity),
+        );
+        graph.connect("http", "sink");
+        graph.build().unwrap().spawn()
+    }
+
+    async fn stop(pipeline: Pipeline) {
+        pipeline.stop();
+        let report = tokio::time::timeout(LIMIT, pipeline.join()).await;
+        report
+            .expect("pipeline drains")
+            .expect("pipeline ends cleanly");
+    }
+
+    /// (first_position, bytes) of every delivered chunk.
+    fn delivered(sink: &CaptureSink<RawChunk>) -> Vec<(u64, Vec<u8>)> {
+        sink.delivered()
+            .iter()
+            .map(|c| {
+                assert_eq!(&*c.source, "http");
+                (c.first_position, c.bytes.to_vec())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn round_trip_commits_only_after_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&config(dir.path()), dir.path()).unwrap();
+        let writer = journal.writer();
+        let cw = JournalRecord::cloudwatch(&b"H4sIcloudwatch"[..], 2);
+        let appended = writer
+            .append(vec![
+                JournalRecord::lines(&b"a\nb\n"[..], 2),
+                cw,
+                JournalRecord::lines(&b"c"[..], 1),
+                JournalRecord::lines(&b"d\n"[..], 1),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(appended.end_position, 4 + 14 + 2 + 2);
+
+        let sink = CaptureSink::gated();
+        let pipeline = spawn(&journal, &sink, 16);
+        let end = appended.end_position;
+        journal
+            .shared
+            .wait_until("the source to take everything", |s| s.read_position == end)
+            .await;
+        assert_eq!(journal.stats().committed_position, 0);
+        assert_eq!(journal.checkpoint_now().await.unwrap(), 0);
+
+        sink.open(100);
+        journal
+            .shared
+            .wait_until("the commit", |s| s.committed_position == end)
+            .await;
+        // Line records coalesce; the CloudWatch payload is a chunk of its own.
+        assert_eq!(
+            delivered(&sink),
+            vec![
+                (0, b"a\nb\n".to_vec()),
+                (4, b"H4sIcloudwatch".to_vec()),
+                (18, b"c\nd\n".to_vec()),
+            ]
+        );
+        let formats: Vec<_> = sink.delivered().iter().map(|c| c.format).collect();
+        assert_eq!(
+            formats,
+            vec![
+                ChunkFormat::Lines,
+                ChunkFormat::CloudWatchPayload,
+                ChunkFormat::Lines
+            ]
+        );
+        assert_eq!(sink.delivered()[1].lines, 2);
+
+        // Appends while running reach the pipeline too.
+        let more = writer
+            .append(vec![JournalRecord::lines(&b"e\n"[..], 1)])
+            .await
+            .unwrap();
+        journal
+            .shared
+            .wait_until("the second commit", |s| {
+                s.committed_position == more.end_position
+            })
+            .await;
+        stop(pipeline).await;
+        assert_eq!(journal.checkpoint_now().await.unwrap(), more.end_position);
+        assert_eq!(journal.stats().checkpoint_position, more.end_position);
+        assert_eq!(journal.stats().uncommitted_bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn a_restart_replays_exactly_the_uncommitted_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = one_record_chunks(dir.path());
+        let mut positions = Vec::new();
+        {
+            let journal = Journal::open(&cfg, dir.path()).unwrap();
+            let writer = journal.writer();
+            for n in 0..5 {
+                let a = writer.append(vec![record(n)]).await.unwrap();
+                positions.push(a.first_position);
+            }
+            let sink = CaptureSink::gated();
+            sink.open(2);
+            let pipeline = spawn(&journal, &sink, 16);
+            journal
+                .shared
+                .wait_until("two commits", |s| s.committed_position == 1200)
+                .await;
+            // Crash: everything still in flight is lost.
+            pipeline.kill_switch().trip("test", "crash".into());
+            let _ = tokio::time::timeout(LIMIT, pipeline.join()).await.unwrap();
+            assert_eq!(journal.checkpoint_now().await.unwrap(), 1200);
+            journal.close();
+        }
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        assert_eq!(journal.stats().committed_position, 1200);
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the replay to commit", |s| s.committed_position == 3000)
+            .await;
+        stop(pipeline).await;
+        let replayed = delivered(&sink);
+        let expected: Vec<_> = (2..5)
+            .map(|n| (positions[n], record(n).bytes.to_vec()))
+            .collect();
+        assert_eq!(replayed, expected);
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_and_appends_continue_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        {
+            let journal = Journal::open(&cfg, dir.path()).unwrap();
+            let writer = journal.writer();
+            writer
+                .append(vec![JournalRecord::lines(&b"kept\n"[..], 1)])
+                .await
+                .unwrap();
+            journal.close();
+        }
+        // A crash in the middle of the next append: half a record.
+        let segment = segment_path(dir.path(), 0);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let good = bytes.len();
+        let mut torn = Vec::new();
+        crate::sources::journal::segment::encode(
+            &mut torn,
+            5,
+            &JournalRecord::lines(&b"never acknowledged\n"[..], 1),
+        )
+        .unwrap();
+        bytes.extend_from_slice(&torn[..torn.len() - 4]);
+        std::fs::write(&segment, &bytes).unwrap();
+
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&segment).unwrap().len(), good as u64);
+        assert_eq!(journal.stats().appended_position, 5);
+        let next = journal
+            .writer()
+            .append(vec![JournalRecord::lines(&b"after\n"[..], 1)])
+            .await
+            .unwrap();
+        assert_eq!(next.first_position, 5);
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the commit", |s| s.committed_position == 11)
+            .await;
+        stop(pipeline).await;
+        let all: Vec<u8> = delivered(&sink).into_iter().flat_map(|c| c.1).collect();
+        assert_eq!(all, b"kept\nafter\n");
+    }
+
+    #[tokio::test]
+    async fn saturation_lifts_once_the_reader_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            max_backlog_mib: 1,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        let mut big = vec![b'x'; 1024 * 1024 - 1];
+        big.push(b'\n');
+        writer
+            .append(vec![JournalRecord::lines(big, 1)])
+            .await
+            .unwrap();
+        let refused = writer
+            .append(vec![JournalRecord::lines(&b"no room\n"[..], 1)])
+            .await;
+        assert!(
+            matches!(refused, Err(JournalError::Saturated { .. })),
+            "{refused:?}"
+        );
+
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the reader to catch up", |s| s.backlog_bytes == 0)
+            .await;
+        let accepted = writer
+            .append(vec![JournalRecord::lines(&b"room now\n"[..], 1)])
+            .await
+            .unwrap();
+        assert_eq!(accepted.first_position, 1024 * 1024);
+        journal
+            .shared
+            .wait_until("the commit", |s| {
+                s.committed_position == accepted.end_position
+            })
+            .await;
+        stop(pipeline).await;
+    }
+
+    #[tokio::test]
+    async fn committed_segments_are_deleted_and_free_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            segment_mib: 1,
+            max_disk_mib: 3,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        let chunk = || JournalRecord::lines(vec![b'q'; 400 * 1024], 1);
+        let mut end = 0;
+        let refused = loop {
+            match writer.append(vec![chunk()]).await {
+                Ok(a) => end = a.end_position,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(refused, JournalError::DiskLimit { .. }),
+            "{refused}"
+        );
+        let before = journal.stats();
+        assert_eq!(before.segments, 3);
+        assert_eq!(end, 7 * (400 * 1024 + 1));
+
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the commit", |s| s.committed_position == end)
+            .await;
+        stop(pipeline).await;
+        assert_eq!(journal.checkpoint_now().await.unwrap(), end);
+        let after = journal.stats();
+        assert_eq!(after.segments, 1, "{after:?}");
+        assert!(after.disk_bytes < before.disk_bytes / 2, "{after:?}");
+        let seg_files = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".seg")
+            })
+            .count();
+        assert_eq!(seg_files, 1);
+        writer.append(vec![chunk()]).await.unwrap();
+        // Every record arrived exactly once, in order, coalesced up to 1 MiB
+        // within a segment.
+        let mut next = 0;
+        for (first, bytes) in delivered(&sink) {
+            assert_eq!(first, next);
+            assert!(bytes.len() <= 1024 * 1024);
+            next += bytes.len() as u64;
+        }
+        assert_eq!(next, end);
+    }
+
+    #[tokio::test]
+    async fn a_failed_verdict_is_re_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&one_record_chunks(dir.path()), dir.path()).unwrap();
+        let writer = journal.writer();
+        for n in 0..3 {
+            writer.append(vec![record(n)]).await.unwrap();
+        }
+        let sink = CaptureSink::scripted([SinkStep::Deliver, SinkStep::Fail]);
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the commit after the re-send", |s| {
+                s.committed_position == 1800
+            })
+            .await;
+        stop(pipeline).await;
+        assert_eq!(sink.state().seen.load(Ordering::SeqCst), 4);
+        let firsts: Vec<_> = delivered(&sink).iter().map(|c| c.0).collect();
+        // The failed chunk at 600 came again, with the same position.
+        assert_eq!(firsts, vec![0, 1200, 600]);
+        assert_eq!(delivered(&sink)[2].1, record(1).bytes.to_vec());
+    }
+
+    #[tokio::test]
+    async fn stop_drains_to_the_durable_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&one_record_chunks(dir.path()), dir.path()).unwrap();
+        let writer = journal.writer();
+        let sink = CaptureSink::gated();
+        // A mailbox of one: the source blocks after a couple of chunks.
+        let pipeline = spawn(&journal, &sink, 1);
+        for n in 0..10 {
+            writer.append(vec![record(n)]).await.unwrap();
+        }
+        journal
+            .shared
+            .wait_until("the source to start", |s| s.read_position > 0)
+            .await;
+        assert!(journal.stats().read_position < 6000);
+        pipeline.stop();
+        sink.open(1000);
+        tokio::time::timeout(LIMIT, pipeline.join())
+            .await
+            .expect("pipeline drains")
+            .expect("pipeline ends cleanly");
+        let stats = journal.stats();
+        assert_eq!(stats.read_position, 6000);
+        assert_eq!(stats.committed_position, 6000);
+        let firsts: Vec<_> = delivered(&sink).iter().map(|c| c.0).collect();
+        assert_eq!(firsts, (0..10).map(|i| i * 600).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_checkpoint_is_saved_periodically() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&config(dir.path()), dir.path()).unwrap();
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        let a = journal
+            .writer()
+            .append(vec![JournalRecord::lines(&b"tick\n"[..], 1)])
+            .await
+            .unwrap();
+        journal
+            .shared
+            .wait_until("the saved checkpoint", |s| {
+                s.checkpoint_position == a.end_position
+            })
+            .await;
+        assert_eq!(
+            crate::sources::journal::checkpoint::load(dir.path()).unwrap(),
+            a.end_position
+        );
+        stop(pipeline).await;
+    }
+}
