@@ -70,6 +70,7 @@
 mod checkpoint;
 mod config;
 mod error;
+mod reader;
 mod recovery;
 mod segment;
 mod source;
@@ -363,5 +364,215 @@ impl std::fmt::Debug for Journal {
             .field("dir", &self.shared.dir)
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod fixtures;
+
+#[cfg(test)]
+mod tests {
+    use spate_engine::testkit::CaptureSink;
+
+    use super::fixtures::{LIMIT, config, delivered, one_record_chunks, record, spawn, stop};
+    use super::segment::segment_path;
+    use super::*;
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Journal>();
+        assert_send_sync::<JournalWriter>();
+    }
+
+    #[tokio::test]
+    async fn a_restart_replays_exactly_the_uncommitted_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = one_record_chunks(dir.path());
+        let mut positions = Vec::new();
+        {
+            let journal = Journal::open(&cfg, dir.path()).unwrap();
+            let writer = journal.writer();
+            for n in 0..5 {
+                let a = writer.append(vec![record(n)]).await.unwrap();
+                positions.push(a.first_position);
+            }
+            let sink = CaptureSink::gated();
+            sink.open(2);
+            let pipeline = spawn(&journal, &sink, 16);
+            journal
+                .shared
+                .wait_until("two commits", |s| s.committed_position == 1200)
+                .await;
+            // Crash: everything still in flight is lost.
+            pipeline.kill_switch().trip("test", "crash".into());
+            let _ = tokio::time::timeout(LIMIT, pipeline.join()).await.unwrap();
+            assert_eq!(journal.checkpoint_now().await.unwrap(), 1200);
+            journal.close();
+        }
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        assert_eq!(journal.stats().committed_position, 1200);
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the replay to commit", |s| s.committed_position == 3000)
+            .await;
+        stop(pipeline).await;
+        let replayed = delivered(&sink);
+        let expected: Vec<_> = (2..5)
+            .map(|n| (positions[n], record(n).bytes.to_vec()))
+            .collect();
+        assert_eq!(replayed, expected);
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_and_appends_continue_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        {
+            let journal = Journal::open(&cfg, dir.path()).unwrap();
+            let writer = journal.writer();
+            writer
+                .append(vec![JournalRecord::lines(&b"kept\n"[..], 1)])
+                .await
+                .unwrap();
+            journal.close();
+        }
+        // A crash in the middle of the next append: half a record.
+        let segment = segment_path(dir.path(), 0);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let good = bytes.len();
+        let mut torn = Vec::new();
+        crate::sources::journal::segment::encode(
+            &mut torn,
+            5,
+            &JournalRecord::lines(&b"never acknowledged\n"[..], 1),
+        )
+        .unwrap();
+        bytes.extend_from_slice(&torn[..torn.len() - 4]);
+        std::fs::write(&segment, &bytes).unwrap();
+
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&segment).unwrap().len(), good as u64);
+        assert_eq!(journal.stats().appended_position, 5);
+        let next = journal
+            .writer()
+            .append(vec![JournalRecord::lines(&b"after\n"[..], 1)])
+            .await
+            .unwrap();
+        assert_eq!(next.first_position, 5);
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the commit", |s| s.committed_position == 11)
+            .await;
+        stop(pipeline).await;
+        let all: Vec<u8> = delivered(&sink).into_iter().flat_map(|c| c.1).collect();
+        assert_eq!(all, b"kept\nafter\n");
+    }
+
+    #[tokio::test]
+    async fn saturation_lifts_once_the_reader_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            max_backlog_mib: 1,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        let mut big = vec![b'x'; 1024 * 1024 - 1];
+        big.push(b'\n');
+        writer
+            .append(vec![JournalRecord::lines(big, 1)])
+            .await
+            .unwrap();
+        let refused = writer
+            .append(vec![JournalRecord::lines(&b"no room\n"[..], 1)])
+            .await;
+        assert!(
+            matches!(refused, Err(JournalError::Saturated { .. })),
+            "{refused:?}"
+        );
+
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the reader to catch up", |s| s.backlog_bytes == 0)
+            .await;
+        let accepted = writer
+            .append(vec![JournalRecord::lines(&b"room now\n"[..], 1)])
+            .await
+            .unwrap();
+        assert_eq!(accepted.first_position, 1024 * 1024);
+        journal
+            .shared
+            .wait_until("the commit", |s| {
+                s.committed_position == accepted.end_position
+            })
+            .await;
+        stop(pipeline).await;
+    }
+
+    #[tokio::test]
+    async fn committed_segments_are_deleted_and_free_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            segment_mib: 1,
+            max_disk_mib: 3,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        let chunk = || JournalRecord::lines(vec![b'q'; 400 * 1024], 1);
+        let mut end = 0;
+        let refused = loop {
+            match writer.append(vec![chunk()]).await {
+                Ok(a) => end = a.end_position,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(refused, JournalError::DiskLimit { .. }),
+            "{refused}"
+        );
+        let before = journal.stats();
+        assert_eq!(before.segments, 3);
+        assert_eq!(end, 7 * (400 * 1024 + 1));
+
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the commit", |s| s.committed_position == end)
+            .await;
+        stop(pipeline).await;
+        assert_eq!(journal.checkpoint_now().await.unwrap(), end);
+        let after = journal.stats();
+        assert_eq!(after.segments, 1, "{after:?}");
+        assert!(after.disk_bytes < before.disk_bytes / 2, "{after:?}");
+        let seg_files = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".seg")
+            })
+            .count();
+        assert_eq!(seg_files, 1);
+        writer.append(vec![chunk()]).await.unwrap();
+        // Every record arrived exactly once, in order, coalesced up to 1 MiB
+        // within a segment.
+        let mut next = 0;
+        for (first, bytes) in delivered(&sink) {
+            assert_eq!(first, next);
+            assert!(bytes.len() <= 1024 * 1024);
+            next += bytes.len() as u64;
+        }
+        assert_eq!(next, end);
     }
 }

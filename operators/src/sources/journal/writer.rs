@@ -353,14 +353,8 @@ impl SegmentWriter {
 mod tests {
     use super::*;
     use crate::sources::ChunkFormat;
+    use crate::sources::journal::fixtures::config;
     use crate::sources::journal::{Journal, JournalConfig};
-
-    fn config(dir: &std::path::Path) -> JournalConfig {
-        JournalConfig {
-            dir: Some(dir.to_path_buf()),
-            ..JournalConfig::default()
-        }
-    }
 
     fn line(text: &str) -> JournalRecord {
         JournalRecord::lines(text.as_bytes().to_vec(), 1)
