@@ -36,6 +36,7 @@ pub(super) fn record(n: usize) -> JournalRecord {
     JournalRecord::lines(text.into_bytes(), 1)
 }
 
+/// Runs `journal`'s source into `sink` (mailbox of `capacity` batches).
 pub(super) fn spawn(journal: &Journal, sink: &CaptureSink<RawChunk>, capacity: usize) -> Pipeline {
     let mut graph = GraphBuilder::new();
     let j = journal.clone();
@@ -50,6 +51,7 @@ pub(super) fn spawn(journal: &Journal, sink: &CaptureSink<RawChunk>, capacity: u
     graph.build().unwrap().spawn()
 }
 
+/// Stops the pipeline and waits for a clean drain.
 pub(super) async fn stop(pipeline: Pipeline) {
     pipeline.stop();
     let report = tokio::time::timeout(LIMIT, pipeline.join()).await;

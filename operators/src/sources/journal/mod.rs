@@ -272,7 +272,8 @@ impl Journal {
     /// Opens (creating if needed) the journal in `config.dir`, or in
     /// `default_dir` (normally `<data-dir>/journal`) when that is unset;
     /// recovers from a crash (see the module docs) and starts the writer
-    /// thread.
+    /// thread. Blocking (it reads every segment): call it at startup, before
+    /// serving.
     pub fn open(config: &JournalConfig, default_dir: &Path) -> Result<Journal, JournalError> {
         let limits = config.limits()?;
         let dir = config
@@ -424,6 +425,37 @@ mod tests {
             .map(|n| (positions[n], record(n).bytes.to_vec()))
             .collect();
         assert_eq!(replayed, expected);
+    }
+
+    #[tokio::test]
+    async fn a_new_source_resumes_from_the_committed_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&one_record_chunks(dir.path()), dir.path()).unwrap();
+        let writer = journal.writer();
+        for n in 0..4 {
+            writer.append(vec![record(n)]).await.unwrap();
+        }
+        let held = CaptureSink::gated();
+        held.open(1);
+        let pipeline = spawn(&journal, &held, 16);
+        journal
+            .shared
+            .wait_until("one commit", |s| s.committed_position == 600)
+            .await;
+        pipeline.kill_switch().trip("test", "sink lost".into());
+        let _ = tokio::time::timeout(LIMIT, pipeline.join()).await.unwrap();
+        // Nothing saved to disk yet: the new source starts from the committed
+        // position in memory, as a supervisor restart does.
+        assert_eq!(journal.stats().checkpoint_position, 0);
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the rest to commit", |s| s.committed_position == 2400)
+            .await;
+        stop(pipeline).await;
+        let firsts: Vec<_> = delivered(&sink).iter().map(|c| c.0).collect();
+        assert_eq!(firsts, vec![600, 1200, 1800]);
     }
 
     #[tokio::test]
