@@ -1,1 +1,610 @@
-//! The ingest journal.
+//! The ingest journal: durable acceptance for HTTP push.
+//!
+//! `POST /v1/logs` appends a request's records through a [`JournalWriter`] and
+//! answers 2xx only once the write is fsynced. A [`JournalSource`] feeds the
+//! pipeline from the journal; its checkpoint advances only when the sinks have
+//! durably committed what it sent, and segment files wholly below the
+//! checkpoint are deleted.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), spate_operators::sources::journal::JournalError> {
+//! use spate_operators::sources::journal::{Journal, JournalConfig, JournalRecord};
+//!
+//! let journal = Journal::open(&JournalConfig::default(), "/var/lib/spate/journal".as_ref())?;
+//! let writer = journal.writer();
+//! let appended = writer
+//!     .append(vec![JournalRecord::lines(&b"{\"msg\":\"hello\"}\n"[..], 1)])
+//!     .await?; // durable now: answer 200
+//! assert_eq!(appended.end_position - appended.first_position, 16);
+//! // The pipeline reads it through `journal.source()`; at shutdown, after the
+//! // pipeline drained:
+//! journal.checkpoint_now().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # On disk
+//!
+//! The directory holds segment files `<start>.seg`, named by the logical
+//! position of their first record (20 digits), and `checkpoint.json`.
+//! A record's *logical position* is the number of payload bytes of every
+//! record before it (headers excluded), so adjacent line records are contiguous
+//! in position space. Each record is a 29-byte header (payload length, CRC32,
+//! position, ingest time, line count, format) and its payload; see the
+//! `segment` module. Segments roll at the first group commit after they reach
+//! `segment_mib`.
+//!
+//! On [`Journal::open`] every segment is validated: a record whose length,
+//! CRC or position does not check (a crash in the middle of an append that was
+//! therefore never acknowledged) is cut off with a warning and
+//! `spate_journal_torn_records_total`, and segments below the checkpoint are
+//! deleted.
+//!
+//! # Delivery
+//!
+//! At-least-once. The source sends chunks with event ids `http:<position>`
+//! (the decoder adds each line's offset); coalescing adjacent records
+//! differently does not change any id, so a replay after a restart or a crash
+//! produces the same ids and the sinks' writes stay idempotent. A chunk whose
+//! verdict is `Failed` is read again and re-sent (with capped backoff); the
+//! checkpoint stays below it until it is delivered.
+//!
+//! # Backpressure
+//!
+//! The source sends with a waiting send, so it reads only as fast as the
+//! pipeline takes chunks. Bytes appended but not yet taken (the backlog) are
+//! bounded by `max_backlog_mib`: at or above it appends fail with
+//! [`JournalError::Saturated`] (the HTTP layer answers 429 with
+//! `Retry-After`) until the pipeline catches up. Total disk use is bounded by
+//! `max_disk_mib` ([`JournalError::DiskLimit`], 503): space comes back only as
+//! the sinks commit and the checkpoint passes whole segments.
+//!
+//! # Shutdown
+//!
+//! Stop the HTTP listener first, then the pipeline: when asked to stop, the
+//! source reads on to the durable end as of that moment (everything accepted),
+//! sends it and returns. After the pipeline drained (the sinks committed),
+//! call [`Journal::checkpoint_now`] so the next start does not replay it, and
+//! [`Journal::close`] to stop the writer after the appends already queued.
+//! Anything not committed is replayed on the next start.
+
+mod checkpoint;
+mod config;
+mod error;
+mod reader;
+mod recovery;
+mod segment;
+mod source;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+pub use self::config::JournalConfig;
+pub use self::error::JournalError;
+pub use self::segment::JournalRecord;
+pub use self::source::JournalSource;
+pub use self::writer::{Appended, JournalWriter};
+
+use self::config::Limits;
+use super::commit_tracker::CommitTracker;
+
+/// Source name of journal chunks: event ids are `http:<position>`.
+pub const SOURCE_NAME: &str = "http";
+
+/// A snapshot of the journal's positions and sizes, for `/readyz` and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Position after the last durably appended record.
+    pub appended_position: u64,
+    /// Position up to which the pipeline has taken the records.
+    pub read_position: u64,
+    /// Position below which the sinks have committed every record.
+    pub committed_position: u64,
+    /// The committed position last saved to the checkpoint file.
+    pub checkpoint_position: u64,
+    /// Bytes appended and not yet taken by the pipeline.
+    pub backlog_bytes: u64,
+    /// Bytes appended and not yet committed by the sinks.
+    pub uncommitted_bytes: u64,
+    /// Bytes of every segment file.
+    pub disk_bytes: u64,
+    /// Number of segment files.
+    pub segments: usize,
+    /// Group commits (fsyncs of segment data) since open.
+    pub fsyncs: u64,
+    /// The backlog limit in bytes (`max_backlog_mib`).
+    pub max_backlog_bytes: u64,
+}
+
+impl JournalStats {
+    /// True when appends are refused as saturated.
+    pub fn saturated(&self) -> bool {
+        self.backlog_bytes >= self.max_backlog_bytes
+    }
+}
+
+/// State shared by the journal handle, the writer thread and the source.
+pub(super) struct Shared {
+    dir: PathBuf,
+    limits: Limits,
+    /// Start position → file bytes of every segment; the last is the active one.
+    segments: Mutex<BTreeMap<u64, u64>>,
+    /// Position after the last fsynced record.
+    durable: watch::Sender<u64>,
+    /// Position up to which the pipeline has taken records.
+    read_position: AtomicU64,
+    disk_bytes: AtomicU64,
+    fsyncs: AtomicU64,
+    /// Verdicts of the current source instance.
+    tracker: Mutex<CommitTracker>,
+    /// Last saved checkpoint; held while saving.
+    checkpoint: Mutex<u64>,
+    /// Copy of `checkpoint` readable without waiting for a save.
+    checkpointed: AtomicU64,
+    /// Bumped whenever a position moves, for whoever waits on progress.
+    progress: watch::Sender<u64>,
+    /// Set by [`JournalWriter::close`].
+    closed: AtomicBool,
+    /// Tests hold this to keep the writer from committing a group.
+    #[cfg(test)]
+    pause: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn segments(&self) -> MutexGuard<'_, BTreeMap<u64, u64>> {
+        // Every update is a single insert, remove or store: a panic while the
+        // lock is held cannot leave the map inconsistent.
+        self.segments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tracker(&self) -> CommitTracker {
+        self.tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A tracker for a new source instance, starting at the committed position
+    /// of the last one (whose pending ranges the new instance sends again).
+    fn fresh_tracker(&self) -> (CommitTracker, u64) {
+        let mut current = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+        let committed = current.committed();
+        *current = CommitTracker::new(committed);
+        (current.clone(), committed)
+    }
+
+    fn committed(&self) -> u64 {
+        self.tracker().committed()
+    }
+
+    fn durable(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    fn stats(&self) -> JournalStats {
+        let appended = self.durable();
+        let read = self.read_position.load(Ordering::Acquire);
+        let committed = self.committed();
+        JournalStats {
+            appended_position: appended,
+            read_position: read,
+            committed_position: committed,
+            checkpoint_position: self.checkpointed.load(Ordering::Acquire),
+            backlog_bytes: appended.saturating_sub(read),
+            uncommitted_bytes: appended.saturating_sub(committed),
+            disk_bytes: self.disk_bytes.load(Ordering::Acquire),
+            segments: self.segments().len(),
+            fsyncs: self.fsyncs.load(Ordering::Acquire),
+            max_backlog_bytes: self.limits.max_backlog_bytes,
+        }
+    }
+
+    /// Updates the gauges and wakes whoever waits on progress.
+    fn progressed(&self) {
+        let stats = self.stats();
+        metrics::gauge!("spate_journal_backlog_bytes").set(stats.backlog_bytes as f64);
+        metrics::gauge!("spate_journal_uncommitted_bytes").set(stats.uncommitted_bytes as f64);
+        metrics::gauge!("spate_journal_disk_bytes").set(stats.disk_bytes as f64);
+        self.progress.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Saves the committed position if it moved and deletes the segments it
+    /// passed. Blocking; returns the saved checkpoint.
+    fn save_checkpoint(&self) -> Result<u64, JournalError> {
+        let mut saved = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+        let committed = self.committed();
+        if committed <= *saved {
+            return Ok(*saved);
+        }
+        checkpoint::save(&self.dir, committed)?;
+        *saved = committed;
+        self.checkpointed.store(committed, Ordering::Release);
+        let (deleted, bytes) = {
+            let mut segments = self.segments();
+            recovery::delete_below(&self.dir, &mut segments, committed)?
+        };
+        if deleted > 0 {
+            self.disk_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            checkpoint::sync_dir(&self.dir)?;
+            tracing::debug!(
+                deleted,
+                bytes,
+                checkpoint = committed,
+                "journal: segments deleted"
+            );
+        }
+        self.progressed();
+        Ok(committed)
+    }
+
+    /// Resolves once `cond` holds for the stats, checking after every change.
+    #[cfg(test)]
+    async fn wait_until(&self, what: &str, cond: impl Fn(&JournalStats) -> bool) {
+        let mut progress = self.progress.subscribe();
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while !cond(&self.stats()) {
+                let _ = progress.changed().await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "timed out waiting for {what}: {:?}",
+            self.stats()
+        );
+    }
+}
+
+/// The journal: open it once, then take writers (for the HTTP handlers) and
+/// sources (one per pipeline start; a restarted source resumes from the
+/// committed position). Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    shared: Arc<Shared>,
+    writer: JournalWriter,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `config.dir`, or in
+    /// `default_dir` (normally `<data-dir>/journal`) when that is unset;
+    /// recovers from a crash (see the module docs) and starts the writer
+    /// thread. Blocking (it reads every segment): call it at startup, before
+    /// serving.
+    pub fn open(config: &JournalConfig, default_dir: &Path) -> Result<Journal, JournalError> {
+        let limits = config.limits()?;
+        let dir = config
+            .dir
+            .clone()
+            .unwrap_or_else(|| default_dir.to_path_buf());
+        std::fs::create_dir_all(&dir).map_err(|e| JournalError::io("create", &dir, e))?;
+        let recovered = recovery::recover(&dir)?;
+        let disk_bytes = recovered.segments.values().sum();
+        let (active_start, active_len) = recovered
+            .segments
+            .last_key_value()
+            .map(|(&s, &l)| (s, l))
+            .ok_or_else(|| JournalError::Corrupt("no active segment after recovery".into()))?;
+        tracing::info!(
+            dir = %dir.display(),
+            checkpoint = recovered.checkpoint,
+            end = recovered.next_position,
+            segments = recovered.segments.len(),
+            "journal opened"
+        );
+        let shared = Arc::new(Shared {
+            dir,
+            limits,
+            segments: Mutex::new(recovered.segments),
+            durable: watch::Sender::new(recovered.next_position),
+            read_position: AtomicU64::new(recovered.checkpoint),
+            disk_bytes: AtomicU64::new(disk_bytes),
+            fsyncs: AtomicU64::new(0),
+            tracker: Mutex::new(CommitTracker::new(recovered.checkpoint)),
+            checkpoint: Mutex::new(recovered.checkpoint),
+            checkpointed: AtomicU64::new(recovered.checkpoint),
+            progress: watch::Sender::new(0),
+            closed: AtomicBool::new(false),
+            #[cfg(test)]
+            pause: tokio::sync::Mutex::new(()),
+        });
+        let writer = writer::spawn(
+            shared.clone(),
+            active_start,
+            active_len,
+            recovered.next_position,
+        )?;
+        shared.progressed();
+        Ok(Journal { shared, writer })
+    }
+
+    /// The journal's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// A writer for request handlers.
+    pub fn writer(&self) -> JournalWriter {
+        self.writer.clone()
+    }
+
+    /// A source feeding the pipeline from the committed position; the graph's
+    /// source factory calls this again after every restart.
+    pub fn source(&self) -> JournalSource {
+        JournalSource::new(self.shared.clone())
+    }
+
+    /// Positions and sizes now.
+    pub fn stats(&self) -> JournalStats {
+        self.shared.stats()
+    }
+
+    /// Saves the committed position now (if it moved) and deletes the segments
+    /// below it; returns the checkpoint. `spate run` calls this after the
+    /// pipeline has drained at shutdown.
+    pub async fn checkpoint_now(&self) -> Result<u64, JournalError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.save_checkpoint())
+            .await
+            .map_err(|e| JournalError::Corrupt(format!("checkpoint task failed: {e}")))?
+    }
+
+    /// Stops taking appends; the writer thread finishes the appends already
+    /// queued, then ends. Same as [`JournalWriter::close`].
+    pub fn close(&self) {
+        self.writer.close();
+    }
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.shared.dir)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod fixtures;
+
+#[cfg(test)]
+mod tests {
+    use spate_engine::testkit::CaptureSink;
+
+    use super::fixtures::{LIMIT, config, delivered, one_record_chunks, record, spawn, stop};
+    use super::segment::segment_path;
+    use super::*;
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Journal>();
+        assert_send_sync::<JournalWriter>();
+    }
+
+    #[tokio::test]
+    async fn a_restart_replays_exactly_the_uncommitted_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = one_record_chunks(dir.path());
+        let mut positions = Vec::new();
+        {
+            let journal = Journal::open(&cfg, dir.path()).unwrap();
+            let writer = journal.writer();
+            for n in 0..5 {
+                let a = writer.append(vec![record(n)]).await.unwrap();
+                positions.push(a.first_position);
+            }
+            let sink = CaptureSink::gated();
+            sink.open(2);
+            let pipeline = spawn(&journal, &sink, 16);
+            journal
+                .shared
+                .wait_until("two commits", |s| s.committed_position == 1200)
+                .await;
+            // Crash: everything still in flight is lost.
+            pipeline.kill_switch().trip("test", "crash".into());
+            let _ = tokio::time::timeout(LIMIT, pipeline.join()).await.unwrap();
+            assert_eq!(journal.checkpoint_now().await.unwrap(), 1200);
+            journal.close();
+        }
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        assert_eq!(journal.stats().committed_position, 1200);
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the replay to commit", |s| s.committed_position == 3000)
+            .await;
+        stop(pipeline).await;
+        let replayed = delivered(&sink);
+        let expected: Vec<_> = (2..5)
+            .map(|n| (positions[n], record(n).bytes.to_vec()))
+            .collect();
+        assert_eq!(replayed, expected);
+    }
+
+    #[tokio::test]
+    async fn a_new_source_resumes_from_the_committed_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&one_record_chunks(dir.path()), dir.path()).unwrap();
+        let writer = journal.writer();
+        for n in 0..4 {
+            writer.append(vec![record(n)]).await.unwrap();
+        }
+        let held = CaptureSink::gated();
+        held.open(1);
+        let pipeline = spawn(&journal, &held, 16);
+        journal
+            .shared
+            .wait_until("one commit", |s| s.committed_position == 600)
+            .await;
+        pipeline.kill_switch().trip("test", "sink lost".into());
+        let _ = tokio::time::timeout(LIMIT, pipeline.join()).await.unwrap();
+        // Nothing saved to disk yet: the new source starts from the committed
+        // position in memory, as a supervisor restart does.
+        assert_eq!(journal.stats().checkpoint_position, 0);
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the rest to commit", |s| s.committed_position == 2400)
+            .await;
+        stop(pipeline).await;
+        let firsts: Vec<_> = delivered(&sink).iter().map(|c| c.0).collect();
+        assert_eq!(firsts, vec![600, 1200, 1800]);
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_and_appends_continue_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        {
+            let journal = Journal::open(&cfg, dir.path()).unwrap();
+            let writer = journal.writer();
+            writer
+                .append(vec![JournalRecord::lines(&b"kept\n"[..], 1)])
+                .await
+                .unwrap();
+            journal.close();
+        }
+        // A crash in the middle of the next append: half a record.
+        let segment = segment_path(dir.path(), 0);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let good = bytes.len();
+        let mut torn = Vec::new();
+        crate::sources::journal::segment::encode(
+            &mut torn,
+            5,
+            &JournalRecord::lines(&b"never acknowledged\n"[..], 1),
+        )
+        .unwrap();
+        bytes.extend_from_slice(&torn[..torn.len() - 4]);
+        std::fs::write(&segment, &bytes).unwrap();
+
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&segment).unwrap().len(), good as u64);
+        assert_eq!(journal.stats().appended_position, 5);
+        let next = journal
+            .writer()
+            .append(vec![JournalRecord::lines(&b"after\n"[..], 1)])
+            .await
+            .unwrap();
+        assert_eq!(next.first_position, 5);
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the commit", |s| s.committed_position == 11)
+            .await;
+        stop(pipeline).await;
+        let all: Vec<u8> = delivered(&sink).into_iter().flat_map(|c| c.1).collect();
+        assert_eq!(all, b"kept\nafter\n");
+    }
+
+    #[tokio::test]
+    async fn saturation_lifts_once_the_reader_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            max_backlog_mib: 1,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        let mut big = vec![b'x'; 1024 * 1024 - 1];
+        big.push(b'\n');
+        writer
+            .append(vec![JournalRecord::lines(big, 1)])
+            .await
+            .unwrap();
+        let refused = writer
+            .append(vec![JournalRecord::lines(&b"no room\n"[..], 1)])
+            .await;
+        assert!(
+            matches!(refused, Err(JournalError::Saturated { .. })),
+            "{refused:?}"
+        );
+
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the reader to catch up", |s| s.backlog_bytes == 0)
+            .await;
+        let accepted = writer
+            .append(vec![JournalRecord::lines(&b"room now\n"[..], 1)])
+            .await
+            .unwrap();
+        assert_eq!(accepted.first_position, 1024 * 1024);
+        journal
+            .shared
+            .wait_until("the commit", |s| {
+                s.committed_position == accepted.end_position
+            })
+            .await;
+        stop(pipeline).await;
+    }
+
+    #[tokio::test]
+    async fn committed_segments_are_deleted_and_free_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = JournalConfig {
+            segment_mib: 1,
+            max_disk_mib: 3,
+            ..config(dir.path())
+        };
+        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let writer = journal.writer();
+        let chunk = || JournalRecord::lines(vec![b'q'; 400 * 1024], 1);
+        let mut end = 0;
+        let refused = loop {
+            match writer.append(vec![chunk()]).await {
+                Ok(a) => end = a.end_position,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(refused, JournalError::DiskLimit { .. }),
+            "{refused}"
+        );
+        let before = journal.stats();
+        assert_eq!(before.segments, 3);
+        assert_eq!(end, 7 * (400 * 1024 + 1));
+
+        let sink = CaptureSink::new();
+        let pipeline = spawn(&journal, &sink, 16);
+        journal
+            .shared
+            .wait_until("the commit", |s| s.committed_position == end)
+            .await;
+        stop(pipeline).await;
+        assert_eq!(journal.checkpoint_now().await.unwrap(), end);
+        let after = journal.stats();
+        assert_eq!(after.segments, 1, "{after:?}");
+        assert!(after.disk_bytes < before.disk_bytes / 2, "{after:?}");
+        let seg_files = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".seg")
+            })
+            .count();
+        assert_eq!(seg_files, 1);
+        writer.append(vec![chunk()]).await.unwrap();
+        // Every record arrived exactly once, in order, coalesced up to 1 MiB
+        // within a segment.
+        let mut next = 0;
+        for (first, bytes) in delivered(&sink) {
+            assert_eq!(first, next);
+            assert!(bytes.len() <= 1024 * 1024);
+            next += bytes.len() as u64;
+        }
+        assert_eq!(next, end);
+    }
+}
