@@ -199,3 +199,169 @@ impl Actor for HotWriter {
         self.commit().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use spate_engine::testkit::ScriptedSource;
+    use spate_engine::{ActorOptions, GraphBuilder, Pipeline, Verdict};
+
+    use super::*;
+    use crate::sinks::hot::RecentQuery;
+    use crate::sinks::hot::rows::tests::{TestEvent, event, log_batch};
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn run(source: &ScriptedSource<LogBatch>, store: &HotStore, config: HotConfig) -> Pipeline {
+        let mut graph = GraphBuilder::new();
+        let src = source.clone();
+        graph.source("src", move || src.clone());
+        let store = store.clone();
+        graph.actor(
+            "hot",
+            move || HotWriter::new(store.clone(), &config).unwrap(),
+            ActorOptions::default(),
+        );
+        graph.connect("src", "hot");
+        graph.build().unwrap().spawn()
+    }
+
+    fn stored_ids(store: &HotStore) -> Vec<String> {
+        let mut ids: Vec<String> = store
+            .recent(&RecentQuery::since(i64::MIN))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn fresh(id: &str, service: &'static str, severity: Severity) -> TestEvent {
+        event(id, wall_clock_ms() - 1_000, service, severity)
+    }
+
+    fn open_store() -> (tempfile::TempDir, HotStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HotStore::open(&dir.path().join("hot.db")).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stores_hot_rows_and_acks_only_after_the_commit() {
+        let (_dir, store) = open_store();
+        let mixed = log_batch(&[
+            fresh("i1", "api", Severity::Info),
+            fresh("w1", "api", Severity::Warning),
+            fresh("e1", "web", Severity::Error),
+            fresh("c1", "api", Severity::Critical),
+        ]);
+        let routine = log_batch(&[fresh("i2", "api", Severity::Info)]);
+        let source = ScriptedSource::new([mixed.clone(), routine]).until_stopped();
+        let pipeline = run(&source, &store, HotConfig::default());
+        let log = source.log();
+
+        // Before the first tick (200 ms): the batch without hot rows is
+        // delivered, the other waits for the commit and nothing is stored.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(log.verdicts(), [Verdict::Delivered]);
+        assert_eq!(log.in_flight.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(stored_ids(&store).is_empty());
+
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(log.verdicts(), [Verdict::Delivered, Verdict::Delivered]);
+        assert_eq!(stored_ids(&store), ["c1", "e1", "w1"]);
+
+        pipeline.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn redelivered_batch_does_not_duplicate() {
+        let (_dir, store) = open_store();
+        let batch = log_batch(&[
+            fresh("e1", "api", Severity::Error),
+            fresh("e2", "api", Severity::Error),
+        ]);
+        let source = ScriptedSource::new([batch.clone(), batch]);
+        let pipeline = run(&source, &store, HotConfig::default());
+        pipeline.join().await.unwrap();
+        assert_eq!(source.log().delivered(), 2);
+        let count: i64 = store
+            .lock()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn commits_early_when_the_buffer_is_full() {
+        let (_dir, store) = open_store();
+        let config = HotConfig {
+            commit_interval_ms: 60_000,
+            max_buffered_rows: 3,
+            ..HotConfig::default()
+        };
+        let source = ScriptedSource::new([
+            log_batch(&[fresh("e1", "api", Severity::Error)]),
+            log_batch(&[
+                fresh("e2", "api", Severity::Error),
+                fresh("e3", "web", Severity::Error),
+            ]),
+            log_batch(&[fresh("e4", "api", Severity::Error)]),
+        ])
+        .until_stopped();
+        let pipeline = run(&source, &store, config);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The first two batches reached 3 rows and were committed; the third
+        // waits for the interval.
+        assert_eq!(
+            source.log().verdicts(),
+            [Verdict::Delivered, Verdict::Delivered]
+        );
+        assert_eq!(stored_ids(&store), ["e1", "e2", "e3"]);
+        // Shutdown's flush commits the rest.
+        pipeline.shutdown(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(source.log().delivered(), 3);
+        assert_eq!(stored_ids(&store), ["e1", "e2", "e3", "e4"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_commit_fails_held_batches_with_the_reason() {
+        let (dir, store) = open_store();
+        rusqlite::Connection::open(dir.path().join("hot.db"))
+            .unwrap()
+            .execute_batch("DROP TABLE events")
+            .unwrap();
+        let source = ScriptedSource::new([log_batch(&[fresh("e1", "api", Severity::Error)])])
+            .until_stopped();
+        let pipeline = run(&source, &store, HotConfig::default());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let verdicts = source.log().verdicts();
+        assert_eq!(verdicts.len(), 1);
+        match &verdicts[0] {
+            Verdict::Failed(reason) => assert!(reason.contains("no such table"), "{reason}"),
+            Verdict::Delivered => panic!("delivered without a commit"),
+        }
+        pipeline.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retention_runs_from_tick() {
+        let (_dir, store) = open_store();
+        let now = wall_clock_ms();
+        let store = store.with_retention(crate::sinks::hot::Retention {
+            events_ms: 72 * HOUR_MS,
+            alerts_ms: 30 * 24 * HOUR_MS,
+        });
+        let source = ScriptedSource::new([log_batch(&[
+            event("old", now - 73 * HOUR_MS, "api", Severity::Error),
+            event("new", now - HOUR_MS, "api", Severity::Error),
+        ])])
+        .until_stopped();
+        // The first tick commits, then expires.
+        let pipeline = run(&source, &store, HotConfig::default());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(stored_ids(&store), ["new"]);
+        pipeline.shutdown(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(source.log().delivered(), 1);
+    }
+}
