@@ -21,6 +21,10 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The WAL file is truncated back to this size after a checkpoint.
 const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
+/// Page cache of the writing connection (KiB): the indexes of a day of hot
+/// events stay in memory, so inserts do not re-read their pages.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
 /// Tables and indexes of version 1.
 const CREATE_V1: &str = "
 CREATE TABLE events (
@@ -89,6 +93,9 @@ pub fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), HotError
         .map_err(HotError::sqlite("set synchronous"))?;
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)
         .map_err(HotError::sqlite("set journal size limit"))?;
+    // A negative cache_size is in KiB.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+        .map_err(HotError::sqlite("set cache size"))?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(HotError::sqlite("begin schema"))?;
