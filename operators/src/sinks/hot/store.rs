@@ -115,9 +115,7 @@ impl HotStore {
             Ok(m) if m.is_file() => {}
             _ => return Err(missing()),
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn =
             Connection::open_with_flags(path, flags).map_err(|e| match e.sqlite_error_code() {
                 Some(rusqlite::ErrorCode::CannotOpen) => missing(),
