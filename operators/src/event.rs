@@ -10,6 +10,7 @@
 //! `status`, `client_ip`, `message`, `attrs`.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Severity ladder, weakest first so that `max` picks the strongest.
@@ -64,6 +65,30 @@ impl Severity {
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A severity name that is not one of `INFO`, `WARNING`, `ERROR`, `CRITICAL`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity {0:?}; expected INFO, WARNING, ERROR or CRITICAL")]
+pub struct UnknownSeverity(pub String);
+
+impl FromStr for Severity {
+    type Err = UnknownSeverity;
+
+    /// Parses a canonical name, case-insensitively (for configuration and
+    /// queries; log level spellings are `classify::parse_level`'s job).
+    ///
+    /// ```
+    /// use spate_operators::event::Severity;
+    /// assert_eq!("warning".parse::<Severity>(), Ok(Severity::Warning));
+    /// assert!("warn".parse::<Severity>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|sev| sev.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownSeverity(s.to_string()))
     }
 }
 

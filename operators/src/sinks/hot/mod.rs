@@ -1,1 +1,336 @@
-//! The embedded hot store.
+//! The embedded hot store: recent important events, closed windows and alerts
+//! in a local SQLite database, with the access patterns DynamoDB serves in
+//! production.
+//!
+//! `spate run` writes it ([`HotWriter`] for events, [`HotStore`] as the alert
+//! router's [`AlertStore`](crate::alerts::record::AlertStore) for windows and
+//! alerts); `spate hot recent|alerts`, another process, reads it at the same
+//! time ([`HotStore::open_read_only`]). The database runs in WAL mode, so readers
+//! never block the writer nor see a half-written transaction, and with
+//! `synchronous=FULL`, so a committed transaction survives a power cut: acks
+//! depend on it.
+//!
+//! # Tables
+//!
+//! | table | key | indexes | serves |
+//! | --- | --- | --- | --- |
+//! | `events` | `event_id` | `(service, ts)`, `(ts)` | "recent errors of service X between T1 and T2" ([`HotStore::recent`] with a service), "recent errors anywhere" (without) |
+//! | `windows` | `(window_start_ms, service)` | `(service, window_start_ms)` | "counts per window", of one service or all ([`HotStore::windows`]) |
+//! | `alerts` | `id` | `(raised_at_ms)` | "alerts today" ([`HotStore::alerts`]) |
+//!
+//! Keys make every write an upsert: a redelivered batch, window or alert
+//! overwrites itself instead of adding a duplicate (`event_id` comes from the
+//! source position; alert ids are deterministic). Only events at or above
+//! [`HotConfig::min_severity`] go hot; everything goes to the lake. Retention
+//! ([`HotStore::expire`]) deletes events older than
+//! [`HotConfig::retention_hours`] (by event time) and windows and alerts older
+//! than [`HotConfig::alert_retention_days`]. The schema is versioned with
+//! `PRAGMA user_version` ([`schema::SCHEMA_VERSION`]).
+//!
+//! # DynamoDB
+//!
+//! A DynamoDB writer implements the same questions with the same keys. Events:
+//! partition key `PK = service#YYYY-MM-DD` (the UTC day of `ts`), sort key
+//! `SK = ts#event_id` (`ts` zero-padded), so "recent errors of service X" is a
+//! `Query` on the days of the range, newest first (`ScanIndexForward = false`)
+//! with `Limit`; a GSI on `PK = YYYY-MM-DD`, `SK = ts#event_id` (sharded by a
+//! small suffix if hot) serves "recent anywhere"; the item's `ttl` attribute is
+//! `ts + retention`. Windows: `PK = window#service`, `SK = window_start_ms`, the
+//! counts kept as atomic `ADD` counters so that several tasks merge their
+//! partial counts. Alerts: `PK = alert#YYYY-MM-DD` (day of `raised_at_ms`),
+//! `SK = raised_at_ms#id`, written with a condition (`attribute_not_exists`) so
+//! one alert fires once per window however many tasks see it; `ttl` is
+//! `raised_at_ms + alert retention`.
+//!
+//! # Backpressure
+//!
+//! [`HotWriter`] buffers hot rows for at most `commit_interval_ms` and at most
+//! `max_buffered_rows` rows, then commits them in one transaction on the
+//! blocking pool while its mailbox waits; a slow disk therefore stalls the
+//! stages before it instead of growing memory. Batches with no hot rows are
+//! acknowledged at once and cost nothing.
+//!
+//! # Shutdown
+//!
+//! The final flush commits what is buffered and only then delivers the held
+//! acks. If a commit fails, every held batch fails with the reason (its source
+//! redelivers it, and the `event_id` key makes the retry idempotent) and the
+//! writer restarts with backoff.
+
+pub mod query;
+pub mod rows;
+pub mod schema;
+pub mod store;
+pub mod writer;
+
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+use serde::{Deserialize, Serialize};
+use spate_engine::{ActorError, ErrorClass, RetryHint};
+
+use crate::event::Severity;
+
+pub use self::query::{HotEvent, RecentQuery};
+pub use self::rows::HotRows;
+pub use self::store::{ExpireStats, HotStore, Retention};
+pub use self::writer::HotWriter;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Failures of the hot store.
+#[derive(Debug, thiserror::Error)]
+pub enum HotError {
+    /// An SQLite call failed.
+    #[error("hot store {op}: {source}")]
+    Sqlite {
+        /// What was being done.
+        op: &'static str,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A read-only open found no database file.
+    #[error("no hot store at {}; is `spate run` using this data dir?", path.display())]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The file's schema version is not one this build knows.
+    #[error(
+        "hot store at {} has schema version {found}, this build reads version {expected}",
+        path.display()
+    )]
+    SchemaVersion {
+        /// The database file.
+        path: PathBuf,
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// The version this build writes and reads.
+        expected: i64,
+    },
+    /// The rows do not have the lake's columns, or a stored row is unreadable.
+    #[error("hot store data: {0}")]
+    Data(String),
+    /// The configuration is unusable.
+    #[error("hot config: {0}")]
+    Config(String),
+    /// The blocking task running a commit panicked or was cancelled.
+    #[error("hot store task failed: {0}")]
+    Task(String),
+}
+
+impl HotError {
+    pub(crate) fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> HotError {
+        move |source| HotError::Sqlite { op, source }
+    }
+
+    /// Whose fault it is: the disk and a busy database are external and worth
+    /// retrying; a missing or foreign file and a bad config are bad input;
+    /// anything else is a bug.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            HotError::Sqlite { source, .. } => match source.sqlite_error_code() {
+                Some(
+                    ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::DiskFull
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::ReadOnly
+                    | ErrorCode::PermissionDenied
+                    | ErrorCode::FileLockingProtocolFailed
+                    | ErrorCode::OutOfMemory,
+                ) => ErrorClass::External,
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => ErrorClass::BadInput,
+                _ => ErrorClass::Internal,
+            },
+            HotError::Missing { .. } | HotError::SchemaVersion { .. } | HotError::Config(_) => {
+                ErrorClass::BadInput
+            }
+            HotError::Data(_) | HotError::Task(_) => ErrorClass::Internal,
+        }
+    }
+
+    /// True for failures that may pass on their own (busy, locked, disk full).
+    pub fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::External
+    }
+}
+
+impl From<HotError> for ActorError {
+    fn from(e: HotError) -> Self {
+        let retry = match e.class() {
+            ErrorClass::BadInput => RetryHint::Never,
+            _ => RetryHint::Backoff,
+        };
+        ActorError::new(e.class(), retry, e.to_string())
+    }
+}
+
+/// `[hot]`: what is kept hot, where, and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HotConfig {
+    /// The SQLite database file. Default: `<data-dir>/hot.db`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Events at or above this severity go hot (`INFO`, `WARNING`, `ERROR` or
+    /// `CRITICAL`, any case). Everything goes to the lake regardless.
+    #[serde(default = "default_min_severity", with = "severity_name")]
+    pub min_severity: Severity,
+    /// Events are kept this many hours (by event time).
+    #[serde(default = "default_retention_hours")]
+    pub retention_hours: u64,
+    /// Closed windows and alerts are kept this many days.
+    #[serde(default = "default_alert_retention_days")]
+    pub alert_retention_days: u64,
+    /// Buffered hot rows are committed (and their sources acknowledged) at
+    /// least this often, in milliseconds.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Commit early when this many rows are buffered.
+    #[serde(default = "default_max_buffered_rows")]
+    pub max_buffered_rows: usize,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Warning
+}
+fn default_retention_hours() -> u64 {
+    72
+}
+fn default_alert_retention_days() -> u64 {
+    30
+}
+fn default_commit_interval_ms() -> u64 {
+    200
+}
+fn default_max_buffered_rows() -> usize {
+    50_000
+}
+
+impl Default for HotConfig {
+    fn default() -> Self {
+        HotConfig {
+            path: None,
+            min_severity: default_min_severity(),
+            retention_hours: default_retention_hours(),
+            alert_retention_days: default_alert_retention_days(),
+            commit_interval_ms: default_commit_interval_ms(),
+            max_buffered_rows: default_max_buffered_rows(),
+        }
+    }
+}
+
+impl HotConfig {
+    /// Checks the values that have no sensible zero.
+    pub fn validate(&self) -> Result<(), HotError> {
+        let zero = [
+            ("retention_hours", self.retention_hours == 0),
+            ("alert_retention_days", self.alert_retention_days == 0),
+            ("commit_interval_ms", self.commit_interval_ms == 0),
+            ("max_buffered_rows", self.max_buffered_rows == 0),
+        ];
+        match zero.iter().find(|(_, is_zero)| *is_zero) {
+            Some((name, _)) => Err(HotError::Config(format!("{name} must be at least 1"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The database file: `path`, or `default` (`<data-dir>/hot.db`).
+    pub fn path_or(&self, default: PathBuf) -> PathBuf {
+        self.path.clone().unwrap_or(default)
+    }
+
+    /// How long rows are kept.
+    pub fn retention(&self) -> Retention {
+        let hours = i64::try_from(self.retention_hours).unwrap_or(i64::MAX / HOUR_MS);
+        let days = i64::try_from(self.alert_retention_days).unwrap_or(i64::MAX / DAY_MS);
+        Retention {
+            events_ms: hours.saturating_mul(HOUR_MS),
+            alerts_ms: days.saturating_mul(DAY_MS),
+        }
+    }
+}
+
+/// Serde of a [`Severity`] as its canonical name, parsed case-insensitively.
+mod severity_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::event::Severity;
+
+    pub fn serialize<S: Serializer>(severity: &Severity, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(severity.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_match_serde_defaults() {
+        let parsed: HotConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(parsed, HotConfig::default());
+        assert_eq!(parsed.min_severity, Severity::Warning);
+        assert_eq!(parsed.retention().events_ms, 72 * HOUR_MS);
+        assert_eq!(parsed.retention().alerts_ms, 30 * DAY_MS);
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn min_severity_is_case_insensitive_and_strict() {
+        let parsed: HotConfig = serde_json::from_str(r#"{"min_severity":"error"}"#).unwrap();
+        assert_eq!(parsed.min_severity, Severity::Error);
+        let round = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(round["min_severity"], "ERROR");
+        let err = serde_json::from_str::<HotConfig>(r#"{"min_severity":"loud"}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected INFO, WARNING, ERROR or CRITICAL"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<HotConfig>(r#"{"colour":"red"}"#).is_err());
+    }
+
+    #[test]
+    fn zero_values_are_rejected() {
+        let config = HotConfig {
+            commit_interval_ms: 0,
+            ..HotConfig::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "hot config: commit_interval_ms must be at least 1"
+        );
+        assert_eq!(err.class(), ErrorClass::BadInput);
+    }
+
+    #[test]
+    fn busy_and_disk_full_are_external_and_retryable() {
+        for code in [ErrorCode::DatabaseBusy, ErrorCode::DiskFull] {
+            let source = rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error {
+                    code,
+                    extended_code: 0,
+                },
+                None,
+            );
+            let e = HotError::Sqlite {
+                op: "commit",
+                source,
+            };
+            assert!(e.is_retryable());
+            let actor: ActorError = e.into();
+            assert_eq!(actor.class(), ErrorClass::External);
+            assert_eq!(actor.retry(), RetryHint::Backoff);
+        }
+    }
+}

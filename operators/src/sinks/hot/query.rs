@@ -1,0 +1,474 @@
+//! The questions the hot store answers: recent events, alerts, window counts.
+//!
+//! Every answer is newest first and bounded by a limit. Time ranges include
+//! their start and exclude their end.
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value;
+use rusqlite::{Row, params, params_from_iter};
+use serde::Serialize;
+
+use super::HotError;
+use super::store::HotStore;
+use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
+use crate::event::Severity;
+use crate::sinks::lake::partition::civil_from_days;
+
+/// Limit of a [`RecentQuery`] built with [`RecentQuery::since`].
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// "Recent events of service X (at or above severity S) between T1 and T2."
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentQuery {
+    /// Only this service; `None` for every service.
+    pub service: Option<String>,
+    /// Only events at or above this severity; `None` for every stored event.
+    pub min_severity: Option<Severity>,
+    /// Events at or after this time, UTC milliseconds.
+    pub since_ms: i64,
+    /// Events before this time, UTC milliseconds; `None` for no upper bound.
+    pub until_ms: Option<i64>,
+    /// At most this many events.
+    pub limit: usize,
+}
+
+impl RecentQuery {
+    /// Every event since `since_ms`, up to [`DEFAULT_LIMIT`].
+    pub fn since(since_ms: i64) -> Self {
+        RecentQuery {
+            service: None,
+            min_severity: None,
+            since_ms,
+            until_ms: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// One stored event, as `spate hot recent` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HotEvent {
+    /// Stable id from the source position.
+    pub event_id: String,
+    /// Event time, UTC milliseconds.
+    pub ts_ms: i64,
+    /// Event time as RFC 3339 (`2025-11-23T10:00:00.123Z`).
+    pub time: String,
+    /// The service.
+    pub service: String,
+    /// `WARNING`, `ERROR`, ...
+    pub severity: String,
+    /// Host name or address.
+    pub host: Option<String>,
+    /// Where the event came from.
+    pub source: String,
+    /// CloudWatch Logs group.
+    pub log_group: Option<String>,
+    /// CloudWatch Logs stream.
+    pub log_stream: Option<String>,
+    /// Tags set by the classifier.
+    pub tags: Vec<String>,
+    /// HTTP status.
+    pub status: Option<u16>,
+    /// Client IP address.
+    pub client_ip: Option<String>,
+    /// The log message.
+    pub message: String,
+    /// Remaining fields (a JSON object).
+    pub attrs: Option<serde_json::Value>,
+}
+
+/// `ts_ms` as RFC 3339 in UTC with milliseconds.
+///
+/// ```
+/// use spate_operators::sinks::hot::query::rfc3339_ms;
+/// assert_eq!(rfc3339_ms(1_763_892_000_123), "2025-11-23T10:00:00.123Z");
+/// assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+/// ```
+pub fn rfc3339_ms(ts_ms: i64) -> String {
+    const DAY_MS: i64 = 86_400_000;
+    let (y, m, d) = civil_from_days(ts_ms.div_euclid(DAY_MS));
+    let in_day = ts_ms.rem_euclid(DAY_MS);
+    let (h, min) = (in_day / 3_600_000, in_day / 60_000 % 60);
+    let (s, ms) = (in_day / 1000 % 60, in_day % 1000);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn data_error(what: &str) -> impl FnOnce(serde_json::Error) -> HotError + '_ {
+    move |e| HotError::Data(format!("stored {what} is not valid JSON: {e}"))
+}
+
+impl HotStore {
+    /// Recent events matching `q`, newest first.
+    pub fn recent(&self, q: &RecentQuery) -> Result<Vec<HotEvent>, HotError> {
+        let mut sql = String::from(
+            "SELECT event_id, ts, service, severity, host, source, log_group, log_stream, \
+             tags, status, client_ip, message, attrs FROM events WHERE ts >= ? AND ts < ?",
+        );
+        let mut args = vec![
+            Value::Integer(q.since_ms),
+            Value::Integer(q.until_ms.unwrap_or(i64::MAX)),
+        ];
+        if let Some(service) = &q.service {
+            sql.push_str(" AND service = ?");
+            args.push(Value::Text(service.clone()));
+        }
+        if let Some(min) = q.min_severity.filter(|&s| s > Severity::Info) {
+            let names: Vec<&str> = Severity::ALL
+                .iter()
+                .filter(|&&s| s >= min)
+                .map(|s| s.as_str())
+                .collect();
+            sql.push_str(" AND severity IN (");
+            for (i, name) in names.into_iter().enumerate() {
+                sql.push_str(if i == 0 { "?" } else { ", ?" });
+                args.push(Value::Text(name.to_string()));
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ORDER BY ts DESC LIMIT ?");
+        args.push(Value::Integer(limit(q.limit)));
+
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&sql)
+            .map_err(HotError::sqlite("prepare recent"))?;
+        let rows = stmt
+            .query_map(params_from_iter(args), raw_event)
+            .map_err(HotError::sqlite("query recent"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(HotError::sqlite("read event"))?.into_event()?);
+        }
+        Ok(out)
+    }
+
+    /// Alert notices raised in `[since_ms, until_ms)`, newest first.
+    pub fn alerts(
+        &self,
+        since_ms: i64,
+        until_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, HotError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, rule, service, state, severity, window_start_ms, window_end_ms, \
+                 raised_at_ms, value, threshold, message FROM alerts \
+                 WHERE raised_at_ms >= ?1 AND raised_at_ms < ?2 \
+                 ORDER BY raised_at_ms DESC, id DESC LIMIT ?3",
+            )
+            .map_err(HotError::sqlite("prepare alerts"))?;
+        let rows = stmt
+            .query_map(
+                params![since_ms, until_ms.unwrap_or(i64::MAX), self::limit(limit)],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(3)?,
+                        AlertRecord {
+                            id: r.get(0)?,
+                            rule: r.get(1)?,
+                            service: r.get(2)?,
+                            state: AlertState::Firing,
+                            severity: r.get(4)?,
+                            window_start_ms: r.get(5)?,
+                            window_end_ms: r.get(6)?,
+                            raised_at_ms: r.get(7)?,
+                            value: r.get(8)?,
+                            threshold: r.get(9)?,
+                            message: r.get(10)?,
+                        },
+                    ))
+                },
+            )
+            .map_err(HotError::sqlite("query alerts"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (state, mut alert) = row.map_err(HotError::sqlite("read alert"))?;
+            alert.state = match state.as_str() {
+                "firing" => AlertState::Firing,
+                "resolved" => AlertState::Resolved,
+                other => {
+                    return Err(HotError::Data(format!(
+                        "alert {} has unknown state {other:?}",
+                        alert.id
+                    )));
+                }
+            };
+            out.push(alert);
+        }
+        Ok(out)
+    }
+
+    /// Closed windows starting at or after `since_ms` (of one service, or all),
+    /// newest first.
+    pub fn windows(
+        &self,
+        since_ms: i64,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<WindowRecord>, HotError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT window_start_ms, window_end_ms, service, events, info, warning, error, \
+                 critical, tags FROM windows \
+                 WHERE window_start_ms >= ?1 AND (?2 IS NULL OR service = ?2) \
+                 ORDER BY window_start_ms DESC, service LIMIT ?3",
+            )
+            .map_err(HotError::sqlite("prepare windows"))?;
+        let rows = stmt
+            .query_map(params![since_ms, service, self::limit(limit)], |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok((
+                    WindowRecord {
+                        window_start_ms: r.get(0)?,
+                        window_end_ms: r.get(1)?,
+                        service: r.get(2)?,
+                        events: n(3)?,
+                        severity: [n(4)?, n(5)?, n(6)?, n(7)?],
+                        tags: BTreeMap::new(),
+                    },
+                    r.get::<_, String>(8)?,
+                ))
+            })
+            .map_err(HotError::sqlite("query windows"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut window, tags) = row.map_err(HotError::sqlite("read window"))?;
+            window.tags = serde_json::from_str(&tags).map_err(data_error("window tags"))?;
+            out.push(window);
+        }
+        Ok(out)
+    }
+}
+
+/// An `events` row as stored; JSON columns are parsed afterwards.
+struct RawEvent {
+    event: HotEvent,
+    tags: String,
+    attrs: Option<String>,
+}
+
+fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
+    let ts_ms: i64 = r.get(1)?;
+    Ok(RawEvent {
+        event: HotEvent {
+            event_id: r.get(0)?,
+            ts_ms,
+            time: rfc3339_ms(ts_ms),
+            service: r.get(2)?,
+            severity: r.get(3)?,
+            host: r.get(4)?,
+            source: r.get(5)?,
+            log_group: r.get(6)?,
+            log_stream: r.get(7)?,
+            tags: Vec::new(),
+            status: r
+                .get::<_, Option<i64>>(9)?
+                .and_then(|s| u16::try_from(s).ok()),
+            client_ip: r.get(10)?,
+            message: r.get(11)?,
+            attrs: None,
+        },
+        tags: r.get(8)?,
+        attrs: r.get(12)?,
+    })
+}
+
+impl RawEvent {
+    fn into_event(self) -> Result<HotEvent, HotError> {
+        let mut event = self.event;
+        event.tags = serde_json::from_str(&self.tags).map_err(data_error("tags"))?;
+        // Attributes are JSON objects from the decoder; anything else is kept
+        // as a string rather than lost.
+        event.attrs = self
+            .attrs
+            .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::hot::rows::tests::{event, log_batch};
+    use crate::sinks::hot::{HotRows, Retention};
+
+    const T0: i64 = 1_763_892_000_000;
+
+    fn store_with(
+        events: &[crate::sinks::hot::rows::tests::TestEvent],
+    ) -> (tempfile::TempDir, HotStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HotStore::open(&dir.path().join("hot.db")).unwrap();
+        let batch = log_batch(events);
+        let rows: Vec<HotRows> = batch
+            .parts
+            .iter()
+            .filter_map(|p| HotRows::select(p, Severity::Info).unwrap())
+            .collect();
+        store.insert_events(&rows).unwrap();
+        (dir, store)
+    }
+
+    fn ids(events: &[HotEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.event_id.as_str()).collect()
+    }
+
+    #[test]
+    fn recent_filters_and_orders_newest_first() {
+        let (_dir, store) = store_with(&[
+            event("a1", T0, "api", Severity::Warning),
+            event("a2", T0 + 10, "api", Severity::Error),
+            event("a3", T0 + 20, "api", Severity::Critical),
+            event("w1", T0 + 15, "web", Severity::Error),
+            event("a4", T0 + 30, "api", Severity::Info),
+        ]);
+        let all = store.recent(&RecentQuery::since(T0)).unwrap();
+        assert_eq!(ids(&all), ["a4", "a3", "w1", "a2", "a1"]);
+
+        let api_errors = RecentQuery {
+            service: Some("api".into()),
+            min_severity: Some(Severity::Error),
+            ..RecentQuery::since(T0)
+        };
+        assert_eq!(ids(&store.recent(&api_errors).unwrap()), ["a3", "a2"]);
+
+        let range = RecentQuery {
+            until_ms: Some(T0 + 20),
+            ..RecentQuery::since(T0 + 10)
+        };
+        assert_eq!(ids(&store.recent(&range).unwrap()), ["w1", "a2"]);
+
+        let limited = RecentQuery {
+            limit: 2,
+            ..RecentQuery::since(0)
+        };
+        assert_eq!(ids(&store.recent(&limited).unwrap()), ["a4", "a3"]);
+
+        let other = RecentQuery {
+            service: Some("db".into()),
+            ..RecentQuery::since(0)
+        };
+        assert!(store.recent(&other).unwrap().is_empty());
+    }
+
+    #[test]
+    fn events_come_back_whole() {
+        let mut e = event("c1", T0 + 123, "api", Severity::Critical);
+        e.tags = &["http_5xx"];
+        let (_dir, store) = store_with(&[e]);
+        let got = store.recent(&RecentQuery::since(0)).unwrap();
+        let got = &got[0];
+        assert_eq!(got.time, "2025-11-23T10:00:00.123Z");
+        assert_eq!(got.severity, "CRITICAL");
+        assert_eq!(got.service, "api");
+        assert_eq!(got.host.as_deref(), Some("10.0.0.1"));
+        assert_eq!(got.tags, ["http_5xx"]);
+        assert_eq!(got.status, Some(503));
+        assert_eq!(got.log_group, None);
+        assert_eq!(got.attrs, Some(serde_json::json!({"k": 1})));
+        assert_eq!(got.message, "CRITICAL from api");
+        let json = serde_json::to_value(got).unwrap();
+        assert_eq!(json["ts_ms"], T0 + 123);
+        assert_eq!(json["time"], "2025-11-23T10:00:00.123Z");
+    }
+
+    fn window(start: i64, service: &str, errors: u64) -> WindowRecord {
+        WindowRecord {
+            window_start_ms: start,
+            window_end_ms: start + 300_000,
+            service: service.into(),
+            events: 10 + errors,
+            severity: [10, 0, errors, 0],
+            tags: BTreeMap::from([("http_5xx".to_string(), errors)]),
+        }
+    }
+
+    fn alert(rule: &str, raised_at_ms: i64, state: AlertState) -> AlertRecord {
+        AlertRecord {
+            id: format!("{rule}:api:{T0}:{}", state.as_str()),
+            rule: rule.into(),
+            service: "api".into(),
+            state,
+            severity: "ERROR".into(),
+            window_start_ms: T0,
+            window_end_ms: T0 + 300_000,
+            raised_at_ms,
+            value: 12.0,
+            threshold: 10.0,
+            message: "12 errors in 5 min".into(),
+        }
+    }
+
+    #[test]
+    fn windows_and_alerts_upsert_and_query() {
+        use crate::alerts::record::AlertStore;
+        let (_dir, store) = store_with(&[]);
+        let firing = alert("error_burst", T0 + 1, AlertState::Firing);
+        let resolved = alert("error_burst", T0 + 600_000, AlertState::Resolved);
+        store
+            .record(
+                &[
+                    window(T0, "api", 3),
+                    window(T0, "web", 1),
+                    window(T0 + 300_000, "api", 4),
+                ],
+                std::slice::from_ref(&firing),
+            )
+            .unwrap();
+        // The same window again (late data) and the same alert again: overwrites.
+        store
+            .record(&[window(T0, "api", 5)], &[firing.clone(), resolved.clone()])
+            .unwrap();
+
+        let all = store.windows(0, None, 10).unwrap();
+        let keys: Vec<(i64, &str)> = all
+            .iter()
+            .map(|w| (w.window_start_ms, w.service.as_str()))
+            .collect();
+        assert_eq!(keys, [(T0 + 300_000, "api"), (T0, "api"), (T0, "web")]);
+        assert_eq!(all[1], window(T0, "api", 5));
+        let api = store.windows(T0 + 1, Some("api"), 10).unwrap();
+        assert_eq!(api, [window(T0 + 300_000, "api", 4)]);
+        assert_eq!(store.windows(0, None, 1).unwrap().len(), 1);
+
+        let alerts = store.alerts(T0, None, 10).unwrap();
+        assert_eq!(alerts, [resolved.clone(), firing.clone()]);
+        assert_eq!(store.alerts(T0, Some(T0 + 2), 10).unwrap(), [firing]);
+        assert_eq!(store.alerts(T0, None, 1).unwrap(), [resolved]);
+    }
+
+    #[test]
+    fn expire_deletes_only_old_rows() {
+        let (_dir, store) = store_with(&[
+            event("old", T0, "api", Severity::Error),
+            event("new", T0 + 3_600_000, "api", Severity::Error),
+        ]);
+        let store = store.with_retention(Retention {
+            events_ms: 3_600_000,
+            alerts_ms: 86_400_000,
+        });
+        store
+            .upsert(
+                &[window(T0 - 86_400_001, "api", 1), window(T0, "api", 1)],
+                &[
+                    alert("old", T0 - 86_400_001, AlertState::Firing),
+                    alert("new", T0, AlertState::Firing),
+                ],
+            )
+            .unwrap();
+        let stats = store.expire(T0 + 3_600_000 + 1).unwrap();
+        assert_eq!((stats.events, stats.windows, stats.alerts), (1, 1, 1));
+        assert_eq!(ids(&store.recent(&RecentQuery::since(0)).unwrap()), ["new"]);
+        assert_eq!(store.windows(0, None, 10).unwrap().len(), 1);
+        assert_eq!(store.alerts(0, None, 10).unwrap()[0].rule, "new");
+        assert_eq!(store.expire(T0 + 3_600_000 + 1).unwrap().total(), 0);
+    }
+}

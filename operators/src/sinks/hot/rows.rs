@@ -1,0 +1,292 @@
+//! Picking the hot rows out of a [`LogBatch`](crate::log_batch::LogBatch) part,
+//! and reading them column by column without copying.
+//!
+//! Rows stay in the lake's Arrow record batches
+//! ([`logs_file_schema`](crate::sinks::lake::schema::logs_file_schema)) from
+//! the decoder to the insert: selection filters a batch (or shares it whole when
+//! every row is hot), and the insert binds the Arrow strings directly.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, TimestampMillisecondType};
+use arrow_array::{
+    Array, BooleanArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use arrow_select::filter::filter_record_batch;
+
+use super::HotError;
+use crate::event::Severity;
+use crate::log_batch::LakePart;
+
+/// Hot rows of one service, in the lake's file schema.
+#[derive(Debug, Clone)]
+pub struct HotRows {
+    /// The service of every row (a partition column, so not in `records`).
+    pub service: Arc<str>,
+    /// The rows.
+    pub records: RecordBatch,
+}
+
+impl HotRows {
+    /// The rows of `part` at or above `min`; `None` when there are none.
+    pub fn select(part: &LakePart, min: Severity) -> Result<Option<HotRows>, HotError> {
+        let rows = part.records.num_rows();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let keep = |records: RecordBatch| HotRows {
+            service: part.key.service.clone(),
+            records,
+        };
+        if min == Severity::Info {
+            return Ok(Some(keep(part.records.clone())));
+        }
+        let severity = string_column(&part.records, "severity")?;
+        let mut mask = Vec::with_capacity(rows);
+        for i in 0..rows {
+            mask.push(parse_severity(severity.value(i))? >= min);
+        }
+        let hot = mask.iter().filter(|&&m| m).count();
+        if hot == 0 {
+            Ok(None)
+        } else if hot == rows {
+            Ok(Some(keep(part.records.clone())))
+        } else {
+            let filtered = filter_record_batch(&part.records, &BooleanArray::from(mask))
+                .map_err(|e| HotError::Data(format!("filter hot rows: {e}")))?;
+            Ok(Some(keep(filtered)))
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.records.num_rows()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The columns of a lake record batch, typed, for reading row by row.
+pub(crate) struct EventColumns<'a> {
+    pub event_id: &'a StringArray,
+    pub ts: &'a TimestampMillisecondArray,
+    pub host: &'a StringArray,
+    pub source: &'a StringArray,
+    pub log_group: &'a StringArray,
+    pub log_stream: &'a StringArray,
+    pub severity: &'a StringArray,
+    tags: &'a ListArray,
+    tag_values: &'a StringArray,
+    pub status: &'a Int32Array,
+    pub client_ip: &'a StringArray,
+    pub message: &'a StringArray,
+    pub attrs: &'a StringArray,
+}
+
+impl<'a> EventColumns<'a> {
+    /// Finds and type-checks every column.
+    pub fn of(records: &'a RecordBatch) -> Result<Self, HotError> {
+        let tags = records
+            .column_by_name("tags")
+            .and_then(|c| c.as_list_opt::<i32>())
+            .ok_or_else(|| missing("tags"))?;
+        let tag_values = tags
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| missing("tags.item"))?;
+        Ok(EventColumns {
+            event_id: string_column(records, "event_id")?,
+            ts: records
+                .column_by_name("ts")
+                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+                .ok_or_else(|| missing("ts"))?,
+            host: string_column(records, "host")?,
+            source: string_column(records, "source")?,
+            log_group: string_column(records, "log_group")?,
+            log_stream: string_column(records, "log_stream")?,
+            severity: string_column(records, "severity")?,
+            tags,
+            tag_values,
+            status: records
+                .column_by_name("status")
+                .and_then(|c| c.as_primitive_opt::<Int32Type>())
+                .ok_or_else(|| missing("status"))?,
+            client_ip: string_column(records, "client_ip")?,
+            message: string_column(records, "message")?,
+            attrs: string_column(records, "attrs")?,
+        })
+    }
+
+    /// Writes row `i`'s tags as a JSON array of strings into `out` (cleared first).
+    pub fn tags_json(&self, i: usize, out: &mut Vec<u8>) {
+        out.clear();
+        out.push(b'[');
+        if self.tags.is_valid(i) {
+            let offsets = self.tags.value_offsets();
+            let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+            for (n, j) in (start..end).enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                // Writing a &str into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, self.tag_values.value(j));
+            }
+        }
+        out.push(b']');
+    }
+}
+
+/// Value of a nullable string column at `i`.
+pub(crate) fn opt_str(column: &StringArray, i: usize) -> Option<&str> {
+    column.is_valid(i).then(|| column.value(i))
+}
+
+fn string_column<'a>(records: &'a RecordBatch, name: &str) -> Result<&'a StringArray, HotError> {
+    records
+        .column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| missing(name))
+}
+
+fn missing(name: &str) -> HotError {
+    HotError::Data(format!(
+        "rows lack the lake column {name} (or it has another type)"
+    ))
+}
+
+fn parse_severity(name: &str) -> Result<Severity, HotError> {
+    name.parse()
+        .map_err(|e| HotError::Data(format!("severity column: {e}")))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::decode::DecodeStats;
+    use crate::event::EventBatch;
+    use crate::log_batch::LogBatch;
+
+    /// One event to put in a test batch.
+    #[derive(Debug, Clone)]
+    pub struct TestEvent {
+        pub id: String,
+        pub ts: i64,
+        pub service: &'static str,
+        pub severity: Severity,
+        pub tags: &'static [&'static str],
+        pub message: String,
+    }
+
+    /// An event with the given id, time, service and severity.
+    pub fn event(id: &str, ts: i64, service: &'static str, severity: Severity) -> TestEvent {
+        TestEvent {
+            id: id.to_string(),
+            ts,
+            service,
+            severity,
+            tags: &[],
+            message: format!("{} from {service}", severity.as_str()),
+        }
+    }
+
+    /// The decoded batch of `events`.
+    pub fn event_batch(events: &[TestEvent]) -> EventBatch {
+        let mut b = EventBatch::default();
+        for e in events {
+            b.event_id.push(&e.id);
+            b.ts.push(e.ts);
+            b.ingest_ts.push(e.ts + 1);
+            b.service.push(e.service);
+            b.host.push("10.0.0.1");
+            b.source.push("test");
+            b.log_group.push_null();
+            b.log_stream.push_null();
+            b.severity.push(e.severity);
+            let mut bits = 0u64;
+            for t in e.tags {
+                bits |= 1 << b.tag_index(t).unwrap();
+            }
+            b.tags.push(bits);
+            b.status.push(if e.severity >= Severity::Error {
+                503
+            } else {
+                0
+            });
+            b.client_ip.push_null();
+            b.message.push(&e.message);
+            b.attrs
+                .push_opt((e.severity == Severity::Critical).then_some(r#"{"k":1}"#));
+        }
+        b
+    }
+
+    /// The log batch of `events`, as the decoder sends it.
+    pub fn log_batch(events: &[TestEvent]) -> LogBatch {
+        LogBatch::from_events(event_batch(events), Vec::new(), &DecodeStats::default()).unwrap()
+    }
+
+    #[test]
+    fn selects_rows_at_or_above_min() {
+        let batch = log_batch(&[
+            event("a", 1_000, "api", Severity::Info),
+            event("b", 1_001, "api", Severity::Warning),
+            event("c", 1_002, "api", Severity::Critical),
+            event("d", 1_003, "web", Severity::Info),
+        ]);
+        let mut picked = Vec::new();
+        for part in &batch.parts {
+            if let Some(rows) = HotRows::select(part, Severity::Warning).unwrap() {
+                let cols = EventColumns::of(&rows.records).unwrap();
+                for i in 0..rows.len() {
+                    picked.push((rows.service.to_string(), cols.event_id.value(i).to_string()));
+                }
+            }
+        }
+        picked.sort();
+        assert_eq!(
+            picked,
+            [
+                ("api".to_string(), "b".to_string()),
+                ("api".into(), "c".into())
+            ]
+        );
+        let all: usize = batch
+            .parts
+            .iter()
+            .map(|p| {
+                HotRows::select(p, Severity::Info)
+                    .unwrap()
+                    .map_or(0, |r| r.len())
+            })
+            .sum();
+        assert_eq!(all, 4);
+    }
+
+    #[test]
+    fn tags_become_a_json_array() {
+        let mut e = event("a", 1_000, "api", Severity::Error);
+        e.tags = &["http_5xx", "quote\"d"];
+        let batch = log_batch(&[e, event("b", 1_001, "api", Severity::Error)]);
+        let rows = HotRows::select(&batch.parts[0], Severity::Warning)
+            .unwrap()
+            .unwrap();
+        let cols = EventColumns::of(&rows.records).unwrap();
+        let mut out = Vec::new();
+        cols.tags_json(0, &mut out);
+        let tags: Vec<String> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(tags, ["http_5xx", "quote\"d"]);
+        cols.tags_json(1, &mut out);
+        assert_eq!(out, b"[]");
+    }
+
+    #[test]
+    fn foreign_columns_are_a_data_error() {
+        let batch = RecordBatch::new_empty(Arc::new(arrow_schema::Schema::empty()));
+        let err = EventColumns::of(&batch).err().unwrap();
+        assert!(matches!(err, HotError::Data(_)), "{err}");
+    }
+}

@@ -1,0 +1,170 @@
+//! The hot store's tables, their version, and the connection settings.
+//!
+//! The schema is versioned with `PRAGMA user_version`: a new file is created at
+//! [`SCHEMA_VERSION`]; a file at another version is refused rather than
+//! misread (a later version adds its migration here).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::HotError;
+
+/// The schema version this build creates and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a statement waits for a lock held by another connection (a reader
+/// checkpointing, the CLI) before failing with `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The WAL file is truncated back to this size after a checkpoint.
+const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// Page cache of the writing connection (KiB): the indexes of a day of hot
+/// events stay in memory, so inserts do not re-read their pages.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// Tables and indexes of version 1.
+const CREATE_V1: &str = "
+CREATE TABLE events (
+    event_id   TEXT    NOT NULL PRIMARY KEY,
+    ts         INTEGER NOT NULL,
+    service    TEXT    NOT NULL,
+    severity   TEXT    NOT NULL,
+    host       TEXT,
+    source     TEXT    NOT NULL,
+    log_group  TEXT,
+    log_stream TEXT,
+    tags       TEXT    NOT NULL,
+    status     INTEGER,
+    client_ip  TEXT,
+    message    TEXT    NOT NULL,
+    attrs      TEXT
+);
+CREATE INDEX events_service_ts ON events (service, ts);
+CREATE INDEX events_ts ON events (ts);
+
+CREATE TABLE windows (
+    window_start_ms INTEGER NOT NULL,
+    service         TEXT    NOT NULL,
+    window_end_ms   INTEGER NOT NULL,
+    events          INTEGER NOT NULL,
+    info            INTEGER NOT NULL,
+    warning         INTEGER NOT NULL,
+    error           INTEGER NOT NULL,
+    critical        INTEGER NOT NULL,
+    tags            TEXT    NOT NULL,
+    PRIMARY KEY (window_start_ms, service)
+) WITHOUT ROWID;
+CREATE INDEX windows_service_start ON windows (service, window_start_ms);
+
+CREATE TABLE alerts (
+    id              TEXT    NOT NULL PRIMARY KEY,
+    rule            TEXT    NOT NULL,
+    service         TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    severity        TEXT    NOT NULL,
+    window_start_ms INTEGER NOT NULL,
+    window_end_ms   INTEGER NOT NULL,
+    raised_at_ms    INTEGER NOT NULL,
+    value           REAL    NOT NULL,
+    threshold       REAL    NOT NULL,
+    message         TEXT    NOT NULL
+);
+CREATE INDEX alerts_raised_at ON alerts (raised_at_ms);
+";
+
+/// Settings of the writing connection: WAL, durable commits, a busy timeout;
+/// then creates the tables of a new file, or checks the version of an old one.
+pub fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), HotError> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(HotError::sqlite("set busy timeout"))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(HotError::sqlite("enable WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(HotError::Data(format!(
+            "{} refused WAL mode (journal mode {mode})",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(HotError::sqlite("set synchronous"))?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)
+        .map_err(HotError::sqlite("set journal size limit"))?;
+    // A negative cache_size is in KiB.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+        .map_err(HotError::sqlite("set cache size"))?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(HotError::sqlite("begin schema"))?;
+    match user_version(&tx)? {
+        0 => {
+            tx.execute_batch(CREATE_V1)
+                .map_err(HotError::sqlite("create tables"))?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(HotError::sqlite("set schema version"))?;
+        }
+        SCHEMA_VERSION => {}
+        found => {
+            return Err(HotError::SchemaVersion {
+                path: path.to_path_buf(),
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
+    }
+    tx.commit().map_err(HotError::sqlite("commit schema"))
+}
+
+/// Settings of a reading connection, and the version check.
+pub fn prepare_reader(conn: &Connection, path: &Path) -> Result<(), HotError> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(HotError::sqlite("set busy timeout"))?;
+    match user_version(conn)? {
+        SCHEMA_VERSION => Ok(()),
+        found => Err(HotError::SchemaVersion {
+            path: path.to_path_buf(),
+            found,
+            expected: SCHEMA_VERSION,
+        }),
+    }
+}
+
+fn user_version(conn: &Connection) -> Result<i64, HotError> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(HotError::sqlite("read schema version"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_once_and_refuses_other_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let mut conn = Connection::open(&path).unwrap();
+        prepare_writer(&mut conn, &path).unwrap();
+        // Opening again keeps the tables.
+        prepare_writer(&mut conn, &path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        let err = prepare_writer(&mut conn, &path).unwrap_err();
+        assert!(
+            matches!(err, HotError::SchemaVersion { found: 7, .. }),
+            "{err}"
+        );
+        assert!(prepare_reader(&conn, &path).is_err());
+    }
+}
