@@ -391,3 +391,196 @@ pub fn slack_payload(alert: &AlertRecord) -> serde_json::Value {
         }],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use axum::Router;
+    use axum::http::{HeaderMap as AxumHeaders, StatusCode};
+    use axum::routing::post;
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::alerts::outputs::tests::sample_alert;
+
+    /// What the test server saw.
+    #[derive(Default)]
+    struct Seen {
+        requests: AtomicUsize,
+        accepted: Mutex<Vec<(serde_json::Value, Option<String>, Option<String>)>>,
+        done: Notify,
+    }
+
+    /// A server answering 500 to the first `failures` requests, then 200.
+    async fn server(failures: usize) -> (String, Arc<Seen>) {
+        let seen = Arc::new(Seen::default());
+        let state = seen.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: AxumHeaders, body: String| {
+                let seen = state.clone();
+                async move {
+                    let n = seen.requests.fetch_add(1, Ordering::SeqCst);
+                    if n < failures {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    let header = |k: &str| {
+                        headers
+                            .get(k)
+                            .and_then(|v| v.to_str().ok())
+                            .map(String::from)
+                    };
+                    seen.accepted.lock().unwrap().push((
+                        serde_json::from_str(&body).unwrap(),
+                        header("authorization"),
+                        header("x-team"),
+                    ));
+                    seen.done.notify_one();
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/hook"), seen)
+    }
+
+    /// No request timeout and no pooled connections: under the paused clock a
+    /// pending timer would jump ahead while real I/O is in flight.
+    fn test_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    }
+
+    fn config(url: &str) -> WebhookConfig {
+        WebhookConfig {
+            url: url.to_string(),
+            initial_backoff_ms: 1_000,
+            ..WebhookConfig::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_server_errors_with_backoff_then_delivers_once() {
+        let (url, seen) = server(2).await;
+        let mut config = config(&url);
+        config.bearer_token = Some("s3cret".into());
+        config.headers.insert("X-Team".into(), "sre".into());
+        let output = WebhookOutput::with_client(&config, test_client()).unwrap();
+        let stats = output.stats();
+        let started = tokio::time::Instant::now();
+        assert!(output.enqueue(&sample_alert(AlertState::Firing)));
+        seen.done.notified().await;
+        output.close().await;
+
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
+        assert_eq!(stats.delivered.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.failed.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.attempts.load(Ordering::SeqCst), 3);
+        // Two backoffs of 1 s and 2 s, ±20 % jitter, on tokio's clock.
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(2_400) && waited <= Duration::from_millis(3_600),
+            "{waited:?}"
+        );
+        let accepted = seen.accepted.lock().unwrap();
+        assert_eq!(accepted.len(), 1);
+        let (body, auth, team) = &accepted[0];
+        assert_eq!(
+            body["text"],
+            "ALERT firing error_burst service=api window=2026-11-23T10:00Z/5m: 14 errors > 10"
+        );
+        assert_eq!(body["attachments"][0]["fields"][0]["value"], "api");
+        assert_eq!(auth.as_deref(), Some("Bearer s3cret"));
+        assert_eq!(team.as_deref(), Some("sre"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_max_retries() {
+        let (url, seen) = server(usize::MAX).await;
+        let mut config = config(&url);
+        config.max_retries = 2;
+        let output = WebhookOutput::with_client(&config, test_client()).unwrap();
+        let stats = output.stats();
+        output.enqueue(&sample_alert(AlertState::Firing));
+        output.close().await;
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
+        assert_eq!(stats.failed.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.delivered.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_queue_drops_and_counts() {
+        let (url, seen) = server(0).await;
+        let mut config = config(&url);
+        config.queue = 2;
+        let output = WebhookOutput::with_client(&config, test_client()).unwrap();
+        let stats = output.stats();
+        // The delivery task has not run yet: the third notice on finds the
+        // queue full.
+        let accepted: Vec<bool> = (0..5)
+            .map(|_| output.enqueue(&sample_alert(AlertState::Firing)))
+            .collect();
+        assert_eq!(accepted, [true, true, false, false, false]);
+        assert_eq!(stats.dropped.load(Ordering::SeqCst), 3);
+        output.close().await;
+        assert_eq!(stats.delivered.load(Ordering::SeqCst), 2);
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_gives_up_at_the_drain_deadline() {
+        let (url, seen) = server(usize::MAX).await;
+        let mut config = config(&url);
+        config.max_retries = 100;
+        config.drain_timeout_ms = 5_000;
+        let output = WebhookOutput::with_client(&config, test_client()).unwrap();
+        let stats = output.stats();
+        output.enqueue(&sample_alert(AlertState::Firing));
+        output.enqueue(&sample_alert(AlertState::Resolved));
+        let started = tokio::time::Instant::now();
+        output.close().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_eq!(stats.failed.load(Ordering::SeqCst), 2);
+        assert!(seen.requests.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[test]
+    fn config_validation_and_secret_free_debug() {
+        assert!(WebhookConfig::default().validate().is_err());
+        assert!(config("ftp://x").validate().is_err());
+        let mut c = config("https://hooks.example/x");
+        assert!(c.validate().is_ok());
+        c.headers.insert("bad header".into(), "v".into());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("header name")
+        );
+        let mut c = config("https://hooks.example/x");
+        c.bearer_token = Some("s3cret".into());
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let parsed: WebhookConfig =
+            serde_json::from_str(r#"{"url": "https://hooks.example/x"}"#).unwrap();
+        assert_eq!(
+            parsed,
+            WebhookConfig {
+                url: "https://hooks.example/x".into(),
+                ..WebhookConfig::default()
+            }
+        );
+    }
+
+    #[test]
+    fn payload_colours_resolved_green() {
+        let p = slack_payload(&sample_alert(AlertState::Resolved));
+        assert_eq!(p["attachments"][0]["color"], "#2eb886");
+        assert!(p["text"].as_str().unwrap().starts_with("ALERT resolved"));
+    }
+}
