@@ -178,3 +178,120 @@ impl Actor for AlertRouter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use spate_engine::testkit::{LeakCheck, ScriptedSource};
+    use spate_engine::{ActorOptions, GraphBuilder};
+
+    use super::*;
+    use crate::alerts::outputs::tests::sample_alert;
+    use crate::alerts::record::AlertState;
+
+    /// A store that fails its first `failures` calls, then keeps everything.
+    struct MemoryStore {
+        failures: Mutex<usize>,
+        calls: Mutex<usize>,
+        kept: Mutex<Vec<(Vec<WindowRecord>, Vec<AlertRecord>)>>,
+    }
+
+    impl MemoryStore {
+        fn failing(failures: usize) -> Arc<Self> {
+            Arc::new(MemoryStore {
+                failures: Mutex::new(failures),
+                calls: Mutex::new(0),
+                kept: Mutex::new(Vec::new()),
+            })
+        }
+    }
+
+    impl AlertStore for MemoryStore {
+        fn record(&self, windows: &[WindowRecord], alerts: &[AlertRecord]) -> Result<(), String> {
+            *self.calls.lock().unwrap() += 1;
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err("store unavailable".into());
+            }
+            self.kept
+                .lock()
+                .unwrap()
+                .push((windows.to_vec(), alerts.to_vec()));
+            Ok(())
+        }
+    }
+
+    fn output() -> WindowOutput {
+        WindowOutput {
+            windows: vec![WindowRecord {
+                window_start_ms: 0,
+                window_end_ms: 300_000,
+                service: "api".into(),
+                events: 14,
+                severity: [0, 0, 14, 0],
+                tags: Default::default(),
+            }],
+            alerts: vec![sample_alert(AlertState::Firing)],
+        }
+    }
+
+    async fn run(store: Arc<MemoryStore>, file: PathBuf) -> Arc<spate_engine::testkit::SourceLog> {
+        let source = ScriptedSource::new([output(), WindowOutput::default()]);
+        let log = source.log();
+        let mut g = GraphBuilder::new();
+        g.source("windows", move || source.clone());
+        g.actor(
+            "router",
+            move || {
+                let outputs = vec![AlertOutput::File(FileOutput::open(&file).unwrap())];
+                let store: Arc<dyn AlertStore> = store.clone();
+                AlertRouter::with_outputs(outputs, Some(store))
+            },
+            ActorOptions::default(),
+        );
+        g.connect("windows", "router");
+        let pipeline = g.build().unwrap().spawn();
+        let leaks = LeakCheck::new(&pipeline);
+        pipeline.join().await.unwrap();
+        drop(leaks);
+        log
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_in_the_store_writes_outputs_and_acknowledges() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("alerts.ndjson");
+        let store = MemoryStore::failing(0);
+        let log = run(store.clone(), file.clone()).await;
+        assert_eq!(log.delivered(), 2);
+        // The empty output is not recorded.
+        let kept = store.kept.lock().unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].0[0].events, 14);
+        assert_eq!(kept[0].1[0].state, AlertState::Firing);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let line: AlertRecord = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line, sample_alert(AlertState::Firing));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn store_failures_are_retried_and_notices_still_go_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("alerts.ndjson");
+        // Fails twice, then accepts.
+        let store = MemoryStore::failing(2);
+        let log = run(store.clone(), file.clone()).await;
+        assert_eq!(log.delivered(), 2);
+        assert_eq!(*store.calls.lock().unwrap(), 3);
+        assert_eq!(store.kept.lock().unwrap().len(), 1);
+        // Always failing: gives up after the attempts, still writes the file.
+        let store = MemoryStore::failing(usize::MAX);
+        let other = dir.path().join("other.ndjson");
+        let log = run(store.clone(), other.clone()).await;
+        assert_eq!(log.delivered(), 2);
+        assert_eq!(*store.calls.lock().unwrap(), STORE_ATTEMPTS as usize);
+        assert_eq!(std::fs::read_to_string(&other).unwrap().lines().count(), 1);
+    }
+}
