@@ -405,11 +405,14 @@ mod tests {
     use super::*;
     use crate::alerts::outputs::tests::sample_alert;
 
+    /// An accepted request: body, `Authorization`, `X-Team`.
+    type Accepted = (serde_json::Value, Option<String>, Option<String>);
+
     /// What the test server saw.
     #[derive(Default)]
     struct Seen {
         requests: AtomicUsize,
-        accepted: Mutex<Vec<(serde_json::Value, Option<String>, Option<String>)>>,
+        accepted: Mutex<Vec<Accepted>>,
         done: Notify,
     }
 
