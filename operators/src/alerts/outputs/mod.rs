@@ -1,4 +1,4 @@
-//! Where alert notices go: [`stdout`] (one readable line each), [`file`]
+//! Where alert notices go: [`stdout`](mod@stdout) (one readable line each), [`file`](mod@file)
 //! (NDJSON), [`webhook`] (Slack-compatible JSON, in the background).
 //!
 //! # Backpressure
