@@ -1,3 +1,193 @@
 //! Alerts: rules over closed windows, deduplication, and the outputs.
+//!
+//! The window aggregator ([`crate::windows`]) closes event-time windows and
+//! runs the [`evaluate::AlertEvaluator`]: every [`rules::Rule`] is evaluated
+//! per closed window and service, and [`dedup::Dedup`] turns the results into
+//! notices (one `firing` when a condition starts to hold, a reminder after the
+//! cooldown, one `resolved` when it clears). The [`router::AlertRouter`]
+//! records windows and notices in an [`record::AlertStore`] and writes the
+//! notices to the [`outputs`]: stdout, an NDJSON file, a webhook.
+//!
+//! # Backpressure
+//!
+//! Stdout and file writes are small and synchronous. The webhook never blocks
+//! the pipeline: notices go to a bounded queue served by a background task; a
+//! full queue drops the notice and counts
+//! `spate_alerts_dropped_total{output="webhook"}`.
+//!
+//! # Shutdown
+//!
+//! When the router closes, the webhook queue is drained for at most
+//! `drain_timeout_ms`; notices still queued after that are counted as failed.
 
+pub mod dedup;
+pub mod evaluate;
+pub mod outputs;
 pub mod record;
+pub mod router;
+pub mod rules;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use spate_engine::{ActorError, ErrorClass, RetryHint};
+
+use self::outputs::webhook::WebhookConfig;
+use self::rules::{AlertRuleConfig, Rule, compile_rules, default_rules};
+
+/// Failures of the alert stages.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// The configuration is unusable.
+    #[error("alerts config: {0}")]
+    Config(String),
+    /// Writing an output failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path (or `stdout`).
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The alert store refused the records.
+    #[error("alert store: {0}")]
+    Store(String),
+    /// A notice could not be encoded.
+    #[error("cannot encode alert: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl AlertError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        AlertError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whose fault it is: a bad config is bad input, the disk and the store
+    /// are external, an encoding failure is a bug.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AlertError::Config(_) => ErrorClass::BadInput,
+            AlertError::Io { .. } | AlertError::Store(_) => ErrorClass::External,
+            AlertError::Encode(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+impl From<AlertError> for ActorError {
+    fn from(e: AlertError) -> Self {
+        let retry = match e.class() {
+            ErrorClass::BadInput => RetryHint::Never,
+            _ => RetryHint::Backoff,
+        };
+        ActorError::new(e.class(), retry, e.to_string())
+    }
+}
+
+/// `[alerts]`: rules, deduplication and outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Print one readable line per notice on stdout.
+    #[serde(default = "default_true")]
+    pub stdout: bool,
+    /// Append every notice as one JSON line to `file`.
+    #[serde(default = "default_true")]
+    pub file_enabled: bool,
+    /// The NDJSON file of notices. Default: `<data-dir>/alerts.ndjson`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// POST notices to a webhook (Slack-compatible JSON). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookConfig>,
+    /// While an alert keeps firing, repeat it after this long (seconds of event
+    /// time, between window starts).
+    #[serde(default = "default_cooldown_secs")]
+    pub cooldown_secs: u64,
+    /// The rules (`[[alerts.rules]]`). Rules given replace the defaults
+    /// (`critical`, `error_burst`, `error_rate`, `silence`); `rules = []`
+    /// disables alerting.
+    #[serde(default = "default_rules")]
+    pub rules: Vec<AlertRuleConfig>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_cooldown_secs() -> u64 {
+    900
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            stdout: default_true(),
+            file_enabled: default_true(),
+            file: None,
+            webhook: None,
+            cooldown_secs: default_cooldown_secs(),
+            rules: default_rules(),
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// Checks the rules and the webhook, returning the compiled rules.
+    pub fn validate(&self) -> Result<Vec<Rule>, AlertError> {
+        if let Some(webhook) = &self.webhook {
+            webhook.validate()?;
+        }
+        compile_rules(&self.rules)
+    }
+
+    /// The NDJSON file to write, if enabled: `file`, or `default_path`.
+    pub fn file_path(&self, default_path: &Path) -> Option<PathBuf> {
+        self.file_enabled
+            .then(|| self.file.clone().unwrap_or_else(|| default_path.into()))
+    }
+
+    /// Reminder period in milliseconds.
+    pub fn cooldown_ms(&self) -> i64 {
+        i64::try_from(self.cooldown_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_defaults_equal_default() {
+        let parsed: AlertsConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(parsed, AlertsConfig::default());
+        assert_eq!(parsed.validate().unwrap().len(), 4);
+        assert_eq!(
+            parsed.file_path(Path::new("/data/alerts.ndjson")),
+            Some(PathBuf::from("/data/alerts.ndjson"))
+        );
+    }
+
+    #[test]
+    fn configured_rules_replace_defaults_and_unknown_fields_fail() {
+        let c: AlertsConfig = serde_json::from_str(
+            r#"{"file_enabled": false, "rules": [{"name": "logins", "kind": "tag",
+                "tag": "failed_login", "threshold": 5, "severity": "WARNING"}]}"#,
+        )
+        .unwrap();
+        let rules = c.validate().unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].tag.as_deref(), Some("failed_login"));
+        assert_eq!(c.file_path(Path::new("x")), None);
+        assert!(serde_json::from_str::<AlertsConfig>(r#"{"rulez": []}"#).is_err());
+        let bad: AlertsConfig =
+            serde_json::from_str(r#"{"rules": [{"name": "t", "kind": "tag"}]}"#).unwrap();
+        let err = bad.validate().unwrap_err();
+        assert_eq!(err.class(), ErrorClass::BadInput);
+        assert!(err.to_string().starts_with("alerts config: rule \"t\""));
+    }
+}

@@ -1,0 +1,311 @@
+//! The alert evaluator: walks closed windows in order, evaluates every rule for
+//! every service concerned, and turns the results into notices through
+//! [`Dedup`]. Pure: time is passed in.
+//!
+//! Every closed window is evaluated, also those without any event (so silence
+//! and resolutions are seen when traffic stops). For one window, the services
+//! looked at are those with events in it, those with an alert firing, and (for
+//! `silence`) every service seen before. A service not seen for
+//! [`FORGET_AFTER_MS`] of event time is forgotten, with its firing alerts and
+//! without a notice, which bounds memory when services come and go. When one
+//! call covers many windows (the watermark jumped), cooldown reminders of an
+//! alert already notified in that call are left out.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::dedup::Dedup;
+use super::record::{AlertRecord, AlertState, WindowRecord};
+use super::rules::{Rule, RuleKind};
+
+/// A service silent for this long (event time) is forgotten: 24 hours.
+pub const FORGET_AFTER_MS: i64 = 24 * 3_600_000;
+
+/// Rules, their dedup state, and the services seen.
+#[derive(Debug, Clone)]
+pub struct AlertEvaluator {
+    rules: Vec<Rule>,
+    dedup: Dedup,
+    size_ms: i64,
+    /// Service → start of the last window it had events in.
+    last_seen: BTreeMap<String, i64>,
+    /// Every window starting before this has been evaluated.
+    evaluated_until: Option<i64>,
+}
+
+impl AlertEvaluator {
+    /// An evaluator of `rules` over windows of `size_ms`, with reminders every
+    /// `cooldown_ms` of event time.
+    pub fn new(rules: Vec<Rule>, size_ms: i64, cooldown_ms: i64) -> Self {
+        AlertEvaluator {
+            rules,
+            dedup: Dedup::new(cooldown_ms),
+            size_ms: size_ms.max(1),
+            last_seen: BTreeMap::new(),
+            evaluated_until: None,
+        }
+    }
+
+    /// The rules evaluated.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Evaluates every window ending at or before `closed_until_ms` not yet
+    /// evaluated; `windows` are the records of those windows (any order).
+    /// `raised_at_ms` stamps the notices.
+    pub fn evaluate(
+        &mut self,
+        windows: &[WindowRecord],
+        closed_until_ms: i64,
+        raised_at_ms: i64,
+    ) -> Vec<AlertRecord> {
+        let mut by_start: BTreeMap<i64, BTreeMap<&str, &WindowRecord>> = BTreeMap::new();
+        for w in windows {
+            by_start
+                .entry(w.window_start_ms)
+                .or_default()
+                .insert(w.service.as_str(), w);
+        }
+        let first_record = by_start.keys().next().copied();
+        let mut start = match (self.evaluated_until, first_record) {
+            (Some(e), _) => e,
+            (None, Some(r)) => r,
+            (None, None) => {
+                self.evaluated_until = Some(closed_until_ms);
+                return Vec::new();
+            }
+        };
+        let mut notices = Vec::new();
+        let mut fired_in_call = HashSet::new();
+        let empty = BTreeMap::new();
+        while start.saturating_add(self.size_ms) <= closed_until_ms {
+            if self.last_seen.is_empty() && self.dedup.firing() == 0 {
+                // Nothing can happen until the next window with events.
+                match by_start.range(start..).next() {
+                    Some((&next, _)) if next > start => start = next,
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            let records = by_start.get(&start).unwrap_or(&empty);
+            let before = notices.len();
+            self.evaluate_window(start, records, raised_at_ms, &mut notices);
+            // Within one call (a jump over many windows), a reminder right
+            // after a notice of the same alert says nothing new.
+            let mut i = before;
+            while i < notices.len() {
+                let key = (notices[i].rule.clone(), notices[i].service.clone());
+                let keep = match notices[i].state {
+                    AlertState::Firing => fired_in_call.insert(key),
+                    AlertState::Resolved => {
+                        fired_in_call.remove(&key);
+                        true
+                    }
+                };
+                if keep {
+                    i += 1;
+                } else {
+                    notices.remove(i);
+                }
+            }
+            start = start.saturating_add(self.size_ms);
+        }
+        self.evaluated_until = Some(window_floor(closed_until_ms, self.size_ms).max(start));
+        notices
+    }
+
+    fn evaluate_window(
+        &mut self,
+        start: i64,
+        records: &BTreeMap<&str, &WindowRecord>,
+        raised_at_ms: i64,
+        notices: &mut Vec<AlertRecord>,
+    ) {
+        let end = start.saturating_add(self.size_ms);
+        for rule in &self.rules {
+            let mut services: Vec<String> = records.keys().map(|s| s.to_string()).collect();
+            services.extend(self.dedup.firing_services(&rule.name));
+            if rule.kind == RuleKind::Silence {
+                services.extend(self.last_seen.keys().cloned());
+            }
+            services.sort();
+            services.dedup();
+            for service in services.iter().filter(|s| rule.applies_to(s)) {
+                let window = records.get(service.as_str()).copied();
+                let seen_before = self.last_seen.contains_key(service);
+                let eval = rule.evaluate(window, seen_before);
+                let Some(state) = self.dedup.step(&rule.name, service, start, eval.holds) else {
+                    continue;
+                };
+                notices.push(AlertRecord {
+                    id: format!("{}:{service}:{start}:{}", rule.name, state.as_str()),
+                    rule: rule.name.clone(),
+                    service: service.clone(),
+                    state,
+                    severity: rule.severity.as_str().to_string(),
+                    window_start_ms: start,
+                    window_end_ms: end,
+                    raised_at_ms,
+                    value: eval.value,
+                    threshold: rule.threshold,
+                    message: rule.describe(eval.value, state == AlertState::Firing),
+                });
+            }
+        }
+        for service in records.keys() {
+            match self.last_seen.get_mut(*service) {
+                Some(seen) => *seen = start,
+                None => {
+                    self.last_seen.insert(service.to_string(), start);
+                }
+            }
+        }
+        let forget: Vec<String> = self
+            .last_seen
+            .iter()
+            .filter(|(_, seen)| start.saturating_sub(**seen) >= FORGET_AFTER_MS)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for service in forget {
+            self.last_seen.remove(&service);
+            self.dedup.forget_service(&service);
+        }
+    }
+}
+
+fn window_floor(ts_ms: i64, size_ms: i64) -> i64 {
+    crate::windows::window_start(ts_ms, size_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::rules::{compile_rules, default_rules};
+
+    const W: i64 = 300_000;
+
+    fn record(start: i64, service: &str, severity: [u64; 4]) -> WindowRecord {
+        WindowRecord {
+            window_start_ms: start,
+            window_end_ms: start + W,
+            service: service.into(),
+            events: severity.iter().sum(),
+            severity,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn evaluator() -> AlertEvaluator {
+        AlertEvaluator::new(compile_rules(&default_rules()).unwrap(), W, 900_000)
+    }
+
+    fn summary(notices: &[AlertRecord]) -> Vec<(String, String, &'static str, i64)> {
+        notices
+            .iter()
+            .map(|n| {
+                (
+                    n.rule.clone(),
+                    n.service.clone(),
+                    n.state.as_str(),
+                    n.window_start_ms,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn error_burst_fires_once_then_resolves_once() {
+        let mut e = evaluator();
+        let t0 = 100 * W;
+        let n = e.evaluate(&[record(t0, "api", [5, 0, 14, 0])], t0 + W, 1);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].id, format!("error_burst:api:{t0}:firing"));
+        assert_eq!(n[0].message, "14 errors > 10");
+        assert_eq!(n[0].severity, "ERROR");
+        assert_eq!(n[0].value, 14.0);
+        assert_eq!(n[0].threshold, 10.0);
+        // Still bursting: nothing new.
+        let n = e.evaluate(&[record(t0 + W, "api", [5, 0, 12, 0])], t0 + 2 * W, 2);
+        assert!(n.is_empty());
+        // Clean window: exactly one resolution.
+        let n = e.evaluate(&[record(t0 + 2 * W, "api", [9, 0, 0, 0])], t0 + 3 * W, 3);
+        assert_eq!(
+            summary(&n),
+            [("error_burst".into(), "api".into(), "resolved", t0 + 2 * W)]
+        );
+        let n = e.evaluate(&[record(t0 + 3 * W, "api", [9, 0, 0, 0])], t0 + 4 * W, 4);
+        assert!(n.is_empty());
+    }
+
+    #[test]
+    fn silence_fires_when_a_service_stops_and_resolves_when_it_returns() {
+        let mut e = evaluator();
+        let t0 = 100 * W;
+        e.evaluate(
+            &[
+                record(t0, "api", [5, 0, 0, 0]),
+                record(t0, "web", [5, 0, 0, 0]),
+            ],
+            t0 + W,
+            0,
+        );
+        // web goes quiet.
+        let n = e.evaluate(&[record(t0 + W, "api", [5, 0, 0, 0])], t0 + 2 * W, 0);
+        assert_eq!(
+            summary(&n),
+            [("silence".into(), "web".into(), "firing", t0 + W)]
+        );
+        // Nothing at all for two windows (closed by the idle timeout): api
+        // goes silent too, web stays silent without a new notice.
+        let n = e.evaluate(&[], t0 + 4 * W, 0);
+        assert_eq!(
+            summary(&n),
+            [("silence".into(), "api".into(), "firing", t0 + 2 * W)]
+        );
+        let n = e.evaluate(&[record(t0 + 4 * W, "web", [1, 0, 0, 0])], t0 + 5 * W, 0);
+        assert_eq!(
+            summary(&n),
+            [("silence".into(), "web".into(), "resolved", t0 + 4 * W)]
+        );
+        assert_eq!(n[0].id, format!("silence:web:{}:resolved", t0 + 4 * W));
+    }
+
+    #[test]
+    fn firing_alert_resolves_in_an_empty_window() {
+        let mut e = evaluator();
+        let t0 = 100 * W;
+        let n = e.evaluate(&[record(t0, "api", [0, 0, 0, 2])], t0 + W, 0);
+        assert_eq!(summary(&n)[0].0, "critical");
+        let n = e.evaluate(&[], t0 + 2 * W, 0);
+        let s = summary(&n);
+        assert!(s.contains(&("critical".into(), "api".into(), "resolved", t0 + W)));
+        assert!(s.contains(&("silence".into(), "api".into(), "firing", t0 + W)));
+    }
+
+    #[test]
+    fn cooldown_reminder_follows_window_starts() {
+        let mut e = evaluator();
+        let t0 = 100 * W;
+        let mut fired = Vec::new();
+        for i in 0..5 {
+            let start = t0 + i * W;
+            let n = e.evaluate(&[record(start, "api", [0, 0, 0, 1])], start + W, 0);
+            fired.extend(summary(&n));
+        }
+        let starts: Vec<i64> = fired.iter().map(|f| f.3).collect();
+        assert_eq!(starts, [t0, t0 + 3 * W]);
+    }
+
+    #[test]
+    fn long_gaps_forget_services_without_walking_every_window() {
+        let mut e = evaluator();
+        e.evaluate(&[record(0, "api", [1, 0, 0, 0])], W, 0);
+        // A year later: api was silent (one notice), then forgotten.
+        let year = 365 * 24 * 3_600_000;
+        let n = e.evaluate(&[record(year, "web", [1, 0, 0, 0])], year + W, 0);
+        assert_eq!(summary(&n), [("silence".into(), "api".into(), "firing", W)]);
+        assert!(e.last_seen.contains_key("web"));
+        assert!(!e.last_seen.contains_key("api"));
+        assert_eq!(e.dedup.firing(), 0);
+    }
+}

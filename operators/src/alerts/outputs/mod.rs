@@ -1,0 +1,149 @@
+//! Where alert notices go: [`stdout`](mod@stdout) (one readable line each), [`file`](mod@file)
+//! (NDJSON), [`webhook`] (Slack-compatible JSON, in the background).
+//!
+//! # Backpressure
+//!
+//! Stdout and file writes are synchronous and small; the webhook only enqueues
+//! (a full queue drops and counts), so no output blocks the pipeline.
+//!
+//! # Shutdown
+//!
+//! [`AlertOutput::close`] flushes the file and drains the webhook queue within
+//! its deadline.
+
+pub mod file;
+pub mod stdout;
+pub mod webhook;
+
+use super::AlertError;
+use super::record::AlertRecord;
+use crate::sinks::lake::partition::civil_from_days;
+
+/// One configured output.
+#[derive(Debug)]
+pub enum AlertOutput {
+    /// Readable lines on stdout.
+    Stdout(stdout::StdoutOutput),
+    /// NDJSON appended to a file.
+    File(file::FileOutput),
+    /// POSTs to a webhook.
+    Webhook(webhook::WebhookOutput),
+}
+
+impl AlertOutput {
+    /// Label of the output in metrics (`stdout`, `file`, `webhook`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlertOutput::Stdout(_) => "stdout",
+            AlertOutput::File(_) => "file",
+            AlertOutput::Webhook(_) => "webhook",
+        }
+    }
+
+    /// Writes (or enqueues) `alerts`.
+    pub fn send(&mut self, alerts: &[AlertRecord]) -> Result<(), AlertError> {
+        match self {
+            AlertOutput::Stdout(o) => o.send(alerts),
+            AlertOutput::File(o) => o.send(alerts),
+            AlertOutput::Webhook(o) => {
+                alerts.iter().for_each(|a| {
+                    o.enqueue(a);
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Flushes and releases the output; the webhook drains its queue first.
+    pub async fn close(self) {
+        if let AlertOutput::Webhook(o) = self {
+            o.close().await;
+        }
+    }
+}
+
+/// `2026-11-23T10:00Z`, with seconds only when they are not zero.
+///
+/// ```
+/// use spate_operators::alerts::outputs::format_utc_minute;
+/// assert_eq!(format_utc_minute(1_763_892_000_000), "2025-11-23T10:00Z");
+/// assert_eq!(format_utc_minute(30_000), "1970-01-01T00:00:30Z");
+/// ```
+pub fn format_utc_minute(ms: i64) -> String {
+    const DAY_MS: i64 = 86_400_000;
+    let (y, m, d) = civil_from_days(ms.div_euclid(DAY_MS));
+    let in_day = ms.rem_euclid(DAY_MS) / 1000;
+    let (hh, mm, ss) = (in_day / 3600, in_day % 3600 / 60, in_day % 60);
+    if ss == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    }
+}
+
+/// A window as `<start>/<length>`, e.g. `2025-11-23T10:00Z/5m`.
+///
+/// ```
+/// use spate_operators::alerts::outputs::format_window;
+/// assert_eq!(format_window(1_763_892_000_000, 1_763_892_300_000), "2025-11-23T10:00Z/5m");
+/// assert_eq!(format_window(0, 3_600_000), "1970-01-01T00:00Z/1h");
+/// assert_eq!(format_window(0, 45_000), "1970-01-01T00:00Z/45s");
+/// ```
+pub fn format_window(start_ms: i64, end_ms: i64) -> String {
+    let len = end_ms.saturating_sub(start_ms);
+    let len = if len % 3_600_000 == 0 && len > 0 {
+        format!("{}h", len / 3_600_000)
+    } else if len % 60_000 == 0 && len > 0 {
+        format!("{}m", len / 60_000)
+    } else if len % 1000 == 0 {
+        format!("{}s", len / 1000)
+    } else {
+        format!("{len}ms")
+    };
+    format!("{}/{len}", format_utc_minute(start_ms))
+}
+
+/// One readable line:
+/// `ALERT firing error_burst service=api window=2025-11-23T10:00Z/5m: 14 errors > 10`.
+pub fn format_line(alert: &AlertRecord) -> String {
+    format!(
+        "ALERT {} {} service={} window={}: {}",
+        alert.state.as_str(),
+        alert.rule,
+        alert.service,
+        format_window(alert.window_start_ms, alert.window_end_ms),
+        alert.message
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::alerts::record::AlertState;
+
+    /// A firing `error_burst` notice for `api`.
+    pub(crate) fn sample_alert(state: AlertState) -> AlertRecord {
+        let start = 1_795_428_000_000; // 2026-11-23T10:00Z
+        AlertRecord {
+            id: format!("error_burst:api:{start}:{}", state.as_str()),
+            rule: "error_burst".into(),
+            service: "api".into(),
+            state,
+            severity: "ERROR".into(),
+            window_start_ms: start,
+            window_end_ms: start + 300_000,
+            raised_at_ms: start + 360_000,
+            value: 14.0,
+            threshold: 10.0,
+            message: "14 errors > 10".into(),
+        }
+    }
+
+    #[test]
+    fn line_is_readable() {
+        assert_eq!(
+            format_line(&sample_alert(AlertState::Firing)),
+            "ALERT firing error_burst service=api window=2026-11-23T10:00Z/5m: 14 errors > 10"
+        );
+    }
+}

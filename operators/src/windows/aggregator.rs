@@ -1,0 +1,376 @@
+//! The window aggregator actor: counts every event of each [`LogBatch`] in its
+//! event-time window ([`WindowState`]), closes windows as the watermark passes
+//! them, runs the alert rules ([`AlertEvaluator`]) on what closed, and sends a
+//! [`WindowOutput`] (closed windows and alert notices) downstream, unacked.
+//!
+//! # Acknowledgement and durability
+//!
+//! Window state lives in memory. The input batch's ack is delivered right after
+//! its events are counted (the lake archives the events themselves). A crash
+//! loses the counts of the open windows; when the source replays the
+//! unacknowledged batches, their events for windows that had already closed
+//! count as late, so nothing is counted twice.
+//!
+//! # Processing time
+//!
+//! Processing time comes from tokio's clock, mapped to wall-clock milliseconds
+//! through the pair (`wall_clock_ms()`, `Instant::now()`) captured at
+//! construction, so it runs deterministically under a paused clock.
+//!
+//! # Backpressure
+//!
+//! Sending a [`WindowOutput`] waits while the alert router's mailbox is full;
+//! outputs are small and rare (one per closing window).
+//!
+//! # Shutdown
+//!
+//! `flush` and `close` do not close open windows early (their counts would be
+//! wrong, and an early `resolved` or `silence` misleading): the counts of open
+//! windows are lost at shutdown, like at a crash.
+//!
+//! Metrics: `spate_window_late_events_total`, `spate_windows_closed_total`,
+//! `spate_window_watermark_lag_seconds` (processing now − watermark),
+//! `spate_window_open` (open (window, service) counters).
+
+use std::time::Duration;
+
+use arrow_array::{Array, ListArray, RecordBatch, StringArray, TimestampMillisecondArray};
+use spate_engine::{Actor, ActorError, ActorResult, Batch, Ctx, Payload};
+use tokio::time::Instant;
+
+use super::WindowConfig;
+use super::state::WindowState;
+use crate::alerts::evaluate::AlertEvaluator;
+use crate::alerts::record::{AlertRecord, WindowRecord};
+use crate::alerts::rules::Rule;
+use crate::alerts::{AlertError, AlertsConfig};
+use crate::event::{Severity, wall_clock_ms};
+use crate::log_batch::LogBatch;
+
+/// What the aggregator sends: windows that closed, and the alert notices they
+/// raised.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowOutput {
+    /// Closed windows, by start then service.
+    pub windows: Vec<WindowRecord>,
+    /// Notices raised, in window order.
+    pub alerts: Vec<AlertRecord>,
+}
+
+impl Payload for WindowOutput {
+    /// Windows plus notices.
+    fn len(&self) -> usize {
+        self.windows.len() + self.alerts.len()
+    }
+}
+
+/// The window aggregator actor (`LogBatch` in, [`WindowOutput`] out).
+pub struct WindowAggregator {
+    state: WindowState,
+    evaluator: AlertEvaluator,
+    tick: Duration,
+    wall_base_ms: i64,
+    clock_base: Instant,
+    late_reported: u64,
+}
+
+impl WindowAggregator {
+    /// An aggregator for `windows`, evaluating the rules of `alerts`
+    /// (validated here).
+    pub fn new(windows: &WindowConfig, alerts: &AlertsConfig) -> Result<Self, AlertError> {
+        windows.validate()?;
+        let rules = alerts.validate()?;
+        Ok(Self::with_rules(windows, rules, alerts.cooldown_ms()))
+    }
+
+    /// An aggregator evaluating already validated `rules`.
+    pub fn with_rules(windows: &WindowConfig, rules: Vec<Rule>, cooldown_ms: i64) -> Self {
+        Self::with_wall_base(windows, rules, cooldown_ms, wall_clock_ms())
+    }
+
+    fn with_wall_base(
+        windows: &WindowConfig,
+        rules: Vec<Rule>,
+        cooldown_ms: i64,
+        wall_base_ms: i64,
+    ) -> Self {
+        WindowAggregator {
+            state: WindowState::new(
+                windows.size_ms(),
+                windows.lateness_ms(),
+                windows.idle_timeout_ms(),
+            ),
+            evaluator: AlertEvaluator::new(rules, windows.size_ms(), cooldown_ms),
+            tick: Duration::from_millis(windows.tick_ms.max(1)),
+            wall_base_ms,
+            clock_base: Instant::now(),
+            late_reported: 0,
+        }
+    }
+
+    /// Processing time, wall-clock milliseconds, advancing with tokio's clock.
+    fn now_ms(&self) -> i64 {
+        let elapsed = Instant::now().saturating_duration_since(self.clock_base);
+        self.wall_base_ms
+            .saturating_add(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Counts every row of `batch` at processing time `now_ms`.
+    fn count(&mut self, batch: &LogBatch, now_ms: i64) -> Result<(), ActorError> {
+        for part in &batch.parts {
+            let columns = EventColumns::of(&part.records)?;
+            let service = &*part.key.service;
+            for row in 0..part.records.num_rows() {
+                let tags = columns.tags(row);
+                self.state.observe(
+                    now_ms,
+                    columns.ts.value(row),
+                    service,
+                    parse_severity(columns.severity.value(row)),
+                    tags,
+                );
+            }
+        }
+        let late = self.state.late_events();
+        if late > self.late_reported {
+            metrics::counter!("spate_window_late_events_total")
+                .increment(late - self.late_reported);
+            self.late_reported = late;
+        }
+        Ok(())
+    }
+
+    /// Closes what the watermark passed, evaluates the rules, sends the result
+    /// if there is any.
+    async fn close_and_send(&mut self, ctx: &mut Ctx<WindowOutput>) -> ActorResult {
+        let now = self.now_ms();
+        let windows = self.state.advance(now);
+        let alerts = match self.state.closed_until_ms() {
+            Some(until) => self.evaluator.evaluate(&windows, until, now),
+            None => Vec::new(),
+        };
+        metrics::counter!("spate_windows_closed_total").increment(windows.len() as u64);
+        metrics::gauge!("spate_window_open").set(self.state.open_windows() as f64);
+        if let Some(wm) = self.state.watermark_ms() {
+            metrics::gauge!("spate_window_watermark_lag_seconds")
+                .set(now.saturating_sub(wm) as f64 / 1000.0);
+        }
+        if windows.is_empty() && alerts.is_empty() {
+            return Ok(());
+        }
+        ctx.send(Batch::unacked(WindowOutput { windows, alerts }))
+            .await
+    }
+}
+
+/// The columns the aggregator reads, downcast once per part.
+struct EventColumns<'a> {
+    ts: &'a TimestampMillisecondArray,
+    severity: &'a StringArray,
+    tags: &'a ListArray,
+    tag_values: &'a StringArray,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(records: &'a RecordBatch) -> Result<Self, ActorError> {
+        fn column<'b, T: 'static>(rb: &'b RecordBatch, name: &str) -> Result<&'b T, ActorError> {
+            rb.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<T>())
+                .ok_or_else(|| {
+                    ActorError::internal(format!(
+                        "window aggregator: column {name} missing or of the wrong type"
+                    ))
+                })
+        }
+        let tags: &ListArray = column(records, "tags")?;
+        let tag_values = tags
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| ActorError::internal("window aggregator: tags are not strings"))?;
+        Ok(EventColumns {
+            ts: column(records, "ts")?,
+            severity: column(records, "severity")?,
+            tags,
+            tag_values,
+        })
+    }
+
+    fn tags(&self, row: usize) -> impl Iterator<Item = &'a str> + use<'a> {
+        let offsets = self.tags.value_offsets();
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let values = self.tag_values;
+        (start..end).map(move |i| values.value(i))
+    }
+}
+
+fn parse_severity(s: &str) -> Severity {
+    match s {
+        "CRITICAL" => Severity::Critical,
+        "ERROR" => Severity::Error,
+        "WARNING" => Severity::Warning,
+        _ => Severity::Info,
+    }
+}
+
+impl Actor for WindowAggregator {
+    type In = LogBatch;
+    type Out = WindowOutput;
+
+    async fn handle(&mut self, batch: Batch<LogBatch>, ctx: &mut Ctx<WindowOutput>) -> ActorResult {
+        let now = self.now_ms();
+        self.count(&batch.payload, now)?;
+        batch.deliver();
+        self.close_and_send(ctx).await
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.tick)
+    }
+
+    async fn tick(&mut self, ctx: &mut Ctx<WindowOutput>) -> ActorResult {
+        self.close_and_send(ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spate_engine::testkit::{CaptureSink, LeakCheck, ScriptedSource};
+    use spate_engine::{ActorOptions, GraphBuilder};
+
+    use super::*;
+    use crate::alerts::record::AlertState;
+    use crate::alerts::rules::{compile_rules, default_rules};
+    use crate::decode::DecodeStats;
+    use crate::event::EventBatch;
+
+    const T: i64 = 1_795_428_000_000; // 2026-11-23T10:00Z
+    const MIN: i64 = 60_000;
+
+    /// A `LogBatch` of events (ts, service, severity, tags).
+    fn log_batch(rows: &[(i64, &str, Severity, &[&str])]) -> LogBatch {
+        let mut b = EventBatch::default();
+        for (i, (ts, service, severity, tags)) in rows.iter().enumerate() {
+            b.event_id.push(&format!("test:{i}"));
+            b.ts.push(*ts);
+            b.ingest_ts.push(*ts);
+            b.service.push(service);
+            b.host.push_null();
+            b.source.push("test");
+            b.log_group.push_null();
+            b.log_stream.push_null();
+            b.severity.push(*severity);
+            let bits = tags
+                .iter()
+                .fold(0u64, |acc, t| acc | 1u64 << b.tag_index(t).unwrap());
+            b.tags.push(bits);
+            b.status.push(0);
+            b.client_ip.push_null();
+            b.message.push("m");
+            b.attrs.push_null();
+        }
+        LogBatch::from_events(b, Vec::new(), &DecodeStats::default()).unwrap()
+    }
+
+    fn repeat(
+        n: usize,
+        ts: i64,
+        service: &'static str,
+        severity: Severity,
+    ) -> Vec<(i64, &'static str, Severity, &'static [&'static str])> {
+        (0..n)
+            .map(|i| (ts + i as i64, service, severity, &[][..]))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_closes_alerts_and_idles_end_to_end() {
+        let mut first = repeat(14, T + 1_000, "api", Severity::Error);
+        first.extend(repeat(5, T + 2_000, "api", Severity::Info));
+        first.extend(repeat(3, T + 3_000, "web", Severity::Info));
+        first.push((T + 4_000, "web", Severity::Info, &["http_5xx"]));
+        let second = [
+            (T + 6 * MIN, "api", Severity::Info, &[][..]),
+            (T + 6 * MIN, "web", Severity::Info, &[][..]),
+        ];
+        let third = [
+            (T + 1_500, "api", Severity::Error, &[][..]), // late
+            (T + 12 * MIN, "api", Severity::Info, &[][..]),
+        ];
+        let source =
+            ScriptedSource::new([log_batch(&first), log_batch(&second), log_batch(&third)])
+                .until_stopped();
+        let sink = CaptureSink::<WindowOutput>::new();
+        let mut g = GraphBuilder::new();
+        let s = source.clone();
+        g.source("source", move || s.clone());
+        g.actor(
+            "windows",
+            || {
+                let rules = compile_rules(&default_rules()).unwrap();
+                // Processing time one hour after the events (a replay).
+                let config = WindowConfig::default();
+                WindowAggregator::with_wall_base(&config, rules, 900_000, T + 60 * MIN)
+            },
+            ActorOptions::default(),
+        );
+        let k = sink.clone();
+        g.actor("alerts", move || k.clone(), ActorOptions::default());
+        g.connect("source", "windows").connect("windows", "alerts");
+        let pipeline = g.build().unwrap().spawn();
+        let leaks = LeakCheck::new(&pipeline);
+
+        // Within the idle timeout: only what event time closed.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let out = sink.delivered();
+        assert_eq!(
+            source.log().delivered(),
+            3,
+            "inputs acknowledged after counting"
+        );
+        assert_eq!(out.len(), 2, "{out:#?}");
+        let w0 = &out[0].windows;
+        assert_eq!(w0.len(), 2);
+        assert_eq!((w0[0].service.as_str(), w0[0].events), ("api", 19));
+        assert_eq!(w0[0].severity, [5, 0, 14, 0]);
+        assert_eq!((w0[1].service.as_str(), w0[1].events), ("web", 4));
+        assert_eq!(w0[1].tags.get("http_5xx"), Some(&1));
+        assert_eq!(out[0].alerts.len(), 1);
+        let firing = &out[0].alerts[0];
+        assert_eq!(firing.id, format!("error_burst:api:{T}:firing"));
+        assert_eq!(firing.raised_at_ms, T + 60 * MIN);
+        // The late error was not added to the second window; the burst resolved.
+        let w1 = &out[1].windows;
+        assert_eq!(w1[0].window_start_ms, T + 5 * MIN);
+        assert_eq!(w1[0].severity, [1, 0, 0, 0]);
+        let resolved = &out[1].alerts;
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].state, AlertState::Resolved);
+        assert_eq!(resolved[0].window_start_ms, T + 5 * MIN);
+
+        // Idle: the clock closes the last window, and both services fall silent.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let out = sink.delivered();
+        assert_eq!(out.len(), 3, "{out:#?}");
+        assert_eq!(out[2].windows.len(), 1);
+        assert_eq!(out[2].windows[0].window_start_ms, T + 10 * MIN);
+        let silent: Vec<(&str, i64)> = out[2]
+            .alerts
+            .iter()
+            .map(|a| (a.service.as_str(), a.window_start_ms))
+            .collect();
+        assert_eq!(silent, [("web", T + 10 * MIN), ("api", T + 15 * MIN)]);
+        assert!(out[2].alerts.iter().all(|a| a.rule == "silence"));
+
+        pipeline.stop();
+        pipeline.join().await.unwrap();
+        drop(leaks);
+    }
+
+    #[test]
+    fn severity_names_map_onto_the_ladder() {
+        assert_eq!(parse_severity("CRITICAL"), Severity::Critical);
+        assert_eq!(parse_severity("WARNING"), Severity::Warning);
+        assert_eq!(parse_severity("DEBUG"), Severity::Info);
+    }
+}
