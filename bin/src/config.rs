@@ -4,12 +4,20 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use spate_operators::alerts::AlertsConfig;
 use spate_operators::classify::{ClassifierConfig, ClassifierError};
 use spate_operators::decode::DecoderConfig;
 use spate_operators::enrich::{EnrichConfig, Enricher};
+use spate_operators::sinks::hot::HotConfig;
 use spate_operators::sinks::lake::LakeConfig;
 use spate_operators::sources::file::FileReadConfig;
+use spate_operators::sources::journal::JournalConfig;
+use spate_operators::sources::tail::TailConfig;
 use spate_operators::transforms::decode::DecodeStageConfig;
+use spate_operators::windows::WindowConfig;
+
+use crate::run::StdinConfig;
+use crate::run::http::HttpConfig;
 
 /// The documented default configuration, printed by `spate config default`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
@@ -36,9 +44,36 @@ pub struct SpateConfig {
     /// The Parquet lake.
     #[serde(default)]
     pub lake: LakeConfig,
+    /// `spate run`: the HTTP listener.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// `spate run`: the journal behind HTTP push.
+    #[serde(default)]
+    pub journal: JournalConfig,
+    /// `spate run`: files to tail.
+    #[serde(default)]
+    pub tail: TailConfig,
+    /// `spate run`: standard input as a source.
+    #[serde(default)]
+    pub stdin: StdinConfig,
+    /// `spate run`: the embedded hot store.
+    #[serde(default)]
+    pub hot: HotConfig,
+    /// `spate run`: event-time windows.
+    #[serde(default)]
+    pub windows: WindowConfig,
+    /// `spate run`: alert rules and outputs.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 impl SpateConfig {
+    /// Seconds `spate run` gives the pipeline to drain at shutdown (ECS waits
+    /// 30 s before SIGKILL).
+    pub fn pipeline_drain_secs(&self) -> u64 {
+        25
+    }
+
     /// Parses and validates TOML text; errors name the key and line.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let config: SpateConfig = toml::from_str(text).map_err(|e| {

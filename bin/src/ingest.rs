@@ -82,7 +82,8 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         &config.classify,
         &config.enrich,
         &config.pipeline,
-    )?;
+    )?
+    .with_lake_shards(config.lake.writers);
     let progress = Arc::new(ReadProgress::default());
     let started = Instant::now();
 

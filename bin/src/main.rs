@@ -1,7 +1,10 @@
 //! `spate`: the log ingest and analytics stream processor.
 
 mod config;
+mod duration_arg;
+mod hot_cli;
 mod ingest;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,10 +45,67 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Run the log service: HTTP push, file tail, lake, hot store, windows, alerts.
+    Run {
+        /// Configuration file (TOML); built-in defaults when absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8470, or http.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where the journal, lake, hot store, checkpoints and alerts go.
+        #[arg(long, default_value = "./spate-data")]
+        data_dir: PathBuf,
+    },
+    /// Look up recent important events and alerts in the hot store.
+    Hot {
+        #[command(subcommand)]
+        action: HotAction,
+        /// Configuration file (for hot.path); built-in defaults when absent.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// The data dir of `spate run`.
+        #[arg(long, global = true, default_value = "./spate-data")]
+        data_dir: PathBuf,
+    },
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum HotAction {
+    /// Recent events at or above a severity, newest first.
+    Recent {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Lowest severity (INFO, WARNING, ERROR, CRITICAL).
+        #[arg(long)]
+        severity: Option<String>,
+        /// How far back (30s, 15m, 2h, 1d).
+        #[arg(long, default_value = "15m")]
+        since: String,
+        /// At most this many events.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alerts raised and resolved, newest first.
+    Alerts {
+        /// How far back (30s, 15m, 2h, 1d).
+        #[arg(long, default_value = "1d")]
+        since: String,
+        /// At most this many alerts.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -68,6 +128,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+fn load_config(path: Option<&std::path::Path>) -> Result<SpateConfig> {
+    match path {
+        Some(path) => SpateConfig::load(path),
+        None => Ok(SpateConfig::default()),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest {
@@ -76,10 +143,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             paths,
         } => {
-            let config = match config {
-                Some(path) => SpateConfig::load(&path)?,
-                None => SpateConfig::default(),
-            };
+            let config = load_config(config.as_deref())?;
             let runtime = runtime()?;
             let summary = runtime.block_on(ingest::run(config, &data_dir, &paths));
             // A read of stdin may still wait on a blocking thread after a signal;
@@ -94,6 +158,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if summary.interrupted {
                 return Ok(ExitCode::from(130));
             }
+        }
+        Command::Run {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let runtime = runtime()?;
+            let result = runtime.block_on(run::run(config, run::RunOptions { listen, data_dir }));
+            runtime.shutdown_background();
+            result?;
+        }
+        Command::Hot {
+            action,
+            config,
+            data_dir,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let path = hot_cli::hot_path(&config, &data_dir);
+            let out = match action {
+                HotAction::Recent {
+                    service,
+                    severity,
+                    since,
+                    limit,
+                    json,
+                } => {
+                    let severity = severity
+                        .as_deref()
+                        .map(hot_cli::parse_severity)
+                        .transpose()?;
+                    let since = duration_arg::parse_duration(&since).map_err(anyhow::Error::msg)?;
+                    hot_cli::recent(&path, service, severity, since, limit, json)?
+                }
+                HotAction::Alerts { since, limit, json } => {
+                    let since = duration_arg::parse_duration(&since).map_err(anyhow::Error::msg)?;
+                    hot_cli::alerts(&path, since, limit, json)?
+                }
+            };
+            print!("{out}");
         }
         Command::Config { action } => match action {
             ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),

@@ -6,12 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
-use spate_loadgen::{GenerateStats, Workload, generate};
+mod support;
 
-fn spate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spate"))
-}
+use serde_json::Value;
+use spate_loadgen::{GenerateStats, Workload};
+use support::{corpus, duckdb, spate, walk};
 
 fn ingest(data_dir: &Path, inputs: &[&Path], extra: &[&str]) -> Value {
     let out = spate()
@@ -29,46 +28,6 @@ fn ingest(data_dir: &Path, inputs: &[&Path], extra: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("summary is one JSON object")
-}
-
-fn corpus(dir: &Path, workload: Workload, events: u64) -> (PathBuf, GenerateStats) {
-    let path = dir.join(format!("{workload}.txt"));
-    let file = std::fs::File::create(&path).unwrap();
-    let stats = generate(workload, events, 7, file).unwrap();
-    (path, stats)
-}
-
-/// The Python with DuckDB and pyarrow that `scripts/test.sh` installs.
-fn python() -> String {
-    std::env::var("SPATE_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("SPATE_TEST_PYTHON is not set: run the suite with `bash scripts/test.sh`")
-    })
-}
-
-/// Runs a DuckDB query over the lake and returns its rows as JSON arrays.
-fn duckdb(lake: &Path, sql: &str) -> Vec<Value> {
-    let glob = format!("{}/**/*.parquet", lake.display());
-    let script = format!(
-        r#"
-import duckdb, json, sys
-con = duckdb.connect()
-con.execute("create view logs as select * from read_parquet('{glob}', hive_partitioning=true)")
-rows = con.execute(sys.argv[1]).fetchall()
-print(json.dumps([list(r) for r in rows], default=str))
-"#
-    );
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .arg(sql)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "duckdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
 }
 
 fn expect_counts(summary: &Value, stats: &GenerateStats) {
@@ -203,22 +162,6 @@ fn stdin_and_several_files_in_one_run() {
     );
     assert_eq!(sources.len(), 2);
     assert_eq!(sources[1], serde_json::json!(["stdin", 500]));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn dead_letters(data: &Path) -> Vec<Value> {

@@ -70,6 +70,7 @@ pub struct DecodeSettings {
     classifier: Classifier,
     default_service: Arc<str>,
     enricher: Option<Enricher>,
+    lake_shards: usize,
 }
 
 /// The decode stage cannot be set up.
@@ -97,7 +98,16 @@ impl DecodeSettings {
             classifier: Classifier::new(classifier)?,
             default_service: Arc::from(stage.default_service.as_str()),
             enricher: Enricher::new(enrich, &stage.default_service)?,
+            lake_shards: 1,
         })
+    }
+
+    /// Shards output across the first `shards` downstream stages (the lake
+    /// writers, connected first) by partition; any later downstream stage (the
+    /// hot store, the windows) receives every batch whole.
+    pub fn with_lake_shards(mut self, shards: usize) -> Self {
+        self.lake_shards = shards.max(1);
+        self
     }
 }
 
@@ -106,6 +116,7 @@ pub struct DecodeStage {
     decoder: LineDecoder,
     default_service: Arc<str>,
     enricher: Option<Enricher>,
+    lake_shards: usize,
 }
 
 impl DecodeStage {
@@ -115,7 +126,21 @@ impl DecodeStage {
             decoder: LineDecoder::new(settings.decoder.clone(), settings.classifier.clone()),
             default_service: settings.default_service.clone(),
             enricher: settings.enricher.clone(),
+            lake_shards: settings.lake_shards,
         }
+    }
+}
+
+/// `spate_events_total{severity}` and `spate_decode_dead_letters_total`.
+fn count_events(batch: &LogBatch) {
+    for severity in crate::event::Severity::ALL {
+        let n = batch.counts.severity(severity);
+        if n > 0 {
+            metrics::counter!("spate_events_total", "severity" => severity.as_str()).increment(n);
+        }
+    }
+    if batch.counts.dead_letters > 0 {
+        metrics::counter!("spate_decode_dead_letters_total").increment(batch.counts.dead_letters);
     }
 }
 
@@ -154,13 +179,21 @@ impl Actor for DecodeStage {
         }
         let out = LogBatch::from_events(events, dead, &stats)
             .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
-        let shards = ctx.fan_out();
+        count_events(&out);
+        let outputs = ctx.fan_out();
+        let shards = self.lake_shards.min(outputs);
         if shards <= 1 {
             return ctx.send(batch.map(|_| out)).await;
         }
         // Several lake writers: each partition goes to the one that owns it,
-        // each shard holding a share of the source's ack.
+        // each shard holding a share of the source's ack; the stages after the
+        // writers get the whole batch.
         let (_, ack, in_flight) = batch.into_parts();
+        for index in shards..outputs {
+            let mut whole = Batch::new(out.clone(), ack.share());
+            whole.in_flight = in_flight.clone();
+            ctx.send_to(index, whole).await?;
+        }
         let mut routed: Vec<(usize, LogBatch)> = out
             .shard(shards)
             .into_iter()

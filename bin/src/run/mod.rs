@@ -1,0 +1,346 @@
+//! `spate run`: the log service.
+//!
+//! ```text
+//! POST /v1/logs ─► journal ─► journal source ─┐
+//! tailed files ───────────────────────────────┼─► decode (pool) ─┬─► lake writer (Parquet)
+//! stdin (when enabled) ───────────────────────┘                  ├─► hot writer (SQLite)
+//!                                                                └─► windows ─► alerts (stdout, file, webhook, hot store)
+//! ```
+//!
+//! HTTP pushes are answered once they are in the journal (fsynced); the journal's
+//! checkpoint, and the tail's offsets, advance only when the lake, the hot store
+//! and the windows have all taken the data, so a crash or restart replays what
+//! was not committed (at-least-once, with the same event ids).
+//!
+//! # Backpressure
+//!
+//! Every stage has a bounded mailbox. When the sinks fall behind, the journal
+//! source stops reading, the journal backlog grows, and past its limit pushes are
+//! answered 429 with `Retry-After`; tailing pauses (the files wait on disk).
+//!
+//! # Shutdown
+//!
+//! The first SIGTERM/SIGINT stops the listener (requests in progress are answered),
+//! closes the journal to new appends, lets the sources read what was accepted,
+//! drains the graph (the lake commits its open files, the hot store commits),
+//! saves the checkpoints, and exits 0. A second signal exits at once (anything
+//! not committed is replayed at the next start).
+
+pub mod body;
+pub mod http;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use spate_engine::{ActorOptions, GraphBuilder, PrometheusExporter, SupervisorPolicy};
+use spate_operators::alerts::record::AlertStore;
+use spate_operators::alerts::router::AlertRouter;
+use spate_operators::sinks::hot::{HotStore, HotWriter};
+use spate_operators::sinks::lake::{LakeSettings, LakeWriter};
+use spate_operators::sources::file::{FileReadConfig, FileSource, Input, ReadProgress};
+use spate_operators::sources::journal::{Journal, JournalError, JournalRecord, JournalWriter};
+use spate_operators::sources::tail::TailSource;
+use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
+use spate_operators::windows::WindowAggregator;
+
+use self::body::BodyRecord;
+use self::http::{HttpState, LogAcceptor, Refusal};
+use crate::config::SpateConfig;
+
+/// `[stdin]`: read log lines from standard input as a source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinConfig {
+    /// Read stdin (until it closes) besides the other sources.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// Command-line settings of `spate run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Overrides `http.listen`.
+    pub listen: Option<String>,
+    /// Where the journal, lake, hot store, checkpoints and alerts live.
+    pub data_dir: PathBuf,
+}
+
+/// The journal as the HTTP layer's [`LogAcceptor`].
+struct JournalAcceptor {
+    writer: JournalWriter,
+    journal: Arc<Journal>,
+}
+
+impl LogAcceptor for JournalAcceptor {
+    fn accept(&self, records: Vec<BodyRecord>) -> BoxFuture<'static, Result<(), Refusal>> {
+        let writer = self.writer.clone();
+        let ingest_ts_ms = spate_operators::event::wall_clock_ms();
+        let records: Vec<JournalRecord> = records
+            .into_iter()
+            .map(|r| JournalRecord {
+                format: r.format,
+                ingest_ts_ms,
+                lines: r.lines,
+                bytes: r.bytes.into(),
+            })
+            .collect();
+        Box::pin(async move {
+            match writer.append(records).await {
+                Ok(_) => Ok(()),
+                Err(e @ JournalError::Saturated { .. }) => Err(Refusal::Saturated {
+                    reason: format!("pipeline behind: {e}; retry later"),
+                }),
+                Err(e) => Err(Refusal::Unavailable {
+                    reason: e.to_string(),
+                }),
+            }
+        })
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        let stats = self.journal.stats();
+        if stats.saturated() {
+            return Err(format!(
+                "journal backlog full ({} of {} bytes unread by the pipeline)",
+                stats.backlog_bytes, stats.max_backlog_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the service until a signal (or a sink that cannot recover).
+pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
+    let data_dir = options.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let exporter = Arc::new(PrometheusExporter::install()?);
+    let token = config.http.token().map_err(anyhow::Error::msg)?;
+
+    let journal =
+        Arc::new(Journal::open(&config.journal, &data_dir.join("journal")).context("journal")?);
+    let hot_path = config
+        .hot
+        .path
+        .clone()
+        .unwrap_or_else(|| data_dir.join("hot.db"));
+    config.windows.validate().context("windows")?;
+    config.alerts.validate().context("alerts")?;
+    let hot = HotStore::open(&hot_path)
+        .context("hot store")?
+        .with_retention(config.hot.retention());
+    // Check the settings once here; the graph builds writers from them later.
+    HotWriter::new(hot.clone(), &config.hot).context("hot store")?;
+    let lake_dir = config
+        .lake
+        .path
+        .clone()
+        .unwrap_or_else(|| data_dir.join("lake"));
+    let dead_dir = data_dir.join("deadletter");
+    let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
+    let decode = DecodeSettings::new(
+        &config.decode,
+        &config.classify,
+        &config.enrich,
+        &config.pipeline,
+    )?
+    .with_lake_shards(config.lake.writers);
+
+    let tail = if config.tail.enabled() {
+        Some(TailSource::new(config.tail.clone(), data_dir.join("checkpoints")).context("tail")?)
+    } else {
+        None
+    };
+    let pipeline_graph = build_graph(
+        &config,
+        &data_dir,
+        &journal,
+        &hot,
+        &lake,
+        decode,
+        tail.as_ref(),
+    )?;
+    let pipeline = pipeline_graph.spawn();
+
+    let listen = options
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.http.listen.clone());
+    let (listener, addr) = http::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let acceptor = Arc::new(JournalAcceptor {
+        writer: journal.writer(),
+        journal: journal.clone(),
+    });
+    let metrics = exporter.clone();
+    let state = HttpState::new(
+        &config.http,
+        token.clone(),
+        acceptor,
+        Arc::new(move || metrics.render()),
+    );
+    eprintln!(
+        "spate: listening on http://{addr} (POST /v1/logs{}, GET /metrics, /healthz, /readyz)",
+        if token.is_some() {
+            ", bearer token required"
+        } else {
+            ""
+        }
+    );
+    eprintln!(
+        "spate: data in {} (lake {}, hot store {}, alerts {})",
+        data_dir.display(),
+        lake.table_dir().display(),
+        hot_path.display(),
+        alerts_file(&config, &data_dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "stdout only".into())
+    );
+    if !config.tail.paths.is_empty() {
+        eprintln!("spate: tailing {}", config.tail.paths.join(", "));
+    }
+
+    // The first signal stops the listener and the journal, then the pipeline
+    // drains; a second one aborts the drain.
+    let mut os_signals = spate_engine::signals::listen()?;
+    let (to_pipeline, mut pipeline_signals) = tokio::sync::mpsc::channel(2);
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, http::router(Arc::new(state)))
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.await;
+            })
+            .await
+    });
+    let closing_journal = journal.clone();
+    let relay = tokio::spawn(async move {
+        if os_signals.recv().await.is_none() {
+            return;
+        }
+        eprintln!("spate: draining (a second signal exits at once)");
+        let _ = stop_http.send(());
+        let _ = server.await;
+        closing_journal.close();
+        let _ = to_pipeline.send(()).await;
+        if os_signals.recv().await.is_some() {
+            let _ = to_pipeline.send(()).await;
+        }
+    });
+    let drain_deadline = Duration::from_secs(config.pipeline_drain_secs());
+    let result = pipeline
+        .run_until_signal(&mut pipeline_signals, drain_deadline)
+        .await;
+    relay.abort();
+    // Everything the sinks committed is now acknowledged: save the checkpoints.
+    journal
+        .checkpoint_now()
+        .await
+        .context("journal checkpoint")?;
+    if let Some(tail) = &tail {
+        tail.checkpoints().save_now().context("tail checkpoint")?;
+    }
+    result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("spate: stopped");
+    Ok(())
+}
+
+fn alerts_file(config: &SpateConfig, data_dir: &Path) -> Option<PathBuf> {
+    config.alerts.file_path(&data_dir.join("alerts.ndjson"))
+}
+
+fn build_graph(
+    config: &SpateConfig,
+    data_dir: &Path,
+    journal: &Arc<Journal>,
+    hot: &HotStore,
+    lake: &LakeSettings,
+    decode: DecodeSettings,
+    tail: Option<&TailSource>,
+) -> Result<spate_engine::Graph> {
+    let mut graph = GraphBuilder::new();
+    let workers = config.pipeline.workers();
+    graph.actor_pool(
+        "decode",
+        workers,
+        move |_| DecodeStage::new(&decode),
+        ActorOptions::with_capacity(workers * 2),
+    );
+
+    let source = journal.clone();
+    graph.source("http", move || source.source());
+    graph.connect("http", "decode");
+    if let Some(tail) = tail {
+        let tail = tail.clone();
+        graph.source("tail", move || tail.clone());
+        graph.connect("tail", "decode");
+    }
+    if config.stdin.enabled {
+        let inputs = Arc::new(vec![Input::Stdin]);
+        let read = FileReadConfig::default();
+        let progress = Arc::new(ReadProgress::default());
+        graph.source("stdin", move || {
+            FileSource::new(inputs.clone(), &read, progress.clone())
+        });
+        graph.connect("stdin", "decode");
+    }
+
+    // A service keeps retrying a failing sink (a full disk may be freed); the
+    // sources stall meanwhile and nothing is acknowledged.
+    let sink_policy = SupervisorPolicy {
+        max_consecutive_restarts: None,
+        ..SupervisorPolicy::default()
+    };
+    let sink_options = ActorOptions {
+        mailbox_capacity: workers * 2,
+        supervisor: sink_policy,
+    };
+    // Lake writers first: the decode stage shards by partition across its first
+    // `lake.writers` outputs.
+    for worker in 0..config.lake.writers {
+        let name = if config.lake.writers == 1 {
+            "lake".to_string()
+        } else {
+            format!("lake-{worker}")
+        };
+        let settings = lake.clone();
+        graph.actor(
+            &name,
+            move || LakeWriter::new(settings.clone(), worker),
+            sink_options.clone(),
+        );
+        graph.connect("decode", &name);
+    }
+    let (store, hot_config) = (hot.clone(), config.hot.clone());
+    graph.actor(
+        "hot",
+        move || HotWriter::new(store.clone(), &hot_config).expect("hot settings checked at start"),
+        sink_options.clone(),
+    );
+    graph.connect("decode", "hot");
+    let (windows, alerts_config) = (config.windows.clone(), config.alerts.clone());
+    graph.actor(
+        "windows",
+        move || {
+            WindowAggregator::new(&windows, &alerts_config).expect("alert rules checked at start")
+        },
+        sink_options.clone(),
+    );
+    graph.connect("decode", "windows");
+    let (alerts, store) = (config.alerts.clone(), hot.clone());
+    let default_file = data_dir.join("alerts.ndjson");
+    graph.actor(
+        "alerts",
+        move || {
+            let store: Arc<dyn AlertStore> = Arc::new(store.clone());
+            AlertRouter::new(alerts.clone(), default_file.clone(), Some(store))
+        },
+        sink_options,
+    );
+    graph.connect("windows", "alerts");
+    Ok(graph.build()?)
+}

@@ -1,0 +1,79 @@
+//! What the end-to-end tests of the `spate` binary share: the binary, corpora,
+//! DuckDB as an independent reader of the lake, and a running `spate run`.
+
+#![allow(dead_code)] // each test file uses a part
+
+pub mod service;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use spate_loadgen::{GenerateStats, Workload, generate};
+
+/// The `spate` binary under test.
+pub fn spate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spate"))
+}
+
+/// Writes a workload to `<dir>/<workload>.txt` with seed 7.
+pub fn corpus(dir: &Path, workload: Workload, events: u64) -> (PathBuf, GenerateStats) {
+    let path = dir.join(format!("{workload}.txt"));
+    let file = std::fs::File::create(&path).unwrap();
+    let stats = generate(workload, events, 7, file).unwrap();
+    (path, stats)
+}
+
+/// The Python with DuckDB and pyarrow that `scripts/test.sh` installs.
+pub fn python() -> String {
+    std::env::var("SPATE_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("SPATE_TEST_PYTHON is not set: run the suite with `bash scripts/test.sh`")
+    })
+}
+
+/// Runs a DuckDB query over the lake (view `logs`, Hive partitions as columns)
+/// and returns its rows as JSON arrays.
+pub fn duckdb(lake: &Path, sql: &str) -> Vec<Value> {
+    let glob = format!("{}/**/*.parquet", lake.display());
+    let script = format!(
+        r#"
+import duckdb, json, sys
+con = duckdb.connect()
+con.execute("create view logs as select * from read_parquet('{glob}', hive_partitioning=true)")
+rows = con.execute(sys.argv[1]).fetchall()
+print(json.dumps([list(r) for r in rows], default=str))
+"#
+    );
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "duckdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

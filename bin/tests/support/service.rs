@@ -1,0 +1,157 @@
+//! A `spate run` process for tests: started on a free port, stopped with
+//! SIGTERM, its stderr kept for assertions.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::spate;
+
+/// A running `spate run`.
+pub struct Service {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its data dir.
+    pub data_dir: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Service {
+    /// Starts `spate run --listen 127.0.0.1:0` with `config` (TOML) and waits
+    /// until it prints the address it listens on.
+    pub fn start(data_dir: &Path, config: &str) -> Service {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let config_path = data_dir.with_extension("toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = spate()
+            .arg("run")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--config")
+            .arg(&config_path)
+            .env("SPATE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let reader = BufReader::new(child.stderr.take().unwrap());
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = addr_tx.send(addr);
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        // Stdout (alert lines) is kept too.
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str("stdout: ");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "spate run did not start: {}",
+                    stderr.lock().unwrap().as_str()
+                );
+            }
+        };
+        Service {
+            child: Some(child),
+            url: format!("http://{addr}"),
+            data_dir: data_dir.to_path_buf(),
+            stderr,
+        }
+    }
+
+    /// Everything printed so far (stderr, and stdout lines prefixed `stdout: `).
+    pub fn output(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most 60 s).
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("spate run did not exit after SIGTERM: {}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Let the reader threads take the last lines.
+        std::thread::sleep(Duration::from_millis(50));
+        (status, self.output())
+    }
+
+    /// Fetches `/metrics` and returns the value of the first sample whose line
+    /// starts with `name` (labels included in `name` if given).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = plain_http::blocking_get_text(&format!("{}/metrics", self.url))?;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Minimal blocking GET without pulling reqwest's blocking feature.
+mod plain_http {
+    use std::io::{Read, Write};
+
+    pub fn blocking_get_text(url: &str) -> Option<String> {
+        let rest = url.strip_prefix("http://")?;
+        let (host, path) = rest.split_once('/').map_or((rest, "/"), |(h, p)| (h, p));
+        let mut stream = std::net::TcpStream::connect(host).ok()?;
+        write!(
+            stream,
+            "GET /{} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+            path.trim_start_matches('/')
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let body = response.split_once("\r\n\r\n")?.1;
+        Some(body.to_string())
+    }
+}
