@@ -50,7 +50,7 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushed_logs_reach_lake_and_hot_store_and_sigterm_drains() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, stats) = corpus(dir.path(), Workload::W1AppJson, 20_000);
+    let (path, stats) = corpus(dir.path(), Workload::AppJson, 20_000);
     let data = dir.path().join("data");
     let service = Service::start(&data, BASE_CONFIG);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -282,6 +282,8 @@ async fn saturation_answers_429_and_loses_nothing_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
+    let config = format!("{BASE_CONFIG}[journal]\nmax_backlog_mib = 1\n");
+    let service = Service::start(&data, &config);
     // Another process holds the hot store's write lock: the hot writer stalls,
     // the pipeline backs up, the journal backlog fills.
     let db = data.join("hot.db");
@@ -309,8 +311,6 @@ async fn saturation_answers_429_and_loses_nothing_accepted() {
     .unwrap();
     assert_eq!(ready.trim(), "locked");
 
-    let config = format!("{BASE_CONFIG}[journal]\nmax_backlog_mib = 1\n");
-    let service = Service::start(&data, &config);
     let client = reqwest::Client::new();
     let mut accepted = 0u64;
     let mut refused = 0;
