@@ -228,4 +228,25 @@ mod tests {
     fn non_ascii_text_passes_through() {
         assert_eq!(expand_with("é ${_X1} ü", env).unwrap(), "é x ü");
     }
+
+    #[test]
+    fn local_deploy_config_names_only_the_variables_up_sh_exports() {
+        let text = include_str!("../../../deploy/local/aws.toml");
+        let exported = [
+            "AWS_ENDPOINT_URL",
+            "SPATE_SQS_QUEUE_URL",
+            "SPATE_BUCKET",
+            "SPATE_ALERT_TOPIC_ARN",
+        ];
+        let out = expand_with(text, |name| {
+            exported.contains(&name).then(|| format!("<{name}>"))
+        })
+        .unwrap();
+        assert!(out.contains("queue_url = \"<SPATE_SQS_QUEUE_URL>\""));
+        assert!(out.contains("region = \"us-east-1\""));
+        assert!(
+            !out.lines()
+                .any(|l| !l.trim_start().starts_with('#') && l.contains("${"))
+        );
+    }
 }
