@@ -24,7 +24,11 @@ use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeSta
 
 async fn bucket(s3: &aws_sdk_s3::Client) -> String {
     let name = unique("lake");
-    s3.create_bucket().bucket(&name).send().await.expect("create bucket");
+    s3.create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
     name
 }
 
@@ -80,10 +84,20 @@ fn lake_pipeline<S: spate_engine::Source<Out = RawChunk>>(
 }
 
 async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, i64)> {
-    let out = s3.list_objects_v2().bucket(bucket).send().await.expect("list");
+    let out = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list");
     out.contents()
         .iter()
-        .map(|o| (o.key().unwrap_or_default().to_string(), o.size().unwrap_or(0)))
+        .map(|o| {
+            (
+                o.key().unwrap_or_default().to_string(),
+                o.size().unwrap_or(0),
+            )
+        })
         .collect()
 }
 
@@ -139,18 +153,39 @@ async fn committed_file_is_uploaded_under_its_partition_and_reads_back() {
     let keys = list_keys(&s3, &bucket).await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     let expected_dir = format!("archive/logs/{}/", PartitionKey::of(ts, "api").path());
-    assert_eq!(expected_dir, "archive/logs/dt=2025-11-23/hour=10/service=api/");
+    assert_eq!(
+        expected_dir,
+        "archive/logs/dt=2025-11-23/hour=10/service=api/"
+    );
     let key = &keys[0].0;
-    assert!(key.starts_with(&expected_dir) && key.ends_with(".parquet"), "{key}");
-    assert_eq!(parquet_files_under(staging.path()), 0, "staged file removed");
+    assert!(
+        key.starts_with(&expected_dir) && key.ends_with(".parquet"),
+        "{key}"
+    );
+    assert_eq!(
+        parquet_files_under(staging.path()),
+        0,
+        "staged file removed"
+    );
 
-    let object = s3.get_object().bucket(&bucket).key(key).send().await.unwrap();
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
     let bytes = object.body.collect().await.unwrap().into_bytes();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
     let mut messages = Vec::new();
     for batch in reader {
         let batch = batch.unwrap();
-        let col = batch.column(batch.schema().index_of("message").unwrap()).clone();
+        let col = batch
+            .column(batch.schema().index_of("message").unwrap())
+            .clone();
         let col = col.as_any().downcast_ref::<StringArray>().unwrap();
         messages.extend((0..col.len()).map(|i| col.value(i).to_string()));
     }
@@ -173,7 +208,9 @@ async fn large_file_goes_up_in_parts() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.parquet");
-    let data: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let data: Vec<u8> = (0..12 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     std::fs::write(&path, &data).unwrap();
 
     let key = target.key_for("logs/dt=2026-01-01/hour=00/service=x/big.parquet");
@@ -181,14 +218,23 @@ async fn large_file_goes_up_in_parts() {
     assert_eq!(uploaded.parts, 3, "5 + 5 + 2 MiB");
     assert_eq!(uploaded.bytes, data.len() as u64);
     assert!(!path.exists(), "local copy removed after the upload");
-    let object = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap();
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
     let back = object.body.collect().await.unwrap().into_bytes();
     assert!(back.as_ref() == data.as_slice(), "object equals the file");
 
     // A small file is one PutObject.
     let small = dir.path().join("small.parquet");
     std::fs::write(&small, b"PAR1 tiny").unwrap();
-    let uploaded = target.upload_and_remove(&small, "small.parquet").await.unwrap();
+    let uploaded = target
+        .upload_and_remove(&small, "small.parquet")
+        .await
+        .unwrap();
     assert_eq!(uploaded.parts, 1);
 }
 
@@ -205,15 +251,23 @@ async fn failed_upload_fails_the_batches_and_leaves_no_staged_files() {
         },
     )
     .unwrap();
-    let lake = LakeSettings::new(&LakeConfig::default(), staging.path(), &staging.path().join("dl"))
-        .unwrap()
-        .with_target(LakeTarget::S3(Arc::new(target)));
+    let lake = LakeSettings::new(
+        &LakeConfig::default(),
+        staging.path(),
+        &staging.path().join("dl"),
+    )
+    .unwrap()
+    .with_target(LakeTarget::S3(Arc::new(target)));
     let source = ScriptedSource::new([chunk("{\"msg\":\"lost?\"}\n")]);
     let log = source.log();
     let pipeline = lake_pipeline(move || source.clone(), lake);
     pipeline.join().await.expect("pipeline");
     assert_eq!(log.delivered(), 0);
-    assert_eq!(log.failed(), 1, "the source learns the failure and can redeliver");
+    assert_eq!(
+        log.failed(),
+        1,
+        "the source learns the failure and can redeliver"
+    );
     assert_eq!(parquet_files_under(staging.path()), 0);
 }
 
@@ -252,15 +306,20 @@ async fn sqs_messages_are_deleted_after_their_file_is_in_s3() {
     let q = queue.clone();
     let pipeline = lake_pipeline(move || q.source(), lake.clone());
     let progress = queue.progress().clone();
-    wait_until(Duration::from_secs(30), "every message deleted", async || {
-        progress.deleted.load(Ordering::Relaxed) == 5
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "every message deleted",
+        async || progress.deleted.load(Ordering::Relaxed) == 5,
+    )
     .await;
     pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
 
     let keys = list_keys(&s3, &bucket).await;
     assert!(!keys.is_empty());
-    assert!(keys.iter().all(|(k, _)| k.starts_with("logs/dt=") && k.contains("/service=web/")));
+    assert!(
+        keys.iter()
+            .all(|(k, _)| k.starts_with("logs/dt=") && k.contains("/service=web/"))
+    );
     let totals = lake.totals().lock().unwrap().clone();
     assert_eq!(totals.counts.events, 5);
     assert_eq!(totals.files_written as usize, keys.len());

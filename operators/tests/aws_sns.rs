@@ -84,8 +84,7 @@ async fn alert_reaches_subscribers_with_filterable_attributes() {
     assert_eq!(envelope["Type"], "Notification");
     assert_eq!(envelope["TopicArn"], topic_arn.as_str());
     assert_eq!(envelope["Subject"], "[FIRING] ERROR error_burst: api");
-    let message: AlertRecord =
-        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    let message: AlertRecord = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
     assert_eq!(message, alert("ERROR", "api"));
     let attrs = &envelope["MessageAttributes"];
     for (name, value) in [
@@ -97,7 +96,10 @@ async fn alert_reaches_subscribers_with_filterable_attributes() {
         assert_eq!(attrs[name]["Type"], "String", "{name}");
         assert_eq!(attrs[name]["Value"], value, "{name}");
     }
-    assert!(receive_all(&sqs, &pager, 0).await.is_empty(), "filtered out");
+    assert!(
+        receive_all(&sqs, &pager, 0).await.is_empty(),
+        "filtered out"
+    );
 
     publisher.publish(&alert("CRITICAL", "db")).await.unwrap();
     let paged = receive_all(&sqs, &pager, 2).await;

@@ -101,7 +101,11 @@ async fn delivered_messages_are_decoded_then_deleted() {
     let ndjson: Vec<String> = (0..6)
         .map(|m| {
             (0..5)
-                .map(|i| format!("{{\"service\":\"api\",\"level\":\"info\",\"msg\":\"m{m} line {i}\"}}\n"))
+                .map(|i| {
+                    format!(
+                        "{{\"service\":\"api\",\"level\":\"info\",\"msg\":\"m{m} line {i}\"}}\n"
+                    )
+                })
                 .collect()
         })
         .collect();
@@ -122,25 +126,47 @@ async fn delivered_messages_are_decoded_then_deleted() {
     let sink = CaptureSink::new();
     let pipeline = pipeline(&queue, &sink);
     let progress = queue.progress().clone();
-    wait_until(Duration::from_secs(30), "every message deleted", async || {
-        progress.deleted.load(Ordering::Relaxed) == bodies.len() as u64
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "every message deleted",
+        async || progress.deleted.load(Ordering::Relaxed) == bodies.len() as u64,
+    )
     .await;
     pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
     assert!(queue.settled(Duration::from_secs(5)).await);
 
     let messages = column(&sink, "message");
     assert_eq!(messages.len(), 6 * 5 + 1 + 2, "{messages:?}");
-    assert!(messages.iter().any(|m| m == "via sns"), "sns envelope unwrapped");
-    assert!(messages.iter().any(|m| m == "ERROR cw two"), "cloudwatch payload decoded");
+    assert!(
+        messages.iter().any(|m| m == "via sns"),
+        "sns envelope unwrapped"
+    );
+    assert!(
+        messages.iter().any(|m| m == "ERROR cw two"),
+        "cloudwatch payload decoded"
+    );
     let groups = column(&sink, "log_group");
-    assert_eq!(groups.iter().filter(|g| *g == "/aws/lambda/checkout").count(), 2);
+    assert_eq!(
+        groups
+            .iter()
+            .filter(|g| *g == "/aws/lambda/checkout")
+            .count(),
+        2
+    );
     let ids = column(&sink, "event_id");
     let prefix = format!("sqs:{name}:");
     let line_ids = ids.iter().filter(|id| id.starts_with(&prefix)).count();
-    assert_eq!(line_ids, 6 * 5 + 1, "line events carry sqs:<queue>:<message id>:<offset>");
+    assert_eq!(
+        line_ids,
+        6 * 5 + 1,
+        "line events carry sqs:<queue>:<message id>:<offset>"
+    );
     assert_eq!(progress.returned.load(Ordering::Relaxed), 0);
-    assert_eq!(queue_depth(&sqs, &url).await, 0, "nothing left on the queue");
+    assert_eq!(
+        queue_depth(&sqs, &url).await,
+        0,
+        "nothing left on the queue"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,20 +174,35 @@ async fn failed_batch_is_returned_and_redelivered() {
     let (aws_config, sdk) = aws().await;
     let sqs = aws_config.sqs_client(&sdk);
     let url = create_queue(&sqs, &unique("retry"), None).await;
-    send_bodies(&sqs, &url, &["{\"service\":\"api\",\"msg\":\"once\"}".to_string()]).await;
+    send_bodies(
+        &sqs,
+        &url,
+        &["{\"service\":\"api\",\"msg\":\"once\"}".to_string()],
+    )
+    .await;
 
     let queue = SqsQueue::new(aws_config.sqs_client(&sdk), test_config(&url)).unwrap();
     let sink = CaptureSink::scripted([SinkStep::Fail]);
     let pipeline = pipeline(&queue, &sink);
     let progress = queue.progress().clone();
-    wait_until(Duration::from_secs(30), "the retried message deleted", async || {
-        progress.deleted.load(Ordering::Relaxed) == 1
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the retried message deleted",
+        async || progress.deleted.load(Ordering::Relaxed) == 1,
+    )
     .await;
     pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
 
-    assert_eq!(progress.returned.load(Ordering::Relaxed), 1, "the failure returned it");
-    assert_eq!(progress.received.load(Ordering::Relaxed), 2, "received twice");
+    assert_eq!(
+        progress.returned.load(Ordering::Relaxed),
+        1,
+        "the failure returned it"
+    );
+    assert_eq!(
+        progress.received.load(Ordering::Relaxed),
+        2,
+        "received twice"
+    );
     assert_eq!(sink.state().seen.load(Ordering::SeqCst), 2);
     assert_eq!(column(&sink, "message"), ["once"]);
     assert_eq!(queue_depth(&sqs, &url).await, 0);
@@ -180,14 +221,22 @@ async fn poison_message_ends_in_the_dead_letter_queue() {
     let sink = CaptureSink::scripted([SinkStep::Fail; 20]);
     let pipeline = pipeline(&queue, &sink);
     let progress = queue.progress().clone();
-    wait_until(Duration::from_secs(30), "the message moved to the DLQ", async || {
-        progress.returned.load(Ordering::Relaxed) >= 2 && queue_depth(&sqs, &dlq).await == 1
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the message moved to the DLQ",
+        async || {
+            progress.returned.load(Ordering::Relaxed) >= 2 && queue_depth(&sqs, &dlq).await == 1
+        },
+    )
     .await;
     pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
 
     assert_eq!(progress.deleted.load(Ordering::Relaxed), 0, "never deleted");
-    assert_eq!(progress.received.load(Ordering::Relaxed), 2, "maxReceiveCount receives");
+    assert_eq!(
+        progress.received.load(Ordering::Relaxed),
+        2,
+        "maxReceiveCount receives"
+    );
     let moved = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
     assert_eq!(moved.messages()[0].body(), Some("{\"msg\":\"poison\"}"));
     assert_eq!(queue_depth(&sqs, &url).await, 0);
@@ -229,15 +278,35 @@ async fn throughput_against_the_emulator() {
         })
     };
     let progress = queue.progress().clone();
-    wait_until(Duration::from_secs(120), "every message deleted", async || {
-        progress.deleted.load(Ordering::Relaxed) == MESSAGES as u64
-    })
+    let mut polls = 0u32;
+    wait_until(
+        Duration::from_secs(120),
+        "every message deleted",
+        async || {
+            polls += 1;
+            if polls % 40 == 0 {
+                eprintln!(
+                    "after {:.0?}: received {}, deleted {}, returned {}, receive errors {}",
+                    started.elapsed(),
+                    progress.received.load(Ordering::Relaxed),
+                    progress.deleted.load(Ordering::Relaxed),
+                    progress.returned.load(Ordering::Relaxed),
+                    progress.receive_errors.load(Ordering::Relaxed),
+                );
+            }
+            progress.deleted.load(Ordering::Relaxed) >= MESSAGES as u64
+        },
+    )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
     producer.await.unwrap();
     pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+    // At least once: a message SQS hands out twice is decoded twice, with the
+    // same event ids.
     let events: u64 = sink.delivered().iter().map(|b| b.counts.events).sum();
-    assert_eq!(events, (MESSAGES * EVENTS_PER_MESSAGE) as u64);
+    let unique_ids: std::collections::HashSet<String> =
+        column(&sink, "event_id").into_iter().collect();
+    assert_eq!(unique_ids.len(), MESSAGES * EVENTS_PER_MESSAGE);
     eprintln!(
         "sqs -> decode against moto: {MESSAGES} messages, {events} events in {elapsed:.2}s: {:.0} messages/s, {:.0} events/s",
         MESSAGES as f64 / elapsed,

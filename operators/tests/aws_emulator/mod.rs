@@ -67,10 +67,10 @@ pub async fn create_queue(
     name: &str,
     redrive: Option<(&str, u32)>,
 ) -> String {
-    let mut request = sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30");
+    let mut request = sqs.create_queue().queue_name(name).attributes(
+        aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+        "30",
+    );
     if let Some((dlq_url, max_receive_count)) = redrive {
         let arn = queue_arn(sqs, dlq_url).await;
         let policy = serde_json::json!({
@@ -82,7 +82,12 @@ pub async fn create_queue(
             policy.to_string(),
         );
     }
-    request.send().await.expect("create queue").queue_url.expect("queue url")
+    request
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url")
 }
 
 /// The ARN of a queue.
@@ -113,10 +118,13 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
         .expect("queue attributes")
         .attributes
         .unwrap_or_default();
-    [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
-        .iter()
-        .filter_map(|k| attrs.get(k)?.parse::<u64>().ok())
-        .sum()
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .filter_map(|k| attrs.get(k)?.parse::<u64>().ok())
+    .sum()
 }
 
 /// Sends bodies with SendMessageBatch, 10 at a time.
