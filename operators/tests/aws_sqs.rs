@@ -284,7 +284,7 @@ async fn throughput_against_the_emulator() {
         "every message deleted",
         async || {
             polls += 1;
-            if polls % 40 == 0 {
+            if polls.is_multiple_of(40) {
                 eprintln!(
                     "after {:.0?}: received {}, deleted {}, returned {}, receive errors {}",
                     started.elapsed(),
