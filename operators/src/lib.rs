@@ -12,6 +12,7 @@
 //! into pipelines.
 
 pub mod alerts;
+pub mod aws;
 pub mod classify;
 pub mod decode;
 pub mod enrich;

@@ -2,3 +2,5 @@
 
 pub mod hot;
 pub mod lake;
+pub mod s3_lake;
+pub mod sns;

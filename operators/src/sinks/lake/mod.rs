@@ -10,6 +10,10 @@
 //! a flush request, and at shutdown; only then are the acks of every batch they
 //! hold delivered.
 //!
+//! With [`LakeTarget::S3`] the directory is a staging area: each committed file
+//! is uploaded to S3 (see [`crate::sinks::s3_lake`]) and removed locally before
+//! the acks are delivered.
+//!
 //! # Backpressure
 //!
 //! Encoding happens in `handle`, so a writer that cannot keep up stops taking
@@ -48,6 +52,7 @@ use self::partition::PartitionKey;
 use self::rolling::{OpenFilesStats, RollPolicy, should_roll};
 use crate::event::wall_clock_ms;
 use crate::log_batch::{EventCounts, LogBatch};
+use crate::sinks::s3_lake::{S3Target, S3UploadError};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -70,6 +75,9 @@ pub enum LakeError {
     /// The configuration is unusable.
     #[error("lake config: {0}")]
     Config(String),
+    /// Uploading a committed file to S3 failed.
+    #[error("lake upload: {0}")]
+    Upload(#[from] S3UploadError),
 }
 
 impl LakeError {
@@ -88,6 +96,7 @@ impl LakeError {
             LakeError::Io { .. } => ErrorClass::External,
             LakeError::Parquet(_) => ErrorClass::Internal,
             LakeError::Config(_) => ErrorClass::BadInput,
+            LakeError::Upload(e) => e.class(),
         }
     }
 }
@@ -204,9 +213,21 @@ pub struct LakeTotals {
     pub dead_letter_files: u64,
 }
 
+/// Where committed lake files end up.
+#[derive(Debug, Clone, Default)]
+pub enum LakeTarget {
+    /// In the lake directory.
+    #[default]
+    Local,
+    /// Uploaded to S3, under the same relative path, then removed locally.
+    S3(Arc<S3Target>),
+}
+
 /// Everything a lake writer needs, shared by all the writers.
 #[derive(Clone)]
 pub struct LakeSettings {
+    target: LakeTarget,
+    lake_dir: PathBuf,
     table_dir: PathBuf,
     dead_letter_dir: PathBuf,
     policy: RollPolicy,
@@ -230,6 +251,8 @@ impl LakeSettings {
             ));
         }
         Ok(LakeSettings {
+            target: LakeTarget::Local,
+            lake_dir: lake_dir.to_path_buf(),
             table_dir: lake_dir.join("logs"),
             dead_letter_dir: dead_letter_dir.to_path_buf(),
             policy: config.roll_policy(),
@@ -238,6 +261,13 @@ impl LakeSettings {
             max_buffered_bytes: (config.max_buffered_mib * MIB) as usize,
             totals: Arc::default(),
         })
+    }
+
+    /// Sends committed files to `target` (the lake directory then only stages
+    /// them).
+    pub fn with_target(mut self, target: LakeTarget) -> Self {
+        self.target = target;
+        self
     }
 
     /// The running totals of every writer built from these settings.
@@ -354,24 +384,48 @@ impl LakeWriter {
     }
 
     /// Commits every open file, then delivers the acks they were holding.
-    fn commit(&mut self) -> Result<(), LakeError> {
+    async fn commit(&mut self) -> Result<(), LakeError> {
         let mut files: Vec<(PartitionKey, PartFile)> = self.open.drain().collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut written = (0u64, 0u64);
+        let mut committed = Vec::with_capacity(files.len());
         let mut iter = files.into_iter();
         while let Some((_, file)) = iter.next() {
             match file.commit() {
-                Ok(c) => {
-                    written.0 += 1;
-                    written.1 += c.bytes;
-                    metrics::counter!("spate_lake_rows_written_total").increment(c.rows);
-                }
+                Ok(c) => committed.push(c),
                 Err(e) => {
                     iter.for_each(|(_, f)| f.abort());
                     self.abort_dead_letters();
+                    remove_staged(&self.settings.target, &committed);
                     return Err(e);
                 }
             }
+        }
+        if let LakeTarget::S3(s3) = &self.settings.target {
+            for (i, c) in committed.iter().enumerate() {
+                let relative = c.path.strip_prefix(&self.settings.lake_dir).map_err(|_| {
+                    LakeError::Config(format!("{} is outside the lake", c.path.display()))
+                });
+                let uploaded = match relative {
+                    Ok(relative) => {
+                        let key = s3.key_for(&relative.to_string_lossy().replace('\\', "/"));
+                        s3.upload_and_remove(&c.path, &key)
+                            .await
+                            .map_err(LakeError::from)
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = uploaded {
+                    self.abort_dead_letters();
+                    remove_staged(&self.settings.target, &committed[i..]);
+                    return Err(e);
+                }
+            }
+        }
+        for c in &committed {
+            written.0 += 1;
+            written.1 += c.bytes;
+            metrics::counter!("spate_lake_rows_written_total").increment(c.rows);
         }
         let mut dead_files = 0;
         let dead: Vec<DeadLetterFile> = self.dead.drain().map(|(_, f)| f).collect();
@@ -402,9 +456,9 @@ impl LakeWriter {
         Ok(())
     }
 
-    fn commit_if_due(&mut self) -> ActorResult {
+    async fn commit_if_due(&mut self) -> ActorResult {
         if should_roll(&self.stats(), Instant::now(), &self.settings.policy).is_some() {
-            self.commit().map_err(|e| self.fail_pending(e))?;
+            self.commit().await.map_err(|e| self.fail_pending(e))?;
         }
         Ok(())
     }
@@ -425,6 +479,16 @@ impl LakeWriter {
     fn abort_dead_letters(&mut self) {
         for (_, f) in self.dead.drain() {
             f.abort();
+        }
+    }
+}
+
+/// Removes files committed to a staging directory whose upload will not happen
+/// (their batches fail and are redelivered).
+fn remove_staged(target: &LakeTarget, files: &[part_file::CommittedFile]) {
+    if matches!(target, LakeTarget::S3(_)) {
+        for f in files {
+            let _ = std::fs::remove_file(&f.path);
         }
     }
 }
@@ -452,7 +516,7 @@ impl Actor for LakeWriter {
         // The rows are encoded; the source's bytes are no longer held here.
         drop(in_flight);
         written.map_err(|e| self.fail_pending(e))?;
-        self.commit_if_due()
+        self.commit_if_due().await
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -460,12 +524,12 @@ impl Actor for LakeWriter {
     }
 
     async fn tick(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
-        self.commit_if_due()
+        self.commit_if_due().await
     }
 
     async fn flush(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
         if !self.open.is_empty() || !self.dead.is_empty() || !self.pending_ack.is_empty() {
-            self.commit().map_err(|e| self.fail_pending(e))?;
+            self.commit().await.map_err(|e| self.fail_pending(e))?;
         }
         Ok(())
     }

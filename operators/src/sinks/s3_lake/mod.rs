@@ -1,0 +1,496 @@
+//! The S3 commit target of the lake writer.
+//!
+//! The lake writer ([`crate::sinks::lake`]) writes and commits each Parquet file
+//! locally (into a staging directory); with [`LakeTarget::S3`] it then uploads the
+//! committed file to `s3://<bucket>/<prefix>logs/dt=…/hour=…/service=…/<name>`,
+//! removes the local copy, and only then delivers the acks of the rows in it.
+//! Files under [`S3LakeConfig::multipart_threshold_mib`] go up with one
+//! PutObject; larger ones as a multipart upload in parts of
+//! [`S3LakeConfig::part_size_mib`] (S3's minimum part is 5 MiB). Each request is
+//! retried with exponential backoff; a multipart upload that fails is aborted.
+//! An object appears whole or not at all, so readers never see partial files.
+//!
+//! A commit that fails after some files were uploaded fails every held batch;
+//! their redelivery writes the uploaded rows again, with the same `event_id`s
+//! (at-least-once).
+//!
+//! [`LakeTarget::S3`]: crate::sinks::lake::LakeTarget::S3
+//!
+//! # Backpressure
+//!
+//! Uploads run inside the lake writer's commit, so while S3 is slow the writer
+//! takes no new batches and the pipeline waits.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use serde::{Deserialize, Serialize};
+use spate_engine::ErrorClass;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+const MIB: u64 = 1024 * 1024;
+/// S3's smallest allowed part (all but the last).
+const MIN_PART_BYTES: u64 = 5 * MIB;
+
+/// `[lake.s3]`: the lake in an S3 bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3LakeConfig {
+    /// Bucket of the lake.
+    pub bucket: String,
+    /// Key prefix of the lake (the `logs` table goes under `<prefix>logs/`);
+    /// a `/` is added when missing.
+    #[serde(default)]
+    pub prefix: String,
+    /// Files smaller than this (MiB) are uploaded with one PutObject; larger
+    /// ones with a multipart upload.
+    #[serde(default = "default_multipart_threshold_mib")]
+    pub multipart_threshold_mib: u64,
+    /// Part size of multipart uploads (MiB, at least 5).
+    #[serde(default = "default_part_size_mib")]
+    pub part_size_mib: u64,
+    /// Attempts per request before the commit fails.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_multipart_threshold_mib() -> u64 {
+    8
+}
+fn default_part_size_mib() -> u64 {
+    8
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+
+impl S3LakeConfig {
+    /// The defaults for `bucket`.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3LakeConfig {
+            bucket: bucket.into(),
+            prefix: String::new(),
+            multipart_threshold_mib: default_multipart_threshold_mib(),
+            part_size_mib: default_part_size_mib(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+impl Default for S3LakeConfig {
+    /// The defaults with an empty bucket (which [`S3Target::new`] rejects).
+    fn default() -> Self {
+        S3LakeConfig::new("")
+    }
+}
+
+/// Failures of an upload.
+#[derive(Debug, thiserror::Error)]
+pub enum S3UploadError {
+    /// The configuration is unusable.
+    #[error("s3 lake config: {0}")]
+    Config(String),
+    /// The committed local file cannot be read or removed.
+    #[error("cannot {op} {path}: {source}")]
+    Local {
+        /// What was being done.
+        op: &'static str,
+        /// Which file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// S3 refused or did not answer, after every attempt.
+    #[error("s3 {op} of s3://{bucket}/{key} failed after {attempts} attempts: {message}")]
+    Request {
+        /// The S3 operation.
+        op: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The object key.
+        key: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        message: String,
+    },
+}
+
+impl S3UploadError {
+    /// Whose fault it is: a bad config is bad input; S3 and the disk are
+    /// external.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            S3UploadError::Config(_) => ErrorClass::BadInput,
+            S3UploadError::Local { .. } | S3UploadError::Request { .. } => ErrorClass::External,
+        }
+    }
+}
+
+/// An object written to S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedObject {
+    /// Its key.
+    pub key: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Parts it was uploaded in (1 for a PutObject).
+    pub parts: usize,
+}
+
+/// Where committed lake files go: a bucket and prefix, with an S3 client.
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    multipart_threshold: u64,
+    part_size: u64,
+    max_attempts: u32,
+}
+
+impl S3Target {
+    /// A target from the config; see [`crate::aws::AwsConfig::s3_client`].
+    pub fn new(client: aws_sdk_s3::Client, config: &S3LakeConfig) -> Result<Self, S3UploadError> {
+        if config.bucket.is_empty() {
+            return Err(S3UploadError::Config("bucket is empty".into()));
+        }
+        if config.part_size_mib * MIB < MIN_PART_BYTES {
+            return Err(S3UploadError::Config(
+                "part_size_mib must be at least 5".into(),
+            ));
+        }
+        if config.multipart_threshold_mib == 0 || config.max_attempts == 0 {
+            return Err(S3UploadError::Config(
+                "multipart_threshold_mib and max_attempts must be at least 1".into(),
+            ));
+        }
+        Ok(S3Target {
+            client,
+            bucket: config.bucket.clone(),
+            prefix: normalize_prefix(&config.prefix),
+            multipart_threshold: config.multipart_threshold_mib * MIB,
+            part_size: config.part_size_mib * MIB,
+            max_attempts: config.max_attempts,
+        })
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The key of a file at `relative` (`/`-separated) inside the lake.
+    ///
+    /// ```
+    /// # use spate_operators::sinks::s3_lake::object_key;
+    /// assert_eq!(object_key("archive/", "logs/dt=2026-01-01/x.parquet"), "archive/logs/dt=2026-01-01/x.parquet");
+    /// ```
+    pub fn key_for(&self, relative: &str) -> String {
+        object_key(&self.prefix, relative)
+    }
+
+    /// Uploads the file at `path` as `key`, then removes the local file.
+    pub async fn upload_and_remove(
+        &self,
+        path: &Path,
+        key: &str,
+    ) -> Result<UploadedObject, S3UploadError> {
+        let local = |op, source| S3UploadError::Local {
+            op,
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| local("stat", e))?
+            .len();
+        let uploaded = if bytes < self.multipart_threshold {
+            let body = tokio::fs::read(path).await.map_err(|e| local("read", e))?;
+            self.put(key, body).await?;
+            UploadedObject {
+                key: key.to_string(),
+                bytes,
+                parts: 1,
+            }
+        } else {
+            self.multipart(path, key, bytes).await?
+        };
+        tokio::fs::remove_file(path)
+            .await
+            .map_err(|e| local("remove", e))?;
+        metrics::counter!("spate_s3_lake_objects_written_total").increment(1);
+        metrics::counter!("spate_s3_lake_bytes_written_total").increment(bytes);
+        Ok(uploaded)
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), S3UploadError> {
+        let body = bytes::Bytes::from(body);
+        self.retry("put_object", key, || {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/vnd.apache.parquet")
+                .body(ByteStream::from(body.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn multipart(
+        &self,
+        path: &Path,
+        key: &str,
+        bytes: u64,
+    ) -> Result<UploadedObject, S3UploadError> {
+        let created = self
+            .retry("create_multipart_upload", key, || {
+                self.client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .content_type("application/vnd.apache.parquet")
+                    .send()
+            })
+            .await?;
+        let Some(upload_id) = created.upload_id else {
+            return Err(self.request_error(
+                "create_multipart_upload",
+                key,
+                1,
+                "no upload id".into(),
+            ));
+        };
+        match self.upload_parts(path, key, &upload_id, bytes).await {
+            Ok(parts) => Ok(UploadedObject {
+                key: key.to_string(),
+                bytes,
+                parts,
+            }),
+            Err(e) => {
+                // Best effort: an upload left open is also removed by a bucket
+                // lifecycle rule for incomplete multipart uploads.
+                let aborted = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                if let Err(abort) = aborted {
+                    let abort = aws_sdk_s3::error::DisplayErrorContext(abort);
+                    tracing::warn!(bucket = %self.bucket, %key, error = %abort, "cannot abort multipart upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        path: &Path,
+        key: &str,
+        upload_id: &str,
+        bytes: u64,
+    ) -> Result<usize, S3UploadError> {
+        let local = |op, source| S3UploadError::Local {
+            op,
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| local("open", e))?;
+        let mut completed = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < bytes {
+            let len = self.part_size.min(bytes - offset) as usize;
+            let mut buf = vec![0u8; len];
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| local("seek", e))?;
+            file.read_exact(&mut buf)
+                .await
+                .map_err(|e| local("read", e))?;
+            let body = bytes::Bytes::from(buf);
+            let part = self
+                .retry("upload_part", key, || {
+                    self.client
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .body(ByteStream::from(body.clone()))
+                        .send()
+                })
+                .await?;
+            completed.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag)
+                    .build(),
+            );
+            offset += len as u64;
+            number += 1;
+        }
+        let parts = completed.len();
+        let upload = CompletedMultipartUpload::builder()
+            .set_parts(Some(completed))
+            .build();
+        self.retry("complete_multipart_upload", key, || {
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .multipart_upload(upload.clone())
+                .send()
+        })
+        .await?;
+        Ok(parts)
+    }
+
+    /// Runs `request` until it succeeds or `max_attempts` are used, waiting
+    /// 200 ms, 400 ms, ... (at most 5 s) between attempts.
+    async fn retry<T, E, F, Fut>(
+        &self,
+        op: &'static str,
+        key: &str,
+        mut request: F,
+    ) -> Result<T, S3UploadError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut attempt = 1;
+        loop {
+            match request().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let message = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                    metrics::counter!("spate_s3_lake_request_errors_total", "op" => op)
+                        .increment(1);
+                    if attempt >= self.max_attempts {
+                        return Err(self.request_error(op, key, attempt, message));
+                    }
+                    tracing::warn!(bucket = %self.bucket, %key, op, attempt, error = %message, "s3 request failed; retrying");
+                    tokio::time::sleep(retry_delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn request_error(
+        &self,
+        op: &'static str,
+        key: &str,
+        attempts: u32,
+        message: String,
+    ) -> S3UploadError {
+        S3UploadError::Request {
+            op,
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            attempts,
+            message,
+        }
+    }
+}
+
+/// Wait before attempt `attempt + 1`: 200 ms doubling, at most 5 s.
+fn retry_delay(attempt: u32) -> Duration {
+    let ms = 200u64.saturating_mul(1 << attempt.saturating_sub(1).min(6));
+    Duration::from_millis(ms.min(5_000))
+}
+
+/// `prefix` with a trailing `/` (empty stays empty, leading `/` removed).
+fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
+}
+
+/// The key of `relative` under `prefix` (normalized as in [`S3LakeConfig::prefix`]).
+pub fn object_key(prefix: &str, relative: &str) -> String {
+    format!(
+        "{}{}",
+        normalize_prefix(prefix),
+        relative.trim_start_matches('/')
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    #[test]
+    fn keys_join_prefix_and_relative_path() {
+        assert_eq!(object_key("", "logs/a.parquet"), "logs/a.parquet");
+        assert_eq!(object_key("/lake", "logs/a.parquet"), "lake/logs/a.parquet");
+        assert_eq!(object_key("a/b/", "/logs/a.parquet"), "a/b/logs/a.parquet");
+    }
+
+    #[test]
+    fn config_defaults_match_serde_defaults() {
+        let parsed: S3LakeConfig =
+            serde_json::from_value(serde_json::json!({ "bucket": "b" })).unwrap();
+        assert_eq!(parsed, S3LakeConfig::new("b"));
+        assert!(
+            serde_json::from_value::<S3LakeConfig>(
+                serde_json::json!({"bucket": "b", "part_mib": 5})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        assert!(matches!(
+            S3Target::new(client(), &S3LakeConfig::default()),
+            Err(S3UploadError::Config(_))
+        ));
+        let small_parts = S3LakeConfig {
+            part_size_mib: 4,
+            ..S3LakeConfig::new("b")
+        };
+        let err = S3Target::new(client(), &small_parts).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::BadInput);
+        let target = S3Target::new(
+            client(),
+            &S3LakeConfig {
+                prefix: "p".into(),
+                ..S3LakeConfig::new("b")
+            },
+        )
+        .unwrap();
+        assert_eq!(target.key_for("logs/x.parquet"), "p/logs/x.parquet");
+        assert_eq!(target.bucket(), "b");
+    }
+
+    #[test]
+    fn retry_delays_grow_and_cap() {
+        assert_eq!(retry_delay(1), Duration::from_millis(200));
+        assert_eq!(retry_delay(3), Duration::from_millis(800));
+        assert_eq!(retry_delay(20), Duration::from_millis(5_000));
+    }
+}

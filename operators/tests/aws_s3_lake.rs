@@ -1,0 +1,326 @@
+//! The lake writer with the S3 commit target against the local emulator.
+
+mod aws_emulator;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use arrow_array::{Array, StringArray};
+use aws_emulator::{aws, create_queue, send_bodies, unique, wait_until};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use spate_engine::testkit::ScriptedSource;
+use spate_engine::{ActorOptions, GraphBuilder, Pipeline, SupervisorPolicy};
+use spate_operators::classify::ClassifierConfig;
+use spate_operators::decode::DecoderConfig;
+use spate_operators::enrich::EnrichConfig;
+use spate_operators::event::wall_clock_ms;
+use spate_operators::sinks::lake::partition::PartitionKey;
+use spate_operators::sinks::lake::{LakeConfig, LakeSettings, LakeTarget, LakeWriter};
+use spate_operators::sinks::s3_lake::{S3LakeConfig, S3Target};
+use spate_operators::sources::sqs::{SqsConfig, SqsQueue};
+use spate_operators::sources::{ChunkFormat, RawChunk};
+use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
+
+async fn bucket(s3: &aws_sdk_s3::Client) -> String {
+    let name = unique("lake");
+    s3.create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}
+
+fn decode_settings() -> DecodeSettings {
+    DecodeSettings::new(
+        &DecoderConfig::default(),
+        &ClassifierConfig::default(),
+        &EnrichConfig::default(),
+        &DecodeStageConfig::default(),
+    )
+    .expect("decode settings")
+}
+
+fn chunk(lines: &str) -> RawChunk {
+    RawChunk {
+        bytes: Arc::new(lines.as_bytes().to_vec()),
+        source: Arc::from("test"),
+        first_position: 0,
+        ingest_ts_ms: wall_clock_ms(),
+        format: ChunkFormat::Lines,
+        lines: lines.lines().count(),
+    }
+}
+
+/// `source` -> decode -> one lake writer committing to `target`.
+fn lake_pipeline<S: spate_engine::Source<Out = RawChunk>>(
+    source: impl FnMut() -> S + Send + 'static,
+    lake: LakeSettings,
+) -> Pipeline {
+    let decode = decode_settings();
+    let mut graph = GraphBuilder::new();
+    graph.source("source", source);
+    graph.actor_pool(
+        "decode",
+        1,
+        move |_| DecodeStage::new(&decode),
+        ActorOptions::with_capacity(4),
+    );
+    graph.actor(
+        "lake",
+        move || LakeWriter::new(lake.clone(), 0),
+        ActorOptions {
+            mailbox_capacity: 4,
+            supervisor: SupervisorPolicy {
+                initial_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(100),
+                ..SupervisorPolicy::default()
+            },
+        },
+    );
+    graph.connect("source", "decode").connect("decode", "lake");
+    graph.build().expect("graph").spawn()
+}
+
+async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, i64)> {
+    let out = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list");
+    out.contents()
+        .iter()
+        .map(|o| {
+            (
+                o.key().unwrap_or_default().to_string(),
+                o.size().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn parquet_files_under(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                parquet_files_under(&path)
+            } else {
+                usize::from(path.to_string_lossy().contains(".parquet"))
+            }
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_file_is_uploaded_under_its_partition_and_reads_back() {
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let bucket = bucket(&s3).await;
+    let staging = tempfile::tempdir().unwrap();
+    let target = S3Target::new(
+        s3.clone(),
+        &S3LakeConfig {
+            prefix: "archive".into(),
+            ..S3LakeConfig::new(&bucket)
+        },
+    )
+    .unwrap();
+    let lake = LakeSettings::new(
+        &LakeConfig::default(),
+        staging.path(),
+        &staging.path().join("deadletter"),
+    )
+    .unwrap()
+    .with_target(LakeTarget::S3(Arc::new(target)));
+
+    let ts = 1_763_892_000_123i64; // 2025-11-23 10:00 UTC
+    let lines = format!(
+        "{{\"ts\":{ts},\"service\":\"api\",\"level\":\"error\",\"msg\":\"boom\"}}\n{{\"ts\":{ts},\"service\":\"api\",\"msg\":\"ok\"}}\n"
+    );
+    let source = ScriptedSource::new([chunk(&lines)]);
+    let log = source.log();
+    let pipeline = lake_pipeline(move || source.clone(), lake);
+    pipeline.join().await.expect("pipeline");
+    assert_eq!(log.delivered(), 1, "{:?}", log.verdicts());
+
+    let keys = list_keys(&s3, &bucket).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let expected_dir = format!("archive/logs/{}/", PartitionKey::of(ts, "api").path());
+    assert_eq!(
+        expected_dir,
+        "archive/logs/dt=2025-11-23/hour=10/service=api/"
+    );
+    let key = &keys[0].0;
+    assert!(
+        key.starts_with(&expected_dir) && key.ends_with(".parquet"),
+        "{key}"
+    );
+    assert_eq!(
+        parquet_files_under(staging.path()),
+        0,
+        "staged file removed"
+    );
+
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut messages = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = batch
+            .column(batch.schema().index_of("message").unwrap())
+            .clone();
+        let col = col.as_any().downcast_ref::<StringArray>().unwrap();
+        messages.extend((0..col.len()).map(|i| col.value(i).to_string()));
+    }
+    assert_eq!(messages, ["boom", "ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_file_goes_up_in_parts() {
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let bucket = bucket(&s3).await;
+    let target = S3Target::new(
+        s3.clone(),
+        &S3LakeConfig {
+            multipart_threshold_mib: 8,
+            part_size_mib: 5,
+            ..S3LakeConfig::new(&bucket)
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.parquet");
+    let data: Vec<u8> = (0..12 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&path, &data).unwrap();
+
+    let key = target.key_for("logs/dt=2026-01-01/hour=00/service=x/big.parquet");
+    let uploaded = target.upload_and_remove(&path, &key).await.unwrap();
+    assert_eq!(uploaded.parts, 3, "5 + 5 + 2 MiB");
+    assert_eq!(uploaded.bytes, data.len() as u64);
+    assert!(!path.exists(), "local copy removed after the upload");
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let back = object.body.collect().await.unwrap().into_bytes();
+    assert!(back.as_ref() == data.as_slice(), "object equals the file");
+
+    // A small file is one PutObject.
+    let small = dir.path().join("small.parquet");
+    std::fs::write(&small, b"PAR1 tiny").unwrap();
+    let uploaded = target
+        .upload_and_remove(&small, "small.parquet")
+        .await
+        .unwrap();
+    assert_eq!(uploaded.parts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_upload_fails_the_batches_and_leaves_no_staged_files() {
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let staging = tempfile::tempdir().unwrap();
+    let target = S3Target::new(
+        s3,
+        &S3LakeConfig {
+            max_attempts: 2,
+            ..S3LakeConfig::new(unique("no-such-bucket"))
+        },
+    )
+    .unwrap();
+    let lake = LakeSettings::new(
+        &LakeConfig::default(),
+        staging.path(),
+        &staging.path().join("dl"),
+    )
+    .unwrap()
+    .with_target(LakeTarget::S3(Arc::new(target)));
+    let source = ScriptedSource::new([chunk("{\"msg\":\"lost?\"}\n")]);
+    let log = source.log();
+    let pipeline = lake_pipeline(move || source.clone(), lake);
+    pipeline.join().await.expect("pipeline");
+    assert_eq!(log.delivered(), 0);
+    assert_eq!(
+        log.failed(),
+        1,
+        "the source learns the failure and can redeliver"
+    );
+    assert_eq!(parquet_files_under(staging.path()), 0);
+}
+
+/// SQS -> decode -> lake on S3: messages are deleted only once their file is
+/// in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_messages_are_deleted_after_their_file_is_in_s3() {
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let sqs = aws_config.sqs_client(&sdk);
+    let bucket = bucket(&s3).await;
+    let url = create_queue(&sqs, &unique("to-lake"), None).await;
+    let bodies: Vec<String> = (0..5)
+        .map(|m| format!("{{\"service\":\"web\",\"msg\":\"m{m}\"}}\n"))
+        .collect();
+    send_bodies(&sqs, &url, &bodies).await;
+
+    let staging = tempfile::tempdir().unwrap();
+    let target = S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap();
+    let lake_config = LakeConfig {
+        max_file_age_secs: 1,
+        ..LakeConfig::default()
+    };
+    let lake = LakeSettings::new(&lake_config, staging.path(), &staging.path().join("dl"))
+        .unwrap()
+        .with_target(LakeTarget::S3(Arc::new(target)));
+    let queue = SqsQueue::new(
+        aws_config.sqs_client(&sdk),
+        SqsConfig {
+            pollers: 1,
+            wait_time_secs: 1,
+            ..SqsConfig::new(&url)
+        },
+    )
+    .unwrap();
+    let q = queue.clone();
+    let pipeline = lake_pipeline(move || q.source(), lake.clone());
+    let progress = queue.progress().clone();
+    wait_until(
+        Duration::from_secs(30),
+        "every message deleted",
+        async || progress.deleted.load(Ordering::Relaxed) == 5,
+    )
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+
+    let keys = list_keys(&s3, &bucket).await;
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter()
+            .all(|(k, _)| k.starts_with("logs/dt=") && k.contains("/service=web/"))
+    );
+    let totals = lake.totals().lock().unwrap().clone();
+    assert_eq!(totals.counts.events, 5);
+    assert_eq!(totals.files_written as usize, keys.len());
+}

@@ -1,0 +1,315 @@
+//! The SQS source against the local emulator: decode, delete on delivery,
+//! return on failure, dead-letter queue, body formats, throughput.
+
+mod aws_emulator;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use arrow_array::{Array, StringArray};
+use aws_emulator::{aws, create_queue, queue_depth, send_bodies, unique, wait_until};
+use base64::Engine;
+use spate_engine::testkit::{CaptureSink, SinkStep};
+use spate_engine::{ActorOptions, GraphBuilder, Pipeline};
+use spate_operators::classify::ClassifierConfig;
+use spate_operators::decode::DecoderConfig;
+use spate_operators::enrich::EnrichConfig;
+use spate_operators::log_batch::LogBatch;
+use spate_operators::sources::sqs::{SqsConfig, SqsQueue};
+use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
+
+/// Short polls keep the tests quick; the defaults are for production.
+fn test_config(queue_url: &str) -> SqsConfig {
+    SqsConfig {
+        pollers: 2,
+        wait_time_secs: 1,
+        visibility_timeout_secs: 30,
+        ..SqsConfig::new(queue_url)
+    }
+}
+
+/// SQS source -> decode (2 workers) -> capture sink.
+fn pipeline(queue: &Arc<SqsQueue>, sink: &CaptureSink<LogBatch>) -> Pipeline {
+    let settings = DecodeSettings::new(
+        &DecoderConfig::default(),
+        &ClassifierConfig::default(),
+        &EnrichConfig::default(),
+        &DecodeStageConfig::default(),
+    )
+    .expect("decode settings");
+    let mut graph = GraphBuilder::new();
+    let q = queue.clone();
+    graph.source("sqs", move || q.source());
+    graph.actor_pool(
+        "decode",
+        2,
+        move |_| DecodeStage::new(&settings),
+        ActorOptions::with_capacity(8),
+    );
+    let sink = sink.clone();
+    graph.actor("sink", move || sink.clone(), ActorOptions::with_capacity(8));
+    graph.connect("sqs", "decode").connect("decode", "sink");
+    graph.build().expect("graph").spawn()
+}
+
+/// Every string in `column` of the captured batches.
+fn column(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in sink.delivered() {
+        for part in &batch.parts {
+            let idx = part.records.schema().index_of(name).expect("column");
+            let col = part.records.column(idx);
+            let strings = col.as_any().downcast_ref::<StringArray>().expect("strings");
+            for i in 0..strings.len() {
+                if strings.is_valid(i) {
+                    out.push(strings.value(i).to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn cloudwatch_body(group: &str, messages: &[&str]) -> String {
+    let events: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| serde_json::json!({"id": format!("cw-{i}"), "timestamp": 1_763_892_000_000i64 + i as i64, "message": m}))
+        .collect();
+    let payload = serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": group,
+        "logStream": "stream-1",
+        "subscriptionFilters": ["all"],
+        "logEvents": events,
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(payload.to_string().as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_messages_are_decoded_then_deleted() {
+    let (aws_config, sdk) = aws().await;
+    let sqs = aws_config.sqs_client(&sdk);
+    let name = unique("deliver");
+    let url = create_queue(&sqs, &name, None).await;
+
+    let ndjson: Vec<String> = (0..6)
+        .map(|m| {
+            (0..5)
+                .map(|i| {
+                    format!(
+                        "{{\"service\":\"api\",\"level\":\"info\",\"msg\":\"m{m} line {i}\"}}\n"
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let sns_wrapped = serde_json::json!({
+        "Type": "Notification",
+        "MessageId": "n-1",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:logs",
+        "Message": "{\"service\":\"billing\",\"level\":\"error\",\"msg\":\"via sns\"}",
+    })
+    .to_string();
+    let cloudwatch = cloudwatch_body("/aws/lambda/checkout", &["cw one", "ERROR cw two"]);
+    let mut bodies = ndjson.clone();
+    bodies.push(sns_wrapped);
+    bodies.push(cloudwatch);
+    send_bodies(&sqs, &url, &bodies).await;
+
+    let queue = SqsQueue::new(aws_config.sqs_client(&sdk), test_config(&url)).unwrap();
+    let sink = CaptureSink::new();
+    let pipeline = pipeline(&queue, &sink);
+    let progress = queue.progress().clone();
+    wait_until(
+        Duration::from_secs(30),
+        "every message deleted",
+        async || progress.deleted.load(Ordering::Relaxed) == bodies.len() as u64,
+    )
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert!(queue.settled(Duration::from_secs(5)).await);
+
+    let messages = column(&sink, "message");
+    assert_eq!(messages.len(), 6 * 5 + 1 + 2, "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m == "via sns"),
+        "sns envelope unwrapped"
+    );
+    assert!(
+        messages.iter().any(|m| m == "ERROR cw two"),
+        "cloudwatch payload decoded"
+    );
+    let groups = column(&sink, "log_group");
+    assert_eq!(
+        groups
+            .iter()
+            .filter(|g| *g == "/aws/lambda/checkout")
+            .count(),
+        2
+    );
+    let ids = column(&sink, "event_id");
+    let prefix = format!("sqs:{name}:");
+    let line_ids = ids.iter().filter(|id| id.starts_with(&prefix)).count();
+    assert_eq!(
+        line_ids,
+        6 * 5 + 1,
+        "line events carry sqs:<queue>:<message id>:<offset>"
+    );
+    assert_eq!(progress.returned.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        queue_depth(&sqs, &url).await,
+        0,
+        "nothing left on the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_batch_is_returned_and_redelivered() {
+    let (aws_config, sdk) = aws().await;
+    let sqs = aws_config.sqs_client(&sdk);
+    let url = create_queue(&sqs, &unique("retry"), None).await;
+    send_bodies(
+        &sqs,
+        &url,
+        &["{\"service\":\"api\",\"msg\":\"once\"}".to_string()],
+    )
+    .await;
+
+    let queue = SqsQueue::new(aws_config.sqs_client(&sdk), test_config(&url)).unwrap();
+    let sink = CaptureSink::scripted([SinkStep::Fail]);
+    let pipeline = pipeline(&queue, &sink);
+    let progress = queue.progress().clone();
+    wait_until(
+        Duration::from_secs(30),
+        "the retried message deleted",
+        async || progress.deleted.load(Ordering::Relaxed) == 1,
+    )
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+
+    assert_eq!(
+        progress.returned.load(Ordering::Relaxed),
+        1,
+        "the failure returned it"
+    );
+    assert_eq!(
+        progress.received.load(Ordering::Relaxed),
+        2,
+        "received twice"
+    );
+    assert_eq!(sink.state().seen.load(Ordering::SeqCst), 2);
+    assert_eq!(column(&sink, "message"), ["once"]);
+    assert_eq!(queue_depth(&sqs, &url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_message_ends_in_the_dead_letter_queue() {
+    let (aws_config, sdk) = aws().await;
+    let sqs = aws_config.sqs_client(&sdk);
+    let dlq = create_queue(&sqs, &unique("poison-dlq"), None).await;
+    let url = create_queue(&sqs, &unique("poison"), Some((&dlq, 2))).await;
+    send_bodies(&sqs, &url, &["{\"msg\":\"poison\"}".to_string()]).await;
+
+    let queue = SqsQueue::new(aws_config.sqs_client(&sdk), test_config(&url)).unwrap();
+    // A sink that fails everything it gets.
+    let sink = CaptureSink::scripted([SinkStep::Fail; 20]);
+    let pipeline = pipeline(&queue, &sink);
+    let progress = queue.progress().clone();
+    wait_until(
+        Duration::from_secs(30),
+        "the message moved to the DLQ",
+        async || {
+            progress.returned.load(Ordering::Relaxed) >= 2 && queue_depth(&sqs, &dlq).await == 1
+        },
+    )
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+
+    assert_eq!(progress.deleted.load(Ordering::Relaxed), 0, "never deleted");
+    assert_eq!(
+        progress.received.load(Ordering::Relaxed),
+        2,
+        "maxReceiveCount receives"
+    );
+    let moved = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
+    assert_eq!(moved.messages()[0].body(), Some("{\"msg\":\"poison\"}"));
+    assert_eq!(queue_depth(&sqs, &url).await, 0);
+}
+
+/// Produces while consuming (moto slows with queue depth), 100 events a
+/// message, and reports the rate. Bounded by moto's request rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_against_the_emulator() {
+    const MESSAGES: usize = 300;
+    const EVENTS_PER_MESSAGE: usize = 100;
+    let (aws_config, sdk) = aws().await;
+    let sqs = aws_config.sqs_client(&sdk);
+    let url = create_queue(&sqs, &unique("rate"), None).await;
+    let queue = SqsQueue::new(
+        aws_config.sqs_client(&sdk),
+        SqsConfig {
+            pollers: 4,
+            ..test_config(&url)
+        },
+    )
+    .unwrap();
+    let sink = CaptureSink::new();
+    let pipeline = pipeline(&queue, &sink);
+    let started = Instant::now();
+    let producer = {
+        let (sqs, url) = (sqs.clone(), url.clone());
+        tokio::spawn(async move {
+            for batch in 0..MESSAGES / 10 {
+                let bodies: Vec<String> = (0..10)
+                    .map(|m| {
+                        (0..EVENTS_PER_MESSAGE)
+                            .map(|i| format!("{{\"service\":\"svc{m}\",\"level\":\"info\",\"msg\":\"b{batch} m{m} e{i}\"}}\n"))
+                            .collect()
+                    })
+                    .collect();
+                send_bodies(&sqs, &url, &bodies).await;
+            }
+        })
+    };
+    let progress = queue.progress().clone();
+    let mut polls = 0u32;
+    wait_until(
+        Duration::from_secs(120),
+        "every message deleted",
+        async || {
+            polls += 1;
+            if polls.is_multiple_of(40) {
+                eprintln!(
+                    "after {:.0?}: received {}, deleted {}, returned {}, receive errors {}",
+                    started.elapsed(),
+                    progress.received.load(Ordering::Relaxed),
+                    progress.deleted.load(Ordering::Relaxed),
+                    progress.returned.load(Ordering::Relaxed),
+                    progress.receive_errors.load(Ordering::Relaxed),
+                );
+            }
+            progress.deleted.load(Ordering::Relaxed) >= MESSAGES as u64
+        },
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    producer.await.unwrap();
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+    // At least once: a message SQS hands out twice is decoded twice, with the
+    // same event ids.
+    let events: u64 = sink.delivered().iter().map(|b| b.counts.events).sum();
+    let unique_ids: std::collections::HashSet<String> =
+        column(&sink, "event_id").into_iter().collect();
+    assert_eq!(unique_ids.len(), MESSAGES * EVENTS_PER_MESSAGE);
+    eprintln!(
+        "sqs -> decode against moto: {MESSAGES} messages, {events} events in {elapsed:.2}s: {:.0} messages/s, {:.0} events/s",
+        MESSAGES as f64 / elapsed,
+        events as f64 / elapsed
+    );
+}
