@@ -3,7 +3,7 @@
 //! its defined outcome, and clean errors for bad invocations.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 mod support;
