@@ -35,7 +35,8 @@ enum Command {
     /// bytes.
     Generate(GenerateArgs),
     /// Send a workload to a target at a rate profile (open loop) and report achieved rate,
-    /// rejections, errors and latency from scheduled send to acceptance.
+    /// rejections, errors and latency from scheduled send to acceptance. Exits 1 when events
+    /// failed (were given up on).
     Send(SendArgs),
     /// Check a `send` run in Spate's lake: lost and duplicated events, send->archive
     /// latency. Exits 1 when events are lost.
@@ -204,7 +205,7 @@ fn parse_count(s: &str) -> Result<u64, String> {
         })
 }
 
-/// Exit status when `verify` finds lost events.
+/// Exit status when `verify` finds lost events or `send` gave up on events.
 const EXIT_LOST: u8 = 1;
 /// Exit status when a command cannot do its work at all.
 const EXIT_ERROR: u8 = 2;
@@ -298,7 +299,11 @@ fn run_send(args: SendArgs) -> Result<ExitCode> {
         let json = serde_json::to_string(&report).context("cannot encode the report")?;
         writeln!(io::stdout().lock(), "{json}")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if report.failed > 0 {
+        ExitCode::from(EXIT_LOST)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
@@ -379,6 +384,107 @@ mod tests {
                 .starts_with("invalid event count")
         );
         assert!(parse_count("99999999999999999999m").is_err());
+    }
+
+    #[test]
+    fn rates_and_durations_parse() {
+        assert_eq!(parse_rate("20k"), Ok(20_000.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_rate("1_000"), Ok(1_000.0));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").unwrap_err().starts_with("invalid rate"));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    fn send_args(extra: &[&str]) -> SendArgs {
+        let mut argv = vec!["loadgen", "send", "--rate", "1k"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Send(args) => args,
+            _ => panic!("not send"),
+        }
+    }
+
+    #[test]
+    fn cli_parses_send_with_defaults() {
+        let args = send_args(&["--duration", "10s"]);
+        assert_eq!(args.workload, Workload::AppJson);
+        assert_eq!(args.profile, Profile::Steady);
+        assert_eq!(args.target, "http://127.0.0.1:8470");
+        assert_eq!((args.concurrency, args.batch_events), (8, 500));
+        assert_eq!((args.max_overdue, args.seed), (64, 1));
+        assert!(!args.gzip && !args.json && args.token.is_none());
+        let plan = send_plan(&args, false).unwrap();
+        assert_eq!(plan.schedule.total_events(), 10_000);
+        assert!(plan.run_id.as_str().starts_with("lg-"));
+
+        let args = send_args(&[
+            "--profile",
+            "sine",
+            "--duration",
+            "2m",
+            "--amplitude",
+            "0.25",
+            "--period",
+            "30s",
+            "--run-id",
+            "r-7",
+            "--workload",
+            "w3",
+            "--target",
+            "file:/tmp/x",
+            "--json",
+        ]);
+        let plan = send_plan(&args, false).unwrap();
+        assert_eq!(
+            plan.schedule.profile(),
+            Profile::Sine {
+                amplitude: 0.25,
+                period: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(plan.run_id.as_str(), "r-7");
+        assert_eq!(plan.workload, Workload::CloudWatch);
+
+        // Spike needs no duration; steady does.
+        assert!(send_plan(&send_args(&["--profile", "spike"]), false).is_ok());
+        let err = send_plan(&send_args(&[]), false).unwrap_err().to_string();
+        assert_eq!(err, "profile steady needs a positive --duration");
+        let err = send_plan(
+            &send_args(&["--duration", "1s", "--target", "stdout", "--json"]),
+            false,
+        );
+        assert!(err.is_err());
+        assert!(
+            Cli::try_parse_from(["loadgen", "send", "--rate", "1", "--run-id", "a b"]).is_err()
+        );
+    }
+
+    #[test]
+    fn cli_parses_verify() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "verify",
+            "--data-dir",
+            "/d",
+            "--run",
+            "r1",
+            "--expect",
+            "1m",
+        ])
+        .unwrap();
+        let Command::Verify(args) = cli.command else {
+            panic!("not verify");
+        };
+        assert_eq!(args.data_dir, PathBuf::from("/d"));
+        assert_eq!(args.run_id.as_str(), "r1");
+        assert_eq!((args.expect, args.json), (Some(1_000_000), false));
     }
 
     #[test]

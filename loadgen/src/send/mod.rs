@@ -27,9 +27,11 @@
 //!
 //! # Shutdown
 //!
-//! When the schedule ends, or the `stop` future completes (Ctrl-C), no more batches are
-//! generated; batches already queued are still delivered, with their retries, and then the
-//! report is built.
+//! When the schedule ends no more batches are generated; the queued ones are delivered, with
+//! their retries, and then the report is built. When the `stop` future completes (Ctrl-C),
+//! at any point, scheduling ends too and retries stop: queued and in-flight batches get the
+//! attempt they are on, and a batch waiting for or needing another attempt counts as
+//! `failed`. The report says `interrupted`.
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -38,7 +40,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::{BatchGenerator, RunId, Workload};
@@ -128,19 +131,20 @@ pub async fn run(
     let tally = Arc::new(Tally::default());
     let (tx, rx) = mpsc::channel::<DueBatch>(plan.max_overdue.max(1));
     let rx = Arc::new(Mutex::new(rx));
-    let senders: Vec<_> = (0..plan.concurrency.max(1))
-        .map(|_| {
-            let (rx, target, tally) = (rx.clone(), target.clone(), tally.clone());
-            tokio::spawn(async move {
-                loop {
-                    let next = rx.lock().await.recv().await;
-                    let Some(batch) = next else { break };
-                    tally.queued.fetch_sub(1, Ordering::Relaxed);
-                    deliver(target.as_ref(), batch, &tally, start).await;
-                }
-            })
-        })
-        .collect();
+    let (stopping, stop_seen) = watch::channel(false);
+    let mut senders = JoinSet::new();
+    for _ in 0..plan.concurrency.max(1) {
+        let (rx, target, tally) = (rx.clone(), target.clone(), tally.clone());
+        let mut stop_seen = stop_seen.clone();
+        senders.spawn(async move {
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some(batch) = next else { break };
+                tally.queued.fetch_sub(1, Ordering::Relaxed);
+                deliver(target.as_ref(), batch, &tally, start, &mut stop_seen).await;
+            }
+        });
+    }
     let progress = plan
         .progress
         .then(|| tokio::spawn(show_progress(tally.clone(), start)));
@@ -155,6 +159,7 @@ pub async fn run(
             biased;
             () = &mut stop => {
                 interrupted = true;
+                stopping.send_replace(true);
                 break;
             }
             () = sleep_until(due) => {}
@@ -184,9 +189,18 @@ pub async fn run(
         });
     }
     drop(tx);
-    for sender in senders {
-        if let Err(error) = sender.await {
-            tally.note_error(&format_args!("a sender stopped: {error}"));
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stop, if !interrupted => {
+                interrupted = true;
+                stopping.send_replace(true);
+            }
+            joined = senders.join_next() => match joined {
+                None => break,
+                Some(Ok(())) => {}
+                Some(Err(error)) => tally.note_error(&format_args!("a sender stopped: {error}")),
+            },
         }
     }
     let elapsed_s = start.elapsed().as_secs_f64();
@@ -228,7 +242,13 @@ pub async fn run(
 }
 
 /// Delivers one batch with the retry policy of the module docs.
-async fn deliver(target: &dyn Target, batch: DueBatch, tally: &Tally, start: Instant) {
+async fn deliver(
+    target: &dyn Target,
+    batch: DueBatch,
+    tally: &Tally,
+    start: Instant,
+    stop_seen: &mut watch::Receiver<bool>,
+) {
     let fail = |error: &dyn std::fmt::Display| {
         tally.failed.fetch_add(batch.events, Ordering::Relaxed);
         tally.note_error(error);
@@ -272,8 +292,19 @@ async fn deliver(target: &dyn Target, batch: DueBatch, tally: &Tally, start: Ins
                 FIRST_BACKOFF * 2u32.pow(error_retries - 1)
             }
         };
+        let interrupted = || fail(&"interrupted before the batch was accepted");
+        if *stop_seen.borrow() {
+            interrupted();
+            return;
+        }
+        tokio::select! {
+            () = sleep(wait) => {}
+            _ = stop_seen.wait_for(|stop| *stop) => {
+                interrupted();
+                return;
+            }
+        }
         tally.retries.fetch_add(1, Ordering::Relaxed);
-        sleep(wait).await;
     }
 }
 

@@ -144,7 +144,7 @@ impl Schedule {
             return Err(ScheduleError::BatchSize);
         }
         if let Profile::Sine { amplitude, period } = profile
-            && !((0.0..=1.0).contains(&amplitude) && !period.is_zero())
+            && (!(0.0..=1.0).contains(&amplitude) || period.is_zero())
         {
             return Err(ScheduleError::Sine);
         }

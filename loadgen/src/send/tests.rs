@@ -228,14 +228,17 @@ async fn stop_ends_the_schedule_early() {
     assert_eq!(report.scheduled, 6_000);
 }
 
+/// Requests the local ingest saw: (Authorization header, body).
+type SeenRequests = Arc<StdMutex<Vec<(Option<String>, String)>>>;
+
 /// A local stand-in for `spate run`'s ingest: 429 with `Retry-After: 1` to the first
 /// request, then 200 `{"accepted": <lines>}`.
-async fn spawn_ingest() -> (String, Arc<StdMutex<Vec<(Option<String>, String)>>>) {
+async fn spawn_ingest() -> (String, SeenRequests) {
     use axum::http::{HeaderMap, StatusCode, header};
     use axum::response::IntoResponse;
     use axum::routing::post;
 
-    let seen: Arc<StdMutex<Vec<(Option<String>, String)>>> = Arc::default();
+    let seen: SeenRequests = Arc::default();
     let log = seen.clone();
     let app = axum::Router::new().route(
         "/v1/logs",
@@ -300,4 +303,34 @@ async fn http_target_retries_after_429_and_is_acknowledged() {
         .map(|e| e["lg_seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, (0..20).collect::<Vec<u64>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_the_drain_ends_retries() {
+    // The target always answers 503; without a stop the batch would be retried 100 times.
+    let busy = (0..200)
+        .map(|_| {
+            Err(SendError::Rejected {
+                status: 503,
+                retry_after: Duration::from_secs(1),
+            })
+        })
+        .collect();
+    let target = ScriptedTarget::new(busy, Duration::ZERO);
+    let started = Instant::now();
+    let report = run(
+        plan(10.0, 1, 10),
+        target.clone(),
+        sleep(Duration::from_millis(4_500)),
+    )
+    .await;
+    assert!(report.interrupted);
+    assert_eq!((report.acknowledged, report.failed), (0, 10));
+    // Attempts at 0..=4 s; the wait for the retry due at 5 s is cut short at the stop.
+    assert_eq!((report.rejected, report.retries), (5, 4));
+    assert_eq!(started.elapsed(), Duration::from_millis(4_500));
+    assert_eq!(
+        report.last_error.as_deref(),
+        Some("interrupted before the batch was accepted")
+    );
 }
