@@ -46,7 +46,9 @@ pub mod send;
 pub mod verify;
 mod workload;
 
-pub use workload::marks::{MAX_RUN_ID_LEN, RUN_FIELD, RunId, SENT_MS_FIELD, SEQ_FIELD};
+pub use workload::marks::{
+    MAX_RUN_ID_LEN, RUN_FIELD, RunId, SENT_MS_FIELD, SEQ_FIELD, is_valid_run_id,
+};
 pub use workload::stream::BatchGenerator;
 
 /// One of the benchmark workloads of `WORKLOAD.md`.

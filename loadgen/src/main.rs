@@ -104,7 +104,7 @@ struct SendArgs {
 
 #[derive(Args)]
 struct VerifyArgs {
-    /// Spate's data directory (the lake is read from <data-dir>/lake/logs).
+    /// Spate's data directory (the lake is read from DATA_DIR/lake/logs).
     #[arg(long)]
     data_dir: PathBuf,
     /// The run id to check (as printed by `send`).
