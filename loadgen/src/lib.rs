@@ -17,9 +17,15 @@
 //!
 //! What it is for: producing input files and streams for benchmarks, smoke tests and
 //! classifier tests. What it is not for: it does not parse or classify logs itself (that is
-//! `spate-operators`), does not measure the pipeline, and does not talk to any service. Rate
-//! shaping (W4 spike) and sending to sources are not here yet; they belong in further
-//! `loadgen` subcommands built on top of these generators.
+//! `spate-operators`).
+//!
+//! On top of the generators:
+//! - [`send`] drives a workload into a target (Spate's HTTP ingest, a file, stdout) at a rate
+//!   profile (steady, ramp, W4 spike, sine) with open-loop pacing, and reports achieved
+//!   rate, rejections, errors and latency; [`BatchGenerator`] stamps each event with the run
+//!   marks `lg_run`, `lg_seq` and `lg_sent_ms`.
+//! - [`verify`] reads Spate's Parquet lake back and reports, for one run, lost and duplicated
+//!   sequence numbers and send→archive latency.
 //!
 //! ```
 //! use spate_loadgen::{Severity, Workload, generate};
@@ -36,7 +42,14 @@ use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
 
+pub mod send;
+pub mod verify;
 mod workload;
+
+pub use workload::marks::{
+    MAX_RUN_ID_LEN, RUN_FIELD, RunId, SENT_MS_FIELD, SEQ_FIELD, is_valid_run_id,
+};
+pub use workload::stream::BatchGenerator;
 
 /// One of the benchmark workloads of `WORKLOAD.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,15 +1,19 @@
-//! `loadgen`: writes Spate's benchmark workloads (and, later, drives traffic into sources).
+//! `loadgen`: writes Spate's benchmark workloads, drives them into Spate at a rate profile
+//! (`send`), and checks a run in the lake (`verify`).
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
-use spate_loadgen::{GenerateStats, Workload, generate};
+use spate_loadgen::send::{self, HttpOptions, Profile, Schedule, SendPlan};
+use spate_loadgen::verify::{self, VerifyRequest};
+use spate_loadgen::{BatchGenerator, GenerateStats, RunId, Workload, generate};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -30,6 +34,88 @@ enum Command {
     /// Write a workload deterministically: the same workload, events and seed give the same
     /// bytes.
     Generate(GenerateArgs),
+    /// Send a workload to a target at a rate profile (open loop) and report achieved rate,
+    /// rejections, errors and latency from scheduled send to acceptance. Exits 1 when events
+    /// failed (were given up on).
+    Send(SendArgs),
+    /// Check a `send` run in Spate's lake: lost and duplicated events, send->archive
+    /// latency. Exits 1 when events are lost.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// Workload: w1 (app-json), w2 (access) or w3 (cloudwatch). Only w1 and w3 events carry
+    /// the run marks that `verify` needs.
+    #[arg(long, default_value = "w1", value_parser = clap::builder::ValueParser::new(parse_workload))]
+    workload: Workload,
+    /// Nominal rate R in events per second (suffixes k and m accepted, e.g. 20k).
+    #[arg(long, value_parser = parse_rate)]
+    rate: f64,
+    /// How long to offer load, e.g. 60s, 5m, 1h, 500ms (plain numbers are seconds).
+    /// Required except for the spike profile, which runs 150 s and is scaled to a duration
+    /// when one is given.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Rate profile: steady (R), ramp (0 to R over the duration), spike (W4: R for 60 s,
+    /// 10xR for 30 s, R for 60 s) or sine (R x (1 + amplitude x sin(2 pi t / period))).
+    #[arg(long, default_value = "steady", value_parser = clap::builder::ValueParser::new(parse_profile))]
+    profile: Profile,
+    /// Sine profile: swing as a fraction of R, 0 to 1.
+    #[arg(long, default_value_t = send::DEFAULT_SINE_AMPLITUDE)]
+    amplitude: f64,
+    /// Sine profile: length of one oscillation.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    period: Duration,
+    /// Where to send: http://HOST:PORT (POST /v1/logs), a full http(s) URL, file:PATH
+    /// (append NDJSON) or stdout.
+    #[arg(long, default_value = send::DEFAULT_TARGET)]
+    target: String,
+    /// Concurrent senders (and pooled connections).
+    #[arg(long, default_value_t = send::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+    /// Events per batch (one request body). At low rates use smaller batches: a batch is
+    /// due when its first event is.
+    #[arg(long, default_value_t = send::DEFAULT_BATCH_EVENTS, value_parser = parse_count)]
+    batch_events: u64,
+    /// Overdue batches queued for the senders; a batch due while this many wait is dropped
+    /// (counted as dropped_by_generator) instead of buffered.
+    #[arg(long, default_value_t = send::DEFAULT_MAX_OVERDUE)]
+    max_overdue: usize,
+    /// Seed of the generator: the same seed sends the same events.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run id stamped on every event as lg_run; generated from the clock when absent.
+    #[arg(long, value_parser = parse_run_id)]
+    run_id: Option<RunId>,
+    /// Bearer token for Spate's HTTP ingest.
+    #[arg(long)]
+    token: Option<String>,
+    /// Compress HTTP bodies with gzip.
+    #[arg(long)]
+    gzip: bool,
+    /// Per-request HTTP timeout.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Spate's data directory (the lake is read from DATA_DIR/lake/logs).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The run id to check (as printed by `send`).
+    #[arg(long = "run", value_parser = parse_run_id)]
+    run_id: RunId,
+    /// Events the run sent; the highest sequence number found + 1 when absent.
+    #[arg(long, value_parser = parse_count)]
+    expect: Option<u64>,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -57,6 +143,50 @@ fn parse_workload(s: &str) -> Result<Workload, String> {
     s.parse()
 }
 
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    s.parse()
+}
+
+fn parse_run_id(s: &str) -> Result<RunId, String> {
+    RunId::new(s)
+}
+
+/// A rate in events per second, with an optional k or m suffix.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let clean = s.trim().replace('_', "").to_ascii_lowercase();
+    let (digits, factor) = match clean.strip_suffix('k') {
+        Some(d) => (d, 1e3),
+        None => match clean.strip_suffix('m') {
+            Some(d) => (d, 1e6),
+            None => (clean.as_str(), 1.0),
+        },
+    };
+    digits
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * factor)
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .ok_or_else(|| {
+            format!("invalid rate {s:?}: expected events per second such as 5000 or 20k")
+        })
+}
+
+/// A duration such as `500ms`, `90s`, `5m`, `1h`, or a plain number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let clean = s.trim().to_ascii_lowercase();
+    let (digits, unit) = [("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .into_iter()
+        .find_map(|(suffix, unit)| clean.strip_suffix(suffix).map(|d| (d, unit)))
+        .unwrap_or((clean.as_str(), 1.0));
+    digits
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * unit)
+        .filter(|n| n.is_finite() && *n >= 0.0 && *n < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("invalid duration {s:?}: expected e.g. 500ms, 90s, 5m or 1h"))
+}
+
 fn parse_count(s: &str) -> Result<u64, String> {
     let clean = s.trim().replace('_', "").to_ascii_lowercase();
     let (digits, factor) = match clean.strip_suffix('k') {
@@ -75,14 +205,19 @@ fn parse_count(s: &str) -> Result<u64, String> {
         })
 }
 
+/// Exit status when `verify` finds lost events or `send` gave up on events.
+const EXIT_LOST: u8 = 1;
+/// Exit status when a command cannot do its work at all.
+const EXIT_ERROR: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("loadgen: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
@@ -94,10 +229,101 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Generate(args) => run_generate(args),
+        Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),
+        Command::Send(args) => run_send(args),
+        Command::Verify(args) => run_verify(args),
     }
+}
+
+/// Checks the arguments and builds the plan (no I/O).
+fn send_plan(args: &SendArgs, progress: bool) -> Result<SendPlan> {
+    if args.json && matches!(args.target.trim(), "stdout" | "-") {
+        bail!("--json prints the report on stdout, which --target stdout fills with events");
+    }
+    if args.concurrency == 0 || args.max_overdue == 0 {
+        bail!("--concurrency and --max-overdue must be at least 1");
+    }
+    let profile = match args.profile {
+        Profile::Sine { .. } => Profile::Sine {
+            amplitude: args.amplitude,
+            period: args.period,
+        },
+        other => other,
+    };
+    let schedule = Schedule::new(profile, args.rate, args.duration, args.batch_events)?;
+    if !BatchGenerator::carries_marks(args.workload) {
+        eprintln!(
+            "loadgen: note: {} events carry no run marks; `loadgen verify` cannot check this run",
+            args.workload
+        );
+    }
+    Ok(SendPlan {
+        workload: args.workload,
+        seed: args.seed,
+        schedule,
+        run_id: args
+            .run_id
+            .clone()
+            .unwrap_or_else(|| RunId::from_wall_clock(send::wall_clock_ms())),
+        concurrency: args.concurrency,
+        max_overdue: args.max_overdue,
+        progress,
+    })
+}
+
+fn run_send(args: SendArgs) -> Result<ExitCode> {
+    let plan = send_plan(&args, send::stderr_is_terminal())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let options = HttpOptions {
+            token: args.token.clone(),
+            gzip: args.gzip,
+            timeout: Some(args.timeout),
+            pool_size: args.concurrency,
+        };
+        let target = send::open_target(&args.target, options).await?;
+        let interrupted = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        anyhow::Ok(send::run(plan, Arc::from(target), interrupted).await)
+    })?;
+    eprintln!("{}", report.summary());
+    if args.json {
+        let json = serde_json::to_string(&report).context("cannot encode the report")?;
+        writeln!(io::stdout().lock(), "{json}")?;
+    }
+    Ok(if report.failed > 0 {
+        ExitCode::from(EXIT_LOST)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
+    let request = VerifyRequest {
+        data_dir: args.data_dir,
+        run_id: args.run_id,
+        expect: args.expect,
+    };
+    let report = verify::verify(&request)?;
+    if args.json {
+        let json = serde_json::to_string(&report).context("cannot encode the report")?;
+        writeln!(io::stdout().lock(), "{json}")?;
+    } else {
+        writeln!(io::stdout().lock(), "{}", report.summary())?;
+    }
+    Ok(if report.has_loss() {
+        ExitCode::from(EXIT_LOST)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
@@ -161,6 +387,107 @@ mod tests {
     }
 
     #[test]
+    fn rates_and_durations_parse() {
+        assert_eq!(parse_rate("20k"), Ok(20_000.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_rate("1_000"), Ok(1_000.0));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").unwrap_err().starts_with("invalid rate"));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    fn send_args(extra: &[&str]) -> SendArgs {
+        let mut argv = vec!["loadgen", "send", "--rate", "1k"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Send(args) => args,
+            _ => panic!("not send"),
+        }
+    }
+
+    #[test]
+    fn cli_parses_send_with_defaults() {
+        let args = send_args(&["--duration", "10s"]);
+        assert_eq!(args.workload, Workload::AppJson);
+        assert_eq!(args.profile, Profile::Steady);
+        assert_eq!(args.target, "http://127.0.0.1:8470");
+        assert_eq!((args.concurrency, args.batch_events), (8, 500));
+        assert_eq!((args.max_overdue, args.seed), (64, 1));
+        assert!(!args.gzip && !args.json && args.token.is_none());
+        let plan = send_plan(&args, false).unwrap();
+        assert_eq!(plan.schedule.total_events(), 10_000);
+        assert!(plan.run_id.as_str().starts_with("lg-"));
+
+        let args = send_args(&[
+            "--profile",
+            "sine",
+            "--duration",
+            "2m",
+            "--amplitude",
+            "0.25",
+            "--period",
+            "30s",
+            "--run-id",
+            "r-7",
+            "--workload",
+            "w3",
+            "--target",
+            "file:/tmp/x",
+            "--json",
+        ]);
+        let plan = send_plan(&args, false).unwrap();
+        assert_eq!(
+            plan.schedule.profile(),
+            Profile::Sine {
+                amplitude: 0.25,
+                period: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(plan.run_id.as_str(), "r-7");
+        assert_eq!(plan.workload, Workload::CloudWatch);
+
+        // Spike needs no duration; steady does.
+        assert!(send_plan(&send_args(&["--profile", "spike"]), false).is_ok());
+        let err = send_plan(&send_args(&[]), false).unwrap_err().to_string();
+        assert_eq!(err, "profile steady needs a positive --duration");
+        let err = send_plan(
+            &send_args(&["--duration", "1s", "--target", "stdout", "--json"]),
+            false,
+        );
+        assert!(err.is_err());
+        assert!(
+            Cli::try_parse_from(["loadgen", "send", "--rate", "1", "--run-id", "a b"]).is_err()
+        );
+    }
+
+    #[test]
+    fn cli_parses_verify() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "verify",
+            "--data-dir",
+            "/d",
+            "--run",
+            "r1",
+            "--expect",
+            "1m",
+        ])
+        .unwrap();
+        let Command::Verify(args) = cli.command else {
+            panic!("not verify");
+        };
+        assert_eq!(args.data_dir, PathBuf::from("/d"));
+        assert_eq!(args.run_id.as_str(), "r1");
+        assert_eq!((args.expect, args.json), (Some(1_000_000), false));
+    }
+
+    #[test]
     fn cli_parses_generate() {
         let cli = Cli::try_parse_from([
             "loadgen",
@@ -174,7 +501,9 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        let Command::Generate(args) = cli.command;
+        let Command::Generate(args) = cli.command else {
+            panic!("not generate");
+        };
         assert_eq!(args.workload, Workload::CloudWatch);
         assert_eq!((args.events, args.seed, args.json), (1000, 9, true));
         assert!(args.out.is_none());

@@ -6,8 +6,10 @@ use std::io::{self, BufWriter, Write};
 use crate::{GenerateStats, Severity, Workload};
 
 mod format;
+pub(crate) mod marks;
 #[cfg(test)]
 mod reference_classifier;
+pub(crate) mod stream;
 mod w1_app_json;
 mod w2_access;
 mod w3_cloudwatch;

@@ -102,20 +102,20 @@ const AGENTS: [&str; 12] = [
 ];
 
 /// Generates W2 lines one at a time into a caller-owned buffer.
-struct AccessLog {
+pub(crate) struct AccessLog {
     rng: SmallRng,
     clock_ms: u64,
 }
 
 impl AccessLog {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         AccessLog {
             rng: SmallRng::seed_from_u64(seed),
             clock_ms: START_MS,
         }
     }
 
-    fn next_event(&mut self, buf: &mut Vec<u8>) -> EventMeta {
+    pub(crate) fn next_event(&mut self, buf: &mut Vec<u8>) -> EventMeta {
         self.clock_ms += self.rng.random_range(0..=4u64);
         let (status, path, method): (u16, &str, &str) = match self.rng.random_range(0..1000u32) {
             0..40 => {

@@ -17,6 +17,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::format::{push_hex, push_json_escaped, push_padded, push_u64};
+use super::marks::Marker;
 use super::w1_app_json::{AppJson, SERVICES};
 use super::{EventMeta, Output};
 use crate::GenerateStats;
@@ -38,14 +39,15 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn emit<W: Write>(&mut self, out: &mut Output<W>) -> io::Result<()> {
+    /// Compresses and encodes the payload in `self.json`; the result is in `self.base64`.
+    fn encode(&mut self) -> io::Result<()> {
         let mut gz = GzEncoder::new(std::mem::take(&mut self.gzip), Compression::fast());
         gz.write_all(&self.json)?;
         self.gzip = gz.finish()?;
         self.base64.clear();
         STANDARD.encode_string(&self.gzip, &mut self.base64);
         self.gzip.clear();
-        out.line(self.base64.as_bytes())
+        Ok(())
     }
 
     fn control_message(&mut self, ts_ms: u64) {
@@ -94,6 +96,80 @@ impl Encoder {
     }
 }
 
+/// Generates W3 payloads one at a time, in the same order as [`write`].
+pub(crate) struct CloudWatchStream {
+    rng: SmallRng,
+    app: AppJson,
+    tasks: Vec<[u64; 2]>,
+    enc: Encoder,
+    data_payloads: u64,
+    next_control: u64,
+    sequence: u64,
+}
+
+impl CloudWatchStream {
+    pub(crate) fn new(seed: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed ^ PAYLOAD_SEED_SALT);
+        let tasks: Vec<[u64; 2]> = (0..SERVICES.len() * TASKS_PER_SERVICE)
+            .map(|_| [rng.random(), rng.random()])
+            .collect();
+        CloudWatchStream {
+            rng,
+            app: AppJson::new(seed),
+            tasks,
+            enc: Encoder {
+                json: Vec::with_capacity(256 * 1024),
+                message: Vec::with_capacity(512),
+                gzip: Vec::with_capacity(64 * 1024),
+                base64: String::with_capacity(96 * 1024),
+            },
+            data_payloads: 0,
+            next_control: 0,
+            sequence: 0,
+        }
+    }
+
+    /// Emits the next payload lines through `line`: a control message first when one is
+    /// due, then one data payload of 100–500 log events (fewer when `max_events` is smaller).
+    /// Each W1 message is stamped by `marker` when given. Returns the log events written.
+    pub(crate) fn next_payload(
+        &mut self,
+        max_events: u64,
+        mut marker: Option<&mut Marker<'_>>,
+        stats: &mut GenerateStats,
+        line: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<u64> {
+        let enc = &mut self.enc;
+        if self.data_payloads == self.next_control {
+            enc.control_message(self.app.clock_ms());
+            enc.encode()?;
+            line(enc.base64.as_bytes())?;
+            stats.control_messages += 1;
+            self.next_control = self.data_payloads + self.rng.random_range(CONTROL_INTERVAL);
+        }
+        let count = self.rng.random_range(100..=500u64).min(max_events);
+        let svc = self.app.pick_service();
+        let task =
+            self.tasks[svc * TASKS_PER_SERVICE + self.rng.random_range(0..TASKS_PER_SERVICE)];
+        enc.data_header(SERVICES[svc], task);
+        for i in 0..count {
+            enc.message.clear();
+            let meta = self.app.next_event(&mut enc.message, Some(svc));
+            if let Some(marker) = marker.as_deref_mut() {
+                marker.stamp(&mut enc.message);
+            }
+            self.sequence += 1;
+            enc.log_event(i == 0, self.sequence, self.rng.random(), meta);
+            stats.record(meta);
+        }
+        enc.json.extend_from_slice(b"]}");
+        enc.encode()?;
+        line(enc.base64.as_bytes())?;
+        self.data_payloads += 1;
+        Ok(count)
+    }
+}
+
 /// Writes payloads until `events` log events have been written.
 pub(crate) fn write<W: Write>(
     events: u64,
@@ -101,43 +177,10 @@ pub(crate) fn write<W: Write>(
     out: &mut Output<W>,
     stats: &mut GenerateStats,
 ) -> io::Result<()> {
-    let mut rng = SmallRng::seed_from_u64(seed ^ PAYLOAD_SEED_SALT);
-    let mut app = AppJson::new(seed);
-    let tasks: Vec<[u64; 2]> = (0..SERVICES.len() * TASKS_PER_SERVICE)
-        .map(|_| [rng.random(), rng.random()])
-        .collect();
-    let mut enc = Encoder {
-        json: Vec::with_capacity(256 * 1024),
-        message: Vec::with_capacity(512),
-        gzip: Vec::with_capacity(64 * 1024),
-        base64: String::with_capacity(96 * 1024),
-    };
+    let mut stream = CloudWatchStream::new(seed);
     let mut remaining = events;
-    let mut data_payloads = 0u64;
-    let mut next_control = 0u64;
-    let mut sequence = 0u64;
     while remaining > 0 {
-        if data_payloads == next_control {
-            enc.control_message(app.clock_ms());
-            enc.emit(out)?;
-            stats.control_messages += 1;
-            next_control = data_payloads + rng.random_range(CONTROL_INTERVAL);
-        }
-        let count = rng.random_range(100..=500u64).min(remaining);
-        let svc = app.pick_service();
-        let task = tasks[svc * TASKS_PER_SERVICE + rng.random_range(0..TASKS_PER_SERVICE)];
-        enc.data_header(SERVICES[svc], task);
-        for i in 0..count {
-            enc.message.clear();
-            let meta = app.next_event(&mut enc.message, Some(svc));
-            sequence += 1;
-            enc.log_event(i == 0, sequence, rng.random(), meta);
-            stats.record(meta);
-        }
-        enc.json.extend_from_slice(b"]}");
-        enc.emit(out)?;
-        data_payloads += 1;
-        remaining -= count;
+        remaining -= stream.next_payload(remaining, None, stats, &mut |l| out.line(l))?;
     }
     Ok(())
 }
