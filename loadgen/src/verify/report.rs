@@ -130,6 +130,10 @@ mod tests {
         assert!(report(10, 2).summary().contains("first lost: 10, 11"));
         let nothing = report(0, 0);
         assert!(nothing.has_loss());
-        assert!(nothing.summary().ends_with("no events of this run were found"));
+        assert!(
+            nothing
+                .summary()
+                .ends_with("no events of this run were found")
+        );
     }
 }
