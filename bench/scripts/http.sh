@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# HTTP push benchmark: `loadgen send` drives W1 into `spate run` over loopback
+# with several concurrent clients (open-loop), then `loadgen verify` checks the
+# lake for loss and duplicates. Release build.
+#
+#   bash bench/scripts/http.sh [RATE] [DURATION] [PROFILE] [CONCURRENCY] [BATCH_EVENTS]
+#
+# Prints one JSON line: offered and achieved events/s, latency p50/p99/max
+# (scheduled send → 200, i.e. durably in the journal), loss and duplicates from
+# the lake, and spate's peak RSS and CPU seconds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rate="${1:-300000}"
+duration="${2:-20s}"
+profile="${3:-steady}"
+concurrency="${4:-8}"
+batch="${5:-1000}"
+work="${SPATE_BENCH_DIR:-/tmp/spate-bench}"
+mkdir -p "$work"
+cargo build --release -q -p spate -p spate-loadgen
+target="${CARGO_TARGET_DIR:-target}/release"
+
+data="$work/data-http"
+rm -rf "$data"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+timing="$work/http-time.txt"
+/usr/bin/time -f '%e %U %S %M' -o "$timing" \
+  "$target/spate" run --listen "127.0.0.1:$port" --data-dir "$data" > "$work/http-alerts.txt" 2> "$work/http-spate.log" &
+spate_pid=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
+  sleep 0.1
+done
+run_id="bench-$(date +%s)"
+"$target/loadgen" send --workload w1 --rate "$rate" --duration "$duration" --profile "$profile" \
+  --concurrency "$concurrency" --batch-events "$batch" --target "http://127.0.0.1:$port" \
+  --run-id "$run_id" --json > "$work/http-send.json" 2> "$work/http-send.log" || true
+# Drain: SIGTERM to the service (its child under /usr/bin/time).
+pkill -TERM -f "spate run --listen 127.0.0.1:$port"
+wait "$spate_pid" || true
+"$target/loadgen" verify --data-dir "$data" --run "$run_id" --json > "$work/http-verify.json" 2> /dev/null || true
+read -r wall user sys rss_kib < "$timing"
+
+python3 - "$work/http-send.json" "$work/http-verify.json" "$user" "$sys" "$rss_kib" "$rate" "$profile" "$concurrency" "$batch" <<'PY'
+import json, sys
+send = json.load(open(sys.argv[1])); verify = json.load(open(sys.argv[2]))
+user, sys_, rss_kib = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+lat = send["latency"]
+out = {
+    "profile": sys.argv[7], "offered_rate": int(sys.argv[6]), "concurrency": int(sys.argv[8]),
+    "batch_events": int(sys.argv[9]),
+    "sent": send["sent"], "acknowledged": send["acknowledged"], "rejected": send["rejected"],
+    "failed": send["failed"], "dropped_by_generator": send["dropped_by_generator"],
+    "achieved_events_per_s": round(send["achieved_rate_per_s"]),
+    "latency_ms": {"p50": lat["p50_ms"], "p99": lat["p99_ms"], "max": lat["max_ms"]},
+    "lake_found": verify["found"], "lost": verify["lost"]["count"],
+    "duplicates": verify["duplicates"]["extra_rows"],
+    "durable_latency_ms": verify.get("latency_durable"),
+    "spate_cpu_s": round(user + sys_, 1), "spate_peak_rss_mib": round(rss_kib / 1024, 1),
+}
+print(json.dumps(out))
+PY
