@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use spate_operators::alerts::AlertsConfig;
+use spate_operators::aws::AwsConfig;
 use spate_operators::classify::{ClassifierConfig, ClassifierError};
 use spate_operators::decode::DecoderConfig;
 use spate_operators::enrich::{EnrichConfig, Enricher};
@@ -12,6 +13,7 @@ use spate_operators::sinks::hot::HotConfig;
 use spate_operators::sinks::lake::LakeConfig;
 use spate_operators::sources::file::FileReadConfig;
 use spate_operators::sources::journal::JournalConfig;
+use spate_operators::sources::sqs::SqsConfig;
 use spate_operators::sources::tail::TailConfig;
 use spate_operators::transforms::decode::DecodeStageConfig;
 use spate_operators::windows::WindowConfig;
@@ -65,6 +67,21 @@ pub struct SpateConfig {
     /// `spate run`: alert rules and outputs.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// AWS region and endpoints (for SQS, S3, SNS).
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// `spate run`: sources besides HTTP, tail and stdin.
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+/// `[sources]`: pull sources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// SQS queues to consume (`[[sources.sqs]]`).
+    #[serde(default)]
+    pub sqs: Vec<SqsConfig>,
 }
 
 impl SpateConfig {
@@ -76,6 +93,15 @@ impl SpateConfig {
 
     /// Parses and validates TOML text; errors name the key and line.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        // `${VAR}` (and `${VAR:-fallback}`) come from the environment.
+        let expanded;
+        let text = if text.contains("${") {
+            expanded = spate_operators::aws::env_expand::expand_env(text)
+                .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+            expanded.as_str()
+        } else {
+            text
+        };
         let config: SpateConfig = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
@@ -113,6 +139,11 @@ impl SpateConfig {
                 "lake.zstd_level: must be between 1 and 22, got {}",
                 self.lake.zstd_level
             );
+        }
+        for (i, sqs) in self.sources.sqs.iter().enumerate() {
+            if let Err(e) = sqs.validate() {
+                bail!("sources.sqs[{i}]: {e}");
+            }
         }
         for (key, value) in [
             ("lake.max_file_mib", self.lake.max_file_mib),

@@ -40,9 +40,12 @@ use spate_engine::{ActorOptions, GraphBuilder, PrometheusExporter, SupervisorPol
 use spate_operators::alerts::record::AlertStore;
 use spate_operators::alerts::router::AlertRouter;
 use spate_operators::sinks::hot::{HotStore, HotWriter};
-use spate_operators::sinks::lake::{LakeSettings, LakeWriter};
+use spate_operators::sinks::lake::{LakeSettings, LakeTarget, LakeWriter};
+use spate_operators::sinks::s3_lake::S3Target;
+use spate_operators::sinks::sns::SnsPublisher;
 use spate_operators::sources::file::{FileReadConfig, FileSource, Input, ReadProgress};
 use spate_operators::sources::journal::{Journal, JournalError, JournalRecord, JournalWriter};
+use spate_operators::sources::sqs::SqsQueue;
 use spate_operators::sources::tail::TailSource;
 use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
 use spate_operators::windows::WindowAggregator;
@@ -142,6 +145,13 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
         .unwrap_or_else(|| data_dir.join("lake"));
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
+    let aws = AwsParts::connect(&config).await?;
+    let lake = match (&config.lake.s3, &aws) {
+        (Some(s3), Some(aws)) => lake.with_target(LakeTarget::S3(Arc::new(
+            S3Target::new(config.aws.s3_client(&aws.sdk), s3).context("lake.s3")?,
+        ))),
+        _ => lake,
+    };
     let decode = DecodeSettings::new(
         &config.decode,
         &config.classify,
@@ -158,11 +168,14 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     let pipeline_graph = build_graph(
         &config,
         &data_dir,
-        &journal,
-        &hot,
-        &lake,
-        decode,
-        tail.as_ref(),
+        GraphParts {
+            journal: &journal,
+            hot: &hot,
+            lake: &lake,
+            decode,
+            tail: tail.as_ref(),
+            aws: aws.as_ref(),
+        },
     )?;
     let pipeline = pipeline_graph.spawn();
 
@@ -204,6 +217,15 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     if !config.tail.paths.is_empty() {
         eprintln!("spate: tailing {}", config.tail.paths.join(", "));
     }
+    for sqs in &config.sources.sqs {
+        eprintln!("spate: consuming {}", sqs.queue_url);
+    }
+    if let Some(s3) = &config.lake.s3 {
+        eprintln!(
+            "spate: lake files uploaded to s3://{}/{}",
+            s3.bucket, s3.prefix
+        );
+    }
 
     // The first signal stops the listener and the journal, then the pipeline
     // drains; a second one aborts the drain.
@@ -236,6 +258,16 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
         .run_until_signal(&mut pipeline_signals, drain_deadline)
         .await;
     relay.abort();
+    // Let the last SQS deletes finish.
+    if let Some(aws) = &aws {
+        for queue in &aws.queues {
+            if !queue.settled(Duration::from_secs(10)).await {
+                tracing::warn!(
+                    "sqs deletes still pending at exit; those messages will be redelivered"
+                );
+            }
+        }
+    }
     // Everything the sinks committed is now acknowledged: save the checkpoints.
     journal
         .checkpoint_now()
@@ -249,19 +281,71 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     Ok(())
 }
 
+/// The AWS clients and sources a config asks for.
+struct AwsParts {
+    sdk: aws_config::SdkConfig,
+    queues: Vec<Arc<SqsQueue>>,
+    sns: Option<SnsPublisher>,
+}
+
+impl AwsParts {
+    /// Loads the SDK configuration (standard credential chain, region,
+    /// endpoint overrides) when anything in `config` uses AWS.
+    async fn connect(config: &SpateConfig) -> Result<Option<AwsParts>> {
+        let uses_aws = !config.sources.sqs.is_empty()
+            || config.lake.s3.is_some()
+            || config.alerts.sns.is_some();
+        if !uses_aws {
+            return Ok(None);
+        }
+        let sdk = config.aws.load().await;
+        let queues = config
+            .sources
+            .sqs
+            .iter()
+            .enumerate()
+            .map(|(i, sqs)| {
+                SqsQueue::new(config.aws.sqs_client(&sdk), sqs.clone())
+                    .with_context(|| format!("sources.sqs[{i}]"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let sns = config
+            .alerts
+            .sns
+            .as_ref()
+            .map(|sns| SnsPublisher::new(config.aws.sns_client(&sdk), sns).context("alerts.sns"))
+            .transpose()?;
+        Ok(Some(AwsParts { sdk, queues, sns }))
+    }
+}
+
 fn alerts_file(config: &SpateConfig, data_dir: &Path) -> Option<PathBuf> {
     config.alerts.file_path(&data_dir.join("alerts.ndjson"))
+}
+
+/// What the graph is built from.
+struct GraphParts<'a> {
+    journal: &'a Arc<Journal>,
+    hot: &'a HotStore,
+    lake: &'a LakeSettings,
+    decode: DecodeSettings,
+    tail: Option<&'a TailSource>,
+    aws: Option<&'a AwsParts>,
 }
 
 fn build_graph(
     config: &SpateConfig,
     data_dir: &Path,
-    journal: &Arc<Journal>,
-    hot: &HotStore,
-    lake: &LakeSettings,
-    decode: DecodeSettings,
-    tail: Option<&TailSource>,
+    parts: GraphParts<'_>,
 ) -> Result<spate_engine::Graph> {
+    let GraphParts {
+        journal,
+        hot,
+        lake,
+        decode,
+        tail,
+        aws,
+    } = parts;
     let mut graph = GraphBuilder::new();
     let workers = config.pipeline.workers();
     graph.actor_pool(
@@ -278,6 +362,11 @@ fn build_graph(
         let tail = tail.clone();
         graph.source("tail", move || tail.clone());
         graph.connect("tail", "decode");
+    }
+    for (i, queue) in aws.iter().flat_map(|a| a.queues.iter()).enumerate() {
+        let (name, queue) = (format!("sqs-{i}"), queue.clone());
+        graph.source(&name, move || queue.source());
+        graph.connect(&name, "decode");
     }
     if config.stdin.enabled {
         let inputs = Arc::new(vec![Input::Stdin]);
@@ -333,11 +422,16 @@ fn build_graph(
     graph.connect("decode", "windows");
     let (alerts, store) = (config.alerts.clone(), hot.clone());
     let default_file = data_dir.join("alerts.ndjson");
+    let sns = aws.and_then(|a| a.sns.clone());
     graph.actor(
         "alerts",
         move || {
             let store: Arc<dyn AlertStore> = Arc::new(store.clone());
-            AlertRouter::new(alerts.clone(), default_file.clone(), Some(store))
+            let router = AlertRouter::new(alerts.clone(), default_file.clone(), Some(store));
+            match &sns {
+                Some(publisher) => router.with_sns(publisher.clone()),
+                None => router,
+            }
         },
         sink_options,
     );

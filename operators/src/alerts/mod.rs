@@ -105,6 +105,10 @@ pub struct AlertsConfig {
     /// POST notices to a webhook (Slack-compatible JSON). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookConfig>,
+    /// Publish notices to an SNS topic (`[alerts.sns] topic_arn = "..."`), with
+    /// message attributes service, severity, rule and state for filter policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns: Option<crate::sinks::sns::SnsConfig>,
     /// While an alert keeps firing, repeat it after this long (seconds of event
     /// time, between window starts).
     #[serde(default = "default_cooldown_secs")]
@@ -130,6 +134,7 @@ impl Default for AlertsConfig {
             file_enabled: default_true(),
             file: None,
             webhook: None,
+            sns: None,
             cooldown_secs: default_cooldown_secs(),
             rules: default_rules(),
         }

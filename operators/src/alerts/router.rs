@@ -45,6 +45,7 @@ pub struct AlertRouter {
     default_file: PathBuf,
     store: Option<Arc<dyn AlertStore>>,
     outputs: Vec<AlertOutput>,
+    sns: Option<crate::sinks::sns::SnsPublisher>,
 }
 
 impl AlertRouter {
@@ -61,7 +62,14 @@ impl AlertRouter {
             default_file,
             store,
             outputs: Vec::new(),
+            sns: None,
         }
+    }
+
+    /// Also publishes every notice to an SNS topic.
+    pub fn with_sns(mut self, publisher: crate::sinks::sns::SnsPublisher) -> Self {
+        self.sns = Some(publisher);
+        self
     }
 
     /// A router writing to the given outputs (tests, custom writers).
@@ -75,6 +83,7 @@ impl AlertRouter {
             default_file: PathBuf::new(),
             store,
             outputs,
+            sns: None,
         }
     }
 
@@ -89,6 +98,12 @@ impl AlertRouter {
         if let Some(webhook) = &self.config.webhook {
             self.outputs
                 .push(AlertOutput::Webhook(WebhookOutput::spawn(webhook)?));
+        }
+        if let Some(publisher) = &self.sns {
+            self.outputs
+                .push(AlertOutput::Sns(super::outputs::sns::SnsOutput::spawn(
+                    publisher.clone(),
+                )));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! its deadline.
 
 pub mod file;
+pub mod sns;
 pub mod stdout;
 pub mod webhook;
 
@@ -28,6 +29,8 @@ pub enum AlertOutput {
     File(file::FileOutput),
     /// POSTs to a webhook.
     Webhook(webhook::WebhookOutput),
+    /// An SNS topic (publishing in the background).
+    Sns(sns::SnsOutput),
 }
 
 impl AlertOutput {
@@ -37,6 +40,7 @@ impl AlertOutput {
             AlertOutput::Stdout(_) => "stdout",
             AlertOutput::File(_) => "file",
             AlertOutput::Webhook(_) => "webhook",
+            AlertOutput::Sns(_) => "sns",
         }
     }
 
@@ -51,13 +55,21 @@ impl AlertOutput {
                 });
                 Ok(())
             }
+            AlertOutput::Sns(o) => {
+                alerts.iter().for_each(|a| {
+                    o.enqueue(a);
+                });
+                Ok(())
+            }
         }
     }
 
     /// Flushes and releases the output; the webhook drains its queue first.
     pub async fn close(self) {
-        if let AlertOutput::Webhook(o) = self {
-            o.close().await;
+        match self {
+            AlertOutput::Webhook(o) => o.close().await,
+            AlertOutput::Sns(o) => o.close().await,
+            AlertOutput::Stdout(_) | AlertOutput::File(_) => {}
         }
     }
 }

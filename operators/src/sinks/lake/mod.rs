@@ -146,6 +146,10 @@ pub struct LakeConfig {
     /// Lake writers encoding in parallel; each owns a share of the partitions.
     #[serde(default = "default_writers")]
     pub writers: usize,
+    /// Upload committed files to S3 (`[lake.s3] bucket = "..."`); `path` is then
+    /// the local staging directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<crate::sinks::s3_lake::S3LakeConfig>,
 }
 
 fn default_max_file_mib() -> u64 {
@@ -185,6 +189,7 @@ impl Default for LakeConfig {
             row_group_rows: default_row_group_rows(),
             zstd_level: default_zstd_level(),
             writers: default_writers(),
+            s3: None,
         }
     }
 }

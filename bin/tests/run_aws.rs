@@ -1,0 +1,212 @@
+//! `spate run` against the local AWS emulator (moto, started by
+//! `scripts/test.sh`): SQS in, the lake on S3, the hot store, and an SNS alert
+//! that a subscribed queue receives.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use support::service::Service;
+use support::{python, spate};
+
+fn endpoint() -> String {
+    std::env::var("SPATE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("SPATE_TEST_AWS_ENDPOINT is not set: run the suite with `bash scripts/test.sh`")
+    })
+}
+
+/// Runs a boto3 snippet against the emulator; `ARGS` is the JSON argument and
+/// the snippet prints one JSON value.
+fn boto(snippet: &str, args: &Value) -> Value {
+    let script = format!(
+        "import boto3, json, sys, time\n\
+         ARGS = json.loads(sys.argv[1])\n\
+         kw = dict(endpoint_url=sys.argv[2], region_name='us-east-1',\n\
+                   aws_access_key_id='test', aws_secret_access_key='test')\n\
+         sqs = boto3.client('sqs', **kw)\n\
+         s3 = boto3.client('s3', **kw)\n\
+         sns = boto3.client('sns', **kw)\n\
+         {snippet}\n"
+    );
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(args.to_string())
+        .arg(endpoint())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "boto3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn sqs_to_s3_lake_hot_store_and_sns_alert() {
+    let id = format!("t{}", std::process::id());
+    let setup = boto(
+        r#"
+q = sqs.create_queue(QueueName=ARGS['id'] + '-in')['QueueUrl']
+sub = sqs.create_queue(QueueName=ARGS['id'] + '-alerts')['QueueUrl']
+sub_arn = sqs.get_queue_attributes(QueueUrl=sub, AttributeNames=['QueueArn'])['Attributes']['QueueArn']
+s3.create_bucket(Bucket=ARGS['id'] + '-lake')
+topic = sns.create_topic(Name=ARGS['id'] + '-alerts')['TopicArn']
+sns.subscribe(TopicArn=topic, Protocol='sqs', Endpoint=sub_arn, Attributes={'RawMessageDelivery': 'true'})
+print(json.dumps({'queue': q, 'sub': sub, 'topic': topic, 'bucket': ARGS['id'] + '-lake'}))
+"#,
+        &json!({ "id": id }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = format!(
+        r#"
+[aws]
+endpoint_url = "{endpoint}"
+region = "us-east-1"
+
+[[sources.sqs]]
+queue_url = "{queue}"
+wait_time_secs = 1
+pollers = 2
+
+[lake]
+max_file_age_secs = 2
+
+[lake.s3]
+bucket = "{bucket}"
+prefix = "spate/"
+
+[alerts.sns]
+topic_arn = "{topic}"
+
+[hot]
+retention_hours = 1000000
+"#,
+        endpoint = endpoint(),
+        queue = setup["queue"].as_str().unwrap(),
+        bucket = setup["bucket"].as_str().unwrap(),
+        topic = setup["topic"].as_str().unwrap(),
+    );
+    let service = Service::start(&data, &config);
+
+    // 10 messages of 100 events; one service logs criticals in one window, and
+    // the last message moves event time two windows on so that window closes.
+    let window = 300_000i64;
+    let now = spate_operators::event::wall_clock_ms();
+    let w0 = now - now.rem_euclid(window) - 4 * window;
+    let mut messages = Vec::new();
+    for m in 0..10i64 {
+        let mut lines = Vec::new();
+        for i in 0..100i64 {
+            let ts = if m == 9 {
+                w0 + 2 * window + 70_000 + i
+            } else {
+                w0 + m * 1000 + i
+            };
+            let (service, level) = if m == 0 && i < 3 {
+                ("pay", "critical")
+            } else if i % 10 == 0 {
+                ("pay", "warning")
+            } else {
+                ("web", "info")
+            };
+            lines.push(
+                json!({"ts": ts, "level": level, "service": service, "message": format!("m{m} e{i}")})
+                    .to_string(),
+            );
+        }
+        messages.push(lines.join("\n"));
+    }
+    boto(
+        r#"
+for body in ARGS['messages']:
+    sqs.send_message(QueueUrl=ARGS['queue'], MessageBody=body)
+print('null')
+"#,
+        &json!({ "queue": setup["queue"], "messages": messages }),
+    );
+    // Wait until Spate has deleted every message (deleted only after the lake
+    // object exists and the hot store committed).
+    let drained = boto(
+        r#"
+deadline = time.time() + 60
+while time.time() < deadline:
+    a = sqs.get_queue_attributes(QueueUrl=ARGS['queue'], AttributeNames=['All'])['Attributes']
+    if int(a['ApproximateNumberOfMessages']) + int(a['ApproximateNumberOfMessagesNotVisible']) == 0:
+        print('true'); break
+    time.sleep(0.2)
+else:
+    print('false')
+"#,
+        &json!({ "queue": setup["queue"] }),
+    );
+    assert_eq!(drained, true, "{}", service.output());
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+
+    // The lake on S3: 1,000 rows under the partition layout.
+    let lake = boto(
+        r#"
+import pyarrow.parquet as pq, io
+keys = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket=ARGS['bucket']) for o in p.get('Contents', [])]
+rows = 0
+for k in keys:
+    body = s3.get_object(Bucket=ARGS['bucket'], Key=k)['Body'].read()
+    rows += pq.read_table(io.BytesIO(body)).num_rows
+print(json.dumps({'keys': keys, 'rows': rows}))
+"#,
+        &json!({ "bucket": setup["bucket"] }),
+    );
+    assert_eq!(lake["rows"], 1000, "{lake}");
+    let keys = lake["keys"].as_array().unwrap();
+    assert!(
+        keys.iter().all(|k| {
+            let k = k.as_str().unwrap();
+            k.starts_with("spate/logs/dt=") && k.contains("/service=") && k.ends_with(".parquet")
+        }),
+        "{lake}"
+    );
+    // Nothing left in the local staging directory.
+    assert!(
+        support::walk(&data.join("lake"))
+            .iter()
+            .all(|p| p.extension().is_none_or(|e| e != "parquet")),
+        "staged files remain"
+    );
+
+    // The hot store: `pay`'s 3 criticals and 99 warnings (every tenth event of
+    // each message, but the first message's first, which is critical).
+    let out = spate()
+        .args([
+            "hot", "recent", "--since", "100000d", "--limit", "100000", "--json",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 102);
+
+    // The SNS alert reached the subscribed queue, with its attributes.
+    let alert = boto(
+        r#"
+deadline = time.time() + 20
+found = None
+while time.time() < deadline and found is None:
+    r = sqs.receive_message(QueueUrl=ARGS['sub'], MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=['All'])
+    for m in r.get('Messages', []):
+        body = json.loads(m['Body'])
+        if body.get('rule') == 'critical' and body.get('state') == 'firing':
+            found = {'body': body, 'attrs': {k: v['StringValue'] for k, v in m.get('MessageAttributes', {}).items()}}
+print(json.dumps(found))
+"#,
+        &json!({ "sub": setup["sub"] }),
+    );
+    assert_eq!(alert["body"]["service"], "pay", "{alert}");
+    assert_eq!(alert["body"]["window_start_ms"], w0);
+    assert_eq!(alert["attrs"]["rule"], "critical");
+    assert_eq!(alert["attrs"]["service"], "pay");
+}
