@@ -70,11 +70,11 @@ fn chunk(name: &str, lines: &[String]) -> RawChunk {
     }
 }
 
-fn line(service: &str, level: &str, ms: i64, msg: &str) -> String {
+/// A JSON line at `t0 + ms`.
+fn line(t0: i64, service: &str, level: &str, ms: i64, msg: &str) -> String {
     format!(
-        "{{\"ts\":\"2025-11-23T10:00:{:02}.{:03}Z\",\"service\":\"{service}\",\"level\":\"{level}\",\"msg\":\"{msg}\"}}",
-        ms / 1000,
-        ms % 1000
+        "{{\"ts\":{},\"service\":\"{service}\",\"level\":\"{level}\",\"msg\":\"{msg}\"}}",
+        t0 + ms
     )
 }
 
@@ -130,18 +130,20 @@ async fn hot_rows_land_and_are_queried_newest_first() {
     let table = unique("hot");
     create_hot_table(&dynamodb, &table).await;
 
+    // Recent events (older ones would be past their TTL): a minute ago.
+    let t0 = crate_now() / 1000 * 1000 - 60_000;
     // 60 hot api rows (every 10th critical), 5 hot web rows, 20 cold rows.
     let api: Vec<String> = (0..60)
         .map(|i| {
             let level = if i % 10 == 0 { "critical" } else { "error" };
-            line("api", level, i * 100, &format!("api-{i}"))
+            line(t0, "api", level, i * 100, &format!("api-{i}"))
         })
         .collect();
     let web: Vec<String> = (0..5)
-        .map(|i| line("web", "warning", 50 + i * 100, &format!("web-{i}")))
+        .map(|i| line(t0, "web", "warning", 50 + i * 100, &format!("web-{i}")))
         .collect();
     let cold: Vec<String> = (0..20)
-        .map(|i| line("api", "info", i, &format!("cold-{i}")))
+        .map(|i| line(t0, "api", "info", i, &format!("cold-{i}")))
         .collect();
     let chunks = vec![chunk("a", &api), chunk("b", &web), chunk("c", &cold)];
     write(&dynamodb, &table, chunks.clone()).await;
@@ -152,12 +154,12 @@ async fn hot_rows_land_and_are_queried_newest_first() {
     let q = |service: Option<&str>, limit: usize| RecentQuery {
         service: service.map(str::to_string),
         limit,
-        ..RecentQuery::since(T0 - 1000)
+        ..RecentQuery::since(t0 - 1000)
     };
     let newest = store.recent(&q(Some("api"), 10)).await.unwrap();
     assert_eq!(newest.len(), 10);
     assert_eq!(newest[0].message, "api-59");
-    assert_eq!(newest[0].ts_ms, T0 + 5_900);
+    assert_eq!(newest[0].ts_ms, t0 + 5_900);
     assert!(newest.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
     assert_eq!(newest[0].service, "api");
     assert_eq!(newest[0].severity, "ERROR");
@@ -183,13 +185,14 @@ async fn hot_rows_land_and_are_queried_newest_first() {
 
     let window = store
         .recent(&RecentQuery {
-            until_ms: Some(T0 + 1_000),
+            until_ms: Some(t0 + 1_000),
             ..q(None, 1000)
         })
         .await
         .unwrap();
-    // api 0..9 (0.0 s to 0.9 s) and web-0 (0.05 s).
-    assert_eq!(window.len(), 11);
+    // api-0..9 (0.0 s to 0.9 s) and every web row (0.05 s to 0.45 s).
+    assert_eq!(window.len(), 15);
+    assert_eq!(window[0].message, "api-9");
 }
 
 fn alert(id_suffix: &str) -> AlertRecord {

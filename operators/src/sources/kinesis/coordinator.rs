@@ -25,6 +25,8 @@ use crate::event::wall_clock_ms;
 struct ReaderHandle {
     token: String,
     control: watch::Sender<Control>,
+    /// The shard's last sequence number once ListShards shows it closed.
+    ending: watch::Sender<Option<String>>,
 }
 
 /// See the module docs.
@@ -122,7 +124,16 @@ impl Coordinator {
     /// One round: shards, leases, renewals, claims.
     async fn round(&mut self) -> Result<(), KinesisError> {
         match self.stream.list_shards().await {
-            Ok(shards) => self.shards = shards,
+            Ok(shards) => {
+                for shard in &shards {
+                    if let (Some(reader), Some(end)) =
+                        (self.readers.get(&shard.shard_id), &shard.ending_sequence)
+                    {
+                        reader.ending.send_replace(Some(end.clone()));
+                    }
+                }
+                self.shards = shards;
+            }
             Err(e) if self.shards.is_empty() || e.class() == ErrorClass::BadInput => {
                 return Err(e);
             }
@@ -191,6 +202,12 @@ impl Coordinator {
 
     fn spawn_reader(&mut self, shard_id: String, token: String, start: StartPosition) {
         let (control, control_rx) = watch::channel(Control::Run);
+        let ending_sequence = self
+            .shards
+            .iter()
+            .find(|s| s.shard_id == shard_id)
+            .and_then(|s| s.ending_sequence.clone());
+        let (ending, ending_rx) = watch::channel(ending_sequence);
         let reader = ShardReader {
             kinesis: self.stream.kinesis.clone(),
             leases: self.stream.leases.clone(),
@@ -200,6 +217,7 @@ impl Coordinator {
             start,
             tx: self.tx.clone(),
             control: control_rx,
+            ending: ending_rx,
         };
         let done = self.done_tx.clone();
         let shard = shard_id.clone();
@@ -208,8 +226,14 @@ impl Coordinator {
             let _ = done.send((shard, end));
         });
         self.shared().track(task.abort_handle());
-        self.readers
-            .insert(shard_id, ReaderHandle { token, control });
+        self.readers.insert(
+            shard_id,
+            ReaderHandle {
+                token,
+                control,
+                ending,
+            },
+        );
     }
 }
 

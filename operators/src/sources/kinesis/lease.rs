@@ -85,6 +85,8 @@ pub struct ShardInfo {
     pub shard_id: String,
     /// Its parents (none, one after a split, two after a merge).
     pub parents: Vec<String>,
+    /// Its last sequence number once the shard is closed (resharded).
+    pub ending_sequence: Option<String>,
 }
 
 /// What one balancing round decides to take.
@@ -400,6 +402,7 @@ mod tests {
         ShardInfo {
             shard_id: id.into(),
             parents: parents.iter().map(|p| p.to_string()).collect(),
+            ending_sequence: None,
         }
     }
 

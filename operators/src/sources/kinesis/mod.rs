@@ -442,6 +442,10 @@ impl KinesisStream {
                 out.push(ShardInfo {
                     shard_id: shard.shard_id().to_string(),
                     parents,
+                    ending_sequence: shard
+                        .sequence_number_range()
+                        .and_then(|r| r.ending_sequence_number())
+                        .map(str::to_string),
                 });
             }
             match page.next_token {

@@ -95,6 +95,8 @@ pub struct ShardReader {
     pub start: StartPosition,
     pub tx: mpsc::Sender<Emit>,
     pub control: watch::Receiver<Control>,
+    /// The shard's last sequence number once it is known to be closed.
+    pub ending: watch::Receiver<Option<String>>,
 }
 
 /// How long to wait between GetRecords when a call returned a full batch
@@ -199,7 +201,16 @@ impl ShardReader {
                             return ReaderEnd::Released;
                         }
                     }
+                    let caught_up = records.is_empty()
+                        && (out.millis_behind_latest() == Some(0)
+                            || self.past_end(last_read.as_deref()));
                     match out.next_shard_iterator {
+                        // Kinesis ends a closed shard with a null iterator;
+                        // some emulators keep returning empty batches, so a
+                        // closed shard read to its end is finished too.
+                        Some(_) if caught_up && self.ending.borrow().is_some() => {
+                            return ReaderEnd::Finished;
+                        }
                         Some(next) => iterator = Some(next),
                         None => return ReaderEnd::Finished,
                     }
@@ -235,6 +246,15 @@ impl ShardReader {
             if let Some(end) = self.pause(ledger, delay).await {
                 return end;
             }
+        }
+    }
+
+    /// True when `last_read` is at or past the closed shard's last sequence
+    /// number.
+    fn past_end(&self, last_read: Option<&str>) -> bool {
+        match (last_read, self.ending.borrow().as_deref()) {
+            (Some(read), Some(end)) => sequence_at_or_after(read, end),
+            _ => false,
         }
     }
 
@@ -398,4 +418,47 @@ impl ShardReader {
 async fn not_running(control: &mut watch::Receiver<Control>) {
     // The guard `wait_for` returns is not `Send`: drop it here.
     let _ = control.wait_for(|c| *c != Control::Run).await.map(|_| ());
+}
+
+/// Compares two sequence numbers (decimal strings of up to 128 bits).
+fn sequence_at_or_after(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a) >= (b.len(), b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(sequence_at_or_after("10", "9"));
+        assert!(sequence_at_or_after("9", "9"));
+        assert!(!sequence_at_or_after("9", "10"));
+        assert!(sequence_at_or_after(
+            "49590338271490256608559692540925702759324208523137515618",
+            "49590338271490256608559692538361571095921575989136588898"
+        ));
+        assert!(sequence_at_or_after("007", "7"));
+    }
+
+    #[test]
+    fn start_positions_follow_checkpoint_then_config() {
+        assert_eq!(
+            StartPosition::of(Some("5".into()), StartAt::Latest, false),
+            StartPosition::After("5".into())
+        );
+        assert_eq!(
+            StartPosition::of(None, StartAt::Latest, true),
+            StartPosition::TrimHorizon
+        );
+        assert_eq!(
+            StartPosition::of(None, StartAt::Latest, false),
+            StartPosition::Latest
+        );
+        assert_eq!(
+            StartPosition::of(None, StartAt::TrimHorizon, false),
+            StartPosition::TrimHorizon
+        );
+    }
 }
