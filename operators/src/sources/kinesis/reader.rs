@@ -198,7 +198,10 @@ impl ShardReader {
                         // failed batch, retried or left below the checkpoint.
                         let token = ledger.push(chunks.clone(), last);
                         if !self.send(Emit { chunks, token }).await {
-                            return ReaderEnd::Released;
+                            return match self.control() {
+                                Control::Lost => ReaderEnd::Lost,
+                                _ => ReaderEnd::Released,
+                            };
                         }
                     }
                     let caught_up = records.is_empty()
