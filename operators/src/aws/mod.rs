@@ -103,6 +103,24 @@ impl AwsConfig {
         }
         aws_sdk_sns::Client::from_conf(builder.build())
     }
+
+    /// A Kinesis client.
+    pub fn kinesis_client(&self, sdk: &SdkConfig) -> aws_sdk_kinesis::Client {
+        let mut builder = aws_sdk_kinesis::config::Builder::from(sdk);
+        if let Some(url) = &self.endpoints.kinesis {
+            builder = builder.endpoint_url(url.clone());
+        }
+        aws_sdk_kinesis::Client::from_conf(builder.build())
+    }
+
+    /// A DynamoDB client.
+    pub fn dynamodb_client(&self, sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk);
+        if let Some(url) = &self.endpoints.dynamodb {
+            builder = builder.endpoint_url(url.clone());
+        }
+        aws_sdk_dynamodb::Client::from_conf(builder.build())
+    }
 }
 
 /// The last path segment of an SQS queue URL: its name.
@@ -158,6 +176,16 @@ mod tests {
         let sqs = config.sqs_client(&sdk);
         assert_eq!(
             sqs.config().region().map(|r| r.as_ref()),
+            Some("eu-central-1")
+        );
+        let kinesis = config.kinesis_client(&sdk);
+        assert_eq!(
+            kinesis.config().region().map(|r| r.as_ref()),
+            Some("eu-central-1")
+        );
+        let dynamodb = config.dynamodb_client(&sdk);
+        assert_eq!(
+            dynamodb.config().region().map(|r| r.as_ref()),
             Some("eu-central-1")
         );
     }

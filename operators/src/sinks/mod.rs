@@ -1,5 +1,6 @@
 //! Sinks: where events end up.
 
+pub mod dynamo_hot;
 pub mod hot;
 pub mod lake;
 pub mod s3_lake;

@@ -3,6 +3,7 @@
 pub mod commit_tracker;
 pub mod file;
 pub mod journal;
+pub mod kinesis;
 pub mod sqs;
 pub mod tail;
 

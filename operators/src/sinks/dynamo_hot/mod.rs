@@ -1,0 +1,325 @@
+//! The DynamoDB hot store: recent important events, window counts and alerts
+//! in one DynamoDB table, with the questions the embedded
+//! [`HotStore`](crate::sinks::hot::HotStore) answers.
+//!
+//! [`DynamoHotWriter`] writes events (the actor after the decoder);
+//! [`DynamoHotStore`] answers `recent` and `alerts` (for `spate hot`) and is
+//! the alert router's [`AlertStore`](crate::alerts::record::AlertStore).
+//!
+//! # Keys
+//!
+//! One table with a string hash key `pk` and a string range key `sk`, as
+//! `deploy/local/up.sh` creates it, and TTL on `expires_at` (epoch seconds):
+//!
+//! | item | `pk` | `sk` | serves |
+//! | --- | --- | --- | --- |
+//! | event | `svc#<service>` | `<ts ms, 13 digits>#<event_id>` | recent events of one service: one Query, newest first |
+//! | event (copy) | `day#<YYYY-MM-DD>#<0..4>` | same | recent events of every service: the four shards of each day, merged |
+//! | window | `win#<service>` | `<window start ms, 13 digits>` | counts per window, merged across processes with atomic `ADD` |
+//! | alert | `alerts#<YYYY-MM-DD>` | `<raised ms, 13 digits>#<alert id>` | alerts of a day, newest first |
+//! | alert claim | `alert#<alert id>` | `claim` | raises an alert once across processes |
+//!
+//! Each event is written twice (under its service, and under its day in one
+//! of [`DAY_SHARDS`] partitions chosen from its id, so one day's writes
+//! spread over several partitions); there is no index to pay for. Keys are
+//! deterministic: a redelivered batch overwrites its own items. `expires_at`
+//! is the event time plus `ttl_hours` (windows and alerts: plus
+//! `alert_ttl_days`).
+//!
+//! An alert is written in one transaction with its claim item, the claim put
+//! with `attribute_not_exists(pk)`: when two processes raise the same alert
+//! (the same deterministic id) exactly one transaction succeeds
+//! ([`DynamoHotStore::record_alert`] says which). Window counts are added
+//! with `ADD`, so the partial counts of several processes sum up; a window
+//! record written twice by one process (a retry after a lost response)
+//! counts twice.
+//!
+//! # Backpressure
+//!
+//! [`DynamoHotWriter`] buffers hot rows for at most `commit_interval_ms` and
+//! `max_buffered_rows` rows, then writes them (BatchWriteItem, 25 items a
+//! call, unprocessed items retried with exponential backoff and jitter) while
+//! its mailbox waits; a throttled table stalls the stages before it.
+//!
+//! # Shutdown
+//!
+//! The final flush writes what is buffered and only then delivers the held
+//! acks; a write that fails after its retries fails every held batch with the
+//! reason (the sources redeliver them; keys make the retry idempotent).
+
+pub mod batch_write;
+pub mod items;
+pub mod store;
+pub mod writer;
+
+use serde::{Deserialize, Serialize};
+use spate_engine::{ActorError, ErrorClass, RetryHint};
+
+use crate::event::Severity;
+
+pub use self::batch_write::{BatchWrite, DynamoBatchWriter, RetryPolicy};
+pub use self::items::DAY_SHARDS;
+pub use self::store::DynamoHotStore;
+pub use self::writer::DynamoHotWriter;
+
+/// `[hot.dynamodb]`: the DynamoDB hot table and what goes into it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoHotConfig {
+    /// Name of the table (hash key `pk`, range key `sk`, both strings; TTL on
+    /// `expires_at`).
+    pub table: String,
+    /// Events at or above this severity go hot (`INFO`, `WARNING`, `ERROR` or
+    /// `CRITICAL`, any case). Everything goes to the lake regardless.
+    #[serde(default = "default_min_severity", with = "severity_name")]
+    pub min_severity: Severity,
+    /// Events expire (TTL) this many hours after their event time.
+    #[serde(default = "default_ttl_hours")]
+    pub ttl_hours: u64,
+    /// Windows and alerts expire this many days after they end or are
+    /// raised.
+    #[serde(default = "default_alert_ttl_days")]
+    pub alert_ttl_days: u64,
+    /// Write early when this many hot rows are buffered.
+    #[serde(default = "default_max_buffered_rows")]
+    pub max_buffered_rows: usize,
+    /// Buffered rows are written (and their sources acknowledged) at least
+    /// this often, in milliseconds.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Warning
+}
+fn default_ttl_hours() -> u64 {
+    72
+}
+fn default_alert_ttl_days() -> u64 {
+    30
+}
+fn default_max_buffered_rows() -> usize {
+    5000
+}
+fn default_commit_interval_ms() -> u64 {
+    200
+}
+
+impl DynamoHotConfig {
+    /// The defaults for `table`.
+    pub fn new(table: impl Into<String>) -> Self {
+        DynamoHotConfig {
+            table: table.into(),
+            min_severity: default_min_severity(),
+            ttl_hours: default_ttl_hours(),
+            alert_ttl_days: default_alert_ttl_days(),
+            max_buffered_rows: default_max_buffered_rows(),
+            commit_interval_ms: default_commit_interval_ms(),
+        }
+    }
+
+    /// Checks the values that have no sensible zero.
+    pub fn validate(&self) -> Result<(), DynamoHotError> {
+        if self.table.is_empty() {
+            return Err(DynamoHotError::Config("table is empty".into()));
+        }
+        let zero = [
+            ("ttl_hours", self.ttl_hours == 0),
+            ("alert_ttl_days", self.alert_ttl_days == 0),
+            ("max_buffered_rows", self.max_buffered_rows == 0),
+            ("commit_interval_ms", self.commit_interval_ms == 0),
+        ];
+        match zero.iter().find(|(_, is_zero)| *is_zero) {
+            Some((name, _)) => Err(DynamoHotError::Config(format!("{name} must be at least 1"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Event TTL in seconds.
+    pub(crate) fn ttl_secs(&self) -> i64 {
+        i64::try_from(self.ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Window and alert TTL in seconds.
+    pub(crate) fn alert_ttl_secs(&self) -> i64 {
+        i64::try_from(self.alert_ttl_days.saturating_mul(86_400)).unwrap_or(i64::MAX / 2)
+    }
+}
+
+impl Default for DynamoHotConfig {
+    /// The defaults with an empty table name (which
+    /// [`DynamoHotConfig::validate`] rejects).
+    fn default() -> Self {
+        DynamoHotConfig::new("")
+    }
+}
+
+/// Failures of the DynamoDB hot store.
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoHotError {
+    /// The configuration is unusable.
+    #[error("dynamodb hot config: {0}")]
+    Config(String),
+    /// A DynamoDB call failed.
+    #[error("dynamodb hot {op}: {message}")]
+    Dynamo {
+        /// What was being done.
+        op: &'static str,
+        /// The service's error code, if any.
+        code: Option<String>,
+        /// The error with its causes.
+        message: String,
+    },
+    /// Items stayed unprocessed after every retry.
+    #[error("dynamodb hot batch write: {items} items still unprocessed after {attempts} attempts")]
+    Unprocessed {
+        /// Items not written.
+        items: usize,
+        /// Calls made.
+        attempts: u32,
+    },
+    /// Rows without the lake's columns, or a stored item that cannot be read.
+    #[error("dynamodb hot data: {0}")]
+    Data(String),
+}
+
+/// Error codes that mean the configuration (or the item) is unusable.
+const BAD_INPUT_CODES: &[&str] = &[
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "ValidationException",
+    "UnrecognizedClientException",
+];
+
+impl DynamoHotError {
+    pub(crate) fn dynamo<E, R>(op: &'static str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        DynamoHotError::Dynamo {
+            op,
+            code: aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).map(str::to_string),
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    /// Whose fault it is: a bad config, a missing table or a rejected item
+    /// are bad input; throttling, service and network failures are external;
+    /// unreadable rows are a bug.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DynamoHotError::Config(_) => ErrorClass::BadInput,
+            DynamoHotError::Dynamo { code, .. } => {
+                if code
+                    .as_deref()
+                    .is_some_and(|c| BAD_INPUT_CODES.contains(&c))
+                {
+                    ErrorClass::BadInput
+                } else {
+                    ErrorClass::External
+                }
+            }
+            DynamoHotError::Unprocessed { .. } => ErrorClass::External,
+            DynamoHotError::Data(_) => ErrorClass::Internal,
+        }
+    }
+
+    /// True for failures worth retrying (throttling, service errors, network).
+    pub fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::External
+    }
+}
+
+impl From<DynamoHotError> for ActorError {
+    fn from(e: DynamoHotError) -> Self {
+        let retry = match &e {
+            DynamoHotError::Config(_) => RetryHint::Never,
+            _ => RetryHint::Backoff,
+        };
+        ActorError::new(e.class(), retry, e.to_string())
+    }
+}
+
+/// Serde of a [`Severity`] as its canonical name, parsed case-insensitively.
+mod severity_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::event::Severity;
+
+    pub fn serialize<S: Serializer>(severity: &Severity, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(severity.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_match_serde_defaults() {
+        let parsed: DynamoHotConfig =
+            serde_json::from_value(serde_json::json!({ "table": "spate-hot" })).unwrap();
+        assert_eq!(parsed, DynamoHotConfig::new("spate-hot"));
+        assert_eq!(parsed.min_severity, Severity::Warning);
+        assert_eq!(parsed.ttl_hours, 72);
+        assert_eq!(parsed.max_buffered_rows, 5000);
+        assert_eq!(parsed.commit_interval_ms, 200);
+        assert_eq!(parsed.ttl_secs(), 72 * 3600);
+        parsed.validate().unwrap();
+        let error: DynamoHotConfig =
+            serde_json::from_value(serde_json::json!({ "table": "t", "min_severity": "error" }))
+                .unwrap();
+        assert_eq!(error.min_severity, Severity::Error);
+        assert!(
+            serde_json::from_value::<DynamoHotConfig>(
+                serde_json::json!({ "table": "t", "tll": 1 })
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_configs_are_rejected() {
+        assert!(DynamoHotConfig::default().validate().is_err());
+        let zero = DynamoHotConfig {
+            commit_interval_ms: 0,
+            ..DynamoHotConfig::new("t")
+        };
+        let err = zero.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dynamodb hot config: commit_interval_ms must be at least 1"
+        );
+        let actor: ActorError = err.into();
+        assert_eq!(actor.retry(), RetryHint::Never);
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let throttled = DynamoHotError::Dynamo {
+            op: "batch write",
+            code: Some("ProvisionedThroughputExceededException".into()),
+            message: "slow down".into(),
+        };
+        assert!(throttled.is_retryable());
+        let missing = DynamoHotError::Dynamo {
+            op: "batch write",
+            code: Some("ResourceNotFoundException".into()),
+            message: "no table".into(),
+        };
+        assert_eq!(missing.class(), ErrorClass::BadInput);
+        assert!(!missing.is_retryable());
+        let network = DynamoHotError::Dynamo {
+            op: "query",
+            code: None,
+            message: "connection refused".into(),
+        };
+        assert!(network.is_retryable());
+    }
+}

@@ -1,0 +1,354 @@
+//! [`DynamoHotStore`]: the questions of the hot store answered from DynamoDB
+//! (recent events, alerts), and the alert router's
+//! [`AlertStore`](crate::alerts::record::AlertStore) (windows merged with
+//! `ADD`, alerts raised once with a conditional transaction).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+use super::items::{
+    DAY_SHARDS, Item, alert_item, alert_record, alerts_pk, claim_pk, day_pk, hot_event, key_ms, n,
+    s, service_pk, window_pk,
+};
+use super::{DynamoHotConfig, DynamoHotError};
+use crate::alerts::record::{AlertRecord, AlertStore, WindowRecord};
+use crate::event::{Severity, wall_clock_ms};
+use crate::sinks::hot::{HotEvent, RecentQuery};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The DynamoDB hot table, for reading and for windows and alerts.
+#[derive(Debug, Clone)]
+pub struct DynamoHotStore {
+    client: aws_sdk_dynamodb::Client,
+    config: DynamoHotConfig,
+    runtime: tokio::runtime::Handle,
+}
+
+/// One Query: a partition, a sort-key range, newest first.
+struct Range<'a> {
+    pk: String,
+    lo: String,
+    hi: String,
+    filter: Option<(&'a str, &'a [(String, AttributeValue)])>,
+    limit: usize,
+}
+
+impl DynamoHotStore {
+    /// The store of `config.table`; must be created inside a Tokio runtime
+    /// (the [`AlertStore`] calls run on it).
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        config: DynamoHotConfig,
+    ) -> Result<Self, DynamoHotError> {
+        config.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            DynamoHotError::Config("store must be created inside a tokio runtime".into())
+        })?;
+        Ok(DynamoHotStore {
+            client,
+            config,
+            runtime,
+        })
+    }
+
+    /// Items of one partition in `[lo, hi]`, newest first, at most `limit`
+    /// (after the filter).
+    async fn query(&self, range: Range<'_>) -> Result<Vec<Item>, DynamoHotError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        while out.len() < range.limit {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.config.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(&range.pk))
+                .expression_attribute_values(":lo", s(&range.lo))
+                .expression_attribute_values(":hi", s(&range.hi))
+                .scan_index_forward(false)
+                .limit(
+                    i32::try_from(range.limit - out.len())
+                        .unwrap_or(i32::MAX)
+                        .max(1),
+                )
+                .set_exclusive_start_key(start.take());
+            if let Some((expression, values)) = range.filter {
+                q = q.filter_expression(expression);
+                for (k, v) in values {
+                    q = q.expression_attribute_values(k, v.clone());
+                }
+            }
+            let page = q
+                .send()
+                .await
+                .map_err(|e| DynamoHotError::dynamo("query", e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.truncate(range.limit);
+        Ok(out)
+    }
+
+    /// Recent events matching `q`, newest first (the same answer as
+    /// [`HotStore::recent`](crate::sinks::hot::HotStore::recent)).
+    ///
+    /// With a service: one Query of its partition. Without: the day
+    /// partitions from the newest day of the range back, each day's shards
+    /// merged, until `limit` events are found or the days reach the TTL.
+    pub async fn recent(&self, q: &RecentQuery) -> Result<Vec<HotEvent>, DynamoHotError> {
+        if q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lo = key_ms(q.since_ms);
+        // Sort keys are `<13 digits>#...`: `<until - 1>$` bounds every key
+        // of an event before `until` (`$` sorts after `#`).
+        let until = q.until_ms.unwrap_or(i64::MAX);
+        let hi = format!("{}$", key_ms(until.saturating_sub(1)));
+        let names: Vec<(String, AttributeValue)> =
+            match q.min_severity.filter(|&m| m > Severity::Info) {
+                Some(min) => Severity::ALL
+                    .iter()
+                    .filter(|&&s| s >= min)
+                    .enumerate()
+                    .map(|(i, sev)| (format!(":sev{i}"), s(sev.as_str())))
+                    .collect(),
+                None => Vec::new(),
+            };
+        let expression = format!(
+            "severity IN ({})",
+            names
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let filter = (!names.is_empty()).then_some((expression.as_str(), names.as_slice()));
+        let items = match &q.service {
+            Some(service) => {
+                self.query(Range {
+                    pk: service_pk(service),
+                    lo,
+                    hi,
+                    filter,
+                    limit: q.limit,
+                })
+                .await?
+            }
+            None => {
+                let newest = until
+                    .saturating_sub(1)
+                    .min(wall_clock_ms().saturating_add(DAY_MS));
+                let oldest = q.since_ms.max(
+                    wall_clock_ms()
+                        .saturating_sub(self.config.ttl_secs().saturating_mul(1000))
+                        .saturating_sub(DAY_MS),
+                );
+                let mut out: Vec<Item> = Vec::new();
+                let mut day = newest.div_euclid(DAY_MS);
+                while day >= oldest.div_euclid(DAY_MS) && out.len() < q.limit {
+                    let mut merged = Vec::new();
+                    for shard in 0..DAY_SHARDS {
+                        merged.extend(
+                            self.query(Range {
+                                pk: day_pk(day * DAY_MS, shard),
+                                lo: lo.clone(),
+                                hi: hi.clone(),
+                                filter,
+                                limit: q.limit - out.len(),
+                            })
+                            .await?,
+                        );
+                    }
+                    merged.sort_by(|a, b| sort_key(b).cmp(sort_key(a)));
+                    merged.truncate(q.limit - out.len());
+                    out.extend(merged);
+                    day -= 1;
+                }
+                out
+            }
+        };
+        items.iter().map(hot_event).collect()
+    }
+
+    /// Alert notices raised in `[since_ms, until_ms)`, newest first (the same
+    /// answer as [`HotStore::alerts`](crate::sinks::hot::HotStore::alerts)).
+    pub async fn alerts(
+        &self,
+        since_ms: i64,
+        until_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, DynamoHotError> {
+        let until = until_ms.unwrap_or(i64::MAX);
+        let newest = until
+            .saturating_sub(1)
+            .min(wall_clock_ms().saturating_add(DAY_MS));
+        let oldest = since_ms.max(
+            wall_clock_ms()
+                .saturating_sub(self.config.alert_ttl_secs().saturating_mul(1000))
+                .saturating_sub(DAY_MS),
+        );
+        let lo = key_ms(since_ms);
+        let hi = format!("{}$", key_ms(until.saturating_sub(1)));
+        let mut out = Vec::new();
+        let mut day = newest.div_euclid(DAY_MS);
+        while day >= oldest.div_euclid(DAY_MS) && out.len() < limit {
+            let items = self
+                .query(Range {
+                    pk: alerts_pk(day * DAY_MS),
+                    lo: lo.clone(),
+                    hi: hi.clone(),
+                    filter: None,
+                    limit: limit - out.len(),
+                })
+                .await?;
+            for item in &items {
+                out.push(alert_record(item)?);
+            }
+            day -= 1;
+        }
+        Ok(out)
+    }
+
+    /// Adds a closed window's counts to its item (atomic `ADD`, so the
+    /// partial counts of several processes sum up).
+    pub async fn record_window(&self, window: &WindowRecord) -> Result<(), DynamoHotError> {
+        let set = "window_end_ms = :end, service = :service, expires_at = :exp";
+        let mut add = vec!["events :events".to_string()];
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.config.table)
+            .key("pk", s(window_pk(&window.service)))
+            .key("sk", s(key_ms(window.window_start_ms)))
+            .expression_attribute_values(":end", n(window.window_end_ms))
+            .expression_attribute_values(":service", s(&window.service))
+            .expression_attribute_values(
+                ":exp",
+                n(window
+                    .window_end_ms
+                    .div_euclid(1000)
+                    .saturating_add(self.config.alert_ttl_secs())),
+            )
+            .expression_attribute_values(":events", n(window.events));
+        for (i, sev) in Severity::ALL.iter().enumerate() {
+            add.push(format!("#sev{i} :sev{i}"));
+            update = update
+                .expression_attribute_names(
+                    format!("#sev{i}"),
+                    format!("severity_{}", sev.as_str().to_lowercase()),
+                )
+                .expression_attribute_values(format!(":sev{i}"), n(window.severity[i]));
+        }
+        for (i, (tag, count)) in window.tags.iter().enumerate() {
+            add.push(format!("#tag{i} :tag{i}"));
+            update = update
+                .expression_attribute_names(format!("#tag{i}"), format!("tag:{tag}"))
+                .expression_attribute_values(format!(":tag{i}"), n(count));
+        }
+        update
+            .update_expression(format!("SET {set} ADD {}", add.join(", ")))
+            .send()
+            .await
+            .map_err(|e| DynamoHotError::dynamo("record window", e))?;
+        Ok(())
+    }
+
+    /// Records an alert notice once across processes: the notice and its
+    /// claim (`attribute_not_exists(pk)`) in one transaction. True when this
+    /// call wrote it, false when the alert was already recorded (by another
+    /// process, or earlier by this one).
+    pub async fn record_alert(&self, alert: &AlertRecord) -> Result<bool, DynamoHotError> {
+        let ttl = self.config.alert_ttl_secs();
+        let claim = HashMap::from([
+            ("pk".to_string(), s(claim_pk(&alert.id))),
+            ("sk".to_string(), s("claim")),
+            ("raised_at_ms".to_string(), n(alert.raised_at_ms)),
+            (
+                "expires_at".to_string(),
+                n(alert.raised_at_ms.div_euclid(1000).saturating_add(ttl)),
+            ),
+        ]);
+        let put = |item: Item, condition: Option<&str>| {
+            Put::builder()
+                .table_name(&self.config.table)
+                .set_item(Some(item))
+                .set_condition_expression(condition.map(str::to_string))
+                .build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(|e| DynamoHotError::Data(format!("alert transaction: {e}")))
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put(claim, Some("attribute_not_exists(pk)"))?)
+            .transact_items(put(alert_item(alert, ttl), None)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                metrics::counter!("spate_dynamo_hot_alerts_won_total").increment(1);
+                Ok(true)
+            }
+            Err(e) => {
+                let lost = e
+                    .as_service_error()
+                    .and_then(|s| match s {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                        _ => None,
+                    })
+                    .is_some_and(|c| {
+                        c.cancellation_reasons()
+                            .iter()
+                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                    });
+                if lost {
+                    metrics::counter!("spate_dynamo_hot_alerts_lost_total").increment(1);
+                    Ok(false)
+                } else {
+                    Err(DynamoHotError::dynamo("record alert", e))
+                }
+            }
+        }
+    }
+
+    /// Records windows and alerts (async form of [`AlertStore::record`]).
+    pub async fn record_all(
+        &self,
+        windows: &[WindowRecord],
+        alerts: &[AlertRecord],
+    ) -> Result<(), DynamoHotError> {
+        for w in windows {
+            self.record_window(w).await?;
+        }
+        for a in alerts {
+            self.record_alert(a).await?;
+        }
+        Ok(())
+    }
+}
+
+fn sort_key(item: &Item) -> &str {
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str)
+}
+
+impl AlertStore for DynamoHotStore {
+    /// Runs [`DynamoHotStore::record_all`] to completion on the store's
+    /// runtime from a scoped thread, so it is safe to call from any thread
+    /// (the alert router calls it on the blocking pool).
+    fn record(&self, windows: &[WindowRecord], alerts: &[AlertRecord]) -> Result<(), String> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.runtime.block_on(self.record_all(windows, alerts)))
+                .join()
+                .map_err(|_| "dynamodb hot record panicked".to_string())?
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! Per-shard bookkeeping: the chunks of each GetRecords batch until every
+//! sink delivered them, and the checkpoint they allow.
+//!
+//! Batches are numbered in read order (so in sequence-number order) and
+//! tracked by a [`CommitTracker`] as ranges `[n, n + 1)`; the checkpoint is
+//! the last sequence number of the newest batch of the delivered prefix. A
+//! failed batch keeps its chunks and is sent again under a fresh token.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::Record;
+use spate_engine::{AckToken, Verdict};
+
+use crate::event::wall_clock_ms;
+use crate::sources::commit_tracker::CommitTracker;
+use crate::sources::sqs::body::{classify_body, count_lines};
+use crate::sources::{ChunkFormat, RawChunk};
+
+/// Chunks of one GetRecords batch, kept until delivered.
+#[derive(Debug)]
+struct PendingBatch {
+    chunks: Vec<RawChunk>,
+    last_sequence: String,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Ledger {
+    tracker: CommitTracker,
+    batches: BTreeMap<u64, PendingBatch>,
+    next: u64,
+    checkpoint: Option<String>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Ledger {
+    /// A ledger resuming after `checkpoint` (the lease's, if any).
+    pub fn new(checkpoint: Option<String>) -> Self {
+        Ledger {
+            tracker: CommitTracker::new(0),
+            batches: BTreeMap::new(),
+            next: 0,
+            checkpoint,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The last sequence number every sink committed.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.checkpoint.as_deref()
+    }
+
+    /// Registers a batch read from the shard; returns the token to send its
+    /// chunks with (one share per chunk).
+    pub fn push(&mut self, chunks: Vec<RawChunk>, last_sequence: String) -> AckToken {
+        let n = self.next;
+        self.next += 1;
+        let token = self.token(n);
+        self.batches.insert(
+            n,
+            PendingBatch {
+                chunks,
+                last_sequence,
+            },
+        );
+        token
+    }
+
+    /// A token for batch `n` that also counts it as in flight.
+    fn token(&self, n: u64) -> AckToken {
+        let inner = self.tracker.track(n, n + 1);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let in_flight = self.in_flight.clone();
+        AckToken::new(move |verdict| {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            match verdict {
+                Verdict::Delivered => inner.deliver(),
+                Verdict::Failed(reason) => inner.fail(reason),
+            }
+        })
+    }
+
+    /// Batches that failed since the last call, each with its chunks and a
+    /// fresh token to send them again.
+    pub fn retries(&mut self) -> Vec<(Vec<RawChunk>, AckToken)> {
+        let mut out = Vec::new();
+        for failed in self.tracker.take_failed() {
+            tracing::debug!(reason = %failed.reason, "kinesis batch failed; sending it again");
+            if let Some(batch) = self.batches.get(&failed.start) {
+                let chunks = batch.chunks.clone();
+                out.push((chunks, self.token(failed.start)));
+            }
+        }
+        out
+    }
+
+    /// Forgets delivered batches; returns the new checkpoint when it moved.
+    pub fn advance(&mut self) -> Option<String> {
+        let committed = self.tracker.committed();
+        let mut moved = None;
+        while let Some(entry) = self.batches.first_entry() {
+            if *entry.key() >= committed {
+                break;
+            }
+            moved = Some(entry.remove().last_sequence);
+        }
+        if let Some(seq) = &moved {
+            self.checkpoint = Some(seq.clone());
+        }
+        moved
+    }
+
+    /// Batches sent and waiting for a verdict.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// True when every batch read was delivered.
+    pub fn is_drained(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Waits for the next verdict (or at most `limit`).
+    pub async fn changed(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.tracker.changed()).await;
+    }
+}
+
+/// The chunk of one record: a CloudWatch Logs subscription payload (gzip) or
+/// lines, named `kinesis:<stream>:<shard>:<sequence number>`.
+pub fn record_chunk(stream: &str, shard_id: &str, record: &Record) -> RawChunk {
+    let body = classify_body(record.data().as_ref().to_vec());
+    let lines = match body.format {
+        ChunkFormat::Lines => count_lines(&body.bytes),
+        ChunkFormat::CloudWatchPayload => 1,
+    };
+    RawChunk {
+        bytes: Arc::new(body.bytes),
+        source: Arc::from(format!(
+            "kinesis:{stream}:{shard_id}:{}",
+            record.sequence_number()
+        )),
+        first_position: 0,
+        ingest_ts_ms: wall_clock_ms(),
+        format: body.format,
+        lines,
+    }
+}
+
+/// Wait after `failures` consecutive throttled or failed calls: exponential
+/// from 100 ms, capped at 10 s, with "equal jitter" (half fixed, half random;
+/// `jitter` is a sample in `[0, 1)`).
+pub fn backoff(failures: u32, jitter: f64) -> Duration {
+    let base = 100u64.saturating_mul(1 << failures.saturating_sub(1).min(7));
+    let capped = base.min(10_000) as f64;
+    Duration::from_millis((capped / 2.0 + capped / 2.0 * jitter.clamp(0.0, 1.0)) as u64)
+}
+
+/// A uniform sample in `[0, 1)` from the standard library's randomly keyed
+/// hasher.
+pub fn jitter_sample() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kinesis::primitives::Blob;
+
+    fn record(seq: &str, data: &[u8]) -> Record {
+        Record::builder()
+            .sequence_number(seq)
+            .partition_key("k")
+            .data(Blob::new(data))
+            .build()
+            .unwrap()
+    }
+
+    fn chunk(seq: &str) -> RawChunk {
+        record_chunk("logs", "shardId-0", &record(seq, b"x\n"))
+    }
+
+    #[test]
+    fn checkpoint_follows_the_delivered_prefix() {
+        let mut ledger = Ledger::new(Some("10".into()));
+        let a = ledger.push(vec![chunk("11")], "12".into());
+        let b = ledger.push(vec![chunk("13")], "14".into());
+        assert_eq!(ledger.in_flight(), 2);
+        b.deliver();
+        assert_eq!(ledger.advance(), None);
+        assert_eq!(ledger.checkpoint(), Some("10"));
+        a.deliver();
+        assert_eq!(ledger.advance(), Some("14".into()));
+        assert_eq!(ledger.checkpoint(), Some("14"));
+        assert!(ledger.is_drained());
+        assert_eq!(ledger.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_failed_batch_is_retried_with_its_chunks() {
+        let mut ledger = Ledger::new(None);
+        let a = ledger.push(vec![chunk("1"), chunk("2")], "2".into());
+        let b = ledger.push(vec![chunk("3")], "3".into());
+        let share = a.clone();
+        share.deliver();
+        drop(a); // one of two chunks lost: the batch fails
+        b.deliver();
+        assert_eq!(ledger.advance(), None);
+        assert_eq!(ledger.in_flight(), 0);
+        let retries = ledger.retries();
+        assert_eq!(retries.len(), 1);
+        let (chunks, token) = retries.into_iter().next().unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(&*chunks[1].source, "kinesis:logs:shardId-0:2");
+        assert_eq!(ledger.in_flight(), 1);
+        token.deliver();
+        assert_eq!(ledger.advance(), Some("3".into()));
+        assert!(ledger.retries().is_empty());
+    }
+
+    #[test]
+    fn records_become_named_chunks() {
+        let c = chunk("4955");
+        assert_eq!(&*c.source, "kinesis:logs:shardId-0:4955");
+        assert_eq!(c.format, ChunkFormat::Lines);
+        assert_eq!(c.lines, 1);
+        let gz = record_chunk("logs", "s", &record("1", &[0x1f, 0x8b, 8, 0]));
+        assert_eq!(gz.format, ChunkFormat::CloudWatchPayload);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(1, 0.999_999), Duration::from_millis(99));
+        assert_eq!(backoff(3, 0.5), Duration::from_millis(300));
+        assert_eq!(backoff(50, 1.0), Duration::from_millis(10_000));
+        let j = jitter_sample();
+        assert!((0.0..1.0).contains(&j));
+    }
+}

@@ -1,0 +1,552 @@
+//! The Kinesis source: reads every shard of a stream, with shard leases and
+//! checkpoints in a DynamoDB table so that several processes split the shards
+//! and a dead process's shards are taken over.
+//!
+//! Each record becomes one [`RawChunk`] named
+//! `kinesis:<stream>:<shard id>:<sequence number>` (the decoder appends the
+//! offset of each line, so a record read twice produces the same event ids).
+//! Its data is a CloudWatch Logs subscription payload (gzip, as a
+//! subscription filter delivers it) or lines (one JSON event, NDJSON, text).
+//! KPL-aggregated records are not unpacked.
+//!
+//! All records of one GetRecords call share one ack. A shard's checkpoint
+//! (the last sequence number of the delivered prefix, see [`ledger`]) is
+//! written to its lease only on `Delivered`; a failed batch is sent again.
+//! After a restart or a takeover, reading resumes after the checkpoint:
+//! at-least-once, duplicates carry the same event ids.
+//!
+//! Leases ([`lease`]): each process takes free or expired leases up to its
+//! fair share (`ceil(shards / live workers)`, live workers counted from the
+//! holders of unexpired leases) and steals at most one a round from a worker
+//! above its share; held leases are renewed every `renew_every_secs` and
+//! expire after `lease_duration_secs` without renewal.
+//!
+//! Resharding: a closed shard is read to its end; once all its records are
+//! delivered its lease is marked `SHARD_END`, and only then are its children
+//! read (from their start).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use spate_operators::aws::AwsConfig;
+//! use spate_operators::sources::kinesis::{KinesisConfig, KinesisStream};
+//! let aws = AwsConfig::default();
+//! let sdk = aws.load().await;
+//! let config = KinesisConfig::new("logs", "spate-leases");
+//! let stream = KinesisStream::new(aws.kinesis_client(&sdk), aws.dynamodb_client(&sdk), config)?;
+//! let mut graph = spate_engine::GraphBuilder::new();
+//! let s = stream.clone();
+//! graph.source("kinesis", move || s.source());
+//! // ... decode and sinks; after the pipeline ends:
+//! stream.settled(std::time::Duration::from_secs(10)).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Backpressure
+//!
+//! Readers hand batches to the source over a channel with room for two; the
+//! source sends each chunk downstream with a waiting send. When the pipeline
+//! is slow the channel fills and the readers stop calling GetRecords (their
+//! leases are still renewed).
+//!
+//! # Shutdown
+//!
+//! On a stop request the source returns at once; the readers stop reading,
+//! wait until every batch they sent has a verdict (the pipeline drains
+//! meanwhile), write their final checkpoints and release their leases, so
+//! another process takes over without waiting for expiry.
+//! [`KinesisStream::settled`] waits for that.
+
+mod coordinator;
+mod error;
+pub mod lease;
+pub mod ledger;
+mod reader;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use spate_engine::{Ack, ActorResult, Batch, Ctx, Source};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use self::coordinator::Coordinator;
+pub use self::error::KinesisError;
+use self::lease::{Lease, LeaseTable, ShardInfo};
+use self::reader::Emit;
+use super::RawChunk;
+
+/// Where reading starts in a shard without a checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// The oldest record the stream keeps.
+    #[default]
+    TrimHorizon,
+    /// Only records put after the shard is first leased.
+    Latest,
+}
+
+/// `[[sources.kinesis]]`: one stream to consume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisConfig {
+    /// Name of the stream.
+    pub stream: String,
+    /// DynamoDB table of shard leases and checkpoints (hash key `lease_key`,
+    /// a string); one table per stream and consuming application.
+    pub lease_table: String,
+    /// This process's name in the lease table. Default: `<hostname>-<pid>`.
+    #[serde(default = "default_worker_id")]
+    pub worker_id: String,
+    /// A lease not renewed for this long (seconds) is free for another
+    /// process to take.
+    #[serde(default = "default_lease_duration_secs")]
+    pub lease_duration_secs: u64,
+    /// How often held leases are renewed and free ones looked for (seconds);
+    /// below `lease_duration_secs`.
+    #[serde(default = "default_renew_every_secs")]
+    pub renew_every_secs: u64,
+    /// Wait between GetRecords calls of a shard that is caught up
+    /// (milliseconds).
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Records per GetRecords call (1 to 10000).
+    #[serde(default = "default_max_records")]
+    pub max_records: u32,
+    /// Where a shard without a checkpoint starts: `trim_horizon` or `latest`.
+    #[serde(default)]
+    pub start_at: StartAt,
+}
+
+/// `<hostname>-<pid>`.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "spate".to_string());
+    format!("{host}-{}", std::process::id())
+}
+fn default_lease_duration_secs() -> u64 {
+    30
+}
+fn default_renew_every_secs() -> u64 {
+    10
+}
+fn default_poll_interval_ms() -> u64 {
+    1000
+}
+fn default_max_records() -> u32 {
+    1000
+}
+
+impl KinesisConfig {
+    /// The defaults for `stream` with leases in `lease_table`.
+    pub fn new(stream: impl Into<String>, lease_table: impl Into<String>) -> Self {
+        KinesisConfig {
+            stream: stream.into(),
+            lease_table: lease_table.into(),
+            worker_id: default_worker_id(),
+            lease_duration_secs: default_lease_duration_secs(),
+            renew_every_secs: default_renew_every_secs(),
+            poll_interval_ms: default_poll_interval_ms(),
+            max_records: default_max_records(),
+            start_at: StartAt::default(),
+        }
+    }
+
+    /// Checks the limits Kinesis imposes and the lease timing.
+    pub fn validate(&self) -> Result<(), KinesisError> {
+        let bad = |msg: &str| Err(KinesisError::Config(msg.to_string()));
+        if self.stream.is_empty() {
+            return bad("stream is empty");
+        }
+        if self.lease_table.is_empty() {
+            return bad("lease_table is empty");
+        }
+        if self.worker_id.is_empty() {
+            return bad("worker_id is empty");
+        }
+        if !(1..=10_000).contains(&self.max_records) {
+            return bad("max_records must be 1 to 10000");
+        }
+        if self.poll_interval_ms == 0 {
+            return bad("poll_interval_ms must be at least 1");
+        }
+        if self.renew_every_secs == 0 || self.renew_every_secs >= self.lease_duration_secs {
+            return bad("renew_every_secs must be at least 1 and below lease_duration_secs");
+        }
+        Ok(())
+    }
+
+    fn renew_every(&self) -> Duration {
+        Duration::from_secs(self.renew_every_secs)
+    }
+
+    fn lease_duration_ms(&self) -> i64 {
+        i64::try_from(self.lease_duration_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2)
+    }
+
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+impl Default for KinesisConfig {
+    /// The defaults with an empty stream and table (which
+    /// [`KinesisConfig::validate`] rejects).
+    fn default() -> Self {
+        KinesisConfig::new("", "")
+    }
+}
+
+/// State shared by the coordinator, its readers and the handle.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    owned: Mutex<BTreeSet<String>>,
+    running: AtomicUsize,
+    settled: Notify,
+    aborted: AtomicBool,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Shared {
+    fn set_owned(&self, owned: impl IntoIterator<Item = String>) {
+        if let Ok(mut o) = self.owned.lock() {
+            *o = owned.into_iter().collect();
+        }
+    }
+
+    fn track(&self, task: AbortHandle) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
+    }
+}
+
+/// Counts a running coordinator until dropped (also when aborted).
+struct Running(Arc<KinesisStream>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.shared.running.fetch_sub(1, Ordering::AcqRel);
+        self.0.shared.settled.notify_waiters();
+    }
+}
+
+/// A stream as Spate consumes it: clients, settings and the lease state,
+/// shared by every (re)start of its [`KinesisSource`].
+pub struct KinesisStream {
+    kinesis: aws_sdk_kinesis::Client,
+    leases: LeaseTable,
+    config: Arc<KinesisConfig>,
+    worker_id: String,
+    shared: Shared,
+}
+
+impl KinesisStream {
+    /// Validates the config; must be called inside a Tokio runtime.
+    pub fn new(
+        kinesis: aws_sdk_kinesis::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+        config: KinesisConfig,
+    ) -> Result<Arc<Self>, KinesisError> {
+        config.validate()?;
+        tokio::runtime::Handle::try_current().map_err(|_| KinesisError::NoRuntime)?;
+        Ok(Arc::new(KinesisStream {
+            kinesis,
+            leases: LeaseTable::new(dynamodb, &config.lease_table, &config.stream),
+            worker_id: config.worker_id.clone(),
+            config: Arc::new(config),
+            shared: Shared::default(),
+        }))
+    }
+
+    /// A source reading this stream (one per pipeline).
+    pub fn source(self: &Arc<Self>) -> KinesisSource {
+        KinesisSource {
+            stream: self.clone(),
+        }
+    }
+
+    /// This process's worker id in the lease table.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Shards this process is reading now.
+    pub fn owned_shards(&self) -> Vec<String> {
+        self.shared
+            .owned
+            .lock()
+            .map(|o| o.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The lease table's items (for operators and tests).
+    pub async fn leases(&self) -> Result<Vec<Lease>, KinesisError> {
+        self.leases.scan().await
+    }
+
+    /// Waits until every reader has settled its batches, written its final
+    /// checkpoint and released its lease, or `limit` passes; true when all
+    /// did.
+    pub async fn settled(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.shared.settled.notified();
+                if self.shared.running.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
+    /// Stops every task of this stream at once, writing nothing: no final
+    /// checkpoint, no release. Leases expire after `lease_duration_secs` and
+    /// other processes take them over, as after a crash.
+    pub fn abort(&self) {
+        self.shared.aborted.store(true, Ordering::Release);
+        if let Ok(mut tasks) = self.shared.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+        self.shared.set_owned([]);
+    }
+
+    /// Every shard of the stream, with its parents.
+    async fn list_shards(&self) -> Result<Vec<ShardInfo>, KinesisError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let request = self.kinesis.list_shards();
+            let request = match &next {
+                Some(token) => request.next_token(token),
+                None => request.stream_name(&self.config.stream),
+            };
+            let page = request
+                .send()
+                .await
+                .map_err(|e| KinesisError::kinesis("list shards", e))?;
+            for shard in page.shards() {
+                let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect();
+                out.push(ShardInfo {
+                    shard_id: shard.shard_id().to_string(),
+                    parents,
+                    ending_sequence: shard
+                        .sequence_number_range()
+                        .and_then(|r| r.ending_sequence_number())
+                        .map(str::to_string),
+                });
+            }
+            match page.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Starts the coordinator of one source run.
+    fn start(
+        self: &Arc<Self>,
+        tx: mpsc::Sender<Emit>,
+        stop: watch::Receiver<bool>,
+    ) -> oneshot::Receiver<Result<(), KinesisError>> {
+        let (done, result) = oneshot::channel();
+        self.shared.running.fetch_add(1, Ordering::AcqRel);
+        let running = Running(self.clone());
+        let coordinator = Coordinator::new(self.clone(), tx, stop);
+        let task = tokio::spawn(async move {
+            let _running = running;
+            let _ = done.send(coordinator.run().await);
+        });
+        self.shared.track(task.abort_handle());
+        result
+    }
+}
+
+/// The source: see the module docs.
+pub struct KinesisSource {
+    stream: Arc<KinesisStream>,
+}
+
+impl KinesisSource {
+    /// Sends each chunk of a batch downstream with a share of its token.
+    async fn emit(&self, emit: Emit, ctx: &mut Ctx<RawChunk>) -> ActorResult {
+        let Emit { chunks, token } = emit;
+        let mut shares: Vec<_> = (1..chunks.len()).map(|_| token.clone()).collect();
+        shares.push(token);
+        for (chunk, share) in chunks.into_iter().zip(shares) {
+            ctx.send(Batch::new(chunk, Ack::from(share))).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Source for KinesisSource {
+    type Out = RawChunk;
+
+    async fn run(&mut self, ctx: &mut Ctx<RawChunk>) -> ActorResult {
+        let (tx, mut rx) = mpsc::channel::<Emit>(2);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut result_rx = self.stream.start(tx, stop_rx);
+        let mut coordinator_done = false;
+        let result = loop {
+            tokio::select! {
+                biased;
+                _ = ctx.stopped() => break Ok(()),
+                emit = rx.recv() => match emit {
+                    Some(emit) => {
+                        if let Err(e) = self.emit(emit, ctx).await {
+                            break Err(e);
+                        }
+                    }
+                    None => {
+                        if self.stream.shared.aborted.load(Ordering::Acquire) {
+                            ctx.stopped().await;
+                            break Ok(());
+                        }
+                        break match result_rx.try_recv() {
+                            Ok(Err(e)) => Err(e.into()),
+                            _ => Err(KinesisError::CoordinatorEnded(self.stream.config.stream.clone()).into()),
+                        };
+                    }
+                },
+                // The coordinator failed while its readers still hold
+                // senders.
+                result = &mut result_rx, if !coordinator_done => {
+                    coordinator_done = true;
+                    if let Ok(Err(e)) = result {
+                        break Err(e.into());
+                    }
+                }
+            }
+        };
+        let _ = stop_tx.send(true);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spate_engine::{ActorError, ErrorClass, RetryHint};
+
+    use super::*;
+
+    #[test]
+    fn config_defaults_match_serde_defaults() {
+        let parsed: KinesisConfig = serde_json::from_value(
+            serde_json::json!({ "stream": "logs", "lease_table": "leases" }),
+        )
+        .unwrap();
+        assert_eq!(parsed, KinesisConfig::new("logs", "leases"));
+        assert_eq!(parsed.lease_duration_secs, 30);
+        assert_eq!(parsed.renew_every_secs, 10);
+        assert_eq!(parsed.poll_interval_ms, 1000);
+        assert_eq!(parsed.max_records, 1000);
+        assert_eq!(parsed.start_at, StartAt::TrimHorizon);
+        assert!(
+            parsed
+                .worker_id
+                .ends_with(&format!("-{}", std::process::id()))
+        );
+        parsed.validate().unwrap();
+        let latest: KinesisConfig = serde_json::from_value(
+            serde_json::json!({ "stream": "s", "lease_table": "t", "start_at": "latest" }),
+        )
+        .unwrap();
+        assert_eq!(latest.start_at, StartAt::Latest);
+        let unknown = serde_json::from_value::<KinesisConfig>(
+            serde_json::json!({ "stream": "s", "lease_table": "t", "shards": 2 }),
+        );
+        assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected() {
+        let base = KinesisConfig::new("logs", "leases");
+        let cases = [
+            KinesisConfig {
+                max_records: 0,
+                ..base.clone()
+            },
+            KinesisConfig {
+                max_records: 10_001,
+                ..base.clone()
+            },
+            KinesisConfig {
+                renew_every_secs: 30,
+                ..base.clone()
+            },
+            KinesisConfig {
+                poll_interval_ms: 0,
+                ..base.clone()
+            },
+            KinesisConfig {
+                worker_id: String::new(),
+                ..base.clone()
+            },
+            KinesisConfig::default(),
+        ];
+        for c in cases {
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.class(), ErrorClass::BadInput, "{err}");
+            let actor: ActorError = err.into();
+            assert_eq!(actor.retry(), RetryHint::Never);
+        }
+    }
+
+    #[test]
+    fn missing_resources_are_bad_input_and_the_rest_external() {
+        let missing = KinesisError::Kinesis {
+            op: "list shards",
+            code: Some("ResourceNotFoundException".into()),
+            message: "stream logs not found".into(),
+        };
+        assert_eq!(missing.class(), ErrorClass::BadInput);
+        let throttled = KinesisError::Dynamo {
+            op: "scan leases",
+            code: Some("ProvisionedThroughputExceededException".into()),
+            message: "slow down".into(),
+        };
+        assert_eq!(throttled.class(), ErrorClass::External);
+        assert_eq!(
+            throttled.to_string(),
+            "kinesis lease table scan leases: slow down"
+        );
+    }
+
+    #[test]
+    fn stream_needs_a_runtime() {
+        let kinesis = aws_sdk_kinesis::Client::from_conf(
+            aws_sdk_kinesis::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+        );
+        let err = KinesisStream::new(kinesis, dynamodb, KinesisConfig::new("s", "t")).err();
+        assert!(matches!(err, Some(KinesisError::NoRuntime)));
+    }
+}

@@ -1,0 +1,284 @@
+//! The DynamoDB hot store against the local emulator: hot rows written by the
+//! writer actor and queried newest first, windows merged across processes,
+//! an alert raised once by two processes.
+
+mod aws_emulator;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_emulator::{aws, unique, wait_until};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use spate_engine::testkit::ScriptedSource;
+use spate_engine::{ActorOptions, GraphBuilder};
+use spate_operators::alerts::record::{AlertRecord, AlertState, AlertStore, WindowRecord};
+use spate_operators::classify::ClassifierConfig;
+use spate_operators::decode::DecoderConfig;
+use spate_operators::enrich::EnrichConfig;
+use spate_operators::event::Severity;
+use spate_operators::sinks::dynamo_hot::{
+    DynamoBatchWriter, DynamoHotConfig, DynamoHotStore, DynamoHotWriter,
+};
+use spate_operators::sinks::hot::RecentQuery;
+use spate_operators::sources::{ChunkFormat, RawChunk};
+use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
+
+async fn create_hot_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create hot table");
+}
+
+/// 2025-11-23T10:00:00.000Z
+const T0: i64 = 1_763_892_000_000;
+
+fn chunk(name: &str, lines: &[String]) -> RawChunk {
+    let bytes: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    RawChunk {
+        bytes: Arc::new(bytes.into_bytes()),
+        source: Arc::from(name),
+        first_position: 0,
+        ingest_ts_ms: T0,
+        format: ChunkFormat::Lines,
+        lines: lines.len(),
+    }
+}
+
+/// A JSON line at `t0 + ms`.
+fn line(t0: i64, service: &str, level: &str, ms: i64, msg: &str) -> String {
+    format!(
+        "{{\"ts\":{},\"service\":\"{service}\",\"level\":\"{level}\",\"msg\":\"{msg}\"}}",
+        t0 + ms
+    )
+}
+
+/// Runs `chunks` through decode into the DynamoDB hot writer until every
+/// batch is delivered.
+async fn write(dynamodb: &aws_sdk_dynamodb::Client, table: &str, chunks: Vec<RawChunk>) {
+    let settings = DecodeSettings::new(
+        &DecoderConfig::default(),
+        &ClassifierConfig::default(),
+        &EnrichConfig::default(),
+        &DecodeStageConfig::default(),
+    )
+    .unwrap();
+    let n = chunks.len();
+    let source = ScriptedSource::new(chunks).until_stopped();
+    let log = source.log();
+    let mut graph = GraphBuilder::new();
+    graph.source("src", move || source.clone());
+    graph.actor(
+        "decode",
+        move || DecodeStage::new(&settings),
+        ActorOptions::default(),
+    );
+    let config = DynamoHotConfig {
+        commit_interval_ms: 50,
+        ..DynamoHotConfig::new(table)
+    };
+    let client = dynamodb.clone();
+    let table = table.to_string();
+    graph.actor(
+        "hot",
+        move || {
+            DynamoHotWriter::new(DynamoBatchWriter::new(client.clone(), &table), &config).unwrap()
+        },
+        ActorOptions::default(),
+    );
+    graph.connect("src", "decode").connect("decode", "hot");
+    let pipeline = graph.build().unwrap().spawn();
+    wait_until(
+        Duration::from_secs(20),
+        "every batch delivered",
+        async || log.delivered() == n,
+    )
+    .await;
+    assert_eq!(log.failed(), 0);
+    pipeline.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_rows_land_and_are_queried_newest_first() {
+    let (aws, sdk) = aws().await;
+    let dynamodb = aws.dynamodb_client(&sdk);
+    let table = unique("hot");
+    create_hot_table(&dynamodb, &table).await;
+
+    // Recent events (older ones would be past their TTL): a minute ago.
+    let t0 = crate_now() / 1000 * 1000 - 60_000;
+    // 60 hot api rows (every 10th critical), 5 hot web rows, 20 cold rows.
+    let api: Vec<String> = (0..60)
+        .map(|i| {
+            let level = if i % 10 == 0 { "critical" } else { "error" };
+            line(t0, "api", level, i * 100, &format!("api-{i}"))
+        })
+        .collect();
+    let web: Vec<String> = (0..5)
+        .map(|i| line(t0, "web", "warning", 50 + i * 100, &format!("web-{i}")))
+        .collect();
+    let cold: Vec<String> = (0..20)
+        .map(|i| line(t0, "api", "info", i, &format!("cold-{i}")))
+        .collect();
+    let chunks = vec![chunk("a", &api), chunk("b", &web), chunk("c", &cold)];
+    write(&dynamodb, &table, chunks.clone()).await;
+    // Redelivery overwrites.
+    write(&dynamodb, &table, chunks).await;
+
+    let store = DynamoHotStore::new(dynamodb.clone(), DynamoHotConfig::new(&table)).unwrap();
+    let q = |service: Option<&str>, limit: usize| RecentQuery {
+        service: service.map(str::to_string),
+        limit,
+        ..RecentQuery::since(t0 - 1000)
+    };
+    let newest = store.recent(&q(Some("api"), 10)).await.unwrap();
+    assert_eq!(newest.len(), 10);
+    assert_eq!(newest[0].message, "api-59");
+    assert_eq!(newest[0].ts_ms, t0 + 5_900);
+    assert!(newest.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
+    assert_eq!(newest[0].service, "api");
+    assert_eq!(newest[0].severity, "ERROR");
+
+    let all_api = store.recent(&q(Some("api"), 1000)).await.unwrap();
+    assert_eq!(all_api.len(), 60, "no duplicates, no cold rows");
+
+    let critical = store
+        .recent(&RecentQuery {
+            min_severity: Some(Severity::Critical),
+            ..q(Some("api"), 100)
+        })
+        .await
+        .unwrap();
+    assert_eq!(critical.len(), 6);
+    assert!(critical.iter().all(|e| e.severity == "CRITICAL"));
+
+    let everywhere = store.recent(&q(None, 1000)).await.unwrap();
+    assert_eq!(everywhere.len(), 65);
+    assert!(everywhere.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
+    let first_two: Vec<&str> = everywhere[..2].iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(first_two, ["api-59", "api-58"]);
+
+    let window = store
+        .recent(&RecentQuery {
+            until_ms: Some(t0 + 1_000),
+            ..q(None, 1000)
+        })
+        .await
+        .unwrap();
+    // api-0..9 (0.0 s to 0.9 s) and every web row (0.05 s to 0.45 s).
+    assert_eq!(window.len(), 15);
+    assert_eq!(window[0].message, "api-9");
+}
+
+fn alert(id_suffix: &str) -> AlertRecord {
+    AlertRecord {
+        id: format!("error_burst:api:{T0}:firing{id_suffix}"),
+        rule: "error_burst".into(),
+        service: "api".into(),
+        state: AlertState::Firing,
+        severity: "ERROR".into(),
+        window_start_ms: T0,
+        window_end_ms: T0 + 300_000,
+        raised_at_ms: crate_now(),
+        value: 12.0,
+        threshold: 10.0,
+        message: "12 errors in 5 min".into(),
+    }
+}
+
+fn crate_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_is_raised_once_and_windows_merge() {
+    let (aws, sdk) = aws().await;
+    let dynamodb = aws.dynamodb_client(&sdk);
+    let table = unique("hot");
+    create_hot_table(&dynamodb, &table).await;
+    let one = DynamoHotStore::new(dynamodb.clone(), DynamoHotConfig::new(&table)).unwrap();
+    let two = DynamoHotStore::new(dynamodb.clone(), DynamoHotConfig::new(&table)).unwrap();
+
+    let a = alert("");
+    let mut b = a.clone();
+    b.raised_at_ms += 7; // the other process saw it a little later
+    let (won_one, won_two) = tokio::join!(one.record_alert(&a), two.record_alert(&b));
+    let wins = [won_one.unwrap(), won_two.unwrap()];
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    assert!(
+        !one.record_alert(&a).await.unwrap(),
+        "a second record loses"
+    );
+
+    let listed = one.alerts(a.raised_at_ms - 60_000, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0] == a || listed[0] == b);
+
+    // Windows: each process adds its partial counts; through the
+    // AlertStore trait, as the router calls it (on the blocking pool).
+    let window = WindowRecord {
+        window_start_ms: T0,
+        window_end_ms: T0 + 300_000,
+        service: "api".into(),
+        events: 10,
+        severity: [4, 3, 2, 1],
+        tags: BTreeMap::from([("http_5xx".to_string(), 2)]),
+    };
+    for store in [one.clone(), two.clone()] {
+        let w = window.clone();
+        let other = alert("-2");
+        tokio::task::spawn_blocking(move || store.record(&[w], &[other]))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let item = dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("win#api".into()))
+        .key("sk", AttributeValue::S(format!("{T0:013}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("window item");
+    let num = |k: &str| item[k].as_n().unwrap().parse::<u64>().unwrap();
+    assert_eq!(num("events"), 20);
+    assert_eq!(num("severity_error"), 4);
+    assert_eq!(num("tag:http_5xx"), 4);
+    let listed = one.alerts(a.raised_at_ms - 60_000, None, 10).await.unwrap();
+    assert_eq!(
+        listed.len(),
+        2,
+        "the second alert recorded once: {listed:?}"
+    );
+}
