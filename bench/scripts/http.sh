@@ -35,13 +35,23 @@ run_id="bench-$(date +%s)"
 "$target/loadgen" send --workload w1 --rate "$rate" --duration "$duration" --profile "$profile" \
   --concurrency "$concurrency" --batch-events "$batch" --target "http://127.0.0.1:$port" \
   --run-id "$run_id" --json > "$work/http-send.json" 2> "$work/http-send.log" || true
-# Drain: SIGTERM to the service (its child under /usr/bin/time).
-pkill -TERM -f "spate run --listen 127.0.0.1:$port"
+# Catch-up: how long the pipeline takes to read what was accepted (the journal
+# backlog back to zero) after the senders stop.
+drain_started=$(date +%s.%N)
+for _ in $(seq 1200); do
+  backlog=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^spate_journal_backlog_bytes /{print $2}')
+  [ "${backlog:-1}" = "0" ] && break
+  sleep 0.1
+done
+catch_up_s=$(python3 -c "import time; print(round(time.time() - $drain_started, 1))")
+# SIGTERM to spate itself (the child of /usr/bin/time), then wait for the drain.
+spate_child=$(pgrep -P "$spate_pid" -x spate)
+kill -TERM "$spate_child"
 wait "$spate_pid" || true
 "$target/loadgen" verify --data-dir "$data" --run "$run_id" --json > "$work/http-verify.json" 2> /dev/null || true
 read -r wall user sys rss_kib < "$timing"
 
-python3 - "$work/http-send.json" "$work/http-verify.json" "$user" "$sys" "$rss_kib" "$rate" "$profile" "$concurrency" "$batch" <<'PY'
+python3 - "$work/http-send.json" "$work/http-verify.json" "$user" "$sys" "$rss_kib" "$rate" "$profile" "$concurrency" "$batch" "$catch_up_s" <<'PY'
 import json, sys
 send = json.load(open(sys.argv[1])); verify = json.load(open(sys.argv[2]))
 user, sys_, rss_kib = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
@@ -56,6 +66,7 @@ out = {
     "lake_found": verify["found"], "lost": verify["lost"]["count"],
     "duplicates": verify["duplicates"]["extra_rows"],
     "durable_latency_ms": verify.get("latency_durable"),
+    "catch_up_s": float(sys.argv[10]),
     "spate_cpu_s": round(user + sys_, 1), "spate_peak_rss_mib": round(rss_kib / 1024, 1),
 }
 print(json.dumps(out))
