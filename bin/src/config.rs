@@ -13,6 +13,8 @@ use spate_operators::sinks::hot::HotConfig;
 use spate_operators::sinks::lake::LakeConfig;
 use spate_operators::sources::file::FileReadConfig;
 use spate_operators::sources::journal::JournalConfig;
+use spate_operators::sinks::dynamo_hot::DynamoHotConfig;
+use spate_operators::sources::kinesis::KinesisConfig;
 use spate_operators::sources::sqs::SqsConfig;
 use spate_operators::sources::tail::TailConfig;
 use spate_operators::transforms::decode::DecodeStageConfig;
@@ -73,6 +75,10 @@ pub struct SpateConfig {
     /// `spate run`: sources besides HTTP, tail and stdin.
     #[serde(default)]
     pub sources: SourcesConfig,
+    /// The hot store in DynamoDB instead of the embedded one
+    /// (`[hot_dynamodb] table = "..."`); `spate hot` then queries it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_dynamodb: Option<DynamoHotConfig>,
 }
 
 /// `[sources]`: pull sources.
@@ -82,6 +88,10 @@ pub struct SourcesConfig {
     /// SQS queues to consume (`[[sources.sqs]]`).
     #[serde(default)]
     pub sqs: Vec<SqsConfig>,
+    /// Kinesis streams to read (`[[sources.kinesis]]`), shards split across
+    /// Spate processes through DynamoDB leases.
+    #[serde(default)]
+    pub kinesis: Vec<KinesisConfig>,
 }
 
 impl SpateConfig {

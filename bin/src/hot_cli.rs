@@ -28,23 +28,58 @@ pub fn parse_severity(text: &str) -> Result<Severity> {
     Ok(text.parse::<Severity>()?)
 }
 
+/// Where `spate hot` reads: the embedded store of the data dir, or DynamoDB
+/// when the config has `[hot_dynamodb]`.
+pub enum HotSource<'a> {
+    /// The SQLite file.
+    Embedded(&'a Path),
+    /// The DynamoDB table (the config names it and the AWS settings).
+    Dynamo(&'a SpateConfig),
+}
+
+fn dynamo_store(
+    config: &SpateConfig,
+) -> Result<(tokio::runtime::Runtime, spate_operators::sinks::dynamo_hot::DynamoHotStore)> {
+    let hot = config
+        .hot_dynamodb
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no [hot_dynamodb] in the config"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = runtime.block_on(async {
+        let sdk = config.aws.load().await;
+        spate_operators::sinks::dynamo_hot::DynamoHotStore::new(
+            config.aws.dynamodb_client(&sdk),
+            hot,
+        )
+    })?;
+    Ok((runtime, store))
+}
+
 /// `spate hot recent`.
 pub fn recent(
-    store_path: &Path,
+    source: HotSource<'_>,
     service: Option<String>,
     severity: Option<Severity>,
     since: Duration,
     limit: usize,
     json: bool,
 ) -> Result<String> {
-    let store = HotStore::open_read_only(store_path)?;
-    let events = store.recent(&RecentQuery {
+    let query = RecentQuery {
         service,
         min_severity: severity,
         since_ms: since_ms(since),
         until_ms: None,
         limit,
-    })?;
+    };
+    let events = match source {
+        HotSource::Embedded(path) => HotStore::open_read_only(path)?.recent(&query)?,
+        HotSource::Dynamo(config) => {
+            let (runtime, store) = dynamo_store(config)?;
+            runtime.block_on(store.recent(&query))?
+        }
+    };
     let rows: Vec<serde_json::Value> = events
         .iter()
         .map(serde_json::to_value)
@@ -69,9 +104,16 @@ pub fn recent(
 }
 
 /// `spate hot alerts`.
-pub fn alerts(store_path: &Path, since: Duration, limit: usize, json: bool) -> Result<String> {
-    let store = HotStore::open_read_only(store_path)?;
-    let alerts = store.alerts(since_ms(since), None, limit)?;
+pub fn alerts(source: HotSource<'_>, since: Duration, limit: usize, json: bool) -> Result<String> {
+    let alerts = match source {
+        HotSource::Embedded(path) => {
+            HotStore::open_read_only(path)?.alerts(since_ms(since), None, limit)?
+        }
+        HotSource::Dynamo(config) => {
+            let (runtime, store) = dynamo_store(config)?;
+            runtime.block_on(store.alerts(since_ms(since), None, limit))?
+        }
+    };
     if json {
         let mut out = String::new();
         for a in &alerts {

@@ -177,6 +177,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let config = load_config(config.as_deref())?;
             let path = hot_cli::hot_path(&config, &data_dir);
+            let source = if config.hot_dynamodb.is_some() {
+                hot_cli::HotSource::Dynamo(&config)
+            } else {
+                hot_cli::HotSource::Embedded(&path)
+            };
             let out = match action {
                 HotAction::Recent {
                     service,
@@ -190,11 +195,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .map(hot_cli::parse_severity)
                         .transpose()?;
                     let since = duration_arg::parse_duration(&since).map_err(anyhow::Error::msg)?;
-                    hot_cli::recent(&path, service, severity, since, limit, json)?
+                    hot_cli::recent(source, service, severity, since, limit, json)?
                 }
                 HotAction::Alerts { since, limit, json } => {
                     let since = duration_arg::parse_duration(&since).map_err(anyhow::Error::msg)?;
-                    hot_cli::alerts(&path, since, limit, json)?
+                    hot_cli::alerts(source, since, limit, json)?
                 }
             };
             print!("{out}");

@@ -45,6 +45,8 @@ use spate_operators::sinks::s3_lake::S3Target;
 use spate_operators::sinks::sns::SnsPublisher;
 use spate_operators::sources::file::{FileReadConfig, FileSource, Input, ReadProgress};
 use spate_operators::sources::journal::{Journal, JournalError, JournalRecord, JournalWriter};
+use spate_operators::sinks::dynamo_hot::{DynamoBatchWriter, DynamoHotStore, DynamoHotWriter};
+use spate_operators::sources::kinesis::KinesisStream;
 use spate_operators::sources::sqs::SqsQueue;
 use spate_operators::sources::tail::TailSource;
 use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
@@ -220,6 +222,12 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     for sqs in &config.sources.sqs {
         eprintln!("spate: consuming {}", sqs.queue_url);
     }
+    for kinesis in &config.sources.kinesis {
+        eprintln!("spate: reading kinesis stream {}", kinesis.stream);
+    }
+    if let Some(hot) = &config.hot_dynamodb {
+        eprintln!("spate: hot store in dynamodb table {}", hot.table);
+    }
     if let Some(s3) = &config.lake.s3 {
         eprintln!(
             "spate: lake files uploaded to s3://{}/{}",
@@ -285,7 +293,9 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
 struct AwsParts {
     sdk: aws_config::SdkConfig,
     queues: Vec<Arc<SqsQueue>>,
+    streams: Vec<Arc<KinesisStream>>,
     sns: Option<SnsPublisher>,
+    dynamo_hot: Option<(DynamoBatchWriter, DynamoHotStore)>,
 }
 
 impl AwsParts {
@@ -293,6 +303,8 @@ impl AwsParts {
     /// endpoint overrides) when anything in `config` uses AWS.
     async fn connect(config: &SpateConfig) -> Result<Option<AwsParts>> {
         let uses_aws = !config.sources.sqs.is_empty()
+            || !config.sources.kinesis.is_empty()
+            || config.hot_dynamodb.is_some()
             || config.lake.s3.is_some()
             || config.alerts.sns.is_some();
         if !uses_aws {
@@ -315,7 +327,36 @@ impl AwsParts {
             .as_ref()
             .map(|sns| SnsPublisher::new(config.aws.sns_client(&sdk), sns).context("alerts.sns"))
             .transpose()?;
-        Ok(Some(AwsParts { sdk, queues, sns }))
+        let streams = config
+            .sources
+            .kinesis
+            .iter()
+            .enumerate()
+            .map(|(i, kinesis)| {
+                KinesisStream::new(
+                    config.aws.kinesis_client(&sdk),
+                    config.aws.dynamodb_client(&sdk),
+                    kinesis.clone(),
+                )
+                .with_context(|| format!("sources.kinesis[{i}]"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let dynamo_hot = match &config.hot_dynamodb {
+            Some(hot) => {
+                let client = config.aws.dynamodb_client(&sdk);
+                let store =
+                    DynamoHotStore::new(client.clone(), hot.clone()).context("hot_dynamodb")?;
+                Some((DynamoBatchWriter::new(client, hot.table.clone()), store))
+            }
+            None => None,
+        };
+        Ok(Some(AwsParts {
+            sdk,
+            queues,
+            streams,
+            sns,
+            dynamo_hot,
+        }))
     }
 }
 
@@ -368,6 +409,11 @@ fn build_graph(
         graph.source(&name, move || queue.source());
         graph.connect(&name, "decode");
     }
+    for (i, stream) in aws.iter().flat_map(|a| a.streams.iter()).enumerate() {
+        let (name, stream) = (format!("kinesis-{i}"), stream.clone());
+        graph.source(&name, move || stream.source());
+        graph.connect(&name, "decode");
+    }
     if config.stdin.enabled {
         let inputs = Arc::new(vec![Input::Stdin]);
         let read = FileReadConfig::default();
@@ -404,12 +450,30 @@ fn build_graph(
         );
         graph.connect("decode", &name);
     }
-    let (store, hot_config) = (hot.clone(), config.hot.clone());
-    graph.actor(
-        "hot",
-        move || HotWriter::new(store.clone(), &hot_config).expect("hot settings checked at start"),
-        sink_options.clone(),
-    );
+    let dynamo_hot = aws.and_then(|a| a.dynamo_hot.clone());
+    match (&dynamo_hot, &config.hot_dynamodb) {
+        (Some((writer, _)), Some(dynamo_config)) => {
+            let (writer, dynamo_config) = (writer.clone(), dynamo_config.clone());
+            graph.actor(
+                "hot",
+                move || {
+                    DynamoHotWriter::new(writer.clone(), &dynamo_config)
+                        .expect("hot_dynamodb settings checked at start")
+                },
+                sink_options.clone(),
+            );
+        }
+        _ => {
+            let (store, hot_config) = (hot.clone(), config.hot.clone());
+            graph.actor(
+                "hot",
+                move || {
+                    HotWriter::new(store.clone(), &hot_config).expect("hot settings checked at start")
+                },
+                sink_options.clone(),
+            );
+        }
+    }
     graph.connect("decode", "hot");
     let (windows, alerts_config) = (config.windows.clone(), config.alerts.clone());
     graph.actor(
@@ -426,7 +490,10 @@ fn build_graph(
     graph.actor(
         "alerts",
         move || {
-            let store: Arc<dyn AlertStore> = Arc::new(store.clone());
+            let store: Arc<dyn AlertStore> = match &dynamo_hot {
+                Some((_, dynamo)) => Arc::new(dynamo.clone()),
+                None => Arc::new(store.clone()),
+            };
             let router = AlertRouter::new(alerts.clone(), default_file.clone(), Some(store));
             match &sns {
                 Some(publisher) => router.with_sns(publisher.clone()),
