@@ -2,6 +2,7 @@
 
 mod config;
 mod ingest;
+mod query;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// SQL over the lake (tables logs, alerts, windows), or the recent logs.
+    Query(query::cli::QueryArgs),
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
@@ -94,6 +97,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if summary.interrupted {
                 return Ok(ExitCode::from(130));
             }
+        }
+        Command::Query(args) => {
+            let config = match &args.config {
+                Some(path) => SpateConfig::load(path)?,
+                None => SpateConfig::default(),
+            };
+            let lake_dir = config.lake.path.unwrap_or_else(|| args.data_dir.join("lake"));
+            let mut out = std::io::stdout().lock();
+            runtime()?.block_on(query::cli::run_cli(&args, &lake_dir, &mut out))?;
         }
         Command::Config { action } => match action {
             ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),
