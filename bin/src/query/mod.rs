@@ -306,8 +306,7 @@ pub async fn execute_request(
     request: &QueryRequest,
 ) -> Result<QueryOutput, QueryError> {
     let started = tokio::time::Instant::now();
-    let result = run(ctx, request).await;
-    let result = result.and_then(|b| {
+    run(ctx, request).await.and_then(|b| {
         let rows = format::json_rows(&b.batches)
             .map_err(|e| QueryError::Internal(format!("result to json: {e}")))?;
         Ok(QueryOutput {
@@ -325,8 +324,7 @@ pub async fn execute_request(
             files_scanned: b.files_scanned,
             elapsed_ms: started.elapsed().as_millis() as u64,
         })
-    });
-    result
+    })
 }
 
 /// Runs a request and returns the Arrow batches (what the CLI prints).
@@ -414,13 +412,8 @@ async fn collect_limited(df: DataFrame, limit: usize) -> Result<QueryBatches, Qu
 /// Files the physical plan reads, over every file scan in it.
 pub fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> usize {
     let own = plan
-        .as_any()
         .downcast_ref::<DataSourceExec>()
-        .and_then(|exec| {
-            exec.data_source()
-                .as_any()
-                .downcast_ref::<FileScanConfig>()
-        })
+        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
         .map_or(0, |scan| scan.file_groups.iter().map(|g| g.len()).sum());
     own + plan.children().into_iter().map(files_scanned).sum::<usize>()
 }
