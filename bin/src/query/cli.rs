@@ -58,6 +58,10 @@ pub struct QueryArgs {
     /// Rows printed at most [default: 100 without SQL, no limit with SQL].
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Fail queries whose sorts, joins and aggregations need more memory than
+    /// this (MiB) instead of growing the process [default: no limit].
+    #[arg(long)]
+    pub memory_limit_mib: Option<usize>,
     /// Cancel the query after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
@@ -90,7 +94,10 @@ pub async fn run_cli(args: &QueryArgs, lake_dir: &Path, out: &mut dyn Write) -> 
         write_output(out, args.format, &columns, &[batch])?;
         return Ok(());
     }
-    let ctx = QueryContext::new(LakeLocation::local(lake_dir), Arc::new(NoHistory))?;
+    let mut ctx = QueryContext::new(LakeLocation::local(lake_dir), Arc::new(NoHistory))?;
+    if let Some(mib) = args.memory_limit_mib {
+        ctx = ctx.with_memory_limit(mib.saturating_mul(1 << 20))?;
+    }
     let limit = match (&args.sql, args.limit) {
         (_, Some(limit)) => limit,
         (None, None) => DEFAULT_RECENT_LIMIT,
@@ -111,7 +118,11 @@ pub async fn run_cli(args: &QueryArgs, lake_dir: &Path, out: &mut dyn Write) -> 
         let rows: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
         eprintln!(
             "{rows} rows{}, {} files scanned, {} ms",
-            if result.truncated { " (limit reached)" } else { "" },
+            if result.truncated {
+                " (limit reached)"
+            } else {
+                ""
+            },
             result.files_scanned,
             started.elapsed().as_millis()
         );

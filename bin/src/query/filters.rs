@@ -159,7 +159,10 @@ impl LogFilter {
 
 /// A `ts` literal: timestamp in milliseconds, UTC, the column's own type.
 fn ts_literal(ms: i64) -> Expr {
-    lit(ScalarValue::TimestampMillisecond(Some(ms), Some(UTC.into())))
+    lit(ScalarValue::TimestampMillisecond(
+        Some(ms),
+        Some(UTC.into()),
+    ))
 }
 
 /// The `dt` (`YYYY-MM-DD`) and `hour` (`HH`) partition values of an instant,
@@ -173,9 +176,7 @@ pub fn partition_of(ms: i64) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{
-        ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray,
-    };
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::prelude::SessionContext;
     use std::sync::Arc;
@@ -213,7 +214,10 @@ mod tests {
         for bad in ["", "1", "h", "1x", "yesterday", "99999999999999999999w"] {
             assert!(TimeBound::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(TimeBound::Ago(Duration::from_secs(60)).resolve(T0), T0 - 60_000);
+        assert_eq!(
+            TimeBound::Ago(Duration::from_secs(60)).resolve(T0),
+            T0 - 60_000
+        );
         assert_eq!(TimeBound::At(5).resolve(T0), 5);
     }
 
@@ -296,7 +300,12 @@ mod tests {
         for e in filter.exprs(now_ms) {
             df = df.filter(e).unwrap();
         }
-        let batches = df.select_columns(&["message"]).unwrap().collect().await.unwrap();
+        let batches = df
+            .select_columns(&["message"])
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         let mut out = Vec::new();
         for b in batches {
             let a = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
@@ -312,10 +321,16 @@ mod tests {
             since: Some(TimeBound::Ago(Duration::from_secs(3_600))),
             ..LogFilter::default()
         };
-        // Now = 11:05: the last hour starts at 10:05, inside partition hour 10.
+        // Now = 11:05: the last hour starts at 10:05 (inclusive), inside
+        // partition hour 10; 09:30 is out, later rows are in.
         assert_eq!(
             messages(since, T0 + HOUR + 5 * 60_000).await,
-            ["Upstream TIMEOUT", "slow timeout"]
+            [
+                "100% done_",
+                "Upstream TIMEOUT",
+                "disk full",
+                "slow timeout"
+            ]
         );
         let until = LogFilter {
             until: Some(TimeBound::At(T0 + 2 * HOUR)),

@@ -9,9 +9,8 @@
 use std::io::{self, Write};
 
 use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, Float16Array, Float32Array, Float64Array, Int8Array,
-    Int16Array, Int32Array, Int64Array, RecordBatch, UInt8Array, UInt16Array, UInt32Array,
-    UInt64Array,
+    Array, AsArray, BooleanArray, Float16Array, Float32Array, Float64Array, Int8Array, Int16Array,
+    Int32Array, Int64Array, RecordBatch, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -221,7 +220,10 @@ mod tests {
         let columns: Vec<(&str, ArrayRef)> = vec![
             (
                 "ts",
-                Arc::new(TimestampMillisecondArray::from(vec![1_795_428_000_123, 0]).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![1_795_428_000_123, 0])
+                        .with_timezone("UTC"),
+                ),
             ),
             ("status", Arc::new(Int32Array::from(vec![Some(503), None]))),
             ("tags", Arc::new(tags.finish())),
@@ -235,7 +237,9 @@ mod tests {
     }
 
     fn names() -> Vec<String> {
-        ["ts", "status", "tags", "message", "rate"].map(String::from).to_vec()
+        ["ts", "status", "tags", "message", "rate"]
+            .map(String::from)
+            .to_vec()
     }
 
     #[test]

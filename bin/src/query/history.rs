@@ -235,13 +235,22 @@ pub(crate) mod tests {
             a.as_any().downcast_ref::<Int64Array>().unwrap().value(0)
         };
         assert_eq!(
-            [count("events"), count("info"), count("warning"), count("error"), count("critical")],
+            [
+                count("events"),
+                count("info"),
+                count("warning"),
+                count("error"),
+                count("critical")
+            ],
             [14, 5, 4, 3, 2]
         );
         let tags = batch.column_by_name("tags").unwrap();
         let tags = tags.as_any().downcast_ref::<StringArray>().unwrap();
         let parsed: serde_json::Value = serde_json::from_str(tags.value(0)).unwrap();
-        assert_eq!(parsed, serde_json::json!({"failed_login": 1, "http_5xx": 3}));
+        assert_eq!(
+            parsed,
+            serde_json::json!({"failed_login": 1, "http_5xx": 3})
+        );
     }
 
     #[test]

@@ -87,9 +87,9 @@ impl QueryError {
     /// Whose fault it is.
     pub fn class(&self) -> ErrorClass {
         match self {
-            QueryError::BadQuery(_) | QueryError::ResourcesExhausted(_) | QueryError::Timeout(_) => {
-                ErrorClass::BadInput
-            }
+            QueryError::BadQuery(_)
+            | QueryError::ResourcesExhausted(_)
+            | QueryError::Timeout(_) => ErrorClass::BadInput,
             QueryError::Storage(_) | QueryError::History(_) => ErrorClass::External,
             QueryError::Internal(_) => ErrorClass::Internal,
         }
@@ -252,16 +252,31 @@ impl QueryContext {
         let (want_alerts, want_windows) = (referenced("alerts"), referenced("windows"));
         let history = self.history.clone();
         let (alerts, windows) = tokio::task::spawn_blocking(move || {
-            let alerts = if want_alerts { history.alerts()? } else { Vec::new() };
-            let windows = if want_windows { history.windows()? } else { Vec::new() };
+            let alerts = if want_alerts {
+                history.alerts()?
+            } else {
+                Vec::new()
+            };
+            let windows = if want_windows {
+                history.windows()?
+            } else {
+                Vec::new()
+            };
             Ok::<_, String>((alerts, windows))
         })
         .await
         .map_err(|e| QueryError::Internal(format!("history reader: {e}")))?
         .map_err(QueryError::History)?;
-        let internal = |e: datafusion::arrow::error::ArrowError| QueryError::Internal(e.to_string());
-        let alerts = MemTable::try_new(alerts_schema(), vec![vec![alerts_batch(&alerts).map_err(internal)?]])?;
-        let windows = MemTable::try_new(windows_schema(), vec![vec![windows_batch(&windows).map_err(internal)?]])?;
+        let internal =
+            |e: datafusion::arrow::error::ArrowError| QueryError::Internal(e.to_string());
+        let alerts = MemTable::try_new(
+            alerts_schema(),
+            vec![vec![alerts_batch(&alerts).map_err(internal)?]],
+        )?;
+        let windows = MemTable::try_new(
+            windows_schema(),
+            vec![vec![windows_batch(&windows).map_err(internal)?]],
+        )?;
         ctx.register_table("alerts", Arc::new(alerts))?;
         ctx.register_table("windows", Arc::new(windows))?;
         Ok(ctx)
@@ -415,7 +430,11 @@ pub fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> usize {
         .downcast_ref::<DataSourceExec>()
         .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
         .map_or(0, |scan| scan.file_groups.iter().map(|g| g.len()).sum());
-    own + plan.children().into_iter().map(files_scanned).sum::<usize>()
+    own + plan
+        .children()
+        .into_iter()
+        .map(files_scanned)
+        .sum::<usize>()
 }
 
 #[cfg(test)]
