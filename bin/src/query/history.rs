@@ -46,6 +46,10 @@ impl HistorySource for NoHistory {
 }
 
 /// Fixed records, e.g. a snapshot or test data.
+#[allow(
+    dead_code,
+    reason = "for callers with records at hand (tests, snapshots)"
+)]
 #[derive(Debug, Clone, Default)]
 pub struct StaticHistory {
     /// The `alerts` rows.

@@ -36,6 +36,7 @@ pub enum LakeLocation {
     Local(PathBuf),
     /// A prefix in an object store, e.g. `s3://bucket/prefix/`, with the store
     /// that serves it.
+    #[allow(dead_code, reason = "the S3 lake (`--lake s3://...`) plugs in here")]
     ObjectStore {
         /// URL of the lake root; `logs/` is under it.
         url: String,

@@ -85,6 +85,7 @@ pub enum QueryError {
 
 impl QueryError {
     /// Whose fault it is.
+    #[allow(dead_code, reason = "for the HTTP API (POST /v1/query)")]
     pub fn class(&self) -> ErrorClass {
         match self {
             QueryError::BadQuery(_)
@@ -96,6 +97,7 @@ impl QueryError {
     }
 
     /// The HTTP status an API answers with.
+    #[allow(dead_code, reason = "for the HTTP API (POST /v1/query)")]
     pub fn http_status(&self) -> u16 {
         match self {
             QueryError::BadQuery(_) | QueryError::ResourcesExhausted(_) => 400,
@@ -152,6 +154,7 @@ impl From<DataFusionError> for QueryError {
 }
 
 /// One result column.
+#[allow(dead_code, reason = "for the HTTP API (POST /v1/query)")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutputColumn {
     /// Column name.
@@ -161,6 +164,7 @@ pub struct OutputColumn {
 }
 
 /// What a query returned, ready to serialize for an API response.
+#[allow(dead_code, reason = "for the HTTP API (POST /v1/query)")]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryOutput {
     /// The columns, in order.
@@ -296,6 +300,7 @@ fn session_config() -> SessionConfig {
 ///
 /// The entry point of the HTTP API: a [`QueryError::BadQuery`] is the caller's
 /// (400), see [`QueryError::http_status`] for the rest.
+#[allow(dead_code, reason = "for the HTTP API (POST /v1/query)")]
 pub async fn execute(
     ctx: &QueryContext,
     sql: &str,
@@ -316,6 +321,7 @@ pub async fn execute(
 
 /// Runs a request (SQL or the recent-logs listing, with filters) and converts
 /// the rows to JSON.
+#[allow(dead_code, reason = "for the HTTP API (POST /v1/query)")]
 pub async fn execute_request(
     ctx: &QueryContext,
     request: &QueryRequest,
@@ -401,7 +407,12 @@ fn recent_logs(logs: DataFrame) -> Result<DataFrame, QueryError> {
 /// were left off) and counts the lake files the plan reads.
 async fn collect_limited(df: DataFrame, limit: usize) -> Result<QueryBatches, QueryError> {
     let task = Arc::new(df.task_ctx());
-    let df = df.limit(0, Some(limit.saturating_add(1)))?;
+    // One more than asked, to tell whether rows were left off; a limit beyond
+    // what DataFusion takes (i64) is no limit.
+    let df = match i64::try_from(limit) {
+        Ok(n) if n < i64::MAX => df.limit(0, Some(limit + 1))?,
+        _ => df,
+    };
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let plan = df.create_physical_plan().await?;
     let files_scanned = files_scanned(&plan);
