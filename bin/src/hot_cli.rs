@@ -39,7 +39,10 @@ pub enum HotSource<'a> {
 
 fn dynamo_store(
     config: &SpateConfig,
-) -> Result<(tokio::runtime::Runtime, spate_operators::sinks::dynamo_hot::DynamoHotStore)> {
+) -> Result<(
+    tokio::runtime::Runtime,
+    spate_operators::sinks::dynamo_hot::DynamoHotStore,
+)> {
     let hot = config
         .hot_dynamodb
         .clone()

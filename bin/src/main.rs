@@ -4,6 +4,7 @@ mod config;
 mod duration_arg;
 mod hot_cli;
 mod ingest;
+mod query;
 mod run;
 
 use std::path::PathBuf;
@@ -68,6 +69,8 @@ enum Command {
         #[arg(long, global = true, default_value = "./spate-data")]
         data_dir: PathBuf,
     },
+    /// SQL over the lake (tables logs, alerts, windows), or the recent logs.
+    Query(query::cli::QueryArgs),
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
@@ -203,6 +206,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             print!("{out}");
+        }
+        Command::Query(args) => {
+            let config = load_config(args.config.as_deref())?;
+            let history = std::sync::Arc::new(query::history::HotHistory::new(hot_cli::hot_path(
+                &config,
+                &args.data_dir,
+            )));
+            let lake_dir = config
+                .lake
+                .path
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("lake"));
+            let mut out = std::io::stdout().lock();
+            runtime()?.block_on(query::cli::run_cli(&args, &lake_dir, history, &mut out))?;
         }
         Command::Config { action } => match action {
             ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),

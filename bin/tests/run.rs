@@ -246,7 +246,7 @@ async fn a_burst_of_errors_raises_one_alert_and_then_resolves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_token_is_rejected() {
+async fn a_wrong_token_is_rejected_on_ingest_and_query() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = format!("{BASE_CONFIG}[http]\nauth_token = \"t0ken\"\n");
@@ -271,6 +271,38 @@ async fn a_wrong_token_is_rejected() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+
+    // POST /v1/query: the same token, a row limit, bad SQL is a 400.
+    let query = |token: &'static str, body: Value| {
+        client
+            .post(format!("{}/v1/query", service.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let r = query("nope", json!({"sql": "select 1"})).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = query(
+        "t0ken",
+        json!({"sql": "select * from (values (1), (2), (3)) t(x)", "limit": 2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["rows"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(out["truncated"], true);
+    let r = query("t0ken", json!({"sql": "selec count(*) from logs"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let out: Value = r.json().await.unwrap();
+    assert!(!out["error"].as_str().unwrap().is_empty());
+    let r = query("t0ken", json!({"sql": "select count(*) from logs"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "an empty lake is an empty result");
+
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
     let rows = duckdb(&data.join("lake/logs"), "select count(*) from logs");

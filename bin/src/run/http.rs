@@ -140,9 +140,35 @@ pub struct HttpState {
     inflight: Arc<Semaphore>,
     inflight_kib: usize,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    query: Option<Arc<crate::query::QueryContext>>,
 }
 
+/// `POST /v1/query` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    /// The SQL (tables `logs`, `alerts`, `windows`).
+    sql: String,
+    /// Rows returned at most (default 1,000, at most 100,000).
+    #[serde(default)]
+    limit: Option<usize>,
+    /// Seconds before the query is cancelled (default 30, at most 300).
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+}
+
+const QUERY_DEFAULT_LIMIT: usize = 1_000;
+const QUERY_MAX_LIMIT: usize = 100_000;
+const QUERY_DEFAULT_TIMEOUT_SECS: u64 = 30;
+const QUERY_MAX_TIMEOUT_SECS: u64 = 300;
+
 impl HttpState {
+    /// Serves `POST /v1/query` over `ctx` (behind the same token as ingest).
+    pub fn with_query(mut self, ctx: crate::query::QueryContext) -> Self {
+        self.query = Some(Arc::new(ctx));
+        self
+    }
+
     /// State for the router.
     pub fn new(
         config: &HttpConfig,
@@ -159,6 +185,7 @@ impl HttpState {
             inflight: Arc::new(Semaphore::new(inflight_kib)),
             inflight_kib,
             render_metrics,
+            query: None,
         }
     }
 }
@@ -167,6 +194,7 @@ impl HttpState {
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/v1/logs", post(post_logs))
+        .route("/v1/query", post(post_query))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -349,6 +377,62 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+async fn post_query(State(state): State<Arc<HttpState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let response = handle_query(&state, request).await;
+    metrics::counter!("spate_http_requests_total", "path" => "/v1/query", "status" => response.status().as_str().to_string())
+        .increment(1);
+    metrics::histogram!("spate_http_request_duration_seconds", "path" => "/v1/query")
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn handle_query(state: &HttpState, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if !authorized(state, &parts.headers) {
+        let mut r = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let Some(ctx) = &state.query else {
+        return json_error(StatusCode::NOT_FOUND, "queries are not enabled");
+    };
+    let raw = match axum::body::to_bytes(Body::new(body), 1 << 20).await {
+        Ok(raw) => raw,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
+    };
+    let body: QueryBody = match serde_json::from_slice(&raw) {
+        Ok(b) => b,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("expected {{\"sql\": \"...\", \"limit\": N, \"timeout_secs\": N}}: {e}"),
+            );
+        }
+    };
+    let limit = body
+        .limit
+        .unwrap_or(QUERY_DEFAULT_LIMIT)
+        .clamp(1, QUERY_MAX_LIMIT);
+    let timeout = std::time::Duration::from_secs(
+        body.timeout_secs
+            .unwrap_or(QUERY_DEFAULT_TIMEOUT_SECS)
+            .clamp(1, QUERY_MAX_TIMEOUT_SECS),
+    );
+    match crate::query::execute(ctx, &body.sql, limit, timeout).await {
+        Ok(output) => (StatusCode::OK, axum::Json(output)).into_response(),
+        Err(e) => {
+            if !matches!(e.class(), spate_engine::ErrorClass::BadInput) {
+                tracing::warn!(class = e.class().as_str(), "query failed: {e}");
+            }
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            json_error(status, &e.to_string())
+        }
+    }
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {

@@ -39,13 +39,13 @@ use serde::{Deserialize, Serialize};
 use spate_engine::{ActorOptions, GraphBuilder, PrometheusExporter, SupervisorPolicy};
 use spate_operators::alerts::record::AlertStore;
 use spate_operators::alerts::router::AlertRouter;
+use spate_operators::sinks::dynamo_hot::{DynamoBatchWriter, DynamoHotStore, DynamoHotWriter};
 use spate_operators::sinks::hot::{HotStore, HotWriter};
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget, LakeWriter};
 use spate_operators::sinks::s3_lake::S3Target;
 use spate_operators::sinks::sns::SnsPublisher;
 use spate_operators::sources::file::{FileReadConfig, FileSource, Input, ReadProgress};
 use spate_operators::sources::journal::{Journal, JournalError, JournalRecord, JournalWriter};
-use spate_operators::sinks::dynamo_hot::{DynamoBatchWriter, DynamoHotStore, DynamoHotWriter};
 use spate_operators::sources::kinesis::KinesisStream;
 use spate_operators::sources::sqs::SqsQueue;
 use spate_operators::sources::tail::TailSource;
@@ -193,14 +193,20 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
         journal: journal.clone(),
     });
     let metrics = exporter.clone();
+    let query = crate::query::QueryContext::new(
+        crate::query::lake::LakeLocation::local(&lake_dir),
+        Arc::new(crate::query::history::HotHistory::new(hot_path.clone())),
+    )
+    .context("query")?;
     let state = HttpState::new(
         &config.http,
         token.clone(),
         acceptor,
         Arc::new(move || metrics.render()),
-    );
+    )
+    .with_query(query);
     eprintln!(
-        "spate: listening on http://{addr} (POST /v1/logs{}, GET /metrics, /healthz, /readyz)",
+        "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /metrics, /healthz, /readyz)",
         if token.is_some() {
             ", bearer token required"
         } else {
@@ -468,7 +474,8 @@ fn build_graph(
             graph.actor(
                 "hot",
                 move || {
-                    HotWriter::new(store.clone(), &hot_config).expect("hot settings checked at start")
+                    HotWriter::new(store.clone(), &hot_config)
+                        .expect("hot settings checked at start")
                 },
                 sink_options.clone(),
             );

@@ -1,0 +1,178 @@
+//! `spate query`: arguments, and printing the result.
+//!
+//! Without SQL it lists the most recent `logs` rows, newest first, narrowed by
+//! the flags (`--since`, `--until`, `--service`, `--severity`, `--grep`), at
+//! most `--limit` (100 by default). With SQL the same flags narrow the `logs`
+//! table the SQL sees, and `--limit` caps the rows printed (no cap by
+//! default). `--schema` prints the tables and their columns.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::SchemaRef;
+
+use super::filters::{LogFilter, TimeBound, parse_severity};
+use super::format::{OutputFormat, write_output};
+use super::history::{HistorySource, alerts_schema, windows_schema};
+use super::lake::{LakeLocation, logs_table_schema};
+use super::{QueryContext, QueryRequest, run};
+
+/// Rows listed without SQL when `--limit` is not given.
+pub const DEFAULT_RECENT_LIMIT: usize = 100;
+
+/// Arguments of `spate query`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryArgs {
+    /// The SQL (tables `logs`, `alerts`, `windows`). Without it: the most recent
+    /// log rows, newest first.
+    pub sql: Option<String>,
+    /// Configuration file (TOML), for `lake.path`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The data directory; the lake is `<data-dir>/lake` unless the config says
+    /// otherwise.
+    #[arg(long, default_value = "./spate-data")]
+    pub data_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Only rows at or after this time: a duration ago (15m, 1h, 2d) or RFC 3339.
+    #[arg(long, value_parser = TimeBound::parse)]
+    pub since: Option<TimeBound>,
+    /// Only rows before this time: a duration ago (15m, 1h, 2d) or RFC 3339.
+    #[arg(long, value_parser = TimeBound::parse)]
+    pub until: Option<TimeBound>,
+    /// Only rows of this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only rows at or above this severity (INFO < WARNING < ERROR < CRITICAL).
+    #[arg(long, value_parser = parse_severity)]
+    pub severity: Option<spate_operators::event::Severity>,
+    /// Only rows whose message contains this text (ignoring case).
+    #[arg(long)]
+    pub grep: Option<String>,
+    /// Rows printed at most [default: 100 without SQL, no limit with SQL].
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Fail queries whose sorts, joins and aggregations need more memory than
+    /// this (MiB) instead of growing the process [default: no limit].
+    #[arg(long)]
+    pub memory_limit_mib: Option<usize>,
+    /// Cancel the query after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Print rows, files scanned and time on stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Print the tables and their columns instead of querying.
+    #[arg(long, conflicts_with = "sql")]
+    pub schema: bool,
+}
+
+impl QueryArgs {
+    /// The filters the flags ask for.
+    pub fn filter(&self) -> LogFilter {
+        LogFilter {
+            since: self.since,
+            until: self.until,
+            service: self.service.clone(),
+            severity: self.severity,
+            grep: self.grep.clone(),
+        }
+    }
+}
+
+/// Runs `spate query`; `lake_dir` is the lake root (holding `logs/`).
+pub async fn run_cli(
+    args: &QueryArgs,
+    lake_dir: &Path,
+    history: Arc<dyn HistorySource>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if args.schema {
+        let batch = schema_batch().context("schema listing")?;
+        let columns = column_names(&batch.schema());
+        write_output(out, args.format, &columns, &[batch])?;
+        return Ok(());
+    }
+    let mut ctx = QueryContext::new(LakeLocation::local(lake_dir), history)?;
+    if let Some(mib) = args.memory_limit_mib {
+        ctx = ctx.with_memory_limit(mib.saturating_mul(1 << 20))?;
+    }
+    let limit = match (&args.sql, args.limit) {
+        (_, Some(limit)) => limit,
+        (None, None) => DEFAULT_RECENT_LIMIT,
+        (Some(_), None) => usize::MAX,
+    };
+    let request = QueryRequest {
+        sql: args.sql.clone(),
+        filter: args.filter(),
+        limit,
+        timeout: Duration::from_secs(args.timeout_secs),
+    };
+    let started = tokio::time::Instant::now();
+    let result = run(&ctx, &request).await?;
+    let columns = column_names(&result.schema);
+    write_output(out, args.format, &columns, &result.batches)?;
+    out.flush()?;
+    if args.stats {
+        let rows: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
+        eprintln!(
+            "{rows} rows{}, {} files scanned, {} ms",
+            if result.truncated {
+                " (limit reached)"
+            } else {
+                ""
+            },
+            result.files_scanned,
+            started.elapsed().as_millis()
+        );
+    }
+    Ok(())
+}
+
+fn column_names(schema: &SchemaRef) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
+/// Every table's columns: `table`, `column`, `type`, `nullable`.
+pub fn schema_batch() -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let mut rows: Vec<(&str, String, String, bool)> = Vec::new();
+    for (table, schema) in [
+        ("logs", logs_table_schema()),
+        ("alerts", alerts_schema()),
+        ("windows", windows_schema()),
+    ] {
+        for field in schema.fields() {
+            rows.push((
+                table,
+                field.name().clone(),
+                field.data_type().to_string(),
+                field.is_nullable(),
+            ));
+        }
+    }
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "table",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        ),
+        (
+            "column",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))),
+        ),
+        (
+            "type",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.2))),
+        ),
+        (
+            "nullable",
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.3)))),
+        ),
+    ];
+    RecordBatch::try_from_iter(columns)
+}
