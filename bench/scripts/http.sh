@@ -7,7 +7,10 @@
 #
 # Prints one JSON line: offered and achieved events/s, latency p50/p99/max
 # (scheduled send → 200, i.e. durably in the journal), loss and duplicates from
-# the lake, and spate's peak RSS and CPU seconds.
+# the lake (verify expects every event sent), spate's peak RSS and CPU seconds,
+# and the per-second offered/acknowledged series. Outputs of the run stay in
+# $SPATE_BENCH_DIR (default /tmp/spate-bench): http-send.json, http-verify.json,
+# http-spate.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate="${1:-300000}"
@@ -35,10 +38,13 @@ run_id="bench-$(date +%s)"
 "$target/loadgen" send --workload w1 --rate "$rate" --duration "$duration" --profile "$profile" \
   --concurrency "$concurrency" --batch-events "$batch" --target "http://127.0.0.1:$port" \
   --run-id "$run_id" --json > "$work/http-send.json" 2> "$work/http-send.log" || true
-# Drain: SIGTERM to the service (its child under /usr/bin/time).
-pkill -TERM -f "spate run --listen 127.0.0.1:$port"
+# Drain: SIGTERM to the service (the child of /usr/bin/time).
+pkill -TERM -P "$spate_pid" || true
 wait "$spate_pid" || true
-"$target/loadgen" verify --data-dir "$data" --run "$run_id" --json > "$work/http-verify.json" 2> /dev/null || true
+# Every sequence number sent must be in the lake, the last ones included.
+sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sent"])' "$work/http-send.json" 2>/dev/null || echo "")
+"$target/loadgen" verify --data-dir "$data" --run "$run_id" ${sent:+--expect "$sent"} --json \
+  > "$work/http-verify.json" 2> "$work/http-verify.log" || true
 read -r wall user sys rss_kib < "$timing"
 
 python3 - "$work/http-send.json" "$work/http-verify.json" "$user" "$sys" "$rss_kib" "$rate" "$profile" "$concurrency" "$batch" <<'PY'
@@ -48,15 +54,18 @@ user, sys_, rss_kib = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 lat = send["latency"]
 out = {
     "profile": sys.argv[7], "offered_rate": int(sys.argv[6]), "concurrency": int(sys.argv[8]),
-    "batch_events": int(sys.argv[9]),
-    "sent": send["sent"], "acknowledged": send["acknowledged"], "rejected": send["rejected"],
+    "batch_events": int(sys.argv[9]), "run_id": send["run_id"], "duration_s": send["duration_s"],
+    "elapsed_s": send["elapsed_s"], "scheduled": send["scheduled"], "sent": send["sent"],
+    "acknowledged": send["acknowledged"], "rejected": send["rejected"],
     "failed": send["failed"], "dropped_by_generator": send["dropped_by_generator"],
     "achieved_events_per_s": round(send["achieved_rate_per_s"]),
     "latency_ms": {"p50": lat["p50_ms"], "p99": lat["p99_ms"], "max": lat["max_ms"]},
-    "lake_found": verify["found"], "lost": verify["lost"]["count"],
+    "lake_found": verify["found"], "lake_unique": verify["unique"],
+    "expected": verify["expected"], "lost": verify["lost"]["count"],
     "duplicates": verify["duplicates"]["extra_rows"],
     "durable_latency_ms": verify.get("latency_durable"),
     "spate_cpu_s": round(user + sys_, 1), "spate_peak_rss_mib": round(rss_kib / 1024, 1),
+    "per_second": send["per_second"],
 }
 print(json.dumps(out))
 PY
