@@ -18,7 +18,10 @@ of log records. Per invocation it did, and this file does:
   CRITICAL, INFO, the first that matches wins (so a message saying "critical
   error" is an ERROR: the order is the original's, bug included); a message that
   matches none is INFO. The regexes are case-insensitive and word-bounded and run
-  over the event's ``message`` field, the text the original alerted on;
+  over the event's ``message`` field, the text the original alerted on. Their
+  keyword lists are Spate's message keywords (DESIGN.md), so both do comparable
+  matching work; the baseline ignores level fields (``level``, ``severity``, ...),
+  as the original did, so its severity counts differ from Spate's;
 - counts per service and severity for the batch, and the alert decision of the
   original rule (more than 10 ERRORs, or any CRITICAL, in the batch).
 

@@ -23,9 +23,15 @@ ENGINE_TARGET_OVERHEAD = 1.10
 
 
 def fmt_rate(value):
-    """Events/s as `1.23 M` / `456 k`."""
+    """Events/s with three significant digits or so: `1.23 M`, `45.6 M`, `456 k`."""
     if value is None:
         return "–"
+    if value >= 1e9:
+        return f"{value / 1e9:.2f} G"
+    if value >= 1e8:
+        return f"{value / 1e6:.0f} M"
+    if value >= 1e7:
+        return f"{value / 1e6:.1f} M"
     if value >= 1e6:
         return f"{value / 1e6:.2f} M"
     if value >= 1e3:
@@ -239,8 +245,8 @@ def render_markdown(results):
             ])
         out.append(_table(["batch size", "engine events/s (95 % CI)", "raw channels events/s", "engine / raw time"], rows))
         out += ["", _step_note(step)]
-    elif step:
-        out.append(_failed(step))
+    else:
+        out.append(_failed(step) if step else "Not run.")
 
     # Decode.
     out += ["", "### Decode + classify, one core (criterion, wall time)", ""]
@@ -254,8 +260,8 @@ def render_markdown(results):
                 rows.append([label, f"{fmt_rate(v['events_per_s'])} ({fmt_rate(v['events_per_s_low'])}–{fmt_rate(v['events_per_s_high'])})", f"{1e9 / v['events_per_s']:.0f} ns"])
         out.append(_table(["workload (200 k events)", "events/s (95 % CI)", "per event"], rows))
         out += ["", _step_note(step)]
-    elif step:
-        out.append(_failed(step))
+    else:
+        out.append(_failed(step) if step else "Not run.")
 
     # Ingest.
     out += ["", "### `spate ingest`, end to end into the lake", ""]
@@ -277,6 +283,8 @@ def render_markdown(results):
             v["lake_bytes_per_event"],
         ])
         notes.append(f"- {label}: {_step_note(step)}")
+    if not notes:
+        out.append("Not run.")
     if rows:
         out.append(_table(["workload (events)", "events/s", "input MiB/s", "CPU-s per M events", "peak RSS", "lake bytes/event"], rows))
     out += [""] + notes
@@ -313,8 +321,8 @@ def render_markdown(results):
             "CRITICAL, INFO, first match wins, no AWS calls (see its header for what it does and "
             "does not do).",
         ]
-    elif step:
-        out.append(_failed(step))
+    else:
+        out.append(_failed(step) if step else "Not run.")
 
     # HTTP.
     out += ["", "### HTTP push (`spate run`, W1, `loadgen send` → `loadgen verify`)", ""]
@@ -342,6 +350,8 @@ def render_markdown(results):
             v["spate_cpu_s"],
         ])
         notes.append(f"- {label}: {_step_note(step)}")
+    if not notes:
+        out.append("Not run.")
     if rows:
         out.append(_table([
             "profile", "offered (R × duration)", "acknowledged", "achieved events/s",

@@ -187,10 +187,10 @@ def render_svg(per_second, rate, duration_s, title, threshold_s=5.0):
         ("#2ca02c", f"lag: backlog ÷ R (R = {_format_rate(rate)}events/s)"),
         ("#f4e3c1", "spike (10 R)"),
     )
-    x = left
-    for color, text in legend:
-        out.append(f'<rect x="{x}" y="{top_box[1] + 22}" width="14" height="10" fill="{color}"/>')
-        out.append(f'<text x="{x + 18}" y="{top_box[1] + 31}">{escape(text)}</text>')
-        x += 30 + 7 * len(text)
+    for i, (color, text) in enumerate(legend):
+        x = left + (i % 2) * plot_w / 2
+        y = top_box[1] + 22 + (i // 2) * 18
+        out.append(f'<rect x="{x:.1f}" y="{y}" width="14" height="10" fill="{color}"/>')
+        out.append(f'<text x="{x + 18:.1f}" y="{y + 9}">{escape(text)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
