@@ -176,6 +176,13 @@ def _step_note(step):
     )
 
 
+def _lake_latency(http):
+    durable = http.get("durable_latency_ms") or {}
+    if not durable.get("count"):
+        return "–"
+    return f"{durable['p50_ms']:,.0f} / {durable['p99_ms']:,.0f}"
+
+
 def _failed(step):
     return f"**FAILED** (`{step['command']}`): {step.get('error', 'unknown error')}"
 
@@ -343,6 +350,7 @@ def render_markdown(results):
             f"{v['acknowledged']:,}",
             fmt_rate(v["achieved_events_per_s"]),
             f"{lat['p50']:,.0f} / {lat['p99']:,.0f} / {lat['max']:,.0f}",
+            _lake_latency(v),
             f"{v['rejected']:,} / {v['failed']:,} / {v['dropped_by_generator']:,}",
             f"{v['lost']:,} / {v['duplicates']:,}",
             "ok" if loss_ok else f"**LOSS CHECK FAILED**: {why}",
@@ -355,14 +363,15 @@ def render_markdown(results):
     if rows:
         out.append(_table([
             "profile", "offered (R × duration)", "acknowledged", "achieved events/s",
-            "latency p50/p99/max ms", "rejected / failed / never sent", "lake lost / duplicates",
+            "latency p50/p99/max ms", "to the lake p50/p99 ms", "rejected / failed / never sent", "lake lost / duplicates",
             "loss check", "spate peak RSS", "spate CPU-s",
         ], rows))
     out += [""] + notes
     out += [
         "",
         "Latency is from a batch's scheduled send time to spate's 200 (durably in the journal), "
-        "so queueing in loadgen counts. \"never sent\": batches loadgen dropped because its "
+        "so queueing in loadgen counts; \"to the lake\" is from the scheduled send time to the "
+        "Parquet file holding the event being complete (`loadgen verify`, file mtime). \"never sent\": batches loadgen dropped because its "
         "overdue queue was full (spate not accepting fast enough).",
     ]
     spike_run = step_result(results, "http_spike")

@@ -35,6 +35,7 @@ def http_result(**overrides):
         "expected": 4200,
         "lost": 0,
         "duplicates": 0,
+        "durable_latency_ms": {"count": 4200, "p50_ms": 3000.0, "p99_ms": 4700.0, "max_ms": 4900.0},
         "spate_cpu_s": 1.0,
         "spate_peak_rss_mib": 100.0,
         # 6 s at R, 3 s at 10 R, 6 s at R; acknowledged at 500/s until caught up.
@@ -173,6 +174,7 @@ class MarkdownTest(unittest.TestCase):
         self.assertIn("**LOSS CHECK FAILED**", text)
         self.assertIn("**FAILED** (`bash bench/scripts/ingest.sh w1`): exit 1: boom", text)
         self.assertIn("**NOT met**", text)
+        self.assertIn("| 3,000 / 4,700 |", text)
         self.assertTrue(text.startswith(report.BEGIN_MARKER))
         self.assertTrue(text.rstrip().endswith(report.END_MARKER))
 
