@@ -221,6 +221,12 @@ def render_markdown(results):
         + (" with uncommitted changes" if commit.get("dirty") else "")
         + "."
     )
+    kept = results.get("kept_from_previous_run") or []
+    if kept:
+        out += [
+            "",
+            f"Steps not run this time, kept from an earlier run (see their start times): {', '.join(kept)}.",
+        ]
     out += ["", f"**Machine:** {machine_line(m)}.", "", busy_note(results), ""]
     out.append("Raw results, machine description and per-step load: `docs/benchmarks.json`.")
     out += ["", "### Against the targets", ""]
@@ -356,15 +362,17 @@ def render_markdown(results):
             "ok" if loss_ok else f"**LOSS CHECK FAILED**: {why}",
             f"{v['spate_peak_rss_mib']} MiB",
             v["spate_cpu_s"],
+            v.get("loadgen_cpu_s", "–"),
         ])
-        notes.append(f"- {label}: {_step_note(step)}")
+        queue = f"; loadgen queues up to {v['max_overdue']:,} batches of {v['batch_events']:,}" if "max_overdue" in v else ""
+        notes.append(f"- {label}: {_step_note(step)}{queue}")
     if not notes:
         out.append("Not run.")
     if rows:
         out.append(_table([
             "profile", "offered (R × duration)", "acknowledged", "achieved events/s",
             "latency p50/p99/max ms", "to the lake p50/p99 ms", "rejected / failed / never sent", "lake lost / duplicates",
-            "loss check", "spate peak RSS", "spate CPU-s",
+            "loss check", "spate peak RSS", "spate CPU-s", "loadgen CPU-s",
         ], rows))
     out += [""] + notes
     out += [
@@ -372,7 +380,8 @@ def render_markdown(results):
         "Latency is from a batch's scheduled send time to spate's 200 (durably in the journal), "
         "so queueing in loadgen counts; \"to the lake\" is from the scheduled send time to the "
         "Parquet file holding the event being complete (`loadgen verify`, file mtime). \"never sent\": batches loadgen dropped because its "
-        "overdue queue was full (spate not accepting fast enough).",
+        "overdue queue was full (spate not accepting fast enough). loadgen runs on the same "
+        "machine, so its CPU time is taken from spate's cores.",
     ]
     spike_run = step_result(results, "http_spike")
     if spike_run and spike_run.get("per_second"):
@@ -393,6 +402,12 @@ def render_markdown(results):
                 else f"still over {SPIKE_LAG_THRESHOLD_S} s at the end of the run."
             ),
         ]
+        if spike_run["dropped_by_generator"]:
+            out += [
+                "",
+                f"{spike_run['dropped_by_generator']:,} events were never sent (loadgen's queue was "
+                "full): they count in the lag to the end of the run, so the lag cannot return to zero.",
+            ]
         if results["mode"] == "quick":
             out += [
                 "",

@@ -57,18 +57,23 @@ STEPS = (
     "http_spike",
 )
 
-# Per mode: events for ingest and the baseline, HTTP runs (rate, duration), criterion flags.
+# Per mode: events for ingest and the baseline, HTTP runs (rate, duration, loadgen's
+# --max-overdue in batches), criterion flags. The steady run keeps loadgen's default
+# queue (an overloaded target shows as events never sent); the spike run gives loadgen
+# room for the spike's backlog, as the queue or stream upstream of spate would hold it:
+# all of the quick spike (10 R × 6 s), 12 M events (≈ 4 GiB of loadgen memory) of the
+# full one's 30 M.
 MODES = {
     "quick": {
         "events": 1_000_000,
-        "http_steady": (500_000, "10s"),
-        "http_spike": (100_000, "30s"),
+        "http_steady": (500_000, "10s", 64),
+        "http_spike": (100_000, "30s", 6_000),
         "criterion": ["--warm-up-time", "1", "--measurement-time", "3", "--noplot"],
     },
     "full": {
         "events": 20_000_000,
-        "http_steady": (500_000, "60s"),
-        "http_spike": (100_000, "150s"),
+        "http_steady": (500_000, "60s", 64),
+        "http_spike": (100_000, "150s", 12_000),
         "criterion": ["--noplot"],
     },
 }
@@ -189,8 +194,11 @@ def criterion_results(group, since):
     return results
 
 
-def http_step(profile, rate, duration, work):
-    argv = ["bash", "bench/scripts/http.sh", str(rate), duration, profile, str(HTTP_CONCURRENCY), str(HTTP_BATCH_EVENTS)]
+def http_step(profile, rate, duration, max_overdue, work):
+    argv = [
+        "bash", "bench/scripts/http.sh", str(rate), duration, profile,
+        str(HTTP_CONCURRENCY), str(HTTP_BATCH_EVENTS), str(max_overdue),
+    ]
     return argv, {"SPATE_BENCH_DIR": str(work)}
 
 
@@ -221,8 +229,9 @@ def plan(mode, events, criterion_since):
         shell(f"ingest_{wl}", ["bash", "bench/scripts/ingest.sh", wl, str(events), str(SEED)], {"SPATE_BENCH_DIR": str(work)})
     shell("lambda_baseline", ["python3", "bench/baseline/lambda_classifier.py", str(corpus)])
     for name in ("http_steady", "http_spike"):
-        rate, duration = cfg[name]
-        argv, env = http_step("steady" if name == "http_steady" else "spike", rate, duration, work / name)
+        rate, duration, max_overdue = cfg[name]
+        profile = "steady" if name == "http_steady" else "spike"
+        argv, env = http_step(profile, rate, duration, max_overdue, work / name)
         shell(name, argv, env)
     return steps
 
@@ -342,6 +351,7 @@ def main():
     results["finished"] = now_iso()
     results["load_average"]["end"] = load_average()
     results["steps"] = {name: steps.get(name, previous.get(name)) for name in STEPS if name in steps or name in previous}
+    results["kept_from_previous_run"] = [name for name in results["steps"] if name not in steps]
     write_outputs(results)
     failed = [n for n, s in steps.items() if not s["ok"] or s.get("loss_check_failed")]
     if failed:

@@ -184,7 +184,7 @@ def render_svg(per_second, rate, duration_s, title, threshold_s=5.0):
     legend = (
         ("#1f77b4", "offered (events due)"),
         ("#d62728", "achieved (events acknowledged)"),
-        ("#2ca02c", f"lag: backlog ÷ R (R = {_format_rate(rate)}events/s)"),
+        ("#2ca02c", f"lag: backlog ÷ R (R = {_format_rate(rate)} events/s)"),
         ("#f4e3c1", "spike (10 R)"),
     )
     for i, (color, text) in enumerate(legend):
