@@ -236,7 +236,7 @@ def plan(mode, events, criterion_since):
     return steps
 
 
-def run_steps(names, mode, events):
+def run_steps(names, mode, events, commit):
     started = time.time()
     steps = plan(mode, events, started)
     if "lambda_baseline" in names and "ingest_w1" not in names:
@@ -248,7 +248,7 @@ def run_steps(names, mode, events):
         if name not in names:
             continue
         shown, fn = steps[name]
-        entry = {"command": shown, "started": now_iso(), "load_average": load_average()}
+        entry = {"command": shown, "started": now_iso(), "commit": commit, "load_average": load_average()}
         log(f"{name}: {shown} (load {entry['load_average'][0]:.2f})")
         t0 = time.time()
         try:
@@ -347,7 +347,7 @@ def main():
         "git": git_state(),
         "load_average": {"start": load_average()},
     }
-    steps = run_steps(names, mode, events)
+    steps = run_steps(names, mode, events, results["git"]["commit"])
     results["finished"] = now_iso()
     results["load_average"]["end"] = load_average()
     results["steps"] = {name: steps.get(name, previous.get(name)) for name in STEPS if name in steps or name in previous}
