@@ -95,12 +95,6 @@ pub struct SourcesConfig {
 }
 
 impl SpateConfig {
-    /// Seconds `spate run` gives the pipeline to drain at shutdown (ECS waits
-    /// 30 s before SIGKILL).
-    pub fn pipeline_drain_secs(&self) -> u64 {
-        25
-    }
-
     /// Parses and validates TOML text; errors name the key and line.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         // `${VAR}` (and `${VAR:-fallback}`) come from the environment.

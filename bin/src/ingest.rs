@@ -109,25 +109,15 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         max_consecutive_restarts: Some(4),
         ..SupervisorPolicy::default()
     };
-    // One writer per shard of the partitions: the decode stage routes each
-    // partition to the writer that owns it.
-    for worker in 0..config.lake.writers {
-        let name = if config.lake.writers == 1 {
-            "lake".to_string()
-        } else {
-            format!("lake-{worker}")
-        };
-        let settings = lake.clone();
-        graph.actor(
-            &name,
-            move || LakeWriter::new(settings.clone(), worker),
-            ActorOptions {
-                mailbox_capacity: workers * 2,
-                supervisor: sink_policy.clone(),
-            },
-        );
-        graph.connect("decode", &name);
-    }
+    add_lake_writers(
+        &mut graph,
+        &lake,
+        config.lake.writers,
+        ActorOptions {
+            mailbox_capacity: workers * 2,
+            supervisor: sink_policy,
+        },
+    );
     let pipeline = graph.build()?.spawn();
 
     let reporter = std::io::stderr().is_terminal().then(|| {
@@ -194,6 +184,31 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         lake: lake.table_dir().to_path_buf(),
         dead_letter_dir: dead_dir,
     })
+}
+
+/// Adds `writers` lake writers after `decode` (`lake`, or `lake-0..N`). The
+/// decode stage shards by partition across its first `writers` outputs, so
+/// they must be connected before any other sink.
+pub fn add_lake_writers(
+    graph: &mut GraphBuilder,
+    lake: &LakeSettings,
+    writers: usize,
+    options: ActorOptions,
+) {
+    for worker in 0..writers {
+        let name = if writers == 1 {
+            "lake".to_string()
+        } else {
+            format!("lake-{worker}")
+        };
+        let settings = lake.clone();
+        graph.actor(
+            &name,
+            move || LakeWriter::new(settings.clone(), worker),
+            options.clone(),
+        );
+        graph.connect("decode", &name);
+    }
 }
 
 impl IngestSummary {

@@ -75,6 +75,23 @@ impl ActorError {
         }
     }
 
+    /// An error of `class` whose retry hint follows from it: a component's own
+    /// error that is bad input (a bad setting, a missing file) never heals, so
+    /// [`RetryHint::Never`]; anything else may, so [`RetryHint::Backoff`].
+    ///
+    /// ```
+    /// use spate_engine::{ActorError, ErrorClass, RetryHint};
+    /// assert_eq!(ActorError::classified(ErrorClass::BadInput, "bad table").retry(), RetryHint::Never);
+    /// assert_eq!(ActorError::classified(ErrorClass::External, "disk full").retry(), RetryHint::Backoff);
+    /// ```
+    pub fn classified(class: ErrorClass, message: impl Into<String>) -> Self {
+        let retry = match class {
+            ErrorClass::BadInput => RetryHint::Never,
+            _ => RetryHint::Backoff,
+        };
+        Self::new(class, retry, message)
+    }
+
     /// Malformed input: the batch is failed, the actor keeps running.
     pub fn bad_input(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::BadInput, RetryHint::Backoff, message)

@@ -73,6 +73,21 @@ impl fmt::Display for Severity {
 #[error("unknown severity {0:?}; expected INFO, WARNING, ERROR or CRITICAL")]
 pub struct UnknownSeverity(pub String);
 
+/// Serialized as its canonical name (`WARNING`); parsed case-insensitively
+/// with the same spellings as [`FromStr`].
+impl serde::Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Severity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Severity {
     type Err = UnknownSeverity;
 

@@ -41,7 +41,7 @@ use spate_operators::alerts::record::AlertStore;
 use spate_operators::alerts::router::AlertRouter;
 use spate_operators::sinks::dynamo_hot::{DynamoBatchWriter, DynamoHotStore, DynamoHotWriter};
 use spate_operators::sinks::hot::{HotStore, HotWriter};
-use spate_operators::sinks::lake::{LakeSettings, LakeTarget, LakeWriter};
+use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
 use spate_operators::sinks::s3_lake::S3Target;
 use spate_operators::sinks::sns::SnsPublisher;
 use spate_operators::sources::file::{FileReadConfig, FileSource, Input, ReadProgress};
@@ -55,6 +55,10 @@ use spate_operators::windows::WindowAggregator;
 use self::body::BodyRecord;
 use self::http::{HttpState, LogAcceptor, Refusal};
 use crate::config::SpateConfig;
+
+/// How long the pipeline gets to drain at shutdown (ECS waits 30 s before
+/// SIGKILL).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(25);
 
 /// `[stdin]`: read log lines from standard input as a source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -139,7 +143,7 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
         .context("hot store")?
         .with_retention(config.hot.retention());
     // Check the settings once here; the graph builds writers from them later.
-    HotWriter::new(hot.clone(), &config.hot).context("hot store")?;
+    config.hot.validate().context("hot")?;
     let lake_dir = config
         .lake
         .path
@@ -267,7 +271,7 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
             let _ = to_pipeline.send(()).await;
         }
     });
-    let drain_deadline = Duration::from_secs(config.pipeline_drain_secs());
+    let drain_deadline = DRAIN_DEADLINE;
     let result = pipeline
         .run_until_signal(&mut pipeline_signals, drain_deadline)
         .await;
@@ -440,22 +444,8 @@ fn build_graph(
         mailbox_capacity: workers * 2,
         supervisor: sink_policy,
     };
-    // Lake writers first: the decode stage shards by partition across its first
-    // `lake.writers` outputs.
-    for worker in 0..config.lake.writers {
-        let name = if config.lake.writers == 1 {
-            "lake".to_string()
-        } else {
-            format!("lake-{worker}")
-        };
-        let settings = lake.clone();
-        graph.actor(
-            &name,
-            move || LakeWriter::new(settings.clone(), worker),
-            sink_options.clone(),
-        );
-        graph.connect("decode", &name);
-    }
+    // Lake writers first: the decode stage shards across its first outputs.
+    crate::ingest::add_lake_writers(&mut graph, lake, config.lake.writers, sink_options.clone());
     let dynamo_hot = aws.and_then(|a| a.dynamo_hot.clone());
     match (&dynamo_hot, &config.hot_dynamodb) {
         (Some((writer, _)), Some(dynamo_config)) => {

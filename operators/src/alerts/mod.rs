@@ -30,7 +30,7 @@ pub mod rules;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use spate_engine::{ActorError, ErrorClass, RetryHint};
+use spate_engine::{ActorError, ErrorClass};
 
 use self::outputs::webhook::WebhookConfig;
 use self::rules::{AlertRuleConfig, Rule, compile_rules, default_rules};
@@ -81,11 +81,7 @@ impl AlertError {
 
 impl From<AlertError> for ActorError {
     fn from(e: AlertError) -> Self {
-        let retry = match e.class() {
-            ErrorClass::BadInput => RetryHint::Never,
-            _ => RetryHint::Backoff,
-        };
-        ActorError::new(e.class(), retry, e.to_string())
+        ActorError::classified(e.class(), e.to_string())
     }
 }
 

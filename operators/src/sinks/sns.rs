@@ -7,7 +7,7 @@
 //! [`SnsPublisher::publish`] and acknowledges only after it returns `Ok`.
 
 use serde::{Deserialize, Serialize};
-use spate_engine::{ActorError, ErrorClass, RetryHint};
+use spate_engine::{ActorError, ErrorClass};
 
 use crate::alerts::record::AlertRecord;
 
@@ -61,11 +61,7 @@ impl SnsError {
 
 impl From<SnsError> for ActorError {
     fn from(e: SnsError) -> Self {
-        let retry = match e.class() {
-            ErrorClass::BadInput => RetryHint::Never,
-            _ => RetryHint::Backoff,
-        };
-        ActorError::new(e.class(), retry, e.to_string())
+        ActorError::classified(e.class(), e.to_string())
     }
 }
 

@@ -71,7 +71,7 @@ pub struct DynamoHotConfig {
     pub table: String,
     /// Events at or above this severity go hot (`INFO`, `WARNING`, `ERROR` or
     /// `CRITICAL`, any case). Everything goes to the lake regardless.
-    #[serde(default = "default_min_severity", with = "severity_name")]
+    #[serde(default = "default_min_severity")]
     pub min_severity: Severity,
     /// Events expire (TTL) this many hours after their event time.
     #[serde(default = "default_ttl_hours")]
@@ -238,22 +238,6 @@ impl From<DynamoHotError> for ActorError {
             _ => RetryHint::Backoff,
         };
         ActorError::new(e.class(), retry, e.to_string())
-    }
-}
-
-/// Serde of a [`Severity`] as its canonical name, parsed case-insensitively.
-mod severity_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::event::Severity;
-
-    pub fn serialize<S: Serializer>(severity: &Severity, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(severity.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -67,7 +67,7 @@ use std::path::PathBuf;
 
 use rusqlite::ErrorCode;
 use serde::{Deserialize, Serialize};
-use spate_engine::{ActorError, ErrorClass, RetryHint};
+use spate_engine::{ActorError, ErrorClass};
 
 use crate::event::Severity;
 
@@ -160,11 +160,7 @@ impl HotError {
 
 impl From<HotError> for ActorError {
     fn from(e: HotError) -> Self {
-        let retry = match e.class() {
-            ErrorClass::BadInput => RetryHint::Never,
-            _ => RetryHint::Backoff,
-        };
-        ActorError::new(e.class(), retry, e.to_string())
+        ActorError::classified(e.class(), e.to_string())
     }
 }
 
@@ -177,7 +173,7 @@ pub struct HotConfig {
     pub path: Option<PathBuf>,
     /// Events at or above this severity go hot (`INFO`, `WARNING`, `ERROR` or
     /// `CRITICAL`, any case). Everything goes to the lake regardless.
-    #[serde(default = "default_min_severity", with = "severity_name")]
+    #[serde(default = "default_min_severity")]
     pub min_severity: Severity,
     /// Events are kept this many hours (by event time).
     #[serde(default = "default_retention_hours")]
@@ -254,25 +250,10 @@ impl HotConfig {
     }
 }
 
-/// Serde of a [`Severity`] as its canonical name, parsed case-insensitively.
-mod severity_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::event::Severity;
-
-    pub fn serialize<S: Serializer>(severity: &Severity, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(severity.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spate_engine::RetryHint;
 
     #[test]
     fn config_defaults_match_serde_defaults() {

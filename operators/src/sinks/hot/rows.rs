@@ -17,7 +17,7 @@ use arrow_select::filter::filter_record_batch;
 
 use super::HotError;
 use crate::event::Severity;
-use crate::log_batch::LakePart;
+use crate::log_batch::{LakePart, LogBatch};
 
 /// Hot rows of one service, in the lake's file schema.
 #[derive(Debug, Clone)]
@@ -29,6 +29,17 @@ pub struct HotRows {
 }
 
 impl HotRows {
+    /// The hot rows of every part of `batch` (parts with none are left out).
+    pub fn select_all(batch: &LogBatch, min: Severity) -> Result<Vec<HotRows>, HotError> {
+        let mut hot = Vec::new();
+        for part in &batch.parts {
+            if let Some(rows) = HotRows::select(part, min)? {
+                hot.push(rows);
+            }
+        }
+        Ok(hot)
+    }
+
     /// The rows of `part` at or above `min`; `None` when there are none.
     pub fn select(part: &LakePart, min: Severity) -> Result<Option<HotRows>, HotError> {
         let rows = part.records.num_rows();

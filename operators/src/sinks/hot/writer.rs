@@ -159,18 +159,14 @@ impl Actor for HotWriter {
 
     async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
         let (payload, ack, _in_flight) = batch.into_parts();
-        let mut hot = Vec::new();
-        for part in &payload.parts {
-            match HotRows::select(part, self.min_severity) {
-                Ok(Some(rows)) => hot.push(rows),
-                Ok(None) => {}
-                Err(e) => {
-                    // Only this batch is unreadable; what is buffered is fine.
-                    ack.fail(e.to_string());
-                    return Err(ActorError::bad_input(e.to_string()));
-                }
+        let hot = match HotRows::select_all(&payload, self.min_severity) {
+            Ok(hot) => hot,
+            Err(e) => {
+                // Only this batch is unreadable; what is buffered is fine.
+                ack.fail(e.to_string());
+                return Err(ActorError::bad_input(e.to_string()));
             }
-        }
+        };
         if hot.is_empty() {
             ack.deliver();
             return Ok(());

@@ -41,9 +41,7 @@ use std::time::Duration;
 
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
-use spate_engine::{
-    Ack, Actor, ActorError, ActorResult, Batch, Ctx, ErrorClass, NoOutput, RetryHint,
-};
+use spate_engine::{Ack, Actor, ActorError, ActorResult, Batch, Ctx, ErrorClass, NoOutput};
 use tokio::time::Instant;
 
 use self::dead_letters::DeadLetterFile;
@@ -103,11 +101,7 @@ impl LakeError {
 
 impl From<LakeError> for ActorError {
     fn from(e: LakeError) -> Self {
-        let retry = match e.class() {
-            ErrorClass::BadInput => RetryHint::Never,
-            _ => RetryHint::Backoff,
-        };
-        ActorError::new(e.class(), retry, e.to_string())
+        ActorError::classified(e.class(), e.to_string())
     }
 }
 
