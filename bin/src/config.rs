@@ -208,4 +208,35 @@ mod tests {
             .unwrap_err();
         assert!(format!("{err:#}").contains("classify.tags"), "{err:#}");
     }
+
+    #[test]
+    fn local_aws_config_is_valid_with_what_up_sh_exports() {
+        let text = include_str!("../../deploy/local/aws.toml");
+        let values = [
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            (
+                "SPATE_SQS_QUEUE_URL",
+                "http://127.0.0.1:5000/123456789012/spate-logs",
+            ),
+            ("SPATE_KINESIS_STREAM", "spate-logs"),
+            ("SPATE_BUCKET", "spate-lake"),
+            ("SPATE_HOT_TABLE", "spate-hot"),
+            (
+                "SPATE_ALERT_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:spate-alerts",
+            ),
+        ];
+        let expanded = spate_operators::aws::env_expand::expand_with(text, |name| {
+            values
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+        .unwrap();
+        let config = SpateConfig::parse(&expanded, "aws.toml").unwrap();
+        assert_eq!(config.sources.sqs.len(), 1);
+        assert_eq!(config.sources.kinesis[0].stream, "spate-logs");
+        assert_eq!(config.hot_dynamodb.unwrap().table, "spate-hot");
+        assert_eq!(config.lake.s3.unwrap().bucket, "spate-lake");
+    }
 }
