@@ -305,12 +305,15 @@ impl LakeWriter {
         }
     }
 
+    /// `part-<ms>-<process tag>-<worker>-<seq>.<ext>`: unique across writers
+    /// of one process (worker, seq) and across processes writing one bucket
+    /// (the tag: the pid, which is 1 in every container, plus random bits).
     fn file_name(&mut self, ext: &str) -> String {
         self.seq += 1;
         let millis = wall_clock_ms();
         format!(
             "part-{millis}-{}-{}-{:06}.{ext}",
-            std::process::id(),
+            process_tag(),
             self.worker,
             self.seq
         )
@@ -532,4 +535,17 @@ impl Actor for LakeWriter {
         }
         Ok(())
     }
+}
+
+/// This process's part of file names: its pid and 32 random bits, fixed for
+/// the life of the process.
+fn process_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        format!("{}x{:08x}", std::process::id(), random as u32)
+    })
 }
