@@ -30,6 +30,7 @@ pub mod filters;
 pub mod format;
 pub mod history;
 pub mod lake;
+pub mod s3_store;
 
 use std::sync::Arc;
 use std::time::Duration;

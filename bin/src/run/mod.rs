@@ -55,6 +55,7 @@ use spate_operators::windows::WindowAggregator;
 use self::body::BodyRecord;
 use self::http::{HttpState, LogAcceptor, Refusal};
 use crate::config::SpateConfig;
+use crate::query::lake::{LakeLocation, S3Url};
 
 /// How long the pipeline gets to drain at shutdown (ECS waits 30 s before
 /// SIGKILL).
@@ -158,6 +159,17 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
         ))),
         _ => lake,
     };
+    // With `[lake.s3]` the local lake is only a staging area (files leave it
+    // once uploaded): queries read the bucket.
+    let query_lake = match (&config.lake.s3, &aws) {
+        (Some(s3), Some(aws)) => LakeLocation::s3(
+            config.aws.s3_client(&aws.sdk),
+            &S3Url::new(&s3.bucket, &s3.prefix)
+                .map_err(anyhow::Error::msg)
+                .context("lake.s3")?,
+        ),
+        _ => LakeLocation::local(&lake_dir),
+    };
     let decode = DecodeSettings::new(
         &config.decode,
         &config.classify,
@@ -198,7 +210,7 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     });
     let metrics = exporter.clone();
     let query = crate::query::QueryContext::new(
-        crate::query::lake::LakeLocation::local(&lake_dir),
+        query_lake,
         Arc::new(crate::query::history::HotHistory::new(hot_path.clone())),
     )
     .context("query")?;
