@@ -4,41 +4,15 @@
 //! formats, clean errors; and the Glue/Athena table definitions checked
 //! against the Parquet file schema.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
-use spate_loadgen::{GenerateStats, Workload, generate};
+use spate_loadgen::Workload;
 use spate_operators::sinks::lake::schema::logs_file_schema;
-
-fn spate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spate"))
-}
-
-/// Ingests `inputs` into `data_dir` with `spate ingest`.
-fn ingest(data_dir: &Path, inputs: &[&Path]) {
-    let out = spate()
-        .arg("ingest")
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(inputs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A W1 corpus of `events` in `dir`, and what it should count to.
-fn corpus(dir: &Path, events: u64) -> (PathBuf, GenerateStats) {
-    let path = dir.join("w1.ndjson");
-    let file = std::fs::File::create(&path).unwrap();
-    let stats = generate(Workload::AppJson, events, 7, file).unwrap();
-    (path, stats)
-}
+use support::{corpus, files_scanned_in, ingest, spate};
 
 /// Runs `spate query --data-dir DATA ARGS...`.
 fn query(data: &Path, args: &[&str]) -> Output {
@@ -75,23 +49,15 @@ fn files_scanned_with(data: &Path, args: &[&str]) -> u64 {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("files scanned"))
-        .unwrap_or_else(|| panic!("no stats line in {stderr}"));
-    line.split(", ")
-        .find_map(|part| part.strip_suffix(" files scanned"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("cannot read {line}"))
+    files_scanned_in(&String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]
 fn w1_counts_match_the_corpus_and_partition_filters_prune() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, stats) = corpus(dir.path(), 8_000);
+    let (input, stats) = corpus(dir.path(), Workload::AppJson, 8_000);
     let data = dir.path().join("data");
-    ingest(&data, &[&input]);
+    ingest(&data, &[&input], &[]);
 
     let by_severity = rows(
         &data,
@@ -192,7 +158,7 @@ fn recent_lake(dir: &Path) -> PathBuf {
     let input = dir.join("recent.ndjson");
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let data = dir.join("data");
-    ingest(&data, &[&input]);
+    ingest(&data, &[&input], &[]);
     data
 }
 

@@ -7,14 +7,9 @@ mod support;
 use std::process::Command;
 
 use serde_json::{Value, json};
+use support::aws::endpoint;
 use support::service::Service;
 use support::{python, spate};
-
-fn endpoint() -> String {
-    std::env::var("SPATE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("SPATE_TEST_AWS_ENDPOINT is not set: run the suite with `bash scripts/test.sh`")
-    })
-}
 
 /// Runs a boto3 snippet against the emulator; `ARGS` is the JSON argument and
 /// the snippet prints one JSON value.
@@ -144,6 +139,31 @@ else:
         &json!({ "queue": setup["queue"] }),
     );
     assert_eq!(drained, true, "{}", service.output());
+
+    // POST /v1/query reads the lake in the bucket (the local lake directory is
+    // only a staging area), listing it afresh for every query.
+    let out = service
+        .query(json!({"sql": "select count(*) as n, count(distinct event_id) as ids from logs"}));
+    assert_eq!(out["rows"], json!([[1000, 1000]]), "{out}");
+    let all = service.query(json!({"sql": "select message from logs", "limit": 5000}));
+    assert_eq!(all["rows"].as_array().unwrap().len(), 1000, "{all}");
+    let pay = service.query(json!({
+        "sql": "select severity, count(*) as n from logs where service = 'pay' group by severity order by severity"
+    }));
+    assert_eq!(
+        pay["rows"],
+        json!([["CRITICAL", 3], ["WARNING", 99]]),
+        "{pay}"
+    );
+    let scanned = |out: &Value| out["files_scanned"].as_u64().unwrap();
+    let pay_messages =
+        service.query(json!({"sql": "select message from logs where service = 'pay'"}));
+    assert!(
+        scanned(&pay_messages) >= 1 && scanned(&pay_messages) < scanned(&all),
+        "pruning: {} of {} files",
+        scanned(&pay_messages),
+        scanned(&all)
+    );
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
 
@@ -176,6 +196,24 @@ print(json.dumps({'keys': keys, 'rows': rows}))
             .all(|p| p.extension().is_none_or(|e| e != "parquet")),
         "staged files remain"
     );
+    // `spate query --config` with `[lake.s3]` reads the bucket too, with the
+    // `[aws]` endpoint of the config.
+    let out = spate()
+        .args(["query", "--format", "json", "--config"])
+        .arg(data.with_extension("toml"))
+        .args(["--data-dir"])
+        .arg(&data)
+        .arg("select count(*) as n from logs where service = 'pay'")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows, json!([{"n": 102}]));
 
     // The hot store: `pay`'s 3 criticals and 99 warnings (every tenth event of
     // each message, but the first message's first, which is critical).

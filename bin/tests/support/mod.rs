@@ -1,8 +1,11 @@
 //! What the end-to-end tests of the `spate` binary share: the binary, corpora,
-//! DuckDB as an independent reader of the lake, and a running `spate run`.
+//! `spate ingest` and the `--stats` line of `spate query`, DuckDB as an
+//! independent reader of the lake, a running `spate run`, and the AWS
+//! emulator.
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod aws;
 pub mod service;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +25,38 @@ pub fn corpus(dir: &Path, workload: Workload, events: u64) -> (PathBuf, Generate
     let file = std::fs::File::create(&path).unwrap();
     let stats = generate(workload, events, 7, file).unwrap();
     (path, stats)
+}
+
+/// Runs `spate ingest --json --data-dir DATA_DIR EXTRA... INPUTS...`, which
+/// must succeed, and returns its summary.
+pub fn ingest(data_dir: &Path, inputs: &[&Path], extra: &[&str]) -> Value {
+    let out = spate()
+        .arg("ingest")
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .args(inputs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "spate ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("summary is one JSON object")
+}
+
+/// The files scanned that `spate query --stats` reports on stderr.
+pub fn files_scanned_in(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("files scanned"))
+        .unwrap_or_else(|| panic!("no stats line in {stderr}"));
+    line.split(", ")
+        .find_map(|part| part.strip_suffix(" files scanned"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read {line}"))
 }
 
 /// The Python with DuckDB and pyarrow that `scripts/test.sh` installs.
