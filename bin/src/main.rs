@@ -69,7 +69,7 @@ enum Command {
         #[arg(long, global = true, default_value = "./spate-data")]
         data_dir: PathBuf,
     },
-    /// SQL over the lake (tables logs, alerts, windows), or the recent logs.
+    /// SQL over the lake, local or in S3 (tables logs, alerts, windows), or the recent logs.
     Query(query::cli::QueryArgs),
     /// Print or check configuration.
     Config {
