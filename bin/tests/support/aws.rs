@@ -84,3 +84,35 @@ pub fn objects_of_dir(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Runs a boto3 snippet against the emulator (boto3 comes with moto in the
+/// test virtualenv) and returns the one JSON value it prints. The snippet
+/// has `ARGS` (the JSON `args`) and clients `sqs`, `s3`, `sns`, `kinesis` and
+/// `ddb`.
+pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
+    let script = format!(
+        "import boto3, json, sys, time\n\
+         ARGS = json.loads(sys.argv[1])\n\
+         kw = dict(endpoint_url=sys.argv[2], region_name='us-east-1',\n\
+                   aws_access_key_id='test', aws_secret_access_key='test')\n\
+         sqs = boto3.client('sqs', **kw)\n\
+         s3 = boto3.client('s3', **kw)\n\
+         sns = boto3.client('sns', **kw)\n\
+         kinesis = boto3.client('kinesis', **kw)\n\
+         ddb = boto3.client('dynamodb', **kw)\n\
+         {snippet}\n"
+    );
+    let out = std::process::Command::new(super::python())
+        .arg("-c")
+        .arg(script)
+        .arg(args.to_string())
+        .arg(endpoint())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "boto3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
