@@ -115,6 +115,8 @@ retention_hours = 1000000
         }
         messages.push(lines.join("\n"));
     }
+    // One malformed message: a dead letter, which goes to S3 too.
+    messages.push("{\"service\": \"pay\", broken".to_string());
     boto(
         r#"
 for body in ARGS['messages']:
@@ -171,12 +173,18 @@ else:
     let lake = boto(
         r#"
 import pyarrow.parquet as pq, io
-keys = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket=ARGS['bucket']) for o in p.get('Contents', [])]
+every = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket=ARGS['bucket']) for o in p.get('Contents', [])]
+keys = [k for k in every if not k.startswith('spate/deadletter/')]
+dead = []
+for k in every:
+    if k.startswith('spate/deadletter/'):
+        body = s3.get_object(Bucket=ARGS['bucket'], Key=k)['Body'].read().decode()
+        dead += [dict(json.loads(l), key=k) for l in body.splitlines()]
 rows = 0
 for k in keys:
     body = s3.get_object(Bucket=ARGS['bucket'], Key=k)['Body'].read()
     rows += pq.read_table(io.BytesIO(body)).num_rows
-print(json.dumps({'keys': keys, 'rows': rows}))
+print(json.dumps({'keys': keys, 'rows': rows, 'dead': dead}))
 "#,
         &json!({ "bucket": setup["bucket"] }),
     );
@@ -189,12 +197,31 @@ print(json.dumps({'keys': keys, 'rows': rows}))
         }),
         "{lake}"
     );
-    // Nothing left in the local staging directory.
+    // The malformed message is a dead letter in S3, with its reason.
+    let dead = lake["dead"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{lake}");
+    assert_eq!(dead[0]["raw"], "{\"service\": \"pay\", broken", "{lake}");
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("json"),
+        "{lake}"
+    );
+    assert!(
+        dead[0]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("spate/deadletter/dt="),
+        "{lake}"
+    );
+    // Nothing left in the local staging directories.
     assert!(
         support::walk(&data.join("lake"))
             .iter()
             .all(|p| p.extension().is_none_or(|e| e != "parquet")),
         "staged files remain"
+    );
+    assert!(
+        support::walk(&data.join("deadletter")).is_empty(),
+        "staged dead letters remain"
     );
     // `spate query --config` with `[lake.s3]` reads the bucket too, with the
     // `[aws]` endpoint of the config.
