@@ -124,7 +124,7 @@ impl LogAcceptor for JournalAcceptor {
 }
 
 /// Runs the service until a signal (or a sink that cannot recover).
-pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
+pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
@@ -153,6 +153,18 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
     let aws = AwsParts::connect(&config).await?;
+    // The webhook token from Secrets Manager, read once, before anything starts.
+    if let (Some(webhook), Some(aws)) = (&config.alerts.webhook, &aws)
+        && webhook.needs_secret()
+    {
+        let client = config.aws.secretsmanager_client(&aws.sdk);
+        let resolved = webhook
+            .clone()
+            .resolve_secret(&client)
+            .await
+            .context("alerts.webhook.bearer_token_secret")?;
+        config.alerts.webhook = Some(resolved);
+    }
     let lake = match (&config.lake.s3, &aws) {
         (Some(s3), Some(aws)) => lake.with_target(LakeTarget::S3(Arc::new(
             S3Target::new(config.aws.s3_client(&aws.sdk), s3).context("lake.s3")?,
@@ -328,7 +340,12 @@ impl AwsParts {
             || !config.sources.kinesis.is_empty()
             || config.hot_dynamodb.is_some()
             || config.lake.s3.is_some()
-            || config.alerts.sns.is_some();
+            || config.alerts.sns.is_some()
+            || config
+                .alerts
+                .webhook
+                .as_ref()
+                .is_some_and(|w| w.needs_secret());
         if !uses_aws {
             return Ok(None);
         }
