@@ -23,10 +23,12 @@
 //! The first SIGTERM/SIGINT stops the listener (requests in progress are answered),
 //! closes the journal to new appends, lets the sources read what was accepted,
 //! drains the graph (the lake commits its open files, the hot store commits),
-//! saves the checkpoints, and exits 0. A second signal exits at once (anything
-//! not committed is replayed at the next start).
+//! prints the last EMF metrics (`[metrics.emf]`), saves the checkpoints, and
+//! exits 0. A second signal exits at once (anything not committed is replayed
+//! at the next start).
 
 pub mod body;
+pub mod emf;
 pub mod http;
 
 use std::path::{Path, PathBuf};
@@ -208,6 +210,10 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
         },
     )?;
     let pipeline = pipeline_graph.spawn();
+    let emf = config.metrics.emf.enabled.then(|| {
+        let exporter = exporter.clone();
+        emf::EmfEmitter::start(&config.metrics.emf, Arc::new(move || exporter.render()))
+    });
 
     let listen = options
         .listen
@@ -309,6 +315,10 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
                 );
             }
         }
+    }
+    // The last interval's metrics, the drain included.
+    if let Some(emf) = emf {
+        emf.finish().await;
     }
     // Everything the sinks committed is now acknowledged: save the checkpoints.
     journal
