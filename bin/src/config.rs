@@ -21,6 +21,7 @@ use spate_operators::transforms::decode::DecodeStageConfig;
 use spate_operators::windows::WindowConfig;
 
 use crate::run::StdinConfig;
+use crate::run::emf::MetricsConfig;
 use crate::run::http::HttpConfig;
 
 /// The documented default configuration, printed by `spate config default`.
@@ -75,6 +76,9 @@ pub struct SpateConfig {
     /// `spate run`: sources besides HTTP, tail and stdin.
     #[serde(default)]
     pub sources: SourcesConfig,
+    /// `spate run`: metric outputs besides `/metrics` (`[metrics.emf]`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// The hot store in DynamoDB instead of the embedded one
     /// (`[hot_dynamodb] table = "..."`); `spate hot` then queries it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,9 @@ impl SpateConfig {
                 "lake.zstd_level: must be between 1 and 22, got {}",
                 self.lake.zstd_level
             );
+        }
+        if let Err(e) = self.metrics.emf.validate() {
+            bail!("metrics.emf.{e}");
         }
         for (i, sqs) in self.sources.sqs.iter().enumerate() {
             if let Err(e) = sqs.validate() {

@@ -1,10 +1,13 @@
 //! `spate run` against the local AWS emulator (moto, started by
-//! `scripts/test.sh`): SQS in, the lake on S3, the hot store, and an SNS alert
-//! that a subscribed queue receives.
+//! `scripts/test.sh`): SQS in, the lake and dead letters on S3, the hot store,
+//! an SNS alert that a subscribed queue receives, and a webhook whose bearer
+//! token comes from Secrets Manager.
 
 mod support;
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use support::aws::endpoint;
@@ -22,6 +25,7 @@ fn boto(snippet: &str, args: &Value) -> Value {
          sqs = boto3.client('sqs', **kw)\n\
          s3 = boto3.client('s3', **kw)\n\
          sns = boto3.client('sns', **kw)\n\
+         secrets = boto3.client('secretsmanager', **kw)\n\
          {snippet}\n"
     );
     let out = Command::new(python())
@@ -50,12 +54,14 @@ sub_arn = sqs.get_queue_attributes(QueueUrl=sub, AttributeNames=['QueueArn'])['A
 s3.create_bucket(Bucket=ARGS['id'] + '-lake')
 topic = sns.create_topic(Name=ARGS['id'] + '-alerts')['TopicArn']
 sns.subscribe(TopicArn=topic, Protocol='sqs', Endpoint=sub_arn, Attributes={'RawMessageDelivery': 'true'})
-print(json.dumps({'queue': q, 'sub': sub, 'topic': topic, 'bucket': ARGS['id'] + '-lake'}))
+secret = secrets.create_secret(Name=ARGS['id'] + '-hook', SecretString=json.dumps({'token': 'from-secrets-manager'}))['ARN']
+print(json.dumps({'queue': q, 'sub': sub, 'topic': topic, 'bucket': ARGS['id'] + '-lake', 'secret': secret}))
 "#,
         &json!({ "id": id }),
     );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let (hook_url, hook_auth) = webhook_receiver();
     let config = format!(
         r#"
 [aws]
@@ -77,6 +83,11 @@ prefix = "spate/"
 [alerts.sns]
 topic_arn = "{topic}"
 
+[alerts.webhook]
+url = "{hook_url}"
+bearer_token_secret = "{secret}"
+bearer_token_secret_key = "token"
+
 [hot]
 retention_hours = 1000000
 "#,
@@ -84,6 +95,7 @@ retention_hours = 1000000
         queue = setup["queue"].as_str().unwrap(),
         bucket = setup["bucket"].as_str().unwrap(),
         topic = setup["topic"].as_str().unwrap(),
+        secret = setup["secret"].as_str().unwrap(),
     );
     let service = Service::start(&data, &config);
 
@@ -115,6 +127,8 @@ retention_hours = 1000000
         }
         messages.push(lines.join("\n"));
     }
+    // One malformed message: a dead letter, which goes to S3 too.
+    messages.push("{\"service\": \"pay\", broken".to_string());
     boto(
         r#"
 for body in ARGS['messages']:
@@ -171,12 +185,18 @@ else:
     let lake = boto(
         r#"
 import pyarrow.parquet as pq, io
-keys = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket=ARGS['bucket']) for o in p.get('Contents', [])]
+every = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket=ARGS['bucket']) for o in p.get('Contents', [])]
+keys = [k for k in every if not k.startswith('spate/deadletter/')]
+dead = []
+for k in every:
+    if k.startswith('spate/deadletter/'):
+        body = s3.get_object(Bucket=ARGS['bucket'], Key=k)['Body'].read().decode()
+        dead += [dict(json.loads(l), key=k) for l in body.splitlines()]
 rows = 0
 for k in keys:
     body = s3.get_object(Bucket=ARGS['bucket'], Key=k)['Body'].read()
     rows += pq.read_table(io.BytesIO(body)).num_rows
-print(json.dumps({'keys': keys, 'rows': rows}))
+print(json.dumps({'keys': keys, 'rows': rows, 'dead': dead}))
 "#,
         &json!({ "bucket": setup["bucket"] }),
     );
@@ -189,12 +209,31 @@ print(json.dumps({'keys': keys, 'rows': rows}))
         }),
         "{lake}"
     );
-    // Nothing left in the local staging directory.
+    // The malformed message is a dead letter in S3, with its reason.
+    let dead = lake["dead"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{lake}");
+    assert_eq!(dead[0]["raw"], "{\"service\": \"pay\", broken", "{lake}");
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("json"),
+        "{lake}"
+    );
+    assert!(
+        dead[0]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("spate/deadletter/dt="),
+        "{lake}"
+    );
+    // Nothing left in the local staging directories.
     assert!(
         support::walk(&data.join("lake"))
             .iter()
             .all(|p| p.extension().is_none_or(|e| e != "parquet")),
         "staged files remain"
+    );
+    assert!(
+        support::walk(&data.join("deadletter")).is_empty(),
+        "staged dead letters remain"
     );
     // `spate query --config` with `[lake.s3]` reads the bucket too, with the
     // `[aws]` endpoint of the config.
@@ -247,4 +286,81 @@ print(json.dumps(found))
     assert_eq!(alert["body"]["window_start_ms"], w0);
     assert_eq!(alert["attrs"]["rule"], "critical");
     assert_eq!(alert["attrs"]["service"], "pay");
+
+    // The webhook got the alerts with the token read from Secrets Manager.
+    let seen = hook_auth.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "{output}");
+    assert!(
+        seen.iter().all(|a| a == "Bearer from-secrets-manager"),
+        "{seen:?}"
+    );
+}
+
+/// `spate run` refuses to start when the webhook's secret does not exist, and
+/// says which secret.
+#[test]
+fn missing_webhook_secret_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = format!("t{}-no-such-secret", std::process::id());
+    let config_path = dir.path().join("spate.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n\n[alerts.webhook]\nurl = \"http://127.0.0.1:9/hook\"\nbearer_token_secret = \"{secret}\"\n",
+            endpoint()
+        ),
+    )
+    .unwrap();
+    let out = spate()
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config_path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("alerts.webhook.bearer_token_secret") && stderr.contains(&secret),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not found"), "{stderr}");
+}
+
+/// A webhook receiver on a free port answering 200 to every request; returns
+/// its URL and the `Authorization` headers it saw.
+fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let header = line.trim_end().to_string();
+                line.clear();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    match name.to_ascii_lowercase().as_str() {
+                        "authorization" => log.lock().unwrap().push(value.trim().to_string()),
+                        "content-length" => length = value.trim().parse().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, seen)
 }

@@ -1,7 +1,8 @@
 //! The lake writer: Parquet files in Hive partitions, committed atomically.
 //!
 //! Layout: `<lake>/logs/dt=YYYY-MM-DD/hour=HH/service=NAME/part-*.parquet`, plus
-//! dead letters as NDJSON under `<data-dir>/deadletter/dt=YYYY-MM-DD/`.
+//! dead letters as NDJSON under `<data-dir>/deadletter/dt=YYYY-MM-DD/` (or, with
+//! [`LakeTarget::S3`], under `s3://<bucket>/<prefix>deadletter/dt=YYYY-MM-DD/`).
 //!
 //! Each writer keeps one open file per partition it has rows for. Files are
 //! written under a hidden temporary name and renamed into place when committed,
@@ -12,7 +13,9 @@
 //!
 //! With [`LakeTarget::S3`] the directory is a staging area: each committed file
 //! is uploaded to S3 (see [`crate::sinks::s3_lake`]) and removed locally before
-//! the acks are delivered.
+//! the acks are delivered. Dead-letter files follow the same rule: a batch that
+//! carried a dead letter is acknowledged only once its dead-letter object is in
+//! S3, and a failed upload fails the batch.
 //!
 //! # Backpressure
 //!
@@ -218,7 +221,8 @@ pub enum LakeTarget {
     /// In the lake directory.
     #[default]
     Local,
-    /// Uploaded to S3, under the same relative path, then removed locally.
+    /// Uploaded to S3, under the same relative path, then removed locally
+    /// (dead letters under `deadletter/`).
     S3(Arc<S3Target>),
 }
 
@@ -429,16 +433,10 @@ impl LakeWriter {
             written.1 += c.bytes;
             metrics::counter!("spate_lake_rows_written_total").increment(c.rows);
         }
-        let mut dead_files = 0;
         let dead: Vec<DeadLetterFile> = self.dead.drain().map(|(_, f)| f).collect();
-        let mut dead_iter = dead.into_iter();
-        while let Some(f) = dead_iter.next() {
-            if let Err(e) = f.commit() {
-                dead_iter.for_each(DeadLetterFile::abort);
-                return Err(e);
-            }
-            dead_files += 1;
-        }
+        let dead_files =
+            dead_letters::commit_all(dead, &self.settings.target, &self.settings.dead_letter_dir)
+                .await?;
         let counts = std::mem::take(&mut self.pending_counts);
         metrics::counter!("spate_lake_files_written_total").increment(written.0);
         metrics::counter!("spate_lake_bytes_written_total").increment(written.1);
