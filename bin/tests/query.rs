@@ -59,30 +59,7 @@ fn w1_counts_match_the_corpus_and_partition_filters_prune() {
     let data = dir.path().join("data");
     ingest(&data, &[&input], &[]);
 
-    let by_severity = rows(
-        &data,
-        &["select severity, count(*) as n from logs group by severity"],
-    );
-    let count = |name: &str| {
-        by_severity
-            .iter()
-            .find(|r| r["severity"] == name)
-            .map_or(0, |r| r["n"].as_u64().unwrap())
-    };
-    for (name, idx) in [("INFO", 0), ("WARNING", 1), ("ERROR", 2), ("CRITICAL", 3)] {
-        assert_eq!(count(name), stats.expected_severity[idx], "{name}");
-    }
-    let total = rows(
-        &data,
-        &["select count(*) as n, count(distinct event_id) as ids from logs"],
-    );
-    assert_eq!(total[0]["n"], stats.events);
-    assert_eq!(total[0]["ids"], stats.events);
-    let tagged = rows(
-        &data,
-        &["select count(*) as n from logs where array_has(tags, 'http_5xx')"],
-    );
-    assert_eq!(tagged[0]["n"], stats.expected_tags.http_5xx);
+    support::assert_w1_counts(&stats, |sql| rows(&data, &[sql]));
 
     // Partition columns agree with the event time.
     let mismatched = rows(

@@ -430,6 +430,31 @@ async fn reshard_reads_parents_before_children() {
     assert!(stream.settled(Duration::from_secs(10)).await);
 }
 
+/// One worker reads `stream` until `events` events are delivered, then shuts
+/// down with every batch settled.
+async fn read_events(
+    c: &Clients,
+    stream: &str,
+    table: &str,
+    events: usize,
+) -> CaptureSink<LogBatch> {
+    let stream = KinesisStream::new(
+        c.kinesis.clone(),
+        c.dynamodb.clone(),
+        config(stream, table, "w1"),
+    )
+    .unwrap();
+    let sink = CaptureSink::new();
+    let pipeline = pipeline(&stream, &sink);
+    wait_until(Duration::from_secs(20), "the events", async || {
+        column(&sink, "message").len() >= events
+    })
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert!(stream.settled(Duration::from_secs(10)).await);
+    sink
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudwatch_subscription_payloads_are_decoded() {
     let c = clients().await;
@@ -500,20 +525,7 @@ async fn cloudwatch_subscription_payloads_are_decoded() {
         .await
         .expect("put log events");
 
-    let stream = KinesisStream::new(
-        c.kinesis.clone(),
-        c.dynamodb.clone(),
-        config(&name, &table, "w1"),
-    )
-    .unwrap();
-    let sink = CaptureSink::new();
-    let pipeline = pipeline(&stream, &sink);
-    wait_until(Duration::from_secs(20), "the log events", async || {
-        column(&sink, "message").len() >= events.len()
-    })
-    .await;
-    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
-    assert!(stream.settled(Duration::from_secs(10)).await);
+    let sink = read_events(&c, &name, &table, events.len()).await;
 
     let got = column(&sink, "message");
     for e in events {
@@ -553,20 +565,7 @@ async fn kpl_aggregated_records_are_unpacked() {
             .expect("put record");
     }
 
-    let stream = KinesisStream::new(
-        c.kinesis.clone(),
-        c.dynamodb.clone(),
-        config(&name, &table, "w1"),
-    )
-    .unwrap();
-    let sink = CaptureSink::new();
-    let pipeline = pipeline(&stream, &sink);
-    wait_until(Duration::from_secs(20), "51 events", async || {
-        column(&sink, "message").len() >= 51
-    })
-    .await;
-    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
-    assert!(stream.settled(Duration::from_secs(10)).await);
+    let sink = read_events(&c, &name, &table, 51).await;
 
     let mut expected: BTreeSet<String> = messages("kpl", 0..50).into_iter().collect();
     expected.insert("plain".to_string());

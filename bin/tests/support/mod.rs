@@ -112,3 +112,25 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Asserts that `spate query` over a lake built from a W1 corpus finds what
+/// the corpus holds: every event once, the severity counts and the
+/// `http_5xx` tag count. `rows` runs one SQL statement and returns its rows
+/// as JSON objects.
+pub fn assert_w1_counts(stats: &GenerateStats, rows: impl Fn(&str) -> Vec<Value>) {
+    let by_severity = rows("select severity, count(*) as n from logs group by severity");
+    let count = |name: &str| {
+        by_severity
+            .iter()
+            .find(|r| r["severity"] == name)
+            .map_or(0, |r| r["n"].as_u64().unwrap())
+    };
+    for (name, idx) in [("INFO", 0), ("WARNING", 1), ("ERROR", 2), ("CRITICAL", 3)] {
+        assert_eq!(count(name), stats.expected_severity[idx], "{name}");
+    }
+    let total = rows("select count(*) as n, count(distinct event_id) as ids from logs");
+    assert_eq!(total[0]["n"], stats.events);
+    assert_eq!(total[0]["ids"], stats.events);
+    let tagged = rows("select count(*) as n from logs where array_has(tags, 'http_5xx')");
+    assert_eq!(tagged[0]["n"], stats.expected_tags.http_5xx);
+}
