@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SQS → `spate run` → S3 lake against the local AWS emulator (moto), release build.
 #
-#   bash bench/scripts/sqs_s3.sh [MESSAGES] [EVENTS_PER_MESSAGE] [POLLERS]
+#   bash bench/scripts/sqs_s3.sh [MESSAGES] [EVENTS_PER_MESSAGE] [POLLERS] [MAX_DEPTH] [FILE_AGE_SECS]
 #
 # Starts a fresh emulator with deploy/local/up.sh on a free port (stopped on exit),
 # runs `spate run` with one SQS source and the lake on S3, and feeds MESSAGES
 # messages of EVENTS_PER_MESSAGE W1 events (NDJSON bodies), sending while Spate
-# consumes so that the queue stays shallow (moto's SQS slows down as a queue
-# grows). The clock runs from the first send to the moment Spate has deleted the
+# consumes so that at most MAX_DEPTH (default 300) messages are sent and not yet
+# deleted (moto's SQS slows down as a queue grows). Spate deletes a message once
+# its events are in an S3 object, and lake files are uploaded when they are
+# FILE_AGE_SECS old (default 2), so MAX_DEPTH / FILE_AGE_SECS also caps the rate. The clock runs from the first send to the moment Spate has deleted the
 # last message, which it does only after the message's events are in S3 objects.
 # Then every object under the lake prefix is read back with pyarrow and the rows
 # counted. Also times the emulator alone (boto3 send, receive and delete of the
@@ -19,6 +21,8 @@ cd "$(dirname "$0")/../.."
 messages="${1:-600}"
 per_message="${2:-100}"
 pollers="${3:-4}"
+max_depth="${4:-300}"
+file_age="${5:-2}"
 work="${SPATE_BENCH_DIR:-/tmp/spate-bench}/sqs-s3"
 rm -rf "$work"
 mkdir -p "$work"
@@ -54,7 +58,7 @@ max_messages = 10
 
 [lake]
 path = "$work/data/lake-staging"
-max_file_age_secs = 5
+max_file_age_secs = $file_age
 
 [lake.s3]
 bucket = "$SPATE_BUCKET"
@@ -72,4 +76,4 @@ done
 "$venv/bin/python" bench/scripts/sqs_s3_feed.py \
   --endpoint "$AWS_ENDPOINT_URL" --queue-url "$SPATE_SQS_QUEUE_URL" --bucket "$SPATE_BUCKET" \
   --prefix bench/ --corpus "$work/corpus.ndjson" --messages "$messages" \
-  --per-message "$per_message" --metrics "http://$listen/metrics" --pollers "$pollers"
+  --per-message "$per_message" --metrics "http://$listen/metrics" --pollers "$pollers" --max-depth "$max_depth"

@@ -20,12 +20,19 @@ import pyarrow.fs
 import pyarrow.parquet
 
 
-def deleted_by_spate(metrics_url):
+def spate_metrics(metrics_url):
+    """Spate's SQS counters: {name without the prefix: value}."""
+    out = {}
     with urllib.request.urlopen(metrics_url, timeout=5) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith("spate_sqs_messages_deleted_total"):
-                return int(float(line.split()[-1]))
-    return 0
+            if line.startswith("spate_sqs_") and " " in line and "{" not in line:
+                name, value = line.rsplit(" ", 1)
+                out[name.removeprefix("spate_sqs_")] = int(float(value))
+    return out
+
+
+def deleted_by_spate(metrics_url):
+    return spate_metrics(metrics_url).get("messages_deleted_total", 0)
 
 
 def message_bodies(corpus, messages, per_message):
@@ -105,7 +112,7 @@ def main():
     parser.add_argument("--per-message", type=int, required=True)
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--pollers", type=int, required=True)
-    parser.add_argument("--max-depth", type=int, default=100)
+    parser.add_argument("--max-depth", type=int, default=100, help="messages sent and not yet deleted, at most")
     parser.add_argument("--timeout-secs", type=float, default=900)
     args = parser.parse_args()
 
@@ -116,6 +123,7 @@ def main():
     bodies = message_bodies(args.corpus, args.messages, args.per_message)
     events = args.messages * args.per_message
     spate_s = feed_spate(sqs, args.queue_url, bodies, args.metrics, args.max_depth, args.timeout_secs)
+    counters = spate_metrics(args.metrics)
     rows, files, lake_bytes = rows_in_lake(args.endpoint, args.bucket, args.prefix)
     alone_s = emulator_alone(sqs, bodies, args.max_depth)
     out = {
@@ -129,6 +137,7 @@ def main():
         "lake_rows": rows,
         "lake_objects": files,
         "lake_bytes": lake_bytes,
+        "spate_sqs_counters": counters,
         "emulator_alone_seconds": round(alone_s, 2),
         "emulator_alone_messages_per_s": round(args.messages / alone_s, 1),
     }
