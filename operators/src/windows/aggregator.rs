@@ -53,12 +53,17 @@ use crate::log_batch::LogBatch;
 pub struct WindowOutput {
     /// Closed windows, by start then service.
     pub windows: Vec<WindowRecord>,
-    /// Notices raised, in window order.
+    /// Notices raised, in window order (none in shared-window mode, where
+    /// the alert router evaluates the merged counts).
     pub alerts: Vec<AlertRecord>,
+    /// Every window ending at or before this is closed (UTC milliseconds);
+    /// `None` before the first event.
+    pub closed_until_ms: Option<i64>,
 }
 
 impl Payload for WindowOutput {
-    /// Windows plus notices.
+    /// Windows plus notices (an output only moving `closed_until_ms` is
+    /// empty).
     fn len(&self) -> usize {
         self.windows.len() + self.alerts.len()
     }
@@ -72,6 +77,10 @@ pub struct WindowAggregator {
     wall_base_ms: i64,
     clock_base: Instant,
     late_reported: u64,
+    /// Shared-window mode: rules are not run here.
+    shared: bool,
+    /// Shared-window mode: the last `closed_until_ms` sent.
+    sent_until: Option<i64>,
 }
 
 impl WindowAggregator {
@@ -105,7 +114,18 @@ impl WindowAggregator {
             wall_base_ms,
             clock_base: Instant::now(),
             late_reported: 0,
+            shared: false,
+            sent_until: None,
         }
+    }
+
+    /// Shared-window mode ([`crate::alerts::shared`]): the rules are not run
+    /// on this process's partial counts; every closed window is sent, and
+    /// every move of `closed_until_ms` (also without a window, so the router
+    /// sees silence and resolutions).
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
     }
 
     /// Processing time, wall-clock milliseconds, advancing with tokio's clock.
@@ -145,9 +165,10 @@ impl WindowAggregator {
     async fn close_and_send(&mut self, ctx: &mut Ctx<WindowOutput>) -> ActorResult {
         let now = self.now_ms();
         let windows = self.state.advance(now);
-        let alerts = match self.state.closed_until_ms() {
-            Some(until) => self.evaluator.evaluate(&windows, until, now),
-            None => Vec::new(),
+        let closed_until_ms = self.state.closed_until_ms();
+        let alerts = match closed_until_ms {
+            Some(until) if !self.shared => self.evaluator.evaluate(&windows, until, now),
+            _ => Vec::new(),
         };
         metrics::counter!("spate_windows_closed_total").increment(windows.len() as u64);
         metrics::gauge!("spate_window_open").set(self.state.open_windows() as f64);
@@ -155,11 +176,17 @@ impl WindowAggregator {
             metrics::gauge!("spate_window_watermark_lag_seconds")
                 .set(now.saturating_sub(wm) as f64 / 1000.0);
         }
-        if windows.is_empty() && alerts.is_empty() {
+        let moved = self.shared && closed_until_ms > self.sent_until;
+        if windows.is_empty() && alerts.is_empty() && !moved {
             return Ok(());
         }
-        ctx.send(Batch::unacked(WindowOutput { windows, alerts }))
-            .await
+        self.sent_until = closed_until_ms;
+        ctx.send(Batch::unacked(WindowOutput {
+            windows,
+            alerts,
+            closed_until_ms,
+        }))
+        .await
     }
 }
 
