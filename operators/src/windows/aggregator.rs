@@ -28,6 +28,14 @@
 //! wrong, and an early `resolved` or `silence` misleading): the counts of open
 //! windows are lost at shutdown, like at a crash.
 //!
+//! # Shared-window mode
+//!
+//! With [`WindowAggregator::shared`] the rules do not run here: the alert
+//! router evaluates the counts merged across processes
+//! ([`crate::alerts::shared`]). Every closed window is still sent, and so is
+//! every later move of the closed bound ([`WindowOutput::closed_until_ms`]),
+//! also without a window, so that silence and resolutions are evaluated.
+//!
 //! Metrics: `spate_window_late_events_total`, `spate_windows_closed_total`,
 //! `spate_window_watermark_lag_seconds` (processing now − watermark),
 //! `spate_window_open` (open (window, service) counters).
@@ -176,7 +184,8 @@ impl WindowAggregator {
             metrics::gauge!("spate_window_watermark_lag_seconds")
                 .set(now.saturating_sub(wm) as f64 / 1000.0);
         }
-        let moved = self.shared && closed_until_ms > self.sent_until;
+        // A bound moving before any window closed says nothing to the router.
+        let moved = self.shared && self.sent_until.is_some() && closed_until_ms > self.sent_until;
         if windows.is_empty() && alerts.is_empty() && !moved {
             return Ok(());
         }
@@ -392,6 +401,54 @@ mod tests {
         pipeline.stop();
         pipeline.join().await.unwrap();
         drop(leaks);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shared_mode_sends_windows_and_closed_bounds_without_alerts() {
+        let errors = repeat(14, T + 1_000, "api", Severity::Error);
+        let source = ScriptedSource::new([log_batch(&errors)]).until_stopped();
+        let sink = CaptureSink::<WindowOutput>::new();
+        let mut g = GraphBuilder::new();
+        let s = source.clone();
+        g.source("source", move || s.clone());
+        g.actor(
+            "windows",
+            || {
+                let rules = compile_rules(&default_rules()).unwrap();
+                // Processing time just after the window's end plus lateness.
+                WindowAggregator::with_wall_base(
+                    &WindowConfig::default(),
+                    rules,
+                    900_000,
+                    T + 6 * MIN,
+                )
+                .shared()
+            },
+            ActorOptions::default(),
+        );
+        let k = sink.clone();
+        g.actor("alerts", move || k.clone(), ActorOptions::default());
+        g.connect("source", "windows").connect("windows", "alerts");
+        let pipeline = g.build().unwrap().spawn();
+
+        // Idle: the window closes by the clock; no rule ran here.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let out = sink.delivered();
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].windows.len(), 1);
+        assert_eq!(out[0].windows[0].severity, [0, 0, 14, 0]);
+        assert!(out[0].alerts.is_empty());
+        assert_eq!(out[0].closed_until_ms, Some(T + 5 * MIN));
+        // Five minutes on, the next (empty) window closes: its bound is sent
+        // alone, once.
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        let out = sink.delivered();
+        assert_eq!(out.len(), 2, "{out:#?}");
+        assert!(out[1].windows.is_empty() && out[1].alerts.is_empty());
+        assert_eq!(out[1].closed_until_ms, Some(T + 10 * MIN));
+
+        pipeline.stop();
+        pipeline.join().await.unwrap();
     }
 
     #[test]

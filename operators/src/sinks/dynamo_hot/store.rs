@@ -363,7 +363,8 @@ impl DynamoHotStore {
 
     /// The merged window counts of `services` for windows starting in
     /// `[from_ms, until_ms)` ([`SharedWindowStore::merged_windows`]): one
-    /// strongly consistent Query per service.
+    /// strongly consistent Query per service; ordered by window start, then
+    /// service.
     pub async fn merged_windows(
         &self,
         services: &[String],
@@ -389,6 +390,7 @@ impl DynamoHotStore {
                 out.push(window_record(item)?);
             }
         }
+        out.sort_by(|a, b| (a.window_start_ms, &a.service).cmp(&(b.window_start_ms, &b.service)));
         Ok(out)
     }
 
