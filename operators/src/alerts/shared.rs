@@ -13,7 +13,8 @@
 //!    deterministic id `<rule>:<service>:<window start>:<state>`): only the
 //!    process that wins the claim sends it to the outputs. Losing a claim is
 //!    the normal case for all processes but one, counted in
-//!    `spate_alert_claims_lost_total` (wins in `spate_alert_claims_won_total`).
+//!    `spate_alert_claims_lost_total` (wins in `spate_alert_claims_won_total`;
+//!    `spate_alerts_total` counts only the notices sent).
 //!
 //! The window aggregator runs no rules in this mode
 //! ([`crate::windows::WindowAggregator::shared`]).

@@ -5,7 +5,10 @@
 //!   counts per (window, service) × severity × tag, the watermark, lateness and
 //!   the idle timeout. Its module docs state the exact semantics.
 //! - [`aggregator`]: the [`WindowAggregator`] actor (`LogBatch` in,
-//!   [`WindowOutput`] out), which runs the alert rules on every closed window.
+//!   [`WindowOutput`] out), which runs the alert rules on every closed window
+//!   (in shared-window mode, [`WindowConfig::shared`], the alert router runs
+//!   them on the counts merged across processes instead: see
+//!   [`crate::alerts::shared`]).
 
 pub mod aggregator;
 pub mod state;
