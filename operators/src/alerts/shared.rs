@@ -38,8 +38,8 @@
 //! time, since event times count only up to the clock) or, when its traffic
 //! stops, after `idle_timeout_secs` without events. With sources delivering
 //! in near real time, the processes that had events of a window close it
-//! within `idle_timeout_secs` (plus a tick and the pipeline's lag) of each
-//! other. A settle delay above that (the default 45 s against the default
+//! within `idle_timeout_secs` (plus a tick, the pipeline's lag and the
+//! clock skew between hosts) of each other. A settle delay above that (the default 45 s against the default
 //! 30 s idle timeout; it may not be below the idle timeout) means the first
 //! process to read finds every partial already added.
 //!
@@ -68,7 +68,10 @@
 //! When the router closes, windows still pending their settle delay are
 //! evaluated at once, on whatever the store holds by then: a process that
 //! stops right after closing a window may decide on fewer partials than the
-//! others would have added (the claim still keeps notices unique).
+//! others would have added (the claim still keeps notices unique). A crash,
+//! or a restart of the router after a failure, forgets the pending windows
+//! (their partial counts are already in the store): the other processes that
+//! counted those windows still evaluate them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -342,7 +345,6 @@ mod tests {
 
     const W: i64 = 300_000;
     const T0: i64 = 1_795_428_000_000; // 2026-11-23T10:00Z
-    const SECS: u64 = 1;
 
     /// The shared store of several fake processes: counts summed per
     /// (service, window), claims held by the first process to ask.
@@ -556,7 +558,7 @@ mod tests {
             ]
         };
         let a = node(&shared, 1, dir.path(), script(0));
-        let b = node(&shared, 2, dir.path(), script(10 * SECS));
+        let b = node(&shared, 2, dir.path(), script(10));
         let (la, lb) = (LeakCheck::new(&a.pipeline), LeakCheck::new(&b.pipeline));
 
         // Within the settle delay (45 s) nothing is decided, though both
