@@ -249,6 +249,12 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     }
     if let Some(hot) = &config.hot_dynamodb {
         eprintln!("spate: hot store in dynamodb table {}", hot.table);
+        if config.windows.shared_mode(true).unwrap_or(false) {
+            eprintln!(
+                "spate: shared windows: alerts decided on the counts merged in {}, {} s after a window closes",
+                hot.table, config.windows.shared_settle_secs
+            );
+        }
     }
     if let Some(s3) = &config.lake.s3 {
         eprintln!(
