@@ -315,7 +315,19 @@ shared_settle_secs = 5
     let owned = |s: &Service| s.metric("spate_kinesis_leases_owned");
     wait_until(
         Duration::from_secs(60),
-        || format!("one shard each:\n{}\n{}", a.output(), b.output()),
+        || {
+            let leases = boto(
+                "print(json.dumps(ddb.scan(TableName=ARGS['t'], ConsistentRead=True)['Items']))",
+                &json!({ "t": setup["leases"] }),
+            );
+            format!(
+                "one shard each (owned: a {:?}, b {:?}; leases {leases}):\n{}\n{}",
+                owned(&a),
+                owned(&b),
+                a.output(),
+                b.output()
+            )
+        },
         || owned(&a) == Some(1.0) && owned(&b) == Some(1.0),
     );
 
