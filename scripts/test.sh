@@ -9,14 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv="${SPATE_TEST_VENV:-$HOME/.cache/spate/venv}"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c "import pyarrow, duckdb, moto.server" 2>/dev/null \
-  || [ ! -x "$venv/bin/moto_server" ]; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
-fi
+venv="$(bash scripts/python-venv.sh)"
 export SPATE_TEST_PYTHON="$venv/bin/python"
 
 # The AWS emulator: a free port on 127.0.0.1, killed when this script exits.

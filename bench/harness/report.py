@@ -20,6 +20,7 @@ SPIKE_RECOVERY_TARGET_S = 30
 SPIKE_LAG_THRESHOLD_S = 5
 ENGINE_TARGET_EVENTS_PER_S = 20_000_000
 ENGINE_TARGET_OVERHEAD = 1.10
+QUERY_TARGET_RATIO = 1.5
 
 
 def fmt_rate(value):
@@ -150,6 +151,20 @@ def evaluate_targets(results):
     else:
         for name in names:
             add(name, None, "not measured", "http_spike")
+
+    query = step_result(results, "query_vs_duckdb")
+    name = "query: each question within 1.5× of DuckDB's time"
+    if query:
+        worst = max(query["queries"], key=lambda q: q["ratio"])
+        add(
+            name,
+            all(q["ratio"] <= QUERY_TARGET_RATIO for q in query["queries"]),
+            ", ".join(f"{q['name']} {q['ratio']:.2f}×" for q in query["queries"])
+            + f" (worst: {worst['name']}) on {query['events']:,} events",
+            "query_vs_duckdb",
+        )
+    else:
+        add(name, None, "not measured", "query_vs_duckdb")
     return rows
 
 
@@ -333,6 +348,37 @@ def render_markdown(results):
             "Lambda's handler: `json.loads` per record, regexes in the order ERROR, WARNING, "
             "CRITICAL, INFO, first match wins, no AWS calls (see its header for what it does and "
             "does not do).",
+        ]
+    else:
+        out.append(_failed(step) if step else "Not run.")
+
+    # Query.
+    out += ["", "### `spate query` beside DuckDB on the same lake", ""]
+    step = steps.get("query_vs_duckdb")
+    if step and step.get("ok"):
+        q = step["result"]
+        rows = [
+            [
+                f"`{v['name']}`: {v['question']}",
+                f"{v['spate_s']:.3f}",
+                f"{v['duckdb_s']:.3f}",
+                f"{v['ratio']:.2f}×",
+                f"{v['rows']:,}",
+            ]
+            for v in q["queries"]
+        ]
+        out.append(_table(["question", "spate s (median)", f"DuckDB {q['duckdb_version']} s (median)", "spate / DuckDB", "rows"], rows))
+        out += [
+            "",
+            f"W1 lake of {q['events']:,} events in {q['files']:,} Parquet files "
+            f"({q['lake_bytes'] / 2**20:,.0f} MiB), written by `spate ingest`; "
+            f"the median of {q['reps']} alternating runs after one warm-up each. Spate is timed as a "
+            "whole `spate query` process; DuckDB inside Python from opening a connection to the last "
+            "Arrow batch (interpreter start and import not counted). Same SQL text on both, with the "
+            "partition filters written out; the two results are compared and must be equal. "
+            "The SQL of each question is in `docs/benchmarks.json`.",
+            "",
+            _step_note(step),
         ]
     else:
         out.append(_failed(step) if step else "Not run.")

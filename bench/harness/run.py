@@ -10,6 +10,8 @@ Steps, in order (names for `--only`):
   from `$CARGO_TARGET_DIR/criterion/<group>/<bench>/<param>/new/estimates.json`;
 - `ingest_w1`, `ingest_w2`, `ingest_w3`: `bench/scripts/ingest.sh` (N events, seed 42);
 - `lambda_baseline`: `bench/baseline/lambda_classifier.py` on the same W1 file;
+- `query_vs_duckdb`: `bench/scripts/query.sh`, three questions on a W1 lake of N events
+  with `spate query` and DuckDB, same SQL, same files;
 - `http_steady`: `bench/scripts/http.sh` W1 at 500 k events/s;
 - `http_spike`: `bench/scripts/http.sh` W4 spike at R = 100 k events/s.
 
@@ -53,6 +55,7 @@ STEPS = (
     "ingest_w2",
     "ingest_w3",
     "lambda_baseline",
+    "query_vs_duckdb",
     "http_steady",
     "http_spike",
 )
@@ -228,6 +231,7 @@ def plan(mode, events, criterion_since):
     for wl in ("w1", "w2", "w3"):
         shell(f"ingest_{wl}", ["bash", "bench/scripts/ingest.sh", wl, str(events), str(SEED)], {"SPATE_BENCH_DIR": str(work)})
     shell("lambda_baseline", ["python3", "bench/baseline/lambda_classifier.py", str(corpus)])
+    shell("query_vs_duckdb", ["bash", "bench/scripts/query.sh", str(events), str(SEED)], {"SPATE_BENCH_DIR": str(work)})
     for name in ("http_steady", "http_spike"):
         rate, duration, max_overdue = cfg[name]
         profile = "steady" if name == "http_steady" else "spike"

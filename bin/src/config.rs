@@ -21,6 +21,7 @@ use spate_operators::transforms::decode::DecodeStageConfig;
 use spate_operators::windows::WindowConfig;
 
 use crate::run::StdinConfig;
+use crate::run::emf::MetricsConfig;
 use crate::run::http::HttpConfig;
 
 /// The documented default configuration, printed by `spate config default`.
@@ -75,6 +76,9 @@ pub struct SpateConfig {
     /// `spate run`: sources besides HTTP, tail and stdin.
     #[serde(default)]
     pub sources: SourcesConfig,
+    /// `spate run`: metric outputs besides `/metrics` (`[metrics.emf]`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// The hot store in DynamoDB instead of the embedded one
     /// (`[hot_dynamodb] table = "..."`); `spate hot` then queries it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +150,9 @@ impl SpateConfig {
         }
         if let Err(e) = self.windows.shared_mode(self.hot_dynamodb.is_some()) {
             bail!("{e}");
+        }
+        if let Err(e) = self.metrics.emf.validate() {
+            bail!("metrics.emf.{e}");
         }
         for (i, sqs) in self.sources.sqs.iter().enumerate() {
             if let Err(e) = sqs.validate() {
@@ -226,5 +233,36 @@ mod tests {
         let err = SpateConfig::parse("[[classify.tags]]\nname = \"x\"\nregex = \"(\"\n", "x.toml")
             .unwrap_err();
         assert!(format!("{err:#}").contains("classify.tags"), "{err:#}");
+    }
+
+    #[test]
+    fn local_aws_config_is_valid_with_what_up_sh_exports() {
+        let text = include_str!("../../deploy/local/aws.toml");
+        let values = [
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            (
+                "SPATE_SQS_QUEUE_URL",
+                "http://127.0.0.1:5000/123456789012/spate-logs",
+            ),
+            ("SPATE_KINESIS_STREAM", "spate-logs"),
+            ("SPATE_BUCKET", "spate-lake"),
+            ("SPATE_HOT_TABLE", "spate-hot"),
+            (
+                "SPATE_ALERT_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:spate-alerts",
+            ),
+        ];
+        let expanded = spate_operators::aws::env_expand::expand_with(text, |name| {
+            values
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+        .unwrap();
+        let config = SpateConfig::parse(&expanded, "aws.toml").unwrap();
+        assert_eq!(config.sources.sqs.len(), 1);
+        assert_eq!(config.sources.kinesis[0].stream, "spate-logs");
+        assert_eq!(config.hot_dynamodb.unwrap().table, "spate-hot");
+        assert_eq!(config.lake.s3.unwrap().bucket, "spate-lake");
     }
 }

@@ -69,7 +69,7 @@ enum Command {
         #[arg(long, global = true, default_value = "./spate-data")]
         data_dir: PathBuf,
     },
-    /// SQL over the lake (tables logs, alerts, windows), or the recent logs.
+    /// SQL over the lake, local or in S3 (tables logs, alerts, windows), or the recent logs.
     Query(query::cli::QueryArgs),
     /// Print or check configuration.
     Config {
@@ -209,17 +209,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Query(args) => {
             let config = load_config(args.config.as_deref())?;
-            let history = std::sync::Arc::new(query::history::HotHistory::new(hot_cli::hot_path(
-                &config,
-                &args.data_dir,
-            )));
-            let lake_dir = config
-                .lake
-                .path
-                .clone()
-                .unwrap_or_else(|| args.data_dir.join("lake"));
             let mut out = std::io::stdout().lock();
-            runtime()?.block_on(query::cli::run_cli(&args, &lake_dir, history, &mut out))?;
+            runtime()?.block_on(async {
+                let (lake, history) = query::cli::sources(&args, &config).await?;
+                query::cli::run_cli(&args, lake, history, &mut out).await
+            })?;
         }
         Command::Config { action } => match action {
             ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),

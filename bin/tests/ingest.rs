@@ -10,25 +10,7 @@ mod support;
 
 use serde_json::Value;
 use spate_loadgen::{GenerateStats, Workload};
-use support::{corpus, duckdb, spate, walk};
-
-fn ingest(data_dir: &Path, inputs: &[&Path], extra: &[&str]) -> Value {
-    let out = spate()
-        .arg("ingest")
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .args(inputs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "spate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("summary is one JSON object")
-}
+use support::{corpus, duckdb, ingest, spate, walk};
 
 fn expect_counts(summary: &Value, stats: &GenerateStats) {
     assert_eq!(summary["events"], stats.events);

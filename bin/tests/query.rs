@@ -4,41 +4,15 @@
 //! formats, clean errors; and the Glue/Athena table definitions checked
 //! against the Parquet file schema.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
-use spate_loadgen::{GenerateStats, Workload, generate};
+use spate_loadgen::Workload;
 use spate_operators::sinks::lake::schema::logs_file_schema;
-
-fn spate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spate"))
-}
-
-/// Ingests `inputs` into `data_dir` with `spate ingest`.
-fn ingest(data_dir: &Path, inputs: &[&Path]) {
-    let out = spate()
-        .arg("ingest")
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(inputs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A W1 corpus of `events` in `dir`, and what it should count to.
-fn corpus(dir: &Path, events: u64) -> (PathBuf, GenerateStats) {
-    let path = dir.join("w1.ndjson");
-    let file = std::fs::File::create(&path).unwrap();
-    let stats = generate(Workload::AppJson, events, 7, file).unwrap();
-    (path, stats)
-}
+use support::{corpus, files_scanned_in, ingest, spate};
 
 /// Runs `spate query --data-dir DATA ARGS...`.
 fn query(data: &Path, args: &[&str]) -> Output {
@@ -75,48 +49,17 @@ fn files_scanned_with(data: &Path, args: &[&str]) -> u64 {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("files scanned"))
-        .unwrap_or_else(|| panic!("no stats line in {stderr}"));
-    line.split(", ")
-        .find_map(|part| part.strip_suffix(" files scanned"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("cannot read {line}"))
+    files_scanned_in(&String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]
 fn w1_counts_match_the_corpus_and_partition_filters_prune() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, stats) = corpus(dir.path(), 8_000);
+    let (input, stats) = corpus(dir.path(), Workload::AppJson, 8_000);
     let data = dir.path().join("data");
-    ingest(&data, &[&input]);
+    ingest(&data, &[&input], &[]);
 
-    let by_severity = rows(
-        &data,
-        &["select severity, count(*) as n from logs group by severity"],
-    );
-    let count = |name: &str| {
-        by_severity
-            .iter()
-            .find(|r| r["severity"] == name)
-            .map_or(0, |r| r["n"].as_u64().unwrap())
-    };
-    for (name, idx) in [("INFO", 0), ("WARNING", 1), ("ERROR", 2), ("CRITICAL", 3)] {
-        assert_eq!(count(name), stats.expected_severity[idx], "{name}");
-    }
-    let total = rows(
-        &data,
-        &["select count(*) as n, count(distinct event_id) as ids from logs"],
-    );
-    assert_eq!(total[0]["n"], stats.events);
-    assert_eq!(total[0]["ids"], stats.events);
-    let tagged = rows(
-        &data,
-        &["select count(*) as n from logs where array_has(tags, 'http_5xx')"],
-    );
-    assert_eq!(tagged[0]["n"], stats.expected_tags.http_5xx);
+    support::assert_w1_counts(&stats, |sql| rows(&data, &[sql]));
 
     // Partition columns agree with the event time.
     let mismatched = rows(
@@ -192,7 +135,7 @@ fn recent_lake(dir: &Path) -> PathBuf {
     let input = dir.join("recent.ndjson");
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let data = dir.join("data");
-    ingest(&data, &[&input]);
+    ingest(&data, &[&input], &[]);
     data
 }
 

@@ -1,24 +1,18 @@
 //! `spate run` against the local AWS emulator (moto, started by
-//! `scripts/test.sh`): SQS in, the lake on S3, the hot store, and an SNS alert
-//! that a subscribed queue receives; and two processes sharing a Kinesis
-//! stream and the DynamoDB hot store, which raise one alert from their merged
-//! window counts.
+//! `scripts/test.sh`): SQS in, the lake and dead letters on S3, the hot store,
+//! an SNS alert that a subscribed queue receives, and a webhook whose bearer
+//! token comes from Secrets Manager.
 
 mod support;
 
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use support::aws::endpoint;
 use support::service::Service;
 use support::{python, spate};
-
-fn endpoint() -> String {
-    std::env::var("SPATE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("SPATE_TEST_AWS_ENDPOINT is not set: run the suite with `bash scripts/test.sh`")
-    })
-}
 
 /// Runs a boto3 snippet against the emulator; `ARGS` is the JSON argument and
 /// the snippet prints one JSON value.
@@ -31,8 +25,7 @@ fn boto(snippet: &str, args: &Value) -> Value {
          sqs = boto3.client('sqs', **kw)\n\
          s3 = boto3.client('s3', **kw)\n\
          sns = boto3.client('sns', **kw)\n\
-         kinesis = boto3.client('kinesis', **kw)\n\
-         ddb = boto3.client('dynamodb', **kw)\n\
+         secrets = boto3.client('secretsmanager', **kw)\n\
          {snippet}\n"
     );
     let out = Command::new(python())
@@ -61,12 +54,14 @@ sub_arn = sqs.get_queue_attributes(QueueUrl=sub, AttributeNames=['QueueArn'])['A
 s3.create_bucket(Bucket=ARGS['id'] + '-lake')
 topic = sns.create_topic(Name=ARGS['id'] + '-alerts')['TopicArn']
 sns.subscribe(TopicArn=topic, Protocol='sqs', Endpoint=sub_arn, Attributes={'RawMessageDelivery': 'true'})
-print(json.dumps({'queue': q, 'sub': sub, 'topic': topic, 'bucket': ARGS['id'] + '-lake'}))
+secret = secrets.create_secret(Name=ARGS['id'] + '-hook', SecretString=json.dumps({'token': 'from-secrets-manager'}))['ARN']
+print(json.dumps({'queue': q, 'sub': sub, 'topic': topic, 'bucket': ARGS['id'] + '-lake', 'secret': secret}))
 "#,
         &json!({ "id": id }),
     );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let (hook_url, hook_auth) = webhook_receiver();
     let config = format!(
         r#"
 [aws]
@@ -88,6 +83,11 @@ prefix = "spate/"
 [alerts.sns]
 topic_arn = "{topic}"
 
+[alerts.webhook]
+url = "{hook_url}"
+bearer_token_secret = "{secret}"
+bearer_token_secret_key = "token"
+
 [hot]
 retention_hours = 1000000
 "#,
@@ -95,6 +95,7 @@ retention_hours = 1000000
         queue = setup["queue"].as_str().unwrap(),
         bucket = setup["bucket"].as_str().unwrap(),
         topic = setup["topic"].as_str().unwrap(),
+        secret = setup["secret"].as_str().unwrap(),
     );
     let service = Service::start(&data, &config);
 
@@ -126,6 +127,8 @@ retention_hours = 1000000
         }
         messages.push(lines.join("\n"));
     }
+    // One malformed message: a dead letter, which goes to S3 too.
+    messages.push("{\"service\": \"pay\", broken".to_string());
     boto(
         r#"
 for body in ARGS['messages']:
@@ -150,6 +153,31 @@ else:
         &json!({ "queue": setup["queue"] }),
     );
     assert_eq!(drained, true, "{}", service.output());
+
+    // POST /v1/query reads the lake in the bucket (the local lake directory is
+    // only a staging area), listing it afresh for every query.
+    let out = service
+        .query(json!({"sql": "select count(*) as n, count(distinct event_id) as ids from logs"}));
+    assert_eq!(out["rows"], json!([[1000, 1000]]), "{out}");
+    let all = service.query(json!({"sql": "select message from logs", "limit": 5000}));
+    assert_eq!(all["rows"].as_array().unwrap().len(), 1000, "{all}");
+    let pay = service.query(json!({
+        "sql": "select severity, count(*) as n from logs where service = 'pay' group by severity order by severity"
+    }));
+    assert_eq!(
+        pay["rows"],
+        json!([["CRITICAL", 3], ["WARNING", 99]]),
+        "{pay}"
+    );
+    let scanned = |out: &Value| out["files_scanned"].as_u64().unwrap();
+    let pay_messages =
+        service.query(json!({"sql": "select message from logs where service = 'pay'"}));
+    assert!(
+        scanned(&pay_messages) >= 1 && scanned(&pay_messages) < scanned(&all),
+        "pruning: {} of {} files",
+        scanned(&pay_messages),
+        scanned(&all)
+    );
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
 
@@ -157,12 +185,18 @@ else:
     let lake = boto(
         r#"
 import pyarrow.parquet as pq, io
-keys = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket=ARGS['bucket']) for o in p.get('Contents', [])]
+every = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket=ARGS['bucket']) for o in p.get('Contents', [])]
+keys = [k for k in every if not k.startswith('spate/deadletter/')]
+dead = []
+for k in every:
+    if k.startswith('spate/deadletter/'):
+        body = s3.get_object(Bucket=ARGS['bucket'], Key=k)['Body'].read().decode()
+        dead += [dict(json.loads(l), key=k) for l in body.splitlines()]
 rows = 0
 for k in keys:
     body = s3.get_object(Bucket=ARGS['bucket'], Key=k)['Body'].read()
     rows += pq.read_table(io.BytesIO(body)).num_rows
-print(json.dumps({'keys': keys, 'rows': rows}))
+print(json.dumps({'keys': keys, 'rows': rows, 'dead': dead}))
 "#,
         &json!({ "bucket": setup["bucket"] }),
     );
@@ -175,13 +209,50 @@ print(json.dumps({'keys': keys, 'rows': rows}))
         }),
         "{lake}"
     );
-    // Nothing left in the local staging directory.
+    // The malformed message is a dead letter in S3, with its reason.
+    let dead = lake["dead"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{lake}");
+    assert_eq!(dead[0]["raw"], "{\"service\": \"pay\", broken", "{lake}");
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("json"),
+        "{lake}"
+    );
+    assert!(
+        dead[0]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("spate/deadletter/dt="),
+        "{lake}"
+    );
+    // Nothing left in the local staging directories.
     assert!(
         support::walk(&data.join("lake"))
             .iter()
             .all(|p| p.extension().is_none_or(|e| e != "parquet")),
         "staged files remain"
     );
+    assert!(
+        support::walk(&data.join("deadletter")).is_empty(),
+        "staged dead letters remain"
+    );
+    // `spate query --config` with `[lake.s3]` reads the bucket too, with the
+    // `[aws]` endpoint of the config.
+    let out = spate()
+        .args(["query", "--format", "json", "--config"])
+        .arg(data.with_extension("toml"))
+        .args(["--data-dir"])
+        .arg(&data)
+        .arg("select count(*) as n from logs where service = 'pay'")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows, json!([{"n": 102}]));
 
     // The hot store: `pay`'s 3 criticals and 99 warnings (every tenth event of
     // each message, but the first message's first, which is critical).
@@ -215,208 +286,81 @@ print(json.dumps(found))
     assert_eq!(alert["body"]["window_start_ms"], w0);
     assert_eq!(alert["attrs"]["rule"], "critical");
     assert_eq!(alert["attrs"]["service"], "pay");
-}
 
-/// The notices a process wrote to `<data dir>/alerts.ndjson`.
-fn notices(data: &Path) -> Vec<Value> {
-    std::fs::read_to_string(data.join("alerts.ndjson"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Notices of `rule` in `state`.
-fn of<'a>(notices: &'a [Value], rule: &str, state: &str) -> Vec<&'a Value> {
-    notices
-        .iter()
-        .filter(|n| n["rule"] == rule && n["state"] == state)
-        .collect()
-}
-
-/// Waits (real time: other processes) until `done` holds, failing after
-/// `limit` with `what`.
-fn wait_until(limit: Duration, what: impl Fn() -> String, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {}",
-            what()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-#[test]
-fn two_processes_sharing_a_stream_raise_one_alert_for_one_window() {
-    let id = format!("shared{}", std::process::id());
-    let setup = boto(
-        r#"
-stream, hot, leases = ARGS['id'] + '-logs', ARGS['id'] + '-hot', ARGS['id'] + '-leases'
-kinesis.create_stream(StreamName=stream, ShardCount=2)
-kinesis.get_waiter('stream_exists').wait(StreamName=stream, WaiterConfig={'Delay': 0.1, 'MaxAttempts': 100})
-s = lambda n: {'AttributeName': n, 'AttributeType': 'S'}
-k = lambda n, t: {'AttributeName': n, 'KeyType': t}
-ddb.create_table(TableName=hot, AttributeDefinitions=[s('pk'), s('sk')],
-                 KeySchema=[k('pk', 'HASH'), k('sk', 'RANGE')], BillingMode='PAY_PER_REQUEST')
-ddb.create_table(TableName=leases, AttributeDefinitions=[s('lease_key')],
-                 KeySchema=[k('lease_key', 'HASH')], BillingMode='PAY_PER_REQUEST')
-shards = kinesis.list_shards(StreamName=stream)['Shards']
-print(json.dumps({'stream': stream, 'hot': hot, 'leases': leases,
-                  'hash_keys': [sh['HashKeyRange']['StartingHashKey'] for sh in shards]}))
-"#,
-        &json!({ "id": id }),
-    );
-    let hash_keys = setup["hash_keys"].as_array().unwrap();
-    assert_eq!(hash_keys.len(), 2, "{setup}");
-    // One-minute windows, closed by the idle timeout 2 s after the last
-    // event; decisions 5 s after the partial counts were added; leases
-    // renewed every second. The default rules: error_burst fires above 10
-    // ERRORs in a window.
-    let config = |worker: &str| {
-        format!(
-            r#"
-[aws]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-
-[[sources.kinesis]]
-stream = "{stream}"
-lease_table = "{leases}"
-worker_id = "{worker}"
-lease_duration_secs = 10
-renew_every_secs = 1
-poll_interval_ms = 200
-
-[hot_dynamodb]
-table = "{hot}"
-
-[windows]
-size_secs = 60
-allowed_lateness_secs = 1
-idle_timeout_secs = 2
-tick_ms = 200
-shared_settle_secs = 5
-"#,
-            endpoint = endpoint(),
-            stream = setup["stream"].as_str().unwrap(),
-            leases = setup["leases"].as_str().unwrap(),
-            hot = setup["hot"].as_str().unwrap(),
-        )
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    let a = Service::start(&data_a, &config("a"));
-    let b = Service::start(&data_b, &config("b"));
-
-    // The processes split the shards: each runs the reader of one (the one
-    // that took both first gives one up when the other takes it over).
-    let owned = |s: &Service| s.metric("spate_kinesis_leases_owned");
-    wait_until(
-        Duration::from_secs(60),
-        || {
-            let leases = boto(
-                "print(json.dumps(ddb.scan(TableName=ARGS['t'], ConsistentRead=True)['Items']))",
-                &json!({ "t": setup["leases"] }),
-            );
-            format!(
-                "one shard each (owned: a {:?}, b {:?}; leases {leases}):\n{}\n{}",
-                owned(&a),
-                owned(&b),
-                a.output(),
-                b.output()
-            )
-        },
-        || owned(&a) == Some(1.0) && owned(&b) == Some(1.0),
-    );
-
-    // 7 ERRORs of `api` on each shard, in one window two minutes back: each
-    // process sees 7 (no burst alone), the merged window 14.
-    let window = 60_000i64;
-    let now = spate_operators::event::wall_clock_ms();
-    let w0 = now - now.rem_euclid(window) - 2 * window;
-    let records: Vec<(String, String)> = hash_keys
-        .iter()
-        .enumerate()
-        .map(|(shard, key)| {
-            let lines: Vec<String> = (0..7)
-                .map(|i| {
-                    json!({"ts": w0 + 1_000 * i, "level": "error", "service": "api",
-                           "message": format!("shard {shard} error {i}")})
-                    .to_string()
-                })
-                .collect();
-            (key.as_str().unwrap().to_string(), lines.join("\n"))
-        })
-        .collect();
-    boto(
-        r#"
-for key, data in ARGS['records']:
-    kinesis.put_record(StreamName=ARGS['stream'], Data=data.encode(), PartitionKey='p', ExplicitHashKey=key)
-print('null')
-"#,
-        &json!({ "stream": setup["stream"], "records": records }),
-    );
-
-    // Both processes decide: each claims the burst and its resolution (the
-    // next window has no error), one wins each claim.
-    let claims = |s: &Service| {
-        s.metric("spate_alert_claims_won_total").unwrap_or(0.0)
-            + s.metric("spate_alert_claims_lost_total").unwrap_or(0.0)
-    };
-    wait_until(
-        Duration::from_secs(60),
-        || format!("both processes to decide:\n{}\n{}", a.output(), b.output()),
-        || claims(&a) >= 2.0 && claims(&b) >= 2.0,
-    );
-    let lost = b.metric("spate_alert_claims_lost_total").unwrap_or(0.0)
-        + a.metric("spate_alert_claims_lost_total").unwrap_or(0.0);
+    // The webhook got the alerts with the token read from Secrets Manager.
+    let seen = hook_auth.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "{output}");
     assert!(
-        lost >= 2.0,
-        "a lost claim each for the firing and the resolution"
+        seen.iter().all(|a| a == "Bearer from-secrets-manager"),
+        "{seen:?}"
     );
-    let (status, out_a) = a.stop();
-    assert!(status.success(), "{out_a}");
-    let (status, out_b) = b.stop();
-    assert!(status.success(), "{out_b}");
+}
 
-    // Exactly one firing notice and one resolution across both processes'
-    // outputs, with the merged count.
-    let sent: Vec<Value> = notices(&data_a)
-        .into_iter()
-        .chain(notices(&data_b))
-        .collect();
-    let firing = of(&sent, "error_burst", "firing");
-    assert_eq!(firing.len(), 1, "{sent:#?}");
-    assert_eq!(firing[0]["service"], "api");
-    assert_eq!(firing[0]["window_start_ms"], w0);
-    assert_eq!(firing[0]["value"], 14.0);
-    assert_eq!(of(&sent, "error_burst", "resolved").len(), 1, "{sent:#?}");
-    let stdout_lines = format!("{out_a}{out_b}")
-        .lines()
-        .filter(|l| l.starts_with("stdout: ALERT firing error_burst"))
-        .count();
-    assert_eq!(stdout_lines, 1, "{out_a}{out_b}");
-
-    // And exactly one such alert in the DynamoDB store.
+/// `spate run` refuses to start when the webhook's secret does not exist, and
+/// says which secret.
+#[test]
+fn missing_webhook_secret_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = format!("t{}-no-such-secret", std::process::id());
+    let config_path = dir.path().join("spate.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n\n[alerts.webhook]\nurl = \"http://127.0.0.1:9/hook\"\nbearer_token_secret = \"{secret}\"\n",
+            endpoint()
+        ),
+    )
+    .unwrap();
     let out = spate()
-        .args(["hot", "alerts", "--since", "1d", "--json", "--config"])
-        .arg(data_a.with_extension("toml"))
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config_path)
+        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("alerts.webhook.bearer_token_secret") && stderr.contains(&secret),
+        "{stderr}"
     );
-    let stored: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let stored_firing = of(&stored, "error_burst", "firing");
-    assert_eq!(stored_firing.len(), 1, "{stored:#?}");
-    assert_eq!(stored_firing[0]["value"], 14.0);
-    assert_eq!(stored_firing[0]["id"], firing[0]["id"]);
+    assert!(stderr.contains("not found"), "{stderr}");
+}
+
+/// A webhook receiver on a free port answering 200 to every request; returns
+/// its URL and the `Authorization` headers it saw.
+fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let header = line.trim_end().to_string();
+                line.clear();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    match name.to_ascii_lowercase().as_str() {
+                        "authorization" => log.lock().unwrap().push(value.trim().to_string()),
+                        "content-length" => length = value.trim().parse().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, seen)
 }

@@ -16,19 +16,11 @@ root="$(cd "$here/../.." && pwd)"
 
 port="${SPATE_MOTO_PORT:-5000}"
 endpoint="http://127.0.0.1:$port"
-venv="${SPATE_MOTO_VENV:-$HOME/.cache/spate/moto-venv}"
 state="${SPATE_MOTO_STATE:-$HOME/.cache/spate/moto-$port}"
 mkdir -p "$state"
 
-if [ ! -x "$venv/bin/python" ]; then
-  echo "creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c "import moto.server, boto3" 2>/dev/null; then
-  echo "installing moto into $venv" >&2
-  moto_pin="$(grep -E '^moto' "$root/scripts/test-requirements.txt")"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$moto_pin" >&2
-fi
+# The project's Python environment (moto, boto3, pyarrow, DuckDB).
+venv="$(bash "$root/scripts/python-venv.sh")"
 
 answers() {
   "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('$endpoint/moto-api/', timeout=1)" 2>/dev/null

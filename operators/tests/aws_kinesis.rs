@@ -1,7 +1,7 @@
 //! The Kinesis source against the local emulator: reading while records are
 //! put, checkpoints only after delivery, two workers splitting the shards, a
 //! crashed worker's shards taken over, resharding, and CloudWatch Logs
-//! subscription payloads.
+//! subscription payloads and KPL aggregated records.
 
 mod aws_emulator;
 
@@ -430,6 +430,31 @@ async fn reshard_reads_parents_before_children() {
     assert!(stream.settled(Duration::from_secs(10)).await);
 }
 
+/// One worker reads `stream` until `events` events are delivered, then shuts
+/// down with every batch settled.
+async fn read_events(
+    c: &Clients,
+    stream: &str,
+    table: &str,
+    events: usize,
+) -> CaptureSink<LogBatch> {
+    let stream = KinesisStream::new(
+        c.kinesis.clone(),
+        c.dynamodb.clone(),
+        config(stream, table, "w1"),
+    )
+    .unwrap();
+    let sink = CaptureSink::new();
+    let pipeline = pipeline(&stream, &sink);
+    wait_until(Duration::from_secs(20), "the events", async || {
+        column(&sink, "message").len() >= events
+    })
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert!(stream.settled(Duration::from_secs(10)).await);
+    sink
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudwatch_subscription_payloads_are_decoded() {
     let c = clients().await;
@@ -500,20 +525,7 @@ async fn cloudwatch_subscription_payloads_are_decoded() {
         .await
         .expect("put log events");
 
-    let stream = KinesisStream::new(
-        c.kinesis.clone(),
-        c.dynamodb.clone(),
-        config(&name, &table, "w1"),
-    )
-    .unwrap();
-    let sink = CaptureSink::new();
-    let pipeline = pipeline(&stream, &sink);
-    wait_until(Duration::from_secs(20), "the log events", async || {
-        column(&sink, "message").len() >= events.len()
-    })
-    .await;
-    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
-    assert!(stream.settled(Duration::from_secs(10)).await);
+    let sink = read_events(&c, &name, &table, events.len()).await;
 
     let got = column(&sink, "message");
     for e in events {
@@ -522,4 +534,51 @@ async fn cloudwatch_subscription_payloads_are_decoded() {
     assert!(column(&sink, "log_group").iter().all(|g| *g == group));
     let severities = column(&sink, "severity");
     assert!(severities.iter().any(|s| s == "ERROR"), "{severities:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpl_aggregated_records_are_unpacked() {
+    let c = clients().await;
+    let name = unique("kin-kpl");
+    let table = unique("kin-leases");
+    create_stream(&c, &name, 1).await;
+    create_lease_table(&c, &table).await;
+    // One aggregated record of 50 user records (as the KPL puts them), and
+    // one plain record beside it.
+    let user: Vec<String> = messages("kpl", 0..50)
+        .iter()
+        .map(|m| format!("{{\"service\":\"api\",\"level\":\"error\",\"msg\":\"{m}\"}}\n"))
+        .collect();
+    let user: Vec<&[u8]> = user.iter().map(|u| u.as_bytes()).collect();
+    let packed = spate_operators::sources::kinesis::kpl::aggregate("pk", &user);
+    for data in [
+        packed,
+        b"{\"service\":\"api\",\"msg\":\"plain\"}\n".to_vec(),
+    ] {
+        c.kinesis
+            .put_record()
+            .stream_name(&name)
+            .partition_key("pk")
+            .data(Blob::new(data))
+            .send()
+            .await
+            .expect("put record");
+    }
+
+    let sink = read_events(&c, &name, &table, 51).await;
+
+    let mut expected: BTreeSet<String> = messages("kpl", 0..50).into_iter().collect();
+    expected.insert("plain".to_string());
+    let got = column(&sink, "message");
+    assert_eq!(got.len(), 51, "{got:?}");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+    let ids: BTreeSet<String> = column(&sink, "event_id").into_iter().collect();
+    assert_eq!(ids.len(), 51, "event ids are distinct per user record");
+    assert_eq!(
+        column(&sink, "severity")
+            .iter()
+            .filter(|s| *s == "ERROR")
+            .count(),
+        50
+    );
 }

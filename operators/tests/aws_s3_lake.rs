@@ -324,3 +324,135 @@ async fn sqs_messages_are_deleted_after_their_file_is_in_s3() {
     assert_eq!(totals.counts.events, 5);
     assert_eq!(totals.files_written as usize, keys.len());
 }
+
+/// Malformed lines through the S3 lake: the dead letters land in the bucket
+/// under `<prefix>deadletter/dt=…/`, each with its line and reason, before the
+/// batch is acknowledged; nothing stays in the staging directories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_uploaded_next_to_the_lake() {
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let bucket = bucket(&s3).await;
+    let staging = tempfile::tempdir().unwrap();
+    let dead_dir = staging.path().join("deadletter");
+    let target = S3Target::new(
+        s3.clone(),
+        &S3LakeConfig {
+            prefix: "archive".into(),
+            ..S3LakeConfig::new(&bucket)
+        },
+    )
+    .unwrap();
+    let lake = LakeSettings::new(&LakeConfig::default(), staging.path(), &dead_dir)
+        .unwrap()
+        .with_target(LakeTarget::S3(Arc::new(target)));
+    let lines =
+        "{\"service\":\"api\",\"msg\":\"fine\"}\n{\"service\": broken\n{\"unterminated\":\"x\n";
+    let source = ScriptedSource::new([chunk(lines)]);
+    let log = source.log();
+    let pipeline = lake_pipeline(move || source.clone(), lake.clone());
+    pipeline.join().await.expect("pipeline");
+    assert_eq!(log.delivered(), 1, "{:?}", log.verdicts());
+
+    let keys = list_keys(&s3, &bucket).await;
+    let date = PartitionKey::of(wall_clock_ms(), "").date();
+    let dead_keys: Vec<&String> = keys
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("archive/deadletter/"))
+        .collect();
+    assert_eq!(dead_keys.len(), 1, "{keys:?}");
+    assert!(
+        dead_keys[0].starts_with(&format!("archive/deadletter/dt={date}/"))
+            && dead_keys[0].ends_with(".ndjson"),
+        "{}",
+        dead_keys[0]
+    );
+    assert_eq!(
+        keys.len(),
+        2,
+        "one parquet file and one dead-letter file: {keys:?}"
+    );
+
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(dead_keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(object.content_type(), Some("application/x-ndjson"));
+    let body = object.body.collect().await.unwrap().into_bytes();
+    let letters: Vec<serde_json::Value> = std::str::from_utf8(&body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let raws: Vec<&str> = letters.iter().map(|l| l["raw"].as_str().unwrap()).collect();
+    assert_eq!(raws, ["{\"service\": broken", "{\"unterminated\":\"x"]);
+    for letter in &letters {
+        let reason = letter["reason"].as_str().unwrap();
+        assert!(reason.contains("json"), "the decoder's reason: {reason}");
+    }
+    let totals = lake.totals().lock().unwrap().clone();
+    assert_eq!(totals.counts.dead_letters, 2);
+    assert_eq!(totals.dead_letter_files, 1);
+    assert!(
+        staged_files(staging.path()).is_empty(),
+        "nothing left in staging: {:?}",
+        staged_files(staging.path())
+    );
+}
+
+/// A dead-letter upload that fails fails the batch (the source redelivers) and
+/// leaves no staged dead-letter file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_dead_letter_upload_fails_the_batch() {
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let staging = tempfile::tempdir().unwrap();
+    let target = S3Target::new(
+        s3,
+        &S3LakeConfig {
+            max_attempts: 1,
+            ..S3LakeConfig::new(unique("no-such-bucket"))
+        },
+    )
+    .unwrap();
+    let lake = LakeSettings::new(
+        &LakeConfig::default(),
+        staging.path(),
+        &staging.path().join("deadletter"),
+    )
+    .unwrap()
+    .with_target(LakeTarget::S3(Arc::new(target)));
+    // Only a dead letter: no Parquet file is uploaded before it.
+    let source = ScriptedSource::new([chunk("{\"broken\n")]);
+    let log = source.log();
+    let pipeline = lake_pipeline(move || source.clone(), lake);
+    pipeline.join().await.expect("pipeline");
+    assert_eq!(log.delivered(), 0);
+    assert_eq!(log.failed(), 1, "{:?}", log.verdicts());
+    assert!(
+        staged_files(staging.path()).is_empty(),
+        "{:?}",
+        staged_files(staging.path())
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn staged_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(staged_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

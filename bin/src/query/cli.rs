@@ -5,9 +5,14 @@
 //! most `--limit` (100 by default). With SQL the same flags narrow the `logs`
 //! table the SQL sees, and `--limit` caps the rows printed (no cap by
 //! default). `--schema` prints the tables and their columns.
+//!
+//! The lake is `--lake s3://bucket/prefix` if given, else the S3 lake of the
+//! config's `[lake.s3]`, else the local lake (`lake.path`, or
+//! `<data-dir>/lake`). S3 is reached with the config's `[aws]` settings, or
+//! without a config the standard credential chain and `AWS_ENDPOINT_URL`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +22,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 use super::filters::{LogFilter, TimeBound, parse_severity};
 use super::format::{OutputFormat, write_output};
-use super::history::{HistorySource, alerts_schema, windows_schema};
-use super::lake::{LakeLocation, logs_table_schema};
+use super::history::{HistorySource, HotHistory, NoHistory, alerts_schema, windows_schema};
+use super::lake::{LakeLocation, S3Url, logs_table_schema};
 use super::{QueryContext, QueryRequest, run};
+use crate::config::SpateConfig;
+use crate::hot_cli::hot_path;
 
 /// Rows listed without SQL when `--limit` is not given.
 pub const DEFAULT_RECENT_LIMIT: usize = 100;
@@ -30,13 +37,26 @@ pub struct QueryArgs {
     /// The SQL (tables `logs`, `alerts`, `windows`). Without it: the most recent
     /// log rows, newest first.
     pub sql: Option<String>,
-    /// Configuration file (TOML), for `lake.path`.
+    /// Configuration file (TOML), for `lake.path`, `[lake.s3]`, `[aws]` and
+    /// `hot.path`.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The data directory; the lake is `<data-dir>/lake` unless the config says
-    /// otherwise.
+    /// otherwise (`lake.path`, or `[lake.s3]` for the S3 lake).
     #[arg(long, default_value = "./spate-data")]
     pub data_dir: PathBuf,
+    /// Query the lake in S3 at this prefix (the one holding `logs/`, as
+    /// `[lake.s3]` writes it) instead of a local one. AWS settings: `[aws]` of
+    /// `--config`, else the standard chain and `AWS_ENDPOINT_URL`. The
+    /// `alerts` and `windows` tables read the hot store at `hot.path` of the
+    /// config, and are empty without it.
+    #[arg(
+        long,
+        value_name = "s3://BUCKET/PREFIX",
+        value_parser = S3Url::parse,
+        conflicts_with = "data_dir"
+    )]
+    pub lake: Option<S3Url>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -86,10 +106,52 @@ impl QueryArgs {
     }
 }
 
-/// Runs `spate query`; `lake_dir` is the lake root (holding `logs/`).
+/// Where `spate query` reads the lake and the alert history: `--lake`, else
+/// `[lake.s3]` of the config, else the local lake; see the module docs.
+pub async fn sources(
+    args: &QueryArgs,
+    config: &SpateConfig,
+) -> Result<(LakeLocation, Arc<dyn HistorySource>)> {
+    let local_history = || -> Arc<dyn HistorySource> {
+        Arc::new(HotHistory::new(hot_path(config, &args.data_dir)))
+    };
+    let s3 = match (&args.lake, &config.lake.s3) {
+        (Some(url), _) => {
+            let history: Arc<dyn HistorySource> = match &config.hot.path {
+                Some(path) => Arc::new(HotHistory::new(path.clone())),
+                None => Arc::new(NoHistory),
+            };
+            Some((url.clone(), history))
+        }
+        (None, Some(s3)) => Some((
+            S3Url::new(&s3.bucket, &s3.prefix)
+                .map_err(anyhow::Error::msg)
+                .context("lake.s3")?,
+            local_history(),
+        )),
+        (None, None) => None,
+    };
+    Ok(match s3 {
+        Some((url, history)) => {
+            let sdk = config.aws.load().await;
+            (LakeLocation::s3(config.aws.s3_client(&sdk), &url), history)
+        }
+        None => {
+            let dir = config
+                .lake
+                .path
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("lake"));
+            (LakeLocation::local(dir), local_history())
+        }
+    })
+}
+
+/// Runs `spate query` over `lake`, with the `alerts` and `windows` tables
+/// from `history`.
 pub async fn run_cli(
     args: &QueryArgs,
-    lake_dir: &Path,
+    lake: LakeLocation,
     history: Arc<dyn HistorySource>,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -99,7 +161,7 @@ pub async fn run_cli(
         write_output(out, args.format, &columns, &[batch])?;
         return Ok(());
     }
-    let mut ctx = QueryContext::new(LakeLocation::local(lake_dir), history)?;
+    let mut ctx = QueryContext::new(lake, history)?;
     if let Some(mib) = args.memory_limit_mib {
         ctx = ctx.with_memory_limit(mib.saturating_mul(1 << 20))?;
     }

@@ -33,7 +33,6 @@ pub trait HistorySource: Send + Sync + 'static {
 }
 
 /// No history: both tables are empty (no hot store configured).
-#[allow(dead_code, reason = "used by tests")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHistory;
 

@@ -6,8 +6,9 @@
 //! Only committed files are read: names starting with `.` (the writer's
 //! in-progress `.name.tmp` files, or any hidden file or directory) never match.
 //!
-//! Where the lake lives is a [`LakeLocation`]: a local directory, or any
-//! `object_store` implementation under a URL (S3 plugs in here).
+//! Where the lake lives is a [`LakeLocation`]: a local directory, an S3
+//! prefix ([`S3Url`], read through [`S3Store`]), or any other `object_store`
+//! implementation under a URL.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,11 @@ use datafusion::datasource::listing::{
 };
 use datafusion::error::Result;
 use datafusion::object_store::ObjectStore;
+use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::prelude::SessionContext;
 use spate_operators::sinks::lake::schema::logs_file_schema;
+
+use super::s3_store::S3Store;
 
 /// The partition columns, outermost first.
 pub const PARTITION_COLUMNS: [&str; 3] = ["dt", "hour", "service"];
@@ -36,7 +40,6 @@ pub enum LakeLocation {
     Local(PathBuf),
     /// A prefix in an object store, e.g. `s3://bucket/prefix/`, with the store
     /// that serves it.
-    #[allow(dead_code, reason = "the S3 lake (`--lake s3://...`) plugs in here")]
     ObjectStore {
         /// URL of the lake root; `logs/` is under it.
         url: String,
@@ -60,6 +63,15 @@ impl LakeLocation {
     /// A local lake directory.
     pub fn local(dir: impl AsRef<Path>) -> Self {
         LakeLocation::Local(dir.as_ref().to_path_buf())
+    }
+
+    /// The lake at `lake` in S3, read with `client` (see
+    /// [`AwsConfig::s3_client`](spate_operators::aws::AwsConfig::s3_client)).
+    pub fn s3(client: aws_sdk_s3::Client, lake: &S3Url) -> Self {
+        LakeLocation::ObjectStore {
+            url: lake.url(),
+            store: Arc::new(S3Store::new(client, &lake.bucket)),
+        }
     }
 
     /// URL of the `logs` table directory, ending in `/`.
@@ -98,6 +110,70 @@ impl LakeLocation {
     }
 }
 
+/// Where a lake is in S3: `s3://bucket/prefix`, the prefix that holds `logs/`
+/// (as `[lake.s3]` writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix, without leading or trailing `/` (empty: the bucket's
+    /// root).
+    pub prefix: String,
+}
+
+impl S3Url {
+    /// The lake under `prefix` in `bucket` (leading and trailing `/` of the
+    /// prefix do not matter, as in `[lake.s3]`).
+    pub fn new(bucket: &str, prefix: &str) -> Result<Self, String> {
+        let valid_bucket = !bucket.is_empty()
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !valid_bucket {
+            return Err(format!("`{bucket}` is not an s3 bucket name"));
+        }
+        let prefix = prefix.trim_matches('/');
+        ObjectPath::parse(prefix).map_err(|e| format!("s3 prefix `{prefix}`: {e}"))?;
+        Ok(S3Url {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// Parses `s3://bucket` or `s3://bucket/prefix`.
+    ///
+    /// ```text
+    /// s3://logs-archive/spate/  → bucket logs-archive, prefix spate
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("`{text}` is not an s3:// url (s3://bucket/prefix)"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        S3Url::new(bucket, prefix)
+    }
+
+    /// The URL DataFusion sees: key characters outside the URL-safe set are
+    /// percent-encoded, so the object keys it derives are exactly the prefix.
+    fn url(&self) -> String {
+        let mut url = format!("s3://{}/", self.bucket);
+        for byte in self.prefix.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~/=".contains(&byte) {
+                url.push(byte as char);
+            } else {
+                url.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        url
+    }
+}
+
+impl fmt::Display for S3Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
 /// Schema of the `logs` table as queries see it: the file columns, then the
 /// partition columns.
 pub fn logs_table_schema() -> SchemaRef {
@@ -112,4 +188,57 @@ pub fn logs_table_schema() -> SchemaRef {
             .map(|name| Field::new(*name, DataType::Utf8, false)),
     );
     Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls_parse_into_bucket_and_prefix() {
+        let url = S3Url::parse("s3://logs-archive/spate/").unwrap();
+        assert_eq!(url.bucket, "logs-archive");
+        assert_eq!(url.prefix, "spate");
+        assert_eq!(S3Url::parse("s3://b").unwrap().prefix, "");
+        assert_eq!(S3Url::parse("s3://b/").unwrap().prefix, "");
+        assert_eq!(S3Url::parse("s3://b/a/b").unwrap().prefix, "a/b");
+        assert_eq!(
+            S3Url::parse("s3://b/a/b").unwrap().to_string(),
+            "s3://b/a/b"
+        );
+        // As `[lake.s3]` writes it.
+        assert_eq!(S3Url::new("b", "/spate/").unwrap().prefix, "spate");
+        for bad in [
+            "b/prefix",
+            "file:///tmp/lake",
+            "s3://",
+            "s3:///prefix",
+            "s3://b b/x",
+            "s3://b/a//c",
+            "s3://b/a/../c",
+        ] {
+            assert!(S3Url::parse(bad).is_err(), "{bad}");
+        }
+        let err = S3Url::parse("/var/lake").unwrap_err();
+        assert!(err.contains("s3://bucket/prefix"), "{err}");
+    }
+
+    #[test]
+    fn table_urls_keep_the_prefix_exact() {
+        for (prefix, expected) in [
+            ("", "logs"),
+            ("spate", "spate/logs"),
+            ("a/b=c", "a/b=c/logs"),
+            ("my lake/100%", "my lake/100%/logs"),
+        ] {
+            let url = S3Url::new("bucket", prefix).unwrap();
+            let location = LakeLocation::ObjectStore {
+                url: url.url(),
+                store: Arc::new(datafusion::object_store::memory::InMemory::new()),
+            };
+            let table = location.table_url().unwrap();
+            assert_eq!(table.prefix().as_ref(), expected, "{prefix}");
+            assert_eq!(table.get_url().host_str(), Some("bucket"));
+        }
+    }
 }

@@ -30,6 +30,7 @@ pub mod filters;
 pub mod format;
 pub mod history;
 pub mod lake;
+pub mod s3_store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,7 +218,7 @@ impl QueryContext {
     /// Tables over the lake at `lake` (the directory or prefix holding
     /// `logs/`) and the alert history from `history`.
     pub fn new(lake: LakeLocation, history: Arc<dyn HistorySource>) -> Result<Self, QueryError> {
-        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        let runtime = runtime_builder().build_arc()?;
         Ok(QueryContext {
             lake,
             history,
@@ -228,7 +229,7 @@ impl QueryContext {
 
     /// Bounds the memory of each query's sorts, joins and aggregations.
     pub fn with_memory_limit(mut self, bytes: usize) -> Result<Self, QueryError> {
-        self.runtime = RuntimeEnvBuilder::new()
+        self.runtime = runtime_builder()
             .with_memory_limit(bytes, 1.0)
             .build_arc()?;
         Ok(self)
@@ -283,6 +284,15 @@ impl QueryContext {
         ctx.register_table("windows", Arc::new(windows))?;
         Ok(ctx)
     }
+}
+
+/// The runtime every query of a context shares, without DataFusion's
+/// listing cache: it keeps a table's file list for ever (no TTL by default),
+/// so a long-lived context (the HTTP API's) would never see files committed
+/// after its first query. The lake is listed on every query instead (one
+/// directory walk, or a few ListObjectsV2 pages on S3).
+fn runtime_builder() -> RuntimeEnvBuilder {
+    RuntimeEnvBuilder::new().with_object_list_cache_limit(0)
 }
 
 /// Session settings: read-only SQL with `information_schema`, UTC.

@@ -415,3 +415,30 @@ async fn an_object_store_lake_is_queried_like_a_directory() {
     );
     assert_eq!(out.files_scanned, 2);
 }
+
+#[tokio::test]
+async fn files_committed_after_a_query_are_seen_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(dir.path());
+    write_file(
+        dir.path(),
+        "api",
+        "part-1.parquet",
+        &[(T0 + 1, Severity::Info, "first")],
+    );
+    let first = execute(&ctx, "select message from logs", 10, LONG)
+        .await
+        .unwrap();
+    assert_eq!(first.rows.len(), 1);
+    // A long-lived context (the HTTP API's) must list the lake on every query.
+    write_file(
+        dir.path(),
+        "web",
+        "part-1.parquet",
+        &[(T0 + 2, Severity::Info, "second")],
+    );
+    let second = execute(&ctx, "select message from logs", 10, LONG)
+        .await
+        .unwrap();
+    assert_eq!(second.rows.len(), 2, "{:?}", second.rows);
+}

@@ -23,10 +23,10 @@
 //! The first SIGTERM/SIGINT stops the listener (requests in progress are answered),
 //! closes the journal to new appends, lets the sources read what was accepted,
 //! drains the graph (the lake commits its open files, the hot store commits),
-//! saves the checkpoints, and exits 0. A second signal exits at once (anything
-//! not committed is replayed at the next start). In shared-window mode the
-//! alert router evaluates the windows still pending their settle delay as it
-//! closes.
+//! prints the last EMF metrics (`[metrics.emf]`), saves the checkpoints, and
+//! exits 0. A second signal exits at once (anything not committed is replayed
+//! at the next start). In shared-window mode the alert router evaluates the
+//! windows still pending their settle delay as it closes.
 //!
 //! # Several processes
 //!
@@ -38,6 +38,7 @@
 //! processes split the stream's shards through the lease table.
 
 pub mod body;
+pub mod emf;
 pub mod http;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,7 @@ use spate_operators::windows::WindowAggregator;
 use self::body::BodyRecord;
 use self::http::{HttpState, LogAcceptor, Refusal};
 use crate::config::SpateConfig;
+use crate::query::lake::{LakeLocation, S3Url};
 
 /// How long the pipeline gets to drain at shutdown (ECS waits 30 s before
 /// SIGKILL).
@@ -135,7 +137,7 @@ impl LogAcceptor for JournalAcceptor {
 }
 
 /// Runs the service until a signal (or a sink that cannot recover).
-pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
+pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
@@ -164,11 +166,34 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
     let aws = AwsParts::connect(&config).await?;
+    // The webhook token from Secrets Manager, read once, before anything starts.
+    if let (Some(webhook), Some(aws)) = (&config.alerts.webhook, &aws)
+        && webhook.needs_secret()
+    {
+        let client = config.aws.secretsmanager_client(&aws.sdk);
+        let resolved = webhook
+            .clone()
+            .resolve_secret(&client)
+            .await
+            .context("alerts.webhook.bearer_token_secret")?;
+        config.alerts.webhook = Some(resolved);
+    }
     let lake = match (&config.lake.s3, &aws) {
         (Some(s3), Some(aws)) => lake.with_target(LakeTarget::S3(Arc::new(
             S3Target::new(config.aws.s3_client(&aws.sdk), s3).context("lake.s3")?,
         ))),
         _ => lake,
+    };
+    // With `[lake.s3]` the local lake is only a staging area (files leave it
+    // once uploaded): queries read the bucket.
+    let query_lake = match (&config.lake.s3, &aws) {
+        (Some(s3), Some(aws)) => LakeLocation::s3(
+            config.aws.s3_client(&aws.sdk),
+            &S3Url::new(&s3.bucket, &s3.prefix)
+                .map_err(anyhow::Error::msg)
+                .context("lake.s3")?,
+        ),
+        _ => LakeLocation::local(&lake_dir),
     };
     let decode = DecodeSettings::new(
         &config.decode,
@@ -196,6 +221,10 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
         },
     )?;
     let pipeline = pipeline_graph.spawn();
+    let emf = config.metrics.emf.enabled.then(|| {
+        let exporter = exporter.clone();
+        emf::EmfEmitter::start(&config.metrics.emf, Arc::new(move || exporter.render()))
+    });
 
     let listen = options
         .listen
@@ -210,7 +239,7 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
     });
     let metrics = exporter.clone();
     let query = crate::query::QueryContext::new(
-        crate::query::lake::LakeLocation::local(&lake_dir),
+        query_lake,
         Arc::new(crate::query::history::HotHistory::new(hot_path.clone())),
     )
     .context("query")?;
@@ -304,6 +333,10 @@ pub async fn run(config: SpateConfig, options: RunOptions) -> Result<()> {
             }
         }
     }
+    // The last interval's metrics, the drain included.
+    if let Some(emf) = emf {
+        emf.finish().await;
+    }
     // Everything the sinks committed is now acknowledged: save the checkpoints.
     journal
         .checkpoint_now()
@@ -334,7 +367,12 @@ impl AwsParts {
             || !config.sources.kinesis.is_empty()
             || config.hot_dynamodb.is_some()
             || config.lake.s3.is_some()
-            || config.alerts.sns.is_some();
+            || config.alerts.sns.is_some()
+            || config
+                .alerts
+                .webhook
+                .as_ref()
+                .is_some_and(|w| w.needs_secret());
         if !uses_aws {
             return Ok(None);
         }

@@ -1,8 +1,11 @@
 //! What the end-to-end tests of the `spate` binary share: the binary, corpora,
-//! DuckDB as an independent reader of the lake, and a running `spate run`.
+//! `spate ingest` and the `--stats` line of `spate query`, DuckDB as an
+//! independent reader of the lake, a running `spate run`, and the AWS
+//! emulator.
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod aws;
 pub mod service;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +25,38 @@ pub fn corpus(dir: &Path, workload: Workload, events: u64) -> (PathBuf, Generate
     let file = std::fs::File::create(&path).unwrap();
     let stats = generate(workload, events, 7, file).unwrap();
     (path, stats)
+}
+
+/// Runs `spate ingest --json --data-dir DATA_DIR EXTRA... INPUTS...`, which
+/// must succeed, and returns its summary.
+pub fn ingest(data_dir: &Path, inputs: &[&Path], extra: &[&str]) -> Value {
+    let out = spate()
+        .arg("ingest")
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .args(inputs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "spate ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("summary is one JSON object")
+}
+
+/// The files scanned that `spate query --stats` reports on stderr.
+pub fn files_scanned_in(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("files scanned"))
+        .unwrap_or_else(|| panic!("no stats line in {stderr}"));
+    line.split(", ")
+        .find_map(|part| part.strip_suffix(" files scanned"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read {line}"))
 }
 
 /// The Python with DuckDB and pyarrow that `scripts/test.sh` installs.
@@ -76,4 +111,26 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Asserts that `spate query` over a lake built from a W1 corpus finds what
+/// the corpus holds: every event once, the severity counts and the
+/// `http_5xx` tag count. `rows` runs one SQL statement and returns its rows
+/// as JSON objects.
+pub fn assert_w1_counts(stats: &GenerateStats, rows: impl Fn(&str) -> Vec<Value>) {
+    let by_severity = rows("select severity, count(*) as n from logs group by severity");
+    let count = |name: &str| {
+        by_severity
+            .iter()
+            .find(|r| r["severity"] == name)
+            .map_or(0, |r| r["n"].as_u64().unwrap())
+    };
+    for (name, idx) in [("INFO", 0), ("WARNING", 1), ("ERROR", 2), ("CRITICAL", 3)] {
+        assert_eq!(count(name), stats.expected_severity[idx], "{name}");
+    }
+    let total = rows("select count(*) as n, count(distinct event_id) as ids from logs");
+    assert_eq!(total[0]["n"], stats.events);
+    assert_eq!(total[0]["ids"], stats.events);
+    let tagged = rows("select count(*) as n from logs where array_has(tags, 'http_5xx')");
+    assert_eq!(tagged[0]["n"], stats.expected_tags.http_5xx);
 }

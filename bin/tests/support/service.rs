@@ -114,6 +114,27 @@ impl Service {
         (status, self.output())
     }
 
+    /// `POST /v1/query` with `body` (no token), which must answer 200; the
+    /// response.
+    pub fn query(&self, body: serde_json::Value) -> serde_json::Value {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("{}/v1/query", self.url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert_eq!(status, 200, "{body}: {text}");
+            serde_json::from_str(&text).unwrap()
+        })
+    }
+
     /// Fetches `/metrics` and returns the value of the first sample whose line
     /// starts with `name` (labels included in `name` if given).
     pub fn metric(&self, name: &str) -> Option<f64> {

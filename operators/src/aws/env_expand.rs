@@ -235,7 +235,9 @@ mod tests {
         let exported = [
             "AWS_ENDPOINT_URL",
             "SPATE_SQS_QUEUE_URL",
+            "SPATE_KINESIS_STREAM",
             "SPATE_BUCKET",
+            "SPATE_HOT_TABLE",
             "SPATE_ALERT_TOPIC_ARN",
         ];
         let out = expand_with(text, |name| {

@@ -9,9 +9,11 @@
 //! With an endpoint override (from the config, `AWS_ENDPOINT_URL`, or
 //! `AWS_ENDPOINT_URL_S3`) S3 uses path-style addressing, which emulators need.
 //!
-//! [`env_expand`] substitutes `${VAR}` in configuration text.
+//! [`env_expand`] substitutes `${VAR}` in configuration text; [`secrets`]
+//! reads values from Secrets Manager.
 
 pub mod env_expand;
+pub mod secrets;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,9 @@ pub struct ServiceEndpoints {
     /// Endpoint of DynamoDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamodb: Option<String>,
+    /// Endpoint of Secrets Manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secretsmanager: Option<String>,
 }
 
 impl AwsConfig {
@@ -120,6 +125,15 @@ impl AwsConfig {
             builder = builder.endpoint_url(url.clone());
         }
         aws_sdk_dynamodb::Client::from_conf(builder.build())
+    }
+
+    /// A Secrets Manager client.
+    pub fn secretsmanager_client(&self, sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+        let mut builder = aws_sdk_secretsmanager::config::Builder::from(sdk);
+        if let Some(url) = &self.endpoints.secretsmanager {
+            builder = builder.endpoint_url(url.clone());
+        }
+        aws_sdk_secretsmanager::Client::from_conf(builder.build())
     }
 }
 

@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use super::format_line;
 use crate::alerts::AlertError;
 use crate::alerts::record::{AlertRecord, AlertState};
+use crate::aws::secrets::{self, SecretError};
 
 /// `[alerts.webhook]`: where and how notices are POSTed.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,14 @@ pub struct WebhookConfig {
     /// Sent as `Authorization: Bearer <token>` when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token: Option<String>,
+    /// The bearer token from AWS Secrets Manager instead: a secret ARN or name,
+    /// read once at startup (with the `[aws]` settings). Not with `bearer_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret: Option<String>,
+    /// With `bearer_token_secret`: the secret is a JSON object and the token is
+    /// the string value of this key. Default: the whole secret string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret_key: Option<String>,
     /// Extra request headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
@@ -100,6 +109,8 @@ impl Default for WebhookConfig {
             max_backoff_ms: default_max_backoff_ms(),
             queue: default_queue(),
             bearer_token: None,
+            bearer_token_secret: None,
+            bearer_token_secret_key: None,
             headers: BTreeMap::new(),
             drain_timeout_ms: default_drain_timeout_ms(),
         }
@@ -115,15 +126,50 @@ impl fmt::Debug for WebhookConfig {
             .field("max_retries", &self.max_retries)
             .field("queue", &self.queue)
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "***"))
+            .field("bearer_token_secret", &self.bearer_token_secret)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 impl WebhookConfig {
-    /// Checks the URL, the headers and the limits.
+    /// Checks the URL, the headers, the limits and the token settings.
     pub fn validate(&self) -> Result<(), AlertError> {
+        let bad = |why: &str| AlertError::Config(format!("webhook: {why}"));
+        if self.bearer_token.is_some() && self.bearer_token_secret.is_some() {
+            return Err(bad("set bearer_token or bearer_token_secret, not both"));
+        }
+        if self.bearer_token_secret_key.is_some() && self.bearer_token_secret.is_none() {
+            return Err(bad("bearer_token_secret_key needs bearer_token_secret"));
+        }
+        if self
+            .bearer_token_secret
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(bad("bearer_token_secret is empty"));
+        }
         self.header_map().map(|_| ())
+    }
+
+    /// With `bearer_token_secret` set, reads the token from Secrets Manager
+    /// into `bearer_token` (the secret settings are cleared); otherwise
+    /// returns the config as it is. Call once at startup.
+    pub async fn resolve_secret(
+        mut self,
+        client: &aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, SecretError> {
+        if let Some(secret) = self.bearer_token_secret.take() {
+            let key = self.bearer_token_secret_key.take();
+            let token = secrets::secret_string(client, &secret, key.as_deref()).await?;
+            self.bearer_token = Some(token);
+        }
+        Ok(self)
+    }
+
+    /// Whether the token has to be read from Secrets Manager first.
+    pub fn needs_secret(&self) -> bool {
+        self.bearer_token_secret.is_some()
     }
 
     fn header_map(&self) -> Result<HeaderMap, AlertError> {
@@ -222,6 +268,11 @@ impl WebhookOutput {
         config: &WebhookConfig,
         client: reqwest::Client,
     ) -> Result<Self, AlertError> {
+        if config.needs_secret() {
+            return Err(AlertError::Config(
+                "webhook: bearer_token_secret is read at startup, before the output starts".into(),
+            ));
+        }
         let settings = Settings {
             url: config.url.clone(),
             headers: config.header_map()?,
@@ -501,6 +552,37 @@ mod tests {
         assert_eq!(body["attachments"][0]["fields"][0]["value"], "api");
         assert_eq!(auth.as_deref(), Some("Bearer s3cret"));
         assert_eq!(team.as_deref(), Some("sre"));
+    }
+
+    #[test]
+    fn token_and_secret_together_are_a_config_error() {
+        let mut c = config("http://127.0.0.1:1/hook");
+        c.bearer_token = Some("t".into());
+        c.bearer_token_secret = Some("prod/hook".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+        c.bearer_token = None;
+        assert!(c.validate().is_ok());
+        assert!(c.needs_secret());
+        let mut c = config("http://127.0.0.1:1/hook");
+        c.bearer_token_secret_key = Some("token".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("needs bearer_token_secret"), "{err}");
+        let parsed: WebhookConfig = serde_json::from_value(json!({
+            "url": "http://h/x",
+            "bearer_token_secret": "arn:aws:secretsmanager:us-east-1:1:secret:hook",
+            "bearer_token_secret_key": "token",
+        }))
+        .unwrap();
+        assert_eq!(parsed.bearer_token_secret_key.as_deref(), Some("token"));
+    }
+
+    #[tokio::test]
+    async fn an_unresolved_secret_does_not_start_the_output() {
+        let mut c = config("http://127.0.0.1:1/hook");
+        c.bearer_token_secret = Some("prod/hook".into());
+        let err = WebhookOutput::with_client(&c, test_client()).unwrap_err();
+        assert!(err.to_string().contains("bearer_token_secret"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,7 +2,10 @@
 //!
 //! One line per rejected input: `reason`, `source`, `position`, and the raw bytes
 //! as `raw` (UTF-8) or `raw_base64` (anything else). Files are written like lake
-//! files: hidden while open, renamed into place on commit.
+//! files: hidden while open, renamed into place on commit. With
+//! [`LakeTarget::S3`] the directory only stages them: [`commit_all`] uploads each
+//! committed file to `<prefix>deadletter/dt=YYYY-MM-DD/<name>` and removes it
+//! locally, before the writer acknowledges the batches that carried them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,9 +14,12 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Serialize;
 
-use super::LakeError;
 use super::part_file::sync_dir;
+use super::{LakeError, LakeTarget};
 use crate::decode::DeadLetter;
+
+/// The directory (and S3 key prefix, under the lake's prefix) of dead letters.
+pub const DEAD_LETTER_DIR: &str = "deadletter";
 
 #[derive(Serialize)]
 struct DeadLetterLine<'a> {
@@ -122,5 +128,62 @@ impl DeadLetterFile {
         let DeadLetterFile { tmp_path, out, .. } = self;
         drop(out);
         let _ = std::fs::remove_file(tmp_path);
+    }
+}
+
+/// Commits every file in `files` (under `dead_letter_dir`); with an S3 target,
+/// uploads each committed file to `<prefix>deadletter/<path under
+/// dead_letter_dir>` and removes the local copy. Returns how many files were
+/// committed. On a failure the files not yet committed are aborted and the
+/// committed ones still staged for S3 are removed (their batches fail and are
+/// redelivered, which writes them again).
+pub async fn commit_all(
+    files: Vec<DeadLetterFile>,
+    target: &LakeTarget,
+    dead_letter_dir: &Path,
+) -> Result<u64, LakeError> {
+    let mut committed = Vec::with_capacity(files.len());
+    let mut iter = files.into_iter();
+    while let Some(f) = iter.next() {
+        match f.commit() {
+            Ok(path) => committed.push(path),
+            Err(e) => {
+                iter.for_each(DeadLetterFile::abort);
+                remove_staged(target, &committed);
+                return Err(e);
+            }
+        }
+    }
+    if let LakeTarget::S3(s3) = target {
+        for (i, path) in committed.iter().enumerate() {
+            let uploaded = match path.strip_prefix(dead_letter_dir) {
+                Ok(relative) => {
+                    let relative = relative.to_string_lossy().replace('\\', "/");
+                    let key = s3.key_for(&format!("{DEAD_LETTER_DIR}/{relative}"));
+                    s3.upload_and_remove(path, &key)
+                        .await
+                        .map(|_| ())
+                        .map_err(LakeError::from)
+                }
+                Err(_) => Err(LakeError::Config(format!(
+                    "{} is outside the dead-letter directory",
+                    path.display()
+                ))),
+            };
+            if let Err(e) = uploaded {
+                remove_staged(target, &committed[i..]);
+                return Err(e);
+            }
+        }
+    }
+    Ok(committed.len() as u64)
+}
+
+/// Removes committed dead-letter files whose upload will not happen.
+fn remove_staged(target: &LakeTarget, files: &[PathBuf]) {
+    if matches!(target, LakeTarget::S3(_)) {
+        for f in files {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The lake writer: Parquet files in Hive partitions, committed atomically.
 //!
 //! Layout: `<lake>/logs/dt=YYYY-MM-DD/hour=HH/service=NAME/part-*.parquet`, plus
-//! dead letters as NDJSON under `<data-dir>/deadletter/dt=YYYY-MM-DD/`.
+//! dead letters as NDJSON under `<data-dir>/deadletter/dt=YYYY-MM-DD/` (or, with
+//! [`LakeTarget::S3`], under `s3://<bucket>/<prefix>deadletter/dt=YYYY-MM-DD/`).
 //!
 //! Each writer keeps one open file per partition it has rows for. Files are
 //! written under a hidden temporary name and renamed into place when committed,
@@ -12,7 +13,9 @@
 //!
 //! With [`LakeTarget::S3`] the directory is a staging area: each committed file
 //! is uploaded to S3 (see [`crate::sinks::s3_lake`]) and removed locally before
-//! the acks are delivered.
+//! the acks are delivered. Dead-letter files follow the same rule: a batch that
+//! carried a dead letter is acknowledged only once its dead-letter object is in
+//! S3, and a failed upload fails the batch.
 //!
 //! # Backpressure
 //!
@@ -218,7 +221,8 @@ pub enum LakeTarget {
     /// In the lake directory.
     #[default]
     Local,
-    /// Uploaded to S3, under the same relative path, then removed locally.
+    /// Uploaded to S3, under the same relative path, then removed locally
+    /// (dead letters under `deadletter/`).
     S3(Arc<S3Target>),
 }
 
@@ -305,12 +309,15 @@ impl LakeWriter {
         }
     }
 
+    /// `part-<ms>-<process tag>-<worker>-<seq>.<ext>`: unique across writers
+    /// of one process (worker, seq) and across processes writing one bucket
+    /// (the tag: the pid, which is 1 in every container, plus random bits).
     fn file_name(&mut self, ext: &str) -> String {
         self.seq += 1;
         let millis = wall_clock_ms();
         format!(
             "part-{millis}-{}-{}-{:06}.{ext}",
-            std::process::id(),
+            process_tag(),
             self.worker,
             self.seq
         )
@@ -426,16 +433,10 @@ impl LakeWriter {
             written.1 += c.bytes;
             metrics::counter!("spate_lake_rows_written_total").increment(c.rows);
         }
-        let mut dead_files = 0;
         let dead: Vec<DeadLetterFile> = self.dead.drain().map(|(_, f)| f).collect();
-        let mut dead_iter = dead.into_iter();
-        while let Some(f) = dead_iter.next() {
-            if let Err(e) = f.commit() {
-                dead_iter.for_each(DeadLetterFile::abort);
-                return Err(e);
-            }
-            dead_files += 1;
-        }
+        let dead_files =
+            dead_letters::commit_all(dead, &self.settings.target, &self.settings.dead_letter_dir)
+                .await?;
         let counts = std::mem::take(&mut self.pending_counts);
         metrics::counter!("spate_lake_files_written_total").increment(written.0);
         metrics::counter!("spate_lake_bytes_written_total").increment(written.1);
@@ -532,4 +533,17 @@ impl Actor for LakeWriter {
         }
         Ok(())
     }
+}
+
+/// This process's part of file names: its pid and 32 random bits, fixed for
+/// the life of the process.
+fn process_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        format!("{}x{:08x}", std::process::id(), random as u32)
+    })
 }

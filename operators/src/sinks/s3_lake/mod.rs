@@ -9,6 +9,8 @@
 //! [`S3LakeConfig::part_size_mib`] (S3's minimum part is 5 MiB). Each request is
 //! retried with exponential backoff; a multipart upload that fails is aborted.
 //! An object appears whole or not at all, so readers never see partial files.
+//! Dead-letter files take the same path, to `<prefix>deadletter/dt=…/<name>.ndjson`
+//! (see [`crate::sinks::lake::dead_letters::commit_all`]).
 //!
 //! A commit that fails after some files were uploaded fails every held batch;
 //! their redelivery writes the uploaded rows again, with the same `event_id`s
@@ -233,7 +235,7 @@ impl S3Target {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
-                .content_type("application/vnd.apache.parquet")
+                .content_type(content_type(key))
                 .body(ByteStream::from(body.clone()))
                 .send()
         })
@@ -253,7 +255,7 @@ impl S3Target {
                     .create_multipart_upload()
                     .bucket(&self.bucket)
                     .key(key)
-                    .content_type("application/vnd.apache.parquet")
+                    .content_type(content_type(key))
                     .send()
             })
             .await?;
@@ -412,6 +414,16 @@ fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis(ms.min(5_000))
 }
 
+/// The object's content type, by its extension: NDJSON for dead letters,
+/// Parquet otherwise.
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".ndjson") {
+        "application/x-ndjson"
+    } else {
+        "application/vnd.apache.parquet"
+    }
+}
+
 /// `prefix` with a trailing `/` (empty stays empty, leading `/` removed).
 fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
@@ -485,6 +497,18 @@ mod tests {
         .unwrap();
         assert_eq!(target.key_for("logs/x.parquet"), "p/logs/x.parquet");
         assert_eq!(target.bucket(), "b");
+    }
+
+    #[test]
+    fn dead_letters_are_ndjson_and_lake_files_parquet() {
+        assert_eq!(
+            content_type("deadletter/dt=2026-01-01/part-1.ndjson"),
+            "application/x-ndjson"
+        );
+        assert_eq!(
+            content_type("logs/dt=2026-01-01/part-1.parquet"),
+            "application/vnd.apache.parquet"
+        );
     }
 
     #[test]

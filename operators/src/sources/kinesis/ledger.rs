@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::types::Record;
 use spate_engine::{AckToken, Verdict};
 
+use super::kpl::{KPL_MAGIC, deaggregate};
 use crate::event::wall_clock_ms;
 use crate::sources::commit_tracker::CommitTracker;
 use crate::sources::sqs::body::{classify_body, count_lines};
@@ -129,20 +130,40 @@ impl Ledger {
     }
 }
 
-/// The chunk of one record: a CloudWatch Logs subscription payload (gzip) or
-/// lines, named `kinesis:<stream>:<shard>:<sequence number>`.
-pub fn record_chunk(stream: &str, shard_id: &str, record: &Record) -> RawChunk {
-    let body = classify_body(record.data().as_ref().to_vec());
+/// The chunks of one record, named `kinesis:<stream>:<shard>:<sequence
+/// number>`: one chunk (a CloudWatch Logs subscription payload, gzip, or
+/// lines), or, for a KPL aggregated record, one chunk per user record named
+/// `...:<sequence number>/<index>`.
+pub fn record_chunks(stream: &str, shard_id: &str, record: &Record) -> Vec<RawChunk> {
+    let data = record.data().as_ref();
+    let name = format!("kinesis:{stream}:{shard_id}:{}", record.sequence_number());
+    match deaggregate(data) {
+        Some(user_records) => {
+            metrics::counter!("spate_kinesis_kpl_records_total").increment(1);
+            user_records
+                .into_iter()
+                .enumerate()
+                .map(|(i, bytes)| chunk(format!("{name}/{i}"), bytes.to_vec()))
+                .collect()
+        }
+        None => {
+            if data.starts_with(&KPL_MAGIC) {
+                metrics::counter!("spate_kinesis_kpl_invalid_total").increment(1);
+            }
+            vec![chunk(name, data.to_vec())]
+        }
+    }
+}
+
+fn chunk(source: String, data: Vec<u8>) -> RawChunk {
+    let body = classify_body(data);
     let lines = match body.format {
         ChunkFormat::Lines => count_lines(&body.bytes),
         ChunkFormat::CloudWatchPayload => 1,
     };
     RawChunk {
         bytes: Arc::new(body.bytes),
-        source: Arc::from(format!(
-            "kinesis:{stream}:{shard_id}:{}",
-            record.sequence_number()
-        )),
+        source: Arc::from(source),
         first_position: 0,
         ingest_ts_ms: wall_clock_ms(),
         format: body.format,
@@ -184,7 +205,7 @@ mod tests {
     }
 
     fn chunk(seq: &str) -> RawChunk {
-        record_chunk("logs", "shardId-0", &record(seq, b"x\n"))
+        record_chunks("logs", "shardId-0", &record(seq, b"x\n")).remove(0)
     }
 
     #[test]
@@ -231,8 +252,26 @@ mod tests {
         assert_eq!(&*c.source, "kinesis:logs:shardId-0:4955");
         assert_eq!(c.format, ChunkFormat::Lines);
         assert_eq!(c.lines, 1);
-        let gz = record_chunk("logs", "s", &record("1", &[0x1f, 0x8b, 8, 0]));
-        assert_eq!(gz.format, ChunkFormat::CloudWatchPayload);
+        let gz = record_chunks("logs", "s", &record("1", &[0x1f, 0x8b, 8, 0]));
+        assert_eq!(gz.len(), 1);
+        assert_eq!(gz[0].format, ChunkFormat::CloudWatchPayload);
+    }
+
+    #[test]
+    fn kpl_aggregates_become_one_chunk_per_user_record() {
+        let packed = super::super::kpl::aggregate("pk", &[b"a\nb\n".as_slice(), b"c\n"]);
+        let chunks = record_chunks("logs", "s", &record("7", &packed));
+        let names: Vec<&str> = chunks.iter().map(|c| &*c.source).collect();
+        assert_eq!(names, ["kinesis:logs:s:7/0", "kinesis:logs:s:7/1"]);
+        assert_eq!(chunks.iter().map(|c| c.lines).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(&chunks[1].bytes[..], b"c\n");
+
+        // A broken aggregate is passed on whole, not dropped.
+        let mut broken = packed.clone();
+        broken.truncate(packed.len() - 1);
+        let whole = record_chunks("logs", "s", &record("8", &broken));
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].bytes.len(), broken.len());
     }
 
     #[test]

@@ -58,6 +58,7 @@
 
 mod coordinator;
 mod error;
+pub mod kpl;
 pub mod lease;
 pub mod ledger;
 mod reader;

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::lease::LeaseTable;
-use super::ledger::{Ledger, backoff, jitter_sample, record_chunk};
+use super::ledger::{Ledger, backoff, jitter_sample, record_chunks};
 use super::{KinesisConfig, KinesisError, StartAt};
 use crate::sources::RawChunk;
 
@@ -189,7 +189,7 @@ impl ShardReader {
                         let stream = &self.config.stream;
                         let chunks = records
                             .iter()
-                            .map(|r| record_chunk(stream, &self.shard_id, r))
+                            .flat_map(|r| record_chunks(stream, &self.shard_id, r))
                             .collect();
                         let last = last.sequence_number().to_string();
                         last_read = Some(last.clone());

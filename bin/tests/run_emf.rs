@@ -1,0 +1,146 @@
+//! `spate run` with `[metrics.emf]`, through the binary: the EMF lines on
+//! stdout are valid Embedded Metric Format documents, and their counter deltas
+//! add up to what was pushed (the last interval printed at SIGTERM).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::service::Service;
+
+const CONFIG: &str = r#"
+[hot]
+retention_hours = 1000000
+alert_retention_days = 100000
+
+[metrics.emf]
+enabled = true
+interval_secs = 1
+namespace = "SpateTest"
+
+[metrics.emf.dimensions]
+task = "emf-test"
+"#;
+
+/// The EMF documents among the stdout lines of `output`.
+fn emf_documents(output: &str) -> Vec<Value> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("stdout: "))
+        .filter(|l| l.starts_with('{') && l.contains("\"_aws\""))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Checks one document against the EMF specification: the `_aws` metadata,
+/// one directive with the namespace, dimension sets of at most 30 names that
+/// all resolve to string members, at most 100 metrics that all resolve to
+/// numbers.
+fn assert_valid_emf(doc: &Value) {
+    let aws = &doc["_aws"];
+    assert!(
+        aws["Timestamp"].as_i64().unwrap() > 1_600_000_000_000,
+        "{doc}"
+    );
+    let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+    assert_eq!(directives.len(), 1, "{doc}");
+    let d = &directives[0];
+    assert_eq!(d["Namespace"], "SpateTest");
+    for set in d["Dimensions"].as_array().unwrap() {
+        let set = set.as_array().unwrap();
+        assert!(set.len() <= 30, "{doc}");
+        for name in set {
+            assert!(doc[name.as_str().unwrap()].is_string(), "{name} in {doc}");
+        }
+        assert!(set.iter().any(|n| n == "task"), "static dimension: {doc}");
+    }
+    assert_eq!(doc["task"], "emf-test");
+    let metrics = d["Metrics"].as_array().unwrap();
+    assert!(!metrics.is_empty() && metrics.len() <= 100, "{doc}");
+    for m in metrics {
+        let name = m["Name"].as_str().unwrap();
+        assert!(doc[name].is_number(), "{name} in {doc}");
+        let unit = m["Unit"].as_str().unwrap();
+        assert!(["Count", "Bytes", "Seconds"].contains(&unit), "{unit}");
+        assert_eq!(m.as_object().unwrap().len(), 2, "{m}");
+    }
+}
+
+/// Sum of metric `name` over every document, per value of `dimension` ("" when
+/// the document has none).
+fn sum_by(docs: &[Value], name: &str, dimension: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for doc in docs {
+        if let Some(v) = doc[name].as_f64() {
+            let key = doc[dimension].as_str().unwrap_or("").to_string();
+            *out.entry(key).or_insert(0.0) += v;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emf_lines_on_stdout_add_up_to_what_was_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(&dir.path().join("data"), CONFIG);
+    let client = reqwest::Client::new();
+    let push = async |lines: Vec<String>| {
+        let r = client
+            .post(format!("{}/v1/logs", service.url))
+            .body(lines.join("\n"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    let levels = ["info", "warning", "error"];
+    let event = |i: usize| {
+        json!({"service": "api", "level": levels[i % 3], "message": format!("e{i}")}).to_string()
+    };
+    push((0..300).map(event).collect()).await;
+
+    // The first interval's lines appear while the service runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while emf_documents(&service.output()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no emf line: {}",
+            service.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // More events and one malformed line; the rest comes out at SIGTERM.
+    let mut more: Vec<String> = (300..500).map(event).collect();
+    more.push("{\"level\": \"error\", broken".into());
+    push(more).await;
+
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+    let docs = emf_documents(&output);
+    assert!(docs.len() >= 2, "{output}");
+    for doc in &docs {
+        assert_valid_emf(doc);
+    }
+    let events = sum_by(&docs, "spate_events_total", "severity");
+    assert_eq!(
+        events,
+        BTreeMap::from([
+            ("ERROR".to_string(), 166.0),
+            ("INFO".to_string(), 167.0),
+            ("WARNING".to_string(), 167.0),
+        ]),
+        "{output}"
+    );
+    let dead = sum_by(&docs, "spate_dead_letters_total", "");
+    assert_eq!(dead.values().sum::<f64>(), 1.0, "{output}");
+    let lines = sum_by(&docs, "spate_http_accepted_lines_total", "");
+    assert_eq!(lines.values().sum::<f64>(), 501.0, "{output}");
+    // Per-actor gauges carry the actor as a dimension.
+    assert!(
+        docs.iter()
+            .any(|d| d["actor"] == "decode" && d["spate_actor_mailbox_depth"].is_number()),
+        "{output}"
+    );
+}
