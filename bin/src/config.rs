@@ -148,6 +148,9 @@ impl SpateConfig {
                 self.lake.zstd_level
             );
         }
+        if let Err(e) = self.windows.shared_mode(self.hot_dynamodb.is_some()) {
+            bail!("{e}");
+        }
         if let Err(e) = self.metrics.emf.validate() {
             bail!("metrics.emf.{e}");
         }
@@ -180,6 +183,22 @@ mod tests {
     fn documented_default_matches_the_built_in_default() {
         let parsed = SpateConfig::parse(DEFAULT_CONFIG_TOML, "default").unwrap();
         assert_eq!(parsed, SpateConfig::default());
+    }
+
+    #[test]
+    fn shared_windows_need_a_shared_store_and_a_long_enough_settle() {
+        let err = SpateConfig::parse("[windows]\nshared = true\n", "t").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("needs a shared alert store"),
+            "{err:#}"
+        );
+        let dynamo = "[hot_dynamodb]\ntable = \"hot\"\n";
+        let err = SpateConfig::parse(&format!("{dynamo}[windows]\nshared_settle_secs = 5\n"), "t")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("shared_settle_secs"), "{err:#}");
+        // Off: the settle delay is not used.
+        let off = format!("{dynamo}[windows]\nshared = false\nshared_settle_secs = 5\n");
+        assert!(SpateConfig::parse(&off, "t").is_ok());
     }
 
     #[test]

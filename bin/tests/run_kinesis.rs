@@ -1,7 +1,9 @@
 //! `spate run` on Kinesis against the local AWS emulator (moto, started by
 //! `scripts/test.sh`): two processes split a stream's shards through the lease
 //! table, one is killed (SIGKILL) mid-stream, and the other takes its shard
-//! over from the last checkpoint: every record put reaches a lake.
+//! over from the last checkpoint: every record put reaches a lake. And two
+//! processes sharing a stream and the DynamoDB hot store raise one alert from
+//! their merged window counts (shared windows).
 
 mod support;
 
@@ -13,6 +15,7 @@ use serde_json::{Value, json};
 use support::aws::{boto, endpoint, unique};
 use support::duckdb;
 use support::service::Service;
+use support::spate;
 
 fn config(stream: &str, table: &str, worker: &str) -> String {
     format!(
@@ -145,4 +148,205 @@ print(json.dumps(True))
     // record a read but did not commit is read again by b, once).
     let rows: Vec<Value> = duckdb(&b_dir.join("lake"), "SELECT count(*) AS n FROM logs");
     assert!(rows[0][0].as_u64().unwrap() <= 600, "{rows:?}");
+}
+
+/// The notices a process wrote to `<data dir>/alerts.ndjson`.
+fn notices(data: &Path) -> Vec<Value> {
+    std::fs::read_to_string(data.join("alerts.ndjson"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Notices of `rule` in `state`.
+fn of<'a>(notices: &'a [Value], rule: &str, state: &str) -> Vec<&'a Value> {
+    notices
+        .iter()
+        .filter(|n| n["rule"] == rule && n["state"] == state)
+        .collect()
+}
+
+/// Waits until `done` holds, failing after `limit` with the account `what`
+/// gives then.
+fn wait_or_explain(limit: Duration, what: impl Fn() -> String, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {}",
+            what()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_processes_sharing_a_stream_raise_one_alert_for_one_window() {
+    let id = unique("kin-shared");
+    let setup = boto(
+        r#"
+stream, hot, leases = ARGS['id'] + '-logs', ARGS['id'] + '-hot', ARGS['id'] + '-leases'
+kinesis.create_stream(StreamName=stream, ShardCount=2)
+kinesis.get_waiter('stream_exists').wait(StreamName=stream, WaiterConfig={'Delay': 0.1, 'MaxAttempts': 100})
+s = lambda n: {'AttributeName': n, 'AttributeType': 'S'}
+k = lambda n, t: {'AttributeName': n, 'KeyType': t}
+ddb.create_table(TableName=hot, AttributeDefinitions=[s('pk'), s('sk')],
+                 KeySchema=[k('pk', 'HASH'), k('sk', 'RANGE')], BillingMode='PAY_PER_REQUEST')
+ddb.create_table(TableName=leases, AttributeDefinitions=[s('lease_key')],
+                 KeySchema=[k('lease_key', 'HASH')], BillingMode='PAY_PER_REQUEST')
+shards = kinesis.list_shards(StreamName=stream)['Shards']
+print(json.dumps({'stream': stream, 'hot': hot, 'leases': leases,
+                  'hash_keys': [sh['HashKeyRange']['StartingHashKey'] for sh in shards]}))
+"#,
+        &json!({ "id": id }),
+    );
+    let hash_keys = setup["hash_keys"].as_array().unwrap();
+    assert_eq!(hash_keys.len(), 2, "{setup}");
+    // One-minute windows, closed by the idle timeout 2 s after the last
+    // event; decisions 5 s after the partial counts were added; leases
+    // renewed every second. The default rules: error_burst fires above 10
+    // ERRORs in a window.
+    let shared_config = |worker: &str| {
+        format!(
+            r#"
+[aws]
+endpoint_url = "{endpoint}"
+region = "us-east-1"
+
+[[sources.kinesis]]
+stream = "{stream}"
+lease_table = "{leases}"
+worker_id = "{worker}"
+lease_duration_secs = 10
+renew_every_secs = 1
+poll_interval_ms = 200
+
+[hot_dynamodb]
+table = "{hot}"
+
+[windows]
+size_secs = 60
+allowed_lateness_secs = 1
+idle_timeout_secs = 2
+tick_ms = 200
+shared_settle_secs = 5
+"#,
+            endpoint = endpoint(),
+            stream = setup["stream"].as_str().unwrap(),
+            leases = setup["leases"].as_str().unwrap(),
+            hot = setup["hot"].as_str().unwrap(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = Service::start(&data_a, &shared_config("a"));
+    let b = Service::start(&data_b, &shared_config("b"));
+
+    // The processes split the shards: each runs the reader of one (the one
+    // that took both first gives one up when the other takes it over).
+    let owned = |s: &Service| s.metric("spate_kinesis_leases_owned");
+    wait_or_explain(
+        Duration::from_secs(60),
+        || {
+            format!(
+                "one shard each (owned: a {:?}, b {:?}; lease owners {:?}):\n{}\n{}",
+                owned(&a),
+                owned(&b),
+                owners(setup["leases"].as_str().unwrap()),
+                a.output(),
+                b.output()
+            )
+        },
+        || owned(&a) == Some(1.0) && owned(&b) == Some(1.0),
+    );
+
+    // 7 ERRORs of `api` on each shard, in one window two minutes back: each
+    // process sees 7 (no burst alone), the merged window 14.
+    let window = 60_000i64;
+    let now = spate_operators::event::wall_clock_ms();
+    let w0 = now - now.rem_euclid(window) - 2 * window;
+    let records: Vec<(String, String)> = hash_keys
+        .iter()
+        .enumerate()
+        .map(|(shard, key)| {
+            let lines: Vec<String> = (0..7)
+                .map(|i| {
+                    json!({"ts": w0 + 1_000 * i, "level": "error", "service": "api",
+                           "message": format!("shard {shard} error {i}")})
+                    .to_string()
+                })
+                .collect();
+            (key.as_str().unwrap().to_string(), lines.join("\n"))
+        })
+        .collect();
+    boto(
+        r#"
+for key, data in ARGS['records']:
+    kinesis.put_record(StreamName=ARGS['stream'], Data=data.encode(), PartitionKey='p', ExplicitHashKey=key)
+print('null')
+"#,
+        &json!({ "stream": setup["stream"], "records": records }),
+    );
+
+    // Both processes decide: each claims the burst and its resolution (the
+    // next window has no error), one wins each claim.
+    let claims = |s: &Service| {
+        s.metric("spate_alert_claims_won_total").unwrap_or(0.0)
+            + s.metric("spate_alert_claims_lost_total").unwrap_or(0.0)
+    };
+    wait_or_explain(
+        Duration::from_secs(60),
+        || format!("both processes to decide:\n{}\n{}", a.output(), b.output()),
+        || claims(&a) >= 2.0 && claims(&b) >= 2.0,
+    );
+    let lost = b.metric("spate_alert_claims_lost_total").unwrap_or(0.0)
+        + a.metric("spate_alert_claims_lost_total").unwrap_or(0.0);
+    assert!(
+        lost >= 2.0,
+        "a lost claim each for the firing and the resolution"
+    );
+    let (status, out_a) = a.stop();
+    assert!(status.success(), "{out_a}");
+    let (status, out_b) = b.stop();
+    assert!(status.success(), "{out_b}");
+
+    // Exactly one firing notice and one resolution across both processes'
+    // outputs, with the merged count.
+    let sent: Vec<Value> = notices(&data_a)
+        .into_iter()
+        .chain(notices(&data_b))
+        .collect();
+    let firing = of(&sent, "error_burst", "firing");
+    assert_eq!(firing.len(), 1, "{sent:#?}");
+    assert_eq!(firing[0]["service"], "api");
+    assert_eq!(firing[0]["window_start_ms"], w0);
+    assert_eq!(firing[0]["value"], 14.0);
+    assert_eq!(of(&sent, "error_burst", "resolved").len(), 1, "{sent:#?}");
+    let stdout_lines = format!("{out_a}{out_b}")
+        .lines()
+        .filter(|l| l.starts_with("stdout: ALERT firing error_burst"))
+        .count();
+    assert_eq!(stdout_lines, 1, "{out_a}{out_b}");
+
+    // And exactly one such alert in the DynamoDB store.
+    let out = spate()
+        .args(["hot", "alerts", "--since", "1d", "--json", "--config"])
+        .arg(data_a.with_extension("toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stored_firing = of(&stored, "error_burst", "firing");
+    assert_eq!(stored_firing.len(), 1, "{stored:#?}");
+    assert_eq!(stored_firing[0]["value"], 14.0);
+    assert_eq!(stored_firing[0]["id"], firing[0]["id"]);
 }

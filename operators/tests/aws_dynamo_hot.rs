@@ -15,7 +15,9 @@ use aws_sdk_dynamodb::types::{
 };
 use spate_engine::testkit::ScriptedSource;
 use spate_engine::{ActorOptions, GraphBuilder};
-use spate_operators::alerts::record::{AlertRecord, AlertState, AlertStore, WindowRecord};
+use spate_operators::alerts::record::{
+    AlertRecord, AlertState, AlertStore, SharedWindowStore, WindowRecord,
+};
 use spate_operators::classify::ClassifierConfig;
 use spate_operators::decode::DecoderConfig;
 use spate_operators::enrich::EnrichConfig;
@@ -280,5 +282,81 @@ async fn an_alert_is_raised_once_and_windows_merge() {
         listed.len(),
         2,
         "the second alert recorded once: {listed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_windows_read_back_merged_and_claims_know_their_owner() {
+    let (aws, sdk) = aws().await;
+    let dynamodb = aws.dynamodb_client(&sdk);
+    let table = unique("shared");
+    create_hot_table(&dynamodb, &table).await;
+    let one = DynamoHotStore::new(dynamodb.clone(), DynamoHotConfig::new(&table)).unwrap();
+    let two = DynamoHotStore::new(dynamodb.clone(), DynamoHotConfig::new(&table)).unwrap();
+
+    // Two processes add 7 errors each to one window; one adds a next window.
+    let partial = |start: i64, service: &str, severity: [u64; 4]| WindowRecord {
+        window_start_ms: start,
+        window_end_ms: start + 300_000,
+        service: service.into(),
+        events: severity.iter().sum(),
+        severity,
+        tags: BTreeMap::from([("http_5xx".to_string(), 1)]),
+    };
+    let adds = [
+        (one.clone(), vec![partial(T0, "api", [1, 0, 7, 0])]),
+        (
+            two.clone(),
+            vec![
+                partial(T0, "api", [0, 0, 7, 0]),
+                partial(T0 + 300_000, "api", [3, 0, 0, 0]),
+            ],
+        ),
+    ];
+    for (store, windows) in adds {
+        tokio::task::spawn_blocking(move || SharedWindowStore::add_windows(&store, &windows))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let reader = one.clone();
+    let merged = tokio::task::spawn_blocking(move || {
+        SharedWindowStore::merged_windows(
+            &reader,
+            &["api".to_string(), "web".to_string()],
+            T0,
+            T0 + 600_000,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(merged.len(), 2, "{merged:?}");
+    assert_eq!(merged[0].window_start_ms, T0);
+    assert_eq!(merged[0].severity, [1, 0, 14, 0]);
+    assert_eq!((merged[0].events, merged[0].tags["http_5xx"]), (15, 2));
+    assert_eq!(merged[1].window_start_ms, T0 + 300_000);
+    assert_eq!(merged[1].severity, [3, 0, 0, 0]);
+    // The range's end is exclusive.
+    let only_first = one
+        .merged_windows(&["api".into()], T0, T0 + 300_000)
+        .await
+        .unwrap();
+    assert_eq!(only_first.len(), 1);
+
+    // Claims: one winner; asking again, the winner still holds it (a retry
+    // after a lost answer), the other still does not.
+    let a = alert("-shared");
+    let (won_one, won_two) = tokio::join!(one.claim_alert(&a), two.claim_alert(&a));
+    let (won_one, won_two) = (won_one.unwrap(), won_two.unwrap());
+    assert!(won_one ^ won_two, "{won_one} {won_two}");
+    let (winner, loser) = if won_one { (&one, &two) } else { (&two, &one) };
+    assert!(winner.claim_alert(&a).await.unwrap());
+    assert!(!loser.claim_alert(&a).await.unwrap());
+    let listed = one.alerts(a.raised_at_ms - 60_000, None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().filter(|l| l.id == a.id).count(),
+        1,
+        "{listed:?}"
     );
 }

@@ -25,7 +25,17 @@
 //! drains the graph (the lake commits its open files, the hot store commits),
 //! prints the last EMF metrics (`[metrics.emf]`), saves the checkpoints, and
 //! exits 0. A second signal exits at once (anything not committed is replayed
-//! at the next start).
+//! at the next start). In shared-window mode the alert router evaluates the
+//! windows still pending their settle delay as it closes.
+//!
+//! # Several processes
+//!
+//! With `[hot_dynamodb]`, windows are shared unless `[windows] shared = false`:
+//! each process adds its partial window counts to DynamoDB, the alert router
+//! runs the rules on the merged counts after `shared_settle_secs`, and only
+//! the process that wins a notice's claim sends it (see
+//! `spate_operators::alerts::shared`). With `[[sources.kinesis]]` the
+//! processes split the stream's shards through the lease table.
 
 pub mod body;
 pub mod emf;
@@ -41,6 +51,7 @@ use serde::{Deserialize, Serialize};
 use spate_engine::{ActorOptions, GraphBuilder, PrometheusExporter, SupervisorPolicy};
 use spate_operators::alerts::record::AlertStore;
 use spate_operators::alerts::router::AlertRouter;
+use spate_operators::alerts::shared::SharedWindows;
 use spate_operators::sinks::dynamo_hot::{DynamoBatchWriter, DynamoHotStore, DynamoHotWriter};
 use spate_operators::sinks::hot::{HotStore, HotWriter};
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
@@ -267,6 +278,12 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
     }
     if let Some(hot) = &config.hot_dynamodb {
         eprintln!("spate: hot store in dynamodb table {}", hot.table);
+        if config.windows.shared_mode(true).unwrap_or(false) {
+            eprintln!(
+                "spate: shared windows: alerts decided on the counts merged in {}, {} s after a window closes",
+                hot.table, config.windows.shared_settle_secs
+            );
+        }
     }
     if let Some(s3) = &config.lake.s3 {
         eprintln!(
@@ -511,16 +528,29 @@ fn build_graph(
         }
     }
     graph.connect("decode", "hot");
+    // Shared-window mode: several processes share the DynamoDB store, so the
+    // rules run in the router on the merged counts.
+    let shared = config
+        .windows
+        .shared_mode(dynamo_hot.is_some())
+        .context("windows")?;
     let (windows, alerts_config) = (config.windows.clone(), config.alerts.clone());
     graph.actor(
         "windows",
         move || {
-            WindowAggregator::new(&windows, &alerts_config).expect("alert rules checked at start")
+            let aggregator = WindowAggregator::new(&windows, &alerts_config)
+                .expect("alert rules checked at start");
+            if shared {
+                aggregator.shared()
+            } else {
+                aggregator
+            }
         },
         sink_options.clone(),
     );
     graph.connect("decode", "windows");
     let (alerts, store) = (config.alerts.clone(), hot.clone());
+    let windows = config.windows.clone();
     let default_file = data_dir.join("alerts.ndjson");
     let sns = aws.and_then(|a| a.sns.clone());
     graph.actor(
@@ -531,6 +561,18 @@ fn build_graph(
                 None => Arc::new(store.clone()),
             };
             let router = AlertRouter::new(alerts.clone(), default_file.clone(), Some(store));
+            let router = match (&dynamo_hot, shared) {
+                (Some((_, dynamo)), true) => {
+                    let rules = alerts.validate().expect("alert rules checked at start");
+                    router.with_shared(SharedWindows::new(
+                        Arc::new(dynamo.clone()),
+                        &windows,
+                        rules,
+                        alerts.cooldown_ms(),
+                    ))
+                }
+                _ => router,
+            };
             match &sns {
                 Some(publisher) => router.with_sns(publisher.clone()),
                 None => router,

@@ -50,6 +50,29 @@ impl AlertEvaluator {
         &self.rules
     }
 
+    /// Every window starting before this has been evaluated; `None` before
+    /// the first evaluation with records.
+    pub fn evaluated_until(&self) -> Option<i64> {
+        self.evaluated_until
+    }
+
+    /// The services the next windows are evaluated for besides those with
+    /// events in them: those with an alert firing, and (with a `silence`
+    /// rule) every service seen and not yet forgotten. Sorted.
+    pub fn tracked_services(&self) -> Vec<String> {
+        let mut services: Vec<String> = self
+            .rules
+            .iter()
+            .flat_map(|r| self.dedup.firing_services(&r.name))
+            .collect();
+        if self.rules.iter().any(|r| r.kind == RuleKind::Silence) {
+            services.extend(self.last_seen.keys().cloned());
+        }
+        services.sort();
+        services.dedup();
+        services
+    }
+
     /// Evaluates every window ending at or before `closed_until_ms` not yet
     /// evaluated; `windows` are the records of those windows (any order).
     /// `raised_at_ms` stamps the notices.
@@ -307,5 +330,38 @@ mod tests {
         assert!(e.last_seen.contains_key("web"));
         assert!(!e.last_seen.contains_key("api"));
         assert_eq!(e.dedup.firing(), 0);
+    }
+
+    #[test]
+    fn tracked_services_are_the_firing_and_with_silence_the_seen() {
+        let mut e = evaluator();
+        assert_eq!(e.evaluated_until(), None);
+        assert!(e.tracked_services().is_empty());
+        e.evaluate(
+            &[
+                record(0, "api", [0, 0, 11, 0]),
+                record(0, "web", [1, 0, 0, 0]),
+            ],
+            W,
+            0,
+        );
+        assert_eq!(e.evaluated_until(), Some(W));
+        assert_eq!(e.tracked_services(), ["api", "web"]);
+        // Without a silence rule, only the firing ones.
+        let rules: Vec<Rule> = compile_rules(&default_rules())
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind != RuleKind::Silence)
+            .collect();
+        let mut e = AlertEvaluator::new(rules, W, 900_000);
+        e.evaluate(
+            &[
+                record(0, "api", [0, 0, 11, 0]),
+                record(0, "web", [1, 0, 0, 0]),
+            ],
+            W,
+            0,
+        );
+        assert_eq!(e.tracked_services(), ["api"]);
     }
 }

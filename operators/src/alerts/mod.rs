@@ -8,6 +8,11 @@
 //! records windows and notices in an [`record::AlertStore`] and writes the
 //! notices to the [`outputs`]: stdout, an NDJSON file, a webhook.
 //!
+//! When several processes consume one stream and share a store (DynamoDB),
+//! [`shared`] mode merges their partial window counts, runs the rules on the
+//! merged counts in the router, and sends each notice from exactly one
+//! process.
+//!
 //! # Backpressure
 //!
 //! Stdout and file writes are small and synchronous. The webhook never blocks
@@ -26,6 +31,7 @@ pub mod outputs;
 pub mod record;
 pub mod router;
 pub mod rules;
+pub mod shared;
 
 use std::path::{Path, PathBuf};
 

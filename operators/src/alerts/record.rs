@@ -79,3 +79,29 @@ pub trait AlertStore: Send + Sync + 'static {
     /// Durably records closed windows and alert notices (upserts by key).
     fn record(&self, windows: &[WindowRecord], alerts: &[AlertRecord]) -> Result<(), String>;
 }
+
+/// A store shared by several processes consuming one stream (the DynamoDB
+/// hot table): their partial window counts sum up in it, and each notice is
+/// claimed so that exactly one process sends it. The alert router's
+/// shared-window mode ([`super::shared`]) calls it, on the blocking pool.
+pub trait SharedWindowStore: Send + Sync + 'static {
+    /// Durably adds this process's partial counts of closed windows to the
+    /// merged counts (an atomic add per window and service).
+    fn add_windows(&self, windows: &[WindowRecord]) -> Result<(), String>;
+
+    /// The merged counts of `services` for every window starting in
+    /// `[from_ms, until_ms)`, read so that every completed add is seen
+    /// (strongly consistent). A (window, service) nobody counted is absent.
+    fn merged_windows(
+        &self,
+        services: &[String],
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<WindowRecord>, String>;
+
+    /// Records `alert` unless some process already did (same deterministic
+    /// id): true when this store's call wrote it, also through an earlier
+    /// attempt whose answer was lost; false when another process holds the
+    /// claim.
+    fn claim_alert(&self, alert: &AlertRecord) -> Result<bool, String>;
+}

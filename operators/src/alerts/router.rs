@@ -10,14 +10,23 @@
 //! `spate_alert_deliveries_failed_total{output}`; the other outputs still get
 //! the notices.
 //!
+//! In shared-window mode ([`AlertRouter::with_shared`], see [`super::shared`])
+//! the router adds the partial counts of closed windows to the shared store
+//! before the ack, runs the rules itself on the merged counts once their
+//! settle delay is over (on its tick), and sends only the notices whose claim
+//! it wins.
+//!
 //! # Backpressure
 //!
 //! The store is called on the blocking pool; stdout and file writes are small;
-//! the webhook only enqueues. None of them waits on the network.
+//! the webhook only enqueues. None of them waits on the network. Windows
+//! pending their settle delay (shared mode) wait in memory, checked on the
+//! tick.
 //!
 //! # Shutdown
 //!
-//! `close` drains the webhook queue within its deadline (see
+//! `close` evaluates the windows still pending their settle delay at once
+//! (shared mode), then drains the webhook queue within its deadline (see
 //! [`super::outputs::webhook`]).
 
 use std::path::PathBuf;
@@ -31,6 +40,7 @@ use super::outputs::file::FileOutput;
 use super::outputs::stdout::StdoutOutput;
 use super::outputs::webhook::WebhookOutput;
 use super::record::{AlertRecord, AlertStore, WindowRecord};
+use super::shared::SharedWindows;
 use super::{AlertError, AlertsConfig};
 use crate::windows::WindowOutput;
 
@@ -46,6 +56,7 @@ pub struct AlertRouter {
     store: Option<Arc<dyn AlertStore>>,
     outputs: Vec<AlertOutput>,
     sns: Option<crate::sinks::sns::SnsPublisher>,
+    shared: Option<SharedWindows>,
 }
 
 impl AlertRouter {
@@ -63,12 +74,22 @@ impl AlertRouter {
             store,
             outputs: Vec::new(),
             sns: None,
+            shared: None,
         }
     }
 
     /// Also publishes every notice to an SNS topic.
     pub fn with_sns(mut self, publisher: crate::sinks::sns::SnsPublisher) -> Self {
         self.sns = Some(publisher);
+        self
+    }
+
+    /// Shared-window mode ([`super::shared`]): partial counts go to the
+    /// shared store, the rules run here on the merged counts, and only the
+    /// notices whose claim this process wins are sent. The store given to
+    /// [`AlertRouter::new`] is then not called.
+    pub fn with_shared(mut self, shared: SharedWindows) -> Self {
+        self.shared = Some(shared);
         self
     }
 
@@ -84,6 +105,7 @@ impl AlertRouter {
             store,
             outputs,
             sns: None,
+            shared: None,
         }
     }
 
@@ -109,6 +131,40 @@ impl AlertRouter {
     }
 }
 
+/// Runs `call` on the blocking pool, retrying a few times with backoff;
+/// gives up with a log line and `spate_alert_store_failures_total`.
+pub(crate) async fn blocking_with_retries<T: Send + 'static>(
+    what: &'static str,
+    call: impl Fn() -> Result<T, String> + Send + Sync + 'static,
+) -> Result<T, String> {
+    let call = Arc::new(call);
+    let mut delay = STORE_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        let c = call.clone();
+        let result = tokio::task::spawn_blocking(move || c())
+            .await
+            .unwrap_or_else(|e| Err(format!("store call panicked: {e}")));
+        match result {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < STORE_ATTEMPTS => {
+                tracing::warn!(attempt, "alert store failed to {what}, retrying: {e}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => {
+                metrics::counter!("spate_alert_store_failures_total").increment(1);
+                let e = AlertError::Store(format!(
+                    "cannot {what}, giving up after {attempt} attempts: {e}"
+                ));
+                tracing::error!("{e}");
+                return Err(e.to_string());
+            }
+        }
+    }
+}
+
 /// Records in the store (if any), retrying a few times; gives up with a log
 /// line and a counter.
 async fn record(
@@ -120,28 +176,32 @@ async fn record(
     if windows.is_empty() && alerts.is_empty() {
         return;
     }
-    let (windows, alerts) = (Arc::new(windows.to_vec()), Arc::new(alerts.to_vec()));
-    let mut delay = STORE_BACKOFF;
-    for attempt in 1..=STORE_ATTEMPTS {
-        let (s, w, a) = (store.clone(), windows.clone(), alerts.clone());
-        let result = tokio::task::spawn_blocking(move || s.record(&w, &a))
-            .await
-            .unwrap_or_else(|e| Err(format!("store call panicked: {e}")));
-        match result {
-            Ok(()) => return,
-            Err(e) if attempt < STORE_ATTEMPTS => {
-                tracing::warn!(attempt, "alert store failed, retrying: {e}");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => {
-                metrics::counter!("spate_alert_store_failures_total").increment(1);
-                tracing::error!(
-                    windows = windows.len(),
-                    alerts = alerts.len(),
-                    "{}",
-                    AlertError::Store(format!("giving up after {attempt} attempts: {e}"))
-                );
+    let (store, windows, alerts) = (store.clone(), windows.to_vec(), alerts.to_vec());
+    let _ = blocking_with_retries("record windows and alerts", move || {
+        store.record(&windows, &alerts)
+    })
+    .await;
+}
+
+impl AlertRouter {
+    /// Counts and writes `alerts` to every output.
+    fn send(&mut self, alerts: &[AlertRecord]) {
+        if alerts.is_empty() {
+            return;
+        }
+        for alert in alerts {
+            metrics::counter!(
+                "spate_alerts_total",
+                "rule" => alert.rule.clone(),
+                "state" => alert.state.as_str()
+            )
+            .increment(1);
+        }
+        for output in &mut self.outputs {
+            if let Err(e) = output.send(alerts) {
+                metrics::counter!("spate_alert_deliveries_failed_total", "output" => output.name())
+                    .increment(alerts.len() as u64);
+                tracing::error!(output = output.name(), "alert output failed: {e}");
             }
         }
     }
@@ -164,29 +224,40 @@ impl Actor for AlertRouter {
         _ctx: &mut Ctx<NoOutput>,
     ) -> ActorResult {
         let out = &batch.payload;
-        record(self.store.as_ref(), &out.windows, &out.alerts).await;
-        for alert in &out.alerts {
-            metrics::counter!(
-                "spate_alerts_total",
-                "rule" => alert.rule.clone(),
-                "state" => alert.state.as_str()
-            )
-            .increment(1);
-        }
-        if !out.alerts.is_empty() {
-            for output in &mut self.outputs {
-                if let Err(e) = output.send(&out.alerts) {
-                    metrics::counter!("spate_alert_deliveries_failed_total", "output" => output.name())
-                        .increment(out.alerts.len() as u64);
-                    tracing::error!(output = output.name(), "alert output failed: {e}");
-                }
+        let send = match &mut self.shared {
+            Some(shared) => {
+                // The partial counts are in the store before the ack; the
+                // rules run later, on the tick.
+                shared.add(out).await;
+                shared.claim(&out.alerts).await
             }
-        }
+            None => {
+                record(self.store.as_ref(), &out.windows, &out.alerts).await;
+                out.alerts.clone()
+            }
+        };
+        self.send(&send);
         batch.deliver();
         Ok(())
     }
 
+    fn tick_interval(&self) -> Option<Duration> {
+        self.shared.as_ref().map(SharedWindows::tick_interval)
+    }
+
+    async fn tick(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        if let Some(shared) = &mut self.shared {
+            let send = shared.evaluate_due(false).await;
+            self.send(&send);
+        }
+        Ok(())
+    }
+
     async fn close(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        if let Some(shared) = &mut self.shared {
+            let send = shared.evaluate_due(true).await;
+            self.send(&send);
+        }
         for output in std::mem::take(&mut self.outputs) {
             output.close().await;
         }
@@ -249,6 +320,7 @@ mod tests {
                 tags: Default::default(),
             }],
             alerts: vec![sample_alert(AlertState::Firing)],
+            closed_until_ms: Some(300_000),
         }
     }
 

@@ -28,6 +28,14 @@
 //! wrong, and an early `resolved` or `silence` misleading): the counts of open
 //! windows are lost at shutdown, like at a crash.
 //!
+//! # Shared-window mode
+//!
+//! With [`WindowAggregator::shared`] the rules do not run here: the alert
+//! router evaluates the counts merged across processes
+//! ([`crate::alerts::shared`]). Every closed window is still sent, and so is
+//! every later move of the closed bound ([`WindowOutput::closed_until_ms`]),
+//! also without a window, so that silence and resolutions are evaluated.
+//!
 //! Metrics: `spate_window_late_events_total`, `spate_windows_closed_total`,
 //! `spate_window_watermark_lag_seconds` (processing now − watermark),
 //! `spate_window_open` (open (window, service) counters).
@@ -53,12 +61,17 @@ use crate::log_batch::LogBatch;
 pub struct WindowOutput {
     /// Closed windows, by start then service.
     pub windows: Vec<WindowRecord>,
-    /// Notices raised, in window order.
+    /// Notices raised, in window order (none in shared-window mode, where
+    /// the alert router evaluates the merged counts).
     pub alerts: Vec<AlertRecord>,
+    /// Every window ending at or before this is closed (UTC milliseconds);
+    /// `None` before the first event.
+    pub closed_until_ms: Option<i64>,
 }
 
 impl Payload for WindowOutput {
-    /// Windows plus notices.
+    /// Windows plus notices (an output only moving `closed_until_ms` is
+    /// empty).
     fn len(&self) -> usize {
         self.windows.len() + self.alerts.len()
     }
@@ -72,6 +85,10 @@ pub struct WindowAggregator {
     wall_base_ms: i64,
     clock_base: Instant,
     late_reported: u64,
+    /// Shared-window mode: rules are not run here.
+    shared: bool,
+    /// Shared-window mode: the last `closed_until_ms` sent.
+    sent_until: Option<i64>,
 }
 
 impl WindowAggregator {
@@ -105,7 +122,18 @@ impl WindowAggregator {
             wall_base_ms,
             clock_base: Instant::now(),
             late_reported: 0,
+            shared: false,
+            sent_until: None,
         }
+    }
+
+    /// Shared-window mode ([`crate::alerts::shared`]): the rules are not run
+    /// on this process's partial counts; every closed window is sent, and
+    /// every move of `closed_until_ms` (also without a window, so the router
+    /// sees silence and resolutions).
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
     }
 
     /// Processing time, wall-clock milliseconds, advancing with tokio's clock.
@@ -145,9 +173,10 @@ impl WindowAggregator {
     async fn close_and_send(&mut self, ctx: &mut Ctx<WindowOutput>) -> ActorResult {
         let now = self.now_ms();
         let windows = self.state.advance(now);
-        let alerts = match self.state.closed_until_ms() {
-            Some(until) => self.evaluator.evaluate(&windows, until, now),
-            None => Vec::new(),
+        let closed_until_ms = self.state.closed_until_ms();
+        let alerts = match closed_until_ms {
+            Some(until) if !self.shared => self.evaluator.evaluate(&windows, until, now),
+            _ => Vec::new(),
         };
         metrics::counter!("spate_windows_closed_total").increment(windows.len() as u64);
         metrics::gauge!("spate_window_open").set(self.state.open_windows() as f64);
@@ -155,11 +184,18 @@ impl WindowAggregator {
             metrics::gauge!("spate_window_watermark_lag_seconds")
                 .set(now.saturating_sub(wm) as f64 / 1000.0);
         }
-        if windows.is_empty() && alerts.is_empty() {
+        // A bound moving before any window closed says nothing to the router.
+        let moved = self.shared && self.sent_until.is_some() && closed_until_ms > self.sent_until;
+        if windows.is_empty() && alerts.is_empty() && !moved {
             return Ok(());
         }
-        ctx.send(Batch::unacked(WindowOutput { windows, alerts }))
-            .await
+        self.sent_until = closed_until_ms;
+        ctx.send(Batch::unacked(WindowOutput {
+            windows,
+            alerts,
+            closed_until_ms,
+        }))
+        .await
     }
 }
 
@@ -365,6 +401,54 @@ mod tests {
         pipeline.stop();
         pipeline.join().await.unwrap();
         drop(leaks);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shared_mode_sends_windows_and_closed_bounds_without_alerts() {
+        let errors = repeat(14, T + 1_000, "api", Severity::Error);
+        let source = ScriptedSource::new([log_batch(&errors)]).until_stopped();
+        let sink = CaptureSink::<WindowOutput>::new();
+        let mut g = GraphBuilder::new();
+        let s = source.clone();
+        g.source("source", move || s.clone());
+        g.actor(
+            "windows",
+            || {
+                let rules = compile_rules(&default_rules()).unwrap();
+                // Processing time just after the window's end plus lateness.
+                WindowAggregator::with_wall_base(
+                    &WindowConfig::default(),
+                    rules,
+                    900_000,
+                    T + 6 * MIN,
+                )
+                .shared()
+            },
+            ActorOptions::default(),
+        );
+        let k = sink.clone();
+        g.actor("alerts", move || k.clone(), ActorOptions::default());
+        g.connect("source", "windows").connect("windows", "alerts");
+        let pipeline = g.build().unwrap().spawn();
+
+        // Idle: the window closes by the clock; no rule ran here.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let out = sink.delivered();
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].windows.len(), 1);
+        assert_eq!(out[0].windows[0].severity, [0, 0, 14, 0]);
+        assert!(out[0].alerts.is_empty());
+        assert_eq!(out[0].closed_until_ms, Some(T + 5 * MIN));
+        // Five minutes on, the next (empty) window closes: its bound is sent
+        // alone, once.
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        let out = sink.delivered();
+        assert_eq!(out.len(), 2, "{out:#?}");
+        assert!(out[1].windows.is_empty() && out[1].alerts.is_empty());
+        assert_eq!(out[1].closed_until_ms, Some(T + 10 * MIN));
+
+        pipeline.stop();
+        pipeline.join().await.unwrap();
     }
 
     #[test]

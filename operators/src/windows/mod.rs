@@ -5,7 +5,10 @@
 //!   counts per (window, service) × severity × tag, the watermark, lateness and
 //!   the idle timeout. Its module docs state the exact semantics.
 //! - [`aggregator`]: the [`WindowAggregator`] actor (`LogBatch` in,
-//!   [`WindowOutput`] out), which runs the alert rules on every closed window.
+//!   [`WindowOutput`] out), which runs the alert rules on every closed window
+//!   (in shared-window mode, [`WindowConfig::shared`], the alert router runs
+//!   them on the counts merged across processes instead: see
+//!   [`crate::alerts::shared`]).
 
 pub mod aggregator;
 pub mod state;
@@ -34,6 +37,22 @@ pub struct WindowConfig {
     /// How often the aggregator checks for windows to close (milliseconds).
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// Shared-window mode, for several processes consuming one stream: each
+    /// process adds its partial counts to the shared store, the rules run on
+    /// the merged counts after `shared_settle_secs`, and only the process
+    /// that wins a notice's claim sends it. Unset (the default): on when the
+    /// alert store is shared (`[hot_dynamodb]`), off otherwise; `true`
+    /// without `[hot_dynamodb]` is an error; `false` evaluates each process's
+    /// own counts (for a single process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
+    /// Shared-window mode: how long after adding its partial counts of a
+    /// closed window a process waits before reading the merged counts back
+    /// and evaluating the rules (seconds), so the other processes' partials
+    /// have landed. At least `idle_timeout_secs`: a process whose traffic
+    /// stopped closes its windows up to that much later than a busy one.
+    #[serde(default = "default_shared_settle_secs")]
+    pub shared_settle_secs: u64,
 }
 
 fn default_size_secs() -> u64 {
@@ -48,6 +67,9 @@ fn default_idle_timeout_secs() -> u64 {
 fn default_tick_ms() -> u64 {
     1_000
 }
+fn default_shared_settle_secs() -> u64 {
+    45
+}
 
 impl Default for WindowConfig {
     fn default() -> Self {
@@ -56,6 +78,8 @@ impl Default for WindowConfig {
             allowed_lateness_secs: default_allowed_lateness_secs(),
             idle_timeout_secs: default_idle_timeout_secs(),
             tick_ms: default_tick_ms(),
+            shared: None,
+            shared_settle_secs: default_shared_settle_secs(),
         }
     }
 }
@@ -69,6 +93,29 @@ impl WindowConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether shared-window mode is on, given whether the alert store is
+    /// shared by several processes (see [`WindowConfig::shared`]); checks the
+    /// settle delay when it is.
+    pub fn shared_mode(&self, store_is_shared: bool) -> Result<bool, crate::alerts::AlertError> {
+        let bad = |msg: &str| Err(crate::alerts::AlertError::Config(msg.to_string()));
+        let on = match self.shared {
+            Some(true) if !store_is_shared => {
+                return bad("windows: shared = true needs a shared alert store ([hot_dynamodb])");
+            }
+            Some(on) => on,
+            None => store_is_shared,
+        };
+        if on && self.shared_settle_secs < self.idle_timeout_secs {
+            return bad("windows: shared_settle_secs must be at least idle_timeout_secs");
+        }
+        Ok(on)
+    }
+
+    /// The shared-mode settle delay.
+    pub fn shared_settle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shared_settle_secs)
     }
 
     /// Window size in milliseconds.
@@ -105,5 +152,33 @@ mod tests {
         assert!(serde_json::from_str::<WindowConfig>(r#"{"size": 1}"#).is_err());
         let zero: WindowConfig = serde_json::from_str(r#"{"size_secs": 0}"#).unwrap();
         assert!(zero.validate().is_err());
+    }
+
+    #[test]
+    fn shared_mode_follows_the_store_unless_set() {
+        let auto = WindowConfig::default();
+        assert!(auto.shared_mode(true).unwrap());
+        assert!(!auto.shared_mode(false).unwrap());
+        let off = WindowConfig {
+            shared: Some(false),
+            ..WindowConfig::default()
+        };
+        assert!(!off.shared_mode(true).unwrap());
+        let on = WindowConfig {
+            shared: Some(true),
+            ..WindowConfig::default()
+        };
+        let err = on.shared_mode(false).unwrap_err();
+        assert!(
+            err.to_string().contains("needs a shared alert store"),
+            "{err}"
+        );
+        let hasty = WindowConfig {
+            shared_settle_secs: 10,
+            ..WindowConfig::default()
+        };
+        assert!(hasty.shared_mode(true).is_err());
+        // The settle delay only matters in shared mode.
+        assert!(!hasty.shared_mode(false).unwrap());
     }
 }

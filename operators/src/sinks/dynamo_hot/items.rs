@@ -7,7 +7,8 @@ use arrow_array::Array;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoHotError;
-use crate::alerts::record::{AlertRecord, AlertState};
+use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
+use crate::event::Severity;
 use crate::sinks::hot::query::rfc3339_ms;
 use crate::sinks::hot::rows::{EventColumns, opt_str};
 use crate::sinks::hot::{HotEvent, HotRows};
@@ -215,6 +216,44 @@ pub fn hot_event(item: &Item) -> Result<HotEvent, DynamoHotError> {
     })
 }
 
+/// The attribute of a window item counting events of `severity`
+/// (`severity_error`, ...).
+pub fn severity_attr(severity: Severity) -> String {
+    format!("severity_{}", severity.as_str().to_lowercase())
+}
+
+/// Prefix of a window item's tag counters (`tag:<name>`).
+pub const TAG_ATTR_PREFIX: &str = "tag:";
+
+/// A window item read back: the counts merged so far.
+pub fn window_record(item: &Item) -> Result<WindowRecord, DynamoHotError> {
+    let start: i64 = required(item, "sk")?
+        .parse()
+        .map_err(|_| DynamoHotError::Data("window item sk is not a time".into()))?;
+    let count = |name: &str| get_n::<u64>(item, name).unwrap_or(0);
+    let mut severity = [0; 4];
+    for sev in Severity::ALL {
+        severity[sev.index()] = count(&severity_attr(sev));
+    }
+    let tags = item
+        .iter()
+        .filter_map(|(k, v)| {
+            let tag = k.strip_prefix(TAG_ATTR_PREFIX)?;
+            Some((tag.to_string(), v.as_n().ok()?.parse().ok()?))
+        })
+        .collect();
+    Ok(WindowRecord {
+        window_start_ms: start,
+        window_end_ms: get_n(item, "window_end_ms").ok_or_else(|| {
+            DynamoHotError::Data(format!("window item {start} has no window_end_ms"))
+        })?,
+        service: required(item, "service")?.to_string(),
+        events: count("events"),
+        severity,
+        tags,
+    })
+}
+
 /// The listing item of an alert.
 pub fn alert_item(alert: &AlertRecord, ttl_secs: i64) -> Item {
     HashMap::from([
@@ -274,7 +313,6 @@ pub fn alert_record(item: &Item) -> Result<AlertRecord, DynamoHotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Severity;
     use crate::sinks::hot::rows::tests::{event, log_batch};
 
     #[test]
@@ -352,5 +390,29 @@ mod tests {
         let mut broken = item.clone();
         broken.insert("state".into(), s("sleeping"));
         assert!(alert_record(&broken).is_err());
+    }
+
+    #[test]
+    fn window_items_read_back_as_merged_counts() {
+        let item: Item = HashMap::from([
+            ("pk".into(), s(window_pk("api"))),
+            ("sk".into(), s(key_ms(300_000))),
+            ("window_end_ms".into(), n(600_000)),
+            ("service".into(), s("api")),
+            ("events".into(), n(20)),
+            (severity_attr(Severity::Error), n(14)),
+            (severity_attr(Severity::Info), n(6)),
+            ("tag:http_5xx".into(), n(3)),
+            ("expires_at".into(), n(9)),
+        ]);
+        let w = window_record(&item).unwrap();
+        assert_eq!((w.window_start_ms, w.window_end_ms), (300_000, 600_000));
+        assert_eq!((w.service.as_str(), w.events), ("api", 20));
+        assert_eq!(w.severity, [6, 0, 14, 0]);
+        assert_eq!(w.tags.get("http_5xx"), Some(&3));
+        assert_eq!(w.tags.len(), 1);
+        let mut broken = item.clone();
+        broken.remove("window_end_ms");
+        assert!(window_record(&broken).is_err());
     }
 }

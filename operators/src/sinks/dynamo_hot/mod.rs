@@ -29,7 +29,12 @@
 //! An alert is written in one transaction with its claim item, the claim put
 //! with `attribute_not_exists(pk)`: when two processes raise the same alert
 //! (the same deterministic id) exactly one transaction succeeds
-//! ([`DynamoHotStore::record_alert`] says which). Window counts are added
+//! ([`DynamoHotStore::record_alert`] says which). The claim names its
+//! owner (one token per store), so [`DynamoHotStore::claim_alert`] also
+//! reports a win when an earlier attempt of the same store wrote it and its
+//! answer was lost. In shared-window mode the store is the router's
+//! [`SharedWindowStore`](crate::alerts::record::SharedWindowStore): window
+//! counts are read back with strongly consistent Queries, one per service. Window counts are added
 //! with `ADD`, so the partial counts of several processes sum up; a window
 //! record written twice by one process (a retry after a lost response)
 //! counts twice.

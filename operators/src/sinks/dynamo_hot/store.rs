@@ -1,18 +1,22 @@
 //! [`DynamoHotStore`]: the questions of the hot store answered from DynamoDB
 //! (recent events, alerts), and the alert router's
 //! [`AlertStore`](crate::alerts::record::AlertStore) (windows merged with
-//! `ADD`, alerts raised once with a conditional transaction).
+//! `ADD`, alerts raised once with a conditional transaction), and the
+//! [`SharedWindowStore`] of shared-window mode (merged counts read back
+//! strongly consistent, alerts claimed).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::items::{
-    DAY_SHARDS, Item, alert_item, alert_record, alerts_pk, claim_pk, day_pk, hot_event, key_ms, n,
-    s, service_pk, window_pk,
+    DAY_SHARDS, Item, TAG_ATTR_PREFIX, alert_item, alert_record, alerts_pk, claim_pk, day_pk,
+    hot_event, key_ms, n, s, service_pk, severity_attr, window_pk, window_record,
 };
 use super::{DynamoHotConfig, DynamoHotError};
-use crate::alerts::record::{AlertRecord, AlertStore, WindowRecord};
+use crate::alerts::record::{AlertRecord, AlertStore, SharedWindowStore, WindowRecord};
 use crate::event::{Severity, wall_clock_ms};
 use crate::sinks::hot::{HotEvent, RecentQuery};
 
@@ -24,6 +28,9 @@ pub struct DynamoHotStore {
     client: aws_sdk_dynamodb::Client,
     config: DynamoHotConfig,
     runtime: tokio::runtime::Handle,
+    /// Written into the claims this store wins, so that a retry after a lost
+    /// answer recognises its own claim.
+    owner: Arc<str>,
 }
 
 /// One Query: a partition, a sort-key range, newest first.
@@ -33,6 +40,8 @@ struct Range<'a> {
     hi: String,
     filter: Option<(&'a str, &'a [(String, AttributeValue)])>,
     limit: usize,
+    /// Strongly consistent (window counts read back for a decision).
+    consistent: bool,
 }
 
 impl DynamoHotStore {
@@ -46,10 +55,18 @@ impl DynamoHotStore {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             DynamoHotError::Config("store must be created inside a tokio runtime".into())
         })?;
+        static STORES: AtomicU64 = AtomicU64::new(0);
+        let owner = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            wall_clock_ms(),
+            STORES.fetch_add(1, Ordering::Relaxed)
+        );
         Ok(DynamoHotStore {
             client,
             config,
             runtime,
+            owner: owner.into(),
         })
     }
 
@@ -68,6 +85,7 @@ impl DynamoHotStore {
                 .expression_attribute_values(":lo", s(&range.lo))
                 .expression_attribute_values(":hi", s(&range.hi))
                 .scan_index_forward(false)
+                .consistent_read(range.consistent)
                 .limit(
                     i32::try_from(range.limit - out.len())
                         .unwrap_or(i32::MAX)
@@ -136,6 +154,7 @@ impl DynamoHotStore {
                     hi,
                     filter,
                     limit: q.limit,
+                    consistent: false,
                 })
                 .await?
             }
@@ -160,6 +179,7 @@ impl DynamoHotStore {
                                 hi: hi.clone(),
                                 filter,
                                 limit: q.limit - out.len(),
+                                consistent: false,
                             })
                             .await?,
                         );
@@ -204,6 +224,7 @@ impl DynamoHotStore {
                     hi: hi.clone(),
                     filter: None,
                     limit: limit - out.len(),
+                    consistent: false,
                 })
                 .await?;
             for item in &items {
@@ -238,16 +259,13 @@ impl DynamoHotStore {
         for (i, sev) in Severity::ALL.iter().enumerate() {
             add.push(format!("#sev{i} :sev{i}"));
             update = update
-                .expression_attribute_names(
-                    format!("#sev{i}"),
-                    format!("severity_{}", sev.as_str().to_lowercase()),
-                )
+                .expression_attribute_names(format!("#sev{i}"), severity_attr(*sev))
                 .expression_attribute_values(format!(":sev{i}"), n(window.severity[i]));
         }
         for (i, (tag, count)) in window.tags.iter().enumerate() {
             add.push(format!("#tag{i} :tag{i}"));
             update = update
-                .expression_attribute_names(format!("#tag{i}"), format!("tag:{tag}"))
+                .expression_attribute_names(format!("#tag{i}"), format!("{TAG_ATTR_PREFIX}{tag}"))
                 .expression_attribute_values(format!(":tag{i}"), n(count));
         }
         update
@@ -267,6 +285,7 @@ impl DynamoHotStore {
         let claim = HashMap::from([
             ("pk".to_string(), s(claim_pk(&alert.id))),
             ("sk".to_string(), s("claim")),
+            ("owner".to_string(), s(&*self.owner)),
             ("raised_at_ms".to_string(), n(alert.raised_at_ms)),
             (
                 "expires_at".to_string(),
@@ -316,6 +335,81 @@ impl DynamoHotStore {
         }
     }
 
+    /// Claims and records an alert ([`SharedWindowStore::claim_alert`]):
+    /// [`DynamoHotStore::record_alert`], and when that loses, true still if
+    /// the claim is this store's own (an earlier attempt whose answer was
+    /// lost).
+    pub async fn claim_alert(&self, alert: &AlertRecord) -> Result<bool, DynamoHotError> {
+        if self.record_alert(alert).await? {
+            return Ok(true);
+        }
+        let claim = self
+            .client
+            .get_item()
+            .table_name(&self.config.table)
+            .key("pk", s(claim_pk(&alert.id)))
+            .key("sk", s("claim"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| DynamoHotError::dynamo("read alert claim", e))?;
+        let owner = claim
+            .item
+            .as_ref()
+            .and_then(|i| i.get("owner"))
+            .and_then(|v| v.as_s().ok());
+        Ok(owner.is_some_and(|o| **o == *self.owner))
+    }
+
+    /// The merged window counts of `services` for windows starting in
+    /// `[from_ms, until_ms)` ([`SharedWindowStore::merged_windows`]): one
+    /// strongly consistent Query per service; ordered by window start, then
+    /// service.
+    pub async fn merged_windows(
+        &self,
+        services: &[String],
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<WindowRecord>, DynamoHotError> {
+        let mut out = Vec::new();
+        if from_ms >= until_ms {
+            return Ok(out);
+        }
+        for service in services {
+            let items = self
+                .query(Range {
+                    pk: window_pk(service),
+                    lo: key_ms(from_ms),
+                    hi: key_ms(until_ms.saturating_sub(1)),
+                    filter: None,
+                    limit: usize::MAX,
+                    consistent: true,
+                })
+                .await?;
+            for item in &items {
+                out.push(window_record(item)?);
+            }
+        }
+        out.sort_by(|a, b| (a.window_start_ms, &a.service).cmp(&(b.window_start_ms, &b.service)));
+        Ok(out)
+    }
+
+    /// Runs `work` to completion on the store's runtime from a scoped
+    /// thread, so it is safe to call from any thread (the alert router
+    /// calls the store on the blocking pool).
+    fn block_on<T: Send>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, DynamoHotError>> + Send,
+    ) -> Result<T, String> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.runtime.block_on(work))
+                .join()
+                .map_err(|_| "dynamodb hot store call panicked".to_string())?
+                .map_err(|e| e.to_string())
+        })
+    }
+
     /// Records windows and alerts (async form of [`AlertStore::record`]).
     pub async fn record_all(
         &self,
@@ -339,16 +433,37 @@ fn sort_key(item: &Item) -> &str {
 }
 
 impl AlertStore for DynamoHotStore {
-    /// Runs [`DynamoHotStore::record_all`] to completion on the store's
-    /// runtime from a scoped thread, so it is safe to call from any thread
-    /// (the alert router calls it on the blocking pool).
+    /// Runs [`DynamoHotStore::record_all`] (from any thread).
     fn record(&self, windows: &[WindowRecord], alerts: &[AlertRecord]) -> Result<(), String> {
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| self.runtime.block_on(self.record_all(windows, alerts)))
-                .join()
-                .map_err(|_| "dynamodb hot record panicked".to_string())?
-                .map_err(|e| e.to_string())
+        self.block_on(self.record_all(windows, alerts))
+    }
+}
+
+impl SharedWindowStore for DynamoHotStore {
+    /// [`DynamoHotStore::record_window`] for each (from any thread).
+    fn add_windows(&self, windows: &[WindowRecord]) -> Result<(), String> {
+        self.block_on(async {
+            for w in windows {
+                self.record_window(w).await?;
+            }
+            Ok(())
         })
+    }
+
+    /// [`DynamoHotStore::merged_windows`] (from any thread).
+    fn merged_windows(
+        &self,
+        services: &[String],
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<WindowRecord>, String> {
+        self.block_on(DynamoHotStore::merged_windows(
+            self, services, from_ms, until_ms,
+        ))
+    }
+
+    /// [`DynamoHotStore::claim_alert`] (from any thread).
+    fn claim_alert(&self, alert: &AlertRecord) -> Result<bool, String> {
+        self.block_on(DynamoHotStore::claim_alert(self, alert))
     }
 }
