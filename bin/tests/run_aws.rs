@@ -10,38 +10,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use support::aws::endpoint;
+use support::aws::{boto, endpoint};
 use support::service::Service;
 use support::{python, spate};
-
-/// Runs a boto3 snippet against the emulator; `ARGS` is the JSON argument and
-/// the snippet prints one JSON value.
-fn boto(snippet: &str, args: &Value) -> Value {
-    let script = format!(
-        "import boto3, json, sys, time\n\
-         ARGS = json.loads(sys.argv[1])\n\
-         kw = dict(endpoint_url=sys.argv[2], region_name='us-east-1',\n\
-                   aws_access_key_id='test', aws_secret_access_key='test')\n\
-         sqs = boto3.client('sqs', **kw)\n\
-         s3 = boto3.client('s3', **kw)\n\
-         sns = boto3.client('sns', **kw)\n\
-         secrets = boto3.client('secretsmanager', **kw)\n\
-         {snippet}\n"
-    );
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .arg(args.to_string())
-        .arg(endpoint())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "boto3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn sqs_to_s3_lake_hot_store_and_sns_alert() {

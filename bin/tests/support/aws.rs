@@ -87,8 +87,8 @@ pub fn objects_of_dir(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
 
 /// Runs a boto3 snippet against the emulator (boto3 comes with moto in the
 /// test virtualenv) and returns the one JSON value it prints. The snippet
-/// has `ARGS` (the JSON `args`) and clients `sqs`, `s3`, `sns`, `kinesis` and
-/// `ddb`.
+/// has `ARGS` (the JSON `args`) and clients `sqs`, `s3`, `sns`, `kinesis`,
+/// `ddb` and `secrets`.
 pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
     let script = format!(
         "import boto3, json, sys, time\n\
@@ -100,6 +100,7 @@ pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
          sns = boto3.client('sns', **kw)\n\
          kinesis = boto3.client('kinesis', **kw)\n\
          ddb = boto3.client('dynamodb', **kw)\n\
+         secrets = boto3.client('secretsmanager', **kw)\n\
          {snippet}\n"
     );
     let out = std::process::Command::new(super::python())
