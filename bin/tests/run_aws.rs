@@ -6,13 +6,12 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use support::aws::{boto, endpoint};
 use support::service::Service;
-use support::{python, spate};
+use support::spate;
 
 #[test]
 fn sqs_to_s3_lake_hot_store_and_sns_alert() {
