@@ -222,7 +222,7 @@ impl QueryContext {
         Ok(QueryContext {
             lake,
             history,
-            config: session_config(),
+            config: session_config()?,
             runtime,
         })
     }
@@ -295,13 +295,39 @@ fn runtime_builder() -> RuntimeEnvBuilder {
     RuntimeEnvBuilder::new().with_object_list_cache_limit(0)
 }
 
-/// Session settings: read-only SQL with `information_schema`, UTC.
-fn session_config() -> SessionConfig {
+/// Session settings: read-only SQL with `information_schema`, UTC, tuned for
+/// a log lake (many files, row groups of a few thousand rows, scans rather
+/// than lookups); measured on a 20M-event W1 lake (docs/BENCHMARKS.md):
+///
+/// - no statistics gathered from every file's footer while planning: that read
+///   all footers up front and held them (about 500 MB for 600 files) to speed
+///   up little more than a bare `count(*)`; row groups are still pruned by
+///   their statistics when each file is opened;
+/// - no page index: with small row groups it costs a read per file and
+///   prunes nothing that row-group statistics do not;
+/// - two partitions per core, so reading one file overlaps decoding another.
+///
+/// Any of DataFusion's settings can be overridden with its `DATAFUSION_*`
+/// environment variable (e.g. `DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`); a
+/// malformed value is an error naming the variable.
+fn session_config() -> Result<SessionConfig, QueryError> {
     let mut config = SessionConfig::new().with_information_schema(true);
     let options = config.options_mut();
     options.execution.time_zone = Some("UTC".into());
     options.sql_parser.dialect = Dialect::Generic;
-    config
+    options.execution.collect_statistics = false;
+    options.execution.parquet.enable_page_index = false;
+    options.execution.target_partitions =
+        2 * std::thread::available_parallelism().map_or(1, |n| n.get());
+    for entry in options.entries() {
+        let variable = entry.key.to_uppercase().replace('.', "_");
+        if let Ok(value) = std::env::var(&variable) {
+            options
+                .set(&entry.key, &value)
+                .map_err(|e| QueryError::BadQuery(format!("{variable}={value}: {e}")))?;
+        }
+    }
+    Ok(config)
 }
 
 /// Runs `sql` with at most `limit` rows and the time limit `timeout`.
