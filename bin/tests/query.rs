@@ -292,6 +292,37 @@ fn malformed_sql_is_a_clean_error() {
 }
 
 #[test]
+fn datafusion_settings_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let setting = |env: &[(&str, &str)]| {
+        let out = spate()
+            .args(["query", "--format", "json", "--data-dir"])
+            .arg(dir.path())
+            .arg("select value from information_schema.df_settings where name = 'datafusion.execution.collect_statistics'")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, _) = setting(&[]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("\"false\""), "the lake default: {stdout}");
+    let (code, stdout, _) = setting(&[("DATAFUSION_EXECUTION_COLLECT_STATISTICS", "true")]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("\"true\""), "overridden: {stdout}");
+    let (code, _, stderr) = setting(&[("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "many")]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("DATAFUSION_EXECUTION_TARGET_PARTITIONS=many"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn schema_lists_the_three_tables() {
     let out = query(Path::new("unused"), &["--schema", "--format", "json"]);
     assert!(out.status.success());
