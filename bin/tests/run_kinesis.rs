@@ -17,7 +17,9 @@ use support::duckdb;
 use support::service::Service;
 use support::spate;
 
-fn config(stream: &str, table: &str, worker: &str) -> String {
+/// A `spate run` config reading `stream` with leases in `table` as `worker`;
+/// a lease not renewed for `lease_secs` is taken over.
+fn kinesis_config(stream: &str, table: &str, worker: &str, lease_secs: u64) -> String {
     format!(
         r#"
 [aws]
@@ -28,12 +30,9 @@ region = "us-east-1"
 stream = "{stream}"
 lease_table = "{table}"
 worker_id = "{worker}"
-lease_duration_secs = 3
+lease_duration_secs = {lease_secs}
 renew_every_secs = 1
 poll_interval_ms = 100
-
-[lake]
-max_file_age_secs = 1
 "#,
         endpoint = endpoint(),
     )
@@ -111,8 +110,11 @@ print(json.dumps(True))
     );
     let dir = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let a = Service::start(&a_dir, &config(&stream, &table, "a"));
-    let b = Service::start(&b_dir, &config(&stream, &table, "b"));
+    // Lake files committed every second, so checkpoints move.
+    let config =
+        |worker| kinesis_config(&stream, &table, worker, 3) + "[lake]\nmax_file_age_secs = 1\n";
+    let a = Service::start(&a_dir, &config("a"));
+    let b = Service::start(&b_dir, &config("b"));
 
     // Both processes hold a shard before anything is put.
     wait_for("one lease each", Duration::from_secs(30), || {
@@ -208,20 +210,13 @@ print(json.dumps({'stream': stream, 'hot': hot, 'leases': leases,
     // renewed every second. The default rules: error_burst fires above 10
     // ERRORs in a window.
     let shared_config = |worker: &str| {
-        format!(
+        kinesis_config(
+            setup["stream"].as_str().unwrap(),
+            setup["leases"].as_str().unwrap(),
+            worker,
+            10,
+        ) + &format!(
             r#"
-[aws]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-
-[[sources.kinesis]]
-stream = "{stream}"
-lease_table = "{leases}"
-worker_id = "{worker}"
-lease_duration_secs = 10
-renew_every_secs = 1
-poll_interval_ms = 200
-
 [hot_dynamodb]
 table = "{hot}"
 
@@ -232,9 +227,6 @@ idle_timeout_secs = 2
 tick_ms = 200
 shared_settle_secs = 5
 "#,
-            endpoint = endpoint(),
-            stream = setup["stream"].as_str().unwrap(),
-            leases = setup["leases"].as_str().unwrap(),
             hot = setup["hot"].as_str().unwrap(),
         )
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arrow_array::{Array, StringArray};
 use aws_emulator::{aws, create_queue, send_bodies, unique, wait_until};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use spate_engine::testkit::ScriptedSource;
+use spate_engine::testkit::{ScriptedSource, SourceLog};
 use spate_engine::{ActorOptions, GraphBuilder, Pipeline, SupervisorPolicy};
 use spate_operators::classify::ClassifierConfig;
 use spate_operators::decode::DecoderConfig;
@@ -238,15 +238,19 @@ async fn large_file_goes_up_in_parts() {
     assert_eq!(uploaded.parts, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_upload_fails_the_batches_and_leaves_no_staged_files() {
+/// Runs one chunk through a lake whose bucket does not exist; returns the
+/// source's log and the staging directory.
+async fn through_a_missing_bucket(
+    input: &str,
+    max_attempts: u32,
+) -> (Arc<SourceLog>, tempfile::TempDir) {
     let (aws_config, sdk) = aws().await;
     let s3 = aws_config.s3_client(&sdk);
     let staging = tempfile::tempdir().unwrap();
     let target = S3Target::new(
         s3,
         &S3LakeConfig {
-            max_attempts: 2,
+            max_attempts,
             ..S3LakeConfig::new(unique("no-such-bucket"))
         },
     )
@@ -254,14 +258,20 @@ async fn failed_upload_fails_the_batches_and_leaves_no_staged_files() {
     let lake = LakeSettings::new(
         &LakeConfig::default(),
         staging.path(),
-        &staging.path().join("dl"),
+        &staging.path().join("deadletter"),
     )
     .unwrap()
     .with_target(LakeTarget::S3(Arc::new(target)));
-    let source = ScriptedSource::new([chunk("{\"msg\":\"lost?\"}\n")]);
+    let source = ScriptedSource::new([chunk(input)]);
     let log = source.log();
     let pipeline = lake_pipeline(move || source.clone(), lake);
     pipeline.join().await.expect("pipeline");
+    (log, staging)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_upload_fails_the_batches_and_leaves_no_staged_files() {
+    let (log, staging) = through_a_missing_bucket("{\"msg\":\"lost?\"}\n", 2).await;
     assert_eq!(log.delivered(), 0);
     assert_eq!(
         log.failed(),
@@ -408,29 +418,8 @@ async fn dead_letters_are_uploaded_next_to_the_lake() {
 /// leaves no staged dead-letter file behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_dead_letter_upload_fails_the_batch() {
-    let (aws_config, sdk) = aws().await;
-    let s3 = aws_config.s3_client(&sdk);
-    let staging = tempfile::tempdir().unwrap();
-    let target = S3Target::new(
-        s3,
-        &S3LakeConfig {
-            max_attempts: 1,
-            ..S3LakeConfig::new(unique("no-such-bucket"))
-        },
-    )
-    .unwrap();
-    let lake = LakeSettings::new(
-        &LakeConfig::default(),
-        staging.path(),
-        &staging.path().join("deadletter"),
-    )
-    .unwrap()
-    .with_target(LakeTarget::S3(Arc::new(target)));
     // Only a dead letter: no Parquet file is uploaded before it.
-    let source = ScriptedSource::new([chunk("{\"broken\n")]);
-    let log = source.log();
-    let pipeline = lake_pipeline(move || source.clone(), lake);
-    pipeline.join().await.expect("pipeline");
+    let (log, staging) = through_a_missing_bucket("{\"broken\n", 1).await;
     assert_eq!(log.delivered(), 0);
     assert_eq!(log.failed(), 1, "{:?}", log.verdicts());
     assert!(
