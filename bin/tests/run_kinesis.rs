@@ -341,4 +341,34 @@ print('null')
     assert_eq!(stored_firing.len(), 1, "{stored:#?}");
     assert_eq!(stored_firing[0]["value"], 14.0);
     assert_eq!(stored_firing[0]["id"], firing[0]["id"]);
+
+    // `spate query` reads the same history from DynamoDB: the alert, and
+    // the window's merged count (7 from each process).
+    let sql = |q: &str| -> Value {
+        let out = spate()
+            .args(["query", "--format", "json", "--data-dir"])
+            .arg(&data_a)
+            .arg("--config")
+            .arg(data_a.with_extension("toml"))
+            .arg(q)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        sql("select id, value from alerts where rule = 'error_burst' and state = 'firing'"),
+        json!([{"id": firing[0]["id"], "value": 14.0}])
+    );
+    assert_eq!(
+        sql(&format!(
+            "select sum(error) as errors from windows where service = 'api' \
+             and cast(window_start as bigint) = {w0}"
+        )),
+        json!([{"errors": 14}])
+    );
 }

@@ -22,7 +22,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 use super::filters::{LogFilter, TimeBound, parse_severity};
 use super::format::{OutputFormat, write_output};
-use super::history::{HistorySource, HotHistory, NoHistory, alerts_schema, windows_schema};
+use super::history::{
+    DynamoHistory, HistorySource, HotHistory, NoHistory, alerts_schema, windows_schema,
+};
 use super::lake::{LakeLocation, S3Url, logs_table_schema};
 use super::{QueryContext, QueryRequest, run};
 use crate::config::SpateConfig;
@@ -49,7 +51,7 @@ pub struct QueryArgs {
     /// `[lake.s3]` writes it) instead of a local one. AWS settings: `[aws]` of
     /// `--config`, else the standard chain and `AWS_ENDPOINT_URL`. The
     /// `alerts` and `windows` tables read the hot store at `hot.path` of the
-    /// config, and are empty without it.
+    /// config (DynamoDB with `[hot_dynamodb]`), and are empty without it.
     #[arg(
         long,
         value_name = "s3://BUCKET/PREFIX",
@@ -115,6 +117,19 @@ pub async fn sources(
     let local_history = || -> Arc<dyn HistorySource> {
         Arc::new(HotHistory::new(hot_path(config, &args.data_dir)))
     };
+    // With [hot_dynamodb] the history is in DynamoDB, wherever the lake is.
+    let dynamo_history = match &config.hot_dynamodb {
+        Some(hot) => {
+            let sdk = config.aws.load().await;
+            let store = spate_operators::sinks::dynamo_hot::DynamoHotStore::new(
+                config.aws.dynamodb_client(&sdk),
+                hot.clone(),
+            )
+            .context("hot_dynamodb")?;
+            Some(Arc::new(DynamoHistory::new(store)) as Arc<dyn HistorySource>)
+        }
+        None => None,
+    };
     let s3 = match (&args.lake, &config.lake.s3) {
         (Some(url), _) => {
             let history: Arc<dyn HistorySource> = match &config.hot.path {
@@ -131,6 +146,7 @@ pub async fn sources(
         )),
         (None, None) => None,
     };
+    let s3 = s3.map(|(url, history)| (url, dynamo_history.clone().unwrap_or(history)));
     Ok(match s3 {
         Some((url, history)) => {
             let sdk = config.aws.load().await;
@@ -142,7 +158,10 @@ pub async fn sources(
                 .path
                 .clone()
                 .unwrap_or_else(|| args.data_dir.join("lake"));
-            (LakeLocation::local(dir), local_history())
+            (
+                LakeLocation::local(dir),
+                dynamo_history.unwrap_or_else(local_history),
+            )
         }
     })
 }

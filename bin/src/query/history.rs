@@ -1,8 +1,9 @@
 //! The `alerts` and `windows` tables: alert notices and closed windows from
 //! the hot store, as Arrow record batches.
 //!
-//! The records come from a [`HistorySource`] (the hot store in `spate run`,
-//! fixed records in tests), read when a query names the table.
+//! The records come from a [`HistorySource`] (the embedded hot store, or
+//! DynamoDB with `[hot_dynamodb]`; fixed records in tests), read when a query
+//! names the table.
 //!
 //! `alerts` columns: `id`, `rule`, `service`, `state` (`firing`/`resolved`),
 //! `severity`, `window_start`, `window_end`, `raised_at` (timestamps, ms, UTC),
@@ -84,6 +85,29 @@ impl HistorySource for HotHistory {
                 .map_err(|e| e.to_string()),
             None => Ok(Vec::new()),
         }
+    }
+}
+
+/// The DynamoDB hot store (`[hot_dynamodb]`): alerts from the day
+/// partitions of their retention, windows from a Scan of the `win#` items.
+#[derive(Debug, Clone)]
+pub struct DynamoHistory {
+    store: spate_operators::sinks::dynamo_hot::DynamoHotStore,
+}
+
+impl DynamoHistory {
+    /// The history in `store`'s table.
+    pub fn new(store: spate_operators::sinks::dynamo_hot::DynamoHotStore) -> Self {
+        DynamoHistory { store }
+    }
+}
+
+impl HistorySource for DynamoHistory {
+    fn alerts(&self) -> Result<Vec<AlertRecord>, String> {
+        self.store.all_alerts_blocking()
+    }
+    fn windows(&self) -> Result<Vec<WindowRecord>, String> {
+        self.store.all_windows_blocking()
     }
 }
 

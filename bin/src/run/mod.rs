@@ -238,11 +238,13 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
         journal: journal.clone(),
     });
     let metrics = exporter.clone();
-    let query = crate::query::QueryContext::new(
-        query_lake,
-        Arc::new(crate::query::history::HotHistory::new(hot_path.clone())),
-    )
-    .context("query")?;
+    // `alerts` and `windows` come from where the hot store is.
+    let history: Arc<dyn crate::query::history::HistorySource> =
+        match aws.as_ref().and_then(|a| a.dynamo_hot.as_ref()) {
+            Some((_, store)) => Arc::new(crate::query::history::DynamoHistory::new(store.clone())),
+            None => Arc::new(crate::query::history::HotHistory::new(hot_path.clone())),
+        };
+    let query = crate::query::QueryContext::new(query_lake, history).context("query")?;
     let state = HttpState::new(
         &config.http,
         token.clone(),

@@ -235,6 +235,46 @@ impl DynamoHotStore {
         Ok(out)
     }
 
+    /// Every window record in the table, any order: one paginated Scan
+    /// keeping the `win#` items (the `windows` table of `spate query`). A Scan
+    /// reads the whole table, so its cost grows with the table, not with the
+    /// answer.
+    pub async fn all_windows(&self) -> Result<Vec<WindowRecord>, DynamoHotError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.config.table)
+                .filter_expression("begins_with(pk, :win)")
+                .expression_attribute_values(":win", s(window_pk("")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| DynamoHotError::dynamo("scan", e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(window_record(&item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Self::alerts`] over the whole retention, for a caller on a blocking
+    /// thread (not a runtime worker).
+    pub fn all_alerts_blocking(&self) -> Result<Vec<AlertRecord>, String> {
+        self.block_on(self.alerts(0, None, usize::MAX >> 1))
+    }
+
+    /// [`Self::all_windows`] for a caller on a blocking thread.
+    pub fn all_windows_blocking(&self) -> Result<Vec<WindowRecord>, String> {
+        self.block_on(self.all_windows())
+    }
+
     /// Adds a closed window's counts to its item (atomic `ADD`, so the
     /// partial counts of several processes sum up).
     pub async fn record_window(&self, window: &WindowRecord) -> Result<(), DynamoHotError> {
