@@ -9,22 +9,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{Array, StringArray};
-use aws_emulator::{aws, unique, wait_until};
+use aws_emulator::{aws, column, decode_pipeline, unique, wait_until};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use spate_engine::Pipeline;
 use spate_engine::testkit::CaptureSink;
-use spate_engine::{ActorOptions, GraphBuilder, Pipeline};
-use spate_operators::classify::ClassifierConfig;
-use spate_operators::decode::DecoderConfig;
-use spate_operators::enrich::EnrichConfig;
 use spate_operators::log_batch::LogBatch;
 use spate_operators::sources::kinesis::lease::SHARD_END;
 use spate_operators::sources::kinesis::{KinesisConfig, KinesisStream};
-use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
 
 struct Clients {
     kinesis: aws_sdk_kinesis::Client,
@@ -136,50 +131,20 @@ fn config(stream: &str, table: &str, worker: &str) -> KinesisConfig {
     }
 }
 
-/// Kinesis source -> decode (one worker, to keep order) -> sink.
-fn pipeline(stream: &Arc<KinesisStream>, sink: &CaptureSink<LogBatch>) -> Pipeline {
-    let settings = DecodeSettings::new(
-        &DecoderConfig::default(),
-        &ClassifierConfig::default(),
-        &EnrichConfig::default(),
-        &DecodeStageConfig::default(),
+/// A reader of `stream` as `worker`, with its leases in `table`.
+fn reader(c: &Clients, stream: &str, table: &str, worker: &str) -> Arc<KinesisStream> {
+    KinesisStream::new(
+        c.kinesis.clone(),
+        c.dynamodb.clone(),
+        config(stream, table, worker),
     )
-    .expect("decode settings");
-    let mut graph = GraphBuilder::new();
-    let s = stream.clone();
-    graph.source("kinesis", move || s.source());
-    graph.actor(
-        "decode",
-        move || DecodeStage::new(&settings),
-        ActorOptions::with_capacity(8),
-    );
-    let sink = sink.clone();
-    graph.actor("sink", move || sink.clone(), ActorOptions::with_capacity(8));
-    graph.connect("kinesis", "decode").connect("decode", "sink");
-    graph.build().expect("graph").spawn()
+    .unwrap()
 }
 
-/// Every non-null string of `column` in the delivered batches, in order.
-fn column(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for batch in sink.delivered() {
-        for part in &batch.parts {
-            let idx = part.records.schema().index_of(name).expect("column");
-            let strings = part
-                .records
-                .column(idx)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("strings")
-                .clone();
-            for i in 0..strings.len() {
-                if strings.is_valid(i) {
-                    out.push(strings.value(i).to_string());
-                }
-            }
-        }
-    }
-    out
+/// Kinesis source -> decode (one worker, to keep order) -> sink.
+fn pipeline(stream: &Arc<KinesisStream>, sink: &CaptureSink<LogBatch>) -> Pipeline {
+    let s = stream.clone();
+    decode_pipeline(move || s.source(), 1, sink)
 }
 
 fn distinct(sinks: &[&CaptureSink<LogBatch>]) -> BTreeSet<String> {
@@ -205,12 +170,7 @@ async fn records_put_while_reading_arrive_and_checkpoint_after_delivery() {
     create_lease_table(&c, &table).await;
     put(&c, &name, &messages("before", 0..20)).await;
 
-    let stream = KinesisStream::new(
-        c.kinesis.clone(),
-        c.dynamodb.clone(),
-        config(&name, &table, "w1"),
-    )
-    .unwrap();
+    let stream = reader(&c, &name, &table, "w1");
     let sink = CaptureSink::gated();
     let pipeline = pipeline(&stream, &sink);
     wait_until(Duration::from_secs(15), "both shards leased", async || {
@@ -268,18 +228,8 @@ async fn two_workers_split_the_shards_and_take_over_a_crashed_one() {
     create_stream(&c, &name, 2).await;
     create_lease_table(&c, &table).await;
 
-    let w1 = KinesisStream::new(
-        c.kinesis.clone(),
-        c.dynamodb.clone(),
-        config(&name, &table, "w1"),
-    )
-    .unwrap();
-    let w2 = KinesisStream::new(
-        c.kinesis.clone(),
-        c.dynamodb.clone(),
-        config(&name, &table, "w2"),
-    )
-    .unwrap();
+    let w1 = reader(&c, &name, &table, "w1");
+    let w2 = reader(&c, &name, &table, "w2");
     let (sink1, sink2) = (CaptureSink::new(), CaptureSink::new());
     let p1 = pipeline(&w1, &sink1);
     let p2 = pipeline(&w2, &sink2);
@@ -339,12 +289,7 @@ async fn reshard_reads_parents_before_children() {
     let before = messages("parent", 0..20);
     put(&c, &name, &before).await;
 
-    let stream = KinesisStream::new(
-        c.kinesis.clone(),
-        c.dynamodb.clone(),
-        config(&name, &table, "w1"),
-    )
-    .unwrap();
+    let stream = reader(&c, &name, &table, "w1");
     let sink = CaptureSink::new();
     let pipeline = pipeline(&stream, &sink);
     wait_until(Duration::from_secs(15), "parent records", async || {
@@ -438,12 +383,7 @@ async fn read_events(
     table: &str,
     events: usize,
 ) -> CaptureSink<LogBatch> {
-    let stream = KinesisStream::new(
-        c.kinesis.clone(),
-        c.dynamodb.clone(),
-        config(stream, table, "w1"),
-    )
-    .unwrap();
+    let stream = reader(c, stream, table, "w1");
     let sink = CaptureSink::new();
     let pipeline = pipeline(&stream, &sink);
     wait_until(Duration::from_secs(20), "the events", async || {

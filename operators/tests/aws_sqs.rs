@@ -8,17 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, StringArray};
-use aws_emulator::{aws, create_queue, queue_depth, send_bodies, unique, wait_until};
+use aws_emulator::{
+    aws, column, create_queue, decode_pipeline, queue_depth, send_bodies, unique, wait_until,
+};
 use base64::Engine;
+use spate_engine::Pipeline;
 use spate_engine::testkit::{CaptureSink, SinkStep};
-use spate_engine::{ActorOptions, GraphBuilder, Pipeline};
-use spate_operators::classify::ClassifierConfig;
-use spate_operators::decode::DecoderConfig;
-use spate_operators::enrich::EnrichConfig;
 use spate_operators::log_batch::LogBatch;
 use spate_operators::sources::sqs::{SqsConfig, SqsQueue};
-use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
 
 /// Short polls keep the tests quick; the defaults are for production.
 fn test_config(queue_url: &str) -> SqsConfig {
@@ -32,44 +29,8 @@ fn test_config(queue_url: &str) -> SqsConfig {
 
 /// SQS source -> decode (2 workers) -> capture sink.
 fn pipeline(queue: &Arc<SqsQueue>, sink: &CaptureSink<LogBatch>) -> Pipeline {
-    let settings = DecodeSettings::new(
-        &DecoderConfig::default(),
-        &ClassifierConfig::default(),
-        &EnrichConfig::default(),
-        &DecodeStageConfig::default(),
-    )
-    .expect("decode settings");
-    let mut graph = GraphBuilder::new();
     let q = queue.clone();
-    graph.source("sqs", move || q.source());
-    graph.actor_pool(
-        "decode",
-        2,
-        move |_| DecodeStage::new(&settings),
-        ActorOptions::with_capacity(8),
-    );
-    let sink = sink.clone();
-    graph.actor("sink", move || sink.clone(), ActorOptions::with_capacity(8));
-    graph.connect("sqs", "decode").connect("decode", "sink");
-    graph.build().expect("graph").spawn()
-}
-
-/// Every string in `column` of the captured batches.
-fn column(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for batch in sink.delivered() {
-        for part in &batch.parts {
-            let idx = part.records.schema().index_of(name).expect("column");
-            let col = part.records.column(idx);
-            let strings = col.as_any().downcast_ref::<StringArray>().expect("strings");
-            for i in 0..strings.len() {
-                if strings.is_valid(i) {
-                    out.push(strings.value(i).to_string());
-                }
-            }
-        }
-    }
-    out
+    decode_pipeline(move || q.source(), 2, sink)
 }
 
 fn cloudwatch_body(group: &str, messages: &[&str]) -> String {

@@ -114,56 +114,47 @@ pub async fn sources(
     args: &QueryArgs,
     config: &SpateConfig,
 ) -> Result<(LakeLocation, Arc<dyn HistorySource>)> {
-    let local_history = || -> Arc<dyn HistorySource> {
-        Arc::new(HotHistory::new(hot_path(config, &args.data_dir)))
-    };
-    // With [hot_dynamodb] the history is in DynamoDB, wherever the lake is.
-    let dynamo_history = match &config.hot_dynamodb {
-        Some(hot) => {
-            let sdk = config.aws.load().await;
-            let store = spate_operators::sinks::dynamo_hot::DynamoHotStore::new(
-                config.aws.dynamodb_client(&sdk),
-                hot.clone(),
-            )
-            .context("hot_dynamodb")?;
-            Some(Arc::new(DynamoHistory::new(store)) as Arc<dyn HistorySource>)
-        }
-        None => None,
-    };
-    let s3 = match (&args.lake, &config.lake.s3) {
-        (Some(url), _) => {
-            let history: Arc<dyn HistorySource> = match &config.hot.path {
-                Some(path) => Arc::new(HotHistory::new(path.clone())),
-                None => Arc::new(NoHistory),
-            };
-            Some((url.clone(), history))
-        }
-        (None, Some(s3)) => Some((
+    let s3_url = match (&args.lake, &config.lake.s3) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Some(s3)) => Some(
             S3Url::new(&s3.bucket, &s3.prefix)
                 .map_err(anyhow::Error::msg)
                 .context("lake.s3")?,
-            local_history(),
-        )),
+        ),
         (None, None) => None,
     };
-    let s3 = s3.map(|(url, history)| (url, dynamo_history.clone().unwrap_or(history)));
-    Ok(match s3 {
-        Some((url, history)) => {
-            let sdk = config.aws.load().await;
-            (LakeLocation::s3(config.aws.s3_client(&sdk), &url), history)
-        }
-        None => {
-            let dir = config
+    // One AWS setup for the S3 lake and the DynamoDB history alike.
+    let sdk = match s3_url.is_some() || config.hot_dynamodb.is_some() {
+        true => Some(config.aws.load().await),
+        false => None,
+    };
+    let history: Arc<dyn HistorySource> = match (&config.hot_dynamodb, &sdk) {
+        // With [hot_dynamodb] the history is in DynamoDB, wherever the lake is.
+        (Some(hot), Some(sdk)) => Arc::new(DynamoHistory::new(
+            spate_operators::sinks::dynamo_hot::DynamoHotStore::new(
+                config.aws.dynamodb_client(sdk),
+                hot.clone(),
+            )
+            .context("hot_dynamodb")?,
+        )),
+        // `--lake` names no data dir: only a hot store the config names.
+        _ if args.lake.is_some() => match &config.hot.path {
+            Some(path) => Arc::new(HotHistory::new(path.clone())),
+            None => Arc::new(NoHistory),
+        },
+        _ => Arc::new(HotHistory::new(hot_path(config, &args.data_dir))),
+    };
+    let lake = match (s3_url, &sdk) {
+        (Some(url), Some(sdk)) => LakeLocation::s3(config.aws.s3_client(sdk), &url),
+        _ => LakeLocation::local(
+            config
                 .lake
                 .path
                 .clone()
-                .unwrap_or_else(|| args.data_dir.join("lake"));
-            (
-                LakeLocation::local(dir),
-                dynamo_history.unwrap_or_else(local_history),
-            )
-        }
-    })
+                .unwrap_or_else(|| args.data_dir.join("lake")),
+        ),
+    };
+    Ok((lake, history))
 }
 
 /// Runs `spate query` over `lake`, with the `alerts` and `windows` tables

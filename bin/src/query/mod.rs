@@ -303,8 +303,8 @@ fn runtime_builder() -> RuntimeEnvBuilder {
 ///   all footers up front and held them (about 500 MB for 600 files) to speed
 ///   up little more than a bare `count(*)`; row groups are still pruned by
 ///   their statistics when each file is opened;
-/// - no page index: with small row groups it costs a read per file and
-///   prunes nothing that row-group statistics do not;
+/// - no page index: it costs a read per file, and with row groups this
+///   small scans were faster without it;
 /// - two partitions per core, so reading one file overlaps decoding another.
 ///
 /// Any of DataFusion's settings can be overridden with its `DATAFUSION_*`

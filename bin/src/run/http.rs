@@ -247,27 +247,37 @@ fn with_retry_after(mut response: Response, secs: u64) -> Response {
     response
 }
 
-fn count(status: StatusCode, started: Instant) {
-    metrics::counter!("spate_http_requests_total", "path" => "/v1/logs", "status" => status.as_str().to_string())
+/// Counts a request to `path` by status, and its duration.
+fn count(path: &'static str, status: StatusCode, started: Instant) {
+    metrics::counter!("spate_http_requests_total", "path" => path, "status" => status.as_str().to_string())
         .increment(1);
-    metrics::histogram!("spate_http_request_duration_seconds", "path" => "/v1/logs")
+    metrics::histogram!("spate_http_request_duration_seconds", "path" => path)
         .record(started.elapsed().as_secs_f64());
+}
+
+/// The 401 (with `WWW-Authenticate: Bearer`) for a request without the
+/// token; `None` when it may pass.
+fn unauthorized(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
+    if authorized(state, headers) {
+        return None;
+    }
+    let mut r = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(r)
 }
 
 async fn post_logs(State(state): State<Arc<HttpState>>, request: Request) -> Response {
     let started = Instant::now();
     let response = handle_post(&state, request).await;
-    count(response.status(), started);
+    count("/v1/logs", response.status(), started);
     response
 }
 
 async fn handle_post(state: &HttpState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if !authorized(state, &parts.headers) {
-        let mut r = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+    if let Some(response) = unauthorized(state, &parts.headers) {
+        return response;
     }
     let declared = parts
         .headers
@@ -382,20 +392,14 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 async fn post_query(State(state): State<Arc<HttpState>>, request: Request) -> Response {
     let started = Instant::now();
     let response = handle_query(&state, request).await;
-    metrics::counter!("spate_http_requests_total", "path" => "/v1/query", "status" => response.status().as_str().to_string())
-        .increment(1);
-    metrics::histogram!("spate_http_request_duration_seconds", "path" => "/v1/query")
-        .record(started.elapsed().as_secs_f64());
+    count("/v1/query", response.status(), started);
     response
 }
 
 async fn handle_query(state: &HttpState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if !authorized(state, &parts.headers) {
-        let mut r = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+    if let Some(response) = unauthorized(state, &parts.headers) {
+        return response;
     }
     let Some(ctx) = &state.query else {
         return json_error(StatusCode::NOT_FOUND, "queries are not enabled");

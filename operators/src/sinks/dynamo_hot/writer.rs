@@ -22,27 +22,22 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use spate_engine::{Ack, Actor, ActorError, ActorResult, Batch, Ctx, NoOutput};
+use spate_engine::{Actor, ActorResult, Batch, Ctx, NoOutput};
 use tokio::time::Instant;
 
 use super::batch_write::{BatchWrite, RetryPolicy, put, write_all};
 use super::items::{Item, event_items};
 use super::{DynamoHotConfig, DynamoHotError};
-use crate::event::Severity;
 use crate::log_batch::LogBatch;
-use crate::sinks::hot::HotRows;
+use crate::sinks::hot::{HotBuffer, HotRows};
 
 /// The DynamoDB hot writer actor (see the [module docs](self)).
 pub struct DynamoHotWriter<W: BatchWrite> {
     writer: W,
     policy: RetryPolicy,
-    min_severity: Severity,
     ttl_secs: i64,
     commit_interval: Duration,
-    max_buffered_rows: usize,
-    buffered: Vec<HotRows>,
-    buffered_rows: usize,
-    pending_ack: Ack,
+    buffer: HotBuffer,
 }
 
 impl<W: BatchWrite> DynamoHotWriter<W> {
@@ -54,13 +49,14 @@ impl<W: BatchWrite> DynamoHotWriter<W> {
         Ok(DynamoHotWriter {
             writer,
             policy: RetryPolicy::default(),
-            min_severity: config.min_severity,
             ttl_secs: config.ttl_secs(),
             commit_interval: Duration::from_millis(config.commit_interval_ms),
-            max_buffered_rows: config.max_buffered_rows,
-            buffered: Vec::new(),
-            buffered_rows: 0,
-            pending_ack: Ack::none(),
+            buffer: HotBuffer::new(
+                config.min_severity,
+                config.max_buffered_rows,
+                "spate_dynamo_hot_buffered_rows",
+                "dynamodb hot writer stopped before writing the batch",
+            ),
         })
     }
 
@@ -72,12 +68,7 @@ impl<W: BatchWrite> DynamoHotWriter<W> {
 
     /// Rows waiting for the next write.
     pub fn buffered_rows(&self) -> usize {
-        self.buffered_rows
-    }
-
-    fn set_buffered(&mut self, rows: usize) {
-        self.buffered_rows = rows;
-        metrics::gauge!("spate_dynamo_hot_buffered_rows").set(rows as f64);
+        self.buffer.len()
     }
 
     /// The put requests of the buffered rows, one per key (the last wins: a
@@ -108,12 +99,9 @@ impl<W: BatchWrite> DynamoHotWriter<W> {
     /// Writes the buffered rows, then delivers the held acks; on failure
     /// fails them with the reason and returns the classified error.
     async fn commit(&mut self) -> ActorResult {
-        if self.buffered.is_empty() && self.pending_ack.is_empty() {
+        let Some((rows, ack)) = self.buffer.take() else {
             return Ok(());
-        }
-        let rows = std::mem::take(&mut self.buffered);
-        let ack = std::mem::take(&mut self.pending_ack);
-        self.set_buffered(0);
+        };
         let started = Instant::now();
         let result = match Self::requests(&rows, self.ttl_secs) {
             Ok(requests) => write_all(&self.writer, requests, &self.policy).await,
@@ -137,40 +125,12 @@ impl<W: BatchWrite> DynamoHotWriter<W> {
     }
 }
 
-impl<W: BatchWrite> Drop for DynamoHotWriter<W> {
-    /// Batches still buffered (a restart, a forced stop) fail with a reason.
-    fn drop(&mut self) {
-        if !self.pending_ack.is_empty() {
-            std::mem::take(&mut self.pending_ack)
-                .fail("dynamodb hot writer stopped before writing the batch");
-            metrics::gauge!("spate_dynamo_hot_buffered_rows").set(0.0);
-        }
-    }
-}
-
 impl<W: BatchWrite> Actor for DynamoHotWriter<W> {
     type In = LogBatch;
     type Out = NoOutput;
 
     async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
-        let (payload, ack, _in_flight) = batch.into_parts();
-        let hot = match HotRows::select_all(&payload, self.min_severity) {
-            Ok(hot) => hot,
-            Err(e) => {
-                // Only this batch is unreadable; what is buffered is fine.
-                ack.fail(e.to_string());
-                return Err(ActorError::bad_input(e.to_string()));
-            }
-        };
-        if hot.is_empty() {
-            ack.deliver();
-            return Ok(());
-        }
-        let rows = self.buffered_rows + hot.iter().map(HotRows::len).sum::<usize>();
-        self.buffered.extend(hot);
-        self.pending_ack.merge(ack);
-        self.set_buffered(rows);
-        if rows >= self.max_buffered_rows {
+        if self.buffer.add(batch)? {
             self.commit().await?;
         }
         Ok(())
@@ -195,9 +155,10 @@ mod tests {
 
     use aws_sdk_dynamodb::types::WriteRequest;
     use spate_engine::testkit::ScriptedSource;
-    use spate_engine::{ActorOptions, GraphBuilder, Verdict};
+    use spate_engine::{Ack, ActorOptions, GraphBuilder, Verdict};
 
     use super::*;
+    use crate::event::Severity;
     use crate::sinks::hot::rows::tests::{event, log_batch};
 
     /// Records every item written; fails every call while `down`.
@@ -286,13 +247,14 @@ mod tests {
             });
         let (token, mut verdict) = spate_engine::AckToken::channel();
         let batch = log_batch(&[event("a", 1_000, "api", Severity::Critical)]);
-        writer.buffered.extend(
+        writer.buffer.push(
             batch
                 .parts
                 .iter()
-                .filter_map(|p| HotRows::select(p, Severity::Warning).unwrap()),
+                .filter_map(|p| HotRows::select(p, Severity::Warning).unwrap())
+                .collect(),
+            Ack::from(token),
         );
-        writer.pending_ack.merge(Ack::from(token));
         let err = writer.commit().await.unwrap_err();
         assert_eq!(err.class(), spate_engine::ErrorClass::External);
         assert!(matches!(verdict.try_recv().unwrap(), Verdict::Failed(r) if r.contains("down")));

@@ -57,6 +57,7 @@
 //! redelivers it, and the `event_id` key makes the retry idempotent) and the
 //! writer restarts with backoff.
 
+pub mod buffer;
 pub mod query;
 pub mod rows;
 pub mod schema;
@@ -71,6 +72,7 @@ use spate_engine::{ActorError, ErrorClass};
 
 use crate::event::Severity;
 
+pub use self::buffer::HotBuffer;
 pub use self::query::{HotEvent, RecentQuery};
 pub use self::rows::HotRows;
 pub use self::store::{ExpireStats, HotStore, Retention};

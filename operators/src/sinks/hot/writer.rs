@@ -22,13 +22,13 @@
 
 use std::time::Duration;
 
-use spate_engine::{Ack, Actor, ActorError, ActorResult, Batch, Ctx, NoOutput};
+use spate_engine::{Actor, ActorResult, Batch, Ctx, NoOutput};
 use tokio::time::Instant;
 
-use super::rows::HotRows;
+use super::buffer::HotBuffer;
 use super::store::{ExpireStats, HotStore};
 use super::{HotConfig, HotError};
-use crate::event::{Severity, wall_clock_ms};
+use crate::event::wall_clock_ms;
 use crate::log_batch::LogBatch;
 
 /// How often retention deletes old rows.
@@ -37,12 +37,8 @@ pub const EXPIRE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// The hot store's writer actor (see the [module docs](self)).
 pub struct HotWriter {
     store: HotStore,
-    min_severity: Severity,
     commit_interval: Duration,
-    max_buffered_rows: usize,
-    buffered: Vec<HotRows>,
-    buffered_rows: usize,
-    pending_ack: Ack,
+    buffer: HotBuffer,
     next_expire: Instant,
 }
 
@@ -53,12 +49,13 @@ impl HotWriter {
         config.validate()?;
         Ok(HotWriter {
             store,
-            min_severity: config.min_severity,
             commit_interval: Duration::from_millis(config.commit_interval_ms),
-            max_buffered_rows: config.max_buffered_rows,
-            buffered: Vec::new(),
-            buffered_rows: 0,
-            pending_ack: Ack::none(),
+            buffer: HotBuffer::new(
+                config.min_severity,
+                config.max_buffered_rows,
+                "spate_hot_buffered_rows",
+                "hot writer stopped before committing the batch",
+            ),
             // The first expiry runs at the first tick: a restarted process
             // catches up at once.
             next_expire: Instant::now(),
@@ -67,23 +64,15 @@ impl HotWriter {
 
     /// Rows waiting for the next commit.
     pub fn buffered_rows(&self) -> usize {
-        self.buffered_rows
-    }
-
-    fn set_buffered(&mut self, rows: usize) {
-        self.buffered_rows = rows;
-        metrics::gauge!("spate_hot_buffered_rows").set(rows as f64);
+        self.buffer.len()
     }
 
     /// Commits the buffered rows, then delivers the held acks; on failure fails
     /// them with the reason and returns the classified error.
     async fn commit(&mut self) -> ActorResult {
-        if self.buffered.is_empty() && self.pending_ack.is_empty() {
+        let Some((rows, ack)) = self.buffer.take() else {
             return Ok(());
-        }
-        let rows = std::mem::take(&mut self.buffered);
-        let ack = std::mem::take(&mut self.pending_ack);
-        self.set_buffered(0);
+        };
         let store = self.store.clone();
         let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || store.insert_events(&rows))
@@ -142,40 +131,12 @@ impl HotWriter {
     }
 }
 
-impl Drop for HotWriter {
-    /// Batches still buffered (a restart, a forced stop) fail with a reason.
-    fn drop(&mut self) {
-        if !self.pending_ack.is_empty() {
-            std::mem::take(&mut self.pending_ack)
-                .fail("hot writer stopped before committing the batch");
-            metrics::gauge!("spate_hot_buffered_rows").set(0.0);
-        }
-    }
-}
-
 impl Actor for HotWriter {
     type In = LogBatch;
     type Out = NoOutput;
 
     async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
-        let (payload, ack, _in_flight) = batch.into_parts();
-        let hot = match HotRows::select_all(&payload, self.min_severity) {
-            Ok(hot) => hot,
-            Err(e) => {
-                // Only this batch is unreadable; what is buffered is fine.
-                ack.fail(e.to_string());
-                return Err(ActorError::bad_input(e.to_string()));
-            }
-        };
-        if hot.is_empty() {
-            ack.deliver();
-            return Ok(());
-        }
-        let rows = self.buffered_rows + hot.iter().map(HotRows::len).sum::<usize>();
-        self.buffered.extend(hot);
-        self.pending_ack.merge(ack);
-        self.set_buffered(rows);
-        if rows >= self.max_buffered_rows {
+        if self.buffer.add(batch)? {
             self.commit().await?;
         }
         Ok(())
@@ -202,6 +163,7 @@ mod tests {
     use spate_engine::{ActorOptions, GraphBuilder, Pipeline, Verdict};
 
     use super::*;
+    use crate::event::Severity;
     use crate::sinks::hot::RecentQuery;
     use crate::sinks::hot::rows::tests::{TestEvent, event, log_batch};
 
