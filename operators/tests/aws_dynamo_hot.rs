@@ -108,9 +108,7 @@ async fn write(dynamodb: &aws_sdk_dynamodb::Client, table: &str, chunks: Vec<Raw
     let table = table.to_string();
     graph.actor(
         "hot",
-        move || {
-            DynamoHotWriter::new(DynamoBatchWriter::new(client.clone(), &table), &config).unwrap()
-        },
+        move || DynamoHotWriter::new(DynamoBatchWriter::new(client.clone(), &table), &config),
         ActorOptions::default(),
     );
     graph.connect("src", "decode").connect("decode", "hot");

@@ -39,10 +39,12 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use spate_operators::component::ConfigError;
+
 use super::body::{self, BodyError, BodyRecord};
 
 /// `[http]`: the HTTP listener of `spate run`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to listen on (`--listen` overrides it).
@@ -94,17 +96,67 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
+    /// Checks the settings without I/O: `listen` is an address with a port,
+    /// the sizes are positive, a token given is not empty.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_listen(&self.listen).map_err(|e| ConfigError::new("listen", e))?;
+        for (key, value) in [
+            ("max_body_mib", self.max_body_mib),
+            ("max_decoded_mib", self.max_decoded_mib),
+            ("max_inflight_mib", self.max_inflight_mib),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if self.auth_token.as_deref() == Some("") {
+            return Err(ConfigError::new(
+                "auth_token",
+                "is empty; remove the key to serve without authentication",
+            ));
+        }
+        if self.auth_token_env.as_deref() == Some("") {
+            return Err(ConfigError::new("auth_token_env", "names no variable"));
+        }
+        Ok(())
+    }
+
     /// The token in force: `auth_token_env`'s variable, else `auth_token`.
-    pub fn token(&self) -> Result<Option<String>, String> {
+    /// A variable that is unset or empty is an error, never "no auth".
+    pub fn token(&self) -> Result<Option<String>, ConfigError> {
         if let Some(var) = &self.auth_token_env {
             return match std::env::var(var) {
                 Ok(t) if !t.is_empty() => Ok(Some(t)),
-                _ => Err(format!(
-                    "http.auth_token_env: environment variable {var} is not set"
+                Ok(_) => Err(ConfigError::new(
+                    "auth_token_env",
+                    format!("environment variable {var} is empty"),
+                )),
+                Err(_) => Err(ConfigError::new(
+                    "auth_token_env",
+                    format!("environment variable {var} is not set"),
                 )),
             };
         }
-        Ok(self.auth_token.clone().filter(|t| !t.is_empty()))
+        Ok(self.auth_token.clone())
+    }
+}
+
+/// `listen` must be `ADDRESS:PORT` (`127.0.0.1:8470`, `0.0.0.0:8470`,
+/// `[::]:8470`, or a host name with a port).
+pub fn check_listen(listen: &str) -> Result<(), String> {
+    if listen.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let hint = "must be an address and a port, such as 127.0.0.1:8470 (this machine only) or 0.0.0.0:8470 (every interface)";
+    match listen.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty()
+                && !host.contains(['[', ']', ':', '/'])
+                && port.parse::<u16>().is_ok() =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("{listen:?} {hint}")),
     }
 }
 

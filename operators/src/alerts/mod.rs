@@ -92,7 +92,7 @@ impl From<AlertError> for ActorError {
 }
 
 /// `[alerts]`: rules, deduplication and outputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Print one readable line per notice on stdout.

@@ -121,7 +121,7 @@ fn default_max_payload_bytes() -> usize {
 }
 
 /// Decoder limits (`[decode]` in the Spate config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecoderConfig {
     /// Lines longer than this become dead letters.
@@ -566,5 +566,3 @@ fn emit(
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod throughput;

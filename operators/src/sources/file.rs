@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::{ChunkFormat, RawChunk};
 
 /// `[ingest]`: how `spate ingest` reads its inputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileReadConfig {
     /// Bytes read per chunk (one batch through the pipeline).

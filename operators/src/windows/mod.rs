@@ -19,7 +19,7 @@ pub use self::aggregator::{WindowAggregator, WindowOutput};
 pub use self::state::{WindowState, window_start};
 
 /// `[windows]`: event-time tumbling windows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// Length of a window (seconds); windows are aligned to the epoch (UTC).
@@ -87,10 +87,12 @@ impl Default for WindowConfig {
 impl WindowConfig {
     /// Checks that the window and the tick are not zero.
     pub fn validate(&self) -> Result<(), crate::alerts::AlertError> {
-        if self.size_secs == 0 || self.tick_ms == 0 {
-            return Err(crate::alerts::AlertError::Config(
-                "windows: size_secs and tick_ms must be above 0".into(),
-            ));
+        for (key, value) in [("size_secs", self.size_secs), ("tick_ms", self.tick_ms)] {
+            if value == 0 {
+                return Err(crate::alerts::AlertError::Config(format!(
+                    "windows: {key} must be at least 1"
+                )));
+            }
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use self::convert::{EmfConverter, EmfSettings, MAX_DIMENSIONS};
 
 /// `[metrics]`: metric outputs besides `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// CloudWatch Embedded Metric Format lines on stdout.
@@ -46,7 +46,7 @@ pub struct MetricsConfig {
 }
 
 /// `[metrics.emf]`: CloudWatch metrics as EMF lines on stdout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmfConfig {
     /// Print EMF lines on stdout.

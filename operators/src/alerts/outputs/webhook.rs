@@ -39,7 +39,7 @@ use crate::alerts::record::{AlertRecord, AlertState};
 use crate::aws::secrets::{self, SecretError};
 
 /// `[alerts.webhook]`: where and how notices are POSTed.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// The URL to POST to (`http://` or `https://`); required.

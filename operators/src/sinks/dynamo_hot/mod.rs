@@ -68,7 +68,7 @@ pub use self::store::DynamoHotStore;
 pub use self::writer::DynamoHotWriter;
 
 /// `[hot.dynamodb]`: the DynamoDB hot table and what goes into it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DynamoHotConfig {
     /// Name of the table (hash key `pk`, range key `sk`, both strings; TTL on

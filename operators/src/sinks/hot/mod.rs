@@ -167,7 +167,7 @@ impl From<HotError> for ActorError {
 }
 
 /// `[hot]`: what is kept hot, where, and for how long.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HotConfig {
     /// The SQLite database file. Default: `<data-dir>/hot.db`.

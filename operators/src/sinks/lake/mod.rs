@@ -51,6 +51,7 @@ use self::dead_letters::DeadLetterFile;
 use self::part_file::{PartFile, writer_properties};
 use self::partition::PartitionKey;
 use self::rolling::{OpenFilesStats, RollPolicy, should_roll};
+use crate::component::ConfigError;
 use crate::event::wall_clock_ms;
 use crate::log_batch::{EventCounts, LogBatch};
 use crate::sinks::s3_lake::{S3Target, S3UploadError};
@@ -109,7 +110,7 @@ impl From<LakeError> for ActorError {
 }
 
 /// `[lake]`: where and how the Parquet lake is written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
     /// Directory of the lake. Default: `<data-dir>/lake`.
@@ -192,6 +193,33 @@ impl Default for LakeConfig {
 }
 
 impl LakeConfig {
+    /// Checks the settings (and `[lake.s3]`'s) without I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=22).contains(&self.zstd_level) {
+            return Err(ConfigError::new(
+                "zstd_level",
+                format!("must be between 1 and 22, got {}", self.zstd_level),
+            ));
+        }
+        for (key, value) in [
+            ("max_file_mib", self.max_file_mib),
+            ("max_open_mib", self.max_open_mib),
+            ("max_file_age_secs", self.max_file_age_secs),
+            ("max_row_group_mib", self.max_row_group_mib),
+            ("max_buffered_mib", self.max_buffered_mib),
+            ("writers", self.writers as u64),
+            ("row_group_rows", self.row_group_rows as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if let Some(s3) = &self.s3 {
+            s3.validate().map_err(|e| e.within("s3"))?;
+        }
+        Ok(())
+    }
+
     /// The roll policy these settings describe.
     pub fn roll_policy(&self) -> RollPolicy {
         RollPolicy {
@@ -248,11 +276,6 @@ impl LakeSettings {
         lake_dir: &Path,
         dead_letter_dir: &Path,
     ) -> Result<Self, LakeError> {
-        if config.max_file_mib == 0 || config.max_open_mib == 0 {
-            return Err(LakeError::Config(
-                "file sizes must be at least 1 MiB".into(),
-            ));
-        }
         Ok(LakeSettings {
             target: LakeTarget::Local,
             lake_dir: lake_dir.to_path_buf(),

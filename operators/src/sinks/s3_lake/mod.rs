@@ -32,12 +32,14 @@ use serde::{Deserialize, Serialize};
 use spate_engine::ErrorClass;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::component::ConfigError;
+
 const MIB: u64 = 1024 * 1024;
 /// S3's smallest allowed part (all but the last).
 const MIN_PART_BYTES: u64 = 5 * MIB;
 
 /// `[lake.s3]`: the lake in an S3 bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3LakeConfig {
     /// Bucket of the lake.
@@ -78,6 +80,28 @@ impl S3LakeConfig {
             part_size_mib: default_part_size_mib(),
             max_attempts: default_max_attempts(),
         }
+    }
+}
+
+impl S3LakeConfig {
+    /// Checks the settings without I/O (S3's 5 MiB part minimum included).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bucket.is_empty() {
+            return Err(ConfigError::new("bucket", "must not be empty"));
+        }
+        if self.part_size_mib * MIB < MIN_PART_BYTES {
+            return Err(ConfigError::new("part_size_mib", "must be at least 5"));
+        }
+        if self.multipart_threshold_mib == 0 {
+            return Err(ConfigError::new(
+                "multipart_threshold_mib",
+                "must be at least 1",
+            ));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new("max_attempts", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 
@@ -154,21 +178,12 @@ pub struct S3Target {
 }
 
 impl S3Target {
-    /// A target from the config; see [`crate::aws::AwsConfig::s3_client`].
+    /// A target from settings checked by [`S3LakeConfig::validate`]; see
+    /// [`crate::aws::AwsConfig::s3_client`].
     pub fn new(client: aws_sdk_s3::Client, config: &S3LakeConfig) -> Result<Self, S3UploadError> {
-        if config.bucket.is_empty() {
-            return Err(S3UploadError::Config("bucket is empty".into()));
-        }
-        if config.part_size_mib * MIB < MIN_PART_BYTES {
-            return Err(S3UploadError::Config(
-                "part_size_mib must be at least 5".into(),
-            ));
-        }
-        if config.multipart_threshold_mib == 0 || config.max_attempts == 0 {
-            return Err(S3UploadError::Config(
-                "multipart_threshold_mib and max_attempts must be at least 1".into(),
-            ));
-        }
+        config
+            .validate()
+            .map_err(|e| S3UploadError::Config(e.to_string()))?;
         Ok(S3Target {
             client,
             bucket: config.bucket.clone(),

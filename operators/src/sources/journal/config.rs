@@ -10,7 +10,7 @@ use super::error::JournalError;
 const MIB: u64 = 1024 * 1024;
 
 /// `[journal]`: the write-ahead journal behind HTTP push.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JournalConfig {
     /// Directory of the journal. Default: `<data-dir>/journal` (the caller
@@ -84,6 +84,11 @@ pub(super) struct Limits {
 }
 
 impl JournalConfig {
+    /// Checks the values without I/O (as [`Journal::open`](super::Journal::open) will).
+    pub fn validate(&self) -> Result<(), JournalError> {
+        self.limits().map(|_| ())
+    }
+
     /// Checks the values and converts them to bytes and durations.
     pub(super) fn limits(&self) -> Result<Limits, JournalError> {
         let positive = [

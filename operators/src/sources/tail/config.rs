@@ -1,11 +1,17 @@
-//! `[tail]`: which files to follow and how.
+//! `[sources.tail]` (formerly `[tail]`): which files to follow and how, and
+//! the tail source kind.
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::discover::FileMatcher;
+use super::{TailError, TailSource};
+use crate::component::{BuildContext, BuildError, ConfigError, SourceKind};
+
 /// Where to start in a file that has no checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadFrom {
     /// From its first byte: nothing already in the file is missed.
@@ -14,7 +20,8 @@ pub enum ReadFrom {
     End,
 }
 
-/// `[tail]`: follow application log files, with rotation and checkpoints.
+/// `[sources.tail]`: follow application log files, with rotation and
+/// checkpoints (`[tail]` is read too).
 ///
 /// ```
 /// use spate_operators::sources::tail::{ReadFrom, TailConfig};
@@ -24,7 +31,7 @@ pub enum ReadFrom {
 /// assert_eq!(config.read_from, ReadFrom::Beginning);
 /// assert_eq!(config.poll_interval_ms, 250);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TailConfig {
     /// Glob patterns of the files to follow (`*`, `?`, `[..]`, `{a,b}`, and `**`
@@ -150,6 +157,69 @@ impl TailConfig {
 
     pub(super) fn max_line_bytes(&self) -> u64 {
         (self.max_line_kib.max(1) * 1024) as u64
+    }
+}
+
+/// Tail settings that passed validation: the globs compiled.
+#[derive(Debug, Clone)]
+pub struct ValidTail {
+    pub(super) config: TailConfig,
+    pub(super) matcher: FileMatcher,
+}
+
+/// The tail source kind: `[sources.tail]`, node `tail`; its checkpoints are
+/// in `<data dir>/checkpoints/tail.json`.
+pub struct TailKind;
+
+impl SourceKind for TailKind {
+    const KIND: &'static str = "tail";
+    const MULTIPLE: bool = false;
+    const LEGACY_SECTION: Option<&'static str> = Some("tail");
+    type Config = TailConfig;
+    type Validated = ValidTail;
+
+    fn validate(config: &TailConfig) -> Result<Option<ValidTail>, ConfigError> {
+        if !config.enabled() {
+            return Ok(None);
+        }
+        for (key, value) in [
+            ("chunk_kib", config.chunk_kib),
+            ("max_line_kib", config.max_line_kib),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        let matcher = FileMatcher::new(&config.paths, &config.exclude).map_err(|e| {
+            let key = match &e {
+                TailError::Glob { pattern, .. } if config.exclude.contains(pattern) => "exclude",
+                _ => "paths",
+            };
+            ConfigError::new(key, e.to_string())
+        })?;
+        Ok(Some(ValidTail {
+            config: config.clone(),
+            matcher,
+        }))
+    }
+
+    fn describe(valid: &ValidTail) -> String {
+        format!("tailing {}", valid.config.paths.join(", "))
+    }
+
+    fn build(valid: &ValidTail, name: &str, ctx: &mut BuildContext<'_>) -> Result<(), BuildError> {
+        let tail = TailSource::from_valid(valid, &ctx.data_dir().join("checkpoints"))
+            .map_err(|e| BuildError::external(name, e))?;
+        let checkpoints = tail.checkpoints();
+        ctx.add_source(name, move || tail.clone());
+        // Everything the sinks committed is acknowledged once drained: save it.
+        ctx.after_drain(async move {
+            checkpoints
+                .save_now()
+                .map(|_| ())
+                .map_err(|e| BuildError::external("tail checkpoint", e))
+        });
+        Ok(())
     }
 }
 

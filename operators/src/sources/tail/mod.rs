@@ -94,7 +94,7 @@ use spate_engine::{Ack, ActorError, ActorResult, Batch, Ctx, Source};
 use tokio::time::Instant;
 
 pub use checkpoint::FileCheckpoint;
-pub use config::{ReadFrom, TailConfig};
+pub use config::{ReadFrom, TailConfig, TailKind, ValidTail};
 pub use error::TailError;
 
 use super::RawChunk;
@@ -192,7 +192,20 @@ impl TailSource {
     /// unreadable checkpoint file.
     pub fn new(config: TailConfig, checkpoint_dir: impl AsRef<Path>) -> Result<Self, TailError> {
         let matcher = FileMatcher::new(&config.paths, &config.exclude)?;
-        let checkpoint_path = checkpoint_dir.as_ref().join(checkpoint::FILE_NAME);
+        Self::with_matcher(config, matcher, checkpoint_dir.as_ref())
+    }
+
+    /// A source from settings [`TailKind`] validated (globs compiled).
+    pub fn from_valid(valid: &ValidTail, checkpoint_dir: &Path) -> Result<Self, TailError> {
+        Self::with_matcher(valid.config.clone(), valid.matcher.clone(), checkpoint_dir)
+    }
+
+    fn with_matcher(
+        config: TailConfig,
+        matcher: FileMatcher,
+        checkpoint_dir: &Path,
+    ) -> Result<Self, TailError> {
+        let checkpoint_path = checkpoint_dir.join(checkpoint::FILE_NAME);
         let state = match checkpoint::load(&checkpoint_path)? {
             Some(file) => TailState::from_checkpoint(file, Instant::now()),
             None => TailState::default(),
