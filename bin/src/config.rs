@@ -317,7 +317,7 @@ mod tests {
         .unwrap();
         let config = SpateConfig::parse(&expanded, "aws.toml").unwrap();
         let kinds: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(kinds, ["sqs-0", "kinesis-0"]);
+        assert_eq!(kinds, ["kinesis-0", "sqs-0"]);
         assert_eq!(config.config.hot_dynamodb.unwrap().table, "spate-hot");
         assert_eq!(config.config.lake.s3.unwrap().bucket, "spate-lake");
     }

@@ -184,13 +184,14 @@ impl Walker {
                 .or_else(|| resolved.get("default"))
                 .filter(|d| !d.is_null())
                 .map(toml_value);
-            self.sections[index].keys.push(Key {
+            let key = Key {
                 section: path.to_string(),
                 name: name.clone(),
                 kind: self.kind_of(&resolved),
                 default,
                 doc: first_non_empty(&field_doc, description(&resolved)),
-            });
+            };
+            self.sections[index].keys.push(key);
         }
         for (child, array, schema, doc) in nested {
             self.table(&child, array, &schema, &doc);
@@ -199,6 +200,19 @@ impl Walker {
 
     fn kind_of(&self, schema: &Value) -> String {
         let schema = self.resolve(schema);
+        let bare_unit = schema
+            .get("x-bare-number-unit")
+            .and_then(Value::as_str)
+            .unwrap_or("units");
+        match schema.get("format").and_then(Value::as_str) {
+            Some("duration") => {
+                return format!("duration: \"30s\", \"5m\", \"250ms\"; a bare number is {bare_unit}");
+            }
+            Some("size") => {
+                return format!("size: \"512KiB\", \"128MiB\"; a bare number is {bare_unit}");
+            }
+            _ => {}
+        }
         if let Some(values) = enum_values(&schema) {
             return format!("one of {}", values.join(", "));
         }

@@ -81,6 +81,12 @@ fn every_key_by_serde() -> BTreeSet<String> {
         "sqs": "x", "s3": "x", "sns": "x", "kinesis": "x", "dynamodb": "x", "secretsmanager": "x"
     });
     json["metrics"]["emf"]["dimensions"] = serde_json::json!({});
+    json["alerts"]["webhook"]["headers"] = serde_json::json!({});
+    // Every optional key of a rule.
+    json["alerts"]["rules"] = serde_json::json!([{
+        "name": "x", "kind": "tag", "threshold": 1.0, "min_events": 1,
+        "tag": "t", "service": "s", "severity": "ERROR"
+    }]);
     let mut keys = BTreeSet::new();
     leaves("", &json, &mut keys);
     // A tag rule holds one of keywords, regex or metric_filter.
@@ -119,10 +125,16 @@ fn the_reference_lists_every_key_of_every_config_struct() {
 #[test]
 fn the_docs_page_is_the_generated_reference() {
     let generated = markdown(&spate_operators::sources::supported_sources());
-    let page = include_str!("../../../docs/configuration.md");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+    let page = std::fs::read_to_string(path).unwrap_or_default();
+    if page != generated && std::env::var_os("SPATE_UPDATE_DOCS").is_some() {
+        std::fs::write(path, &generated).unwrap();
+        return;
+    }
     assert!(
         page == generated,
-        "docs/configuration.md is stale: run `cargo run -p spate -- config reference > docs/configuration.md`"
+        "docs/configuration.md is stale: run `spate config reference > docs/configuration.md` \
+         (or this test with SPATE_UPDATE_DOCS=1)"
     );
 }
 
@@ -140,7 +152,9 @@ fn default_file_keys() -> BTreeSet<String> {
         }
         if let Some((key, _)) = line.split_once(" = ")
             && !key.is_empty()
-            && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         {
             keys.insert(if section.is_empty() {
                 key.to_string()

@@ -57,7 +57,11 @@ impl SourceKind for ToyKind {
 
     fn build(events: &u64, name: &str, ctx: &mut BuildContext<'_>) -> Result<(), BuildError> {
         let events = *events;
-        ctx.add_source(name, move || Toy { events, next: 0 });
+        ctx.add_source(name, move || Toy {
+            events,
+            next: 0,
+            position: 0,
+        });
         Ok(())
     }
 }
@@ -65,6 +69,8 @@ impl SourceKind for ToyKind {
 struct Toy {
     events: u64,
     next: u64,
+    /// Byte offset of the next line: event ids are `<source>:<offset>`.
+    position: u64,
 }
 
 impl Source for Toy {
@@ -83,10 +89,12 @@ impl Source for Toy {
                 );
             }
             let lines = (end - self.next) as usize;
+            let first_position = self.position;
+            self.position += bytes.len() as u64;
             let chunk = RawChunk {
                 bytes: Arc::new(bytes),
                 source: Arc::from("toy"),
-                first_position: self.next,
+                first_position,
                 ingest_ts_ms: spate_operators::event::wall_clock_ms(),
                 format: ChunkFormat::Lines,
                 lines,
@@ -119,7 +127,7 @@ async fn a_toy_source_registered_with_one_line_runs_end_to_end() {
         .unwrap_err();
     assert_eq!(
         bad.to_string(),
-        "toy.toml (line 1): sources.toy.events: must be at least 1"
+        "toy.toml (line 2): sources.toy.events: must be at least 1"
     );
 
     let data = tempfile::tempdir().unwrap();
@@ -166,7 +174,7 @@ async fn a_toy_source_registered_with_one_line_runs_end_to_end() {
     )
     .await
     .unwrap();
-    assert_eq!(out.rows[0]["n"], 1000, "{:?}", out.rows);
-    assert_eq!(out.rows[0]["ids"], 1000, "{:?}", out.rows);
-    assert_eq!(out.rows[0]["source"], "toy", "{:?}", out.rows);
+    assert_eq!(out.rows[0][0], 1000, "{:?}", out.rows);
+    assert_eq!(out.rows[0][1], 1000, "{:?}", out.rows);
+    assert_eq!(out.rows[0][2], "toy", "{:?}", out.rows);
 }

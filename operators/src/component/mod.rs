@@ -55,6 +55,7 @@ mod build;
 mod document;
 mod error;
 mod registry;
+pub mod units;
 
 pub use self::build::{AfterDrain, BuildContext};
 pub use self::document::{ConfigDocument, KeyLines, clean_message};

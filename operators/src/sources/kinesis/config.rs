@@ -31,6 +31,7 @@ pub struct KinesisConfig {
     pub lease_table: String,
     /// This process's name in the lease table. Default: `<hostname>-<pid>`.
     #[serde(default = "default_worker_id")]
+    #[schemars(extend("default" = "<hostname>-<pid>"))]
     pub worker_id: String,
     /// A lease not renewed for this long (seconds) is free for another
     /// process to take.
