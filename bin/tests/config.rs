@@ -5,6 +5,8 @@
 mod support;
 
 use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use support::spate;
 
@@ -122,7 +124,7 @@ fn check_rejects_what_run_and_ingest_reject_with_the_same_message() {
         }
 
         let data = dir.path().join(format!("data-{i}"));
-        let (code, run_err) = run_spate(&["run", "--listen", "127.0.0.1:0"], &file, &data);
+        let (code, run_err) = run_spate(&["run"], &file, &data);
         assert_eq!(code, Some(1), "run accepted {text:?}: {run_err}");
         assert_eq!(run_err, check_err, "run and check disagree on {text:?}");
         // Nothing was started: no data dir, no journal.
