@@ -20,6 +20,7 @@ use spate_operators::sources::tail::TailConfig;
 use spate_operators::transforms::decode::DecodeStageConfig;
 use spate_operators::windows::WindowConfig;
 
+use crate::query::executor::QueryConfig;
 use crate::run::StdinConfig;
 use crate::run::emf::MetricsConfig;
 use crate::run::http::HttpConfig;
@@ -52,6 +53,10 @@ pub struct SpateConfig {
     /// `spate run`: the HTTP listener.
     #[serde(default)]
     pub http: HttpConfig,
+    /// SQL queries (`POST /v1/query`, `spate query`): threads, concurrency,
+    /// memory and time limits.
+    #[serde(default)]
+    pub query: QueryConfig,
     /// `spate run`: the journal behind HTTP push.
     #[serde(default)]
     pub journal: JournalConfig,
@@ -153,6 +158,9 @@ impl SpateConfig {
         }
         if let Err(e) = self.metrics.emf.validate() {
             bail!("metrics.emf.{e}");
+        }
+        if let Err(e) = self.query.validate() {
+            bail!("{e}");
         }
         for (i, sqs) in self.sources.sqs.iter().enumerate() {
             if let Err(e) = sqs.validate() {

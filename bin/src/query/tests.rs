@@ -91,7 +91,12 @@ fn sample_lake(lake: &Path) {
 }
 
 fn context(lake: &Path) -> QueryContext {
-    QueryContext::new(LakeLocation::local(lake), Arc::new(NoHistory)).unwrap()
+    QueryContext::new(
+        LakeLocation::local(lake),
+        Arc::new(NoHistory),
+        &QueryConfig::default(),
+    )
+    .unwrap()
 }
 
 const LONG: Duration = Duration::from_secs(60);
@@ -275,7 +280,12 @@ async fn history_tables_come_from_the_source() {
             sample_window("web", [1, 0, 0, 0]),
         ],
     };
-    let ctx = QueryContext::new(LakeLocation::local(dir.path()), Arc::new(history)).unwrap();
+    let ctx = QueryContext::new(
+        LakeLocation::local(dir.path()),
+        Arc::new(history),
+        &QueryConfig::default(),
+    )
+    .unwrap();
     let firing = execute(
         &ctx,
         "select service, count(*) from alerts where state = 'firing' group by service order by service",
@@ -323,7 +333,14 @@ async fn slow_queries_time_out_and_failing_history_is_external() {
     let dir = tempfile::tempdir().unwrap();
     let (release, blocked) = mpsc::channel();
     let history = Arc::new(BlockedHistory(Mutex::new(blocked)));
-    let ctx = Arc::new(QueryContext::new(LakeLocation::local(dir.path()), history).unwrap());
+    let ctx = Arc::new(
+        QueryContext::new(
+            LakeLocation::local(dir.path()),
+            history,
+            &QueryConfig::default(),
+        )
+        .unwrap(),
+    );
     let query = tokio::spawn({
         let ctx = ctx.clone();
         async move { execute(&ctx, "select * from alerts", 10, Duration::from_secs(5)).await }
@@ -346,7 +363,12 @@ async fn slow_queries_time_out_and_failing_history_is_external() {
             Ok(Vec::new())
         }
     }
-    let ctx = QueryContext::new(LakeLocation::local(dir.path()), Arc::new(Broken)).unwrap();
+    let ctx = QueryContext::new(
+        LakeLocation::local(dir.path()),
+        Arc::new(Broken),
+        &QueryConfig::default(),
+    )
+    .unwrap();
     let err = execute(&ctx, "select * from alerts", 10, LONG)
         .await
         .unwrap_err();
@@ -395,7 +417,7 @@ async fn an_object_store_lake_is_queried_like_a_directory() {
         url: "memory://bucket/prefix".into(),
         store,
     };
-    let ctx = QueryContext::new(lake, Arc::new(NoHistory)).unwrap();
+    let ctx = QueryContext::new(lake, Arc::new(NoHistory), &QueryConfig::default()).unwrap();
     let out = execute(
         &ctx,
         "select message from logs where service = 'api' order by ts",

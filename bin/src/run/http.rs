@@ -40,6 +40,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::body::{self, BodyError, BodyRecord};
+use crate::query::executor::{QueryConfig, QueryExecutor};
+use crate::query::{QueryContext, QueryError};
 
 /// `[http]`: the HTTP listener of `spate run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +142,14 @@ pub struct HttpState {
     inflight: Arc<Semaphore>,
     inflight_kib: usize,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    query: Option<Arc<crate::query::QueryContext>>,
+    query: Option<QueryService>,
+}
+
+/// What `POST /v1/query` runs on.
+struct QueryService {
+    ctx: Arc<QueryContext>,
+    executor: QueryExecutor,
+    config: QueryConfig,
 }
 
 /// `POST /v1/query` body.
@@ -152,20 +161,29 @@ struct QueryBody {
     /// Rows returned at most (default 1,000, at most 100,000).
     #[serde(default)]
     limit: Option<usize>,
-    /// Seconds before the query is cancelled (default 30, at most 300).
+    /// Seconds before the query is cancelled (default and most:
+    /// `[query] default_timeout_secs`, `max_timeout_secs`).
     #[serde(default)]
     timeout_secs: Option<u64>,
 }
 
 const QUERY_DEFAULT_LIMIT: usize = 1_000;
 const QUERY_MAX_LIMIT: usize = 100_000;
-const QUERY_DEFAULT_TIMEOUT_SECS: u64 = 30;
-const QUERY_MAX_TIMEOUT_SECS: u64 = 300;
 
 impl HttpState {
-    /// Serves `POST /v1/query` over `ctx` (behind the same token as ingest).
-    pub fn with_query(mut self, ctx: crate::query::QueryContext) -> Self {
-        self.query = Some(Arc::new(ctx));
+    /// Serves `POST /v1/query` over `ctx` (behind the same token as ingest),
+    /// running the queries on `executor` with the time limits of `config`.
+    pub fn with_query(
+        mut self,
+        ctx: QueryContext,
+        executor: QueryExecutor,
+        config: &QueryConfig,
+    ) -> Self {
+        self.query = Some(QueryService {
+            ctx: Arc::new(ctx),
+            executor,
+            config: config.clone(),
+        });
         self
     }
 
@@ -401,7 +419,7 @@ async fn handle_query(state: &HttpState, request: Request) -> Response {
     if let Some(response) = unauthorized(state, &parts.headers) {
         return response;
     }
-    let Some(ctx) = &state.query else {
+    let Some(service) = &state.query else {
         return json_error(StatusCode::NOT_FOUND, "queries are not enabled");
     };
     let raw = match axum::body::to_bytes(Body::new(body), 1 << 20).await {
@@ -421,21 +439,40 @@ async fn handle_query(state: &HttpState, request: Request) -> Response {
         .limit
         .unwrap_or(QUERY_DEFAULT_LIMIT)
         .clamp(1, QUERY_MAX_LIMIT);
-    let timeout = std::time::Duration::from_secs(
-        body.timeout_secs
-            .unwrap_or(QUERY_DEFAULT_TIMEOUT_SECS)
-            .clamp(1, QUERY_MAX_TIMEOUT_SECS),
+    let timeout = service.config.timeout(body.timeout_secs);
+    let ctx = service.ctx.clone();
+    // The JSON is written on the query threads too.
+    let query = async move {
+        let output = crate::query::execute(&ctx, &body.sql, limit, timeout).await?;
+        serde_json::to_vec(&output)
+            .map_err(|e| QueryError::Internal(format!("result to json: {e}")))
+    };
+    match service.executor.run(timeout, query).await {
+        Ok(json) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response(),
+        Err(e) => query_error(&e),
+    }
+}
+
+/// The answer to a failed query: its status, the reason, `Retry-After` when
+/// retrying later may work.
+fn query_error(e: &QueryError) -> Response {
+    let expected = matches!(
+        e,
+        QueryError::Rejected { .. } | QueryError::ShuttingDown | QueryError::Timeout(_)
     );
-    match crate::query::execute(ctx, &body.sql, limit, timeout).await {
-        Ok(output) => (StatusCode::OK, axum::Json(output)).into_response(),
-        Err(e) => {
-            if !matches!(e.class(), spate_engine::ErrorClass::BadInput) {
-                tracing::warn!(class = e.class().as_str(), "query failed: {e}");
-            }
-            let status =
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            json_error(status, &e.to_string())
-        }
+    if !expected && !matches!(e.class(), spate_engine::ErrorClass::BadInput) {
+        tracing::warn!(class = e.class().as_str(), "query failed: {e}");
+    }
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let response = json_error(status, &e.to_string());
+    match e.retry_after_secs() {
+        Some(secs) => with_retry_after(response, secs),
+        None => response,
     }
 }
 
