@@ -315,8 +315,9 @@ async fn a_runaway_query_is_cancelled_on_time_while_health_ingest_and_signals_an
 /// the pool itself, the copies DataFusion makes of partial aggregate states
 /// while it emits and repartitions them (not counted in the pool until they
 /// are buffered: up to twice the pool), and the allocator's slack. Measured at
-/// this limit: 232 to 268 MiB over 17 runs, 12 of them three at a time on a
-/// loaded machine (at rest: 42 MiB).
+/// this limit: 236 to 267 MiB in five runs of this test (at rest: 42 MiB), and
+/// 232 to 268 MiB in twelve runs of `spate query`, three at a time on a loaded
+/// machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_over_its_memory_limit_fails_cleanly_and_memory_stays_bounded() {
     let _serial = SERIAL.lock().await;
