@@ -267,6 +267,49 @@ async fn bad_sql_and_writes_are_bad_queries() {
 }
 
 #[tokio::test]
+async fn every_session_has_the_memory_limit_and_no_spilling() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = QueryConfig {
+        memory_limit_mib: 8,
+        ..QueryConfig::default()
+    };
+    let ctx = QueryContext::new(
+        LakeLocation::local(dir.path()),
+        Arc::new(NoHistory),
+        &limits,
+    )
+    .unwrap();
+    // Needs about 80 MB for its groups, sorted: more than the pool, and it
+    // may not spill to disk instead.
+    for sql in [
+        "select value % 100000 as k, array_agg(value) from generate_series(1, 10000000) group by 1",
+        "select value from generate_series(1, 10000000) order by value desc",
+    ] {
+        let err = execute(&ctx, sql, 10_000_000, LONG).await.unwrap_err();
+        assert!(
+            matches!(err, QueryError::ResourcesExhausted(_)),
+            "{sql}: {err:?}"
+        );
+        assert_eq!(err.http_status(), 400);
+        assert!(
+            err.to_string()
+                .starts_with("query needs more than 8 MiB of memory (query.memory_limit_mib)"),
+            "{err}"
+        );
+    }
+    // Within the limit: fine, the next query gets a pool of its own.
+    let ok = execute(
+        &ctx,
+        "select count(*) from generate_series(1, 1000)",
+        10,
+        LONG,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.rows, vec![vec![json!(1000)]]);
+}
+
+#[tokio::test]
 async fn history_tables_come_from_the_source() {
     let dir = tempfile::tempdir().unwrap();
     let history = StaticHistory {

@@ -1,4 +1,5 @@
-//! The HTTP API of `spate run`: `POST /v1/logs`, `/healthz`, `/readyz`,
+//! The HTTP API of `spate run`: `POST /v1/logs`, `POST /v1/query` (see
+//! [`query`]), `/healthz`, `/readyz`,
 //! `/metrics`.
 //!
 //! A push is answered 200 only once its records are durably accepted (appended
@@ -40,8 +41,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::body::{self, BodyError, BodyRecord};
+use crate::query::QueryContext;
 use crate::query::executor::{QueryConfig, QueryExecutor};
-use crate::query::{QueryContext, QueryError};
+
+mod query;
 
 /// `[http]`: the HTTP listener of `spate run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,33 +145,8 @@ pub struct HttpState {
     inflight: Arc<Semaphore>,
     inflight_kib: usize,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    query: Option<QueryService>,
+    query: Option<query::QueryService>,
 }
-
-/// What `POST /v1/query` runs on.
-struct QueryService {
-    ctx: Arc<QueryContext>,
-    executor: QueryExecutor,
-    config: QueryConfig,
-}
-
-/// `POST /v1/query` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryBody {
-    /// The SQL (tables `logs`, `alerts`, `windows`).
-    sql: String,
-    /// Rows returned at most (default 1,000, at most 100,000).
-    #[serde(default)]
-    limit: Option<usize>,
-    /// Seconds before the query is cancelled (default and most:
-    /// `[query] default_timeout_secs`, `max_timeout_secs`).
-    #[serde(default)]
-    timeout_secs: Option<u64>,
-}
-
-const QUERY_DEFAULT_LIMIT: usize = 1_000;
-const QUERY_MAX_LIMIT: usize = 100_000;
 
 impl HttpState {
     /// Serves `POST /v1/query` over `ctx` (behind the same token as ingest),
@@ -179,11 +157,7 @@ impl HttpState {
         executor: QueryExecutor,
         config: &QueryConfig,
     ) -> Self {
-        self.query = Some(QueryService {
-            ctx: Arc::new(ctx),
-            executor,
-            config: config.clone(),
-        });
+        self.query = Some(query::QueryService::new(ctx, executor, config));
         self
     }
 
@@ -409,71 +383,9 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 
 async fn post_query(State(state): State<Arc<HttpState>>, request: Request) -> Response {
     let started = Instant::now();
-    let response = handle_query(&state, request).await;
+    let response = query::handle(&state, request).await;
     count("/v1/query", response.status(), started);
     response
-}
-
-async fn handle_query(state: &HttpState, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    if let Some(response) = unauthorized(state, &parts.headers) {
-        return response;
-    }
-    let Some(service) = &state.query else {
-        return json_error(StatusCode::NOT_FOUND, "queries are not enabled");
-    };
-    let raw = match axum::body::to_bytes(Body::new(body), 1 << 20).await {
-        Ok(raw) => raw,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
-    };
-    let body: QueryBody = match serde_json::from_slice(&raw) {
-        Ok(b) => b,
-        Err(e) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"sql\": \"...\", \"limit\": N, \"timeout_secs\": N}}: {e}"),
-            );
-        }
-    };
-    let limit = body
-        .limit
-        .unwrap_or(QUERY_DEFAULT_LIMIT)
-        .clamp(1, QUERY_MAX_LIMIT);
-    let timeout = service.config.timeout(body.timeout_secs);
-    let ctx = service.ctx.clone();
-    // The JSON is written on the query threads too.
-    let query = async move {
-        let output = crate::query::execute(&ctx, &body.sql, limit, timeout).await?;
-        serde_json::to_vec(&output)
-            .map_err(|e| QueryError::Internal(format!("result to json: {e}")))
-    };
-    match service.executor.run(timeout, query).await {
-        Ok(json) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            json,
-        )
-            .into_response(),
-        Err(e) => query_error(&e),
-    }
-}
-
-/// The answer to a failed query: its status, the reason, `Retry-After` when
-/// retrying later may work.
-fn query_error(e: &QueryError) -> Response {
-    let expected = matches!(
-        e,
-        QueryError::Rejected { .. } | QueryError::ShuttingDown | QueryError::Timeout(_)
-    );
-    if !expected && !matches!(e.class(), spate_engine::ErrorClass::BadInput) {
-        tracing::warn!(class = e.class().as_str(), "query failed: {e}");
-    }
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let response = json_error(status, &e.to_string());
-    match e.retry_after_secs() {
-        Some(secs) => with_retry_after(response, secs),
-        None => response,
-    }
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
