@@ -454,6 +454,25 @@ async fn queries_beyond_the_slots_and_the_queue_get_429() {
         metric(&client, &url, "spate_queries_total{outcome=\"rejected\"}").await,
         Some(1.0)
     );
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "spate_queries_running",
+        "spate_queries_queued",
+        "spate_queries_total",
+        "spate_query_duration_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}: {text}"
+        );
+    }
     // Slots free again: a query runs.
     await_metric(
         &client,

@@ -380,8 +380,8 @@ fn describe_metrics() {
     metrics::describe_counter!(
         "spate_queries_total",
         "SQL queries finished, by outcome: ok, rejected (queue full, 429), timeout (504), \
-         shutting_down, bad_query, resources_exhausted (memory limit), storage_error, \
-         history_error, internal_error (a bug or a panic)"
+         shutting_down, bad_query, resources_exhausted (memory limit), result_too_large, \
+         storage_error, history_error, internal_error (a bug or a panic)"
     );
     metrics::describe_histogram!(
         "spate_query_duration_seconds",
