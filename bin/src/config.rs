@@ -69,10 +69,6 @@ pub struct SpateConfig {
     /// memory and time limits.
     #[serde(default)]
     pub query: QueryConfig,
-    /// SQL queries (`POST /v1/query`, `spate query`): threads, concurrency,
-    /// memory and time limits.
-    #[serde(default)]
-    pub query: QueryConfig,
     /// `spate run`: the journal behind HTTP push.
     #[serde(default)]
     pub journal: JournalConfig,

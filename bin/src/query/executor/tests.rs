@@ -220,18 +220,16 @@ fn timeouts_are_clamped_and_the_config_is_checked() {
         ..QueryConfig::default()
     };
     assert_eq!(
-        zero.validate().unwrap_err(),
+        zero.validate().unwrap_err().within("query").to_string(),
         "query.max_concurrent: must be at least 1"
     );
     let inverted = QueryConfig {
         default_timeout_secs: 600,
         ..QueryConfig::default()
     };
-    assert!(
-        inverted
-            .validate()
-            .unwrap_err()
-            .starts_with("query.default_timeout_secs")
+    assert_eq!(
+        inverted.validate().unwrap_err().key(),
+        "default_timeout_secs"
     );
 }
 
