@@ -34,7 +34,7 @@
 //! each process adds its partial window counts to DynamoDB, the alert router
 //! runs the rules on the merged counts after `shared_settle_secs`, and only
 //! the process that wins a notice's claim sends it (see
-//! `spate_operators::alerts::shared`). With `[[sources.kinesis]]` the
+//! `spate_operators::alerts::pending`). With `[[sources.kinesis]]` the
 //! processes split the stream's shards through the lease table.
 
 pub mod body;
@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use spate_engine::{ActorOptions, GraphBuilder, PrometheusExporter, SupervisorPolicy};
 use spate_operators::alerts::record::AlertStore;
 use spate_operators::alerts::router::AlertRouter;
-use spate_operators::alerts::shared::SharedWindows;
+use spate_operators::alerts::window_store::{MemoryWindowStore, WindowStore};
 use spate_operators::sinks::dynamo_hot::{DynamoBatchWriter, DynamoHotStore, DynamoHotWriter};
 use spate_operators::sinks::hot::{HotStore, HotWriter};
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
@@ -530,24 +530,16 @@ fn build_graph(
         }
     }
     graph.connect("decode", "hot");
-    // Shared-window mode: several processes share the DynamoDB store, so the
-    // rules run in the router on the merged counts.
+    // Shared-window mode: several processes share the DynamoDB store, whose
+    // merged counts the router's rules run on.
     let shared = config
         .windows
         .shared_mode(dynamo_hot.is_some())
         .context("windows")?;
-    let (windows, alerts_config) = (config.windows.clone(), config.alerts.clone());
+    let windows = config.windows.clone();
     graph.actor(
         "windows",
-        move || {
-            let aggregator = WindowAggregator::new(&windows, &alerts_config)
-                .expect("alert rules checked at start");
-            if shared {
-                aggregator.shared()
-            } else {
-                aggregator
-            }
-        },
+        move || WindowAggregator::new(&windows),
         sink_options.clone(),
     );
     graph.connect("decode", "windows");
@@ -562,19 +554,18 @@ fn build_graph(
                 Some((_, dynamo)) => Arc::new(dynamo.clone()),
                 None => Arc::new(store.clone()),
             };
-            let router = AlertRouter::new(alerts.clone(), default_file.clone(), Some(store));
-            let router = match (&dynamo_hot, shared) {
-                (Some((_, dynamo)), true) => {
-                    let rules = alerts.validate().expect("alert rules checked at start");
-                    router.with_shared(SharedWindows::new(
-                        Arc::new(dynamo.clone()),
-                        &windows,
-                        rules,
-                        alerts.cooldown_ms(),
-                    ))
-                }
-                _ => router,
+            let window_store: Arc<dyn WindowStore> = match &dynamo_hot {
+                Some((_, dynamo)) if shared => Arc::new(dynamo.clone()),
+                _ => Arc::new(MemoryWindowStore::default()),
             };
+            let router = AlertRouter::new(
+                alerts.clone(),
+                &windows,
+                default_file.clone(),
+                Some(store),
+                window_store,
+            )
+            .expect("alert rules checked at start");
             match &sns {
                 Some(publisher) => router.with_sns(publisher.clone()),
                 None => router,
