@@ -34,7 +34,7 @@
 //! each process adds its partial window counts to DynamoDB, the alert router
 //! runs the rules on the merged counts after `shared_settle_secs`, and only
 //! the process that wins a notice's claim sends it (see
-//! `spate_operators::alerts::shared`). With `[[sources.kinesis]]` the
+//! `spate_operators::alerts::pending`). With `[[sources.kinesis]]` the
 //! processes split the stream's shards through the lease table.
 //!
 //! # Building
