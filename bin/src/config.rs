@@ -33,6 +33,7 @@ use spate_operators::transforms::decode::DecodeStageConfig;
 use spate_operators::windows::WindowConfig;
 
 pub use self::validate::{ValidConfig, ValidSource};
+use crate::query::executor::QueryConfig;
 use crate::run::emf::MetricsConfig;
 use crate::run::http::HttpConfig;
 
@@ -64,6 +65,10 @@ pub struct SpateConfig {
     /// `spate run`: the HTTP listener.
     #[serde(default)]
     pub http: HttpConfig,
+    /// SQL queries (`POST /v1/query`, `spate query`): threads, concurrency,
+    /// memory and time limits.
+    #[serde(default)]
+    pub query: QueryConfig,
     /// `spate run`: the journal behind HTTP push.
     #[serde(default)]
     pub journal: JournalConfig,

@@ -223,7 +223,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             runtime()?.block_on(async {
                 let (lake, history) = query::cli::sources(&args, &config).await?;
-                query::cli::run_cli(&args, lake, history, &mut out).await
+                let limits = query::cli::limits(&args, &config.query);
+                query::cli::run_cli(&args, &limits, lake, history, &mut out).await
             })?;
         }
         Command::Config { action } => match action {

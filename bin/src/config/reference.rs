@@ -206,7 +206,9 @@ impl Walker {
             .unwrap_or("units");
         match schema.get("format").and_then(Value::as_str) {
             Some("duration") => {
-                return format!("duration: \"30s\", \"5m\", \"250ms\"; a bare number is {bare_unit}");
+                return format!(
+                    "duration: \"30s\", \"5m\", \"250ms\"; a bare number is {bare_unit}"
+                );
             }
             Some("size") => {
                 return format!("size: \"512KiB\", \"128MiB\"; a bare number is {bare_unit}");

@@ -18,7 +18,7 @@ use spate_engine::{ActorOptions, Graph, GraphBuilder, SupervisorPolicy};
 use spate_operators::alerts::record::AlertStore;
 use spate_operators::alerts::router::AlertRouter;
 use spate_operators::alerts::rules::Rule;
-use spate_operators::alerts::shared::SharedWindows;
+use spate_operators::alerts::window_store::{MemoryWindowStore, WindowStore};
 use spate_operators::aws::AwsClients;
 use spate_operators::component::{AfterDrain, BuildContext};
 use spate_operators::sinks::dynamo_hot::{DynamoBatchWriter, DynamoHotStore, DynamoHotWriter};
@@ -157,18 +157,10 @@ pub(super) fn build(config: &SpateConfig, data_dir: &Path, parts: GraphParts<'_>
     };
     graph.connect("decode", "hot");
 
-    let (windows, alerts_config) = (config.windows.clone(), config.alerts.clone());
+    let windows = config.windows.clone();
     graph.actor(
         "windows",
-        move || {
-            let aggregator = WindowAggregator::new(&windows, &alerts_config)
-                .expect("alert rules checked at start");
-            if shared_windows {
-                aggregator.shared()
-            } else {
-                aggregator
-            }
-        },
+        move || WindowAggregator::new(&windows),
         sink_options.clone(),
     );
     graph.connect("decode", "windows");
@@ -188,16 +180,20 @@ pub(super) fn build(config: &SpateConfig, data_dir: &Path, parts: GraphParts<'_>
                 Some(dynamo) => Arc::new(dynamo.clone()),
                 None => Arc::new(store.clone()),
             };
-            let router = AlertRouter::new(alerts.clone(), default_file.clone(), Some(store));
-            let router = match (&router_dynamo, shared_windows) {
-                (Some(dynamo), true) => router.with_shared(SharedWindows::new(
-                    Arc::new(dynamo.clone()),
-                    &windows,
-                    rules.clone(),
-                    alerts.cooldown_ms(),
-                )),
-                _ => router,
+            // Shared windows merge in DynamoDB; otherwise this process's
+            // counts are the whole story.
+            let window_store: Arc<dyn WindowStore> = match &router_dynamo {
+                Some(dynamo) if shared_windows => Arc::new(dynamo.clone()),
+                _ => Arc::new(MemoryWindowStore::default()),
             };
+            let router = AlertRouter::with_rules(
+                alerts.clone(),
+                rules.clone(),
+                &windows,
+                default_file.clone(),
+                Some(store),
+                window_store,
+            );
             match &sns {
                 Some(publisher) => router.with_sns(publisher.clone()),
                 None => router,

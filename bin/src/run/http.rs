@@ -1,4 +1,5 @@
-//! The HTTP API of `spate run`: `POST /v1/logs`, `/healthz`, `/readyz`,
+//! The HTTP API of `spate run`: `POST /v1/logs`, `POST /v1/query` (see
+//! [`query`]), `/healthz`, `/readyz`,
 //! `/metrics`.
 //!
 //! A push is answered 200 only once its records are durably accepted (appended
@@ -42,6 +43,10 @@ use tokio::sync::Semaphore;
 use spate_operators::component::ConfigError;
 
 use super::body::{self, BodyError, BodyRecord};
+use crate::query::QueryContext;
+use crate::query::executor::{QueryConfig, QueryExecutor};
+
+mod query;
 
 /// `[http]`: the HTTP listener of `spate run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -192,32 +197,19 @@ pub struct HttpState {
     inflight: Arc<Semaphore>,
     inflight_kib: usize,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    query: Option<Arc<crate::query::QueryContext>>,
+    query: Option<query::QueryService>,
 }
-
-/// `POST /v1/query` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryBody {
-    /// The SQL (tables `logs`, `alerts`, `windows`).
-    sql: String,
-    /// Rows returned at most (default 1,000, at most 100,000).
-    #[serde(default)]
-    limit: Option<usize>,
-    /// Seconds before the query is cancelled (default 30, at most 300).
-    #[serde(default)]
-    timeout_secs: Option<u64>,
-}
-
-const QUERY_DEFAULT_LIMIT: usize = 1_000;
-const QUERY_MAX_LIMIT: usize = 100_000;
-const QUERY_DEFAULT_TIMEOUT_SECS: u64 = 30;
-const QUERY_MAX_TIMEOUT_SECS: u64 = 300;
 
 impl HttpState {
-    /// Serves `POST /v1/query` over `ctx` (behind the same token as ingest).
-    pub fn with_query(mut self, ctx: crate::query::QueryContext) -> Self {
-        self.query = Some(Arc::new(ctx));
+    /// Serves `POST /v1/query` over `ctx` (behind the same token as ingest),
+    /// running the queries on `executor` with the time limits of `config`.
+    pub fn with_query(
+        mut self,
+        ctx: QueryContext,
+        executor: QueryExecutor,
+        config: &QueryConfig,
+    ) -> Self {
+        self.query = Some(query::QueryService::new(ctx, executor, config));
         self
     }
 
@@ -443,52 +435,9 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 
 async fn post_query(State(state): State<Arc<HttpState>>, request: Request) -> Response {
     let started = Instant::now();
-    let response = handle_query(&state, request).await;
+    let response = query::handle(&state, request).await;
     count("/v1/query", response.status(), started);
     response
-}
-
-async fn handle_query(state: &HttpState, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    if let Some(response) = unauthorized(state, &parts.headers) {
-        return response;
-    }
-    let Some(ctx) = &state.query else {
-        return json_error(StatusCode::NOT_FOUND, "queries are not enabled");
-    };
-    let raw = match axum::body::to_bytes(Body::new(body), 1 << 20).await {
-        Ok(raw) => raw,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
-    };
-    let body: QueryBody = match serde_json::from_slice(&raw) {
-        Ok(b) => b,
-        Err(e) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"sql\": \"...\", \"limit\": N, \"timeout_secs\": N}}: {e}"),
-            );
-        }
-    };
-    let limit = body
-        .limit
-        .unwrap_or(QUERY_DEFAULT_LIMIT)
-        .clamp(1, QUERY_MAX_LIMIT);
-    let timeout = std::time::Duration::from_secs(
-        body.timeout_secs
-            .unwrap_or(QUERY_DEFAULT_TIMEOUT_SECS)
-            .clamp(1, QUERY_MAX_TIMEOUT_SECS),
-    );
-    match crate::query::execute(ctx, &body.sql, limit, timeout).await {
-        Ok(output) => (StatusCode::OK, axum::Json(output)).into_response(),
-        Err(e) => {
-            if !matches!(e.class(), spate_engine::ErrorClass::BadInput) {
-                tracing::warn!(class = e.class().as_str(), "query failed: {e}");
-            }
-            let status =
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            json_error(status, &e.to_string())
-        }
-    }
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {

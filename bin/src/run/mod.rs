@@ -34,7 +34,7 @@
 //! each process adds its partial window counts to DynamoDB, the alert router
 //! runs the rules on the merged counts after `shared_settle_secs`, and only
 //! the process that wins a notice's claim sends it (see
-//! `spate_operators::alerts::shared`). With `[[sources.kinesis]]` the
+//! `spate_operators::alerts::pending`). With `[[sources.kinesis]]` the
 //! processes split the stream's shards through the lease table.
 //!
 //! # Building
@@ -229,14 +229,17 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         journal: journal.clone(),
     });
     let metrics = exporter.clone();
-    let query = crate::query::QueryContext::new(query_lake, built.history).context("query")?;
+    let query = crate::query::QueryContext::new(query_lake, built.history, &config.query)
+        .context("query")?;
+    let queries =
+        crate::query::executor::QueryExecutor::new(&config.query).context("query threads")?;
     let state = HttpState::new(
         &config.http,
         token.clone(),
         acceptor,
         Arc::new(move || metrics.render()),
     )
-    .with_query(query);
+    .with_query(query, queries.clone(), &config.query);
     eprintln!(
         "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /metrics, /healthz, /readyz)",
         if token.is_some() {
@@ -271,6 +274,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         }
         eprintln!("spate: draining (a second signal exits at once)");
         let _ = stop_http.send(());
+        queries.shutdown();
         let _ = server.await;
         closing_journal.close();
         let _ = to_pipeline.send(()).await;

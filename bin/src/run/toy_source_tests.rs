@@ -164,7 +164,7 @@ async fn a_toy_source_registered_with_one_line_runs_end_to_end() {
     let history = Arc::new(crate::query::history::HotHistory::new(
         data.path().join("hot.db"),
     ));
-    let ctx = crate::query::QueryContext::new(lake, history).unwrap();
+    let ctx = crate::query::QueryContext::new(lake, history, &Default::default()).unwrap();
     let out = crate::query::execute(
         &ctx,
         "SELECT count(*) AS n, count(DISTINCT event_id) AS ids, min(source) AS source \

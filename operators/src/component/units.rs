@@ -235,7 +235,12 @@ impl<const UNIT: u64> fmt::Debug for ByteSize<UNIT> {
 
 impl<const UNIT: u64> fmt::Display for ByteSize<UNIT> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (name, unit) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        for (name, unit) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
             if self.0 >= unit && self.0 % unit == 0 {
                 return write!(f, "{}{name}", self.0 / unit);
             }

@@ -50,6 +50,7 @@
 mod access;
 mod cloudwatch;
 mod flat;
+mod header_level;
 mod json;
 mod keys;
 mod text;

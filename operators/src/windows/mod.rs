@@ -1,14 +1,13 @@
 //! Event-time tumbling windows over classified events, and the aggregator
-//! actor that counts them and raises alerts.
+//! actor that counts them and closes them.
 //!
 //! - [`state`]: the pure window logic ([`window_start`], [`WindowState`]):
 //!   counts per (window, service) × severity × tag, the watermark, lateness and
 //!   the idle timeout. Its module docs state the exact semantics.
 //! - [`aggregator`]: the [`WindowAggregator`] actor (`LogBatch` in,
-//!   [`WindowOutput`] out), which runs the alert rules on every closed window
-//!   (in shared-window mode, [`WindowConfig::shared`], the alert router runs
-//!   them on the counts merged across processes instead: see
-//!   [`crate::alerts::shared`]).
+//!   [`WindowOutput`] out), which sends every closed window to the alert
+//!   router, where the rules run ([`crate::alerts`]; with several processes
+//!   ([`WindowConfig::shared`]) on the counts merged across them).
 
 pub mod aggregator;
 pub mod state;

@@ -33,8 +33,9 @@
 //! owner (one token per store), so [`DynamoHotStore::claim_alert`] also
 //! reports a win when an earlier attempt of the same store wrote it and its
 //! answer was lost. In shared-window mode the store is the router's
-//! [`SharedWindowStore`](crate::alerts::record::SharedWindowStore): window
-//! counts are read back with strongly consistent Queries, one per service. Window counts are added
+//! [`WindowStore`](crate::alerts::window_store::WindowStore): window
+//! counts are read back with strongly consistent Queries, one per service.
+//! Window counts are added
 //! with `ADD`, so the partial counts of several processes sum up; a window
 //! record written twice by one process (a retry after a lost response)
 //! counts twice.
@@ -233,6 +234,12 @@ impl DynamoHotError {
     /// True for failures worth retrying (throttling, service errors, network).
     pub fn is_retryable(&self) -> bool {
         self.class() == ErrorClass::External
+    }
+}
+
+impl From<DynamoHotError> for crate::alerts::record::AlertStoreError {
+    fn from(e: DynamoHotError) -> Self {
+        Self::classified(e.class(), e.to_string())
     }
 }
 

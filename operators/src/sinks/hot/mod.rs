@@ -160,6 +160,12 @@ impl HotError {
     }
 }
 
+impl From<HotError> for crate::alerts::record::AlertStoreError {
+    fn from(e: HotError) -> Self {
+        Self::classified(e.class(), e.to_string())
+    }
+}
+
 impl From<HotError> for ActorError {
     fn from(e: HotError) -> Self {
         ActorError::classified(e.class(), e.to_string())
