@@ -94,7 +94,7 @@ fn keyed(section: &str, message: impl std::fmt::Display) -> ConfigError {
 
 /// Checks every setting of `config` without I/O.
 pub(super) fn validate(config: SpateConfig) -> Result<ValidConfig, ConfigError> {
-    at_least_one("ingest.chunk_kib", config.ingest.chunk_kib as u64)?;
+    at_least_one("ingest.chunk_size", config.ingest.chunk_kib as u64)?;
 
     let classifier = Classifier::new(&config.classify).map_err(|e| match &e {
         ClassifierError::BadRule { name, reason } => {
