@@ -134,6 +134,7 @@ impl SpateConfig {
     }
 
     /// Reads and validates TOML text with the built-in source kinds.
+    #[cfg(test)]
     pub fn parse(text: &str, origin: &str) -> Result<ValidConfig> {
         Self::read(text, origin, &spate_operators::sources::supported_sources())?.validate()
     }
