@@ -5,8 +5,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use support::spate;
 
