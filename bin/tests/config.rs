@@ -5,6 +5,8 @@
 mod support;
 
 use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use support::spate;
 

@@ -341,7 +341,7 @@ pub mod with {
                 {
                     let value = <$wrapper>::deserialize(deserializer)?;
                     let base = value.$get();
-                    if base % $unit != 0 {
+                    if !base.is_multiple_of($unit) {
                         return Err(serde::de::Error::custom(format!(
                             "{value} is not a whole number of {}",
                             $what
@@ -354,13 +354,13 @@ pub mod with {
         };
     }
 
-    whole_units!(millis, crate::component::units::Millis, 1, as_millis, "milliseconds");
-    whole_units!(secs, crate::component::units::Seconds, 1_000, as_millis, "seconds");
-    whole_units!(hours, crate::component::units::Hours, 3_600_000, as_millis, "hours");
-    whole_units!(days, crate::component::units::Days, 86_400_000, as_millis, "days");
-    whole_units!(bytes, crate::component::units::Bytes, 1, bytes, "bytes");
-    whole_units!(kib, crate::component::units::KiB, 1_024, bytes, "KiB");
-    whole_units!(mib, crate::component::units::MiB, 1_048_576, bytes, "MiB");
+    whole_units!(millis, super::super::Millis, 1, as_millis, "milliseconds");
+    whole_units!(secs, super::super::Seconds, 1_000, as_millis, "seconds");
+    whole_units!(hours, super::super::Hours, 3_600_000, as_millis, "hours");
+    whole_units!(days, super::super::Days, 86_400_000, as_millis, "days");
+    whole_units!(bytes, super::super::Bytes, 1, bytes, "bytes");
+    whole_units!(kib, super::super::KiB, 1_024, bytes, "KiB");
+    whole_units!(mib, super::super::MiB, 1_048_576, bytes, "MiB");
 }
 
 #[cfg(test)]
