@@ -18,6 +18,7 @@ pub mod decode;
 pub mod enrich;
 pub mod event;
 pub mod log_batch;
+pub mod metric_catalog;
 pub mod sinks;
 pub mod sources;
 pub mod transforms;

@@ -48,7 +48,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use spate_engine::{ActorOptions, GraphBuilder, PrometheusExporter, SupervisorPolicy};
+use spate_engine::{ActorOptions, GraphBuilder, SupervisorPolicy};
 use spate_operators::alerts::record::AlertStore;
 use spate_operators::alerts::router::AlertRouter;
 use spate_operators::alerts::shared::SharedWindows;
@@ -141,7 +141,7 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let exporter = Arc::new(PrometheusExporter::install()?);
+    let exporter = Arc::new(crate::metric_catalog::install(&config)?);
     let token = config.http.token().map_err(anyhow::Error::msg)?;
 
     let journal =
