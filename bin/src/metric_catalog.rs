@@ -132,6 +132,26 @@ pub fn install(config: &SpateConfig) -> Result<PrometheusExporter> {
     for catalog in running {
         register_at_zero(catalog);
     }
+    // The alert outputs are known now: their failures, at 0.
+    let alerts = &config.alerts;
+    let outputs = [
+        (alerts.stdout, "stdout", false),
+        (alerts.file_enabled, "file", false),
+        (alerts.webhook.is_some(), "webhook", true),
+        (alerts.sns.is_some(), "sns", true),
+    ];
+    for (_, output, queued) in outputs.into_iter().filter(|(on, ..)| *on) {
+        let _ = metrics::counter!("spate_alert_deliveries_failed_total", "output" => output);
+        if queued {
+            let _ = metrics::counter!("spate_alerts_dropped_total", "output" => output);
+        }
+    }
+    // The rules are known now: each one's notices, at 0.
+    for rule in config.alerts.validate().unwrap_or_default() {
+        for state in ["firing", "resolved"] {
+            let _ = metrics::counter!("spate_alerts_total", "rule" => rule.name.clone(), "state" => state);
+        }
+    }
     metrics::gauge!(
         "spate_build_info",
         "version" => env!("CARGO_PKG_VERSION"),

@@ -85,6 +85,7 @@ fn promtool_finds_nothing_wrong_with_a_live_metrics_page() {
     let text = service.metrics_text();
     for series in [
         r#"spate_events_total{severity="ERROR"}"#,
+        r#"spate_alerts_total{rule="error_burst",state="firing"}"#,
         r#"spate_http_rejected_total{reason="saturated"}"#,
         r#"spate_actor_events_received_total{actor="decode"}"#,
         r#"spate_actor_errors_total{actor="hot",class="external"}"#,

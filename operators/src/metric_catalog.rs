@@ -83,7 +83,13 @@ pub const S3_LAKE: &[MetricDef] = &[
         "spate_s3_lake_request_errors_total",
         &["op"],
         "Failed S3 requests of the lake, by operation (each retry counted).",
-    ),
+    )
+    .at_start(&[
+        &["put_object"],
+        &["create_multipart_upload"],
+        &["upload_part"],
+        &["complete_multipart_upload"],
+    ]),
     MetricDef::histogram(
         "spate_s3_lake_upload_seconds",
         &[],
