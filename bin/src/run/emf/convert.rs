@@ -376,8 +376,8 @@ spate_events_total{severity="ERROR"} 2
 spate_dead_letters_total 1
 # TYPE spate_journal_backlog_bytes gauge
 spate_journal_backlog_bytes 4096
-# TYPE spate_actor_backpressure_seconds_total gauge
-spate_actor_backpressure_seconds_total{actor="lake"} 1.5
+# TYPE spate_actor_blocked_seconds_total gauge
+spate_actor_blocked_seconds_total{actor="lake"} 1.5
 # TYPE spate_http_request_duration_seconds summary
 spate_http_request_duration_seconds{path="/v1/logs",quantile="0"} 0.001
 spate_http_request_duration_seconds{path="/v1/logs",quantile="0.5"} 0.002
@@ -468,7 +468,7 @@ spate_other_total 7
         assert_eq!(plain["spate_journal_backlog_bytes"], 100);
         assert_eq!(plain["spate_dead_letters_total"], 0);
         let lake = docs.iter().find(|d| d["actor"] == "lake").unwrap();
-        assert_eq!(lake["spate_actor_backpressure_seconds_total"], 2.5);
+        assert_eq!(lake["spate_actor_blocked_seconds_total"], 2.5);
         assert_eq!(
             lake["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
             "Seconds"
