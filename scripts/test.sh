@@ -3,7 +3,7 @@
 #
 # Installs what the tests need that cargo does not (a Python virtualenv with the
 # readers the lake tests check Parquet files with, and moto, the local AWS
-# emulator), starts moto's server on a free loopback port for the AWS tests
+# emulator; promtool from Debian's prometheus package), starts moto's server on a free loopback port for the AWS tests
 # (stopped again on exit), then runs every test of the workspace in the dev
 # profile (one profile for everything: nothing builds twice).
 set -euo pipefail
@@ -11,6 +11,23 @@ cd "$(dirname "$0")/.."
 
 venv="$(bash scripts/python-venv.sh)"
 export SPATE_TEST_PYTHON="$venv/bin/python"
+
+# promtool (from Debian's `prometheus` package) checks the /metrics text. The
+# package is unpacked into a cache rather than installed, so no Prometheus
+# service gets started.
+promtool="$(command -v promtool || true)"
+if [ -z "$promtool" ]; then
+  promtool_dir="${XDG_CACHE_HOME:-$HOME/.cache}/spate/prometheus"
+  promtool="$promtool_dir/usr/bin/promtool"
+  if [ ! -x "$promtool" ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    mkdir -p "$promtool_dir"
+    (cd "$promtool_dir" && apt-get download -qq prometheus && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb)
+  fi
+fi
+export SPATE_TEST_PROMTOOL="$promtool"
 
 # The AWS emulator: a free port on 127.0.0.1, killed when this script exits.
 moto_port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

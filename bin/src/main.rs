@@ -4,6 +4,7 @@ mod config;
 mod duration_arg;
 mod hot_cli;
 mod ingest;
+mod metric_catalog;
 mod query;
 mod run;
 

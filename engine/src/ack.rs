@@ -17,6 +17,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex;
 
+use crate::lag::{LagEntry, LagSlot};
+
 /// The outcome a source learns for one of its batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -37,11 +39,14 @@ impl Verdict {
 /// callback lives in the same allocation as the state.
 trait AckState: Send + Sync {
     fn record_failure(&self, reason: String);
+    fn lag_slot(&self) -> &LagSlot;
 }
 
 struct AckShared<F: FnOnce(Verdict) + Send> {
     failure: Mutex<Option<String>>,
     on_verdict: Mutex<Option<F>>,
+    /// The source's lag ledger entry, settled with the verdict.
+    lag: LagSlot,
 }
 
 impl<F: FnOnce(Verdict) + Send> AckState for AckShared<F> {
@@ -49,6 +54,10 @@ impl<F: FnOnce(Verdict) + Send> AckState for AckShared<F> {
         if let Ok(mut f) = self.failure.lock() {
             f.get_or_insert(reason);
         }
+    }
+
+    fn lag_slot(&self) -> &LagSlot {
+        &self.lag
     }
 }
 
@@ -68,6 +77,9 @@ impl<F: FnOnce(Verdict) + Send> Drop for AckShared<F> {
             None => Verdict::Delivered,
             Some(reason) => Verdict::Failed(reason),
         };
+        if let Some(entry) = self.lag.take() {
+            entry.settle(verdict.is_delivered());
+        }
         if let Some(cb) = self.on_verdict.get_mut().ok().and_then(Option::take) {
             cb(verdict);
         }
@@ -102,6 +114,7 @@ impl AckToken {
             shared: Arc::new(AckShared {
                 failure: Mutex::new(None),
                 on_verdict: Mutex::new(Some(on_verdict)),
+                lag: LagSlot::new(),
             }),
             settled: false,
         }
@@ -230,6 +243,21 @@ impl Ack {
             Tokens::Many(v) => Tokens::Many(v.clone()),
         };
         Ack { tokens }
+    }
+
+    /// Attaches a source lag entry to the batch's first token unless it has
+    /// one (a batch sent twice keeps its first acceptance). The entry settles
+    /// with that token's verdict.
+    pub(crate) fn track_lag(&self, entry: impl FnOnce() -> LagEntry) {
+        let first = match &self.tokens {
+            Tokens::None => return,
+            Tokens::One(t) => t,
+            Tokens::Many(v) => match v.first() {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        first.shared.lag_slot().get_or_init(entry);
     }
 
     /// Settles every token as committed.

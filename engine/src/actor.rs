@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Batch, Payload};
 use crate::error::ActorError;
+use crate::lag::SourceLag;
 use crate::pipeline::KillSwitch;
 use crate::route::Route;
 use crate::stats::Instruments;
@@ -126,6 +127,8 @@ pub struct Ctx<O> {
     pub(crate) instruments: Instruments,
     stop: CancellationToken,
     kill: KillSwitch,
+    /// The source's ledger of batches awaiting a verdict (sources only).
+    lag: Option<Arc<SourceLag>>,
 }
 
 impl<O: Payload + Clone> Ctx<O> {
@@ -142,6 +145,31 @@ impl<O: Payload + Clone> Ctx<O> {
             instruments,
             stop,
             kill,
+            lag: None,
+        }
+    }
+
+    /// Tracks every acked batch sent through this context in `lag` (the
+    /// context of a source).
+    pub(crate) fn with_lag(mut self, lag: Arc<SourceLag>) -> Self {
+        self.lag = Some(lag);
+        self
+    }
+
+    /// Records a source's batch in its lag ledger, accepted at `accepted`.
+    #[inline]
+    fn track(&self, batch: &Batch<O>, accepted: Option<tokio::time::Instant>) {
+        if let Some(lag) = &self.lag
+            && !batch.ack.is_empty()
+        {
+            batch.ack.track_lag(|| {
+                let accepted = accepted.unwrap_or_else(tokio::time::Instant::now);
+                lag.track(
+                    accepted,
+                    batch.payload.len() as u64,
+                    batch.payload.bytes() as u64,
+                )
+            });
         }
     }
 
@@ -166,7 +194,27 @@ impl<O: Payload + Clone> Ctx<O> {
     ///
     /// [`GraphBuilder::connect`]: crate::GraphBuilder::connect
     /// [`GraphBuilder::connect_keyed`]: crate::GraphBuilder::connect_keyed
+    ///
+    /// In a source, an acked batch counts in the source's lag from now until
+    /// its verdict (see [`lag`](crate::lag)).
     pub async fn send(&mut self, batch: Batch<O>) -> ActorResult {
+        self.track(&batch, None);
+        self.send_tracked(batch).await
+    }
+
+    /// [`Ctx::send`] for a source whose data was accepted earlier than now
+    /// (an HTTP push answered before the source read it back): the source's
+    /// lag counts from `accepted`.
+    pub async fn send_accepted(
+        &mut self,
+        batch: Batch<O>,
+        accepted: tokio::time::Instant,
+    ) -> ActorResult {
+        self.track(&batch, Some(accepted));
+        self.send_tracked(batch).await
+    }
+
+    async fn send_tracked(&mut self, batch: Batch<O>) -> ActorResult {
         let Ctx {
             outputs,
             instruments,

@@ -19,6 +19,12 @@ pub trait Payload: Send + 'static {
     /// Number of events in the payload.
     fn len(&self) -> usize;
 
+    /// Bytes of input the payload stands for, as its source counts them (for
+    /// the source's in-flight bytes); 0 when unknown.
+    fn bytes(&self) -> usize {
+        0
+    }
+
     /// True when the payload holds no events.
     fn is_empty(&self) -> bool {
         self.len() == 0

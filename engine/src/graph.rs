@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actor::{Actor, Ctx, Source};
 use crate::batch::NoOutput;
 use crate::batch::Payload;
+use crate::lag::SourceLag;
 use crate::mailbox::{Control, shared_mailbox};
 use crate::pipeline::{KillSwitch, Pipeline};
 use crate::route::{RouteSpec, Splitter, typed_routes};
@@ -169,6 +170,8 @@ struct Node {
     addr: Option<Box<dyn Fn() -> Box<dyn Any + Send> + Send>>,
     controls: Vec<tokio::sync::mpsc::Sender<Control>>,
     stats: Arc<ActorStats>,
+    /// The lag ledger of a source.
+    lag: Option<Arc<SourceLag>>,
     spawn: Spawn,
 }
 
@@ -237,14 +240,18 @@ impl GraphBuilder {
         let stats = Arc::new(ActorStats::new(name));
         let node_stats = stats.clone();
         let node_name: Arc<str> = Arc::from(name);
+        // Registered now, so the source's series exist from the start.
+        let lag = SourceLag::new(name);
+        let node_lag = lag.clone();
         let spawn: Spawn = Box::new(move |outputs, env, tasks| {
             let outputs = typed_routes::<S::Out>(outputs);
             let (stop, kill, live) = (env.stop.clone(), env.kill.clone(), env.live.clone());
             let guard = RunningGuard::new(&node_name, &live);
+            let ins = Instruments::new(stats);
             tasks.spawn(async move {
                 let _guard = guard;
-                let ins = Instruments::new(stats);
-                let ctx = Ctx::new(node_name.clone(), outputs, ins, stop, kill.clone());
+                let ctx =
+                    Ctx::new(node_name.clone(), outputs, ins, stop, kill.clone()).with_lag(lag);
                 (
                     node_name.to_string(),
                     run_source(factory, ctx, policy, kill).await,
@@ -259,6 +266,7 @@ impl GraphBuilder {
             addr: None,
             controls: Vec::new(),
             stats: node_stats,
+            lag: Some(node_lag),
             spawn,
         });
         self
@@ -309,12 +317,13 @@ impl GraphBuilder {
                     node_name.to_string()
                 };
                 let guard = RunningGuard::new(&task_name, &env.live);
-                let (stats, outputs, policy) = (stats.clone(), outputs.clone(), policy.clone());
+                let (outputs, policy) = (outputs.clone(), policy.clone());
+                // Registered now, so the actor's series exist from the start.
+                let ins = Instruments::new(stats.clone());
                 let worker_factory = factory.clone();
                 let ctx_name = node_name.clone();
                 tasks.spawn(async move {
                     let _guard = guard;
-                    let ins = Instruments::new(stats);
                     let ctx = Ctx::new(ctx_name, outputs, ins, stop, kill.clone());
                     let build = move || worker_factory(worker);
                     let exit = run_actor(build, inbox, ctx, policy, kill).await;
@@ -334,6 +343,7 @@ impl GraphBuilder {
             addr: Some(Box::new(addr_fn)),
             controls,
             stats: node_stats,
+            lag: None,
             spawn,
         });
         self
@@ -579,11 +589,15 @@ impl Graph {
         let mut outputs: Vec<Option<Vec<RouteSpec>>> = outputs.into_iter().map(Some).collect();
         let mut tasks = JoinSet::new();
         let mut stats = Vec::new();
+        let mut lags = Vec::new();
         let mut controls = Vec::new();
         // Sinks first, so every mailbox exists before anything can send to it.
         for &i in self.order.iter().rev() {
             let node = slots[i].take().expect("each node spawned once");
             stats.push(node.stats.clone());
+            if let Some(lag) = &node.lag {
+                lags.push((node.name.clone(), lag.clone()));
+            }
             for c in &node.controls {
                 controls.push((node.name.clone(), c.clone()));
             }
@@ -601,6 +615,7 @@ impl Graph {
             stop: env.stop,
             kill: env.kill,
             stats,
+            lags,
             controls,
             live: env.live,
         }

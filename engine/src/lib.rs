@@ -19,8 +19,9 @@
 //!   knows the layout of the stage after it.
 //! - **Shutdown** ([`Pipeline::shutdown`], [`Pipeline::run_until_signal`]):
 //!   sources stop, the graph drains in topological order, within a deadline.
-//! - **Metrics** through the `metrics` facade for every actor, and a Prometheus
-//!   exporter ([`PrometheusExporter`]).
+//! - **Metrics** through the `metrics` facade for every actor, the lag of every
+//!   source ([`lag`]), and a Prometheus exporter ([`PrometheusExporter`]) built
+//!   from metric catalogs ([`catalog`]).
 //!
 //! It is not a distributed runtime: scaling out is left to AWS's own services
 //! (SQS competing consumers, Kinesis shards), one pipeline per process.
@@ -31,10 +32,13 @@
 pub mod ack;
 pub mod actor;
 pub mod batch;
+pub mod catalog;
 pub mod error;
 pub mod graph;
+pub mod lag;
 pub mod mailbox;
 pub mod pipeline;
+mod process;
 pub mod prometheus;
 pub mod route;
 mod runtime;
@@ -54,6 +58,7 @@ pub use actor::{Actor, ActorResult, Ctx, Source};
 pub use batch::{Batch, InFlightBytes, InFlightGauge, NoOutput, Payload};
 pub use error::{ActorError, ErrorClass, MailboxClosed, RetryHint};
 pub use graph::{ActorOptions, Graph, GraphBuilder, GraphError};
+pub use lag::{LagSnapshot, SourceLag};
 pub use mailbox::{Addr, Inbox, TrySendError, mailbox};
 pub use pipeline::{KillSwitch, Pipeline, PipelineError, PipelineReport};
 pub use prometheus::PrometheusExporter;

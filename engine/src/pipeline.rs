@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::lag::{LagSnapshot, SourceLag};
 use crate::mailbox::Control;
 use crate::runtime::{ActorExit, Liveness};
 use crate::stats::{ActorStats, StatsSnapshot};
@@ -102,6 +103,8 @@ pub struct Pipeline {
     pub(crate) stop: CancellationToken,
     pub(crate) kill: KillSwitch,
     pub(crate) stats: Vec<Arc<ActorStats>>,
+    /// The lag ledger of each source, by name.
+    pub(crate) lags: Vec<(String, Arc<SourceLag>)>,
     pub(crate) controls: Vec<(String, tokio::sync::mpsc::Sender<Control>)>,
     pub(crate) live: Liveness,
 }
@@ -115,6 +118,14 @@ impl Pipeline {
     /// The kill switch shared by every actor.
     pub fn kill_switch(&self) -> KillSwitch {
         self.kill.clone()
+    }
+
+    /// What the source `name` has sent and not yet heard a verdict for.
+    pub fn source_lag(&self, name: &str) -> Option<LagSnapshot> {
+        self.lags
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, lag)| lag.snapshot())
     }
 
     /// Names of the actors whose tasks are still running.

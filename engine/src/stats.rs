@@ -12,8 +12,12 @@
 //! | `spate_actor_events_sent_total` | counter | events sent downstream (per copy) |
 //! | `spate_actor_errors_total{class}` | counter | failures by class |
 //! | `spate_actor_restarts_total` | counter | supervisor restarts |
-//! | `spate_actor_backpressure_seconds_total` | counter-like gauge | time blocked sending into full mailboxes |
-//! | `spate_actor_handle_latency_seconds{quantile}` | gauge | p50, p99 and max of handle time, backpressure excluded (hdrhistogram) |
+//! | `spate_actor_backpressure_seconds` | histogram | each wait sending into a full mailbox; `_sum` is the time blocked |
+//! | `spate_actor_handle_latency_seconds` | histogram | handle time per batch, backpressure excluded |
+//!
+//! Every series is registered when the graph is spawned, so it reads 0 from the
+//! start. In-process, handle times also go to an hdrhistogram for
+//! [`StatsSnapshot`]'s quantiles.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -21,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use metrics::{Counter, Gauge};
+use metrics::{Counter, Gauge, Histogram as MetricHistogram};
 use tokio::time::Instant;
 
 use crate::error::ErrorClass;
@@ -146,8 +150,8 @@ pub(crate) struct Instruments {
     events_out: Counter,
     errors: [Counter; 3],
     restarts: Counter,
-    blocked_seconds: Gauge,
-    latency: [Gauge; 3],
+    blocked_seconds: MetricHistogram,
+    latency: MetricHistogram,
     local_latency: Histogram<u64>,
     last_publish: Instant,
     /// Backpressure time since the last `handled`, excluded from handle latency.
@@ -159,7 +163,6 @@ impl Instruments {
     pub(crate) fn new(stats: Arc<ActorStats>) -> Self {
         let actor = stats.name.clone();
         let label = |class: ErrorClass| metrics::counter!("spate_actor_errors_total", "actor" => actor.clone(), "class" => class.as_str());
-        let quantile = |q: &'static str| metrics::gauge!("spate_actor_handle_latency_seconds", "actor" => actor.clone(), "quantile" => q);
         Instruments {
             mailbox_depth: metrics::gauge!("spate_actor_mailbox_depth", "actor" => actor.clone()),
             batches_in: metrics::counter!("spate_actor_batches_received_total", "actor" => actor.clone()),
@@ -172,8 +175,8 @@ impl Instruments {
                 label(ErrorClass::Internal),
             ],
             restarts: metrics::counter!("spate_actor_restarts_total", "actor" => actor.clone()),
-            blocked_seconds: metrics::gauge!("spate_actor_backpressure_seconds_total", "actor" => actor.clone()),
-            latency: [quantile("0.5"), quantile("0.99"), quantile("max")],
+            blocked_seconds: metrics::histogram!("spate_actor_backpressure_seconds", "actor" => actor.clone()),
+            latency: metrics::histogram!("spate_actor_handle_latency_seconds", "actor" => actor.clone()),
             local_latency: Histogram::new_with_bounds(1, 3_600_000_000, 2)
                 .expect("valid histogram bounds"),
             last_publish: Instant::now(),
@@ -214,7 +217,7 @@ impl Instruments {
             self.stats
                 .blocked_nanos
                 .fetch_add(blocked.as_nanos() as u64, Ordering::Relaxed);
-            self.blocked_seconds.increment(blocked.as_secs_f64());
+            self.blocked_seconds.record(blocked.as_secs_f64());
         }
     }
 
@@ -230,14 +233,15 @@ impl Instruments {
     }
 
     /// Records the handle that started at `started`, less the time it spent
-    /// blocked on backpressure (measured separately); publishes quantiles at
-    /// most once a second.
+    /// blocked on backpressure (measured separately); moves the in-process
+    /// histogram into the shared one at most once a second.
     #[inline]
     pub(crate) fn handled(&mut self, started: Instant) -> Instant {
         let now = Instant::now();
         let took = now
             .saturating_duration_since(started)
             .saturating_sub(std::mem::take(&mut self.blocked_since_handled));
+        self.latency.record(took.as_secs_f64());
         let micros = (took.as_micros() as u64).clamp(1, 3_600_000_000);
         let _ = self.local_latency.record(micros);
         if now.saturating_duration_since(self.last_publish) >= PUBLISH_EVERY {
@@ -246,7 +250,8 @@ impl Instruments {
         now
     }
 
-    /// Moves locally recorded latencies into the shared histogram and the gauges.
+    /// Moves locally recorded latencies into the shared histogram read by
+    /// [`ActorStats::snapshot`].
     pub(crate) fn publish(&mut self) {
         self.last_publish = Instant::now();
         if self.local_latency.is_empty() {
@@ -255,10 +260,6 @@ impl Instruments {
         let mut shared = self.stats.latency.lock().unwrap_or_else(|p| p.into_inner());
         let _ = shared.add(&self.local_latency);
         self.local_latency.reset();
-        let secs = |micros: u64| micros as f64 / 1e6;
-        self.latency[0].set(secs(shared.value_at_quantile(0.5)));
-        self.latency[1].set(secs(shared.value_at_quantile(0.99)));
-        self.latency[2].set(secs(shared.max()));
     }
 }
 

@@ -114,24 +114,51 @@ fn per_actor_metrics_have_names_and_labels() {
         Some(DebugValue::Gauge(g)) => g.into_inner(),
         other => panic!("gauge {name} {labels:?}: {other:?}"),
     };
+    let histogram = |name: &str, labels: &[(&str, &str)]| match value(
+        &snapshot,
+        MetricKind::Histogram,
+        name,
+        labels,
+    ) {
+        Some(DebugValue::Histogram(h)) => h.iter().map(|v| v.into_inner()).collect::<Vec<f64>>(),
+        other => panic!("histogram {name} {labels:?}: {other:?}"),
+    };
     // The slow stage (5 ms a batch, mailbox of 1) makes the source wait.
+    let waits = histogram("spate_actor_backpressure_seconds", &[("actor", "source")]);
     assert!(
-        gauge(
-            "spate_actor_backpressure_seconds_total",
-            &[("actor", "source")]
-        ) > 0.0
+        !waits.is_empty() && waits.iter().sum::<f64>() > 0.0,
+        "{waits:?}"
     );
-    let p99 = gauge(
-        "spate_actor_handle_latency_seconds",
-        &[("actor", "slow"), ("quantile", "0.99")],
+    assert!(
+        waits.iter().all(|w| *w > 0.0),
+        "only waits are recorded: {waits:?}"
     );
-    assert!((0.004..0.0052).contains(&p99), "p99 {p99}");
-    let max = gauge(
-        "spate_actor_handle_latency_seconds",
-        &[("actor", "slow"), ("quantile", "max")],
+    // One observation per handled batch, backpressure excluded.
+    let handles = histogram("spate_actor_handle_latency_seconds", &[("actor", "slow")]);
+    assert_eq!(handles.len(), 10);
+    assert!(
+        handles.iter().all(|h| (0.005..0.0052).contains(h)),
+        "{handles:?}"
     );
-    assert!(max >= p99);
     let _ = gauge("spate_actor_mailbox_depth", &[("actor", "sink")]);
+    // The source's verdicts: the sink's error fails one batch.
+    assert_eq!(
+        counter(
+            "spate_source_batches_settled_total",
+            &[("source", "source"), ("verdict", "delivered")]
+        ),
+        9
+    );
+    assert_eq!(
+        counter(
+            "spate_source_batches_settled_total",
+            &[("source", "source"), ("verdict", "failed")]
+        ),
+        1
+    );
+    let delivery = histogram("spate_source_delivery_seconds", &[("source", "source")]);
+    assert_eq!(delivery.len(), 9);
+    assert!(delivery.iter().all(|d| *d >= 0.005), "{delivery:?}");
 }
 
 #[test]

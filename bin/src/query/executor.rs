@@ -245,7 +245,6 @@ impl QueryExecutor {
     }
 
     fn build(handle: Handle, runtime: Option<OwnedRuntime>, config: &QueryConfig) -> Self {
-        describe_metrics();
         let max_concurrent = config.max_concurrent.max(1);
         let (shutdown, _) = watch::channel(false);
         QueryExecutor {
@@ -393,29 +392,6 @@ impl Drop for AbortOnDrop {
         // A no-op for a task that has finished.
         self.0.abort();
     }
-}
-
-/// HELP texts of the query metrics (once the recorder is installed).
-fn describe_metrics() {
-    metrics::describe_gauge!(
-        "spate_queries_running",
-        "SQL queries running on the query threads now"
-    );
-    metrics::describe_gauge!(
-        "spate_queries_queued",
-        "SQL queries waiting for a slot ([query] max_concurrent)"
-    );
-    metrics::describe_counter!(
-        "spate_queries_total",
-        "SQL queries finished, by outcome: ok, rejected (queue full, 429), timeout (504), \
-         shutting_down, bad_query, resources_exhausted (memory limit), result_too_large, \
-         storage_error, history_error, internal_error (a bug or a panic)"
-    );
-    metrics::describe_histogram!(
-        "spate_query_duration_seconds",
-        metrics::Unit::Seconds,
-        "Time from a query's arrival to its answer, queueing included (refused queries not counted)"
-    );
 }
 
 #[cfg(test)]

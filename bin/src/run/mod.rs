@@ -58,7 +58,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futures_util::future::BoxFuture;
-use spate_engine::PrometheusExporter;
 use spate_operators::aws::AwsClients;
 use spate_operators::sinks::hot::HotStore;
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
@@ -132,6 +131,7 @@ impl LogAcceptor for JournalAcceptor {
 /// Runs the service until a signal (or a sink that cannot recover).
 pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     let uses_aws = valid.uses_aws();
+    let exporter = Arc::new(crate::metric_catalog::install(&valid)?);
     let ValidConfig {
         mut config,
         sources,
@@ -143,7 +143,6 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let exporter = Arc::new(PrometheusExporter::install()?);
 
     let journal =
         Arc::new(Journal::open(&config.journal, &data_dir.join("journal")).context("journal")?);

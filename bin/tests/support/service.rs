@@ -140,6 +140,12 @@ impl Service {
         })
     }
 
+    /// The text of `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        plain_http::blocking_get_text(&format!("{}/metrics", self.url))
+            .unwrap_or_else(|| panic!("GET /metrics failed: {}", self.output()))
+    }
+
     /// Fetches `/metrics` and returns the value of the first sample whose line
     /// starts with `name` (labels included in `name` if given).
     pub fn metric(&self, name: &str) -> Option<f64> {

@@ -79,6 +79,9 @@ pub trait SourceKind: Send + Sync + 'static {
     /// A top-level section it was configured in before `[sources.<KIND>]`
     /// existed (`[tail]`), still read.
     const LEGACY_SECTION: Option<&'static str> = None;
+    /// Its metrics: described, and registered at 0 when it runs, so its
+    /// series exist from start-up (`spate_sqs_*`).
+    const METRICS: &'static [spate_engine::catalog::MetricDef] = &[];
     /// The settings, as read from the file. Their doc comments are the
     /// configuration reference (`spate config reference`).
     type Config: DeserializeOwned

@@ -42,6 +42,8 @@ pub trait ValidatedSource: std::fmt::Debug + Send + Sync {
     fn describe(&self) -> String;
     /// [`SourceKind::uses_aws`].
     fn uses_aws(&self) -> bool;
+    /// [`SourceKind::METRICS`].
+    fn metrics(&self) -> &'static [spate_engine::catalog::MetricDef];
     /// [`SourceKind::build`].
     fn build(&self, name: &str, ctx: &mut BuildContext<'_>) -> Result<(), BuildError>;
 }
@@ -62,6 +64,9 @@ impl<K: SourceKind> ValidatedSource for Checked<K> {
     }
     fn uses_aws(&self) -> bool {
         K::uses_aws(&self.0)
+    }
+    fn metrics(&self) -> &'static [spate_engine::catalog::MetricDef] {
+        K::METRICS
     }
     fn build(&self, name: &str, ctx: &mut BuildContext<'_>) -> Result<(), BuildError> {
         K::build(&self.0, name, ctx)

@@ -59,4 +59,8 @@ impl Payload for RawChunk {
     fn len(&self) -> usize {
         self.lines
     }
+
+    fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
 }

@@ -3,17 +3,19 @@
 //! Format lines out.
 //!
 //! - Counters (and any series whose name ends in `_total`, the Prometheus
-//!   convention for cumulative values, such as the gauge
-//!   `spate_actor_backpressure_seconds_total`) become the delta since the
-//!   previous conversion; the first conversion reports the whole value (the
-//!   counters start at zero with the process). A counter that went down (a
-//!   restart of whatever feeds it) reports its new value. Zero deltas are
-//!   emitted too, so a CloudWatch alarm sees "0", not "missing data".
+//!   convention for cumulative values) become the delta since the previous
+//!   conversion; the first conversion reports the whole value (the counters
+//!   start at zero with the process). A counter that went down (a restart of
+//!   whatever feeds it) reports its new value. Zero deltas are emitted too, so
+//!   a CloudWatch alarm sees "0", not "missing data".
 //! - Gauges are their current value.
-//! - Summaries (how the exporter renders `metrics` histograms) become
-//!   `<name>_p50` and `<name>_p99` (their 0.5 and 0.99 quantiles over the
-//!   exporter's recent window) and `<name>_count` (a delta); other quantiles and
-//!   `_sum` are left out. Histograms with buckets only give `<name>_count`.
+//! - Histograms become `<name>_count` and `<name>_sum` (deltas: the
+//!   observations of the interval and their total) and, when the interval had
+//!   observations, `<name>_p50` and `<name>_p99`: the quantiles of the
+//!   interval's bucket deltas, interpolated within a bucket as PromQL's
+//!   `histogram_quantile` does (an observation beyond the last bucket reads as
+//!   that bucket's bound). Summaries give their 0.5 and 0.99 quantiles and
+//!   `<name>_count`.
 //! - Units: `Bytes` for names with `_bytes`, `Seconds` for names with
 //!   `_seconds`, `Count` otherwise.
 //! - Labels become dimensions, after the static dimensions (a label of the same
@@ -90,6 +92,9 @@ impl EmfConverter {
     pub fn convert(&mut self, text: &str, timestamp_ms: i64) -> Conversion {
         let mut skipped = 0;
         let mut groups: BTreeMap<BTreeMap<String, String>, Vec<Metric>> = BTreeMap::new();
+        let mut metrics = Vec::new();
+        // Bucket deltas per histogram series, for its quantiles.
+        let mut buckets: BTreeMap<(String, Labels), Vec<(f64, f64)>> = BTreeMap::new();
         for sample in parse(text) {
             if !self
                 .settings
@@ -99,9 +104,48 @@ impl EmfConverter {
             {
                 continue;
             }
-            let Some((metric, labels)) = self.metric(sample) else {
+            if sample.kind == Kind::Histogram && sample.name == format!("{}_bucket", sample.family)
+            {
+                let Sample {
+                    family,
+                    name,
+                    mut labels,
+                    value,
+                    ..
+                } = sample;
+                let Some(at) = labels.iter().position(|(k, _)| k == "le") else {
+                    continue;
+                };
+                let le = match labels[at].1.as_str() {
+                    "+Inf" => f64::INFINITY,
+                    v => match v.parse::<f64>() {
+                        Ok(le) => le,
+                        Err(_) => continue,
+                    },
+                };
+                let delta = self.delta(&name, &labels, value);
+                labels.remove(at);
+                buckets
+                    .entry((family, labels))
+                    .or_default()
+                    .push((le, delta));
                 continue;
-            };
+            }
+            if let Some(metric) = self.metric(sample) {
+                metrics.push(metric);
+            }
+        }
+        for ((family, labels), mut cumulative) in buckets {
+            cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let unit = unit_of(&family);
+            for (q, suffix) in [(0.5, "p50"), (0.99, "p99")] {
+                if let Some(value) = bucket_quantile(q, &cumulative) {
+                    let name = format!("{family}_{suffix}");
+                    metrics.push((Metric { name, unit, value }, labels.clone()));
+                }
+            }
+        }
+        for (metric, labels) in metrics {
             let mut dims = self.settings.dimensions.clone();
             for (k, v) in labels {
                 if !v.is_empty() {
@@ -149,11 +193,15 @@ impl EmfConverter {
                 (format!("{family}_{suffix}"), value, unit)
             }
             Kind::Summary | Kind::Histogram => {
-                if name != format!("{family}_count") {
+                let unit = if name == format!("{family}_count") {
+                    "Count"
+                } else if kind == Kind::Histogram && name == format!("{family}_sum") {
+                    unit_of(&family)
+                } else {
                     return None;
-                }
+                };
                 let delta = self.delta(&name, &labels, value);
-                (name, delta, "Count")
+                (name, delta, unit)
             }
             Kind::Counter => {
                 let delta = self.delta(&name, &labels, value);
@@ -217,6 +265,33 @@ impl EmfConverter {
         }
         Value::Object(root).to_string()
     }
+}
+
+/// The `q` quantile of a histogram from its cumulative bucket counts
+/// (`(upper bound, count)`, sorted, `+Inf` last), as PromQL's
+/// `histogram_quantile` computes it; `None` without observations.
+fn bucket_quantile(q: f64, cumulative: &[(f64, f64)]) -> Option<f64> {
+    let total = cumulative.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(le, count) in cumulative {
+        if count >= rank {
+            if le.is_infinite() {
+                // Beyond the last bound: the last finite bound is all we know.
+                return Some(lower.0);
+            }
+            let in_bucket = count - lower.1;
+            if in_bucket <= 0.0 {
+                return Some(le);
+            }
+            return Some(lower.0 + (le - lower.0) * (rank - lower.1) / in_bucket);
+        }
+        lower = (le, count);
+    }
+    Some(lower.0)
 }
 
 /// Splits a group's metrics into lines: at most 100 each, and at most
@@ -301,8 +376,8 @@ spate_events_total{severity="ERROR"} 2
 spate_dead_letters_total 1
 # TYPE spate_journal_backlog_bytes gauge
 spate_journal_backlog_bytes 4096
-# TYPE spate_actor_backpressure_seconds_total gauge
-spate_actor_backpressure_seconds_total{actor="lake"} 1.5
+# TYPE spate_actor_blocked_seconds_total gauge
+spate_actor_blocked_seconds_total{actor="lake"} 1.5
 # TYPE spate_http_request_duration_seconds summary
 spate_http_request_duration_seconds{path="/v1/logs",quantile="0"} 0.001
 spate_http_request_duration_seconds{path="/v1/logs",quantile="0.5"} 0.002
@@ -393,7 +468,7 @@ spate_other_total 7
         assert_eq!(plain["spate_journal_backlog_bytes"], 100);
         assert_eq!(plain["spate_dead_letters_total"], 0);
         let lake = docs.iter().find(|d| d["actor"] == "lake").unwrap();
-        assert_eq!(lake["spate_actor_backpressure_seconds_total"], 2.5);
+        assert_eq!(lake["spate_actor_blocked_seconds_total"], 2.5);
         assert_eq!(
             lake["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
             "Seconds"
@@ -406,6 +481,84 @@ spate_other_total 7
         let docs = lines(&c.convert(&reset, 3_000));
         let info = docs.iter().find(|d| d["severity"] == "INFO").unwrap();
         assert_eq!(info["spate_events_total"], 3);
+    }
+
+    fn histogram(buckets: [u64; 4], sum: f64) -> String {
+        let les = ["0.1", "0.5", "1", "+Inf"];
+        let mut text =
+            "# HELP spate_commit_seconds Commit time.\n# TYPE spate_commit_seconds histogram\n"
+                .to_string();
+        for (le, n) in les.iter().zip(buckets) {
+            text.push_str(&format!(
+                "spate_commit_seconds_bucket{{sink=\"lake\",le=\"{le}\"}} {n}\n"
+            ));
+        }
+        text.push_str(&format!(
+            "spate_commit_seconds_sum{{sink=\"lake\"}} {sum}\nspate_commit_seconds_count{{sink=\"lake\"}} {}\n",
+            buckets[3]
+        ));
+        text
+    }
+
+    #[test]
+    fn histograms_give_the_interval_quantiles_count_and_sum() {
+        let mut c = EmfConverter::new(settings(&["spate_commit"]));
+        let doc = |c: &mut EmfConverter, text: &str| lines(&c.convert(text, 0)).remove(0);
+        let first = doc(&mut c, &histogram([0, 0, 0, 0], 0.0));
+        assert_eq!(first["sink"], "lake");
+        assert_eq!(first["spate_commit_seconds_count"], 0);
+        assert_eq!(first["spate_commit_seconds_sum"], 0);
+        assert!(
+            first.get("spate_commit_seconds_p50").is_none(),
+            "no observation, no quantile: {first}"
+        );
+        // 100 observations: 50 up to 0.1 s, 40 up to 0.5 s, 9 up to 1 s, 1 above.
+        let second = doc(&mut c, &histogram([50, 90, 99, 100], 40.0));
+        assert_eq!(second["spate_commit_seconds_count"], 100);
+        assert_eq!(second["spate_commit_seconds_sum"], 40);
+        assert_eq!(second["spate_commit_seconds_p50"], 0.1);
+        assert_eq!(second["spate_commit_seconds_p99"], 1);
+        assert!(second.get("le").is_none());
+        let units: Vec<(&str, &str)> = second["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["Name"].as_str().unwrap(), m["Unit"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            units,
+            [
+                ("spate_commit_seconds_count", "Count"),
+                ("spate_commit_seconds_p50", "Seconds"),
+                ("spate_commit_seconds_p99", "Seconds"),
+                ("spate_commit_seconds_sum", "Seconds"),
+            ]
+        );
+        // The next interval's quantiles come from its own observations only:
+        // 10 above the last bound read as that bound.
+        let third = doc(&mut c, &histogram([50, 90, 99, 110], 70.0));
+        assert_eq!(third["spate_commit_seconds_count"], 10);
+        assert_eq!(third["spate_commit_seconds_sum"], 30);
+        assert_eq!(third["spate_commit_seconds_p50"], 1);
+        assert_eq!(third["spate_commit_seconds_p99"], 1);
+    }
+
+    #[test]
+    fn bucket_quantiles_interpolate_like_promql() {
+        let buckets = [
+            (0.1, 50.0),
+            (0.5, 90.0),
+            (1.0, 99.0),
+            (f64::INFINITY, 100.0),
+        ];
+        assert_eq!(bucket_quantile(0.5, &buckets), Some(0.1));
+        assert!((bucket_quantile(0.7, &buckets).unwrap() - 0.3).abs() < 1e-9);
+        assert_eq!(bucket_quantile(0.995, &buckets), Some(1.0));
+        assert_eq!(
+            bucket_quantile(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)]),
+            None
+        );
+        assert_eq!(bucket_quantile(0.5, &[]), None);
     }
 
     #[test]

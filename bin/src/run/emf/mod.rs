@@ -97,7 +97,21 @@ fn default_include() -> Vec<String> {
         "spate_s3_lake_bytes_written_total",
         "spate_sqs_messages_received_total",
         "spate_actor_mailbox_depth",
-        "spate_actor_backpressure_seconds_total",
+        "spate_actor_backpressure_seconds",
+        "spate_actor_errors_total",
+        "spate_actor_restarts_total",
+        "spate_source_",
+        "spate_sqs_queue_",
+        "spate_sqs_messages_held",
+        "spate_kinesis_behind_latest_seconds",
+        "spate_tail_behind_bytes",
+        "spate_http_request_duration_seconds",
+        "spate_lake_commit_seconds",
+        "spate_s3_lake_upload_seconds",
+        "spate_hot_commit_seconds",
+        "spate_dynamo_hot_batch_write_seconds",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
     ]
     .map(String::from)
     .to_vec()

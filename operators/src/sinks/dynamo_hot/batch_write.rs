@@ -125,7 +125,10 @@ pub async fn write_all<W: BatchWrite>(
         loop {
             attempt += 1;
             let sent = batch.len();
+            let started = tokio::time::Instant::now();
             let outcome = writer.batch_write(batch.clone()).await;
+            metrics::histogram!("spate_dynamo_hot_batch_write_seconds")
+                .record(started.elapsed().as_secs_f64());
             metrics::counter!("spate_dynamo_hot_batch_writes_total").increment(1);
             let retry_reason = match outcome {
                 Ok(unprocessed) if unprocessed.is_empty() => break,

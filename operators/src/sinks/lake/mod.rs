@@ -444,6 +444,7 @@ impl LakeWriter {
 
     /// Commits every open file, then delivers the acks they were holding.
     async fn commit(&mut self) -> Result<(), LakeError> {
+        let started = Instant::now();
         let mut files: Vec<(PartitionKey, PartFile)> = self.open.drain().collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut written = (0u64, 0u64);
@@ -506,6 +507,7 @@ impl LakeWriter {
             totals.dead_letter_files += dead_files;
         }
         std::mem::take(&mut self.pending_ack).deliver();
+        metrics::histogram!("spate_lake_commit_seconds").record(started.elapsed().as_secs_f64());
         Ok(())
     }
 

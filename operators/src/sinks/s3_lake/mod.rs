@@ -232,6 +232,7 @@ impl S3Target {
             path: path.to_path_buf(),
             source,
         };
+        let started = tokio::time::Instant::now();
         let bytes = tokio::fs::metadata(path)
             .await
             .map_err(|e| local("stat", e))?
@@ -252,6 +253,7 @@ impl S3Target {
             .map_err(|e| local("remove", e))?;
         metrics::counter!("spate_s3_lake_objects_written_total").increment(1);
         metrics::counter!("spate_s3_lake_bytes_written_total").increment(bytes);
+        metrics::histogram!("spate_s3_lake_upload_seconds").record(started.elapsed().as_secs_f64());
         Ok(uploaded)
     }
 

@@ -83,6 +83,12 @@ impl JournalSource {
         next_checkpoint: &mut Instant,
     ) -> ActorResult {
         let token = tracker.track(chunk.first_position, chunk.end_position);
+        // The source's lag counts from the push (its first record's append).
+        let waited = crate::event::wall_clock_ms().saturating_sub(chunk.ingest_ts_ms);
+        let now = Instant::now();
+        let accepted = now
+            .checked_sub(Duration::from_millis(waited.max(0) as u64))
+            .unwrap_or(now);
         let raw = RawChunk {
             bytes: Arc::new(chunk.bytes),
             source: self.name.clone(),
@@ -91,7 +97,7 @@ impl JournalSource {
             format: chunk.format,
             lines: chunk.lines,
         };
-        let send = ctx.send(Batch::new(raw, Ack::from(token)));
+        let send = ctx.send_accepted(Batch::new(raw, Ack::from(token)), accepted);
         tokio::pin!(send);
         loop {
             tokio::select! {

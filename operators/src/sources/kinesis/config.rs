@@ -164,6 +164,7 @@ pub struct KinesisKind;
 
 impl SourceKind for KinesisKind {
     const KIND: &'static str = "kinesis";
+    const METRICS: &'static [spate_engine::catalog::MetricDef] = crate::metric_catalog::KINESIS;
     const MULTIPLE: bool = true;
     type Config = KinesisConfig;
     type Validated = KinesisConfig;

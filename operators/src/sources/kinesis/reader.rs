@@ -178,8 +178,8 @@ impl ShardReader {
                 Ok(out) => {
                     failures = 0;
                     if let Some(behind) = out.millis_behind_latest() {
-                        metrics::gauge!("spate_kinesis_millis_behind_latest", "shard" => self.shard_id.clone())
-                            .set(behind as f64);
+                        metrics::gauge!("spate_kinesis_behind_latest_seconds", "shard" => self.shard_id.clone())
+                            .set(behind as f64 / 1000.0);
                     }
                     let records = out.records();
                     let full = records.len() >= self.config.max_records as usize;

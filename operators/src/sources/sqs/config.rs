@@ -108,6 +108,7 @@ pub struct SqsKind;
 
 impl SourceKind for SqsKind {
     const KIND: &'static str = "sqs";
+    const METRICS: &'static [spate_engine::catalog::MetricDef] = crate::metric_catalog::SQS;
     const MULTIPLE: bool = true;
     type Config = SqsConfig;
     type Validated = SqsConfig;

@@ -46,6 +46,7 @@
 
 pub mod body;
 mod config;
+mod depth;
 mod keeper;
 
 use std::sync::Arc;
@@ -149,13 +150,17 @@ impl SqsQueue {
             progress: progress.clone(),
         };
         runtime.spawn(keeper.run(rx));
-        Ok(Arc::new(SqsQueue {
-            name: Arc::from(queue_name(&config.queue_url)),
+        let name: Arc<str> = Arc::from(queue_name(&config.queue_url));
+        metrics::gauge!("spate_sqs_messages_held", "queue" => name.to_string()).set(0.0);
+        let queue = Arc::new(SqsQueue {
+            name,
             client,
             config,
             settle,
             progress,
-        }))
+        });
+        runtime.spawn(depth::watch(Arc::downgrade(&queue)));
+        Ok(queue)
     }
 
     /// A source reading this queue (the graph's factory calls this again after

@@ -215,6 +215,7 @@ pub struct TailKind;
 
 impl SourceKind for TailKind {
     const KIND: &'static str = "tail";
+    const METRICS: &'static [spate_engine::catalog::MetricDef] = crate::metric_catalog::TAIL;
     const MULTIPLE: bool = false;
     const LEGACY_SECTION: Option<&'static str> = Some("tail");
     type Config = TailConfig;

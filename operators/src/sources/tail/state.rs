@@ -169,6 +169,20 @@ impl TailState {
         self.remembered
             .retain(|_, r| now.duration_since(r.since) < forget_after);
         metrics::gauge!("spate_tail_files").set(self.files.len() as f64);
+        metrics::gauge!("spate_tail_behind_bytes").set(self.behind_bytes() as f64);
+    }
+
+    /// Bytes written to the followed files and not yet read.
+    pub(super) fn behind_bytes(&self) -> u64 {
+        self.files
+            .values()
+            .map(|f| {
+                let t = &f.tailed;
+                t.file
+                    .metadata()
+                    .map_or(0, |m| m.len().saturating_sub(t.sent))
+            })
+            .sum()
     }
 
     /// Opens a file found at `path` and starts following it.
