@@ -35,11 +35,14 @@ impl KeyLines {
             if let Some(line) = self.lines.get(key) {
                 return Some(*line);
             }
-            // The key's older spelling with its unit (`size_secs` for `size`).
-            if let Some(line) = OLD_UNIT_SUFFIXES
-                .iter()
-                .find_map(|suffix| self.lines.get(&format!("{key}_{suffix}")))
-            {
+            // The key's older spelling with its unit (`size_secs` for `size`,
+            // `segment_mib` for `segment_size`).
+            let stems = [Some(key), key.strip_suffix("_size")];
+            if let Some(line) = stems.into_iter().flatten().find_map(|stem| {
+                OLD_UNIT_SUFFIXES
+                    .iter()
+                    .find_map(|suffix| self.lines.get(&format!("{stem}_{suffix}")))
+            }) {
                 return Some(*line);
             }
             let cut = key.rfind(['.', '['])?;
@@ -319,6 +322,17 @@ mod tests {
         // A key left at its default: the line of its table.
         assert_eq!(lines.line_of("sources.sqs[1].pollers"), Some(6));
         assert_eq!(lines.line_of("http.listen"), None);
+    }
+
+    #[test]
+    fn keys_written_with_their_older_unit_names_are_found() {
+        let text = "[journal]\nsegment_mib = 0\n[windows]\n\nsize_secs = 0\n";
+        let doc = ConfigDocument::parse(text).unwrap();
+        let lines = doc.lines();
+        assert_eq!(lines.line_of("journal.segment_size"), Some(2));
+        assert_eq!(lines.line_of("windows.size"), Some(5));
+        // Not a unit spelling: the table's line.
+        assert_eq!(lines.line_of("windows.tick"), Some(3));
     }
 
     #[test]
