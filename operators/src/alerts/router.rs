@@ -169,6 +169,15 @@ impl AlertRouter {
         router
     }
 
+    /// Routes notices as `routes` say among the outputs already given
+    /// ([`AlertRouter::with_outputs`]).
+    pub fn with_routes(mut self, routes: Vec<super::routing::RouteConfig>) -> Self {
+        let outputs = self.outputs.iter().map(AlertOutput::kind).collect();
+        self.routing = RoutingTable::new(routes.clone(), outputs);
+        self.config.routes = routes;
+        self
+    }
+
     /// Also publishes every notice to an SNS topic.
     pub fn with_sns(mut self, publisher: crate::sinks::sns::SnsPublisher) -> Self {
         self.sns = Some(publisher);

@@ -650,7 +650,7 @@ mod tests {
         assert_eq!(key(c), "rules[1].tag");
         let mut c = AlertRuleConfig::new("a", RuleKind::Anomaly);
         c.min_events = Some(10);
-        assert_eq!(key(c), "rules[1].min_events");
+        assert_eq!(key(c.clone()), "rules[1].min_events");
         c.metric = Some(Metric::ErrorRate);
         assert!(Rule::compile(&c).is_ok());
         let mut c = AlertRuleConfig::new("e", RuleKind::ErrorCount);

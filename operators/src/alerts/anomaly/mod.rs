@@ -54,6 +54,8 @@
 //! is judged but not learnt twice.
 
 pub mod baseline;
+#[cfg(test)]
+mod replay_tests;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
