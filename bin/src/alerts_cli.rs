@@ -209,6 +209,6 @@ mod tests {
             &store,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("not a duration"), "{err}");
+        assert!(err.to_string().contains("unknown unit"), "{err}");
     }
 }
