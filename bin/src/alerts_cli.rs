@@ -73,8 +73,8 @@ pub fn run(action: AlertsAction, config: &SpateConfig, data_dir: &Path) -> Resul
         }
         None => {
             let path = crate::hot_cli::hot_path(config, data_dir);
-            let store = HotStore::open(&path)
-                .with_context(|| format!("hot store {}", path.display()))?;
+            let store =
+                HotStore::open(&path).with_context(|| format!("hot store {}", path.display()))?;
             act(action, &store)
         }
     }
@@ -151,7 +151,10 @@ pub fn render(silences: &[Silence], format: Format, now_ms: i64) -> String {
                 .max()
                 .unwrap_or(0)
                 .max("SERVICE".len());
-            let mut out = format!("{:<width$}  {:<24}  {:>8}  REASON\n", "SERVICE", "UNTIL", "LEFT");
+            let mut out = format!(
+                "{:<width$}  {:<24}  {:>8}  REASON\n",
+                "SERVICE", "UNTIL", "LEFT"
+            );
             for s in silences {
                 let left = (s.until_ms - now_ms).max(0) / 1000;
                 out += &format!(
@@ -186,19 +189,46 @@ mod tests {
         )
         .unwrap();
         assert!(out.starts_with("silenced payments until "), "{out}");
-        let table = act(AlertsAction::Silences { format: Format::Table }, &store).unwrap();
+        let table = act(
+            AlertsAction::Silences {
+                format: Format::Table,
+            },
+            &store,
+        )
+        .unwrap();
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("SERVICE "), "{table}");
         assert!(lines[1].starts_with("payments "), "{table}");
-        assert!(lines[1].contains(" 1h59m ") || lines[1].contains(" 2h00m "), "{table}");
+        assert!(
+            lines[1].contains(" 1h59m ") || lines[1].contains(" 2h00m "),
+            "{table}"
+        );
         assert!(lines[1].ends_with("db migration"), "{table}");
-        let json = act(AlertsAction::Silences { format: Format::Json }, &store).unwrap();
+        let json = act(
+            AlertsAction::Silences {
+                format: Format::Json,
+            },
+            &store,
+        )
+        .unwrap();
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed[0]["service"], "payments");
         assert_eq!(parsed[0]["reason"], "db migration");
-        let out = act(AlertsAction::Unsilence { service: "payments".into() }, &store).unwrap();
+        let out = act(
+            AlertsAction::Unsilence {
+                service: "payments".into(),
+            },
+            &store,
+        )
+        .unwrap();
         assert_eq!(out, "payments is no longer silenced\n");
-        let table = act(AlertsAction::Silences { format: Format::Table }, &store).unwrap();
+        let table = act(
+            AlertsAction::Silences {
+                format: Format::Table,
+            },
+            &store,
+        )
+        .unwrap();
         assert_eq!(table, "no silences\n");
         let err = act(
             AlertsAction::Silence {

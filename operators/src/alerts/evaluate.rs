@@ -93,7 +93,11 @@ impl AlertEvaluator {
 
     /// Takes the baselines loaded for `requested`: a stored one is resumed
     /// when it measures the same series; a key without one starts afresh.
-    pub fn put_baselines(&mut self, requested: &[BaselineKey], loaded: Vec<(BaselineKey, Baseline)>) {
+    pub fn put_baselines(
+        &mut self,
+        requested: &[BaselineKey],
+        loaded: Vec<(BaselineKey, Baseline)>,
+    ) {
         let mut loaded: BTreeMap<BaselineKey, Baseline> = loaded.into_iter().collect();
         for key in requested {
             let Some(rule) = self.rules.iter().find(|r| r.name == key.rule) else {
@@ -277,10 +281,16 @@ impl AlertEvaluator {
                             continue;
                         };
                         let key = BaselineKey::new(&rule.name, service);
-                        let tracked = self.baselines.entry(key).or_insert_with(|| TrackedBaseline {
-                            stored_updates: None,
-                            baseline: Baseline::new(spec.series(rule.tag.as_deref()), spec.seasonality),
-                        });
+                        let tracked =
+                            self.baselines
+                                .entry(key)
+                                .or_insert_with(|| TrackedBaseline {
+                                    stored_updates: None,
+                                    baseline: Baseline::new(
+                                        spec.series(rule.tag.as_deref()),
+                                        spec.seasonality,
+                                    ),
+                                });
                         let params = Params::new(spec, self.size_ms);
                         let verdict = tracked.baseline.observe(&params, start, value, noise);
                         (verdict.holds(), value, verdict.edge(), Some(verdict))

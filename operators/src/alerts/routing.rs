@@ -13,7 +13,7 @@
 //!   values does. An alert's tags are the tag its rule counts and the rule's
 //!   `labels`.
 //! - `repeat`: while an alert keeps firing, the rules remind every
-//!   `[alerts] cooldown_secs`; a route with `repeat` passes a reminder only
+//!   `[alerts] cooldown`; a route with `repeat` passes a reminder only
 //!   when at least that long (event time, between window starts) has passed
 //!   since the last notice of the alert it passed. Resolutions always pass.
 //!
@@ -40,7 +40,17 @@ use crate::component::units::Seconds;
 
 /// An alert output, as routes name it.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum OutputName {
@@ -97,7 +107,7 @@ pub struct RouteConfig {
     pub continue_matching: bool,
     /// Pass a reminder of a firing alert only this long (event time) after
     /// the last notice of it this route passed, e.g. `"4h"`. Default: every
-    /// reminder (`[alerts] cooldown_secs`).
+    /// reminder (`[alerts] cooldown`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<Seconds>,
 }
@@ -127,7 +137,9 @@ pub fn validate_routes(
     for (i, route) in routes.iter().enumerate() {
         let at = format!("routes[{i}]");
         if route.outputs.is_empty() {
-            return Err(ConfigError::new("outputs", "a route needs at least one output").within(&at));
+            return Err(
+                ConfigError::new("outputs", "a route needs at least one output").within(&at),
+            );
         }
         if let Some(missing) = route.outputs.iter().find(|o| !configured.contains(o)) {
             return Err(ConfigError::new(
@@ -149,9 +161,16 @@ pub fn validate_routes(
             .iter()
             .find(|name| !rules.iter().any(|r| &r.name == *name))
         {
-            return Err(ConfigError::new("rules", format!("no rule is named {unknown:?}")).within(&at));
+            return Err(
+                ConfigError::new("rules", format!("no rule is named {unknown:?}")).within(&at),
+            );
         }
-        if route.services.iter().chain(&route.tags).any(String::is_empty) {
+        if route
+            .services
+            .iter()
+            .chain(&route.tags)
+            .any(String::is_empty)
+        {
             return Err(ConfigError::new("", "services and tags must not be empty").within(&at));
         }
         if route.repeat.is_some_and(|r| r.is_zero()) {
@@ -250,7 +269,10 @@ fn matches(route: &RouteConfig, alert: &AlertRecord, tags: &[String]) -> bool {
     any(&route.services, &alert.service)
         && any(&route.rules, &alert.rule)
         && (route.severities.is_empty()
-            || route.severities.iter().any(|s| s.as_str() == alert.severity))
+            || route
+                .severities
+                .iter()
+                .any(|s| s.as_str() == alert.severity))
         && (route.tags.is_empty() || route.tags.iter().any(|t| tags.contains(t)))
 }
 
@@ -261,7 +283,13 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
-    fn alert(rule: &str, service: &str, severity: &str, state: AlertState, start: i64) -> AlertRecord {
+    fn alert(
+        rule: &str,
+        service: &str,
+        severity: &str,
+        state: AlertState,
+        start: i64,
+    ) -> AlertRecord {
         AlertRecord {
             rule: rule.into(),
             service: service.into(),
@@ -303,39 +331,80 @@ mod tests {
         let firing = AlertState::Firing;
         let cases: Vec<(AlertRecord, Vec<String>, Vec<&str>)> = vec![
             // Criticals of payments page, and continue to the catch-all.
-            (alert("critical", "payments", "CRITICAL", firing, 0), vec![], vec!["stdout", "webhook", "pagerduty"]),
+            (
+                alert("critical", "payments", "CRITICAL", firing, 0),
+                vec![],
+                vec!["stdout", "webhook", "pagerduty"],
+            ),
             // Criticals of another service: not paged.
-            (alert("critical", "api", "CRITICAL", firing, 0), vec![], vec!["stdout", "webhook"]),
+            (
+                alert("critical", "api", "CRITICAL", firing, 0),
+                vec![],
+                vec!["stdout", "webhook"],
+            ),
             // Errors of payments: not paged.
-            (alert("error_burst", "payments", "ERROR", firing, 0), vec![], vec!["stdout", "webhook"]),
+            (
+                alert("error_burst", "payments", "ERROR", firing, 0),
+                vec![],
+                vec!["stdout", "webhook"],
+            ),
             // A rule counting failed_login: to SNS only (no continue).
-            (alert("logins", "auth", "WARNING", firing, 0), vec!["failed_login".into()], vec!["sns"]),
+            (
+                alert("logins", "auth", "WARNING", firing, 0),
+                vec!["failed_login".into()],
+                vec!["sns"],
+            ),
             // Silence alerts: the file only.
-            (alert("silence", "api", "WARNING", firing, 0), vec![], vec!["file"]),
+            (
+                alert("silence", "api", "WARNING", firing, 0),
+                vec![],
+                vec!["file"],
+            ),
         ];
         for (alert, tags, want) in cases {
             let mut want = want;
             want.sort();
             let mut got = names(t.route(&alert, &tags));
             got.sort();
-            assert_eq!(got, want, "{} {} {}", alert.rule, alert.service, alert.severity);
+            assert_eq!(
+                got, want,
+                "{} {} {}",
+                alert.rule, alert.service, alert.severity
+            );
         }
     }
 
     #[test]
     fn repeat_holds_back_reminders_per_route_and_resolution_always_passes() {
         let mut t = table();
-        let at = |start| alert("critical", "payments", "CRITICAL", AlertState::Firing, start);
+        let at = |start| {
+            alert(
+                "critical",
+                "payments",
+                "CRITICAL",
+                AlertState::Firing,
+                start,
+            )
+        };
         assert!(t.route(&at(0), &[]).contains(&OutputName::Pagerduty));
         // A reminder 15 minutes on: the catch-all passes it, the pager route
         // (repeat 1h) does not.
         let reminder = names(t.route(&at(H / 4), &[]));
         assert_eq!(reminder, ["stdout", "webhook"]);
         assert!(t.route(&at(H), &[]).contains(&OutputName::Pagerduty));
-        let resolved = alert("critical", "payments", "CRITICAL", AlertState::Resolved, H + H / 4);
+        let resolved = alert(
+            "critical",
+            "payments",
+            "CRITICAL",
+            AlertState::Resolved,
+            H + H / 4,
+        );
         assert!(t.route(&resolved, &[]).contains(&OutputName::Pagerduty));
         // Firing again after the resolution is news, not a reminder.
-        assert!(t.route(&at(H + H / 2), &[]).contains(&OutputName::Pagerduty));
+        assert!(
+            t.route(&at(H + H / 2), &[])
+                .contains(&OutputName::Pagerduty)
+        );
     }
 
     #[test]
@@ -351,12 +420,22 @@ mod tests {
 
     #[test]
     fn validation_names_the_route_key() {
-        let rules = crate::alerts::rules::compile_rules(&crate::alerts::rules::default_rules()).unwrap();
+        let rules =
+            crate::alerts::rules::compile_rules(&crate::alerts::rules::default_rules()).unwrap();
         let configured: BTreeSet<OutputName> = [OutputName::Stdout].into();
-        let check = |r: RouteConfig| validate_routes(&[RouteConfig::to(&[OutputName::Stdout]), r], &configured, &rules);
+        let check = |r: RouteConfig| {
+            validate_routes(
+                &[RouteConfig::to(&[OutputName::Stdout]), r],
+                &configured,
+                &rules,
+            )
+        };
         let err = check(RouteConfig::to(&[OutputName::Pagerduty])).unwrap_err();
         assert_eq!(err.key(), "routes[1].outputs");
-        assert!(err.message().contains("\"pagerduty\" is not configured"), "{err}");
+        assert!(
+            err.message().contains("\"pagerduty\" is not configured"),
+            "{err}"
+        );
         let err = check(RouteConfig::to(&[])).unwrap_err();
         assert_eq!(err.key(), "routes[1].outputs");
         let mut r = RouteConfig::to(&[OutputName::Stdout]);

@@ -244,7 +244,10 @@ impl Rule {
                 ));
             }
             (_, Some(t)) if !t.is_finite() || t < 0.0 => {
-                return Err(bad("threshold", format!("threshold {t} must be a number >= 0")));
+                return Err(bad(
+                    "threshold",
+                    format!("threshold {t} must be a number >= 0"),
+                ));
             }
             (RuleKind::ErrorRate, Some(t)) if t >= 1.0 => {
                 return Err(bad(
@@ -271,7 +274,9 @@ impl Rule {
             None
         };
         let counts_rate = kind == RuleKind::ErrorRate
-            || anomaly.as_ref().is_some_and(|a| a.metric == Metric::ErrorRate);
+            || anomaly
+                .as_ref()
+                .is_some_and(|a| a.metric == Metric::ErrorRate);
         if config.min_events.is_some() && !counts_rate {
             return Err(bad(
                 "min_events",
@@ -361,10 +366,7 @@ impl Rule {
     /// One readable sentence about an anomaly verdict, e.g. `1000 events,
     /// expected 210 (band 140–280, k = 4)`.
     pub fn describe_anomaly(&self, verdict: &Verdict, holds: bool) -> String {
-        let metric = self
-            .anomaly
-            .as_ref()
-            .map_or(Metric::Errors, |a| a.metric);
+        let metric = self.anomaly.as_ref().map_or(Metric::Errors, |a| a.metric);
         let k = self.anomaly.as_ref().map_or(DEFAULT_K, |a| a.k);
         let rate = metric == Metric::ErrorRate;
         let num = |v: f64| {
@@ -430,7 +432,10 @@ fn anomaly_spec(
 ) -> Result<AnomalySpec, ConfigError> {
     let k = config.k.unwrap_or(DEFAULT_K);
     if !k.is_finite() || k <= 0.0 || k > 100.0 {
-        return Err(bad("k", format!("k {k} must be a number above 0 (and at most 100)")));
+        return Err(bad(
+            "k",
+            format!("k {k} must be a number above 0 (and at most 100)"),
+        ));
     }
     let metric = match (config.metric, &config.tag) {
         (Some(m), _) => m,
@@ -625,7 +630,10 @@ mod tests {
         let rule = Rule::compile(&AlertRuleConfig::new("a", RuleKind::Anomaly)).unwrap();
         let spec = rule.anomaly.unwrap();
         assert_eq!((spec.k, spec.min_history_ms), (DEFAULT_K, 2 * 86_400_000));
-        assert_eq!((spec.seasonality, spec.direction), (Seasonality::Daily, Direction::Both));
+        assert_eq!(
+            (spec.seasonality, spec.direction),
+            (Seasonality::Daily, Direction::Both)
+        );
         // A tag makes it count the tag, which is then an alert tag too.
         let mut c = AlertRuleConfig::new("t", RuleKind::Anomaly);
         c.tag = Some("http_5xx".into());

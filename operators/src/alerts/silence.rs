@@ -67,7 +67,11 @@ impl SilenceStore for MemorySilenceStore {
 
     fn active_silences(&self, now_ms: i64) -> Result<Vec<Silence>, AlertStoreError> {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(kept.values().filter(|s| s.until_ms > now_ms).cloned().collect())
+        Ok(kept
+            .values()
+            .filter(|s| s.until_ms > now_ms)
+            .cloned()
+            .collect())
     }
 
     fn remove_silence(&self, service: &str) -> Result<bool, AlertStoreError> {

@@ -225,7 +225,13 @@ impl Baseline {
     /// (robustly: once the baseline is ready the error is clipped to the
     /// band, so a spike or an outage moves it little). A window already
     /// trained is only judged.
-    pub fn observe(&mut self, p: &Params, window_start_ms: i64, value: f64, noise: Noise) -> Verdict {
+    pub fn observe(
+        &mut self,
+        p: &Params,
+        window_start_ms: i64,
+        value: f64,
+        noise: Noise,
+    ) -> Verdict {
         let verdict = self.judge(p, window_start_ms, value, noise);
         if self.trained(window_start_ms) || !value.is_finite() {
             return verdict;
@@ -275,7 +281,9 @@ mod tests {
 
     /// A deterministic noise sample in [-1, 1).
     fn jitter(i: i64) -> f64 {
-        let x = (i as u64).wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let x = (i as u64)
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 
@@ -336,7 +344,12 @@ mod tests {
         let p = Params::new(&s, W);
         let mut b = Baseline::new("events", Seasonality::None);
         for i in 0..(2 * DAY_MS / W) {
-            let v = b.observe(&p, i * W, if i % 2 == 0 { 10.0 } else { 1000.0 }, Noise::Count);
+            let v = b.observe(
+                &p,
+                i * W,
+                if i % 2 == 0 { 10.0 } else { 1000.0 },
+                Noise::Count,
+            );
             assert!(v.expected.is_none() && !v.holds());
         }
         // Ready now: a flat series of 100 flags 10 000.
@@ -347,7 +360,10 @@ mod tests {
         let v = b.observe(&p, 2 * DAY_MS, 10_000.0, Noise::Count);
         assert!(v.spike);
         // The clipped update barely moved it.
-        let expected = b.judge(&p, 2 * DAY_MS + W, 100.0, Noise::Count).expected.unwrap();
+        let expected = b
+            .judge(&p, 2 * DAY_MS + W, 100.0, Noise::Count)
+            .expected
+            .unwrap();
         assert!((expected - 100.0).abs() < 1.0, "{expected}");
     }
 

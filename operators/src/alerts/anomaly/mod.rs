@@ -277,7 +277,9 @@ mod tests {
         assert_eq!(measure(Metric::Errors, None, 0, Some(&w)).unwrap().0, 30.0);
         assert_eq!(measure(Metric::Warning, None, 0, Some(&w)).unwrap().0, 20.0);
         assert_eq!(
-            measure(Metric::Tag, Some("http_5xx"), 0, Some(&w)).unwrap().0,
+            measure(Metric::Tag, Some("http_5xx"), 0, Some(&w))
+                .unwrap()
+                .0,
             7.0
         );
         let (rate, noise) = measure(Metric::ErrorRate, None, 100, Some(&w)).unwrap();

@@ -124,7 +124,11 @@ async fn a_learnt_baseline_flags_a_night_spike_and_a_drop_and_survives_a_restart
         .evaluator()
         .baseline("errors_anomaly", "payments")
         .unwrap();
-    assert_eq!(resumed.updates, learnt.updates + 36, "resumed, not restarted");
+    assert_eq!(
+        resumed.updates,
+        learnt.updates + 36,
+        "resumed, not restarted"
+    );
     let night = day8 + 3 * HOUR;
     let spike = errors(night) * 5;
     assert!(spike < 2_500 && spike < errors(day8 + 15 * HOUR));
@@ -132,7 +136,11 @@ async fn a_learnt_baseline_flags_a_night_spike_and_a_drop_and_survives_a_restart
     assert_eq!(summary(&sent), [("errors_anomaly", "firing", night)]);
     assert_eq!(sent[0].value, spike as f64);
     assert!(sent[0].threshold < spike as f64, "{:?}", sent[0]);
-    assert!(sent[0].message.contains("above normal"), "{}", sent[0].message);
+    assert!(
+        sent[0].message.contains("above normal"),
+        "{}",
+        sent[0].message
+    );
     // Back to normal: resolved.
     let sent = step(&mut pending, night + W, night + 2 * W, |t| Some(errors(t))).await;
     assert_eq!(summary(&sent), [("errors_anomaly", "resolved", night + W)]);
@@ -146,7 +154,11 @@ async fn a_learnt_baseline_flags_a_night_spike_and_a_drop_and_survives_a_restart
     let quiet = day8 + 16 * HOUR;
     let sent = step(&mut pending, quiet, quiet + W, |_| None).await;
     assert_eq!(summary(&sent), [("errors_anomaly", "firing", quiet)]);
-    assert!(sent[0].message.contains("below normal"), "{}", sent[0].message);
+    assert!(
+        sent[0].message.contains("below normal"),
+        "{}",
+        sent[0].message
+    );
     assert_eq!(sent[0].state, AlertState::Firing);
 
     // Without the stored baseline (a fresh store), the same spike is not

@@ -17,7 +17,7 @@
 //!
 //! # Shutdown
 //!
-//! Queued events are delivered for at most `drain_timeout_ms`.
+//! Queued events are delivered for at most `drain_timeout`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use spate_engine::SupervisorPolicy;
 
-use super::http_delivery::{DeliveryStats, HttpDelivery, HttpTarget};
 use super::format_window;
+use super::http_delivery::{DeliveryStats, HttpDelivery, HttpTarget};
 use crate::alerts::AlertError;
 use crate::alerts::record::{AlertRecord, AlertState};
 use crate::aws::secrets::{self, SecretError};
@@ -55,22 +55,46 @@ pub struct PagerDutyConfig {
     #[serde(default = "default_url")]
     pub url: String,
     /// Timeout of one request, connecting included (milliseconds).
-    #[serde(default = "default_timeout_ms")]
+    #[serde(
+        rename = "timeout",
+        alias = "timeout_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_timeout_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub timeout_ms: u64,
     /// Retries after the first attempt, on connect errors, timeouts, 5xx and 429.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
     /// Delay before the first retry (milliseconds); doubles each retry, ±20 % jitter.
-    #[serde(default = "default_initial_backoff_ms")]
+    #[serde(
+        rename = "initial_backoff",
+        alias = "initial_backoff_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_initial_backoff_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub initial_backoff_ms: u64,
     /// Upper bound of the delay between retries (milliseconds).
-    #[serde(default = "default_max_backoff_ms")]
+    #[serde(
+        rename = "max_backoff",
+        alias = "max_backoff_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_max_backoff_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub max_backoff_ms: u64,
     /// Events waiting for delivery at most; more are dropped (and counted).
     #[serde(default = "default_queue")]
     pub queue: usize,
     /// At shutdown, how long queued events may still be delivered (milliseconds).
-    #[serde(default = "default_drain_timeout_ms")]
+    #[serde(
+        rename = "drain_timeout",
+        alias = "drain_timeout_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_drain_timeout_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub drain_timeout_ms: u64,
 }
 
@@ -160,11 +184,14 @@ impl PagerDutyConfig {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| ConfigError::new("url", format!("{:?} is not valid: {e}", self.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ConfigError::new("url", format!("{:?} must be http or https", self.url)));
+            return Err(ConfigError::new(
+                "url",
+                format!("{:?} must be http or https", self.url),
+            ));
         }
         for (key, zero) in [
             ("queue", self.queue == 0),
-            ("timeout_ms", self.timeout_ms == 0),
+            ("timeout", self.timeout_ms == 0),
         ] {
             if zero {
                 return Err(ConfigError::new(key, "must be at least 1"));
@@ -281,11 +308,13 @@ impl PagerDutyOutput {
         config: &PagerDutyConfig,
         client: reqwest::Client,
     ) -> Result<Self, AlertError> {
-        let Some(routing_key) = config.routing_key.clone().filter(|_| !config.needs_secret())
+        let Some(routing_key) = config
+            .routing_key
+            .clone()
+            .filter(|_| !config.needs_secret())
         else {
             return Err(AlertError::Config(
-                "pagerduty: routing_key_secret is read at startup, before the output starts"
-                    .into(),
+                "pagerduty: routing_key_secret is read at startup, before the output starts".into(),
             ));
         };
         config
@@ -432,7 +461,10 @@ mod tests {
             trigger["payload"]["summary"],
             "error_burst on api: 14 errors > 10"
         );
-        assert_eq!(trigger["payload"]["custom_details"]["window"], "2026-11-23T10:00Z/5m");
+        assert_eq!(
+            trigger["payload"]["custom_details"]["window"],
+            "2026-11-23T10:00Z/5m"
+        );
         assert_eq!(resolve["event_action"], "resolve");
         assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
         assert!(resolve.get("payload").is_none());
@@ -456,9 +488,29 @@ mod tests {
         c.routing_key = Some("s3cret-key".into());
         assert_eq!(c.validate().unwrap_err().key(), "routing_key_secret_key");
         assert!(!format!("{c:?}").contains("s3cret-key"));
-        let parsed: PagerDutyConfig =
-            serde_json::from_value(json!({"routing_key_secret": "arn:x", "routing_key_secret_key": "k"}))
-                .unwrap();
+        let parsed: PagerDutyConfig = serde_json::from_value(
+            json!({"routing_key_secret": "arn:x", "routing_key_secret_key": "k"}),
+        )
+        .unwrap();
         assert_eq!(parsed.url, "https://events.pagerduty.com/v2/enqueue");
+        assert_eq!(parsed.timeout_ms, 5_000);
+        // Durations with units, the old `_ms` names still read as milliseconds.
+        let parsed: PagerDutyConfig = serde_json::from_value(json!({
+            "routing_key": "k", "timeout": "2s", "initial_backoff": "250ms",
+            "max_backoff": "1m", "drain_timeout_ms": 1500
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                parsed.timeout_ms,
+                parsed.initial_backoff_ms,
+                parsed.max_backoff_ms,
+                parsed.drain_timeout_ms
+            ),
+            (2_000, 250, 60_000, 1_500)
+        );
+        let mut zero = parsed.clone();
+        zero.timeout_ms = 0;
+        assert_eq!(zero.validate().unwrap_err().key(), "timeout");
     }
 }

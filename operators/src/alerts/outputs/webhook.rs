@@ -370,7 +370,12 @@ pub fn slack_group_payload(alerts: &[AlertRecord]) -> serde_json::Value {
             .map(|a| a.rule.as_str())
             .collect();
         if !rules.is_empty() {
-            parts.push(format!("{} {} ({})", rules.len(), state.as_str(), rules.join(", ")));
+            parts.push(format!(
+                "{} {} ({})",
+                rules.len(),
+                state.as_str(),
+                rules.join(", ")
+            ));
         }
     }
     json!({

@@ -361,7 +361,8 @@ async fn routes_group_per_service_and_honour_silences_from_the_hot_store() {
     assert_eq!(bodies.len(), 1, "one grouped message: {bodies:#?}");
     let text = bodies[0]["text"].as_str().unwrap();
     assert!(
-        text.starts_with("ALERTS service=payments window=") && text.ends_with("2 firing (critical, error_burst)"),
+        text.starts_with("ALERTS service=payments window=")
+            && text.ends_with("2 firing (critical, error_burst)"),
         "{text}"
     );
     assert_eq!(bodies[0]["attachments"].as_array().unwrap().len(), 2);

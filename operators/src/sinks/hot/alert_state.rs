@@ -14,7 +14,10 @@ use crate::event::wall_clock_ms;
 
 impl HotStore {
     /// The stored baselines of `keys`.
-    pub fn baselines(&self, keys: &[BaselineKey]) -> Result<Vec<(BaselineKey, Baseline)>, HotError> {
+    pub fn baselines(
+        &self,
+        keys: &[BaselineKey],
+    ) -> Result<Vec<(BaselineKey, Baseline)>, HotError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached("SELECT state FROM baselines WHERE rule = ?1 AND service = ?2")
@@ -217,7 +220,13 @@ mod tests {
         store.put_silence(&silence("web", now + 60_000)).unwrap();
         store.put_silence(&silence("api", now + 7_200_000)).unwrap();
         let active = store.active_silences(now).unwrap();
-        assert_eq!(active, [silence("api", now + 7_200_000), silence("web", now + 60_000)]);
+        assert_eq!(
+            active,
+            [
+                silence("api", now + 7_200_000),
+                silence("web", now + 60_000)
+            ]
+        );
         assert_eq!(store.active_silences(now + 120_000).unwrap().len(), 1);
         assert!(store.remove_silence("web").unwrap());
         assert!(!store.remove_silence("web").unwrap());

@@ -1,0 +1,175 @@
+//! `spate alerts` end to end, through the binary: a maintenance window set
+//! with `spate alerts silence` is honoured by a running `spate run` (its
+//! notices go to no output but are still recorded), routes send each
+//! service's notices to their outputs, and `spate alerts silences` /
+//! `unsilence` list and end it.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use support::service::Service;
+use support::spate;
+
+/// Hot rows kept for ever; one decode worker keeps event time in order; the
+/// notices of checkout go to the file only, the others to stdout only.
+const CONFIG: &str = r#"
+[hot]
+retention_hours = 1000000
+alert_retention_days = 100000
+[pipeline]
+decode_workers = 1
+[[alerts.routes]]
+services = ["checkout"]
+outputs = ["file"]
+[[alerts.routes]]
+outputs = ["stdout"]
+"#;
+
+/// Runs `spate alerts ARGS --data-dir DATA --config CONFIG`, which must
+/// succeed; returns its stdout.
+fn alerts(data: &Path, args: &[&str]) -> String {
+    let out = spate()
+        .arg("alerts")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--config")
+        .arg(data.with_extension("toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "spate alerts {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn event(ts_ms: i64, service: &str, level: &str) -> String {
+    json!({"ts": ts_ms, "service": service, "level": level, "msg": "payment failed"}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_service_alerts_nowhere_and_routes_pick_the_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.with_extension("toml"), CONFIG).unwrap();
+
+    // The maintenance window, set before the service starts (it reads the
+    // silences from the hot store when it first sends notices).
+    let out = alerts(
+        &data,
+        &[
+            "silence",
+            "payments",
+            "--for",
+            "2h",
+            "--reason",
+            "db migration",
+        ],
+    );
+    assert!(out.starts_with("silenced payments until "), "{out}");
+    let listed: Value =
+        serde_json::from_str(&alerts(&data, &["silences", "--format", "json"])).unwrap();
+    assert_eq!(listed[0]["service"], "payments");
+    assert_eq!(listed[0]["reason"], "db migration");
+
+    let service = Service::start(&data, CONFIG);
+    let client = reqwest::Client::new();
+    let window = 300_000;
+    let now = spate_operators::event::wall_clock_ms();
+    let w0 = now - now.rem_euclid(window) - 12 * window;
+    // 14 errors each (error_burst: > 10) in w0, then clean windows that
+    // move the watermark past it.
+    let mut body = Vec::new();
+    for service in ["payments", "checkout", "api"] {
+        body.extend((0..14).map(|i| event(w0 + 10_000 + i * 1000, service, "error")));
+    }
+    for k in 1..=3 {
+        for service in ["payments", "checkout", "api"] {
+            body.extend(
+                (0..5).map(|i| event(w0 + k * window + 70_000 + i * 1000, service, "info")),
+            );
+        }
+    }
+    for chunk in body.chunks(21) {
+        let r = client
+            .post(format!("{}/v1/logs", service.url))
+            .body(chunk.join("\n"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+
+    let bursts = |text: &str| -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|a| a["rule"] == "error_burst")
+            .map(|a| {
+                (
+                    a["service"].as_str().unwrap().to_string(),
+                    a["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |s: &str, state: &str| (s.to_string(), state.to_string());
+    // The file: checkout only (its route); payments is silenced.
+    let file = std::fs::read_to_string(data.join("alerts.ndjson")).unwrap_or_default();
+    assert_eq!(
+        bursts(&file),
+        [pair("checkout", "firing"), pair("checkout", "resolved")],
+        "{file}"
+    );
+    // Stdout: api only (the catch-all route).
+    let stdout: Vec<&str> = output
+        .lines()
+        .filter(|l| l.starts_with("stdout: ") && l.contains("error_burst"))
+        .collect();
+    assert_eq!(stdout.len(), 2, "{output}");
+    assert!(stdout.iter().all(|l| l.contains("api")), "{output}");
+    // The hot store records every notice, silenced ones included.
+    let stored = spate()
+        .args([
+            "hot",
+            "alerts",
+            "--since",
+            "100000d",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(stored.status.success());
+    let mut stored = bursts(&String::from_utf8(stored.stdout).unwrap());
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            pair("api", "firing"),
+            pair("api", "resolved"),
+            pair("checkout", "firing"),
+            pair("checkout", "resolved"),
+            pair("payments", "firing"),
+            pair("payments", "resolved"),
+        ]
+    );
+
+    // Ended by hand.
+    assert_eq!(
+        alerts(&data, &["unsilence", "payments"]),
+        "payments is no longer silenced\n"
+    );
+    assert_eq!(alerts(&data, &["silences"]), "no silences\n");
+    assert_eq!(
+        alerts(&data, &["unsilence", "payments"]),
+        "payments was not silenced\n"
+    );
+}
