@@ -390,9 +390,10 @@ async fn baselines_save_conditionally_and_silences_are_shared() {
         previous_updates,
     };
     // Both processes learnt the first window: one save wins.
+    let (first_one, first_two) = ([save(&learnt, None)], [save(&learnt, None)]);
     let (a, b) = tokio::join!(
-        one.save_baselines_now(&[save(&learnt, None)]),
-        two.save_baselines_now(&[save(&learnt, None)])
+        one.save_baselines_now(&first_one),
+        two.save_baselines_now(&first_two)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert!(a[0] ^ b[0], "{a:?} {b:?}");
