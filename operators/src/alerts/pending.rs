@@ -338,18 +338,15 @@ impl PendingWindows {
             return;
         }
         let (store, to_save) = (self.baselines.clone(), Arc::new(saves.clone()));
-        match blocking_with_retries("save baselines", move || store.save_baselines(&to_save)).await
+        // On failure the baselines stay in memory, saved with the next step.
+        if let Ok(stored) =
+            blocking_with_retries("save baselines", move || store.save_baselines(&to_save)).await
         {
-            Ok(stored) => {
-                let refused = stored.iter().filter(|ok| !**ok).count();
-                if refused > 0 {
-                    metrics::counter!("spate_alert_baseline_conflicts_total")
-                        .increment(refused as u64);
-                }
-                self.evaluator.baselines_saved(&saves, &stored);
+            let refused = stored.iter().filter(|ok| !**ok).count();
+            if refused > 0 {
+                metrics::counter!("spate_alert_baseline_conflicts_total").increment(refused as u64);
             }
-            // Kept in memory, saved with the next step.
-            Err(_) => {}
+            self.evaluator.baselines_saved(&saves, &stored);
         }
     }
 
