@@ -180,7 +180,10 @@ mod tests {
             baseline: baseline.clone(),
             previous_updates: None,
         };
-        assert_eq!(store.save_baselines(std::slice::from_ref(&first)).unwrap(), [true]);
+        assert_eq!(
+            store.save_baselines(std::slice::from_ref(&first)).unwrap(),
+            [true]
+        );
         // Someone else's "first" save loses; so does a save from a stale copy.
         assert_eq!(store.save_baselines(&[first]).unwrap(), [false]);
         let mut next = baseline.clone();
