@@ -2,7 +2,8 @@
 //! with `spate alerts silence` is honoured by a running `spate run` (its
 //! notices go to no output but are still recorded), routes send each
 //! service's notices to their outputs, and `spate alerts silences` /
-//! `unsilence` list and end it.
+//! `unsilence` list and end it, in the SQLite hot store of a data dir or,
+//! with `[hot_dynamodb]`, in the DynamoDB hot table (against the emulator).
 
 mod support;
 
@@ -172,4 +173,61 @@ async fn a_silenced_service_alerts_nowhere_and_routes_pick_the_outputs() {
         alerts(&data, &["unsilence", "payments"]),
         "payments was not silenced\n"
     );
+}
+
+/// With `[hot_dynamodb]` the silences live in the DynamoDB hot table, so a
+/// silence set from one machine is seen from any other (against the local
+/// emulator).
+#[test]
+fn silences_go_to_the_dynamodb_hot_table_with_hot_dynamodb() {
+    use support::aws::{boto, endpoint, unique};
+
+    let table = unique("alerts-silences");
+    boto(
+        r#"
+ddb.create_table(TableName=ARGS['table'],
+                 AttributeDefinitions=[{'AttributeName': 'pk', 'AttributeType': 'S'},
+                                       {'AttributeName': 'sk', 'AttributeType': 'S'}],
+                 KeySchema=[{'AttributeName': 'pk', 'KeyType': 'HASH'},
+                            {'AttributeName': 'sk', 'KeyType': 'RANGE'}],
+                 BillingMode='PAY_PER_REQUEST')
+print(json.dumps(True))
+"#,
+        &json!({ "table": table }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n\n[hot_dynamodb]\ntable = \"{table}\"\n",
+        endpoint()
+    );
+    // Two machines: different data dirs, one table.
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    for data in [&one, &two] {
+        std::fs::write(data.with_extension("toml"), &config).unwrap();
+    }
+    let out = alerts(
+        &one,
+        &["silence", "payments", "--for", "30m", "--reason", "deploy"],
+    );
+    assert!(out.starts_with("silenced payments until "), "{out}");
+    let listed: Value =
+        serde_json::from_str(&alerts(&two, &["silences", "--format", "json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["service"], "payments");
+    assert_eq!(listed[0]["reason"], "deploy");
+    // The item itself, as any other reader of the table sees it.
+    let item = boto(
+        r#"
+item = ddb.get_item(TableName=ARGS['table'], Key={'pk': {'S': 'silences'}, 'sk': {'S': 'payments'}})['Item']
+print(json.dumps({'reason': item['reason']['S'], 'until_ms': int(item['until_ms']['N'])}))
+"#,
+        &json!({ "table": table }),
+    );
+    assert_eq!(item["reason"], "deploy");
+    assert_eq!(item["until_ms"], listed[0]["until_ms"]);
+    assert_eq!(
+        alerts(&two, &["unsilence", "payments"]),
+        "payments is no longer silenced\n"
+    );
+    assert_eq!(alerts(&one, &["silences"]), "no silences\n");
 }
