@@ -231,3 +231,109 @@ print(json.dumps({'reason': item['reason']['S'], 'until_ms': int(item['until_ms'
     );
     assert_eq!(alerts(&one, &["silences"]), "no silences\n");
 }
+
+/// `[alerts.pagerduty]` wired into `spate run`: a route sends criticals to a
+/// local Events API v2 receiver, which gets a trigger and then a resolve
+/// with one dedup key; the other notices go to the file only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn criticals_are_routed_to_pagerduty_as_trigger_then_resolve() {
+    use std::sync::{Arc, Mutex};
+
+    let received = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/v2/enqueue",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap());
+                (
+                    axum::http::StatusCode::ACCEPTED,
+                    r#"{"status":"success","message":"Event processed"}"#,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = format!(
+        r#"
+[hot]
+retention_hours = 1000000
+alert_retention_days = 100000
+[pipeline]
+decode_workers = 1
+[alerts.pagerduty]
+routing_key = "test-routing-key"
+url = "http://{addr}/v2/enqueue"
+timeout = "2s"
+[[alerts.routes]]
+severities = ["CRITICAL"]
+outputs = ["pagerduty"]
+continue = true
+[[alerts.routes]]
+outputs = ["file"]
+"#
+    );
+    let service = Service::start(&data, &config);
+    let client = reqwest::Client::new();
+    let window = 300_000;
+    let now = spate_operators::event::wall_clock_ms();
+    let w0 = now - now.rem_euclid(window) - 12 * window;
+    let mut body: Vec<String> = (0..2)
+        .map(|i| event(w0 + 10_000 + i * 1000, "payments", "critical"))
+        .collect();
+    for k in 1..=3 {
+        body.extend((0..5).map(|i| event(w0 + k * window + 70_000 + i * 1000, "payments", "info")));
+    }
+    let r = client
+        .post(format!("{}/v1/logs", service.url))
+        .body(body.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+
+    let received = received.lock().unwrap().clone();
+    let actions: Vec<(&str, &str)> = received
+        .iter()
+        .map(|e| {
+            (
+                e["event_action"].as_str().unwrap(),
+                e["dedup_key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("trigger", "spate/critical/payments"),
+            ("resolve", "spate/critical/payments")
+        ],
+        "{received:#?}"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|e| e["routing_key"] == "test-routing-key")
+    );
+    assert_eq!(received[0]["payload"]["severity"], "critical");
+    assert_eq!(received[0]["payload"]["source"], "payments");
+    // The key is not in the logs.
+    assert!(!output.contains("test-routing-key"), "{output}");
+    // The file got them too (second route), and nothing else went to PagerDuty.
+    let file = std::fs::read_to_string(data.join("alerts.ndjson")).unwrap();
+    let critical = file
+        .lines()
+        .filter(|l| l.contains("\"rule\":\"critical\""))
+        .count();
+    assert_eq!(critical, 2, "{file}");
+}
