@@ -10,7 +10,7 @@
 //! A baseline is saved with a condition: `attribute_not_exists(pk)` for a
 //! new one, `updates = <the number it was learnt from>` otherwise, so of
 //! several processes learning the same step exactly one saves. A baseline
-//! expires `alert_ttl_days` after its last save; a silence when it ends.
+//! expires `alert_ttl` after its last save; a silence when it ends.
 
 use std::collections::HashMap;
 
