@@ -1,5 +1,6 @@
 //! `spate`: the log ingest and analytics stream processor.
 
+mod alerts_cli;
 mod config;
 mod duration_arg;
 mod hot_cli;
@@ -64,6 +65,17 @@ enum Command {
         #[command(subcommand)]
         action: HotAction,
         /// Configuration file (for hot.path); built-in defaults when absent.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// The data dir of `spate run`.
+        #[arg(long, global = true, default_value = "./spate-data")]
+        data_dir: PathBuf,
+    },
+    /// Alert maintenance windows: silence a service for a time, list silences.
+    Alerts {
+        #[command(subcommand)]
+        action: alerts_cli::AlertsAction,
+        /// Configuration file (for hot.path or [hot_dynamodb]); built-in defaults when absent.
         #[arg(long, global = true)]
         config: Option<PathBuf>,
         /// The data dir of `spate run`.
@@ -218,6 +230,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             print!("{out}");
+        }
+        Command::Alerts {
+            action,
+            config,
+            data_dir,
+        } => {
+            let config = load_config(config.as_deref())?.config;
+            print!("{}", alerts_cli::run(action, &config, &data_dir)?);
         }
         Command::Query(args) => {
             let config = load_config(args.config.as_deref())?.config;

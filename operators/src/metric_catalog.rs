@@ -479,6 +479,21 @@ pub const ALERTS: &[MetricDef] = &[
         &[],
         "Failures to record or claim an alert in the hot store.",
     ),
+    MetricDef::counter(
+        "spate_alerts_silenced_total",
+        &[],
+        "Alert notices a silence kept from every output (still recorded in the hot store).",
+    ),
+    MetricDef::counter(
+        "spate_alerts_unrouted_total",
+        &[],
+        "Alert notices no route matched, so no output received them.",
+    ),
+    MetricDef::counter(
+        "spate_alert_baseline_conflicts_total",
+        &[],
+        "Anomaly baselines another process saved first (this one reloads them).",
+    ),
 ];
 
 /// Shared-window mode (`[hot_dynamodb]` with `[windows] shared`).

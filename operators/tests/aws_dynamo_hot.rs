@@ -357,3 +357,99 @@ async fn shared_windows_read_back_merged_and_claims_know_their_owner() {
         "{listed:?}"
     );
 }
+
+/// Anomaly baselines and silences in the DynamoDB hot table, as two
+/// processes sharing it see them: of two saves learnt from the same stored
+/// version exactly one wins, and a silence set by `spate alerts silence` on
+/// one machine is read (and ended) from another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baselines_save_conditionally_and_silences_are_shared() {
+    use spate_operators::alerts::anomaly::store::{BaselineKey, BaselineSave};
+    use spate_operators::alerts::anomaly::{Baseline, Seasonality};
+    use spate_operators::alerts::silence::Silence;
+
+    let (aws, sdk) = aws().await;
+    let dynamodb = aws.dynamodb_client(&sdk);
+    let table = unique("alertstate");
+    create_hot_table(&dynamodb, &table).await;
+    let one = DynamoHotStore::new(dynamodb.clone(), DynamoHotConfig::new(&table)).unwrap();
+    let two = DynamoHotStore::new(dynamodb.clone(), DynamoHotConfig::new(&table)).unwrap();
+
+    let key = BaselineKey::new("errors_anomaly", "payments");
+    let mut learnt = Baseline::new("errors:daily", Seasonality::Daily);
+    learnt.level = 210.5;
+    learnt.season[3] = -12.25;
+    learnt.dev[3] = 14.0;
+    learnt.seen[3] = 12;
+    learnt.first_ms = Some(T0);
+    learnt.trained_until_ms = T0 + 300_000;
+    learnt.updates = 1;
+    let save = |baseline: &Baseline, previous_updates| BaselineSave {
+        key: key.clone(),
+        baseline: baseline.clone(),
+        previous_updates,
+    };
+    // Both processes learnt the first window: one save wins.
+    let (first_one, first_two) = ([save(&learnt, None)], [save(&learnt, None)]);
+    let (a, b) = tokio::join!(
+        one.save_baselines_now(&first_one),
+        two.save_baselines_now(&first_two)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a[0] ^ b[0], "{a:?} {b:?}");
+    // The next step, learnt from version 1, saves; a stale copy does not.
+    let mut next = learnt.clone();
+    next.level = 211.0;
+    next.updates = 2;
+    assert_eq!(
+        two.save_baselines_now(&[save(&next, Some(1))])
+            .await
+            .unwrap(),
+        [true]
+    );
+    assert_eq!(
+        one.save_baselines_now(&[save(&next, Some(1))])
+            .await
+            .unwrap(),
+        [false]
+    );
+    // Read back (a restart, or the other process): the whole state, and
+    // nothing for a service never saved.
+    let other = BaselineKey::new("errors_anomaly", "web");
+    let loaded = one.baselines(&[key.clone(), other]).await.unwrap();
+    assert_eq!(loaded, [(key.clone(), next)]);
+
+    // Silences: set on one, listed on the other, replaced, ended.
+    let now = crate_now();
+    let silence = |service: &str, until_ms: i64, reason: &str| Silence {
+        service: service.into(),
+        created_ms: now,
+        until_ms,
+        reason: reason.into(),
+    };
+    one.set_silence(&silence("payments", now + 3_600_000, "db migration"))
+        .await
+        .unwrap();
+    one.set_silence(&silence("web", now + 60_000, ""))
+        .await
+        .unwrap();
+    // Ended already: not listed, whether or not TTL removed it yet.
+    one.set_silence(&silence("old", now - 1, "")).await.unwrap();
+    let listed = two.silences(now).await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            silence("payments", now + 3_600_000, "db migration"),
+            silence("web", now + 60_000, "")
+        ]
+    );
+    two.set_silence(&silence("payments", now + 7_200_000, "longer"))
+        .await
+        .unwrap();
+    let listed = one.silences(now).await.unwrap();
+    assert_eq!(listed[0], silence("payments", now + 7_200_000, "longer"));
+    assert!(two.end_silence("web").await.unwrap());
+    assert!(!two.end_silence("web").await.unwrap());
+    assert!(!two.end_silence("old").await.unwrap());
+    assert_eq!(one.silences(now).await.unwrap().len(), 1);
+}

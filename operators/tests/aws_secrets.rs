@@ -1,6 +1,7 @@
 //! The webhook bearer token from Secrets Manager, against the local emulator:
 //! a plain secret and a JSON one are read at startup and sent as the
-//! `Authorization` header; a missing secret is an error naming it.
+//! `Authorization` header; a missing secret is an error naming it. The
+//! PagerDuty routing key likewise, sent in the event body.
 
 mod aws_emulator;
 
@@ -158,4 +159,61 @@ async fn missing_secret_or_key_is_an_error_naming_it() {
         err.to_string(),
         format!("secret {name}: has no key \"token\"")
     );
+}
+
+/// The PagerDuty routing key from a JSON secret: resolved at startup, sent
+/// in the event body of a trigger, and never in the config's debug form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_routing_key_is_read_from_secrets_manager() {
+    use spate_operators::alerts::outputs::pagerduty::{PagerDutyConfig, PagerDutyOutput};
+
+    let (aws_config, sdk) = aws().await;
+    let client = aws_config.secretsmanager_client(&sdk);
+    let name = unique("pagerduty");
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"routing_key":"R0UTING-key"}"#)
+        .send()
+        .await
+        .expect("create secret");
+    let bodies = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let arrived = Arc::new(Notify::new());
+    let (state, notify) = (bodies.clone(), arrived.clone());
+    let app = Router::new().route(
+        "/v2/enqueue",
+        post(move |body: String| {
+            let (seen, notify) = (state.clone(), notify.clone());
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap());
+                notify.notify_one();
+                StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let config: PagerDutyConfig = serde_json::from_value(serde_json::json!({
+        "routing_key_secret": name,
+        "routing_key_secret_key": "routing_key",
+        "url": format!("http://{addr}/v2/enqueue"),
+    }))
+    .unwrap();
+    config.validate().unwrap();
+    assert!(config.needs_secret());
+    let resolved = config.resolve_secret(&client).await.unwrap();
+    assert!(!resolved.needs_secret());
+    assert!(!format!("{resolved:?}").contains("R0UTING"), "{resolved:?}");
+    let output = PagerDutyOutput::spawn(&resolved).unwrap();
+    output.enqueue_all(&[alert()]);
+    arrived.notified().await;
+    output.close().await;
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies[0]["routing_key"], "R0UTING-key");
+    assert_eq!(bodies[0]["event_action"], "trigger");
+    assert_eq!(bodies[0]["dedup_key"], "spate/critical/pay");
 }

@@ -67,6 +67,19 @@ fn every_key_by_serde() -> BTreeSet<String> {
         bearer_token_secret_key: Some("k".into()),
         ..WebhookConfig::default()
     });
+    config.alerts.pagerduty = Some(
+        serde_json::from_value(serde_json::json!({
+            "routing_key": "k", "routing_key_secret": "s", "routing_key_secret_key": "k"
+        }))
+        .unwrap(),
+    );
+    config.alerts.routes = vec![
+        serde_json::from_value(serde_json::json!({
+            "services": ["s"], "severities": ["CRITICAL"], "rules": ["r"], "tags": ["t"],
+            "outputs": ["pagerduty"], "continue": true, "repeat": "1h"
+        }))
+        .unwrap(),
+    ];
     config.windows.shared = Some(true);
     config.aws.region = Some("r".into());
     config.aws.endpoint_url = Some("http://e".into());
@@ -85,7 +98,8 @@ fn every_key_by_serde() -> BTreeSet<String> {
     // Every optional key of a rule.
     json["alerts"]["rules"] = serde_json::json!([{
         "name": "x", "kind": "tag", "threshold": 1.0, "min_events": 1,
-        "tag": "t", "service": "s", "severity": "ERROR"
+        "tag": "t", "service": "s", "severity": "ERROR", "metric": "tag", "k": 4.0,
+        "min_history": "2d", "seasonality": "daily", "direction": "both", "labels": ["l"]
     }]);
     let mut keys = BTreeSet::new();
     leaves("", &json, &mut keys);

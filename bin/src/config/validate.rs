@@ -55,6 +55,11 @@ impl ValidConfig {
                 .webhook
                 .as_ref()
                 .is_some_and(|w| w.needs_secret())
+            || config
+                .alerts
+                .pagerduty
+                .as_ref()
+                .is_some_and(|p| p.needs_secret())
     }
 }
 
@@ -127,7 +132,7 @@ pub(super) fn validate(config: SpateConfig) -> Result<ValidConfig, ConfigError> 
         .windows
         .shared_mode(config.hot_dynamodb.is_some())
         .map_err(|e| keyed("windows", e))?;
-    let rules = config.alerts.validate().map_err(|e| keyed("alerts", e))?;
+    let rules = config.alerts.validate().map_err(|e| e.within("alerts"))?;
     if let Some(sns) = &config.alerts.sns {
         sns.validate().map_err(|e| e.within("alerts.sns"))?;
     }

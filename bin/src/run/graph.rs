@@ -15,9 +15,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use spate_engine::{ActorOptions, Graph, GraphBuilder, SupervisorPolicy};
+use spate_operators::alerts::anomaly::store::BaselineStore;
 use spate_operators::alerts::record::AlertStore;
 use spate_operators::alerts::router::AlertRouter;
 use spate_operators::alerts::rules::Rule;
+use spate_operators::alerts::silence::SilenceStore;
 use spate_operators::alerts::window_store::{MemoryWindowStore, WindowStore};
 use spate_operators::aws::AwsClients;
 use spate_operators::component::{AfterDrain, BuildContext};
@@ -165,7 +167,7 @@ pub(super) fn build(config: &SpateConfig, data_dir: &Path, parts: GraphParts<'_>
     );
     graph.connect("decode", "windows");
 
-    let (alerts, store) = (config.alerts.clone(), hot.clone());
+    let (alerts, store, hot_store) = (config.alerts.clone(), hot.clone(), hot.clone());
     let windows = config.windows.clone();
     let default_file = data_dir.join("alerts.ndjson");
     let sns = match (&config.alerts.sns, aws) {
@@ -186,6 +188,13 @@ pub(super) fn build(config: &SpateConfig, data_dir: &Path, parts: GraphParts<'_>
                 Some(dynamo) if shared_windows => Arc::new(dynamo.clone()),
                 _ => Arc::new(MemoryWindowStore::default()),
             };
+            // Baselines and silences live where the hot store is, so they
+            // survive restarts (and are shared with DynamoDB).
+            let (baselines, silences): (Arc<dyn BaselineStore>, Arc<dyn SilenceStore>) =
+                match &router_dynamo {
+                    Some(dynamo) => (Arc::new(dynamo.clone()), Arc::new(dynamo.clone())),
+                    None => (Arc::new(hot_store.clone()), Arc::new(hot_store.clone())),
+                };
             let router = AlertRouter::with_rules(
                 alerts.clone(),
                 rules.clone(),
@@ -193,7 +202,9 @@ pub(super) fn build(config: &SpateConfig, data_dir: &Path, parts: GraphParts<'_>
                 default_file.clone(),
                 Some(store),
                 window_store,
-            );
+            )
+            .with_baselines(baselines)
+            .with_silences(silences);
             match &sns {
                 Some(publisher) => router.with_sns(publisher.clone()),
                 None => router,

@@ -177,6 +177,17 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
             .context("alerts.webhook.bearer_token_secret")?;
         config.alerts.webhook = Some(resolved);
     }
+    // The PagerDuty routing key likewise.
+    if let (Some(pagerduty), Some(aws)) = (&config.alerts.pagerduty, &aws)
+        && pagerduty.needs_secret()
+    {
+        let resolved = pagerduty
+            .clone()
+            .resolve_secret(&aws.secretsmanager())
+            .await
+            .context("alerts.pagerduty.routing_key_secret")?;
+        config.alerts.pagerduty = Some(resolved);
+    }
     let lake = match (&config.lake.s3, &aws) {
         (Some(s3), Some(aws)) => lake.with_target(LakeTarget::S3(Arc::new(
             S3Target::new(aws.s3(), s3).context("lake.s3")?,

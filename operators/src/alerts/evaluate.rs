@@ -10,9 +10,19 @@
 //! without a notice, which bounds memory when services come and go. When one
 //! call covers many windows (the watermark jumped), cooldown reminders of an
 //! alert already notified in that call are left out.
+//!
+//! Anomaly rules judge each window against the (rule, service) baseline
+//! ([`super::anomaly`]) and teach it the window; like `silence`, they look
+//! at every service seen in the last 24 hours, a window without events
+//! counting 0. The caller loads the baselines before a call
+//! ([`AlertEvaluator::baselines_to_load`], [`AlertEvaluator::put_baselines`])
+//! and saves the ones that learnt after it
+//! ([`AlertEvaluator::baselines_to_save`], [`AlertEvaluator::baselines_saved`]).
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::anomaly::store::{BaselineKey, BaselineSave};
+use super::anomaly::{Baseline, Params, measure};
 use super::dedup::Dedup;
 use super::record::{AlertRecord, AlertState, WindowRecord};
 use super::rules::{Rule, RuleKind};
@@ -30,6 +40,21 @@ pub struct AlertEvaluator {
     last_seen: BTreeMap<String, i64>,
     /// Every window starting before this has been evaluated.
     evaluated_until: Option<i64>,
+    /// Anomaly baselines in use.
+    baselines: BTreeMap<BaselineKey, TrackedBaseline>,
+}
+
+/// A baseline, and the `updates` of its stored copy (`None`: none stored).
+#[derive(Debug, Clone)]
+struct TrackedBaseline {
+    baseline: Baseline,
+    stored_updates: Option<u64>,
+}
+
+/// Whether the rule looks at every service seen lately, also in windows
+/// where it has no events.
+fn watches_quiet_services(rule: &Rule) -> bool {
+    matches!(rule.kind, RuleKind::Silence | RuleKind::Anomaly)
 }
 
 impl AlertEvaluator {
@@ -42,7 +67,98 @@ impl AlertEvaluator {
             size_ms: size_ms.max(1),
             last_seen: BTreeMap::new(),
             evaluated_until: None,
+            baselines: BTreeMap::new(),
         }
+    }
+
+    /// The baselines the next call may use for `services` (besides the
+    /// tracked ones) that are not loaded yet; every one of them with
+    /// `reload` (shared windows: other processes learn too).
+    pub fn baselines_to_load(&self, services: &[String], reload: bool) -> Vec<BaselineKey> {
+        let mut all: Vec<String> = self.tracked_services();
+        all.extend(services.iter().cloned());
+        all.sort();
+        all.dedup();
+        let mut keys = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.anomaly.is_some()) {
+            for service in all.iter().filter(|s| rule.applies_to(s)) {
+                let key = BaselineKey::new(&rule.name, service);
+                if reload || !self.baselines.contains_key(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
+
+    /// Takes the baselines loaded for `requested`: a stored one is resumed
+    /// when it measures the same series; a key without one starts afresh.
+    pub fn put_baselines(
+        &mut self,
+        requested: &[BaselineKey],
+        loaded: Vec<(BaselineKey, Baseline)>,
+    ) {
+        let mut loaded: BTreeMap<BaselineKey, Baseline> = loaded.into_iter().collect();
+        for key in requested {
+            let Some(rule) = self.rules.iter().find(|r| r.name == key.rule) else {
+                continue;
+            };
+            let Some(spec) = &rule.anomaly else { continue };
+            let series = spec.series(rule.tag.as_deref());
+            let tracked = match loaded.remove(key) {
+                Some(b) if b.fits(&series, spec.seasonality) => TrackedBaseline {
+                    stored_updates: Some(b.updates),
+                    baseline: b,
+                },
+                // Another series (the rule changed): start again, replacing it.
+                Some(b) => TrackedBaseline {
+                    stored_updates: Some(b.updates),
+                    baseline: Baseline::new(series, spec.seasonality),
+                },
+                None => match self.baselines.remove(key) {
+                    Some(kept) => kept,
+                    None => TrackedBaseline {
+                        stored_updates: None,
+                        baseline: Baseline::new(series, spec.seasonality),
+                    },
+                },
+            };
+            self.baselines.insert(key.clone(), tracked);
+        }
+    }
+
+    /// The baselines that learnt since they were loaded or saved.
+    pub fn baselines_to_save(&self) -> Vec<BaselineSave> {
+        self.baselines
+            .iter()
+            .filter(|(_, t)| Some(t.baseline.updates) != t.stored_updates && t.baseline.updates > 0)
+            .map(|(key, t)| BaselineSave {
+                key: key.clone(),
+                baseline: t.baseline.clone(),
+                previous_updates: t.stored_updates,
+            })
+            .collect()
+    }
+
+    /// Notes which of `saves` were stored; the others (another process
+    /// learnt first) are dropped, to be loaded again.
+    pub fn baselines_saved(&mut self, saves: &[BaselineSave], stored: &[bool]) {
+        for (save, &ok) in saves.iter().zip(stored) {
+            if ok {
+                if let Some(t) = self.baselines.get_mut(&save.key) {
+                    t.stored_updates = Some(save.baseline.updates);
+                }
+            } else {
+                self.baselines.remove(&save.key);
+            }
+        }
+    }
+
+    /// The baseline of `rule` × `service`, if in use.
+    pub fn baseline(&self, rule: &str, service: &str) -> Option<&Baseline> {
+        self.baselines
+            .get(&BaselineKey::new(rule, service))
+            .map(|t| &t.baseline)
     }
 
     /// The rules evaluated.
@@ -65,7 +181,7 @@ impl AlertEvaluator {
             .iter()
             .flat_map(|r| self.dedup.firing_services(&r.name))
             .collect();
-        if self.rules.iter().any(|r| r.kind == RuleKind::Silence) {
+        if self.rules.iter().any(watches_quiet_services) {
             services.extend(self.last_seen.keys().cloned());
         }
         services.sort();
@@ -148,7 +264,7 @@ impl AlertEvaluator {
         for rule in &self.rules {
             let mut services: Vec<String> = records.keys().map(|s| s.to_string()).collect();
             services.extend(self.dedup.firing_services(&rule.name));
-            if rule.kind == RuleKind::Silence {
+            if watches_quiet_services(rule) {
                 services.extend(self.last_seen.keys().cloned());
             }
             services.sort();
@@ -156,9 +272,41 @@ impl AlertEvaluator {
             for service in services.iter().filter(|s| rule.applies_to(s)) {
                 let window = records.get(service.as_str()).copied();
                 let seen_before = self.last_seen.contains_key(service);
-                let eval = rule.evaluate(window, seen_before);
-                let Some(state) = self.dedup.step(&rule.name, service, start, eval.holds) else {
+                let (holds, value, threshold, anomaly) = match &rule.anomaly {
+                    Some(spec) => {
+                        let Some((value, noise)) =
+                            measure(spec.metric, rule.tag.as_deref(), rule.min_events, window)
+                        else {
+                            // Too few events for a rate: nothing to judge.
+                            continue;
+                        };
+                        let key = BaselineKey::new(&rule.name, service);
+                        let tracked =
+                            self.baselines
+                                .entry(key)
+                                .or_insert_with(|| TrackedBaseline {
+                                    stored_updates: None,
+                                    baseline: Baseline::new(
+                                        spec.series(rule.tag.as_deref()),
+                                        spec.seasonality,
+                                    ),
+                                });
+                        let params = Params::new(spec, self.size_ms);
+                        let verdict = tracked.baseline.observe(&params, start, value, noise);
+                        (verdict.holds(), value, verdict.edge(), Some(verdict))
+                    }
+                    None => {
+                        let eval = rule.evaluate(window, seen_before);
+                        (eval.holds, eval.value, rule.threshold, None)
+                    }
+                };
+                let Some(state) = self.dedup.step(&rule.name, service, start, holds) else {
                     continue;
+                };
+                let firing = state == AlertState::Firing;
+                let message = match &anomaly {
+                    Some(verdict) => rule.describe_anomaly(verdict, firing),
+                    None => rule.describe(value, firing),
                 };
                 notices.push(AlertRecord {
                     id: format!("{}:{service}:{start}:{}", rule.name, state.as_str()),
@@ -169,9 +317,9 @@ impl AlertEvaluator {
                     window_start_ms: start,
                     window_end_ms: end,
                     raised_at_ms,
-                    value: eval.value,
-                    threshold: rule.threshold,
-                    message: rule.describe(eval.value, state == AlertState::Firing),
+                    value,
+                    threshold,
+                    message,
                 });
             }
         }
@@ -192,6 +340,10 @@ impl AlertEvaluator {
         for service in forget {
             self.last_seen.remove(&service);
             self.dedup.forget_service(&service);
+            // Stored baselines stay; the service resumes them when it returns.
+            self.baselines.retain(|k, t| {
+                k.service != service || Some(t.baseline.updates) != t.stored_updates
+            });
         }
     }
 }

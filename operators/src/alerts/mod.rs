@@ -12,7 +12,17 @@
 //! reminder after the cooldown, one `resolved` when it clears). With a shared
 //! store each notice is claimed, so that exactly one process sends it. The
 //! router records windows and notices in an [`record::AlertStore`] and writes
-//! the notices to the [`outputs`]: stdout, an NDJSON file, a webhook, SNS.
+//! the notices to the [`outputs`]: stdout, an NDJSON file, a webhook, SNS,
+//! PagerDuty.
+//!
+//! Besides fixed thresholds, [`anomaly`] rules compare a service's counts
+//! with a baseline learnt per hour of the day (or week), kept in the hot
+//! store across restarts. Between the rules and the outputs, [`silence`]
+//! holds back the notices of services in a maintenance window
+//! (`spate alerts silence`), and [`routing`] sends each notice to the
+//! outputs of the routes it matches (by service, severity, rule and tags),
+//! with repeat intervals; the webhook groups the notices of one service
+//! decided together into one message.
 //!
 //! # Backpressure
 //!
@@ -26,6 +36,7 @@
 //! When the router closes, the webhook queue is drained for at most
 //! `drain_timeout`; notices still queued after that are counted as failed.
 
+pub mod anomaly;
 pub mod dedup;
 pub mod evaluate;
 pub mod outputs;
@@ -33,16 +44,22 @@ pub mod pending;
 pub mod record;
 mod retry;
 pub mod router;
+pub mod routing;
 pub mod rules;
+pub mod silence;
 pub mod window_store;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use spate_engine::{ActorError, ErrorClass};
 
+use self::outputs::pagerduty::PagerDutyConfig;
 use self::outputs::webhook::WebhookConfig;
+use self::routing::{OutputName, RouteConfig, validate_routes};
 use self::rules::{AlertRuleConfig, Rule, compile_rules, default_rules};
+use crate::component::ConfigError;
 
 /// Failures of the alert stages.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +139,10 @@ pub struct AlertsConfig {
     /// message attributes service, severity, rule and state for filter policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sns: Option<crate::sinks::sns::SnsConfig>,
+    /// Send notices to PagerDuty (Events API v2): firing notices trigger,
+    /// resolutions resolve, with one dedup key per rule and service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagerduty: Option<PagerDutyConfig>,
     /// While an alert keeps firing, repeat it after this long (seconds of event
     /// time, between window starts).
     #[serde(
@@ -137,6 +158,11 @@ pub struct AlertsConfig {
     /// disables alerting.
     #[serde(default = "default_rules")]
     pub rules: Vec<AlertRuleConfig>,
+    /// Which outputs get which notices (`[[alerts.routes]]`), matched in
+    /// order by service, severity, rule and tags. Default: none, every
+    /// notice to every output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
 }
 
 fn default_true() -> bool {
@@ -154,19 +180,51 @@ impl Default for AlertsConfig {
             file: None,
             webhook: None,
             sns: None,
+            pagerduty: None,
             cooldown_secs: default_cooldown_secs(),
             rules: default_rules(),
+            routes: Vec::new(),
         }
     }
 }
 
 impl AlertsConfig {
-    /// Checks the rules and the webhook, returning the compiled rules.
-    pub fn validate(&self) -> Result<Vec<Rule>, AlertError> {
+    /// Checks the rules, the outputs and the routes, returning the compiled
+    /// rules; errors name the key within `[alerts]`.
+    pub fn validate(&self) -> Result<Vec<Rule>, ConfigError> {
         if let Some(webhook) = &self.webhook {
-            webhook.validate()?;
+            webhook.validate().map_err(|e| {
+                let message = e.to_string();
+                let message = message
+                    .strip_prefix("alerts config: webhook: ")
+                    .unwrap_or(&message);
+                ConfigError::from_keyed_message(message).within("webhook")
+            })?;
         }
-        compile_rules(&self.rules)
+        if let Some(pagerduty) = &self.pagerduty {
+            pagerduty.validate().map_err(|e| e.within("pagerduty"))?;
+        }
+        let rules = compile_rules(&self.rules)?;
+        validate_routes(&self.routes, &self.configured_outputs(), &rules)?;
+        Ok(rules)
+    }
+
+    /// The outputs this configuration turns on.
+    pub fn configured_outputs(&self) -> BTreeSet<OutputName> {
+        let mut on = BTreeSet::new();
+        let outputs = [
+            (OutputName::Stdout, self.stdout),
+            (OutputName::File, self.file_enabled),
+            (OutputName::Webhook, self.webhook.is_some()),
+            (OutputName::Sns, self.sns.is_some()),
+            (OutputName::Pagerduty, self.pagerduty.is_some()),
+        ];
+        for (name, enabled) in outputs {
+            if enabled {
+                on.insert(name);
+            }
+        }
+        on
     }
 
     /// The NDJSON file to write, if enabled: `file`, or `default_path`.
@@ -211,7 +269,7 @@ mod tests {
         let bad: AlertsConfig =
             serde_json::from_str(r#"{"rules": [{"name": "t", "kind": "tag"}]}"#).unwrap();
         let err = bad.validate().unwrap_err();
-        assert_eq!(err.class(), ErrorClass::BadInput);
-        assert!(err.to_string().starts_with("alerts config: rule \"t\""));
+        assert_eq!(err.key(), "rules[0].tag");
+        assert!(err.message().starts_with("rule \"t\""), "{err}");
     }
 }

@@ -86,6 +86,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::anomaly::store::{BaselineStore, MemoryBaselineStore};
 use super::evaluate::AlertEvaluator;
 use super::record::{AlertRecord, WindowRecord};
 use super::retry::blocking_with_retries;
@@ -148,6 +149,7 @@ pub struct Decided {
 /// evaluator, and the steps pending their settle delay.
 pub struct PendingWindows {
     store: Arc<dyn WindowStore>,
+    baselines: Arc<dyn BaselineStore>,
     evaluator: AlertEvaluator,
     settle: Duration,
     tick: Duration,
@@ -186,6 +188,7 @@ impl PendingWindows {
         };
         PendingWindows {
             store,
+            baselines: Arc::new(MemoryBaselineStore::default()),
             evaluator: AlertEvaluator::new(rules, windows.size_ms(), cooldown_ms),
             settle,
             tick: Duration::from_millis(windows.tick_ms.max(1)),
@@ -195,6 +198,19 @@ impl PendingWindows {
             wall_base_ms: wall_clock_ms(),
             clock_base: Instant::now(),
         }
+    }
+
+    /// Keeps the anomaly baselines in `baselines` (the hot store) instead of
+    /// memory: they are loaded when first needed (every step with a shared
+    /// window store) and saved after every step that taught them.
+    pub fn with_baselines(mut self, baselines: Arc<dyn BaselineStore>) -> Self {
+        self.baselines = baselines;
+        self
+    }
+
+    /// The rules' evaluator (its baselines, for tests and inspection).
+    pub fn evaluator(&self) -> &AlertEvaluator {
+        &self.evaluator
     }
 
     /// Counts claims in `stats` (kept across restarts of the router).
@@ -234,7 +250,7 @@ impl PendingWindows {
     }
 
     /// Processing time, wall-clock milliseconds, advancing with tokio's clock.
-    fn now_ms(&self) -> i64 {
+    pub fn now_ms(&self) -> i64 {
         let elapsed = Instant::now().saturating_duration_since(self.clock_base);
         self.wall_base_ms
             .saturating_add(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
@@ -281,14 +297,57 @@ impl PendingWindows {
             }
             let step = self.pending.pop_front().expect("front exists");
             let merged = self.merged(&step).await;
+            self.load_baselines(&merged).await;
             let raised = self
                 .evaluator
                 .evaluate(&merged, step.closed_until_ms, self.now_ms());
+            self.save_baselines().await;
             decided.notices.extend(self.claim(raised).await);
             decided.windows.extend(step.windows);
         }
         metrics::gauge!("spate_alert_windows_pending").set(self.pending.len() as f64);
         decided
+    }
+
+    /// Loads the anomaly baselines the evaluation of `merged` needs: those
+    /// not loaded yet, and with a shared store every one (other processes
+    /// learn too). A failed load leaves the baselines as they are (fresh
+    /// ones start for keys never loaded; their save is then refused if a
+    /// stored one exists, and they are loaded again next step).
+    async fn load_baselines(&mut self, merged: &[WindowRecord]) {
+        let services: Vec<String> = merged.iter().map(|w| w.service.clone()).collect();
+        let keys = self
+            .evaluator
+            .baselines_to_load(&services, self.store.is_shared());
+        if keys.is_empty() {
+            return;
+        }
+        let (store, wanted) = (self.baselines.clone(), keys.clone());
+        if let Ok(loaded) =
+            blocking_with_retries("load baselines", move || store.load_baselines(&wanted)).await
+        {
+            self.evaluator.put_baselines(&keys, loaded);
+        }
+    }
+
+    /// Saves the baselines that learnt, each unless another process saved
+    /// first (then it is loaded again next time).
+    async fn save_baselines(&mut self) {
+        let saves = self.evaluator.baselines_to_save();
+        if saves.is_empty() {
+            return;
+        }
+        let (store, to_save) = (self.baselines.clone(), Arc::new(saves.clone()));
+        // On failure the baselines stay in memory, saved with the next step.
+        if let Ok(stored) =
+            blocking_with_retries("save baselines", move || store.save_baselines(&to_save)).await
+        {
+            let refused = stored.iter().filter(|ok| !**ok).count();
+            if refused > 0 {
+                metrics::counter!("spate_alert_baseline_conflicts_total").increment(refused as u64);
+            }
+            self.evaluator.baselines_saved(&saves, &stored);
+        }
     }
 
     /// The merged counts a step is decided on.

@@ -8,6 +8,11 @@
 //! the notices to every output, and delivers the batch's ack (with a shared
 //! store, as soon as the counts are added).
 //!
+//! Before the outputs, notices of silenced services are held back
+//! ([`super::silence`], read from the hot store every
+//! [`REFRESH`](super::silence::REFRESH)), and each notice goes to the outputs
+//! its routes name ([`super::routing`]; every output without routes).
+//!
 //! A store failure is retried with backoff (not when it is bad input); if it
 //! persists the notices still go to the outputs, and the failure is logged
 //! and counted in `spate_alert_store_failures_total` (window records are not
@@ -29,20 +34,26 @@
 //! (shared store), then drains the webhook queue within its deadline (see
 //! [`super::outputs::webhook`]).
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use spate_engine::{Actor, ActorResult, Batch, Ctx, NoOutput};
+use tokio::time::Instant;
 
+use super::anomaly::store::BaselineStore;
 use super::outputs::AlertOutput;
 use super::outputs::file::FileOutput;
+use super::outputs::pagerduty::PagerDutyOutput;
 use super::outputs::stdout::StdoutOutput;
 use super::outputs::webhook::WebhookOutput;
 use super::pending::{ClaimStats, PendingWindows};
 use super::record::{AlertRecord, AlertStore, WindowRecord};
 use super::retry::blocking_with_retries;
+use super::routing::{OutputName, RoutingTable};
 use super::rules::Rule;
+use super::silence::{REFRESH, SilenceFilter, SilenceStore};
 use super::window_store::WindowStore;
 use super::{AlertError, AlertsConfig};
 use crate::windows::{WindowConfig, WindowOutput};
@@ -55,6 +66,12 @@ pub struct AlertRouter {
     pending: PendingWindows,
     outputs: Vec<AlertOutput>,
     sns: Option<crate::sinks::sns::SnsPublisher>,
+    routing: RoutingTable,
+    /// Rule → the tags of its alerts, for routing.
+    rule_tags: HashMap<String, Vec<String>>,
+    silences: Option<Arc<dyn SilenceStore>>,
+    silence_filter: SilenceFilter,
+    silences_read_at: Option<Instant>,
 }
 
 impl AlertRouter {
@@ -89,7 +106,9 @@ impl AlertRouter {
         store: Option<Arc<dyn AlertStore>>,
         window_store: Arc<dyn WindowStore>,
     ) -> Result<Self, AlertError> {
-        let rules = config.validate()?;
+        let rules = config
+            .validate()
+            .map_err(|e| AlertError::Config(e.to_string()))?;
         Ok(Self::with_rules(
             config,
             rules,
@@ -109,6 +128,11 @@ impl AlertRouter {
         store: Option<Arc<dyn AlertStore>>,
         window_store: Arc<dyn WindowStore>,
     ) -> Self {
+        let rule_tags = rules
+            .iter()
+            .map(|r| (r.name.clone(), r.labels.clone()))
+            .collect();
+        let routing = RoutingTable::new(config.routes.clone(), config.configured_outputs());
         let pending = PendingWindows::new(window_store, windows, rules, config.cooldown_ms());
         AlertRouter {
             config,
@@ -117,6 +141,11 @@ impl AlertRouter {
             pending,
             outputs: Vec::new(),
             sns: None,
+            routing,
+            rule_tags,
+            silences: None,
+            silence_filter: SilenceFilter::default(),
+            silences_read_at: None,
         }
     }
 
@@ -140,10 +169,38 @@ impl AlertRouter {
         router
     }
 
+    /// Routes notices as `routes` say among the outputs already given
+    /// ([`AlertRouter::with_outputs`]).
+    pub fn with_routes(mut self, routes: Vec<super::routing::RouteConfig>) -> Self {
+        let outputs = self.outputs.iter().map(AlertOutput::kind).collect();
+        self.routing = RoutingTable::new(routes.clone(), outputs);
+        self.config.routes = routes;
+        self
+    }
+
     /// Also publishes every notice to an SNS topic.
     pub fn with_sns(mut self, publisher: crate::sinks::sns::SnsPublisher) -> Self {
         self.sns = Some(publisher);
         self
+    }
+
+    /// Keeps anomaly baselines in `baselines` (the hot store), so they
+    /// survive a restart and are shared with the processes of a shared
+    /// window store. Default: memory.
+    pub fn with_baselines(mut self, baselines: Arc<dyn BaselineStore>) -> Self {
+        self.pending = self.pending.with_baselines(baselines);
+        self
+    }
+
+    /// Honours the silences (maintenance windows) kept in `silences`.
+    pub fn with_silences(mut self, silences: Arc<dyn SilenceStore>) -> Self {
+        self.silences = Some(silences);
+        self
+    }
+
+    /// The decision state (the evaluator and its baselines).
+    pub fn pending(&self) -> &PendingWindows {
+        &self.pending
     }
 
     /// Counts claims in `stats` (kept across restarts of the router; shared
@@ -178,6 +235,10 @@ impl AlertRouter {
                     publisher.clone(),
                 )));
         }
+        if let Some(pagerduty) = &self.config.pagerduty {
+            self.outputs
+                .push(AlertOutput::Pagerduty(PagerDutyOutput::spawn(pagerduty)?));
+        }
         Ok(())
     }
 }
@@ -209,14 +270,35 @@ impl AlertRouter {
         if !self.pending.is_shared() {
             record(self.store.as_ref(), decided.windows, &decided.notices).await;
         }
-        self.send(&decided.notices);
+        self.send(&decided.notices).await;
     }
 
-    /// Counts and writes `alerts` to every output.
-    fn send(&mut self, alerts: &[AlertRecord]) {
+    /// Reads the silences again when the last read is older than
+    /// [`REFRESH`]; a failed read keeps the ones known.
+    async fn refresh_silences(&mut self) {
+        let Some(store) = &self.silences else { return };
+        if self
+            .silences_read_at
+            .is_some_and(|at| at.elapsed() < REFRESH)
+        {
+            return;
+        }
+        let (store, now_ms) = (store.clone(), self.pending.now_ms());
+        if let Ok(silences) =
+            blocking_with_retries("read silences", move || store.active_silences(now_ms)).await
+        {
+            self.silence_filter.set(silences);
+        }
+        self.silences_read_at = Some(Instant::now());
+    }
+
+    /// Counts `alerts`, holds back the silenced ones, and writes each of the
+    /// others to the outputs its routes name.
+    async fn send(&mut self, alerts: &[AlertRecord]) {
         if alerts.is_empty() {
             return;
         }
+        self.refresh_silences().await;
         for alert in alerts {
             metrics::counter!(
                 "spate_alerts_total",
@@ -225,7 +307,34 @@ impl AlertRouter {
             )
             .increment(1);
         }
+        let passing: Vec<AlertRecord> = alerts
+            .iter()
+            .filter(|a| self.silence_filter.passes(a))
+            .cloned()
+            .collect();
+        if passing.is_empty() {
+            return;
+        }
+        let routed = !self.config.routes.is_empty();
+        let mut per_output: BTreeMap<OutputName, Vec<AlertRecord>> = BTreeMap::new();
+        if routed {
+            let none = Vec::new();
+            for alert in &passing {
+                let tags = self.rule_tags.get(&alert.rule).unwrap_or(&none);
+                for output in self.routing.route(alert, tags) {
+                    per_output.entry(output).or_default().push(alert.clone());
+                }
+            }
+        }
         for output in &mut self.outputs {
+            let alerts = if routed {
+                match per_output.get(&output.kind()) {
+                    Some(alerts) => alerts.as_slice(),
+                    None => continue,
+                }
+            } else {
+                passing.as_slice()
+            };
             if let Err(e) = output.send(alerts) {
                 metrics::counter!("spate_alert_deliveries_failed_total", "output" => output.name())
                     .increment(alerts.len() as u64);

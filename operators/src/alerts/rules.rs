@@ -10,13 +10,16 @@
 //! | `error_rate` | (ERROR + CRITICAL) / events > threshold, with at least `min_events` events (default 100) | 0.05 |
 //! | `silence` | a service that had events before has none in this window | none |
 //! | `tag` | events carrying `tag` > threshold | 0 |
+//! | `anomaly` | `metric` outside the band its baseline learnt (see [`super::anomaly`]) | none |
 
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::AlertError;
+use super::anomaly::{AnomalySpec, Direction, Metric, Seasonality, Verdict};
 use super::record::WindowRecord;
+use crate::component::ConfigError;
+use crate::component::units::Seconds;
 use crate::event::Severity;
 
 /// What a rule measures.
@@ -33,12 +36,14 @@ pub enum RuleKind {
     Silence,
     /// Count of a named tag above the threshold.
     Tag,
+    /// A metric outside the band of its learnt baseline.
+    Anomaly,
 }
 
 impl RuleKind {
     fn default_threshold(self) -> f64 {
         match self {
-            RuleKind::Critical | RuleKind::Silence | RuleKind::Tag => 0.0,
+            RuleKind::Critical | RuleKind::Silence | RuleKind::Tag | RuleKind::Anomaly => 0.0,
             RuleKind::ErrorCount => 10.0,
             RuleKind::ErrorRate => 0.05,
         }
@@ -47,7 +52,7 @@ impl RuleKind {
     fn default_severity(self) -> AlertSeverity {
         match self {
             RuleKind::Critical => AlertSeverity::Critical,
-            RuleKind::ErrorCount | RuleKind::ErrorRate => AlertSeverity::Error,
+            RuleKind::ErrorCount | RuleKind::ErrorRate | RuleKind::Anomaly => AlertSeverity::Error,
             RuleKind::Silence | RuleKind::Tag => AlertSeverity::Warning,
         }
     }
@@ -85,19 +90,50 @@ pub struct AlertRuleConfig {
     /// Unique name of the rule (letters, digits, `_`, `-`); part of alert ids.
     pub name: String,
     /// What the rule measures: `critical`, `error_count`, `error_rate`,
-    /// `silence` or `tag`.
+    /// `silence`, `tag` or `anomaly`.
     pub kind: RuleKind,
     /// The alert fires when the measured value is strictly above it. Default:
     /// 0 for `critical` and `tag`, 10 for `error_count`, 0.05 for `error_rate`;
-    /// not allowed for `silence`.
+    /// not allowed for `silence` and `anomaly`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
-    /// `error_rate` only: windows with fewer events never fire. Default 100.
+    /// `error_rate`, and `anomaly` with `metric = "error_rate"`: windows with
+    /// fewer events never fire (nor teach the baseline). Default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_events: Option<u64>,
-    /// `tag` only (required there): the tag to count.
+    /// `tag` (required there), and `anomaly` with `metric = "tag"`: the tag
+    /// to count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// `anomaly` only: what is measured per service and window: `events`,
+    /// `info`, `warning`, `error`, `critical`, `errors` (ERROR + CRITICAL),
+    /// `error_rate` or `tag` (with `tag`). Default: `tag` when `tag` is set,
+    /// `errors` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Metric>,
+    /// `anomaly` only: width of the band around the expected value, in
+    /// standard deviations (learnt, and at least the count's own noise).
+    /// Default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<f64>,
+    /// `anomaly` only: history (event time) the baseline needs before the
+    /// rule may fire, e.g. `"2d"`. Default: two periods of the seasonality
+    /// (2 days daily, 14 days weekly), 1 day without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_history: Option<Seconds>,
+    /// `anomaly` only: the period the baseline learns: `none`, `daily` (one
+    /// offset per UTC hour of the day) or `weekly` (per hour of the week).
+    /// Default `daily`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seasonality: Option<Seasonality>,
+    /// `anomaly` only: `up` (spikes above the band), `down` (drops below
+    /// it, silence included) or `both`. Default `both`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+    /// Extra tags of this rule's alerts, for routing (`[[alerts.routes]]
+    /// tags`); a rule counting a tag has that tag too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
     /// Only this service; default: every service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
@@ -119,6 +155,12 @@ impl AlertRuleConfig {
             tag: None,
             service: None,
             severity: None,
+            metric: None,
+            k: None,
+            min_history: None,
+            seasonality: None,
+            direction: None,
+            labels: Vec::new(),
         }
     }
 }
@@ -154,7 +196,14 @@ pub struct Rule {
     pub service: Option<String>,
     /// Severity of the alert.
     pub severity: AlertSeverity,
+    /// `anomaly`: the baseline's settings.
+    pub anomaly: Option<AnomalySpec>,
+    /// The alert's tags for routing: the tag counted, and the labels.
+    pub labels: Vec<String>,
 }
+
+/// Default band width of anomaly rules, in standard deviations.
+pub const DEFAULT_K: f64 = 4.0;
 
 /// The result of evaluating a rule on one window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -166,9 +215,12 @@ pub struct Evaluation {
 }
 
 impl Rule {
-    /// Validates one rule configuration.
-    pub fn compile(config: &AlertRuleConfig) -> Result<Rule, AlertError> {
-        let bad = |why: String| AlertError::Config(format!("rule {:?}: {why}", config.name));
+    /// Validates one rule configuration; errors name the key (relative to
+    /// the rule) and the rule.
+    pub fn compile(config: &AlertRuleConfig) -> Result<Rule, ConfigError> {
+        let bad = |key: &str, why: String| {
+            ConfigError::new(key, format!("rule {:?}: {why}", config.name))
+        };
         let valid_name = !config.name.is_empty()
             && config
                 .name
@@ -176,37 +228,82 @@ impl Rule {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid_name {
             return Err(bad(
-                "name must be non-empty letters, digits, '_' or '-'".into()
+                "name",
+                "name must be non-empty letters, digits, '_' or '-'".into(),
             ));
         }
         let kind = config.kind;
         let threshold = match (kind, config.threshold) {
             (RuleKind::Silence, Some(_)) => {
-                return Err(bad("a silence rule takes no threshold".into()));
+                return Err(bad("threshold", "a silence rule takes no threshold".into()));
+            }
+            (RuleKind::Anomaly, Some(_)) => {
+                return Err(bad(
+                    "threshold",
+                    "an anomaly rule takes no threshold (its band is k deviations wide)".into(),
+                ));
             }
             (_, Some(t)) if !t.is_finite() || t < 0.0 => {
-                return Err(bad(format!("threshold {t} must be a number >= 0")));
+                return Err(bad(
+                    "threshold",
+                    format!("threshold {t} must be a number >= 0"),
+                ));
             }
             (RuleKind::ErrorRate, Some(t)) if t >= 1.0 => {
-                return Err(bad(format!(
-                    "error_rate threshold {t} must be a fraction below 1 (0.05 = 5 %)"
-                )));
+                return Err(bad(
+                    "threshold",
+                    format!("error_rate threshold {t} must be a fraction below 1 (0.05 = 5 %)"),
+                ));
             }
             (_, Some(t)) => t,
             (_, None) => kind.default_threshold(),
         };
-        if config.min_events.is_some() && kind != RuleKind::ErrorRate {
-            return Err(bad("min_events applies to error_rate rules only".into()));
+        let anomaly = if kind == RuleKind::Anomaly {
+            Some(anomaly_spec(config, &bad)?)
+        } else {
+            let only = [
+                ("metric", config.metric.is_some()),
+                ("k", config.k.is_some()),
+                ("min_history", config.min_history.is_some()),
+                ("seasonality", config.seasonality.is_some()),
+                ("direction", config.direction.is_some()),
+            ];
+            if let Some((key, _)) = only.iter().find(|(_, set)| *set) {
+                return Err(bad(key, format!("{key} applies to anomaly rules only")));
+            }
+            None
+        };
+        let counts_rate = kind == RuleKind::ErrorRate
+            || anomaly
+                .as_ref()
+                .is_some_and(|a| a.metric == Metric::ErrorRate);
+        if config.min_events.is_some() && !counts_rate {
+            return Err(bad(
+                "min_events",
+                "min_events applies to error_rate rules (and error_rate anomalies) only".into(),
+            ));
         }
-        let tag = match (kind, &config.tag) {
-            (RuleKind::Tag, Some(t)) if !t.is_empty() => Some(t.clone()),
-            (RuleKind::Tag, _) => return Err(bad("a tag rule needs a non-empty tag".into())),
-            (_, Some(_)) => return Err(bad("tag applies to tag rules only".into())),
-            (_, None) => None,
+        let counts_tag =
+            kind == RuleKind::Tag || anomaly.as_ref().is_some_and(|a| a.metric == Metric::Tag);
+        let tag = match (counts_tag, &config.tag) {
+            (true, Some(t)) if !t.is_empty() => Some(t.clone()),
+            (true, _) => return Err(bad("tag", "a tag rule needs a non-empty tag".into())),
+            (false, Some(_)) => {
+                return Err(bad(
+                    "tag",
+                    "tag applies to tag rules (and anomalies of metric \"tag\") only".into(),
+                ));
+            }
+            (false, None) => None,
         };
         if config.service.as_deref() == Some("") {
-            return Err(bad("service filter must not be empty".into()));
+            return Err(bad("service", "service filter must not be empty".into()));
         }
+        if config.labels.iter().any(|l| l.is_empty()) {
+            return Err(bad("labels", "labels must not be empty".into()));
+        }
+        let mut labels: Vec<String> = tag.iter().cloned().collect();
+        labels.extend(config.labels.iter().cloned());
         Ok(Rule {
             name: config.name.clone(),
             kind,
@@ -215,6 +312,8 @@ impl Rule {
             tag,
             service: config.service.clone(),
             severity: config.severity.unwrap_or(kind.default_severity()),
+            anomaly,
+            labels,
         })
     }
 
@@ -256,6 +355,47 @@ impl Rule {
                 let tag = self.tag.as_deref().unwrap_or_default();
                 above(window.and_then(|w| w.tags.get(tag)).copied().unwrap_or(0) as f64)
             }
+            // Needs its baseline: the evaluator judges it.
+            RuleKind::Anomaly => Evaluation {
+                holds: false,
+                value: 0.0,
+            },
+        }
+    }
+
+    /// One readable sentence about an anomaly verdict, e.g. `1000 events,
+    /// expected 210 (band 140–280, k = 4)`.
+    pub fn describe_anomaly(&self, verdict: &Verdict, holds: bool) -> String {
+        let metric = self.anomaly.as_ref().map_or(Metric::Errors, |a| a.metric);
+        let k = self.anomaly.as_ref().map_or(DEFAULT_K, |a| a.k);
+        let rate = metric == Metric::ErrorRate;
+        let num = |v: f64| {
+            if rate {
+                format!("{:.2}%", v * 100.0)
+            } else {
+                format!("{}", (v * 10.0).round() / 10.0)
+            }
+        };
+        let what = metric.describe(self.tag.as_deref());
+        let expected = verdict.expected.map_or("nothing yet".to_string(), num);
+        let band = format!(
+            "band {}–{}, k = {k}",
+            num(verdict.lower),
+            num(verdict.upper)
+        );
+        match (holds, verdict.spike) {
+            (true, true) => format!(
+                "{what} {} above normal: expected {expected} ({band})",
+                num(verdict.value)
+            ),
+            (true, false) => format!(
+                "{what} {} below normal: expected {expected} ({band})",
+                num(verdict.value)
+            ),
+            (false, _) => format!(
+                "{what} back to normal: {}, expected {expected} ({band})",
+                num(verdict.value)
+            ),
         }
     }
 
@@ -280,23 +420,59 @@ impl Rule {
                 "{value} events tagged {} {cmp} {t}",
                 self.tag.as_deref().unwrap_or_default()
             ),
+            RuleKind::Anomaly => format!("{value}"),
         }
     }
 }
 
-/// Validates a rule list: each rule, and names unique.
-pub fn compile_rules(configs: &[AlertRuleConfig]) -> Result<Vec<Rule>, AlertError> {
+/// The anomaly settings of `config`, with their defaults.
+fn anomaly_spec(
+    config: &AlertRuleConfig,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<AnomalySpec, ConfigError> {
+    let k = config.k.unwrap_or(DEFAULT_K);
+    if !k.is_finite() || k <= 0.0 || k > 100.0 {
+        return Err(bad(
+            "k",
+            format!("k {k} must be a number above 0 (and at most 100)"),
+        ));
+    }
+    let metric = match (config.metric, &config.tag) {
+        (Some(m), _) => m,
+        (None, Some(_)) => Metric::Tag,
+        (None, None) => Metric::Errors,
+    };
+    let seasonality = config.seasonality.unwrap_or(Seasonality::Daily);
+    let min_history_ms = match config.min_history {
+        Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        None => seasonality.default_min_history_ms(),
+    };
+    Ok(AnomalySpec {
+        metric,
+        k,
+        min_history_ms,
+        seasonality,
+        direction: config.direction.unwrap_or(Direction::Both),
+    })
+}
+
+/// Validates a rule list: each rule, and names unique. Errors name the key
+/// as `rules[<index>].<key>`.
+pub fn compile_rules(configs: &[AlertRuleConfig]) -> Result<Vec<Rule>, ConfigError> {
     let mut names = HashSet::new();
     configs
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
+            let at = format!("rules[{i}]");
             if !names.insert(c.name.as_str()) {
-                return Err(AlertError::Config(format!(
-                    "rule name {:?} is used twice",
-                    c.name
-                )));
+                return Err(ConfigError::new(
+                    "name",
+                    format!("rule name {:?} is used twice", c.name),
+                )
+                .within(&at));
             }
-            Rule::compile(c)
+            Rule::compile(c).map_err(|e| e.within(&at))
         })
         .collect()
 }
@@ -422,7 +598,7 @@ mod tests {
         assert!(err(AlertRuleConfig::new("t", RuleKind::Tag)).contains("needs a non-empty tag"));
         let mut c = AlertRuleConfig::new("e", RuleKind::ErrorCount);
         c.min_events = Some(3);
-        assert!(err(c).contains("error_rate rules only"));
+        assert!(err(c).contains("applies to error_rate rules"));
         let dup = vec![
             AlertRuleConfig::new("same", RuleKind::Critical),
             AlertRuleConfig::new("same", RuleKind::ErrorCount),
@@ -432,6 +608,74 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("used twice")
+        );
+    }
+
+    #[test]
+    fn anomaly_rules_take_their_keys_with_defaults_and_name_the_key_in_errors() {
+        let parsed: AlertRuleConfig = serde_json::from_value(serde_json::json!({
+            "name": "errors_anomaly", "kind": "anomaly", "k": 3.5, "min_history": "3d",
+            "seasonality": "weekly", "direction": "up", "labels": ["team-payments"],
+        }))
+        .unwrap();
+        let rule = Rule::compile(&parsed).unwrap();
+        let spec = rule.anomaly.clone().unwrap();
+        assert_eq!(spec.metric, Metric::Errors);
+        assert_eq!((spec.k, spec.min_history_ms), (3.5, 3 * 86_400_000));
+        assert_eq!(spec.seasonality, Seasonality::Weekly);
+        assert_eq!(spec.direction, Direction::Up);
+        assert_eq!(rule.severity, AlertSeverity::Error);
+        assert_eq!(rule.labels, ["team-payments"]);
+        // Defaults: errors, k = 4, daily, two days, both directions.
+        let rule = Rule::compile(&AlertRuleConfig::new("a", RuleKind::Anomaly)).unwrap();
+        let spec = rule.anomaly.unwrap();
+        assert_eq!((spec.k, spec.min_history_ms), (DEFAULT_K, 2 * 86_400_000));
+        assert_eq!(
+            (spec.seasonality, spec.direction),
+            (Seasonality::Daily, Direction::Both)
+        );
+        // A tag makes it count the tag, which is then an alert tag too.
+        let mut c = AlertRuleConfig::new("t", RuleKind::Anomaly);
+        c.tag = Some("http_5xx".into());
+        let rule = Rule::compile(&c).unwrap();
+        assert_eq!(rule.anomaly.unwrap().metric, Metric::Tag);
+        assert_eq!(rule.labels, ["http_5xx"]);
+
+        let key = |c: AlertRuleConfig| {
+            compile_rules(&[AlertRuleConfig::new("ok", RuleKind::Critical), c])
+                .unwrap_err()
+                .key()
+                .to_string()
+        };
+        let mut c = AlertRuleConfig::new("a", RuleKind::Anomaly);
+        c.k = Some(0.0);
+        assert_eq!(key(c), "rules[1].k");
+        let mut c = AlertRuleConfig::new("a", RuleKind::Anomaly);
+        c.threshold = Some(3.0);
+        assert_eq!(key(c), "rules[1].threshold");
+        let mut c = AlertRuleConfig::new("a", RuleKind::Anomaly);
+        c.metric = Some(Metric::Tag);
+        assert_eq!(key(c), "rules[1].tag");
+        let mut c = AlertRuleConfig::new("a", RuleKind::Anomaly);
+        c.min_events = Some(10);
+        assert_eq!(key(c.clone()), "rules[1].min_events");
+        c.metric = Some(Metric::ErrorRate);
+        assert!(Rule::compile(&c).is_ok());
+        let mut c = AlertRuleConfig::new("e", RuleKind::ErrorCount);
+        c.seasonality = Some(Seasonality::Daily);
+        assert_eq!(key(c.clone()), "rules[1].seasonality");
+        c.seasonality = None;
+        c.direction = Some(Direction::Down);
+        let err = compile_rules(&[c]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rules[0].direction: rule \"e\": direction applies to anomaly rules only"
+        );
+        assert!(
+            serde_json::from_value::<AlertRuleConfig>(serde_json::json!({
+                "name": "a", "kind": "anomaly", "seasonality": "hourly"
+            }))
+            .is_err()
         );
     }
 }

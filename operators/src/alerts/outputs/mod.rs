@@ -1,5 +1,6 @@
 //! Where alert notices go: [`stdout`](mod@stdout) (one readable line each), [`file`](mod@file)
-//! (NDJSON), [`webhook`] (Slack-compatible JSON, in the background).
+//! (NDJSON), [`webhook`] (Slack-compatible JSON, in the background, grouped
+//! per service), [`sns`], [`pagerduty`] (Events API v2, in the background).
 //!
 //! # Backpressure
 //!
@@ -12,12 +13,15 @@
 //! its deadline.
 
 pub mod file;
+pub mod http_delivery;
+pub mod pagerduty;
 pub mod sns;
 pub mod stdout;
 pub mod webhook;
 
 use super::AlertError;
 use super::record::AlertRecord;
+use super::routing::OutputName;
 use crate::sinks::lake::partition::civil_from_days;
 
 /// One configured output.
@@ -31,16 +35,25 @@ pub enum AlertOutput {
     Webhook(webhook::WebhookOutput),
     /// An SNS topic (publishing in the background).
     Sns(sns::SnsOutput),
+    /// PagerDuty Events API v2 (in the background).
+    Pagerduty(pagerduty::PagerDutyOutput),
 }
 
 impl AlertOutput {
-    /// Label of the output in metrics (`stdout`, `file`, `webhook`).
+    /// Label of the output in metrics (`stdout`, `file`, `webhook`, `sns`,
+    /// `pagerduty`).
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The output's name in routes.
+    pub fn kind(&self) -> OutputName {
         match self {
-            AlertOutput::Stdout(_) => "stdout",
-            AlertOutput::File(_) => "file",
-            AlertOutput::Webhook(_) => "webhook",
-            AlertOutput::Sns(_) => "sns",
+            AlertOutput::Stdout(_) => OutputName::Stdout,
+            AlertOutput::File(_) => OutputName::File,
+            AlertOutput::Webhook(_) => OutputName::Webhook,
+            AlertOutput::Sns(_) => OutputName::Sns,
+            AlertOutput::Pagerduty(_) => OutputName::Pagerduty,
         }
     }
 
@@ -50,9 +63,11 @@ impl AlertOutput {
             AlertOutput::Stdout(o) => o.send(alerts),
             AlertOutput::File(o) => o.send(alerts),
             AlertOutput::Webhook(o) => {
-                alerts.iter().for_each(|a| {
-                    o.enqueue(a);
-                });
+                o.enqueue_all(alerts);
+                Ok(())
+            }
+            AlertOutput::Pagerduty(o) => {
+                o.enqueue_all(alerts);
                 Ok(())
             }
             AlertOutput::Sns(o) => {
@@ -69,9 +84,37 @@ impl AlertOutput {
         match self {
             AlertOutput::Webhook(o) => o.close().await,
             AlertOutput::Sns(o) => o.close().await,
+            AlertOutput::Pagerduty(o) => o.close().await,
             AlertOutput::Stdout(_) | AlertOutput::File(_) => {}
         }
     }
+}
+
+/// The notices of `alerts` grouped by service and window, in order of first
+/// appearance: what one message of a grouping output holds.
+///
+/// ```
+/// # use spate_operators::alerts::record::{AlertRecord, AlertState};
+/// use spate_operators::alerts::outputs::group_by_service;
+/// # let alert = |rule: &str, service: &str| AlertRecord { id: rule.into(), rule: rule.into(),
+/// #     service: service.into(), state: AlertState::Firing, severity: "ERROR".into(),
+/// #     window_start_ms: 0, window_end_ms: 300_000, raised_at_ms: 0, value: 1.0,
+/// #     threshold: 0.0, message: String::new() };
+/// let groups = group_by_service(&[alert("a", "api"), alert("b", "web"), alert("c", "api")]);
+/// let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+/// assert_eq!(sizes, [2, 1]);
+/// ```
+pub fn group_by_service(alerts: &[AlertRecord]) -> Vec<Vec<AlertRecord>> {
+    let mut groups: Vec<Vec<AlertRecord>> = Vec::new();
+    for alert in alerts {
+        match groups.iter_mut().find(|g| {
+            g[0].service == alert.service && g[0].window_start_ms == alert.window_start_ms
+        }) {
+            Some(group) => group.push(alert.clone()),
+            None => groups.push(vec![alert.clone()]),
+        }
+    }
+    groups
 }
 
 /// `2026-11-23T10:00Z`, with seconds only when they are not zero.

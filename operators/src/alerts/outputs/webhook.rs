@@ -1,5 +1,9 @@
-//! The webhook output: each notice POSTed as Slack-compatible JSON
-//! (`{"text": ..., "attachments": [...]}`), from a background task.
+//! The webhook output: notices POSTed as Slack-compatible JSON
+//! (`{"text": ..., "attachments": [...]}`), from a background task
+//! ([`super::http_delivery`]). With `group = true` (the default) the notices
+//! of one service decided together (one closed window: a critical, an error
+//! burst and an anomaly at once) go as one message with one attachment
+//! each.
 //!
 //! Connect errors, timeouts, 5xx and 429 are retried with exponential backoff
 //! and jitter (a 429's `Retry-After` is honoured up to `max_backoff`), up to
@@ -21,19 +25,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use spate_engine::{SupervisorPolicy, backoff_delay};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use spate_engine::SupervisorPolicy;
 
-use super::format_line;
+use super::http_delivery::{DeliveryStats, HttpDelivery, HttpTarget};
+use super::{format_line, format_window, group_by_service};
 use crate::alerts::AlertError;
 use crate::alerts::record::{AlertRecord, AlertState};
 use crate::aws::secrets::{self, SecretError};
@@ -101,6 +102,14 @@ pub struct WebhookConfig {
     )]
     #[schemars(with = "crate::component::units::Millis")]
     pub drain_timeout_ms: u64,
+    /// Send the notices of one service decided together (one window) as one
+    /// message, one attachment each; `false`: one message per notice.
+    #[serde(default = "default_group")]
+    pub group: bool,
+}
+
+fn default_group() -> bool {
+    true
 }
 
 fn default_timeout_ms() -> u64 {
@@ -137,6 +146,7 @@ impl Default for WebhookConfig {
             bearer_token_secret_key: None,
             headers: BTreeMap::new(),
             drain_timeout_ms: default_drain_timeout_ms(),
+            group: default_group(),
         }
     }
 }
@@ -234,43 +244,15 @@ impl WebhookConfig {
     }
 }
 
-/// What happened to the notices given to a [`WebhookOutput`].
-#[derive(Debug, Default)]
-pub struct WebhookStats {
-    /// Notices delivered (2xx).
-    pub delivered: AtomicU64,
-    /// Notices given up on (retries exhausted, not retryable, or shutdown).
-    pub failed: AtomicU64,
-    /// Notices dropped because the queue was full.
-    pub dropped: AtomicU64,
-    /// HTTP attempts made.
-    pub attempts: AtomicU64,
-    /// Notices enqueued and not yet delivered or failed.
-    pending: AtomicU64,
-}
-
-impl WebhookStats {
-    fn fail(&self, n: u64) {
-        self.failed.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!("spate_alert_deliveries_failed_total", "output" => "webhook")
-            .increment(n);
-    }
-}
-
-struct Settings {
-    url: String,
-    headers: HeaderMap,
-    max_retries: u32,
-    policy: SupervisorPolicy,
-}
+/// What happened to the notices given to a [`WebhookOutput`] (messages:
+/// a group of notices is one).
+pub type WebhookStats = DeliveryStats;
 
 /// The webhook output: a bounded queue and the task delivering it.
 #[derive(Debug)]
 pub struct WebhookOutput {
-    tx: mpsc::Sender<AlertRecord>,
-    task: JoinHandle<()>,
-    stats: Arc<WebhookStats>,
-    drain_timeout: Duration,
+    delivery: HttpDelivery,
+    group: bool,
 }
 
 impl WebhookOutput {
@@ -297,153 +279,117 @@ impl WebhookOutput {
                 "webhook: bearer_token_secret is read at startup, before the output starts".into(),
             ));
         }
-        let settings = Settings {
+        let target = HttpTarget {
+            output: "webhook",
             url: config.url.clone(),
             headers: config.header_map()?,
             max_retries: config.max_retries,
             policy: config.retry_policy(),
         };
-        let (tx, rx) = mpsc::channel(config.queue);
-        let stats = Arc::new(WebhookStats::default());
-        let task = tokio::spawn(deliver_queue(rx, client, settings, stats.clone()));
         Ok(WebhookOutput {
-            tx,
-            task,
-            stats,
-            drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+            delivery: HttpDelivery::spawn(
+                client,
+                target,
+                config.queue,
+                Duration::from_millis(config.drain_timeout_ms),
+            ),
+            group: config.group,
         })
     }
 
     /// The delivery counters.
     pub fn stats(&self) -> Arc<WebhookStats> {
-        self.stats.clone()
+        self.delivery.stats()
     }
 
     /// Queues `alert` for delivery without waiting; returns `false` (and counts
     /// a drop) when the queue is full.
     pub fn enqueue(&self, alert: &AlertRecord) -> bool {
-        self.stats.pending.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(alert.clone()) {
-            Ok(()) => true,
-            Err(e) => {
-                self.stats.pending.fetch_sub(1, Ordering::Relaxed);
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("spate_alerts_dropped_total", "output" => "webhook").increment(1);
-                let why = match e {
-                    mpsc::error::TrySendError::Full(_) => "queue full",
-                    mpsc::error::TrySendError::Closed(_) => "delivery task gone",
-                };
-                tracing::warn!(alert = %alert.id, "webhook {why}: alert notice dropped");
-                false
-            }
+        self.delivery.enqueue(&alert.id, slack_payload(alert))
+    }
+
+    /// Queues `alerts`: with `group` (the default), one message per service
+    /// for the notices of that service decided together; otherwise one per
+    /// notice.
+    pub fn enqueue_all(&self, alerts: &[AlertRecord]) {
+        if !self.group {
+            alerts.iter().for_each(|a| {
+                self.enqueue(a);
+            });
+            return;
+        }
+        for group in group_by_service(alerts) {
+            match group.as_slice() {
+                [one] => self.enqueue(one),
+                many => self
+                    .delivery
+                    .enqueue(&many[0].id, slack_group_payload(many)),
+            };
         }
     }
 
     /// Stops taking notices and delivers what is queued, for at most the
     /// drain timeout; what is left counts as failed.
     pub async fn close(self) {
-        let WebhookOutput {
-            tx,
-            mut task,
-            stats,
-            drain_timeout,
-        } = self;
-        drop(tx);
-        if tokio::time::timeout(drain_timeout, &mut task)
-            .await
-            .is_err()
-        {
-            task.abort();
-            let left = stats.pending.swap(0, Ordering::Relaxed);
-            if left > 0 {
-                stats.fail(left);
-                tracing::warn!(
-                    notices = left,
-                    "webhook not drained within {drain_timeout:?}: alert notices not delivered"
-                );
-            }
-        }
+        self.delivery.close().await;
     }
-}
-
-async fn deliver_queue(
-    mut rx: mpsc::Receiver<AlertRecord>,
-    client: reqwest::Client,
-    settings: Settings,
-    stats: Arc<WebhookStats>,
-) {
-    while let Some(alert) = rx.recv().await {
-        let result = deliver(&client, &settings, &alert, &stats).await;
-        stats.pending.fetch_sub(1, Ordering::Relaxed);
-        match result {
-            Ok(()) => {
-                stats.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(reason) => {
-                stats.fail(1);
-                tracing::error!(alert = %alert.id, url = %settings.url, "webhook delivery failed: {reason}");
-            }
-        }
-    }
-}
-
-/// POSTs one notice, retrying as configured; the error says why it gave up.
-async fn deliver(
-    client: &reqwest::Client,
-    settings: &Settings,
-    alert: &AlertRecord,
-    stats: &WebhookStats,
-) -> Result<(), String> {
-    let body = slack_payload(alert);
-    let mut retry = 0u32;
-    loop {
-        stats.attempts.fetch_add(1, Ordering::Relaxed);
-        let sent = client
-            .post(&settings.url)
-            .headers(settings.headers.clone())
-            .json(&body)
-            .send()
-            .await;
-        let (reason, retry_after) = match sent {
-            Ok(resp) if resp.status().is_success() => return Ok(()),
-            Ok(resp) if resp.status().is_server_error() || resp.status().as_u16() == 429 => {
-                let retry_after = resp
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                (format!("http status {}", resp.status()), retry_after)
-            }
-            Ok(resp) => return Err(format!("http status {} (not retried)", resp.status())),
-            Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => (e.to_string(), None),
-            Err(e) => return Err(e.to_string()),
-        };
-        if retry >= settings.max_retries {
-            return Err(format!("{reason}, after {} attempts", retry + 1));
-        }
-        let backoff = backoff_delay(&settings.policy, retry, jitter_sample());
-        let delay = retry_after
-            .map_or(backoff, |r| r.max(backoff))
-            .min(settings.policy.max_backoff);
-        tracing::debug!(alert = %alert.id, "webhook attempt failed ({reason}), retrying in {delay:?}");
-        tokio::time::sleep(delay).await;
-        retry += 1;
-    }
-}
-
-/// A uniform sample in `[0, 1)` for the jitter, from the standard library's
-/// randomly keyed hasher.
-fn jitter_sample() -> f64 {
-    let bits = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The JSON body: Slack's `text` (the readable line) and one attachment with
 /// the details.
 pub fn slack_payload(alert: &AlertRecord) -> serde_json::Value {
+    json!({
+        "text": format_line(alert),
+        "attachments": [attachment(alert)],
+    })
+}
+
+/// One message for several notices of one service: a summary line and one
+/// attachment per notice.
+///
+/// ```
+/// # use spate_operators::alerts::record::{AlertRecord, AlertState};
+/// use spate_operators::alerts::outputs::webhook::slack_group_payload;
+/// # let alert = |rule: &str| AlertRecord { id: rule.into(), rule: rule.into(),
+/// #     service: "api".into(), state: AlertState::Firing, severity: "ERROR".into(),
+/// #     window_start_ms: 0, window_end_ms: 300_000, raised_at_ms: 0, value: 1.0,
+/// #     threshold: 0.0, message: "m".into() };
+/// let p = slack_group_payload(&[alert("critical"), alert("error_burst")]);
+/// assert_eq!(p["text"], "ALERTS service=api window=1970-01-01T00:00Z/5m: 2 firing (critical, error_burst)");
+/// assert_eq!(p["attachments"].as_array().unwrap().len(), 2);
+/// ```
+pub fn slack_group_payload(alerts: &[AlertRecord]) -> serde_json::Value {
+    let Some(first) = alerts.first() else {
+        return json!({"text": ""});
+    };
+    let mut parts = Vec::new();
+    for state in [AlertState::Firing, AlertState::Resolved] {
+        let rules: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.state == state)
+            .map(|a| a.rule.as_str())
+            .collect();
+        if !rules.is_empty() {
+            parts.push(format!(
+                "{} {} ({})",
+                rules.len(),
+                state.as_str(),
+                rules.join(", ")
+            ));
+        }
+    }
+    json!({
+        "text": format!(
+            "ALERTS service={} window={}: {}",
+            first.service,
+            format_window(first.window_start_ms, first.window_end_ms),
+            parts.join("; ")
+        ),
+        "attachments": alerts.iter().map(attachment).collect::<Vec<_>>(),
+    })
+}
+
+fn attachment(alert: &AlertRecord) -> serde_json::Value {
     let color = match (alert.state, alert.severity.as_str()) {
         (AlertState::Resolved, _) => "#2eb886",
         (_, "CRITICAL") => "#a30200",
@@ -451,8 +397,6 @@ pub fn slack_payload(alert: &AlertRecord) -> serde_json::Value {
         _ => "#daa038",
     };
     json!({
-        "text": format_line(alert),
-        "attachments": [{
             "color": color,
             "title": format!("{} {} ({})", alert.rule, alert.state.as_str(), alert.severity),
             "text": alert.message,
@@ -463,14 +407,13 @@ pub fn slack_payload(alert: &AlertRecord) -> serde_json::Value {
                 {"title": "id", "value": alert.id, "short": false},
             ],
             "ts": alert.raised_at_ms.div_euclid(1000),
-        }],
     })
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use axum::Router;
     use axum::http::{HeaderMap as AxumHeaders, StatusCode};

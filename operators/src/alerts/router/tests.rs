@@ -231,3 +231,139 @@ async fn closed_windows_raise_alerts_resolve_and_fall_silent_end_to_end() {
     pipeline.join().await.unwrap();
     drop(leaks);
 }
+
+/// What the local webhook receiver got: one JSON body per message.
+#[derive(Default)]
+struct Hook {
+    bodies: Mutex<Vec<serde_json::Value>>,
+    arrived: tokio::sync::Notify,
+}
+
+async fn hook() -> (String, Arc<Hook>) {
+    let seen = Arc::new(Hook::default());
+    let state = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let seen = state.clone();
+            async move {
+                seen.bodies
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap());
+                seen.arrived.notify_one();
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), seen)
+}
+
+/// Routing, grouping and a silence read from the hot store, through the
+/// router: payments' notices go to the webhook (grouped into one message)
+/// and the file, the others to the file, and the silenced service nowhere.
+#[tokio::test(start_paused = true)]
+async fn routes_group_per_service_and_honour_silences_from_the_hot_store() {
+    use crate::alerts::outputs::webhook::{WebhookConfig, WebhookOutput};
+    use crate::alerts::routing::{OutputName, RouteConfig};
+    use crate::alerts::silence::{Silence, SilenceStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.ndjson");
+    let hot = crate::sinks::hot::HotStore::open(&dir.path().join("hot.db")).unwrap();
+    // What `spate alerts silence web --for 1d` writes.
+    hot.put_silence(&Silence {
+        service: "web".into(),
+        created_ms: T,
+        until_ms: T + 24 * 60 * MIN,
+        reason: "maintenance".into(),
+    })
+    .unwrap();
+    let (url, seen) = hook().await;
+    let webhook = WebhookOutput::with_client(
+        &WebhookConfig {
+            url,
+            ..WebhookConfig::default()
+        },
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let outputs = vec![
+        AlertOutput::File(FileOutput::open(&file).unwrap()),
+        AlertOutput::Webhook(webhook),
+    ];
+    let mut payments = RouteConfig::to(&[OutputName::Webhook]);
+    payments.services = vec!["payments".into()];
+    payments.continue_matching = true;
+    let routes = vec![payments, RouteConfig::to(&[OutputName::File])];
+    let window = |service: &str, severity: [u64; 4]| WindowRecord {
+        window_start_ms: T,
+        window_end_ms: T + 5 * MIN,
+        service: service.into(),
+        events: severity.iter().sum(),
+        severity,
+        tags: Default::default(),
+    };
+    let source = ScriptedSource::new([WindowOutput {
+        windows: vec![
+            window("payments", [0, 0, 14, 2]),
+            window("web", [0, 0, 0, 3]),
+            window("api", [0, 0, 12, 0]),
+        ],
+        closed_until_ms: Some(T + 5 * MIN),
+    }]);
+    let mut g = GraphBuilder::new();
+    g.source("windows", move || source.clone());
+    let (hot_store, outputs) = (Arc::new(hot), Mutex::new(Some(outputs)));
+    g.actor(
+        "router",
+        move || {
+            let outputs = outputs.lock().unwrap().take().expect("started once");
+            AlertRouter::with_outputs(
+                outputs,
+                &WindowConfig::default(),
+                None,
+                Arc::new(MemoryWindowStore::default()),
+            )
+            .with_routes(routes.clone())
+            .with_silences(hot_store.clone())
+            .with_wall_base(T + 6 * MIN)
+        },
+        ActorOptions::default(),
+    );
+    g.connect("windows", "router");
+    let pipeline = g.build().unwrap().spawn();
+    seen.arrived.notified().await;
+    pipeline.join().await.unwrap();
+
+    let filed: Vec<(String, String)> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<AlertRecord>(l).unwrap())
+        .map(|a| (a.rule, a.service))
+        .collect();
+    let pair = |r: &str, s: &str| (r.to_string(), s.to_string());
+    assert_eq!(
+        filed,
+        [
+            pair("critical", "payments"),
+            pair("error_burst", "api"),
+            pair("error_burst", "payments")
+        ]
+    );
+    let bodies = seen.bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 1, "one grouped message: {bodies:#?}");
+    let text = bodies[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("ALERTS service=payments window=")
+            && text.ends_with("2 firing (critical, error_burst)"),
+        "{text}"
+    );
+    assert_eq!(bodies[0]["attachments"].as_array().unwrap().len(), 2);
+}

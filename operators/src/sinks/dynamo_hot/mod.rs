@@ -18,6 +18,8 @@
 //! | window | `win#<service>` | `<window start ms, 13 digits>` | counts per window, merged across processes with atomic `ADD` |
 //! | alert | `alerts#<YYYY-MM-DD>` | `<raised ms, 13 digits>#<alert id>` | alerts of a day, newest first |
 //! | alert claim | `alert#<alert id>` | `claim` | raises an alert once across processes |
+//! | baseline | `base#<rule>` | `<service>` | anomaly baselines, saved conditionally ([`alert_state`]) |
+//! | silence | `silences` | `<service>` | maintenance windows ([`alert_state`]) |
 //!
 //! Each event is written twice (under its service, and under its day in one
 //! of [`DAY_SHARDS`] partitions chosen from its id, so one day's writes
@@ -53,6 +55,7 @@
 //! acks; a write that fails after its retries fails every held batch with the
 //! reason (the sources redeliver them; keys make the retry idempotent).
 
+pub mod alert_state;
 pub mod batch_write;
 pub mod items;
 pub mod store;

@@ -25,8 +25,8 @@ const DAY_MS: i64 = 86_400_000;
 /// The DynamoDB hot table, for reading and for windows and alerts.
 #[derive(Debug, Clone)]
 pub struct DynamoHotStore {
-    client: aws_sdk_dynamodb::Client,
-    config: DynamoHotConfig,
+    pub(super) client: aws_sdk_dynamodb::Client,
+    pub(super) config: DynamoHotConfig,
     runtime: tokio::runtime::Handle,
     /// Written into the claims this store wins, so that a retry after a lost
     /// answer recognises its own claim.
@@ -438,7 +438,7 @@ impl DynamoHotStore {
     /// Runs `work` to completion on the store's runtime from a scoped
     /// thread, so it is safe to call from any thread (the alert router
     /// calls the store on the blocking pool).
-    fn block_on<T: Send>(
+    pub(super) fn block_on<T: Send>(
         &self,
         work: impl std::future::Future<Output = Result<T, DynamoHotError>> + Send,
     ) -> Result<T, AlertStoreError> {

@@ -17,6 +17,8 @@
 //! | `events` | `event_id` | `(service, ts)`, `(ts)` | "recent errors of service X between T1 and T2" ([`HotStore::recent`] with a service), "recent errors anywhere" (without) |
 //! | `windows` | `(window_start_ms, service)` | `(service, window_start_ms)` | "counts per window", of one service or all ([`HotStore::windows`]) |
 //! | `alerts` | `id` | `(raised_at_ms)` | "alerts today" ([`HotStore::alerts`]) |
+//! | `baselines` | `(rule, service)` | | anomaly baselines of the alert router ([`alert_state`]) |
+//! | `silences` | `service` | | maintenance windows (`spate alerts silence`, [`alert_state`]) |
 //!
 //! Keys make every write an upsert: a redelivered batch, window or alert
 //! overwrites itself instead of adding a duplicate (`event_id` comes from the
@@ -57,6 +59,7 @@
 //! redelivers it, and the `event_id` key makes the retry idempotent) and the
 //! writer restarts with backoff.
 
+pub mod alert_state;
 pub mod buffer;
 pub mod query;
 pub mod rows;

@@ -1,8 +1,9 @@
 //! The hot store's tables, their version, and the connection settings.
 //!
 //! The schema is versioned with `PRAGMA user_version`: a new file is created at
-//! [`SCHEMA_VERSION`]; a file at another version is refused rather than
-//! misread (a later version adds its migration here).
+//! [`SCHEMA_VERSION`]; a file of version 1 is migrated (version 2 added the
+//! `baselines` and `silences` tables of the alert router); a file at another
+//! version is refused rather than misread.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::HotError;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for a lock held by another connection (a reader
 /// checkpointing, the CLI) before failing with `SQLITE_BUSY`.
@@ -75,6 +76,25 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_raised_at ON alerts (raised_at_ms);
 ";
 
+/// Tables version 2 adds: anomaly baselines and silences.
+const CREATE_V2: &str = "
+CREATE TABLE baselines (
+    rule       TEXT    NOT NULL,
+    service    TEXT    NOT NULL,
+    updates    INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    state      TEXT    NOT NULL,
+    PRIMARY KEY (rule, service)
+) WITHOUT ROWID;
+
+CREATE TABLE silences (
+    service    TEXT    NOT NULL PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    until_ms   INTEGER NOT NULL,
+    reason     TEXT    NOT NULL
+);
+";
+
 /// Settings of the writing connection: WAL, durable commits, a busy timeout;
 /// then creates the tables of a new file, or checks the version of an old one.
 pub fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), HotError> {
@@ -103,6 +123,14 @@ pub fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), HotError
         0 => {
             tx.execute_batch(CREATE_V1)
                 .map_err(HotError::sqlite("create tables"))?;
+            tx.execute_batch(CREATE_V2)
+                .map_err(HotError::sqlite("create tables"))?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(HotError::sqlite("set schema version"))?;
+        }
+        1 => {
+            tx.execute_batch(CREATE_V2)
+                .map_err(HotError::sqlite("migrate to schema version 2"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(HotError::sqlite("set schema version"))?;
         }
@@ -123,7 +151,9 @@ pub fn prepare_reader(conn: &Connection, path: &Path) -> Result<(), HotError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(HotError::sqlite("set busy timeout"))?;
     match user_version(conn)? {
-        SCHEMA_VERSION => Ok(()),
+        // A version 1 file (before a writer of this build migrated it) has
+        // every table the readers of events, windows and alerts use.
+        1 | SCHEMA_VERSION => Ok(()),
         found => Err(HotError::SchemaVersion {
             path: path.to_path_buf(),
             found,
@@ -158,6 +188,14 @@ mod tests {
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
+
+        // A version 1 file is migrated.
+        conn.execute_batch("DROP TABLE baselines; DROP TABLE silences;")
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        prepare_writer(&mut conn, &path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        conn.execute("SELECT count(*) FROM silences", []).ok();
 
         conn.pragma_update(None, "user_version", 7).unwrap();
         let err = prepare_writer(&mut conn, &path).unwrap_err();

@@ -1,0 +1,244 @@
+//! `spate alerts silence|silences|unsilence`: maintenance windows, written
+//! into the hot store of a data dir (or the DynamoDB hot table with
+//! `[hot_dynamodb]`), where the running `spate run` reads them (within
+//! 10 s) and holds back the notices of the silenced services.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+use spate_operators::alerts::silence::{Silence, SilenceStore};
+use spate_operators::event::wall_clock_ms;
+use spate_operators::sinks::hot::HotStore;
+use spate_operators::sinks::hot::query::rfc3339_ms;
+
+use crate::config::SpateConfig;
+
+/// `spate alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Silence a service's alerts for a time (a maintenance window).
+    Silence {
+        /// The service.
+        service: String,
+        /// For how long (30m, 2h, 1d).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why (shown by `spate alerts silences`).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// End a service's silence now.
+    Unsilence {
+        /// The service.
+        service: String,
+    },
+    /// List the silences in force.
+    Silences {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// How `spate alerts silences` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// One JSON array.
+    Json,
+}
+
+/// Runs `action` against the hot store of `config` and `data_dir`; returns
+/// what to print.
+pub fn run(action: AlertsAction, config: &SpateConfig, data_dir: &Path) -> Result<String> {
+    match &config.hot_dynamodb {
+        Some(hot) => {
+            // The store's blocking calls run on this runtime from a scoped
+            // thread: its own worker drives the I/O.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            let store = runtime.block_on(async {
+                let sdk = config.aws.load().await;
+                spate_operators::sinks::dynamo_hot::DynamoHotStore::new(
+                    config.aws.dynamodb_client(&sdk),
+                    hot.clone(),
+                )
+            })?;
+            act(action, &store)
+        }
+        None => {
+            let path = crate::hot_cli::hot_path(config, data_dir);
+            let store =
+                HotStore::open(&path).with_context(|| format!("hot store {}", path.display()))?;
+            act(action, &store)
+        }
+    }
+}
+
+/// Runs `action` against `store` at the current wall-clock time.
+pub fn act(action: AlertsAction, store: &dyn SilenceStore) -> Result<String> {
+    let now = wall_clock_ms();
+    match action {
+        AlertsAction::Silence {
+            service,
+            duration,
+            reason,
+        } => {
+            let duration =
+                crate::duration_arg::parse_duration(&duration).map_err(anyhow::Error::msg)?;
+            if duration.is_zero() {
+                anyhow::bail!("--for must be above 0");
+            }
+            if service.trim().is_empty() {
+                anyhow::bail!("the service must not be empty");
+            }
+            let until_ms = now.saturating_add(millis(duration));
+            store.put_silence(&Silence {
+                service: service.clone(),
+                created_ms: now,
+                until_ms,
+                reason,
+            })?;
+            Ok(format!(
+                "silenced {service} until {}\n",
+                rfc3339_ms(until_ms)
+            ))
+        }
+        AlertsAction::Unsilence { service } => Ok(if store.remove_silence(&service)? {
+            format!("{service} is no longer silenced\n")
+        } else {
+            format!("{service} was not silenced\n")
+        }),
+        AlertsAction::Silences { format } => {
+            let silences = store.active_silences(now)?;
+            Ok(render(&silences, format, now))
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The silences as a table (with the time left) or a JSON array.
+pub fn render(silences: &[Silence], format: Format, now_ms: i64) -> String {
+    match format {
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = silences
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "service": s.service,
+                        "since": rfc3339_ms(s.created_ms),
+                        "until": rfc3339_ms(s.until_ms),
+                        "until_ms": s.until_ms,
+                        "reason": s.reason,
+                    })
+                })
+                .collect();
+            format!("{}\n", serde_json::Value::Array(rows))
+        }
+        Format::Table if silences.is_empty() => "no silences\n".to_string(),
+        Format::Table => {
+            let width = silences
+                .iter()
+                .map(|s| s.service.len())
+                .max()
+                .unwrap_or(0)
+                .max("SERVICE".len());
+            let mut out = format!(
+                "{:<width$}  {:<24}  {:>8}  REASON\n",
+                "SERVICE", "UNTIL", "LEFT"
+            );
+            for s in silences {
+                let left = (s.until_ms - now_ms).max(0) / 1000;
+                out += &format!(
+                    "{:<width$}  {:<24}  {:>8}  {}\n",
+                    s.service,
+                    rfc3339_ms(s.until_ms),
+                    format!("{}h{:02}m", left / 3600, left % 3600 / 60),
+                    s.reason
+                );
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spate_operators::alerts::silence::MemorySilenceStore;
+
+    use super::*;
+
+    #[test]
+    fn silence_list_and_end() {
+        let store = MemorySilenceStore::default();
+        let out = act(
+            AlertsAction::Silence {
+                service: "payments".into(),
+                duration: "2h".into(),
+                reason: "db migration".into(),
+            },
+            &store,
+        )
+        .unwrap();
+        assert!(out.starts_with("silenced payments until "), "{out}");
+        let table = act(
+            AlertsAction::Silences {
+                format: Format::Table,
+            },
+            &store,
+        )
+        .unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("SERVICE "), "{table}");
+        assert!(lines[1].starts_with("payments "), "{table}");
+        assert!(
+            lines[1].contains(" 1h59m ") || lines[1].contains(" 2h00m "),
+            "{table}"
+        );
+        assert!(lines[1].ends_with("db migration"), "{table}");
+        let json = act(
+            AlertsAction::Silences {
+                format: Format::Json,
+            },
+            &store,
+        )
+        .unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed[0]["service"], "payments");
+        assert_eq!(parsed[0]["reason"], "db migration");
+        let out = act(
+            AlertsAction::Unsilence {
+                service: "payments".into(),
+            },
+            &store,
+        )
+        .unwrap();
+        assert_eq!(out, "payments is no longer silenced\n");
+        let table = act(
+            AlertsAction::Silences {
+                format: Format::Table,
+            },
+            &store,
+        )
+        .unwrap();
+        assert_eq!(table, "no silences\n");
+        let err = act(
+            AlertsAction::Silence {
+                service: "x".into(),
+                duration: "2 hours".into(),
+                reason: String::new(),
+            },
+            &store,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown unit"), "{err}");
+    }
+}
