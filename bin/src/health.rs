@@ -118,10 +118,7 @@ mod tests {
                 path: "/".into()
             }
         );
-        assert_eq!(
-            parse_url("http://[::1]:9/x").unwrap().authority,
-            "[::1]:9"
-        );
+        assert_eq!(parse_url("http://[::1]:9/x").unwrap().authority, "[::1]:9");
         assert!(parse_url("https://example.com/").is_err());
         assert!(parse_url("http:///healthz").is_err());
     }
@@ -151,7 +148,10 @@ mod tests {
             });
             let result = check(&url, Duration::from_secs(5));
             let request = server.join().unwrap();
-            assert!(request.starts_with("GET /healthz HTTP/1.1\r\n"), "{request}");
+            assert!(
+                request.starts_with("GET /healthz HTTP/1.1\r\n"),
+                "{request}"
+            );
             assert_eq!(result.is_ok(), healthy, "{answer}: {result:?}");
         }
     }

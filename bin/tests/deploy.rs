@@ -81,9 +81,11 @@ fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'
 
 #[test]
 fn template_lints_clean_with_cfn_lint() {
-    let (ok, stdout, stderr) =
-        run_tool(Command::new(venv_tool("cfn-lint")).arg(template_path()));
-    assert!(ok && stdout.trim().is_empty(), "cfn-lint:\n{stdout}{stderr}");
+    let (ok, stdout, stderr) = run_tool(Command::new(venv_tool("cfn-lint")).arg(template_path()));
+    assert!(
+        ok && stdout.trim().is_empty(),
+        "cfn-lint:\n{stdout}{stderr}"
+    );
 }
 
 #[test]
@@ -137,12 +139,21 @@ fn template_passes_checkov_and_every_skip_says_why() {
 fn dockerfile_lints_clean_with_hadolint_and_ships_the_dist_profile() {
     let dockerfile = repo().join("deploy/Dockerfile");
     let (ok, stdout, stderr) = run_tool(Command::new(venv_tool("hadolint")).arg(&dockerfile));
-    assert!(ok && stdout.trim().is_empty(), "hadolint:\n{stdout}{stderr}");
+    assert!(
+        ok && stdout.trim().is_empty(),
+        "hadolint:\n{stdout}{stderr}"
+    );
 
     let text = std::fs::read_to_string(&dockerfile).unwrap();
-    assert!(text.contains("--profile dist"), "release build with the dist profile");
+    assert!(
+        text.contains("--profile dist"),
+        "release build with the dist profile"
+    );
     let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
-    assert!(manifest.contains("[profile.dist]"), "Cargo.toml has the dist profile");
+    assert!(
+        manifest.contains("[profile.dist]"),
+        "Cargo.toml has the dist profile"
+    );
     // Multi-stage, non-root, SIGTERM, health check through the binary.
     assert!(text.matches("\nFROM ").count() >= 2, "multi-stage");
     let user = text
@@ -156,7 +167,10 @@ fn dockerfile_lints_clean_with_hadolint_and_ships_the_dist_profile() {
     assert!(text.contains("deploy/aws/spate.toml"));
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
     for entry in ["target", ".git"] {
-        assert!(ignore.lines().any(|l| l == entry), ".dockerignore lacks {entry}");
+        assert!(
+            ignore.lines().any(|l| l == entry),
+            ".dockerignore lacks {entry}"
+        );
     }
 }
 
@@ -209,8 +223,8 @@ fn template_scales_on_backlog_per_task_and_alarms_to_the_topic() {
 
     let kinesis = &r["KinesisLagScaling"];
     assert_eq!(kinesis["Condition"], "WithKinesis");
-    let age = &kinesis["Properties"]["TargetTrackingScalingPolicyConfiguration"]
-        ["CustomizedMetricSpecification"]["Metrics"][0]["MetricStat"]["Metric"];
+    let age = &kinesis["Properties"]["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]
+        ["Metrics"][0]["MetricStat"]["Metric"];
     assert_eq!(age["MetricName"], "GetRecords.IteratorAgeMilliseconds");
 
     // Alarms: the five the issue names (and Kinesis lag), all to the topic.
@@ -254,7 +268,10 @@ fn template_scales_on_backlog_per_task_and_alarms_to_the_topic() {
     // Task failures are reported too (an EventBridge rule to the topic).
     let rule = &r["TaskFailedRule"]["Properties"];
     assert_eq!(rule["Targets"][0]["Arn"], json!({"Ref": "AlertTopic"}));
-    assert_eq!(rule["EventPattern"]["detail"]["lastStatus"], json!(["STOPPED"]));
+    assert_eq!(
+        rule["EventPattern"]["detail"]["lastStatus"],
+        json!(["STOPPED"])
+    );
     // The dashboard body is JSON once its substitutions are made.
     let body = r["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
         .as_str()
@@ -289,8 +306,8 @@ fn template_secures_the_data_and_scopes_the_task_role() {
     // dead letters sooner.
     let bucket = &r["LakeBucket"]["Properties"];
     assert_eq!(
-        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
         "aws:kms"
     );
     for key in [
@@ -301,7 +318,9 @@ fn template_secures_the_data_and_scopes_the_task_role() {
     ] {
         assert_eq!(bucket["PublicAccessBlockConfiguration"][key], true, "{key}");
     }
-    let rules = bucket["LifecycleConfiguration"]["Rules"].as_array().unwrap();
+    let rules = bucket["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .unwrap();
     let rule = |prefix: &str| {
         rules
             .iter()
@@ -351,17 +370,22 @@ fn template_secures_the_data_and_scopes_the_task_role() {
         let table = &r[name]["Properties"];
         assert_eq!(table["BillingMode"], "PAY_PER_REQUEST", "{name}");
         assert_eq!(
-            table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
-            true,
+            table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,
             "{name}"
         );
     }
     let hot = &r["HotTable"]["Properties"];
-    assert_eq!(hot["TimeToLiveSpecification"]["AttributeName"], "expires_at");
+    assert_eq!(
+        hot["TimeToLiveSpecification"]["AttributeName"],
+        "expires_at"
+    );
     assert_eq!(hot["TimeToLiveSpecification"]["Enabled"], true);
 
     // Topic with KMS; the optional email subscription; the webhook secret.
-    assert_eq!(r["AlertTopic"]["Properties"]["KmsMasterKeyId"], json!({"Ref": "Key"}));
+    assert_eq!(
+        r["AlertTopic"]["Properties"]["KmsMasterKeyId"],
+        json!({"Ref": "Key"})
+    );
     assert_eq!(r["AlertEmailSubscription"]["Condition"], "WithEmail");
     assert_eq!(r["WebhookSecret"]["Type"], "AWS::SecretsManager::Secret");
     // Kinesis (a condition) fed by CloudWatch Logs subscription filters.
@@ -458,7 +482,10 @@ fn template_secures_the_data_and_scopes_the_task_role() {
     assert!(container["StopTimeout"].as_u64().unwrap() > 25);
     assert_eq!(container["LogConfiguration"]["LogDriver"], "awslogs");
     let check = container["HealthCheck"]["Command"].to_string();
-    assert!(check.contains("health") && check.contains("/healthz"), "{check}");
+    assert!(
+        check.contains("health") && check.contains("/healthz"),
+        "{check}"
+    );
     // The task's environment sets every `${VAR}` deploy/aws/spate.toml needs.
     let env: BTreeSet<&str> = container["Environment"]
         .as_array()
@@ -605,7 +632,10 @@ fn stack_deploys_to_the_emulator_and_spate_moves_events_end_to_end() {
             .unwrap_or_else(|| panic!("the task sets no {name}"))
     };
     assert_eq!(env_value("SPATE_LISTEN"), "0.0.0.0:8470");
-    assert_eq!(env_value("SPATE_QUEUE_URL"), outputs["QueueUrl"].as_str().unwrap());
+    assert_eq!(
+        env_value("SPATE_QUEUE_URL"),
+        outputs["QueueUrl"].as_str().unwrap()
+    );
     assert_eq!(env_value("SPATE_CONFIG_EXTRA"), "");
 
     // What the stack built: the redrive to the DLQ; the hot table's keys;
@@ -635,7 +665,10 @@ print(json.dumps({'redrive': json.loads(a['RedrivePolicy']), 'dlq_arn': dlq_arn,
             "topic": outputs["AlertTopicArn"],
         }),
     );
-    assert_eq!(setup["redrive"]["deadLetterTargetArn"], setup["dlq_arn"], "{setup}");
+    assert_eq!(
+        setup["redrive"]["deadLetterTargetArn"], setup["dlq_arn"],
+        "{setup}"
+    );
     assert_eq!(
         setup["keys"],
         json!([{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
@@ -732,7 +765,9 @@ else:
     let hot_count = || {
         let (ok, stdout, stderr) = run_tool(
             spate()
-                .args(["hot", "recent", "--since", "100000d", "--limit", "100000", "--json"])
+                .args([
+                    "hot", "recent", "--since", "100000d", "--limit", "100000", "--json",
+                ])
                 .args(["--service", "pay", "--config"])
                 .arg(&config)
                 .envs(env.iter().cloned())
@@ -776,7 +811,10 @@ print(json.dumps({'keys': keys, 'rows': rows, 'left': left}))
             .all(|k| k.as_str().unwrap().starts_with("spate/logs/dt=")),
         "{lake}"
     );
-    assert_eq!(lake["left"], 0, "every message deleted after the drain: {lake}");
+    assert_eq!(
+        lake["left"], 0,
+        "every message deleted after the drain: {lake}"
+    );
 
     // The alert reached the stack's topic (and the queue subscribed to it).
     let alert = boto(
