@@ -2,8 +2,9 @@
 # Runs Spate's whole test suite on a fresh machine.
 #
 # Installs what the tests need that cargo does not (a Python virtualenv with the
-# readers the lake tests check Parquet files with, and moto, the local AWS
-# emulator; promtool from Debian's prometheus package), starts moto's server on a free loopback port for the AWS tests
+# readers the lake tests check Parquet files with, moto, the local AWS
+# emulator, and cfn-lint, checkov and hadolint for deploy/; promtool from Debian's
+# prometheus package), starts moto's server on a free loopback port for the AWS tests
 # (stopped again on exit), then runs every test of the workspace in the dev
 # profile (one profile for everything: nothing builds twice).
 set -euo pipefail

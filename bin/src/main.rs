@@ -3,6 +3,7 @@
 mod alerts_cli;
 mod config;
 mod duration_arg;
+mod health;
 mod hot_cli;
 mod ingest;
 mod metric_catalog;
@@ -53,7 +54,9 @@ enum Command {
         /// Configuration file (TOML); built-in defaults when absent.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Address to listen on (default 127.0.0.1:8470, or http.listen).
+        /// Address to listen on; else the SPATE_LISTEN environment variable,
+        /// else http.listen (default 127.0.0.1:8470; 0.0.0.0:8470 in the
+        /// container image).
         #[arg(long)]
         listen: Option<String>,
         /// Where the journal, lake, hot store, checkpoints and alerts go.
@@ -84,6 +87,16 @@ enum Command {
     },
     /// SQL over the lake, local or in S3 (tables logs, alerts, windows), or the recent logs.
     Query(query::cli::QueryArgs),
+    /// Exit 0 if a running `spate run` answers GET /healthz with 200 (the
+    /// container health check; the image has no shell or curl).
+    Health {
+        /// The health endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:8470/healthz")]
+        url: String,
+        /// How long to wait for the answer (seconds).
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
@@ -152,6 +165,13 @@ fn load_config(path: Option<&std::path::Path>) -> Result<config::ValidConfig> {
     config::load(path)?.validate()
 }
 
+/// `SPATE_LISTEN`, the listen address of `spate run` when `--listen` is not
+/// given (set to `0.0.0.0:8470` in the container image); unset or empty: the
+/// config's `http.listen`.
+fn listen_from_env() -> Option<String> {
+    std::env::var("SPATE_LISTEN").ok().filter(|s| !s.is_empty())
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest {
@@ -182,7 +202,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data_dir,
         } => {
             let mut loaded = config::load(config.as_deref())?;
-            if let Some(listen) = listen {
+            if let Some(listen) = listen.or_else(listen_from_env) {
                 loaded.config.http.listen = listen;
             }
             let valid = loaded.validate()?;
@@ -247,6 +267,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let limits = query::cli::limits(&args, &config.query);
                 query::cli::run_cli(&args, &limits, lake, history, &mut out).await
             })?;
+        }
+        Command::Health { url, timeout_secs } => {
+            health::check(&url, std::time::Duration::from_secs(timeout_secs))?;
         }
         Command::Config { action } => match action {
             ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),

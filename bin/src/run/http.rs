@@ -52,7 +52,8 @@ mod query;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address to listen on (`--listen` overrides it).
+    /// Address to listen on (`--listen`, then the `SPATE_LISTEN` environment
+    /// variable, override it; the container image sets `0.0.0.0:8470`).
     #[serde(default = "default_listen")]
     pub listen: String,
     /// Largest request body accepted, as sent (compressed or not).

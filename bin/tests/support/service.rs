@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,8 @@ impl Service {
         std::fs::create_dir_all(data_dir).unwrap();
         let config_path = data_dir.with_extension("toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = spate()
+        let mut command = spate();
+        command
             .arg("run")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -34,7 +35,14 @@ impl Service {
             .arg(data_dir)
             .arg("--config")
             .arg(&config_path)
-            .env("SPATE_LOG", "warn")
+            .env("SPATE_LOG", "warn");
+        Service::spawn(command, data_dir)
+    }
+
+    /// Starts `command`, a `spate run` the caller set up (arguments and
+    /// environment), and waits until it prints the address it listens on.
+    pub fn spawn(mut command: Command, data_dir: &Path) -> Service {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
