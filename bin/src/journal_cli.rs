@@ -1,8 +1,9 @@
 //! `spate journal check`: read the ingest journal of a data dir and report its
 //! segments, records and damaged ranges, without changing anything.
 //!
-//! Exit status: 0 when no segment has damaged bytes, 3 when some have, 1 when
-//! the journal cannot be read. Run it on a stopped service: while `spate run`
+//! Exit status: 0 when no segment has damaged bytes whose events were not yet
+//! committed (damage the checkpoint has passed is listed but was handled), 3
+//! when some have, 1 when the journal cannot be read. Run it on a stopped service: while `spate run`
 //! appends, the newest segment may end in an append still being written,
 //! which reads as a torn tail.
 
@@ -52,7 +53,7 @@ pub fn run(
         }
         CheckFormat::Table => write!(out, "{}", render(&report))?,
     }
-    Ok(if report.is_clean() {
+    Ok(if !report.needs_attention() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(DAMAGE_FOUND)

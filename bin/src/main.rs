@@ -87,7 +87,7 @@ enum Command {
 #[derive(Subcommand)]
 enum JournalAction {
     /// Read every segment and report records and damaged ranges, changing
-    /// nothing; exit status 3 when damage is found.
+    /// nothing; exit status 3 when damage holding uncommitted events is found.
     Check {
         /// Configuration file (for `[journal] dir`); built-in defaults when absent.
         #[arg(long)]

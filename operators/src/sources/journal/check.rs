@@ -49,6 +49,9 @@ pub struct JournalCheck {
     pub damaged_ranges: u64,
     /// Damaged bytes.
     pub damaged_bytes: u64,
+    /// Damaged ranges holding positions the checkpoint has not passed: their
+    /// events were not all committed by the sinks before the damage.
+    pub uncommitted_ranges: u64,
     /// Every segment, oldest first.
     pub segments: Vec<SegmentCheck>,
 }
@@ -57,6 +60,14 @@ impl JournalCheck {
     /// True when no segment has damaged bytes.
     pub fn is_clean(&self) -> bool {
         self.damaged_ranges == 0
+    }
+
+    /// True when some damaged range holds positions not yet committed (what
+    /// `spate journal check` exits non-zero for): the next start copies and
+    /// skips them, and their events are lost unless recovered from the copy.
+    /// Damage the checkpoint has passed was handled (or never mattered).
+    pub fn needs_attention(&self) -> bool {
+        self.uncommitted_ranges > 0
     }
 }
 
@@ -122,6 +133,7 @@ pub fn check(dir: &Path, dead_letter_dir: &Path) -> Result<JournalCheck, Journal
         records: 0,
         damaged_ranges: 0,
         damaged_bytes: 0,
+        uncommitted_ranges: 0,
         segments: Vec::with_capacity(starts.len()),
     };
     for (i, &start) in starts.iter().enumerate() {
@@ -144,16 +156,18 @@ pub fn check(dir: &Path, dead_letter_dir: &Path) -> Result<JournalCheck, Journal
         if !segment.obsolete {
             let mut reader = SegmentReader::open(&path, 0, start, None).map_err(io)?;
             let mut listed = Vec::new();
+            let mut uncommitted = 0;
             let scan = scan_segment(&mut reader, start, io, |range| {
+                let damage = Damage {
+                    segment: &path,
+                    segment_start: start,
+                    range,
+                    kind: kind_of(next_start.is_none(), range.next_position),
+                    resume_position: range.next_position.or(next_start),
+                    checkpoint,
+                };
+                uncommitted += u64::from(!damage.committed());
                 if listed.len() < MAX_LISTED {
-                    let damage = Damage {
-                        segment: &path,
-                        segment_start: start,
-                        range,
-                        kind: kind_of(next_start.is_none(), range.next_position),
-                        resume_position: range.next_position.or(next_start),
-                        checkpoint,
-                    };
                     let copy = damage::copy_path(dead_letter_dir, &damage)?;
                     listed.push(DamageCheck {
                         range: range.clone(),
@@ -174,6 +188,7 @@ pub fn check(dir: &Path, dead_letter_dir: &Path) -> Result<JournalCheck, Journal
             report.records += scan.records;
             report.damaged_ranges += scan.damaged;
             report.damaged_bytes += scan.damaged_bytes;
+            report.uncommitted_ranges += uncommitted;
             report.end_position = scan.end_position.max(checkpoint);
         }
         report.segments.push(segment);

@@ -28,9 +28,10 @@
 //! position of their first record (20 digits), and `checkpoint.json`.
 //! A record's *logical position* is the number of payload bytes of every
 //! record before it (headers excluded), so adjacent line records are contiguous
-//! in position space. Each record is a 29-byte header (payload length, CRC32,
-//! position, ingest time, line count, format) and its payload; see the
-//! `segment` module. Segments roll at the first group commit after they reach
+//! in position space. Each record is a 40-byte header (magic, payload length,
+//! position, ingest time, line count, format, payload CRC32, header CRC32) and
+//! its payload; see the `segment` module (which also reads the 29-byte
+//! headers of segments written before this format). Segments roll at the first group commit after they reach
 //! `segment_mib`.
 //!
 //! On [`Journal::open`] every segment not yet passed by the checkpoint is
