@@ -186,7 +186,7 @@ fn check_lines(decoder: &mut LineDecoder, chunk: &[u8]) -> Result<(), TestCaseEr
     // The batch, the dead letters (at most a line each) and the scratch
     // buffers grow with the input; a CloudWatch line may unpack up to the
     // payload limit.
-    let bound = 48 * chunk.len() + 24 * cfg.max_payload_bytes + 4 * MIB;
+    let bound = 32 * chunk.len() + 4 * cfg.max_payload_bytes + MIB;
     prop_assert!(
         peak <= bound,
         "{peak} bytes held for {} input bytes",
@@ -199,7 +199,9 @@ fn lines_target(target: &str, config: Config, deterministic: bool) {
     let seeds = harness::seeds(target);
     let decoder =
         std::cell::RefCell::new(LineDecoder::new(decoder_config(), Classifier::default()));
-    each_seed(target, &seeds, |s| check_lines(&mut decoder.borrow_mut(), s));
+    each_seed(target, &seeds, |s| {
+        check_lines(&mut decoder.borrow_mut(), s)
+    });
     run(
         target,
         config,
@@ -336,7 +338,7 @@ fn check_cloudwatch(decoder: &mut LineDecoder, payload: &[u8]) -> Result<(), Tes
         }
     }
     // The decompressed payload is capped; the tape and the rows grow with it.
-    let bound = 64 * payload.len() + 24 * cfg.max_payload_bytes + 4 * MIB;
+    let bound = 32 * payload.len() + 4 * cfg.max_payload_bytes + MIB;
     prop_assert!(
         peak <= bound,
         "{peak} bytes held for {} input bytes",
