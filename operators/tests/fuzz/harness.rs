@@ -143,18 +143,18 @@ pub fn in_place(m: &Mutation) -> bool {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let at = any::<usize>();
     prop_oneof![
-        4 => (at.clone(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit { at, bit }),
-        3 => (at.clone(), any::<u8>()).prop_map(|(at, value)| Mutation::SetByte { at, value }),
-        1 => (at.clone(), 1usize..4200, prop_oneof![Just(0u8), Just(0xff), any::<u8>()])
+        4 => (at, 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit { at, bit }),
+        3 => (at, any::<u8>()).prop_map(|(at, value)| Mutation::SetByte { at, value }),
+        1 => (at, 1usize..4200, prop_oneof![Just(0u8), Just(0xff), any::<u8>()])
             .prop_map(|(at, len, value)| Mutation::Fill { at, len, value }),
-        2 => (at.clone(), prop::collection::vec(any::<u8>(), 1..16))
+        2 => (at, prop::collection::vec(any::<u8>(), 1..16))
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        3 => (at.clone(), 0..TOKENS.len()).prop_map(|(at, token)| Mutation::Token { at, token }),
-        2 => (at.clone(), 1usize..64).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        1 => (at.clone(), 1usize..64, 1u8..8)
+        3 => (at, 0..TOKENS.len()).prop_map(|(at, token)| Mutation::Token { at, token }),
+        2 => (at, 1usize..64).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        1 => (at, 1usize..64, 1u8..8)
             .prop_map(|(at, len, times)| Mutation::Duplicate { at, len, times }),
-        1 => at.clone().prop_map(|at| Mutation::Truncate { at }),
-        1 => (any::<usize>(), at.clone(), 1usize..256, at)
+        1 => at.prop_map(|at| Mutation::Truncate { at }),
+        1 => (any::<usize>(), at, 1usize..256, at)
             .prop_map(|(seed, from, len, at)| Mutation::Splice { seed, from, len, at }),
     ]
 }
@@ -219,9 +219,9 @@ pub fn disk_damage() -> impl Strategy<Value = Vec<Mutation>> {
     let at = any::<usize>();
     prop::collection::vec(
         prop_oneof![
-            4 => (at.clone(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit { at, bit }),
-            3 => (at.clone(), any::<u8>()).prop_map(|(at, value)| Mutation::SetByte { at, value }),
-            2 => (at.clone(), 1usize..4200, prop_oneof![Just(0u8), Just(0xff), any::<u8>()])
+            4 => (at, 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit { at, bit }),
+            3 => (at, any::<u8>()).prop_map(|(at, value)| Mutation::SetByte { at, value }),
+            2 => (at, 1usize..4200, prop_oneof![Just(0u8), Just(0xff), any::<u8>()])
                 .prop_map(|(at, len, value)| Mutation::Fill { at, len, value }),
             1 => at.prop_map(|at| Mutation::Truncate { at }),
         ],

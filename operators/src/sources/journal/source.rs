@@ -35,6 +35,33 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 /// Longest delay between re-sends.
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
+/// What [`JournalSource::forward`] reads next.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// Where.
+    from: Cursor,
+    /// Only records below this position.
+    end: u64,
+    /// Everything below `end` as one chunk (up to damaged bytes), rather
+    /// than a chunk of up to `chunk_kib`.
+    exact: bool,
+    /// The first token starts here when it is below the chunk's first
+    /// position (`u64::MAX`: at the chunk).
+    track_from: u64,
+}
+
+impl Span {
+    /// The next chunk below `end`.
+    fn next(from: Cursor, end: u64) -> Self {
+        Span {
+            from,
+            end,
+            exact: false,
+            track_from: u64::MAX,
+        }
+    }
+}
+
 /// The journal as a pipeline source (source name `http`).
 pub struct JournalSource {
     shared: Arc<Shared>,
@@ -106,21 +133,23 @@ impl JournalSource {
         }
     }
 
-    /// Reads the next chunk below `end` (or, with `exact`, everything in
-    /// `[cursor, end)` up to damaged bytes as one chunk) and sends it under a
-    /// token from `track_from` (the start of a failed range being re-sent)
-    /// or its first position; returns the new cursor and whether a range was
-    /// sent (or, when only damaged bytes were skipped, settled).
+    /// Reads the next chunk `span` asks for and sends it under a token from
+    /// `span.track_from` (the start of a failed range being re-sent) or its
+    /// first position; returns the new cursor and whether a range was sent
+    /// (or, when only damaged bytes were skipped, settled).
     async fn forward(
         &self,
         ctx: &mut Ctx<RawChunk>,
         tracker: &CommitTracker,
-        cursor: Cursor,
-        end: u64,
-        exact: bool,
-        track_from: u64,
+        span: Span,
         next_checkpoint: &mut Instant,
     ) -> Result<(Cursor, bool), ActorError> {
+        let Span {
+            from: cursor,
+            end,
+            exact,
+            track_from,
+        } = span;
         let max_bytes = self.shared.limits.chunk_bytes;
         let (chunk, next) = self
             .blocking(move |shared| read_chunk(shared, cursor, end, max_bytes, exact))
@@ -156,7 +185,7 @@ impl JournalSource {
         );
         while cursor.position < end {
             cursor = self
-                .forward(ctx, tracker, cursor, end, false, u64::MAX, next_checkpoint)
+                .forward(ctx, tracker, Span::next(cursor, end), next_checkpoint)
                 .await?
                 .0;
             self.took(cursor.position);
@@ -230,10 +259,12 @@ impl Source for JournalSource {
                             .forward(
                                 ctx,
                                 &tracker,
-                                at,
-                                range.end,
-                                true,
-                                track_from,
+                                Span {
+                                    from: at,
+                                    end: range.end,
+                                    exact: true,
+                                    track_from,
+                                },
                                 &mut next_checkpoint,
                             )
                             .await?;
@@ -257,15 +288,7 @@ impl Source for JournalSource {
             let end = *durable.borrow_and_update();
             if cursor.position < end {
                 cursor = self
-                    .forward(
-                        ctx,
-                        &tracker,
-                        cursor,
-                        end,
-                        false,
-                        u64::MAX,
-                        &mut next_checkpoint,
-                    )
+                    .forward(ctx, &tracker, Span::next(cursor, end), &mut next_checkpoint)
                     .await?
                     .0;
                 self.took(cursor.position);
