@@ -470,6 +470,8 @@ impl std::fmt::Debug for Journal {
 }
 
 #[cfg(test)]
+mod corruption_tests;
+#[cfg(test)]
 mod fixtures;
 
 #[cfg(test)]
