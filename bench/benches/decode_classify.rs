@@ -9,9 +9,6 @@
 //! that nothing went to the dead-letter output and that the severity counts are the
 //! ones the generator intended, so a faster but wrong decoder does not pass
 //! unnoticed. Criterion reports time per pass and events/s (`Throughput::Elements`).
-//!
-//! The same measurement in CPU time rather than wall time is the ignored test in
-//! `operators/src/decode/throughput.rs`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spate_loadgen::{Workload, generate};

@@ -1,26 +1,39 @@
-//! The Spate configuration file (TOML) and its validation.
+//! The Spate configuration file (TOML), read and validated in one place.
+//!
+//! [`load`] reads a file (or the built-in defaults): `${VAR}` expansion,
+//! syntax, types, and the `[sources.<kind>]` sections through the source
+//! registry. [`LoadedConfig::validate`] then checks every setting without
+//! I/O and returns the [`ValidConfig`] that `spate ingest` and `spate run`
+//! build from; `spate config check` runs the very same steps. Every error
+//! names the key path and the line.
+
+pub mod reference;
+#[cfg(test)]
+mod reference_tests;
+mod validate;
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use spate_operators::alerts::AlertsConfig;
 use spate_operators::aws::AwsConfig;
-use spate_operators::classify::{ClassifierConfig, ClassifierError};
+use spate_operators::classify::ClassifierConfig;
+use spate_operators::component::{
+    ConfigDocument, ConfigError, ConfiguredSource, KeyLines, SourceRegistry,
+};
 use spate_operators::decode::DecoderConfig;
-use spate_operators::enrich::{EnrichConfig, Enricher};
+use spate_operators::enrich::EnrichConfig;
 use spate_operators::sinks::dynamo_hot::DynamoHotConfig;
 use spate_operators::sinks::hot::HotConfig;
 use spate_operators::sinks::lake::LakeConfig;
 use spate_operators::sources::file::FileReadConfig;
 use spate_operators::sources::journal::JournalConfig;
-use spate_operators::sources::kinesis::KinesisConfig;
-use spate_operators::sources::sqs::SqsConfig;
-use spate_operators::sources::tail::TailConfig;
 use spate_operators::transforms::decode::DecodeStageConfig;
 use spate_operators::windows::WindowConfig;
 
-use crate::run::StdinConfig;
+pub use self::validate::{ValidConfig, ValidSource};
+use crate::query::executor::QueryConfig;
 use crate::run::emf::MetricsConfig;
 use crate::run::http::HttpConfig;
 
@@ -28,7 +41,7 @@ use crate::run::http::HttpConfig;
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpateConfig {
     /// How `spate ingest` reads its inputs.
@@ -52,15 +65,13 @@ pub struct SpateConfig {
     /// `spate run`: the HTTP listener.
     #[serde(default)]
     pub http: HttpConfig,
+    /// SQL queries (`POST /v1/query`, `spate query`): threads, concurrency,
+    /// memory and time limits.
+    #[serde(default)]
+    pub query: QueryConfig,
     /// `spate run`: the journal behind HTTP push.
     #[serde(default)]
     pub journal: JournalConfig,
-    /// `spate run`: files to tail.
-    #[serde(default)]
-    pub tail: TailConfig,
-    /// `spate run`: standard input as a source.
-    #[serde(default)]
-    pub stdin: StdinConfig,
     /// `spate run`: the embedded hot store.
     #[serde(default)]
     pub hot: HotConfig,
@@ -70,12 +81,9 @@ pub struct SpateConfig {
     /// `spate run`: alert rules and outputs.
     #[serde(default)]
     pub alerts: AlertsConfig,
-    /// AWS region and endpoints (for SQS, S3, SNS).
+    /// AWS region and endpoints.
     #[serde(default)]
     pub aws: AwsConfig,
-    /// `spate run`: sources besides HTTP, tail and stdin.
-    #[serde(default)]
-    pub sources: SourcesConfig,
     /// `spate run`: metric outputs besides `/metrics` (`[metrics.emf]`).
     #[serde(default)]
     pub metrics: MetricsConfig,
@@ -83,25 +91,25 @@ pub struct SpateConfig {
     /// (`[hot_dynamodb] table = "..."`); `spate hot` then queries it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hot_dynamodb: Option<DynamoHotConfig>,
+    /// `spate run`: the sources besides HTTP push (`[sources.<kind>]`, read
+    /// by the kinds of the source registry).
+    #[serde(skip)]
+    pub sources: Vec<ConfiguredSource>,
 }
 
-/// `[sources]`: pull sources.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourcesConfig {
-    /// SQS queues to consume (`[[sources.sqs]]`).
-    #[serde(default)]
-    pub sqs: Vec<SqsConfig>,
-    /// Kinesis streams to read (`[[sources.kinesis]]`), shards split across
-    /// Spate processes through DynamoDB leases.
-    #[serde(default)]
-    pub kinesis: Vec<KinesisConfig>,
+/// A configuration read from a file, not yet validated.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The settings.
+    pub config: SpateConfig,
+    origin: String,
+    lines: KeyLines,
 }
 
 impl SpateConfig {
-    /// Parses and validates TOML text; errors name the key and line.
-    pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        // `${VAR}` (and `${VAR:-fallback}`) come from the environment.
+    /// Reads TOML text with the source kinds of `registry`: `${VAR}` (and
+    /// `${VAR:-fallback}`) from the environment, then syntax and types.
+    pub fn read(text: &str, origin: &str, registry: &SourceRegistry) -> Result<LoadedConfig> {
         let expanded;
         let text = if text.contains("${") {
             expanded = spate_operators::aws::env_expand::expand_env(text)
@@ -110,108 +118,115 @@ impl SpateConfig {
         } else {
             text
         };
-        let config: SpateConfig = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|span| {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!(" (line {line})")
-                })
-                .unwrap_or_default();
-            anyhow::anyhow!("{origin}{at}: {}", e.message())
-        })?;
-        config.validate().with_context(|| origin.to_string())?;
-        Ok(config)
+        let read = || -> Result<(SpateConfig, KeyLines), ConfigError> {
+            let mut document = ConfigDocument::parse(text)?;
+            let sources = document.take_sources(registry)?;
+            let (mut config, lines): (SpateConfig, KeyLines) = document.read_rest()?;
+            config.sources = sources;
+            Ok((config, lines))
+        };
+        let (config, lines) = read().map_err(|e| located(origin, e))?;
+        Ok(LoadedConfig {
+            config,
+            origin: origin.to_string(),
+            lines,
+        })
     }
 
-    /// Reads and validates a file.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
+    /// Reads and validates TOML text with the built-in source kinds.
+    #[cfg(test)]
+    pub fn parse(text: &str, origin: &str) -> Result<ValidConfig> {
+        Self::read(text, origin, &spate_operators::sources::supported_sources())?.validate()
+    }
+}
+
+impl LoadedConfig {
+    /// The built-in defaults, as if from an empty file.
+    pub fn defaults() -> Self {
+        LoadedConfig {
+            config: SpateConfig::default(),
+            origin: "defaults".to_string(),
+            lines: KeyLines::default(),
+        }
     }
 
-    /// Checks what the types alone cannot.
-    pub fn validate(&self) -> Result<()> {
-        if let Err(e) = spate_operators::classify::Classifier::new(&self.classify) {
-            match e {
-                ClassifierError::BadRule { .. } => bail!("classify.tags: {e}"),
-                other => bail!("classify: {other}"),
-            }
-        }
-        if let Err(e) = Enricher::new(&self.enrich, &self.pipeline.default_service) {
-            bail!("enrich.table: {e}");
-        }
-        if !(1..=22).contains(&self.lake.zstd_level) {
-            bail!(
-                "lake.zstd_level: must be between 1 and 22, got {}",
-                self.lake.zstd_level
-            );
-        }
-        if let Err(e) = self.windows.shared_mode(self.hot_dynamodb.is_some()) {
-            bail!("{e}");
-        }
-        if let Err(e) = self.metrics.emf.validate() {
-            bail!("metrics.emf.{e}");
-        }
-        for (i, sqs) in self.sources.sqs.iter().enumerate() {
-            if let Err(e) = sqs.validate() {
-                bail!("sources.sqs[{i}]: {e}");
-            }
-        }
-        for (key, value) in [
-            ("lake.max_file_mib", self.lake.max_file_mib),
-            ("lake.max_open_mib", self.lake.max_open_mib),
-            ("lake.max_file_age_secs", self.lake.max_file_age_secs),
-            ("lake.writers", self.lake.writers as u64),
-            ("lake.row_group_rows", self.lake.row_group_rows as u64),
-            ("ingest.chunk_kib", self.ingest.chunk_kib as u64),
-        ] {
-            if value == 0 {
-                bail!("{key}: must be at least 1");
-            }
-        }
-        Ok(())
+    /// Checks every setting, without I/O; errors name the key and line.
+    pub fn validate(self) -> Result<ValidConfig> {
+        let LoadedConfig {
+            config,
+            origin,
+            lines,
+        } = self;
+        validate::validate(config).map_err(|e| located(&origin, lines.locate(e)))
     }
+}
+
+/// `origin (line N): key: message`.
+fn located(origin: &str, error: ConfigError) -> anyhow::Error {
+    let at = error
+        .line()
+        .map(|line| format!(" (line {line})"))
+        .unwrap_or_default();
+    let key = match error.key() {
+        "" => String::new(),
+        key => format!("{key}: "),
+    };
+    anyhow::anyhow!("{origin}{at}: {key}{}", error.message())
+}
+
+/// Reads `path` (the built-in defaults when `None`) with the built-in source
+/// kinds; validate the result with [`LoadedConfig::validate`] after any
+/// command-line overrides.
+pub fn load(path: Option<&Path>) -> Result<LoadedConfig> {
+    let Some(path) = path else {
+        return Ok(LoadedConfig::defaults());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    SpateConfig::read(
+        &text,
+        &path.display().to_string(),
+        &spate_operators::sources::supported_sources(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<SpateConfig> {
+        SpateConfig::parse(text, "x.toml").map(|v| v.config)
+    }
+
     #[test]
     fn documented_default_matches_the_built_in_default() {
         let parsed = SpateConfig::parse(DEFAULT_CONFIG_TOML, "default").unwrap();
-        assert_eq!(parsed, SpateConfig::default());
+        assert_eq!(parsed.config, SpateConfig::default());
     }
 
     #[test]
     fn shared_windows_need_a_shared_store_and_a_long_enough_settle() {
-        let err = SpateConfig::parse("[windows]\nshared = true\n", "t").unwrap_err();
+        let err = parse("[windows]\nshared = true\n").unwrap_err();
         assert!(
             format!("{err:#}").contains("needs a shared alert store"),
             "{err:#}"
         );
         let dynamo = "[hot_dynamodb]\ntable = \"hot\"\n";
-        let err = SpateConfig::parse(&format!("{dynamo}[windows]\nshared_settle_secs = 5\n"), "t")
-            .unwrap_err();
-        assert!(format!("{err:#}").contains("shared_settle_secs"), "{err:#}");
+        let err = parse(&format!("{dynamo}[windows]\nshared_settle_secs = 5\n")).unwrap_err();
+        assert!(format!("{err:#}").contains("shared_settle"), "{err:#}");
         // Off: the settle delay is not used.
         let off = format!("{dynamo}[windows]\nshared = false\nshared_settle_secs = 5\n");
-        assert!(SpateConfig::parse(&off, "t").is_ok());
+        assert!(parse(&off).is_ok());
     }
 
     #[test]
     fn empty_file_is_the_default() {
-        assert_eq!(
-            SpateConfig::parse("", "empty").unwrap(),
-            SpateConfig::default()
-        );
+        assert_eq!(parse("").unwrap(), SpateConfig::default());
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = SpateConfig::parse("[lake]\nzstd_level = 3\nmax_file_gib = 1\n", "x.toml")
+        let err = parse("[lake]\nzstd_level = 3\nmax_file_gib = 1\n")
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("x.toml (line 3)"), "{err}");
@@ -219,20 +234,67 @@ mod tests {
     }
 
     #[test]
-    fn wrong_type_names_line() {
-        let err = SpateConfig::parse("[ingest]\n\nchunk_kib = \"big\"\n", "x.toml")
+    fn wrong_type_names_line_and_key_without_rust_types() {
+        let err = parse("[ingest]\n\nchunk_kib = \"big\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("x.toml (line 3)"), "{err}");
+        assert!(
+            err.starts_with("x.toml (line 3): ingest.chunk_size: "),
+            "{err}"
+        );
+        assert!(err.contains("expected a non-negative integer"), "{err}");
+        let err = parse("[[sources.sqs]]\nqueue_url = \"q\"\npollers = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml (line 3): sources.sqs[0].pollers: "),
+            "{err}"
+        );
+        assert!(!err.contains("usize"), "{err}");
     }
 
     #[test]
-    fn semantic_errors_name_the_key() {
-        let err = SpateConfig::parse("[lake]\nzstd_level = 40\n", "x.toml").unwrap_err();
-        assert!(format!("{err:#}").contains("lake.zstd_level"), "{err:#}");
-        let err = SpateConfig::parse("[[classify.tags]]\nname = \"x\"\nregex = \"(\"\n", "x.toml")
-            .unwrap_err();
+    fn semantic_errors_name_the_key_and_line() {
+        let err = parse("[lake]\nzstd_level = 40\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("x.toml (line 2): lake.zstd_level: "),
+            "{err}"
+        );
+        let err = parse("[[classify.tags]]\nname = \"x\"\nregex = \"(\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("classify.tags"), "{err:#}");
+        let err = parse("\n[[sources.sqs]]\nqueue_url = \"q\"\n[[sources.sqs]]\nqueue_url = \"r\"\npollers = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "x.toml (line 6): sources.sqs[1].pollers: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn unknown_source_kinds_are_named_with_the_known_ones() {
+        let err = parse("[sources.kafka]\nbrokers = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml (line 1): sources.kafka: unknown source kind"),
+            "{err}"
+        );
+        assert!(err.contains("sqs"), "{err}");
+    }
+
+    #[test]
+    fn old_top_level_tail_and_stdin_sections_are_read() {
+        let config =
+            parse("[tail]\npaths = [\"/var/log/*.log\"]\n[stdin]\nenabled = true\n").unwrap();
+        let kinds: Vec<&str> = config.sources.iter().map(|s| s.kind()).collect();
+        assert_eq!(kinds, ["tail", "stdin"]);
+        let tail = config.sources[0]
+            .settings::<spate_operators::sources::tail::TailKind>()
+            .unwrap();
+        assert_eq!(tail.paths, ["/var/log/*.log"]);
+        let both = parse("[tail]\npaths = [\"a\"]\n[sources.tail]\npaths = [\"b\"]\n");
+        assert!(format!("{:#}", both.unwrap_err()).contains("configured twice"));
     }
 
     #[test]
@@ -260,9 +322,9 @@ mod tests {
         })
         .unwrap();
         let config = SpateConfig::parse(&expanded, "aws.toml").unwrap();
-        assert_eq!(config.sources.sqs.len(), 1);
-        assert_eq!(config.sources.kinesis[0].stream, "spate-logs");
-        assert_eq!(config.hot_dynamodb.unwrap().table, "spate-hot");
-        assert_eq!(config.lake.s3.unwrap().bucket, "spate-lake");
+        let kinds: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(kinds, ["kinesis-0", "sqs-0"]);
+        assert_eq!(config.config.hot_dynamodb.unwrap().table, "spate-hot");
+        assert_eq!(config.config.lake.s3.unwrap().bucket, "spate-lake");
     }
 }

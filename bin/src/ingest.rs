@@ -15,11 +15,12 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use spate_engine::{ActorOptions, GraphBuilder, SupervisorPolicy};
 use spate_operators::event::Severity;
+use spate_operators::log_batch::LogBatch;
 use spate_operators::sinks::lake::{LakeSettings, LakeWriter};
 use spate_operators::sources::file::{FileSource, Input, ReadProgress};
 use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
 
-use crate::config::SpateConfig;
+use crate::config::ValidConfig;
 
 /// The summary printed at the end (`--json` prints it as one object).
 #[derive(Debug, Serialize)]
@@ -56,7 +57,10 @@ pub struct IngestSummary {
 }
 
 /// Runs the ingest pipeline over `paths`.
-pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Result<IngestSummary> {
+pub async fn run(valid: ValidConfig, data_dir: &Path, paths: &[String]) -> Result<IngestSummary> {
+    let ValidConfig {
+        config, classifier, ..
+    } = valid;
     if paths.is_empty() {
         bail!("no input: give one or more paths, or - for stdin");
     }
@@ -77,13 +81,12 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
         .unwrap_or_else(|| data_dir.join("lake"));
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
-    let decode = DecodeSettings::new(
+    let decode = DecodeSettings::with_classifier(
         &config.decode,
-        &config.classify,
+        classifier,
         &config.enrich,
         &config.pipeline,
-    )?
-    .with_lake_shards(config.lake.writers);
+    )?;
     let progress = Arc::new(ReadProgress::default());
     let started = Instant::now();
 
@@ -186,29 +189,29 @@ pub async fn run(config: SpateConfig, data_dir: &Path, paths: &[String]) -> Resu
     })
 }
 
-/// Adds `writers` lake writers after `decode` (`lake`, or `lake-0..N`). The
-/// decode stage shards by partition across its first `writers` outputs, so
-/// they must be connected before any other sink.
+/// Adds `writers` lake writers after `decode` (`lake`, or `lake-0..N`),
+/// connected by key: each partition goes to the one writer that owns it.
 pub fn add_lake_writers(
     graph: &mut GraphBuilder,
     lake: &LakeSettings,
     writers: usize,
     options: ActorOptions,
 ) {
-    for worker in 0..writers {
-        let name = if writers == 1 {
-            "lake".to_string()
-        } else {
-            format!("lake-{worker}")
-        };
+    let names: Vec<String> = if writers == 1 {
+        vec!["lake".to_string()]
+    } else {
+        (0..writers).map(|w| format!("lake-{w}")).collect()
+    };
+    for (worker, name) in names.iter().enumerate() {
         let settings = lake.clone();
         graph.actor(
-            &name,
+            name,
             move || LakeWriter::new(settings.clone(), worker),
             options.clone(),
         );
-        graph.connect("decode", &name);
     }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    graph.connect_keyed("decode", &names, LogBatch::split_by_partition);
 }
 
 impl IngestSummary {

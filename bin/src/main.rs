@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::config::{DEFAULT_CONFIG_TOML, SpateConfig};
+use crate::config::DEFAULT_CONFIG_TOML;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -139,6 +139,8 @@ enum HotAction {
 enum ConfigAction {
     /// Print the full default configuration, documented.
     Default,
+    /// Print the reference of every key: type, default and meaning (Markdown).
+    Reference,
     /// Validate a configuration file.
     Check {
         /// The file to check.
@@ -154,11 +156,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn load_config(path: Option<&std::path::Path>) -> Result<SpateConfig> {
-    match path {
-        Some(path) => SpateConfig::load(path),
-        None => Ok(SpateConfig::default()),
-    }
+/// Reads and validates the configuration (the built-in defaults without a
+/// file), the one check `config check`, `ingest` and `run` share.
+fn load_config(path: Option<&std::path::Path>) -> Result<config::ValidConfig> {
+    config::load(path)?.validate()
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -169,9 +170,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             paths,
         } => {
-            let config = load_config(config.as_deref())?;
+            let valid = load_config(config.as_deref())?;
             let runtime = runtime()?;
-            let summary = runtime.block_on(ingest::run(config, &data_dir, &paths));
+            let summary = runtime.block_on(ingest::run(valid, &data_dir, &paths));
             // A read of stdin may still wait on a blocking thread after a signal;
             // do not wait for it (everything read has been archived).
             runtime.shutdown_background();
@@ -190,9 +191,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             data_dir,
         } => {
-            let config = load_config(config.as_deref())?;
+            let mut loaded = config::load(config.as_deref())?;
+            if let Some(listen) = listen {
+                loaded.config.http.listen = listen;
+            }
+            let valid = loaded.validate()?;
             let runtime = runtime()?;
-            let result = runtime.block_on(run::run(config, run::RunOptions { listen, data_dir }));
+            let result = runtime.block_on(run::run(
+                valid,
+                run::RunOptions {
+                    data_dir,
+                    signals: None,
+                },
+            ));
             runtime.shutdown_background();
             result?;
         }
@@ -201,7 +212,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
             data_dir,
         } => {
-            let config = load_config(config.as_deref())?;
+            let config = load_config(config.as_deref())?.config;
             let path = hot_cli::hot_path(&config, &data_dir);
             let source = if config.hot_dynamodb.is_some() {
                 hot_cli::HotSource::Dynamo(&config)
@@ -231,17 +242,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{out}");
         }
         Command::Query(args) => {
-            let config = load_config(args.config.as_deref())?;
+            let config = load_config(args.config.as_deref())?.config;
             let mut out = std::io::stdout().lock();
             runtime()?.block_on(async {
                 let (lake, history) = query::cli::sources(&args, &config).await?;
-                query::cli::run_cli(&args, lake, history, &mut out).await
+                let limits = query::cli::limits(&args, &config.query);
+                query::cli::run_cli(&args, &limits, lake, history, &mut out).await
             })?;
         }
         Command::Config { action } => match action {
             ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),
+            ConfigAction::Reference => print!(
+                "{}",
+                config::reference::markdown(&spate_operators::sources::supported_sources())
+            ),
             ConfigAction::Check { file } => {
-                SpateConfig::load(&file)?;
+                // The same reading and validation as `spate run`, then the
+                // local files the configuration names.
+                let valid = load_config(Some(&file))?;
+                valid.preflight()?;
                 println!("{}: ok", file.display());
             }
         },

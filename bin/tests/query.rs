@@ -292,6 +292,28 @@ fn malformed_sql_is_a_clean_error() {
 }
 
 #[test]
+fn the_memory_limit_comes_from_the_config_and_the_flag_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("spate.toml");
+    std::fs::write(&config, "[query]\nmemory_limit_mib = 8\n").unwrap();
+    // A hash set of 2 million values: more than 8 MiB.
+    let sql = "select count(distinct value) as n from generate_series(1, 2000000)";
+    let config_arg = config.to_str().unwrap();
+    let out = query(dir.path(), &["--config", config_arg, sql]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("spate: query needs more than 8 MiB of memory (query.memory_limit)"),
+        "{stderr}"
+    );
+    let rows = rows(
+        dir.path(),
+        &["--config", config_arg, "--memory-limit-mib", "1024", sql],
+    );
+    assert_eq!(rows[0]["n"], 2_000_000);
+}
+
+#[test]
 fn datafusion_settings_come_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let setting = |env: &[(&str, &str)]| {

@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Batch, Payload};
 use crate::error::ActorError;
-use crate::mailbox::Addr;
 use crate::pipeline::KillSwitch;
+use crate::route::Route;
 use crate::stats::Instruments;
 
 /// Result of an actor hook.
@@ -122,7 +122,7 @@ pub trait Source: Send + 'static {
 /// What an actor or source can do besides handling its input.
 pub struct Ctx<O> {
     name: Arc<str>,
-    outputs: Vec<Addr<O>>,
+    outputs: Vec<Route<O>>,
     pub(crate) instruments: Instruments,
     stop: CancellationToken,
     kill: KillSwitch,
@@ -131,7 +131,7 @@ pub struct Ctx<O> {
 impl<O: Payload + Clone> Ctx<O> {
     pub(crate) fn new(
         name: Arc<str>,
-        outputs: Vec<Addr<O>>,
+        outputs: Vec<Route<O>>,
         instruments: Instruments,
         stop: CancellationToken,
         kill: KillSwitch,
@@ -150,47 +150,39 @@ impl<O: Payload + Clone> Ctx<O> {
         &self.name
     }
 
-    /// Number of downstream actors.
+    /// Number of downstream routes (a keyed group counts once).
     pub fn fan_out(&self) -> usize {
         self.outputs.len()
     }
 
-    /// Sends a batch to every downstream actor (a copy each, sharing the ack),
-    /// waiting while a mailbox is full.
+    /// Sends a batch downstream, waiting while a mailbox is full: a copy to
+    /// every actor connected with [`GraphBuilder::connect`], and to a keyed
+    /// group ([`GraphBuilder::connect_keyed`]) the parts of the batch split by
+    /// key, each to the actor that owns it. Every copy and part holds a share
+    /// of the batch's ack, so the source hears `Delivered` only when all of
+    /// them were delivered.
     ///
     /// With no downstream the batch is dropped and its ack fails.
+    ///
+    /// [`GraphBuilder::connect`]: crate::GraphBuilder::connect
+    /// [`GraphBuilder::connect_keyed`]: crate::GraphBuilder::connect_keyed
     pub async fn send(&mut self, batch: Batch<O>) -> ActorResult {
-        let events = batch.payload.len();
-        let Some((last, rest)) = self.outputs.split_last() else {
+        let Ctx {
+            outputs,
+            instruments,
+            name,
+            ..
+        } = self;
+        let Some((last, rest)) = outputs.split_last() else {
             return Err(ActorError::internal(format!(
-                "actor {} has no downstream to send to",
-                self.name
+                "actor {name} has no downstream to send to"
             )));
         };
-        for addr in rest {
-            let blocked = addr.send(batch.share()).await?;
-            self.instruments.sent(events, blocked);
+        let mut sent = |events, blocked| instruments.sent(events, blocked);
+        for route in rest {
+            route.send(batch.share(), &mut sent).await?;
         }
-        let blocked = last.send(batch).await?;
-        self.instruments.sent(events, blocked);
-        Ok(())
-    }
-
-    /// Sends a batch to downstream number `index` only (in the order the graph's
-    /// edges were added), for stages that shard their output by key. The caller
-    /// gives each shard its own batch; shares of one ack (see
-    /// [`Ack::share`](crate::Ack::share)) keep the source's verdict whole.
-    pub async fn send_to(&mut self, index: usize, batch: Batch<O>) -> ActorResult {
-        let events = batch.payload.len();
-        let Some(addr) = self.outputs.get(index) else {
-            return Err(ActorError::internal(format!(
-                "actor {} has no downstream number {index}",
-                self.name
-            )));
-        };
-        let blocked = addr.send(batch).await?;
-        self.instruments.sent(events, blocked);
-        Ok(())
+        last.send(batch, &mut sent).await
     }
 
     /// True once the pipeline asked sources to stop.
@@ -210,6 +202,6 @@ impl<O: Payload + Clone> Ctx<O> {
 
     /// Total mailbox depth of the downstream actors.
     pub fn downstream_depth(&self) -> usize {
-        self.outputs.iter().map(Addr::depth).sum()
+        self.outputs.iter().map(Route::depth).sum()
     }
 }

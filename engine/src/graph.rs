@@ -45,8 +45,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actor::{Actor, Ctx, Source};
 use crate::batch::NoOutput;
-use crate::mailbox::{Addr, Control, shared_mailbox};
+use crate::batch::Payload;
+use crate::mailbox::{Control, shared_mailbox};
 use crate::pipeline::{KillSwitch, Pipeline};
+use crate::route::{RouteSpec, Splitter, typed_routes};
 use crate::runtime::{ActorExit, Liveness, RunningGuard, run_actor, run_source};
 use crate::stats::{ActorStats, Instruments};
 use crate::supervisor::SupervisorPolicy;
@@ -143,10 +145,12 @@ pub enum GraphError {
     /// The graph has no nodes.
     #[error("the graph is empty")]
     Empty,
+    /// A keyed edge with no actor to route to.
+    #[error("keyed edge from {0:?} names no actor")]
+    EmptyGroup(String),
 }
 
-type Spawn =
-    Box<dyn FnOnce(Vec<Box<dyn Any + Send>>, &SpawnEnv, &mut JoinSet<(String, ActorExit)>) + Send>;
+type Spawn = Box<dyn FnOnce(Vec<RouteSpec>, &SpawnEnv, &mut JoinSet<(String, ActorExit)>) + Send>;
 
 struct SpawnEnv {
     stop: CancellationToken,
@@ -168,26 +172,32 @@ struct Node {
     spawn: Spawn,
 }
 
+/// An edge; `group` indexes the keyed group it belongs to.
+struct Edge {
+    from: String,
+    to: String,
+    group: Option<usize>,
+}
+
+/// The actors of one keyed edge share its splitter.
+struct KeyedGroup {
+    /// `TypeId` and name of the payload the splitter takes.
+    payload: (TypeId, &'static str),
+    /// A `Splitter<O>`, taken when the upstream node is spawned.
+    split: Option<Box<dyn Any + Send + Sync>>,
+}
+
 /// Collects nodes and edges, then validates and spawns them.
 #[derive(Default)]
 pub struct GraphBuilder {
     nodes: Vec<Node>,
-    edges: Vec<(String, String)>,
+    edges: Vec<Edge>,
+    groups: Vec<KeyedGroup>,
     errors: Vec<GraphError>,
 }
 
 fn output_type<O: 'static>() -> Option<(TypeId, &'static str)> {
     (TypeId::of::<O>() != TypeId::of::<NoOutput>()).then(|| (TypeId::of::<O>(), type_name::<O>()))
-}
-
-fn downcast_outputs<O: Send + 'static>(outputs: Vec<Box<dyn Any + Send>>) -> Vec<Addr<O>> {
-    outputs
-        .into_iter()
-        .map(|a| {
-            *a.downcast::<Addr<O>>()
-                .expect("edge types checked by build")
-        })
-        .collect()
 }
 
 impl GraphBuilder {
@@ -228,7 +238,7 @@ impl GraphBuilder {
         let node_stats = stats.clone();
         let node_name: Arc<str> = Arc::from(name);
         let spawn: Spawn = Box::new(move |outputs, env, tasks| {
-            let outputs = downcast_outputs::<S::Out>(outputs);
+            let outputs = typed_routes::<S::Out>(outputs);
             let (stop, kill, live) = (env.stop.clone(), env.kill.clone(), env.live.clone());
             let guard = RunningGuard::new(&node_name, &live);
             tasks.spawn(async move {
@@ -289,7 +299,7 @@ impl GraphBuilder {
         let addr_for_edges = Mutex::new(Some(addr));
         let policy = options.supervisor;
         let spawn: Spawn = Box::new(move |outputs, env, tasks| {
-            let outputs = downcast_outputs::<A::Out>(outputs);
+            let outputs = typed_routes::<A::Out>(outputs);
             let pooled = inboxes.len() > 1;
             for (worker, inbox) in inboxes.into_iter().enumerate() {
                 let (stop, kill) = (env.stop.clone(), env.kill.clone());
@@ -329,9 +339,82 @@ impl GraphBuilder {
         self
     }
 
-    /// Adds the edge `from -> to`; checked by [`GraphBuilder::build`].
+    /// Adds the edge `from -> to`: `to` gets a copy of every batch `from`
+    /// sends. Checked by [`GraphBuilder::build`].
     pub fn connect(&mut self, from: &str, to: &str) -> &mut Self {
-        self.edges.push((from.to_string(), to.to_string()));
+        self.edges.push(Edge {
+            from: from.to_string(),
+            to: to.to_string(),
+            group: None,
+        });
+        self
+    }
+
+    /// Adds a keyed edge from `from` to the group of actors `to`: each batch
+    /// `from` sends is split by `split` (see [`Splitter`]) and every part goes
+    /// to the one actor of the group that owns its key, holding a share of the
+    /// batch's ack. The upstream actor does not know the group's layout; a
+    /// stage that keeps state per key (one open file per partition) gets every
+    /// batch of its keys.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use spate_engine::{Actor, ActorOptions, ActorResult, Batch, Ctx, GraphBuilder, NoOutput, Source};
+    ///
+    /// struct Numbers;
+    /// impl Source for Numbers {
+    ///     type Out = Vec<u64>;
+    ///     async fn run(&mut self, ctx: &mut Ctx<Vec<u64>>) -> ActorResult {
+    ///         ctx.send(Batch::unacked((0..10).collect())).await
+    ///     }
+    /// }
+    /// struct Discard;
+    /// impl Actor for Discard {
+    ///     type In = Vec<u64>;
+    ///     type Out = NoOutput;
+    ///     async fn handle(&mut self, batch: Batch<Vec<u64>>, _: &mut Ctx<NoOutput>) -> ActorResult {
+    ///         batch.deliver();
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let mut graph = GraphBuilder::new();
+    /// graph.source("numbers", || Numbers);
+    /// graph.actor("shard-0", || Discard, ActorOptions::default());
+    /// graph.actor("shard-1", || Discard, ActorOptions::default());
+    /// // Each number to the shard `n % 2`.
+    /// graph.connect_keyed("numbers", &["shard-0", "shard-1"], |numbers: Vec<u64>, shards| {
+    ///     let mut parts = vec![Vec::new(); shards];
+    ///     numbers.into_iter().for_each(|n| parts[n as usize % shards].push(n));
+    ///     parts.into_iter().enumerate().collect()
+    /// });
+    /// let report = graph.build().unwrap().spawn().join().await.unwrap();
+    /// assert_eq!(report.actor("shard-0").unwrap().events_in, 5);
+    /// assert_eq!(report.actor("shard-1").unwrap().events_in, 5);
+    /// # });
+    /// ```
+    pub fn connect_keyed<O, F>(&mut self, from: &str, to: &[&str], split: F) -> &mut Self
+    where
+        O: Payload + Clone,
+        F: Fn(O, usize) -> Vec<(usize, O)> + Send + Sync + 'static,
+    {
+        if to.is_empty() {
+            self.errors.push(GraphError::EmptyGroup(from.to_string()));
+            return self;
+        }
+        let group = self.groups.len();
+        let split: Splitter<O> = Arc::new(split);
+        self.groups.push(KeyedGroup {
+            payload: (TypeId::of::<O>(), type_name::<O>()),
+            split: Some(Box::new(split)),
+        });
+        for to in to {
+            self.edges.push(Edge {
+                from: from.to_string(),
+                to: to.to_string(),
+                group: Some(group),
+            });
+        }
         self
     }
 
@@ -352,7 +435,7 @@ impl GraphBuilder {
         let mut seen = BTreeSet::new();
         let mut adjacency = vec![Vec::new(); self.nodes.len()];
         let mut indegree = vec![0usize; self.nodes.len()];
-        for (from, to) in &self.edges {
+        for Edge { from, to, group } in &self.edges {
             let lookup = |name: &String| {
                 index
                     .get(name.as_str())
@@ -384,15 +467,19 @@ impl GraphBuilder {
                 });
             };
             let (taken_id, expected) = down.input.expect("actors have an input type");
-            if sent_id != taken_id {
-                return Err(GraphError::TypeMismatch {
-                    from: from.clone(),
-                    to: to.clone(),
-                    sent,
-                    expected,
-                });
+            // A keyed edge's splitter must take what the upstream sends too.
+            let split = group.map(|g| self.groups[g].payload);
+            for (taken_id, expected) in [(taken_id, expected)].into_iter().chain(split) {
+                if sent_id != taken_id {
+                    return Err(GraphError::TypeMismatch {
+                        from: from.clone(),
+                        to: to.clone(),
+                        sent,
+                        expected,
+                    });
+                }
             }
-            adjacency[f].push(t);
+            adjacency[f].push((t, *group));
             indegree[t] += 1;
         }
         for (i, node) in self.nodes.iter().enumerate() {
@@ -411,7 +498,7 @@ impl GraphBuilder {
         let mut order = Vec::with_capacity(self.nodes.len());
         while let Some(i) = queue.pop_front() {
             order.push(i);
-            for &t in &adjacency[i] {
+            for &(t, _) in &adjacency[i] {
                 remaining[t] -= 1;
                 if remaining[t] == 0 {
                     queue.push_back(t);
@@ -429,6 +516,7 @@ impl GraphBuilder {
             nodes: self.nodes,
             adjacency,
             order,
+            groups: self.groups,
         })
     }
 }
@@ -436,8 +524,10 @@ impl GraphBuilder {
 /// A validated graph, ready to spawn.
 pub struct Graph {
     nodes: Vec<Node>,
-    adjacency: Vec<Vec<usize>>,
+    /// Per node, its downstream nodes and the keyed group of each edge.
+    adjacency: Vec<Vec<(usize, Option<usize>)>>,
     order: Vec<usize>,
+    groups: Vec<KeyedGroup>,
 }
 
 impl Graph {
@@ -456,19 +546,37 @@ impl Graph {
             kill: KillSwitch::default(),
             live: Liveness::default(),
         };
-        let outputs: Vec<Vec<Box<dyn Any + Send>>> = self
+        let mut groups = self.groups;
+        let outputs: Vec<Vec<RouteSpec>> = self
             .adjacency
             .iter()
             .map(|targets| {
-                targets
-                    .iter()
-                    .map(|&t| (self.nodes[t].addr.as_ref().expect("targets are actors"))())
-                    .collect()
+                let mut routes: Vec<RouteSpec> = Vec::new();
+                let mut keyed: BTreeMap<usize, usize> = BTreeMap::new();
+                for &(t, group) in targets {
+                    let addr = (self.nodes[t].addr.as_ref().expect("targets are actors"))();
+                    match group {
+                        None => routes.push(RouteSpec {
+                            actors: vec![addr],
+                            split: None,
+                        }),
+                        Some(g) => match keyed.get(&g) {
+                            Some(&route) => routes[route].actors.push(addr),
+                            None => {
+                                keyed.insert(g, routes.len());
+                                routes.push(RouteSpec {
+                                    actors: vec![addr],
+                                    split: groups[g].split.take(),
+                                });
+                            }
+                        },
+                    }
+                }
+                routes
             })
             .collect();
         let mut slots: Vec<Option<Node>> = self.nodes.into_iter().map(Some).collect();
-        let mut outputs: Vec<Option<Vec<Box<dyn Any + Send>>>> =
-            outputs.into_iter().map(Some).collect();
+        let mut outputs: Vec<Option<Vec<RouteSpec>>> = outputs.into_iter().map(Some).collect();
         let mut tasks = JoinSet::new();
         let mut stats = Vec::new();
         let mut controls = Vec::new();

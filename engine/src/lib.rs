@@ -14,7 +14,9 @@
 //!   with capped, jittered exponential backoff; their in-flight batch fails;
 //!   unrecoverable errors trip the [`KillSwitch`].
 //! - **Graphs** ([`GraphBuilder`]): named nodes and edges, validated (cycles,
-//!   dangling edges, type mismatches) before anything runs.
+//!   dangling edges, type mismatches) before anything runs; an edge to a group
+//!   of actors routes each part of a batch by key ([`route`]), so no actor
+//!   knows the layout of the stage after it.
 //! - **Shutdown** ([`Pipeline::shutdown`], [`Pipeline::run_until_signal`]):
 //!   sources stop, the graph drains in topological order, within a deadline.
 //! - **Metrics** through the `metrics` facade for every actor, and a Prometheus
@@ -34,6 +36,7 @@ pub mod graph;
 pub mod mailbox;
 pub mod pipeline;
 pub mod prometheus;
+pub mod route;
 mod runtime;
 pub mod signals;
 pub mod stats;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use spate_engine::testkit::{CaptureSink, Forward, LeakCheck, ScriptedSource, SinkStep};
 use spate_engine::{
-    Actor, ActorError, ActorOptions, ActorResult, Batch, Ctx, ErrorClass, GraphBuilder, NoOutput,
-    Pipeline, PipelineError, SupervisorPolicy, Verdict,
+    Actor, ActorError, ActorOptions, ActorResult, Batch, Ctx, ErrorClass, GraphBuilder, GraphError,
+    NoOutput, Pipeline, PipelineError, SupervisorPolicy, Verdict,
 };
 
 fn batches(n: u64, size: u64) -> Vec<Vec<u64>> {
@@ -481,51 +481,79 @@ async fn pool_workers_share_one_mailbox_and_each_batch_goes_to_one() {
     assert_eq!(source.log().delivered(), 40);
 }
 
-/// Sends odd numbers to its first downstream and even ones to its second.
-struct Sharder;
-
-impl Actor for Sharder {
-    type In = Vec<u64>;
-    type Out = Vec<u64>;
-    async fn handle(&mut self, batch: Batch<Vec<u64>>, ctx: &mut Ctx<Vec<u64>>) -> ActorResult {
-        let (payload, ack, in_flight) = batch.into_parts();
-        let (odd, even): (Vec<u64>, Vec<u64>) = payload.into_iter().partition(|x| x % 2 == 1);
-        let mut even_batch = Batch::new(even, ack.share());
-        even_batch.in_flight = in_flight.clone();
-        let mut odd_batch = Batch::new(odd, ack);
-        odd_batch.in_flight = in_flight;
-        ctx.send_to(0, odd_batch).await?;
-        ctx.send_to(1, even_batch).await?;
-        assert!(ctx.send_to(2, Batch::unacked(vec![])).await.is_err());
-        Ok(())
-    }
+/// Odd numbers to the group's first actor, even ones to its second.
+fn by_parity(numbers: Vec<u64>, actors: usize) -> Vec<(usize, Vec<u64>)> {
+    assert_eq!(actors, 2);
+    let (odd, even): (Vec<u64>, Vec<u64>) = numbers.into_iter().partition(|x| x % 2 == 1);
+    vec![(0, odd), (1, even)]
 }
 
 #[tokio::test(start_paused = true)]
-async fn send_to_shards_output_and_the_ack_waits_for_every_shard() {
+async fn keyed_edge_splits_output_and_the_ack_waits_for_every_part() {
     let source = ScriptedSource::new(batches(4, 4));
     let odd = CaptureSink::<Vec<u64>>::new();
     let even = CaptureSink::<Vec<u64>>::slow(Duration::from_secs(1));
+    let whole = CaptureSink::<Vec<u64>>::new();
     let mut g = GraphBuilder::new();
     let s = source.clone();
     g.source("source", move || s.clone());
-    g.actor("shard", || Sharder, ActorOptions::default());
-    let (o, e) = (odd.clone(), even.clone());
+    g.actor("pass", Forward::<Vec<u64>>::new, ActorOptions::default());
+    let (o, e, w) = (odd.clone(), even.clone(), whole.clone());
     g.actor("odd", move || o.clone(), ActorOptions::default());
     g.actor("even", move || e.clone(), ActorOptions::default());
-    g.connect("source", "shard")
-        .connect("shard", "odd")
-        .connect("shard", "even");
+    g.actor("whole", move || w.clone(), ActorOptions::default());
+    g.connect("source", "pass")
+        .connect_keyed("pass", &["odd", "even"], by_parity)
+        .connect("pass", "whole");
     let pipeline = g.build().unwrap().spawn();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(odd.delivered().len(), 4);
+    assert_eq!(whole.delivered().concat().len(), 16);
     assert_eq!(
         source.log().delivered(),
         0,
-        "even shard has not committed yet"
+        "even part has not committed yet"
     );
     pipeline.join().await.unwrap();
     assert_eq!(source.log().delivered(), 4);
     assert!(odd.delivered().concat().iter().all(|x| x % 2 == 1));
+    assert!(even.delivered().concat().iter().all(|x| x % 2 == 0));
     assert_eq!(even.delivered().concat().len(), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_splitter_naming_an_actor_outside_its_group_fails_the_batch() {
+    let source = ScriptedSource::new(batches(1, 4));
+    let sink = CaptureSink::<Vec<u64>>::new();
+    let mut g = GraphBuilder::new();
+    let s = source.clone();
+    g.source("source", move || s.clone());
+    g.actor("pass", Forward::<Vec<u64>>::new, ActorOptions::default());
+    let k = sink.clone();
+    g.actor("only", move || k.clone(), ActorOptions::default());
+    g.connect("source", "pass")
+        .connect_keyed("pass", &["only"], |numbers: Vec<u64>, _| vec![(3, numbers)]);
+    let pipeline = g.build().unwrap().spawn();
+    let _ = pipeline.join().await;
+    assert_eq!(source.log().delivered(), 0);
+    assert!(sink.delivered().is_empty());
+}
+
+#[test]
+fn keyed_edges_are_checked_like_plain_ones() {
+    let mut g = GraphBuilder::new();
+    g.source("source", || ScriptedSource::<Vec<u64>>::new(Vec::new()));
+    g.connect_keyed("source", &[], |n: Vec<u64>, _| vec![(0, n)]);
+    assert!(matches!(g.build(), Err(GraphError::EmptyGroup(_))));
+
+    let mut g = GraphBuilder::new();
+    g.source("source", || ScriptedSource::<Vec<u64>>::new(Vec::new()));
+    g.actor(
+        "sink",
+        CaptureSink::<Vec<u64>>::new,
+        ActorOptions::default(),
+    );
+    // The splitter takes strings, the source sends numbers.
+    g.connect_keyed("source", &["sink"], |s: Vec<String>, _| vec![(0, s)]);
+    assert!(matches!(g.build(), Err(GraphError::TypeMismatch { .. })));
 }

@@ -75,6 +75,19 @@ pub struct UnknownSeverity(pub String);
 
 /// Serialized as its canonical name (`WARNING`); parsed case-insensitively
 /// with the same spellings as [`FromStr`].
+impl schemars::JsonSchema for Severity {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Severity".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": ["INFO", "WARNING", "ERROR", "CRITICAL"],
+        })
+    }
+}
+
 impl serde::Serialize for Severity {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

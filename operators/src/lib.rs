@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod aws;
 pub mod classify;
+pub mod component;
 pub mod decode;
 pub mod enrich;
 pub mod event;

@@ -131,9 +131,12 @@ impl LogBatch {
 
 impl LogBatch {
     /// Splits the batch across `shards` writers by partition
-    /// ([`PartitionKey::shard`]); shard 0 also carries the dead letters and the
-    /// counts. Shards with nothing to write are `None`.
-    pub fn shard(self, shards: usize) -> Vec<Option<LogBatch>> {
+    /// ([`PartitionKey::shard`]), as `(writer, part)` pairs: the lake writers'
+    /// key function for
+    /// [`GraphBuilder::connect_keyed`](spate_engine::GraphBuilder::connect_keyed).
+    /// Writer 0 always gets a part: it also carries the dead letters and the
+    /// counts. Writers with nothing to write get none.
+    pub fn split_by_partition(self, shards: usize) -> Vec<(usize, LogBatch)> {
         let mut out: Vec<LogBatch> = (0..shards.max(1)).map(|_| LogBatch::default()).collect();
         for part in self.parts {
             out[part.key.shard(shards)].parts.push(part);
@@ -142,7 +145,7 @@ impl LogBatch {
         out[0].counts = self.counts;
         out.into_iter()
             .enumerate()
-            .map(|(i, b)| (i == 0 || !b.parts.is_empty()).then_some(b))
+            .filter(|(i, b)| *i == 0 || !b.parts.is_empty())
             .collect()
     }
 }

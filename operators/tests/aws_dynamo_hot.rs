@@ -15,9 +15,8 @@ use aws_sdk_dynamodb::types::{
 };
 use spate_engine::testkit::ScriptedSource;
 use spate_engine::{ActorOptions, GraphBuilder};
-use spate_operators::alerts::record::{
-    AlertRecord, AlertState, AlertStore, SharedWindowStore, WindowRecord,
-};
+use spate_operators::alerts::record::{AlertRecord, AlertState, AlertStore, WindowRecord};
+use spate_operators::alerts::window_store::WindowStore;
 use spate_operators::classify::ClassifierConfig;
 use spate_operators::decode::DecoderConfig;
 use spate_operators::enrich::EnrichConfig;
@@ -108,9 +107,7 @@ async fn write(dynamodb: &aws_sdk_dynamodb::Client, table: &str, chunks: Vec<Raw
     let table = table.to_string();
     graph.actor(
         "hot",
-        move || {
-            DynamoHotWriter::new(DynamoBatchWriter::new(client.clone(), &table), &config).unwrap()
-        },
+        move || DynamoHotWriter::new(DynamoBatchWriter::new(client.clone(), &table), &config),
         ActorOptions::default(),
     );
     graph.connect("src", "decode").connect("decode", "hot");
@@ -314,14 +311,14 @@ async fn shared_windows_read_back_merged_and_claims_know_their_owner() {
         ),
     ];
     for (store, windows) in adds {
-        tokio::task::spawn_blocking(move || SharedWindowStore::add_windows(&store, &windows))
+        tokio::task::spawn_blocking(move || WindowStore::add(&store, &windows))
             .await
             .unwrap()
             .unwrap();
     }
     let reader = one.clone();
     let merged = tokio::task::spawn_blocking(move || {
-        SharedWindowStore::merged_windows(
+        WindowStore::merged(
             &reader,
             &["api".to_string(), "web".to_string()],
             T0,

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 
+use super::executor::{QueryConfig, QueryExecutor};
 use super::filters::{LogFilter, TimeBound, parse_severity};
 use super::format::{OutputFormat, write_output};
 use super::history::{
@@ -81,9 +82,10 @@ pub struct QueryArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// Fail queries whose sorts, joins and aggregations need more memory than
-    /// this (MiB) instead of growing the process [default: no limit].
-    #[arg(long)]
-    pub memory_limit_mib: Option<usize>,
+    /// this (MiB) instead of growing the process [default: `memory_limit`
+    /// of the config's `[query]`, 512].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_limit_mib: Option<u64>,
     /// Cancel the query after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
@@ -157,10 +159,29 @@ pub async fn sources(
     Ok((lake, history))
 }
 
+/// How `spate query` runs its one query: the config's `[query]`, with
+/// `--memory-limit-mib` over its memory limit, one thread per core, and no
+/// limit on the result (it is printed, not sent).
+pub fn limits(args: &QueryArgs, config: &QueryConfig) -> QueryConfig {
+    QueryConfig {
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        max_concurrent: 1,
+        max_result_mib: usize::MAX >> 20,
+        memory_limit_mib: args
+            .memory_limit_mib
+            .map_or(config.memory_limit_mib, |mib| {
+                usize::try_from(mib).unwrap_or(usize::MAX)
+            }),
+        ..config.clone()
+    }
+}
+
 /// Runs `spate query` over `lake`, with the `alerts` and `windows` tables
-/// from `history`.
+/// from `history`, on an executor of `limits` (a panic or the time limit is an
+/// error, not a crash or a hang).
 pub async fn run_cli(
     args: &QueryArgs,
+    limits: &QueryConfig,
     lake: LakeLocation,
     history: Arc<dyn HistorySource>,
     out: &mut dyn Write,
@@ -171,10 +192,8 @@ pub async fn run_cli(
         write_output(out, args.format, &columns, &[batch])?;
         return Ok(());
     }
-    let mut ctx = QueryContext::new(lake, history)?;
-    if let Some(mib) = args.memory_limit_mib {
-        ctx = ctx.with_memory_limit(mib.saturating_mul(1 << 20))?;
-    }
+    let ctx = Arc::new(QueryContext::new(lake, history, limits)?);
+    let executor = QueryExecutor::new(limits).context("query threads")?;
     let limit = match (&args.sql, args.limit) {
         (_, Some(limit)) => limit,
         (None, None) => DEFAULT_RECENT_LIMIT,
@@ -187,7 +206,10 @@ pub async fn run_cli(
         timeout: Duration::from_secs(args.timeout_secs),
     };
     let started = tokio::time::Instant::now();
-    let result = run(&ctx, &request).await?;
+    let timeout = request.timeout;
+    let result = executor
+        .run(timeout, async move { run(&ctx, &request).await })
+        .await?;
     let columns = column_names(&result.schema);
     write_output(out, args.format, &columns, &result.batches)?;
     out.flush()?;

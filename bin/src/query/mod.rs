@@ -14,23 +14,28 @@
 //!
 //! # Backpressure
 //!
-//! A query runs under a time limit (cancelled when it expires) and returns at
-//! most `limit` rows: DataFusion stops producing rows once the limit is
-//! reached. An optional memory limit ([`QueryContext::with_memory_limit`])
-//! makes queries that need more (large sorts, joins) fail with
+//! Queries run on their own threads, a few at a time ([`executor`]), under a
+//! time limit (cancelled when it expires), and return at most `limit` rows:
+//! DataFusion stops producing rows once the limit is reached. Every session
+//! has a memory pool of `[query] memory_limit` ([`QueryContext::new`]):
+//! a query that needs more (large sorts, joins, aggregations) fails with
 //! [`QueryError::ResourcesExhausted`] instead of growing the process.
 //!
 //! # Shutdown
 //!
 //! Nothing runs in the background: dropping the future of [`execute`] cancels
-//! the query and its file reads.
+//! the query and its file reads; [`executor::QueryExecutor::shutdown`] cancels
+//! every query of an executor.
 
 pub mod cli;
+pub mod collect;
+pub mod executor;
 pub mod filters;
 pub mod format;
 pub mod history;
 pub mod lake;
 pub mod s3_store;
+pub mod yielding;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,17 +44,18 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::config::Dialect;
 use datafusion::datasource::MemTable;
-use datafusion::datasource::physical_plan::FileScanConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{SortExpr, col};
-use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use serde::Serialize;
 use serde_json::Value;
 use spate_engine::ErrorClass;
 
+use self::executor::QueryConfig;
 use self::filters::LogFilter;
 use self::history::{HistorySource, alerts_batch, alerts_schema, windows_batch, windows_schema};
 use self::lake::LakeLocation;
@@ -68,11 +74,30 @@ pub enum QueryError {
     #[error("{0}")]
     BadQuery(String),
     /// The query needs more memory than the limit allows (HTTP 400: narrow it).
-    #[error("query needs more memory than allowed: {0}")]
+    /// The message names the limit.
+    #[error("{0}")]
     ResourcesExhausted(String),
+    /// The result is larger than a response may be (HTTP 400: select fewer
+    /// rows or columns). The message names the limit.
+    #[error("{0}")]
+    ResultTooLarge(String),
     /// The query ran past its time limit and was cancelled (HTTP 504).
     #[error("query cancelled after its time limit of {0:?}")]
     Timeout(Duration),
+    /// Too many queries running and waiting already (HTTP 429, retry later).
+    #[error(
+        "too many queries: {running} running and {queued} waiting already (query.max_concurrent, query.queue_len); retry later"
+    )]
+    Rejected {
+        /// Queries running at most.
+        running: usize,
+        /// Queries waiting at most.
+        queued: usize,
+    },
+    /// The service is shutting down; the query was cancelled or not started
+    /// (HTTP 503).
+    #[error("query cancelled: the service is shutting down")]
+    ShuttingDown,
     /// Reading the lake failed (disk, object store, a corrupt file) (HTTP 503).
     #[error("cannot read the lake: {0}")]
     Storage(String),
@@ -90,8 +115,12 @@ impl QueryError {
         match self {
             QueryError::BadQuery(_)
             | QueryError::ResourcesExhausted(_)
+            | QueryError::ResultTooLarge(_)
             | QueryError::Timeout(_) => ErrorClass::BadInput,
-            QueryError::Storage(_) | QueryError::History(_) => ErrorClass::External,
+            QueryError::Storage(_)
+            | QueryError::History(_)
+            | QueryError::Rejected { .. }
+            | QueryError::ShuttingDown => ErrorClass::External,
             QueryError::Internal(_) => ErrorClass::Internal,
         }
     }
@@ -99,18 +128,54 @@ impl QueryError {
     /// The HTTP status an API answers with.
     pub fn http_status(&self) -> u16 {
         match self {
-            QueryError::BadQuery(_) | QueryError::ResourcesExhausted(_) => 400,
+            QueryError::BadQuery(_)
+            | QueryError::ResourcesExhausted(_)
+            | QueryError::ResultTooLarge(_) => 400,
             QueryError::Timeout(_) => 504,
-            QueryError::Storage(_) | QueryError::History(_) => 503,
+            QueryError::Rejected { .. } => 429,
+            QueryError::Storage(_) | QueryError::History(_) | QueryError::ShuttingDown => 503,
             QueryError::Internal(_) => 500,
         }
     }
 
-    /// Label of the `outcome` metric.
-    fn outcome(&self) -> &'static str {
+    /// Seconds a client should wait before trying again (`Retry-After`), for
+    /// the refusals worth retrying as they are.
+    pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
+            QueryError::Rejected { .. } => Some(1),
+            QueryError::ShuttingDown => Some(5),
+            _ => None,
+        }
+    }
+
+    /// The error of a query whose task panicked, with the panic's message.
+    /// A result too large for Arrow's 32-bit offsets (a string or list column
+    /// over 2 GiB in one batch) is the query's to narrow (400); any other
+    /// panic is a bug (500).
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        if message.contains("overflow") && message.contains("offset") {
+            QueryError::ResultTooLarge(format!(
+                "query result too large: a column holds more than 2 GiB in one batch \
+                 (select fewer or shorter values): {message}"
+            ))
+        } else {
+            QueryError::Internal(format!("query panicked: {message}"))
+        }
+    }
+
+    /// Label of the `outcome` metric.
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self {
+            QueryError::Rejected { .. } => "rejected",
+            QueryError::ShuttingDown => "shutting_down",
             QueryError::BadQuery(_) => "bad_query",
             QueryError::ResourcesExhausted(_) => "resources_exhausted",
+            QueryError::ResultTooLarge(_) => "result_too_large",
             QueryError::Timeout(_) => "timeout",
             QueryError::Storage(_) => "storage_error",
             QueryError::History(_) => "history_error",
@@ -212,37 +277,52 @@ pub struct QueryContext {
     history: Arc<dyn HistorySource>,
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
+    memory_limit_mib: usize,
+    max_result_bytes: usize,
 }
 
 impl QueryContext {
     /// Tables over the lake at `lake` (the directory or prefix holding
-    /// `logs/`) and the alert history from `history`.
-    pub fn new(lake: LakeLocation, history: Arc<dyn HistorySource>) -> Result<Self, QueryError> {
+    /// `logs/`) and the alert history from `history`; every query's sorts,
+    /// joins and aggregations may hold `limits.memory_limit` at most, and
+    /// its result `limits.max_result_size`.
+    pub fn new(
+        lake: LakeLocation,
+        history: Arc<dyn HistorySource>,
+        limits: &QueryConfig,
+    ) -> Result<Self, QueryError> {
         let runtime = runtime_builder().build_arc()?;
         Ok(QueryContext {
             lake,
             history,
             config: session_config()?,
             runtime,
+            memory_limit_mib: limits.memory_limit_mib.max(1),
+            max_result_bytes: limits.max_result_mib.saturating_mul(1 << 20),
         })
     }
 
-    /// Bounds the memory of each query's sorts, joins and aggregations.
-    pub fn with_memory_limit(mut self, bytes: usize) -> Result<Self, QueryError> {
-        self.runtime = runtime_builder()
-            .with_memory_limit(bytes, 1.0)
-            .build_arc()?;
-        Ok(self)
-    }
-
     /// A fresh session with `logs` registered (narrowed by `filter`) and the
-    /// history tables, loaded only if `referenced` says so.
+    /// history tables, loaded only if `referenced` says so. The one place a
+    /// session is made: each gets its own memory pool of `memory_limit`
+    /// (the object store registry and caches are shared).
     async fn session(
         &self,
         filter: &LogFilter,
         referenced: impl Fn(&str) -> bool,
     ) -> Result<SessionContext, QueryError> {
-        let ctx = SessionContext::new_with_config_rt(self.config.clone(), self.runtime.clone());
+        let mut runtime = RuntimeEnv::clone(&self.runtime);
+        runtime.memory_pool = Arc::new(TrackConsumersPool::new(
+            GreedyMemoryPool::new(self.memory_limit_mib.saturating_mul(1 << 20)),
+            std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+        ));
+        let state = SessionStateBuilder::new()
+            .with_config(self.config.clone())
+            .with_runtime_env(Arc::new(runtime))
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(yielding::YieldInJoins))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         self.lake.register(&ctx)?;
         if !filter.is_empty() {
             let mut df = ctx.table("logs").await?;
@@ -291,8 +371,18 @@ impl QueryContext {
 /// so a long-lived context (the HTTP API's) would never see files committed
 /// after its first query. The lake is listed on every query instead (one
 /// directory walk, or a few ListObjectsV2 pages on S3).
+///
+/// No spilling to disk either: spill files would be written outside the lake
+/// (in the OS temporary directory, up to 100 GB), and spilling did not keep
+/// memory within the pool (an `array_agg` over 600 million values reached
+/// 5 GB resident with a 256 MiB pool, against 0.4–1.3 GB failing cleanly
+/// without spilling). A query needing more than its pool fails instead.
 fn runtime_builder() -> RuntimeEnvBuilder {
-    RuntimeEnvBuilder::new().with_object_list_cache_limit(0)
+    RuntimeEnvBuilder::new()
+        .with_object_list_cache_limit(0)
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
 }
 
 /// Session settings: read-only SQL with `information_schema`, UTC, tuned for
@@ -381,19 +471,22 @@ pub async fn execute_request(
 }
 
 /// Runs a request and returns the Arrow batches (what the CLI prints).
+///
+/// This runs the query on the caller's task: services run it through a
+/// [`executor::QueryExecutor`], whose time limit holds however hard the query
+/// computes (and which counts the outcomes in the metrics).
 pub async fn run(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatches, QueryError> {
-    let started = tokio::time::Instant::now();
-    let result = match tokio::time::timeout(request.timeout, run_inner(ctx, request)).await {
+    match tokio::time::timeout(request.timeout, run_inner(ctx, request)).await {
+        Ok(Err(QueryError::ResourcesExhausted(detail))) => {
+            Err(QueryError::ResourcesExhausted(format!(
+                "query needs more than {} MiB of memory (query.memory_limit_mib): narrow it \
+                 (filters, fewer groups, a LIMIT) or raise the limit; {detail}",
+                ctx.memory_limit_mib
+            )))
+        }
         Ok(result) => result,
         Err(_) => Err(QueryError::Timeout(request.timeout)),
-    };
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(e) => e.outcome(),
-    };
-    metrics::counter!("spate_queries_total", "outcome" => outcome).increment(1);
-    metrics::histogram!("spate_query_duration_seconds").record(started.elapsed().as_secs_f64());
-    result
+    }
 }
 
 async fn run_inner(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatches, QueryError> {
@@ -417,7 +510,7 @@ async fn run_inner(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBa
             recent_logs(session.table("logs").await?)?
         }
     };
-    collect_limited(df, request.limit).await
+    collect::collect_limited(df, request.limit, ctx.max_result_bytes).await
 }
 
 /// SQL options of every query: no DDL, DML or statements.
@@ -433,51 +526,6 @@ fn recent_logs(logs: DataFrame) -> Result<DataFrame, QueryError> {
     Ok(logs
         .sort(vec![SortExpr::new(col("ts"), false, false)])?
         .select_columns(&RECENT_COLUMNS)?)
-}
-
-/// Collects at most `limit` rows (asking for one more to know whether rows
-/// were left off) and counts the lake files the plan reads.
-async fn collect_limited(df: DataFrame, limit: usize) -> Result<QueryBatches, QueryError> {
-    let task = Arc::new(df.task_ctx());
-    // One more than asked, to tell whether rows were left off; a limit beyond
-    // what DataFusion takes (i64) is no limit.
-    let df = match i64::try_from(limit) {
-        Ok(n) if n < i64::MAX => df.limit(0, Some(limit + 1))?,
-        _ => df,
-    };
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let plan = df.create_physical_plan().await?;
-    let files_scanned = files_scanned(&plan);
-    let mut batches = collect(plan, task).await?;
-    let mut remaining = limit;
-    let mut truncated = false;
-    for batch in &mut batches {
-        if batch.num_rows() > remaining {
-            *batch = batch.slice(0, remaining);
-            truncated = true;
-        }
-        remaining -= batch.num_rows();
-    }
-    batches.retain(|b| b.num_rows() > 0);
-    Ok(QueryBatches {
-        schema,
-        batches,
-        truncated,
-        files_scanned,
-    })
-}
-
-/// Files the physical plan reads, over every file scan in it.
-pub fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    let own = plan
-        .downcast_ref::<DataSourceExec>()
-        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-        .map_or(0, |scan| scan.file_groups.iter().map(|g| g.len()).sum());
-    own + plan
-        .children()
-        .into_iter()
-        .map(files_scanned)
-        .sum::<usize>()
 }
 
 #[cfg(test)]

@@ -23,6 +23,12 @@
 //! Keys ending in `/` (the zero-byte "folders" some tools create) are not
 //! objects of the listing.
 //!
+//! SDK calls run on the runtime the store was made on (the service's, where
+//! the HTTP connections the S3 clients share live), not on the query threads
+//! that poll the store: a query computing hard cannot stall those connections
+//! and with them the lake writer's uploads. A call whose query is dropped is
+//! aborted.
+//!
 //! Errors: a missing key is [`Error::NotFound`], HTTP 304 and 412 are
 //! [`Error::NotModified`] and [`Error::Precondition`], 401 and 403 are
 //! [`Error::Unauthenticated`] and [`Error::PermissionDenied`]; anything else
@@ -55,16 +61,40 @@ pub struct S3Store {
     bucket: String,
     /// Keys per ListObjectsV2 page (S3's default, 1,000, when `None`).
     page_size: Option<i32>,
+    /// Where SDK calls run: the runtime the store was made on, if any.
+    io: Option<tokio::runtime::Handle>,
 }
 
 impl S3Store {
-    /// The store of `bucket`, read with `client`.
+    /// The store of `bucket`, read with `client`; made inside a tokio runtime,
+    /// its SDK calls run on that runtime whoever polls them.
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         S3Store {
             client,
             bucket: bucket.into(),
             page_size: None,
+            io: tokio::runtime::Handle::try_current().ok(),
         }
+    }
+
+    /// Runs an SDK call on the store's I/O runtime (aborted if dropped).
+    async fn on_io<T: Send + 'static>(
+        &self,
+        call: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T> {
+        let Some(io) = &self.io else {
+            return Ok(call.await);
+        };
+        struct AbortOnDrop(tokio::task::AbortHandle);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let task = io.spawn(call);
+        let _abort = AbortOnDrop(task.abort_handle());
+        task.await
+            .map_err(|e| generic(format!("s3 call on the i/o runtime failed: {e}")))
     }
 
     /// Lists `keys` keys per page (tests: pagination without 1,000 objects).
@@ -76,7 +106,7 @@ impl S3Store {
 
     async fn head_object(&self, location: &Path, options: &GetOptions) -> Result<GetResult> {
         let key = location.as_ref();
-        let out = self
+        let request = self
             .client
             .head_object()
             .bucket(&self.bucket)
@@ -85,9 +115,10 @@ impl S3Store {
             .set_if_none_match(options.if_none_match.clone())
             .set_if_modified_since(options.if_modified_since.map(aws_time))
             .set_if_unmodified_since(options.if_unmodified_since.map(aws_time))
-            .set_version_id(options.version.clone())
-            .send()
-            .await
+            .set_version_id(options.version.clone());
+        let out = self
+            .on_io(request.send())
+            .await?
             .map_err(|e| sdk_error(e, "head", &self.bucket, key))?;
         let size = out
             .content_length()
@@ -119,16 +150,17 @@ impl S3Store {
         delimiter: bool,
         token: Option<String>,
     ) -> Result<(Vec<ObjectMeta>, Vec<Path>, Option<String>)> {
-        let page = self
+        let request = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
             .set_delimiter(delimiter.then(|| "/".to_string()))
             .set_continuation_token(token)
-            .set_max_keys(self.page_size)
-            .send()
-            .await
+            .set_max_keys(self.page_size);
+        let page = self
+            .on_io(request.send())
+            .await?
             .map_err(|e| sdk_error(e, "list", &self.bucket, prefix))?;
         let next = next_page(page.is_truncated(), page.next_continuation_token())
             .map_err(|e| generic(format!("s3 list of {}: {e}", self.url(prefix))))?;
@@ -192,7 +224,7 @@ impl ObjectStore for S3Store {
                 source: Box::new(e),
             })?;
         }
-        let out = self
+        let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
@@ -202,9 +234,10 @@ impl ObjectStore for S3Store {
             .set_if_none_match(options.if_none_match.clone())
             .set_if_modified_since(options.if_modified_since.map(aws_time))
             .set_if_unmodified_since(options.if_unmodified_since.map(aws_time))
-            .set_version_id(options.version.clone())
-            .send()
-            .await
+            .set_version_id(options.version.clone());
+        let out = self
+            .on_io(request.send())
+            .await?
             .map_err(|e| sdk_error(e, "get", &self.bucket, key))?;
         let (range, size) = response_range(
             options.range.as_ref(),

@@ -91,7 +91,12 @@ fn sample_lake(lake: &Path) {
 }
 
 fn context(lake: &Path) -> QueryContext {
-    QueryContext::new(LakeLocation::local(lake), Arc::new(NoHistory)).unwrap()
+    QueryContext::new(
+        LakeLocation::local(lake),
+        Arc::new(NoHistory),
+        &QueryConfig::default(),
+    )
+    .unwrap()
 }
 
 const LONG: Duration = Duration::from_secs(60);
@@ -262,6 +267,49 @@ async fn bad_sql_and_writes_are_bad_queries() {
 }
 
 #[tokio::test]
+async fn every_session_has_the_memory_limit_and_no_spilling() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = QueryConfig {
+        memory_limit_mib: 8,
+        ..QueryConfig::default()
+    };
+    let ctx = QueryContext::new(
+        LakeLocation::local(dir.path()),
+        Arc::new(NoHistory),
+        &limits,
+    )
+    .unwrap();
+    // Needs about 80 MB for its groups, sorted: more than the pool, and it
+    // may not spill to disk instead.
+    for sql in [
+        "select value % 100000 as k, array_agg(value) from generate_series(1, 10000000) group by 1",
+        "select value from generate_series(1, 10000000) order by value desc",
+    ] {
+        let err = execute(&ctx, sql, 10_000_000, LONG).await.unwrap_err();
+        assert!(
+            matches!(err, QueryError::ResourcesExhausted(_)),
+            "{sql}: {err:?}"
+        );
+        assert_eq!(err.http_status(), 400);
+        assert!(
+            err.to_string()
+                .starts_with("query needs more than 8 MiB of memory (query.memory_limit)"),
+            "{err}"
+        );
+    }
+    // Within the limit: fine, the next query gets a pool of its own.
+    let ok = execute(
+        &ctx,
+        "select count(*) from generate_series(1, 1000)",
+        10,
+        LONG,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.rows, vec![vec![json!(1000)]]);
+}
+
+#[tokio::test]
 async fn history_tables_come_from_the_source() {
     let dir = tempfile::tempdir().unwrap();
     let history = StaticHistory {
@@ -275,7 +323,12 @@ async fn history_tables_come_from_the_source() {
             sample_window("web", [1, 0, 0, 0]),
         ],
     };
-    let ctx = QueryContext::new(LakeLocation::local(dir.path()), Arc::new(history)).unwrap();
+    let ctx = QueryContext::new(
+        LakeLocation::local(dir.path()),
+        Arc::new(history),
+        &QueryConfig::default(),
+    )
+    .unwrap();
     let firing = execute(
         &ctx,
         "select service, count(*) from alerts where state = 'firing' group by service order by service",
@@ -323,7 +376,14 @@ async fn slow_queries_time_out_and_failing_history_is_external() {
     let dir = tempfile::tempdir().unwrap();
     let (release, blocked) = mpsc::channel();
     let history = Arc::new(BlockedHistory(Mutex::new(blocked)));
-    let ctx = Arc::new(QueryContext::new(LakeLocation::local(dir.path()), history).unwrap());
+    let ctx = Arc::new(
+        QueryContext::new(
+            LakeLocation::local(dir.path()),
+            history,
+            &QueryConfig::default(),
+        )
+        .unwrap(),
+    );
     let query = tokio::spawn({
         let ctx = ctx.clone();
         async move { execute(&ctx, "select * from alerts", 10, Duration::from_secs(5)).await }
@@ -346,7 +406,12 @@ async fn slow_queries_time_out_and_failing_history_is_external() {
             Ok(Vec::new())
         }
     }
-    let ctx = QueryContext::new(LakeLocation::local(dir.path()), Arc::new(Broken)).unwrap();
+    let ctx = QueryContext::new(
+        LakeLocation::local(dir.path()),
+        Arc::new(Broken),
+        &QueryConfig::default(),
+    )
+    .unwrap();
     let err = execute(&ctx, "select * from alerts", 10, LONG)
         .await
         .unwrap_err();
@@ -395,7 +460,7 @@ async fn an_object_store_lake_is_queried_like_a_directory() {
         url: "memory://bucket/prefix".into(),
         store,
     };
-    let ctx = QueryContext::new(lake, Arc::new(NoHistory)).unwrap();
+    let ctx = QueryContext::new(lake, Arc::new(NoHistory), &QueryConfig::default()).unwrap();
     let out = execute(
         &ctx,
         "select message from logs where service = 'api' order by ts",

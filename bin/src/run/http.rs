@@ -1,4 +1,5 @@
-//! The HTTP API of `spate run`: `POST /v1/logs`, `/healthz`, `/readyz`,
+//! The HTTP API of `spate run`: `POST /v1/logs`, `POST /v1/query` (see
+//! [`query`]), `/healthz`, `/readyz`,
 //! `/metrics`.
 //!
 //! A push is answered 200 only once its records are durably accepted (appended
@@ -15,7 +16,7 @@
 //! # Backpressure
 //!
 //! Memory is bounded twice: bodies being received and parsed share a budget of
-//! `max_inflight_mib` (a request that does not fit is answered 429 at once, before
+//! `max_inflight_size` (a request that does not fit is answered 429 at once, before
 //! its body is read), and the journal refuses appends once the pipeline's unread
 //! backlog passes its limit. Clients retry after `Retry-After`; nothing refused
 //! was accepted, so nothing accepted is lost.
@@ -39,24 +40,48 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use spate_operators::component::ConfigError;
+
 use super::body::{self, BodyError, BodyRecord};
+use crate::query::QueryContext;
+use crate::query::executor::{QueryConfig, QueryExecutor};
+
+mod query;
 
 /// `[http]`: the HTTP listener of `spate run`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to listen on (`--listen` overrides it).
     #[serde(default = "default_listen")]
     pub listen: String,
     /// Largest request body accepted, as sent (compressed or not).
-    #[serde(default = "default_max_body_mib")]
+    #[serde(
+        rename = "max_body_size",
+        alias = "max_body_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_body_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_body_mib: usize,
     /// Largest body after decompression.
-    #[serde(default = "default_max_decoded_mib")]
+    #[serde(
+        rename = "max_decoded_size",
+        alias = "max_decoded_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_decoded_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_decoded_mib: usize,
     /// Bytes of request bodies received and parsed at once, over all
     /// connections; a request that does not fit is answered 429.
-    #[serde(default = "default_max_inflight_mib")]
+    #[serde(
+        rename = "max_inflight_size",
+        alias = "max_inflight_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_inflight_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_inflight_mib: usize,
     /// Bearer token required on `/v1/*` (none: no authentication). Prefer
     /// `auth_token_env` so the token stays out of the file.
@@ -94,17 +119,67 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
+    /// Checks the settings without I/O: `listen` is an address with a port,
+    /// the sizes are positive, a token given is not empty.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_listen(&self.listen).map_err(|e| ConfigError::new("listen", e))?;
+        for (key, value) in [
+            ("max_body_size", self.max_body_mib),
+            ("max_decoded_size", self.max_decoded_mib),
+            ("max_inflight_size", self.max_inflight_mib),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if self.auth_token.as_deref() == Some("") {
+            return Err(ConfigError::new(
+                "auth_token",
+                "is empty; remove the key to serve without authentication",
+            ));
+        }
+        if self.auth_token_env.as_deref() == Some("") {
+            return Err(ConfigError::new("auth_token_env", "names no variable"));
+        }
+        Ok(())
+    }
+
     /// The token in force: `auth_token_env`'s variable, else `auth_token`.
-    pub fn token(&self) -> Result<Option<String>, String> {
+    /// A variable that is unset or empty is an error, never "no auth".
+    pub fn token(&self) -> Result<Option<String>, ConfigError> {
         if let Some(var) = &self.auth_token_env {
             return match std::env::var(var) {
                 Ok(t) if !t.is_empty() => Ok(Some(t)),
-                _ => Err(format!(
-                    "http.auth_token_env: environment variable {var} is not set"
+                Ok(_) => Err(ConfigError::new(
+                    "auth_token_env",
+                    format!("environment variable {var} is empty"),
+                )),
+                Err(_) => Err(ConfigError::new(
+                    "auth_token_env",
+                    format!("environment variable {var} is not set"),
                 )),
             };
         }
-        Ok(self.auth_token.clone().filter(|t| !t.is_empty()))
+        Ok(self.auth_token.clone())
+    }
+}
+
+/// `listen` must be `ADDRESS:PORT` (`127.0.0.1:8470`, `0.0.0.0:8470`,
+/// `[::]:8470`, or a host name with a port).
+pub fn check_listen(listen: &str) -> Result<(), String> {
+    if listen.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let hint = "must be an address and a port, such as 127.0.0.1:8470 (this machine only) or 0.0.0.0:8470 (every interface)";
+    match listen.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty()
+                && !host.contains(['[', ']', ':', '/'])
+                && port.parse::<u16>().is_ok() =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("{listen:?} {hint}")),
     }
 }
 
@@ -140,32 +215,19 @@ pub struct HttpState {
     inflight: Arc<Semaphore>,
     inflight_kib: usize,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    query: Option<Arc<crate::query::QueryContext>>,
+    query: Option<query::QueryService>,
 }
-
-/// `POST /v1/query` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryBody {
-    /// The SQL (tables `logs`, `alerts`, `windows`).
-    sql: String,
-    /// Rows returned at most (default 1,000, at most 100,000).
-    #[serde(default)]
-    limit: Option<usize>,
-    /// Seconds before the query is cancelled (default 30, at most 300).
-    #[serde(default)]
-    timeout_secs: Option<u64>,
-}
-
-const QUERY_DEFAULT_LIMIT: usize = 1_000;
-const QUERY_MAX_LIMIT: usize = 100_000;
-const QUERY_DEFAULT_TIMEOUT_SECS: u64 = 30;
-const QUERY_MAX_TIMEOUT_SECS: u64 = 300;
 
 impl HttpState {
-    /// Serves `POST /v1/query` over `ctx` (behind the same token as ingest).
-    pub fn with_query(mut self, ctx: crate::query::QueryContext) -> Self {
-        self.query = Some(Arc::new(ctx));
+    /// Serves `POST /v1/query` over `ctx` (behind the same token as ingest),
+    /// running the queries on `executor` with the time limits of `config`.
+    pub fn with_query(
+        mut self,
+        ctx: QueryContext,
+        executor: QueryExecutor,
+        config: &QueryConfig,
+    ) -> Self {
+        self.query = Some(query::QueryService::new(ctx, executor, config));
         self
     }
 
@@ -391,52 +453,9 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 
 async fn post_query(State(state): State<Arc<HttpState>>, request: Request) -> Response {
     let started = Instant::now();
-    let response = handle_query(&state, request).await;
+    let response = query::handle(&state, request).await;
     count("/v1/query", response.status(), started);
     response
-}
-
-async fn handle_query(state: &HttpState, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    if let Some(response) = unauthorized(state, &parts.headers) {
-        return response;
-    }
-    let Some(ctx) = &state.query else {
-        return json_error(StatusCode::NOT_FOUND, "queries are not enabled");
-    };
-    let raw = match axum::body::to_bytes(Body::new(body), 1 << 20).await {
-        Ok(raw) => raw,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
-    };
-    let body: QueryBody = match serde_json::from_slice(&raw) {
-        Ok(b) => b,
-        Err(e) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"sql\": \"...\", \"limit\": N, \"timeout_secs\": N}}: {e}"),
-            );
-        }
-    };
-    let limit = body
-        .limit
-        .unwrap_or(QUERY_DEFAULT_LIMIT)
-        .clamp(1, QUERY_MAX_LIMIT);
-    let timeout = std::time::Duration::from_secs(
-        body.timeout_secs
-            .unwrap_or(QUERY_DEFAULT_TIMEOUT_SECS)
-            .clamp(1, QUERY_MAX_TIMEOUT_SECS),
-    );
-    match crate::query::execute(ctx, &body.sql, limit, timeout).await {
-        Ok(output) => (StatusCode::OK, axum::Json(output)).into_response(),
-        Err(e) => {
-            if !matches!(e.class(), spate_engine::ErrorClass::BadInput) {
-                tracing::warn!(class = e.class().as_str(), "query failed: {e}");
-            }
-            let status =
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            json_error(status, &e.to_string())
-        }
-    }
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {

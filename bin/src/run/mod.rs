@@ -32,64 +32,57 @@
 //!
 //! With `[hot_dynamodb]`, windows are shared unless `[windows] shared = false`:
 //! each process adds its partial window counts to DynamoDB, the alert router
-//! runs the rules on the merged counts after `shared_settle_secs`, and only
+//! runs the rules on the merged counts after `shared_settle`, and only
 //! the process that wins a notice's claim sends it (see
-//! `spate_operators::alerts::shared`). With `[[sources.kinesis]]` the
+//! `spate_operators::alerts::pending`). With `[[sources.kinesis]]` the
 //! processes split the stream's shards through the lease table.
+//!
+//! # Building
+//!
+//! The pipeline is built from a [`ValidConfig`] (checked once, without I/O,
+//! by `crate::config`): the decode pool, the journal source behind HTTP push,
+//! every configured source through its kind's `build`
+//! (`spate_operators::sources::supported_sources()`), then the sinks
+//! ([`graph`]).
 
 pub mod body;
 pub mod emf;
+mod graph;
 pub mod http;
+#[cfg(test)]
+mod toy_source_tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
-use spate_engine::{ActorOptions, GraphBuilder, PrometheusExporter, SupervisorPolicy};
-use spate_operators::alerts::record::AlertStore;
-use spate_operators::alerts::router::AlertRouter;
-use spate_operators::alerts::shared::SharedWindows;
-use spate_operators::sinks::dynamo_hot::{DynamoBatchWriter, DynamoHotStore, DynamoHotWriter};
-use spate_operators::sinks::hot::{HotStore, HotWriter};
+use spate_engine::PrometheusExporter;
+use spate_operators::aws::AwsClients;
+use spate_operators::sinks::hot::HotStore;
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
 use spate_operators::sinks::s3_lake::S3Target;
-use spate_operators::sinks::sns::SnsPublisher;
-use spate_operators::sources::file::{FileReadConfig, FileSource, Input, ReadProgress};
 use spate_operators::sources::journal::{Journal, JournalError, JournalRecord, JournalWriter};
-use spate_operators::sources::kinesis::KinesisStream;
-use spate_operators::sources::sqs::SqsQueue;
-use spate_operators::sources::tail::TailSource;
-use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
-use spate_operators::windows::WindowAggregator;
+use spate_operators::transforms::decode::DecodeSettings;
 
 use self::body::BodyRecord;
+use self::graph::GraphParts;
 use self::http::{HttpState, LogAcceptor, Refusal};
-use crate::config::SpateConfig;
+use crate::config::ValidConfig;
 use crate::query::lake::{LakeLocation, S3Url};
 
 /// How long the pipeline gets to drain at shutdown (ECS waits 30 s before
 /// SIGKILL).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(25);
 
-/// `[stdin]`: read log lines from standard input as a source.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StdinConfig {
-    /// Read stdin (until it closes) besides the other sources.
-    #[serde(default)]
-    pub enabled: bool,
-}
-
-/// Command-line settings of `spate run`.
-#[derive(Debug, Clone)]
+/// Command-line settings of `spate run` besides the configuration.
+#[derive(Debug)]
 pub struct RunOptions {
-    /// Overrides `http.listen`.
-    pub listen: Option<String>,
     /// Where the journal, lake, hot store, checkpoints and alerts live.
     pub data_dir: PathBuf,
+    /// Shutdown requests; `None`: SIGTERM and SIGINT.
+    pub signals: Option<tokio::sync::mpsc::Receiver<()>>,
 }
 
 /// The journal as the HTTP layer's [`LogAcceptor`].
@@ -137,12 +130,20 @@ impl LogAcceptor for JournalAcceptor {
 }
 
 /// Runs the service until a signal (or a sink that cannot recover).
-pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
+pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
+    let uses_aws = valid.uses_aws();
+    let ValidConfig {
+        mut config,
+        sources,
+        token,
+        shared_windows,
+        classifier,
+        rules,
+    } = valid;
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let exporter = Arc::new(PrometheusExporter::install()?);
-    let token = config.http.token().map_err(anyhow::Error::msg)?;
 
     let journal =
         Arc::new(Journal::open(&config.journal, &data_dir.join("journal")).context("journal")?);
@@ -151,13 +152,9 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
         .path
         .clone()
         .unwrap_or_else(|| data_dir.join("hot.db"));
-    config.windows.validate().context("windows")?;
-    config.alerts.validate().context("alerts")?;
     let hot = HotStore::open(&hot_path)
         .context("hot store")?
         .with_retention(config.hot.retention());
-    // Check the settings once here; the graph builds writers from them later.
-    config.hot.validate().context("hot")?;
     let lake_dir = config
         .lake
         .path
@@ -165,22 +162,25 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
         .unwrap_or_else(|| data_dir.join("lake"));
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
-    let aws = AwsParts::connect(&config).await?;
+    // The SDK configuration, loaded once when anything uses AWS.
+    let aws = match uses_aws {
+        true => Some(AwsClients::load(&config.aws).await),
+        false => None,
+    };
     // The webhook token from Secrets Manager, read once, before anything starts.
     if let (Some(webhook), Some(aws)) = (&config.alerts.webhook, &aws)
         && webhook.needs_secret()
     {
-        let client = config.aws.secretsmanager_client(&aws.sdk);
         let resolved = webhook
             .clone()
-            .resolve_secret(&client)
+            .resolve_secret(&aws.secretsmanager())
             .await
             .context("alerts.webhook.bearer_token_secret")?;
         config.alerts.webhook = Some(resolved);
     }
     let lake = match (&config.lake.s3, &aws) {
         (Some(s3), Some(aws)) => lake.with_target(LakeTarget::S3(Arc::new(
-            S3Target::new(config.aws.s3_client(&aws.sdk), s3).context("lake.s3")?,
+            S3Target::new(aws.s3(), s3).context("lake.s3")?,
         ))),
         _ => lake,
     };
@@ -188,27 +188,20 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
     // once uploaded): queries read the bucket.
     let query_lake = match (&config.lake.s3, &aws) {
         (Some(s3), Some(aws)) => LakeLocation::s3(
-            config.aws.s3_client(&aws.sdk),
+            aws.s3(),
             &S3Url::new(&s3.bucket, &s3.prefix)
                 .map_err(anyhow::Error::msg)
                 .context("lake.s3")?,
         ),
         _ => LakeLocation::local(&lake_dir),
     };
-    let decode = DecodeSettings::new(
+    let decode = DecodeSettings::with_classifier(
         &config.decode,
-        &config.classify,
+        classifier,
         &config.enrich,
         &config.pipeline,
-    )?
-    .with_lake_shards(config.lake.writers);
-
-    let tail = if config.tail.enabled() {
-        Some(TailSource::new(config.tail.clone(), data_dir.join("checkpoints")).context("tail")?)
-    } else {
-        None
-    };
-    let pipeline_graph = build_graph(
+    )?;
+    let built = graph::build(
         &config,
         &data_dir,
         GraphParts {
@@ -216,42 +209,37 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
             hot: &hot,
             lake: &lake,
             decode,
-            tail: tail.as_ref(),
+            sources: &sources,
             aws: aws.as_ref(),
+            shared_windows,
+            rules,
         },
     )?;
-    let pipeline = pipeline_graph.spawn();
+    let pipeline = built.graph.spawn();
     let emf = config.metrics.emf.enabled.then(|| {
         let exporter = exporter.clone();
         emf::EmfEmitter::start(&config.metrics.emf, Arc::new(move || exporter.render()))
     });
 
-    let listen = options
-        .listen
-        .clone()
-        .unwrap_or_else(|| config.http.listen.clone());
-    let (listener, addr) = http::bind(&listen)
+    let (listener, addr) = http::bind(&config.http.listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
     let acceptor = Arc::new(JournalAcceptor {
         writer: journal.writer(),
         journal: journal.clone(),
     });
     let metrics = exporter.clone();
-    // `alerts` and `windows` come from where the hot store is.
-    let history: Arc<dyn crate::query::history::HistorySource> =
-        match aws.as_ref().and_then(|a| a.dynamo_hot.as_ref()) {
-            Some((_, store)) => Arc::new(crate::query::history::DynamoHistory::new(store.clone())),
-            None => Arc::new(crate::query::history::HotHistory::new(hot_path.clone())),
-        };
-    let query = crate::query::QueryContext::new(query_lake, history).context("query")?;
+    let query = crate::query::QueryContext::new(query_lake, built.history, &config.query)
+        .context("query")?;
+    let queries =
+        crate::query::executor::QueryExecutor::new(&config.query).context("query threads")?;
     let state = HttpState::new(
         &config.http,
         token.clone(),
         acceptor,
         Arc::new(move || metrics.render()),
     )
-    .with_query(query);
+    .with_query(query, queries.clone(), &config.query);
     eprintln!(
         "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /metrics, /healthz, /readyz)",
         if token.is_some() {
@@ -260,43 +248,16 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
             ""
         }
     );
-    eprintln!(
-        "spate: data in {} (lake {}, hot store {}, alerts {})",
-        data_dir.display(),
-        lake.table_dir().display(),
-        hot_path.display(),
-        alerts_file(&config, &data_dir)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "stdout only".into())
-    );
-    if !config.tail.paths.is_empty() {
-        eprintln!("spate: tailing {}", config.tail.paths.join(", "));
-    }
-    for sqs in &config.sources.sqs {
-        eprintln!("spate: consuming {}", sqs.queue_url);
-    }
-    for kinesis in &config.sources.kinesis {
-        eprintln!("spate: reading kinesis stream {}", kinesis.stream);
-    }
-    if let Some(hot) = &config.hot_dynamodb {
-        eprintln!("spate: hot store in dynamodb table {}", hot.table);
-        if config.windows.shared_mode(true).unwrap_or(false) {
-            eprintln!(
-                "spate: shared windows: alerts decided on the counts merged in {}, {} s after a window closes",
-                hot.table, config.windows.shared_settle_secs
-            );
-        }
-    }
-    if let Some(s3) = &config.lake.s3 {
-        eprintln!(
-            "spate: lake files uploaded to s3://{}/{}",
-            s3.bucket, s3.prefix
-        );
+    for line in built.banner {
+        eprintln!("spate: {line}");
     }
 
     // The first signal stops the listener and the journal, then the pipeline
     // drains; a second one aborts the drain.
-    let mut os_signals = spate_engine::signals::listen()?;
+    let mut os_signals = match options.signals {
+        Some(signals) => signals,
+        None => spate_engine::signals::listen()?,
+    };
     let (to_pipeline, mut pipeline_signals) = tokio::sync::mpsc::channel(2);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -313,6 +274,7 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
         }
         eprintln!("spate: draining (a second signal exits at once)");
         let _ = stop_http.send(());
+        queries.shutdown();
         let _ = server.await;
         closing_journal.close();
         let _ = to_pipeline.send(()).await;
@@ -320,268 +282,25 @@ pub async fn run(mut config: SpateConfig, options: RunOptions) -> Result<()> {
             let _ = to_pipeline.send(()).await;
         }
     });
-    let drain_deadline = DRAIN_DEADLINE;
     let result = pipeline
-        .run_until_signal(&mut pipeline_signals, drain_deadline)
+        .run_until_signal(&mut pipeline_signals, DRAIN_DEADLINE)
         .await;
     relay.abort();
-    // Let the last SQS deletes finish.
-    if let Some(aws) = &aws {
-        for queue in &aws.queues {
-            if !queue.settled(Duration::from_secs(10)).await {
-                tracing::warn!(
-                    "sqs deletes still pending at exit; those messages will be redelivered"
-                );
-            }
-        }
+    // What the sources finish once drained: the last SQS deletes, Kinesis
+    // checkpoints and lease releases, tail checkpoints.
+    for work in built.after_drain {
+        work.await?;
     }
     // The last interval's metrics, the drain included.
     if let Some(emf) = emf {
         emf.finish().await;
     }
-    // Everything the sinks committed is now acknowledged: save the checkpoints.
+    // Everything the sinks committed is now acknowledged: save the checkpoint.
     journal
         .checkpoint_now()
         .await
         .context("journal checkpoint")?;
-    if let Some(tail) = &tail {
-        tail.checkpoints().save_now().context("tail checkpoint")?;
-    }
     result.map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("spate: stopped");
     Ok(())
-}
-
-/// The AWS clients and sources a config asks for.
-struct AwsParts {
-    sdk: aws_config::SdkConfig,
-    queues: Vec<Arc<SqsQueue>>,
-    streams: Vec<Arc<KinesisStream>>,
-    sns: Option<SnsPublisher>,
-    dynamo_hot: Option<(DynamoBatchWriter, DynamoHotStore)>,
-}
-
-impl AwsParts {
-    /// Loads the SDK configuration (standard credential chain, region,
-    /// endpoint overrides) when anything in `config` uses AWS.
-    async fn connect(config: &SpateConfig) -> Result<Option<AwsParts>> {
-        let uses_aws = !config.sources.sqs.is_empty()
-            || !config.sources.kinesis.is_empty()
-            || config.hot_dynamodb.is_some()
-            || config.lake.s3.is_some()
-            || config.alerts.sns.is_some()
-            || config
-                .alerts
-                .webhook
-                .as_ref()
-                .is_some_and(|w| w.needs_secret());
-        if !uses_aws {
-            return Ok(None);
-        }
-        let sdk = config.aws.load().await;
-        let queues = config
-            .sources
-            .sqs
-            .iter()
-            .enumerate()
-            .map(|(i, sqs)| {
-                SqsQueue::new(config.aws.sqs_client(&sdk), sqs.clone())
-                    .with_context(|| format!("sources.sqs[{i}]"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let sns = config
-            .alerts
-            .sns
-            .as_ref()
-            .map(|sns| SnsPublisher::new(config.aws.sns_client(&sdk), sns).context("alerts.sns"))
-            .transpose()?;
-        let streams = config
-            .sources
-            .kinesis
-            .iter()
-            .enumerate()
-            .map(|(i, kinesis)| {
-                KinesisStream::new(
-                    config.aws.kinesis_client(&sdk),
-                    config.aws.dynamodb_client(&sdk),
-                    kinesis.clone(),
-                )
-                .with_context(|| format!("sources.kinesis[{i}]"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let dynamo_hot = match &config.hot_dynamodb {
-            Some(hot) => {
-                let client = config.aws.dynamodb_client(&sdk);
-                let store =
-                    DynamoHotStore::new(client.clone(), hot.clone()).context("hot_dynamodb")?;
-                Some((DynamoBatchWriter::new(client, hot.table.clone()), store))
-            }
-            None => None,
-        };
-        Ok(Some(AwsParts {
-            sdk,
-            queues,
-            streams,
-            sns,
-            dynamo_hot,
-        }))
-    }
-}
-
-fn alerts_file(config: &SpateConfig, data_dir: &Path) -> Option<PathBuf> {
-    config.alerts.file_path(&data_dir.join("alerts.ndjson"))
-}
-
-/// What the graph is built from.
-struct GraphParts<'a> {
-    journal: &'a Arc<Journal>,
-    hot: &'a HotStore,
-    lake: &'a LakeSettings,
-    decode: DecodeSettings,
-    tail: Option<&'a TailSource>,
-    aws: Option<&'a AwsParts>,
-}
-
-fn build_graph(
-    config: &SpateConfig,
-    data_dir: &Path,
-    parts: GraphParts<'_>,
-) -> Result<spate_engine::Graph> {
-    let GraphParts {
-        journal,
-        hot,
-        lake,
-        decode,
-        tail,
-        aws,
-    } = parts;
-    let mut graph = GraphBuilder::new();
-    let workers = config.pipeline.workers();
-    graph.actor_pool(
-        "decode",
-        workers,
-        move |_| DecodeStage::new(&decode),
-        ActorOptions::with_capacity(workers * 2),
-    );
-
-    let source = journal.clone();
-    graph.source("http", move || source.source());
-    graph.connect("http", "decode");
-    if let Some(tail) = tail {
-        let tail = tail.clone();
-        graph.source("tail", move || tail.clone());
-        graph.connect("tail", "decode");
-    }
-    for (i, queue) in aws.iter().flat_map(|a| a.queues.iter()).enumerate() {
-        let (name, queue) = (format!("sqs-{i}"), queue.clone());
-        graph.source(&name, move || queue.source());
-        graph.connect(&name, "decode");
-    }
-    for (i, stream) in aws.iter().flat_map(|a| a.streams.iter()).enumerate() {
-        let (name, stream) = (format!("kinesis-{i}"), stream.clone());
-        graph.source(&name, move || stream.source());
-        graph.connect(&name, "decode");
-    }
-    if config.stdin.enabled {
-        let inputs = Arc::new(vec![Input::Stdin]);
-        let read = FileReadConfig::default();
-        let progress = Arc::new(ReadProgress::default());
-        graph.source("stdin", move || {
-            FileSource::new(inputs.clone(), &read, progress.clone())
-        });
-        graph.connect("stdin", "decode");
-    }
-
-    // A service keeps retrying a failing sink (a full disk may be freed); the
-    // sources stall meanwhile and nothing is acknowledged.
-    let sink_policy = SupervisorPolicy {
-        max_consecutive_restarts: None,
-        ..SupervisorPolicy::default()
-    };
-    let sink_options = ActorOptions {
-        mailbox_capacity: workers * 2,
-        supervisor: sink_policy,
-    };
-    // Lake writers first: the decode stage shards across its first outputs.
-    crate::ingest::add_lake_writers(&mut graph, lake, config.lake.writers, sink_options.clone());
-    let dynamo_hot = aws.and_then(|a| a.dynamo_hot.clone());
-    match (&dynamo_hot, &config.hot_dynamodb) {
-        (Some((writer, _)), Some(dynamo_config)) => {
-            let (writer, dynamo_config) = (writer.clone(), dynamo_config.clone());
-            graph.actor(
-                "hot",
-                move || {
-                    DynamoHotWriter::new(writer.clone(), &dynamo_config)
-                        .expect("hot_dynamodb settings checked at start")
-                },
-                sink_options.clone(),
-            );
-        }
-        _ => {
-            let (store, hot_config) = (hot.clone(), config.hot.clone());
-            graph.actor(
-                "hot",
-                move || {
-                    HotWriter::new(store.clone(), &hot_config)
-                        .expect("hot settings checked at start")
-                },
-                sink_options.clone(),
-            );
-        }
-    }
-    graph.connect("decode", "hot");
-    // Shared-window mode: several processes share the DynamoDB store, so the
-    // rules run in the router on the merged counts.
-    let shared = config
-        .windows
-        .shared_mode(dynamo_hot.is_some())
-        .context("windows")?;
-    let (windows, alerts_config) = (config.windows.clone(), config.alerts.clone());
-    graph.actor(
-        "windows",
-        move || {
-            let aggregator = WindowAggregator::new(&windows, &alerts_config)
-                .expect("alert rules checked at start");
-            if shared {
-                aggregator.shared()
-            } else {
-                aggregator
-            }
-        },
-        sink_options.clone(),
-    );
-    graph.connect("decode", "windows");
-    let (alerts, store) = (config.alerts.clone(), hot.clone());
-    let windows = config.windows.clone();
-    let default_file = data_dir.join("alerts.ndjson");
-    let sns = aws.and_then(|a| a.sns.clone());
-    graph.actor(
-        "alerts",
-        move || {
-            let store: Arc<dyn AlertStore> = match &dynamo_hot {
-                Some((_, dynamo)) => Arc::new(dynamo.clone()),
-                None => Arc::new(store.clone()),
-            };
-            let router = AlertRouter::new(alerts.clone(), default_file.clone(), Some(store));
-            let router = match (&dynamo_hot, shared) {
-                (Some((_, dynamo)), true) => {
-                    let rules = alerts.validate().expect("alert rules checked at start");
-                    router.with_shared(SharedWindows::new(
-                        Arc::new(dynamo.clone()),
-                        &windows,
-                        rules,
-                        alerts.cooldown_ms(),
-                    ))
-                }
-                _ => router,
-            };
-            match &sns {
-                Some(publisher) => router.with_sns(publisher.clone()),
-                None => router,
-            }
-        },
-        sink_options,
-    );
-    graph.connect("windows", "alerts");
-    Ok(graph.build()?)
 }

@@ -84,6 +84,11 @@ impl Service {
         }
     }
 
+    /// The process id (for `/proc/PID/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Everything printed so far (stderr, and stdout lines prefixed `stdout: `).
     pub fn output(&self) -> String {
         self.stderr.lock().unwrap().clone()

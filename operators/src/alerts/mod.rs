@@ -1,17 +1,18 @@
 //! Alerts: rules over closed windows, deduplication, and the outputs.
 //!
-//! The window aggregator ([`crate::windows`]) closes event-time windows and
-//! runs the [`evaluate::AlertEvaluator`]: every [`rules::Rule`] is evaluated
-//! per closed window and service, and [`dedup::Dedup`] turns the results into
-//! notices (one `firing` when a condition starts to hold, a reminder after the
-//! cooldown, one `resolved` when it clears). The [`router::AlertRouter`]
-//! records windows and notices in an [`record::AlertStore`] and writes the
-//! notices to the [`outputs`]: stdout, an NDJSON file, a webhook.
-//!
-//! When several processes consume one stream and share a store (DynamoDB),
-//! [`shared`] mode merges their partial window counts, runs the rules on the
-//! merged counts in the router, and sends each notice from exactly one
-//! process.
+//! The window aggregator ([`crate::windows`]) only closes event-time windows.
+//! The [`router::AlertRouter`] is where the rules run, in every mode: it adds
+//! the closed windows' counts to a [`window_store::WindowStore`] (in memory
+//! for one process; the DynamoDB hot table when several processes consume
+//! one stream and their partial counts merge there), reads the merged counts
+//! back ([`pending`]: at once in memory, after a settle delay when shared),
+//! and runs the [`evaluate::AlertEvaluator`]: every [`rules::Rule`] is
+//! evaluated per closed window and service, and [`dedup::Dedup`] turns the
+//! results into notices (one `firing` when a condition starts to hold, a
+//! reminder after the cooldown, one `resolved` when it clears). With a shared
+//! store each notice is claimed, so that exactly one process sends it. The
+//! router records windows and notices in an [`record::AlertStore`] and writes
+//! the notices to the [`outputs`]: stdout, an NDJSON file, a webhook, SNS.
 //!
 //! # Backpressure
 //!
@@ -23,15 +24,17 @@
 //! # Shutdown
 //!
 //! When the router closes, the webhook queue is drained for at most
-//! `drain_timeout_ms`; notices still queued after that are counted as failed.
+//! `drain_timeout`; notices still queued after that are counted as failed.
 
 pub mod dedup;
 pub mod evaluate;
 pub mod outputs;
+pub mod pending;
 pub mod record;
+mod retry;
 pub mod router;
 pub mod rules;
-pub mod shared;
+pub mod window_store;
 
 use std::path::{Path, PathBuf};
 
@@ -57,9 +60,16 @@ pub enum AlertError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The alert store refused the records.
-    #[error("alert store: {0}")]
-    Store(String),
+    /// A store call failed, also after its retries.
+    #[error("alert store: cannot {what}, giving up after {attempts} attempts: {source}")]
+    Store {
+        /// What was being done.
+        what: &'static str,
+        /// Calls made.
+        attempts: u32,
+        /// The last failure.
+        source: self::record::AlertStoreError,
+    },
     /// A notice could not be encoded.
     #[error("cannot encode alert: {0}")]
     Encode(#[from] serde_json::Error),
@@ -79,7 +89,8 @@ impl AlertError {
     pub fn class(&self) -> ErrorClass {
         match self {
             AlertError::Config(_) => ErrorClass::BadInput,
-            AlertError::Io { .. } | AlertError::Store(_) => ErrorClass::External,
+            AlertError::Io { .. } => ErrorClass::External,
+            AlertError::Store { source, .. } => source.class(),
             AlertError::Encode(_) => ErrorClass::Internal,
         }
     }
@@ -92,7 +103,7 @@ impl From<AlertError> for ActorError {
 }
 
 /// `[alerts]`: rules, deduplication and outputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Print one readable line per notice on stdout.
@@ -113,7 +124,13 @@ pub struct AlertsConfig {
     pub sns: Option<crate::sinks::sns::SnsConfig>,
     /// While an alert keeps firing, repeat it after this long (seconds of event
     /// time, between window starts).
-    #[serde(default = "default_cooldown_secs")]
+    #[serde(
+        rename = "cooldown",
+        alias = "cooldown_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_cooldown_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub cooldown_secs: u64,
     /// The rules (`[[alerts.rules]]`). Rules given replace the defaults
     /// (`critical`, `error_burst`, `error_rate`, `silence`); `rules = []`

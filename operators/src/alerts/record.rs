@@ -1,10 +1,12 @@
-//! The records the window aggregator produces and every alert output and store
-//! consumes: closed windows ([`WindowRecord`]) and alert notices
-//! ([`AlertRecord`]).
+//! The records the window aggregator and the alert router produce and every
+//! alert output and store consumes: closed windows ([`WindowRecord`]) and
+//! alert notices ([`AlertRecord`]); the [`AlertStore`] that keeps them for
+//! queries, and its classified error ([`AlertStoreError`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use spate_engine::{ActorError, ErrorClass, RetryHint};
 
 /// Counts of one service in one closed event-time window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,35 +75,81 @@ pub struct AlertRecord {
     pub message: String,
 }
 
-/// Where closed windows and alert notices are kept (the hot store); the alert
-/// router calls it before acknowledging.
-pub trait AlertStore: Send + Sync + 'static {
-    /// Durably records closed windows and alert notices (upserts by key).
-    fn record(&self, windows: &[WindowRecord], alerts: &[AlertRecord]) -> Result<(), String>;
+/// Why an [`AlertStore`] or [`WindowStore`](super::window_store::WindowStore)
+/// call failed, classified like [`spate_engine::ActorError`]: whose fault it
+/// is, and whether trying again may help ([`AlertStoreError::retry`]).
+///
+/// ```
+/// use spate_engine::{ErrorClass, RetryHint};
+/// use spate_operators::alerts::record::AlertStoreError;
+/// let e = AlertStoreError::External("dynamodb hot record window: throttled".into());
+/// assert_eq!((e.class(), e.retry()), (ErrorClass::External, RetryHint::Backoff));
+/// let e = AlertStoreError::BadInput("dynamodb hot query: table not found".into());
+/// assert_eq!(e.retry(), RetryHint::Never);
+/// assert_eq!(e.to_string(), "dynamodb hot query: table not found");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertStoreError {
+    /// The records, or the store's settings, are unusable (a missing table,
+    /// access denied, an item rejected, a foreign database file): the same
+    /// call fails again.
+    #[error("{0}")]
+    BadInput(String),
+    /// The store's service, network or disk failed (throttling, a timeout,
+    /// a busy database, a full disk): the same call may pass later.
+    #[error("{0}")]
+    External(String),
+    /// A bug: a stored record that cannot be read, a store call that
+    /// panicked.
+    #[error("{0}")]
+    Internal(String),
 }
 
-/// A store shared by several processes consuming one stream (the DynamoDB
-/// hot table): their partial window counts sum up in it, and each notice is
-/// claimed so that exactly one process sends it. The alert router's
-/// shared-window mode ([`super::shared`]) calls it, on the blocking pool.
-pub trait SharedWindowStore: Send + Sync + 'static {
-    /// Durably adds this process's partial counts of closed windows to the
-    /// merged counts (an atomic add per window and service).
-    fn add_windows(&self, windows: &[WindowRecord]) -> Result<(), String>;
+impl AlertStoreError {
+    /// The error of `class` with `message` (how the stores convert their own
+    /// classified errors).
+    pub fn classified(class: ErrorClass, message: impl Into<String>) -> Self {
+        let message = message.into();
+        match class {
+            ErrorClass::BadInput => AlertStoreError::BadInput(message),
+            ErrorClass::External => AlertStoreError::External(message),
+            ErrorClass::Internal => AlertStoreError::Internal(message),
+        }
+    }
 
-    /// The merged counts of `services` for every window starting in
-    /// `[from_ms, until_ms)`, read so that every completed add is seen
-    /// (strongly consistent). A (window, service) nobody counted is absent.
-    fn merged_windows(
+    /// Whose fault it is.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AlertStoreError::BadInput(_) => ErrorClass::BadInput,
+            AlertStoreError::External(_) => ErrorClass::External,
+            AlertStoreError::Internal(_) => ErrorClass::Internal,
+        }
+    }
+
+    /// Whether to try again: never for bad input, with backoff otherwise
+    /// (a bug may be a race that passes; the router bounds its attempts).
+    pub fn retry(&self) -> RetryHint {
+        match self {
+            AlertStoreError::BadInput(_) => RetryHint::Never,
+            AlertStoreError::External(_) | AlertStoreError::Internal(_) => RetryHint::Backoff,
+        }
+    }
+}
+
+impl From<AlertStoreError> for ActorError {
+    fn from(e: AlertStoreError) -> Self {
+        ActorError::new(e.class(), e.retry(), e.to_string())
+    }
+}
+
+/// Where closed windows and alert notices are kept for queries (the hot
+/// store: SQLite, or DynamoDB); the alert router calls it, on the blocking
+/// pool, before acknowledging.
+pub trait AlertStore: Send + Sync + 'static {
+    /// Durably records closed windows and alert notices (upserts by key).
+    fn record(
         &self,
-        services: &[String],
-        from_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<WindowRecord>, String>;
-
-    /// Records `alert` unless some process already did (same deterministic
-    /// id): true when this store's call wrote it, also through an earlier
-    /// attempt whose answer was lost; false when another process holds the
-    /// claim.
-    fn claim_alert(&self, alert: &AlertRecord) -> Result<bool, String>;
+        windows: &[WindowRecord],
+        alerts: &[AlertRecord],
+    ) -> Result<(), AlertStoreError>;
 }

@@ -20,7 +20,7 @@ use super::record::WindowRecord;
 use crate::event::Severity;
 
 /// What a rule measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     /// CRITICAL count above the threshold.
@@ -54,7 +54,7 @@ impl RuleKind {
 }
 
 /// Severity of an alert itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum AlertSeverity {
     /// Page someone.
     #[serde(rename = "CRITICAL", alias = "critical")]
@@ -79,7 +79,7 @@ impl AlertSeverity {
 }
 
 /// One `[[alerts.rules]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRuleConfig {
     /// Unique name of the rule (letters, digits, `_`, `-`); part of alert ids.

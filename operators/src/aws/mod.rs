@@ -19,7 +19,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::{Deserialize, Serialize};
 
 /// `[aws]`: how Spate reaches AWS.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// AWS region. Default: the standard chain (`AWS_REGION`, profile, instance
@@ -37,7 +37,7 @@ pub struct AwsConfig {
 }
 
 /// `[aws.endpoints]`: endpoint overrides per service.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceEndpoints {
     /// Endpoint of SQS.
@@ -134,6 +134,59 @@ impl AwsConfig {
             builder = builder.endpoint_url(url.clone());
         }
         aws_sdk_secretsmanager::Client::from_conf(builder.build())
+    }
+}
+
+/// The AWS settings with the SDK configuration loaded once: the clients of
+/// every service, sharing credentials and HTTP connections.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    config: AwsConfig,
+    sdk: SdkConfig,
+}
+
+impl AwsClients {
+    /// Loads the SDK configuration for `config` ([`AwsConfig::load`]).
+    pub async fn load(config: &AwsConfig) -> Self {
+        AwsClients {
+            sdk: config.load().await,
+            config: config.clone(),
+        }
+    }
+
+    /// The loaded SDK configuration.
+    pub fn sdk(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
+    /// An SQS client.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        self.config.sqs_client(&self.sdk)
+    }
+
+    /// An S3 client (path-style with an endpoint override).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.config.s3_client(&self.sdk)
+    }
+
+    /// An SNS client.
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        self.config.sns_client(&self.sdk)
+    }
+
+    /// A Kinesis client.
+    pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
+        self.config.kinesis_client(&self.sdk)
+    }
+
+    /// A DynamoDB client.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        self.config.dynamodb_client(&self.sdk)
+    }
+
+    /// A Secrets Manager client.
+    pub fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
+        self.config.secretsmanager_client(&self.sdk)
     }
 }
 

@@ -5,9 +5,11 @@ use crate::event::Severity;
 /// Maps a level spelling onto the ladder, case-insensitively.
 ///
 /// Accepts the usual names of log4j, logback, syslog, Apache, Python, Go, .NET,
-/// Java util logging and the one-letter forms of klog and logcat (`W`, `E`, `F`,
-/// `A`, `I`, `D`, `V`). Surrounding whitespace is ignored. Unknown spellings give
-/// `None` (the field is then not an explicit level).
+/// Java util logging (`SEVERE` is its highest level: ERROR), IBM Blue Gene RAS
+/// logs (`FATAL` and `FAILURE`, their two highest severities: CRITICAL) and
+/// the one-letter forms of klog and logcat (`W`, `E`, `F`, `A`, `I`, `D`,
+/// `V`). Surrounding whitespace is ignored. Unknown spellings give `None`
+/// (the field is then not an explicit level).
 ///
 /// ```
 /// use spate_operators::classify::parse_level;
@@ -35,7 +37,7 @@ fn level_from_lower(s: &[u8]) -> Option<Severity> {
         b"warn" | b"warning" | b"w" | b"wrn" => Warning,
         b"err" | b"error" | b"e" | b"severe" | b"eror" | b"erro" => Error,
         b"fatal" | b"crit" | b"critical" | b"emerg" | b"emergency" | b"alert" | b"panic"
-        | b"dpanic" | b"f" | b"a" | b"ftl" | b"crt" | b"fata" => Critical,
+        | b"dpanic" | b"f" | b"a" | b"ftl" | b"crt" | b"fata" | b"failure" => Critical,
         b"notice" | b"info" | b"information" | b"informational" | b"debug" | b"trace"
         | b"verbose" | b"i" | b"d" | b"v" | b"inf" | b"dbg" | b"trc" | b"fine" | b"finer"
         | b"finest" | b"config" | b"trace1" | b"trace2" | b"trace3" | b"trace4" | b"trace5"
@@ -89,7 +91,7 @@ mod tests {
         for s in ["warn", "WARNING", "W", "Warn"] {
             assert_eq!(parse_level(s), Some(Warning), "{s}");
         }
-        for s in ["err", "ERROR", "E", "severe", "Error"] {
+        for s in ["err", "ERROR", "E", "severe", "SEVERE", "Error"] {
             assert_eq!(parse_level(s), Some(Error), "{s}");
         }
         for s in [
@@ -102,6 +104,7 @@ mod tests {
             "PANIC",
             "F",
             "A",
+            "FAILURE",
         ] {
             assert_eq!(parse_level(s), Some(Critical), "{s}");
         }
@@ -126,6 +129,7 @@ mod tests {
             "loud",
             "errors",
             "warned",
+            "failed",
             "x",
             "a-very-long-level-name-indeed",
         ] {

@@ -89,7 +89,7 @@ fn default_true() -> bool {
 }
 
 /// Classifier configuration (`[classify]` in the Spate config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifierConfig {
     /// Enable the built-in `http_5xx` and `failed_login` tags.
@@ -121,7 +121,7 @@ impl Default for ClassifierConfig {
 /// let r: TagRule = serde_json::from_str(r#"{"name":"oom","keywords":["out of memory"]}"#).unwrap();
 /// assert_eq!(r.kind, TagRuleKind::Keyword(vec!["out of memory".into()]));
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "TagRuleSpec", into = "TagRuleSpec")]
 pub struct TagRule {
     /// Tag name set on matching events.
@@ -142,7 +142,7 @@ pub enum TagRuleKind {
 }
 
 /// Serialized form of a [`TagRule`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TagRuleSpec {
     /// Tag name.

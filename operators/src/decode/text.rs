@@ -10,17 +10,18 @@
 //! 4. Python logging `WARNING:root:...`;
 //! 5. Apache error log `[...] [error] ...` / `[...] [core:crit] ...`;
 //! 6. a leading ISO-8601 or RFC 3164 stamp, optionally followed by a syslog-style
-//!    `HOST APP[PID]:` header (ts, host, service); then a level token among the
-//!    first few fields of the rest: an upper-case spelling (`ERROR`, `WARN`), or any
-//!    case when bracketed / colon-terminated (`[warn]`, `error:`), as in log4j,
-//!    logback and most app formats;
+//!    `HOST APP[PID]:` header (ts, host, service); then a level token in the
+//!    header of the rest (see below);
 //! 7. logfmt `level=...` / `lvl=...` / `severity=...` anywhere in the line.
 //!
-//! A level found this way is explicit. The message stays the whole line.
+//! A level found this way is explicit: it decides over keywords in the
+//! message. The message stays the whole line. How a level token is found in
+//! the header of a line: [`super::header_level`].
 
 use crate::classify::{parse_level, syslog_severity};
 use crate::event::Severity;
 
+use super::header_level::{level_token, token_level};
 use super::timestamp::{
     month_abbrev, parse_hms, parse_iso8601, parse_iso8601_prefix, parse_rfc3164_prefix,
     with_inferred_year,
@@ -38,9 +39,6 @@ pub struct TextLine<'a> {
     /// App name from a syslog header.
     pub service: Option<&'a str>,
 }
-
-/// Number of leading fields searched for a level token.
-const LEVEL_FIELDS: usize = 6;
 
 /// Parses a text line (already trimmed, non-empty).
 pub fn parse_text(line: &str, ingest_ms: i64) -> TextLine<'_> {
@@ -67,7 +65,10 @@ pub fn parse_text(line: &str, ingest_ms: i64) -> TextLine<'_> {
     if let Some((ts, n)) = parse_iso8601_prefix(b).or_else(|| parse_rfc3164_prefix(b, ingest_ms)) {
         t.ts = Some(ts);
         rest = &line[n..];
-        if let Some((host, app, after)) = syslog_header(rest) {
+        // `LEVEL logger: message` (log4j's `%p %c: %m`) is not `HOST APP:`.
+        if let Some((host, app, after)) =
+            syslog_header(rest).filter(|(host, _, _)| token_level(host).is_none())
+        {
             (t.host, t.service, rest) = (Some(host), Some(app), after);
         }
     }
@@ -229,30 +230,6 @@ fn ctime(s: &str) -> Option<i64> {
     let y: i64 = f.next()?.parse().ok()?;
     let iso = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{ms:03}Z");
     parse_iso8601(&iso)
-}
-
-fn level_token(s: &str) -> Option<Severity> {
-    for tok in s.split_ascii_whitespace().take(LEVEL_FIELDS) {
-        let bracketed = tok.starts_with(['[', '(', '<', '{']);
-        let inner = tok.trim_matches(|c: char| "[](){}<>:,;|-".contains(c));
-        let colon = tok.ends_with(':');
-        if inner.len() < 3 || inner.len() > 11 {
-            continue;
-        }
-        let upper = inner.bytes().all(|c| c.is_ascii_uppercase());
-        if upper || bracketed || colon {
-            if matches!(
-                inner.to_ascii_lowercase().as_str(),
-                "fine" | "finer" | "finest" | "config"
-            ) {
-                continue;
-            }
-            if let Some(l) = parse_level(inner) {
-                return Some(l);
-            }
-        }
-    }
-    None
 }
 
 fn logfmt_level(line: &str) -> Option<Severity> {
@@ -430,6 +407,15 @@ mod tests {
             Some(Warning)
         );
         assert_eq!(level("msg=x lvl=\"error\""), Some(Error));
+    }
+
+    #[test]
+    fn a_level_and_a_logger_are_not_a_syslog_host_and_app() {
+        let t = parse_text(
+            "2025-11-26 10:43:01,102 WARN org.apache.hadoop.DataNode: write failed over",
+            INGEST,
+        );
+        assert_eq!((t.level, t.host, t.service), (Some(Warning), None, None));
     }
 
     #[test]

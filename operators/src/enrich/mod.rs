@@ -20,7 +20,7 @@ use crate::decode::write_json_str;
 use crate::event::{EventBatch, StrColumn};
 
 /// `[enrich]`: the reference table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrichConfig {
     /// CSV file mapping `cidr` (or `ip`) to `service`, `owner`, `contact`.

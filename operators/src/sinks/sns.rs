@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use spate_engine::{ActorError, ErrorClass};
 
 use crate::alerts::record::AlertRecord;
+use crate::component::ConfigError;
 
 use aws_sdk_sns::types::MessageAttributeValue;
 
@@ -17,11 +18,24 @@ use aws_sdk_sns::types::MessageAttributeValue;
 const MAX_SUBJECT: usize = 100;
 
 /// `[alerts.sns]`: where alerts are published.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnsConfig {
     /// ARN of the topic (`arn:aws:sns:<region>:<account>:<name>`).
     pub topic_arn: String,
+}
+
+impl SnsConfig {
+    /// Checks the settings without I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.topic_arn.starts_with("arn:") {
+            return Err(ConfigError::new(
+                "topic_arn",
+                format!("{:?} is not an arn", self.topic_arn),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Failures of a publish.

@@ -30,11 +30,17 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::{ChunkFormat, RawChunk};
 
 /// `[ingest]`: how `spate ingest` reads its inputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileReadConfig {
     /// Bytes read per chunk (one batch through the pipeline).
-    #[serde(default = "default_chunk_kib")]
+    #[serde(
+        rename = "chunk_size",
+        alias = "chunk_kib",
+        with = "crate::component::units::with::kib",
+        default = "default_chunk_kib"
+    )]
+    #[schemars(with = "crate::component::units::KiB")]
     pub chunk_kib: usize,
 }
 

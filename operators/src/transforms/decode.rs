@@ -4,9 +4,10 @@
 //! enriches from the reference table, splits by lake partition and converts to Arrow, so every CPU-heavy step
 //! before Parquet encoding happens in parallel.
 //!
-//! With several downstream lake writers the stage shards its output by lake
-//! partition ([`LogBatch::shard`]), so each partition is written by exactly one
-//! writer and a second writer adds encoding speed without extra open files.
+//! It sends each batch with one [`Ctx::send`]: the engine routes it to the
+//! stages after it (the lake writers split by partition with
+//! [`LogBatch::split_by_partition`], the hot store and windows whole), so the
+//! stage does not know their layout.
 //!
 //! # Backpressure
 //!
@@ -28,7 +29,7 @@ use crate::log_batch::LogBatch;
 use crate::sources::{ChunkFormat, RawChunk};
 
 /// `[pipeline]`: how stages run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecodeStageConfig {
     /// Decode workers; 0 means one per CPU core.
@@ -70,7 +71,6 @@ pub struct DecodeSettings {
     classifier: Classifier,
     default_service: Arc<str>,
     enricher: Option<Enricher>,
-    lake_shards: usize,
 }
 
 /// The decode stage cannot be set up.
@@ -93,21 +93,23 @@ impl DecodeSettings {
         enrich: &EnrichConfig,
         stage: &DecodeStageConfig,
     ) -> Result<Self, DecodeSetupError> {
-        Ok(DecodeSettings {
-            decoder: decoder.clone(),
-            classifier: Classifier::new(classifier)?,
-            default_service: Arc::from(stage.default_service.as_str()),
-            enricher: Enricher::new(enrich, &stage.default_service)?,
-            lake_shards: 1,
-        })
+        Self::with_classifier(decoder, Classifier::new(classifier)?, enrich, stage)
     }
 
-    /// Shards output across the first `shards` downstream stages (the lake
-    /// writers, connected first) by partition; any later downstream stage (the
-    /// hot store, the windows) receives every batch whole.
-    pub fn with_lake_shards(mut self, shards: usize) -> Self {
-        self.lake_shards = shards.max(1);
-        self
+    /// Settings with a classifier compiled by the configuration's validation;
+    /// loads the reference table (the only I/O).
+    pub fn with_classifier(
+        decoder: &DecoderConfig,
+        classifier: Classifier,
+        enrich: &EnrichConfig,
+        stage: &DecodeStageConfig,
+    ) -> Result<Self, DecodeSetupError> {
+        Ok(DecodeSettings {
+            decoder: decoder.clone(),
+            classifier,
+            default_service: Arc::from(stage.default_service.as_str()),
+            enricher: Enricher::new(enrich, &stage.default_service)?,
+        })
     }
 }
 
@@ -116,7 +118,6 @@ pub struct DecodeStage {
     decoder: LineDecoder,
     default_service: Arc<str>,
     enricher: Option<Enricher>,
-    lake_shards: usize,
 }
 
 impl DecodeStage {
@@ -126,7 +127,6 @@ impl DecodeStage {
             decoder: LineDecoder::new(settings.decoder.clone(), settings.classifier.clone()),
             default_service: settings.default_service.clone(),
             enricher: settings.enricher.clone(),
-            lake_shards: settings.lake_shards,
         }
     }
 }
@@ -180,35 +180,7 @@ impl Actor for DecodeStage {
         let out = LogBatch::from_events(events, dead, &stats)
             .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
         count_events(&out);
-        let outputs = ctx.fan_out();
-        let shards = self.lake_shards.min(outputs);
-        if shards <= 1 {
-            return ctx.send(batch.map(|_| out)).await;
-        }
-        // Several lake writers: each partition goes to the one that owns it,
-        // each shard holding a share of the source's ack; the stages after the
-        // writers get the whole batch.
-        let (_, ack, in_flight) = batch.into_parts();
-        for index in shards..outputs {
-            let mut whole = Batch::new(out.clone(), ack.share());
-            whole.in_flight = in_flight.clone();
-            ctx.send_to(index, whole).await?;
-        }
-        let mut routed: Vec<(usize, LogBatch)> = out
-            .shard(shards)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, b)| b.map(|b| (i, b)))
-            .collect();
-        let last = routed.pop().expect("shard 0 is always present");
-        for (index, payload) in routed {
-            let mut shard = Batch::new(payload, ack.share());
-            shard.in_flight = in_flight.clone();
-            ctx.send_to(index, shard).await?;
-        }
-        let mut shard = Batch::new(last.1, ack);
-        shard.in_flight = in_flight;
-        ctx.send_to(last.0, shard).await
+        ctx.send(batch.map(|_| out)).await
     }
 
     fn tick_interval(&self) -> Option<Duration> {

@@ -1,7 +1,13 @@
 //! The window aggregator actor: counts every event of each [`LogBatch`] in its
 //! event-time window ([`WindowState`]), closes windows as the watermark passes
-//! them, runs the alert rules ([`AlertEvaluator`]) on what closed, and sends a
-//! [`WindowOutput`] (closed windows and alert notices) downstream, unacked.
+//! them, and sends a [`WindowOutput`] (the closed windows, and the bound every
+//! window before which is closed) downstream, unacked. It knows nothing of
+//! alert rules: the alert router ([`crate::alerts::router`]) decides on the
+//! closed windows.
+//!
+//! An output is sent when windows close, and then at every later move of the
+//! closed bound ([`WindowOutput::closed_until_ms`]), also without a window,
+//! so that the router sees silence and resolutions when traffic stops.
 //!
 //! # Acknowledgement and durability
 //!
@@ -28,14 +34,6 @@
 //! wrong, and an early `resolved` or `silence` misleading): the counts of open
 //! windows are lost at shutdown, like at a crash.
 //!
-//! # Shared-window mode
-//!
-//! With [`WindowAggregator::shared`] the rules do not run here: the alert
-//! router evaluates the counts merged across processes
-//! ([`crate::alerts::shared`]). Every closed window is still sent, and so is
-//! every later move of the closed bound ([`WindowOutput::closed_until_ms`]),
-//! also without a window, so that silence and resolutions are evaluated.
-//!
 //! Metrics: `spate_window_late_events_total`, `spate_windows_closed_total`,
 //! `spate_window_watermark_lag_seconds` (processing now − watermark),
 //! `spate_window_open` (open (window, service) counters).
@@ -48,92 +46,66 @@ use tokio::time::Instant;
 
 use super::WindowConfig;
 use super::state::WindowState;
-use crate::alerts::evaluate::AlertEvaluator;
-use crate::alerts::record::{AlertRecord, WindowRecord};
-use crate::alerts::rules::Rule;
-use crate::alerts::{AlertError, AlertsConfig};
+use crate::alerts::record::WindowRecord;
 use crate::event::{Severity, wall_clock_ms};
 use crate::log_batch::LogBatch;
 
-/// What the aggregator sends: windows that closed, and the alert notices they
-/// raised.
+/// What the aggregator sends: the windows that closed, and how far windows
+/// are closed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WindowOutput {
     /// Closed windows, by start then service.
     pub windows: Vec<WindowRecord>,
-    /// Notices raised, in window order (none in shared-window mode, where
-    /// the alert router evaluates the merged counts).
-    pub alerts: Vec<AlertRecord>,
     /// Every window ending at or before this is closed (UTC milliseconds);
     /// `None` before the first event.
     pub closed_until_ms: Option<i64>,
 }
 
 impl Payload for WindowOutput {
-    /// Windows plus notices (an output only moving `closed_until_ms` is
-    /// empty).
+    /// Closed windows (an output only moving `closed_until_ms` is empty).
     fn len(&self) -> usize {
-        self.windows.len() + self.alerts.len()
+        self.windows.len()
     }
 }
 
 /// The window aggregator actor (`LogBatch` in, [`WindowOutput`] out).
 pub struct WindowAggregator {
     state: WindowState,
-    evaluator: AlertEvaluator,
     tick: Duration,
     wall_base_ms: i64,
     clock_base: Instant,
     late_reported: u64,
-    /// Shared-window mode: rules are not run here.
-    shared: bool,
-    /// Shared-window mode: the last `closed_until_ms` sent.
+    /// The last `closed_until_ms` sent.
     sent_until: Option<i64>,
 }
 
 impl WindowAggregator {
-    /// An aggregator for `windows`, evaluating the rules of `alerts`
-    /// (validated here).
-    pub fn new(windows: &WindowConfig, alerts: &AlertsConfig) -> Result<Self, AlertError> {
-        windows.validate()?;
-        let rules = alerts.validate()?;
-        Ok(Self::with_rules(windows, rules, alerts.cooldown_ms()))
+    /// An aggregator of windows of `windows` (a zero size or tick counts as
+    /// 1 ms; [`WindowConfig::validate`] rejects them).
+    ///
+    /// ```
+    /// use spate_operators::windows::{WindowAggregator, WindowConfig};
+    /// let aggregator = WindowAggregator::new(&WindowConfig::default());
+    /// ```
+    pub fn new(windows: &WindowConfig) -> Self {
+        Self::with_wall_base(windows, wall_clock_ms())
     }
 
-    /// An aggregator evaluating already validated `rules`.
-    pub fn with_rules(windows: &WindowConfig, rules: Vec<Rule>, cooldown_ms: i64) -> Self {
-        Self::with_wall_base(windows, rules, cooldown_ms, wall_clock_ms())
-    }
-
-    fn with_wall_base(
-        windows: &WindowConfig,
-        rules: Vec<Rule>,
-        cooldown_ms: i64,
-        wall_base_ms: i64,
-    ) -> Self {
+    /// Reads processing time as if the wall clock showed `wall_base_ms` now
+    /// (tests replaying old event times).
+    pub fn with_wall_base(windows: &WindowConfig, wall_base_ms: i64) -> Self {
         WindowAggregator {
             state: WindowState::new(
                 windows.size_ms(),
                 windows.lateness_ms(),
                 windows.idle_timeout_ms(),
             ),
-            evaluator: AlertEvaluator::new(rules, windows.size_ms(), cooldown_ms),
             tick: Duration::from_millis(windows.tick_ms.max(1)),
             wall_base_ms,
             clock_base: Instant::now(),
             late_reported: 0,
-            shared: false,
             sent_until: None,
         }
-    }
-
-    /// Shared-window mode ([`crate::alerts::shared`]): the rules are not run
-    /// on this process's partial counts; every closed window is sent, and
-    /// every move of `closed_until_ms` (also without a window, so the router
-    /// sees silence and resolutions).
-    pub fn shared(mut self) -> Self {
-        self.shared = true;
-        self
     }
 
     /// Processing time, wall-clock milliseconds, advancing with tokio's clock.
@@ -168,35 +140,35 @@ impl WindowAggregator {
         Ok(())
     }
 
-    /// Closes what the watermark passed, evaluates the rules, sends the result
-    /// if there is any.
+    /// Closes what the watermark passed and sends it, or the move of the
+    /// closed bound, if there is any.
     async fn close_and_send(&mut self, ctx: &mut Ctx<WindowOutput>) -> ActorResult {
         let now = self.now_ms();
         let windows = self.state.advance(now);
         let closed_until_ms = self.state.closed_until_ms();
-        let alerts = match closed_until_ms {
-            Some(until) if !self.shared => self.evaluator.evaluate(&windows, until, now),
-            _ => Vec::new(),
-        };
         metrics::counter!("spate_windows_closed_total").increment(windows.len() as u64);
         metrics::gauge!("spate_window_open").set(self.state.open_windows() as f64);
         if let Some(wm) = self.state.watermark_ms() {
             metrics::gauge!("spate_window_watermark_lag_seconds")
                 .set(now.saturating_sub(wm) as f64 / 1000.0);
         }
-        // A bound moving before any window closed says nothing to the router.
-        let moved = self.shared && self.sent_until.is_some() && closed_until_ms > self.sent_until;
-        if windows.is_empty() && alerts.is_empty() && !moved {
+        if !should_send(windows.len(), self.sent_until, closed_until_ms) {
             return Ok(());
         }
         self.sent_until = closed_until_ms;
         ctx.send(Batch::unacked(WindowOutput {
             windows,
-            alerts,
             closed_until_ms,
         }))
         .await
     }
+}
+
+/// Whether to send an output: when windows closed, or when the closed bound
+/// moved since the last output (a bound moving before any window closed
+/// says nothing to the router).
+fn should_send(closed: usize, sent_until: Option<i64>, closed_until: Option<i64>) -> bool {
+    closed > 0 || (sent_until.is_some() && closed_until > sent_until)
 }
 
 /// The columns the aggregator reads, downcast once per part.
@@ -270,21 +242,19 @@ impl Actor for WindowAggregator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use spate_engine::testkit::{CaptureSink, LeakCheck, ScriptedSource};
     use spate_engine::{ActorOptions, GraphBuilder};
 
     use super::*;
-    use crate::alerts::record::AlertState;
-    use crate::alerts::rules::{compile_rules, default_rules};
     use crate::decode::DecodeStats;
     use crate::event::EventBatch;
 
-    const T: i64 = 1_795_428_000_000; // 2026-11-23T10:00Z
-    const MIN: i64 = 60_000;
+    pub(crate) const T: i64 = 1_795_428_000_000; // 2026-11-23T10:00Z
+    pub(crate) const MIN: i64 = 60_000;
 
     /// A `LogBatch` of events (ts, service, severity, tags).
-    fn log_batch(rows: &[(i64, &str, Severity, &[&str])]) -> LogBatch {
+    pub(crate) fn log_batch(rows: &[(i64, &str, Severity, &[&str])]) -> LogBatch {
         let mut b = EventBatch::default();
         for (i, (ts, service, severity, tags)) in rows.iter().enumerate() {
             b.event_id.push(&format!("test:{i}"));
@@ -308,7 +278,7 @@ mod tests {
         LogBatch::from_events(b, Vec::new(), &DecodeStats::default()).unwrap()
     }
 
-    fn repeat(
+    pub(crate) fn repeat(
         n: usize,
         ts: i64,
         service: &'static str,
@@ -319,8 +289,10 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn counts_closes_alerts_and_idles_end_to_end() {
+    /// The three batches of the end-to-end tests: 14 errors and some INFO
+    /// of api and web in the window at `T`; one event of each six minutes
+    /// later (closing it); a late error and an api event at `T + 12 min`.
+    pub(crate) fn script() -> [LogBatch; 3] {
         let mut first = repeat(14, T + 1_000, "api", Severity::Error);
         first.extend(repeat(5, T + 2_000, "api", Severity::Info));
         first.extend(repeat(3, T + 3_000, "web", Severity::Info));
@@ -333,9 +305,12 @@ mod tests {
             (T + 1_500, "api", Severity::Error, &[][..]), // late
             (T + 12 * MIN, "api", Severity::Info, &[][..]),
         ];
-        let source =
-            ScriptedSource::new([log_batch(&first), log_batch(&second), log_batch(&third)])
-                .until_stopped();
+        [log_batch(&first), log_batch(&second), log_batch(&third)]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_closes_and_idles_end_to_end() {
+        let source = ScriptedSource::new(script()).until_stopped();
         let sink = CaptureSink::<WindowOutput>::new();
         let mut g = GraphBuilder::new();
         let s = source.clone();
@@ -343,10 +318,8 @@ mod tests {
         g.actor(
             "windows",
             || {
-                let rules = compile_rules(&default_rules()).unwrap();
                 // Processing time one hour after the events (a replay).
-                let config = WindowConfig::default();
-                WindowAggregator::with_wall_base(&config, rules, 900_000, T + 60 * MIN)
+                WindowAggregator::with_wall_base(&WindowConfig::default(), T + 60 * MIN)
             },
             ActorOptions::default(),
         );
@@ -371,32 +344,21 @@ mod tests {
         assert_eq!(w0[0].severity, [5, 0, 14, 0]);
         assert_eq!((w0[1].service.as_str(), w0[1].events), ("web", 4));
         assert_eq!(w0[1].tags.get("http_5xx"), Some(&1));
-        assert_eq!(out[0].alerts.len(), 1);
-        let firing = &out[0].alerts[0];
-        assert_eq!(firing.id, format!("error_burst:api:{T}:firing"));
-        assert_eq!(firing.raised_at_ms, T + 60 * MIN);
-        // The late error was not added to the second window; the burst resolved.
+        assert_eq!(out[0].closed_until_ms, Some(T + 5 * MIN));
+        // The late error was not added to the second window.
         let w1 = &out[1].windows;
         assert_eq!(w1[0].window_start_ms, T + 5 * MIN);
         assert_eq!(w1[0].severity, [1, 0, 0, 0]);
-        let resolved = &out[1].alerts;
-        assert_eq!(resolved.len(), 1);
-        assert_eq!(resolved[0].state, AlertState::Resolved);
-        assert_eq!(resolved[0].window_start_ms, T + 5 * MIN);
+        assert_eq!(out[1].closed_until_ms, Some(T + 10 * MIN));
 
-        // Idle: the clock closes the last window, and both services fall silent.
+        // Idle: the clock closes the last window, and the bound jumps to
+        // processing time minus the lateness.
         tokio::time::sleep(Duration::from_secs(30)).await;
         let out = sink.delivered();
         assert_eq!(out.len(), 3, "{out:#?}");
         assert_eq!(out[2].windows.len(), 1);
         assert_eq!(out[2].windows[0].window_start_ms, T + 10 * MIN);
-        let silent: Vec<(&str, i64)> = out[2]
-            .alerts
-            .iter()
-            .map(|a| (a.service.as_str(), a.window_start_ms))
-            .collect();
-        assert_eq!(silent, [("web", T + 10 * MIN), ("api", T + 15 * MIN)]);
-        assert!(out[2].alerts.iter().all(|a| a.rule == "silence"));
+        assert_eq!(out[2].closed_until_ms, Some(T + 55 * MIN));
 
         pipeline.stop();
         pipeline.join().await.unwrap();
@@ -404,7 +366,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn shared_mode_sends_windows_and_closed_bounds_without_alerts() {
+    async fn sends_windows_then_every_move_of_the_closed_bound() {
         let errors = repeat(14, T + 1_000, "api", Severity::Error);
         let source = ScriptedSource::new([log_batch(&errors)]).until_stopped();
         let sink = CaptureSink::<WindowOutput>::new();
@@ -414,15 +376,8 @@ mod tests {
         g.actor(
             "windows",
             || {
-                let rules = compile_rules(&default_rules()).unwrap();
                 // Processing time just after the window's end plus lateness.
-                WindowAggregator::with_wall_base(
-                    &WindowConfig::default(),
-                    rules,
-                    900_000,
-                    T + 6 * MIN,
-                )
-                .shared()
+                WindowAggregator::with_wall_base(&WindowConfig::default(), T + 6 * MIN)
             },
             ActorOptions::default(),
         );
@@ -431,24 +386,33 @@ mod tests {
         g.connect("source", "windows").connect("windows", "alerts");
         let pipeline = g.build().unwrap().spawn();
 
-        // Idle: the window closes by the clock; no rule ran here.
+        // Idle: the window closes by the clock.
         tokio::time::sleep(Duration::from_secs(31)).await;
         let out = sink.delivered();
         assert_eq!(out.len(), 1, "{out:#?}");
         assert_eq!(out[0].windows.len(), 1);
         assert_eq!(out[0].windows[0].severity, [0, 0, 14, 0]);
-        assert!(out[0].alerts.is_empty());
         assert_eq!(out[0].closed_until_ms, Some(T + 5 * MIN));
         // Five minutes on, the next (empty) window closes: its bound is sent
         // alone, once.
         tokio::time::sleep(Duration::from_secs(300)).await;
         let out = sink.delivered();
         assert_eq!(out.len(), 2, "{out:#?}");
-        assert!(out[1].windows.is_empty() && out[1].alerts.is_empty());
+        assert!(out[1].windows.is_empty());
         assert_eq!(out[1].closed_until_ms, Some(T + 10 * MIN));
 
         pipeline.stop();
         pipeline.join().await.unwrap();
+    }
+
+    #[test]
+    fn outputs_go_when_windows_close_or_the_bound_moves_after_a_first() {
+        // Before any window closed, a moving bound is not sent.
+        assert!(!should_send(0, None, Some(T)));
+        assert!(should_send(2, None, Some(T)));
+        assert!(should_send(1, Some(T), Some(T)));
+        assert!(should_send(0, Some(T), Some(T + 5 * MIN)));
+        assert!(!should_send(0, Some(T), Some(T)));
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! [`DynamoHotStore`]: the questions of the hot store answered from DynamoDB
-//! (recent events, alerts), and the alert router's
-//! [`AlertStore`](crate::alerts::record::AlertStore) (windows merged with
-//! `ADD`, alerts raised once with a conditional transaction), and the
-//! [`SharedWindowStore`] of shared-window mode (merged counts read back
+//! (recent events, alerts), and the alert router's [`AlertStore`] (windows
+//! merged with `ADD`, alerts raised once with a conditional transaction) and
+//! its shared [`WindowStore`] (partial counts added, merged counts read back
 //! strongly consistent, alerts claimed).
 
 use std::collections::HashMap;
@@ -16,7 +15,8 @@ use super::items::{
     hot_event, key_ms, n, s, service_pk, severity_attr, window_pk, window_record,
 };
 use super::{DynamoHotConfig, DynamoHotError};
-use crate::alerts::record::{AlertRecord, AlertStore, SharedWindowStore, WindowRecord};
+use crate::alerts::record::{AlertRecord, AlertStore, AlertStoreError, WindowRecord};
+use crate::alerts::window_store::WindowStore;
 use crate::event::{Severity, wall_clock_ms};
 use crate::sinks::hot::{HotEvent, RecentQuery};
 
@@ -268,11 +268,12 @@ impl DynamoHotStore {
     /// thread (not a runtime worker).
     pub fn all_alerts_blocking(&self) -> Result<Vec<AlertRecord>, String> {
         self.block_on(self.alerts(0, None, usize::MAX >> 1))
+            .map_err(|e| e.to_string())
     }
 
     /// [`Self::all_windows`] for a caller on a blocking thread.
     pub fn all_windows_blocking(&self) -> Result<Vec<WindowRecord>, String> {
-        self.block_on(self.all_windows())
+        self.block_on(self.all_windows()).map_err(|e| e.to_string())
     }
 
     /// Adds a closed window's counts to its item (atomic `ADD`, so the
@@ -375,7 +376,7 @@ impl DynamoHotStore {
         }
     }
 
-    /// Claims and records an alert ([`SharedWindowStore::claim_alert`]):
+    /// Claims and records an alert ([`WindowStore::claim`]):
     /// [`DynamoHotStore::record_alert`], and when that loses, true still if
     /// the claim is this store's own (an earlier attempt whose answer was
     /// lost).
@@ -402,7 +403,7 @@ impl DynamoHotStore {
     }
 
     /// The merged window counts of `services` for windows starting in
-    /// `[from_ms, until_ms)` ([`SharedWindowStore::merged_windows`]): one
+    /// `[from_ms, until_ms)` ([`WindowStore::merged`]): one
     /// strongly consistent Query per service; ordered by window start, then
     /// service.
     pub async fn merged_windows(
@@ -440,13 +441,13 @@ impl DynamoHotStore {
     fn block_on<T: Send>(
         &self,
         work: impl std::future::Future<Output = Result<T, DynamoHotError>> + Send,
-    ) -> Result<T, String> {
+    ) -> Result<T, AlertStoreError> {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| self.runtime.block_on(work))
                 .join()
-                .map_err(|_| "dynamodb hot store call panicked".to_string())?
-                .map_err(|e| e.to_string())
+                .map_err(|_| AlertStoreError::Internal("dynamodb hot store call panicked".into()))?
+                .map_err(AlertStoreError::from)
         })
     }
 
@@ -474,14 +475,25 @@ fn sort_key(item: &Item) -> &str {
 
 impl AlertStore for DynamoHotStore {
     /// Runs [`DynamoHotStore::record_all`] (from any thread).
-    fn record(&self, windows: &[WindowRecord], alerts: &[AlertRecord]) -> Result<(), String> {
+    fn record(
+        &self,
+        windows: &[WindowRecord],
+        alerts: &[AlertRecord],
+    ) -> Result<(), AlertStoreError> {
         self.block_on(self.record_all(windows, alerts))
     }
 }
 
-impl SharedWindowStore for DynamoHotStore {
-    /// [`DynamoHotStore::record_window`] for each (from any thread).
-    fn add_windows(&self, windows: &[WindowRecord]) -> Result<(), String> {
+/// The table as the window store shared by every process writing to it
+/// (from any thread).
+impl WindowStore for DynamoHotStore {
+    /// Always: every process of the table adds to the same counts.
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    /// [`DynamoHotStore::record_window`] for each.
+    fn add(&self, windows: &[WindowRecord]) -> Result<(), AlertStoreError> {
         self.block_on(async {
             for w in windows {
                 self.record_window(w).await?;
@@ -490,20 +502,18 @@ impl SharedWindowStore for DynamoHotStore {
         })
     }
 
-    /// [`DynamoHotStore::merged_windows`] (from any thread).
-    fn merged_windows(
+    /// [`DynamoHotStore::merged_windows`].
+    fn merged(
         &self,
         services: &[String],
         from_ms: i64,
         until_ms: i64,
-    ) -> Result<Vec<WindowRecord>, String> {
-        self.block_on(DynamoHotStore::merged_windows(
-            self, services, from_ms, until_ms,
-        ))
+    ) -> Result<Vec<WindowRecord>, AlertStoreError> {
+        self.block_on(self.merged_windows(services, from_ms, until_ms))
     }
 
-    /// [`DynamoHotStore::claim_alert`] (from any thread).
-    fn claim_alert(&self, alert: &AlertRecord) -> Result<bool, String> {
-        self.block_on(DynamoHotStore::claim_alert(self, alert))
+    /// [`DynamoHotStore::claim_alert`].
+    fn claim(&self, alert: &AlertRecord) -> Result<bool, AlertStoreError> {
+        self.block_on(self.claim_alert(alert))
     }
 }

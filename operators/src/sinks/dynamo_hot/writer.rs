@@ -3,7 +3,7 @@
 //!
 //! For each [`LogBatch`] it picks the rows at or above the configured
 //! severity, buffers them with the batch's ack, and writes them every
-//! `commit_interval_ms` (on `tick`) or as soon as `max_buffered_rows` are
+//! `commit_interval` (on `tick`) or as soon as `max_buffered_rows` are
 //! buffered; only once every item is applied are the held acks delivered. A
 //! batch without hot rows is delivered at once.
 //!
@@ -43,10 +43,10 @@ pub struct DynamoHotWriter<W: BatchWrite> {
 impl<W: BatchWrite> DynamoHotWriter<W> {
     /// A writer through `writer` (a
     /// [`DynamoBatchWriter`](super::DynamoBatchWriter) on `config.table`)
-    /// with `config`'s threshold and commit policy.
-    pub fn new(writer: W, config: &DynamoHotConfig) -> Result<Self, DynamoHotError> {
-        config.validate()?;
-        Ok(DynamoHotWriter {
+    /// with `config`'s threshold and commit policy; `config` passed
+    /// [`DynamoHotConfig::validate`].
+    pub fn new(writer: W, config: &DynamoHotConfig) -> Self {
+        DynamoHotWriter {
             writer,
             policy: RetryPolicy::default(),
             ttl_secs: config.ttl_secs(),
@@ -57,7 +57,7 @@ impl<W: BatchWrite> DynamoHotWriter<W> {
                 "spate_dynamo_hot_buffered_rows",
                 "dynamodb hot writer stopped before writing the batch",
             ),
-        })
+        }
     }
 
     /// Replaces the retry policy of BatchWriteItem.
@@ -214,7 +214,7 @@ mod tests {
         let r = recorder.clone();
         graph.actor(
             "hot",
-            move || DynamoHotWriter::new(r.clone(), &config()).unwrap(),
+            move || DynamoHotWriter::new(r.clone(), &config()),
             ActorOptions::default(),
         );
         graph.connect("src", "hot");
@@ -239,9 +239,8 @@ mod tests {
     async fn a_failed_write_fails_the_held_batches() {
         let recorder = Recorder::default();
         *recorder.down.lock().unwrap() = true;
-        let mut writer = DynamoHotWriter::new(recorder.clone(), &config())
-            .unwrap()
-            .with_retry_policy(RetryPolicy {
+        let mut writer =
+            DynamoHotWriter::new(recorder.clone(), &config()).with_retry_policy(RetryPolicy {
                 max_attempts: 2,
                 ..RetryPolicy::default()
             });

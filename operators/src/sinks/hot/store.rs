@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
 use super::rows::{EventColumns, HotRows, opt_str};
 use super::{HotError, schema};
-use crate::alerts::record::{AlertRecord, AlertStore, WindowRecord};
+use crate::alerts::record::{AlertRecord, AlertStore, AlertStoreError, WindowRecord};
 
 /// Rows deleted per statement by [`HotStore::expire`], so that a large backlog
 /// never holds the write lock for long.
@@ -309,8 +309,12 @@ fn count(n: u64) -> i64 {
 }
 
 impl AlertStore for HotStore {
-    fn record(&self, windows: &[WindowRecord], alerts: &[AlertRecord]) -> Result<(), String> {
-        self.upsert(windows, alerts).map_err(|e| e.to_string())
+    fn record(
+        &self,
+        windows: &[WindowRecord],
+        alerts: &[AlertRecord],
+    ) -> Result<(), AlertStoreError> {
+        Ok(self.upsert(windows, alerts)?)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! For each [`LogBatch`] it picks the rows at or above the configured severity,
 //! buffers them with the batch's ack, and commits them in one transaction every
-//! `commit_interval_ms` (on `tick`) or as soon as `max_buffered_rows` are
+//! `commit_interval` (on `tick`) or as soon as `max_buffered_rows` are
 //! buffered; only then are the held acks delivered. A batch without hot rows is
 //! delivered at once. Retention runs from `tick` every [`EXPIRE_INTERVAL`].
 //!
@@ -44,10 +44,10 @@ pub struct HotWriter {
 
 impl HotWriter {
     /// A writer into `store` with `config`'s severity threshold and commit
-    /// policy (the store's retention applies to expiry).
-    pub fn new(store: HotStore, config: &HotConfig) -> Result<Self, HotError> {
-        config.validate()?;
-        Ok(HotWriter {
+    /// policy (the store's retention applies to expiry); `config` passed
+    /// [`HotConfig::validate`].
+    pub fn new(store: HotStore, config: &HotConfig) -> Self {
+        HotWriter {
             store,
             commit_interval: Duration::from_millis(config.commit_interval_ms),
             buffer: HotBuffer::new(
@@ -59,7 +59,7 @@ impl HotWriter {
             // The first expiry runs at the first tick: a restarted process
             // catches up at once.
             next_expire: Instant::now(),
-        })
+        }
     }
 
     /// Rows waiting for the next commit.
@@ -176,7 +176,7 @@ mod tests {
         let store = store.clone();
         graph.actor(
             "hot",
-            move || HotWriter::new(store.clone(), &config).unwrap(),
+            move || HotWriter::new(store.clone(), &config),
             ActorOptions::default(),
         );
         graph.connect("src", "hot");

@@ -21,9 +21,9 @@
 //!
 //! Encoding happens in `handle`, so a writer that cannot keep up stops taking
 //! batches and the stages before it wait. Memory is bounded: a partition's row
-//! group is flushed to its file once it buffers `max_row_group_mib`, and row
+//! group is flushed to its file once it buffers `max_row_group_size`, and row
 //! groups are flushed largest-first when all files together buffer more than
-//! `max_buffered_mib`.
+//! `max_buffered_size`.
 //!
 //! # Shutdown
 //!
@@ -51,6 +51,7 @@ use self::dead_letters::DeadLetterFile;
 use self::part_file::{PartFile, writer_properties};
 use self::partition::PartitionKey;
 use self::rolling::{OpenFilesStats, RollPolicy, should_roll};
+use crate::component::ConfigError;
 use crate::event::wall_clock_ms;
 use crate::log_batch::{EventCounts, LogBatch};
 use crate::sinks::s3_lake::{S3Target, S3UploadError};
@@ -109,7 +110,7 @@ impl From<LakeError> for ActorError {
 }
 
 /// `[lake]`: where and how the Parquet lake is written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
     /// Directory of the lake. Default: `<data-dir>/lake`.
@@ -117,22 +118,52 @@ pub struct LakeConfig {
     pub path: Option<PathBuf>,
     /// Commit when any open file reaches this size (MiB). Athena prefers
     /// files of 128 MiB and more.
-    #[serde(default = "default_max_file_mib")]
+    #[serde(
+        rename = "max_file_size",
+        alias = "max_file_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_file_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_file_mib: u64,
     /// Commit when the oldest open file is this old (seconds): the longest a
     /// row waits before it is visible and its source is acknowledged.
-    #[serde(default = "default_max_file_age_secs")]
+    #[serde(
+        rename = "max_file_age",
+        alias = "max_file_age_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_max_file_age_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub max_file_age_secs: u64,
     /// Commit when all open files together reach this size (MiB). Open files
     /// hold memory (about 4 MiB each plus what grows with their size), so this
     /// bounds memory as much as latency; raise it for bigger files.
-    #[serde(default = "default_max_open_mib")]
+    #[serde(
+        rename = "max_open_size",
+        alias = "max_open_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_open_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_open_mib: u64,
     /// Flush a partition's row group to its file once it buffers this much (MiB).
-    #[serde(default = "default_max_row_group_mib")]
+    #[serde(
+        rename = "max_row_group_size",
+        alias = "max_row_group_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_row_group_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_row_group_mib: u64,
     /// Flush row groups, largest first, when all files buffer more than this (MiB).
-    #[serde(default = "default_max_buffered_mib")]
+    #[serde(
+        rename = "max_buffered_size",
+        alias = "max_buffered_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_buffered_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_buffered_mib: u64,
     /// Rows per Parquet row group at most.
     #[serde(default = "default_row_group_rows")]
@@ -192,6 +223,33 @@ impl Default for LakeConfig {
 }
 
 impl LakeConfig {
+    /// Checks the settings (and `[lake.s3]`'s) without I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=22).contains(&self.zstd_level) {
+            return Err(ConfigError::new(
+                "zstd_level",
+                format!("must be between 1 and 22, got {}", self.zstd_level),
+            ));
+        }
+        for (key, value) in [
+            ("max_file_size", self.max_file_mib),
+            ("max_open_size", self.max_open_mib),
+            ("max_file_age", self.max_file_age_secs),
+            ("max_row_group_size", self.max_row_group_mib),
+            ("max_buffered_size", self.max_buffered_mib),
+            ("writers", self.writers as u64),
+            ("row_group_rows", self.row_group_rows as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if let Some(s3) = &self.s3 {
+            s3.validate().map_err(|e| e.within("s3"))?;
+        }
+        Ok(())
+    }
+
     /// The roll policy these settings describe.
     pub fn roll_policy(&self) -> RollPolicy {
         RollPolicy {
@@ -248,11 +306,6 @@ impl LakeSettings {
         lake_dir: &Path,
         dead_letter_dir: &Path,
     ) -> Result<Self, LakeError> {
-        if config.max_file_mib == 0 || config.max_open_mib == 0 {
-            return Err(LakeError::Config(
-                "file sizes must be at least 1 MiB".into(),
-            ));
-        }
         Ok(LakeSettings {
             target: LakeTarget::Local,
             lake_dir: lake_dir.to_path_buf(),

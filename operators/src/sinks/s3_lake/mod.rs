@@ -4,9 +4,9 @@
 //! locally (into a staging directory); with [`LakeTarget::S3`] it then uploads the
 //! committed file to `s3://<bucket>/<prefix>logs/dt=…/hour=…/service=…/<name>`,
 //! removes the local copy, and only then delivers the acks of the rows in it.
-//! Files under [`S3LakeConfig::multipart_threshold_mib`] go up with one
+//! Files under [`S3LakeConfig::multipart_threshold`] go up with one
 //! PutObject; larger ones as a multipart upload in parts of
-//! [`S3LakeConfig::part_size_mib`] (S3's minimum part is 5 MiB). Each request is
+//! [`S3LakeConfig::part_size`] (S3's minimum part is 5 MiB). Each request is
 //! retried with exponential backoff; a multipart upload that fails is aborted.
 //! An object appears whole or not at all, so readers never see partial files.
 //! Dead-letter files take the same path, to `<prefix>deadletter/dt=…/<name>.ndjson`
@@ -32,12 +32,14 @@ use serde::{Deserialize, Serialize};
 use spate_engine::ErrorClass;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::component::ConfigError;
+
 const MIB: u64 = 1024 * 1024;
 /// S3's smallest allowed part (all but the last).
 const MIN_PART_BYTES: u64 = 5 * MIB;
 
 /// `[lake.s3]`: the lake in an S3 bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3LakeConfig {
     /// Bucket of the lake.
@@ -48,10 +50,22 @@ pub struct S3LakeConfig {
     pub prefix: String,
     /// Files smaller than this (MiB) are uploaded with one PutObject; larger
     /// ones with a multipart upload.
-    #[serde(default = "default_multipart_threshold_mib")]
+    #[serde(
+        rename = "multipart_threshold",
+        alias = "multipart_threshold_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_multipart_threshold_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub multipart_threshold_mib: u64,
     /// Part size of multipart uploads (MiB, at least 5).
-    #[serde(default = "default_part_size_mib")]
+    #[serde(
+        rename = "part_size",
+        alias = "part_size_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_part_size_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub part_size_mib: u64,
     /// Attempts per request before the commit fails.
     #[serde(default = "default_max_attempts")]
@@ -78,6 +92,28 @@ impl S3LakeConfig {
             part_size_mib: default_part_size_mib(),
             max_attempts: default_max_attempts(),
         }
+    }
+}
+
+impl S3LakeConfig {
+    /// Checks the settings without I/O (S3's 5 MiB part minimum included).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bucket.is_empty() {
+            return Err(ConfigError::new("bucket", "must not be empty"));
+        }
+        if self.part_size_mib * MIB < MIN_PART_BYTES {
+            return Err(ConfigError::new("part_size", "must be at least 5"));
+        }
+        if self.multipart_threshold_mib == 0 {
+            return Err(ConfigError::new(
+                "multipart_threshold",
+                "must be at least 1",
+            ));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new("max_attempts", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 
@@ -154,21 +190,12 @@ pub struct S3Target {
 }
 
 impl S3Target {
-    /// A target from the config; see [`crate::aws::AwsConfig::s3_client`].
+    /// A target from settings checked by [`S3LakeConfig::validate`]; see
+    /// [`crate::aws::AwsConfig::s3_client`].
     pub fn new(client: aws_sdk_s3::Client, config: &S3LakeConfig) -> Result<Self, S3UploadError> {
-        if config.bucket.is_empty() {
-            return Err(S3UploadError::Config("bucket is empty".into()));
-        }
-        if config.part_size_mib * MIB < MIN_PART_BYTES {
-            return Err(S3UploadError::Config(
-                "part_size_mib must be at least 5".into(),
-            ));
-        }
-        if config.multipart_threshold_mib == 0 || config.max_attempts == 0 {
-            return Err(S3UploadError::Config(
-                "multipart_threshold_mib and max_attempts must be at least 1".into(),
-            ));
-        }
+        config
+            .validate()
+            .map_err(|e| S3UploadError::Config(e.to_string()))?;
         Ok(S3Target {
             client,
             bucket: config.bucket.clone(),

@@ -6,9 +6,6 @@ use spate_engine::{ActorError, ErrorClass, RetryHint};
 /// Failures of the Kinesis source.
 #[derive(Debug, thiserror::Error)]
 pub enum KinesisError {
-    /// The configuration is unusable.
-    #[error("kinesis config: {0}")]
-    Config(String),
     /// The stream was set up outside a Tokio runtime.
     #[error("kinesis stream must be created inside a tokio runtime")]
     NoRuntime,
@@ -71,11 +68,10 @@ impl KinesisError {
         }
     }
 
-    /// Whose fault it is: configuration and missing resources are bad input,
+    /// Whose fault it is: missing or forbidden resources are bad input,
     /// other service failures external, the rest internal.
     pub fn class(&self) -> ErrorClass {
         match self {
-            KinesisError::Config(_) => ErrorClass::BadInput,
             KinesisError::Kinesis { code, .. } | KinesisError::Dynamo { code, .. } => {
                 if code.as_deref().is_some_and(|c| CONFIG_CODES.contains(&c)) {
                     ErrorClass::BadInput

@@ -45,6 +45,7 @@
 //! drains; [`SqsQueue::settled`] waits for their deletes.
 
 pub mod body;
+mod config;
 mod keeper;
 
 use std::sync::Arc;
@@ -52,106 +53,20 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::Message;
-use serde::{Deserialize, Serialize};
 use spate_engine::{Ack, AckToken, ActorError, ActorResult, Batch, Ctx, Source, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 
 use self::body::{classify_body, count_lines};
+pub use self::config::{SqsConfig, SqsKind};
 use self::keeper::{Keeper, Settle};
 use super::{ChunkFormat, RawChunk};
 use crate::aws::queue_name;
 use crate::event::wall_clock_ms;
 
-/// One SQS queue to consume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqsConfig {
-    /// URL of the queue (`https://sqs.<region>.amazonaws.com/<account>/<name>`).
-    pub queue_url: String,
-    /// Concurrent long-polling receivers.
-    #[serde(default = "default_pollers")]
-    pub pollers: usize,
-    /// Long-poll wait of a receive (seconds, 0 to 20).
-    #[serde(default = "default_wait_time_secs")]
-    pub wait_time_secs: u32,
-    /// Visibility timeout asked for on receive and on each extension (seconds).
-    #[serde(default = "default_visibility_timeout_secs")]
-    pub visibility_timeout_secs: u32,
-    /// Messages per receive (1 to 10).
-    #[serde(default = "default_max_messages")]
-    pub max_messages: u32,
-    /// Extend the visibility of messages still in flight past half their
-    /// timeout, so slow commits (large lake files) do not cause redelivery.
-    #[serde(default = "default_extend_visibility")]
-    pub extend_visibility: bool,
-}
-
-fn default_pollers() -> usize {
-    4
-}
-fn default_wait_time_secs() -> u32 {
-    20
-}
-fn default_visibility_timeout_secs() -> u32 {
-    60
-}
-fn default_max_messages() -> u32 {
-    10
-}
-fn default_extend_visibility() -> bool {
-    true
-}
-
-impl SqsConfig {
-    /// The defaults for the queue at `queue_url`.
-    pub fn new(queue_url: impl Into<String>) -> Self {
-        SqsConfig {
-            queue_url: queue_url.into(),
-            pollers: default_pollers(),
-            wait_time_secs: default_wait_time_secs(),
-            visibility_timeout_secs: default_visibility_timeout_secs(),
-            max_messages: default_max_messages(),
-            extend_visibility: default_extend_visibility(),
-        }
-    }
-
-    /// Checks the limits SQS imposes.
-    pub fn validate(&self) -> Result<(), SqsError> {
-        let bad = |msg: &str| Err(SqsError::Config(msg.to_string()));
-        if self.queue_url.is_empty() {
-            return bad("queue_url is empty");
-        }
-        if self.pollers == 0 {
-            return bad("pollers must be at least 1");
-        }
-        if self.wait_time_secs > 20 {
-            return bad("wait_time_secs must be 0 to 20");
-        }
-        if !(1..=10).contains(&self.max_messages) {
-            return bad("max_messages must be 1 to 10");
-        }
-        if !(1..=43_200).contains(&self.visibility_timeout_secs) {
-            return bad("visibility_timeout_secs must be 1 to 43200");
-        }
-        Ok(())
-    }
-}
-
-impl Default for SqsConfig {
-    /// The defaults with an empty `queue_url` (which [`SqsConfig::validate`]
-    /// rejects).
-    fn default() -> Self {
-        SqsConfig::new("")
-    }
-}
-
 /// Failures of the SQS source.
 #[derive(Debug, thiserror::Error)]
 pub enum SqsError {
-    /// The configuration is unusable.
-    #[error("sqs config: {0}")]
-    Config(String),
     /// The queue was set up outside a Tokio runtime.
     #[error("sqs queue must be created inside a tokio runtime")]
     NoRuntime,
@@ -161,10 +76,9 @@ pub enum SqsError {
 }
 
 impl SqsError {
-    /// Whose fault it is: configuration is bad input; the rest are bugs.
+    /// Whose fault it is: both are bugs.
     pub fn class(&self) -> spate_engine::ErrorClass {
         match self {
-            SqsError::Config(_) => spate_engine::ErrorClass::BadInput,
             SqsError::NoRuntime | SqsError::PollersEnded(_) => spate_engine::ErrorClass::Internal,
         }
     }
@@ -221,10 +135,9 @@ pub struct SqsQueue {
 }
 
 impl SqsQueue {
-    /// Validates the config and starts the settling task; must be called inside
-    /// a Tokio runtime.
+    /// Starts the settling task for a queue whose settings passed
+    /// [`SqsKind`]'s validation; must be called inside a Tokio runtime.
     pub fn new(client: aws_sdk_sqs::Client, config: SqsConfig) -> Result<Arc<Self>, SqsError> {
-        config.validate()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SqsError::NoRuntime)?;
         let (settle, rx) = mpsc::unbounded_channel();
         let progress = Arc::new(SqsProgress::default());
@@ -453,55 +366,6 @@ fn receive_backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn config_defaults_match_serde_defaults() {
-        let parsed: SqsConfig =
-            serde_json::from_value(serde_json::json!({ "queue_url": "http://q/1/logs" })).unwrap();
-        assert_eq!(parsed, SqsConfig::new("http://q/1/logs"));
-        assert_eq!(parsed.pollers, 4);
-        assert_eq!(parsed.wait_time_secs, 20);
-        assert_eq!(parsed.visibility_timeout_secs, 60);
-        assert_eq!(parsed.max_messages, 10);
-        assert!(parsed.extend_visibility);
-        assert!(parsed.validate().is_ok());
-        let unknown = serde_json::from_value::<SqsConfig>(
-            serde_json::json!({ "queue_url": "q", "poolers": 2 }),
-        );
-        assert!(unknown.is_err());
-    }
-
-    #[test]
-    fn invalid_limits_are_rejected() {
-        let base = SqsConfig::new("http://q/1/logs");
-        let cases = [
-            SqsConfig {
-                max_messages: 11,
-                ..base.clone()
-            },
-            SqsConfig {
-                max_messages: 0,
-                ..base.clone()
-            },
-            SqsConfig {
-                wait_time_secs: 21,
-                ..base.clone()
-            },
-            SqsConfig {
-                pollers: 0,
-                ..base.clone()
-            },
-            SqsConfig {
-                visibility_timeout_secs: 0,
-                ..base.clone()
-            },
-            SqsConfig::default(),
-        ];
-        for c in cases {
-            let err = c.validate().unwrap_err();
-            assert_eq!(err.class(), spate_engine::ErrorClass::BadInput, "{err}");
-        }
-    }
 
     #[test]
     fn receive_backoff_grows_and_caps() {

@@ -1,6 +1,7 @@
-//! Unit tests of the shared-window mode, with an in-memory shared store.
+//! Unit tests of the decisions over a shared window store, with an in-memory
+//! fake of the store several processes share.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
@@ -12,8 +13,8 @@ use spate_engine::{Pipeline, Source};
 use super::*;
 use crate::alerts::outputs::AlertOutput;
 use crate::alerts::outputs::file::FileOutput;
+use crate::alerts::record::{AlertStore, AlertStoreError};
 use crate::alerts::router::AlertRouter;
-use crate::alerts::rules::{compile_rules, default_rules};
 
 const W: i64 = 300_000;
 const T0: i64 = 1_795_428_000_000; // 2026-11-23T10:00Z
@@ -45,6 +46,7 @@ struct Process {
     shared: Arc<Shared>,
     id: usize,
     adds: AtomicUsize,
+    hot_records: AtomicUsize,
     fail_adds: bool,
     fail_claims: bool,
 }
@@ -55,28 +57,42 @@ impl Process {
             shared: shared.clone(),
             id,
             adds: AtomicUsize::new(0),
+            hot_records: AtomicUsize::new(0),
             fail_adds: false,
             fail_claims: false,
         })
     }
 }
 
-impl SharedWindowStore for Process {
-    fn add_windows(&self, windows: &[WindowRecord]) -> Result<(), String> {
+/// Counts the calls: with a shared window store the router must not record
+/// windows or notices a second time.
+impl AlertStore for Process {
+    fn record(&self, _: &[WindowRecord], _: &[AlertRecord]) -> Result<(), AlertStoreError> {
+        self.hot_records.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl WindowStore for Process {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn add(&self, windows: &[WindowRecord]) -> Result<(), AlertStoreError> {
         if self.fail_adds {
-            return Err("throttled".into());
+            return Err(AlertStoreError::External("throttled".into()));
         }
         self.shared.add(windows);
         self.adds.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
-    fn merged_windows(
+    fn merged(
         &self,
         services: &[String],
         from_ms: i64,
         until_ms: i64,
-    ) -> Result<Vec<WindowRecord>, String> {
+    ) -> Result<Vec<WindowRecord>, AlertStoreError> {
         let kept = self.shared.windows.lock().unwrap();
         Ok(kept
             .iter()
@@ -85,9 +101,9 @@ impl SharedWindowStore for Process {
             .collect())
     }
 
-    fn claim_alert(&self, alert: &AlertRecord) -> Result<bool, String> {
+    fn claim(&self, alert: &AlertRecord) -> Result<bool, AlertStoreError> {
         if self.fail_claims {
-            return Err("unavailable".into());
+            return Err(AlertStoreError::External("unavailable".into()));
         }
         let mut claims = self.shared.claims.lock().unwrap();
         Ok(*claims.entry(alert.id.clone()).or_insert(self.id) == self.id)
@@ -108,7 +124,6 @@ fn window(start: i64, service: &str, severity: [u64; 4]) -> WindowRecord {
 fn output(windows: Vec<WindowRecord>, closed_until_ms: i64) -> WindowOutput {
     WindowOutput {
         windows,
-        alerts: Vec::new(),
         closed_until_ms: Some(closed_until_ms),
     }
 }
@@ -142,12 +157,16 @@ impl Source for TimedSource {
 }
 
 fn router(process: &Arc<Process>, file: &Path, stats: &Arc<ClaimStats>) -> AlertRouter {
-    let rules = compile_rules(&default_rules()).unwrap();
-    let store: Arc<dyn SharedWindowStore> = process.clone();
-    let shared = SharedWindows::new(store, &WindowConfig::default(), rules, 900_000)
-        .with_stats(stats.clone());
     let outputs = vec![AlertOutput::File(FileOutput::open(file).unwrap())];
-    AlertRouter::with_outputs(outputs, None).with_shared(shared)
+    // Like the DynamoDB table, the shared store is also the hot store.
+    let store: Arc<dyn AlertStore> = process.clone();
+    AlertRouter::with_outputs(
+        outputs,
+        &WindowConfig::default(),
+        Some(store),
+        process.clone(),
+    )
+    .with_claim_stats(stats.clone())
 }
 
 /// A router fed by `source`, writing to `file`.
@@ -269,6 +288,7 @@ async fn two_routers_fed_seven_and_seven_raise_one_burst_of_fourteen() {
     for node in [&a, &b] {
         assert_eq!(*node.acks.lock().unwrap(), [(true, 1), (true, 2)]);
         assert_eq!(node.process.adds.load(Ordering::SeqCst), 2);
+        assert_eq!(node.process.hot_records.load(Ordering::SeqCst), 0);
     }
 
     for node in [a, b] {
@@ -350,6 +370,7 @@ async fn store_failures_fall_back_to_local_counts_and_sending() {
         shared: shared.clone(),
         id: 1,
         adds: AtomicUsize::new(0),
+        hot_records: AtomicUsize::new(0),
         fail_adds: true,
         fail_claims: true,
     });
