@@ -272,7 +272,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format,
                 },
         } => {
-            let config = load_config(config.as_deref())?;
+            let config = load_config(config.as_deref())?.config;
             let mut out = std::io::stdout().lock();
             return journal_cli::run(&config.journal, &data_dir, format, &mut out);
         }
