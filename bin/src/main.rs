@@ -6,6 +6,7 @@ mod duration_arg;
 mod health;
 mod hot_cli;
 mod ingest;
+mod journal_cli;
 mod metric_catalog;
 mod query;
 mod run;
@@ -101,6 +102,28 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Inspect the ingest journal behind HTTP push.
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalAction {
+    /// Read every segment and report records and damaged ranges, changing
+    /// nothing; exit status 3 when damage holding uncommitted events is found.
+    Check {
+        /// Configuration file (for `[journal] dir`); built-in defaults when absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The data dir of `spate run`.
+        #[arg(long, default_value = "./spate-data")]
+        data_dir: PathBuf,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: journal_cli::CheckFormat,
     },
 }
 
@@ -285,6 +308,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}: ok", file.display());
             }
         },
+        Command::Journal {
+            action:
+                JournalAction::Check {
+                    config,
+                    data_dir,
+                    format,
+                },
+        } => {
+            let config = load_config(config.as_deref())?.config;
+            let mut out = std::io::stdout().lock();
+            return journal_cli::run(&config.journal, &data_dir, format, &mut out);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

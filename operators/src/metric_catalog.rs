@@ -244,8 +244,20 @@ pub const JOURNAL: &[MetricDef] = &[
     MetricDef::counter(
         "spate_journal_torn_records_total",
         &[],
-        "Torn or corrupt journal records skipped (a crash mid-write).",
+        "Torn tails cut off the newest journal segment at open (also counted in spate_journal_damaged_records_total{kind=\"torn_tail\"}).",
     ),
+    MetricDef::counter(
+        "spate_journal_damaged_records_total",
+        &["kind"],
+        "Damaged journal ranges skipped (one or more records each), by kind: torn_tail (end of the newest segment, most likely never acknowledged) or middle (may have been acknowledged); a copy of each is in deadletter/journal/.",
+    )
+    .at_start(&[&["torn_tail"], &["middle"]]),
+    MetricDef::counter(
+        "spate_journal_damaged_bytes_total",
+        &["kind"],
+        "Bytes of damaged journal ranges skipped, by kind (torn_tail, middle); copied to deadletter/journal/.",
+    )
+    .at_start(&[&["torn_tail"], &["middle"]]),
     MetricDef::counter(
         "spate_journal_resent_ranges_total",
         &[],

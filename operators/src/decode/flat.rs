@@ -217,11 +217,13 @@ impl Scanner<'_> {
         let mut j = start;
         let mut v: i64 = 0;
         while let Some(&c) = self.b.get(j).filter(|c| c.is_ascii_digit()) {
-            v = v * 10 + i64::from(c - b'0');
-            j += 1;
-            if j - start > 18 {
+            // A 19th digit could overflow: refuse before multiplying (the
+            // general parser takes such numbers).
+            if j - start == 18 {
                 return None;
             }
+            v = v * 10 + i64::from(c - b'0');
+            j += 1;
         }
         let digits = j - start;
         if digits == 0
@@ -346,6 +348,7 @@ mod tests {
             r#"{"a":1}"#,
             r#"{ "a" : "x" , "b": -12, "c":[1,{"d":null}], "e":{} }"#,
             r#"{"a":true,"b":false,"c":0}"#,
+            r#"{"a":999999999999999999,"b":-999999999999999999}"#,
         ] {
             assert!(scan(ok, &mut m), "{ok}");
         }
@@ -362,6 +365,9 @@ mod tests {
             r#"{"a":1"#,
             r#"{"a"}"#,
             r#"{"a":1234567890123456789}"#,
+            // 19 digits beyond i64 (found by fuzzing: overflowed in debug).
+            r#"{"a":9999999999999999999}"#,
+            r#"{"a":-9223372036854775809}"#,
             r#"{"a":tru}"#,
         ] {
             assert!(!scan(bail, &mut m), "{bail}");

@@ -47,6 +47,17 @@ pub(super) fn load(dir: &Path) -> Result<u64, JournalError> {
     }
 }
 
+/// The saved checkpoint (0 when there is none or it is unreadable), without
+/// changing anything.
+pub(super) fn peek(dir: &Path) -> Result<u64, JournalError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    match fs::read(&path) {
+        Ok(text) => Ok(serde_json::from_slice::<CheckpointFile>(&text).map_or(0, |f| f.committed)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(JournalError::io("read", &path, e)),
+    }
+}
+
 /// Saves `committed` atomically.
 pub(super) fn save(dir: &Path, committed: u64) -> Result<(), JournalError> {
     let tmp = dir.join(CHECKPOINT_TMP);

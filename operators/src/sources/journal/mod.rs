@@ -28,16 +28,25 @@
 //! position of their first record (20 digits), and `checkpoint.json`.
 //! A record's *logical position* is the number of payload bytes of every
 //! record before it (headers excluded), so adjacent line records are contiguous
-//! in position space. Each record is a 29-byte header (payload length, CRC32,
-//! position, ingest time, line count, format) and its payload; see the
-//! `segment` module. Segments roll at the first group commit after they reach
-//! `segment_size`.
+//! in position space. Each record is a 40-byte header (magic, payload length,
+//! position, ingest time, line count, format, payload CRC32, header CRC32) and
+//! its payload; see the `segment` module (which also reads the 29-byte
+//! headers of segments written before this format). Segments roll at the first
+//! group commit after they reach `segment_size`.
 //!
-//! On [`Journal::open`] every segment is validated: a record whose length,
-//! CRC or position does not check (a crash in the middle of an append that was
-//! therefore never acknowledged) is cut off with a warning and
-//! `spate_journal_torn_records_total`, and segments below the checkpoint are
-//! deleted.
+//! On [`Journal::open`] every segment not yet passed by the checkpoint is
+//! validated. Bytes that are not valid records (a flipped bit, a zeroed page,
+//! a torn write) never make it drop the records after them: they are copied
+//! to `<data-dir>/deadletter/journal/`, logged with what was damaged, how
+//! many bytes and where the copy is, counted in
+//! `spate_journal_damaged_records_total{kind}` and
+//! `spate_journal_damaged_bytes_total{kind}`, and skipped; reading resumes at
+//! the next valid record. Damage at the end of the newest segment is a torn
+//! tail (most likely an append cut by a crash before its fsync, never
+//! acknowledged) and is cut off; damage anywhere else held records that may
+//! have been acknowledged and is reported as an error. Segments below the
+//! checkpoint are deleted. `spate journal check` ([`check()`]) reports the
+//! same without changing anything.
 //!
 //! # Delivery
 //!
@@ -67,24 +76,32 @@
 //! [`Journal::close`] to stop the writer after the appends already queued.
 //! Anything not committed is replayed on the next start.
 
+mod check;
 mod checkpoint;
 mod config;
+mod damage;
 mod error;
 mod reader;
 mod recovery;
+mod scan;
 mod segment;
 mod source;
 mod writer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+pub use self::check::{
+    DamageCheck, DecodedRecord, DecodedSegment, JournalCheck, SegmentCheck, check, decode_segment,
+};
 pub use self::config::JournalConfig;
+pub use self::damage::DamageKind;
 pub use self::error::JournalError;
+pub use self::scan::{DamagedRange, LostRecord};
 pub use self::segment::JournalRecord;
 pub use self::source::JournalSource;
 pub use self::writer::{Appended, JournalWriter};
@@ -94,6 +111,35 @@ use super::commit_tracker::CommitTracker;
 
 /// Source name of journal chunks: event ids are `http:<position>`.
 pub const SOURCE_NAME: &str = "http";
+
+/// Where copies of damaged journal bytes go, for a journal whose default
+/// directory is `default_dir` (`<data-dir>/journal`):
+/// `<data-dir>/deadletter/journal`.
+pub fn dead_letter_dir(default_dir: &Path) -> PathBuf {
+    default_dir
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .join(crate::sinks::lake::dead_letters::DEAD_LETTER_DIR)
+        .join("journal")
+}
+
+/// What the reader may read of one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Extent {
+    /// Durable bytes of the file.
+    pub len: u64,
+    /// Start of the next segment, `None` for the active one.
+    pub next_start: Option<u64>,
+    /// The durable end position when `len` was read.
+    pub durable: u64,
+}
+
+impl Extent {
+    /// The position of whatever follows the segment's last durable byte.
+    pub fn resume_at_end(&self) -> u64 {
+        self.next_start.unwrap_or(self.durable)
+    }
+}
 
 /// A snapshot of the journal's positions and sizes, for `/readyz` and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,9 +176,15 @@ impl JournalStats {
 /// State shared by the journal handle, the writer thread and the source.
 pub(super) struct Shared {
     dir: PathBuf,
+    /// Where copies of damaged bytes go.
+    dead_dir: PathBuf,
     limits: Limits,
-    /// Start position → file bytes of every segment; the last is the active one.
+    /// Start position → file bytes of every segment; the last is the active
+    /// one. The writer publishes a new durable end while holding it, so the
+    /// active segment's length and `durable` read under it agree.
     segments: Mutex<BTreeMap<u64, u64>>,
+    /// (segment start, file offset) of damaged ranges already reported.
+    damaged: Mutex<BTreeSet<(u64, u64)>>,
     /// Position after the last fsynced record.
     durable: watch::Sender<u64>,
     /// Position up to which the pipeline has taken records.
@@ -159,6 +211,50 @@ impl Shared {
         // Every update is a single insert, remove or store: a panic while the
         // lock is held cannot leave the map inconsistent.
         self.segments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The readable extent of the segment starting at `start`, `None` when
+    /// it is gone.
+    fn extent(&self, start: u64) -> Option<Extent> {
+        let segments = self.segments();
+        let len = *segments.get(&start)?;
+        let next_start = segments.range(start + 1..).next().map(|(&s, _)| s);
+        Some(Extent {
+            len,
+            next_start,
+            durable: self.durable(),
+        })
+    }
+
+    /// Keeps a copy of damaged bytes met while reading, reports them and lets
+    /// the reader skip them; once per range. An error (no copy could be made)
+    /// stops the reader before it skips anything.
+    fn damage_found(
+        &self,
+        segment_start: u64,
+        path: &Path,
+        range: &DamagedRange,
+        resume_position: Option<u64>,
+    ) -> Result<(), JournalError> {
+        let key = (segment_start, range.offset);
+        let mut damaged = self.damaged.lock().unwrap_or_else(|p| p.into_inner());
+        if damaged.contains(&key) {
+            tracing::debug!(path = %path.display(), offset = range.offset,
+                "journal: skipping damaged bytes already reported");
+            return Ok(());
+        }
+        let damage = damage::Damage {
+            segment: path,
+            segment_start,
+            range,
+            kind: DamageKind::Middle,
+            resume_position,
+            checkpoint: self.checkpointed.load(Ordering::Acquire),
+        };
+        let copy = damage::preserve(&self.dead_dir, &damage)?;
+        damage::report(&damage, &copy);
+        damaged.insert(key);
+        Ok(())
     }
 
     fn tracker(&self) -> CommitTracker {
@@ -272,16 +368,18 @@ impl Journal {
     /// Opens (creating if needed) the journal in `config.dir`, or in
     /// `default_dir` (normally `<data-dir>/journal`) when that is unset;
     /// recovers from a crash (see the module docs) and starts the writer
-    /// thread. Blocking (it reads every segment): call it at startup, before
-    /// serving.
+    /// thread. Copies of damaged bytes go to [`dead_letter_dir`] of
+    /// `default_dir` (`<data-dir>/deadletter/journal`). Blocking (it reads
+    /// every segment): call it at startup, before serving.
     pub fn open(config: &JournalConfig, default_dir: &Path) -> Result<Journal, JournalError> {
         let limits = config.limits()?;
         let dir = config
             .dir
             .clone()
             .unwrap_or_else(|| default_dir.to_path_buf());
+        let dead_dir = dead_letter_dir(default_dir);
         std::fs::create_dir_all(&dir).map_err(|e| JournalError::io("create", &dir, e))?;
-        let recovered = recovery::recover(&dir)?;
+        let recovered = recovery::recover(&dir, &dead_dir)?;
         let disk_bytes = recovered.segments.values().sum();
         let (active_start, active_len) = recovered
             .segments
@@ -297,8 +395,10 @@ impl Journal {
         );
         let shared = Arc::new(Shared {
             dir,
+            dead_dir,
             limits,
             segments: Mutex::new(recovered.segments),
+            damaged: Mutex::new(recovered.damaged),
             durable: watch::Sender::new(recovered.next_position),
             read_position: AtomicU64::new(recovered.checkpoint),
             disk_bytes: AtomicU64::new(disk_bytes),
@@ -368,6 +468,8 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+#[cfg(test)]
+mod corruption_tests;
 #[cfg(test)]
 mod fixtures;
 
@@ -460,10 +562,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_torn_tail_is_cut_and_appends_continue_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("journal");
+        let cfg = JournalConfig::default();
         {
-            let journal = Journal::open(&cfg, dir.path()).unwrap();
+            let journal = Journal::open(&cfg, &dir).unwrap();
             let writer = journal.writer();
             writer
                 .append(vec![JournalRecord::lines(&b"kept\n"[..], 1)])
@@ -472,7 +575,7 @@ mod tests {
             journal.close();
         }
         // A crash in the middle of the next append: half a record.
-        let segment = segment_path(dir.path(), 0);
+        let segment = segment_path(&dir, 0);
         let mut bytes = std::fs::read(&segment).unwrap();
         let good = bytes.len();
         let mut torn = Vec::new();
@@ -485,8 +588,13 @@ mod tests {
         bytes.extend_from_slice(&torn[..torn.len() - 4]);
         std::fs::write(&segment, &bytes).unwrap();
 
-        let journal = Journal::open(&cfg, dir.path()).unwrap();
+        let journal = Journal::open(&cfg, &dir).unwrap();
         assert_eq!(std::fs::metadata(&segment).unwrap().len(), good as u64);
+        // The cut bytes are kept.
+        let copies: Vec<_> = std::fs::read_dir(data.path().join("deadletter/journal"))
+            .unwrap()
+            .collect();
+        assert_eq!(copies.len(), 1);
         assert_eq!(journal.stats().appended_position, 5);
         let next = journal
             .writer()

@@ -1,9 +1,15 @@
 //! Reading chunks of durable records from the segment files (blocking; the
 //! source runs these on the blocking pool).
+//!
+//! Only bytes below a segment's durable length are read. Damaged bytes met on
+//! the way (which recovery did not see: they appeared while running) are
+//! copied to the dead-letter area, reported and skipped like at recovery; a
+//! chunk never spans them, so every event keeps its position.
 
 use super::Shared;
 use super::error::JournalError;
-use super::segment::{NextRecord, SegmentReader, seek_position, segment_path};
+use super::scan::{NextRecord, Payload, SegmentReader, seek_position};
+use super::segment::segment_path;
 use crate::sources::ChunkFormat;
 
 /// Where the next record is read.
@@ -39,22 +45,35 @@ pub(super) fn locate(shared: &Shared, position: u64) -> Result<Cursor, JournalEr
             .map(|(&start, _)| start)
             .ok_or_else(|| JournalError::Corrupt("the journal has no segment".into()))?
     };
+    let extent = shared.extent(segment);
     let path = segment_path(&shared.dir, segment);
-    let reader = seek_position(&path, segment, position)
-        .map_err(|e| JournalError::io("read", &path, e))?
-        .map_err(|why| JournalError::Corrupt(format!("{}: {why}", path.display())))?;
-    Ok(Cursor {
+    let (reader, crossed) = seek_position(&path, segment, position, extent.map(|e| e.len))
+        .map_err(|e| JournalError::io("read", &path, e))?;
+    for range in &crossed {
+        let resume = range
+            .next_position
+            .or_else(|| extent.map(|e| e.resume_at_end()));
+        shared.damage_found(segment, &path, range, resume)?;
+    }
+    let mut cursor = Cursor {
         segment,
         offset: reader.offset(),
         position: reader.position(),
-    })
+    };
+    if crossed.last().is_some_and(|r| r.next_position.is_none())
+        && let Some(resume) = extent.map(|e| e.resume_at_end())
+    {
+        cursor.position = cursor.position.max(resume);
+    }
+    Ok(cursor)
 }
 
 /// Reads from `cursor` the records below `end` that form one chunk: adjacent
 /// line records up to `max_bytes` (at least one record), or one CloudWatch
-/// payload; with `exact`, every record below `end`. Moves to the next segment
-/// at the end of one. Returns the chunk (none when nothing is below `end`)
-/// and the cursor after it.
+/// payload; with `exact`, every record below `end` up to damaged bytes.
+/// Moves to the next segment at the end of one, and past damaged bytes.
+/// Returns the chunk (none when nothing is below `end`) and the cursor after
+/// it.
 pub(super) fn read_chunk(
     shared: &Shared,
     mut cursor: Cursor,
@@ -69,29 +88,32 @@ pub(super) fn read_chunk(
         }
         let path = segment_path(&shared.dir, cursor.segment);
         let io = |e| JournalError::io("read", &path, e);
-        let mut reader = match SegmentReader::open(&path, cursor.offset, cursor.position) {
-            Ok(reader) => reader,
+        let extent = shared.extent(cursor.segment);
+        let opened = match extent {
+            Some(extent) => {
+                SegmentReader::open(&path, cursor.offset, cursor.position, Some(extent.len))
+            }
+            None => Err(std::io::ErrorKind::NotFound.into()),
+        };
+        let (mut reader, extent) = match (opened, extent) {
+            (Ok(reader), Some(extent)) => (reader, extent),
             // The checkpoint passed the segment the cursor was at the end of,
             // and deleted it: the position is in a later segment.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !relocated => {
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound && !relocated => {
                 relocated = true;
                 cursor = locate(shared, cursor.position)?;
                 continue;
             }
-            Err(e) => return Err(io(e)),
+            (Err(e), _) => return Err(io(e)),
+            (Ok(_), None) => unreachable!("a reader is opened only with an extent"),
         };
         let mut chunk: Option<ChunkRead> = None;
-        let mut invalid = None;
+        let mut resume_at_end = None;
+        let mut stopped_at = None;
         while reader.position() < end {
-            let header = match reader.peek_header().map_err(io)? {
-                Ok(Some(header)) => header,
-                Ok(None) => break,
-                Err(why) => {
-                    invalid = Some(why);
-                    break;
-                }
-            };
-            if let Some(c) = &chunk {
+            if let Some(c) = &chunk
+                && let Some(header) = reader.peek_header().map_err(io)?
+            {
                 let fits = exact
                     || (c.format == ChunkFormat::Lines
                         && header.format == ChunkFormat::Lines
@@ -100,7 +122,7 @@ pub(super) fn read_chunk(
                     break;
                 }
             }
-            match reader.next(true).map_err(io)? {
+            match reader.next(Payload::Load).map_err(io)? {
                 NextRecord::Record(header, payload) => {
                     let c = chunk.get_or_insert_with(|| ChunkRead {
                         first_position: header.position,
@@ -125,45 +147,55 @@ pub(super) fn read_chunk(
                     }
                 }
                 NextRecord::End => break,
-                NextRecord::Invalid(why) => {
-                    invalid = Some(why);
-                    break;
+                NextRecord::Damaged(range) => {
+                    // A chunk's events take their positions from its first
+                    // byte: it never spans a gap. Send what was read; the
+                    // next read starts at the damage.
+                    if chunk.is_some() {
+                        stopped_at = Some((range.offset, range.position));
+                        break;
+                    }
+                    let resume = range.next_position.or(Some(extent.resume_at_end()));
+                    shared.damage_found(cursor.segment, &path, &range, resume)?;
+                    if range.next_position.is_none() {
+                        resume_at_end = resume;
+                    }
                 }
             }
         }
-        let after = Cursor {
+        let (offset, position) = stopped_at.unwrap_or((reader.offset(), reader.position()));
+        let mut after = Cursor {
             segment: cursor.segment,
-            offset: reader.offset(),
-            position: reader.position(),
+            offset,
+            position,
         };
-        if chunk.is_some() {
+        if let Some(resume) = resume_at_end {
+            after.position = after.position.max(resume);
+        }
+        if chunk.is_some() || after.offset < reader.len() {
+            // A chunk, or damaged bytes skipped up to a record at or past
+            // `end`.
             return Ok((chunk, after));
         }
-        // Nothing readable here: the segment ended (or is damaged); go on with
-        // the next one.
-        let next = shared
-            .segments()
-            .range(cursor.segment + 1..)
-            .next()
-            .map(|(&start, _)| start);
-        let Some(next) = next else {
-            let why = invalid.unwrap_or("durable records missing");
-            return Err(JournalError::Corrupt(format!(
-                "{} at position {}: {why}",
-                path.display(),
-                after.position
-            )));
-        };
-        if let Some(why) = invalid {
-            metrics::counter!("spate_journal_torn_records_total").increment(1);
-            tracing::error!(path = %path.display(), position = after.position, why,
-                "journal: unreadable records skipped up to the next segment");
+        // Nothing readable here: the segment ended; go on with the next one.
+        match extent.next_start {
+            Some(next) => {
+                cursor = Cursor {
+                    segment: next,
+                    offset: 0,
+                    position: after.position.max(next),
+                };
+            }
+            // Damaged bytes were skipped: progress.
+            None if after.position > cursor.position => return Ok((None, after)),
+            None => {
+                return Err(JournalError::Corrupt(format!(
+                    "{} at position {}: durable records missing",
+                    path.display(),
+                    after.position
+                )));
+            }
         }
-        cursor = Cursor {
-            segment: next,
-            offset: 0,
-            position: after.position.max(next),
-        };
     }
 }
 

@@ -1,24 +1,46 @@
 //! The on-disk record format and segment files.
 //!
 //! A segment file `<start>.seg` (`start` zero-padded to 20 digits) holds the
-//! records whose logical positions begin at `start`, back to back:
+//! records whose logical positions begin at `start`, back to back. Records are
+//! written in format v1:
 //!
 //! ```text
 //! offset  size  field
-//!      0     4  payload length, u32 little-endian
-//!      4     4  CRC32 of bytes 8.. of the header and of the payload, u32 LE
+//!      0     4  magic F7 4A 52 31 ("\xF7JR1"; 0xF7 never occurs in UTF-8 text)
+//!      4     4  payload length, u32 little-endian
 //!      8     8  logical position, u64 LE (payload bytes of every earlier record)
 //!     16     8  ingest time, UTC milliseconds, i64 LE
 //!     24     4  number of lines, u32 LE
 //!     28     1  format: 0 lines, 1 CloudWatch Logs payload
+//!     29     3  zero
+//!     32     4  CRC32 of the payload, u32 LE
+//!     36     4  CRC32 of header bytes 0..36, u32 LE
+//!     40     …  payload
+//! ```
+//!
+//! The header has its own checksum, so a record whose payload is damaged
+//! still tells where it ends and which positions it held, and the magic lets a
+//! reader find the next record after bytes that are not one
+//! ([`scan`](super::scan)).
+//!
+//! Segments written before v1 hold v0 records, which are still read (a
+//! segment may hold v0 records followed by v1 ones: the first appends of an
+//! upgraded process go to the segment that was active):
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  payload length, u32 LE (never the v1 magic: that would be 827 MB)
+//!      4     4  CRC32 of bytes 8.. of the header and of the payload, u32 LE
+//!      8     8  logical position, u64 LE
+//!     16     8  ingest time, UTC milliseconds, i64 LE
+//!     24     4  number of lines, u32 LE
+//!     28     1  format
 //!     29     …  payload
 //! ```
 //!
-//! A record is valid when its whole payload is present, its CRC checks and its
-//! position is the one expected after the record before it.
+//! A record is valid when its whole payload is present, its checksums check
+//! and its position is the one expected after the record before it.
 
-use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -26,8 +48,14 @@ use bytes::Bytes;
 use super::error::JournalError;
 use crate::sources::ChunkFormat;
 
-/// Bytes of a record header.
-pub(super) const HEADER_LEN: usize = 29;
+/// Bytes of a record header (format v1, the one written).
+pub(super) const HEADER_LEN: usize = 40;
+
+/// Bytes of a format v0 record header.
+pub(super) const V0_HEADER_LEN: usize = 29;
+
+/// The first bytes of every v1 record.
+pub(super) const MAGIC: [u8; 4] = [0xF7, b'J', b'R', b'1'];
 
 /// File name suffix of segments.
 const SEGMENT_SUFFIX: &str = ".seg";
@@ -74,35 +102,147 @@ impl JournalRecord {
     }
 }
 
+/// The record formats a segment may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Version {
+    /// Written before the header had its own checksum (read only).
+    V0,
+    /// Magic, header checksum and payload checksum.
+    V1,
+}
+
 /// The fixed fields of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct RecordHeader {
+    pub version: Version,
     pub len: u32,
-    pub crc: u32,
     pub position: u64,
     pub ingest_ts_ms: i64,
     pub lines: u32,
     pub format: ChunkFormat,
+    /// The CRC32 the payload must have, continued from `checksum_seed`.
+    pub checksum: u32,
+    /// v0: the CRC32 of header bytes 8..29 (the v0 checksum covers them and
+    /// the payload); v1: 0.
+    pub checksum_seed: u32,
+}
+
+/// What the bytes at an offset hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeaderParse {
+    /// A header: checked by its own CRC (v1), or merely well-formed (v0,
+    /// whose checksum covers the payload too).
+    Header(RecordHeader),
+    /// Fewer bytes than a header.
+    Short,
+    /// Not a header.
+    Invalid(&'static str),
+}
+
+fn u32_at(raw: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]])
+}
+
+fn u64_at(raw: &[u8], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&raw[i..i + 8]);
+    u64::from_le_bytes(b)
+}
+
+fn format_of(byte: u8) -> Option<ChunkFormat> {
+    match byte {
+        0 => Some(ChunkFormat::Lines),
+        1 => Some(ChunkFormat::CloudWatchPayload),
+        _ => None,
+    }
 }
 
 impl RecordHeader {
-    /// Parses a header; `None` when the format byte is unknown.
-    fn parse(raw: &[u8; HEADER_LEN]) -> Option<Self> {
-        let u32_at = |i: usize| u32::from_le_bytes(raw[i..i + 4].try_into().unwrap_or_default());
-        let u64_at = |i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().unwrap_or_default());
-        let format = match raw[28] {
-            0 => ChunkFormat::Lines,
-            1 => ChunkFormat::CloudWatchPayload,
-            _ => return None,
+    /// Parses the header at the start of `raw` (which may hold more bytes).
+    pub fn parse(raw: &[u8]) -> HeaderParse {
+        if raw.len() >= MAGIC.len() && raw[..MAGIC.len()] == MAGIC {
+            return Self::parse_v1(raw);
+        }
+        Self::parse_v0(raw)
+    }
+
+    /// Parses a v1 header: magic and header CRC.
+    pub fn parse_v1(raw: &[u8]) -> HeaderParse {
+        if raw.len() < HEADER_LEN {
+            return HeaderParse::Short;
+        }
+        if raw[..MAGIC.len()] != MAGIC {
+            return HeaderParse::Invalid("no record magic");
+        }
+        if crc32fast::hash(&raw[..36]) != u32_at(raw, 36) {
+            return HeaderParse::Invalid("record header checksum mismatch");
+        }
+        let Some(format) = format_of(raw[28]) else {
+            return HeaderParse::Invalid("unknown record format");
         };
-        Some(RecordHeader {
-            len: u32_at(0),
-            crc: u32_at(4),
-            position: u64_at(8),
-            ingest_ts_ms: u64_at(16) as i64,
-            lines: u32_at(24),
+        HeaderParse::Header(RecordHeader {
+            version: Version::V1,
+            len: u32_at(raw, 4),
+            position: u64_at(raw, 8),
+            ingest_ts_ms: u64_at(raw, 16) as i64,
+            lines: u32_at(raw, 24),
             format,
+            checksum: u32_at(raw, 32),
+            checksum_seed: 0,
         })
+    }
+
+    /// Parses a v0 header: only its format byte and length can be checked
+    /// before the payload is read.
+    pub fn parse_v0(raw: &[u8]) -> HeaderParse {
+        if raw.len() < V0_HEADER_LEN {
+            return HeaderParse::Short;
+        }
+        let Some(format) = format_of(raw[28]) else {
+            return HeaderParse::Invalid("unknown record format");
+        };
+        let len = u32_at(raw, 0);
+        if len == 0 {
+            // The writer never stores empty records.
+            return HeaderParse::Invalid("empty record");
+        }
+        HeaderParse::Header(RecordHeader {
+            version: Version::V0,
+            len,
+            position: u64_at(raw, 8),
+            ingest_ts_ms: u64_at(raw, 16) as i64,
+            lines: u32_at(raw, 24),
+            format,
+            checksum: u32_at(raw, 4),
+            checksum_seed: crc32fast::hash(&raw[8..V0_HEADER_LEN]),
+        })
+    }
+
+    /// Bytes of this header on disk.
+    pub fn header_len(&self) -> u64 {
+        match self.version {
+            Version::V0 => V0_HEADER_LEN as u64,
+            Version::V1 => HEADER_LEN as u64,
+        }
+    }
+
+    /// Bytes of the whole record on disk.
+    pub fn record_len(&self) -> u64 {
+        self.header_len() + u64::from(self.len)
+    }
+
+    /// True when the header checked by its own CRC, so its length and
+    /// position can be trusted even when the payload is damaged.
+    pub fn trusted(&self) -> bool {
+        self.version == Version::V1
+    }
+
+    /// A checksum over the payload, to feed and then [`PayloadCheck::ok`].
+    pub fn payload_check(&self) -> PayloadCheck {
+        PayloadCheck {
+            hasher: crc32fast::Hasher::new_with_initial(self.checksum_seed),
+            expected: self.checksum,
+        }
     }
 
     /// Position after this record.
@@ -111,8 +251,26 @@ impl RecordHeader {
     }
 }
 
-/// Appends the framed `record` at logical `position` to `out`; returns the
-/// payload length stored.
+/// A payload checksum being computed.
+pub(super) struct PayloadCheck {
+    hasher: crc32fast::Hasher,
+    expected: u32,
+}
+
+impl PayloadCheck {
+    /// Feeds the next payload bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+    }
+
+    /// True when the payload fed matches the header's checksum.
+    pub fn ok(self) -> bool {
+        self.hasher.finalize() == self.expected
+    }
+}
+
+/// Appends the framed `record` at logical `position` to `out` (format v1);
+/// returns the payload length stored.
 pub(super) fn encode(
     out: &mut Vec<u8>,
     position: u64,
@@ -123,28 +281,61 @@ pub(super) fn encode(
         bytes: record.bytes.len(),
     })?;
     let start = out.len();
+    out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&position.to_le_bytes());
     out.extend_from_slice(&record.ingest_ts_ms.to_le_bytes());
     let lines = u32::try_from(record.lines).unwrap_or(u32::MAX);
     out.extend_from_slice(&lines.to_le_bytes());
-    out.push(match record.format {
+    out.push(format_byte(record.format));
+    out.extend_from_slice(&[0; 3 + 4 + 4]);
+    out.extend_from_slice(&record.bytes);
+    if stored > record.bytes.len() as u64 {
+        out.push(b'\n');
+    }
+    let payload_crc = crc32fast::hash(&out[start + HEADER_LEN..]);
+    out[start + 32..start + 36].copy_from_slice(&payload_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&out[start..start + 36]);
+    out[start + 36..start + 40].copy_from_slice(&header_crc.to_le_bytes());
+    Ok(stored)
+}
+
+fn format_byte(format: ChunkFormat) -> u8 {
+    match format {
         ChunkFormat::Lines => 0,
         ChunkFormat::CloudWatchPayload => 1,
-    });
+    }
+}
+
+/// Appends `record` at `position` in format v0, as versions before v1 wrote
+/// it (tests of reading old segments).
+#[cfg(test)]
+pub(super) fn encode_v0(out: &mut Vec<u8>, position: u64, record: &JournalRecord) -> u64 {
+    let stored = record.stored_len();
+    let start = out.len();
+    out.extend_from_slice(&(stored as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&position.to_le_bytes());
+    out.extend_from_slice(&record.ingest_ts_ms.to_le_bytes());
+    out.extend_from_slice(&(record.lines as u32).to_le_bytes());
+    out.push(format_byte(record.format));
     out.extend_from_slice(&record.bytes);
     if stored > record.bytes.len() as u64 {
         out.push(b'\n');
     }
     let crc = crc32fast::hash(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    Ok(stored)
+    stored
 }
 
 /// Path of the segment starting at `start`.
 pub(super) fn segment_path(dir: &Path, start: u64) -> PathBuf {
-    dir.join(format!("{start:020}{SEGMENT_SUFFIX}"))
+    dir.join(segment_name(start))
+}
+
+/// File name of the segment starting at `start`.
+pub(super) fn segment_name(start: u64) -> String {
+    format!("{start:020}{SEGMENT_SUFFIX}")
 }
 
 /// The start position a segment file name encodes, `None` for other files.
@@ -156,181 +347,9 @@ pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Why reading a record stopped.
-#[derive(Debug)]
-pub(super) enum NextRecord {
-    /// A valid record.
-    Record(RecordHeader, Vec<u8>),
-    /// The end of the file, exactly at a record boundary.
-    End,
-    /// Bytes that are not a valid record (torn write or corruption).
-    Invalid(&'static str),
-}
-
-/// Sequential reader of a segment's records from a given file offset.
-pub(super) struct SegmentReader {
-    file: BufReader<File>,
-    /// File offset of the next record.
-    offset: u64,
-    /// File length when opened.
-    file_len: u64,
-    /// Position the next record must carry.
-    expected: u64,
-}
-
-impl SegmentReader {
-    /// Opens `path` at file `offset`, where the record at `position` begins.
-    pub fn open(path: &Path, offset: u64, position: u64) -> io::Result<Self> {
-        let file = File::open(path)?;
-        let file_len = file.metadata()?.len();
-        let mut file = BufReader::with_capacity(256 * 1024, file);
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(SegmentReader {
-            file,
-            offset,
-            file_len,
-            expected: position,
-        })
-    }
-
-    /// File offset of the next record.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// Position of the next record.
-    pub fn position(&self) -> u64 {
-        self.expected
-    }
-
-    /// Reads the next header without consuming it.
-    pub fn peek_header(&mut self) -> io::Result<Result<Option<RecordHeader>, &'static str>> {
-        let remaining = self.file_len.saturating_sub(self.offset);
-        if remaining == 0 {
-            return Ok(Ok(None));
-        }
-        if remaining < HEADER_LEN as u64 {
-            return Ok(Err("partial record header"));
-        }
-        let mut raw = [0u8; HEADER_LEN];
-        self.file.read_exact(&mut raw)?;
-        self.file.seek_relative(-(HEADER_LEN as i64))?;
-        let Some(header) = RecordHeader::parse(&raw) else {
-            return Ok(Err("unknown record format"));
-        };
-        if header.position != self.expected {
-            return Ok(Err("record position out of sequence"));
-        }
-        if u64::from(header.len) > remaining - HEADER_LEN as u64 {
-            return Ok(Err("partial record payload"));
-        }
-        Ok(Ok(Some(header)))
-    }
-
-    /// Reads the next record (`load_payload` false skips the payload and its
-    /// CRC check, for seeking).
-    pub fn next(&mut self, load_payload: bool) -> io::Result<NextRecord> {
-        let header = match self.peek_header()? {
-            Ok(Some(h)) => h,
-            Ok(None) => return Ok(NextRecord::End),
-            Err(why) => return Ok(NextRecord::Invalid(why)),
-        };
-        let mut raw = [0u8; HEADER_LEN];
-        let payload = if load_payload {
-            self.file.read_exact(&mut raw)?;
-            let mut payload = vec![0u8; header.len as usize];
-            self.file.read_exact(&mut payload)?;
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&raw[8..]);
-            crc.update(&payload);
-            if crc.finalize() != header.crc {
-                self.file.seek(SeekFrom::Start(self.offset))?;
-                return Ok(NextRecord::Invalid("record checksum mismatch"));
-            }
-            payload
-        } else {
-            self.file
-                .seek_relative(HEADER_LEN as i64 + i64::from(header.len))?;
-            Vec::new()
-        };
-        self.offset += HEADER_LEN as u64 + u64::from(header.len);
-        self.expected = header.end();
-        Ok(NextRecord::Record(header, payload))
-    }
-}
-
-/// What a full scan of a segment found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SegmentScan {
-    /// File offset after the last valid record.
-    pub valid_len: u64,
-    /// Position after the last valid record.
-    pub end_position: u64,
-    /// The file length (more than `valid_len` when the tail is invalid).
-    pub file_len: u64,
-    /// Why the bytes after `valid_len` are invalid, if there are any.
-    pub invalid: Option<&'static str>,
-}
-
-/// Validates every record of the segment at `path` that starts at `start`.
-pub(super) fn scan_segment(path: &Path, start: u64) -> io::Result<SegmentScan> {
-    let mut reader = SegmentReader::open(path, 0, start)?;
-    loop {
-        match reader.next(true)? {
-            NextRecord::Record(..) => {}
-            NextRecord::End => {
-                return Ok(SegmentScan {
-                    valid_len: reader.offset(),
-                    end_position: reader.position(),
-                    file_len: reader.file_len,
-                    invalid: None,
-                });
-            }
-            NextRecord::Invalid(why) => {
-                return Ok(SegmentScan {
-                    valid_len: reader.offset(),
-                    end_position: reader.position(),
-                    file_len: reader.file_len,
-                    invalid: Some(why),
-                });
-            }
-        }
-    }
-}
-
-/// Opens a reader at the first record of the segment (starting at `start`)
-/// whose position is at least `position`, or at its end.
-pub(super) fn seek_position(
-    path: &Path,
-    start: u64,
-    position: u64,
-) -> io::Result<Result<SegmentReader, &'static str>> {
-    let mut reader = SegmentReader::open(path, 0, start)?;
-    while reader.position() < position {
-        match reader.next(false)? {
-            NextRecord::Record(..) => {}
-            NextRecord::End => break,
-            NextRecord::Invalid(why) => return Ok(Err(why)),
-        }
-    }
-    let (offset, at) = (reader.offset(), reader.position());
-    Ok(Ok(SegmentReader::open(path, offset, at)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn write_segment(path: &Path, start: u64, records: &[JournalRecord]) -> u64 {
-        let mut buf = Vec::new();
-        let mut position = start;
-        for r in records {
-            position += encode(&mut buf, position, r).unwrap();
-        }
-        std::fs::write(path, &buf).unwrap();
-        position
-    }
 
     fn rec(text: &str) -> JournalRecord {
         JournalRecord {
@@ -341,86 +360,75 @@ mod tests {
         }
     }
 
+    fn header(raw: &[u8]) -> RecordHeader {
+        match RecordHeader::parse(raw) {
+            HeaderParse::Header(h) => h,
+            other => panic!("not a header: {other:?}"),
+        }
+    }
+
+    fn payload_ok(h: &RecordHeader, payload: &[u8]) -> bool {
+        let mut check = h.payload_check();
+        check.update(payload);
+        check.ok()
+    }
+
     #[test]
-    fn records_round_trip_and_lines_get_a_newline() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = segment_path(dir.path(), 100);
+    fn v1_records_round_trip_with_both_checksums() {
+        let mut buf = Vec::new();
+        assert_eq!(encode(&mut buf, 100, &rec("bc")).unwrap(), 3);
+        assert_eq!(buf.len(), HEADER_LEN + 3);
+        assert_eq!(buf[..4], MAGIC);
+        let h = header(&buf);
+        assert_eq!(
+            (h.version, h.len, h.position, h.ingest_ts_ms, h.lines),
+            (Version::V1, 3, 100, 7, 1)
+        );
+        assert!(h.trusted());
+        assert_eq!((h.record_len(), h.end()), (43, 103));
+        assert!(payload_ok(&h, b"bc\n"));
+        assert!(!payload_ok(&h, b"bd\n"));
+        // Any flipped header byte fails the header checksum.
+        for i in 0..HEADER_LEN {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x10;
+            assert!(
+                !matches!(RecordHeader::parse_v1(&bad), HeaderParse::Header(_)),
+                "byte {i}"
+            );
+        }
+        assert_eq!(RecordHeader::parse(&buf[..39]), HeaderParse::Short);
+    }
+
+    #[test]
+    fn v0_records_still_parse_and_check() {
+        let mut buf = Vec::new();
         let mut cw = rec("gzip");
         cw.format = ChunkFormat::CloudWatchPayload;
-        let end = write_segment(&path, 100, &[rec("a\n"), rec("bc"), cw]);
-        assert_eq!(end, 100 + 2 + 3 + 4);
-        let mut reader = SegmentReader::open(&path, 0, 100).unwrap();
-        let mut seen = Vec::new();
-        while let NextRecord::Record(h, payload) = reader.next(true).unwrap() {
-            seen.push((h.position, h.format, h.ingest_ts_ms, payload));
-        }
+        assert_eq!(encode_v0(&mut buf, 5, &cw), 4);
+        let h = header(&buf);
         assert_eq!(
-            seen,
-            vec![
-                (100, ChunkFormat::Lines, 7, b"a\n".to_vec()),
-                (102, ChunkFormat::Lines, 7, b"bc\n".to_vec()),
-                (105, ChunkFormat::CloudWatchPayload, 7, b"gzip".to_vec()),
-            ]
+            (h.version, h.len, h.position, h.format),
+            (Version::V0, 4, 5, ChunkFormat::CloudWatchPayload)
         );
-        assert!(matches!(reader.next(true).unwrap(), NextRecord::End));
+        assert!(!h.trusted());
+        assert_eq!(h.record_len(), 33);
+        assert!(payload_ok(&h, b"gzip"));
+        assert!(!payload_ok(&h, b"gzap"));
+        // The v0 checksum covers the header fields after the CRC too.
+        let mut moved = buf.clone();
+        moved[8] ^= 1;
+        assert!(!payload_ok(&header(&moved), b"gzip"));
+        assert_eq!(
+            RecordHeader::parse(&[0u8; 29]),
+            HeaderParse::Invalid("empty record")
+        );
     }
 
     #[test]
-    fn scan_finds_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = segment_path(dir.path(), 0);
-        let end = write_segment(&path, 0, &[rec("one\n"), rec("two\n")]);
-        let good = std::fs::metadata(&path).unwrap().len();
-        // Half a record: a header promising more payload than there is.
-        let mut half = Vec::new();
-        encode(&mut half, end, &rec("three\n")).unwrap();
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
-        f.write_all(&half[..HEADER_LEN + 2]).unwrap();
-        let scan = scan_segment(&path, 0).unwrap();
-        assert_eq!(scan.valid_len, good);
-        assert_eq!(scan.end_position, end);
-        assert_eq!(scan.invalid, Some("partial record payload"));
-    }
-
-    #[test]
-    fn scan_detects_flipped_bits_and_garbage() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = segment_path(dir.path(), 0);
-        write_segment(&path, 0, &[rec("one\n"), rec("two\n")]);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 2;
-        bytes[last] ^= 0x40;
-        std::fs::write(&path, &bytes).unwrap();
-        let scan = scan_segment(&path, 0).unwrap();
-        assert_eq!(scan.valid_len, (HEADER_LEN + 4) as u64);
-        assert_eq!(scan.end_position, 4);
-        assert_eq!(scan.invalid, Some("record checksum mismatch"));
-
-        std::fs::write(&path, b"garbage that is not a record at all").unwrap();
-        let scan = scan_segment(&path, 0).unwrap();
-        assert_eq!(scan.valid_len, 0);
-        assert!(scan.invalid.is_some());
-    }
-
-    #[test]
-    fn seek_skips_to_the_first_record_at_or_after_a_position() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = segment_path(dir.path(), 10);
-        write_segment(&path, 10, &[rec("aa\n"), rec("bbb\n"), rec("c\n")]);
-        let mut reader = seek_position(&path, 10, 13).unwrap().unwrap();
-        assert_eq!(reader.position(), 13);
-        match reader.next(true).unwrap() {
-            NextRecord::Record(h, payload) => {
-                assert_eq!(h.position, 13);
-                assert_eq!(payload, b"bbb\n");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        let at_end = seek_position(&path, 10, 19).unwrap().unwrap();
-        assert_eq!(at_end.position(), 19);
+    fn the_magic_is_not_a_plausible_v0_length() {
+        assert!(u32::from_le_bytes(MAGIC) > 800_000_000);
+        assert!(String::from_utf8(MAGIC.to_vec()).is_err());
     }
 
     #[test]

@@ -35,6 +35,33 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 /// Longest delay between re-sends.
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
+/// What [`JournalSource::forward`] reads next.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// Where.
+    from: Cursor,
+    /// Only records below this position.
+    end: u64,
+    /// Everything below `end` as one chunk (up to damaged bytes), rather
+    /// than a chunk of up to `chunk_size`.
+    exact: bool,
+    /// The first token starts here when it is below the chunk's first
+    /// position (`u64::MAX`: at the chunk).
+    track_from: u64,
+}
+
+impl Span {
+    /// The next chunk below `end`.
+    fn next(from: Cursor, end: u64) -> Self {
+        Span {
+            from,
+            end,
+            exact: false,
+            track_from: u64::MAX,
+        }
+    }
+}
+
 /// The journal as a pipeline source (source name `http`).
 pub struct JournalSource {
     shared: Arc<Shared>,
@@ -80,9 +107,10 @@ impl JournalSource {
         ctx: &mut Ctx<RawChunk>,
         tracker: &CommitTracker,
         chunk: ChunkRead,
+        track_from: u64,
         next_checkpoint: &mut Instant,
     ) -> ActorResult {
-        let token = tracker.track(chunk.first_position, chunk.end_position);
+        let token = tracker.track(track_from.min(chunk.first_position), chunk.end_position);
         // The source's lag counts from the push (its first record's append).
         let waited = crate::event::wall_clock_ms().saturating_sub(chunk.ingest_ts_ms);
         let now = Instant::now();
@@ -111,25 +139,40 @@ impl JournalSource {
         }
     }
 
-    /// Reads the next chunk below `end` (or, with `exact`, everything in
-    /// `[cursor, end)` as one chunk) and sends it; returns the new cursor.
+    /// Reads the next chunk `span` asks for and sends it under a token from
+    /// `span.track_from` (the start of a failed range being re-sent) or its
+    /// first position; returns the new cursor and whether a range was sent
+    /// (or, when only damaged bytes were skipped, settled).
     async fn forward(
         &self,
         ctx: &mut Ctx<RawChunk>,
         tracker: &CommitTracker,
-        cursor: Cursor,
-        end: u64,
-        exact: bool,
+        span: Span,
         next_checkpoint: &mut Instant,
-    ) -> Result<Cursor, ActorError> {
+    ) -> Result<(Cursor, bool), ActorError> {
+        let Span {
+            from: cursor,
+            end,
+            exact,
+            track_from,
+        } = span;
         let max_bytes = self.shared.limits.chunk_bytes;
         let (chunk, next) = self
             .blocking(move |shared| read_chunk(shared, cursor, end, max_bytes, exact))
             .await?;
+        let sent = chunk.is_some();
         if let Some(chunk) = chunk {
-            self.send(ctx, tracker, chunk, next_checkpoint).await?;
+            self.send(ctx, tracker, chunk, track_from, next_checkpoint)
+                .await?;
+        } else if next.position > cursor.position {
+            // Only damaged bytes (copied to the dead-letter area) were
+            // skipped: settle them so the checkpoint can pass.
+            tracker
+                .track(track_from.min(cursor.position), next.position)
+                .deliver();
+            return Ok((next, true));
         }
-        Ok(next)
+        Ok((next, sent))
     }
 
     /// Sends everything up to `end`, the durable end when the stop came.
@@ -148,8 +191,9 @@ impl JournalSource {
         );
         while cursor.position < end {
             cursor = self
-                .forward(ctx, tracker, cursor, end, false, next_checkpoint)
-                .await?;
+                .forward(ctx, tracker, Span::next(cursor, end), next_checkpoint)
+                .await?
+                .0;
             self.took(cursor.position);
         }
         Ok(())
@@ -208,19 +252,51 @@ impl Source for JournalSource {
                 }
                 retry_delay = (retry_delay * 2).min(RETRY_MAX);
                 for range in failed {
-                    let at = self
+                    let mut at = self
                         .blocking(move |shared| locate(shared, range.start))
                         .await?;
-                    self.forward(ctx, &tracker, at, range.end, true, &mut next_checkpoint)
-                        .await?;
+                    // One chunk, unless damaged bytes appeared in the range
+                    // since it was first read: then a chunk per side. The
+                    // first token starts at the range, replacing the failed
+                    // one.
+                    let mut track_from = range.start;
+                    while at.position < range.end {
+                        let (next, sent) = self
+                            .forward(
+                                ctx,
+                                &tracker,
+                                Span {
+                                    from: at,
+                                    end: range.end,
+                                    exact: true,
+                                    track_from,
+                                },
+                                &mut next_checkpoint,
+                            )
+                            .await?;
+                        if sent {
+                            track_from = u64::MAX;
+                        }
+                        if next == at {
+                            break;
+                        }
+                        at = next;
+                    }
+                    if track_from == range.start {
+                        // Nothing of it is readable any more (its bytes are
+                        // in the dead-letter area): settle the failed range
+                        // so the checkpoint can pass it.
+                        tracker.track(range.start, range.end).deliver();
+                    }
                 }
                 continue;
             }
             let end = *durable.borrow_and_update();
             if cursor.position < end {
                 cursor = self
-                    .forward(ctx, &tracker, cursor, end, false, &mut next_checkpoint)
-                    .await?;
+                    .forward(ctx, &tracker, Span::next(cursor, end), &mut next_checkpoint)
+                    .await?
+                    .0;
                 self.took(cursor.position);
                 continue;
             }

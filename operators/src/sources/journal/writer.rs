@@ -264,11 +264,13 @@ impl SegmentWriter {
         self.active_len += written;
         let payload = position - self.next_position;
         self.next_position = position;
-        self.shared
-            .segments()
-            .insert(self.active_start, self.active_len);
         self.shared.disk_bytes.fetch_add(written, Ordering::AcqRel);
-        self.shared.durable.send_replace(position);
+        {
+            // Length and durable end together: a reader sees both or neither.
+            let mut segments = self.shared.segments();
+            segments.insert(self.active_start, self.active_len);
+            self.shared.durable.send_replace(position);
+        }
         metrics::counter!("spate_journal_appended_bytes_total").increment(payload);
         metrics::counter!("spate_journal_records_total").increment(records_written);
         self.shared.progressed();
