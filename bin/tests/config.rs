@@ -71,7 +71,8 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "[ingest]\nchunk_kib = \"big\"\n",
-        "(line 2): ingest.chunk_size: ",
+        // The key as written: its older name.
+        "(line 2): ingest.chunk_kib: \"big\" is not a size",
     ),
 ];
 
