@@ -2,7 +2,7 @@
 //!
 //! | body | recognised by | becomes |
 //! |---|---|---|
-//! | gzip of any of the below | `Content-Encoding: gzip`, or the gzip magic bytes | decompressed first (limit: `max_decoded_mib`) |
+//! | gzip of any of the below | `Content-Encoding: gzip`, or the gzip magic bytes | decompressed first (limit: `max_decoded_size`) |
 //! | NDJSON or plain log lines | anything else | one line record |
 //! | JSON array | first non-blank byte `[` | one line per element (a string element is a raw line) |
 //! | CloudWatch Logs subscription payload | one object with `messageType` and `logEvents` | one CloudWatch record |
@@ -98,7 +98,7 @@ pub enum BodyError {
     #[error("too many bytes being received and parsed at once; retry later")]
     Busy,
     /// The body needs more memory than the whole in-flight budget.
-    #[error("reading this body needs more than the {limit_mib} MiB of http.max_inflight_mib")]
+    #[error("reading this body needs more than the {limit_mib} MiB of http.max_inflight_size")]
     OverBudget {
         /// The budget.
         limit_mib: usize,
@@ -121,7 +121,7 @@ pub enum BodyError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The body after decompression, and the sum of a Firehose request's
-    /// records as decoded (`http.max_decoded_mib`).
+    /// records as decoded (`http.max_decoded_size`).
     pub max_decoded: usize,
     /// One Firehose record's data after decompression.
     pub max_record: usize,

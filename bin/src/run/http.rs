@@ -21,7 +21,7 @@
 //! # Backpressure
 //!
 //! Memory is bounded twice: what request bodies hold while they are received,
-//! decompressed, parsed and appended shares a budget of `max_inflight_mib`
+//! decompressed, parsed and appended shares a budget of `max_inflight_size`
 //! (charged as it grows, so a gzip bomb or a JSON array cannot exceed it; a
 //! request that does not fit is answered 429 at once), and the journal
 //! refuses appends once the pipeline's unread backlog passes its limit.
@@ -68,15 +68,33 @@ pub struct HttpConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
     /// Largest request body accepted, as sent (compressed or not).
-    #[serde(default = "default_max_body_mib")]
+    #[serde(
+        rename = "max_body_size",
+        alias = "max_body_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_body_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_body_mib: usize,
     /// Largest body after decompression.
-    #[serde(default = "default_max_decoded_mib")]
+    #[serde(
+        rename = "max_decoded_size",
+        alias = "max_decoded_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_decoded_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_decoded_mib: usize,
     /// Memory that request bodies may hold at once, over all connections:
     /// received, decompressed, parsed and being appended (charged as it
     /// grows). A request that does not fit is answered 429.
-    #[serde(default = "default_max_inflight_mib")]
+    #[serde(
+        rename = "max_inflight_size",
+        alias = "max_inflight_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_inflight_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_inflight_mib: usize,
     /// Time a client has to send a request's headers, from the connection's
     /// start or the end of the previous response (idle keep-alive
@@ -159,9 +177,9 @@ impl HttpConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_listen(&self.listen).map_err(|e| ConfigError::new("listen", e))?;
         for (key, value) in [
-            ("max_body_mib", self.max_body_mib),
-            ("max_decoded_mib", self.max_decoded_mib),
-            ("max_inflight_mib", self.max_inflight_mib),
+            ("max_body_size", self.max_body_mib),
+            ("max_decoded_size", self.max_decoded_mib),
+            ("max_inflight_size", self.max_inflight_mib),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));
@@ -180,9 +198,9 @@ impl HttpConfig {
         }
         if self.max_inflight_mib < self.max_body_mib {
             return Err(ConfigError::new(
-                "max_inflight_mib",
+                "max_inflight_size",
                 format!(
-                    "is smaller than max_body_mib ({}): no body that size could be received",
+                    "is smaller than max_body_size ({}MiB): no body that size could be received",
                     self.max_body_mib
                 ),
             ));
@@ -583,7 +601,7 @@ mod tests {
             assert!(err.contains("auth_token"), "{err}");
         }
         let err = with(&|c| c.max_inflight_mib = 8).unwrap_err();
-        assert!(err.contains("max_inflight_mib"), "{err}");
+        assert!(err.contains("max_inflight_size"), "{err}");
         let err = with(&|c| c.min_body_rate = KiB::from_bytes(100)).unwrap_err();
         assert!(err.contains("min_body_rate"), "{err}");
         let err = with(&|c| c.body_timeout = Seconds::units(0)).unwrap_err();

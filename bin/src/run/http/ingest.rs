@@ -3,7 +3,7 @@
 //!
 //! # Backpressure
 //!
-//! Every request charges what it holds to one budget of `max_inflight_mib`
+//! Every request charges what it holds to one budget of `max_inflight_size`
 //! shared by all connections: the bytes received so far, then the body as it
 //! decompresses and parses (the charge grows with the buffers, see the body
 //! module's `# Memory`), then its records and the journal's framed copy of

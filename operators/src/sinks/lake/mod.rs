@@ -21,9 +21,9 @@
 //!
 //! Encoding happens in `handle`, so a writer that cannot keep up stops taking
 //! batches and the stages before it wait. Memory is bounded: a partition's row
-//! group is flushed to its file once it buffers `max_row_group_mib`, and row
+//! group is flushed to its file once it buffers `max_row_group_size`, and row
 //! groups are flushed largest-first when all files together buffer more than
-//! `max_buffered_mib`.
+//! `max_buffered_size`.
 //!
 //! # Shutdown
 //!
@@ -118,22 +118,52 @@ pub struct LakeConfig {
     pub path: Option<PathBuf>,
     /// Commit when any open file reaches this size (MiB). Athena prefers
     /// files of 128 MiB and more.
-    #[serde(default = "default_max_file_mib")]
+    #[serde(
+        rename = "max_file_size",
+        alias = "max_file_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_file_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_file_mib: u64,
     /// Commit when the oldest open file is this old (seconds): the longest a
     /// row waits before it is visible and its source is acknowledged.
-    #[serde(default = "default_max_file_age_secs")]
+    #[serde(
+        rename = "max_file_age",
+        alias = "max_file_age_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_max_file_age_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub max_file_age_secs: u64,
     /// Commit when all open files together reach this size (MiB). Open files
     /// hold memory (about 4 MiB each plus what grows with their size), so this
     /// bounds memory as much as latency; raise it for bigger files.
-    #[serde(default = "default_max_open_mib")]
+    #[serde(
+        rename = "max_open_size",
+        alias = "max_open_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_open_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_open_mib: u64,
     /// Flush a partition's row group to its file once it buffers this much (MiB).
-    #[serde(default = "default_max_row_group_mib")]
+    #[serde(
+        rename = "max_row_group_size",
+        alias = "max_row_group_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_row_group_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_row_group_mib: u64,
     /// Flush row groups, largest first, when all files buffer more than this (MiB).
-    #[serde(default = "default_max_buffered_mib")]
+    #[serde(
+        rename = "max_buffered_size",
+        alias = "max_buffered_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_buffered_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_buffered_mib: u64,
     /// Rows per Parquet row group at most.
     #[serde(default = "default_row_group_rows")]
@@ -202,11 +232,11 @@ impl LakeConfig {
             ));
         }
         for (key, value) in [
-            ("max_file_mib", self.max_file_mib),
-            ("max_open_mib", self.max_open_mib),
-            ("max_file_age_secs", self.max_file_age_secs),
-            ("max_row_group_mib", self.max_row_group_mib),
-            ("max_buffered_mib", self.max_buffered_mib),
+            ("max_file_size", self.max_file_mib),
+            ("max_open_size", self.max_open_mib),
+            ("max_file_age", self.max_file_age_secs),
+            ("max_row_group_size", self.max_row_group_mib),
+            ("max_buffered_size", self.max_buffered_mib),
             ("writers", self.writers as u64),
             ("row_group_rows", self.row_group_rows as u64),
         ] {

@@ -4,9 +4,9 @@
 //! locally (into a staging directory); with [`LakeTarget::S3`] it then uploads the
 //! committed file to `s3://<bucket>/<prefix>logs/dt=…/hour=…/service=…/<name>`,
 //! removes the local copy, and only then delivers the acks of the rows in it.
-//! Files under [`S3LakeConfig::multipart_threshold_mib`] go up with one
+//! Files under [`S3LakeConfig::multipart_threshold`] go up with one
 //! PutObject; larger ones as a multipart upload in parts of
-//! [`S3LakeConfig::part_size_mib`] (S3's minimum part is 5 MiB). Each request is
+//! [`S3LakeConfig::part_size`] (S3's minimum part is 5 MiB). Each request is
 //! retried with exponential backoff; a multipart upload that fails is aborted.
 //! An object appears whole or not at all, so readers never see partial files.
 //! Dead-letter files take the same path, to `<prefix>deadletter/dt=…/<name>.ndjson`
@@ -50,10 +50,22 @@ pub struct S3LakeConfig {
     pub prefix: String,
     /// Files smaller than this (MiB) are uploaded with one PutObject; larger
     /// ones with a multipart upload.
-    #[serde(default = "default_multipart_threshold_mib")]
+    #[serde(
+        rename = "multipart_threshold",
+        alias = "multipart_threshold_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_multipart_threshold_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub multipart_threshold_mib: u64,
     /// Part size of multipart uploads (MiB, at least 5).
-    #[serde(default = "default_part_size_mib")]
+    #[serde(
+        rename = "part_size",
+        alias = "part_size_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_part_size_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub part_size_mib: u64,
     /// Attempts per request before the commit fails.
     #[serde(default = "default_max_attempts")]
@@ -90,11 +102,11 @@ impl S3LakeConfig {
             return Err(ConfigError::new("bucket", "must not be empty"));
         }
         if self.part_size_mib * MIB < MIN_PART_BYTES {
-            return Err(ConfigError::new("part_size_mib", "must be at least 5"));
+            return Err(ConfigError::new("part_size", "must be at least 5"));
         }
         if self.multipart_threshold_mib == 0 {
             return Err(ConfigError::new(
-                "multipart_threshold_mib",
+                "multipart_threshold",
                 "must be at least 1",
             ));
         }
