@@ -74,7 +74,7 @@ async fn push_until_taken(
 async fn bombs_and_json_arrays_stay_within_the_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = format!("{BASE_CONFIG}[http]\nmax_inflight_size = "64MiB"\n");
+    let config = format!("{BASE_CONFIG}[http]\nmax_inflight_size = \"64MiB\"\n");
     let service = Service::start(&data, &config);
     let client = reqwest::Client::new();
     // Warm up: a first push and query paths allocate what they keep.
@@ -198,7 +198,7 @@ async fn slow_clients_neither_lock_out_pushes_nor_hold_up_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = format!(
-        "{BASE_CONFIG}[http]\nmax_inflight_size = "16MiB"\nbody_timeout = \"2s\"\n\
+        "{BASE_CONFIG}[http]\nmax_inflight_size = \"16MiB\"\nbody_timeout = \"2s\"\n\
          min_body_rate = \"1KiB\"\ndrain_timeout = \"1s\"\n"
     );
     let service = Service::start(&data, &config);
