@@ -181,6 +181,7 @@ pub fn parse(
 
 /// What a buffer costs: its capacity when owned; borrowed bytes are the
 /// caller's.
+#[allow(clippy::ptr_arg)] // whether it is owned is the point
 fn held(bytes: &Cow<'_, [u8]>) -> usize {
     match bytes {
         Cow::Owned(v) => v.capacity(),
