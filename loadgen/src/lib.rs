@@ -25,7 +25,8 @@
 //!   rate, rejections, errors and latency; [`BatchGenerator`] stamps each event with the run
 //!   marks `lg_run`, `lg_seq` and `lg_sent_ms`.
 //! - [`verify`] reads Spate's Parquet lake back and reports, for one run, lost and duplicated
-//!   sequence numbers and send→archive latency.
+//!   sequence numbers and send→archive latency; given `send`'s report, only the sequence
+//!   numbers `send` saw acknowledged ([`SeqRanges`]) can be lost.
 //!
 //! ```
 //! use spate_loadgen::{Severity, Workload, generate};
@@ -43,9 +44,11 @@ use std::io::{self, Write};
 use std::str::FromStr;
 
 pub mod send;
+mod seq_ranges;
 pub mod verify;
 mod workload;
 
+pub use seq_ranges::SeqRanges;
 pub use workload::marks::{
     MAX_RUN_ID_LEN, RUN_FIELD, RunId, SENT_MS_FIELD, SEQ_FIELD, is_valid_run_id,
 };

@@ -107,12 +107,16 @@ struct VerifyArgs {
     /// Spate's data directory (the lake is read from DATA_DIR/lake/logs).
     #[arg(long)]
     data_dir: PathBuf,
-    /// The run id to check (as printed by `send`).
+    /// The run id to check (as printed by `send`); taken from --send-report when absent.
     #[arg(long = "run", value_parser = parse_run_id)]
-    run_id: RunId,
+    run_id: Option<RunId>,
     /// Events the run sent; the highest sequence number found + 1 when absent.
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, conflicts_with = "send_report")]
     expect: Option<u64>,
+    /// The report `loadgen send --json` wrote: only the events it saw acknowledged count as
+    /// lost when missing.
+    #[arg(long, value_name = "FILE")]
+    send_report: Option<PathBuf>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -307,10 +311,25 @@ fn run_send(args: SendArgs) -> Result<ExitCode> {
 }
 
 fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
+    let sent = args
+        .send_report
+        .as_deref()
+        .map(verify::read_send_report)
+        .transpose()?;
+    let run_id = match (args.run_id, &sent) {
+        (Some(run), Some(sent)) if run.as_str() != sent.run_id => {
+            bail!("--run {run} but the send report is of run {}", sent.run_id)
+        }
+        (Some(run), _) => run,
+        (None, Some(sent)) => RunId::new(&sent.run_id)
+            .map_err(|e| anyhow::anyhow!("the send report's run id: {e}"))?,
+        (None, None) => bail!("give --run RUN_ID or --send-report FILE"),
+    };
     let request = VerifyRequest {
         data_dir: args.data_dir,
-        run_id: args.run_id,
+        run_id,
         expect: args.expect,
+        acknowledged: sent.map(|s| s.acknowledged_seqs),
     };
     let report = verify::verify(&request)?;
     if args.json {
@@ -483,8 +502,34 @@ mod tests {
             panic!("not verify");
         };
         assert_eq!(args.data_dir, PathBuf::from("/d"));
-        assert_eq!(args.run_id.as_str(), "r1");
+        assert_eq!(args.run_id.unwrap().as_str(), "r1");
         assert_eq!((args.expect, args.json), (Some(1_000_000), false));
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "verify",
+            "--data-dir",
+            "/d",
+            "--send-report",
+            "send.json",
+        ])
+        .unwrap();
+        let Command::Verify(args) = cli.command else {
+            panic!("not verify");
+        };
+        assert_eq!(args.send_report, Some(PathBuf::from("send.json")));
+        assert!(args.run_id.is_none());
+        // --expect and --send-report say different things.
+        let both = [
+            "loadgen",
+            "verify",
+            "--data-dir",
+            "/d",
+            "--send-report",
+            "s",
+            "--expect",
+            "5",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

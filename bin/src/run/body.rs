@@ -12,11 +12,33 @@
 //! dead letters downstream, with their reason. A body is refused (400) only when
 //! it cannot be read at all: broken gzip, a JSON array or Firehose request that
 //! does not parse, base64 that does not decode, or nothing in it.
+//!
+//! # Limits
+//!
+//! The decoded size of a request is bounded by [`Limits::max_decoded`]: the
+//! body after gzip, and for a Firehose request the sum of its records' data
+//! *as the decoder will see it*: a gzip record (a CloudWatch subscription
+//! payload) counts its decompressed size, measured here by decompressing it
+//! into a small scratch buffer (it is stored compressed). One record may not
+//! decompress to more than [`Limits::max_record`] either.
+//!
+//! # Memory
+//!
+//! Every buffer this module allocates is charged to a [`Budget`] before it is
+//! allocated (and the charge lowered when one is freed), so the HTTP layer's
+//! in-flight budget bounds what bodies hold while they are decompressed and
+//! parsed, whatever they expand to. Nothing is parsed into a tree: a JSON
+//! array or a Firehose request is read element by element straight into the
+//! output (which is never larger than the input), so a body holds at most
+//! its input, its output, and while a buffer grows the copy being made.
 
+use std::borrow::Cow;
 use std::io::Read;
 
-use serde::Deserialize;
 use spate_operators::sources::ChunkFormat;
+
+#[path = "body_envelopes.rs"]
+mod envelopes;
 
 /// One unit to append to the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +66,11 @@ impl ParsedBody {
     pub fn lines(&self) -> usize {
         self.records.iter().map(|r| r.lines).sum()
     }
+
+    /// Bytes the records hold (their buffers' capacity).
+    pub fn held_bytes(&self) -> usize {
+        self.records.iter().map(|r| r.bytes.capacity()).sum()
+    }
 }
 
 /// Why a body is refused.
@@ -56,6 +83,24 @@ pub enum BodyError {
     #[error("decompressed body exceeds {limit_mib} MiB")]
     TooLarge {
         /// The limit.
+        limit_mib: usize,
+    },
+    /// One payload (a Firehose record, a base64 gzip line) decompresses to
+    /// more than allowed.
+    #[error("{what} exceeds {limit_bytes} bytes decompressed")]
+    PayloadTooLarge {
+        /// Which (`records[3].data`, `line 17`).
+        what: String,
+        /// The limit.
+        limit_bytes: usize,
+    },
+    /// The in-flight memory budget cannot grow for this body now (retry).
+    #[error("too many bytes being received and parsed at once; retry later")]
+    Busy,
+    /// The body needs more memory than the whole in-flight budget.
+    #[error("reading this body needs more than the {limit_mib} MiB of http.max_inflight_size")]
+    OverBudget {
+        /// The budget.
         limit_mib: usize,
     },
     /// The gzip stream is broken.
@@ -72,27 +117,87 @@ pub enum BodyError {
     Encoding(String),
 }
 
-#[derive(Deserialize)]
-struct FirehoseRequest {
-    #[serde(rename = "requestId")]
-    request_id: String,
-    records: Vec<FirehoseRecord>,
+/// The decoded-size limits of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The body after decompression, and the sum of a Firehose request's
+    /// records as decoded (`http.max_decoded_size`).
+    pub max_decoded: usize,
+    /// One Firehose record's data after decompression.
+    pub max_record: usize,
 }
 
-#[derive(Deserialize)]
-struct FirehoseRecord {
-    data: String,
+impl Limits {
+    /// `max_decoded` for the request and for each record.
+    #[cfg(test)]
+    pub fn uniform(max_decoded: usize) -> Self {
+        Limits {
+            max_decoded,
+            max_record: max_decoded,
+        }
+    }
+}
+
+/// Memory a body may hold while it is read and parsed.
+pub trait Budget {
+    /// Sets what the body holds now to `bytes`, growing or shrinking the
+    /// reservation; [`BodyError::Busy`] or [`BodyError::OverBudget`] when it
+    /// cannot grow that far (the reservation is then unchanged).
+    fn hold(&mut self, bytes: usize) -> Result<(), BodyError>;
+}
+
+/// No limit (tests).
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct NoBudget;
+
+#[cfg(test)]
+impl Budget for NoBudget {
+    fn hold(&mut self, _bytes: usize) -> Result<(), BodyError> {
+        Ok(())
+    }
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Reads a body. `content_encoding` and `firehose_request_id` come from the
-/// request headers; `max_decoded` bounds the decompressed size.
+/// request headers; `max_decoded` bounds the decompressed size (tests and
+/// fuzzing; the server reads within a budget, see [`parse_within`]).
+#[cfg(test)]
 pub fn parse(
     raw: &[u8],
     content_encoding: Option<&str>,
     firehose_request_id: Option<&str>,
     max_decoded: usize,
+) -> Result<ParsedBody, BodyError> {
+    parse_within(
+        Cow::Borrowed(raw),
+        content_encoding,
+        firehose_request_id,
+        Limits::uniform(max_decoded),
+        &mut NoBudget,
+    )
+}
+
+/// What a buffer costs: its capacity when owned; borrowed bytes are the
+/// caller's.
+#[allow(clippy::ptr_arg)] // whether it is owned is the point
+fn held(bytes: &Cow<'_, [u8]>) -> usize {
+    match bytes {
+        Cow::Owned(v) => v.capacity(),
+        Cow::Borrowed(_) => 0,
+    }
+}
+
+/// Reads a body within `limits`, charging what it holds to `budget` (the
+/// caller has charged `raw` already). An owned `raw` is reused for the
+/// record when the body is lines or a CloudWatch payload.
+pub fn parse_within(
+    raw: Cow<'_, [u8]>,
+    content_encoding: Option<&str>,
+    firehose_request_id: Option<&str>,
+    limits: Limits,
+    budget: &mut dyn Budget,
 ) -> Result<ParsedBody, BodyError> {
     let gzip = match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
         None => raw.starts_with(&GZIP_MAGIC),
@@ -100,15 +205,17 @@ pub fn parse(
         Some(e) if e == "gzip" || e == "x-gzip" => true,
         Some(other) => return Err(BodyError::Encoding(other)),
     };
-    let decoded;
-    let body: &[u8] = if gzip {
-        decoded = gunzip(raw, max_decoded)?;
-        &decoded
+    let too_large = || BodyError::TooLarge {
+        limit_mib: limits.max_decoded >> 20,
+    };
+    let body: Cow<'_, [u8]> = if gzip {
+        let decoded = gunzip(&raw, held(&raw), limits.max_decoded, budget)?;
+        drop(raw);
+        budget.hold(decoded.capacity())?;
+        Cow::Owned(decoded)
     } else {
-        if raw.len() > max_decoded {
-            return Err(BodyError::TooLarge {
-                limit_mib: max_decoded >> 20,
-            });
+        if raw.len() > limits.max_decoded {
+            return Err(too_large());
         }
         raw
     };
@@ -118,34 +225,114 @@ pub fn parse(
         .ok_or(BodyError::Empty)?;
     let text = &body[start..];
     if firehose_request_id.is_some() || looks_like_firehose(text) {
-        return parse_firehose(text, max_decoded);
+        return envelopes::firehose(text, held(&body), limits, budget);
     }
-    let records = match text[0] {
-        b'[' => vec![json_array(text)?],
-        b'{' if looks_like_cloudwatch(text) => vec![BodyRecord {
-            format: ChunkFormat::CloudWatchPayload,
-            bytes: text.to_vec(),
-            lines: 1,
-        }],
-        _ => vec![lines_record(text.to_vec())],
+    let record = if text[0] == b'[' {
+        let record = envelopes::json_array(text, held(&body), budget)?;
+        drop(body);
+        budget.hold(record.bytes.capacity())?;
+        record
+    } else {
+        let cloudwatch = text[0] == b'{' && looks_like_cloudwatch(text);
+        let bytes = trimmed(body, start, budget)?;
+        if cloudwatch {
+            BodyRecord {
+                format: ChunkFormat::CloudWatchPayload,
+                bytes,
+                lines: 1,
+            }
+        } else {
+            lines_record(bytes)
+        }
     };
+    // Lines that are base64 gzip payloads, or a gzip inside the gzip, are
+    // decompressed by the decoder: they count at their decompressed size.
+    let mut decoded = envelopes::DecodedSize::new(limits);
+    let held = record.bytes.capacity();
+    match record.format {
+        ChunkFormat::Lines => decoded.add_lines(&record.bytes, held, budget)?,
+        _ => decoded.add_payload(&record.bytes, || "body".into(), held, budget)?,
+    }
+    drop(decoded);
+    budget.hold(held)?;
     Ok(ParsedBody {
-        records,
+        records: vec![record],
         firehose_request_id: None,
     })
 }
 
-fn gunzip(raw: &[u8], max_decoded: usize) -> Result<Vec<u8>, BodyError> {
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(6).min(max_decoded));
-    let mut reader = flate2::read::MultiGzDecoder::new(raw).take(max_decoded as u64 + 1);
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| BodyError::Gzip(e.to_string()))?;
-    if out.len() > max_decoded {
+/// `body` without its first `start` bytes, reusing an owned buffer (with
+/// room for a final newline).
+fn trimmed(
+    body: Cow<'_, [u8]>,
+    start: usize,
+    budget: &mut dyn Budget,
+) -> Result<Vec<u8>, BodyError> {
+    match body {
+        Cow::Owned(mut bytes) => {
+            bytes.drain(..start);
+            if bytes.len() == bytes.capacity() {
+                // Growing copies: both buffers exist for a moment.
+                budget.hold(2 * bytes.len() + 1)?;
+                bytes.reserve_exact(1);
+                budget.hold(bytes.capacity())?;
+            }
+            Ok(bytes)
+        }
+        Cow::Borrowed(bytes) => {
+            let bytes = &bytes[start..];
+            budget.hold(bytes.len() + 1)?;
+            let mut out = Vec::with_capacity(bytes.len() + 1);
+            out.extend_from_slice(bytes);
+            Ok(out)
+        }
+    }
+}
+
+/// Decompresses `raw` into a buffer that grows by doubling up to
+/// `max_decoded`, charging `base` (what the caller holds) plus the buffer,
+/// and while it grows the old and the new buffer, to `budget`. The buffer
+/// keeps one spare byte for a final newline.
+fn gunzip(
+    raw: &[u8],
+    base: usize,
+    max_decoded: usize,
+    budget: &mut dyn Budget,
+) -> Result<Vec<u8>, BodyError> {
+    const FIRST: usize = 64 << 10;
+    let ceiling = max_decoded.saturating_add(2);
+    let mut decoder = flate2::read::MultiGzDecoder::new(raw);
+    let first = raw.len().saturating_mul(4).clamp(FIRST, ceiling);
+    budget.hold(base + first)?;
+    let mut out = vec![0u8; first];
+    let mut len = 0;
+    loop {
+        if len == out.len() {
+            if len > max_decoded {
+                break;
+            }
+            let grown = (out.len() * 2).min(ceiling);
+            budget.hold(base + out.len() + grown)?;
+            out.reserve_exact(grown - out.len());
+            out.resize(grown, 0);
+            budget.hold(base + out.capacity())?;
+        }
+        match decoder.read(&mut out[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(BodyError::Gzip(e.to_string())),
+        }
+        if len > max_decoded {
+            break;
+        }
+    }
+    if len > max_decoded {
         return Err(BodyError::TooLarge {
             limit_mib: max_decoded >> 20,
         });
     }
+    out.truncate(len);
     Ok(out)
 }
 
@@ -184,182 +371,6 @@ fn looks_like_firehose(text: &[u8]) -> bool {
         && contains(text, b"\"records\"")
 }
 
-fn json_array(text: &[u8]) -> Result<BodyRecord, BodyError> {
-    let values: Vec<serde_json::Value> =
-        serde_json::from_slice(text).map_err(|e| BodyError::JsonArray(e.to_string()))?;
-    let mut bytes = Vec::with_capacity(text.len() + values.len());
-    for value in &values {
-        match value {
-            // A string element is a raw log line (newlines inside would split
-            // it, so they become spaces).
-            serde_json::Value::String(line) => {
-                bytes.extend(line.bytes().map(|b| if b == b'\n' { b' ' } else { b }))
-            }
-            other => serde_json::to_writer(&mut bytes, other)
-                .map_err(|e| BodyError::JsonArray(e.to_string()))?,
-        }
-        bytes.push(b'\n');
-    }
-    if values.is_empty() {
-        return Err(BodyError::Empty);
-    }
-    Ok(BodyRecord {
-        format: ChunkFormat::Lines,
-        lines: values.len(),
-        bytes,
-    })
-}
-
-fn parse_firehose(text: &[u8], max_decoded: usize) -> Result<ParsedBody, BodyError> {
-    use base64::Engine as _;
-    let request: FirehoseRequest =
-        serde_json::from_slice(text).map_err(|e| BodyError::Firehose(e.to_string()))?;
-    let mut records = Vec::with_capacity(request.records.len());
-    let mut total = 0usize;
-    for (i, record) in request.records.iter().enumerate() {
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(record.data.trim())
-            .map_err(|e| BodyError::Firehose(format!("records[{i}].data: {e}")))?;
-        total += data.len();
-        if total > max_decoded {
-            return Err(BodyError::TooLarge {
-                limit_mib: max_decoded >> 20,
-            });
-        }
-        if data.starts_with(&GZIP_MAGIC) || looks_like_cloudwatch(&data) {
-            records.push(BodyRecord {
-                format: ChunkFormat::CloudWatchPayload,
-                bytes: data,
-                lines: 1,
-            });
-        } else if data.iter().any(|b| !b.is_ascii_whitespace()) {
-            records.push(lines_record(data));
-        }
-    }
-    if records.is_empty() {
-        return Err(BodyError::Empty);
-    }
-    Ok(ParsedBody {
-        records,
-        firehose_request_id: Some(request.request_id),
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    const MIB: usize = 1 << 20;
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(bytes).unwrap();
-        enc.finish().unwrap()
-    }
-
-    #[test]
-    fn ndjson_becomes_one_line_record_ending_in_a_newline() {
-        let body = parse(b"{\"a\":1}\n{\"a\":2}", None, None, MIB).unwrap();
-        assert_eq!(body.records.len(), 1);
-        assert_eq!(body.records[0].format, ChunkFormat::Lines);
-        assert_eq!(body.records[0].bytes, b"{\"a\":1}\n{\"a\":2}\n");
-        assert_eq!(body.lines(), 2);
-        assert!(body.firehose_request_id.is_none());
-    }
-
-    #[test]
-    fn gzip_is_found_by_header_or_by_magic() {
-        let packed = gzip(b"plain line one\nline two\n");
-        for encoding in [Some("gzip"), None, Some("identity")] {
-            let body = parse(&packed, encoding, None, MIB).unwrap();
-            assert_eq!(body.records[0].bytes, b"plain line one\nline two\n");
-        }
-        assert!(matches!(
-            parse(b"not gzip at all", Some("gzip"), None, MIB),
-            Err(BodyError::Gzip(_))
-        ));
-        assert!(matches!(
-            parse(b"x", Some("br"), None, MIB),
-            Err(BodyError::Encoding(_))
-        ));
-    }
-
-    #[test]
-    fn decompressed_size_is_bounded() {
-        let packed = gzip(&vec![b'a'; 3 * MIB]);
-        assert_eq!(
-            parse(&packed, None, None, 2 * MIB).unwrap_err(),
-            BodyError::TooLarge { limit_mib: 2 }
-        );
-    }
-
-    #[test]
-    fn json_array_elements_become_lines() {
-        let body = parse(
-            b" [ {\"level\":\"error\",\n \"msg\":\"x\"}, \"raw text line\" ]",
-            None,
-            None,
-            MIB,
-        )
-        .unwrap();
-        assert_eq!(
-            body.records[0].bytes,
-            b"{\"level\":\"error\",\"msg\":\"x\"}\nraw text line\n"
-        );
-        assert_eq!(body.lines(), 2);
-        assert!(matches!(
-            parse(b"[{\"a\":", None, None, MIB),
-            Err(BodyError::JsonArray(_))
-        ));
-        assert_eq!(parse(b"[]", None, None, MIB).unwrap_err(), BodyError::Empty);
-    }
-
-    #[test]
-    fn cloudwatch_payload_is_one_record_plain_or_gzipped() {
-        let payload = br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":1,"message":"m"}]}"#;
-        for raw in [payload.to_vec(), gzip(payload)] {
-            let body = parse(&raw, None, None, MIB).unwrap();
-            assert_eq!(body.records.len(), 1);
-            assert_eq!(body.records[0].format, ChunkFormat::CloudWatchPayload);
-            assert_eq!(body.records[0].bytes, payload);
-        }
-    }
-
-    #[test]
-    fn firehose_records_are_decoded_one_by_one() {
-        use base64::Engine as _;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let cw = gzip(br#"{"messageType":"DATA_MESSAGE","logEvents":[]}"#);
-        let body = format!(
-            r#"{{"requestId":"req-1","timestamp":1,"records":[{{"data":"{}"}},{{"data":"{}"}}]}}"#,
-            b64(&cw),
-            b64(b"line a\nline b")
-        );
-        let parsed = parse(body.as_bytes(), None, None, MIB).unwrap();
-        assert_eq!(parsed.firehose_request_id.as_deref(), Some("req-1"));
-        assert_eq!(parsed.records.len(), 2);
-        assert_eq!(parsed.records[0].format, ChunkFormat::CloudWatchPayload);
-        assert_eq!(parsed.records[0].bytes, cw);
-        assert_eq!(parsed.records[1].bytes, b"line a\nline b\n");
-        let bad = r#"{"requestId":"r","records":[{"data":"***"}]}"#;
-        assert!(matches!(
-            parse(bad.as_bytes(), None, None, MIB),
-            Err(BodyError::Firehose(_))
-        ));
-        // The header alone marks a Firehose request.
-        assert!(matches!(
-            parse(b"{\"x\":1}", None, Some("r"), MIB),
-            Err(BodyError::Firehose(_))
-        ));
-    }
-
-    #[test]
-    fn blank_bodies_are_refused() {
-        assert_eq!(parse(b"", None, None, MIB).unwrap_err(), BodyError::Empty);
-        assert_eq!(
-            parse(b" \n\t ", None, None, MIB).unwrap_err(),
-            BodyError::Empty
-        );
-    }
-}
+#[path = "body_tests.rs"]
+mod tests;

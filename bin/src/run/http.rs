@@ -1,6 +1,6 @@
-//! The HTTP API of `spate run`: `POST /v1/logs`, `POST /v1/query` (see
-//! [`query`]), `/healthz`, `/readyz`,
-//! `/metrics`.
+//! The HTTP API of `spate run`: `POST /v1/logs` (see [`ingest`]),
+//! `POST /v1/query` (see [`query`]), `/healthz`, `/readyz`, `/metrics`,
+//! served by [`serve::serve`].
 //!
 //! A push is answered 200 only once its records are durably accepted (appended
 //! to the journal and fsynced; see [`LogAcceptor`]). Other answers:
@@ -9,44 +9,56 @@
 //! |---|---|
 //! | 400 | the body cannot be read (reason in the body; see [`super::body`]) |
 //! | 401 | a token is configured and the request lacks it or has another |
-//! | 413 | the body (or its decompressed form) is larger than allowed |
-//! | 429 + `Retry-After` | the pipeline is behind (journal backlog full) or too many bytes are being received at once |
+//! | 408 | the body arrived too slowly (`body_timeout`, `min_body_rate`); the connection closes |
+//! | 413 | the body, its decompressed form, or one payload in it is larger than allowed |
+//! | 429 + `Retry-After` | the pipeline is behind (journal backlog full) or the in-flight memory budget is taken |
 //! | 503 + `Retry-After` | the journal cannot take data (disk limit, I/O error, shutting down) |
+//!
+//! `/readyz` answers 503 whenever a push would be refused that way (see
+//! [`LogAcceptor::ready`]). With a token, `/metrics` stays open unless
+//! `metrics_auth = true`.
 //!
 //! # Backpressure
 //!
-//! Memory is bounded twice: bodies being received and parsed share a budget of
-//! `max_inflight_size` (a request that does not fit is answered 429 at once, before
-//! its body is read), and the journal refuses appends once the pipeline's unread
-//! backlog passes its limit. Clients retry after `Retry-After`; nothing refused
-//! was accepted, so nothing accepted is lost.
+//! Memory is bounded twice: what request bodies hold while they are received,
+//! decompressed, parsed and appended shares a budget of `max_inflight_size`
+//! (charged as it grows, so a gzip bomb or a JSON array cannot exceed it; a
+//! request that does not fit is answered 429 at once), and the journal
+//! refuses appends once the pipeline's unread backlog passes its limit.
+//! Clients retry after `Retry-After`; nothing refused was accepted, so
+//! nothing accepted is lost. Slow clients are cut off (408, or the header
+//! timeout), so they hold neither budget nor connections for long.
 //!
 //! # Shutdown
 //!
 //! On SIGTERM the listener stops accepting connections and requests in progress
-//! finish (their appends complete and are answered) before the journal closes.
+//! get `drain_timeout` to finish (their appends complete and are answered);
+//! connections still open then are closed, and the journal closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
 use spate_operators::component::ConfigError;
 
-use super::body::{self, BodyError, BodyRecord};
+use spate_operators::component::units::{KiB, Seconds};
+
+use self::ingest::{BodyPace, InflightBudget};
+use super::body::{BodyRecord, Limits};
 use crate::query::QueryContext;
 use crate::query::executor::{QueryConfig, QueryExecutor};
 
+mod ingest;
 mod query;
+pub mod serve;
 
 /// `[http]`: the HTTP listener of `spate run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -74,8 +86,9 @@ pub struct HttpConfig {
     )]
     #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_decoded_mib: usize,
-    /// Bytes of request bodies received and parsed at once, over all
-    /// connections; a request that does not fit is answered 429.
+    /// Memory that request bodies may hold at once, over all connections:
+    /// received, decompressed, parsed and being appended (charged as it
+    /// grows). A request that does not fit is answered 429.
     #[serde(
         rename = "max_inflight_size",
         alias = "max_inflight_mib",
@@ -84,6 +97,29 @@ pub struct HttpConfig {
     )]
     #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_inflight_mib: usize,
+    /// Time a client has to send a request's headers, from the connection's
+    /// start or the end of the previous response (idle keep-alive
+    /// connections close after it too).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Seconds,
+    /// Time a request body may take before `min_body_rate` counts: a body
+    /// must arrive within `body_timeout` plus one second per `min_body_rate`
+    /// received, else it is answered 408 and its connection closed.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: Seconds,
+    /// The slowest a body may arrive on average, per second (see
+    /// `body_timeout`).
+    #[serde(default = "default_min_body_rate")]
+    pub min_body_rate: KiB,
+    /// At shutdown, time requests in progress get to finish before their
+    /// connections are closed (before the pipeline drains).
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: Seconds,
+    /// Require the bearer token on `/metrics` too. Off by default: with a
+    /// token configured, `/metrics` (counters and gauges, no log data) stays
+    /// open for Prometheus scrapers without credentials.
+    #[serde(default)]
+    pub metrics_auth: bool,
     /// Bearer token required on `/v1/*` (none: no authentication). Prefer
     /// `auth_token_env` so the token stays out of the file.
     #[serde(default)]
@@ -105,6 +141,18 @@ fn default_max_decoded_mib() -> usize {
 fn default_max_inflight_mib() -> usize {
     256
 }
+fn default_header_timeout() -> Seconds {
+    Seconds::units(30)
+}
+fn default_body_timeout() -> Seconds {
+    Seconds::units(10)
+}
+fn default_min_body_rate() -> KiB {
+    KiB::units(32)
+}
+fn default_drain_timeout() -> Seconds {
+    Seconds::units(5)
+}
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -113,6 +161,11 @@ impl Default for HttpConfig {
             max_body_mib: default_max_body_mib(),
             max_decoded_mib: default_max_decoded_mib(),
             max_inflight_mib: default_max_inflight_mib(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            min_body_rate: default_min_body_rate(),
+            drain_timeout: default_drain_timeout(),
+            metrics_auth: false,
             auth_token: None,
             auth_token_env: None,
         }
@@ -121,7 +174,7 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// Checks the settings without I/O: `listen` is an address with a port,
-    /// the sizes are positive, a token given is not empty.
+    /// the sizes and timeouts are positive, a token given is not blank.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_listen(&self.listen).map_err(|e| ConfigError::new("listen", e))?;
         for (key, value) in [
@@ -133,7 +186,31 @@ impl HttpConfig {
                 return Err(ConfigError::new(key, "must be at least 1"));
             }
         }
-        if self.auth_token.as_deref() == Some("") {
+        for (key, value) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+        ] {
+            if value.get() < std::time::Duration::from_millis(100) {
+                return Err(ConfigError::new(key, "must be at least 100ms"));
+            }
+        }
+        if self.min_body_rate.bytes() < 1024 {
+            return Err(ConfigError::new("min_body_rate", "must be at least 1KiB"));
+        }
+        if self.max_inflight_mib < self.max_body_mib {
+            return Err(ConfigError::new(
+                "max_inflight_size",
+                format!(
+                    "is smaller than max_body_size ({}MiB): no body that size could be received",
+                    self.max_body_mib
+                ),
+            ));
+        }
+        if self
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
             return Err(ConfigError::new(
                 "auth_token",
                 "is empty; remove the key to serve without authentication",
@@ -150,7 +227,7 @@ impl HttpConfig {
     pub fn token(&self) -> Result<Option<String>, ConfigError> {
         if let Some(var) = &self.auth_token_env {
             return match std::env::var(var) {
-                Ok(t) if !t.is_empty() => Ok(Some(t)),
+                Ok(t) if !t.trim().is_empty() => Ok(Some(t)),
                 Ok(_) => Err(ConfigError::new(
                     "auth_token_env",
                     format!("environment variable {var} is empty"),
@@ -203,7 +280,8 @@ pub enum Refusal {
 pub trait LogAcceptor: Send + Sync + 'static {
     /// Durably accepts the records of one request (all or none).
     fn accept(&self, records: Vec<BodyRecord>) -> BoxFuture<'static, Result<(), Refusal>>;
-    /// `Ok` when ready for traffic, else why not (`/readyz`).
+    /// `Ok` when a push would be accepted now, else why it would be refused
+    /// (`/readyz` answers 503 with the reason).
     fn ready(&self) -> Result<(), String>;
 }
 
@@ -212,9 +290,10 @@ pub struct HttpState {
     acceptor: Arc<dyn LogAcceptor>,
     token: Option<Vec<u8>>,
     max_body: usize,
-    max_decoded: usize,
-    inflight: Arc<Semaphore>,
-    inflight_kib: usize,
+    limits: Limits,
+    inflight: InflightBudget,
+    pace: BodyPace,
+    metrics_auth: bool,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     query: Option<query::QueryService>,
 }
@@ -232,21 +311,31 @@ impl HttpState {
         self
     }
 
-    /// State for the router.
+    /// State for the router. One payload inside a body (a Firehose record,
+    /// a base64 gzip line) may decompress to `max_payload` bytes at most
+    /// (the decoder's `max_payload_bytes`).
     pub fn new(
         config: &HttpConfig,
+        max_payload: usize,
         token: Option<String>,
         acceptor: Arc<dyn LogAcceptor>,
         render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     ) -> Self {
-        let inflight_kib = (config.max_inflight_mib.max(1) * 1024).min(Semaphore::MAX_PERMITS);
+        let max_decoded = config.max_decoded_mib.max(1) << 20;
         HttpState {
             acceptor,
             token: token.map(String::into_bytes),
             max_body: config.max_body_mib.max(1) << 20,
-            max_decoded: config.max_decoded_mib.max(1) << 20,
-            inflight: Arc::new(Semaphore::new(inflight_kib)),
-            inflight_kib,
+            limits: Limits {
+                max_decoded,
+                max_record: max_payload.clamp(1, max_decoded),
+            },
+            inflight: InflightBudget::new(config.max_inflight_mib),
+            pace: BodyPace {
+                timeout: config.body_timeout.get(),
+                min_rate: config.min_body_rate.bytes().max(1),
+            },
+            metrics_auth: config.metrics_auth,
             render_metrics,
             query: None,
         }
@@ -332,117 +421,9 @@ fn unauthorized(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
 
 async fn post_logs(State(state): State<Arc<HttpState>>, request: Request) -> Response {
     let started = Instant::now();
-    let response = handle_post(&state, request).await;
+    let response = ingest::handle(&state, request).await;
     count("/v1/logs", response.status(), started);
     response
-}
-
-async fn handle_post(state: &HttpState, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    if let Some(response) = unauthorized(state, &parts.headers) {
-        return response;
-    }
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > state.max_body) {
-        return too_large(state.max_body);
-    }
-    // Reserve the body's bytes (or the most it may be) before reading it.
-    let kib = declared
-        .unwrap_or(state.max_body)
-        .div_ceil(1024)
-        .clamp(1, state.inflight_kib) as u32;
-    let Ok(_permit) = state.inflight.clone().try_acquire_many_owned(kib) else {
-        metrics::counter!("spate_http_rejected_total", "reason" => "inflight").increment(1);
-        return with_retry_after(
-            json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many bytes being received; retry later",
-            ),
-            1,
-        );
-    };
-    let raw = match axum::body::to_bytes(Body::new(body), state.max_body).await {
-        Ok(raw) => raw,
-        Err(e) => {
-            // axum reports the limit only through the error's text.
-            let limit = format!("{e:#}").contains("length limit")
-                || std::error::Error::source(&e)
-                    .is_some_and(|s| s.to_string().contains("length limit"));
-            return if limit {
-                too_large(state.max_body)
-            } else {
-                json_error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}"))
-            };
-        }
-    };
-    metrics::counter!("spate_http_received_bytes_total").increment(raw.len() as u64);
-    let encoding = header_str(&parts.headers, header::CONTENT_ENCODING.as_str());
-    let firehose_id = header_str(&parts.headers, "x-amz-firehose-request-id");
-    let max_decoded = state.max_decoded;
-    let parsed = if raw.len() > 256 * 1024 {
-        // Decompressing a large body is CPU work: keep it off the async threads.
-        let (e, f) = (encoding.clone(), firehose_id.clone());
-        tokio::task::spawn_blocking(move || {
-            body::parse(&raw, e.as_deref(), f.as_deref(), max_decoded)
-        })
-        .await
-        .unwrap_or_else(|e| Err(BodyError::Gzip(format!("parser failed: {e}"))))
-    } else {
-        body::parse(
-            &raw,
-            encoding.as_deref(),
-            firehose_id.as_deref(),
-            max_decoded,
-        )
-    };
-    let parsed = match parsed {
-        Ok(p) => p,
-        Err(BodyError::TooLarge { .. }) => {
-            return json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("decompressed body exceeds {} MiB", state.max_decoded >> 20),
-            );
-        }
-        Err(e) => {
-            metrics::counter!("spate_http_rejected_total", "reason" => "unreadable").increment(1);
-            return json_error(StatusCode::BAD_REQUEST, &e.to_string());
-        }
-    };
-    let lines = parsed.lines();
-    let request_id = parsed.firehose_request_id.or(firehose_id);
-    match state.acceptor.accept(parsed.records).await {
-        Ok(()) => {
-            metrics::counter!("spate_http_accepted_lines_total").increment(lines as u64);
-            let body = match request_id {
-                Some(id) => serde_json::json!({
-                    "requestId": id,
-                    "timestamp": spate_operators::event::wall_clock_ms(),
-                }),
-                None => serde_json::json!({ "accepted": lines }),
-            };
-            (StatusCode::OK, axum::Json(body)).into_response()
-        }
-        Err(Refusal::Saturated { reason }) => {
-            metrics::counter!("spate_http_rejected_total", "reason" => "saturated").increment(1);
-            with_retry_after(json_error(StatusCode::TOO_MANY_REQUESTS, &reason), 1)
-        }
-        Err(Refusal::Unavailable { reason }) => {
-            metrics::counter!("spate_http_rejected_total", "reason" => "unavailable").increment(1);
-            with_retry_after(json_error(StatusCode::SERVICE_UNAVAILABLE, &reason), 5)
-        }
-    }
-}
-
-fn too_large(max_body: usize) -> Response {
-    metrics::counter!("spate_http_rejected_total", "reason" => "too_large").increment(1);
-    json_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("body exceeds {} MiB", max_body >> 20),
-    )
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -466,7 +447,12 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    if state.metrics_auth
+        && let Some(response) = unauthorized(&state, &headers)
+    {
+        return response;
+    }
     let text = (state.render_metrics)();
     (
         [(
@@ -513,16 +499,23 @@ mod tests {
         let fake = Arc::new(Fake::default());
         let state = HttpState::new(
             &config,
+            config.max_decoded_mib << 20,
             token.map(str::to_string),
             fake.clone(),
             Arc::new(|| "spate_up 1\n".to_string()),
         );
         let (listener, addr) = bind("127.0.0.1:0").await.unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, router(Arc::new(state)))
-                .await
-                .unwrap();
-        });
+        let timeouts = serve::ServeTimeouts {
+            header: config.header_timeout.get(),
+            drain: config.drain_timeout.get(),
+        };
+        let app = router(Arc::new(state));
+        tokio::spawn(serve::serve(
+            listener,
+            app,
+            timeouts,
+            std::future::pending(),
+        ));
         (format!("http://{addr}"), fake)
     }
 
@@ -576,10 +569,45 @@ mod tests {
         assert!(r.headers().contains_key("retry-after"));
         assert_eq!(fake.accepted.lock().unwrap().len(), 1);
 
+        // With a token, /metrics stays open unless metrics_auth is on.
         let r = client.get(format!("{url}/metrics")).send().await.unwrap();
         assert_eq!(r.text().await.unwrap(), "spate_up 1\n");
         let r = client.get(format!("{url}/healthz")).send().await.unwrap();
         assert_eq!(r.status(), 200);
+        let config = HttpConfig {
+            metrics_auth: true,
+            ..HttpConfig::default()
+        };
+        let (url, _) = serve(config, Some("s3cret")).await;
+        let r = client.get(format!("{url}/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let r = client
+            .get(format!("{url}/metrics"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "spate_up 1\n");
+    }
+
+    #[test]
+    fn blank_tokens_and_impossible_budgets_are_refused() {
+        let with = |f: &dyn Fn(&mut HttpConfig)| {
+            let mut config = HttpConfig::default();
+            f(&mut config);
+            config.validate().map_err(|e| e.to_string())
+        };
+        for token in ["", "  "] {
+            let err = with(&|c| c.auth_token = Some(token.into())).unwrap_err();
+            assert!(err.contains("auth_token"), "{err}");
+        }
+        let err = with(&|c| c.max_inflight_mib = 8).unwrap_err();
+        assert!(err.contains("max_inflight_size"), "{err}");
+        let err = with(&|c| c.min_body_rate = KiB::from_bytes(100)).unwrap_err();
+        assert!(err.contains("min_body_rate"), "{err}");
+        let err = with(&|c| c.body_timeout = Seconds::units(0)).unwrap_err();
+        assert!(err.contains("body_timeout"), "{err}");
+        assert!(with(&|_| {}).is_ok());
     }
 
     #[tokio::test]

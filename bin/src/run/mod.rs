@@ -45,6 +45,7 @@
 //! (`spate_operators::sources::supported_sources()`), then the sinks
 //! ([`graph`]).
 
+mod acceptor;
 pub mod body;
 pub mod emf;
 mod graph;
@@ -57,17 +58,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use futures_util::future::BoxFuture;
 use spate_operators::aws::AwsClients;
 use spate_operators::sinks::hot::HotStore;
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
 use spate_operators::sinks::s3_lake::S3Target;
-use spate_operators::sources::journal::{Journal, JournalError, JournalRecord, JournalWriter};
+use spate_operators::sources::journal::Journal;
 use spate_operators::transforms::decode::DecodeSettings;
 
-use self::body::BodyRecord;
+use self::acceptor::JournalAcceptor;
 use self::graph::GraphParts;
-use self::http::{HttpState, LogAcceptor, Refusal};
+use self::http::HttpState;
 use crate::config::ValidConfig;
 use crate::query::lake::{LakeLocation, S3Url};
 
@@ -82,50 +82,6 @@ pub struct RunOptions {
     pub data_dir: PathBuf,
     /// Shutdown requests; `None`: SIGTERM and SIGINT.
     pub signals: Option<tokio::sync::mpsc::Receiver<()>>,
-}
-
-/// The journal as the HTTP layer's [`LogAcceptor`].
-struct JournalAcceptor {
-    writer: JournalWriter,
-    journal: Arc<Journal>,
-}
-
-impl LogAcceptor for JournalAcceptor {
-    fn accept(&self, records: Vec<BodyRecord>) -> BoxFuture<'static, Result<(), Refusal>> {
-        let writer = self.writer.clone();
-        let ingest_ts_ms = spate_operators::event::wall_clock_ms();
-        let records: Vec<JournalRecord> = records
-            .into_iter()
-            .map(|r| JournalRecord {
-                format: r.format,
-                ingest_ts_ms,
-                lines: r.lines,
-                bytes: r.bytes.into(),
-            })
-            .collect();
-        Box::pin(async move {
-            match writer.append(records).await {
-                Ok(_) => Ok(()),
-                Err(e @ JournalError::Saturated { .. }) => Err(Refusal::Saturated {
-                    reason: format!("pipeline behind: {e}; retry later"),
-                }),
-                Err(e) => Err(Refusal::Unavailable {
-                    reason: e.to_string(),
-                }),
-            }
-        })
-    }
-
-    fn ready(&self) -> Result<(), String> {
-        let stats = self.journal.stats();
-        if stats.saturated() {
-            return Err(format!(
-                "journal backlog full ({} of {} bytes unread by the pipeline)",
-                stats.backlog_bytes, stats.max_backlog_bytes
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// Runs the service until a signal (or a sink that cannot recover).
@@ -161,6 +117,15 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         .unwrap_or_else(|| data_dir.join("lake"));
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
+    // Temporaries of files an earlier run never committed (its rows are
+    // still in the journal, uncommitted, and are written again).
+    let stale = lake.remove_temporaries().context("lake")?;
+    if stale > 0 {
+        tracing::info!(
+            files = stale,
+            "removed unfinished lake files of an earlier run"
+        );
+    }
     // The SDK configuration, loaded once when anything uses AWS.
     let aws = match uses_aws {
         true => Some(AwsClients::load(&config.aws).await),
@@ -234,10 +199,16 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     let (listener, addr) = http::bind(&config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    let acceptor = Arc::new(JournalAcceptor {
-        writer: journal.writer(),
-        journal: journal.clone(),
-    });
+    let journal_dir = config
+        .journal
+        .dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("journal"));
+    let acceptor = Arc::new(JournalAcceptor::new(
+        journal.clone(),
+        journal_dir,
+        config.journal.max_disk_mib.saturating_mul(1 << 20),
+    ));
     let metrics = exporter.clone();
     let query = crate::query::QueryContext::new(query_lake, built.history, &config.query)
         .context("query")?;
@@ -245,6 +216,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         crate::query::executor::QueryExecutor::new(&config.query).context("query threads")?;
     let state = HttpState::new(
         &config.http,
+        config.decode.max_payload_bytes,
         token.clone(),
         acceptor,
         Arc::new(move || metrics.render()),
@@ -270,13 +242,18 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     };
     let (to_pipeline, mut pipeline_signals) = tokio::sync::mpsc::channel(2);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, http::router(Arc::new(state)))
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.await;
-            })
-            .await
-    });
+    let timeouts = http::serve::ServeTimeouts {
+        header: config.http.header_timeout.get(),
+        drain: config.http.drain_timeout.get(),
+    };
+    let server = tokio::spawn(http::serve::serve(
+        listener,
+        http::router(Arc::new(state)),
+        timeouts,
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
     let closing_journal = journal.clone();
     let relay = tokio::spawn(async move {
         if os_signals.recv().await.is_none() {

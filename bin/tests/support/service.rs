@@ -23,6 +23,11 @@ impl Service {
     /// Starts `spate run --listen 127.0.0.1:0` with `config` (TOML) and waits
     /// until it prints the address it listens on.
     pub fn start(data_dir: &Path, config: &str) -> Service {
+        Service::start_on(data_dir, config, "127.0.0.1:0")
+    }
+
+    /// [`Service::start`] on `listen` (to restart on the same address).
+    pub fn start_on(data_dir: &Path, config: &str, listen: &str) -> Service {
         std::fs::create_dir_all(data_dir).unwrap();
         let config_path = data_dir.with_extension("toml");
         std::fs::write(&config_path, config).unwrap();
@@ -30,7 +35,7 @@ impl Service {
         command
             .arg("run")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--config")
@@ -100,6 +105,13 @@ impl Service {
     /// Everything printed so far (stderr, and stdout lines prefixed `stdout: `).
     pub fn output(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Kills the process with SIGKILL (no drain, no shutdown of anything).
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     /// Sends SIGTERM and waits for the exit (at most 60 s).

@@ -104,6 +104,8 @@ pub struct SendPlan {
 /// A batch waiting for a sender.
 struct DueBatch {
     due: Instant,
+    /// Sequence number of its first event.
+    first_seq: u64,
     events: u64,
     body: Bytes,
 }
@@ -184,6 +186,7 @@ pub async fn run(
         tally.queued.fetch_add(1, Ordering::Relaxed);
         permit.send(DueBatch {
             due,
+            first_seq: next_seq - planned.events,
             events: planned.events,
             body: Bytes::from(body),
         });
@@ -233,6 +236,7 @@ pub async fn run(
         elapsed_s,
         achieved_rate_per_s: achieved_rate(acknowledged, duration_s, elapsed_s),
         latency: tally.latency(),
+        acknowledged_seqs: tally.acknowledged_seqs(),
         per_second: per_second(
             &schedule.offered_per_second(),
             &tally.acknowledged_per_second(),
@@ -267,7 +271,7 @@ async fn deliver(
         let wait = match target.send(&body).await {
             Ok(()) => {
                 let now = Instant::now();
-                tally.acknowledge(batch.events, now - start, now - batch.due);
+                tally.acknowledge(batch.first_seq, batch.events, now - start, now - batch.due);
                 return;
             }
             Err(SendError::Rejected { retry_after, .. }) => {

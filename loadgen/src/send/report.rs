@@ -7,6 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::SeqRanges;
+
 /// Counters shared by the scheduler and the senders while a run goes.
 #[derive(Debug)]
 pub(crate) struct Tally {
@@ -22,6 +24,7 @@ pub(crate) struct Tally {
     /// Scheduled-send → accepted, microseconds, one value per batch.
     latency_us: Mutex<Histogram<u64>>,
     acknowledged_per_second: Mutex<Vec<u64>>,
+    acknowledged_seqs: Mutex<SeqRanges>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -38,6 +41,7 @@ impl Default for Tally {
             queued: AtomicU64::new(0),
             latency_us: Mutex::new(new_histogram()),
             acknowledged_per_second: Mutex::new(Vec::new()),
+            acknowledged_seqs: Mutex::default(),
             last_error: Mutex::new(None),
         }
     }
@@ -62,9 +66,13 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl Tally {
-    /// Counts a batch of `events` accepted `at` after the start, `latency` after it was due.
-    pub fn acknowledge(&self, events: u64, at: Duration, latency: Duration) {
+    /// Counts a batch of `events` from sequence number `first_seq`, accepted `at` after the
+    /// start, `latency` after it was due.
+    pub fn acknowledge(&self, first_seq: u64, events: u64, at: Duration, latency: Duration) {
         add(&self.acknowledged, events);
+        if let Ok(mut seqs) = self.acknowledged_seqs.lock() {
+            seqs.insert(first_seq, first_seq + events);
+        }
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         if let Ok(mut histogram) = self.latency_us.lock() {
             record(&mut histogram, micros);
@@ -99,6 +107,13 @@ impl Tally {
 
     pub(crate) fn acknowledged_per_second(&self) -> Vec<u64> {
         self.acknowledged_per_second
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn acknowledged_seqs(&self) -> SeqRanges {
+        self.acknowledged_seqs
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default()
@@ -203,6 +218,9 @@ pub struct Report {
     pub latency: LatencySummary,
     /// Offered and acknowledged events per second of the run.
     pub per_second: Vec<Second>,
+    /// The sequence numbers (`lg_seq`) of the events the target accepted, as `[start, end)`
+    /// ranges: `loadgen verify --send-report` counts only these as lost when missing.
+    pub acknowledged_seqs: SeqRanges,
     /// The last error seen, if any.
     pub last_error: Option<String>,
 }
@@ -287,6 +305,7 @@ mod tests {
         let tally = Tally::default();
         for ms in 1..=100u64 {
             tally.acknowledge(
+                ms * 10,
                 10,
                 Duration::from_millis(ms * 10),
                 Duration::from_millis(ms),
@@ -298,6 +317,7 @@ mod tests {
         assert!((latency.p99_ms - 99.0).abs() < 0.1, "{latency:?}");
         assert!((latency.max_ms - 100.0).abs() < 0.1, "{latency:?}");
         assert_eq!(Tally::get(&tally.acknowledged), 1_000);
+        assert_eq!(tally.acknowledged_seqs().ranges(), &[[10, 1_010]]);
         // 100 acks spread over 0.01 s .. 1.0 s: 99 in second 0, one in second 1.
         assert_eq!(tally.acknowledged_per_second(), vec![990, 10]);
     }

@@ -83,6 +83,7 @@ async fn steady_run_delivers_every_batch_on_schedule() {
     let report = run(plan(100.0, 5, 50), target.clone(), never()).await;
     assert_eq!(report.scheduled, 500);
     assert_eq!((report.sent, report.acknowledged), (500, 500));
+    assert_eq!(report.acknowledged_seqs.ranges(), &[[0, 500]]);
     assert_eq!((report.rejected, report.errors, report.failed), (0, 0, 0));
     assert_eq!(report.dropped_by_generator, 0);
     assert_eq!(report.latency.count, 10);
@@ -190,6 +191,8 @@ async fn errors_are_retried_three_times_then_the_events_fail() {
         (report.sent, report.acknowledged, report.failed),
         (20, 10, 10)
     );
+    // Only the second batch's numbers were acknowledged.
+    assert_eq!(report.acknowledged_seqs.ranges(), &[[10, 20]]);
     assert!(report.last_error.as_deref().unwrap().contains("boom"));
     let at: Vec<Duration> = target
         .received()

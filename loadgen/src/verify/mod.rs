@@ -6,8 +6,15 @@
 //! says:
 //!
 //! - **found**: rows of the run (duplicates included) and distinct sequence numbers;
-//! - **expected**: `--expect N`, or else the highest sequence number found + 1;
-//! - **lost**: sequence numbers below `expected` that are missing (count and the first few);
+//! - **expected**: the sequence numbers `loadgen send` saw acknowledged, read from its
+//!   `--json` report (`--send-report FILE`); else `--expect N` (all of `0..N`); else the
+//!   highest sequence number found + 1;
+//! - **lost**: expected sequence numbers that are missing (count and the first few). With a
+//!   send report, a batch that was never acknowledged (refused, given up on, cut by a
+//!   restart) is not lost when it is missing: only what Spate acknowledged must be there;
+//! - **unexpected**: distinct sequence numbers found that were not expected (at or above
+//!   `--expect`, or not acknowledged in the send report: accepted, but the answer never
+//!   reached `send`);
 //! - **duplicates**: sequence numbers found more than once (Spate is at-least-once, so
 //!   duplicates are allowed but worth knowing) and the extra rows they make;
 //! - **latency_accepted**: `ingest_ts − lg_sent_ms` per row: from the batch's scheduled send
@@ -32,8 +39,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
 
-use crate::RunId;
 use crate::send::{LatencySummary, new_histogram, record};
+use crate::{RunId, SeqRanges};
 
 mod report;
 
@@ -52,6 +59,14 @@ pub const MAX_SEQ: u64 = 1 << 32;
 /// Why the lake cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The send report cannot be used.
+    #[error("send report {path}: {reason}")]
+    SendReport {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The data directory has no lake.
     #[error("no lake at {0}: expected <data-dir>/lake/logs")]
     NoLake(PathBuf),
@@ -82,6 +97,43 @@ pub struct VerifyRequest {
     pub run_id: RunId,
     /// Events the run sent; the highest sequence number found + 1 when absent.
     pub expect: Option<u64>,
+    /// The sequence numbers `send` saw acknowledged (overrides `expect`).
+    pub acknowledged: Option<SeqRanges>,
+}
+
+/// What `verify` uses of a `loadgen send --json` report.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SendReportAcks {
+    /// The run.
+    pub run_id: String,
+    /// Events acknowledged.
+    pub acknowledged: u64,
+    /// Their sequence numbers.
+    pub acknowledged_seqs: SeqRanges,
+}
+
+/// Reads the report `loadgen send --json` printed (the last JSON object in the file).
+pub fn read_send_report(path: &Path) -> Result<SendReportAcks, VerifyError> {
+    let bad = |reason: String| VerifyError::SendReport {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| bad("no JSON report in it (write it with `loadgen send --json`)".into()))?;
+    let report: SendReportAcks = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+    report.acknowledged_seqs.validate().map_err(bad)?;
+    if report.acknowledged_seqs.len() != report.acknowledged {
+        return Err(bad(format!(
+            "acknowledged_seqs hold {} numbers but acknowledged is {}",
+            report.acknowledged_seqs.len(),
+            report.acknowledged
+        )));
+    }
+    Ok(report)
 }
 
 /// The marks of one `attrs` object; numbers are checked after parsing so that a row of the
@@ -112,7 +164,16 @@ impl Tally {
         self.counts[slot] = self.counts[slot].saturating_add(1);
     }
 
-    fn into_report(self, run_id: &RunId, files: u64, expect: Option<u64>) -> VerifyReport {
+    fn into_report(
+        self,
+        run_id: &RunId,
+        files: u64,
+        expect: Option<u64>,
+        acknowledged: Option<&SeqRanges>,
+    ) -> VerifyReport {
+        if let Some(acknowledged) = acknowledged {
+            return self.into_report_against(run_id, files, acknowledged);
+        }
         let expected = expect.unwrap_or(self.counts.len() as u64);
         let mut lost = Lost::default();
         let mut duplicates = Duplicates::default();
@@ -167,6 +228,56 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// The report when exactly the numbers in `acknowledged` are expected.
+    fn into_report_against(
+        self,
+        run_id: &RunId,
+        files: u64,
+        acknowledged: &SeqRanges,
+    ) -> VerifyReport {
+        let mut lost = Lost::default();
+        for seq in acknowledged.iter() {
+            if self.counts.get(seq as usize).copied().unwrap_or(0) == 0 {
+                lost.count += 1;
+                if lost.first.len() < FIRST_LOST_SHOWN {
+                    lost.first.push(seq);
+                }
+            }
+        }
+        let mut duplicates = Duplicates::default();
+        let (mut unique, mut unexpected) = (0, 0);
+        for (seq, &count) in self.counts.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            unique += 1;
+            if !acknowledged.contains(seq as u64) {
+                unexpected += 1;
+            }
+            if count > 1 {
+                duplicates.seqs += 1;
+                duplicates.extra_rows += u64::from(count) - 1;
+            }
+        }
+        VerifyReport {
+            run_id: run_id.to_string(),
+            files,
+            rows_scanned: self.rows_scanned,
+            found: self.found,
+            unique,
+            expected: acknowledged.len(),
+            expected_from: "send_report",
+            lost,
+            duplicates,
+            unexpected,
+            bad_marks: self.bad_marks,
+            latency_accepted: LatencySummary::from_millis(&self.accepted_ms),
+            latency_durable: LatencySummary::from_millis(&self.durable_ms),
+        }
+    }
+}
+
 /// Checks one run against the lake under `request.data_dir`.
 pub fn verify(request: &VerifyRequest) -> Result<VerifyReport, VerifyError> {
     let root = request.data_dir.join(LAKE_LOGS_DIR);
@@ -187,7 +298,12 @@ pub fn verify(request: &VerifyRequest) -> Result<VerifyReport, VerifyError> {
     for path in &files {
         scan_file(path, &request.run_id, &mut tally)?;
     }
-    Ok(tally.into_report(&request.run_id, files.len() as u64, request.expect))
+    Ok(tally.into_report(
+        &request.run_id,
+        files.len() as u64,
+        request.expect,
+        request.acknowledged.as_ref(),
+    ))
 }
 
 /// Finds `*.parquet` files below `dir`, skipping names that start with `.`.
@@ -369,6 +485,7 @@ mod tests {
             data_dir: dir.to_owned(),
             run_id: RunId::new("r1").unwrap(),
             expect,
+            acknowledged: None,
         }
     }
 
@@ -449,6 +566,45 @@ mod tests {
         let fewer = verify(&request(dir.path(), Some(8))).unwrap();
         assert_eq!(fewer.lost.count, 2);
         assert_eq!(fewer.unexpected, 2);
+    }
+
+    #[test]
+    fn with_a_send_report_only_acknowledged_numbers_can_be_lost() {
+        let dir = lake();
+        // The lake holds 0..10 except 3 and 7. send saw 0..3 and 5..7 acknowledged: 3 and 7
+        // were never acknowledged (a restart cut them), so nothing is lost; 4, 7.. found
+        // but unacknowledged are unexpected.
+        let report_file = dir.path().join("send.json");
+        std::fs::write(
+            &report_file,
+            "progress noise\n{\"run_id\":\"r1\",\"acknowledged\":5,\"acknowledged_seqs\":[[0,3],[5,7]],\"rejected\":0}\n",
+        )
+        .unwrap();
+        let acks = read_send_report(&report_file).unwrap();
+        assert_eq!(acks.run_id, "r1");
+        let mut req = request(dir.path(), None);
+        req.acknowledged = Some(acks.acknowledged_seqs.clone());
+        let report = verify(&req).unwrap();
+        assert_eq!((report.expected, report.expected_from), (5, "send_report"));
+        assert_eq!(report.lost, Lost::default());
+        assert!(!report.has_loss(), "{report:?}");
+        assert_eq!(report.unexpected, 3, "4, 8 and 9");
+        // An acknowledged number missing is lost.
+        let mut acked = acks.acknowledged_seqs;
+        acked.insert(7, 8);
+        req.acknowledged = Some(acked);
+        let report = verify(&req).unwrap();
+        assert_eq!(report.lost.first, vec![7]);
+        // A report whose ranges disagree with its count is refused.
+        std::fs::write(
+            &report_file,
+            "{\"run_id\":\"r1\",\"acknowledged\":9,\"acknowledged_seqs\":[[0,3]]}",
+        )
+        .unwrap();
+        assert!(matches!(
+            read_send_report(&report_file),
+            Err(VerifyError::SendReport { .. })
+        ));
     }
 
     #[test]

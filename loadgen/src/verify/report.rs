@@ -37,13 +37,15 @@ pub struct VerifyReport {
     pub unique: u64,
     /// Events expected.
     pub expected: u64,
-    /// Whether `expected` came from `--expect` (`"expect"`) or the highest seq (`"max_seq"`).
+    /// Whether `expected` came from the send report's acknowledged numbers
+    /// (`"send_report"`), `--expect` (`"expect"`) or the highest seq (`"max_seq"`).
     pub expected_from: &'static str,
-    /// Missing sequence numbers below `expected`.
+    /// Expected sequence numbers that are missing.
     pub lost: Lost,
     /// Sequence numbers found more than once.
     pub duplicates: Duplicates,
-    /// Distinct sequence numbers at or above `--expect`.
+    /// Distinct sequence numbers found but not expected (at or above `--expect`, or not
+    /// acknowledged in the send report).
     pub unexpected: u64,
     /// Rows of this run whose `lg_seq`/`lg_sent_ms` are missing or unusable.
     pub bad_marks: u64,

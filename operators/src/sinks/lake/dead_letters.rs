@@ -102,7 +102,8 @@ impl DeadLetterFile {
         self.lines
     }
 
-    /// Flushes, fsyncs and renames into place.
+    /// Flushes, fsyncs and renames into place; on a failure the temporary
+    /// is removed.
     pub fn commit(self) -> Result<PathBuf, LakeError> {
         let DeadLetterFile {
             tmp_path,
@@ -110,13 +111,21 @@ impl DeadLetterFile {
             out,
             ..
         } = self;
-        let file = out
+        let finished = out
             .into_inner()
-            .map_err(|e| LakeError::io("flush", &tmp_path, e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| LakeError::io("fsync", &tmp_path, e))?;
-        std::fs::rename(&tmp_path, &final_path)
-            .map_err(|e| LakeError::io("rename", &tmp_path, e))?;
+            .map_err(|e| LakeError::io("flush", &tmp_path, e.into_error()))
+            .and_then(|file| {
+                file.sync_all()
+                    .map_err(|e| LakeError::io("fsync", &tmp_path, e))
+            })
+            .and_then(|()| {
+                std::fs::rename(&tmp_path, &final_path)
+                    .map_err(|e| LakeError::io("rename", &tmp_path, e))
+            });
+        if let Err(e) = finished {
+            let _ = std::fs::remove_file(&tmp_path);
+            return Err(e);
+        }
         if let Some(dir) = final_path.parent() {
             sync_dir(dir)?;
         }

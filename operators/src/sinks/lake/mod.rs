@@ -335,6 +335,14 @@ impl LakeSettings {
     pub fn table_dir(&self) -> &Path {
         &self.table_dir
     }
+
+    /// Removes the temporary files an earlier run left in the table and
+    /// dead-letter directories (a crash, a full disk); returns how many.
+    /// Call before the writers start.
+    pub fn remove_temporaries(&self) -> Result<u64, LakeError> {
+        Ok(part_file::remove_temporaries(&self.table_dir)?
+            + part_file::remove_temporaries(&self.dead_letter_dir)?)
+    }
 }
 
 /// One lake writer: owns the partitions the decode stage routes to it.

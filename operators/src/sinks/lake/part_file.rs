@@ -134,6 +134,7 @@ impl PartFile {
     }
 
     /// Writes the footer, fsyncs, renames into place and fsyncs the directory.
+    /// On a failure before the rename the temporary is removed.
     pub fn commit(self) -> Result<CommittedFile, LakeError> {
         let PartFile {
             tmp_path,
@@ -143,17 +144,28 @@ impl PartFile {
             rows,
             ..
         } = self;
-        writer
-            .close()
-            .map_err(|e| LakeError::Parquet(e.to_string()))?;
-        sync.sync_all()
-            .map_err(|e| LakeError::io("fsync", &tmp_path, e))?;
-        let bytes = sync
-            .metadata()
-            .map_err(|e| LakeError::io("stat", &tmp_path, e))?
-            .len();
-        std::fs::rename(&tmp_path, &final_path)
-            .map_err(|e| LakeError::io("rename", &tmp_path, e))?;
+        let finished = (|| {
+            writer
+                .close()
+                .map_err(|e| LakeError::Parquet(e.to_string()))?;
+            sync.sync_all()
+                .map_err(|e| LakeError::io("fsync", &tmp_path, e))?;
+            let bytes = sync
+                .metadata()
+                .map_err(|e| LakeError::io("stat", &tmp_path, e))?
+                .len();
+            std::fs::rename(&tmp_path, &final_path)
+                .map_err(|e| LakeError::io("rename", &tmp_path, e))?;
+            Ok(bytes)
+        })();
+        let bytes = match finished {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // A full disk and the like: the temporary is no use to anyone.
+                let _ = std::fs::remove_file(&tmp_path);
+                return Err(e);
+            }
+        };
         if let Some(dir) = final_path.parent() {
             sync_dir(dir)?;
         }
@@ -174,6 +186,34 @@ impl PartFile {
     }
 }
 
+/// Removes the temporaries (`.NAME.tmp`) a writer left below `dir` when the
+/// process died or its disk filled; returns how many. Run at start, before
+/// any writer opens a file. A missing `dir` has none.
+pub fn remove_temporaries(dir: &Path) -> Result<u64, LakeError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(LakeError::io("list", dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| LakeError::io("list", dir, e))?;
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|e| LakeError::io("stat", &path, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() {
+            removed += remove_temporaries(&path)?;
+        } else if kind.is_file() && name.starts_with('.') && name.ends_with(".tmp") {
+            std::fs::remove_file(&path).map_err(|e| LakeError::io("remove", &path, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Makes a rename in `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<(), LakeError> {
     #[cfg(unix)]
@@ -185,4 +225,54 @@ pub fn sync_dir(dir: &Path) -> Result<(), LakeError> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props() -> Arc<WriterProperties> {
+        writer_properties(1, 1024).unwrap()
+    }
+
+    #[test]
+    fn a_commit_that_fails_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // The final name is taken by a non-empty directory: the rename fails.
+        std::fs::create_dir_all(dir.path().join("part-1.parquet/x")).unwrap();
+        let file = PartFile::create(dir.path(), "part-1.parquet", props()).unwrap();
+        assert!(dir.path().join(".part-1.parquet.tmp").exists());
+        assert!(file.commit().is_err());
+        assert!(!dir.path().join(".part-1.parquet.tmp").exists());
+        // And one that succeeds leaves only the file.
+        let file = PartFile::create(dir.path(), "part-2.parquet", props()).unwrap();
+        let committed = file.commit().unwrap();
+        assert_eq!(committed.path, dir.path().join("part-2.parquet"));
+        assert!(!dir.path().join(".part-2.parquet.tmp").exists());
+    }
+
+    #[test]
+    fn temporaries_left_by_an_earlier_run_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("dt=2026-01-01/hour=00/service=api");
+        std::fs::create_dir_all(&deep).unwrap();
+        for name in [
+            ".part-1.parquet.tmp",
+            "part-2.parquet",
+            ".keep",
+            "notes.tmp",
+        ] {
+            std::fs::write(deep.join(name), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join(".part-3.ndjson.tmp"), b"x").unwrap();
+        assert_eq!(remove_temporaries(dir.path()).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&deep)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".keep", "notes.tmp", "part-2.parquet"]);
+        assert!(!dir.path().join(".part-3.ndjson.tmp").exists());
+        assert_eq!(remove_temporaries(&dir.path().join("missing")).unwrap(), 0);
+    }
 }
