@@ -29,6 +29,16 @@ pub const SERVICE: &[MetricDef] = &[
         "Time to answer an HTTP request (a push: until it is fsynced in the journal), in seconds.",
     ),
     MetricDef::counter(
+        "spate_http_accept_errors_total",
+        &[],
+        "Failed accepts of HTTP connections (out of file descriptors and the like).",
+    ),
+    MetricDef::counter(
+        "spate_http_connections_cut_total",
+        &[],
+        "HTTP connections closed at shutdown because they were still open after the drain deadline (http.drain_timeout).",
+    ),
+    MetricDef::counter(
         "spate_http_received_bytes_total",
         &[],
         "Bytes of HTTP push bodies received (as sent, before decompression).",

@@ -222,6 +222,13 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         Arc::new(move || metrics.render()),
     )
     .with_query(query, queries.clone(), &config.query);
+    // Installed before the service says it listens, so that a signal sent as
+    // soon as it does is handled. The first signal stops the listener and the
+    // journal, then the pipeline drains; a second one aborts the drain.
+    let mut os_signals = match options.signals {
+        Some(signals) => signals,
+        None => spate_engine::signals::listen()?,
+    };
     eprintln!(
         "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /metrics, /healthz, /readyz)",
         if token.is_some() {
@@ -234,12 +241,6 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         eprintln!("spate: {line}");
     }
 
-    // The first signal stops the listener and the journal, then the pipeline
-    // drains; a second one aborts the drain.
-    let mut os_signals = match options.signals {
-        Some(signals) => signals,
-        None => spate_engine::signals::listen()?,
-    };
     let (to_pipeline, mut pipeline_signals) = tokio::sync::mpsc::channel(2);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let timeouts = http::serve::ServeTimeouts {
