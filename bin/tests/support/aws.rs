@@ -101,7 +101,14 @@ pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
          kinesis = boto3.client('kinesis', **kw)\n\
          ddb = boto3.client('dynamodb', **kw)\n\
          secrets = boto3.client('secretsmanager', **kw)\n\
-         {snippet}\n"
+         {snippet}\n\
+         sys.stdout.flush()\n\
+         sys.stderr.flush()\n\
+         # Skip the interpreter's teardown: pyarrow's threads sometimes abort\n\
+         # it (\"terminate called without an active exception\") after the\n\
+         # answer was printed.\n\
+         import os\n\
+         os._exit(0)\n"
     );
     let out = std::process::Command::new(super::python())
         .arg("-c")
