@@ -711,14 +711,7 @@ print(json.dumps({'redrive': json.loads(a['RedrivePolicy']), 'dlq_arn': dlq_arn,
     // 10 messages of 100 events: `pay` logs 3 criticals in one window, and the
     // last message moves event time two windows on, so that window closes.
     let (w0, messages) = support::aws::alerting_messages();
-    boto(
-        r#"
-for body in ARGS['messages']:
-    sqs.send_message(QueueUrl=ARGS['queue'], MessageBody=body)
-print('null')
-"#,
-        &json!({ "queue": outputs["QueueUrl"], "messages": messages }),
-    );
+    support::aws::send_messages(&outputs["QueueUrl"], &messages);
     // Every message received (in flight until the lake file is committed,
     // at shutdown here: max_file_age is 5 minutes).
     let received = boto(

@@ -74,14 +74,7 @@ retention_hours = 1000000
     let (w0, mut messages) = support::aws::alerting_messages();
     // One malformed message: a dead letter, which goes to S3 too.
     messages.push("{\"service\": \"pay\", broken".to_string());
-    boto(
-        r#"
-for body in ARGS['messages']:
-    sqs.send_message(QueueUrl=ARGS['queue'], MessageBody=body)
-print('null')
-"#,
-        &json!({ "queue": setup["queue"], "messages": messages }),
-    );
+    support::aws::send_messages(&setup["queue"], &messages);
     // Wait until Spate has deleted every message (deleted only after the lake
     // object exists and the hot store committed).
     let drained = boto(

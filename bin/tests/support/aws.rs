@@ -159,3 +159,15 @@ pub fn alerting_messages() -> (i64, Vec<String>) {
     }
     (w0, messages)
 }
+
+/// Sends each of `messages` as one SQS message to `queue` (a queue URL).
+pub fn send_messages(queue: &serde_json::Value, messages: &[String]) {
+    boto(
+        r#"
+for body in ARGS['messages']:
+    sqs.send_message(QueueUrl=ARGS['queue'], MessageBody=body)
+print('null')
+"#,
+        &serde_json::json!({ "queue": queue, "messages": messages }),
+    );
+}
