@@ -46,6 +46,7 @@ mod retry;
 pub mod router;
 pub mod routing;
 pub mod rules;
+pub mod rhythm;
 pub mod silence;
 pub mod window_store;
 
