@@ -168,7 +168,10 @@ async fn a_silenced_service_alerts_nowhere_and_routes_pick_the_outputs() {
         alerts(&data, &["unsilence", "payments"]),
         "payments is no longer silenced\n"
     );
-    assert_eq!(alerts(&data, &["silences"]), "no silences\n");
+    assert_eq!(
+        alerts(&data, &["silences"]),
+        "service  until  left  reason\n(0 rows)\n"
+    );
     assert_eq!(
         alerts(&data, &["unsilence", "payments"]),
         "payments was not silenced\n"
@@ -229,7 +232,10 @@ print(json.dumps({'reason': item['reason']['S'], 'until_ms': int(item['until_ms'
         alerts(&two, &["unsilence", "payments"]),
         "payments is no longer silenced\n"
     );
-    assert_eq!(alerts(&one, &["silences"]), "no silences\n");
+    assert_eq!(
+        alerts(&one, &["silences"]),
+        "service  until  left  reason\n(0 rows)\n"
+    );
 }
 
 /// `[alerts.pagerduty]` wired into `spate run`: a route sends criticals to a

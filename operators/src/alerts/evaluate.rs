@@ -275,7 +275,11 @@ impl AlertEvaluator {
                 let seen_before = match (rule.rhythm, self.last_seen.get(service)) {
                     (_, None) => false,
                     (None, Some(_)) => true,
-                    (Some(rhythm), Some(a)) => a.established(start, self.size_ms, rhythm),
+                    // A silence already firing holds until the service returns.
+                    (Some(rhythm), Some(a)) => {
+                        a.established(start, self.size_ms, rhythm)
+                            || self.dedup.is_firing(&rule.name, service)
+                    }
                 };
                 let (holds, value, threshold, anomaly) = match &rule.anomaly {
                     Some(spec) => {
