@@ -172,6 +172,24 @@ pub fn alerts(
         .collect()
 }
 
+/// What `spate hot recent` says (on stderr) when retention has deleted
+/// events from the embedded store: how many, when last, and the setting.
+pub fn expiry_note(source: &HotSource<'_>, config: &SpateConfig) -> Result<Option<String>> {
+    let HotSource::Embedded(path) = source else {
+        // DynamoDB deletes by TTL and keeps no count.
+        return Ok(None);
+    };
+    Ok(open(path)?.expired()?.map(|expired| {
+        format!(
+            "{} events expired by retention so far, the last at {} (hot.retention = {}h from {} time)",
+            expired.events,
+            rfc3339_ms(expired.last_ms),
+            config.hot.retention_hours,
+            config.hot.retention_from.as_str(),
+        )
+    }))
+}
+
 fn open(path: &Path) -> Result<HotStore> {
     Ok(HotStore::open_read_only(path)?)
 }

@@ -242,7 +242,9 @@ fn listen_from_env() -> Option<String> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let mut stdout = std::io::stdout().lock();
+    // Not locked for the whole command: `spate run` prints alerts on stdout
+    // from its own threads.
+    let mut stdout = std::io::stdout();
     let out: &mut dyn Write = &mut stdout;
     match cli.command {
         Command::Ingest {
@@ -314,6 +316,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .map(hot_cli::parse_severity)
                         .transpose()?;
                     let since = duration_arg::parse_duration(&since).map_err(anyhow::Error::msg)?;
+                    let note = hot_cli::expiry_note(&source, &config)?;
                     let rows = hot_cli::recent(source, service, severity, since, limit)?;
                     hot_cli::write(
                         out,
@@ -322,6 +325,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         &hot_cli::EVENT_TABLE_COLUMNS,
                         &hot_cli::EVENT_COLUMNS,
                     )?;
+                    if let Some(note) = note {
+                        eprintln!("{note}");
+                    }
                 }
                 HotAction::Alerts {
                     since,
@@ -417,7 +423,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
         } => {
             let config = load_config(config.as_deref())?.config;
-            return journal_cli::run(&config.journal, &data_dir, format, &mut stdout);
+            return journal_cli::run(&config.journal, &data_dir, format, &mut stdout.lock());
         }
     }
     out.flush()?;

@@ -201,3 +201,91 @@ fn demo_without_a_service_is_a_clean_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("spate: cannot connect to"), "{stderr}");
 }
+
+/// An ERROR event of `service` stamped `timestamp`, as a service logs it.
+fn old_error(service: &str, timestamp: &str) -> String {
+    serde_json::json!({
+        "timestamp": timestamp,
+        "level": "ERROR",
+        "service": service,
+        "message": "replayed from last year's archive",
+    })
+    .to_string()
+}
+
+/// `POST /v1/logs` of `body` to `url`; the status.
+fn post_logs(url: &str, body: &str) -> u16 {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/logs"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
+/// `spate hot recent` over all time, with the config of the service that
+/// wrote `data`: its stdout and stderr.
+fn hot_recent_all(data: &Path) -> (String, String) {
+    let out = spate()
+        .args(["hot", "recent", "--since", "100000d", "--format", "ndjson"])
+        .arg("--data-dir")
+        .arg(data)
+        // The config `spate run` had (written by `Service::start`).
+        .arg("--config")
+        .arg(data.with_extension("toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn hot_retention_counts_from_arrival_and_says_what_it_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let push = |data: &Path, config: &str, body: &str| {
+        let service = Service::start(data, config);
+        assert_eq!(post_logs(&service.url, body), 200);
+        let (status, output) = service.stop();
+        assert!(status.success(), "{output}");
+    };
+    // By default a replay of old logs stays hot, and nothing expired.
+    let replay = dir.path().join("replay");
+    push(&replay, "", &old_error("billing", "2020-01-01T00:00:00Z"));
+    let (stdout, stderr) = hot_recent_all(&replay);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stderr.is_empty(), "{stderr}");
+
+    // Counted from event time, the next start's first pass deletes it, and
+    // `spate hot` says so.
+    let by_event = dir.path().join("by-event");
+    let config = "[hot]\nretention_from = \"event\"\n";
+    push(&by_event, config, &old_error("billing", "2020-01-01T00:00:00Z"));
+    let service = Service::start(&by_event, config);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (stdout, stderr) = loop {
+        let (stdout, stderr) = hot_recent_all(&by_event);
+        if !stderr.is_empty() || std::time::Instant::now() > deadline {
+            break (stdout, stderr);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("1 events expired by retention so far, the last at "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.trim_end().ends_with("(hot.retention = 72h from event time)"),
+        "{stderr}"
+    );
+}
