@@ -99,7 +99,8 @@ fn every_key_by_serde() -> BTreeSet<String> {
     json["alerts"]["rules"] = serde_json::json!([{
         "name": "x", "kind": "tag", "threshold": 1.0, "min_events": 1,
         "tag": "t", "service": "s", "severity": "ERROR", "metric": "tag", "k": 4.0,
-        "min_history": "2d", "seasonality": "daily", "direction": "both", "labels": ["l"]
+        "min_history": "2d", "seasonality": "daily", "direction": "both", "labels": ["l"],
+        "min_active_windows": 3, "rhythm_windows": 12
     }]);
     let mut keys = BTreeSet::new();
     leaves("", &json, &mut keys);
