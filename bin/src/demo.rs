@@ -83,7 +83,11 @@ impl Dice {
 /// `ts_ms`.
 fn event(dice: &mut Dice, index: usize, ts_ms: i64) -> (&'static str, Value) {
     let service = SERVICES[index % SERVICES.len()];
-    let host = format!("10.0.{}.{}", index % SERVICES.len() + 1, 10 + dice.below(20));
+    let host = format!(
+        "10.0.{}.{}",
+        index % SERVICES.len() + 1,
+        10 + dice.below(20)
+    );
     let timestamp = spate_operators::sinks::hot::query::rfc3339_ms(ts_ms);
     let roll = dice.below(100);
     let ms = 5 + dice.below(120);
@@ -112,7 +116,11 @@ fn event(dice: &mut Dice, index: usize, ts_ms: i64) -> (&'static str, Value) {
         ),
         ("auth", 0..15) => (
             "WARNING",
-            format!("failed login for user u_{} from 203.0.113.{}", dice.below(900), dice.below(250)),
+            format!(
+                "failed login for user u_{} from 203.0.113.{}",
+                dice.below(900),
+                dice.below(250)
+            ),
             Some(("POST", "/login".into(), 401)),
         ),
         ("web", 0..10) => (
@@ -130,7 +138,10 @@ fn event(dice: &mut Dice, index: usize, ts_ms: i64) -> (&'static str, Value) {
         }
         ("payments", _) => (
             "INFO",
-            format!("payment authorized for order ord_{:06} in {ms} ms", dice.below(1_000_000)),
+            format!(
+                "payment authorized for order ord_{:06} in {ms} ms",
+                dice.below(1_000_000)
+            ),
             None,
         ),
         ("auth", _) => (
@@ -140,12 +151,19 @@ fn event(dice: &mut Dice, index: usize, ts_ms: i64) -> (&'static str, Value) {
         ),
         ("orders", _) => (
             "INFO",
-            format!("order ord_{:06} placed: {} items", dice.below(1_000_000), 1 + dice.below(5)),
+            format!(
+                "order ord_{:06} placed: {} items",
+                dice.below(1_000_000),
+                1 + dice.below(5)
+            ),
             None,
         ),
         _ => (
             "INFO",
-            format!("processed batch of {} messages from orders.placed in {ms} ms", 10 + dice.below(300)),
+            format!(
+                "processed batch of {} messages from orders.placed in {ms} ms",
+                10 + dice.below(300)
+            ),
             None,
         ),
     };

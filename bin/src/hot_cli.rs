@@ -102,8 +102,14 @@ pub const ALERT_COLUMNS: [&str; 12] = [
 ];
 
 /// Columns of `spate hot alerts --format table`.
-pub const ALERT_TABLE_COLUMNS: [&str; 6] =
-    ["raised_at", "state", "severity", "rule", "service", "message"];
+pub const ALERT_TABLE_COLUMNS: [&str; 6] = [
+    "raised_at",
+    "state",
+    "severity",
+    "rule",
+    "service",
+    "message",
+];
 
 /// Writes hot rows (events or alerts as JSON objects) in `format`: the
 /// `table` columns in a table, every column otherwise.

@@ -408,10 +408,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 // local files the configuration names.
                 let valid = load_config(Some(&file))?;
                 valid.preflight()?;
-                let report = serde_json::json!({ "file": file.display().to_string(), "valid": true });
-                output::write_report(out, format, &report, || {
-                    format!("{}: ok\n", file.display())
-                })?;
+                let report =
+                    serde_json::json!({ "file": file.display().to_string(), "valid": true });
+                output::write_report(out, format, &report, || format!("{}: ok\n", file.display()))?;
             }
         },
         Command::Journal {

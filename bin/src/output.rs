@@ -195,10 +195,7 @@ pub fn text_table(columns: &[impl AsRef<str>], rows: &[Vec<String>]) -> String {
         })
         .collect();
     let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> = cells
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:w$}"))
-            .collect();
+        let padded: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
     let mut out = line(&mut columns.iter().map(AsRef::as_ref));
@@ -228,7 +225,12 @@ mod tests {
                 json!(["http_5xx"]),
                 json!("a, \"quoted\"\nline"),
             ],
-            vec![json!("2026-11-23T10:00:01Z"), Value::Null, json!([]), json!("plain")],
+            vec![
+                json!("2026-11-23T10:00:01Z"),
+                Value::Null,
+                json!([]),
+                json!("plain"),
+            ],
         ]
     }
 
@@ -288,7 +290,10 @@ mod tests {
     #[test]
     fn objects_become_rows_of_the_named_columns() {
         let mut out = Vec::new();
-        let objects = [json!({"service": "api", "n": 2, "extra": true}), json!({"n": 3})];
+        let objects = [
+            json!({"service": "api", "n": 2, "extra": true}),
+            json!({"n": 3}),
+        ];
         write_objects(&mut out, Format::Csv, &["service", "n"], &objects).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "service,n\napi,2\n,3\n");
     }
@@ -310,7 +315,10 @@ mod tests {
     #[test]
     fn legacy_flags_pick_their_format() {
         assert_eq!(Format::Csv.or_legacy(false, Format::Ndjson), Format::Csv);
-        assert_eq!(Format::Table.or_legacy(true, Format::Ndjson), Format::Ndjson);
+        assert_eq!(
+            Format::Table.or_legacy(true, Format::Ndjson),
+            Format::Ndjson
+        );
     }
 
     #[test]

@@ -157,7 +157,12 @@ fn demo_events_are_current_and_answer_the_first_questions() {
     }));
     let count: Vec<Value> = serde_json::from_str(&run_ok(
         &data,
-        &["query", "--format", "json", "select count(*) as n from logs"],
+        &[
+            "query",
+            "--format",
+            "json",
+            "select count(*) as n from logs",
+        ],
     ))
     .unwrap();
     assert_eq!(count[0]["n"], 120);
@@ -267,7 +272,11 @@ fn hot_retention_counts_from_arrival_and_says_what_it_expired() {
     // `spate hot` says so.
     let by_event = dir.path().join("by-event");
     let config = "[hot]\nretention_from = \"event\"\n";
-    push(&by_event, config, &old_error("billing", "2020-01-01T00:00:00Z"));
+    push(
+        &by_event,
+        config,
+        &old_error("billing", "2020-01-01T00:00:00Z"),
+    );
     let service = Service::start(&by_event, config);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (stdout, stderr) = loop {
@@ -285,7 +294,9 @@ fn hot_retention_counts_from_arrival_and_says_what_it_expired() {
         "{stderr}"
     );
     assert!(
-        stderr.trim_end().ends_with("(hot.retention = 72h from event time)"),
+        stderr
+            .trim_end()
+            .ends_with("(hot.retention = 72h from event time)"),
         "{stderr}"
     );
 }

@@ -62,7 +62,8 @@ mod tests {
     use super::*;
 
     fn render(format: ReportFormat) -> String {
-        let report = json!({"run_id": "r-1", "sent": 10, "note": "a, \"b\"", "latency": {"p50": 1}});
+        let report =
+            json!({"run_id": "r-1", "sent": 10, "note": "a, \"b\"", "latency": {"p50": 1}});
         let mut out = Vec::new();
         write_report(&mut out, format, &report, "10 sent\n").unwrap();
         String::from_utf8(out).unwrap()

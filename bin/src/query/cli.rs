@@ -29,8 +29,8 @@ use super::history::{
 use super::lake::{LakeLocation, S3Url, logs_table_schema};
 use super::{QueryContext, QueryRequest, run};
 use crate::config::SpateConfig;
-use crate::output::Format;
 use crate::hot_cli::hot_path;
+use crate::output::Format;
 
 /// Rows listed without SQL when `--limit` is not given.
 pub const DEFAULT_RECENT_LIMIT: usize = 100;

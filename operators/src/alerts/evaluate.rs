@@ -441,7 +441,10 @@ mod tests {
         let t3 = t0 + 3 * W;
         // web goes quiet.
         let n = e.evaluate(&[record(t3, "api", [5, 0, 0, 0])], t3 + W, 0);
-        assert_eq!(summary(&n), [("silence".into(), "web".into(), "firing", t3)]);
+        assert_eq!(
+            summary(&n),
+            [("silence".into(), "web".into(), "firing", t3)]
+        );
         // Nothing at all for two windows (closed by the idle timeout): api
         // goes silent too, web stays silent without a new notice.
         let n = e.evaluate(&[], t3 + 3 * W, 0);

@@ -43,10 +43,10 @@ pub mod outputs;
 pub mod pending;
 pub mod record;
 mod retry;
+pub mod rhythm;
 pub mod router;
 pub mod routing;
 pub mod rules;
-pub mod rhythm;
 pub mod silence;
 pub mod window_store;
 

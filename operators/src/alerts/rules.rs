@@ -349,7 +349,9 @@ impl Rule {
                 if !(1..=windows).contains(&min_active) {
                     return Err(bad(
                         "min_active_windows",
-                        format!("min_active_windows {min_active} must be 1 to rhythm_windows ({windows})"),
+                        format!(
+                            "min_active_windows {min_active} must be 1 to rhythm_windows ({windows})"
+                        ),
                     ));
                 }
                 Some(Rhythm {

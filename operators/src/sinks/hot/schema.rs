@@ -210,7 +210,10 @@ mod tests {
                           ALTER TABLE events DROP COLUMN ingest_ts;";
         for (version, undo) in [
             (2, back_to_v2.to_string()),
-            (1, format!("{back_to_v2} DROP TABLE baselines; DROP TABLE silences;")),
+            (
+                1,
+                format!("{back_to_v2} DROP TABLE baselines; DROP TABLE silences;"),
+            ),
         ] {
             conn.execute_batch(&undo).unwrap();
             conn.execute(
@@ -223,7 +226,11 @@ mod tests {
             prepare_writer(&mut conn, &path).unwrap();
             assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
             let ingest: i64 = conn
-                .query_row("SELECT ingest_ts FROM events WHERE event_id = 'e'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT ingest_ts FROM events WHERE event_id = 'e'",
+                    [],
+                    |r| r.get(0),
+                )
                 .unwrap();
             assert_eq!(ingest, 42, "version {version}");
             conn.execute("SELECT count(*) FROM silences", []).ok();
