@@ -162,13 +162,8 @@ mod tests {
         )
         .unwrap();
         assert!(out.starts_with("silenced payments until "), "{out}");
-        let table = act(
-            AlertsAction::Silences {
-                format: Format::Table,
-            },
-            &store,
-        )
-        .unwrap();
+        let list = |format| act(AlertsAction::Silences { format }, &store).unwrap();
+        let table = list(Format::Table);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("service "), "{table}");
         assert!(lines[1].starts_with("payments "), "{table}");
@@ -177,13 +172,7 @@ mod tests {
             "{table}"
         );
         assert!(lines[1].ends_with("db migration"), "{table}");
-        let json = act(
-            AlertsAction::Silences {
-                format: Format::Json,
-            },
-            &store,
-        )
-        .unwrap();
+        let json = list(Format::Json);
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed[0]["service"], "payments");
         assert_eq!(parsed[0]["reason"], "db migration");
@@ -195,21 +184,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "payments is no longer silenced\n");
-        let table = act(
-            AlertsAction::Silences {
-                format: Format::Table,
-            },
-            &store,
-        )
-        .unwrap();
+        let table = list(Format::Table);
         assert_eq!(table, "service  until  left  reason\n(0 rows)\n");
-        let csv = act(
-            AlertsAction::Silences {
-                format: Format::Csv,
-            },
-            &store,
-        )
-        .unwrap();
+        let csv = list(Format::Csv);
         assert_eq!(csv, "service,since,until,until_ms,reason\n");
         let err = act(
             AlertsAction::Silence {

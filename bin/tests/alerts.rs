@@ -10,8 +10,8 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::service::Service;
-use support::spate;
+use support::service::{Service, data_and_config_args};
+use support::{spate, stdout_of};
 
 /// Hot rows kept for ever; one decode worker keeps event time in order; the
 /// notices of checkout go to the file only, the others to stdout only.
@@ -31,21 +31,12 @@ outputs = ["stdout"]
 /// Runs `spate alerts ARGS --data-dir DATA --config CONFIG`, which must
 /// succeed; returns its stdout.
 fn alerts(data: &Path, args: &[&str]) -> String {
-    let out = spate()
-        .arg("alerts")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--config")
-        .arg(data.with_extension("toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "spate alerts {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_of(
+        spate()
+            .arg("alerts")
+            .args(args)
+            .args(data_and_config_args(data)),
+    )
 }
 
 fn event(ts_ms: i64, service: &str, level: &str) -> String {

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::service::Service;
-use support::spate;
+use support::service::{Service, data_and_config_args};
+use support::{spate, stdout_of};
 
 #[test]
 fn completions_are_printed_for_bash_zsh_and_fish_and_parse() {
@@ -97,18 +97,7 @@ fn a_closed_pipe_ends_the_command_quietly() {
 
 /// Runs `spate ARGS --data-dir DATA`, which must succeed; its stdout.
 fn run_ok(data: &Path, args: &[&str]) -> String {
-    let out = spate()
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_of(spate().args(args).arg("--data-dir").arg(data))
 }
 
 #[test]
@@ -116,16 +105,14 @@ fn demo_events_are_current_and_answer_the_first_questions() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let service = Service::start(&data, "");
-    let out = spate()
-        .args(["demo", "--format", "json", "--target", &service.url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_str(&stdout_of(spate().args([
+        "demo",
+        "--format",
+        "json",
+        "--target",
+        &service.url,
+    ])))
+    .unwrap();
     assert_eq!(report["events"], 120);
     assert_eq!(report["services"].as_array().unwrap().len(), 6);
     let count = |severity: &str| report[severity].as_u64().unwrap();
@@ -238,11 +225,7 @@ fn post_logs(url: &str, body: &str) -> u16 {
 fn hot_recent_all(data: &Path) -> (String, String) {
     let out = spate()
         .args(["hot", "recent", "--since", "100000d", "--format", "ndjson"])
-        .arg("--data-dir")
-        .arg(data)
-        // The config `spate run` had (written by `Service::start`).
-        .arg("--config")
-        .arg(data.with_extension("toml"))
+        .args(data_and_config_args(data))
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
