@@ -2,7 +2,7 @@
 //! (`send`), and checks a run in the lake (`verify`).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
