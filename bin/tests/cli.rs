@@ -283,3 +283,29 @@ fn hot_retention_counts_from_arrival_and_says_what_it_expired() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_sample_raises_no_silence_alert_for_services_seen_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sample = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample.log"),
+    )
+    .unwrap();
+    let service = Service::start(&data, "");
+    assert_eq!(post_logs(&service.url, &sample), 200);
+    // SIGTERM drains: the windows close and their rules run.
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+    let alerts: Vec<Value> = std::fs::read_to_string(data.join("alerts.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rules: Vec<&str> = alerts.iter().map(|a| a["rule"].as_str().unwrap()).collect();
+    assert!(
+        rules.contains(&"critical"),
+        "the windows were judged: {rules:?}"
+    );
+    assert!(!rules.contains(&"silence"), "{rules:?}");
+}
