@@ -1,9 +1,11 @@
 //! `spate`: the log ingest and analytics stream processor.
 
 mod config;
+mod data_dir_lock;
 mod duration_arg;
 mod hot_cli;
 mod ingest;
+mod lake_cli;
 mod query;
 mod run;
 
@@ -71,6 +73,11 @@ enum Command {
     },
     /// SQL over the lake, local or in S3 (tables logs, alerts, windows), or the recent logs.
     Query(query::cli::QueryArgs),
+    /// Maintain the lake.
+    Lake {
+        #[command(subcommand)]
+        action: LakeAction,
+    },
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
@@ -110,6 +117,13 @@ enum HotAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LakeAction {
+    /// Merge the small Parquet files of closed partitions into files of about
+    /// `lake.file_size` (exactly once for readers of a local lake).
+    Compact(lake_cli::CompactArgs),
 }
 
 #[derive(Subcommand)]
@@ -226,6 +240,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let limits = query::cli::limits(&args, &config.query);
                 query::cli::run_cli(&args, &limits, lake, history, &mut out).await
             })?;
+        }
+        Command::Lake {
+            action: LakeAction::Compact(args),
+        } => {
+            let config = load_config(args.config.as_deref())?.config;
+            let report = runtime()?.block_on(lake_cli::compact(&args, &config))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", lake_cli::render(&report));
+            }
         }
         Command::Config { action } => match action {
             ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),

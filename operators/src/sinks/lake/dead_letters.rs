@@ -102,6 +102,16 @@ impl DeadLetterFile {
         self.lines
     }
 
+    /// Makes the lines written so far durable (still under the hidden name;
+    /// recovery publishes them if the process stops before
+    /// [`commit`](Self::commit)).
+    pub fn sync(&mut self) -> Result<(), LakeError> {
+        self.out
+            .flush()
+            .and_then(|_| self.out.get_ref().sync_data())
+            .map_err(|e| LakeError::io("fsync", &self.tmp_path, e))
+    }
+
     /// Flushes, fsyncs and renames into place.
     pub fn commit(self) -> Result<PathBuf, LakeError> {
         let DeadLetterFile {

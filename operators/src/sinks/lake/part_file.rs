@@ -10,7 +10,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
-use tokio::time::Instant;
 
 use super::LakeError;
 use super::schema::logs_file_schema;
@@ -22,7 +21,12 @@ const PAGE_BYTES: usize = 256 * 1024;
 ///
 /// zstd everywhere; dictionaries only where values repeat (hosts, sources,
 /// severities), not for messages, ids and event times, where they only cost
-/// time; no statistics for the long text columns.
+/// time; no statistics for the long text columns. Row groups end only at
+/// `row_group_rows` (or the end of the file): files are written by a seal,
+/// one at a time, so a row group's size is no longer bounded by memory shared
+/// with other open files. The other columns get page statistics and the page
+/// index (column and offset indexes), so readers skip pages of `ts`,
+/// `severity` or `status` that cannot match.
 pub fn writer_properties(
     zstd_level: i32,
     row_group_rows: usize,
@@ -32,8 +36,7 @@ pub fn writer_properties(
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
-        // Pages of 256 KiB: each open column buffers one page uncompressed, and
-        // a writer holds dozens of partitions open at once.
+        // Pages of 256 KiB: each column buffers one page uncompressed.
         .set_data_page_size_limit(PAGE_BYTES)
         .set_dictionary_page_size_limit(PAGE_BYTES)
         .set_created_by(format!("spate {}", env!("CARGO_PKG_VERSION")));
@@ -56,7 +59,6 @@ pub struct PartFile {
     final_path: PathBuf,
     writer: ArrowWriter<File>,
     sync: File,
-    opened_at: Instant,
     rows: u64,
 }
 
@@ -69,6 +71,8 @@ pub struct CommittedFile {
     pub rows: u64,
     /// Its size.
     pub bytes: u64,
+    /// Row groups in it.
+    pub row_groups: usize,
 }
 
 impl PartFile {
@@ -88,7 +92,6 @@ impl PartFile {
             final_path,
             writer,
             sync,
-            opened_at: Instant::now(),
             rows: 0,
         })
     }
@@ -100,32 +103,6 @@ impl PartFile {
             .map_err(|e| LakeError::Parquet(e.to_string()))?;
         self.rows += records.num_rows() as u64;
         Ok(())
-    }
-
-    /// Ends the current row group if it holds more than `max_bytes`, so memory
-    /// stays bounded while the file stays open.
-    pub fn limit_buffered(&mut self, max_bytes: usize) -> Result<(), LakeError> {
-        if self.writer.in_progress_size() > max_bytes {
-            self.writer
-                .flush()
-                .map_err(|e| LakeError::Parquet(e.to_string()))?;
-        }
-        Ok(())
-    }
-
-    /// Bytes written to disk plus the estimate of what is buffered.
-    pub fn size(&self) -> u64 {
-        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
-    }
-
-    /// Bytes held in memory by the current row group.
-    pub fn buffered(&self) -> usize {
-        self.writer.memory_size()
-    }
-
-    /// When the file was opened.
-    pub fn opened_at(&self) -> Instant {
-        self.opened_at
     }
 
     /// Rows written so far.
@@ -143,7 +120,7 @@ impl PartFile {
             rows,
             ..
         } = self;
-        writer
+        let metadata = writer
             .close()
             .map_err(|e| LakeError::Parquet(e.to_string()))?;
         sync.sync_all()
@@ -161,6 +138,32 @@ impl PartFile {
             path: final_path,
             rows,
             bytes,
+            row_groups: metadata.num_row_groups(),
+        })
+    }
+
+    /// Writes the footer and closes the temporary file without publishing it
+    /// (it is uploaded from there): its path, rows and size.
+    pub fn close_unpublished(self) -> Result<CommittedFile, LakeError> {
+        let PartFile {
+            tmp_path,
+            writer,
+            sync,
+            rows,
+            ..
+        } = self;
+        let metadata = writer
+            .close()
+            .map_err(|e| LakeError::Parquet(e.to_string()))?;
+        let bytes = sync
+            .metadata()
+            .map_err(|e| LakeError::io("stat", &tmp_path, e))?
+            .len();
+        Ok(CommittedFile {
+            path: tmp_path,
+            rows,
+            bytes,
+            row_groups: metadata.num_row_groups(),
         })
     }
 
