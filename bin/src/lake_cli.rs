@@ -5,7 +5,7 @@
 //! first); partitions with staged rows are skipped (the next `spate run`
 //! seals them). A lake in S3 (`--lake s3://…` or the config's `[lake.s3]`)
 //! is compacted in place while writers run: only partitions closed for
-//! `lake.max_age` + `lake.hour_grace` are touched.
+//! `lake.max_file_age` + `lake.hour_grace` are touched.
 
 use std::path::PathBuf;
 

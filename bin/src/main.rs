@@ -122,7 +122,7 @@ enum HotAction {
 #[derive(Subcommand)]
 enum LakeAction {
     /// Merge the small Parquet files of closed partitions into files of about
-    /// `lake.file_size` (exactly once for readers of a local lake).
+    /// `lake.max_file_size` (exactly once for readers of a local lake).
     Compact(lake_cli::CompactArgs),
 }
 

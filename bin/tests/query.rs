@@ -303,7 +303,7 @@ fn the_memory_limit_comes_from_the_config_and_the_flag_overrides_it() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with("spate: query needs more than 8 MiB of memory (query.memory_limit_mib)"),
+        stderr.starts_with("spate: query needs more than 8 MiB of memory (query.memory_limit)"),
         "{stderr}"
     );
     let rows = rows(

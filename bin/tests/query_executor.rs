@@ -309,7 +309,7 @@ async fn a_runaway_query_is_cancelled_on_time_while_health_ingest_and_signals_an
     );
 }
 
-/// `[query] memory_limit_mib = 128`. Without a limit the query holds its 600
+/// `[query] memory_limit = 128`. Without a limit the query holds its 600
 /// million values (4.8 GB and more: it was OOM-killed in a 3 GiB cgroup). With
 /// it, the peak is bounded by the process at rest plus four times the limit:
 /// the pool itself, the copies DataFusion makes of partial aggregate states
@@ -389,7 +389,7 @@ async fn a_result_too_large_for_arrow_offsets_or_a_response_gets_an_answer() {
     assert_eq!(answer.status, 400, "{}", answer.body);
     let error = answer.body["error"].as_str().unwrap();
     assert!(
-        error.contains("more than 64 MiB (query.max_result_mib)"),
+        error.contains("more than 64 MiB (query.max_result_size)"),
         "{error}"
     );
     assert_eq!(

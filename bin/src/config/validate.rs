@@ -82,19 +82,19 @@ fn at_least_one(key: &str, value: u64) -> Result<(), ConfigError> {
 /// `section`.
 fn keyed(section: &str, message: impl std::fmt::Display) -> ConfigError {
     let message = message.to_string();
-    // Older messages carry their section or a "... config:" prefix themselves.
-    let message = message
-        .strip_prefix(&format!("{section}: "))
-        .unwrap_or(&message);
+    // Older messages carry a "... config:" prefix or their section themselves.
     let message = message
         .split_once("config: ")
-        .map_or(message, |(_, rest)| rest);
+        .map_or(message.as_str(), |(_, rest)| rest);
+    let message = message
+        .strip_prefix(&format!("{section}: "))
+        .unwrap_or(message);
     ConfigError::from_keyed_message(message).within(section)
 }
 
 /// Checks every setting of `config` without I/O.
 pub(super) fn validate(config: SpateConfig) -> Result<ValidConfig, ConfigError> {
-    at_least_one("ingest.chunk_kib", config.ingest.chunk_kib as u64)?;
+    at_least_one("ingest.chunk_size", config.ingest.chunk_kib as u64)?;
 
     let classifier = Classifier::new(&config.classify).map_err(|e| match &e {
         ClassifierError::BadRule { name, reason } => {

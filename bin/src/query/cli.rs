@@ -82,7 +82,7 @@ pub struct QueryArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// Fail queries whose sorts, joins and aggregations need more memory than
-    /// this (MiB) instead of growing the process [default: `memory_limit_mib`
+    /// this (MiB) instead of growing the process [default: `memory_limit`
     /// of the config's `[query]`, 512].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_limit_mib: Option<u64>,

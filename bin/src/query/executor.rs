@@ -20,7 +20,7 @@
 //! refused. A slot is released only when the query's task has really ended (not
 //! when its caller gave up), so a query slow to stop keeps its slot and CPU use
 //! stays bounded. Each query's memory is bounded by its session
-//! ([`super::QueryContext`], `memory_limit_mib`).
+//! ([`super::QueryContext`], `memory_limit`).
 //!
 //! # Shutdown
 //!
@@ -62,18 +62,42 @@ pub struct QueryConfig {
     /// process. Queries together hold at most `max_concurrent` times this.
     /// Queries do not spill to disk. `spate query --memory-limit-mib`
     /// overrides it.
-    #[serde(default = "default_memory_limit_mib")]
+    #[serde(
+        rename = "memory_limit",
+        alias = "memory_limit_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_memory_limit_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub memory_limit_mib: usize,
     /// Largest result a `POST /v1/query` answers (MiB of Arrow data, before
     /// JSON); a larger one fails with a message (HTTP 400) as soon as it passes
     /// the limit. `spate query` has no such limit.
-    #[serde(default = "default_max_result_mib")]
+    #[serde(
+        rename = "max_result_size",
+        alias = "max_result_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_result_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_result_mib: usize,
     /// Time limit of a `POST /v1/query` that names none (`timeout_secs`).
-    #[serde(default = "default_timeout_secs")]
+    #[serde(
+        rename = "default_timeout",
+        alias = "default_timeout_secs",
+        with = "spate_operators::component::units::with::secs",
+        default = "default_timeout_secs"
+    )]
+    #[schemars(with = "spate_operators::component::units::Seconds")]
     pub default_timeout_secs: u64,
     /// Longest time limit a `POST /v1/query` may ask for; longer asks get this.
-    #[serde(default = "default_max_timeout_secs")]
+    #[serde(
+        rename = "max_timeout",
+        alias = "max_timeout_secs",
+        with = "spate_operators::component::units::with::secs",
+        default = "default_max_timeout_secs"
+    )]
+    #[schemars(with = "spate_operators::component::units::Seconds")]
     pub max_timeout_secs: u64,
 }
 
@@ -119,10 +143,10 @@ impl QueryConfig {
         for (key, value) in [
             ("threads", self.threads as u64),
             ("max_concurrent", self.max_concurrent as u64),
-            ("memory_limit_mib", self.memory_limit_mib as u64),
-            ("max_result_mib", self.max_result_mib as u64),
-            ("default_timeout_secs", self.default_timeout_secs),
-            ("max_timeout_secs", self.max_timeout_secs),
+            ("memory_limit", self.memory_limit_mib as u64),
+            ("max_result_size", self.max_result_mib as u64),
+            ("default_timeout", self.default_timeout_secs),
+            ("max_timeout", self.max_timeout_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));
@@ -130,9 +154,9 @@ impl QueryConfig {
         }
         if self.default_timeout_secs > self.max_timeout_secs {
             return Err(ConfigError::new(
-                "default_timeout_secs",
+                "default_timeout",
                 format!(
-                    "{} is more than max_timeout_secs ({})",
+                    "{} is more than max_timeout ({})",
                     self.default_timeout_secs, self.max_timeout_secs
                 ),
             ));
@@ -141,7 +165,7 @@ impl QueryConfig {
     }
 
     /// The time limit of a request asking for `requested` seconds (none: the
-    /// default), between 1 s and `max_timeout_secs`.
+    /// default), between 1 s and `max_timeout`.
     pub fn timeout(&self, requested: Option<u64>) -> Duration {
         let secs = requested
             .unwrap_or(self.default_timeout_secs)

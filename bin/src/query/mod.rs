@@ -17,7 +17,7 @@
 //! Queries run on their own threads, a few at a time ([`executor`]), under a
 //! time limit (cancelled when it expires), and return at most `limit` rows:
 //! DataFusion stops producing rows once the limit is reached. Every session
-//! has a memory pool of `[query] memory_limit_mib` ([`QueryContext::new`]):
+//! has a memory pool of `[query] memory_limit` ([`QueryContext::new`]):
 //! a query that needs more (large sorts, joins, aggregations) fails with
 //! [`QueryError::ResourcesExhausted`] instead of growing the process.
 //!
@@ -285,8 +285,8 @@ pub struct QueryContext {
 impl QueryContext {
     /// Tables over the lake at `lake` (the directory or prefix holding
     /// `logs/`) and the alert history from `history`; every query's sorts,
-    /// joins and aggregations may hold `limits.memory_limit_mib` at most, and
-    /// its result `limits.max_result_mib`.
+    /// joins and aggregations may hold `limits.memory_limit` at most, and
+    /// its result `limits.max_result_size`.
     pub fn new(
         lake: LakeLocation,
         history: Arc<dyn HistorySource>,
@@ -305,7 +305,7 @@ impl QueryContext {
 
     /// A fresh session with `logs` registered (narrowed by `filter`) and the
     /// history tables, loaded only if `referenced` says so. The one place a
-    /// session is made: each gets its own memory pool of `memory_limit_mib`
+    /// session is made: each gets its own memory pool of `memory_limit`
     /// (the object store registry and caches are shared).
     async fn session(
         &self,

@@ -293,7 +293,7 @@ async fn every_session_has_the_memory_limit_and_no_spilling() {
         assert_eq!(err.http_status(), 400);
         assert!(
             err.to_string()
-                .starts_with("query needs more than 8 MiB of memory (query.memory_limit_mib)"),
+                .starts_with("query needs more than 8 MiB of memory (query.memory_limit)"),
             "{err}"
         );
     }

@@ -2,7 +2,7 @@
 //!
 //! | body | recognised by | becomes |
 //! |---|---|---|
-//! | gzip of any of the below | `Content-Encoding: gzip`, or the gzip magic bytes | decompressed first (limit: `max_decoded_mib`) |
+//! | gzip of any of the below | `Content-Encoding: gzip`, or the gzip magic bytes | decompressed first (limit: `max_decoded_size`) |
 //! | NDJSON or plain log lines | anything else | one line record |
 //! | JSON array | first non-blank byte `[` | one line per element (a string element is a raw line) |
 //! | CloudWatch Logs subscription payload | one object with `messageType` and `logEvents` | one CloudWatch record |

@@ -16,7 +16,7 @@
 //! # Backpressure
 //!
 //! Memory is bounded twice: bodies being received and parsed share a budget of
-//! `max_inflight_mib` (a request that does not fit is answered 429 at once, before
+//! `max_inflight_size` (a request that does not fit is answered 429 at once, before
 //! its body is read), and the journal refuses appends once the pipeline's unread
 //! backlog passes its limit. Clients retry after `Retry-After`; nothing refused
 //! was accepted, so nothing accepted is lost.
@@ -56,14 +56,32 @@ pub struct HttpConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
     /// Largest request body accepted, as sent (compressed or not).
-    #[serde(default = "default_max_body_mib")]
+    #[serde(
+        rename = "max_body_size",
+        alias = "max_body_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_body_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_body_mib: usize,
     /// Largest body after decompression.
-    #[serde(default = "default_max_decoded_mib")]
+    #[serde(
+        rename = "max_decoded_size",
+        alias = "max_decoded_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_decoded_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_decoded_mib: usize,
     /// Bytes of request bodies received and parsed at once, over all
     /// connections; a request that does not fit is answered 429.
-    #[serde(default = "default_max_inflight_mib")]
+    #[serde(
+        rename = "max_inflight_size",
+        alias = "max_inflight_mib",
+        with = "spate_operators::component::units::with::mib",
+        default = "default_max_inflight_mib"
+    )]
+    #[schemars(with = "spate_operators::component::units::MiB")]
     pub max_inflight_mib: usize,
     /// Bearer token required on `/v1/*` (none: no authentication). Prefer
     /// `auth_token_env` so the token stays out of the file.
@@ -106,9 +124,9 @@ impl HttpConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_listen(&self.listen).map_err(|e| ConfigError::new("listen", e))?;
         for (key, value) in [
-            ("max_body_mib", self.max_body_mib),
-            ("max_decoded_mib", self.max_decoded_mib),
-            ("max_inflight_mib", self.max_inflight_mib),
+            ("max_body_size", self.max_body_mib),
+            ("max_decoded_size", self.max_decoded_mib),
+            ("max_inflight_size", self.max_inflight_mib),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));

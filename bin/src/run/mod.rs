@@ -32,7 +32,7 @@
 //!
 //! With `[hot_dynamodb]`, windows are shared unless `[windows] shared = false`:
 //! each process adds its partial window counts to DynamoDB, the alert router
-//! runs the rules on the merged counts after `shared_settle_secs`, and only
+//! runs the rules on the merged counts after `shared_settle`, and only
 //! the process that wins a notice's claim sends it (see
 //! `spate_operators::alerts::pending`). With `[[sources.kinesis]]` the
 //! processes split the stream's shards through the lease table.

@@ -160,7 +160,7 @@ async fn a_toy_source_registered_with_one_line_runs_end_to_end() {
     assert_eq!(VERDICTS.delivered.load(Ordering::SeqCst), 1000);
     assert_eq!(VERDICTS.failed.load(Ordering::SeqCst), 0);
     // ...and every event is in the lake, once, with the toy source's ids.
-    let lake = crate::query::lake::LakeLocation::local(&data.path().join("lake"));
+    let lake = crate::query::lake::LakeLocation::local(data.path().join("lake"));
     let history = Arc::new(crate::query::history::HotHistory::new(
         data.path().join("hot.db"),
     ));

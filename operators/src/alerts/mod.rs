@@ -24,7 +24,7 @@
 //! # Shutdown
 //!
 //! When the router closes, the webhook queue is drained for at most
-//! `drain_timeout_ms`; notices still queued after that are counted as failed.
+//! `drain_timeout`; notices still queued after that are counted as failed.
 
 pub mod dedup;
 pub mod evaluate;
@@ -124,7 +124,13 @@ pub struct AlertsConfig {
     pub sns: Option<crate::sinks::sns::SnsConfig>,
     /// While an alert keeps firing, repeat it after this long (seconds of event
     /// time, between window starts).
-    #[serde(default = "default_cooldown_secs")]
+    #[serde(
+        rename = "cooldown",
+        alias = "cooldown_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_cooldown_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub cooldown_secs: u64,
     /// The rules (`[[alerts.rules]]`). Rules given replace the defaults
     /// (`critical`, `error_burst`, `error_rate`, `silence`); `rules = []`

@@ -38,11 +38,11 @@
 //! # The settle delay: what it guarantees, and its limit
 //!
 //! A process closes a window once its watermark passes the window's end
-//! (event time, at least `allowed_lateness_secs` after the end in processing
+//! (event time, at least `allowed_lateness` after the end in processing
 //! time, since event times count only up to the clock) or, when its traffic
-//! stops, after `idle_timeout_secs` without events. With sources delivering
+//! stops, after `idle_timeout` without events. With sources delivering
 //! in near real time, the processes that had events of a window close it
-//! within `idle_timeout_secs` (plus a tick, the pipeline's lag and the clock
+//! within `idle_timeout` (plus a tick, the pipeline's lag and the clock
 //! skew between hosts) of each other. A settle delay above that (the default
 //! 45 s against the default 30 s idle timeout; it may not be below the idle
 //! timeout) means the first process to read finds every partial already

@@ -24,7 +24,7 @@ use super::record::{AlertRecord, AlertStoreError, WindowRecord};
 pub trait WindowStore: Send + Sync + 'static {
     /// Whether other processes add their partial counts to the same windows
     /// (the shared DynamoDB table). The router then waits the settle delay
-    /// (`[windows] shared_settle_secs`) before reading the merged counts
+    /// (`[windows] shared_settle`) before reading the merged counts
     /// back, claims every notice before sending it, and records nothing in
     /// its [`AlertStore`](super::record::AlertStore): the shared store itself
     /// holds the merged windows ([`WindowStore::add`]) and the notices won

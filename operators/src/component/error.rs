@@ -44,13 +44,13 @@ impl ConfigError {
     }
 
     /// An error from a message that starts with the key it is about
-    /// (`"segment_mib must be at least 1"`, `"namespace: too long"`); a
+    /// (`"segment_size must be at least 1"`, `"namespace: too long"`); a
     /// message that starts otherwise is about the section itself.
     ///
     /// ```
     /// use spate_operators::component::ConfigError;
-    /// let e = ConfigError::from_keyed_message("chunk_kib must be at least 1").within("journal");
-    /// assert_eq!(e.to_string(), "journal.chunk_kib: must be at least 1");
+    /// let e = ConfigError::from_keyed_message("chunk_size must be at least 1").within("journal");
+    /// assert_eq!(e.to_string(), "journal.chunk_size: must be at least 1");
     /// let e = ConfigError::from_keyed_message("table is empty").within("hot_dynamodb");
     /// assert_eq!(e.to_string(), "hot_dynamodb: table is empty");
     /// ```

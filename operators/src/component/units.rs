@@ -2,7 +2,7 @@
 //! `"5m"`, `"1h 30m"`, `"7days"`; `"512KiB"`, `"128MiB"`, `"1GiB"`.
 //!
 //! A bare number is read in the unit of the integer key the setting replaced
-//! (`max_file_age_secs = 300` became `max_file_age = "5m"`, and `300` still
+//! (`max_file_age = 300` became `max_file_age = "5m"`, and `300` still
 //! means 300 seconds), so older files keep their meaning. The unit of bare
 //! numbers is the type's parameter: [`Seconds`], [`Millis`], [`Hours`],
 //! [`Days`]; [`Bytes`], [`KiB`], [`MiB`].
@@ -241,7 +241,7 @@ impl<const UNIT: u64> fmt::Display for ByteSize<UNIT> {
             ("MiB", 1 << 20),
             ("KiB", 1 << 10),
         ] {
-            if self.0 >= unit && self.0 % unit == 0 {
+            if self.0 >= unit && self.0.is_multiple_of(unit) {
                 return write!(f, "{}{name}", self.0 / unit);
             }
         }
@@ -297,6 +297,70 @@ impl<const UNIT: u64> JsonSchema for ByteSize<UNIT> {
             "x-bare-number-unit": unit,
         })
     }
+}
+
+/// serde `with` modules for integer settings that also take units: the
+/// setting keeps its integer type in the code (in the unit of its old key),
+/// and the file may say `"5m"` or `"128MiB"`.
+///
+/// ```
+/// #[derive(serde::Deserialize, serde::Serialize)]
+/// struct Lake {
+///     #[serde(rename = "max_file_age", alias = "max_file_age_secs",
+///             with = "spate_operators::component::units::with::secs")]
+///     max_file_age: u64,
+/// }
+/// let new: Lake = toml::from_str("max_file_age = \"5m\"").unwrap();
+/// let old: Lake = toml::from_str("max_file_age = 300").unwrap();
+/// assert_eq!((new.max_file_age, old.max_file_age), (300, 300));
+/// assert_eq!(toml::to_string(&new).unwrap().trim(), "max_file_age = \"5m\"");
+/// ```
+pub mod with {
+    macro_rules! whole_units {
+        ($name:ident, $wrapper:ty, $unit:expr, $get:ident, $what:literal) => {
+            #[doc = concat!("An integer count of ", $what, ", written with any unit.")]
+            pub mod $name {
+                use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+                /// Writes the value with its unit (`"5m"`, `"128MiB"`).
+                pub fn serialize<T, S>(value: &T, serializer: S) -> Result<S::Ok, S::Error>
+                where
+                    T: Copy + TryInto<u64>,
+                    S: Serializer,
+                {
+                    let n: u64 = (*value).try_into().unwrap_or(u64::MAX);
+                    <$wrapper>::units(n).serialize(serializer)
+                }
+
+                /// Reads a bare number (in this unit) or a value with a unit,
+                /// which must be a whole number of this unit.
+                pub fn deserialize<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+                where
+                    T: TryFrom<u64>,
+                    D: Deserializer<'de>,
+                {
+                    let value = <$wrapper>::deserialize(deserializer)?;
+                    let base = value.$get();
+                    if !base.is_multiple_of($unit) {
+                        return Err(serde::de::Error::custom(format!(
+                            "{value} is not a whole number of {}",
+                            $what
+                        )));
+                    }
+                    T::try_from(base / $unit)
+                        .map_err(|_| serde::de::Error::custom(format!("{value} is too large")))
+                }
+            }
+        };
+    }
+
+    whole_units!(millis, super::super::Millis, 1, as_millis, "milliseconds");
+    whole_units!(secs, super::super::Seconds, 1_000, as_millis, "seconds");
+    whole_units!(hours, super::super::Hours, 3_600_000, as_millis, "hours");
+    whole_units!(days, super::super::Days, 86_400_000, as_millis, "days");
+    whole_units!(bytes, super::super::Bytes, 1, bytes, "bytes");
+    whole_units!(kib, super::super::KiB, 1_024, bytes, "KiB");
+    whole_units!(mib, super::super::MiB, 1_048_576, bytes, "MiB");
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@
 //! | CRLF line ending, surrounding whitespace | stripped |
 //! | UTF-8 BOM at the start of a chunk or payload | stripped |
 //! | NUL bytes (e.g. `copytruncate` leftovers) | removed, the rest decoded; a line of only NULs is skipped |
-//! | line longer than `max_line_bytes` (1 MiB) | dead letter `line exceeds 1048576 bytes (raw truncated to 65536 bytes)`, raw = first 64 KiB |
+//! | line longer than `max_line` (1 MiB) | dead letter `line exceeds 1048576 bytes (raw truncated to 65536 bytes)`, raw = first 64 KiB |
 //! | invalid UTF-8 | dead letter `invalid utf-8`, raw kept |
 //! | `{...` that is not valid JSON and does not end in `}` | dead letter `truncated json: <parser error>` |
 //! | `{...}` that is not valid JSON | dead letter `invalid json: <parser error>` |
@@ -126,16 +126,34 @@ fn default_max_payload_bytes() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct DecoderConfig {
     /// Lines longer than this become dead letters.
-    #[serde(default = "default_max_line_bytes")]
+    #[serde(
+        rename = "max_line",
+        alias = "max_line_bytes",
+        with = "crate::component::units::with::bytes",
+        default = "default_max_line_bytes"
+    )]
+    #[schemars(with = "crate::component::units::Bytes")]
     pub max_line_bytes: usize,
     /// JSON nested deeper than this becomes a dead letter.
     #[serde(default = "default_max_json_depth")]
     pub max_json_depth: usize,
     /// How much of an over-long line a dead letter keeps.
-    #[serde(default = "default_dead_letter_prefix_bytes")]
+    #[serde(
+        rename = "dead_letter_prefix",
+        alias = "dead_letter_prefix_bytes",
+        with = "crate::component::units::with::bytes",
+        default = "default_dead_letter_prefix_bytes"
+    )]
+    #[schemars(with = "crate::component::units::Bytes")]
     pub dead_letter_prefix_bytes: usize,
     /// Largest decompressed CloudWatch payload accepted.
-    #[serde(default = "default_max_payload_bytes")]
+    #[serde(
+        rename = "max_payload",
+        alias = "max_payload_bytes",
+        with = "crate::component::units::with::bytes",
+        default = "default_max_payload_bytes"
+    )]
+    #[schemars(with = "crate::component::units::Bytes")]
     pub max_payload_bytes: usize,
 }
 

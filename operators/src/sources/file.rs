@@ -34,7 +34,13 @@ use super::{ChunkFormat, RawChunk};
 #[serde(deny_unknown_fields)]
 pub struct FileReadConfig {
     /// Bytes read per chunk (one batch through the pipeline).
-    #[serde(default = "default_chunk_kib")]
+    #[serde(
+        rename = "chunk_size",
+        alias = "chunk_kib",
+        with = "crate::component::units::with::kib",
+        default = "default_chunk_kib"
+    )]
+    #[schemars(with = "crate::component::units::KiB")]
     pub chunk_kib: usize,
 }
 

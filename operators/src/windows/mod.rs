@@ -22,23 +22,47 @@ pub use self::state::{WindowState, window_start};
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// Length of a window (seconds); windows are aligned to the epoch (UTC).
-    #[serde(default = "default_size_secs")]
+    #[serde(
+        rename = "size",
+        alias = "size_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_size_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub size_secs: u64,
     /// How far behind the newest event time an event may be and still count
     /// (seconds): a window closes once the newest event time passes its end by
     /// this much.
-    #[serde(default = "default_allowed_lateness_secs")]
+    #[serde(
+        rename = "allowed_lateness",
+        alias = "allowed_lateness_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_allowed_lateness_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub allowed_lateness_secs: u64,
     /// With no event for this long (processing time, seconds), windows close by
     /// the clock instead: those ending before now minus the allowed lateness.
-    #[serde(default = "default_idle_timeout_secs")]
+    #[serde(
+        rename = "idle_timeout",
+        alias = "idle_timeout_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_idle_timeout_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub idle_timeout_secs: u64,
     /// How often the aggregator checks for windows to close (milliseconds).
-    #[serde(default = "default_tick_ms")]
+    #[serde(
+        rename = "tick",
+        alias = "tick_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_tick_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub tick_ms: u64,
     /// Shared-window mode, for several processes consuming one stream: each
     /// process adds its partial counts to the shared store, the rules run on
-    /// the merged counts after `shared_settle_secs`, and only the process
+    /// the merged counts after `shared_settle`, and only the process
     /// that wins a notice's claim sends it. Unset (the default): on when the
     /// alert store is shared (`[hot_dynamodb]`), off otherwise; `true`
     /// without `[hot_dynamodb]` is an error; `false` evaluates each process's
@@ -48,9 +72,15 @@ pub struct WindowConfig {
     /// Shared-window mode: how long after adding its partial counts of a
     /// closed window a process waits before reading the merged counts back
     /// and evaluating the rules (seconds), so the other processes' partials
-    /// have landed. At least `idle_timeout_secs`: a process whose traffic
+    /// have landed. At least `idle_timeout`: a process whose traffic
     /// stopped closes its windows up to that much later than a busy one.
-    #[serde(default = "default_shared_settle_secs")]
+    #[serde(
+        rename = "shared_settle",
+        alias = "shared_settle_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_shared_settle_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub shared_settle_secs: u64,
 }
 
@@ -86,7 +116,7 @@ impl Default for WindowConfig {
 impl WindowConfig {
     /// Checks that the window and the tick are not zero.
     pub fn validate(&self) -> Result<(), crate::alerts::AlertError> {
-        for (key, value) in [("size_secs", self.size_secs), ("tick_ms", self.tick_ms)] {
+        for (key, value) in [("size", self.size_secs), ("tick", self.tick_ms)] {
             if value == 0 {
                 return Err(crate::alerts::AlertError::Config(format!(
                     "windows: {key} must be at least 1"
@@ -109,7 +139,7 @@ impl WindowConfig {
             None => store_is_shared,
         };
         if on && self.shared_settle_secs < self.idle_timeout_secs {
-            return bad("windows: shared_settle_secs must be at least idle_timeout_secs");
+            return bad("windows: shared_settle must be at least idle_timeout");
         }
         Ok(on)
     }

@@ -227,10 +227,7 @@ fn timeouts_are_clamped_and_the_config_is_checked() {
         default_timeout_secs: 600,
         ..QueryConfig::default()
     };
-    assert_eq!(
-        inverted.validate().unwrap_err().key(),
-        "default_timeout_secs"
-    );
+    assert_eq!(inverted.validate().unwrap_err().key(), "default_timeout");
 }
 
 /// On its own runtime, a query that computes without pause does not hold up

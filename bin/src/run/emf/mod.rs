@@ -2,7 +2,7 @@
 //! (`[metrics.emf]`), so that ECS's `awslogs` log driver (or the CloudWatch
 //! agent) turns them into metrics without a `PutMetricData` call.
 //!
-//! Every `interval_secs`, and once more at shutdown after the pipeline drained
+//! Every `interval`, and once more at shutdown after the pipeline drained
 //! (so the last interval is not lost), the emitter snapshots the metrics and
 //! prints one JSON line per dimension set ([`convert`] says how Prometheus
 //! series become EMF metrics).
@@ -53,7 +53,13 @@ pub struct EmfConfig {
     #[serde(default)]
     pub enabled: bool,
     /// Seconds between emissions (one more at shutdown).
-    #[serde(default = "default_interval_secs")]
+    #[serde(
+        rename = "interval",
+        alias = "interval_secs",
+        with = "spate_operators::component::units::with::secs",
+        default = "default_interval_secs"
+    )]
+    #[schemars(with = "spate_operators::component::units::Seconds")]
     pub interval_secs: u64,
     /// CloudWatch namespace of the metrics.
     #[serde(default = "default_namespace")]
@@ -117,7 +123,7 @@ impl EmfConfig {
     /// Checks what CloudWatch would refuse (the error names the key).
     pub fn validate(&self) -> Result<(), String> {
         if self.interval_secs == 0 {
-            return Err("interval_secs: must be at least 1".into());
+            return Err("interval: must be at least 1".into());
         }
         let ns = &self.namespace;
         if ns.is_empty() || ns.len() > 255 || ns.starts_with("AWS/") || ns.starts_with(':') {
@@ -199,7 +205,7 @@ pub struct EmfEmitter {
 }
 
 impl EmfEmitter {
-    /// Starts emitting to stdout every `interval_secs` (call inside a tokio
+    /// Starts emitting to stdout every `interval` (call inside a tokio
     /// runtime; `config` validated).
     pub fn start(config: &EmfConfig, render: Render) -> Self {
         Self::to_writer(config, render, Box::new(std::io::stdout()))
@@ -307,7 +313,7 @@ mod tests {
                     interval_secs: 0,
                     ..ok.clone()
                 },
-                "interval_secs",
+                "interval",
             ),
             (
                 EmfConfig {

@@ -30,7 +30,7 @@ struct QueryBody {
     #[serde(default)]
     limit: Option<usize>,
     /// Seconds before the query is cancelled (default and most:
-    /// `[query] default_timeout_secs`, `max_timeout_secs`).
+    /// `[query] default_timeout`, `max_timeout`).
     #[serde(default)]
     timeout_secs: Option<u64>,
 }

@@ -2,7 +2,7 @@
 //! (`{"text": ..., "attachments": [...]}`), from a background task.
 //!
 //! Connect errors, timeouts, 5xx and 429 are retried with exponential backoff
-//! and jitter (a 429's `Retry-After` is honoured up to `max_backoff_ms`), up to
+//! and jitter (a 429's `Retry-After` is honoured up to `max_backoff`), up to
 //! `max_retries` retries; other 4xx answers are not retried. A notice that
 //! cannot be delivered is logged and counted in
 //! `spate_alert_deliveries_failed_total{output="webhook"}`.
@@ -16,7 +16,7 @@
 //! # Shutdown
 //!
 //! [`WebhookOutput::close`] lets the task finish the queue for at most
-//! `drain_timeout_ms`, then aborts it; notices not delivered by then count as
+//! `drain_timeout`, then aborts it; notices not delivered by then count as
 //! failed.
 
 use std::collections::BTreeMap;
@@ -46,16 +46,34 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub url: String,
     /// Timeout of one request, connecting included (milliseconds).
-    #[serde(default = "default_timeout_ms")]
+    #[serde(
+        rename = "timeout",
+        alias = "timeout_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_timeout_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub timeout_ms: u64,
     /// Retries after the first attempt, on connect errors, timeouts, 5xx and 429.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
     /// Delay before the first retry (milliseconds); doubles each retry, ±20 % jitter.
-    #[serde(default = "default_initial_backoff_ms")]
+    #[serde(
+        rename = "initial_backoff",
+        alias = "initial_backoff_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_initial_backoff_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub initial_backoff_ms: u64,
     /// Upper bound of the delay between retries (milliseconds).
-    #[serde(default = "default_max_backoff_ms")]
+    #[serde(
+        rename = "max_backoff",
+        alias = "max_backoff_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_max_backoff_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub max_backoff_ms: u64,
     /// Notices waiting for delivery at most; more are dropped (and counted).
     #[serde(default = "default_queue")]
@@ -75,7 +93,13 @@ pub struct WebhookConfig {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// At shutdown, how long queued notices may still be delivered (milliseconds).
-    #[serde(default = "default_drain_timeout_ms")]
+    #[serde(
+        rename = "drain_timeout",
+        alias = "drain_timeout_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_drain_timeout_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub drain_timeout_ms: u64,
 }
 
@@ -122,7 +146,7 @@ impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
             .field("url", &self.url)
-            .field("timeout_ms", &self.timeout_ms)
+            .field("timeout", &self.timeout_ms)
             .field("max_retries", &self.max_retries)
             .field("queue", &self.queue)
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "***"))
@@ -180,7 +204,7 @@ impl WebhookConfig {
             return Err(bad(format!("url {:?} must be http or https", self.url)));
         }
         if self.queue == 0 || self.timeout_ms == 0 {
-            return Err(bad("queue and timeout_ms must be above 0".into()));
+            return Err(bad("queue and timeout must be above 0".into()));
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
@@ -263,7 +287,7 @@ impl WebhookOutput {
     }
 
     /// Like [`WebhookOutput::spawn`], with a client of the caller's (proxies,
-    /// TLS roots; its timeouts replace `timeout_ms`).
+    /// TLS roots; its timeouts replace `timeout`).
     pub fn with_client(
         config: &WebhookConfig,
         client: reqwest::Client,

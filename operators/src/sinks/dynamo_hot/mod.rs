@@ -23,8 +23,8 @@
 //! of [`DAY_SHARDS`] partitions chosen from its id, so one day's writes
 //! spread over several partitions); there is no index to pay for. Keys are
 //! deterministic: a redelivered batch overwrites its own items. `expires_at`
-//! is the event time plus `ttl_hours` (windows and alerts: plus
-//! `alert_ttl_days`).
+//! is the event time plus `ttl` (windows and alerts: plus
+//! `alert_ttl`).
 //!
 //! An alert is written in one transaction with its claim item, the claim put
 //! with `attribute_not_exists(pk)`: when two processes raise the same alert
@@ -42,7 +42,7 @@
 //!
 //! # Backpressure
 //!
-//! [`DynamoHotWriter`] buffers hot rows for at most `commit_interval_ms` and
+//! [`DynamoHotWriter`] buffers hot rows for at most `commit_interval` and
 //! `max_buffered_rows` rows, then writes them (BatchWriteItem, 25 items a
 //! call, unprocessed items retried with exponential backoff and jitter) while
 //! its mailbox waits; a throttled table stalls the stages before it.
@@ -80,18 +80,36 @@ pub struct DynamoHotConfig {
     #[serde(default = "default_min_severity")]
     pub min_severity: Severity,
     /// Events expire (TTL) this many hours after their event time.
-    #[serde(default = "default_ttl_hours")]
+    #[serde(
+        rename = "ttl",
+        alias = "ttl_hours",
+        with = "crate::component::units::with::hours",
+        default = "default_ttl_hours"
+    )]
+    #[schemars(with = "crate::component::units::Hours")]
     pub ttl_hours: u64,
     /// Windows and alerts expire this many days after they end or are
     /// raised.
-    #[serde(default = "default_alert_ttl_days")]
+    #[serde(
+        rename = "alert_ttl",
+        alias = "alert_ttl_days",
+        with = "crate::component::units::with::days",
+        default = "default_alert_ttl_days"
+    )]
+    #[schemars(with = "crate::component::units::Days")]
     pub alert_ttl_days: u64,
     /// Write early when this many hot rows are buffered.
     #[serde(default = "default_max_buffered_rows")]
     pub max_buffered_rows: usize,
     /// Buffered rows are written (and their sources acknowledged) at least
     /// this often, in milliseconds.
-    #[serde(default = "default_commit_interval_ms")]
+    #[serde(
+        rename = "commit_interval",
+        alias = "commit_interval_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_commit_interval_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub commit_interval_ms: u64,
 }
 
@@ -130,10 +148,10 @@ impl DynamoHotConfig {
             return Err(DynamoHotError::Config("table is empty".into()));
         }
         let zero = [
-            ("ttl_hours", self.ttl_hours == 0),
-            ("alert_ttl_days", self.alert_ttl_days == 0),
+            ("ttl", self.ttl_hours == 0),
+            ("alert_ttl", self.alert_ttl_days == 0),
             ("max_buffered_rows", self.max_buffered_rows == 0),
-            ("commit_interval_ms", self.commit_interval_ms == 0),
+            ("commit_interval", self.commit_interval_ms == 0),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
             Some((name, _)) => Err(DynamoHotError::Config(format!("{name} must be at least 1"))),
@@ -290,7 +308,7 @@ mod tests {
         let err = zero.validate().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "dynamodb hot config: commit_interval_ms must be at least 1"
+            "dynamodb hot config: commit_interval must be at least 1"
         );
         let actor: ActorError = err.into();
         assert_eq!(actor.retry(), RetryHint::Never);

@@ -3,7 +3,7 @@
 //!
 //! For each [`LogBatch`] it picks the rows at or above the configured
 //! severity, buffers them with the batch's ack, and writes them every
-//! `commit_interval_ms` (on `tick`) or as soon as `max_buffered_rows` are
+//! `commit_interval` (on `tick`) or as soon as `max_buffered_rows` are
 //! buffered; only once every item is applied are the held acks delivered. A
 //! batch without hot rows is delivered at once.
 //!

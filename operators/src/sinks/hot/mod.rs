@@ -23,8 +23,8 @@
 //! source position; alert ids are deterministic). Only events at or above
 //! [`HotConfig::min_severity`] go hot; everything goes to the lake. Retention
 //! ([`HotStore::expire`]) deletes events older than
-//! [`HotConfig::retention_hours`] (by event time) and windows and alerts older
-//! than [`HotConfig::alert_retention_days`]. The schema is versioned with
+//! [`HotConfig::retention`] (by event time) and windows and alerts older
+//! than [`HotConfig::alert_retention`]. The schema is versioned with
 //! `PRAGMA user_version` ([`schema::SCHEMA_VERSION`]).
 //!
 //! # DynamoDB
@@ -44,7 +44,7 @@
 //!
 //! # Backpressure
 //!
-//! [`HotWriter`] buffers hot rows for at most `commit_interval_ms` and at most
+//! [`HotWriter`] buffers hot rows for at most `commit_interval` and at most
 //! `max_buffered_rows` rows, then commits them in one transaction on the
 //! blocking pool while its mailbox waits; a slow disk therefore stalls the
 //! stages before it instead of growing memory. Batches with no hot rows are
@@ -184,14 +184,32 @@ pub struct HotConfig {
     #[serde(default = "default_min_severity")]
     pub min_severity: Severity,
     /// Events are kept this many hours (by event time).
-    #[serde(default = "default_retention_hours")]
+    #[serde(
+        rename = "retention",
+        alias = "retention_hours",
+        with = "crate::component::units::with::hours",
+        default = "default_retention_hours"
+    )]
+    #[schemars(with = "crate::component::units::Hours")]
     pub retention_hours: u64,
     /// Closed windows and alerts are kept this many days.
-    #[serde(default = "default_alert_retention_days")]
+    #[serde(
+        rename = "alert_retention",
+        alias = "alert_retention_days",
+        with = "crate::component::units::with::days",
+        default = "default_alert_retention_days"
+    )]
+    #[schemars(with = "crate::component::units::Days")]
     pub alert_retention_days: u64,
     /// Buffered hot rows are committed (and their sources acknowledged) at
     /// least this often, in milliseconds.
-    #[serde(default = "default_commit_interval_ms")]
+    #[serde(
+        rename = "commit_interval",
+        alias = "commit_interval_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_commit_interval_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub commit_interval_ms: u64,
     /// Commit early when this many rows are buffered.
     #[serde(default = "default_max_buffered_rows")]
@@ -231,9 +249,9 @@ impl HotConfig {
     /// Checks the values that have no sensible zero.
     pub fn validate(&self) -> Result<(), HotError> {
         let zero = [
-            ("retention_hours", self.retention_hours == 0),
-            ("alert_retention_days", self.alert_retention_days == 0),
-            ("commit_interval_ms", self.commit_interval_ms == 0),
+            ("retention", self.retention_hours == 0),
+            ("alert_retention", self.alert_retention_days == 0),
+            ("commit_interval", self.commit_interval_ms == 0),
             ("max_buffered_rows", self.max_buffered_rows == 0),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
@@ -297,7 +315,7 @@ mod tests {
         let err = config.validate().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "hot config: commit_interval_ms must be at least 1"
+            "hot config: commit_interval must be at least 1"
         );
         assert_eq!(err.class(), ErrorClass::BadInput);
     }

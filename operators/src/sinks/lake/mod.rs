@@ -14,9 +14,9 @@
 //! staging segment (Arrow IPC) and fsyncs: the **staging commit**. From then
 //! on `spate query` and `POST /v1/query` see the rows (they read staged
 //! segments beside sealed files). A partition is **sealed** when the file it
-//! would make reaches `file_size`, when its hour is over (`hour_grace`), when
-//! its oldest staged row is `max_age` old, or when staging outgrows
-//! `max_staged` ([`policy`]): its segments are read back in order and
+//! would make reaches `max_file_size`, when its hour is over (`hour_grace`), when
+//! its oldest staged row is `max_file_age` old, or when staging outgrows
+//! `max_staged_size` ([`policy`]): its segments are read back in order and
 //! written as one Parquet file with row groups of `row_group_rows`, the file
 //! is published, and the segments are deleted ([`seal`]). External readers
 //! only ever see sealed files, each row in exactly one of them.
@@ -30,7 +30,7 @@
 //! - **S3 lake** (`[lake.s3]`): the local disk of a container is not durable,
 //!   so a batch is acknowledged only once every partition it has rows in was
 //!   sealed and uploaded (and its dead letters uploaded). Staging there
-//!   serves freshness and memory; `lake.s3.max_age` bounds how long a source
+//!   serves freshness and memory; `lake.s3.max_file_age` bounds how long a source
 //!   waits. At start, staged leftovers are deleted: their sources redeliver.
 //!
 //! # Backpressure
@@ -39,7 +39,7 @@
 //! (one at a time per writer), and while its staging appends or commits wait
 //! on the disk the writer takes no batches, so the stages before it wait.
 //! Memory is bounded by configuration: rows buffered before staging are at
-//! most `max_buffered` per writer (the largest partitions are staged early
+//! most `max_buffered_size` per writer (the largest partitions are staged early
 //! past it), and a seal holds one row group at a time. The number of
 //! partitions costs an open file each, not memory.
 //!
@@ -149,30 +149,65 @@ pub struct LakeConfig {
     pub path: Option<PathBuf>,
     /// Seal a partition once its Parquet file would be this large (Athena
     /// reads files of 128 MiB to 1 GiB best). Bare numbers are MiB.
-    #[serde(default = "default_file_size", alias = "max_file_mib")]
+    #[serde(
+        rename = "max_file_size",
+        alias = "max_file_mib",
+        alias = "file_size",
+        default = "default_file_size"
+    )]
     pub file_size: MiB,
     /// Seal a partition at the latest this long after its oldest staged row:
     /// how long external readers (DuckDB, Athena) may wait for a row.
     /// `spate query` sees staged rows at once. Bare numbers are seconds.
-    #[serde(default = "default_max_age", alias = "max_file_age_secs")]
+    #[serde(
+        rename = "max_file_age",
+        alias = "max_file_age_secs",
+        alias = "max_age",
+        default = "default_max_age"
+    )]
     pub max_age: Seconds,
     /// Seal a partition once its hour is over: the writer has seen events
     /// this long (event time) past the hour's end. Bare numbers are seconds.
-    #[serde(default = "default_hour_grace")]
+    #[serde(default = "default_hour_grace", alias = "hour_grace_secs")]
     pub hour_grace: Seconds,
     /// Write buffered rows to staging and fsync this often: the delay before
     /// `spate query` sees a row, and (local lake) before its source is
     /// acknowledged. Bare numbers are milliseconds.
-    #[serde(default = "default_commit_interval")]
+    #[serde(default = "default_commit_interval", alias = "commit_interval_ms")]
     pub commit_interval: Millis,
     /// Rows buffered in memory per writer before staging; past it the
     /// largest partitions are staged early. Bare numbers are MiB.
-    #[serde(default = "default_max_buffered", alias = "max_buffered_mib")]
+    #[serde(
+        rename = "max_buffered_size",
+        alias = "max_buffered_mib",
+        alias = "max_buffered",
+        default = "default_max_buffered"
+    )]
     pub max_buffered: MiB,
     /// Staged bytes on disk per writer above which its largest partition is
     /// sealed early. Bare numbers are MiB.
-    #[serde(default = "default_max_staged")]
+    #[serde(
+        rename = "max_staged_size",
+        alias = "max_staged_mib",
+        alias = "max_staged",
+        default = "default_max_staged"
+    )]
     pub max_staged: MiB,
+    /// Retired settings of the lake before stage-then-seal
+    /// (`max_open_size`/`max_open_mib`, `max_row_group_size`/`max_row_group_mib`):
+    /// accepted so older files still load, and ignored.
+    #[serde(default, rename = "max_open_size", alias = "max_open_mib", skip_serializing)]
+    #[schemars(skip)]
+    pub retired_max_open: Option<serde::de::IgnoredAny>,
+    /// See `retired_max_open`.
+    #[serde(
+        default,
+        rename = "max_row_group_size",
+        alias = "max_row_group_mib",
+        skip_serializing
+    )]
+    #[schemars(skip)]
+    pub retired_max_row_group: Option<serde::de::IgnoredAny>,
     /// Rows per Parquet row group (a file smaller than this is one row group).
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
@@ -230,6 +265,8 @@ impl Default for LakeConfig {
             row_group_rows: default_row_group_rows(),
             zstd_level: default_zstd_level(),
             writers: default_writers(),
+            retired_max_open: None,
+            retired_max_row_group: None,
             s3: None,
         }
     }
@@ -245,16 +282,16 @@ impl LakeConfig {
             ));
         }
         for (key, value, least) in [
-            ("file_size", self.file_size.bytes(), 1 << 20),
-            ("max_buffered", self.max_buffered.bytes(), 1 << 20),
-            ("max_staged", self.max_staged.bytes(), 1 << 20),
+            ("max_file_size", self.file_size.bytes(), 1 << 20),
+            ("max_buffered_size", self.max_buffered.bytes(), 1 << 20),
+            ("max_staged_size", self.max_staged.bytes(), 1 << 20),
         ] {
             if value < least {
                 return Err(ConfigError::new(key, "must be at least 1MiB"));
             }
         }
         if self.max_age.is_zero() {
-            return Err(ConfigError::new("max_age", "must be more than 0s"));
+            return Err(ConfigError::new("max_file_age", "must be more than 0s"));
         }
         let interval = self.commit_interval.get();
         if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&interval) {
@@ -276,7 +313,7 @@ impl LakeConfig {
     }
 
     /// The seal policy these settings describe; with `[lake.s3]` the age is
-    /// the shorter of `max_age` and `lake.s3.max_age` (acknowledgements wait
+    /// the shorter of `max_file_age` and `lake.s3.max_file_age` (acknowledgements wait
     /// for the seal there).
     pub fn seal_policy(&self) -> SealPolicy {
         let max_age = match &self.s3 {
@@ -452,7 +489,7 @@ mod tests {
                 file_size: MiB::from_bytes(1000),
                 ..ok.clone()
             }),
-            "file_size"
+            "max_file_size"
         );
         assert_eq!(
             bad(LakeConfig {

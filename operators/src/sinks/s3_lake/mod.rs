@@ -5,9 +5,9 @@
 //! the partition in Glue ([`glue`], if configured), uploads the file to
 //! `s3://<bucket>/<prefix>logs/dt=…/hour=…/service=…/<name>`, removes the
 //! local copy, and only then delivers the acks of the rows in it.
-//! Files under [`S3LakeConfig::multipart_threshold_mib`] go up with one
+//! Files under [`S3LakeConfig::multipart_threshold`] go up with one
 //! PutObject; larger ones as a multipart upload in parts of
-//! [`S3LakeConfig::part_size_mib`] (S3's minimum part is 5 MiB). Each request is
+//! [`S3LakeConfig::part_size`] (S3's minimum part is 5 MiB). Each request is
 //! retried with exponential backoff; a multipart upload that fails is aborted.
 //! An object appears whole or not at all, so readers never see partial files.
 //! Dead-letter files take the same path, to `<prefix>deadletter/dt=…/<name>.ndjson`
@@ -56,10 +56,22 @@ pub struct S3LakeConfig {
     pub prefix: String,
     /// Files smaller than this (MiB) are uploaded with one PutObject; larger
     /// ones with a multipart upload.
-    #[serde(default = "default_multipart_threshold_mib")]
+    #[serde(
+        rename = "multipart_threshold",
+        alias = "multipart_threshold_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_multipart_threshold_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub multipart_threshold_mib: u64,
     /// Part size of multipart uploads (MiB, at least 5).
-    #[serde(default = "default_part_size_mib")]
+    #[serde(
+        rename = "part_size",
+        alias = "part_size_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_part_size_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub part_size_mib: u64,
     /// Attempts per request before the commit fails.
     #[serde(default = "default_max_attempts")]
@@ -67,9 +79,13 @@ pub struct S3LakeConfig {
     /// Sources are acknowledged only once their rows are sealed and uploaded
     /// (a container's disk is not durable), so a partition is sealed at the
     /// latest this long after its oldest staged row (instead of
-    /// `lake.max_age`, when shorter): the longest a source waits for its
+    /// `lake.max_file_age`, when shorter): the longest a source waits for its
     /// acknowledgement. Bare numbers are seconds.
-    #[serde(default = "default_s3_max_age")]
+    #[serde(
+        rename = "max_file_age",
+        alias = "max_age",
+        default = "default_s3_max_age"
+    )]
     pub max_age: Seconds,
     /// Register each partition in this Glue table as files are sealed into
     /// it (`[lake.s3.glue] database = "..."`), for Athena without partition
@@ -113,11 +129,11 @@ impl S3LakeConfig {
             return Err(ConfigError::new("bucket", "must not be empty"));
         }
         if self.part_size_mib * MIB < MIN_PART_BYTES {
-            return Err(ConfigError::new("part_size_mib", "must be at least 5"));
+            return Err(ConfigError::new("part_size", "must be at least 5"));
         }
         if self.multipart_threshold_mib == 0 {
             return Err(ConfigError::new(
-                "multipart_threshold_mib",
+                "multipart_threshold",
                 "must be at least 1",
             ));
         }
@@ -125,7 +141,7 @@ impl S3LakeConfig {
             return Err(ConfigError::new("max_attempts", "must be at least 1"));
         }
         if self.max_age.is_zero() {
-            return Err(ConfigError::new("max_age", "must be more than 0s"));
+            return Err(ConfigError::new("max_file_age", "must be more than 0s"));
         }
         if let Some(glue) = &self.glue {
             glue.validate().map_err(|e| e.within("glue"))?;

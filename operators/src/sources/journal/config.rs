@@ -19,24 +19,54 @@ pub struct JournalConfig {
     pub dir: Option<PathBuf>,
     /// A segment file is closed and a new one started at the first group
     /// commit after it reaches this size (MiB).
-    #[serde(default = "default_segment_mib")]
+    #[serde(
+        rename = "segment_size",
+        alias = "segment_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_segment_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub segment_mib: u64,
     /// Bytes appended but not yet taken by the pipeline (MiB) at or above which
     /// appends are refused as saturated (HTTP 429 with `Retry-After`).
-    #[serde(default = "default_max_backlog_mib")]
+    #[serde(
+        rename = "max_backlog",
+        alias = "max_backlog_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_backlog_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_backlog_mib: u64,
     /// Total size of the journal files on disk (MiB) above which appends are
     /// refused (HTTP 503). Space is freed once the sinks commit and the
     /// checkpoint moves past whole segments.
-    #[serde(default = "default_max_disk_mib")]
+    #[serde(
+        rename = "max_disk",
+        alias = "max_disk_mib",
+        with = "crate::component::units::with::mib",
+        default = "default_max_disk_mib"
+    )]
+    #[schemars(with = "crate::component::units::MiB")]
     pub max_disk_mib: u64,
     /// Adjacent line records are coalesced into one pipeline batch of up to
     /// this many bytes (KiB).
-    #[serde(default = "default_chunk_kib")]
+    #[serde(
+        rename = "chunk_size",
+        alias = "chunk_kib",
+        with = "crate::component::units::with::kib",
+        default = "default_chunk_kib"
+    )]
+    #[schemars(with = "crate::component::units::KiB")]
     pub chunk_kib: u64,
     /// How often the checkpoint (the position below which every record is
     /// durably committed by the sinks) is saved when it moved (milliseconds).
-    #[serde(default = "default_checkpoint_interval_ms")]
+    #[serde(
+        rename = "checkpoint_interval",
+        alias = "checkpoint_interval_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_checkpoint_interval_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub checkpoint_interval_ms: u64,
 }
 
@@ -92,11 +122,11 @@ impl JournalConfig {
     /// Checks the values and converts them to bytes and durations.
     pub(super) fn limits(&self) -> Result<Limits, JournalError> {
         let positive = [
-            ("segment_mib", self.segment_mib),
-            ("max_backlog_mib", self.max_backlog_mib),
-            ("max_disk_mib", self.max_disk_mib),
-            ("chunk_kib", self.chunk_kib),
-            ("checkpoint_interval_ms", self.checkpoint_interval_ms),
+            ("segment_size", self.segment_mib),
+            ("max_backlog", self.max_backlog_mib),
+            ("max_disk", self.max_disk_mib),
+            ("chunk_size", self.chunk_kib),
+            ("checkpoint_interval", self.checkpoint_interval_ms),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -109,10 +139,10 @@ impl JournalConfig {
                 .ok_or_else(|| JournalError::Config(format!("{name} = {value} is too large")))
         };
         Ok(Limits {
-            segment_bytes: bytes("segment_mib", self.segment_mib, MIB)?,
-            max_backlog_bytes: bytes("max_backlog_mib", self.max_backlog_mib, MIB)?,
-            max_disk_bytes: bytes("max_disk_mib", self.max_disk_mib, MIB)?,
-            chunk_bytes: bytes("chunk_kib", self.chunk_kib, 1024)?,
+            segment_bytes: bytes("segment_size", self.segment_mib, MIB)?,
+            max_backlog_bytes: bytes("max_backlog", self.max_backlog_mib, MIB)?,
+            max_disk_bytes: bytes("max_disk", self.max_disk_mib, MIB)?,
+            chunk_bytes: bytes("chunk_size", self.chunk_kib, 1024)?,
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
         })
     }
@@ -152,7 +182,7 @@ mod tests {
         let err = zero.limits().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "journal config: chunk_kib must be at least 1"
+            "journal config: chunk_size must be at least 1"
         );
         let huge = JournalConfig {
             max_disk_mib: u64::MAX,

@@ -31,7 +31,7 @@
 //! in position space. Each record is a 29-byte header (payload length, CRC32,
 //! position, ingest time, line count, format) and its payload; see the
 //! `segment` module. Segments roll at the first group commit after they reach
-//! `segment_mib`.
+//! `segment_size`.
 //!
 //! On [`Journal::open`] every segment is validated: a record whose length,
 //! CRC or position does not check (a crash in the middle of an append that was
@@ -52,10 +52,10 @@
 //!
 //! The source sends with a waiting send, so it reads only as fast as the
 //! pipeline takes chunks. Bytes appended but not yet taken (the backlog) are
-//! bounded by `max_backlog_mib`: at or above it appends fail with
+//! bounded by `max_backlog`: at or above it appends fail with
 //! [`JournalError::Saturated`] (the HTTP layer answers 429 with
 //! `Retry-After`) until the pipeline catches up. Total disk use is bounded by
-//! `max_disk_mib` ([`JournalError::DiskLimit`], 503): space comes back only as
+//! `max_disk` ([`JournalError::DiskLimit`], 503): space comes back only as
 //! the sinks commit and the checkpoint passes whole segments.
 //!
 //! # Shutdown
@@ -116,7 +116,7 @@ pub struct JournalStats {
     pub segments: usize,
     /// Group commits (fsyncs of segment data) since open.
     pub fsyncs: u64,
-    /// The backlog limit in bytes (`max_backlog_mib`).
+    /// The backlog limit in bytes (`max_backlog`).
     pub max_backlog_bytes: u64,
 }
 

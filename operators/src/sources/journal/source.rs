@@ -1,10 +1,10 @@
 //! [`JournalSource`]: feeds the pipeline from the journal.
 //!
 //! Reads durable records from the committed position on, coalesces adjacent
-//! line records into chunks of up to `chunk_kib`, and sends each with an ack
+//! line records into chunks of up to `chunk_size`, and sends each with an ack
 //! token over its position range. Waits for the writer's durable-end signal
 //! when caught up; re-reads and re-sends ranges whose verdict was `Failed`;
-//! saves the checkpoint every `checkpoint_interval_ms` when it moved.
+//! saves the checkpoint every `checkpoint_interval` when it moved.
 //!
 //! # Backpressure
 //!

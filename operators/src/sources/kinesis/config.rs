@@ -35,15 +35,33 @@ pub struct KinesisConfig {
     pub worker_id: String,
     /// A lease not renewed for this long (seconds) is free for another
     /// process to take.
-    #[serde(default = "default_lease_duration_secs")]
+    #[serde(
+        rename = "lease_duration",
+        alias = "lease_duration_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_lease_duration_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub lease_duration_secs: u64,
     /// How often held leases are renewed and free ones looked for (seconds);
-    /// below `lease_duration_secs`.
-    #[serde(default = "default_renew_every_secs")]
+    /// below `lease_duration`.
+    #[serde(
+        rename = "renew_every",
+        alias = "renew_every_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_renew_every_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub renew_every_secs: u64,
     /// Wait between GetRecords calls of a shard that is caught up
     /// (milliseconds).
-    #[serde(default = "default_poll_interval_ms")]
+    #[serde(
+        rename = "poll_interval",
+        alias = "poll_interval_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_poll_interval_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub poll_interval_ms: u64,
     /// Records per GetRecords call (1 to 10000).
     #[serde(default = "default_max_records")]
@@ -111,13 +129,10 @@ impl KinesisConfig {
             return bad("max_records", "must be 1 to 10000");
         }
         if self.poll_interval_ms == 0 {
-            return bad("poll_interval_ms", "must be at least 1");
+            return bad("poll_interval", "must be at least 1");
         }
         if self.renew_every_secs == 0 || self.renew_every_secs >= self.lease_duration_secs {
-            return bad(
-                "renew_every_secs",
-                "must be at least 1 and below lease_duration_secs",
-            );
+            return bad("renew_every", "must be at least 1 and below lease_duration");
         }
         Ok(())
     }

@@ -18,8 +18,8 @@
 //! Leases ([`lease`]): each process takes free or expired leases up to its
 //! fair share (`ceil(shards / live workers)`, live workers counted from the
 //! holders of unexpired leases) and steals at most one a round from a worker
-//! above its share; held leases are renewed every `renew_every_secs` and
-//! expire after `lease_duration_secs` without renewal.
+//! above its share; held leases are renewed every `renew_every` and
+//! expire after `lease_duration` without renewal.
 //!
 //! Resharding: a closed shard is read to its end; once all its records are
 //! delivered its lease is marked `SHARD_END`, and only then are its children
@@ -186,7 +186,7 @@ impl KinesisStream {
     }
 
     /// Stops every task of this stream at once, writing nothing: no final
-    /// checkpoint, no release. Leases expire after `lease_duration_secs` and
+    /// checkpoint, no release. Leases expire after `lease_duration` and
     /// other processes take them over, as after a crash.
     pub fn abort(&self) {
         self.shared.aborted.store(true, Ordering::Release);

@@ -19,10 +19,22 @@ pub struct SqsConfig {
     #[serde(default = "default_pollers")]
     pub pollers: usize,
     /// Long-poll wait of a receive (seconds, 0 to 20).
-    #[serde(default = "default_wait_time_secs")]
+    #[serde(
+        rename = "wait_time",
+        alias = "wait_time_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_wait_time_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub wait_time_secs: u32,
     /// Visibility timeout asked for on receive and on each extension (seconds).
-    #[serde(default = "default_visibility_timeout_secs")]
+    #[serde(
+        rename = "visibility_timeout",
+        alias = "visibility_timeout_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_visibility_timeout_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub visibility_timeout_secs: u32,
     /// Messages per receive (1 to 10).
     #[serde(default = "default_max_messages")]
@@ -71,16 +83,13 @@ impl SqsConfig {
             return Err(ConfigError::new("pollers", "must be at least 1"));
         }
         if self.wait_time_secs > 20 {
-            return Err(ConfigError::new("wait_time_secs", "must be 0 to 20"));
+            return Err(ConfigError::new("wait_time", "must be 0s to 20s"));
         }
         if !(1..=10).contains(&self.max_messages) {
             return Err(ConfigError::new("max_messages", "must be 1 to 10"));
         }
         if !(1..=43_200).contains(&self.visibility_timeout_secs) {
-            return Err(ConfigError::new(
-                "visibility_timeout_secs",
-                "must be 1 to 43200",
-            ));
+            return Err(ConfigError::new("visibility_timeout", "must be 1s to 12h"));
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ pub enum ReadFrom {
 /// let config: TailConfig = serde_json::from_str(r#"{"paths": ["/var/log/app/*.log"]}"#).unwrap();
 /// assert!(config.enabled());
 /// assert_eq!(config.read_from, ReadFrom::Beginning);
-/// assert_eq!(config.poll_interval_ms, 250);
+/// assert_eq!(config.poll_interval, 250);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -51,32 +51,74 @@ pub struct TailConfig {
     pub read_from: ReadFrom,
     /// How often to look for new data and for new, rotated or deleted files
     /// (milliseconds).
-    #[serde(default = "default_poll_interval_ms")]
+    #[serde(
+        rename = "poll_interval",
+        alias = "poll_interval_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_poll_interval_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub poll_interval_ms: u64,
     /// Bytes read per chunk (one batch through the pipeline), in KiB.
-    #[serde(default = "default_chunk_kib")]
+    #[serde(
+        rename = "chunk_size",
+        alias = "chunk_kib",
+        with = "crate::component::units::with::kib",
+        default = "default_chunk_kib"
+    )]
+    #[schemars(with = "crate::component::units::KiB")]
     pub chunk_kib: usize,
     /// How often committed offsets are written to `<checkpoint dir>/tail.json`
     /// when they changed (milliseconds).
-    #[serde(default = "default_checkpoint_interval_ms")]
+    #[serde(
+        rename = "checkpoint_interval",
+        alias = "checkpoint_interval_ms",
+        with = "crate::component::units::with::millis",
+        default = "default_checkpoint_interval_ms"
+    )]
+    #[schemars(with = "crate::component::units::Millis")]
     pub checkpoint_interval_ms: u64,
     /// How long a file that was renamed away or deleted is still read after it
     /// stopped growing (seconds); then its last partial line is sent as is and
     /// the file is closed.
-    #[serde(default = "default_rotated_idle_secs")]
+    #[serde(
+        rename = "rotated_idle",
+        alias = "rotated_idle_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_rotated_idle_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub rotated_idle_secs: u64,
     /// Bytes at the start of a file that identify it besides device and inode
     /// (to notice an inode reused by a new file, or a file rewritten in place).
-    #[serde(default = "default_fingerprint_bytes")]
+    #[serde(
+        rename = "fingerprint_size",
+        alias = "fingerprint_bytes",
+        with = "crate::component::units::with::bytes",
+        default = "default_fingerprint_bytes"
+    )]
+    #[schemars(with = "crate::component::units::Bytes")]
     pub fingerprint_bytes: usize,
     /// Longest line sent whole, in KiB. A longer line is split into pieces of
     /// this size, each its own event (counted in
     /// `spate_tail_long_lines_split_total`). Keep it at or below the decoder's
-    /// `max_line_bytes`, or the pieces are dead-lettered there.
-    #[serde(default = "default_max_line_kib")]
+    /// `max_line`, or the pieces are dead-lettered there.
+    #[serde(
+        rename = "max_line",
+        alias = "max_line_kib",
+        with = "crate::component::units::with::kib",
+        default = "default_max_line_kib"
+    )]
+    #[schemars(with = "crate::component::units::KiB")]
     pub max_line_kib: usize,
     /// Forget the checkpoint of a file not seen for this long (seconds).
-    #[serde(default = "default_forget_after_secs")]
+    #[serde(
+        rename = "forget_after",
+        alias = "forget_after_secs",
+        with = "crate::component::units::with::secs",
+        default = "default_forget_after_secs"
+    )]
+    #[schemars(with = "crate::component::units::Seconds")]
     pub forget_after_secs: u64,
 }
 
@@ -183,8 +225,8 @@ impl SourceKind for TailKind {
             return Ok(None);
         }
         for (key, value) in [
-            ("chunk_kib", config.chunk_kib),
-            ("max_line_kib", config.max_line_kib),
+            ("chunk_size", config.chunk_kib),
+            ("max_line", config.max_line_kib),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));

@@ -1,9 +1,9 @@
 //! File tail: follows application log files like Fluent Bit or Vector do, through
 //! rotation, with offsets checkpointed only once the sinks have committed.
 //!
-//! Every `poll_interval_ms` the source walks the `paths` globs (see
+//! Every `poll_interval` the source walks the `paths` globs (see
 //! [`TailConfig`]), opens files it does not follow yet, and reads what was
-//! appended: one [`RawChunk`] per read of up to `chunk_kib`, cut after the last
+//! appended: one [`RawChunk`] per read of up to `chunk_size`, cut after the last
 //! complete line (a trailing partial line waits for its newline). Each chunk's
 //! ack token comes from the file's
 //! [`CommitTracker`](super::commit_tracker::CommitTracker) over its byte range.
@@ -11,7 +11,7 @@
 //! # Source names
 //!
 //! A file is identified by device, inode and a fingerprint (CRC-32 of its
-//! first `fingerprint_bytes`). The first file identity seen at a path is named
+//! first `fingerprint_size`). The first file identity seen at a path is named
 //! `file:<path>`, like `spate ingest` names it; every later identity at the same
 //! path (the new file after a rotation, or the content written after a
 //! truncation) is `file:<path>@<n>`, n = 1, 2, ... A file keeps its name when it
@@ -22,7 +22,7 @@
 //! # Rotation
 //!
 //! - **rename** (logrotate `create`, most loggers): the old file, still open, is
-//!   read to its end until it has not grown for `rotated_idle_secs`; then its
+//!   read to its end until it has not grown for `rotated_idle`; then its
 //!   last partial line (if any) is sent as is, and it is closed once everything
 //!   read from it is committed. The new file at the path is read from offset 0.
 //!   A rename to a name the globs still match is just a new path for the same
@@ -39,24 +39,24 @@
 //!   checkpointed path at start-up (same device, inode and fingerprint) and
 //!   read from its checkpoint to its end.
 //!
-//! A line longer than `max_line_kib` is split into pieces of that size, each
+//! A line longer than `max_line` is split into pieces of that size, each
 //! its own event (`spate_tail_long_lines_split_total`); nothing is dropped.
 //!
 //! # Guarantee
 //!
 //! At least once: `<checkpoint dir>/tail.json` holds, per file, an offset below
 //! which every byte was durably committed by every sink, written atomically
-//! every `checkpoint_interval_ms` when it changed and by
+//! every `checkpoint_interval` when it changed and by
 //! [`TailCheckpoints::save_now`]. After a restart each file resumes at its
 //! checkpoint: lines sent but not committed are sent again, with the same event
 //! ids. A range whose verdict is `Failed` is read again and re-sent. Checkpoints
-//! of files gone for `forget_after_secs` are forgotten.
+//! of files gone for `forget_after` are forgotten.
 //!
 //! # Backpressure
 //!
 //! Reading waits on the pipeline: each chunk is sent with a waiting send, so a
 //! slow sink stops the reads, and the unread bytes simply stay in the files. At
-//! most `mailbox capacity × chunk_kib` is buffered per source.
+//! most `mailbox capacity × chunk_size` is buffered per source.
 //!
 //! # Shutdown
 //!

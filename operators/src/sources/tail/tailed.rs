@@ -124,7 +124,7 @@ pub(super) enum Check {
 
 impl TailedFile {
     /// Compares the file with what was read of it, and extends the fingerprint
-    /// while the file is shorter than `fingerprint_bytes`.
+    /// while the file is shorter than `fingerprint_size`.
     pub(super) fn check(&mut self, fingerprint_bytes: u64, now: Instant) -> io::Result<Check> {
         let size = self.file.metadata()?.len();
         if size < self.sent || !self.fingerprint.matches(&self.file, size)? {

@@ -133,7 +133,7 @@ async fn rename_rotation_reads_both_files_to_the_end() {
     writer.write_all(b"5").unwrap(); // never finished
     settle().await;
     assert_eq!(texts(&sink), ["1", "2", "3", "4"]);
-    // Idle for `rotated_idle_secs`: the partial last line goes out, the file closes.
+    // Idle for `rotated_idle`: the partial last line goes out, the file closes.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut seen = lines(&sink.delivered());
     seen.sort();
