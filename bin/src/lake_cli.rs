@@ -80,8 +80,8 @@ pub async fn compact(args: &CompactArgs, config: &SpateConfig) -> Result<Compact
                 glue: None,
                 ..s3_config
             };
-            let target = S3Target::new(config.aws.s3_client(&sdk), &target_config)
-                .context("lake.s3")?;
+            let target =
+                S3Target::new(config.aws.s3_client(&sdk), &target_config).context("lake.s3")?;
             let work = tempfile_dir()?;
             let report = compact_s3(&target, work.path(), &options).await;
             Ok(report.with_context(|| format!("compacting {url}"))?)
@@ -104,8 +104,7 @@ fn tempfile_dir() -> Result<TempDir> {
         std::process::id(),
         spate_operators::event::wall_clock_ms()
     ));
-    std::fs::create_dir_all(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(TempDir(path))
 }
 

@@ -187,7 +187,12 @@ async fn queries_during_seals_and_compaction_see_every_row_once() {
     assert!(report["files_merged"].as_u64().unwrap() > 0, "{report}");
     assert!(report["rows"].as_u64().unwrap() > 0, "{report}");
     let after = parquet_files(&data.join("lake/logs"));
-    assert!(after.len() < files.len(), "{} -> {}", files.len(), after.len());
+    assert!(
+        after.len() < files.len(),
+        "{} -> {}",
+        files.len(),
+        after.len()
+    );
     assert_eq!(counts(&data), (stats.events, stats.events));
     let rows = duckdb(
         &data.join("lake/logs"),
@@ -235,18 +240,25 @@ fn a_generated_lake_has_one_file_per_partition_and_full_row_groups() {
     let data = dir.path().join("data");
     let config = dir.path().join("spate.toml");
     std::fs::write(&config, "[lake]\nrow_group_rows = 4096\n").unwrap();
-    let summary = ingest(
-        &data,
-        &[&path],
-        &["--config", config.to_str().unwrap()],
+    let summary = ingest(&data, &[&path], &["--config", config.to_str().unwrap()]);
+    assert_eq!(
+        summary["events"].as_u64().unwrap(),
+        stats.events,
+        "{summary}"
     );
-    assert_eq!(summary["events"].as_u64().unwrap(), stats.events, "{summary}");
     let lake = data.join("lake/logs");
     let files = parquet_files(&lake);
     let partitions: std::collections::HashSet<&Path> =
         files.iter().map(|f| f.parent().unwrap()).collect();
-    assert_eq!(files.len(), partitions.len(), "one sealed file per partition");
-    assert_eq!(summary["files_written"].as_u64().unwrap(), files.len() as u64);
+    assert_eq!(
+        files.len(),
+        partitions.len(),
+        "one sealed file per partition"
+    );
+    assert_eq!(
+        summary["files_written"].as_u64().unwrap(),
+        files.len() as u64
+    );
     // Every row group but the last of its file is full.
     let glob = format!("{}/**/*.parquet", lake.display());
     let groups = duckdb(

@@ -424,10 +424,7 @@ fn athena_ddl_matches_the_parquet_schema() {
     let partitioned = body.split_once("PARTITIONED BY (").unwrap().1;
     let partitioned = &partitioned[..partitioned.find(')').unwrap()];
     assert_eq!(ddl_columns(partitioned), partitions());
-    for needle in [
-        "STORED AS PARQUET",
-        "LOCATION 's3://BUCKET/PREFIX/logs/'",
-    ] {
+    for needle in ["STORED AS PARQUET", "LOCATION 's3://BUCKET/PREFIX/logs/'"] {
         assert!(body.contains(needle), "missing {needle}");
     }
     // Partitions are registered as files are sealed: no projection, so no
@@ -457,7 +454,11 @@ fn glue_table_input_matches_the_parquet_schema() {
     assert_eq!(pairs(&table["PartitionKeys"]), partitions());
     let params = &table["Parameters"];
     assert!(
-        params.as_object().unwrap().keys().all(|k| !k.starts_with("projection.")),
+        params
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("projection.")),
         "no partition projection: {params}"
     );
     assert_eq!(

@@ -428,7 +428,11 @@ print(json.dumps({
     for service in ["checkout", "search"] {
         for hour in ["10", "11"] {
             expected.push((
-                vec!["2026-11-23".to_string(), hour.to_string(), service.to_string()],
+                vec![
+                    "2026-11-23".to_string(),
+                    hour.to_string(),
+                    service.to_string(),
+                ],
                 format!("s3://{id}-lake/spate/logs/dt=2026-11-23/hour={hour}/service={service}/"),
             ));
         }

@@ -132,7 +132,10 @@ fn merged_name() -> String {
 }
 
 /// Compacts the local lake at `lake_dir` (the caller holds its lock).
-pub fn compact_local(lake_dir: &Path, options: &CompactOptions) -> Result<CompactReport, LakeError> {
+pub fn compact_local(
+    lake_dir: &Path,
+    options: &CompactOptions,
+) -> Result<CompactReport, LakeError> {
     let work = lake_dir.join(COMPACT_DIR);
     // What an interrupted run left: never part of the table.
     if work.exists() {
@@ -292,7 +295,8 @@ pub async fn compact_s3(
                 bytes,
             });
     }
-    std::fs::create_dir_all(work_dir).map_err(|e| LakeError::io("create directory", work_dir, e))?;
+    std::fs::create_dir_all(work_dir)
+        .map_err(|e| LakeError::io("create directory", work_dir, e))?;
     let mut report = CompactReport::default();
     for (partition, files) in by_partition {
         let Some(key) = PartitionKey::parse_path(&partition) else {
@@ -363,7 +367,10 @@ mod tests {
         let files = [f("1", 40), f("2", 40), f("3", 40), f("4", 40), f("5", 200)];
         assert_eq!(
             plan_merges(&files, 100, 100),
-            vec![vec!["1".to_string(), "2".into()], vec!["3".into(), "4".into()]]
+            vec![
+                vec!["1".to_string(), "2".into()],
+                vec!["3".into(), "4".into()]
+            ]
         );
         // One small file alone is not rewritten.
         assert!(plan_merges(&[f("1", 10), f("2", 500)], 100, 100).is_empty());

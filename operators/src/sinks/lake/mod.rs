@@ -70,11 +70,11 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use spate_engine::{ActorError, ErrorClass};
 
-pub use self::writer::LakeWriter;
 use self::part_file::writer_properties;
 use self::policy::SealPolicy;
 use self::seal::{Publish, Sealed};
 use self::staging::{Coverage, STAGING_DIR, SeqClock, stager_tag};
+pub use self::writer::LakeWriter;
 use crate::component::ConfigError;
 use crate::component::units::{MiB, Millis, Seconds};
 use crate::log_batch::EventCounts;
@@ -196,7 +196,12 @@ pub struct LakeConfig {
     /// Retired settings of the lake before stage-then-seal
     /// (`max_open_size`/`max_open_mib`, `max_row_group_size`/`max_row_group_mib`):
     /// accepted so older files still load, and ignored.
-    #[serde(default, rename = "max_open_size", alias = "max_open_mib", skip_serializing)]
+    #[serde(
+        default,
+        rename = "max_open_size",
+        alias = "max_open_mib",
+        skip_serializing
+    )]
     #[schemars(skip)]
     pub retired_max_open: Option<serde::de::IgnoredAny>,
     /// See `retired_max_open`.

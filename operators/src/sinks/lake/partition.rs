@@ -306,7 +306,11 @@ mod tests {
             (0, ".."),
         ] {
             let key = PartitionKey::of(ts, service);
-            assert_eq!(PartitionKey::parse_path(&key.path()), Some(key.clone()), "{key}");
+            assert_eq!(
+                PartitionKey::parse_path(&key.path()),
+                Some(key.clone()),
+                "{key}"
+            );
         }
         for bad in [
             "dt=2025-02-30/hour=00/service=x",

@@ -133,9 +133,8 @@ pub fn next_seal(
             .min_by_key(|(_, p)| p.first_staged_at)
             .map(|(i, _)| i)
     };
-    let full = |p: &StagedStats| {
-        estimated_file_bytes(p.arrow_bytes, ratio) >= policy.target_file_bytes
-    };
+    let full =
+        |p: &StagedStats| estimated_file_bytes(p.arrow_bytes, ratio) >= policy.target_file_bytes;
     if let Some(i) = largest(&full) {
         return Some((i, SealReason::Size));
     }
@@ -243,7 +242,10 @@ mod tests {
         let end_of_9 = 10 * HOUR;
         let settled = t0 + Duration::from_secs(2);
         // Events just past the end of hour 9: still within the grace.
-        assert_eq!(next_seal(&parts, settled, end_of_9 + 1, 1.0, &policy()), None);
+        assert_eq!(
+            next_seal(&parts, settled, end_of_9 + 1, 1.0, &policy()),
+            None
+        );
         // Past the grace, but rows were staged a moment ago.
         let past = end_of_9 + 300_000;
         assert_eq!(next_seal(&parts, t0, past, 1.0, &policy()), None);
@@ -264,7 +266,13 @@ mod tests {
             Some((1, SealReason::Age))
         );
         assert_eq!(
-            next_seal(&parts, at - Duration::from_secs(11), 10 * HOUR, 1.0, &policy()),
+            next_seal(
+                &parts,
+                at - Duration::from_secs(11),
+                10 * HOUR,
+                1.0,
+                &policy()
+            ),
             None
         );
     }

@@ -35,10 +35,7 @@ pub struct Recovered {
 
 /// Recovers one staged partition of a local lake whose sealed files of that
 /// partition are in `sealed_dir`.
-pub fn recover_local(
-    staged: &StagedPartition,
-    sealed_dir: &Path,
-) -> Result<Recovered, LakeError> {
+pub fn recover_local(staged: &StagedPartition, sealed_dir: &Path) -> Result<Recovered, LakeError> {
     remove_temporaries(sealed_dir)?;
     let covered = covered_up_to(
         sealed_names_in(sealed_dir)?.iter().map(String::as_str),
@@ -232,7 +229,10 @@ mod tests {
                 seg.append(&one_row()).unwrap();
                 let torn = whole + (seg.len() - whole) / 2;
                 drop(seg);
-                let file = File::options().write(true).open(dir.join(crate::sinks::lake::staging::segment_name(8))).unwrap();
+                let file = File::options()
+                    .write(true)
+                    .open(dir.join(crate::sinks::lake::staging::segment_name(8)))
+                    .unwrap();
                 file.set_len(torn).unwrap();
             }
         }
@@ -257,7 +257,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let day = dir.path().join("dt=2026-01-01");
         std::fs::create_dir_all(&day).unwrap();
-        std::fs::write(day.join(".part-1.ndjson.tmp"), b"{\"a\":1}\n{\"b\":2}\n{\"c\"").unwrap();
+        std::fs::write(
+            day.join(".part-1.ndjson.tmp"),
+            b"{\"a\":1}\n{\"b\":2}\n{\"c\"",
+        )
+        .unwrap();
         std::fs::write(day.join(".part-2.ndjson.tmp"), b"{\"torn").unwrap();
         std::fs::write(day.join("part-0.ndjson"), b"{}\n").unwrap();
         let published = recover_dead_letters(dir.path(), true).unwrap();

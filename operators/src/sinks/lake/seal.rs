@@ -286,7 +286,10 @@ mod tests {
         assert_eq!(sealed.location, path.display().to_string());
         let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
         assert_eq!(reader.metadata().file_metadata().num_rows(), 6_000);
-        assert!(segments.iter().all(|s| !s.path.exists()), "segments removed");
+        assert!(
+            segments.iter().all(|s| !s.path.exists()),
+            "segments removed"
+        );
         // Nothing hidden left behind.
         let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -321,6 +324,10 @@ mod tests {
         assert!(result.is_err());
         assert!(closed.path.exists());
         let dir = lake.path().join("logs").join(key.path());
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "temporary removed");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "temporary removed"
+        );
     }
 }

@@ -60,7 +60,9 @@ pub fn segment_name(seq: u64) -> String {
 
 /// The number of a segment file name, if it is one.
 pub fn parse_segment_name(name: &str) -> Option<u64> {
-    let hex = name.strip_prefix(SEGMENT_PREFIX)?.strip_suffix(SEGMENT_EXT)?;
+    let hex = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_EXT)?;
     parse_hex16(hex)
 }
 
@@ -410,8 +412,8 @@ pub fn list_staged(staging: &Path) -> Result<Vec<StagedPartition>, LakeError> {
                     continue;
                 };
                 let mut segments = Vec::new();
-                let entries = std::fs::read_dir(&service)
-                    .map_err(|e| LakeError::io("list", &service, e))?;
+                let entries =
+                    std::fs::read_dir(&service).map_err(|e| LakeError::io("list", &service, e))?;
                 for entry in entries.flatten() {
                     let name = entry.file_name();
                     let Some(seq) = parse_segment_name(&name.to_string_lossy()) else {
@@ -629,7 +631,11 @@ mod tests {
         let closed = seg.finish().unwrap();
         let mut file = File::open(&closed.path).unwrap();
         let whole = complete_prefix_len(&mut file, closed.bytes).unwrap();
-        assert!(whole <= closed.bytes && closed.bytes - whole <= 8, "{whole} {}", closed.bytes);
+        assert!(
+            whole <= closed.bytes && closed.bytes - whole <= 8,
+            "{whole} {}",
+            closed.bytes
+        );
         let batches = read_all(&closed.path, closed.bytes);
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 9);
     }

@@ -260,7 +260,8 @@ impl LakeWriter {
             let dir = self.settings.staging_dir.join(key.path());
             if !dir.exists() {
                 // Its new entries and those of new parents.
-                self.dirs_to_sync.extend(dir.ancestors().skip(1).take(3).map(Into::into));
+                self.dirs_to_sync
+                    .extend(dir.ancestors().skip(1).take(3).map(Into::into));
             }
             let segment = SegmentWriter::create(&dir, self.settings.seq.next())?;
             self.dirs_to_sync.push(dir);
@@ -491,12 +492,8 @@ impl LakeWriter {
         let files: Vec<DeadLetterFile> = self.dead.drain().map(|(_, f)| f).collect();
         self.dead_opened_at = None;
         let acks = std::mem::take(&mut self.dead_acks);
-        match dead_letters::commit_all(
-            files,
-            &self.settings.target,
-            &self.settings.dead_letter_dir,
-        )
-        .await
+        match dead_letters::commit_all(files, &self.settings.target, &self.settings.dead_letter_dir)
+            .await
         {
             Ok(published) => {
                 self.settings
