@@ -235,14 +235,14 @@ mod tests {
 
     #[test]
     fn wrong_type_names_line_and_key_without_rust_types() {
-        let err = parse("[ingest]\n\nchunk_kib = \"big\"\n")
+        let err = parse("[ingest]\n\nchunk_size = \"big\"\n")
             .unwrap_err()
             .to_string();
         assert!(
             err.starts_with("x.toml (line 3): ingest.chunk_size: "),
             "{err}"
         );
-        assert!(err.contains("expected a non-negative integer"), "{err}");
+        assert!(err.contains("\"big\" is not a size"), "{err}");
         let err = parse("[[sources.sqs]]\nqueue_url = \"q\"\npollers = -1\n")
             .unwrap_err()
             .to_string();

@@ -84,7 +84,7 @@ impl Limited {
         self.bytes = self.bytes.saturating_add(held_bytes(&batch));
         if self.bytes > self.max_bytes {
             return Err(QueryError::ResultTooLarge(format!(
-                "query result too large: more than {} MiB (query.max_result_mib); select fewer \
+                "query result too large: more than {} MiB (query.max_result_size); select fewer \
                  rows or columns, or aggregate",
                 self.max_bytes >> 20
             )));

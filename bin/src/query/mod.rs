@@ -480,7 +480,7 @@ pub async fn run(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatc
     match tokio::time::timeout(request.timeout, run_inner(ctx, request)).await {
         Ok(Err(QueryError::ResourcesExhausted(detail))) => {
             Err(QueryError::ResourcesExhausted(format!(
-                "query needs more than {} MiB of memory (query.memory_limit_mib): narrow it \
+                "query needs more than {} MiB of memory (query.memory_limit): narrow it \
                  (filters, fewer groups, a LIMIT) or raise the limit; {detail}",
                 ctx.memory_limit_mib
             )))

@@ -16,6 +16,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::{ConfigError, ConfiguredSource, SourceRegistry};
 
+/// Unit suffixes the keys of durations and sizes had before they took units
+/// in their values (`max_file_age_secs`, `chunk_kib`); still accepted.
+const OLD_UNIT_SUFFIXES: &[&str] = &["secs", "ms", "hours", "days", "bytes", "kib", "mib"];
+
 /// The line of every key in a document (`lake.s3.bucket` → 12).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyLines {
@@ -29,6 +33,13 @@ impl KeyLines {
         let mut key = key;
         loop {
             if let Some(line) = self.lines.get(key) {
+                return Some(*line);
+            }
+            // The key's older spelling with its unit (`size_secs` for `size`).
+            if let Some(line) = OLD_UNIT_SUFFIXES
+                .iter()
+                .find_map(|suffix| self.lines.get(&format!("{key}_{suffix}")))
+            {
                 return Some(*line);
             }
             let cut = key.rfind(['.', '['])?;

@@ -123,7 +123,8 @@ impl<'de, const UNIT_MS: u64> Deserialize<'de> for ConfigDuration<UNIT_MS> {
 
 impl<const UNIT_MS: u64> JsonSchema for ConfigDuration<UNIT_MS> {
     fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
+        // One name per unit: schemars keeps one definition per name.
+        format!("Duration_{}", unit_name(UNIT_MS)).into()
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
@@ -132,6 +133,15 @@ impl<const UNIT_MS: u64> JsonSchema for ConfigDuration<UNIT_MS> {
             "format": "duration",
             "x-bare-number-unit": unit_name(UNIT_MS),
         })
+    }
+}
+
+fn size_unit_name(unit: u64) -> &'static str {
+    match unit {
+        1 => "bytes",
+        1_024 => "KiB",
+        1_048_576 => "MiB",
+        _ => "units",
     }
 }
 
@@ -281,16 +291,12 @@ impl<'de, const UNIT: u64> Deserialize<'de> for ByteSize<UNIT> {
 
 impl<const UNIT: u64> JsonSchema for ByteSize<UNIT> {
     fn schema_name() -> Cow<'static, str> {
-        "Size".into()
+        // One name per unit: schemars keeps one definition per name.
+        format!("Size_{}", size_unit_name(UNIT)).into()
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let unit = match UNIT {
-            1 => "bytes",
-            1_024 => "KiB",
-            1_048_576 => "MiB",
-            _ => "units",
-        };
+        let unit = size_unit_name(UNIT);
         json_schema!({
             "type": "string",
             "format": "size",

@@ -119,7 +119,7 @@ impl WindowConfig {
         for (key, value) in [("size", self.size_secs), ("tick", self.tick_ms)] {
             if value == 0 {
                 return Err(crate::alerts::AlertError::Config(format!(
-                    "windows: {key} must be at least 1"
+                    "windows: {key}: must be at least 1"
                 )));
             }
         }
@@ -180,9 +180,12 @@ mod tests {
         assert_eq!(parsed.size_ms(), 300_000);
         assert_eq!(parsed.lateness_ms(), 60_000);
         assert!(parsed.validate().is_ok());
-        assert!(serde_json::from_str::<WindowConfig>(r#"{"size": 1}"#).is_err());
-        let zero: WindowConfig = serde_json::from_str(r#"{"size_secs": 0}"#).unwrap();
+        assert!(serde_json::from_str::<WindowConfig>(r#"{"width": 1}"#).is_err());
+        let zero: WindowConfig = serde_json::from_str(r#"{"size": 0}"#).unwrap();
         assert!(zero.validate().is_err());
+        // The old integer key is still read, in seconds.
+        let old: WindowConfig = serde_json::from_str(r#"{"size_secs": 60}"#).unwrap();
+        assert_eq!(old.size_ms(), 60_000);
     }
 
     #[test]

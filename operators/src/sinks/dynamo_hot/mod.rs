@@ -154,7 +154,9 @@ impl DynamoHotConfig {
             ("commit_interval", self.commit_interval_ms == 0),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
-            Some((name, _)) => Err(DynamoHotError::Config(format!("{name} must be at least 1"))),
+            Some((name, _)) => Err(DynamoHotError::Config(format!(
+                "{name}: must be at least 1"
+            ))),
             None => Ok(()),
         }
     }
@@ -308,7 +310,7 @@ mod tests {
         let err = zero.validate().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "dynamodb hot config: commit_interval must be at least 1"
+            "dynamodb hot config: commit_interval: must be at least 1"
         );
         let actor: ActorError = err.into();
         assert_eq!(actor.retry(), RetryHint::Never);

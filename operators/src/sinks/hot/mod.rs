@@ -255,7 +255,7 @@ impl HotConfig {
             ("max_buffered_rows", self.max_buffered_rows == 0),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
-            Some((name, _)) => Err(HotError::Config(format!("{name} must be at least 1"))),
+            Some((name, _)) => Err(HotError::Config(format!("{name}: must be at least 1"))),
             None => Ok(()),
         }
     }
@@ -315,7 +315,7 @@ mod tests {
         let err = config.validate().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "hot config: commit_interval must be at least 1"
+            "hot config: commit_interval: must be at least 1"
         );
         assert_eq!(err.class(), ErrorClass::BadInput);
     }

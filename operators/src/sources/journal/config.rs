@@ -130,7 +130,7 @@ impl JournalConfig {
         ];
         for (name, value) in positive {
             if value == 0 {
-                return Err(JournalError::Config(format!("{name} must be at least 1")));
+                return Err(JournalError::Config(format!("{name}: must be at least 1")));
             }
         }
         let bytes = |name: &str, value: u64, unit: u64| {
@@ -182,7 +182,7 @@ mod tests {
         let err = zero.limits().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "journal config: chunk_size must be at least 1"
+            "journal config: chunk_size: must be at least 1"
         );
         let huge = JournalConfig {
             max_disk_mib: u64::MAX,

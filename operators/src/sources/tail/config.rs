@@ -29,7 +29,7 @@ pub enum ReadFrom {
 /// let config: TailConfig = serde_json::from_str(r#"{"paths": ["/var/log/app/*.log"]}"#).unwrap();
 /// assert!(config.enabled());
 /// assert_eq!(config.read_from, ReadFrom::Beginning);
-/// assert_eq!(config.poll_interval, 250);
+/// assert_eq!(config.poll_interval_ms, 250);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
