@@ -526,6 +526,10 @@ impl StagingSnapshot {
                     .len();
                 let len = complete_prefix_len(&mut file, size)
                     .map_err(|e| LakeError::io("read", &segment.path, e))?;
+                if len == 0 {
+                    // Just created: not even its schema is whole yet.
+                    continue;
+                }
                 segments.push(OpenSegment {
                     seq: segment.seq,
                     path: segment.path,
