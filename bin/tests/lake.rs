@@ -156,10 +156,11 @@ async fn queries_during_seals_and_compaction_see_every_row_once() {
     };
     for chunk in lines.chunks(500) {
         let n = push(&service.url, chunk, 500).await;
-        let mut acked = acked.lock().unwrap();
-        let total = acked.last().map_or(0, |(_, t)| *t) + n;
-        acked.push((Instant::now(), total));
-        drop(acked);
+        {
+            let mut acked = acked.lock().unwrap();
+            let total = acked.last().map_or(0, |(_, t)| *t) + n;
+            acked.push((Instant::now(), total));
+        }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     // Let a few more seals happen under the loop.
