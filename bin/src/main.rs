@@ -2,11 +2,13 @@
 
 mod alerts_cli;
 mod config;
+mod data_dir_lock;
 mod duration_arg;
 mod health;
 mod hot_cli;
 mod ingest;
 mod journal_cli;
+mod lake_cli;
 mod metric_catalog;
 mod query;
 mod run;
@@ -98,6 +100,11 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
     },
+    /// Maintain the lake.
+    Lake {
+        #[command(subcommand)]
+        action: LakeAction,
+    },
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
@@ -159,6 +166,13 @@ enum HotAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LakeAction {
+    /// Merge the small Parquet files of closed partitions into files of about
+    /// `lake.max_file_size` (exactly once for readers of a local lake).
+    Compact(lake_cli::CompactArgs),
 }
 
 #[derive(Subcommand)]
@@ -293,6 +307,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Health { url, timeout_secs } => {
             health::check(&url, std::time::Duration::from_secs(timeout_secs))?;
+        }
+        Command::Lake {
+            action: LakeAction::Compact(args),
+        } => {
+            let config = load_config(args.config.as_deref())?.config;
+            let report = runtime()?.block_on(lake_cli::compact(&args, &config))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", lake_cli::render(&report));
+            }
         }
         Command::Config { action } => match action {
             ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),

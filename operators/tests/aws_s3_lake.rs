@@ -298,7 +298,7 @@ async fn sqs_messages_are_deleted_after_their_file_is_in_s3() {
     let staging = tempfile::tempdir().unwrap();
     let target = S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap();
     let lake_config = LakeConfig {
-        max_file_age_secs: 1,
+        max_age: spate_operators::component::units::Seconds::units(1),
         ..LakeConfig::default()
     };
     let lake = LakeSettings::new(&lake_config, staging.path(), &staging.path().join("dl"))

@@ -35,6 +35,7 @@ pub mod format;
 pub mod history;
 pub mod lake;
 pub mod s3_store;
+pub mod staged;
 pub mod yielding;
 
 use std::sync::Arc;
