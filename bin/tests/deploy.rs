@@ -710,40 +710,8 @@ print(json.dumps({'redrive': json.loads(a['RedrivePolicy']), 'dlq_arn': dlq_arn,
 
     // 10 messages of 100 events: `pay` logs 3 criticals in one window, and the
     // last message moves event time two windows on, so that window closes.
-    let window = 300_000i64;
-    let now = spate_operators::event::wall_clock_ms();
-    let w0 = now - now.rem_euclid(window) - 4 * window;
-    let mut messages = Vec::new();
-    for m in 0..10i64 {
-        let mut lines = Vec::new();
-        for i in 0..100i64 {
-            let ts = if m == 9 {
-                w0 + 2 * window + 70_000 + i
-            } else {
-                w0 + m * 1000 + i
-            };
-            let (svc, level) = if m == 0 && i < 3 {
-                ("pay", "critical")
-            } else if i % 10 == 0 {
-                ("pay", "warning")
-            } else {
-                ("web", "info")
-            };
-            lines.push(
-                json!({"ts": ts, "level": level, "service": svc, "message": format!("m{m} e{i}")})
-                    .to_string(),
-            );
-        }
-        messages.push(lines.join("\n"));
-    }
-    boto(
-        r#"
-for body in ARGS['messages']:
-    sqs.send_message(QueueUrl=ARGS['queue'], MessageBody=body)
-print('null')
-"#,
-        &json!({ "queue": outputs["QueueUrl"], "messages": messages }),
-    );
+    let (w0, messages) = support::aws::alerting_messages();
+    support::aws::send_messages(&outputs["QueueUrl"], &messages);
     // Every message received (in flight until the lake file is committed,
     // at shutdown here: max_file_age is 5 minutes).
     let received = boto(

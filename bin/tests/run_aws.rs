@@ -71,42 +71,10 @@ retention_hours = 1000000
 
     // 10 messages of 100 events; one service logs criticals in one window, and
     // the last message moves event time two windows on so that window closes.
-    let window = 300_000i64;
-    let now = spate_operators::event::wall_clock_ms();
-    let w0 = now - now.rem_euclid(window) - 4 * window;
-    let mut messages = Vec::new();
-    for m in 0..10i64 {
-        let mut lines = Vec::new();
-        for i in 0..100i64 {
-            let ts = if m == 9 {
-                w0 + 2 * window + 70_000 + i
-            } else {
-                w0 + m * 1000 + i
-            };
-            let (service, level) = if m == 0 && i < 3 {
-                ("pay", "critical")
-            } else if i % 10 == 0 {
-                ("pay", "warning")
-            } else {
-                ("web", "info")
-            };
-            lines.push(
-                json!({"ts": ts, "level": level, "service": service, "message": format!("m{m} e{i}")})
-                    .to_string(),
-            );
-        }
-        messages.push(lines.join("\n"));
-    }
+    let (w0, mut messages) = support::aws::alerting_messages();
     // One malformed message: a dead letter, which goes to S3 too.
     messages.push("{\"service\": \"pay\", broken".to_string());
-    boto(
-        r#"
-for body in ARGS['messages']:
-    sqs.send_message(QueueUrl=ARGS['queue'], MessageBody=body)
-print('null')
-"#,
-        &json!({ "queue": setup["queue"], "messages": messages }),
-    );
+    support::aws::send_messages(&setup["queue"], &messages);
     // Wait until Spate has deleted every message (deleted only after the lake
     // object exists and the hot store committed).
     let drained = boto(

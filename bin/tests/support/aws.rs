@@ -102,7 +102,14 @@ pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
          ddb = boto3.client('dynamodb', **kw)\n\
          secrets = boto3.client('secretsmanager', **kw)\n\
          glue = boto3.client('glue', **kw)\n\
-         {snippet}\n"
+         {snippet}\n\
+         sys.stdout.flush()\n\
+         sys.stderr.flush()\n\
+         # Skip the interpreter's teardown: pyarrow's threads sometimes abort\n\
+         # it (\"terminate called without an active exception\") after the\n\
+         # answer was printed.\n\
+         import os\n\
+         os._exit(0)\n"
     );
     let out = std::process::Command::new(super::python())
         .arg("-c")
@@ -117,4 +124,51 @@ pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Ten SQS message bodies of 100 NDJSON events each, stamped from 20 minutes
+/// ago: `pay` logs 3 criticals in one 5-minute window (and a warning every
+/// tenth event), `web` the rest at info, and the last message moves event time
+/// two windows on, so that window closes and its alert fires. Returns the
+/// start of the criticals' window (ms) with the bodies.
+pub fn alerting_messages() -> (i64, Vec<String>) {
+    let window = 300_000i64;
+    let now = spate_operators::event::wall_clock_ms();
+    let w0 = now - now.rem_euclid(window) - 4 * window;
+    let mut messages = Vec::new();
+    for m in 0..10i64 {
+        let mut lines = Vec::new();
+        for i in 0..100i64 {
+            let ts = if m == 9 {
+                w0 + 2 * window + 70_000 + i
+            } else {
+                w0 + m * 1000 + i
+            };
+            let (service, level) = if m == 0 && i < 3 {
+                ("pay", "critical")
+            } else if i % 10 == 0 {
+                ("pay", "warning")
+            } else {
+                ("web", "info")
+            };
+            lines.push(
+                serde_json::json!({"ts": ts, "level": level, "service": service, "message": format!("m{m} e{i}")})
+                    .to_string(),
+            );
+        }
+        messages.push(lines.join("\n"));
+    }
+    (w0, messages)
+}
+
+/// Sends each of `messages` as one SQS message to `queue` (a queue URL).
+pub fn send_messages(queue: &serde_json::Value, messages: &[String]) {
+    boto(
+        r#"
+for body in ARGS['messages']:
+    sqs.send_message(QueueUrl=ARGS['queue'], MessageBody=body)
+print('null')
+"#,
+        &serde_json::json!({ "queue": queue, "messages": messages }),
+    );
 }
