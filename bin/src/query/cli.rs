@@ -207,25 +207,9 @@ pub async fn run_cli(
     };
     let started = tokio::time::Instant::now();
     let timeout = request.timeout;
-    // A compaction (`spate lake compact`) swaps a partition's files between
-    // a query's listing and its reads: the query then fails with "not found"
-    // rather than counting wrong, and is run again (a compaction swaps its
-    // partitions one after another, so a few times).
-    let mut retries = 0;
-    let result = loop {
-        let (ctx, request) = (ctx.clone(), request.clone());
-        match executor
-            .run(timeout, async move { run(&ctx, &request).await })
-            .await
-        {
-            Err(super::QueryError::Storage(message))
-                if retries < 5 && message.contains("not found") =>
-            {
-                retries += 1;
-            }
-            other => break other?,
-        }
-    };
+    let result = executor
+        .run(timeout, async move { run(&ctx, &request).await })
+        .await?;
     let columns = column_names(&result.schema);
     write_output(out, args.format, &columns, &result.batches)?;
     out.flush()?;

@@ -412,8 +412,12 @@ pub fn list_staged(staging: &Path) -> Result<Vec<StagedPartition>, LakeError> {
                     continue;
                 };
                 let mut segments = Vec::new();
-                let entries =
-                    std::fs::read_dir(&service).map_err(|e| LakeError::io("list", &service, e))?;
+                let entries = match std::fs::read_dir(&service) {
+                    Ok(entries) => entries,
+                    // Sealed and removed since its hour was listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(LakeError::io("list", &service, e)),
+                };
                 for entry in entries.flatten() {
                     let name = entry.file_name();
                     let Some(seq) = parse_segment_name(&name.to_string_lossy()) else {

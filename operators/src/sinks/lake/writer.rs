@@ -279,6 +279,7 @@ impl LakeWriter {
     /// The staging commit: everything buffered is staged and fsynced, then
     /// the acks it was holding are delivered (local lake).
     fn commit(&mut self) -> Result<(), LakeError> {
+        let started = Instant::now();
         let keys: Vec<PartitionKey> = self
             .parts
             .iter()
@@ -311,6 +312,7 @@ impl LakeWriter {
             .unwrap_or_else(|p| p.into_inner())
             .counts
             .add(&counts);
+        metrics::histogram!("spate_lake_commit_seconds").record(started.elapsed().as_secs_f64());
         std::mem::take(&mut self.pending_ack).deliver();
         let staged: u64 = self.parts.values().map(Part::staged_bytes).sum();
         metrics::gauge!("spate_lake_staged_bytes", "writer" => self.worker.to_string())
