@@ -101,6 +101,16 @@ pub enum LakeError {
     /// Parquet or Arrow IPC encoding failed.
     #[error("parquet: {0}")]
     Parquet(String),
+    /// The final flush left partitions staged: their seals failed.
+    #[error(
+        "{partitions} partitions could not be sealed (their rows stay staged and are sealed at the next start): {reason}"
+    )]
+    Unsealed {
+        /// Partitions left staged.
+        partitions: usize,
+        /// Why the last seal failed.
+        reason: String,
+    },
     /// The configuration is unusable.
     #[error("lake config: {0}")]
     Config(String),
@@ -125,7 +135,9 @@ impl LakeError {
     /// are bugs, a bad config is bad input that retrying will not fix.
     pub fn class(&self) -> ErrorClass {
         match self {
-            LakeError::Io { .. } | LakeError::Catalog(_) => ErrorClass::External,
+            LakeError::Io { .. } | LakeError::Catalog(_) | LakeError::Unsealed { .. } => {
+                ErrorClass::External
+            }
             LakeError::Parquet(_) => ErrorClass::Internal,
             LakeError::Config(_) => ErrorClass::BadInput,
             LakeError::Upload(e) => e.class(),

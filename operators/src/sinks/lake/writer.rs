@@ -80,6 +80,8 @@ pub struct LakeWriter {
     seal: Option<RunningSeal>,
     retry_at: Option<Instant>,
     retry_delay: Duration,
+    /// Why the last seal failed, while its rows wait in staging.
+    seal_error: Option<String>,
     /// New segment directories whose entries the next commit makes durable.
     dirs_to_sync: Vec<std::path::PathBuf>,
     /// Acks delivered by the next staging commit.
@@ -106,6 +108,7 @@ impl LakeWriter {
             seal: None,
             retry_at: None,
             retry_delay: SEAL_RETRY,
+            seal_error: None,
             dirs_to_sync: Vec::new(),
             pending_ack: Ack::none(),
             pending_counts: EventCounts::default(),
@@ -445,6 +448,7 @@ impl LakeWriter {
                 acks.deliver();
                 self.retry_delay = SEAL_RETRY;
                 self.retry_at = None;
+                self.seal_error = None;
                 Ok(())
             }
             Err(e) if !self.settings.acks_wait_for_seal() => {
@@ -457,6 +461,7 @@ impl LakeWriter {
                 tracing::error!(partition = %key, error = %e, retry_in = ?self.retry_delay, "seal failed; the rows stay staged");
                 self.retry_at = Some(Instant::now() + self.retry_delay);
                 self.retry_delay = (self.retry_delay * 2).min(SEAL_RETRY_MAX);
+                self.seal_error = Some(e.to_string());
                 Ok(())
             }
             Err(e) => {
@@ -543,12 +548,13 @@ impl LakeWriter {
                 self.settle_seal(true).await?;
             }
         }
-        let failed = self.parts.values().any(|p| !p.closed.is_empty());
+        let failed = self.parts.values().filter(|p| !p.closed.is_empty()).count();
         self.publish_dead_letters().await?;
-        if failed {
-            return Err(LakeError::Parquet(
-                "some partitions could not be sealed; their rows stay staged".into(),
-            ));
+        if failed > 0 {
+            return Err(LakeError::Unsealed {
+                partitions: failed,
+                reason: self.seal_error.clone().unwrap_or_default(),
+            });
         }
         // Acks of partitions without rows left (a batch of dead letters only).
         for part in self.parts.values_mut() {
