@@ -265,7 +265,15 @@ async fn through_a_missing_bucket(
     let source = ScriptedSource::new([chunk(input)]);
     let log = source.log();
     let pipeline = lake_pipeline(move || source.clone(), lake);
-    pipeline.join().await.expect("pipeline");
+    // The writer could not deliver at the end of its input: the pipeline
+    // says so (and the source was told, see the callers).
+    match pipeline.join().await {
+        Err(spate_engine::PipelineError::DrainFailed { actor, reason }) => {
+            assert_eq!(actor, "lake");
+            assert!(reason.contains("NoSuchBucket"), "{reason}");
+        }
+        other => panic!("expected the lake's drain to fail, got {other:?}"),
+    }
     (log, staging)
 }
 
