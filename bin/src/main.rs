@@ -2,12 +2,14 @@
 
 mod alerts_cli;
 mod config;
+mod data_dir_lock;
 mod demo;
 mod duration_arg;
 mod health;
 mod hot_cli;
 mod ingest;
 mod journal_cli;
+mod lake_cli;
 mod metric_catalog;
 mod output;
 mod plain_http;
@@ -133,6 +135,11 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Maintain the lake.
+    Lake {
+        #[command(subcommand)]
+        action: LakeAction,
+    },
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
@@ -202,6 +209,13 @@ enum HotAction {
         #[arg(long, hide = true, conflicts_with = "format")]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LakeAction {
+    /// Merge the small Parquet files of closed partitions into files of about
+    /// `lake.max_file_size` (exactly once for readers of a local lake).
+    Compact(lake_cli::CompactArgs),
 }
 
 #[derive(Subcommand)]
@@ -396,6 +410,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut buffer = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "spate", &mut buffer);
             out.write_all(&buffer)?;
+        }
+        Command::Lake {
+            action: LakeAction::Compact(args),
+        } => {
+            let config = load_config(args.config.as_deref())?.config;
+            let report = runtime()?.block_on(lake_cli::compact(&args, &config))?;
+            let format = args.format.or_legacy(args.json, Format::Json);
+            output::write_report(out, format, &serde_json::to_value(&report)?, || {
+                lake_cli::render(&report)
+            })?;
         }
         Command::Config { action } => match action {
             ConfigAction::Default => out.write_all(DEFAULT_CONFIG_TOML.as_bytes())?,

@@ -53,7 +53,12 @@ fn every_key_by_serde() -> BTreeSet<String> {
 
     let mut config = SpateConfig::default();
     config.lake.path = Some("/lake".into());
-    config.lake.s3 = Some(S3LakeConfig::new("bucket"));
+    let mut s3 = S3LakeConfig::new("bucket");
+    s3.glue = Some(spate_operators::sinks::s3_lake::glue::GlueConfig {
+        database: "db".into(),
+        table: "logs".into(),
+    });
+    config.lake.s3 = Some(s3);
     config.hot.path = Some("/hot.db".into());
     config.hot_dynamodb = Some(DynamoHotConfig::new("table"));
     config.journal.dir = Some("/journal".into());
@@ -91,7 +96,8 @@ fn every_key_by_serde() -> BTreeSet<String> {
     ];
     let mut json = serde_json::to_value(&config).unwrap();
     json["aws"]["endpoints"] = serde_json::json!({
-        "sqs": "x", "s3": "x", "sns": "x", "kinesis": "x", "dynamodb": "x", "secretsmanager": "x"
+        "sqs": "x", "s3": "x", "sns": "x", "kinesis": "x", "dynamodb": "x", "secretsmanager": "x",
+        "glue": "x"
     });
     json["metrics"]["emf"]["dimensions"] = serde_json::json!({});
     json["alerts"]["webhook"]["headers"] = serde_json::json!({});
