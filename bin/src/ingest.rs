@@ -86,6 +86,7 @@ pub async fn run(valid: ValidConfig, data_dir: &Path, paths: &[String]) -> Resul
     let _lock = DataDirLock::acquire_all(data_dir, &lake_dir, "spate ingest")?;
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
+    lake.create_table_dir()?;
     let decode = DecodeSettings::with_classifier(
         &config.decode,
         classifier,
