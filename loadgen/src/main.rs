@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
-use spate_loadgen::send::{self, HttpOptions, Profile, Schedule, SendPlan};
-use spate_loadgen::verify::{self, VerifyRequest};
+use spate_loadgen::send::{
+    self, AwsDestination, HttpOptions, MessageFormat, Packing, Profile, Schedule, SendPlan,
+};
+use spate_loadgen::verify::{self, Lake, S3Lake, VerifyRequest};
 use spate_loadgen::{BatchGenerator, GenerateStats, RunId, Workload, generate};
 
 #[global_allocator]
@@ -68,9 +70,28 @@ struct SendArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     period: Duration,
     /// Where to send: http://HOST:PORT (POST /v1/logs), a full http(s) URL, file:PATH
-    /// (append NDJSON) or stdout.
+    /// (append NDJSON), stdout, sqs (with --queue-url) or kinesis (with --stream). SQS and
+    /// Kinesis use the standard AWS credential chain; AWS_ENDPOINT_URL points them at an
+    /// emulator.
     #[arg(long, default_value = send::DEFAULT_TARGET)]
     target: String,
+    /// The queue of --target sqs (SendMessageBatch).
+    #[arg(long, value_name = "URL")]
+    queue_url: Option<String>,
+    /// The stream of --target kinesis (PutRecords).
+    #[arg(long, value_name = "NAME")]
+    stream: Option<String>,
+    /// SQS and Kinesis: event lines per message or record (W3 payloads always go one a
+    /// message).
+    #[arg(long, default_value_t = send::DEFAULT_EVENTS_PER_MESSAGE)]
+    events_per_message: usize,
+    /// SQS and Kinesis: message bodies as ndjson, or cloudwatch (each message a CloudWatch
+    /// Logs subscription payload, gzip + base64, with the lines as logEvents).
+    #[arg(long, default_value = "ndjson", value_parser = clap::builder::ValueParser::new(parse_message_format))]
+    message_format: MessageFormat,
+    /// Kinesis: aggregate the messages of a request into KPL records (up to 1 MiB each).
+    #[arg(long)]
+    kpl: bool,
     /// Concurrent senders (and pooled connections).
     #[arg(long, default_value_t = send::DEFAULT_CONCURRENCY)]
     concurrency: usize,
@@ -105,8 +126,12 @@ struct SendArgs {
 #[derive(Args)]
 struct VerifyArgs {
     /// Spate's data directory (the lake is read from DATA_DIR/lake/logs).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[arg(long, required_unless_present = "lake", conflicts_with = "lake")]
+    data_dir: Option<PathBuf>,
+    /// A lake on S3, s3://BUCKET/PREFIX as in [lake.s3] (objects under PREFIX/logs/ are
+    /// read), with the standard AWS credential chain and AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "S3_URL", value_parser = clap::builder::ValueParser::new(S3Lake::parse))]
+    lake: Option<S3Lake>,
     /// The run id to check (as printed by `send`); taken from --send-report when absent.
     #[arg(long = "run", value_parser = parse_run_id)]
     run_id: Option<RunId>,
@@ -144,6 +169,10 @@ struct GenerateArgs {
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
+    s.parse()
+}
+
+fn parse_message_format(s: &str) -> Result<MessageFormat, String> {
     s.parse()
 }
 
@@ -246,9 +275,10 @@ fn send_plan(args: &SendArgs, progress: bool) -> Result<SendPlan> {
     if args.json && matches!(args.target.trim(), "stdout" | "-") {
         bail!("--json prints the report on stdout, which --target stdout fills with events");
     }
-    if args.concurrency == 0 || args.max_overdue == 0 {
-        bail!("--concurrency and --max-overdue must be at least 1");
+    if args.concurrency == 0 || args.max_overdue == 0 || args.events_per_message == 0 {
+        bail!("--concurrency, --max-overdue and --events-per-message must be at least 1");
     }
+    aws_destination(args)?;
     let profile = match args.profile {
         Profile::Sine { .. } => Profile::Sine {
             amplitude: args.amplitude,
@@ -277,6 +307,40 @@ fn send_plan(args: &SendArgs, progress: bool) -> Result<SendPlan> {
     })
 }
 
+/// The SQS or Kinesis destination `--target` names, checked against its options.
+fn aws_destination(args: &SendArgs) -> Result<Option<AwsDestination>> {
+    let destination = match args.target.trim() {
+        "sqs" => AwsDestination::Sqs {
+            queue_url: args
+                .queue_url
+                .clone()
+                .context("--target sqs needs --queue-url URL")?,
+        },
+        "kinesis" => AwsDestination::Kinesis {
+            stream: args
+                .stream
+                .clone()
+                .context("--target kinesis needs --stream NAME")?,
+            kpl: args.kpl,
+        },
+        _ => {
+            if args.queue_url.is_some() || args.stream.is_some() || args.kpl {
+                bail!("--queue-url, --stream and --kpl go with --target sqs or --target kinesis");
+            }
+            return Ok(None);
+        }
+    };
+    match &destination {
+        AwsDestination::Sqs { .. } if args.stream.is_some() || args.kpl => {
+            bail!("--stream and --kpl go with --target kinesis")
+        }
+        AwsDestination::Kinesis { .. } if args.queue_url.is_some() => {
+            bail!("--queue-url goes with --target sqs")
+        }
+        _ => Ok(Some(destination)),
+    }
+}
+
 fn run_send(args: SendArgs) -> Result<ExitCode> {
     let plan = send_plan(&args, send::stderr_is_terminal())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -290,7 +354,16 @@ fn run_send(args: SendArgs) -> Result<ExitCode> {
             timeout: Some(args.timeout),
             pool_size: args.concurrency,
         };
-        let target = send::open_target(&args.target, options).await?;
+        let target = match aws_destination(&args)? {
+            Some(destination) => {
+                let packing = Packing {
+                    events_per_message: args.events_per_message,
+                    format: args.message_format,
+                };
+                send::open_aws_target(destination, packing).await
+            }
+            None => send::open_target(&args.target, options).await?,
+        };
         let interrupted = async {
             if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;
@@ -325,8 +398,13 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("the send report's run id: {e}"))?,
         (None, None) => bail!("give --run RUN_ID or --send-report FILE"),
     };
+    let lake = match (args.lake, args.data_dir) {
+        (Some(lake), _) => Lake::S3(lake),
+        (None, Some(dir)) => Lake::DataDir(dir),
+        (None, None) => bail!("give --data-dir DIR or --lake s3://BUCKET/PREFIX"),
+    };
     let request = VerifyRequest {
-        data_dir: args.data_dir,
+        lake,
         run_id,
         expect: args.expect,
         acknowledged: sent.map(|s| s.acknowledged_seqs),
@@ -486,6 +564,87 @@ mod tests {
     }
 
     #[test]
+    fn aws_targets_need_their_options() {
+        let plan = |extra: &[&str]| {
+            let mut all = vec!["--duration", "1s"];
+            all.extend_from_slice(extra);
+            send_plan(&send_args(&all), false).map_err(|e| e.to_string())
+        };
+        let args = send_args(&["--target", "sqs", "--queue-url", "http://q/1"]);
+        assert_eq!(
+            aws_destination(&args).unwrap(),
+            Some(AwsDestination::Sqs {
+                queue_url: "http://q/1".into()
+            })
+        );
+        assert_eq!(args.events_per_message, 100);
+        assert_eq!(args.message_format, MessageFormat::Ndjson);
+        let args = send_args(&[
+            "--target",
+            "kinesis",
+            "--stream",
+            "s",
+            "--kpl",
+            "--message-format",
+            "cloudwatch",
+        ]);
+        assert_eq!(
+            aws_destination(&args).unwrap(),
+            Some(AwsDestination::Kinesis {
+                stream: "s".into(),
+                kpl: true
+            })
+        );
+        assert_eq!(args.message_format, MessageFormat::CloudWatch);
+        assert_eq!(
+            plan(&["--target", "sqs"]).unwrap_err(),
+            "--target sqs needs --queue-url URL"
+        );
+        assert_eq!(
+            plan(&["--target", "kinesis"]).unwrap_err(),
+            "--target kinesis needs --stream NAME"
+        );
+        assert!(plan(&["--target", "sqs", "--queue-url", "u", "--kpl"]).is_err());
+        assert!(plan(&["--queue-url", "u"]).is_err());
+        assert!(
+            plan(&[
+                "--target",
+                "sqs",
+                "--queue-url",
+                "u",
+                "--events-per-message",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn cli_parses_verify_of_an_s3_lake() {
+        let cli =
+            Cli::try_parse_from(["loadgen", "verify", "--lake", "s3://b/spate", "--run", "r"])
+                .unwrap();
+        let Command::Verify(args) = cli.command else {
+            panic!("not verify");
+        };
+        assert_eq!(args.lake, Some(S3Lake::parse("s3://b/spate/").unwrap()));
+        assert!(args.data_dir.is_none());
+        let both = [
+            "loadgen",
+            "verify",
+            "--lake",
+            "s3://b",
+            "--data-dir",
+            "/d",
+            "--run",
+            "r",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
+        assert!(Cli::try_parse_from(["loadgen", "verify", "--run", "r"]).is_err());
+        assert!(Cli::try_parse_from(["loadgen", "verify", "--lake", "b/x", "--run", "r"]).is_err());
+    }
+
+    #[test]
     fn cli_parses_verify() {
         let cli = Cli::try_parse_from([
             "loadgen",
@@ -501,7 +660,7 @@ mod tests {
         let Command::Verify(args) = cli.command else {
             panic!("not verify");
         };
-        assert_eq!(args.data_dir, PathBuf::from("/d"));
+        assert_eq!(args.data_dir, Some(PathBuf::from("/d")));
         assert_eq!(args.run_id.unwrap().as_str(), "r1");
         assert_eq!((args.expect, args.json), (Some(1_000_000), false));
         let cli = Cli::try_parse_from([

@@ -171,3 +171,40 @@ print('null')
         &serde_json::json!({ "queue": queue, "messages": messages }),
     );
 }
+
+/// Waits up to `secs` seconds until `queue` (a queue URL) holds no message,
+/// visible or in flight; whether it drained.
+pub fn wait_drained(queue: &serde_json::Value, secs: u64) -> bool {
+    let drained = boto(
+        r#"
+deadline = time.time() + ARGS['secs']
+while time.time() < deadline:
+    a = sqs.get_queue_attributes(QueueUrl=ARGS['queue'], AttributeNames=['All'])['Attributes']
+    if int(a['ApproximateNumberOfMessages']) + int(a['ApproximateNumberOfMessagesNotVisible']) == 0:
+        print('true'); break
+    time.sleep(0.2)
+else:
+    print('false')
+"#,
+        &serde_json::json!({ "queue": queue, "secs": secs }),
+    );
+    drained == true
+}
+
+/// The `loadgen` binary (built beside `spate` by `cargo test --workspace`),
+/// pointed at the emulator with test credentials.
+pub fn loadgen() -> std::process::Command {
+    let path = Path::new(env!("CARGO_BIN_EXE_spate")).with_file_name("loadgen");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --bin loadgen` (or run `cargo test --workspace`)",
+        path.display()
+    );
+    let mut command = std::process::Command::new(path);
+    command
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    command
+}

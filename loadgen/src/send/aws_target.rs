@@ -1,0 +1,631 @@
+//! The SQS and Kinesis targets of `loadgen send`.
+//!
+//! A batch body (NDJSON lines, or for W3 one CloudWatch subscription payload a line) is cut
+//! into messages by [`pack_messages`]: `events_per_message` lines a message, as NDJSON or
+//! wrapped in a CloudWatch Logs subscription payload (gzip + base64 JSON with `logEvents`, as
+//! a subscription filter delivers it). A W3 line already is such a payload and always goes
+//! alone. These are the bodies Spate's SQS source and the records its Kinesis source decode.
+//!
+//! - [`SqsTarget`] sends them with SendMessageBatch: up to 10 messages and
+//!   [`SQS_MAX_BATCH_BYTES`] a request.
+//! - [`KinesisTarget`] sends them as records with PutRecords: up to [`KINESIS_MAX_RECORDS`]
+//!   records and [`KINESIS_MAX_REQUEST_BYTES`] a request; with KPL aggregation several
+//!   messages share one record (the Kinesis Producer Library's format, which Spate's Kinesis
+//!   source unpacks), up to [`KINESIS_MAX_RECORD_BYTES`].
+//!
+//! Entries a request reports as failed are sent again (up to [`ENTRY_ATTEMPTS`] times, with a
+//! short backoff) before the batch fails; a throttled batch counts as `rejected`, so the
+//! sender retries it after [`DEFAULT_RETRY_AFTER`]. A batch is delivered request by request,
+//! so a retried batch may repeat messages an earlier attempt delivered: duplicates, which
+//! `loadgen verify` counts, never losses.
+//!
+//! Credentials, region and endpoint come from the standard AWS chain; `AWS_ENDPOINT_URL`
+//! points the targets at a local emulator.
+
+use std::io::Write;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use spate_operators::aws::{AwsClients, AwsConfig};
+use spate_operators::sources::kinesis::kpl;
+
+use super::target::{DEFAULT_RETRY_AFTER, SendError, SendFuture, Target};
+
+/// Messages in one SendMessageBatch request (SQS's limit).
+pub const SQS_MAX_BATCH_MESSAGES: usize = 10;
+
+/// Bytes of message bodies in one SendMessageBatch request, and of one message (SQS's
+/// classic limit, which emulators enforce).
+pub const SQS_MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Records in one PutRecords request (Kinesis's limit).
+pub const KINESIS_MAX_RECORDS: usize = 500;
+
+/// Bytes of data and partition keys in one PutRecords request (Kinesis's limit).
+pub const KINESIS_MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+
+/// Bytes of one Kinesis record, data and partition key (Kinesis's limit).
+pub const KINESIS_MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Attempts at the entries a request reports as failed before the batch fails.
+pub const ENTRY_ATTEMPTS: u32 = 4;
+
+/// Backoff before sending failed entries again; doubled for each further attempt.
+const ENTRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Room left in a KPL aggregate for the magic, digest and protobuf framing.
+const KPL_OVERHEAD: usize = 1024;
+
+/// What the body of one message (SQS) or record (Kinesis) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageFormat {
+    /// The event lines themselves, newline-separated.
+    Ndjson,
+    /// A CloudWatch Logs subscription payload (base64 of gzip JSON) with the lines as
+    /// `logEvents`.
+    CloudWatch,
+}
+
+impl std::str::FromStr for MessageFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ndjson" => Ok(MessageFormat::Ndjson),
+            "cloudwatch" | "cwl" => Ok(MessageFormat::CloudWatch),
+            _ => Err(format!(
+                "unknown message format {s:?}: expected ndjson or cloudwatch"
+            )),
+        }
+    }
+}
+
+/// How batches become messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Packing {
+    /// Event lines per message (at least 1).
+    pub events_per_message: usize,
+    /// The message body.
+    pub format: MessageFormat,
+}
+
+/// The first bytes of a base64-encoded gzip stream: a line that already is a CloudWatch
+/// subscription payload (W3).
+const BASE64_GZIP: &[u8] = b"H4sI";
+
+/// Cuts `body` (newline-terminated lines) into message bodies as `packing` says; a line
+/// that already is a subscription payload (W3) is a message of its own. `now_ms` is the
+/// `timestamp` of wrapped log events.
+///
+/// ```
+/// use spate_loadgen::send::{MessageFormat, Packing, pack_messages};
+/// let packing = Packing { events_per_message: 2, format: MessageFormat::Ndjson };
+/// let messages = pack_messages(b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n", packing, 0).unwrap();
+/// assert_eq!(messages, vec![b"{\"a\":1}\n{\"a\":2}".to_vec(), b"{\"a\":3}".to_vec()]);
+/// ```
+pub fn pack_messages(body: &[u8], packing: Packing, now_ms: u64) -> std::io::Result<Vec<Vec<u8>>> {
+    let per_message = packing.events_per_message.max(1);
+    let mut messages = Vec::new();
+    let mut group: Vec<&[u8]> = Vec::with_capacity(per_message);
+    let flush = |group: &mut Vec<&[u8]>, messages: &mut Vec<Vec<u8>>| {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let message = match packing.format {
+            MessageFormat::Ndjson => group.join(&b'\n'),
+            MessageFormat::CloudWatch => subscription_payload(group, now_ms)?,
+        };
+        messages.push(message);
+        group.clear();
+        std::io::Result::Ok(())
+    };
+    for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if line.starts_with(BASE64_GZIP) {
+            flush(&mut group, &mut messages)?;
+            messages.push(line.to_vec());
+            continue;
+        }
+        group.push(line);
+        if group.len() == per_message {
+            flush(&mut group, &mut messages)?;
+        }
+    }
+    flush(&mut group, &mut messages)?;
+    Ok(messages)
+}
+
+/// A CloudWatch Logs subscription `DATA_MESSAGE` carrying `lines` as log events, gzip
+/// compressed and base64 encoded.
+fn subscription_payload(lines: &[&[u8]], now_ms: u64) -> std::io::Result<Vec<u8>> {
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::json!({
+                "id": format!("{now_ms}{i:06}"),
+                "timestamp": now_ms,
+                "message": String::from_utf8_lossy(line),
+            })
+        })
+        .collect();
+    let payload = serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "/loadgen/send",
+        "logStream": "loadgen",
+        "subscriptionFilters": ["loadgen"],
+        "logEvents": events,
+    });
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
+    serde_json::to_writer(&mut gzip, &payload)?;
+    gzip.flush()?;
+    Ok(STANDARD.encode(gzip.finish()?).into_bytes())
+}
+
+/// Splits items of the given sizes into consecutive requests of at most `max_items` items
+/// and `max_bytes` bytes; an item over `max_bytes` is an error naming its index.
+pub fn request_groups(
+    sizes: &[usize],
+    max_items: usize,
+    max_bytes: usize,
+) -> Result<Vec<Range<usize>>, usize> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if size > max_bytes {
+            return Err(i);
+        }
+        if i > start && (i - start == max_items || bytes + size > max_bytes) {
+            groups.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        groups.push(start..sizes.len());
+    }
+    Ok(groups)
+}
+
+/// Packs messages into KPL aggregated records of at most `max_bytes` each (a message too
+/// big to share a record goes alone, unaggregated).
+pub fn kpl_records(messages: Vec<Vec<u8>>, partition_key: &str, max_bytes: usize) -> Vec<Vec<u8>> {
+    let budget = max_bytes.saturating_sub(KPL_OVERHEAD);
+    let sizes: Vec<usize> = messages.iter().map(|m| m.len() + 8).collect();
+    let Ok(groups) = request_groups(&sizes, usize::MAX, budget) else {
+        return messages;
+    };
+    groups
+        .into_iter()
+        .map(|group| {
+            let parts: Vec<&[u8]> = messages[group].iter().map(Vec::as_slice).collect();
+            kpl::aggregate(partition_key, &parts)
+        })
+        .collect()
+}
+
+/// Error codes AWS uses for throttling.
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "ProvisionedThroughputExceededException"
+            | "LimitExceededException"
+            | "KMSThrottlingException"
+            | "SlowDown"
+    )
+}
+
+/// Classifies an SDK failure: throttling is a rejection, another 4xx a refusal, the rest
+/// failures or transport errors.
+fn sdk_error<E>(error: SdkError<E>) -> SendError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = aws_sdk_sqs::error::DisplayErrorContext(&error).to_string();
+    match &error {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or_default();
+            if is_throttling(code) || status == 429 || status == 503 {
+                SendError::Rejected {
+                    status,
+                    retry_after: DEFAULT_RETRY_AFTER,
+                }
+            } else if (400..500).contains(&status) {
+                SendError::Refused { status, detail }
+            } else {
+                SendError::Failed { status, detail }
+            }
+        }
+        _ => SendError::Transport(detail),
+    }
+}
+
+/// What became of the entries of one request that did not go in.
+enum EntryFailure {
+    /// Some entries failed and may succeed when sent again (indices into the request).
+    Retry(Vec<usize>),
+    /// An entry was refused for what it is.
+    Refused(String),
+}
+
+/// Sends `count` entries with `attempt`, sending again the ones it reports failed.
+async fn send_with_entry_retries<F, Fut>(count: usize, mut attempt: F) -> Result<(), SendError>
+where
+    F: FnMut(Vec<usize>) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<EntryFailure>, SendError>>,
+{
+    let mut pending: Vec<usize> = (0..count).collect();
+    for round in 0..ENTRY_ATTEMPTS {
+        match attempt(pending.clone()).await? {
+            None => return Ok(()),
+            Some(EntryFailure::Refused(detail)) => {
+                return Err(SendError::Refused {
+                    status: 400,
+                    detail,
+                });
+            }
+            Some(EntryFailure::Retry(failed)) => {
+                pending = failed.into_iter().map(|i| pending[i]).collect();
+            }
+        }
+        tokio::time::sleep(ENTRY_BACKOFF * 2u32.pow(round)).await;
+    }
+    Err(SendError::Rejected {
+        status: 503,
+        retry_after: DEFAULT_RETRY_AFTER,
+    })
+}
+
+/// Where an AWS target delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsDestination {
+    /// An SQS queue, by URL.
+    Sqs {
+        /// The queue URL.
+        queue_url: String,
+    },
+    /// A Kinesis stream, by name.
+    Kinesis {
+        /// The stream name.
+        stream: String,
+        /// Aggregate messages into KPL records.
+        kpl: bool,
+    },
+}
+
+/// Builds the target for `destination` with clients of the standard AWS chain.
+pub async fn open_aws_target(destination: AwsDestination, packing: Packing) -> Box<dyn Target> {
+    let clients = AwsClients::load(&AwsConfig::default()).await;
+    match destination {
+        AwsDestination::Sqs { queue_url } => {
+            Box::new(SqsTarget::new(clients.sqs(), queue_url, packing))
+        }
+        AwsDestination::Kinesis { stream, kpl } => {
+            Box::new(KinesisTarget::new(clients.kinesis(), stream, packing, kpl))
+        }
+    }
+}
+
+/// Sends batches to an SQS queue with SendMessageBatch.
+pub struct SqsTarget {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    packing: Packing,
+}
+
+impl SqsTarget {
+    /// A target for `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String, packing: Packing) -> Self {
+        SqsTarget {
+            client,
+            queue_url,
+            packing,
+        }
+    }
+
+    async fn send_group(&self, bodies: &[String]) -> Result<(), SendError> {
+        send_with_entry_retries(bodies.len(), |pending| async move {
+            let entries = pending
+                .iter()
+                .enumerate()
+                .map(|(slot, &i)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(slot.to_string())
+                        .message_body(&bodies[i])
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if out.failed().is_empty() {
+                return Ok(None);
+            }
+            if let Some(refused) = out.failed().iter().find(|f| f.sender_fault()) {
+                return Ok(Some(EntryFailure::Refused(format!(
+                    "{}: {}",
+                    refused.code(),
+                    refused.message().unwrap_or_default()
+                ))));
+            }
+            let failed = out
+                .failed()
+                .iter()
+                .filter_map(|f| f.id().parse::<usize>().ok())
+                .collect();
+            Ok(Some(EntryFailure::Retry(failed)))
+        })
+        .await
+    }
+}
+
+impl Target for SqsTarget {
+    fn describe(&self) -> String {
+        format!("sqs:{}", self.queue_url)
+    }
+
+    fn send<'a>(&'a self, body: &'a Bytes) -> SendFuture<'a> {
+        Box::pin(async move {
+            let messages =
+                pack_messages(body, self.packing, super::wall_clock_ms()).map_err(|source| {
+                    SendError::Io {
+                        target: "cloudwatch payload".to_owned(),
+                        source,
+                    }
+                })?;
+            let bodies: Vec<String> = messages
+                .into_iter()
+                .map(|m| String::from_utf8_lossy(&m).into_owned())
+                .collect();
+            let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
+            let groups = request_groups(&sizes, SQS_MAX_BATCH_MESSAGES, SQS_MAX_BATCH_BYTES)
+                .map_err(|i| SendError::Refused {
+                    status: 400,
+                    detail: format!(
+                        "a message of {} bytes is over SQS's {SQS_MAX_BATCH_BYTES}: lower --events-per-message",
+                        sizes[i]
+                    ),
+                })?;
+            for group in groups {
+                self.send_group(&bodies[group]).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sends batches to a Kinesis stream with PutRecords.
+pub struct KinesisTarget {
+    client: aws_sdk_kinesis::Client,
+    stream: String,
+    packing: Packing,
+    kpl: bool,
+    /// Makes partition keys, so records spread over the shards.
+    next_key: AtomicU64,
+}
+
+impl KinesisTarget {
+    /// A target for the stream named `stream`; `kpl` aggregates messages into KPL records.
+    pub fn new(
+        client: aws_sdk_kinesis::Client,
+        stream: String,
+        packing: Packing,
+        kpl: bool,
+    ) -> Self {
+        KinesisTarget {
+            client,
+            stream,
+            packing,
+            kpl,
+            next_key: AtomicU64::new(0),
+        }
+    }
+
+    fn partition_key(&self) -> String {
+        format!("lg-{}", self.next_key.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn send_group(&self, records: &[(String, Vec<u8>)]) -> Result<(), SendError> {
+        send_with_entry_retries(records.len(), |pending| async move {
+            let entries = pending
+                .iter()
+                .map(|&i| {
+                    let (key, data) = &records[i];
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(key)
+                        .data(Blob::new(data.clone()))
+                        .build()
+                        .expect("key and data are set")
+                })
+                .collect();
+            let out = self
+                .client
+                .put_records()
+                .stream_name(&self.stream)
+                .set_records(Some(entries))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if out.failed_record_count().unwrap_or(0) == 0 {
+                return Ok(None);
+            }
+            let failed = out
+                .records()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.error_code().is_some())
+                .map(|(slot, _)| slot)
+                .collect();
+            Ok(Some(EntryFailure::Retry(failed)))
+        })
+        .await
+    }
+}
+
+impl Target for KinesisTarget {
+    fn describe(&self) -> String {
+        let kpl = if self.kpl { " (kpl)" } else { "" };
+        format!("kinesis:{}{kpl}", self.stream)
+    }
+
+    fn send<'a>(&'a self, body: &'a Bytes) -> SendFuture<'a> {
+        Box::pin(async move {
+            let messages =
+                pack_messages(body, self.packing, super::wall_clock_ms()).map_err(|source| {
+                    SendError::Io {
+                        target: "cloudwatch payload".to_owned(),
+                        source,
+                    }
+                })?;
+            let data = if self.kpl {
+                kpl_records(messages, "lg", KINESIS_MAX_RECORD_BYTES)
+            } else {
+                messages
+            };
+            let records: Vec<(String, Vec<u8>)> = data
+                .into_iter()
+                .map(|d| (self.partition_key(), d))
+                .collect();
+            let sizes: Vec<usize> = records.iter().map(|(k, d)| k.len() + d.len()).collect();
+            let too_big = |i: usize| SendError::Refused {
+                status: 400,
+                detail: format!(
+                    "a record of {} bytes is over Kinesis's {KINESIS_MAX_RECORD_BYTES}: lower --events-per-message",
+                    sizes[i]
+                ),
+            };
+            if let Some(i) = sizes.iter().position(|&s| s > KINESIS_MAX_RECORD_BYTES) {
+                return Err(too_big(i));
+            }
+            let groups = request_groups(&sizes, KINESIS_MAX_RECORDS, KINESIS_MAX_REQUEST_BYTES)
+                .map_err(too_big)?;
+            for group in groups {
+                self.send_group(&records[group]).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn ndjson(n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| format!("{{\"i\":{i}}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn ndjson_messages_hold_n_lines_and_w3_lines_go_alone() {
+        let packing = Packing {
+            events_per_message: 3,
+            format: MessageFormat::Ndjson,
+        };
+        let messages = pack_messages(&ndjson(7), packing, 0).unwrap();
+        let lines: Vec<usize> = messages
+            .iter()
+            .map(|m| m.split(|&b| b == b'\n').count())
+            .collect();
+        assert_eq!(lines, [3, 3, 1]);
+        assert_eq!(messages[2], b"{\"i\":6}");
+        let mixed = b"{\"i\":0}\nH4sIAAAA\n{\"i\":1}\n{\"i\":2}\n";
+        let messages = pack_messages(mixed, packing, 0).unwrap();
+        assert_eq!(
+            messages,
+            [
+                b"{\"i\":0}".to_vec(),
+                b"H4sIAAAA".to_vec(),
+                b"{\"i\":1}\n{\"i\":2}".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn cloudwatch_messages_are_subscription_payloads_of_the_lines() {
+        let packing = Packing {
+            events_per_message: 4,
+            format: MessageFormat::CloudWatch,
+        };
+        let messages = pack_messages(&ndjson(6), packing, 1_700_000_000_000).unwrap();
+        assert_eq!(messages.len(), 2);
+        let gzip = STANDARD.decode(&messages[0]).unwrap();
+        let mut json = String::new();
+        flate2::read::GzDecoder::new(&gzip[..])
+            .read_to_string(&mut json)
+            .unwrap();
+        let payload: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(payload["messageType"], "DATA_MESSAGE");
+        let events = payload["logEvents"].as_array().unwrap();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[3]["message"], "{\"i\":3}");
+        assert_eq!(events[3]["timestamp"], 1_700_000_000_000u64);
+        // What Spate's SQS source makes of it: a CloudWatch payload.
+        let body = spate_operators::sources::sqs::body::classify_body(messages[1].clone());
+        assert_ne!(body.format, spate_operators::sources::ChunkFormat::Lines);
+    }
+
+    #[test]
+    fn requests_respect_item_and_byte_limits() {
+        assert_eq!(
+            request_groups(&[1; 25], 10, 100),
+            Ok(vec![0..10, 10..20, 20..25])
+        );
+        assert_eq!(
+            request_groups(&[60, 60, 30, 10], 10, 100),
+            Ok(vec![0..1, 1..4])
+        );
+        assert_eq!(
+            request_groups(&[60, 60, 30, 11], 10, 100),
+            Ok(vec![0..1, 1..3, 3..4])
+        );
+        assert_eq!(request_groups(&[], 10, 100), Ok(vec![]));
+        assert_eq!(request_groups(&[5, 101], 10, 100), Err(1));
+    }
+
+    #[test]
+    fn kpl_records_unpack_to_the_messages_in_order() {
+        let messages: Vec<Vec<u8>> = (0..50).map(|i| vec![b'a' + (i % 26) as u8; 100]).collect();
+        let records = kpl_records(messages.clone(), "lg", 2048);
+        assert!(records.len() > 1 && records.len() < messages.len());
+        let unpacked: Vec<Vec<u8>> = records
+            .iter()
+            .flat_map(|r| kpl::deaggregate(r).expect("an aggregate"))
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(unpacked, messages);
+        assert!(records.iter().all(|r| r.len() <= 2048));
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!("NDJSON".parse(), Ok(MessageFormat::Ndjson));
+        assert_eq!("cloudwatch".parse(), Ok(MessageFormat::CloudWatch));
+        assert!("xml".parse::<MessageFormat>().is_err());
+    }
+}
