@@ -59,11 +59,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use spate_operators::aws::AwsClients;
+use spate_operators::enrich::Enricher;
 use spate_operators::sinks::hot::HotStore;
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
 use spate_operators::sinks::s3_lake::S3Target;
 use spate_operators::sources::journal::Journal;
-use spate_operators::transforms::decode::DecodeSettings;
+use spate_operators::transforms::decode::{DecodeSettings, DecodeSetupError};
 
 use self::acceptor::JournalAcceptor;
 use self::graph::GraphParts;
@@ -170,12 +171,15 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         ),
         _ => LakeLocation::local(&lake_dir),
     };
-    let decode = DecodeSettings::with_classifier(
-        &config.decode,
-        classifier,
+    let enricher = Enricher::load(
         &config.enrich,
-        &config.pipeline,
-    )?;
+        &config.pipeline.default_service,
+        aws.as_ref().map(AwsClients::s3),
+    )
+    .await
+    .map_err(DecodeSetupError::from)?;
+    let decode =
+        DecodeSettings::with_enricher(&config.decode, classifier, enricher, &config.pipeline);
     let built = graph::build(
         &config,
         &data_dir,

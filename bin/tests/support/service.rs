@@ -160,6 +160,38 @@ impl Service {
         })
     }
 
+    /// `POST /v1/logs` with `ndjson` (no token), which must be accepted.
+    pub fn post_logs(&self, ndjson: &str) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("{}/v1/logs", self.url))
+                .body(ndjson.to_owned())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert!(status.is_success(), "{status}: {text}");
+        })
+    }
+
+    /// Waits up to `secs` seconds until `/metrics` shows `name` at `at_least`
+    /// or more; its last value.
+    pub fn wait_metric(&self, name: &str, at_least: f64, secs: u64) -> Option<f64> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let value = self.metric(name);
+            if value.is_some_and(|v| v >= at_least) || Instant::now() > deadline {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The text of `/metrics`.
     pub fn metrics_text(&self) -> String {
         plain_http::blocking_get_text(&format!("{}/metrics", self.url))

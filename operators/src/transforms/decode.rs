@@ -104,12 +104,24 @@ impl DecodeSettings {
         enrich: &EnrichConfig,
         stage: &DecodeStageConfig,
     ) -> Result<Self, DecodeSetupError> {
-        Ok(DecodeSettings {
+        let enricher = Enricher::new(enrich, &stage.default_service)?;
+        Ok(Self::with_enricher(decoder, classifier, enricher, stage))
+    }
+
+    /// Settings with a classifier and a reference table already loaded (an
+    /// S3 table is loaded with [`Enricher::load`]).
+    pub fn with_enricher(
+        decoder: &DecoderConfig,
+        classifier: Classifier,
+        enricher: Option<Enricher>,
+        stage: &DecodeStageConfig,
+    ) -> Self {
+        DecodeSettings {
             decoder: decoder.clone(),
             classifier,
             default_service: Arc::from(stage.default_service.as_str()),
-            enricher: Enricher::new(enrich, &stage.default_service)?,
-        })
+            enricher,
+        }
     }
 }
 
@@ -184,12 +196,12 @@ impl Actor for DecodeStage {
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        self.enricher.as_ref().map(|_| Enricher::reload_interval())
+        self.enricher.as_ref().map(Enricher::reload_interval)
     }
 
     async fn tick(&mut self, _ctx: &mut Ctx<LogBatch>) -> ActorResult {
         if let Some(enricher) = &self.enricher {
-            enricher.reload_if_changed();
+            enricher.refresh().await;
         }
         Ok(())
     }
