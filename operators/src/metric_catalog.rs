@@ -477,6 +477,11 @@ pub const WINDOWS: &[MetricDef] = &[
         &[],
         "Processing time minus the watermark, in seconds (large when replaying old data).",
     ),
+    MetricDef::counter(
+        "spate_window_emf_lines_total",
+        &[],
+        "CloudWatch EMF lines printed for closed windows (`[metrics.emf]` with `windows`).",
+    ),
 ];
 
 /// The alert router and its outputs.

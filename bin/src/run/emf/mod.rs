@@ -34,6 +34,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
+use spate_operators::windows::emf::WindowMetrics;
+
 use self::convert::{EmfConverter, EmfSettings, MAX_DIMENSIONS};
 
 /// `[metrics]`: metric outputs besides `/metrics`.
@@ -68,9 +70,27 @@ pub struct EmfConfig {
     #[serde(default = "default_include")]
     pub include: Vec<String>,
     /// Dimensions added to every metric (e.g. `service`, `task`); a metric's
-    /// own labels are dimensions too.
+    /// own labels are dimensions too. On the window lines they are
+    /// properties, not dimensions, so the counts of several tasks add up.
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
+    /// Also print each closed window's counts: metric `WindowEvents` per
+    /// service × severity (dimensions `service`, `severity`) and
+    /// `WindowTagEvents` per service × tag (dimensions `service`, `tag`),
+    /// timestamped at the window's start.
+    #[serde(default = "default_windows")]
+    pub windows: bool,
+    /// Window lines: the services with the most events in a window keep
+    /// their name, this many; the rest are counted as service `other`.
+    #[serde(default = "default_window_top_services")]
+    pub window_top_services: usize,
+}
+
+fn default_windows() -> bool {
+    true
+}
+fn default_window_top_services() -> usize {
+    20
 }
 
 fn default_interval_secs() -> u64 {
@@ -129,6 +149,8 @@ impl Default for EmfConfig {
             namespace: default_namespace(),
             include: default_include(),
             dimensions: BTreeMap::new(),
+            windows: default_windows(),
+            window_top_services: default_window_top_services(),
         }
     }
 }
@@ -144,6 +166,9 @@ impl EmfConfig {
             return Err(format!(
                 "namespace: {ns:?} must be 1 to 255 characters, not starting with AWS/ or :"
             ));
+        }
+        if self.window_top_services == 0 {
+            return Err("window_top_services: must be at least 1".into());
         }
         if self.include.is_empty() || self.include.iter().any(String::is_empty) {
             return Err(
@@ -167,6 +192,18 @@ impl EmfConfig {
             }
         }
         Ok(())
+    }
+
+    /// What prints the closed windows' EMF lines, when EMF and its window
+    /// lines are on.
+    pub fn window_metrics(&self) -> Option<WindowMetrics> {
+        (self.enabled && self.windows).then(|| {
+            WindowMetrics::new(
+                &self.namespace,
+                self.window_top_services,
+                self.dimensions.clone(),
+            )
+        })
     }
 
     fn settings(&self) -> EmfSettings {
