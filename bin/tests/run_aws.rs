@@ -244,11 +244,7 @@ print(json.dumps({'queue': q, 'bucket': ARGS['id'] + '-lake'}))
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = format!(
-        r#"
-[aws]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-
+        r#"{aws}
 [[sources.sqs]]
 queue_url = "{queue}"
 wait_time_secs = 1
@@ -261,7 +257,7 @@ max_file_age_secs = 1
 bucket = "{bucket}"
 prefix = "spate/"
 "#,
-        endpoint = endpoint(),
+        aws = support::aws::aws_section(),
     );
     let service = Service::start(&data, &config);
 

@@ -8,7 +8,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::aws::endpoint;
 use support::service::Service;
 
 fn put_table(bucket: &str, text: &str) {
@@ -48,11 +47,7 @@ fn s3_reference_table_changes_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = format!(
-        r#"
-[aws]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-
+        r#"{aws}
 [enrich]
 table = "s3://{bucket}/ref/hosts.csv"
 reload_interval_secs = 1
@@ -60,7 +55,7 @@ reload_interval_secs = 1
 [lake]
 max_file_age_secs = 1
 "#,
-        endpoint = endpoint(),
+        aws = support::aws::aws_section(),
     );
     let service = Service::start(&data, &config);
     assert_eq!(service.metric("spate_enrich_table_rows"), Some(1.0));

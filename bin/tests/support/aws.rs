@@ -19,6 +19,14 @@ pub fn endpoint() -> String {
     }
 }
 
+/// The `[aws]` section that points `spate` at the emulator.
+pub fn aws_section() -> String {
+    format!(
+        "[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n",
+        endpoint()
+    )
+}
+
 /// A name no other test (or earlier run against the same emulator) uses;
 /// lowercase, so it is a valid bucket name.
 pub fn unique(prefix: &str) -> String {

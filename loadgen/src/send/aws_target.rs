@@ -144,6 +144,14 @@ pub fn pack_messages(body: &[u8], packing: Packing, now_ms: u64) -> std::io::Res
     Ok(messages)
 }
 
+/// [`pack_messages`] at the wall-clock time, as a target's error.
+fn messages_now(body: &[u8], packing: Packing) -> Result<Vec<Vec<u8>>, SendError> {
+    pack_messages(body, packing, super::wall_clock_ms()).map_err(|source| SendError::Io {
+        target: "cloudwatch payload".to_owned(),
+        source,
+    })
+}
+
 /// A CloudWatch Logs subscription `DATA_MESSAGE` carrying `lines` as log events, gzip
 /// compressed and base64 encoded.
 fn subscription_payload(lines: &[&[u8]], now_ms: u64) -> std::io::Result<Vec<u8>> {
@@ -387,13 +395,7 @@ impl Target for SqsTarget {
 
     fn send<'a>(&'a self, body: &'a Bytes) -> SendFuture<'a> {
         Box::pin(async move {
-            let messages =
-                pack_messages(body, self.packing, super::wall_clock_ms()).map_err(|source| {
-                    SendError::Io {
-                        target: "cloudwatch payload".to_owned(),
-                        source,
-                    }
-                })?;
+            let messages = messages_now(body, self.packing)?;
             let bodies: Vec<String> = messages
                 .into_iter()
                 .map(|m| String::from_utf8_lossy(&m).into_owned())
@@ -491,13 +493,7 @@ impl Target for KinesisTarget {
 
     fn send<'a>(&'a self, body: &'a Bytes) -> SendFuture<'a> {
         Box::pin(async move {
-            let messages =
-                pack_messages(body, self.packing, super::wall_clock_ms()).map_err(|source| {
-                    SendError::Io {
-                        target: "cloudwatch payload".to_owned(),
-                        source,
-                    }
-                })?;
+            let messages = messages_now(body, self.packing)?;
             let data = if self.kpl {
                 kpl_records(messages, "lg", KINESIS_MAX_RECORD_BYTES)
             } else {
