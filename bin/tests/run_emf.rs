@@ -264,4 +264,36 @@ task = "emf-windows"
         (("auth".to_string(), "failed_login".to_string()), 4),
     ]);
     assert_eq!(tags, expected_tags, "{output}");
+
+    // The same numbers as the window counts in the hot store: the two
+    // biggest services by name, the rest added up as `other`.
+    let hot = spate_operators::sinks::hot::HotStore::open_read_only(
+        &dir.path().join("data").join("hot.db"),
+    )
+    .unwrap();
+    let mut stored: Vec<_> = hot
+        .windows(w0, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.window_start_ms == w0)
+        .collect();
+    stored.sort_by(|a, b| b.events.cmp(&a.events).then(a.service.cmp(&b.service)));
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    let mut from_hot = BTreeMap::new();
+    for (rank, w) in stored.iter().enumerate() {
+        let name = if rank < 2 {
+            w.service.as_str()
+        } else {
+            "other"
+        };
+        for (s, n) in ["INFO", "WARNING", "ERROR", "CRITICAL"]
+            .iter()
+            .zip(w.severity)
+        {
+            *from_hot
+                .entry((name.to_string(), s.to_string()))
+                .or_insert(0) += n;
+        }
+    }
+    assert_eq!(severity, from_hot);
 }
