@@ -152,7 +152,13 @@ async fn emf_lines_on_stdout_add_up_to_what_was_pushed() {
 /// configured namespace, the services past the top N counted as `other`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_windows_are_emf_lines_of_their_counts() {
+    // One decode worker, so the event that closes the window is counted
+    // after the others (with several, a later chunk may overtake them and
+    // make them late).
     let config = r#"
+[pipeline]
+decode_workers = 1
+
 [metrics.emf]
 enabled = true
 interval_secs = 3600
@@ -190,18 +196,17 @@ task = "emf-windows"
     for name in ["c1", "c2", "c3"] {
         event(name, json!({"level": "info", "message": "quiet"}));
     }
-    // Event time moves two windows on, so the first window closes.
-    lines.push(
-        json!({"service": "api", "level": "info", "message": "later", "ts": w0 + 2 * window + 70_000})
-            .to_string(),
-    );
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/logs", service.url))
-        .body(lines.join("\n"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    // Then event time moves two windows on, so the first window closes.
+    let closing = json!({"service": "api", "level": "info", "message": "later", "ts": w0 + 2 * window + 70_000});
+    for body in [lines.join("\n"), closing.to_string()] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/logs", service.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while !service.output().contains("WindowEvents") {
         assert!(Instant::now() < deadline, "{}", service.output());

@@ -288,10 +288,21 @@ where
                 });
             }
             Some(EntryFailure::Retry(failed)) => {
-                pending = failed.into_iter().map(|i| pending[i]).collect();
+                pending = failed
+                    .into_iter()
+                    .filter_map(|i| pending.get(i).copied())
+                    .collect();
+                if pending.is_empty() {
+                    return Err(SendError::Failed {
+                        status: 500,
+                        detail: "entries failed that the request did not hold".into(),
+                    });
+                }
             }
         }
-        tokio::time::sleep(ENTRY_BACKOFF * 2u32.pow(round)).await;
+        if round + 1 < ENTRY_ATTEMPTS {
+            tokio::time::sleep(ENTRY_BACKOFF * 2u32.pow(round)).await;
+        }
     }
     Err(SendError::Rejected {
         status: 503,
@@ -616,6 +627,44 @@ mod tests {
             .collect();
         assert_eq!(unpacked, messages);
         assert!(records.iter().all(|r| r.len() <= 2048));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_entries_are_sent_again_then_the_batch_is_rejected() {
+        // Entries 1 and 3 fail once, then everything goes in.
+        let mut seen = Vec::new();
+        let result = send_with_entry_retries(4, |pending| {
+            seen.push(pending.clone());
+            let failed = (seen.len() == 1).then(|| EntryFailure::Retry(vec![1, 3]));
+            async move { Ok(failed) }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(seen, [vec![0, 1, 2, 3], vec![1, 3]]);
+
+        // Slot 0 of the retried request is entry 2.
+        let mut seen = Vec::new();
+        let result = send_with_entry_retries(3, |pending| {
+            seen.push(pending.clone());
+            let failed = match seen.len() {
+                1 => Some(EntryFailure::Retry(vec![2])),
+                _ => Some(EntryFailure::Retry(vec![0])),
+            };
+            async move { Ok(failed) }
+        })
+        .await;
+        assert!(matches!(result, Err(SendError::Rejected { .. })));
+        assert_eq!(seen.len(), ENTRY_ATTEMPTS as usize);
+        assert!(seen[1..].iter().all(|p| p == &[2]));
+
+        let refused = send_with_entry_retries(2, |_| async {
+            Ok(Some(EntryFailure::Refused("InvalidMessageContents".into())))
+        })
+        .await;
+        assert!(matches!(refused, Err(SendError::Refused { .. })));
+        let nonsense =
+            send_with_entry_retries(2, |_| async { Ok(Some(EntryFailure::Retry(vec![7]))) }).await;
+        assert!(matches!(nonsense, Err(SendError::Failed { .. })));
     }
 
     #[test]
