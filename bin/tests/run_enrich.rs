@@ -113,4 +113,39 @@ max_file_age_secs = 1
     );
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
+
+    // `spate ingest` reads the table from S3 too: the broken version in
+    // force stops it with an error naming the object, a good one enriches.
+    let config_path = data.with_extension("toml");
+    let input = dir.path().join("in.log");
+    std::fs::write(
+        &input,
+        "{\"host\": \"10.9.9.9\", \"message\": \"ingested\"}\n",
+    )
+    .unwrap();
+    let out = support::spate()
+        .args(["ingest", "--data-dir"])
+        .arg(dir.path().join("ingest"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("s3://{bucket}/ref/hosts.csv")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 2"), "{stderr}");
+    put_table(&bucket, "ip,service,owner\n10.9.9.9,batch,ops\n");
+    let ingest_dir = dir.path().join("ingest");
+    let config_arg = config_path.display().to_string();
+    let summary = support::ingest(&ingest_dir, &[&input], &["--config", &config_arg]);
+    assert_eq!(summary["events"], 1);
+    let rows = support::duckdb(
+        &ingest_dir.join("lake/logs"),
+        "select service, json_extract_string(attrs, '$.owner') from logs",
+    );
+    assert_eq!(rows, vec![json!(["batch", "ops"])]);
 }

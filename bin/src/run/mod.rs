@@ -59,12 +59,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use spate_operators::aws::AwsClients;
-use spate_operators::enrich::Enricher;
 use spate_operators::sinks::hot::HotStore;
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
 use spate_operators::sinks::s3_lake::S3Target;
 use spate_operators::sources::journal::Journal;
-use spate_operators::transforms::decode::{DecodeSettings, DecodeSetupError};
+use spate_operators::transforms::decode::DecodeSettings;
 
 use self::acceptor::JournalAcceptor;
 use self::graph::GraphParts;
@@ -171,15 +170,14 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         ),
         _ => LakeLocation::local(&lake_dir),
     };
-    let enricher = Enricher::load(
+    let decode = DecodeSettings::load(
+        &config.decode,
+        classifier,
         &config.enrich,
-        &config.pipeline.default_service,
+        &config.pipeline,
         aws.as_ref().map(AwsClients::s3),
     )
-    .await
-    .map_err(DecodeSetupError::from)?;
-    let decode =
-        DecodeSettings::with_enricher(&config.decode, classifier, enricher, &config.pipeline);
+    .await?;
     let built = graph::build(
         &config,
         &data_dir,

@@ -192,7 +192,7 @@ impl Enricher {
         if config.table_on_s3() {
             return Err(EnrichError::Location {
                 path: path.display().to_string(),
-                reason: "an s3:// table is read by `spate run` only".into(),
+                reason: "an s3:// table is read with the AWS settings, at the start of `spate run` or `spate ingest`".into(),
             });
         }
         let source = TableSource::File(path.clone());

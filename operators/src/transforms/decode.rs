@@ -108,8 +108,20 @@ impl DecodeSettings {
         Ok(Self::with_enricher(decoder, classifier, enricher, stage))
     }
 
-    /// Settings with a classifier and a reference table already loaded (an
-    /// S3 table is loaded with [`Enricher::load`]).
+    /// [`DecodeSettings::with_classifier`] for a reference table that may be
+    /// an S3 object (read with `s3`).
+    pub async fn load(
+        decoder: &DecoderConfig,
+        classifier: Classifier,
+        enrich: &EnrichConfig,
+        stage: &DecodeStageConfig,
+        s3: Option<aws_sdk_s3::Client>,
+    ) -> Result<Self, DecodeSetupError> {
+        let enricher = Enricher::load(enrich, &stage.default_service, s3).await?;
+        Ok(Self::with_enricher(decoder, classifier, enricher, stage))
+    }
+
+    /// Settings with a classifier and a reference table already loaded.
     pub fn with_enricher(
         decoder: &DecoderConfig,
         classifier: Classifier,
