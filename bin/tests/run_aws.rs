@@ -266,47 +266,30 @@ prefix = "spate/"
     // subscription payloads.
     let send_report = dir.path().join("send.json");
     for (run, format) in [("lg-ndjson", "ndjson"), ("lg-cwl", "cloudwatch")] {
-        let out = support::aws::loadgen()
-            .args(["send", "--target", "sqs", "--queue-url", queue])
-            .args(["--profile", "spike", "--rate", "200", "--duration", "3s"])
-            .args(["--batch-events", "80", "--events-per-message", "40"])
-            .args(["--message-format", format, "--run-id", run, "--json"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        #[rustfmt::skip]
+        let report = support::aws::loadgen_json(&[
+            "send", "--target", "sqs", "--queue-url", queue,
+            "--profile", "spike", "--rate", "200", "--duration", "3s",
+            "--batch-events", "80", "--events-per-message", "40",
+            "--message-format", format, "--run-id", run,
+        ]);
         assert_eq!(report["target"], format!("sqs:{queue}"), "{report}");
         assert_eq!(report["failed"], 0, "{report}");
         assert_eq!(report["dropped_by_generator"], 0, "{report}");
         let sent = report["scheduled"].as_u64().unwrap();
         assert!(sent > 1_500, "{report}");
         assert_eq!(report["acknowledged"], sent, "{report}");
-        std::fs::write(&send_report, &out.stdout).unwrap();
+        std::fs::write(&send_report, report.to_string()).unwrap();
 
         assert!(
             support::aws::wait_drained(&setup["queue"], 90),
             "{}",
             service.output()
         );
-        let out = support::aws::loadgen()
-            .args([
-                "verify",
-                "--lake",
-                &format!("s3://{bucket}/spate"),
-                "--json",
-            ])
-            .arg("--send-report")
-            .arg(&send_report)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let lake = format!("s3://{bucket}/spate");
+        let report_arg = send_report.display().to_string();
+        let verified =
+            support::aws::loadgen_json(&["verify", "--lake", &lake, "--send-report", &report_arg]);
         assert_eq!(verified["run_id"], run, "{verified}");
         assert_eq!(verified["expected_from"], "send_report", "{verified}");
         assert_eq!(verified["expected"], sent, "{verified}");

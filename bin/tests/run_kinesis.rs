@@ -38,6 +38,26 @@ poll_interval_ms = 100
     )
 }
 
+/// Creates a stream of two shards, waiting until it is active, and a lease
+/// table.
+fn create_stream_and_leases(stream: &str, table: &str) {
+    boto(
+        r#"
+kinesis.create_stream(StreamName=ARGS['stream'], ShardCount=2)
+ddb.create_table(TableName=ARGS['table'],
+                 AttributeDefinitions=[{'AttributeName': 'lease_key', 'AttributeType': 'S'}],
+                 KeySchema=[{'AttributeName': 'lease_key', 'KeyType': 'HASH'}],
+                 BillingMode='PAY_PER_REQUEST')
+for _ in range(100):
+    if kinesis.describe_stream_summary(StreamName=ARGS['stream'])['StreamDescriptionSummary']['StreamStatus'] == 'ACTIVE':
+        break
+    time.sleep(0.1)
+print(json.dumps(True))
+"#,
+        &json!({ "stream": stream, "table": table }),
+    );
+}
+
 /// Puts `count` records, each one NDJSON event `{prefix}-{i}`, spread over
 /// the shards by partition key.
 fn put(stream: &str, prefix: &str, count: usize) {
@@ -93,21 +113,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 fn a_killed_process_shards_are_taken_over_without_loss() {
     let stream = unique("kin-failover");
     let table = unique("kin-failover-leases");
-    boto(
-        r#"
-kinesis.create_stream(StreamName=ARGS['stream'], ShardCount=2)
-ddb.create_table(TableName=ARGS['table'],
-                 AttributeDefinitions=[{'AttributeName': 'lease_key', 'AttributeType': 'S'}],
-                 KeySchema=[{'AttributeName': 'lease_key', 'KeyType': 'HASH'}],
-                 BillingMode='PAY_PER_REQUEST')
-for _ in range(100):
-    if kinesis.describe_stream_summary(StreamName=ARGS['stream'])['StreamDescriptionSummary']['StreamStatus'] == 'ACTIVE':
-        break
-    time.sleep(0.1)
-print(json.dumps(True))
-"#,
-        &json!({ "stream": stream, "table": table }),
-    );
+    create_stream_and_leases(&stream, &table);
     let dir = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     // Lake files committed every second, so checkpoints move.
@@ -383,45 +389,23 @@ fn loadgen_kpl_spike_into_kinesis_loses_nothing_in_the_s3_lake() {
     let table = unique("kin-loadgen-leases");
     let bucket = unique("kin-loadgen-lake");
     support::aws::create_bucket(&bucket);
-    boto(
-        r#"
-kinesis.create_stream(StreamName=ARGS['stream'], ShardCount=2)
-ddb.create_table(TableName=ARGS['table'],
-                 AttributeDefinitions=[{'AttributeName': 'lease_key', 'AttributeType': 'S'}],
-                 KeySchema=[{'AttributeName': 'lease_key', 'KeyType': 'HASH'}],
-                 BillingMode='PAY_PER_REQUEST')
-print(json.dumps(True))
-"#,
-        &json!({ "stream": stream, "table": table }),
-    );
+    create_stream_and_leases(&stream, &table);
     let dir = tempfile::tempdir().unwrap();
     let config = kinesis_config(&stream, &table, "a", 10)
         + &format!("[lake]\nmax_file_age_secs = 1\n[lake.s3]\nbucket = \"{bucket}\"\n");
     let service = Service::start(&dir.path().join("data"), &config);
 
-    let out = support::aws::loadgen()
-        .args(["send", "--target", "kinesis", "--stream", &stream, "--kpl"])
-        .args(["--profile", "spike", "--rate", "200", "--duration", "3s"])
-        .args(["--batch-events", "80", "--events-per-message", "20"])
-        .args([
-            "--message-format",
-            "cloudwatch",
-            "--run-id",
-            "lg-kinesis",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    #[rustfmt::skip]
+    let report = support::aws::loadgen_json(&[
+        "send", "--target", "kinesis", "--stream", &stream, "--kpl",
+        "--profile", "spike", "--rate", "200", "--duration", "3s",
+        "--batch-events", "80", "--events-per-message", "20",
+        "--message-format", "cloudwatch", "--run-id", "lg-kinesis",
+    ]);
     let sent = report["scheduled"].as_u64().unwrap();
     assert_eq!(report["acknowledged"], sent, "{report}");
     let send_report = dir.path().join("send.json");
-    std::fs::write(&send_report, &out.stdout).unwrap();
+    std::fs::write(&send_report, report.to_string()).unwrap();
 
     // The lake fills as the shards are read: verify until nothing is lost.
     let mut verified = Value::Null;

@@ -216,3 +216,16 @@ pub fn loadgen() -> std::process::Command {
         .env("AWS_SECRET_ACCESS_KEY", "test");
     command
 }
+
+/// Runs `loadgen ARGS --json` (see [`loadgen`]), which must succeed; the
+/// report it prints.
+pub fn loadgen_json(args: &[&str]) -> serde_json::Value {
+    let out = loadgen().args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "loadgen {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
