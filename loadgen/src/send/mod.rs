@@ -47,15 +47,17 @@ use tokio::time::{Instant, sleep, sleep_until};
 use crate::{BatchGenerator, RunId, Workload};
 
 mod aws_target;
+mod packing;
 mod report;
 mod schedule;
 mod target;
 
 pub use aws_target::{
     AwsDestination, ENTRY_ATTEMPTS, KINESIS_MAX_RECORD_BYTES, KINESIS_MAX_RECORDS,
-    KINESIS_MAX_REQUEST_BYTES, KinesisTarget, MessageFormat, Packing, SQS_MAX_BATCH_BYTES,
-    SQS_MAX_BATCH_MESSAGES, SqsTarget, kpl_records, open_aws_target, pack_messages, request_groups,
+    KINESIS_MAX_REQUEST_BYTES, KinesisTarget, SQS_MAX_BATCH_BYTES, SQS_MAX_BATCH_MESSAGES,
+    SqsTarget, open_aws_target,
 };
+pub use packing::{MessageFormat, Packing, kpl_records, pack_messages, request_groups};
 pub use report::{LatencySummary, Report, Second};
 pub use schedule::{
     DEFAULT_SINE_AMPLITUDE, DEFAULT_SINE_PERIOD, PlannedBatch, Profile, SPIKE_PHASES,
