@@ -16,7 +16,9 @@
 //! rest are added up as service `other`. The static dimensions of
 //! `[metrics.emf]` go on every line as properties, not dimensions, so the
 //! counts of several tasks consuming one stream add up in one metric
-//! (use the `Sum` statistic over the window size).
+//! (use the `Sum` statistic over the window size); those named in
+//! `window_dimensions` (a `stack`, say, to keep deployments apart) are
+//! added to both dimension sets.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -41,6 +43,8 @@ pub struct WindowMetrics {
     namespace: String,
     top_services: usize,
     properties: BTreeMap<String, String>,
+    /// Names of `properties` that are dimensions too.
+    kept_dimensions: Vec<String>,
 }
 
 /// The counts of one window after the top-N cut, by service.
@@ -54,7 +58,19 @@ impl WindowMetrics {
             namespace: namespace.to_owned(),
             top_services: top_services.max(1),
             properties,
+            kept_dimensions: Vec::new(),
         }
+    }
+
+    /// Makes the properties named in `names` dimensions too (names that are
+    /// not properties are ignored).
+    pub fn with_dimensions(mut self, names: &[String]) -> Self {
+        self.kept_dimensions = names
+            .iter()
+            .filter(|n| self.properties.contains_key(*n))
+            .cloned()
+            .collect();
+        self
     }
 
     /// The EMF lines of `windows` (records of closed windows, any order).
@@ -134,6 +150,12 @@ impl WindowMetrics {
         value: u64,
     ) -> String {
         let [(first, first_value), (second, second_value)] = *dims;
+        let mut by_both = vec![first, second];
+        let mut by_second = vec![second];
+        for kept in &self.kept_dimensions {
+            by_both.push(kept);
+            by_second.push(kept);
+        }
         let mut doc = Map::new();
         for (key, value) in &self.properties {
             doc.insert(key.clone(), Value::from(value.as_str()));
@@ -144,7 +166,7 @@ impl WindowMetrics {
                 "Timestamp": start_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": self.namespace,
-                    "Dimensions": [[first, second], [second]],
+                    "Dimensions": [by_both, by_second],
                     "Metrics": [{"Name": metric, "Unit": "Count"}],
                 }],
             }),
@@ -286,6 +308,34 @@ mod tests {
         let severity = values(&second, EVENTS_METRIC, "severity");
         assert_eq!(severity[&("c".into(), "INFO".into())], 4);
         assert_eq!(second.len(), 4);
+    }
+
+    #[test]
+    fn named_static_dimensions_stay_dimensions() {
+        let properties = BTreeMap::from([
+            ("stack".to_string(), "prod".to_string()),
+            ("task".to_string(), "t1".to_string()),
+        ]);
+        let names = ["stack".to_string(), "absent".to_string()];
+        let metrics = WindowMetrics::new("S", 5, properties).with_dimensions(&names);
+        let lines = metrics.lines(&[record(0, "a", [1, 0, 0, 0], &[("http_5xx", 1)])]);
+        for doc in docs(&lines) {
+            let sets = &doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+            let key = if doc["severity"].is_string() {
+                "severity"
+            } else {
+                "tag"
+            };
+            assert_eq!(
+                sets,
+                &json!([["service", key, "stack"], [key, "stack"]]),
+                "{doc}"
+            );
+            assert_eq!(
+                (doc["stack"].as_str(), doc["task"].as_str()),
+                (Some("prod"), Some("t1"))
+            );
+        }
     }
 
     #[test]

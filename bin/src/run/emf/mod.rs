@@ -84,6 +84,10 @@ pub struct EmfConfig {
     /// their name, this many; the rest are counted as service `other`.
     #[serde(default = "default_window_top_services")]
     pub window_top_services: usize,
+    /// Window lines: names of `dimensions` that stay dimensions there (e.g.
+    /// `["stack"]`, to keep deployments apart); the others are properties.
+    #[serde(default)]
+    pub window_dimensions: Vec<String>,
 }
 
 fn default_windows() -> bool {
@@ -151,6 +155,7 @@ impl Default for EmfConfig {
             dimensions: BTreeMap::new(),
             windows: default_windows(),
             window_top_services: default_window_top_services(),
+            window_dimensions: Vec::new(),
         }
     }
 }
@@ -169,6 +174,15 @@ impl EmfConfig {
         }
         if self.window_top_services == 0 {
             return Err("window_top_services: must be at least 1".into());
+        }
+        if let Some(name) = self
+            .window_dimensions
+            .iter()
+            .find(|n| !self.dimensions.contains_key(*n))
+        {
+            return Err(format!(
+                "window_dimensions: {name:?} is not one of the [metrics.emf.dimensions]"
+            ));
         }
         if self.include.is_empty() || self.include.iter().any(String::is_empty) {
             return Err(
@@ -203,6 +217,7 @@ impl EmfConfig {
                 self.window_top_services,
                 self.dimensions.clone(),
             )
+            .with_dimensions(&self.window_dimensions)
         })
     }
 
