@@ -296,6 +296,10 @@ mod tests {
             format!("{err:#}").contains("window_top_services"),
             "{err:#}"
         );
+        let err = parse("[metrics.emf]\nwindow_dimensions = [\"stack\"]\n").unwrap_err();
+        assert!(format!("{err:#}").contains("window_dimensions"), "{err:#}");
+        let ok = "[metrics.emf]\nwindow_dimensions = [\"stack\"]\n[metrics.emf.dimensions]\nstack = \"s\"\n";
+        assert!(parse(ok).is_ok());
     }
 
     #[test]
