@@ -7,13 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use spate_operators::alerts::silence::{Silence, SilenceStore};
 use spate_operators::event::wall_clock_ms;
 use spate_operators::sinks::hot::HotStore;
 use spate_operators::sinks::hot::query::rfc3339_ms;
 
 use crate::config::SpateConfig;
+use crate::output::{Format, write_objects};
 
 /// `spate alerts ...`.
 #[derive(Debug, Subcommand)]
@@ -37,18 +38,9 @@ pub enum AlertsAction {
     /// List the silences in force.
     Silences {
         /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-}
-
-/// How `spate alerts silences` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns.
-    Table,
-    /// One JSON array.
-    Json,
 }
 
 /// Runs `action` against the hot store of `config` and `data_dir`; returns
@@ -116,7 +108,7 @@ pub fn act(action: AlertsAction, store: &dyn SilenceStore) -> Result<String> {
         }),
         AlertsAction::Silences { format } => {
             let silences = store.active_silences(now)?;
-            Ok(render(&silences, format, now))
+            render(&silences, format, now)
         }
     }
 }
@@ -125,49 +117,30 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The silences as a table (with the time left) or a JSON array.
-pub fn render(silences: &[Silence], format: Format, now_ms: i64) -> String {
-    match format {
-        Format::Json => {
-            let rows: Vec<serde_json::Value> = silences
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "service": s.service,
-                        "since": rfc3339_ms(s.created_ms),
-                        "until": rfc3339_ms(s.until_ms),
-                        "until_ms": s.until_ms,
-                        "reason": s.reason,
-                    })
-                })
-                .collect();
-            format!("{}\n", serde_json::Value::Array(rows))
-        }
-        Format::Table if silences.is_empty() => "no silences\n".to_string(),
-        Format::Table => {
-            let width = silences
-                .iter()
-                .map(|s| s.service.len())
-                .max()
-                .unwrap_or(0)
-                .max("SERVICE".len());
-            let mut out = format!(
-                "{:<width$}  {:<24}  {:>8}  REASON\n",
-                "SERVICE", "UNTIL", "LEFT"
-            );
-            for s in silences {
-                let left = (s.until_ms - now_ms).max(0) / 1000;
-                out += &format!(
-                    "{:<width$}  {:<24}  {:>8}  {}\n",
-                    s.service,
-                    rfc3339_ms(s.until_ms),
-                    format!("{}h{:02}m", left / 3600, left % 3600 / 60),
-                    s.reason
-                );
-            }
-            out
-        }
-    }
+/// The silences in `format`: service, end, time left and reason in a
+/// table; service, start, end (also in ms) and reason otherwise.
+pub fn render(silences: &[Silence], format: Format, now_ms: i64) -> Result<String> {
+    let rows: Vec<serde_json::Value> = silences
+        .iter()
+        .map(|s| {
+            let left = (s.until_ms - now_ms).max(0) / 1000;
+            serde_json::json!({
+                "service": s.service,
+                "since": rfc3339_ms(s.created_ms),
+                "until": rfc3339_ms(s.until_ms),
+                "until_ms": s.until_ms,
+                "left": format!("{}h{:02}m", left / 3600, left % 3600 / 60),
+                "reason": s.reason,
+            })
+        })
+        .collect();
+    let columns: &[&str] = match format {
+        Format::Table => &["service", "until", "left", "reason"],
+        _ => &["service", "since", "until", "until_ms", "reason"],
+    };
+    let mut out = Vec::new();
+    write_objects(&mut out, format, columns, &rows)?;
+    Ok(String::from_utf8(out)?)
 }
 
 #[cfg(test)]
@@ -189,28 +162,17 @@ mod tests {
         )
         .unwrap();
         assert!(out.starts_with("silenced payments until "), "{out}");
-        let table = act(
-            AlertsAction::Silences {
-                format: Format::Table,
-            },
-            &store,
-        )
-        .unwrap();
+        let list = |format| act(AlertsAction::Silences { format }, &store).unwrap();
+        let table = list(Format::Table);
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("SERVICE "), "{table}");
+        assert!(lines[0].starts_with("service "), "{table}");
         assert!(lines[1].starts_with("payments "), "{table}");
         assert!(
             lines[1].contains(" 1h59m ") || lines[1].contains(" 2h00m "),
             "{table}"
         );
         assert!(lines[1].ends_with("db migration"), "{table}");
-        let json = act(
-            AlertsAction::Silences {
-                format: Format::Json,
-            },
-            &store,
-        )
-        .unwrap();
+        let json = list(Format::Json);
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed[0]["service"], "payments");
         assert_eq!(parsed[0]["reason"], "db migration");
@@ -222,14 +184,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "payments is no longer silenced\n");
-        let table = act(
-            AlertsAction::Silences {
-                format: Format::Table,
-            },
-            &store,
-        )
-        .unwrap();
-        assert_eq!(table, "no silences\n");
+        let table = list(Format::Table);
+        assert_eq!(table, "service  until  left  reason\n(0 rows)\n");
+        let csv = list(Format::Csv);
+        assert_eq!(csv, "service,since,until,until_ms,reason\n");
         let err = act(
             AlertsAction::Silence {
                 service: "x".into(),

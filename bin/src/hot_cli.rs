@@ -4,11 +4,15 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::io::Write;
+
 use anyhow::Result;
 use spate_operators::event::Severity;
+use spate_operators::sinks::hot::query::rfc3339_ms;
 use spate_operators::sinks::hot::{HotStore, RecentQuery};
 
 use crate::config::SpateConfig;
+use crate::output::{Format, write_objects};
 
 /// Where the hot store of `data_dir` is under `config`.
 pub fn hot_path(config: &SpateConfig, data_dir: &Path) -> std::path::PathBuf {
@@ -60,15 +64,77 @@ fn dynamo_store(
     Ok((runtime, store))
 }
 
-/// `spate hot recent`.
+/// Fields of `spate hot recent` rows in every format but `table`.
+pub const EVENT_COLUMNS: [&str; 14] = [
+    "time",
+    "ts_ms",
+    "service",
+    "severity",
+    "host",
+    "source",
+    "log_group",
+    "log_stream",
+    "status",
+    "client_ip",
+    "tags",
+    "message",
+    "attrs",
+    "event_id",
+];
+
+/// Columns of `spate hot recent --format table`.
+pub const EVENT_TABLE_COLUMNS: [&str; 4] = ["time", "severity", "service", "message"];
+
+/// Fields of `spate hot alerts` rows in every format but `table`.
+pub const ALERT_COLUMNS: [&str; 12] = [
+    "raised_at",
+    "raised_at_ms",
+    "state",
+    "severity",
+    "rule",
+    "service",
+    "message",
+    "value",
+    "threshold",
+    "window_start_ms",
+    "window_end_ms",
+    "id",
+];
+
+/// Columns of `spate hot alerts --format table`.
+pub const ALERT_TABLE_COLUMNS: [&str; 6] = [
+    "raised_at",
+    "state",
+    "severity",
+    "rule",
+    "service",
+    "message",
+];
+
+/// Writes hot rows (events or alerts as JSON objects) in `format`: the
+/// `table` columns in a table, every column otherwise.
+pub fn write(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[serde_json::Value],
+    table_columns: &[&str],
+    columns: &[&str],
+) -> std::io::Result<()> {
+    let columns = match format {
+        Format::Table => table_columns,
+        _ => columns,
+    };
+    write_objects(out, format, columns, rows)
+}
+
+/// `spate hot recent`: the events, newest first, as JSON objects.
 pub fn recent(
     source: HotSource<'_>,
     service: Option<String>,
     severity: Option<Severity>,
     since: Duration,
     limit: usize,
-    json: bool,
-) -> Result<String> {
+) -> Result<Vec<serde_json::Value>> {
     let query = RecentQuery {
         service,
         min_severity: severity,
@@ -77,76 +143,59 @@ pub fn recent(
         limit,
     };
     let events = match source {
-        HotSource::Embedded(path) => HotStore::open_read_only(path)?.recent(&query)?,
+        HotSource::Embedded(path) => open(path)?.recent(&query)?,
         HotSource::Dynamo(config) => {
             let (runtime, store) = dynamo_store(config)?;
             runtime.block_on(store.recent(&query))?
         }
     };
-    let rows: Vec<serde_json::Value> = events
+    Ok(events
         .iter()
         .map(serde_json::to_value)
-        .collect::<Result<_, _>>()?;
-    if json {
-        return Ok(rows.iter().map(|r| format!("{r}\n")).collect());
-    }
-    if rows.is_empty() {
-        return Ok("no events\n".to_string());
-    }
-    let mut out = String::new();
-    for r in &rows {
-        out += &format!(
-            "{}  {:<8}  {:<16}  {}\n",
-            text(r, "time"),
-            text(r, "severity"),
-            text(r, "service"),
-            text(r, "message").replace('\n', " ")
-        );
-    }
-    Ok(out)
+        .collect::<Result<_, _>>()?)
 }
 
-/// `spate hot alerts`.
-pub fn alerts(source: HotSource<'_>, since: Duration, limit: usize, json: bool) -> Result<String> {
+/// `spate hot alerts`: the notices, newest first, as JSON objects.
+pub fn alerts(
+    source: HotSource<'_>,
+    since: Duration,
+    limit: usize,
+) -> Result<Vec<serde_json::Value>> {
     let alerts = match source {
-        HotSource::Embedded(path) => {
-            HotStore::open_read_only(path)?.alerts(since_ms(since), None, limit)?
-        }
+        HotSource::Embedded(path) => open(path)?.alerts(since_ms(since), None, limit)?,
         HotSource::Dynamo(config) => {
             let (runtime, store) = dynamo_store(config)?;
             runtime.block_on(store.alerts(since_ms(since), None, limit))?
         }
     };
-    if json {
-        let mut out = String::new();
-        for a in &alerts {
-            out += &serde_json::to_string(a)?;
-            out.push('\n');
-        }
-        return Ok(out);
-    }
-    if alerts.is_empty() {
-        return Ok("no alerts\n".to_string());
-    }
-    let mut out = String::new();
-    for a in &alerts {
-        out += &format!(
-            "{}  {:<8}  {:<8}  {:<12}  {:<16}  {}\n",
-            spate_operators::sinks::hot::query::rfc3339_ms(a.raised_at_ms),
-            a.state.as_str(),
-            a.severity,
-            a.rule,
-            a.service,
-            a.message
-        );
-    }
-    Ok(out)
+    alerts
+        .iter()
+        .map(|a| {
+            let mut row = serde_json::to_value(a)?;
+            row["raised_at"] = rfc3339_ms(a.raised_at_ms).into();
+            Ok(row)
+        })
+        .collect()
 }
 
-fn text(row: &serde_json::Value, key: &str) -> String {
-    match &row[key] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    }
+/// What `spate hot recent` says (on stderr) when retention has deleted
+/// events from the embedded store: how many, when last, and the setting.
+pub fn expiry_note(source: &HotSource<'_>, config: &SpateConfig) -> Result<Option<String>> {
+    let HotSource::Embedded(path) = source else {
+        // DynamoDB deletes by TTL and keeps no count.
+        return Ok(None);
+    };
+    Ok(open(path)?.expired()?.map(|expired| {
+        format!(
+            "{} events expired by retention so far, the last at {} (hot.retention = {}h from {} time)",
+            expired.events,
+            rfc3339_ms(expired.last_ms),
+            config.hot.retention_hours,
+            config.hot.retention_from.as_str(),
+        )
+    }))
+}
+
+fn open(path: &Path) -> Result<HotStore> {
+    Ok(HotStore::open_read_only(path)?)
 }

@@ -22,6 +22,7 @@ use spate_operators::sources::file::{FileSource, Input, ReadProgress};
 use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
 
 use crate::config::ValidConfig;
+use crate::data_dir_lock::DataDirLock;
 
 /// The summary printed at the end (`--json` prints it as one object).
 #[derive(Debug, Serialize)]
@@ -36,10 +37,12 @@ pub struct IngestSummary {
     pub dead_letters: u64,
     /// CloudWatch Logs control messages skipped.
     pub control_messages: u64,
-    /// Parquet files committed.
+    /// Parquet files sealed.
     pub files_written: u64,
-    /// Bytes of Parquet committed.
+    /// Bytes of Parquet sealed.
     pub bytes_written: u64,
+    /// Row groups in those files.
+    pub row_groups_written: u64,
     /// Bytes of input read.
     pub input_bytes: u64,
     /// Batches that could not be archived.
@@ -80,8 +83,11 @@ pub async fn run(valid: ValidConfig, data_dir: &Path, paths: &[String]) -> Resul
         .path
         .clone()
         .unwrap_or_else(|| data_dir.join("lake"));
+    // One process per data dir, held until the summary is printed.
+    let _lock = DataDirLock::acquire_all(data_dir, &lake_dir, "spate ingest")?;
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
+    lake.create_table_dir()?;
     // A reference table in S3 is read with the `[aws]` settings.
     let s3 = match config.enrich.table_on_s3() {
         true => Some(AwsClients::load(&config.aws).await.s3()),
@@ -187,6 +193,7 @@ pub async fn run(valid: ValidConfig, data_dir: &Path, paths: &[String]) -> Resul
         control_messages: counts.control_messages,
         files_written: totals.files_written,
         bytes_written: totals.bytes_written,
+        row_groups_written: totals.row_groups_written,
         input_bytes: progress.bytes.load(Ordering::Relaxed),
         failed_batches,
         interrupted,
@@ -243,8 +250,9 @@ impl IngestSummary {
             out += &format!("  tags: {}\n", tags.join(", "));
         }
         out += &format!(
-            "  lake: {} files, {:.1} MiB in {}\n",
+            "  lake: {} files ({} row groups), {:.1} MiB in {}\n",
             self.files_written,
+            self.row_groups_written,
             self.bytes_written as f64 / (1024.0 * 1024.0),
             self.lake.display()
         );

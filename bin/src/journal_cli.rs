@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+
+use crate::output::{Format, text_table, write_objects, write_report};
 use spate_operators::sources::journal::{
     DamageKind, JournalCheck, JournalConfig, check, dead_letter_dir,
 };
@@ -19,15 +21,18 @@ use spate_operators::sources::journal::{
 /// The exit status when damage was found.
 pub const DAMAGE_FOUND: u8 = 3;
 
-/// How `spate journal check` prints its report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum CheckFormat {
-    /// Aligned text: a summary, one line per segment, one per damaged range.
-    #[default]
-    Table,
-    /// One JSON object.
-    Json,
-}
+/// The columns of `spate journal check --format csv`, one row a segment.
+const SEGMENT_COLUMNS: [&str; 9] = [
+    "name",
+    "start",
+    "bytes",
+    "records",
+    "v0_records",
+    "end_position",
+    "damaged_ranges",
+    "damaged_bytes",
+    "obsolete",
+];
 
 /// Where the journal of `data_dir` is (`[journal] dir`, else
 /// `<data-dir>/journal`) and where copies of its damaged bytes go.
@@ -41,17 +46,24 @@ pub fn locations(config: &JournalConfig, data_dir: &Path) -> (PathBuf, PathBuf) 
 pub fn run(
     config: &JournalConfig,
     data_dir: &Path,
-    format: CheckFormat,
+    format: Format,
     out: &mut impl Write,
 ) -> Result<ExitCode> {
     let (dir, dead_dir) = locations(config, data_dir);
     let report = check(&dir, &dead_dir).with_context(|| format!("journal {}", dir.display()))?;
     match format {
-        CheckFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
+        // One row per segment.
+        Format::Csv => {
+            let segments: Vec<serde_json::Value> = report
+                .segments
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?;
+            write_objects(out, format, &SEGMENT_COLUMNS, &segments)?;
         }
-        CheckFormat::Table => write!(out, "{}", render(&report))?,
+        _ => write_report(out, format, &serde_json::to_value(&report)?, || {
+            render(&report)
+        })?,
     }
     Ok(if !report.needs_attention() {
         ExitCode::SUCCESS
@@ -155,29 +167,7 @@ pub fn render(report: &JournalCheck) -> String {
 
 /// Left-aligned columns separated by two spaces.
 fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let rows: Vec<Vec<String>> = rows.collect();
-    let widths: Vec<usize> = (0..headers.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].len())
-                .chain([headers[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:w$}"))
-            .collect();
-        format!("{}\n", text.join("  ").trim_end())
-    };
-    let mut out = line(headers.to_vec());
-    for r in &rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
+    text_table(headers, &rows.collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -205,7 +195,7 @@ mod tests {
         let err = run(
             &JournalConfig::default(),
             data.path(),
-            CheckFormat::Table,
+            Format::Table,
             &mut out,
         )
         .unwrap_err();

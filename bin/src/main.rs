@@ -2,22 +2,29 @@
 
 mod alerts_cli;
 mod config;
+mod data_dir_lock;
+mod demo;
 mod duration_arg;
 mod health;
 mod hot_cli;
 mod ingest;
 mod journal_cli;
+mod lake_cli;
 mod metric_catalog;
+mod output;
+mod plain_http;
 mod query;
 mod run;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::DEFAULT_CONFIG_TOML;
+use crate::output::Format;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,8 +50,11 @@ enum Command {
         /// Where the lake and dead letters go.
         #[arg(long, default_value = "./spate-data")]
         data_dir: PathBuf,
-        /// Print the summary as one JSON object.
-        #[arg(long)]
+        /// Summary format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Same as --format json.
+        #[arg(long, hide = true, conflicts_with = "format")]
         json: bool,
         /// Input files; - reads stdin.
         #[arg(required = true)]
@@ -97,6 +107,38 @@ enum Command {
         /// How long to wait for the answer (seconds).
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Send a realistic burst of current log events (six services, a few
+    /// errors and timeouts) to a running `spate run`, to try the queries on.
+    Demo {
+        /// The address of `spate run`; the events go to POST /v1/logs.
+        #[arg(long, default_value = "http://127.0.0.1:8470")]
+        target: String,
+        /// How many events.
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        events: u64,
+        /// The same seed sends the same events (stamped now).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Bearer token of the HTTP ingest, when `spate run` has one.
+        #[arg(long, env = "SPATE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Print a shell completion script: `spate completions bash > /etc/bash_completion.d/spate`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Maintain the lake.
+    Lake {
+        #[command(subcommand)]
+        action: LakeAction,
     },
     /// Print or check configuration.
     Config {
@@ -121,9 +163,9 @@ enum JournalAction {
         /// The data dir of `spate run`.
         #[arg(long, default_value = "./spate-data")]
         data_dir: PathBuf,
-        /// Report format.
+        /// Report format (csv: one row per segment).
         #[arg(long, value_enum, default_value_t)]
-        format: journal_cli::CheckFormat,
+        format: Format,
     },
 }
 
@@ -143,8 +185,12 @@ enum HotAction {
         /// At most this many events.
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        /// One JSON object per line.
-        #[arg(long)]
+        /// Output format (table: time, severity, service and message; the
+        /// others: every field).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Same as --format ndjson.
+        #[arg(long, hide = true, conflicts_with = "format")]
         json: bool,
     },
     /// Alerts raised and resolved, newest first.
@@ -155,10 +201,21 @@ enum HotAction {
         /// At most this many alerts.
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// One JSON object per line.
-        #[arg(long)]
+        /// Output format (table: time, state, severity, rule, service and
+        /// message; the others: every field).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Same as --format ndjson.
+        #[arg(long, hide = true, conflicts_with = "format")]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LakeAction {
+    /// Merge the small Parquet files of closed partitions into files of about
+    /// `lake.max_file_size` (exactly once for readers of a local lake).
+    Compact(lake_cli::CompactArgs),
 }
 
 #[derive(Subcommand)]
@@ -171,6 +228,9 @@ enum ConfigAction {
     Check {
         /// The file to check.
         file: PathBuf,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
 }
 
@@ -196,10 +256,15 @@ fn listen_from_env() -> Option<String> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // Not locked for the whole command: `spate run` prints alerts on stdout
+    // from its own threads.
+    let mut stdout = std::io::stdout();
+    let out: &mut dyn Write = &mut stdout;
     match cli.command {
         Command::Ingest {
             config,
             data_dir,
+            format,
             json,
             paths,
         } => {
@@ -210,11 +275,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // do not wait for it (everything read has been archived).
             runtime.shutdown_background();
             let summary = summary?;
-            if json {
-                println!("{}", serde_json::to_string(&summary)?);
-            } else {
-                print!("{}", summary.render());
-            }
+            let format = format.or_legacy(json, Format::Json);
+            output::write_report(out, format, &serde_json::to_value(&summary)?, || {
+                summary.render()
+            })?;
             if summary.interrupted {
                 return Ok(ExitCode::from(130));
             }
@@ -252,12 +316,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 hot_cli::HotSource::Embedded(&path)
             };
-            let out = match action {
+            match action {
                 HotAction::Recent {
                     service,
                     severity,
                     since,
                     limit,
+                    format,
                     json,
                 } => {
                     let severity = severity
@@ -265,14 +330,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .map(hot_cli::parse_severity)
                         .transpose()?;
                     let since = duration_arg::parse_duration(&since).map_err(anyhow::Error::msg)?;
-                    hot_cli::recent(source, service, severity, since, limit, json)?
+                    let note = hot_cli::expiry_note(&source, &config)?;
+                    let rows = hot_cli::recent(source, service, severity, since, limit)?;
+                    hot_cli::write(
+                        out,
+                        format.or_legacy(json, Format::Ndjson),
+                        &rows,
+                        &hot_cli::EVENT_TABLE_COLUMNS,
+                        &hot_cli::EVENT_COLUMNS,
+                    )?;
+                    if let Some(note) = note {
+                        eprintln!("{note}");
+                    }
                 }
-                HotAction::Alerts { since, limit, json } => {
+                HotAction::Alerts {
+                    since,
+                    limit,
+                    format,
+                    json,
+                } => {
                     let since = duration_arg::parse_duration(&since).map_err(anyhow::Error::msg)?;
-                    hot_cli::alerts(source, since, limit, json)?
+                    let rows = hot_cli::alerts(source, since, limit)?;
+                    hot_cli::write(
+                        out,
+                        format.or_legacy(json, Format::Ndjson),
+                        &rows,
+                        &hot_cli::ALERT_TABLE_COLUMNS,
+                        &hot_cli::ALERT_COLUMNS,
+                    )?;
                 }
-            };
-            print!("{out}");
+            }
         }
         Command::Alerts {
             action,
@@ -280,32 +367,74 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data_dir,
         } => {
             let config = load_config(config.as_deref())?.config;
-            print!("{}", alerts_cli::run(action, &config, &data_dir)?);
+            out.write_all(alerts_cli::run(action, &config, &data_dir)?.as_bytes())?;
         }
         Command::Query(args) => {
             let config = load_config(args.config.as_deref())?.config;
-            let mut out = std::io::stdout().lock();
             runtime()?.block_on(async {
                 let (lake, history) = query::cli::sources(&args, &config).await?;
                 let limits = query::cli::limits(&args, &config.query);
-                query::cli::run_cli(&args, &limits, lake, history, &mut out).await
+                query::cli::run_cli(&args, &limits, lake, history, out).await
             })?;
         }
-        Command::Health { url, timeout_secs } => {
+        Command::Health {
+            url,
+            timeout_secs,
+            format,
+        } => {
             health::check(&url, std::time::Duration::from_secs(timeout_secs))?;
+            let report = serde_json::json!({ "url": url, "status": "ok" });
+            output::write_objects(out, format, &["url", "status"], &[report])?;
+        }
+        Command::Demo {
+            target,
+            events,
+            seed,
+            token,
+            format,
+        } => {
+            let now = spate_operators::event::wall_clock_ms();
+            let count = usize::try_from(events)?;
+            let (body, report) = demo::events(count, seed, now, &target);
+            demo::push(
+                &target,
+                token.as_deref(),
+                &body,
+                std::time::Duration::from_secs(30),
+            )?;
+            output::write_report(out, format, &serde_json::to_value(&report)?, || {
+                report.render()
+            })?;
+        }
+        Command::Completions { shell } => {
+            let mut buffer = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "spate", &mut buffer);
+            out.write_all(&buffer)?;
+        }
+        Command::Lake {
+            action: LakeAction::Compact(args),
+        } => {
+            let config = load_config(args.config.as_deref())?.config;
+            let report = runtime()?.block_on(lake_cli::compact(&args, &config))?;
+            let format = args.format.or_legacy(args.json, Format::Json);
+            output::write_report(out, format, &serde_json::to_value(&report)?, || {
+                lake_cli::render(&report)
+            })?;
         }
         Command::Config { action } => match action {
-            ConfigAction::Default => print!("{DEFAULT_CONFIG_TOML}"),
-            ConfigAction::Reference => print!(
-                "{}",
+            ConfigAction::Default => out.write_all(DEFAULT_CONFIG_TOML.as_bytes())?,
+            ConfigAction::Reference => out.write_all(
                 config::reference::markdown(&spate_operators::sources::supported_sources())
-            ),
-            ConfigAction::Check { file } => {
+                    .as_bytes(),
+            )?,
+            ConfigAction::Check { file, format } => {
                 // The same reading and validation as `spate run`, then the
                 // local files the configuration names.
                 let valid = load_config(Some(&file))?;
                 valid.preflight()?;
-                println!("{}: ok", file.display());
+                let report =
+                    serde_json::json!({ "file": file.display().to_string(), "valid": true });
+                output::write_report(out, format, &report, || format!("{}: ok\n", file.display()))?;
             }
         },
         Command::Journal {
@@ -317,10 +446,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
         } => {
             let config = load_config(config.as_deref())?.config;
-            let mut out = std::io::stdout().lock();
-            return journal_cli::run(&config.journal, &data_dir, format, &mut out);
+            return journal_cli::run(&config.journal, &data_dir, format, &mut stdout.lock());
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -335,6 +464,8 @@ fn main() -> ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
+        // A reader that went away (`spate query | head -1`) is not a failure.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("spate: {e:#}");
             ExitCode::from(1)

@@ -10,8 +10,8 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::service::Service;
-use support::spate;
+use support::service::{Service, data_and_config_args};
+use support::{spate, stdout_of};
 
 /// Hot rows kept for ever; one decode worker keeps event time in order; the
 /// notices of checkout go to the file only, the others to stdout only.
@@ -31,21 +31,12 @@ outputs = ["stdout"]
 /// Runs `spate alerts ARGS --data-dir DATA --config CONFIG`, which must
 /// succeed; returns its stdout.
 fn alerts(data: &Path, args: &[&str]) -> String {
-    let out = spate()
-        .arg("alerts")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--config")
-        .arg(data.with_extension("toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "spate alerts {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_of(
+        spate()
+            .arg("alerts")
+            .args(args)
+            .args(data_and_config_args(data)),
+    )
 }
 
 fn event(ts_ms: i64, service: &str, level: &str) -> String {
@@ -168,7 +159,10 @@ async fn a_silenced_service_alerts_nowhere_and_routes_pick_the_outputs() {
         alerts(&data, &["unsilence", "payments"]),
         "payments is no longer silenced\n"
     );
-    assert_eq!(alerts(&data, &["silences"]), "no silences\n");
+    assert_eq!(
+        alerts(&data, &["silences"]),
+        "service  until  left  reason\n(0 rows)\n"
+    );
     assert_eq!(
         alerts(&data, &["unsilence", "payments"]),
         "payments was not silenced\n"
@@ -229,7 +223,10 @@ print(json.dumps({'reason': item['reason']['S'], 'until_ms': int(item['until_ms'
         alerts(&two, &["unsilence", "payments"]),
         "payments is no longer silenced\n"
     );
-    assert_eq!(alerts(&one, &["silences"]), "no silences\n");
+    assert_eq!(
+        alerts(&one, &["silences"]),
+        "service  until  left  reason\n(0 rows)\n"
+    );
 }
 
 /// `[alerts.pagerduty]` wired into `spate run`: a route sends criticals to a

@@ -446,16 +446,28 @@ fn template_secures_the_data_and_scopes_the_task_role() {
         .collect();
     statements.retain(|s| s.get("Effect").is_some());
     assert!(statements.len() >= 8);
+    // A resource of this stack: a Ref, a GetAtt, a Sub on one (or, for Glue,
+    // the stack's database and table, and the account's catalog that
+    // BatchCreatePartition also needs).
+    let names_a_stack_resource = |resource: &Value| {
+        resource.get("Ref").is_some()
+            || resource.get("Fn::GetAtt").is_some()
+            || resource
+                .get("Fn::Sub")
+                .and_then(Value::as_str)
+                .is_some_and(|s| {
+                    s.starts_with("${") || s.contains("${GlueDatabase}") || s.ends_with(":catalog")
+                })
+    };
     for statement in statements {
         let resource = &statement["Resource"];
         let text = resource.to_string();
+        let resources = match resource.as_array() {
+            Some(list) => list.iter().collect(),
+            None => vec![resource],
+        };
         assert!(
-            resource.get("Ref").is_some()
-                || resource.get("Fn::GetAtt").is_some()
-                || resource
-                    .get("Fn::Sub")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| s.starts_with("${")),
+            resources.into_iter().all(names_a_stack_resource),
             "{statement}: {text}"
         );
         assert!(!text.contains("\"*\""), "{statement}");
@@ -676,6 +688,29 @@ print(json.dumps({'redrive': json.loads(a['RedrivePolicy']), 'dlq_arn': dlq_arn,
     assert_eq!(setup["billing"], "PAY_PER_REQUEST");
     assert_eq!(setup["task"], outputs["TaskDefinitionArn"]);
 
+    // The emulator's CloudFormation leaves the Glue database and table out:
+    // made here as the template declares them (the template's table is
+    // deploy/glue/logs_table.json, asserted above).
+    boto(
+        r#"
+names = [d['Name'] for d in glue.get_databases()['DatabaseList']]
+if ARGS['database'] not in names:
+    glue.create_database(DatabaseInput={'Name': ARGS['database']})
+table = json.loads(ARGS['table'])
+table['StorageDescriptor']['Location'] = 's3://' + ARGS['bucket'] + '/spate/logs/'
+try:
+    glue.create_table(DatabaseName=ARGS['database'], TableInput=table)
+except glue.exceptions.AlreadyExistsException:
+    pass
+print('true')
+"#,
+        &json!({
+            "database": env_value("SPATE_GLUE_DATABASE"),
+            "bucket": outputs["LakeBucketName"],
+            "table": std::fs::read_to_string(repo().join("deploy/glue/logs_table.json")).unwrap(),
+        }),
+    );
+
     // `spate run` as the image runs it (its CMD), with the task's environment;
     // SPATE_LISTEN moved to a free loopback port, AWS at the emulator.
     let dir = tempfile::tempdir().unwrap();
@@ -766,10 +801,35 @@ for k in keys:
         rows += pq.read_table(io.BytesIO(s3.get_object(Bucket=ARGS['bucket'], Key=k)['Body'].read())).num_rows
 a = sqs.get_queue_attributes(QueueUrl=ARGS['queue'], AttributeNames=['All'])['Attributes']
 left = int(a['ApproximateNumberOfMessages']) + int(a['ApproximateNumberOfMessagesNotVisible'])
-print(json.dumps({'keys': keys, 'rows': rows, 'left': left}))
+parts = glue.get_partitions(DatabaseName=ARGS['database'], TableName='logs')['Partitions']
+locations = sorted(p['StorageDescriptor']['Location'] for p in parts)
+print(json.dumps({'keys': keys, 'rows': rows, 'left': left, 'partitions': locations}))
 "#,
-        &json!({ "bucket": outputs["LakeBucketName"], "queue": outputs["QueueUrl"] }),
+        &json!({
+            "bucket": outputs["LakeBucketName"],
+            "queue": outputs["QueueUrl"],
+            "database": env_value("SPATE_GLUE_DATABASE"),
+        }),
     );
+    // Every sealed file's partition is in the stack's Glue table (Athena
+    // needs no service filter), and nothing else is.
+    let mut file_dirs: Vec<String> = lake["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k.as_str().unwrap().rsplit_once('/'))
+        .filter(|(_, name)| name.ends_with(".parquet"))
+        .map(|(dir, _)| {
+            format!(
+                "s3://{}/{dir}/",
+                outputs["LakeBucketName"].as_str().unwrap()
+            )
+        })
+        .collect();
+    file_dirs.sort();
+    file_dirs.dedup();
+    assert!(!file_dirs.is_empty(), "{lake}");
+    assert_eq!(lake["partitions"], json!(file_dirs), "{lake}");
     assert_eq!(lake["rows"], 1000, "{lake}\n{output}");
     assert!(
         lake["keys"]

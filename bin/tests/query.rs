@@ -252,23 +252,47 @@ fn every_format_parses() {
 
     let table = query(&data, &["--format", "table", sql]);
     let text = String::from_utf8(table.stdout).unwrap();
-    assert!(text.lines().next().unwrap().starts_with("+-"), "{text}");
-    assert!(text.contains("| service | severity |"), "{text}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("| ")).count(), 6);
+    let header = text.lines().next().unwrap();
+    assert!(header.starts_with("service  severity  message"), "{text}");
+    assert!(header.ends_with("  tags"), "{text}");
+    assert_eq!(text.lines().count(), 6, "a header and 5 rows: {text}");
+}
+
+/// `dir` with an empty lake directory in it, as a data dir.
+fn empty_lake(dir: &Path) -> &Path {
+    std::fs::create_dir_all(dir.join("lake")).unwrap();
+    dir
 }
 
 #[test]
-fn empty_or_missing_lake_is_an_empty_result() {
+fn an_empty_lake_is_an_empty_result() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("nothing-here");
-    let count = rows(&missing, &["select count(*) as n from logs"]);
+    let empty = empty_lake(dir.path());
+    let count = rows(empty, &["select count(*) as n from logs"]);
     assert_eq!(count[0]["n"], 0);
-    assert!(rows(&missing, &[]).is_empty());
-    let table = query(&missing, &[]);
+    assert!(rows(empty, &[]).is_empty());
+    let table = query(empty, &[]);
     assert!(table.status.success());
     assert!(String::from_utf8_lossy(&table.stdout).contains("(0 rows)"));
     // History tables exist and are empty without a hot store.
-    assert!(rows(&missing, &["select * from alerts"]).is_empty());
+    assert!(rows(empty, &["select * from alerts"]).is_empty());
+}
+
+#[test]
+fn a_missing_lake_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here");
+    for args in [&[][..], &["select count(*) from logs"][..]] {
+        let out = query(&missing, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lake = missing.join("lake");
+        assert!(
+            stderr.starts_with(&format!("spate: no lake at {}", lake.display())),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
 }
 
 #[test]
@@ -279,7 +303,7 @@ fn malformed_sql_is_a_clean_error() {
         "select no_such_column from logs",
         "drop table logs",
     ] {
-        let out = query(dir.path(), &[sql]);
+        let out = query(empty_lake(dir.path()), &[sql]);
         assert_eq!(out.status.code(), Some(1), "{sql}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("spate: "), "{stderr}");
@@ -287,7 +311,7 @@ fn malformed_sql_is_a_clean_error() {
         assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
         assert!(out.stdout.is_empty());
     }
-    let unknown = query(dir.path(), &["select nope from logs"]);
+    let unknown = query(empty_lake(dir.path()), &["select nope from logs"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nope"));
 }
 
@@ -299,7 +323,7 @@ fn the_memory_limit_comes_from_the_config_and_the_flag_overrides_it() {
     // A hash set of 2 million values: more than 8 MiB.
     let sql = "select count(distinct value) as n from generate_series(1, 2000000)";
     let config_arg = config.to_str().unwrap();
-    let out = query(dir.path(), &["--config", config_arg, sql]);
+    let out = query(empty_lake(dir.path()), &["--config", config_arg, sql]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -319,7 +343,7 @@ fn datafusion_settings_come_from_the_environment() {
     let setting = |env: &[(&str, &str)]| {
         let out = spate()
             .args(["query", "--format", "json", "--data-dir"])
-            .arg(dir.path())
+            .arg(empty_lake(dir.path()))
             .arg("select value from information_schema.df_settings where name = 'datafusion.execution.collect_statistics'")
             .envs(env.iter().copied())
             .output()
@@ -362,7 +386,9 @@ fn schema_lists_the_three_tables() {
     assert!(columns("alerts").contains(&"raised_at".to_string()));
     assert!(columns("windows").contains(&"critical".to_string()));
     let text = query(Path::new("unused"), &["--schema"]);
-    assert!(String::from_utf8_lossy(&text.stdout).contains("| windows |"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.starts_with("table    column"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("windows  ")), "{text}");
 }
 
 /// The Hive type Athena/Glue use for an Arrow type of the lake.
@@ -424,15 +450,12 @@ fn athena_ddl_matches_the_parquet_schema() {
     let partitioned = body.split_once("PARTITIONED BY (").unwrap().1;
     let partitioned = &partitioned[..partitioned.find(')').unwrap()];
     assert_eq!(ddl_columns(partitioned), partitions());
-    for needle in [
-        "STORED AS PARQUET",
-        "LOCATION 's3://BUCKET/PREFIX/logs/'",
-        "'projection.dt.format' = 'yyyy-MM-dd'",
-        "'projection.hour.digits' = '2'",
-        "'projection.service.type' = 'injected'",
-    ] {
+    for needle in ["STORED AS PARQUET", "LOCATION 's3://BUCKET/PREFIX/logs/'"] {
         assert!(body.contains(needle), "missing {needle}");
     }
+    // Partitions are registered as files are sealed: no projection, so no
+    // query has to name a service.
+    assert!(!body.contains("projection."), "no partition projection");
 }
 
 #[test]
@@ -456,10 +479,14 @@ fn glue_table_input_matches_the_parquet_schema() {
     );
     assert_eq!(pairs(&table["PartitionKeys"]), partitions());
     let params = &table["Parameters"];
-    assert_eq!(params["projection.enabled"], "true");
-    assert_eq!(params["projection.dt.type"], "date");
-    assert_eq!(params["projection.hour.range"], "0,23");
-    assert_eq!(params["projection.service.type"], "injected");
+    assert!(
+        params
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("projection.")),
+        "no partition projection: {params}"
+    );
     assert_eq!(
         table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"],
         "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"

@@ -370,3 +370,138 @@ fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     });
     (url, seen)
 }
+
+/// The shipped Glue table (`deploy/glue/logs_table.json`) in the emulator,
+/// and `spate run` registering every partition it seals into before the
+/// upload: Athena then prunes by date, hour and service without projection.
+#[test]
+fn sealed_partitions_are_registered_in_glue() {
+    let id = format!("g{}", std::process::id());
+    let table_json = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/glue/logs_table.json"),
+    )
+    .unwrap()
+    .replace("BUCKET/PREFIX", &format!("{id}-lake/spate"));
+    boto(
+        r#"
+s3.create_bucket(Bucket=ARGS['id'] + '-lake')
+glue.create_database(DatabaseInput={'Name': ARGS['id']})
+glue.create_table(DatabaseName=ARGS['id'], TableInput=json.loads(ARGS['table']))
+print('{}')
+"#,
+        &json!({ "id": id, "table": table_json }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = format!(
+        r#"
+[aws]
+endpoint_url = "{endpoint}"
+region = "us-east-1"
+
+[lake]
+max_file_age = "1s"
+commit_interval = "100ms"
+
+[lake.s3]
+bucket = "{id}-lake"
+prefix = "spate/"
+max_file_age = "1s"
+
+[lake.s3.glue]
+database = "{id}"
+"#,
+        endpoint = endpoint(),
+    );
+    let service = Service::start(&data, &config);
+    // Two services over two hours: four partitions.
+    let mut lines = Vec::new();
+    for (i, service) in ["checkout", "search"].iter().enumerate() {
+        for hour in ["10", "11"] {
+            for n in 0..5 {
+                lines.push(
+                    json!({
+                        "timestamp": format!("2026-11-23T{hour}:0{n}:00.000Z"),
+                        "level": if i == 0 { "error" } else { "info" },
+                        "service": service,
+                        "message": format!("m{n}"),
+                    })
+                    .to_string(),
+                );
+            }
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/logs", service.url))
+            .body(lines.join("\n"))
+            .send()
+            .await
+            .unwrap();
+        // Answered once journaled; the lake acknowledges after the upload.
+        assert_eq!(r.status(), 200);
+    });
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+    let found = boto(
+        r#"
+parts = glue.get_partitions(DatabaseName=ARGS['id'], TableName='logs')['Partitions']
+objects = s3.list_objects_v2(Bucket=ARGS['id'] + '-lake', Prefix='spate/logs/').get('Contents', [])
+print(json.dumps({
+    'partitions': sorted([[p['Values'], p['StorageDescriptor']['Location'],
+                           p['StorageDescriptor']['SerdeInfo']['SerializationLibrary']] for p in parts]),
+    'objects': sorted(o['Key'] for o in objects),
+}))
+"#,
+        &json!({ "id": id }),
+    );
+    let partitions = found["partitions"].as_array().unwrap();
+    let mut expected = Vec::new();
+    for service in ["checkout", "search"] {
+        for hour in ["10", "11"] {
+            expected.push((
+                vec![
+                    "2026-11-23".to_string(),
+                    hour.to_string(),
+                    service.to_string(),
+                ],
+                format!("s3://{id}-lake/spate/logs/dt=2026-11-23/hour={hour}/service={service}/"),
+            ));
+        }
+    }
+    expected.sort();
+    let got: Vec<(Vec<String>, String)> = partitions
+        .iter()
+        .map(|p| {
+            assert_eq!(
+                p[2], "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                "the table's storage descriptor is copied"
+            );
+            (
+                serde_json::from_value(p[0].clone()).unwrap(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    // Every registered partition holds the sealed files of its rows.
+    let objects: Vec<&str> = found["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for (_, location) in &expected {
+        let prefix = location.strip_prefix(&format!("s3://{id}-lake/")).unwrap();
+        assert!(
+            objects
+                .iter()
+                .any(|o| o.starts_with(prefix) && o.ends_with(".parquet")),
+            "no file in {location}: {objects:?}"
+        );
+    }
+}

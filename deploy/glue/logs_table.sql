@@ -1,11 +1,12 @@
 -- Athena table over the Spate lake: Parquet (zstd) files under
 -- s3://BUCKET/PREFIX/logs/dt=YYYY-MM-DD/hour=HH/service=NAME/.
 -- Replace BUCKET/PREFIX (both places) and run in the Athena query editor or with
--- `aws athena start-query-execution`. Partition projection means no crawler and
--- no MSCK REPAIR: partitions are computed from the query's filters.
--- `service` is injected: every query must say which service(s), e.g.
---   SELECT severity, count(*) FROM logs
---   WHERE service = 'checkout' AND dt = '2026-11-23' GROUP BY severity;
+-- `aws athena start-query-execution`. `spate run` with [lake.s3.glue] registers
+-- each partition (BatchCreatePartition) before it uploads the first file into
+-- it, so no crawler is needed and no query has to name a service, e.g.
+--   SELECT service, count(*) FROM logs
+--   WHERE dt = '2026-11-23' AND severity = 'ERROR' GROUP BY service;
+-- A lake written otherwise (spate ingest, then uploaded): MSCK REPAIR TABLE logs.
 -- (service names outside [A-Za-z0-9._-] are %XX-escaped in paths; query those
 -- with the escaped form). Columns match the Parquet files exactly
 -- (spate_operators::sinks::lake::schema::logs_file_schema), checked by a test.
@@ -30,16 +31,5 @@ STORED AS PARQUET
 LOCATION 's3://BUCKET/PREFIX/logs/'
 TBLPROPERTIES (
   'classification' = 'parquet',
-  'parquet.compression' = 'ZSTD',
-  'projection.enabled' = 'true',
-  'projection.dt.type' = 'date',
-  'projection.dt.format' = 'yyyy-MM-dd',
-  'projection.dt.range' = '2024-01-01,NOW',
-  'projection.dt.interval' = '1',
-  'projection.dt.interval.unit' = 'DAYS',
-  'projection.hour.type' = 'integer',
-  'projection.hour.range' = '0,23',
-  'projection.hour.digits' = '2',
-  'projection.service.type' = 'injected',
-  'storage.location.template' = 's3://BUCKET/PREFIX/logs/dt=${dt}/hour=${hour}/service=${service}'
+  'parquet.compression' = 'ZSTD'
 );

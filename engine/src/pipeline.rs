@@ -26,6 +26,7 @@ use crate::stats::{ActorStats, StatsSnapshot};
 pub struct KillSwitch {
     token: CancellationToken,
     reason: Arc<Mutex<Option<(String, String)>>>,
+    drain_failure: Arc<Mutex<Option<(String, String)>>>,
 }
 
 impl KillSwitch {
@@ -54,6 +55,25 @@ impl KillSwitch {
     async fn tripped(&self) {
         self.token.cancelled().await
     }
+
+    /// Records that an actor's final flush or close failed: the others'
+    /// drain goes on, and the pipeline then ends with
+    /// [`PipelineError::DrainFailed`] (the first failure wins).
+    pub fn drain_failed(&self, actor: &str, reason: String) {
+        self.drain_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert((actor.to_string(), reason));
+    }
+
+    /// The drain failure to report once every actor has ended.
+    fn drain_error(&self) -> Option<PipelineError> {
+        self.drain_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .map(|(actor, reason)| PipelineError::DrainFailed { actor, reason })
+    }
 }
 
 /// Why a pipeline did not end cleanly.
@@ -74,6 +94,15 @@ pub enum PipelineError {
         deadline: Duration,
         /// Actors still running when it passed.
         still_running: Vec<String>,
+    },
+    /// An actor could not flush or close at the end of its input (what it
+    /// held was not delivered; its sources were not acknowledged for it).
+    #[error("actor {actor} could not finish: {reason}")]
+    DrainFailed {
+        /// The actor.
+        actor: String,
+        /// Why.
+        reason: String,
     },
     /// A second signal arrived during the drain; everything was aborted.
     #[error("interrupted by a second signal during shutdown; aborted {still_running:?}")]
@@ -186,6 +215,9 @@ impl Pipeline {
         if self.kill.is_tripped() {
             return Err(self.killed_error());
         }
+        if let Some(e) = self.kill.drain_error() {
+            return Err(e);
+        }
         Ok(self.report())
     }
 
@@ -218,6 +250,9 @@ impl Pipeline {
                 deadline,
                 still_running,
             });
+        }
+        if let Some(e) = kill.drain_error() {
+            return Err(e);
         }
         Ok(PipelineReport {
             actors: stats.iter().map(|s| s.snapshot()).collect(),

@@ -283,6 +283,7 @@ where
                         if let Err(e) = r {
                             ctx.instruments.error(e.class());
                             tracing::error!(actor = ctx.name(), error = %e, "{what} failed");
+                            kill.drain_failed(ctx.name(), format!("{what} failed: {e}"));
                         }
                     }
                     return ActorExit::Completed;

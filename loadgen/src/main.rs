@@ -2,7 +2,7 @@
 //! (`send`), and checks a run in the lake (`verify`).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +16,10 @@ use spate_loadgen::send::{
 };
 use spate_loadgen::verify::{self, Lake, S3Lake, VerifyRequest};
 use spate_loadgen::{BatchGenerator, GenerateStats, RunId, Workload, generate};
+
+mod report_format;
+
+use report_format::{ReportFormat, write_report};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -118,8 +122,11 @@ struct SendArgs {
     /// Per-request HTTP timeout.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     timeout: Duration,
-    /// Print the report as one JSON object on stdout.
-    #[arg(long)]
+    /// Report format (on stdout; on stderr with --target stdout).
+    #[arg(long, value_enum, default_value_t)]
+    format: ReportFormat,
+    /// Same as --format json.
+    #[arg(long, hide = true, conflicts_with = "format")]
     json: bool,
 }
 
@@ -142,8 +149,11 @@ struct VerifyArgs {
     /// lost when missing.
     #[arg(long, value_name = "FILE")]
     send_report: Option<PathBuf>,
-    /// Print the report as one JSON object on stdout.
-    #[arg(long)]
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    format: ReportFormat,
+    /// Same as --format json.
+    #[arg(long, hide = true, conflicts_with = "format")]
     json: bool,
 }
 
@@ -162,9 +172,12 @@ struct GenerateArgs {
     /// Output file; stdout when absent.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Print the stats (events, bytes, expected severity and tag counts) as JSON on stderr
-    /// instead of the one-line summary.
-    #[arg(long)]
+    /// Format of the stats (events, bytes, expected severity and tag counts), printed on
+    /// stderr (stdout may hold the events).
+    #[arg(long, value_enum, default_value_t)]
+    format: ReportFormat,
+    /// Same as --format json.
+    #[arg(long, hide = true, conflicts_with = "format")]
     json: bool,
 }
 
@@ -272,8 +285,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Checks the arguments and builds the plan (no I/O).
 fn send_plan(args: &SendArgs, progress: bool) -> Result<SendPlan> {
-    if args.json && matches!(args.target.trim(), "stdout" | "-") {
-        bail!("--json prints the report on stdout, which --target stdout fills with events");
+    let format = args.format.or_json(args.json);
+    if format != ReportFormat::Table && targets_stdout(args) {
+        bail!(
+            "--format {format:?} prints the report on stdout, which --target stdout fills with events"
+        );
     }
     if args.concurrency == 0 || args.max_overdue == 0 || args.events_per_message == 0 {
         bail!("--concurrency, --max-overdue and --events-per-message must be at least 1");
@@ -341,6 +357,11 @@ fn aws_destination(args: &SendArgs) -> Result<Option<AwsDestination>> {
     }
 }
 
+/// Whether the events go to stdout (the report then goes to stderr).
+fn targets_stdout(args: &SendArgs) -> bool {
+    matches!(args.target.trim(), "stdout" | "-")
+}
+
 fn run_send(args: SendArgs) -> Result<ExitCode> {
     let plan = send_plan(&args, send::stderr_is_terminal())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -371,10 +392,16 @@ fn run_send(args: SendArgs) -> Result<ExitCode> {
         };
         anyhow::Ok(send::run(plan, Arc::from(target), interrupted).await)
     })?;
-    eprintln!("{}", report.summary());
-    if args.json {
-        let json = serde_json::to_string(&report).context("cannot encode the report")?;
-        writeln!(io::stdout().lock(), "{json}")?;
+    let format = args.format.or_json(args.json);
+    let json = serde_json::to_value(&report).context("cannot encode the report")?;
+    if targets_stdout(&args) {
+        write_report(&mut io::stderr().lock(), format, &json, &report.summary())?;
+    } else {
+        if format != ReportFormat::Table {
+            // For the one watching; stdout holds the report for a program.
+            eprintln!("{}", report.summary());
+        }
+        write_report(&mut io::stdout().lock(), format, &json, &report.summary())?;
     }
     Ok(if report.failed > 0 {
         ExitCode::from(EXIT_LOST)
@@ -410,12 +437,13 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
         acknowledged: sent.map(|s| s.acknowledged_seqs),
     };
     let report = verify::verify(&request)?;
-    if args.json {
-        let json = serde_json::to_string(&report).context("cannot encode the report")?;
-        writeln!(io::stdout().lock(), "{json}")?;
-    } else {
-        writeln!(io::stdout().lock(), "{}", report.summary())?;
-    }
+    let json = serde_json::to_value(&report).context("cannot encode the report")?;
+    write_report(
+        &mut io::stdout().lock(),
+        args.format.or_json(args.json),
+        &json,
+        &report.summary(),
+    )?;
     Ok(if report.has_loss() {
         ExitCode::from(EXIT_LOST)
     } else {
@@ -436,16 +464,16 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
             .context("cannot write to stdout")?,
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let mut stderr = io::stderr().lock();
-    if args.json {
-        let mut json = stats.to_json();
-        json["workload"] = args.workload.short_name().into();
-        json["seed"] = args.seed.into();
-        json["elapsed_s"] = elapsed.into();
-        writeln!(stderr, "{json}")?;
-    } else {
-        writeln!(stderr, "{}", summary(args.workload, &stats, elapsed))?;
-    }
+    let mut json = stats.to_json();
+    json["workload"] = args.workload.short_name().into();
+    json["seed"] = args.seed.into();
+    json["elapsed_s"] = elapsed.into();
+    write_report(
+        &mut io::stderr().lock(),
+        args.format.or_json(args.json),
+        &json,
+        &summary(args.workload, &stats, elapsed),
+    )?;
     Ok(())
 }
 

@@ -72,9 +72,37 @@ pub const LAKE: &[MetricDef] = &[
     MetricDef::histogram(
         "spate_lake_commit_seconds",
         &[],
-        "Time to commit the lake writer's open files (close, upload with S3, dead letters), in seconds.",
+        "Time of one staging commit of a lake writer (stage the buffered rows, fsync segments and dead letters), in seconds.",
     )
     .buckets(DELIVERY_BUCKETS),
+    MetricDef::counter(
+        "spate_lake_seals_total",
+        &["reason"],
+        "Staged partitions sealed into Parquet files, by reason (size, hour_closed, age, staging_full, flush).",
+    )
+    .at_start(&[
+        &["size"],
+        &["hour_closed"],
+        &["age"],
+        &["staging_full"],
+        &["flush"],
+    ]),
+    MetricDef::counter(
+        "spate_lake_seal_failures_total",
+        &[],
+        "Seals that failed (the rows stay staged and the seal is retried).",
+    ),
+    MetricDef::histogram(
+        "spate_lake_seal_seconds",
+        &[],
+        "Time to seal one partition (read staging, write and publish the Parquet file), in seconds.",
+    )
+    .buckets(DELIVERY_BUCKETS),
+    MetricDef::gauge(
+        "spate_lake_staged_bytes",
+        &["writer"],
+        "Bytes staged (Arrow IPC) and not yet sealed, per lake writer.",
+    ),
 ];
 
 /// The S3 target of the lake (`[lake.s3]`).
@@ -100,6 +128,17 @@ pub const S3_LAKE: &[MetricDef] = &[
         &["upload_part"],
         &["complete_multipart_upload"],
     ]),
+    MetricDef::counter(
+        "spate_glue_partitions_registered_total",
+        &[],
+        "Partitions registered in the Glue catalog (`[lake.s3.glue]`) as files were sealed.",
+    ),
+    MetricDef::counter(
+        "spate_glue_request_errors_total",
+        &["op"],
+        "Failed Glue catalog requests, by operation (each retry counted).",
+    )
+    .at_start(&[&["get_table"], &["batch_create_partition"]]),
     MetricDef::histogram(
         "spate_s3_lake_upload_seconds",
         &[],

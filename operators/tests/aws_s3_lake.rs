@@ -265,7 +265,15 @@ async fn through_a_missing_bucket(
     let source = ScriptedSource::new([chunk(input)]);
     let log = source.log();
     let pipeline = lake_pipeline(move || source.clone(), lake);
-    pipeline.join().await.expect("pipeline");
+    // The writer could not deliver at the end of its input: the pipeline
+    // says so (and the source was told, see the callers).
+    match pipeline.join().await {
+        Err(spate_engine::PipelineError::DrainFailed { actor, reason }) => {
+            assert_eq!(actor, "lake");
+            assert!(reason.contains("NoSuchBucket"), "{reason}");
+        }
+        other => panic!("expected the lake's drain to fail, got {other:?}"),
+    }
     (log, staging)
 }
 
@@ -298,7 +306,7 @@ async fn sqs_messages_are_deleted_after_their_file_is_in_s3() {
     let staging = tempfile::tempdir().unwrap();
     let target = S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap();
     let lake_config = LakeConfig {
-        max_file_age_secs: 1,
+        max_age: spate_operators::component::units::Seconds::units(1),
         ..LakeConfig::default()
     };
     let lake = LakeSettings::new(&lake_config, staging.path(), &staging.path().join("dl"))

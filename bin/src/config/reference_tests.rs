@@ -53,7 +53,12 @@ fn every_key_by_serde() -> BTreeSet<String> {
 
     let mut config = SpateConfig::default();
     config.lake.path = Some("/lake".into());
-    config.lake.s3 = Some(S3LakeConfig::new("bucket"));
+    let mut s3 = S3LakeConfig::new("bucket");
+    s3.glue = Some(spate_operators::sinks::s3_lake::glue::GlueConfig {
+        database: "db".into(),
+        table: "logs".into(),
+    });
+    config.lake.s3 = Some(s3);
     config.hot.path = Some("/hot.db".into());
     config.hot_dynamodb = Some(DynamoHotConfig::new("table"));
     config.journal.dir = Some("/journal".into());
@@ -91,7 +96,8 @@ fn every_key_by_serde() -> BTreeSet<String> {
     ];
     let mut json = serde_json::to_value(&config).unwrap();
     json["aws"]["endpoints"] = serde_json::json!({
-        "sqs": "x", "s3": "x", "sns": "x", "kinesis": "x", "dynamodb": "x", "secretsmanager": "x"
+        "sqs": "x", "s3": "x", "sns": "x", "kinesis": "x", "dynamodb": "x", "secretsmanager": "x",
+        "glue": "x"
     });
     json["metrics"]["emf"]["dimensions"] = serde_json::json!({});
     json["alerts"]["webhook"]["headers"] = serde_json::json!({});
@@ -99,7 +105,8 @@ fn every_key_by_serde() -> BTreeSet<String> {
     json["alerts"]["rules"] = serde_json::json!([{
         "name": "x", "kind": "tag", "threshold": 1.0, "min_events": 1,
         "tag": "t", "service": "s", "severity": "ERROR", "metric": "tag", "k": 4.0,
-        "min_history": "2d", "seasonality": "daily", "direction": "both", "labels": ["l"]
+        "min_history": "2d", "seasonality": "daily", "direction": "both", "labels": ["l"],
+        "min_active_windows": 3, "rhythm_windows": 12
     }]);
     let mut keys = BTreeSet::new();
     leaves("", &json, &mut keys);

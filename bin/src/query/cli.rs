@@ -22,7 +22,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 use super::executor::{QueryConfig, QueryExecutor};
 use super::filters::{LogFilter, TimeBound, parse_severity};
-use super::format::{OutputFormat, write_output};
+use super::format::write_output;
 use super::history::{
     DynamoHistory, HistorySource, HotHistory, NoHistory, alerts_schema, windows_schema,
 };
@@ -30,6 +30,7 @@ use super::lake::{LakeLocation, S3Url, logs_table_schema};
 use super::{QueryContext, QueryRequest, run};
 use crate::config::SpateConfig;
 use crate::hot_cli::hot_path;
+use crate::output::Format;
 
 /// Rows listed without SQL when `--limit` is not given.
 pub const DEFAULT_RECENT_LIMIT: usize = 100;
@@ -61,8 +62,8 @@ pub struct QueryArgs {
     )]
     pub lake: Option<S3Url>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
     /// Only rows at or after this time: a duration ago (15m, 1h, 2d) or RFC 3339.
     #[arg(long, value_parser = TimeBound::parse)]
     pub since: Option<TimeBound>,
@@ -148,15 +149,27 @@ pub async fn sources(
     };
     let lake = match (s3_url, &sdk) {
         (Some(url), Some(sdk)) => LakeLocation::s3(config.aws.s3_client(sdk), &url),
-        _ => LakeLocation::local(
-            config
-                .lake
-                .path
-                .clone()
-                .unwrap_or_else(|| args.data_dir.join("lake")),
-        ),
+        _ => {
+            let path = local_lake_path(args, config);
+            if !args.schema && !path.is_dir() {
+                anyhow::bail!(
+                    "no lake at {} (give the --data-dir of `spate run` or `spate ingest`, or --lake s3://...)",
+                    path.display()
+                );
+            }
+            LakeLocation::local(path)
+        }
     };
     Ok((lake, history))
+}
+
+/// The local lake: `lake.path` of the config, else `<data-dir>/lake`.
+pub fn local_lake_path(args: &QueryArgs, config: &SpateConfig) -> PathBuf {
+    config
+        .lake
+        .path
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("lake"))
 }
 
 /// How `spate query` runs its one query: the config's `[query]`, with

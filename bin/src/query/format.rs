@@ -1,10 +1,10 @@
-//! Query results as JSON values and as text: an aligned table, CSV, a JSON
-//! array of objects, or one JSON object per line.
+//! Query results as JSON values, printed by [`crate::output`] as an aligned
+//! table, CSV, a JSON array of objects, or one JSON object per line.
 //!
 //! Cells become JSON by type: numbers and booleans as themselves, strings as
 //! strings, timestamps as RFC 3339 text (`2026-11-23T10:00:00.123Z`), lists as
 //! arrays, structs as objects, nulls as `null`; anything else as its display
-//! text. CSV quotes fields per RFC 4180 and writes lists and objects as JSON.
+//! text.
 
 use std::io::{self, Write};
 
@@ -16,22 +16,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use serde_json::{Map, Number, Value};
 
-/// How `spate query` prints results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// An aligned text table.
-    #[default]
-    Table,
-    /// CSV with a header line.
-    Csv,
-    /// One JSON array of objects.
-    Json,
-    /// One JSON object per line.
-    Ndjson,
-}
+use crate::output::{Format, write_rows};
 
 /// Rows of `batches` as JSON arrays, cells in column order.
 pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<Value>>, ArrowError> {
@@ -136,72 +123,16 @@ fn lists(
     Ok(out)
 }
 
-/// Writes the result in `format`: `columns` are the names, `batches` the rows.
+/// Writes the result in `format` ([`crate::output`]): `columns` are the
+/// names, `batches` the rows.
 pub fn write_output(
     out: &mut dyn Write,
-    format: OutputFormat,
+    format: Format,
     columns: &[String],
     batches: &[RecordBatch],
 ) -> io::Result<()> {
-    let to_io = |e: ArrowError| io::Error::other(e.to_string());
-    match format {
-        OutputFormat::Table => {
-            if batches.iter().all(|b| b.num_rows() == 0) {
-                // Still show the header, so an empty result reads as one.
-                writeln!(out, "{}", columns.join(" | "))?;
-                writeln!(out, "(0 rows)")?;
-                return Ok(());
-            }
-            writeln!(out, "{}", pretty_format_batches(batches).map_err(to_io)?)?;
-        }
-        OutputFormat::Csv => {
-            let header: Vec<String> = columns.iter().map(|c| csv_field(c)).collect();
-            writeln!(out, "{}", header.join(","))?;
-            for row in json_rows(batches).map_err(to_io)? {
-                let fields: Vec<String> = row.iter().map(csv_cell).collect();
-                writeln!(out, "{}", fields.join(","))?;
-            }
-        }
-        OutputFormat::Json => {
-            let objects: Vec<Value> = json_rows(batches)
-                .map_err(to_io)?
-                .into_iter()
-                .map(|row| object(columns, row))
-                .collect();
-            serde_json::to_writer(&mut *out, &objects)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Ndjson => {
-            for row in json_rows(batches).map_err(to_io)? {
-                serde_json::to_writer(&mut *out, &object(columns, row))?;
-                writeln!(out)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One row as a JSON object keyed by column name.
-pub fn object(columns: &[String], row: Vec<Value>) -> Value {
-    Value::Object(columns.iter().cloned().zip(row).collect())
-}
-
-/// A cell as a CSV field: null is empty, strings as they are, the rest as JSON.
-fn csv_cell(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => csv_field(s),
-        other => csv_field(&other.to_string()),
-    }
-}
-
-/// Quotes a field if it holds a comma, quote or line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
+    let rows = json_rows(batches).map_err(|e| io::Error::other(e.to_string()))?;
+    write_rows(out, format, columns, &rows)
 }
 
 #[cfg(test)]
@@ -260,46 +191,34 @@ mod tests {
         assert_eq!(rows[1][4], Value::Null, "NaN has no JSON form");
     }
 
-    fn render(format: OutputFormat) -> String {
+    fn render(format: Format) -> String {
         let mut out = Vec::new();
         write_output(&mut out, format, &names(), &[sample()]).unwrap();
         String::from_utf8(out).unwrap()
     }
 
     #[test]
-    fn csv_quotes_what_needs_quoting() {
-        let text = render(OutputFormat::Csv);
+    fn batches_print_through_the_shared_formats() {
         assert_eq!(
-            text,
+            render(Format::Csv),
             "ts,status,tags,message,rate\n\
              2026-11-23T10:00:00.123+00:00,503,\"[\"\"http_5xx\"\"]\",\"a, \"\"quoted\"\"\nline\",0.5\n\
              1970-01-01T00:00:00+00:00,,[],plain,\n"
         );
-    }
-
-    #[test]
-    fn json_and_ndjson_are_objects_by_column() {
-        let all: Value = serde_json::from_str(&render(OutputFormat::Json)).unwrap();
-        assert_eq!(all[0]["status"], 503);
-        assert_eq!(all[1]["message"], "plain");
-        let lines: Vec<Value> = render(OutputFormat::Ndjson)
+        let lines: Vec<Value> = render(Format::Ndjson)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["tags"][0], "http_5xx");
-    }
-
-    #[test]
-    fn table_shows_header_even_when_empty() {
-        let text = render(OutputFormat::Table);
-        assert!(text.contains("| status |"), "{text}");
-        assert!(text.contains("503"), "{text}");
+        let table = render(Format::Table);
+        assert!(table.starts_with("ts  "), "{table}");
+        assert!(table.contains("  503  "), "{table}");
         let mut out = Vec::new();
-        write_output(&mut out, OutputFormat::Table, &names(), &[]).unwrap();
+        write_output(&mut out, Format::Table, &names(), &[]).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "ts | status | tags | message | rate\n(0 rows)\n"
+            "ts  status  tags  message  rate\n(0 rows)\n"
         );
     }
 }

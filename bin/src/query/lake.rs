@@ -3,8 +3,11 @@
 //!
 //! Filters on the partition columns prune directories before any file is
 //! opened (equality on `dt`/`hour`/`service` even narrows the listing itself).
-//! Only committed files are read: names starting with `.` (the writer's
-//! in-progress `.name.tmp` files, or any hidden file or directory) never match.
+//! Only sealed files are read: names starting with `.` (a seal's in-progress
+//! `.name.tmp` files, or any hidden file or directory) never match. Rows not
+//! sealed yet are read from the staging area beside them ([`super::staged`]):
+//! a local lake's own (`<lake>/staging`), or, for the service's queries over
+//! its S3 lake, the staging directory of that service.
 //!
 //! Where the lake lives is a [`LakeLocation`]: a local directory, an S3
 //! prefix ([`S3Url`], read through [`S3Store`]), or any other `object_store`
@@ -25,7 +28,11 @@ use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::prelude::SessionContext;
 use spate_operators::sinks::lake::schema::logs_file_schema;
 
+use datafusion::datasource::TableProvider;
+use spate_operators::sinks::lake::staging::{Coverage, STAGING_DIR};
+
 use super::s3_store::S3Store;
+use super::staged::{LogsTable, StagingSource};
 
 /// The partition columns, outermost first.
 pub const PARTITION_COLUMNS: [&str; 3] = ["dt", "hour", "service"];
@@ -45,6 +52,9 @@ pub enum LakeLocation {
         url: String,
         /// The store for the URL's scheme and bucket.
         store: Arc<dyn ObjectStore>,
+        /// The staging area of the process writing the lake, when the
+        /// queries are that process's.
+        staging: Option<StagingSource>,
     },
 }
 
@@ -52,9 +62,11 @@ impl fmt::Debug for LakeLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LakeLocation::Local(dir) => f.debug_tuple("Local").field(dir).finish(),
-            LakeLocation::ObjectStore { url, .. } => {
-                f.debug_struct("ObjectStore").field("url", url).finish()
-            }
+            LakeLocation::ObjectStore { url, staging, .. } => f
+                .debug_struct("ObjectStore")
+                .field("url", url)
+                .field("staging", staging)
+                .finish(),
         }
     }
 }
@@ -71,6 +83,21 @@ impl LakeLocation {
         LakeLocation::ObjectStore {
             url: lake.url(),
             store: Arc::new(S3Store::new(client, &lake.bucket)),
+            staging: None,
+        }
+    }
+
+    /// Reads the rows staged in `dir` beside the sealed files (a service
+    /// querying its own S3 lake), skipping those sealed files of `coverage`
+    /// cover.
+    pub fn with_staging(self, dir: PathBuf, coverage: Coverage) -> Self {
+        match self {
+            LakeLocation::ObjectStore { url, store, .. } => LakeLocation::ObjectStore {
+                url,
+                store,
+                staging: Some(StagingSource { dir, coverage }),
+            },
+            local => local,
         }
     }
 
@@ -105,7 +132,23 @@ impl LakeLocation {
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(logs_file_schema());
-        ctx.register_table("logs", Arc::new(ListingTable::try_new(config)?))?;
+        let sealed = Arc::new(ListingTable::try_new(config)?);
+        let table: Arc<dyn TableProvider> = match self {
+            LakeLocation::Local(dir) => Arc::new(LogsTable::new(
+                sealed,
+                StagingSource {
+                    dir: dir.join(STAGING_DIR),
+                    coverage: Coverage::AnyStager,
+                },
+                true,
+            )),
+            LakeLocation::ObjectStore {
+                staging: Some(staging),
+                ..
+            } => Arc::new(LogsTable::new(sealed, staging.clone(), false)),
+            LakeLocation::ObjectStore { staging: None, .. } => sealed,
+        };
+        ctx.register_table("logs", table)?;
         Ok(())
     }
 }
@@ -235,6 +278,7 @@ mod tests {
             let location = LakeLocation::ObjectStore {
                 url: url.url(),
                 store: Arc::new(datafusion::object_store::memory::InMemory::new()),
+                staging: None,
             };
             let table = location.table_url().unwrap();
             assert_eq!(table.prefix().as_ref(), expected, "{prefix}");

@@ -35,6 +35,7 @@ pub mod format;
 pub mod history;
 pub mod lake;
 pub mod s3_store;
+pub mod staged;
 pub mod yielding;
 
 use std::sync::Arc;
@@ -476,7 +477,7 @@ pub async fn execute_request(
 /// [`executor::QueryExecutor`], whose time limit holds however hard the query
 /// computes (and which counts the outcomes in the metrics).
 pub async fn run(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatches, QueryError> {
-    match tokio::time::timeout(request.timeout, run_inner(ctx, request)).await {
+    match tokio::time::timeout(request.timeout, run_through_compactions(ctx, request)).await {
         Ok(Err(QueryError::ResourcesExhausted(detail))) => {
             Err(QueryError::ResourcesExhausted(format!(
                 "query needs more than {} MiB of memory (query.memory_limit): narrow it \
@@ -487,6 +488,34 @@ pub async fn run(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatc
         Ok(result) => result,
         Err(_) => Err(QueryError::Timeout(request.timeout)),
     }
+}
+
+/// Runs the query again while it fails because a file it listed is gone.
+///
+/// A compaction (`spate lake compact`) swaps a partition's files between a
+/// query's listing and its reads: the query then fails with "not found"
+/// rather than counting wrong. A compaction swaps its partitions one after
+/// another, so the query is retried, with a growing pause, until it runs
+/// between swaps or its time limit ([`run`]) ends it.
+async fn run_through_compactions(
+    ctx: &QueryContext,
+    request: &QueryRequest,
+) -> Result<QueryBatches, QueryError> {
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match run_inner(ctx, request).await {
+            Err(QueryError::Storage(message)) if is_vanished_file(&message) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether a storage error says a listed file disappeared before it was read.
+fn is_vanished_file(message: &str) -> bool {
+    message.contains("not found") || message.contains("No such file or directory")
 }
 
 async fn run_inner(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatches, QueryError> {

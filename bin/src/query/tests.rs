@@ -459,6 +459,7 @@ async fn an_object_store_lake_is_queried_like_a_directory() {
     let lake = LakeLocation::ObjectStore {
         url: "memory://bucket/prefix".into(),
         store,
+        staging: None,
     };
     let ctx = QueryContext::new(lake, Arc::new(NoHistory), &QueryConfig::default()).unwrap();
     let out = execute(

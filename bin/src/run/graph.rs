@@ -118,9 +118,17 @@ pub(super) fn build(config: &SpateConfig, data_dir: &Path, parts: GraphParts<'_>
     crate::ingest::add_lake_writers(&mut graph, lake, config.lake.writers, sink_options.clone());
     if let Some(s3) = &config.lake.s3 {
         banner.push(format!(
-            "lake files uploaded to s3://{}/{}",
-            s3.bucket, s3.prefix
+            "lake files uploaded to s3://{}/{} (sources acknowledged once sealed and uploaded, within {}s)",
+            s3.bucket,
+            s3.prefix,
+            config.lake.seal_policy().max_age.as_secs()
         ));
+        if let Some(glue) = &s3.glue {
+            banner.push(format!(
+                "lake partitions registered in glue table {}.{}",
+                glue.database, glue.table
+            ));
+        }
     }
 
     let dynamo = match (&config.hot_dynamodb, aws) {

@@ -62,6 +62,7 @@ use spate_operators::aws::AwsClients;
 use spate_operators::sinks::hot::HotStore;
 use spate_operators::sinks::lake::{LakeSettings, LakeTarget};
 use spate_operators::sinks::s3_lake::S3Target;
+use spate_operators::sinks::s3_lake::glue::GlueCatalog;
 use spate_operators::sources::journal::Journal;
 use spate_operators::transforms::decode::DecodeSettings;
 
@@ -69,6 +70,7 @@ use self::acceptor::JournalAcceptor;
 use self::graph::GraphParts;
 use self::http::HttpState;
 use crate::config::ValidConfig;
+use crate::data_dir_lock::DataDirLock;
 use crate::query::lake::{LakeLocation, S3Url};
 
 /// How long the pipeline gets to drain at shutdown (ECS waits 30 s before
@@ -99,6 +101,13 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let lake_dir = config
+        .lake
+        .path
+        .clone()
+        .unwrap_or_else(|| data_dir.join("lake"));
+    // One process per data dir, for the life of the service.
+    let _locks = DataDirLock::acquire_all(&data_dir, &lake_dir, "spate run")?;
 
     let journal =
         Arc::new(Journal::open(&config.journal, &data_dir.join("journal")).context("journal")?);
@@ -110,22 +119,9 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     let hot = HotStore::open(&hot_path)
         .context("hot store")?
         .with_retention(config.hot.retention());
-    let lake_dir = config
-        .lake
-        .path
-        .clone()
-        .unwrap_or_else(|| data_dir.join("lake"));
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
-    // Temporaries of files an earlier run never committed (its rows are
-    // still in the journal, uncommitted, and are written again).
-    let stale = lake.remove_temporaries().context("lake")?;
-    if stale > 0 {
-        tracing::info!(
-            files = stale,
-            "removed unfinished lake files of an earlier run"
-        );
-    }
+    lake.create_table_dir()?;
     // The SDK configuration, loaded once when anything uses AWS.
     let aws = match uses_aws {
         true => Some(AwsClients::load(&config.aws).await),
@@ -154,20 +150,37 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         config.alerts.pagerduty = Some(resolved);
     }
     let lake = match (&config.lake.s3, &aws) {
-        (Some(s3), Some(aws)) => lake.with_target(LakeTarget::S3(Arc::new(
-            S3Target::new(aws.s3(), s3).context("lake.s3")?,
-        ))),
+        (Some(s3), Some(aws)) => {
+            let mut target = S3Target::new(aws.s3(), s3).context("lake.s3")?;
+            if let Some(glue) = &s3.glue {
+                let catalog = Arc::new(GlueCatalog::new(
+                    aws.glue(),
+                    glue,
+                    &target.table_location(),
+                    s3.max_attempts,
+                ));
+                // The table must exist before the first seal registers a
+                // partition in it.
+                catalog
+                    .check()
+                    .await
+                    .with_context(|| format!("lake.s3.glue: table {}", catalog.table_name()))?;
+                target = target.with_catalog(catalog);
+            }
+            lake.with_target(LakeTarget::S3(Arc::new(target)))
+        }
         _ => lake,
     };
-    // With `[lake.s3]` the local lake is only a staging area (files leave it
-    // once uploaded): queries read the bucket.
+    // With `[lake.s3]` sealed files leave the local lake once uploaded:
+    // queries read the bucket, plus this process's staged rows.
     let query_lake = match (&config.lake.s3, &aws) {
         (Some(s3), Some(aws)) => LakeLocation::s3(
             aws.s3(),
             &S3Url::new(&s3.bucket, &s3.prefix)
                 .map_err(anyhow::Error::msg)
                 .context("lake.s3")?,
-        ),
+        )
+        .with_staging(lake.staging_dir().to_path_buf(), lake.coverage()),
         _ => LakeLocation::local(&lake_dir),
     };
     let decode = DecodeSettings::load(

@@ -109,6 +109,7 @@ pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
          kinesis = boto3.client('kinesis', **kw)\n\
          ddb = boto3.client('dynamodb', **kw)\n\
          secrets = boto3.client('secretsmanager', **kw)\n\
+         glue = boto3.client('glue', **kw)\n\
          {snippet}\n\
          sys.stdout.flush()\n\
          sys.stderr.flush()\n\

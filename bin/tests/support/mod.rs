@@ -27,24 +27,30 @@ pub fn corpus(dir: &Path, workload: Workload, events: u64) -> (PathBuf, Generate
     (path, stats)
 }
 
+/// Runs `command`, which must succeed; its stdout.
+pub fn stdout_of(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs `spate ingest --json --data-dir DATA_DIR EXTRA... INPUTS...`, which
 /// must succeed, and returns its summary.
 pub fn ingest(data_dir: &Path, inputs: &[&Path], extra: &[&str]) -> Value {
-    let out = spate()
-        .arg("ingest")
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .args(inputs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "spate ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let summary = stdout_of(
+        spate()
+            .arg("ingest")
+            .arg("--json")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .args(inputs),
     );
-    serde_json::from_slice(&out.stdout).expect("summary is one JSON object")
+    serde_json::from_str(&summary).expect("summary is one JSON object")
 }
 
 /// The files scanned that `spate query --stats` reports on stderr.

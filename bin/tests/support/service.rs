@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 
 use super::spate;
 
+/// `--data-dir DATA --config DATA.toml`: the data dir and the config file of
+/// a service [`Service::start`] ran, for the commands that read them.
+pub fn data_and_config_args(data_dir: &Path) -> [std::ffi::OsString; 4] {
+    [
+        "--data-dir".into(),
+        data_dir.into(),
+        "--config".into(),
+        data_dir.with_extension("toml").into(),
+    ]
+}
+
 /// A running `spate run`.
 pub struct Service {
     child: Option<Child>,

@@ -25,6 +25,7 @@ use super::anomaly::store::{BaselineKey, BaselineSave};
 use super::anomaly::{Baseline, Params, measure};
 use super::dedup::Dedup;
 use super::record::{AlertRecord, AlertState, WindowRecord};
+use super::rhythm::Activity;
 use super::rules::{Rule, RuleKind};
 
 /// A service silent for this long (event time) is forgotten: 24 hours.
@@ -36,8 +37,8 @@ pub struct AlertEvaluator {
     rules: Vec<Rule>,
     dedup: Dedup,
     size_ms: i64,
-    /// Service → start of the last window it had events in.
-    last_seen: BTreeMap<String, i64>,
+    /// Service → the windows it had events in lately.
+    last_seen: BTreeMap<String, Activity>,
     /// Every window starting before this has been evaluated.
     evaluated_until: Option<i64>,
     /// Anomaly baselines in use.
@@ -271,7 +272,15 @@ impl AlertEvaluator {
             services.dedup();
             for service in services.iter().filter(|s| rule.applies_to(s)) {
                 let window = records.get(service.as_str()).copied();
-                let seen_before = self.last_seen.contains_key(service);
+                let seen_before = match (rule.rhythm, self.last_seen.get(service)) {
+                    (_, None) => false,
+                    (None, Some(_)) => true,
+                    // A silence already firing holds until the service returns.
+                    (Some(rhythm), Some(a)) => {
+                        a.established(start, self.size_ms, rhythm)
+                            || self.dedup.is_firing(&rule.name, service)
+                    }
+                };
                 let (holds, value, threshold, anomaly) = match &rule.anomaly {
                     Some(spec) => {
                         let Some((value, noise)) =
@@ -325,16 +334,17 @@ impl AlertEvaluator {
         }
         for service in records.keys() {
             match self.last_seen.get_mut(*service) {
-                Some(seen) => *seen = start,
+                Some(seen) => seen.record(start, self.size_ms),
                 None => {
-                    self.last_seen.insert(service.to_string(), start);
+                    self.last_seen
+                        .insert(service.to_string(), Activity::new(start));
                 }
             }
         }
         let forget: Vec<String> = self
             .last_seen
             .iter()
-            .filter(|(_, seen)| start.saturating_sub(**seen) >= FORGET_AFTER_MS)
+            .filter(|(_, seen)| start.saturating_sub(seen.last_window()) >= FORGET_AFTER_MS)
             .map(|(s, _)| s.clone())
             .collect();
         for service in forget {
@@ -416,33 +426,56 @@ mod tests {
     fn silence_fires_when_a_service_stops_and_resolves_when_it_returns() {
         let mut e = evaluator();
         let t0 = 100 * W;
-        e.evaluate(
-            &[
-                record(t0, "api", [5, 0, 0, 0]),
-                record(t0, "web", [5, 0, 0, 0]),
-            ],
-            t0 + W,
-            0,
-        );
+        // Both log in three windows: an established rhythm.
+        for k in 0..3 {
+            let n = e.evaluate(
+                &[
+                    record(t0 + k * W, "api", [5, 0, 0, 0]),
+                    record(t0 + k * W, "web", [5, 0, 0, 0]),
+                ],
+                t0 + (k + 1) * W,
+                0,
+            );
+            assert!(n.is_empty(), "{n:?}");
+        }
+        let t3 = t0 + 3 * W;
         // web goes quiet.
-        let n = e.evaluate(&[record(t0 + W, "api", [5, 0, 0, 0])], t0 + 2 * W, 0);
+        let n = e.evaluate(&[record(t3, "api", [5, 0, 0, 0])], t3 + W, 0);
         assert_eq!(
             summary(&n),
-            [("silence".into(), "web".into(), "firing", t0 + W)]
+            [("silence".into(), "web".into(), "firing", t3)]
         );
         // Nothing at all for two windows (closed by the idle timeout): api
         // goes silent too, web stays silent without a new notice.
-        let n = e.evaluate(&[], t0 + 4 * W, 0);
+        let n = e.evaluate(&[], t3 + 3 * W, 0);
         assert_eq!(
             summary(&n),
-            [("silence".into(), "api".into(), "firing", t0 + 2 * W)]
+            [("silence".into(), "api".into(), "firing", t3 + W)]
         );
-        let n = e.evaluate(&[record(t0 + 4 * W, "web", [1, 0, 0, 0])], t0 + 5 * W, 0);
+        let n = e.evaluate(&[record(t3 + 3 * W, "web", [1, 0, 0, 0])], t3 + 4 * W, 0);
         assert_eq!(
             summary(&n),
-            [("silence".into(), "web".into(), "resolved", t0 + 4 * W)]
+            [("silence".into(), "web".into(), "resolved", t3 + 3 * W)]
         );
-        assert_eq!(n[0].id, format!("silence:web:{}:resolved", t0 + 4 * W));
+        assert_eq!(n[0].id, format!("silence:web:{}:resolved", t3 + 3 * W));
+    }
+
+    #[test]
+    fn services_seen_once_raise_no_silence() {
+        // A sample file: a dozen services, each logging once in one window.
+        let mut e = evaluator();
+        let t0 = 100 * W;
+        let records: Vec<WindowRecord> = (0..12)
+            .map(|i| record(t0, &format!("svc{i}"), [1, 0, 0, 0]))
+            .collect();
+        assert!(e.evaluate(&records, t0 + W, 0).is_empty());
+        let n = e.evaluate(&[], t0 + 20 * W, 0);
+        assert!(n.is_empty(), "{:?}", summary(&n));
+        // Two windows are not a rhythm either (the default needs three).
+        let mut e = evaluator();
+        e.evaluate(&[record(t0, "api", [1, 0, 0, 0])], t0 + W, 0);
+        e.evaluate(&[record(t0 + W, "api", [1, 0, 0, 0])], t0 + 2 * W, 0);
+        assert!(e.evaluate(&[], t0 + 10 * W, 0).is_empty());
     }
 
     #[test]
@@ -453,8 +486,7 @@ mod tests {
         assert_eq!(summary(&n)[0].0, "critical");
         let n = e.evaluate(&[], t0 + 2 * W, 0);
         let s = summary(&n);
-        assert!(s.contains(&("critical".into(), "api".into(), "resolved", t0 + W)));
-        assert!(s.contains(&("silence".into(), "api".into(), "firing", t0 + W)));
+        assert_eq!(s, [("critical".into(), "api".into(), "resolved", t0 + W)]);
     }
 
     #[test]
@@ -474,11 +506,16 @@ mod tests {
     #[test]
     fn long_gaps_forget_services_without_walking_every_window() {
         let mut e = evaluator();
-        e.evaluate(&[record(0, "api", [1, 0, 0, 0])], W, 0);
+        for k in 0..3 {
+            e.evaluate(&[record(k * W, "api", [1, 0, 0, 0])], (k + 1) * W, 0);
+        }
         // A year later: api was silent (one notice), then forgotten.
         let year = 365 * 24 * 3_600_000;
         let n = e.evaluate(&[record(year, "web", [1, 0, 0, 0])], year + W, 0);
-        assert_eq!(summary(&n), [("silence".into(), "api".into(), "firing", W)]);
+        assert_eq!(
+            summary(&n),
+            [("silence".into(), "api".into(), "firing", 3 * W)]
+        );
         assert!(e.last_seen.contains_key("web"));
         assert!(!e.last_seen.contains_key("api"));
         assert_eq!(e.dedup.firing(), 0);

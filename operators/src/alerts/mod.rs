@@ -43,6 +43,7 @@ pub mod outputs;
 pub mod pending;
 pub mod record;
 mod retry;
+pub mod rhythm;
 pub mod router;
 pub mod routing;
 pub mod rules;

@@ -159,12 +159,30 @@ impl AlertRouter {
         store: Option<Arc<dyn AlertStore>>,
         window_store: Arc<dyn WindowStore>,
     ) -> Self {
+        Self::with_outputs_and_rules(
+            outputs,
+            super::rules::default_rules(),
+            windows,
+            store,
+            window_store,
+        )
+    }
+
+    /// [`AlertRouter::with_outputs`] with `rules` instead of the defaults.
+    pub fn with_outputs_and_rules(
+        outputs: Vec<AlertOutput>,
+        rules: Vec<super::rules::AlertRuleConfig>,
+        windows: &WindowConfig,
+        store: Option<Arc<dyn AlertStore>>,
+        window_store: Arc<dyn WindowStore>,
+    ) -> Self {
         let config = AlertsConfig {
             stdout: false,
             file_enabled: false,
+            rules,
             ..AlertsConfig::default()
         };
-        let rules = config.validate().expect("the default rules are valid");
+        let rules = config.validate().expect("the rules are valid");
         let mut router =
             Self::with_rules(config, rules, windows, PathBuf::new(), store, window_store);
         router.outputs = outputs;

@@ -8,7 +8,7 @@
 //! | `critical` | CRITICAL events > threshold | 0 |
 //! | `error_count` | ERROR events > threshold | 10 |
 //! | `error_rate` | (ERROR + CRITICAL) / events > threshold, with at least `min_events` events (default 100) | 0.05 |
-//! | `silence` | a service that had events before has none in this window | none |
+//! | `silence` | a service with an established rhythm (events in at least `min_active_windows` of the last `rhythm_windows` windows, default 3 of 12) has none in this window | none |
 //! | `tag` | events carrying `tag` > threshold | 0 |
 //! | `anomaly` | `metric` outside the band its baseline learnt (see [`super::anomaly`]) | none |
 
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::{AnomalySpec, Direction, Metric, Seasonality, Verdict};
 use super::record::WindowRecord;
+use super::rhythm::{MAX_WINDOWS, Rhythm};
 use crate::component::ConfigError;
 use crate::component::units::Seconds;
 use crate::event::Severity;
@@ -134,6 +135,17 @@ pub struct AlertRuleConfig {
     /// tags`); a rule counting a tag has that tag too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// `silence` only: a service must have had events in at least this
+    /// many of the last `rhythm_windows` windows before its silence is an
+    /// alert, so that a service seen once (a sample file, a one-off job)
+    /// raises none. Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_active_windows: Option<u32>,
+    /// `silence` only: how many windows before the silent one
+    /// `min_active_windows` counts in, 1 to 64. Default 12 (an hour of
+    /// 5-minute windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rhythm_windows: Option<u32>,
     /// Only this service; default: every service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
@@ -160,6 +172,8 @@ impl AlertRuleConfig {
             min_history: None,
             seasonality: None,
             direction: None,
+            min_active_windows: None,
+            rhythm_windows: None,
             labels: Vec::new(),
         }
     }
@@ -177,7 +191,23 @@ pub fn default_rules() -> Vec<AlertRuleConfig> {
     ]
 }
 
+/// The default rules, but `silence` speaks for every service seen in the
+/// last 12 windows (test scripts are a few windows long).
+#[cfg(test)]
+pub(crate) fn default_rules_eager_silence() -> Vec<AlertRuleConfig> {
+    let mut rules = default_rules();
+    for rule in rules.iter_mut().filter(|r| r.kind == RuleKind::Silence) {
+        rule.min_active_windows = Some(1);
+    }
+    rules
+}
+
 const DEFAULT_MIN_EVENTS: u64 = 100;
+
+/// Default `min_active_windows` of silence rules.
+pub const DEFAULT_MIN_ACTIVE_WINDOWS: u32 = 3;
+/// Default `rhythm_windows` of silence rules.
+pub const DEFAULT_RHYTHM_WINDOWS: u32 = 12;
 
 /// A validated rule, ready to evaluate.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +230,8 @@ pub struct Rule {
     pub anomaly: Option<AnomalySpec>,
     /// The alert's tags for routing: the tag counted, and the labels.
     pub labels: Vec<String>,
+    /// `silence`: the rhythm a service needs before its silence counts.
+    pub rhythm: Option<Rhythm>,
 }
 
 /// Default band width of anomaly rules, in standard deviations.
@@ -302,6 +334,42 @@ impl Rule {
         if config.labels.iter().any(|l| l.is_empty()) {
             return Err(bad("labels", "labels must not be empty".into()));
         }
+        let rhythm = match kind {
+            RuleKind::Silence => {
+                let windows = config.rhythm_windows.unwrap_or(DEFAULT_RHYTHM_WINDOWS);
+                if !(1..=MAX_WINDOWS).contains(&windows) {
+                    return Err(bad(
+                        "rhythm_windows",
+                        format!("rhythm_windows {windows} must be 1 to {MAX_WINDOWS}"),
+                    ));
+                }
+                let min_active = config
+                    .min_active_windows
+                    .unwrap_or(DEFAULT_MIN_ACTIVE_WINDOWS.min(windows));
+                if !(1..=windows).contains(&min_active) {
+                    return Err(bad(
+                        "min_active_windows",
+                        format!(
+                            "min_active_windows {min_active} must be 1 to rhythm_windows ({windows})"
+                        ),
+                    ));
+                }
+                Some(Rhythm {
+                    min_active,
+                    windows,
+                })
+            }
+            _ => {
+                let only = [
+                    ("min_active_windows", config.min_active_windows.is_some()),
+                    ("rhythm_windows", config.rhythm_windows.is_some()),
+                ];
+                if let Some((key, _)) = only.iter().find(|(_, set)| *set) {
+                    return Err(bad(key, format!("{key} applies to silence rules only")));
+                }
+                None
+            }
+        };
         let mut labels: Vec<String> = tag.iter().cloned().collect();
         labels.extend(config.labels.iter().cloned());
         Ok(Rule {
@@ -314,6 +382,7 @@ impl Rule {
             severity: config.severity.unwrap_or(kind.default_severity()),
             anomaly,
             labels,
+            rhythm,
         })
     }
 
@@ -324,7 +393,9 @@ impl Rule {
 
     /// Evaluates the rule on the counts of one service in one closed window;
     /// `window` is `None` when the service had no events in it, and
-    /// `seen_before` says whether it had events in an earlier window.
+    /// `seen_before` says whether it had events in an earlier window (for
+    /// `silence`: whether it has an established rhythm, see
+    /// [`super::rhythm`]).
     pub fn evaluate(&self, window: Option<&WindowRecord>, seen_before: bool) -> Evaluation {
         let events = window.map_or(0, |w| w.events);
         let severity = |s: Severity| window.map_or(0, |w| w.severity[s.index()]) as f64;
@@ -579,6 +650,13 @@ mod tests {
         assert_eq!(rules[1].threshold, 10.0);
         assert_eq!(rules[2].threshold, 0.05);
         assert_eq!(rules[2].min_events, 100);
+        assert_eq!(
+            rules[3].rhythm,
+            Some(Rhythm {
+                min_active: DEFAULT_MIN_ACTIVE_WINDOWS,
+                windows: DEFAULT_RHYTHM_WINDOWS
+            })
+        );
     }
 
     #[test]
@@ -595,6 +673,23 @@ mod tests {
         let mut c = AlertRuleConfig::new("quiet", RuleKind::Silence);
         c.threshold = Some(1.0);
         assert!(err(c).contains("no threshold"));
+        let mut c = AlertRuleConfig::new("quiet", RuleKind::Silence);
+        c.min_active_windows = Some(13);
+        assert!(err(c.clone()).contains("min_active_windows 13 must be 1 to rhythm_windows (12)"));
+        c.rhythm_windows = Some(65);
+        assert!(err(c.clone()).contains("rhythm_windows 65 must be 1 to 64"));
+        c.rhythm_windows = Some(20);
+        let rule = Rule::compile(&c).unwrap();
+        assert_eq!(
+            rule.rhythm,
+            Some(Rhythm {
+                min_active: 13,
+                windows: 20
+            })
+        );
+        let mut c = AlertRuleConfig::new("e", RuleKind::ErrorCount);
+        c.rhythm_windows = Some(3);
+        assert!(err(c).contains("rhythm_windows applies to silence rules only"));
         assert!(err(AlertRuleConfig::new("t", RuleKind::Tag)).contains("needs a non-empty tag"));
         let mut c = AlertRuleConfig::new("e", RuleKind::ErrorCount);
         c.min_events = Some(3);

@@ -58,6 +58,9 @@ pub struct ServiceEndpoints {
     /// Endpoint of Secrets Manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secretsmanager: Option<String>,
+    /// Endpoint of Glue (the lake's partitions, `[lake.s3.glue]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue: Option<String>,
 }
 
 impl AwsConfig {
@@ -135,6 +138,15 @@ impl AwsConfig {
         }
         aws_sdk_secretsmanager::Client::from_conf(builder.build())
     }
+
+    /// A Glue client.
+    pub fn glue_client(&self, sdk: &SdkConfig) -> aws_sdk_glue::Client {
+        let mut builder = aws_sdk_glue::config::Builder::from(sdk);
+        if let Some(url) = &self.endpoints.glue {
+            builder = builder.endpoint_url(url.clone());
+        }
+        aws_sdk_glue::Client::from_conf(builder.build())
+    }
 }
 
 /// The AWS settings with the SDK configuration loaded once: the clients of
@@ -187,6 +199,11 @@ impl AwsClients {
     /// A Secrets Manager client.
     pub fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
         self.config.secretsmanager_client(&self.sdk)
+    }
+
+    /// A Glue client.
+    pub fn glue(&self) -> aws_sdk_glue::Client {
+        self.config.glue_client(&self.sdk)
     }
 }
 

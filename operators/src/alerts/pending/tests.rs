@@ -160,8 +160,9 @@ fn router(process: &Arc<Process>, file: &Path, stats: &Arc<ClaimStats>) -> Alert
     let outputs = vec![AlertOutput::File(FileOutput::open(file).unwrap())];
     // Like the DynamoDB table, the shared store is also the hot store.
     let store: Arc<dyn AlertStore> = process.clone();
-    AlertRouter::with_outputs(
+    AlertRouter::with_outputs_and_rules(
         outputs,
+        crate::alerts::rules::default_rules_eager_silence(),
         &WindowConfig::default(),
         Some(store),
         process.clone(),

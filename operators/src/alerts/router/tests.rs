@@ -181,7 +181,16 @@ async fn closed_windows_raise_alerts_resolve_and_fall_silent_end_to_end() {
         "alerts",
         move || {
             let store: Arc<dyn AlertStore> = k.clone();
-            router(&f, Some(store)).with_wall_base(T + 60 * MIN)
+            let outputs = vec![AlertOutput::File(FileOutput::open(&f).unwrap())];
+            // Two windows of events: silence speaks for services seen once.
+            AlertRouter::with_outputs_and_rules(
+                outputs,
+                crate::alerts::rules::default_rules_eager_silence(),
+                &WindowConfig::default(),
+                Some(store),
+                Arc::new(MemoryWindowStore::default()),
+            )
+            .with_wall_base(T + 60 * MIN)
         },
         ActorOptions::default(),
     );

@@ -133,7 +133,12 @@ pub fn event_items(rows: &HotRows, ttl_secs: i64) -> Result<Vec<Item>, DynamoHot
         );
         item.insert(
             "expires_at".into(),
-            n(ts.div_euclid(1000).saturating_add(ttl_secs)),
+            // From arrival: a replay of old logs stays for the whole TTL.
+            n(cols
+                .ingest_ts
+                .value(i)
+                .div_euclid(1000)
+                .saturating_add(ttl_secs)),
         );
         let optional = [
             ("host", opt_str(cols.host, i)),

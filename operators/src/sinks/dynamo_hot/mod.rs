@@ -25,7 +25,7 @@
 //! of [`DAY_SHARDS`] partitions chosen from its id, so one day's writes
 //! spread over several partitions); there is no index to pay for. Keys are
 //! deterministic: a redelivered batch overwrites its own items. `expires_at`
-//! is the event time plus `ttl` (windows and alerts: plus
+//! is the time the event arrived (`ingest_ts`) plus `ttl` (windows and alerts: plus
 //! `alert_ttl`).
 //!
 //! An alert is written in one transaction with its claim item, the claim put
@@ -82,7 +82,8 @@ pub struct DynamoHotConfig {
     /// `CRITICAL`, any case). Everything goes to the lake regardless.
     #[serde(default = "default_min_severity")]
     pub min_severity: Severity,
-    /// Events expire (TTL) this many hours after their event time.
+    /// Events expire (TTL) this many hours after they arrived (their
+    /// `ingest_ts`, not their event time: a replay of old logs stays).
     #[serde(
         rename = "ttl",
         alias = "ttl_hours",

@@ -24,8 +24,9 @@
 //! overwrites itself instead of adding a duplicate (`event_id` comes from the
 //! source position; alert ids are deterministic). Only events at or above
 //! [`HotConfig::min_severity`] go hot; everything goes to the lake. Retention
-//! ([`HotStore::expire`]) deletes events older than
-//! [`HotConfig::retention`] (by event time) and windows and alerts older
+//! ([`HotStore::expire`]) deletes events that arrived more than
+//! [`HotConfig::retention`] ago (or, with `retention_from = "event"`, whose
+//! event time is that old) and windows and alerts older
 //! than [`HotConfig::alert_retention`]. The schema is versioned with
 //! `PRAGMA user_version` ([`schema::SCHEMA_VERSION`]).
 //!
@@ -78,7 +79,7 @@ use crate::event::Severity;
 pub use self::buffer::HotBuffer;
 pub use self::query::{HotEvent, RecentQuery};
 pub use self::rows::HotRows;
-pub use self::store::{ExpireStats, HotStore, Retention};
+pub use self::store::{ExpireStats, Expired, HotStore, Retention};
 pub use self::writer::HotWriter;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -186,7 +187,7 @@ pub struct HotConfig {
     /// `CRITICAL`, any case). Everything goes to the lake regardless.
     #[serde(default = "default_min_severity")]
     pub min_severity: Severity,
-    /// Events are kept this many hours (by event time).
+    /// Events are kept this long, counted as `retention_from` says.
     #[serde(
         rename = "retention",
         alias = "retention_hours",
@@ -195,6 +196,12 @@ pub struct HotConfig {
     )]
     #[schemars(with = "crate::component::units::Hours")]
     pub retention_hours: u64,
+    /// What event retention counts from: `ingest` (when Spate received the
+    /// event: a replay of old logs stays for the whole retention) or `event`
+    /// (the event's own time: old logs expire at the next pass). Default
+    /// `ingest`.
+    #[serde(default)]
+    pub retention_from: RetentionClock,
     /// Closed windows and alerts are kept this many days.
     #[serde(
         rename = "alert_retention",
@@ -219,6 +226,29 @@ pub struct HotConfig {
     pub max_buffered_rows: usize,
 }
 
+/// What hot-store retention counts an event's age from.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionClock {
+    /// When Spate received the event (`ingest_ts`).
+    #[default]
+    Ingest,
+    /// The event's own time (`ts`).
+    Event,
+}
+
+impl RetentionClock {
+    /// `ingest` or `event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionClock::Ingest => "ingest",
+            RetentionClock::Event => "event",
+        }
+    }
+}
+
 fn default_min_severity() -> Severity {
     Severity::Warning
 }
@@ -241,6 +271,7 @@ impl Default for HotConfig {
             path: None,
             min_severity: default_min_severity(),
             retention_hours: default_retention_hours(),
+            retention_from: RetentionClock::default(),
             alert_retention_days: default_alert_retention_days(),
             commit_interval_ms: default_commit_interval_ms(),
             max_buffered_rows: default_max_buffered_rows(),
@@ -275,6 +306,7 @@ impl HotConfig {
         Retention {
             events_ms: hours.saturating_mul(HOUR_MS),
             alerts_ms: days.saturating_mul(DAY_MS),
+            from: self.retention_from,
         }
     }
 }

@@ -298,7 +298,7 @@ impl RawEvent {
 mod tests {
     use super::*;
     use crate::sinks::hot::rows::tests::{event, log_batch};
-    use crate::sinks::hot::{HotRows, Retention};
+    use crate::sinks::hot::{Expired, HotRows, Retention};
 
     const T0: i64 = 1_763_892_000_000;
 
@@ -454,6 +454,7 @@ mod tests {
         let store = store.with_retention(Retention {
             events_ms: 3_600_000,
             alerts_ms: 86_400_000,
+            from: crate::sinks::hot::RetentionClock::Event,
         });
         store
             .upsert(
@@ -470,5 +471,54 @@ mod tests {
         assert_eq!(store.windows(0, None, 10).unwrap().len(), 1);
         assert_eq!(store.alerts(0, None, 10).unwrap()[0].rule, "new");
         assert_eq!(store.expire(T0 + 3_600_000 + 1).unwrap().total(), 0);
+    }
+
+    #[test]
+    fn retention_counts_from_arrival_by_default_and_tallies_what_it_deleted() {
+        let hour = 3_600_000;
+        // Two events of the same old time: one arrived 10 hours later (a
+        // replay), one at once.
+        let mut replayed = event("replayed", T0, "api", Severity::Error);
+        replayed.ingest_ts = Some(T0 + 10 * hour);
+        let events = [replayed, event("live", T0, "api", Severity::Error)];
+        let (_dir, store) = store_with(&events);
+        assert_eq!(store.expired().unwrap(), None);
+        let by_arrival = store.with_retention(Retention {
+            events_ms: 2 * hour,
+            alerts_ms: 86_400_000,
+            from: crate::sinks::hot::RetentionClock::default(),
+        });
+        let stats = by_arrival.expire(T0 + 3 * hour).unwrap();
+        assert_eq!(stats.events, 1);
+        assert_eq!(
+            ids(&by_arrival.recent(&RecentQuery::since(0)).unwrap()),
+            ["replayed"]
+        );
+        assert_eq!(
+            by_arrival.expired().unwrap(),
+            Some(Expired {
+                events: 1,
+                last_ms: T0 + 3 * hour
+            })
+        );
+        // Nothing more to delete: the tally stays.
+        by_arrival.expire(T0 + 4 * hour).unwrap();
+        assert_eq!(by_arrival.expired().unwrap().unwrap().events, 1);
+        // By event time the replayed event goes too, and the tally grows.
+        let by_event = by_arrival.clone().with_retention(Retention {
+            from: crate::sinks::hot::RetentionClock::Event,
+            ..by_arrival.retention()
+        });
+        assert_eq!(by_event.expire(T0 + 5 * hour).unwrap().events, 1);
+        assert_eq!(
+            by_event.expired().unwrap(),
+            Some(Expired {
+                events: 2,
+                last_ms: T0 + 5 * hour
+            })
+        );
+        // A reader sees the tally.
+        let reader = HotStore::open_read_only(by_event.path()).unwrap();
+        assert_eq!(reader.expired().unwrap().unwrap().events, 2);
     }
 }

@@ -85,6 +85,7 @@ impl HotRows {
 pub(crate) struct EventColumns<'a> {
     pub event_id: &'a StringArray,
     pub ts: &'a TimestampMillisecondArray,
+    pub ingest_ts: &'a TimestampMillisecondArray,
     pub host: &'a StringArray,
     pub source: &'a StringArray,
     pub log_group: &'a StringArray,
@@ -115,6 +116,10 @@ impl<'a> EventColumns<'a> {
                 .column_by_name("ts")
                 .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
                 .ok_or_else(|| missing("ts"))?,
+            ingest_ts: records
+                .column_by_name("ingest_ts")
+                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+                .ok_or_else(|| missing("ingest_ts"))?,
             host: string_column(records, "host")?,
             source: string_column(records, "source")?,
             log_group: string_column(records, "log_group")?,
@@ -190,6 +195,8 @@ pub(crate) mod tests {
         pub severity: Severity,
         pub tags: &'static [&'static str],
         pub message: String,
+        /// When it arrived; its event time + 1 ms unless set.
+        pub ingest_ts: Option<i64>,
     }
 
     /// An event with the given id, time, service and severity.
@@ -201,6 +208,7 @@ pub(crate) mod tests {
             severity,
             tags: &[],
             message: format!("{} from {service}", severity.as_str()),
+            ingest_ts: None,
         }
     }
 
@@ -210,7 +218,7 @@ pub(crate) mod tests {
         for e in events {
             b.event_id.push(&e.id);
             b.ts.push(e.ts);
-            b.ingest_ts.push(e.ts + 1);
+            b.ingest_ts.push(e.ingest_ts.unwrap_or(e.ts + 1));
             b.service.push(e.service);
             b.host.push("10.0.0.1");
             b.source.push("test");

@@ -1,9 +1,10 @@
 //! The hot store's tables, their version, and the connection settings.
 //!
 //! The schema is versioned with `PRAGMA user_version`: a new file is created at
-//! [`SCHEMA_VERSION`]; a file of version 1 is migrated (version 2 added the
-//! `baselines` and `silences` tables of the alert router); a file at another
-//! version is refused rather than misread.
+//! [`SCHEMA_VERSION`]; a file of version 1 or 2 is migrated (version 2 added
+//! the `baselines` and `silences` tables of the alert router, version 3 the
+//! events' `ingest_ts`, which retention counts from, and the `expired`
+//! tally); a file at another version is refused rather than misread.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::HotError;
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a statement waits for a lock held by another connection (a reader
 /// checkpointing, the CLI) before failing with `SQLITE_BUSY`.
@@ -95,6 +96,21 @@ CREATE TABLE silences (
 );
 ";
 
+/// What version 3 adds: when each event arrived (events of older versions
+/// count as arrived at their event time), and how many rows retention
+/// deleted, per table.
+const CREATE_V3: &str = "
+ALTER TABLE events ADD COLUMN ingest_ts INTEGER;
+UPDATE events SET ingest_ts = ts;
+CREATE INDEX events_ingest_ts ON events (ingest_ts);
+
+CREATE TABLE expired (
+    tbl     TEXT    NOT NULL PRIMARY KEY,
+    rows    INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL
+);
+";
+
 /// Settings of the writing connection: WAL, durable commits, a busy timeout;
 /// then creates the tables of a new file, or checks the version of an old one.
 pub fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), HotError> {
@@ -120,17 +136,15 @@ pub fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), HotError
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(HotError::sqlite("begin schema"))?;
     match user_version(&tx)? {
-        0 => {
-            tx.execute_batch(CREATE_V1)
-                .map_err(HotError::sqlite("create tables"))?;
-            tx.execute_batch(CREATE_V2)
-                .map_err(HotError::sqlite("create tables"))?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(HotError::sqlite("set schema version"))?;
-        }
-        1 => {
-            tx.execute_batch(CREATE_V2)
-                .map_err(HotError::sqlite("migrate to schema version 2"))?;
+        found @ 0..SCHEMA_VERSION => {
+            let steps = [
+                (CREATE_V1, "create tables"),
+                (CREATE_V2, "migrate to schema version 2"),
+                (CREATE_V3, "migrate to schema version 3"),
+            ];
+            for (sql, op) in &steps[usize::try_from(found).unwrap_or(0)..] {
+                tx.execute_batch(sql).map_err(HotError::sqlite(op))?;
+            }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(HotError::sqlite("set schema version"))?;
         }
@@ -151,9 +165,9 @@ pub fn prepare_reader(conn: &Connection, path: &Path) -> Result<(), HotError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(HotError::sqlite("set busy timeout"))?;
     match user_version(conn)? {
-        // A version 1 file (before a writer of this build migrated it) has
-        // every table the readers of events, windows and alerts use.
-        1 | SCHEMA_VERSION => Ok(()),
+        // A version 1 or 2 file (before a writer of this build migrated it)
+        // has every table the readers of events, windows and alerts use.
+        1..=SCHEMA_VERSION => Ok(()),
         found => Err(HotError::SchemaVersion {
             path: path.to_path_buf(),
             found,
@@ -162,7 +176,8 @@ pub fn prepare_reader(conn: &Connection, path: &Path) -> Result<(), HotError> {
     }
 }
 
-fn user_version(conn: &Connection) -> Result<i64, HotError> {
+/// The schema version of the file `conn` reads.
+pub fn user_version(conn: &Connection) -> Result<i64, HotError> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(HotError::sqlite("read schema version"))
 }
@@ -189,13 +204,38 @@ mod tests {
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
 
-        // A version 1 file is migrated.
-        conn.execute_batch("DROP TABLE baselines; DROP TABLE silences;")
+        // Version 1 and 2 files are migrated; old events count as arrived
+        // at their event time.
+        let back_to_v2 = "DROP TABLE expired; DROP INDEX events_ingest_ts; \
+                          ALTER TABLE events DROP COLUMN ingest_ts;";
+        for (version, undo) in [
+            (2, back_to_v2.to_string()),
+            (
+                1,
+                format!("{back_to_v2} DROP TABLE baselines; DROP TABLE silences;"),
+            ),
+        ] {
+            conn.execute_batch(&undo).unwrap();
+            conn.execute(
+                "INSERT OR REPLACE INTO events (event_id, ts, service, severity, source, tags, message) \
+                 VALUES ('e', 42, 'api', 'ERROR', 'test', '[]', 'm')",
+                [],
+            )
             .unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-        prepare_writer(&mut conn, &path).unwrap();
-        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
-        conn.execute("SELECT count(*) FROM silences", []).ok();
+            conn.pragma_update(None, "user_version", version).unwrap();
+            prepare_writer(&mut conn, &path).unwrap();
+            assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+            let ingest: i64 = conn
+                .query_row(
+                    "SELECT ingest_ts FROM events WHERE event_id = 'e'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(ingest, 42, "version {version}");
+            conn.execute("SELECT count(*) FROM silences", []).ok();
+            conn.execute("SELECT count(*) FROM expired", []).ok();
+        }
 
         conn.pragma_update(None, "user_version", 7).unwrap();
         let err = prepare_writer(&mut conn, &path).unwrap_err();

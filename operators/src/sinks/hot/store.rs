@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow_array::Array;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use super::rows::{EventColumns, HotRows, opt_str};
 use super::{HotError, schema};
@@ -20,8 +22,8 @@ use crate::alerts::record::{AlertRecord, AlertStore, AlertStoreError, WindowReco
 const EXPIRE_CHUNK_ROWS: i64 = 10_000;
 
 const INSERT_EVENT: &str = "INSERT OR REPLACE INTO events (event_id, ts, service, severity, \
-     host, source, log_group, log_stream, tags, status, client_ip, message, attrs) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+     host, source, log_group, log_stream, tags, status, client_ip, message, attrs, ingest_ts) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 const UPSERT_WINDOW: &str = "INSERT OR REPLACE INTO windows (window_start_ms, service, \
      window_end_ms, events, info, warning, error, critical, tags) \
@@ -34,11 +36,13 @@ const UPSERT_ALERT: &str = "INSERT OR REPLACE INTO alerts (id, rule, service, st
 /// How long rows are kept, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Events older than this (by event time) are deleted.
+    /// Events older than this (counted from `from`) are deleted.
     pub events_ms: i64,
     /// Windows (by start) and alerts (by `raised_at_ms`) older than this are
     /// deleted.
     pub alerts_ms: i64,
+    /// What an event's age counts from.
+    pub from: super::RetentionClock,
 }
 
 impl Default for Retention {
@@ -46,6 +50,15 @@ impl Default for Retention {
     fn default() -> Self {
         super::HotConfig::default().retention()
     }
+}
+
+/// Events retention has deleted from a store so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// Events deleted, in all.
+    pub events: u64,
+    /// When the last of them were deleted (wall clock, UTC ms).
+    pub last_ms: i64,
 }
 
 /// What one [`HotStore::expire`] deleted.
@@ -203,6 +216,7 @@ impl HotStore {
                         opt_str(cols.client_ip, i),
                         cols.message.value(i),
                         opt_str(cols.attrs, i),
+                        cols.ingest_ts.value(i),
                     ])
                     .map_err(HotError::sqlite("insert event"))?;
                     written += 1;
@@ -262,16 +276,37 @@ impl HotStore {
     }
 
     /// Deletes events, windows and alerts older than the retention as of
-    /// `now_ms`, in chunks of bounded size.
+    /// `now_ms`, in chunks of bounded size, and adds the events deleted to
+    /// the tally [`HotStore::expired`] reads.
     pub fn expire(&self, now_ms: i64) -> Result<ExpireStats, HotError> {
         let events_before = now_ms.saturating_sub(self.retention.events_ms);
         let alerts_before = now_ms.saturating_sub(self.retention.alerts_ms);
+        let events = self.delete_chunked(
+            match self.retention.from {
+                super::RetentionClock::Ingest => {
+                    "DELETE FROM events WHERE rowid IN \
+                     (SELECT rowid FROM events WHERE ingest_ts < ?1 LIMIT ?2)"
+                }
+                super::RetentionClock::Event => {
+                    "DELETE FROM events WHERE rowid IN \
+                     (SELECT rowid FROM events WHERE ts < ?1 LIMIT ?2)"
+                }
+            },
+            events_before,
+        )?;
+        if events > 0 {
+            self.write("count expired", |tx| {
+                tx.execute(
+                    "INSERT INTO expired (tbl, rows, last_ms) VALUES ('events', ?1, ?2) \
+                     ON CONFLICT (tbl) DO UPDATE SET rows = rows + excluded.rows, \
+                     last_ms = excluded.last_ms",
+                    params![count(events), now_ms],
+                )
+                .map_err(HotError::sqlite("count expired"))
+            })?;
+        }
         Ok(ExpireStats {
-            events: self.delete_chunked(
-                "DELETE FROM events WHERE rowid IN \
-                 (SELECT rowid FROM events WHERE ts < ?1 LIMIT ?2)",
-                events_before,
-            )?,
+            events,
             windows: self.delete_chunked(
                 "DELETE FROM windows WHERE (window_start_ms, service) IN \
                  (SELECT window_start_ms, service FROM windows WHERE window_start_ms < ?1 LIMIT ?2)",
@@ -283,6 +318,27 @@ impl HotStore {
                 alerts_before,
             )?,
         })
+    }
+
+    /// The events retention has deleted so far; `None` when it has deleted
+    /// none (or the file predates the tally).
+    pub fn expired(&self) -> Result<Option<Expired>, HotError> {
+        let conn = self.lock();
+        if schema::user_version(&conn)? < 3 {
+            return Ok(None);
+        }
+        conn.query_row(
+            "SELECT rows, last_ms FROM expired WHERE tbl = 'events'",
+            [],
+            |row| {
+                Ok(Expired {
+                    events: row.get::<_, i64>(0)?.max(0) as u64,
+                    last_ms: row.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(HotError::sqlite("read expired"))
     }
 
     /// Runs a `DELETE ... LIMIT ?2` until it deletes fewer than a chunk, one

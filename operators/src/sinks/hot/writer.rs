@@ -309,6 +309,7 @@ mod tests {
         let store = store.with_retention(crate::sinks::hot::Retention {
             events_ms: 72 * HOUR_MS,
             alerts_ms: 30 * 24 * HOUR_MS,
+            from: crate::sinks::hot::RetentionClock::Ingest,
         });
         let source = ScriptedSource::new([log_batch(&[
             event("old", now - 73 * HOUR_MS, "api", Severity::Error),

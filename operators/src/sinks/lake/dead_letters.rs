@@ -102,8 +102,17 @@ impl DeadLetterFile {
         self.lines
     }
 
-    /// Flushes, fsyncs and renames into place; on a failure the temporary
-    /// is removed.
+    /// Makes the lines written so far durable (still under the hidden name;
+    /// recovery publishes them if the process stops before
+    /// [`commit`](Self::commit)).
+    pub fn sync(&mut self) -> Result<(), LakeError> {
+        self.out
+            .flush()
+            .and_then(|_| self.out.get_ref().sync_data())
+            .map_err(|e| LakeError::io("fsync", &self.tmp_path, e))
+    }
+
+    /// Flushes, fsyncs and renames into place.
     pub fn commit(self) -> Result<PathBuf, LakeError> {
         let DeadLetterFile {
             tmp_path,
@@ -111,21 +120,13 @@ impl DeadLetterFile {
             out,
             ..
         } = self;
-        let finished = out
+        let file = out
             .into_inner()
-            .map_err(|e| LakeError::io("flush", &tmp_path, e.into_error()))
-            .and_then(|file| {
-                file.sync_all()
-                    .map_err(|e| LakeError::io("fsync", &tmp_path, e))
-            })
-            .and_then(|()| {
-                std::fs::rename(&tmp_path, &final_path)
-                    .map_err(|e| LakeError::io("rename", &tmp_path, e))
-            });
-        if let Err(e) = finished {
-            let _ = std::fs::remove_file(&tmp_path);
-            return Err(e);
-        }
+            .map_err(|e| LakeError::io("flush", &tmp_path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| LakeError::io("fsync", &tmp_path, e))?;
+        std::fs::rename(&tmp_path, &final_path)
+            .map_err(|e| LakeError::io("rename", &tmp_path, e))?;
         if let Some(dir) = final_path.parent() {
             sync_dir(dir)?;
         }

@@ -1,41 +1,65 @@
-//! The lake writer: Parquet files in Hive partitions, committed atomically.
+//! The lake: rows staged on local disk within a second, sealed into large
+//! Parquet files in Hive partitions.
 //!
-//! Layout: `<lake>/logs/dt=YYYY-MM-DD/hour=HH/service=NAME/part-*.parquet`, plus
-//! dead letters as NDJSON under `<data-dir>/deadletter/dt=YYYY-MM-DD/` (or, with
-//! [`LakeTarget::S3`], under `s3://<bucket>/<prefix>deadletter/dt=YYYY-MM-DD/`).
+//! Layout: `<lake>/logs/dt=YYYY-MM-DD/hour=HH/service=NAME/part-*.parquet`
+//! (what DuckDB, pyarrow, Athena and `spate query` read), the staging area
+//! `<lake>/staging/dt=…/hour=…/service=…/seg-*.arrows` (see [`staging`]), and
+//! dead letters as NDJSON under `<data-dir>/deadletter/dt=YYYY-MM-DD/` (or,
+//! with [`LakeTarget::S3`], under `s3://<bucket>/<prefix>deadletter/dt=…/`).
 //!
-//! Each writer keeps one open file per partition it has rows for. Files are
-//! written under a hidden temporary name and renamed into place when committed,
-//! so readers never see a partial file. All open files commit together, when
-//! [`should_roll`](rolling::should_roll) says so (size, total open bytes, age), on
-//! a flush request, and at shutdown; only then are the acks of every batch they
-//! hold delivered.
+//! # Stage, then seal
 //!
-//! With [`LakeTarget::S3`] the directory is a staging area: each committed file
-//! is uploaded to S3 (see [`crate::sinks::s3_lake`]) and removed locally before
-//! the acks are delivered. Dead-letter files follow the same rule: a batch that
-//! carried a dead letter is acknowledged only once its dead-letter object is in
-//! S3, and a failed upload fails the batch.
+//! A writer ([`LakeWriter`]) buffers the rows of each partition it owns for
+//! at most `commit_interval` (1 s), then appends them to the partition's
+//! staging segment (Arrow IPC) and fsyncs: the **staging commit**. From then
+//! on `spate query` and `POST /v1/query` see the rows (they read staged
+//! segments beside sealed files). A partition is **sealed** when the file it
+//! would make reaches `max_file_size`, when its hour is over (`hour_grace`), when
+//! its oldest staged row is `max_file_age` old, or when staging outgrows
+//! `max_staged_size` ([`policy`]): its segments are read back in order and
+//! written as one Parquet file with row groups of `row_group_rows`, the file
+//! is published, and the segments are deleted ([`seal`]). External readers
+//! only ever see sealed files, each row in exactly one of them.
+//!
+//! # Acknowledgements
+//!
+//! - **Local lake**: a batch is acknowledged at the staging commit that
+//!   makes its rows durable (fsynced segment and directory). A crash after
+//!   that loses nothing: the next start adopts the segments and seals them
+//!   ([`recovery`]).
+//! - **S3 lake** (`[lake.s3]`): the local disk of a container is not durable,
+//!   so a batch is acknowledged only once every partition it has rows in was
+//!   sealed and uploaded (and its dead letters uploaded). Staging there
+//!   serves freshness and memory; `lake.s3.max_file_age` bounds how long a source
+//!   waits. At start, staged leftovers are deleted: their sources redeliver.
 //!
 //! # Backpressure
 //!
-//! Encoding happens in `handle`, so a writer that cannot keep up stops taking
-//! batches and the stages before it wait. Memory is bounded: a partition's row
-//! group is flushed to its file once it buffers `max_row_group_size`, and row
-//! groups are flushed largest-first when all files together buffer more than
-//! `max_buffered_size`.
+//! Staging and sealing happen in the writer: a seal runs as a task beside it
+//! (one at a time per writer), and while its staging appends or commits wait
+//! on the disk the writer takes no batches, so the stages before it wait.
+//! Memory is bounded by configuration: rows buffered before staging are at
+//! most `max_buffered_size` per writer (the largest partitions are staged early
+//! past it), and a seal holds one row group at a time. The number of
+//! partitions costs an open file each, not memory.
 //!
 //! # Shutdown
 //!
-//! The final flush commits every open file. If a commit fails, the files not yet
-//! committed are removed, the held batches fail (their sources redeliver them)
-//! and the actor restarts.
+//! The final flush stages and commits every buffer, seals every staged
+//! partition, publishes the dead letters, and delivers the acknowledgements.
+//! If the drain deadline cuts it short, a local lake keeps its staged rows
+//! for the next start; an S3 lake's sources redeliver what was not uploaded.
 
+pub mod compact;
 pub mod dead_letters;
 pub mod part_file;
 pub mod partition;
-pub mod rolling;
+pub mod policy;
+pub mod recovery;
 pub mod schema;
+pub mod seal;
+pub mod staging;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,19 +68,22 @@ use std::time::Duration;
 
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
-use spate_engine::{Ack, Actor, ActorError, ActorResult, Batch, Ctx, ErrorClass, NoOutput};
-use tokio::time::Instant;
+use spate_engine::{ActorError, ErrorClass};
 
-use self::dead_letters::DeadLetterFile;
-use self::part_file::{PartFile, writer_properties};
-use self::partition::PartitionKey;
-use self::rolling::{OpenFilesStats, RollPolicy, should_roll};
+use self::part_file::writer_properties;
+use self::policy::SealPolicy;
+use self::seal::{Publish, Sealed};
+use self::staging::{Coverage, STAGING_DIR, SeqClock, stager_tag};
+pub use self::writer::LakeWriter;
 use crate::component::ConfigError;
-use crate::event::wall_clock_ms;
-use crate::log_batch::{EventCounts, LogBatch};
+use crate::component::units::{MiB, Millis, Seconds};
+use crate::log_batch::EventCounts;
+use crate::sinks::s3_lake::glue::GlueError;
 use crate::sinks::s3_lake::{S3Target, S3UploadError};
 
-const MIB: u64 = 1024 * 1024;
+/// A partition settles this long after its last staged rows before a closed
+/// hour is sealed (late rows of a replay still arriving get into the file).
+const CLOSED_HOUR_SETTLE: Duration = Duration::from_secs(2);
 
 /// Failures of the lake writer.
 #[derive(Debug, thiserror::Error)]
@@ -71,15 +98,28 @@ pub enum LakeError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// Parquet encoding failed.
+    /// Parquet or Arrow IPC encoding failed.
     #[error("parquet: {0}")]
     Parquet(String),
+    /// The final flush left partitions staged: their seals failed.
+    #[error(
+        "{partitions} partitions could not be sealed (their rows stay staged and are sealed at the next start): {reason}"
+    )]
+    Unsealed {
+        /// Partitions left staged.
+        partitions: usize,
+        /// Why the last seal failed.
+        reason: String,
+    },
     /// The configuration is unusable.
     #[error("lake config: {0}")]
     Config(String),
-    /// Uploading a committed file to S3 failed.
+    /// Uploading a sealed file to S3 failed.
     #[error("lake upload: {0}")]
     Upload(#[from] S3UploadError),
+    /// Registering a partition in the Glue catalog failed.
+    #[error("lake catalog: {0}")]
+    Catalog(#[from] GlueError),
 }
 
 impl LakeError {
@@ -91,11 +131,13 @@ impl LakeError {
         }
     }
 
-    /// Whose fault it is: the disk is external, encoding errors are bugs, a bad
-    /// config is bad input that retrying will not fix.
+    /// Whose fault it is: the disk, S3 and Glue are external, encoding errors
+    /// are bugs, a bad config is bad input that retrying will not fix.
     pub fn class(&self) -> ErrorClass {
         match self {
-            LakeError::Io { .. } => ErrorClass::External,
+            LakeError::Io { .. } | LakeError::Catalog(_) | LakeError::Unsealed { .. } => {
+                ErrorClass::External
+            }
             LakeError::Parquet(_) => ErrorClass::Internal,
             LakeError::Config(_) => ErrorClass::BadInput,
             LakeError::Upload(e) => e.class(),
@@ -113,87 +155,109 @@ impl From<LakeError> for ActorError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// Directory of the lake. Default: `<data-dir>/lake`.
+    /// Directory of the lake (`logs/` and its `staging/` area). Default:
+    /// `<data-dir>/lake`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
-    /// Commit when any open file reaches this size (MiB). Athena prefers
-    /// files of 128 MiB and more.
+    /// Seal a partition once its Parquet file would be this large (Athena
+    /// reads files of 128 MiB to 1 GiB best). Bare numbers are MiB.
     #[serde(
         rename = "max_file_size",
         alias = "max_file_mib",
-        with = "crate::component::units::with::mib",
-        default = "default_max_file_mib"
+        alias = "file_size",
+        default = "default_file_size"
     )]
-    #[schemars(with = "crate::component::units::MiB")]
-    pub max_file_mib: u64,
-    /// Commit when the oldest open file is this old (seconds): the longest a
-    /// row waits before it is visible and its source is acknowledged.
+    pub file_size: MiB,
+    /// Seal a partition at the latest this long after its oldest staged row:
+    /// how long external readers (DuckDB, Athena) may wait for a row.
+    /// `spate query` sees staged rows at once. Bare numbers are seconds.
     #[serde(
         rename = "max_file_age",
         alias = "max_file_age_secs",
-        with = "crate::component::units::with::secs",
-        default = "default_max_file_age_secs"
+        alias = "max_age",
+        default = "default_max_age"
     )]
-    #[schemars(with = "crate::component::units::Seconds")]
-    pub max_file_age_secs: u64,
-    /// Commit when all open files together reach this size (MiB). Open files
-    /// hold memory (about 4 MiB each plus what grows with their size), so this
-    /// bounds memory as much as latency; raise it for bigger files.
-    #[serde(
-        rename = "max_open_size",
-        alias = "max_open_mib",
-        with = "crate::component::units::with::mib",
-        default = "default_max_open_mib"
-    )]
-    #[schemars(with = "crate::component::units::MiB")]
-    pub max_open_mib: u64,
-    /// Flush a partition's row group to its file once it buffers this much (MiB).
-    #[serde(
-        rename = "max_row_group_size",
-        alias = "max_row_group_mib",
-        with = "crate::component::units::with::mib",
-        default = "default_max_row_group_mib"
-    )]
-    #[schemars(with = "crate::component::units::MiB")]
-    pub max_row_group_mib: u64,
-    /// Flush row groups, largest first, when all files buffer more than this (MiB).
+    pub max_age: Seconds,
+    /// Seal a partition once its hour is over: the writer has seen events
+    /// this long (event time) past the hour's end. Bare numbers are seconds.
+    #[serde(default = "default_hour_grace", alias = "hour_grace_secs")]
+    pub hour_grace: Seconds,
+    /// Write buffered rows to staging and fsync this often: the delay before
+    /// `spate query` sees a row, and (local lake) before its source is
+    /// acknowledged. Bare numbers are milliseconds.
+    #[serde(default = "default_commit_interval", alias = "commit_interval_ms")]
+    pub commit_interval: Millis,
+    /// Rows buffered in memory per writer before staging; past it the
+    /// largest partitions are staged early. Bare numbers are MiB.
     #[serde(
         rename = "max_buffered_size",
         alias = "max_buffered_mib",
-        with = "crate::component::units::with::mib",
-        default = "default_max_buffered_mib"
+        alias = "max_buffered",
+        default = "default_max_buffered"
     )]
-    #[schemars(with = "crate::component::units::MiB")]
-    pub max_buffered_mib: u64,
-    /// Rows per Parquet row group at most.
+    pub max_buffered: MiB,
+    /// Staged bytes on disk per writer above which its largest partition is
+    /// sealed early. Bare numbers are MiB.
+    #[serde(
+        rename = "max_staged_size",
+        alias = "max_staged_mib",
+        alias = "max_staged",
+        default = "default_max_staged"
+    )]
+    pub max_staged: MiB,
+    /// Retired settings of the lake before stage-then-seal
+    /// (`max_open_size`/`max_open_mib`, `max_row_group_size`/`max_row_group_mib`):
+    /// accepted so older files still load, and ignored.
+    #[serde(
+        default,
+        rename = "max_open_size",
+        alias = "max_open_mib",
+        skip_serializing
+    )]
+    #[schemars(skip)]
+    pub retired_max_open: Option<serde::de::IgnoredAny>,
+    /// See `retired_max_open`.
+    #[serde(
+        default,
+        rename = "max_row_group_size",
+        alias = "max_row_group_mib",
+        skip_serializing
+    )]
+    #[schemars(skip)]
+    pub retired_max_row_group: Option<serde::de::IgnoredAny>,
+    /// Rows per Parquet row group (a file smaller than this is one row group).
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
     /// zstd compression level (1 = fastest, 22 = smallest).
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
-    /// Lake writers encoding in parallel; each owns a share of the partitions.
+    /// Lake writers staging and sealing in parallel; each owns a share of the
+    /// partitions.
     #[serde(default = "default_writers")]
     pub writers: usize,
-    /// Upload committed files to S3 (`[lake.s3] bucket = "..."`); `path` is then
-    /// the local staging directory.
+    /// Upload sealed files to S3 (`[lake.s3] bucket = "..."`); `path` then
+    /// only holds the staging area.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<crate::sinks::s3_lake::S3LakeConfig>,
 }
 
-fn default_max_file_mib() -> u64 {
-    128
+fn default_file_size() -> MiB {
+    MiB::units(256)
 }
-fn default_max_file_age_secs() -> u64 {
-    300
+fn default_max_age() -> Seconds {
+    Seconds::units(3600)
 }
-fn default_max_open_mib() -> u64 {
-    128
+fn default_hour_grace() -> Seconds {
+    Seconds::units(300)
 }
-fn default_max_row_group_mib() -> u64 {
-    16
+fn default_commit_interval() -> Millis {
+    Millis::units(1000)
 }
-fn default_max_buffered_mib() -> u64 {
-    16
+fn default_max_buffered() -> MiB {
+    MiB::units(16)
+}
+fn default_max_staged() -> MiB {
+    MiB::units(4096)
 }
 fn default_row_group_rows() -> usize {
     256 * 1024
@@ -209,14 +273,17 @@ impl Default for LakeConfig {
     fn default() -> Self {
         LakeConfig {
             path: None,
-            max_file_mib: default_max_file_mib(),
-            max_file_age_secs: default_max_file_age_secs(),
-            max_open_mib: default_max_open_mib(),
-            max_row_group_mib: default_max_row_group_mib(),
-            max_buffered_mib: default_max_buffered_mib(),
+            file_size: default_file_size(),
+            max_age: default_max_age(),
+            hour_grace: default_hour_grace(),
+            commit_interval: default_commit_interval(),
+            max_buffered: default_max_buffered(),
+            max_staged: default_max_staged(),
             row_group_rows: default_row_group_rows(),
             zstd_level: default_zstd_level(),
             writers: default_writers(),
+            retired_max_open: None,
+            retired_max_row_group: None,
             s3: None,
         }
     }
@@ -231,18 +298,30 @@ impl LakeConfig {
                 format!("must be between 1 and 22, got {}", self.zstd_level),
             ));
         }
-        for (key, value) in [
-            ("max_file_size", self.max_file_mib),
-            ("max_open_size", self.max_open_mib),
-            ("max_file_age", self.max_file_age_secs),
-            ("max_row_group_size", self.max_row_group_mib),
-            ("max_buffered_size", self.max_buffered_mib),
-            ("writers", self.writers as u64),
-            ("row_group_rows", self.row_group_rows as u64),
+        for (key, value, least) in [
+            ("max_file_size", self.file_size.bytes(), 1 << 20),
+            ("max_buffered_size", self.max_buffered.bytes(), 1 << 20),
+            ("max_staged_size", self.max_staged.bytes(), 1 << 20),
         ] {
-            if value == 0 {
-                return Err(ConfigError::new(key, "must be at least 1"));
+            if value < least {
+                return Err(ConfigError::new(key, "must be at least 1MiB"));
             }
+        }
+        if self.max_age.is_zero() {
+            return Err(ConfigError::new("max_file_age", "must be more than 0s"));
+        }
+        let interval = self.commit_interval.get();
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&interval) {
+            return Err(ConfigError::new(
+                "commit_interval",
+                format!("must be between 10ms and 60s, got {}", self.commit_interval),
+            ));
+        }
+        if self.writers == 0 {
+            return Err(ConfigError::new("writers", "must be at least 1"));
+        }
+        if self.row_group_rows < 1024 {
+            return Err(ConfigError::new("row_group_rows", "must be at least 1024"));
         }
         if let Some(s3) = &self.s3 {
             s3.validate().map_err(|e| e.within("s3"))?;
@@ -250,12 +329,20 @@ impl LakeConfig {
         Ok(())
     }
 
-    /// The roll policy these settings describe.
-    pub fn roll_policy(&self) -> RollPolicy {
-        RollPolicy {
-            max_file_bytes: self.max_file_mib * MIB,
-            max_age: Duration::from_secs(self.max_file_age_secs),
-            max_open_bytes: self.max_open_mib * MIB,
+    /// The seal policy these settings describe; with `[lake.s3]` the age is
+    /// the shorter of `max_file_age` and `lake.s3.max_file_age` (acknowledgements wait
+    /// for the seal there).
+    pub fn seal_policy(&self) -> SealPolicy {
+        let max_age = match &self.s3 {
+            Some(s3) => self.max_age.get().min(s3.max_age.get()),
+            None => self.max_age.get(),
+        };
+        SealPolicy {
+            target_file_bytes: self.file_size.bytes(),
+            max_age,
+            hour_grace_ms: i64::try_from(self.hour_grace.as_millis()).unwrap_or(i64::MAX),
+            settle: CLOSED_HOUR_SETTLE.min(max_age),
+            max_staged_bytes: self.max_staged.bytes(),
         }
     }
 }
@@ -265,24 +352,30 @@ impl LakeConfig {
 pub struct LakeTotals {
     /// Counts of the committed events and dead letters.
     pub counts: EventCounts,
-    /// Parquet files committed.
+    /// Parquet files sealed.
     pub files_written: u64,
     /// Bytes of those files.
     pub bytes_written: u64,
+    /// Row groups in those files.
+    pub row_groups_written: u64,
     /// Dead-letter files committed.
     pub dead_letter_files: u64,
 }
 
-/// Where committed lake files end up.
+/// Where sealed lake files end up.
 #[derive(Debug, Clone, Default)]
 pub enum LakeTarget {
     /// In the lake directory.
     #[default]
     Local,
-    /// Uploaded to S3, under the same relative path, then removed locally
-    /// (dead letters under `deadletter/`).
+    /// Uploaded to S3, under the same relative path (dead letters under
+    /// `deadletter/`), with the partitions registered in the target's Glue
+    /// catalog if it has one.
     S3(Arc<S3Target>),
 }
+
+/// A seal task of a writer, kept where a restarted writer finds it.
+pub(crate) type SealTask = tokio::task::JoinHandle<Result<Sealed, LakeError>>;
 
 /// Everything a lake writer needs, shared by all the writers.
 #[derive(Clone)]
@@ -290,17 +383,22 @@ pub struct LakeSettings {
     target: LakeTarget,
     lake_dir: PathBuf,
     table_dir: PathBuf,
+    staging_dir: PathBuf,
     dead_letter_dir: PathBuf,
-    policy: RollPolicy,
-    props: Arc<WriterProperties>,
-    max_row_group_bytes: usize,
+    policy: SealPolicy,
+    commit_interval: Duration,
     max_buffered_bytes: usize,
+    writers: usize,
+    props: Arc<WriterProperties>,
     totals: Arc<Mutex<LakeTotals>>,
+    seq: Arc<SeqClock>,
+    /// Seal tasks still running when their writer was dropped, by worker.
+    orphaned_seals: Arc<Mutex<HashMap<usize, SealTask>>>,
 }
 
 impl LakeSettings {
-    /// Settings for a lake at `lake_dir` (table `logs` inside it) with dead
-    /// letters under `dead_letter_dir`.
+    /// Settings for a lake at `lake_dir` (table `logs` and the staging area
+    /// inside it) with dead letters under `dead_letter_dir`.
     pub fn new(
         config: &LakeConfig,
         lake_dir: &Path,
@@ -310,16 +408,20 @@ impl LakeSettings {
             target: LakeTarget::Local,
             lake_dir: lake_dir.to_path_buf(),
             table_dir: lake_dir.join("logs"),
+            staging_dir: lake_dir.join(STAGING_DIR),
             dead_letter_dir: dead_letter_dir.to_path_buf(),
-            policy: config.roll_policy(),
+            policy: config.seal_policy(),
+            commit_interval: config.commit_interval.get(),
+            max_buffered_bytes: config.max_buffered.bytes_usize(),
+            writers: config.writers.max(1),
             props: writer_properties(config.zstd_level, config.row_group_rows)?,
-            max_row_group_bytes: (config.max_row_group_mib * MIB) as usize,
-            max_buffered_bytes: (config.max_buffered_mib * MIB) as usize,
             totals: Arc::default(),
+            seq: Arc::default(),
+            orphaned_seals: Arc::default(),
         })
     }
 
-    /// Sends committed files to `target` (the lake directory then only stages
+    /// Sends sealed files to `target` (the lake directory then only stages
     /// them).
     pub fn with_target(mut self, target: LakeTarget) -> Self {
         self.target = target;
@@ -331,282 +433,102 @@ impl LakeSettings {
         self.totals.clone()
     }
 
+    /// Creates the `logs` table directory, so that readers find a (maybe
+    /// empty) lake as soon as the service runs, before its first seal.
+    pub fn create_table_dir(&self) -> Result<(), LakeError> {
+        std::fs::create_dir_all(&self.table_dir)
+            .map_err(|e| LakeError::io("create directory", &self.table_dir, e))
+    }
+
     /// Directory of the `logs` table.
     pub fn table_dir(&self) -> &Path {
         &self.table_dir
     }
 
-    /// Removes the temporary files an earlier run left in the table and
-    /// dead-letter directories (a crash, a full disk); returns how many.
-    /// Call before the writers start.
-    pub fn remove_temporaries(&self) -> Result<u64, LakeError> {
-        Ok(part_file::remove_temporaries(&self.table_dir)?
-            + part_file::remove_temporaries(&self.dead_letter_dir)?)
+    /// Directory of the staging area.
+    pub fn staging_dir(&self) -> &Path {
+        &self.staging_dir
+    }
+
+    /// The lake directory.
+    pub fn lake_dir(&self) -> &Path {
+        &self.lake_dir
+    }
+
+    /// Which sealed files cover this lake's staged segments: any, for a local
+    /// lake; this process's stager's, for a shared bucket.
+    pub fn coverage(&self) -> Coverage {
+        match self.target {
+            LakeTarget::Local => Coverage::AnyStager,
+            LakeTarget::S3(_) => Coverage::Stager(stager_tag().to_string()),
+        }
+    }
+
+    fn publish(&self) -> Publish {
+        match &self.target {
+            LakeTarget::Local => Publish::Local,
+            LakeTarget::S3(target) => Publish::S3 {
+                target: target.clone(),
+            },
+        }
+    }
+
+    fn acks_wait_for_seal(&self) -> bool {
+        matches!(self.target, LakeTarget::S3(_))
     }
 }
 
-/// One lake writer: owns the partitions the decode stage routes to it.
-pub struct LakeWriter {
-    settings: LakeSettings,
-    worker: usize,
-    seq: u64,
-    open: HashMap<PartitionKey, PartFile>,
-    dead: HashMap<String, DeadLetterFile>,
-    pending_ack: Ack,
-    pending_counts: EventCounts,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl LakeWriter {
-    /// Writer number `worker` of a pool.
-    pub fn new(settings: LakeSettings, worker: usize) -> Self {
-        LakeWriter {
-            settings,
-            worker,
-            seq: 0,
-            open: HashMap::new(),
-            dead: HashMap::new(),
-            pending_ack: Ack::none(),
-            pending_counts: EventCounts::default(),
-        }
+    #[test]
+    fn old_keys_still_read_in_their_units() {
+        let config: LakeConfig = serde_json::from_value(serde_json::json!({
+            "max_file_mib": 64,
+            "max_file_age_secs": 60,
+            "max_buffered_mib": 8,
+        }))
+        .unwrap();
+        assert_eq!(config.file_size.bytes(), 64 << 20);
+        assert_eq!(config.max_age.as_secs(), 60);
+        assert_eq!(config.max_buffered.bytes(), 8 << 20);
+        assert!(config.validate().is_ok());
     }
 
-    /// `part-<ms>-<process tag>-<worker>-<seq>.<ext>`: unique across writers
-    /// of one process (worker, seq) and across processes writing one bucket
-    /// (the tag: the pid, which is 1 in every container, plus random bits).
-    fn file_name(&mut self, ext: &str) -> String {
-        self.seq += 1;
-        let millis = wall_clock_ms();
-        format!(
-            "part-{millis}-{}-{}-{:06}.{ext}",
-            process_tag(),
-            self.worker,
-            self.seq
-        )
+    #[test]
+    fn settings_are_checked() {
+        let bad = |config: LakeConfig| config.validate().unwrap_err().key().to_string();
+        let ok = LakeConfig::default();
+        assert!(ok.validate().is_ok());
+        assert_eq!(
+            bad(LakeConfig {
+                commit_interval: Millis::units(0),
+                ..ok.clone()
+            }),
+            "commit_interval"
+        );
+        assert_eq!(
+            bad(LakeConfig {
+                file_size: MiB::from_bytes(1000),
+                ..ok.clone()
+            }),
+            "max_file_size"
+        );
+        assert_eq!(
+            bad(LakeConfig {
+                row_group_rows: 10,
+                ..ok.clone()
+            }),
+            "row_group_rows"
+        );
     }
 
-    fn stats(&self) -> OpenFilesStats {
-        let mut stats = OpenFilesStats {
-            files: self.open.len(),
-            ..OpenFilesStats::default()
-        };
-        for f in self.open.values() {
-            let size = f.size();
-            stats.largest_file_bytes = stats.largest_file_bytes.max(size);
-            stats.total_bytes += size;
-            let at = f.opened_at();
-            stats.oldest_opened_at = Some(stats.oldest_opened_at.map_or(at, |o| o.min(at)));
-        }
-        stats
+    #[test]
+    fn the_s3_lake_seals_within_its_own_age() {
+        let mut config = LakeConfig::default();
+        assert_eq!(config.seal_policy().max_age, Duration::from_secs(3600));
+        config.s3 = Some(crate::sinks::s3_lake::S3LakeConfig::new("b"));
+        assert_eq!(config.seal_policy().max_age, Duration::from_secs(300));
     }
-
-    fn write(&mut self, batch: &LogBatch) -> Result<(), LakeError> {
-        for part in &batch.parts {
-            if !self.open.contains_key(&part.key) {
-                let dir = self.settings.table_dir.join(part.key.path());
-                let name = self.file_name("parquet");
-                let file = PartFile::create(&dir, &name, self.settings.props.clone())?;
-                self.open.insert(part.key.clone(), file);
-            }
-            let file = self.open.get_mut(&part.key).expect("inserted above");
-            file.write(&part.records)?;
-            file.limit_buffered(self.settings.max_row_group_bytes)?;
-        }
-        if !batch.dead_letters.is_empty() {
-            // Dead letters are filed by the day they were rejected.
-            let date = PartitionKey::of(wall_clock_ms(), "").date();
-            if !self.dead.contains_key(&date) {
-                let dir = self.settings.dead_letter_dir.join(format!("dt={date}"));
-                let name = self.file_name("ndjson");
-                self.dead
-                    .insert(date.clone(), DeadLetterFile::create(&dir, &name)?);
-            }
-            let file = self.dead.get_mut(&date).expect("inserted above");
-            file.append(&batch.dead_letters)?;
-        }
-        self.bound_memory()
-    }
-
-    /// Flushes row groups, largest first, while buffers exceed the budget.
-    fn bound_memory(&mut self) -> Result<(), LakeError> {
-        let mut buffered: usize = self.open.values().map(PartFile::buffered).sum();
-        if buffered <= self.settings.max_buffered_bytes {
-            return Ok(());
-        }
-        let mut by_size: Vec<(usize, PartitionKey)> = self
-            .open
-            .iter()
-            .map(|(k, f)| (f.buffered(), k.clone()))
-            .collect();
-        by_size.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.0));
-        for (size, key) in by_size {
-            if buffered <= self.settings.max_buffered_bytes / 2 {
-                break;
-            }
-            if let Some(f) = self.open.get_mut(&key) {
-                f.limit_buffered(0)?;
-            }
-            buffered = buffered.saturating_sub(size);
-        }
-        Ok(())
-    }
-
-    /// Commits every open file, then delivers the acks they were holding.
-    async fn commit(&mut self) -> Result<(), LakeError> {
-        let started = Instant::now();
-        let mut files: Vec<(PartitionKey, PartFile)> = self.open.drain().collect();
-        files.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut written = (0u64, 0u64);
-        let mut committed = Vec::with_capacity(files.len());
-        let mut iter = files.into_iter();
-        while let Some((_, file)) = iter.next() {
-            match file.commit() {
-                Ok(c) => committed.push(c),
-                Err(e) => {
-                    iter.for_each(|(_, f)| f.abort());
-                    self.abort_dead_letters();
-                    remove_staged(&self.settings.target, &committed);
-                    return Err(e);
-                }
-            }
-        }
-        if let LakeTarget::S3(s3) = &self.settings.target {
-            for (i, c) in committed.iter().enumerate() {
-                let relative = c.path.strip_prefix(&self.settings.lake_dir).map_err(|_| {
-                    LakeError::Config(format!("{} is outside the lake", c.path.display()))
-                });
-                let uploaded = match relative {
-                    Ok(relative) => {
-                        let key = s3.key_for(&relative.to_string_lossy().replace('\\', "/"));
-                        s3.upload_and_remove(&c.path, &key)
-                            .await
-                            .map_err(LakeError::from)
-                    }
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = uploaded {
-                    self.abort_dead_letters();
-                    remove_staged(&self.settings.target, &committed[i..]);
-                    return Err(e);
-                }
-            }
-        }
-        for c in &committed {
-            written.0 += 1;
-            written.1 += c.bytes;
-            metrics::counter!("spate_lake_rows_written_total").increment(c.rows);
-        }
-        let dead: Vec<DeadLetterFile> = self.dead.drain().map(|(_, f)| f).collect();
-        let dead_files =
-            dead_letters::commit_all(dead, &self.settings.target, &self.settings.dead_letter_dir)
-                .await?;
-        let counts = std::mem::take(&mut self.pending_counts);
-        metrics::counter!("spate_lake_files_written_total").increment(written.0);
-        metrics::counter!("spate_lake_bytes_written_total").increment(written.1);
-        metrics::counter!("spate_dead_letters_total").increment(counts.dead_letters);
-        {
-            let mut totals = self
-                .settings
-                .totals
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            totals.counts.add(&counts);
-            totals.files_written += written.0;
-            totals.bytes_written += written.1;
-            totals.dead_letter_files += dead_files;
-        }
-        std::mem::take(&mut self.pending_ack).deliver();
-        metrics::histogram!("spate_lake_commit_seconds").record(started.elapsed().as_secs_f64());
-        Ok(())
-    }
-
-    async fn commit_if_due(&mut self) -> ActorResult {
-        if should_roll(&self.stats(), Instant::now(), &self.settings.policy).is_some() {
-            self.commit().await.map_err(|e| self.fail_pending(e))?;
-        }
-        Ok(())
-    }
-
-    /// Fails every held batch with the error's reason (so sources learn why),
-    /// drops the open files, and returns the error for the supervisor.
-    fn fail_pending(&mut self, error: LakeError) -> ActorError {
-        let reason = error.to_string();
-        std::mem::take(&mut self.pending_ack).fail(reason);
-        self.pending_counts = EventCounts::default();
-        for (_, f) in self.open.drain() {
-            f.abort();
-        }
-        self.abort_dead_letters();
-        error.into()
-    }
-
-    fn abort_dead_letters(&mut self) {
-        for (_, f) in self.dead.drain() {
-            f.abort();
-        }
-    }
-}
-
-/// Removes files committed to a staging directory whose upload will not happen
-/// (their batches fail and are redelivered).
-fn remove_staged(target: &LakeTarget, files: &[part_file::CommittedFile]) {
-    if matches!(target, LakeTarget::S3(_)) {
-        for f in files {
-            let _ = std::fs::remove_file(&f.path);
-        }
-    }
-}
-
-impl Drop for LakeWriter {
-    /// A writer dropped with open files (a failure, a restart) removes their
-    /// temporaries; the held acks fail as they drop.
-    fn drop(&mut self) {
-        for (_, f) in self.open.drain() {
-            f.abort();
-        }
-        self.abort_dead_letters();
-    }
-}
-
-impl Actor for LakeWriter {
-    type In = LogBatch;
-    type Out = NoOutput;
-
-    async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
-        let (payload, ack, in_flight) = batch.into_parts();
-        self.pending_ack.merge(ack);
-        self.pending_counts.add(&payload.counts);
-        let written = self.write(&payload);
-        // The rows are encoded; the source's bytes are no longer held here.
-        drop(in_flight);
-        written.map_err(|e| self.fail_pending(e))?;
-        self.commit_if_due().await
-    }
-
-    fn tick_interval(&self) -> Option<Duration> {
-        Some(Duration::from_secs(1).min(self.settings.policy.max_age))
-    }
-
-    async fn tick(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
-        self.commit_if_due().await
-    }
-
-    async fn flush(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
-        if !self.open.is_empty() || !self.dead.is_empty() || !self.pending_ack.is_empty() {
-            self.commit().await.map_err(|e| self.fail_pending(e))?;
-        }
-        Ok(())
-    }
-}
-
-/// This process's part of file names: its pid and 32 random bits, fixed for
-/// the life of the process.
-fn process_tag() -> &'static str {
-    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TAG.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        format!("{}x{:08x}", std::process::id(), random as u32)
-    })
 }

@@ -58,6 +58,43 @@ impl PartitionKey {
         (h % shards.max(1) as u64) as usize
     }
 
+    /// The key of a partition directory, from its relative path
+    /// `dt=YYYY-MM-DD/hour=HH/service=NAME` (the inverse of [`path`](Self::path)).
+    ///
+    /// ```
+    /// use spate_operators::sinks::lake::partition::PartitionKey;
+    /// let key = PartitionKey::of(1_763_892_000_123, "a/b");
+    /// assert_eq!(PartitionKey::parse_path(&key.path()), Some(PartitionKey::of(1_763_892_000_000, "a/b")));
+    /// assert_eq!(PartitionKey::parse_path("dt=2025-11-23/hour=24/service=x"), None);
+    /// ```
+    pub fn parse_path(path: &str) -> Option<Self> {
+        let mut parts = path.trim_matches('/').split('/');
+        let dt = parts.next()?.strip_prefix("dt=")?;
+        let hour = parts.next()?.strip_prefix("hour=")?;
+        let service = parts.next()?.strip_prefix("service=")?;
+        if parts.next().is_some() || hour.len() != 2 || dt.len() != 10 {
+            return None;
+        }
+        let hour: i64 = hour.parse().ok().filter(|h| (0..24).contains(h))?;
+        let mut ymd = dt.split('-');
+        let y: i64 = ymd.next()?.parse().ok()?;
+        let m: u32 = ymd.next()?.parse().ok().filter(|m| (1..=12).contains(m))?;
+        let d: u32 = ymd.next()?.parse().ok().filter(|d| (1..=31).contains(d))?;
+        let days = days_from_civil(y, m, d);
+        if civil_from_days(days) != (y, m, d) {
+            return None;
+        }
+        Some(PartitionKey {
+            hour_start_ms: days * DAY_MS + hour * HOUR_MS,
+            service: Arc::from(unescape_partition_value(service)?.as_str()),
+        })
+    }
+
+    /// End of the partition's hour, milliseconds since the epoch.
+    pub fn hour_end_ms(&self) -> i64 {
+        self.hour_start_ms + HOUR_MS
+    }
+
     /// The `dt=YYYY-MM-DD` part alone.
     pub fn date(&self) -> String {
         let (y, m, d) = civil_from_days(self.hour_start_ms.div_euclid(DAY_MS));
@@ -100,6 +137,52 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// Day count since 1970-01-01 of a Gregorian date (the inverse of
+/// [`civil_from_days`]).
+///
+/// ```
+/// use spate_operators::sinks::lake::partition::days_from_civil;
+/// assert_eq!(days_from_civil(1970, 1, 1), 0);
+/// assert_eq!(days_from_civil(2025, 11, 23), 20_415);
+/// ```
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The value an escaped path component stands for (the inverse of
+/// [`escape_partition_value`]); `None` for a malformed escape.
+///
+/// ```
+/// use spate_operators::sinks::lake::partition::unescape_partition_value;
+/// assert_eq!(unescape_partition_value("a%2Fb%20c").as_deref(), Some("a/b c"));
+/// assert_eq!(unescape_partition_value("__HIVE_DEFAULT_PARTITION__").as_deref(), Some(""));
+/// ```
+pub fn unescape_partition_value(escaped: &str) -> Option<String> {
+    if escaped == "__HIVE_DEFAULT_PARTITION__" {
+        return Some(String::new());
+    }
+    let bytes = escaped.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = escaped.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Escapes a partition value the way Hive does: bytes outside
@@ -211,6 +294,33 @@ mod tests {
         let ones = first.iter().filter(|&&s| s == 1).count();
         assert!((16..=48).contains(&ones), "{ones} of 64 on shard 1");
         assert!(keys.iter().all(|k| k.shard(1) == 0));
+    }
+
+    #[test]
+    fn paths_parse_back_into_keys() {
+        for (ts, service) in [
+            (1_795_478_399_999, "api"),
+            (-1, "s"),
+            (1_709_208_000_000, "a/b c"),
+            (0, ""),
+            (0, ".."),
+        ] {
+            let key = PartitionKey::of(ts, service);
+            assert_eq!(
+                PartitionKey::parse_path(&key.path()),
+                Some(key.clone()),
+                "{key}"
+            );
+        }
+        for bad in [
+            "dt=2025-02-30/hour=00/service=x",
+            "dt=2025-01-01/hour=0/service=x",
+            "dt=2025-01-01/hour=00",
+            "dt=2025-01-01/hour=00/service=x/y",
+            "dt=2025-01-01/hour=00/service=%zz",
+        ] {
+            assert_eq!(PartitionKey::parse_path(bad), None, "{bad}");
+        }
     }
 
     #[test]

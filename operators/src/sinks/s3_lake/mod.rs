@@ -1,9 +1,10 @@
 //! The S3 commit target of the lake writer.
 //!
-//! The lake writer ([`crate::sinks::lake`]) writes and commits each Parquet file
-//! locally (into a staging directory); with [`LakeTarget::S3`] it then uploads the
-//! committed file to `s3://<bucket>/<prefix>logs/dt=…/hour=…/service=…/<name>`,
-//! removes the local copy, and only then delivers the acks of the rows in it.
+//! The lake writer ([`crate::sinks::lake`]) stages rows locally and seals each
+//! partition into a Parquet file; with [`LakeTarget::S3`] it then registers
+//! the partition in Glue ([`glue`], if configured), uploads the file to
+//! `s3://<bucket>/<prefix>logs/dt=…/hour=…/service=…/<name>`, removes the
+//! local copy, and only then delivers the acks of the rows in it.
 //! Files under [`S3LakeConfig::multipart_threshold`] go up with one
 //! PutObject; larger ones as a multipart upload in parts of
 //! [`S3LakeConfig::part_size`] (S3's minimum part is 5 MiB). Each request is
@@ -24,6 +25,7 @@
 //! takes no new batches and the pipeline waits.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -32,7 +34,11 @@ use serde::{Deserialize, Serialize};
 use spate_engine::ErrorClass;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use self::glue::{GlueCatalog, GlueConfig};
 use crate::component::ConfigError;
+use crate::component::units::Seconds;
+
+pub mod glue;
 
 const MIB: u64 = 1024 * 1024;
 /// S3's smallest allowed part (all but the last).
@@ -70,6 +76,22 @@ pub struct S3LakeConfig {
     /// Attempts per request before the commit fails.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Sources are acknowledged only once their rows are sealed and uploaded
+    /// (a container's disk is not durable), so a partition is sealed at the
+    /// latest this long after its oldest staged row (instead of
+    /// `lake.max_file_age`, when shorter): the longest a source waits for its
+    /// acknowledgement. Bare numbers are seconds.
+    #[serde(
+        rename = "max_file_age",
+        alias = "max_age",
+        default = "default_s3_max_age"
+    )]
+    pub max_age: Seconds,
+    /// Register each partition in this Glue table as files are sealed into
+    /// it (`[lake.s3.glue] database = "..."`), for Athena without partition
+    /// projection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue: Option<GlueConfig>,
 }
 
 fn default_multipart_threshold_mib() -> u64 {
@@ -81,6 +103,9 @@ fn default_part_size_mib() -> u64 {
 fn default_max_attempts() -> u32 {
     5
 }
+fn default_s3_max_age() -> Seconds {
+    Seconds::units(300)
+}
 
 impl S3LakeConfig {
     /// The defaults for `bucket`.
@@ -91,6 +116,8 @@ impl S3LakeConfig {
             multipart_threshold_mib: default_multipart_threshold_mib(),
             part_size_mib: default_part_size_mib(),
             max_attempts: default_max_attempts(),
+            max_age: default_s3_max_age(),
+            glue: None,
         }
     }
 }
@@ -112,6 +139,12 @@ impl S3LakeConfig {
         }
         if self.max_attempts == 0 {
             return Err(ConfigError::new("max_attempts", "must be at least 1"));
+        }
+        if self.max_age.is_zero() {
+            return Err(ConfigError::new("max_file_age", "must be more than 0s"));
+        }
+        if let Some(glue) = &self.glue {
+            glue.validate().map_err(|e| e.within("glue"))?;
         }
         Ok(())
     }
@@ -187,6 +220,7 @@ pub struct S3Target {
     multipart_threshold: u64,
     part_size: u64,
     max_attempts: u32,
+    catalog: Option<Arc<GlueCatalog>>,
 }
 
 impl S3Target {
@@ -203,7 +237,25 @@ impl S3Target {
             multipart_threshold: config.multipart_threshold_mib * MIB,
             part_size: config.part_size_mib * MIB,
             max_attempts: config.max_attempts,
+            catalog: None,
         })
+    }
+
+    /// Registers the partitions of sealed files in `catalog` before their
+    /// upload.
+    pub fn with_catalog(mut self, catalog: Arc<GlueCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The Glue catalog partitions are registered in, if any.
+    pub fn catalog(&self) -> Option<&Arc<GlueCatalog>> {
+        self.catalog.as_ref()
+    }
+
+    /// `s3://bucket/<prefix>logs/`: where the `logs` table is.
+    pub fn table_location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key_for("logs/"))
     }
 
     /// The bucket.
@@ -255,6 +307,86 @@ impl S3Target {
         metrics::counter!("spate_s3_lake_bytes_written_total").increment(bytes);
         metrics::histogram!("spate_s3_lake_upload_seconds").record(started.elapsed().as_secs_f64());
         Ok(uploaded)
+    }
+
+    /// Every object under `prefix`: key and size.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, S3UploadError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .retry("list_objects_v2", prefix, || {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send()
+                })
+                .await?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    out.push((key.to_string(), object.size().unwrap_or(0).max(0) as u64));
+                }
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The body of the object `key`.
+    pub async fn get(&self, key: &str) -> Result<bytes::Bytes, S3UploadError> {
+        let object = self
+            .retry("get_object", key, || {
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+            })
+            .await?;
+        object
+            .body
+            .collect()
+            .await
+            .map(|b| b.into_bytes())
+            .map_err(|e| self.request_error("get_object", key, 1, e.to_string()))
+    }
+
+    /// Deletes the objects `keys` (at most 1,000 per request).
+    pub async fn delete(&self, keys: &[String]) -> Result<(), S3UploadError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(1000) {
+            let objects: Vec<ObjectIdentifier> = chunk
+                .iter()
+                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                .collect();
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| S3UploadError::Config(e.to_string()))?;
+            let out = self
+                .retry("delete_objects", &chunk[0], || {
+                    self.client
+                        .delete_objects()
+                        .bucket(&self.bucket)
+                        .delete(delete.clone())
+                        .send()
+                })
+                .await?;
+            if let Some(error) = out.errors().first() {
+                return Err(self.request_error(
+                    "delete_objects",
+                    error.key().unwrap_or_default(),
+                    1,
+                    error.message().unwrap_or("delete refused").to_string(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), S3UploadError> {

@@ -1,0 +1,333 @@
+//! Sealing one partition: its staged segments read back in order and written
+//! as one Parquet file with large row groups, published, then removed from
+//! staging.
+//!
+//! Publishing is the commit point for readers of the tree:
+//!
+//! - **local**: the file is written as `logs/<partition>/.<name>.tmp`,
+//!   fsynced, renamed to `<name>` and its directory fsynced; only then are
+//!   the segments deleted;
+//! - **S3**: the partition is registered in the Glue catalog if the lake has
+//!   one (an empty partition is harmless, and a failed registration leaves
+//!   nothing to clean up), the file is uploaded (PutObject or a multipart
+//!   upload: the object appears whole or not at all), and only then are the
+//!   segments deleted.
+//!
+//! The name carries the newest segment number ([`sealed_file_name`]), so a
+//! reader that sees both the file and the segments knows which to skip, and
+//! recovery after a crash between publishing and deleting removes the
+//! covered segments instead of sealing them twice.
+//!
+//! [`sealed_file_name`]: super::staging::sealed_file_name
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parquet::file::properties::WriterProperties;
+
+use super::LakeError;
+use super::part_file::{PartFile, sync_dir};
+use super::partition::PartitionKey;
+use super::staging::{ClosedSegment, complete_prefix_len, read_segment};
+use crate::sinks::s3_lake::S3Target;
+
+/// Where sealed files go.
+#[derive(Clone)]
+pub enum Publish {
+    /// Renamed into the local `logs/` tree.
+    Local,
+    /// Uploaded to S3 (the lake directory only holds the temporary file),
+    /// with the partition registered first in the target's Glue catalog, if
+    /// it has one.
+    S3 {
+        /// The bucket and prefix.
+        target: Arc<S3Target>,
+    },
+}
+
+/// One seal to run.
+pub struct SealJob {
+    /// The partition.
+    pub key: PartitionKey,
+    /// Its segments, oldest first: all it had when the seal began.
+    pub segments: Vec<ClosedSegment>,
+    /// The `logs` table directory (the local lake, or where the temporary
+    /// file of an upload is written).
+    pub table_dir: PathBuf,
+    /// The name of the sealed file.
+    pub name: String,
+    /// Parquet settings.
+    pub props: Arc<WriterProperties>,
+    /// Where the file goes.
+    pub publish: Publish,
+}
+
+/// A sealed file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sealed {
+    /// The partition.
+    pub key: PartitionKey,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Its size.
+    pub bytes: u64,
+    /// Row groups in it.
+    pub row_groups: usize,
+    /// Where it is: a local path, or `s3://bucket/key`.
+    pub location: String,
+    /// The staged bytes it replaced.
+    pub staged_bytes: u64,
+}
+
+impl SealJob {
+    /// Writes, publishes and removes the segments. On failure the segments
+    /// are left as they were (and any temporary file removed), so the seal
+    /// can run again.
+    pub async fn run(self) -> Result<Sealed, LakeError> {
+        let SealJob {
+            key,
+            segments,
+            table_dir,
+            name,
+            props,
+            publish,
+        } = self;
+        let dir = table_dir.join(key.path());
+        let staged_bytes = segments.iter().map(|s| s.bytes).sum();
+        let local = matches!(publish, Publish::Local);
+        let (written_dir, written_name, written_segments) =
+            (dir.clone(), name.clone(), segments.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            write_parquet(&written_dir, &written_name, &written_segments, props, local)
+        })
+        .await
+        .map_err(|e| LakeError::Parquet(format!("seal task failed: {e}")))??;
+        let location = match publish {
+            Publish::Local => written.path.display().to_string(),
+            Publish::S3 { target } => {
+                let uploaded = async {
+                    if let Some(glue) = target.catalog() {
+                        glue.ensure_partition(&key).await?;
+                    }
+                    let relative = format!("logs/{}/{name}", key.path());
+                    let object = target.key_for(&relative);
+                    target.upload_and_remove(&written.path, &object).await?;
+                    Ok::<_, LakeError>(format!("s3://{}/{object}", target.bucket()))
+                }
+                .await;
+                match uploaded {
+                    Ok(location) => location,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&written.path);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let removed = segments.clone();
+        tokio::task::spawn_blocking(move || remove_segments(&removed))
+            .await
+            .map_err(|e| LakeError::Parquet(format!("seal task failed: {e}")))??;
+        Ok(Sealed {
+            key,
+            rows: written.rows,
+            bytes: written.bytes,
+            row_groups: written.row_groups,
+            location,
+            staged_bytes,
+        })
+    }
+}
+
+/// What [`write_parquet`] wrote.
+struct Written {
+    path: PathBuf,
+    rows: u64,
+    bytes: u64,
+    row_groups: usize,
+}
+
+/// Reads `segments` in order into `dir/name` (`publish`: renamed into place
+/// and fsynced; otherwise left as the hidden temporary file for an upload).
+fn write_parquet(
+    dir: &Path,
+    name: &str,
+    segments: &[ClosedSegment],
+    props: Arc<WriterProperties>,
+    publish: bool,
+) -> Result<Written, LakeError> {
+    let created = !dir.exists();
+    let mut file = PartFile::create(dir, name, props)?;
+    let result = (|| {
+        for segment in segments {
+            let mut handle =
+                File::open(&segment.path).map_err(|e| LakeError::io("open", &segment.path, e))?;
+            let size = handle
+                .metadata()
+                .map_err(|e| LakeError::io("stat", &segment.path, e))?
+                .len();
+            let len = complete_prefix_len(&mut handle, size)
+                .map_err(|e| LakeError::io("read", &segment.path, e))?;
+            for batch in read_segment(handle, len, None, &segment.path)? {
+                let batch = batch.map_err(|e| {
+                    LakeError::Parquet(format!("staging {}: {e}", segment.path.display()))
+                })?;
+                file.write(&batch)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        file.abort();
+        return Err(e);
+    }
+    let committed = if publish {
+        let committed = file.commit()?;
+        if created {
+            // The partition directory is new: make its entry durable too.
+            for ancestor in dir.ancestors().skip(1).take(3) {
+                sync_dir(ancestor)?;
+            }
+        }
+        committed
+    } else {
+        file.close_unpublished()?
+    };
+    Ok(Written {
+        row_groups: committed.row_groups,
+        path: committed.path,
+        rows: committed.rows,
+        bytes: committed.bytes,
+    })
+}
+
+/// Deletes sealed segments and makes the deletion durable.
+fn remove_segments(segments: &[ClosedSegment]) -> Result<(), LakeError> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for segment in segments {
+        match std::fs::remove_file(&segment.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LakeError::io("remove", &segment.path, e)),
+        }
+        if let Some(dir) = segment.path.parent()
+            && !dirs.contains(&dir)
+        {
+            dirs.push(dir);
+        }
+    }
+    for dir in dirs {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventBatch;
+    use crate::sinks::lake::part_file::writer_properties;
+    use crate::sinks::lake::schema::to_record_batch;
+    use crate::sinks::lake::staging::{SegmentWriter, sealed_file_name};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    fn rows(from: usize, n: usize) -> arrow_array::RecordBatch {
+        let mut b = EventBatch::default();
+        for i in from..from + n {
+            b.event_id.push(&format!("e:{i}"));
+            b.ts.push(1_763_892_000_000 + i as i64);
+            b.ingest_ts.push(0);
+            b.service.push("api");
+            b.host.push_null();
+            b.source.push("t");
+            b.log_group.push_null();
+            b.log_stream.push_null();
+            b.severity.push(crate::event::Severity::Info);
+            b.tags.push(0);
+            b.status.push(0);
+            b.client_ip.push_null();
+            b.message.push("m");
+            b.attrs.push_null();
+        }
+        to_record_batch(b).unwrap()
+    }
+
+    #[tokio::test]
+    async fn segments_become_one_file_with_large_row_groups() {
+        let lake = tempfile::tempdir().unwrap();
+        let key = PartitionKey::of(1_763_892_000_000, "api");
+        let staging = lake.path().join("staging").join(key.path());
+        let mut segments = Vec::new();
+        for (seq, from) in [(1u64, 0usize), (2, 3_000)] {
+            let mut seg = SegmentWriter::create(&staging, seq).unwrap();
+            for chunk in 0..3 {
+                seg.append(&rows(from + chunk * 1_000, 1_000)).unwrap();
+            }
+            segments.push(seg.finish().unwrap());
+        }
+        let table_dir = lake.path().join("logs");
+        let sealed = SealJob {
+            key: key.clone(),
+            segments: segments.clone(),
+            table_dir: table_dir.clone(),
+            name: sealed_file_name("0000abcd", 2),
+            props: writer_properties(1, 4_096).unwrap(),
+            publish: Publish::Local,
+        }
+        .run()
+        .await
+        .unwrap();
+        assert_eq!(sealed.rows, 6_000);
+        assert_eq!(sealed.row_groups, 2, "4,096 + 1,904 rows");
+        let path = table_dir
+            .join(key.path())
+            .join("part-0000abcd-0000000000000002.parquet");
+        assert_eq!(sealed.location, path.display().to_string());
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 6_000);
+        assert!(
+            segments.iter().all(|s| !s.path.exists()),
+            "segments removed"
+        );
+        // Nothing hidden left behind.
+        let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["part-0000abcd-0000000000000002.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_seal_keeps_its_segments() {
+        let lake = tempfile::tempdir().unwrap();
+        let key = PartitionKey::of(0, "api");
+        let staging = lake.path().join("staging").join(key.path());
+        let mut seg = SegmentWriter::create(&staging, 1).unwrap();
+        seg.append(&rows(0, 10)).unwrap();
+        let closed = seg.finish().unwrap();
+        let missing = ClosedSegment {
+            seq: 2,
+            path: staging.join("gone.arrows"),
+            bytes: 0,
+        };
+        let result = SealJob {
+            key: key.clone(),
+            segments: vec![closed.clone(), missing],
+            table_dir: lake.path().join("logs"),
+            name: sealed_file_name("0000abcd", 2),
+            props: writer_properties(1, 4_096).unwrap(),
+            publish: Publish::Local,
+        }
+        .run()
+        .await;
+        assert!(result.is_err());
+        assert!(closed.path.exists());
+        let dir = lake.path().join("logs").join(key.path());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "temporary removed"
+        );
+    }
+}

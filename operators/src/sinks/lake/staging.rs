@@ -1,0 +1,714 @@
+//! The staging area: rows appended per partition, as Arrow IPC stream
+//! segments on local disk, until they are sealed into Parquet.
+//!
+//! Layout: `<lake>/staging/dt=YYYY-MM-DD/hour=HH/service=NAME/seg-<seq>.arrows`
+//! (LZ4-compressed IPC stream, `seq` 16 hex digits). A segment is appended to
+//! by one writer, one whole message per batch, and fsynced at each staging
+//! commit; a crash can leave a torn last message, which readers and
+//! recovery ignore ([`complete_prefix_len`]).
+//!
+//! # The seal handoff
+//!
+//! Segment numbers grow per partition for the life of the lake (a clock in
+//! microseconds, [`SeqClock`], that never goes below a number already
+//! used). A seal takes **every** segment of its partition up to the newest,
+//! writes them as one Parquet file named after that newest number and the
+//! stager that wrote them ([`sealed_file_name`]: `part-<stager>-<seq>.parquet`),
+//! publishes the file (rename into `logs/`, or upload to S3), and only then
+//! deletes the segments. So a segment is *covered* by a sealed file of its
+//! partition whose number is at least its own ([`covered_up_to`]), and a
+//! reader that takes its snapshot of staging first and lists the sealed files
+//! second ([`StagingSnapshot::take`]) skips exactly the covered segments:
+//! every row once, whichever step of a seal it lands between.
+//!
+//! A local lake has one stager (one process per data dir, by its lock), so
+//! every sealed name counts; in a bucket shared by several tasks only the
+//! names of this process's stager ([`stager_tag`]) cover its segments.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Take, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_array::RecordBatch;
+use arrow_ipc::CompressionType;
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+
+use super::LakeError;
+use super::partition::PartitionKey;
+use super::schema::logs_file_schema;
+
+/// Directory of the staging area inside the lake directory.
+pub const STAGING_DIR: &str = "staging";
+const SEGMENT_PREFIX: &str = "seg-";
+const SEGMENT_EXT: &str = ".arrows";
+const SEALED_PREFIX: &str = "part-";
+const SEALED_EXT: &str = ".parquet";
+
+/// The file name of segment `seq`.
+///
+/// ```
+/// use spate_operators::sinks::lake::staging::{parse_segment_name, segment_name};
+/// assert_eq!(segment_name(42), "seg-000000000000002a.arrows");
+/// assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
+/// assert_eq!(parse_segment_name("seg-2a.arrows"), None);
+/// ```
+pub fn segment_name(seq: u64) -> String {
+    format!("{SEGMENT_PREFIX}{seq:016x}{SEGMENT_EXT}")
+}
+
+/// The number of a segment file name, if it is one.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_EXT)?;
+    parse_hex16(hex)
+}
+
+fn parse_hex16(hex: &str) -> Option<u64> {
+    (hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
+}
+
+/// The name of the Parquet file sealed from `stager`'s segments of one
+/// partition up to segment `hi`.
+///
+/// ```
+/// use spate_operators::sinks::lake::staging::{parse_sealed_file_name, sealed_file_name};
+/// let name = sealed_file_name("0badcafe", 42);
+/// assert_eq!(name, "part-0badcafe-000000000000002a.parquet");
+/// assert_eq!(parse_sealed_file_name(&name), Some(("0badcafe", 42)));
+/// // Files of older versions and compacted files cover nothing.
+/// assert_eq!(parse_sealed_file_name("part-1763892000123-77x0badcafe-0-000001.parquet"), None);
+/// ```
+pub fn sealed_file_name(stager: &str, hi: u64) -> String {
+    format!("{SEALED_PREFIX}{stager}-{hi:016x}{SEALED_EXT}")
+}
+
+/// The stager and newest segment of a sealed file name, if it is one.
+pub fn parse_sealed_file_name(name: &str) -> Option<(&str, u64)> {
+    let rest = name.strip_prefix(SEALED_PREFIX)?.strip_suffix(SEALED_EXT)?;
+    let (stager, hex) = rest.split_once('-')?;
+    let valid_stager = stager.len() == 8 && stager.bytes().all(|b| b.is_ascii_hexdigit());
+    valid_stager.then_some(())?;
+    Some((stager, parse_hex16(hex)?))
+}
+
+/// Whose sealed files cover a staging area's segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    /// Any stager's: the lake has one writer (a local lake, locked).
+    AnyStager,
+    /// Only this stager's: the lake is shared (a bucket several tasks write).
+    Stager(String),
+}
+
+/// The newest segment number that the sealed files named `names` (of one
+/// partition) cover, if any.
+///
+/// ```
+/// use spate_operators::sinks::lake::staging::{covered_up_to, sealed_file_name, Coverage};
+/// let names = [sealed_file_name("0000000a", 7), sealed_file_name("0000000b", 9), "x.parquet".into()];
+/// let names = || names.iter().map(String::as_str);
+/// assert_eq!(covered_up_to(names(), &Coverage::AnyStager), Some(9));
+/// assert_eq!(covered_up_to(names(), &Coverage::Stager("0000000a".into())), Some(7));
+/// assert_eq!(covered_up_to(names(), &Coverage::Stager("0000000c".into())), None);
+/// ```
+pub fn covered_up_to<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    coverage: &Coverage,
+) -> Option<u64> {
+    names
+        .into_iter()
+        .filter_map(parse_sealed_file_name)
+        .filter(|(stager, _)| match coverage {
+            Coverage::AnyStager => true,
+            Coverage::Stager(mine) => stager == mine,
+        })
+        .map(|(_, hi)| hi)
+        .max()
+}
+
+/// This process's stager tag: 8 hex digits, random, fixed for its life.
+pub fn stager_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        format!("{:08x}", hasher.finish() as u32)
+    })
+}
+
+/// Segment numbers: microseconds of the wall clock, never below one already
+/// given out (or seen on disk, [`SeqClock::raise_to`]).
+#[derive(Debug, Default)]
+pub struct SeqClock {
+    last: AtomicU64,
+}
+
+impl SeqClock {
+    /// The next number.
+    pub fn next(&self) -> u64 {
+        let now = (crate::event::wall_clock_ms().max(0) as u64).saturating_mul(1000);
+        let mut last = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self
+                .last
+                .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    /// Makes every later number greater than `seen`.
+    pub fn raise_to(&self, seen: u64) {
+        self.last.fetch_max(seen, Ordering::AcqRel);
+    }
+}
+
+/// Options of staged IPC streams: LZ4 frames (fast both ways, and the
+/// staging area shrinks to about a third).
+fn ipc_options() -> Result<IpcWriteOptions, LakeError> {
+    IpcWriteOptions::default()
+        .try_with_compression(Some(CompressionType::LZ4_FRAME))
+        .map_err(|e| LakeError::Parquet(format!("ipc options: {e}")))
+}
+
+/// The file under a stream writer: unbuffered (each batch is written as one
+/// message straight to the file), counting what was written.
+struct SegmentSink {
+    file: File,
+    written: u64,
+}
+
+impl Write for SegmentSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A segment open for appending.
+pub struct SegmentWriter {
+    path: PathBuf,
+    seq: u64,
+    stream: StreamWriter<SegmentSink>,
+    committed: u64,
+    rows: u64,
+    arrow_bytes: u64,
+    dirty: bool,
+    synced_once: bool,
+}
+
+/// A segment no longer appended to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedSegment {
+    /// Its number.
+    pub seq: u64,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size on disk.
+    pub bytes: u64,
+}
+
+impl SegmentWriter {
+    /// Creates segment `seq` in `dir` (created if missing) with the schema
+    /// message written.
+    pub fn create(dir: &Path, seq: u64) -> Result<Self, LakeError> {
+        std::fs::create_dir_all(dir).map_err(|e| LakeError::io("create directory", dir, e))?;
+        let path = dir.join(segment_name(seq));
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| LakeError::io("create", &path, e))?;
+        let sink = SegmentSink { file, written: 0 };
+        let stream = StreamWriter::try_new_with_options(sink, &logs_file_schema(), ipc_options()?)
+            .map_err(|e| LakeError::Parquet(format!("staging {}: {e}", path.display())))?;
+        Ok(SegmentWriter {
+            path,
+            seq,
+            stream,
+            committed: 0,
+            rows: 0,
+            arrow_bytes: 0,
+            dirty: true,
+            synced_once: false,
+        })
+    }
+
+    /// Appends rows as one message.
+    pub fn append(&mut self, records: &RecordBatch) -> Result<(), LakeError> {
+        self.stream.write(records).map_err(|e| match e {
+            arrow_schema::ArrowError::IoError(_, io) => LakeError::io("write", &self.path, io),
+            other => LakeError::Parquet(format!("staging {}: {other}", self.path.display())),
+        })?;
+        self.rows += records.num_rows() as u64;
+        self.arrow_bytes += records.get_array_memory_size() as u64;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Its number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Bytes written.
+    pub fn len(&self) -> u64 {
+        self.stream.get_ref().written
+    }
+
+    /// Whether nothing but the schema was written.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Rows appended.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Arrow size of the rows appended.
+    pub fn arrow_bytes(&self) -> u64 {
+        self.arrow_bytes
+    }
+
+    /// Whether the next [`sync`](Self::sync) is the segment's first (its
+    /// directory entry is not durable yet).
+    pub fn is_new(&self) -> bool {
+        !self.synced_once
+    }
+
+    /// Makes everything appended durable (fdatasync).
+    pub fn sync(&mut self) -> Result<(), LakeError> {
+        if self.dirty {
+            self.stream
+                .get_ref()
+                .file
+                .sync_data()
+                .map_err(|e| LakeError::io("fsync", &self.path, e))?;
+            self.committed = self.len();
+            self.dirty = false;
+            self.synced_once = true;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream and makes it durable.
+    pub fn finish(mut self) -> Result<ClosedSegment, LakeError> {
+        self.stream
+            .finish()
+            .map_err(|e| LakeError::Parquet(format!("staging {}: {e}", self.path.display())))?;
+        self.dirty = true;
+        self.sync()?;
+        Ok(ClosedSegment {
+            seq: self.seq,
+            bytes: self.len(),
+            path: self.path,
+        })
+    }
+
+    /// Drops what was appended since the last sync (its batches are failed
+    /// and will be redelivered); a segment never synced is removed.
+    pub fn abort(self) {
+        if self.committed == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            let _ = self.stream.get_ref().file.set_len(self.committed);
+        }
+    }
+}
+
+/// Bytes of `file` (of `len` bytes) holding whole IPC messages: where a torn
+/// last message (a crash mid-append, or an append in progress) begins, or the
+/// end of the stream marker.
+pub fn complete_prefix_len(file: &mut File, len: u64) -> std::io::Result<u64> {
+    let mut pos = 0u64;
+    let mut head = [0u8; 8];
+    loop {
+        if pos + 8 > len {
+            return Ok(pos);
+        }
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut head)?;
+        let first = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let (meta_len, prefix) = if first == 0xFFFF_FFFF {
+            (u32::from_le_bytes([head[4], head[5], head[6], head[7]]), 8)
+        } else {
+            (first, 4)
+        };
+        if meta_len == 0 || meta_len > i32::MAX as u32 {
+            // End of stream (or garbage): nothing after it counts.
+            return Ok(pos);
+        }
+        let meta_end = pos + prefix + u64::from(meta_len);
+        if meta_end > len {
+            return Ok(pos);
+        }
+        let mut meta = vec![0u8; meta_len as usize];
+        file.seek(SeekFrom::Start(pos + prefix))?;
+        file.read_exact(&mut meta)?;
+        let Ok(message) = arrow_ipc::root_as_message(&meta) else {
+            return Ok(pos);
+        };
+        let end = meta_end.saturating_add(message.bodyLength().max(0) as u64);
+        if end > len {
+            return Ok(pos);
+        }
+        pos = end;
+    }
+}
+
+/// A reader of the first `len` bytes of a segment (whole messages, from
+/// [`complete_prefix_len`]), decoding only the columns of `projection`.
+pub fn read_segment(
+    mut file: File,
+    len: u64,
+    projection: Option<Vec<usize>>,
+    path: &Path,
+) -> Result<StreamReader<BufReader<Take<File>>>, LakeError> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| LakeError::io("seek", path, e))?;
+    let reader = BufReader::with_capacity(256 * 1024, file.take(len));
+    StreamReader::try_new(reader, projection)
+        .map_err(|e| LakeError::Parquet(format!("staging {}: {e}", path.display())))
+}
+
+/// One partition's segments on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedPartition {
+    /// The partition.
+    pub key: PartitionKey,
+    /// Its staging directory.
+    pub dir: PathBuf,
+    /// Its segments, oldest first.
+    pub segments: Vec<ClosedSegment>,
+}
+
+/// Every partition with segments under `staging` (a missing directory holds
+/// none). Directories that are not partitions, and files that are not
+/// segments, are left alone.
+pub fn list_staged(staging: &Path) -> Result<Vec<StagedPartition>, LakeError> {
+    let mut out = Vec::new();
+    for dt in subdirs(staging)? {
+        for hour in subdirs(&dt)? {
+            for service in subdirs(&hour)? {
+                let Ok(relative) = service.strip_prefix(staging) else {
+                    continue;
+                };
+                let Some(key) = PartitionKey::parse_path(&relative.to_string_lossy()) else {
+                    continue;
+                };
+                let mut segments = Vec::new();
+                let entries = match std::fs::read_dir(&service) {
+                    Ok(entries) => entries,
+                    // Sealed and removed since its hour was listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(LakeError::io("list", &service, e)),
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let Some(seq) = parse_segment_name(&name.to_string_lossy()) else {
+                        continue;
+                    };
+                    let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    segments.push(ClosedSegment {
+                        seq,
+                        path: entry.path(),
+                        bytes,
+                    });
+                }
+                if !segments.is_empty() {
+                    segments.sort_by_key(|s| s.seq);
+                    out.push(StagedPartition {
+                        key,
+                        dir: service,
+                        segments,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LakeError::io("list", dir, e)),
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Names of the sealed Parquet files of a partition directory (none if it
+/// does not exist).
+pub fn sealed_names_in(dir: &Path) -> Result<Vec<String>, LakeError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LakeError::io("list", dir, e)),
+    };
+    Ok(entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| parse_sealed_file_name(n).is_some())
+        .collect())
+}
+
+/// A segment open for reading, as a query's snapshot saw it.
+#[derive(Debug)]
+pub struct OpenSegment {
+    /// Its number.
+    pub seq: u64,
+    /// Where it was.
+    pub path: PathBuf,
+    /// The open file (readable even once the segment is sealed and deleted).
+    pub file: File,
+    /// Bytes of whole messages when the snapshot was taken.
+    pub len: u64,
+}
+
+/// One partition of a snapshot.
+#[derive(Debug)]
+pub struct SnapshotPartition {
+    /// The partition.
+    pub key: PartitionKey,
+    /// Its relative path (`dt=…/hour=…/service=…`), as the sealed files'.
+    pub path: String,
+    /// Its segments, oldest first.
+    pub segments: Vec<OpenSegment>,
+}
+
+/// What a reader sees of the staging area: every segment, opened, with the
+/// length of its whole messages.
+///
+/// Take it **before** listing the sealed files, then drop the segments the
+/// listing covers ([`StagingSnapshot::without_covered`]).
+#[derive(Debug, Default)]
+pub struct StagingSnapshot {
+    /// Partitions with staged rows.
+    pub partitions: Vec<SnapshotPartition>,
+}
+
+impl StagingSnapshot {
+    /// Opens every segment under `staging`. A segment deleted between the
+    /// listing and the open was sealed meanwhile, and is skipped (the sealed
+    /// file is listed after this).
+    pub fn take(staging: &Path) -> Result<Self, LakeError> {
+        let mut partitions = Vec::new();
+        for staged in list_staged(staging)? {
+            let mut segments = Vec::new();
+            for segment in staged.segments {
+                let mut file = match File::open(&segment.path) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(LakeError::io("open", &segment.path, e)),
+                };
+                let size = file
+                    .metadata()
+                    .map_err(|e| LakeError::io("stat", &segment.path, e))?
+                    .len();
+                let len = complete_prefix_len(&mut file, size)
+                    .map_err(|e| LakeError::io("read", &segment.path, e))?;
+                if len == 0 {
+                    // Just created: not even its schema is whole yet.
+                    continue;
+                }
+                segments.push(OpenSegment {
+                    seq: segment.seq,
+                    path: segment.path,
+                    file,
+                    len,
+                });
+            }
+            if !segments.is_empty() {
+                partitions.push(SnapshotPartition {
+                    path: staged.key.path(),
+                    key: staged.key,
+                    segments,
+                });
+            }
+        }
+        Ok(StagingSnapshot { partitions })
+    }
+
+    /// Drops the segments covered by sealed files: `sealed` gives the names
+    /// of the sealed files listed in a partition (by its relative path).
+    pub fn without_covered<'a, F, I>(mut self, sealed: F, coverage: &Coverage) -> Self
+    where
+        F: Fn(&str) -> I,
+        I: IntoIterator<Item = &'a str>,
+    {
+        for partition in &mut self.partitions {
+            if let Some(hi) = covered_up_to(sealed(&partition.path), coverage) {
+                partition.segments.retain(|s| s.seq > hi);
+            }
+        }
+        self.partitions.retain(|p| !p.segments.is_empty());
+        self
+    }
+
+    /// Segments in the snapshot.
+    pub fn segment_count(&self) -> usize {
+        self.partitions.iter().map(|p| p.segments.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventBatch;
+    use crate::sinks::lake::schema::to_record_batch;
+
+    fn rows(n: usize, tag: &str) -> RecordBatch {
+        let mut b = EventBatch::default();
+        for i in 0..n {
+            b.event_id.push(&format!("{tag}:{i}"));
+            b.ts.push(i as i64);
+            b.ingest_ts.push(0);
+            b.service.push("s");
+            b.host.push_null();
+            b.source.push("t");
+            b.log_group.push_null();
+            b.log_stream.push_null();
+            b.severity.push(crate::event::Severity::Info);
+            b.tags.push(0);
+            b.status.push(0);
+            b.client_ip.push_null();
+            b.message.push("m");
+            b.attrs.push_null();
+        }
+        to_record_batch(b).unwrap()
+    }
+
+    fn read_all(path: &Path, len: u64) -> Vec<RecordBatch> {
+        let file = File::open(path).unwrap();
+        read_segment(file, len, None, path)
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn appended_batches_read_back_and_a_torn_tail_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = SegmentWriter::create(dir.path(), 7).unwrap();
+        seg.append(&rows(3, "a")).unwrap();
+        seg.sync().unwrap();
+        let whole = seg.len();
+        seg.append(&rows(2, "b")).unwrap();
+        let path = dir.path().join(segment_name(7));
+        let size = std::fs::metadata(&path).unwrap().len();
+        let mut file = File::options().write(true).read(true).open(&path).unwrap();
+        assert_eq!(complete_prefix_len(&mut file, size).unwrap(), size);
+        assert_eq!(read_all(&path, size).len(), 2);
+        // Cut the second message in half, as a crash would.
+        let torn = whole + (size - whole) / 2;
+        file.set_len(torn).unwrap();
+        assert_eq!(complete_prefix_len(&mut file, torn).unwrap(), whole);
+        let batches = read_all(&path, whole);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn a_finished_segment_reads_to_its_end_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = SegmentWriter::create(dir.path(), 1).unwrap();
+        seg.append(&rows(4, "a")).unwrap();
+        seg.append(&rows(5, "b")).unwrap();
+        let closed = seg.finish().unwrap();
+        let mut file = File::open(&closed.path).unwrap();
+        let whole = complete_prefix_len(&mut file, closed.bytes).unwrap();
+        assert!(
+            whole <= closed.bytes && closed.bytes - whole <= 8,
+            "{whole} {}",
+            closed.bytes
+        );
+        let batches = read_all(&closed.path, closed.bytes);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 9);
+    }
+
+    #[test]
+    fn aborting_drops_what_was_not_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = SegmentWriter::create(dir.path(), 1).unwrap();
+        seg.append(&rows(4, "a")).unwrap();
+        seg.sync().unwrap();
+        let committed = seg.len();
+        seg.append(&rows(5, "b")).unwrap();
+        seg.abort();
+        let path = dir.path().join(segment_name(1));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), committed);
+        let never = SegmentWriter::create(dir.path(), 2).unwrap();
+        never.abort();
+        assert!(!dir.path().join(segment_name(2)).exists());
+    }
+
+    #[test]
+    fn snapshots_list_partitions_and_skip_covered_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PartitionKey::of(1_763_892_000_000, "api");
+        let part_dir = dir.path().join(key.path());
+        for seq in [5, 9] {
+            let mut seg = SegmentWriter::create(&part_dir, seq).unwrap();
+            seg.append(&rows(1, "x")).unwrap();
+            seg.finish().unwrap();
+        }
+        std::fs::write(part_dir.join("notes.txt"), "ignored").unwrap();
+        std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+        let staged = list_staged(dir.path()).unwrap();
+        assert_eq!(staged.len(), 1);
+        assert_eq!(staged[0].key, key);
+        assert_eq!(
+            staged[0].segments.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            [5, 9]
+        );
+        let sealed = [sealed_file_name("0000000a", 5)];
+        let snapshot = StagingSnapshot::take(dir.path()).unwrap().without_covered(
+            |path| {
+                assert_eq!(path, key.path());
+                sealed.iter().map(String::as_str)
+            },
+            &Coverage::AnyStager,
+        );
+        assert_eq!(snapshot.segment_count(), 1);
+        assert_eq!(snapshot.partitions[0].segments[0].seq, 9);
+        let mine = StagingSnapshot::take(dir.path()).unwrap().without_covered(
+            |_| sealed.iter().map(String::as_str),
+            &Coverage::Stager("0000000b".into()),
+        );
+        assert_eq!(mine.segment_count(), 2);
+    }
+
+    #[test]
+    fn segment_numbers_only_grow() {
+        let clock = SeqClock::default();
+        let a = clock.next();
+        let b = clock.next();
+        assert!(b > a);
+        clock.raise_to(u64::MAX - 10);
+        assert_eq!(clock.next(), u64::MAX - 9);
+        assert_eq!(stager_tag().len(), 8);
+        assert!(parse_sealed_file_name(&sealed_file_name(stager_tag(), 1)).is_some());
+    }
+}

@@ -1,0 +1,661 @@
+//! The lake writer actor: buffers, stages and seals the partitions the decode
+//! stage routes to it (see the [module docs](super) for the protocol).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use spate_engine::{Ack, Actor, ActorError, ActorResult, Batch, Ctx, NoOutput};
+use tokio::time::Instant;
+
+use super::dead_letters::{self, DeadLetterFile};
+use super::part_file::sync_dir;
+use super::partition::PartitionKey;
+use super::policy::{SealReason, StagedStats, next_seal, to_stage};
+use super::recovery::{discard, recover_dead_letters, recover_local};
+use super::schema::logs_file_schema;
+use super::seal::{SealJob, Sealed};
+use super::staging::{ClosedSegment, SegmentWriter, list_staged, sealed_file_name, stager_tag};
+use super::{LakeError, LakeSettings, SealTask};
+use crate::event::wall_clock_ms;
+use crate::log_batch::{EventCounts, LogBatch};
+
+/// Parquet bytes per Arrow byte assumed before the first seal measures it.
+const INITIAL_RATIO: f64 = 0.2;
+/// Arrow bytes per staged (LZ4) byte, for segments adopted at start.
+const ADOPTED_ARROW_PER_BYTE: u64 = 3;
+/// Waits before retrying a failed seal of a local lake, doubling to the max.
+const SEAL_RETRY: Duration = Duration::from_secs(1);
+const SEAL_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// One partition this writer owns.
+#[derive(Default)]
+struct Part {
+    /// Rows waiting for the next staging commit.
+    buffer: Vec<RecordBatch>,
+    buffer_bytes: usize,
+    /// The segment being appended to.
+    open: Option<SegmentWriter>,
+    /// Finished segments, oldest first.
+    closed: Vec<ClosedSegment>,
+    closed_bytes: u64,
+    /// Arrow size of everything staged (closed and open).
+    arrow_bytes: u64,
+    first_staged_at: Option<Instant>,
+    last_staged_at: Option<Instant>,
+    /// S3 lake: acks of the rows buffered or staged, delivered by their seal.
+    acks: Ack,
+}
+
+impl Part {
+    fn staged_bytes(&self) -> u64 {
+        self.closed_bytes + self.open.as_ref().map_or(0, SegmentWriter::len)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.buffer.is_empty() && self.open.is_none() && self.closed.is_empty()
+    }
+}
+
+/// The seal running beside the writer.
+struct RunningSeal {
+    key: PartitionKey,
+    reason: SealReason,
+    hi: u64,
+    arrow_bytes: u64,
+    acks: Ack,
+    started: Instant,
+    task: SealTask,
+}
+
+/// One lake writer: owns the partitions the decode stage routes to it.
+pub struct LakeWriter {
+    settings: LakeSettings,
+    worker: usize,
+    parts: HashMap<PartitionKey, Part>,
+    buffered_bytes: usize,
+    watermark_ms: i64,
+    sealed_arrow_bytes: u64,
+    sealed_file_bytes: u64,
+    seal: Option<RunningSeal>,
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
+    /// Why the last seal failed, while its rows wait in staging.
+    seal_error: Option<String>,
+    /// New segment directories whose entries the next commit makes durable.
+    dirs_to_sync: Vec<std::path::PathBuf>,
+    /// Acks delivered by the next staging commit.
+    pending_ack: Ack,
+    pending_counts: EventCounts,
+    dead: HashMap<String, DeadLetterFile>,
+    dead_opened_at: Option<Instant>,
+    /// S3 lake: acks of batches with dead letters, delivered by their upload.
+    dead_acks: Ack,
+    seq_names: u64,
+}
+
+impl LakeWriter {
+    /// Writer number `worker` of a pool.
+    pub fn new(settings: LakeSettings, worker: usize) -> Self {
+        LakeWriter {
+            settings,
+            worker,
+            parts: HashMap::new(),
+            buffered_bytes: 0,
+            watermark_ms: i64::MIN,
+            sealed_arrow_bytes: 0,
+            sealed_file_bytes: 0,
+            seal: None,
+            retry_at: None,
+            retry_delay: SEAL_RETRY,
+            seal_error: None,
+            dirs_to_sync: Vec::new(),
+            pending_ack: Ack::none(),
+            pending_counts: EventCounts::default(),
+            dead: HashMap::new(),
+            dead_opened_at: None,
+            dead_acks: Ack::none(),
+            seq_names: 0,
+        }
+    }
+
+    fn owns(&self, key: &PartitionKey) -> bool {
+        key.shard(self.settings.writers) == self.worker
+    }
+
+    /// Takes over what an earlier run left in this writer's partitions.
+    async fn recover(&mut self) -> Result<(), LakeError> {
+        let orphan = self
+            .settings
+            .orphaned_seals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.worker);
+        if let Some(task) = orphan {
+            // A seal of this writer's previous incarnation: let it finish
+            // before looking at the staging area it changes.
+            let _ = task.await;
+        }
+        let settings = self.settings.clone();
+        let worker = self.worker;
+        let keep = !settings.acks_wait_for_seal();
+        let recovered = tokio::task::spawn_blocking(move || {
+            let mut adopted = Vec::new();
+            for staged in list_staged(&settings.staging_dir)? {
+                if staged.key.shard(settings.writers) != worker {
+                    continue;
+                }
+                let sealed_dir = settings.table_dir.join(staged.key.path());
+                if keep {
+                    let recovered = recover_local(&staged, &sealed_dir)?;
+                    if !recovered.kept.is_empty() {
+                        adopted.push((staged.key, recovered.kept));
+                    }
+                } else {
+                    discard(&staged, &sealed_dir)?;
+                }
+            }
+            if worker == 0 {
+                recover_dead_letters(&settings.dead_letter_dir, keep)?;
+            }
+            Ok::<_, LakeError>(adopted)
+        })
+        .await
+        .map_err(|e| LakeError::Parquet(format!("recovery task failed: {e}")))??;
+        let now = Instant::now();
+        for (key, segments) in recovered {
+            if !self.owns(&key) {
+                continue;
+            }
+            let part = self.parts.entry(key).or_default();
+            for segment in segments {
+                self.settings.seq.raise_to(segment.seq);
+                part.closed_bytes += segment.bytes;
+                part.arrow_bytes += segment.bytes * ADOPTED_ARROW_PER_BYTE;
+                part.closed.push(segment);
+            }
+            part.first_staged_at.get_or_insert(now);
+            part.last_staged_at = Some(now);
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, payload: &LogBatch, ack: Ack) -> Result<(), LakeError> {
+        let now_ms = wall_clock_ms();
+        let horizon = now_ms.saturating_add(self.settings.policy.hour_grace_ms);
+        // A local lake delivers every ack at the next staging commit; an S3
+        // lake gives a share to each partition and to the dead letters, each
+        // delivered by its upload.
+        let waiting = payload.parts.len() + usize::from(!payload.dead_letters.is_empty());
+        let mut shares = if self.settings.acks_wait_for_seal() && waiting > 0 {
+            ack_shares(ack, waiting)
+        } else {
+            self.pending_ack.merge(ack);
+            Vec::new()
+        };
+        for part in &payload.parts {
+            if let Some(max) = max_ts(&part.records) {
+                // An event far in the future does not close every hour.
+                self.watermark_ms = self.watermark_ms.max(max.min(horizon));
+            }
+            let bytes = part.records.get_array_memory_size();
+            let state = self.parts.entry(part.key.clone()).or_default();
+            state.buffer.push(part.records.clone());
+            state.buffer_bytes += bytes;
+            if let Some(share) = shares.pop() {
+                state.acks.merge(share);
+            }
+            self.buffered_bytes += bytes;
+        }
+        if !payload.dead_letters.is_empty() {
+            if let Some(share) = shares.pop() {
+                self.dead_acks.merge(share);
+            }
+            // Dead letters are filed by the day they were rejected.
+            let date = PartitionKey::of(now_ms, "").date();
+            if !self.dead.contains_key(&date) {
+                let dir = self.settings.dead_letter_dir.join(format!("dt={date}"));
+                let name = self.file_name("ndjson");
+                self.dead
+                    .insert(date.clone(), DeadLetterFile::create(&dir, &name)?);
+                self.dead_opened_at.get_or_insert_with(Instant::now);
+            }
+            let file = self.dead.get_mut(&date).expect("inserted above");
+            file.append(&payload.dead_letters)?;
+        }
+        let keys: Vec<PartitionKey> = self.parts.keys().cloned().collect();
+        let sizes: Vec<usize> = keys.iter().map(|k| self.parts[k].buffer_bytes).collect();
+        for i in to_stage(&sizes, self.settings.max_buffered_bytes) {
+            self.stage(&keys[i])?;
+        }
+        Ok(())
+    }
+
+    /// `part-<ms>-<stager>-<worker>-<seq>.<ext>` for dead-letter files.
+    fn file_name(&mut self, ext: &str) -> String {
+        self.seq_names += 1;
+        format!(
+            "part-{}-{}-{}-{:06}.{ext}",
+            wall_clock_ms(),
+            stager_tag(),
+            self.worker,
+            self.seq_names
+        )
+    }
+
+    /// Appends `key`'s buffered rows to its segment (one message).
+    fn stage(&mut self, key: &PartitionKey) -> Result<(), LakeError> {
+        let Some(part) = self.parts.get_mut(key) else {
+            return Ok(());
+        };
+        if part.buffer.is_empty() {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut part.buffer);
+        self.buffered_bytes -= std::mem::take(&mut part.buffer_bytes);
+        let records = if batches.len() == 1 {
+            batches.into_iter().next().expect("one batch")
+        } else {
+            arrow_select::concat::concat_batches(&logs_file_schema(), &batches)
+                .map_err(|e| LakeError::Parquet(format!("staging {key}: {e}")))?
+        };
+        if part.open.is_none() {
+            let dir = self.settings.staging_dir.join(key.path());
+            if !dir.exists() {
+                // Its new entries and those of new parents.
+                self.dirs_to_sync
+                    .extend(dir.ancestors().skip(1).take(3).map(Into::into));
+            }
+            let segment = SegmentWriter::create(&dir, self.settings.seq.next())?;
+            self.dirs_to_sync.push(dir);
+            part.open = Some(segment);
+        }
+        let segment = part.open.as_mut().expect("opened above");
+        segment.append(&records)?;
+        part.arrow_bytes += records.get_array_memory_size() as u64;
+        let now = Instant::now();
+        part.first_staged_at.get_or_insert(now);
+        part.last_staged_at = Some(now);
+        Ok(())
+    }
+
+    /// The staging commit: everything buffered is staged and fsynced, then
+    /// the acks it was holding are delivered (local lake).
+    fn commit(&mut self) -> Result<(), LakeError> {
+        let started = Instant::now();
+        let keys: Vec<PartitionKey> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| !p.buffer.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &keys {
+            self.stage(key)?;
+        }
+        for part in self.parts.values_mut() {
+            if let Some(segment) = part.open.as_mut() {
+                segment.sync()?;
+            }
+        }
+        self.dirs_to_sync.sort();
+        self.dirs_to_sync.dedup();
+        for dir in std::mem::take(&mut self.dirs_to_sync) {
+            if dir.exists() {
+                sync_dir(&dir)?;
+            }
+        }
+        for file in self.dead.values_mut() {
+            file.sync()?;
+        }
+        let counts = std::mem::take(&mut self.pending_counts);
+        metrics::counter!("spate_dead_letters_total").increment(counts.dead_letters);
+        self.settings
+            .totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts
+            .add(&counts);
+        metrics::histogram!("spate_lake_commit_seconds").record(started.elapsed().as_secs_f64());
+        std::mem::take(&mut self.pending_ack).deliver();
+        let staged: u64 = self.parts.values().map(Part::staged_bytes).sum();
+        metrics::gauge!("spate_lake_staged_bytes", "writer" => self.worker.to_string())
+            .set(staged as f64);
+        Ok(())
+    }
+
+    fn ratio(&self) -> f64 {
+        if self.sealed_arrow_bytes == 0 {
+            INITIAL_RATIO
+        } else {
+            self.sealed_file_bytes as f64 / self.sealed_arrow_bytes as f64
+        }
+    }
+
+    /// Starts the seal the policy asks for, if none is running.
+    fn seal_if_due(&mut self) -> Result<(), LakeError> {
+        if self.seal.is_some() || self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let (keys, stats): (Vec<&PartitionKey>, Vec<StagedStats>) = self
+            .parts
+            .iter()
+            .filter_map(|(key, part)| {
+                let first = part.first_staged_at?;
+                Some((
+                    key,
+                    StagedStats {
+                        hour_start_ms: key.hour_start_ms,
+                        staged_bytes: part.staged_bytes(),
+                        arrow_bytes: part.arrow_bytes,
+                        first_staged_at: first,
+                        last_staged_at: part.last_staged_at.unwrap_or(first),
+                    },
+                ))
+            })
+            .unzip();
+        let due = next_seal(
+            &stats,
+            now,
+            self.watermark_ms,
+            self.ratio(),
+            &self.settings.policy,
+        );
+        if let Some((i, reason)) = due {
+            let key = keys[i].clone();
+            self.start_seal(&key, reason)?;
+        }
+        Ok(())
+    }
+
+    /// Closes `key`'s segment and hands all its segments to a seal task.
+    fn start_seal(&mut self, key: &PartitionKey, reason: SealReason) -> Result<(), LakeError> {
+        self.stage(key)?;
+        let part = self.parts.get_mut(key).expect("a staged partition");
+        if let Some(open) = part.open.take() {
+            let closed = open.finish()?;
+            part.closed_bytes += closed.bytes;
+            part.closed.push(closed);
+        }
+        let Some(hi) = part.closed.last().map(|s| s.seq) else {
+            return Ok(());
+        };
+        let job = SealJob {
+            key: key.clone(),
+            segments: part.closed.clone(),
+            table_dir: self.settings.table_dir.clone(),
+            name: sealed_file_name(stager_tag(), hi),
+            props: self.settings.props.clone(),
+            publish: self.settings.publish(),
+        };
+        self.seal = Some(RunningSeal {
+            key: key.clone(),
+            reason,
+            hi,
+            arrow_bytes: part.arrow_bytes,
+            acks: std::mem::take(&mut part.acks),
+            started: Instant::now(),
+            task: tokio::spawn(job.run()),
+        });
+        // What the partition stages from now on is its own.
+        part.arrow_bytes = 0;
+        part.first_staged_at = None;
+        part.last_staged_at = None;
+        Ok(())
+    }
+
+    /// Settles the running seal if it finished (`wait`: waits for it).
+    async fn settle_seal(&mut self, wait: bool) -> Result<(), LakeError> {
+        let finished = self
+            .seal
+            .as_ref()
+            .is_some_and(|s| wait || s.task.is_finished());
+        if !finished {
+            return Ok(());
+        }
+        let RunningSeal {
+            key,
+            reason,
+            hi,
+            arrow_bytes,
+            acks,
+            started,
+            task,
+        } = self.seal.take().expect("checked above");
+        let result = task
+            .await
+            .map_err(|e| LakeError::Parquet(format!("seal task failed: {e}")))
+            .and_then(|r| r);
+        let part = self.parts.entry(key.clone()).or_default();
+        match result {
+            Ok(sealed) => {
+                let removed: u64 = part
+                    .closed
+                    .iter()
+                    .filter(|s| s.seq <= hi)
+                    .map(|s| s.bytes)
+                    .sum();
+                part.closed.retain(|s| s.seq > hi);
+                part.closed_bytes -= removed;
+                if part.is_idle() && part.acks.is_empty() {
+                    self.parts.remove(&key);
+                    let dir = self.settings.staging_dir.join(key.path());
+                    let _ = std::fs::remove_dir(&dir);
+                }
+                self.sealed_arrow_bytes += arrow_bytes;
+                self.sealed_file_bytes += sealed.bytes;
+                self.record(&sealed, reason, started);
+                acks.deliver();
+                self.retry_delay = SEAL_RETRY;
+                self.retry_at = None;
+                self.seal_error = None;
+                Ok(())
+            }
+            Err(e) if !self.settings.acks_wait_for_seal() => {
+                // The rows are safe in staging (and acknowledged): retry later.
+                part.arrow_bytes += arrow_bytes;
+                part.first_staged_at.get_or_insert(started);
+                part.last_staged_at.get_or_insert(started);
+                part.acks.merge(acks);
+                metrics::counter!("spate_lake_seal_failures_total").increment(1);
+                tracing::error!(partition = %key, error = %e, retry_in = ?self.retry_delay, "seal failed; the rows stay staged");
+                self.retry_at = Some(Instant::now() + self.retry_delay);
+                self.retry_delay = (self.retry_delay * 2).min(SEAL_RETRY_MAX);
+                self.seal_error = Some(e.to_string());
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!("spate_lake_seal_failures_total").increment(1);
+                acks.fail(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn record(&self, sealed: &Sealed, reason: SealReason, started: Instant) {
+        metrics::counter!("spate_lake_files_written_total").increment(1);
+        metrics::counter!("spate_lake_bytes_written_total").increment(sealed.bytes);
+        metrics::counter!("spate_lake_rows_written_total").increment(sealed.rows);
+        metrics::counter!("spate_lake_seals_total", "reason" => reason.as_str()).increment(1);
+        metrics::histogram!("spate_lake_seal_seconds").record(started.elapsed().as_secs_f64());
+        tracing::debug!(location = %sealed.location, rows = sealed.rows, bytes = sealed.bytes, reason = reason.as_str(), "sealed");
+        let mut totals = self
+            .settings
+            .totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        totals.files_written += 1;
+        totals.bytes_written += sealed.bytes;
+        totals.row_groups_written += sealed.row_groups as u64;
+    }
+
+    /// Publishes the dead-letter files (renamed into place or uploaded) and
+    /// delivers the acks that waited for them.
+    async fn publish_dead_letters(&mut self) -> Result<(), LakeError> {
+        if self.dead.is_empty() {
+            std::mem::take(&mut self.dead_acks).deliver();
+            return Ok(());
+        }
+        let files: Vec<DeadLetterFile> = self.dead.drain().map(|(_, f)| f).collect();
+        self.dead_opened_at = None;
+        let acks = std::mem::take(&mut self.dead_acks);
+        match dead_letters::commit_all(files, &self.settings.target, &self.settings.dead_letter_dir)
+            .await
+        {
+            Ok(published) => {
+                self.settings
+                    .totals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .dead_letter_files += published;
+                acks.deliver();
+                Ok(())
+            }
+            Err(e) => {
+                acks.fail(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// The periodic work: settle a finished seal, commit, publish old dead
+    /// letters, start the next seal.
+    async fn step(&mut self) -> Result<(), LakeError> {
+        self.settle_seal(false).await?;
+        self.commit()?;
+        if self
+            .dead_opened_at
+            .is_some_and(|at| at.elapsed() >= self.settings.policy.max_age)
+        {
+            self.publish_dead_letters().await?;
+        }
+        self.seal_if_due()
+    }
+
+    /// Seals everything (the final flush).
+    async fn seal_all(&mut self) -> Result<(), LakeError> {
+        self.settle_seal(true).await?;
+        self.commit()?;
+        self.retry_at = None;
+        let keys: Vec<PartitionKey> = self.parts.keys().cloned().collect();
+        for key in keys {
+            let staged = self
+                .parts
+                .get(&key)
+                .is_some_and(|p| p.open.is_some() || !p.closed.is_empty());
+            if staged {
+                self.start_seal(&key, SealReason::Flush)?;
+                self.settle_seal(true).await?;
+            }
+        }
+        let failed = self.parts.values().filter(|p| !p.closed.is_empty()).count();
+        self.publish_dead_letters().await?;
+        if failed > 0 {
+            return Err(LakeError::Unsealed {
+                partitions: failed,
+                reason: self.seal_error.clone().unwrap_or_default(),
+            });
+        }
+        // Acks of partitions without rows left (a batch of dead letters only).
+        for part in self.parts.values_mut() {
+            std::mem::take(&mut part.acks).deliver();
+        }
+        Ok(())
+    }
+
+    /// Fails every held batch with the error's reason (so sources learn why),
+    /// and returns the error for the supervisor.
+    fn fail_pending(&mut self, error: LakeError) -> ActorError {
+        let reason = error.to_string();
+        std::mem::take(&mut self.pending_ack).fail(reason.clone());
+        std::mem::take(&mut self.dead_acks).fail(reason.clone());
+        for part in self.parts.values_mut() {
+            std::mem::take(&mut part.acks).fail(reason.clone());
+        }
+        self.pending_counts = EventCounts::default();
+        error.into()
+    }
+}
+
+/// `n` (at least one) shares of `ack`, the last being the original.
+fn ack_shares(ack: Ack, n: usize) -> Vec<Ack> {
+    let mut out: Vec<Ack> = (1..n.max(1)).map(|_| ack.share()).collect();
+    out.push(ack);
+    out
+}
+
+/// The latest event time of a record batch.
+fn max_ts(records: &RecordBatch) -> Option<i64> {
+    records
+        .column_by_name("ts")?
+        .as_any()
+        .downcast_ref::<arrow_array::TimestampMillisecondArray>()?
+        .values()
+        .iter()
+        .copied()
+        .max()
+}
+
+impl Drop for LakeWriter {
+    /// A writer dropped (a failure, a restart) cuts what it appended since
+    /// the last commit off its segments (those batches fail and are
+    /// redelivered), removes the open dead-letter files of an S3 lake, and
+    /// leaves a running seal to the next incarnation.
+    fn drop(&mut self) {
+        for part in self.parts.values_mut() {
+            if let Some(segment) = part.open.take() {
+                segment.abort();
+            }
+        }
+        for (_, f) in self.dead.drain() {
+            // A local lake's dead letters were acknowledged at the commits
+            // that fsynced them: the next start publishes them.
+            if self.settings.acks_wait_for_seal() {
+                f.abort();
+            }
+        }
+        if let Some(running) = self.seal.take() {
+            self.settings
+                .orphaned_seals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(self.worker, running.task);
+        }
+    }
+}
+
+impl Actor for LakeWriter {
+    type In = LogBatch;
+    type Out = NoOutput;
+
+    async fn start(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        self.recover().await.map_err(ActorError::from)
+    }
+
+    async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        let (payload, ack, in_flight) = batch.into_parts();
+        self.pending_counts.add(&payload.counts);
+        let added = self.add(&payload, ack);
+        drop(payload);
+        // The rows are buffered or staged; the source's bytes are not held.
+        drop(in_flight);
+        added.map_err(|e| self.fail_pending(e))?;
+        let step = async {
+            self.settle_seal(false).await?;
+            self.seal_if_due()
+        };
+        step.await.map_err(|e| self.fail_pending(e))
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.settings.commit_interval)
+    }
+
+    async fn tick(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        self.step().await.map_err(|e| self.fail_pending(e))
+    }
+
+    async fn flush(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        self.seal_all().await.map_err(|e| self.fail_pending(e))
+    }
+}
