@@ -183,12 +183,14 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         .with_staging(lake.staging_dir().to_path_buf(), lake.coverage()),
         _ => LakeLocation::local(&lake_dir),
     };
-    let decode = DecodeSettings::with_classifier(
+    let decode = DecodeSettings::load(
         &config.decode,
         classifier,
         &config.enrich,
         &config.pipeline,
-    )?;
+        aws.as_ref().map(AwsClients::s3),
+    )
+    .await?;
     let built = graph::build(
         &config,
         &data_dir,
