@@ -242,7 +242,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         None => spate_engine::signals::listen()?,
     };
     eprintln!(
-        "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /metrics, /healthz, /readyz)",
+        "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /v1/tap, GET /metrics, /healthz, /readyz)",
         if token.is_some() {
             ", bearer token required"
         } else {

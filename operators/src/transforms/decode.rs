@@ -26,6 +26,7 @@ use crate::decode::{DecodeContext, DecoderConfig, LineDecoder};
 use crate::enrich::{EnrichConfig, Enricher};
 use crate::event::EventBatch;
 use crate::log_batch::LogBatch;
+use crate::tap::{self, TapItem, TapStage};
 use crate::sources::{ChunkFormat, RawChunk};
 
 /// `[pipeline]`: how stages run.
@@ -180,6 +181,7 @@ impl Actor for DecodeStage {
         let out = LogBatch::from_events(events, dead, &stats)
             .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
         count_events(&out);
+        tap::point(TapStage::Decode).offer(|| TapItem::Events(out.clone()));
         ctx.send(batch.map(|_| out)).await
     }
 

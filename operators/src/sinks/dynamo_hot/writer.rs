@@ -29,6 +29,7 @@ use super::batch_write::{BatchWrite, RetryPolicy, put, write_all};
 use super::items::{Item, event_items};
 use super::{DynamoHotConfig, DynamoHotError};
 use crate::log_batch::LogBatch;
+use crate::tap::{self, TapItem, TapStage};
 use crate::sinks::hot::{HotBuffer, HotRows};
 
 /// The DynamoDB hot writer actor (see the [module docs](self)).
@@ -130,6 +131,7 @@ impl<W: BatchWrite> Actor for DynamoHotWriter<W> {
     type Out = NoOutput;
 
     async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        tap::point(TapStage::Hot).offer(|| TapItem::Events(batch.payload.clone()));
         if self.buffer.add(batch)? {
             self.commit().await?;
         }
