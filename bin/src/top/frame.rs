@@ -305,7 +305,7 @@ pub fn bytes(value: f64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!("{} {}", number(value), UNITS[unit])
+    format!("{}{}", number(value), UNITS[unit])
 }
 
 #[cfg(test)]
@@ -401,7 +401,7 @@ process_resident_memory_bytes 2097152
         assert_eq!(number(12.0), "12");
         assert_eq!(number(2.345), "2.3");
         assert_eq!(number(0.125), "0.12");
-        assert_eq!(bytes(2_097_152.0), "2 MiB");
-        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(2_097_152.0), "2MiB");
+        assert_eq!(bytes(512.0), "512B");
     }
 }

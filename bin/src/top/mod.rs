@@ -216,7 +216,7 @@ mod tests {
         );
         let frame = frame::frame(&previous, &current, 2.0);
         let text = render_table("http://x", &frame).unwrap();
-        assert!(text.contains("memory 3 MiB"), "{text}");
+        assert!(text.contains("memory 3MiB"), "{text}");
         let decode = text.lines().find(|l| l.starts_with("decode")).unwrap();
         assert_eq!(decode.split_whitespace().nth(1), Some("25"), "{text}");
         assert!(text.lines().any(|l| l.starts_with("http") && l.contains("2s")));

@@ -1,0 +1,142 @@
+//! `spate top` through the binary, in a real pseudo-terminal (`script` from
+//! util-linux), against a live `spate run` taking pushes: one frame shows
+//! the stages and sources with non-zero rates; `--format json` gives the
+//! same frame as one object; with `metrics_auth` it sends the token.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::service::Service;
+use support::spate;
+
+/// Pushes a few hundred events a round until `done` says stop.
+fn keep_pushing(url: String, token: Option<&'static str>, until: Instant) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut round = 0;
+        while Instant::now() < until {
+            let body: String = (0..200)
+                .map(|i| format!("{{\"service\":\"api\",\"level\":\"warn\",\"msg\":\"slow call {round}-{i}\"}}\n"))
+                .collect();
+            let mut request = client.post(format!("{url}/v1/logs")).body(body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            round += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+/// Runs `spate top ARGS` in a pseudo-terminal while events are pushed; its
+/// output (the terminal's).
+fn top_in_pty(service: &Service, args: &str, token: Option<&'static str>) -> String {
+    let command = format!(
+        "{} top --url {} --once --interval 2s {args}",
+        env!("CARGO_BIN_EXE_spate"),
+        service.url
+    );
+    let pusher = {
+        let url = service.url.clone();
+        let until = Instant::now() + Duration::from_secs(4);
+        std::thread::spawn(move || keep_pushing(url, token, until))
+    };
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .env_remove("SPATE_METRICS_TOKEN")
+        .output()
+        .expect("script (util-linux) runs commands in a pseudo-terminal");
+    pusher.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        out.status.success(),
+        "{command}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// The cells of the last table line starting with `name` (a source named
+/// like an actor comes in the second table).
+fn row<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.split_whitespace().next() == Some(name))
+        .last()
+        .unwrap_or_else(|| panic!("no line for {name}:\n{text}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn top_renders_stages_and_rates_in_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(&dir.path().join("data"), "");
+    let text = top_in_pty(&service, "", None);
+    assert!(text.contains("spate top"), "{text}");
+    assert!(text.contains("memory "), "{text}");
+    for stage in ["decode", "hot", "windows", "alerts", "http"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(stage)),
+            "no {stage}:\n{text}"
+        );
+    }
+    // decode handled events: in/s and out/s above 0.
+    let decode = row(&text, "decode");
+    let rate = |cell: &str| {
+        cell.parse::<f64>()
+            .unwrap_or_else(|_| panic!("{cell:?} is not a rate:\n{text}"))
+    };
+    assert!(rate(decode[1]) > 0.0, "{text}");
+    assert!(rate(decode[2]) > 0.0, "{text}");
+    // The http source delivered batches (its line in the sources table).
+    let http = row(&text, "http");
+    assert!(http[1].ends_with('s'), "{text}");
+    assert!(rate(http[4]) > 0.0, "{text}");
+
+    // The same frame as JSON.
+    let text = top_in_pty(&service, "--format json", None);
+    let frame: Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(frame["events_per_sec"].as_f64().unwrap() > 0.0, "{frame}");
+    let decode = frame["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["actor"] == "decode")
+        .unwrap_or_else(|| panic!("{frame}"));
+    assert!(decode["in_per_sec"].as_f64().unwrap() > 0.0, "{frame}");
+    assert!(frame["memory_bytes"].as_f64().unwrap() > 0.0);
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+}
+
+#[test]
+fn top_sends_the_metrics_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(
+        &dir.path().join("data"),
+        "[http]\nauth_token = \"s3cret\"\nmetrics_auth = true\n",
+    );
+    let out = spate()
+        .args(["top", "--url", &service.url, "--once", "--interval", "1s"])
+        .env_remove("SPATE_METRICS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("answered 401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = top_in_pty(&service, "--token s3cret", Some("s3cret"));
+    assert!(row(&text, "decode")[1].parse::<f64>().unwrap() > 0.0, "{text}");
+}
