@@ -242,3 +242,23 @@ fn tap_needs_the_token_when_the_service_has_one() {
     let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
     assert_eq!(out.lines().count(), 1, "{out}");
 }
+
+#[test]
+fn an_open_tap_does_not_hold_the_shutdown_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // Connections still open at shutdown would be waited for two minutes.
+    let service = Service::start(
+        &dir.path().join("data"),
+        "[http]\ndrain_timeout = \"120s\"\n",
+    );
+    let mut child = tap(&service, &["--stage", "alerts"]);
+    wait_listeners(&service, "alerts", 1.0);
+    // SIGTERM: the tap's answer ends with the service's drain, well before
+    // the drain timeout (Service::stop gives up after 60 s).
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+    let status = wait_exit(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+}

@@ -298,6 +298,8 @@ pub struct HttpState {
     metrics_auth: bool,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     query: Option<query::QueryService>,
+    /// Turns true when the service starts shutting down (open taps end).
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl HttpState {
@@ -310,6 +312,13 @@ impl HttpState {
         config: &QueryConfig,
     ) -> Self {
         self.query = Some(query::QueryService::new(ctx, executor, config));
+        self
+    }
+
+    /// Ends the streaming answers (`GET /v1/tap`) when `closing` turns
+    /// true, so they do not hold the drain up.
+    pub fn with_closing(mut self, closing: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.closing = closing;
         self
     }
 
@@ -340,6 +349,7 @@ impl HttpState {
             metrics_auth: config.metrics_auth,
             render_metrics,
             query: None,
+            closing: tokio::sync::watch::channel(false).1,
         }
     }
 }

@@ -15,9 +15,9 @@
 //!
 //! # Shutdown
 //!
-//! The answer ends at `limit`, or when the client closes the connection
-//! (the listener is removed at the next line or idle newline); at service
-//! shutdown it is cut with the other connections after `http.drain_timeout`.
+//! The answer ends at `limit`, when the client closes the connection (the
+//! listener is removed at the next line or idle newline at the latest), and
+//! when the service starts shutting down.
 
 use std::time::Duration;
 
@@ -231,15 +231,19 @@ pub(super) async fn handle(
     }
     let subscription = tap::point(stage).subscribe(CHANNEL_BATCHES);
     let lines = futures_util::stream::unfold(
-        (subscription, filters, limit),
-        |(mut subscription, filters, mut limit)| async move {
-            if limit == Some(0) {
+        (subscription, filters, limit, state.closing.clone()),
+        |(mut subscription, filters, mut limit, mut closing)| async move {
+            if limit == Some(0) || *closing.borrow() {
                 return None;
             }
-            let chunk = next_chunk(&mut subscription, &filters, &mut limit).await;
+            let chunk = tokio::select! {
+                chunk = next_chunk(&mut subscription, &filters, &mut limit) => chunk,
+                // Shutting down (or the service is gone): the answer ends.
+                _ = shutdown(&mut closing) => return None,
+            };
             Some((
                 Ok::<_, std::io::Error>(Bytes::from(chunk)),
-                (subscription, filters, limit),
+                (subscription, filters, limit, closing),
             ))
         },
     );
@@ -248,6 +252,13 @@ pub(super) async fn handle(
         Body::from_stream(lines),
     )
         .into_response()
+}
+
+/// Returns when the service starts shutting down (never without a sender).
+async fn shutdown(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    if closing.wait_for(|closing| *closing).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The next lines to send: what passes of the next item, or an empty line
