@@ -226,7 +226,9 @@ impl<R: BufRead> Read for Chunked<R> {
             }
             self.next_chunk()?;
         }
-        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..max])?;
         if n == 0 {
             return Err(std::io::Error::new(

@@ -105,11 +105,7 @@ fn tap_shows_pushed_events_filtered_and_stops_at_the_limit() {
     push(&service, &events(1, 5), None);
     let status = wait_exit(&mut child);
     let out = child.wait_with_output().unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -194,7 +190,10 @@ fn ctrl_c_and_a_closed_pipe_end_the_tap_and_its_listener() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "tap kept running");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "tap kept running"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut stderr = String::new();

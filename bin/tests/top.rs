@@ -70,8 +70,8 @@ fn top_in_pty(service: &Service, args: &str, token: Option<&'static str>) -> Str
 /// like an actor comes in the second table).
 fn row<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     text.lines()
-        .filter(|l| l.split_whitespace().next() == Some(name))
-        .last()
+        .rev()
+        .find(|l| l.split_whitespace().next() == Some(name))
         .unwrap_or_else(|| panic!("no line for {name}:\n{text}"))
         .split_whitespace()
         .collect()
@@ -138,5 +138,8 @@ fn top_sends_the_metrics_token() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = top_in_pty(&service, "--token s3cret", Some("s3cret"));
-    assert!(row(&text, "decode")[1].parse::<f64>().unwrap() > 0.0, "{text}");
+    assert!(
+        row(&text, "decode")[1].parse::<f64>().unwrap() > 0.0,
+        "{text}"
+    );
 }

@@ -251,7 +251,10 @@ mod tests {
         while let Ok(item) = listener.receiver.try_recv() {
             received += item.len();
         }
-        assert_eq!(received, 6, "the channel kept its capacity, the rest dropped");
+        assert_eq!(
+            received, 6,
+            "the channel kept its capacity, the rest dropped"
+        );
         // Reading again makes room for new offers.
         POINT.offer(|| alerts(1));
         assert_eq!(listener.recv().await.unwrap().len(), 1);

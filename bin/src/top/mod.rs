@@ -40,13 +40,7 @@ pub struct TopArgs {
 }
 
 const ACTOR_COLUMNS: [&str; 7] = [
-    "actor",
-    "in/s",
-    "out/s",
-    "mailbox",
-    "blocked",
-    "errors",
-    "restarts",
+    "actor", "in/s", "out/s", "mailbox", "blocked", "errors", "restarts",
 ];
 const SOURCE_COLUMNS: [&str; 6] = [
     "source",
@@ -74,7 +68,8 @@ const CSV_COLUMNS: [&str; 13] = [
 
 /// Runs `spate top` until interrupted (or for one frame).
 pub fn run(args: &TopArgs, out: &mut dyn Write) -> Result<()> {
-    let interval = crate::duration_arg::parse_duration(&args.interval).map_err(anyhow::Error::msg)?;
+    let interval =
+        crate::duration_arg::parse_duration(&args.interval).map_err(anyhow::Error::msg)?;
     if interval.is_zero() {
         bail!("--interval must be at least 1s");
     }
@@ -219,7 +214,10 @@ mod tests {
         assert!(text.contains("memory 3MiB"), "{text}");
         let decode = text.lines().find(|l| l.starts_with("decode")).unwrap();
         assert_eq!(decode.split_whitespace().nth(1), Some("25"), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("http") && l.contains("2s")));
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("http") && l.contains("2s"))
+        );
 
         let mut csv = Vec::new();
         write_frame(&mut csv, Format::Csv, "http://x", &frame).unwrap();

@@ -26,8 +26,8 @@ use crate::decode::{DecodeContext, DecoderConfig, LineDecoder};
 use crate::enrich::{EnrichConfig, Enricher};
 use crate::event::EventBatch;
 use crate::log_batch::LogBatch;
-use crate::tap::{self, TapItem, TapStage};
 use crate::sources::{ChunkFormat, RawChunk};
+use crate::tap::{self, TapItem, TapStage};
 
 /// `[pipeline]`: how stages run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

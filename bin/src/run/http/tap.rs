@@ -349,7 +349,11 @@ mod tests {
         let mut unlimited = None;
         assert_eq!(render(&item, &[], &mut unlimited).lines().count(), 5);
         let mut unlimited = None;
-        let none = render(&item, &[Filter::parse("service=x").unwrap()], &mut unlimited);
+        let none = render(
+            &item,
+            &[Filter::parse("service=x").unwrap()],
+            &mut unlimited,
+        );
         assert!(none.is_empty());
     }
 }

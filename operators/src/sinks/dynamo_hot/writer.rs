@@ -29,8 +29,8 @@ use super::batch_write::{BatchWrite, RetryPolicy, put, write_all};
 use super::items::{Item, event_items};
 use super::{DynamoHotConfig, DynamoHotError};
 use crate::log_batch::LogBatch;
-use crate::tap::{self, TapItem, TapStage};
 use crate::sinks::hot::{HotBuffer, HotRows};
+use crate::tap::{self, TapItem, TapStage};
 
 /// The DynamoDB hot writer actor (see the [module docs](self)).
 pub struct DynamoHotWriter<W: BatchWrite> {
