@@ -132,10 +132,15 @@ pub struct Response {
     pub body: Box<dyn BufRead + Send>,
 }
 
-/// Sends `GET url` with `headers` and reads the answer's head; each read of
-/// the body waits `timeout` at most.
-pub fn get(url: &str, headers: &[(&str, &str)], timeout: Duration) -> Result<Response> {
-    let stream = send("GET", url, headers, b"", timeout)?;
+/// Sends `GET url` (with `Authorization: Bearer TOKEN` when given) and
+/// reads the answer's head; each read of the body waits `timeout` at most.
+pub fn get(url: &str, token: Option<&str>, timeout: Duration) -> Result<Response> {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let stream = send("GET", url, &headers, b"", timeout)?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader

@@ -104,13 +104,8 @@ fn percent_encode(text: &str) -> String {
 /// error writing (a reader that went away).
 pub fn run(args: &TapArgs, out: &mut dyn Write) -> Result<()> {
     let url = tap_path(args);
-    let auth = args.token.as_deref().map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|a| vec![("Authorization", a)])
-        .unwrap_or_default();
     // The service sends an empty line every two idle seconds.
-    let mut response = plain_http::get(&url, &headers, Duration::from_secs(30))?;
+    let mut response = plain_http::get(&url, args.token.as_deref(), Duration::from_secs(30))?;
     if response.status != 200 {
         let mut text = String::new();
         let _ = response.body.read_to_string(&mut text);

@@ -13,24 +13,6 @@ use serde_json::Value;
 use support::service::Service;
 use support::spate;
 
-/// Pushes `lines` (NDJSON) to the service's `/v1/logs`, with `token`.
-fn push(service: &Service, lines: &str, token: Option<&str>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}/v1/logs", service.url))
-            .body(lines.to_string());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    });
-}
-
 /// `n` events of each of `checkout` (ERROR) and `web` (INFO), tagged `round`.
 fn events(round: usize, n: usize) -> String {
     let mut body = String::new();
@@ -101,8 +83,8 @@ fn tap_shows_pushed_events_filtered_and_stops_at_the_limit() {
         ],
     );
     wait_listeners(&service, "decode", 1.0);
-    push(&service, &events(0, 5), None);
-    push(&service, &events(1, 5), None);
+    service.push(&events(0, 5), None);
+    service.push(&events(1, 5), None);
     let status = wait_exit(&mut child);
     let out = child.wait_with_output().unwrap();
     assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -137,7 +119,7 @@ fn tap_shows_pushed_events_filtered_and_stops_at_the_limit() {
         ],
     );
     wait_listeners(&service, "lake", 1.0);
-    push(&service, &events(2, 3), None);
+    service.push(&events(2, 3), None);
     assert!(wait_exit(&mut child).success());
     let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
     assert_eq!(out.lines().count(), 2, "{out}");
@@ -158,7 +140,7 @@ fn ctrl_c_and_a_closed_pipe_end_the_tap_and_its_listener() {
     // Ctrl-C.
     let mut child = tap(&service, &[]);
     wait_listeners(&service, "decode", 1.0);
-    push(&service, &events(0, 2), None);
+    service.push(&events(0, 2), None);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -177,7 +159,7 @@ fn ctrl_c_and_a_closed_pipe_end_the_tap_and_its_listener() {
     // A reader that goes away: the tap exits 0.
     let mut child = tap(&service, &["--stage", "hot"]);
     wait_listeners(&service, "hot", 1.0);
-    push(&service, &events(1, 2), None);
+    service.push(&events(1, 2), None);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -186,7 +168,7 @@ fn ctrl_c_and_a_closed_pipe_end_the_tap_and_its_listener() {
     // The next line it writes fails: it ends quietly.
     let started = Instant::now();
     let status = loop {
-        push(&service, &events(2, 2), None);
+        service.push(&events(2, 2), None);
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
@@ -236,7 +218,7 @@ fn tap_needs_the_token_when_the_service_has_one() {
         .spawn()
         .unwrap();
     wait_listeners(&service, "decode", 1.0);
-    push(&service, &events(0, 1), Some("s3cret"));
+    service.push(&events(0, 1), Some("s3cret"));
     assert!(wait_exit(&mut child).success());
     let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
     assert_eq!(out.lines().count(), 1, "{out}");

@@ -12,29 +12,21 @@ use serde_json::Value;
 use support::service::Service;
 use support::spate;
 
-/// Pushes a few hundred events a round until `done` says stop.
-fn keep_pushing(url: String, token: Option<&'static str>, until: Instant) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let mut round = 0;
-        while Instant::now() < until {
-            let body: String = (0..200)
-                .map(|i| format!("{{\"service\":\"api\",\"level\":\"warn\",\"msg\":\"slow call {round}-{i}\"}}\n"))
-                .collect();
-            let mut request = client.post(format!("{url}/v1/logs")).body(body);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let response = request.send().await.unwrap();
-            assert_eq!(response.status(), 200);
-            round += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+/// Pushes 200 events every 100 ms until `until`.
+fn keep_pushing(service: &Service, token: Option<&str>, until: Instant) {
+    let mut round = 0;
+    while Instant::now() < until {
+        let body: String = (0..200)
+            .map(|i| {
+                format!(
+                    "{{\"service\":\"api\",\"level\":\"warn\",\"msg\":\"slow call {round}-{i}\"}}\n"
+                )
+            })
+            .collect();
+        service.push(&body, token);
+        round += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Runs `spate top ARGS` in a pseudo-terminal while events are pushed; its
@@ -45,18 +37,16 @@ fn top_in_pty(service: &Service, args: &str, token: Option<&'static str>) -> Str
         env!("CARGO_BIN_EXE_spate"),
         service.url
     );
-    let pusher = {
-        let url = service.url.clone();
-        let until = Instant::now() + Duration::from_secs(4);
-        std::thread::spawn(move || keep_pushing(url, token, until))
-    };
-    let out = Command::new("script")
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
-        .stdin(Stdio::null())
-        .env_remove("SPATE_METRICS_TOKEN")
-        .output()
-        .expect("script (util-linux) runs commands in a pseudo-terminal");
-    pusher.join().unwrap();
+    let until = Instant::now() + Duration::from_secs(4);
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| keep_pushing(service, token, until));
+        Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .stdin(Stdio::null())
+            .env_remove("SPATE_METRICS_TOKEN")
+            .output()
+            .expect("script (util-linux) runs commands in a pseudo-terminal")
+    });
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(
         out.status.success(),

@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 use serde_json::Value;
 
 use self::frame::{Frame, Scrape, bytes, number};
-use crate::output::{Format, write_objects};
+use crate::output::{Format, write_objects, write_rows};
 use crate::plain_http;
 
 /// `spate top` arguments.
@@ -96,12 +96,7 @@ pub fn run(args: &TopArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn scrape(url: &str, token: Option<&str>) -> Result<Scrape> {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|a| vec![("Authorization", a)])
-        .unwrap_or_default();
-    let mut response = plain_http::get(url, &headers, Duration::from_secs(10))?;
+    let mut response = plain_http::get(url, token, Duration::from_secs(10))?;
     let mut text = String::new();
     response.body.read_to_string(&mut text)?;
     match response.status {
@@ -148,53 +143,46 @@ pub fn render_table(url: &str, frame: &Frame) -> Result<String> {
         frame.cpu_cores.map_or("-".into(), number),
         frame.memory_bytes.map_or("-".into(), bytes),
     );
-    let actors: Vec<Value> = frame
-        .actors
-        .iter()
-        .map(|a| {
-            let cells = [
-                a.actor.clone(),
-                number(a.in_per_sec),
-                number(a.out_per_sec),
-                number(a.mailbox),
-                format!("{:.0}%", a.backpressure * 100.0),
-                number(a.errors),
-                number(a.restarts),
-            ];
-            object(&ACTOR_COLUMNS, cells)
-        })
-        .collect();
+    let actors = frame.actors.iter().map(|a| {
+        vec![
+            a.actor.clone(),
+            number(a.in_per_sec),
+            number(a.out_per_sec),
+            number(a.mailbox),
+            format!("{:.0}%", a.backpressure * 100.0),
+            number(a.errors),
+            number(a.restarts),
+        ]
+    });
+    let sources = frame.sources.iter().map(|s| {
+        vec![
+            s.source.clone(),
+            format!("{}s", number(s.lag_seconds)),
+            number(s.inflight_events),
+            bytes(s.inflight_bytes),
+            number(s.delivered_per_sec),
+            number(s.failed),
+        ]
+    });
     let mut buffer = Vec::new();
-    write_objects(&mut buffer, Format::Table, &ACTOR_COLUMNS, &actors)?;
+    table(&mut buffer, &ACTOR_COLUMNS, actors)?;
     buffer.push(b'\n');
-    let sources: Vec<Value> = frame
-        .sources
-        .iter()
-        .map(|s| {
-            let cells = [
-                s.source.clone(),
-                format!("{}s", number(s.lag_seconds)),
-                number(s.inflight_events),
-                bytes(s.inflight_bytes),
-                number(s.delivered_per_sec),
-                number(s.failed),
-            ];
-            object(&SOURCE_COLUMNS, cells)
-        })
-        .collect();
-    write_objects(&mut buffer, Format::Table, &SOURCE_COLUMNS, &sources)?;
+    table(&mut buffer, &SOURCE_COLUMNS, sources)?;
     text.push_str(&String::from_utf8_lossy(&buffer));
     Ok(text)
 }
 
-fn object<const N: usize>(columns: &[&str; N], cells: [String; N]) -> Value {
-    Value::Object(
-        columns
-            .iter()
-            .zip(cells)
-            .map(|(c, v)| (c.to_string(), Value::String(v)))
-            .collect(),
-    )
+/// Text cells under `columns`, as an aligned table.
+fn table(
+    out: &mut dyn Write,
+    columns: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> std::io::Result<()> {
+    let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    let rows: Vec<Vec<Value>> = rows
+        .map(|row| row.into_iter().map(Value::String).collect())
+        .collect();
+    write_rows(out, Format::Table, &columns, &rows)
 }
 
 #[cfg(test)]

@@ -171,6 +171,25 @@ impl Service {
         })
     }
 
+    /// `POST /v1/logs` with `body` (and `token`), which must answer 200.
+    pub fn push(&self, body: &str, token: Option<&str>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut request = reqwest::Client::new()
+                .post(format!("{}/v1/logs", self.url))
+                .body(body.to_string());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            assert_eq!(status, 200, "{}", response.text().await.unwrap());
+        });
+    }
+
     /// The text of `/metrics`.
     pub fn metrics_text(&self) -> String {
         plain_http::blocking_get_text(&format!("{}/metrics", self.url))

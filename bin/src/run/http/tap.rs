@@ -326,19 +326,12 @@ mod tests {
 
     #[test]
     fn render_stops_at_the_limit() {
-        let record = spate_operators::alerts::record::AlertRecord {
-            id: "r:s:0:firing".into(),
-            rule: "r".into(),
-            service: "s".into(),
-            state: spate_operators::alerts::record::AlertState::Firing,
-            severity: "ERROR".into(),
-            window_start_ms: 0,
-            window_end_ms: 1,
-            raised_at_ms: 1,
-            value: 1.0,
-            threshold: 1.0,
-            message: "m".into(),
-        };
+        let record = serde_json::from_value(json!({
+            "id": "r:s:0:firing", "rule": "r", "service": "s", "state": "firing",
+            "severity": "ERROR", "window_start_ms": 0, "window_end_ms": 1,
+            "raised_at_ms": 1, "value": 1.0, "threshold": 1.0, "message": "m"
+        }))
+        .unwrap();
         let item = TapItem::Alerts(std::sync::Arc::new(vec![record; 5]));
         let mut limit = Some(3);
         let text = render(&item, &[Filter::parse("service=s").unwrap()], &mut limit);
