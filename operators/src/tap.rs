@@ -243,10 +243,14 @@ mod tests {
         static POINT: TapPoint = TapPoint::new(TapStage::Alerts);
         let mut listener = POINT.subscribe(2);
         assert!(POINT.active());
-        // Far more offers than the channel holds: none of them waits.
-        for _ in 0..1000 {
-            POINT.offer(|| alerts(3));
-        }
+        // Far more offers than the channel holds: none of them waits, and
+        // what does not fit is counted.
+        let exporter = spate_engine::PrometheusExporter::new_local();
+        metrics::with_local_recorder(exporter.recorder(), || {
+            for _ in 0..1000 {
+                POINT.offer(|| alerts(3));
+            }
+        });
         let mut received = 0;
         while let Ok(item) = listener.receiver.try_recv() {
             received += item.len();
@@ -254,6 +258,11 @@ mod tests {
         assert_eq!(
             received, 6,
             "the channel kept its capacity, the rest dropped"
+        );
+        let text = exporter.render();
+        assert!(
+            text.contains("spate_tap_dropped_events_total{stage=\"alerts\"} 2994"),
+            "{text}"
         );
         // Reading again makes room for new offers.
         POINT.offer(|| alerts(1));
