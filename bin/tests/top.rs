@@ -1,7 +1,8 @@
 //! `spate top` through the binary, in a real pseudo-terminal (`script` from
 //! util-linux), against a live `spate run` taking pushes: one frame shows
 //! the stages and sources with non-zero rates; `--format json` gives the
-//! same frame as one object; with `metrics_auth` it sends the token.
+//! same frame as one object; without `--once` it redraws in place until
+//! interrupted; with `metrics_auth` it sends the token.
 
 mod support;
 
@@ -107,6 +108,33 @@ fn top_renders_stages_and_rates_in_a_terminal() {
     assert!(frame["memory_bytes"].as_f64().unwrap() > 0.0);
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
+}
+
+#[test]
+fn top_redraws_in_place_until_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(&dir.path().join("data"), "");
+    // Three seconds of one-second frames, then Ctrl-C (timeout's SIGINT).
+    let command = format!(
+        "timeout -s INT 3.5 {} top --url {} --interval 1s",
+        env!("CARGO_BIN_EXE_spate"),
+        service.url
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    // timeout says 124 when it had to interrupt.
+    assert_eq!(out.status.code(), Some(124), "{text}");
+    let frames = text.matches("\x1b[H\x1b[2J").count();
+    assert!(frames >= 2, "{frames} redraws:\n{text}");
+    let last = text.rsplit("\x1b[H\x1b[2J").next().unwrap();
+    assert!(
+        last.contains("spate top") && last.contains("decode"),
+        "{last}"
+    );
 }
 
 #[test]
