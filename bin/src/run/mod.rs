@@ -121,6 +121,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         .with_retention(config.hot.retention());
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
+    lake.create_table_dir()?;
     // The SDK configuration, loaded once when anything uses AWS.
     let aws = match uses_aws {
         true => Some(AwsClients::load(&config.aws).await),
@@ -182,12 +183,14 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         .with_staging(lake.staging_dir().to_path_buf(), lake.coverage()),
         _ => LakeLocation::local(&lake_dir),
     };
-    let decode = DecodeSettings::with_classifier(
+    let decode = DecodeSettings::load(
         &config.decode,
         classifier,
         &config.enrich,
         &config.pipeline,
-    )?;
+        aws.as_ref().map(AwsClients::s3),
+    )
+    .await?;
     let built = graph::build(
         &config,
         &data_dir,

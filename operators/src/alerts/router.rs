@@ -67,6 +67,7 @@ pub struct AlertRouter {
     pending: PendingWindows,
     outputs: Vec<AlertOutput>,
     sns: Option<crate::sinks::sns::SnsPublisher>,
+    window_metrics: Option<crate::windows::emf::WindowMetrics>,
     routing: RoutingTable,
     /// Rule → the tags of its alerts, for routing.
     rule_tags: HashMap<String, Vec<String>>,
@@ -142,6 +143,7 @@ impl AlertRouter {
             pending,
             outputs: Vec::new(),
             sns: None,
+            window_metrics: None,
             routing,
             rule_tags,
             silences: None,
@@ -200,6 +202,14 @@ impl AlertRouter {
     /// Also publishes every notice to an SNS topic.
     pub fn with_sns(mut self, publisher: crate::sinks::sns::SnsPublisher) -> Self {
         self.sns = Some(publisher);
+        self
+    }
+
+    /// Prints every closed window's counts as CloudWatch EMF lines on
+    /// stdout (this process's own counts, also in shared-window mode: the
+    /// tasks' lines add up in CloudWatch).
+    pub fn with_window_metrics(mut self, metrics: crate::windows::emf::WindowMetrics) -> Self {
+        self.window_metrics = Some(metrics);
         self
     }
 
@@ -383,6 +393,9 @@ impl Actor for AlertRouter {
         // The counts are in the window store before the ack; in one process
         // they are decided at once, with a shared store on the tick, after
         // the settle delay.
+        if let Some(metrics) = &self.window_metrics {
+            metrics.print(&batch.payload.windows);
+        }
         self.pending.add(&batch.payload).await;
         if !self.pending.is_shared() {
             self.decide_and_send(false).await;

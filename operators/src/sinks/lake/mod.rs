@@ -433,6 +433,13 @@ impl LakeSettings {
         self.totals.clone()
     }
 
+    /// Creates the `logs` table directory, so that readers find a (maybe
+    /// empty) lake as soon as the service runs, before its first seal.
+    pub fn create_table_dir(&self) -> Result<(), LakeError> {
+        std::fs::create_dir_all(&self.table_dir)
+            .map_err(|e| LakeError::io("create directory", &self.table_dir, e))
+    }
+
     /// Directory of the `logs` table.
     pub fn table_dir(&self) -> &Path {
         &self.table_dir
