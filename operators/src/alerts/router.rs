@@ -56,6 +56,7 @@ use super::rules::Rule;
 use super::silence::{REFRESH, SilenceFilter, SilenceStore};
 use super::window_store::WindowStore;
 use super::{AlertError, AlertsConfig};
+use crate::tap::{self, TapItem, TapStage};
 use crate::windows::{WindowConfig, WindowOutput};
 
 /// The alert router actor (`WindowOutput` in, nothing out).
@@ -326,6 +327,7 @@ impl AlertRouter {
         if alerts.is_empty() {
             return;
         }
+        tap::point(TapStage::Alerts).offer(|| TapItem::Alerts(Arc::new(alerts.to_vec())));
         self.refresh_silences().await;
         for alert in alerts {
             metrics::counter!(

@@ -27,6 +27,7 @@ use crate::enrich::{EnrichConfig, Enricher};
 use crate::event::EventBatch;
 use crate::log_batch::LogBatch;
 use crate::sources::{ChunkFormat, RawChunk};
+use crate::tap::{self, TapItem, TapStage};
 
 /// `[pipeline]`: how stages run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -204,6 +205,7 @@ impl Actor for DecodeStage {
         let out = LogBatch::from_events(events, dead, &stats)
             .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
         count_events(&out);
+        tap::point(TapStage::Decode).offer(|| TapItem::Events(out.clone()));
         ctx.send(batch.map(|_| out)).await
     }
 
