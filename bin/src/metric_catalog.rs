@@ -115,6 +115,7 @@ fn all() -> Vec<(&'static str, &'static [MetricDef])> {
         "alerts",
         "shared_windows",
         "sns",
+        "aws",
     ];
     all.extend(names.into_iter().zip(ops::ALL.iter().copied()));
     all.push(("service", SERVICE));

@@ -437,3 +437,150 @@ print(json.dumps({
         );
     }
 }
+
+/// The sum of the samples of `family` whose labels include every one of
+/// `labels` (0 when there are none).
+fn sum_of(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(family))
+        .filter(|l| l.starts_with(['{', ' ']))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every AWS call of `spate run` is counted by service and operation, with
+/// the bytes of its bodies: against W1 messages queued before the start (so
+/// receives come back full, as under load), the SQS receives and batched
+/// deletes and the lake's PutObject calls match what the pipeline did, and the
+/// page stays promtool-clean. Prints the requests per message and per event
+/// (the figures `spate cost` uses, `docs/cost.md`).
+#[test]
+fn aws_requests_are_counted_by_service_and_operation() {
+    let id = support::aws::unique("acct");
+    let setup = boto(
+        r#"
+q = sqs.create_queue(QueueName=ARGS['id'])['QueueUrl']
+s3.create_bucket(Bucket=ARGS['id'])
+print(json.dumps({'queue': q, 'bucket': ARGS['id']}))
+"#,
+        &json!({ "id": id }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // 40 messages of 100 W1 events (~34 KB each: one 64 KiB SQS billing chunk).
+    let (events, per_message) = (4_000u64, 100);
+    let (corpus, _) = support::corpus(dir.path(), spate_loadgen::Workload::AppJson, events);
+    let lines: Vec<String> = std::fs::read_to_string(corpus)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let messages: Vec<String> = lines.chunks(per_message).map(|c| c.join("\n")).collect();
+    let message_count = messages.len() as f64;
+    support::aws::send_messages(&setup["queue"], &messages);
+
+    let data = dir.path().join("data");
+    let config = format!(
+        r#"
+[aws]
+endpoint_url = "{endpoint}"
+region = "us-east-1"
+
+[[sources.sqs]]
+queue_url = "{queue}"
+wait_time_secs = 1
+
+[lake]
+max_file_age_secs = 2
+
+[lake.s3]
+bucket = "{bucket}"
+prefix = "spate/"
+"#,
+        endpoint = endpoint(),
+        queue = setup["queue"].as_str().unwrap(),
+        bucket = setup["bucket"].as_str().unwrap(),
+    );
+    let service = Service::start(&data, &config);
+    let drained = boto(
+        r#"
+deadline = time.time() + 90
+while time.time() < deadline:
+    a = sqs.get_queue_attributes(QueueUrl=ARGS['queue'], AttributeNames=['All'])['Attributes']
+    if int(a['ApproximateNumberOfMessages']) + int(a['ApproximateNumberOfMessagesNotVisible']) == 0:
+        print('true'); break
+    time.sleep(0.2)
+else:
+    print('false')
+"#,
+        &json!({ "queue": setup["queue"] }),
+    );
+    assert_eq!(drained, true, "{}", service.output());
+    let text = service.metrics_text();
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+
+    let (ok, said) = support::promtool::promtool_check(&text);
+    assert!(ok && said.is_empty(), "promtool: {said}\n{text}");
+    let requests = |service: &str, operation: &str| {
+        sum_of(
+            &text,
+            "spate_aws_requests_total",
+            &[("service", service), ("operation", operation)],
+        )
+    };
+    let bytes = |service: &str, operation: &str, direction: &str| {
+        sum_of(
+            &text,
+            "spate_aws_request_bytes_total",
+            &[
+                ("service", service),
+                ("operation", operation),
+                ("direction", direction),
+            ],
+        )
+    };
+    let receives = requests("sqs", "ReceiveMessage");
+    let deletes = requests("sqs", "DeleteMessageBatch");
+    let puts = requests("s3", "PutObject");
+    // At most 10 messages a receive and a delete batch; never more deletes
+    // than messages.
+    assert!(receives >= message_count / 10.0, "{text}");
+    assert!(
+        deletes >= message_count / 10.0 && deletes <= message_count,
+        "{text}"
+    );
+    // One PutObject per lake object (small files: no multipart upload).
+    let objects = sum_of(&text, "spate_s3_lake_objects_written_total", &[]);
+    assert!(objects >= 1.0, "{text}");
+    assert_eq!(puts, objects, "{text}");
+    // The PutObject bodies carry at least the lake's bytes; receives brought
+    // the messages' bodies back.
+    let lake_bytes = sum_of(&text, "spate_s3_lake_bytes_written_total", &[]);
+    assert!(bytes("s3", "PutObject", "sent") >= lake_bytes, "{text}");
+    let body_bytes: usize = messages.iter().map(String::len).sum();
+    assert!(
+        bytes("sqs", "ReceiveMessage", "received") >= body_bytes as f64,
+        "{text}"
+    );
+    assert_eq!(
+        sum_of(&text, "spate_aws_request_errors_total", &[]),
+        0.0,
+        "{text}"
+    );
+    let per_event = |n: f64| n / events as f64;
+    eprintln!(
+        "measured: {events} W1 events in {message_count} messages: ReceiveMessage {receives} \
+         ({:.3}/message), DeleteMessageBatch {deletes} ({:.3}/message), PutObject {puts} \
+         ({:.6}/event), lake bytes {lake_bytes} ({:.1}/event)",
+        receives / message_count,
+        deletes / message_count,
+        per_event(puts),
+        per_event(lake_bytes),
+    );
+}

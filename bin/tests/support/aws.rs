@@ -92,8 +92,8 @@ pub fn objects_of_dir(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
 pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
     let script = format!(
         "import boto3, json, sys, time\n\
-         ARGS = json.loads(sys.argv[1])\n\
-         kw = dict(endpoint_url=sys.argv[2], region_name='us-east-1',\n\
+         ARGS = json.loads(sys.stdin.read())\n\
+         kw = dict(endpoint_url=sys.argv[1], region_name='us-east-1',\n\
                    aws_access_key_id='test', aws_secret_access_key='test')\n\
          sqs = boto3.client('sqs', **kw)\n\
          s3 = boto3.client('s3', **kw)\n\
@@ -111,13 +111,24 @@ pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
          import os\n\
          os._exit(0)\n"
     );
-    let out = std::process::Command::new(super::python())
+    // The arguments go on stdin: a command-line argument holds at most 128 KiB.
+    let mut child = std::process::Command::new(super::python())
         .arg("-c")
         .arg(script)
-        .arg(args.to_string())
         .arg(endpoint())
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = args.to_string();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(input.as_bytes())
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
     assert!(
         out.status.success(),
         "boto3 failed: {}",
