@@ -501,6 +501,9 @@ max_file_age_secs = 2
 [lake.s3]
 bucket = "{bucket}"
 prefix = "spate/"
+
+[metrics.emf]
+enabled = true
 "#,
         endpoint = endpoint(),
         queue = setup["queue"].as_str().unwrap(),
@@ -573,7 +576,49 @@ else:
         0.0,
         "{text}"
     );
+    // The default EMF set (one emission, at shutdown): each metric name with
+    // its dimension values is one CloudWatch custom metric, billed a month.
+    let mut custom_metrics = std::collections::BTreeSet::new();
+    let mut emf_bytes = 0;
+    for line in output.lines().filter_map(|l| l.strip_prefix("stdout: ")) {
+        let Ok(doc) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(directives) = doc["_aws"]["CloudWatchMetrics"].as_array() else {
+            continue;
+        };
+        emf_bytes += line.len() + 1;
+        for d in directives {
+            let dims: Vec<String> = d["Dimensions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|set| set.as_array().into_iter().flatten())
+                .map(|k| format!("{k}={}", doc[k.as_str().unwrap_or("")]))
+                .collect();
+            for m in d["Metrics"].as_array().into_iter().flatten() {
+                custom_metrics.insert(format!("{}{dims:?}", m["Name"]));
+            }
+        }
+    }
+    // docs/cost.md prices the default set (114 metrics measured here on
+    // 2026-12-05): it must not grow unnoticed.
+    assert!(
+        !custom_metrics.is_empty() && custom_metrics.len() <= 120,
+        "{} custom metrics: {custom_metrics:?}",
+        custom_metrics.len()
+    );
     let per_event = |n: f64| n / events as f64;
+    let mut by_name = std::collections::BTreeMap::new();
+    for metric in &custom_metrics {
+        *by_name
+            .entry(metric.split('[').next().unwrap_or(""))
+            .or_insert(0) += 1;
+    }
+    eprintln!(
+        "measured: default EMF set {} custom metrics, {emf_bytes} bytes an emission: {by_name:?}",
+        custom_metrics.len()
+    );
     eprintln!(
         "measured: {events} W1 events in {message_count} messages: ReceiveMessage {receives} \
          ({:.3}/message), DeleteMessageBatch {deletes} ({:.3}/message), PutObject {puts} \
