@@ -77,20 +77,11 @@ retention_hours = 1000000
     support::aws::send_messages(&setup["queue"], &messages);
     // Wait until Spate has deleted every message (deleted only after the lake
     // object exists and the hot store committed).
-    let drained = boto(
-        r#"
-deadline = time.time() + 60
-while time.time() < deadline:
-    a = sqs.get_queue_attributes(QueueUrl=ARGS['queue'], AttributeNames=['All'])['Attributes']
-    if int(a['ApproximateNumberOfMessages']) + int(a['ApproximateNumberOfMessagesNotVisible']) == 0:
-        print('true'); break
-    time.sleep(0.2)
-else:
-    print('false')
-"#,
-        &json!({ "queue": setup["queue"] }),
+    assert!(
+        support::aws::queue_drained(&setup["queue"], 60),
+        "{}",
+        service.output()
     );
-    assert_eq!(drained, true, "{}", service.output());
 
     // POST /v1/query reads the lake in the bucket (the local lake directory is
     // only a staging area), listing it afresh for every query.
@@ -510,20 +501,11 @@ enabled = true
         bucket = setup["bucket"].as_str().unwrap(),
     );
     let service = Service::start(&data, &config);
-    let drained = boto(
-        r#"
-deadline = time.time() + 90
-while time.time() < deadline:
-    a = sqs.get_queue_attributes(QueueUrl=ARGS['queue'], AttributeNames=['All'])['Attributes']
-    if int(a['ApproximateNumberOfMessages']) + int(a['ApproximateNumberOfMessagesNotVisible']) == 0:
-        print('true'); break
-    time.sleep(0.2)
-else:
-    print('false')
-"#,
-        &json!({ "queue": setup["queue"] }),
+    assert!(
+        support::aws::queue_drained(&setup["queue"], 90),
+        "{}",
+        service.output()
     );
-    assert_eq!(drained, true, "{}", service.output());
     let text = service.metrics_text();
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");

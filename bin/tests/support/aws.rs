@@ -183,3 +183,23 @@ print('null')
         &serde_json::json!({ "queue": queue, "messages": messages }),
     );
 }
+
+/// Waits up to `secs` seconds until `queue` (a queue URL) holds no message,
+/// visible or in flight (Spate deletes a message only once every sink
+/// committed it); whether it got there.
+pub fn queue_drained(queue: &serde_json::Value, secs: u64) -> bool {
+    let drained = boto(
+        r#"
+deadline = time.time() + ARGS['secs']
+while time.time() < deadline:
+    a = sqs.get_queue_attributes(QueueUrl=ARGS['queue'], AttributeNames=['All'])['Attributes']
+    if int(a['ApproximateNumberOfMessages']) + int(a['ApproximateNumberOfMessagesNotVisible']) == 0:
+        print('true'); break
+    time.sleep(0.2)
+else:
+    print('false')
+"#,
+        &serde_json::json!({ "queue": queue, "secs": secs }),
+    );
+    drained == serde_json::Value::Bool(true)
+}
