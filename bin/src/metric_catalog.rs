@@ -150,6 +150,25 @@ pub fn install(valid: &ValidConfig) -> Result<PrometheusExporter> {
     for catalog in running {
         register_at_zero(catalog);
     }
+    // The AWS calls the configured components make, at 0.
+    let sinks = [
+        (config.lake.s3.is_some(), ("s3", "PutObject")),
+        (dynamo, ("dynamodb", "BatchWriteItem")),
+        (config.alerts.sns.is_some(), ("sns", "Publish")),
+    ];
+    let calls = valid
+        .sources
+        .iter()
+        .flat_map(|s| s.source.aws_calls().iter().copied())
+        .chain(
+            sinks
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, call)| call),
+        );
+    for (service, operation) in calls {
+        let _ = metrics::counter!("spate_aws_requests_total", "service" => service, "operation" => operation);
+    }
     // The alert outputs are known now: their failures, at 0.
     let alerts = &config.alerts;
     let outputs = [

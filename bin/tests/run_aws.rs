@@ -530,6 +530,14 @@ enabled = true
             ],
         )
     };
+    // The calls the configured components make have series from the start,
+    // at 0 when never made.
+    assert!(
+        text.contains(
+            r#"spate_aws_requests_total{service="sqs",operation="ChangeMessageVisibilityBatch"} "#
+        ),
+        "{text}"
+    );
     let receives = requests("sqs", "ReceiveMessage");
     let deletes = requests("sqs", "DeleteMessageBatch");
     let puts = requests("s3", "PutObject");
