@@ -33,15 +33,7 @@ print(json.dumps({'queue': q, 'sub': sub, 'topic': topic, 'bucket': ARGS['id'] +
     let data = dir.path().join("data");
     let (hook_url, hook_auth) = webhook_receiver();
     let config = format!(
-        r#"
-[aws]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-
-[[sources.sqs]]
-queue_url = "{queue}"
-wait_time_secs = 1
-pollers = 2
+        r#"{sqs}pollers = 2
 
 [lake]
 max_file_age_secs = 2
@@ -61,8 +53,7 @@ bearer_token_secret_key = "token"
 [hot]
 retention_hours = 1000000
 "#,
-        endpoint = endpoint(),
-        queue = setup["queue"].as_str().unwrap(),
+        sqs = support::aws::sqs_source_config(&setup["queue"]),
         bucket = setup["bucket"].as_str().unwrap(),
         topic = setup["topic"].as_str().unwrap(),
         secret = setup["secret"].as_str().unwrap(),
@@ -477,15 +468,7 @@ print(json.dumps({'queue': q, 'bucket': ARGS['id']}))
 
     let data = dir.path().join("data");
     let config = format!(
-        r#"
-[aws]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-
-[[sources.sqs]]
-queue_url = "{queue}"
-wait_time_secs = 1
-
+        r#"{sqs}
 [lake]
 max_file_age_secs = 2
 
@@ -496,8 +479,7 @@ prefix = "spate/"
 [metrics.emf]
 enabled = true
 "#,
-        endpoint = endpoint(),
-        queue = setup["queue"].as_str().unwrap(),
+        sqs = support::aws::sqs_source_config(&setup["queue"]),
         bucket = setup["bucket"].as_str().unwrap(),
     );
     let service = Service::start(&data, &config);

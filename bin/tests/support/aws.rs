@@ -203,3 +203,15 @@ else:
     );
     drained == serde_json::Value::Bool(true)
 }
+
+/// The `[aws]` table of the emulator and one `[[sources.sqs]]` table reading
+/// `queue` (a queue URL) with 1 s long polls, its last line open for more
+/// keys of the source.
+pub fn sqs_source_config(queue: &serde_json::Value) -> String {
+    format!(
+        "\n[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n\n\
+         [[sources.sqs]]\nqueue_url = \"{}\"\nwait_time_secs = 1\n",
+        endpoint(),
+        queue.as_str().unwrap()
+    )
+}
