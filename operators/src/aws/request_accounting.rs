@@ -7,8 +7,7 @@
 //!
 //! Each *attempt* is counted, retries included: AWS bills every request it
 //! receives. Bytes are the HTTP bodies (headers left out) where their length
-//! is known: the request body's length, and the response's `Content-Length`
-//! (or its body's length when buffered).
+//! is known: a body's own length when buffered, else its `Content-Length`.
 //!
 //! | metric | labels |
 //! | --- | --- |
@@ -24,6 +23,8 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::Headers;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// The SDK interceptor that counts requests and bytes (see the module docs).
@@ -55,6 +56,14 @@ pub fn service_label(service: &str) -> String {
         .collect()
 }
 
+/// The length of a body: its own when known (a buffered body), else its
+/// `Content-Length` header (a streamed one), else 0.
+fn body_length(body: &SdkBody, headers: &Headers) -> u64 {
+    body.content_length()
+        .or_else(|| headers.get("content-length")?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn add_bytes(service: &str, operation: &str, direction: &'static str, bytes: u64) {
     if bytes > 0 {
         metrics::counter!(
@@ -80,13 +89,8 @@ impl Intercept for RequestAccounting {
     ) -> Result<(), BoxError> {
         let (service, operation) = labels(cfg);
         let request = context.request();
-        let sent = request.body().content_length().or_else(|| {
-            request
-                .headers()
-                .get("content-length")
-                .and_then(|v| v.parse().ok())
-        });
-        add_bytes(&service, &operation, "sent", sent.unwrap_or(0));
+        let sent = body_length(request.body(), request.headers());
+        add_bytes(&service, &operation, "sent", sent);
         metrics::counter!(
             "spate_aws_requests_total",
             "service" => service,
@@ -104,12 +108,8 @@ impl Intercept for RequestAccounting {
     ) -> Result<(), BoxError> {
         let (service, operation) = labels(cfg);
         let response = context.response();
-        let received = response
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .or_else(|| response.body().content_length());
-        add_bytes(&service, &operation, "received", received.unwrap_or(0));
+        let received = body_length(response.body(), response.headers());
+        add_bytes(&service, &operation, "received", received);
         Ok(())
     }
 
