@@ -29,11 +29,17 @@ pub enum AlertsAction {
         /// Why (shown by `spate alerts silences`).
         #[arg(long, default_value = "")]
         reason: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// End a service's silence now.
     Unsilence {
         /// The service.
         service: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// List the silences in force.
     Silences {
@@ -80,6 +86,7 @@ pub fn act(action: AlertsAction, store: &dyn SilenceStore) -> Result<String> {
             service,
             duration,
             reason,
+            format,
         } => {
             let duration =
                 crate::duration_arg::parse_duration(&duration).map_err(anyhow::Error::msg)?;
@@ -94,23 +101,42 @@ pub fn act(action: AlertsAction, store: &dyn SilenceStore) -> Result<String> {
                 service: service.clone(),
                 created_ms: now,
                 until_ms,
-                reason,
+                reason: reason.clone(),
             })?;
-            Ok(format!(
-                "silenced {service} until {}\n",
-                rfc3339_ms(until_ms)
-            ))
+            let report = serde_json::json!({
+                "service": service,
+                "until": rfc3339_ms(until_ms),
+                "until_ms": until_ms,
+                "reason": reason,
+            });
+            report_text(format, &report, || {
+                format!("silenced {service} until {}\n", rfc3339_ms(until_ms))
+            })
         }
-        AlertsAction::Unsilence { service } => Ok(if store.remove_silence(&service)? {
-            format!("{service} is no longer silenced\n")
-        } else {
-            format!("{service} was not silenced\n")
-        }),
+        AlertsAction::Unsilence { service, format } => {
+            let was_silenced = store.remove_silence(&service)?;
+            let report = serde_json::json!({ "service": service, "was_silenced": was_silenced });
+            report_text(format, &report, || match was_silenced {
+                true => format!("{service} is no longer silenced\n"),
+                false => format!("{service} was not silenced\n"),
+            })
+        }
         AlertsAction::Silences { format } => {
             let silences = store.active_silences(now)?;
             render(&silences, format, now)
         }
     }
+}
+
+/// A one-object report in `format` (`table`: the sentence `table` makes).
+fn report_text(
+    format: Format,
+    report: &serde_json::Value,
+    table: impl FnOnce() -> String,
+) -> Result<String> {
+    let mut out = Vec::new();
+    crate::output::write_report(&mut out, format, report, table)?;
+    Ok(String::from_utf8(out)?)
 }
 
 fn millis(d: Duration) -> i64 {
@@ -157,6 +183,7 @@ mod tests {
                 service: "payments".into(),
                 duration: "2h".into(),
                 reason: "db migration".into(),
+                format: Format::Table,
             },
             &store,
         )
@@ -179,11 +206,22 @@ mod tests {
         let out = act(
             AlertsAction::Unsilence {
                 service: "payments".into(),
+                format: Format::Table,
             },
             &store,
         )
         .unwrap();
         assert_eq!(out, "payments is no longer silenced\n");
+        let again = act(
+            AlertsAction::Unsilence {
+                service: "payments".into(),
+                format: Format::Json,
+            },
+            &store,
+        )
+        .unwrap();
+        let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+        assert_eq!(again["was_silenced"], false, "{again}");
         let table = list(Format::Table);
         assert_eq!(table, "service  until  left  reason\n(0 rows)\n");
         let csv = list(Format::Csv);
@@ -193,6 +231,7 @@ mod tests {
                 service: "x".into(),
                 duration: "2 hours".into(),
                 reason: String::new(),
+                format: Format::Json,
             },
             &store,
         )

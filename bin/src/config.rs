@@ -272,6 +272,37 @@ mod tests {
     }
 
     #[test]
+    fn enrich_tables_on_s3_are_checked_and_use_aws() {
+        let err = parse("[enrich]\ntable = \"s3://bucket-only\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml (line 2): enrich.table: ") && err.contains("s3://BUCKET/KEY"),
+            "{err}"
+        );
+        let err = parse("[enrich]\nreload_interval_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("enrich.reload_interval_secs: must be at least 1"),
+            "{err}"
+        );
+        let valid =
+            SpateConfig::parse("[enrich]\ntable = \"s3://ref/hosts.csv\"\n", "x.toml").unwrap();
+        assert!(valid.uses_aws());
+        assert!(valid.preflight().is_ok(), "S3 tables are read at start-up");
+        let err = parse("[metrics.emf]\nwindow_top_services = 0\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("window_top_services"),
+            "{err:#}"
+        );
+        let err = parse("[metrics.emf]\nwindow_dimensions = [\"stack\"]\n").unwrap_err();
+        assert!(format!("{err:#}").contains("window_dimensions"), "{err:#}");
+        let ok = "[metrics.emf]\nwindow_dimensions = [\"stack\"]\n[metrics.emf.dimensions]\nstack = \"s\"\n";
+        assert!(parse(ok).is_ok());
+    }
+
+    #[test]
     fn unknown_source_kinds_are_named_with_the_known_ones() {
         let err = parse("[sources.kafka]\nbrokers = []\n")
             .unwrap_err()

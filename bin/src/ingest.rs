@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use spate_engine::{ActorOptions, GraphBuilder, SupervisorPolicy};
+use spate_operators::aws::AwsClients;
 use spate_operators::event::Severity;
 use spate_operators::log_batch::LogBatch;
 use spate_operators::sinks::lake::{LakeSettings, LakeWriter};
@@ -87,12 +88,19 @@ pub async fn run(valid: ValidConfig, data_dir: &Path, paths: &[String]) -> Resul
     let dead_dir = data_dir.join("deadletter");
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
     lake.create_table_dir()?;
-    let decode = DecodeSettings::with_classifier(
+    // A reference table in S3 is read with the `[aws]` settings.
+    let s3 = match config.enrich.table_on_s3() {
+        true => Some(AwsClients::load(&config.aws).await.s3()),
+        false => None,
+    };
+    let decode = DecodeSettings::load(
         &config.decode,
         classifier,
         &config.enrich,
         &config.pipeline,
-    )?;
+        s3,
+    )
+    .await?;
     let progress = Arc::new(ReadProgress::default());
     let started = Instant::now();
 

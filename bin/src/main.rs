@@ -16,6 +16,8 @@ mod output;
 mod plain_http;
 mod query;
 mod run;
+mod tap_cli;
+mod top;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -191,6 +193,12 @@ enum Command {
     },
     /// What running Spate on AWS costs a month, by line item (docs/cost.md).
     Cost(Box<CostArgs>),
+    /// A live view of a running `spate run` from its /metrics: events/s in
+    /// and out per stage, mailboxes, backpressure, lag, errors, memory.
+    Top(top::TopArgs),
+    /// Stream the events passing a stage of a running `spate run` (a sample:
+    /// the pipeline never waits for the tap), as NDJSON.
+    Tap(tap_cli::TapArgs),
     /// Inspect the ingest journal behind HTTP push.
     Journal {
         #[command(subcommand)]
@@ -452,6 +460,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 report.render()
             })?;
         }
+        Command::Top(args) => top::run(&args, out)?,
+        Command::Tap(args) => tap_cli::run(&args, out)?,
         Command::Completions { shell } => {
             let mut buffer = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "spate", &mut buffer);

@@ -11,7 +11,9 @@ use spate_operators::metric_catalog as ops;
 
 use crate::config::ValidConfig;
 
-/// The HTTP API, queries, EMF output and build info.
+const TAP_STAGES: &[&[&str]] = &[&["decode"], &["lake"], &["hot"], &["alerts"]];
+
+/// The HTTP API, queries, taps, EMF output and build info.
 pub const SERVICE: &[MetricDef] = &[
     MetricDef::gauge(
         "spate_build_info",
@@ -85,6 +87,18 @@ pub const SERVICE: &[MetricDef] = &[
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
         120.0, 300.0,
     ]),
+    MetricDef::gauge(
+        "spate_tap_listeners",
+        &["stage"],
+        "Clients of GET /v1/tap (`spate tap`) connected now, by stage (decode, lake, hot, alerts).",
+    )
+    .at_start(TAP_STAGES),
+    MetricDef::counter(
+        "spate_tap_dropped_events_total",
+        &["stage"],
+        "Events (or alert notices) a tap client missed because it read slower than the stage ran (the stage never waits for a tap), by stage.",
+    )
+    .at_start(TAP_STAGES),
     MetricDef::counter(
         "spate_emf_series_skipped_total",
         &[],

@@ -69,7 +69,7 @@ retention_hours = 1000000
     // Wait until Spate has deleted every message (deleted only after the lake
     // object exists and the hot store committed).
     assert!(
-        support::aws::queue_drained(&setup["queue"], 60),
+        support::aws::wait_drained(&setup["queue"], 60),
         "{}",
         service.output()
     );
@@ -214,6 +214,83 @@ print(json.dumps(found))
         seen.iter().all(|a| a == "Bearer from-secrets-manager"),
         "{seen:?}"
     );
+}
+
+/// `loadgen send --target sqs` drives a spike into a queue while `spate run`
+/// consumes it into the S3 lake; `loadgen verify --lake s3://...` then finds
+/// every event `send` saw acknowledged.
+#[test]
+fn loadgen_spike_into_sqs_loses_nothing_in_the_s3_lake() {
+    let id = format!("lg{}", std::process::id());
+    let setup = boto(
+        r#"
+q = sqs.create_queue(QueueName=ARGS['id'] + '-in')['QueueUrl']
+s3.create_bucket(Bucket=ARGS['id'] + '-lake')
+print(json.dumps({'queue': q, 'bucket': ARGS['id'] + '-lake'}))
+"#,
+        &json!({ "id": id }),
+    );
+    let queue = setup["queue"].as_str().unwrap();
+    let bucket = setup["bucket"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = format!(
+        r#"{aws}
+[[sources.sqs]]
+queue_url = "{queue}"
+wait_time_secs = 1
+pollers = 2
+
+[lake]
+max_file_age_secs = 1
+
+[lake.s3]
+bucket = "{bucket}"
+prefix = "spate/"
+"#,
+        aws = support::aws::aws_section(),
+    );
+    let service = Service::start(&data, &config);
+
+    // The W4 spike scaled to 3 s: 200 events/s, 2,000/s for 0.6 s, 200/s;
+    // 1,680 events in messages of 40, the second half as CloudWatch Logs
+    // subscription payloads.
+    let send_report = dir.path().join("send.json");
+    for (run, format) in [("lg-ndjson", "ndjson"), ("lg-cwl", "cloudwatch")] {
+        #[rustfmt::skip]
+        let report = support::aws::loadgen_json(&[
+            "send", "--target", "sqs", "--queue-url", queue,
+            "--profile", "spike", "--rate", "200", "--duration", "3s",
+            "--batch-events", "80", "--events-per-message", "40",
+            "--message-format", format, "--run-id", run,
+        ]);
+        assert_eq!(report["target"], format!("sqs:{queue}"), "{report}");
+        assert_eq!(report["failed"], 0, "{report}");
+        assert_eq!(report["dropped_by_generator"], 0, "{report}");
+        let sent = report["scheduled"].as_u64().unwrap();
+        assert!(sent > 1_500, "{report}");
+        assert_eq!(report["acknowledged"], sent, "{report}");
+        std::fs::write(&send_report, report.to_string()).unwrap();
+
+        assert!(
+            support::aws::wait_drained(&setup["queue"], 90),
+            "{}",
+            service.output()
+        );
+        let lake = format!("s3://{bucket}/spate");
+        let report_arg = send_report.display().to_string();
+        let verified =
+            support::aws::loadgen_json(&["verify", "--lake", &lake, "--send-report", &report_arg]);
+        assert_eq!(verified["run_id"], run, "{verified}");
+        assert_eq!(verified["expected_from"], "send_report", "{verified}");
+        assert_eq!(verified["expected"], sent, "{verified}");
+        assert_eq!(verified["lost"]["count"], 0, "{verified}");
+        assert_eq!(verified["unique"], sent, "{verified}");
+        assert_eq!(verified["unexpected"], 0, "{verified}");
+        assert!(verified["files"].as_u64().unwrap() >= 1, "{verified}");
+    }
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
 }
 
 /// `spate run` refuses to start when the webhook's secret does not exist, and
@@ -484,7 +561,7 @@ enabled = true
     );
     let service = Service::start(&data, &config);
     assert!(
-        support::aws::queue_drained(&setup["queue"], 90),
+        support::aws::wait_drained(&setup["queue"], 90),
         "{}",
         service.output()
     );

@@ -146,3 +146,159 @@ async fn emf_lines_on_stdout_add_up_to_what_was_pushed() {
         "{output}"
     );
 }
+
+/// Each closed window's counts come out as EMF lines: `WindowEvents` per
+/// service × severity and `WindowTagEvents` per service × tag, in the
+/// configured namespace, the services past the top N counted as `other`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_windows_are_emf_lines_of_their_counts() {
+    // One decode worker, so the event that closes the window is counted
+    // after the others (with several, a later chunk may overtake them and
+    // make them late).
+    let config = r#"
+[pipeline]
+decode_workers = 1
+
+[metrics.emf]
+enabled = true
+interval_secs = 3600
+namespace = "SpateWindows"
+window_top_services = 2
+
+[metrics.emf.dimensions]
+task = "emf-windows"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(&dir.path().join("data"), config);
+    let window = 300_000i64;
+    let now = spate_operators::event::wall_clock_ms();
+    let w0 = now - now.rem_euclid(window) - 4 * window;
+    let at = |i: i64| w0 + 1_000 + i;
+    let mut lines = Vec::new();
+    let mut event = |service: &str, fields: Value| {
+        let mut e = fields;
+        e["service"] = json!(service);
+        e["ts"] = json!(at(lines.len() as i64));
+        lines.push(e.to_string());
+    };
+    for _ in 0..3 {
+        event("api", json!({"level": "info", "message": "ok"}));
+    }
+    event("api", json!({"status": 503, "message": "upstream"}));
+    event("api", json!({"level": "error", "message": "boom"}));
+    event("api", json!({"level": "critical", "message": "down"}));
+    for _ in 0..4 {
+        event(
+            "auth",
+            json!({"level": "warning", "message": "FAILED LOGIN 3 FROM tty1 FOR bob"}),
+        );
+    }
+    for name in ["c1", "c2", "c3"] {
+        event(name, json!({"level": "info", "message": "quiet"}));
+    }
+    // Then event time moves two windows on, so the first window closes.
+    let closing = json!({"service": "api", "level": "info", "message": "later", "ts": w0 + 2 * window + 70_000});
+    for body in [lines.join("\n"), closing.to_string()] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/logs", service.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !service.output().contains("WindowEvents") {
+        assert!(Instant::now() < deadline, "{}", service.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+
+    let docs: Vec<Value> = emf_documents(&output)
+        .into_iter()
+        .filter(|d| d["window_start_ms"] == w0)
+        .collect();
+    let mut severity = BTreeMap::new();
+    let mut tags = BTreeMap::new();
+    for doc in &docs {
+        let d = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(d["Namespace"], "SpateWindows", "{doc}");
+        assert_eq!(doc["_aws"]["Timestamp"], w0, "{doc}");
+        assert_eq!(doc["window_end_ms"], w0 + window, "{doc}");
+        assert_eq!(doc["task"], "emf-windows", "a property on every line");
+        let metric = d["Metrics"][0]["Name"].as_str().unwrap();
+        assert_eq!(d["Metrics"][0]["Unit"], "Count");
+        let key = match metric {
+            "WindowEvents" => "severity",
+            "WindowTagEvents" => "tag",
+            other => panic!("unexpected metric {other}: {doc}"),
+        };
+        assert_eq!(d["Dimensions"], json!([["service", key], [key]]), "{doc}");
+        let entry = (
+            doc["service"].as_str().unwrap().to_string(),
+            doc[key].as_str().unwrap().to_string(),
+        );
+        let value = doc[metric].as_u64().unwrap();
+        let counts = if metric == "WindowEvents" {
+            &mut severity
+        } else {
+            &mut tags
+        };
+        assert!(
+            counts.insert(entry, value).is_none(),
+            "one line each: {doc}"
+        );
+    }
+    let expected_severity: BTreeMap<(String, String), u64> = [
+        ("api", [3, 0, 2, 1]),
+        ("auth", [0, 4, 0, 0]),
+        ("other", [3, 0, 0, 0]),
+    ]
+    .into_iter()
+    .flat_map(|(service, counts)| {
+        ["INFO", "WARNING", "ERROR", "CRITICAL"]
+            .into_iter()
+            .zip(counts)
+            .map(move |(s, n)| ((service.to_string(), s.to_string()), n))
+    })
+    .collect();
+    assert_eq!(severity, expected_severity, "{output}");
+    let expected_tags = BTreeMap::from([
+        (("api".to_string(), "http_5xx".to_string()), 1),
+        (("auth".to_string(), "failed_login".to_string()), 4),
+    ]);
+    assert_eq!(tags, expected_tags, "{output}");
+
+    // The same numbers as the window counts in the hot store: the two
+    // biggest services by name, the rest added up as `other`.
+    let hot = spate_operators::sinks::hot::HotStore::open_read_only(
+        &dir.path().join("data").join("hot.db"),
+    )
+    .unwrap();
+    let mut stored: Vec<_> = hot
+        .windows(w0, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.window_start_ms == w0)
+        .collect();
+    stored.sort_by(|a, b| b.events.cmp(&a.events).then(a.service.cmp(&b.service)));
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    let mut from_hot = BTreeMap::new();
+    for (rank, w) in stored.iter().enumerate() {
+        let name = if rank < 2 {
+            w.service.as_str()
+        } else {
+            "other"
+        };
+        for (s, n) in ["INFO", "WARNING", "ERROR", "CRITICAL"]
+            .iter()
+            .zip(w.severity)
+        {
+            *from_hot
+                .entry((name.to_string(), s.to_string()))
+                .or_insert(0) += n;
+        }
+    }
+    assert_eq!(severity, from_hot);
+}

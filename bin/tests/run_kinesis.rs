@@ -38,6 +38,26 @@ poll_interval_ms = 100
     )
 }
 
+/// Creates a stream of two shards, waiting until it is active, and a lease
+/// table.
+fn create_stream_and_leases(stream: &str, table: &str) {
+    boto(
+        r#"
+kinesis.create_stream(StreamName=ARGS['stream'], ShardCount=2)
+ddb.create_table(TableName=ARGS['table'],
+                 AttributeDefinitions=[{'AttributeName': 'lease_key', 'AttributeType': 'S'}],
+                 KeySchema=[{'AttributeName': 'lease_key', 'KeyType': 'HASH'}],
+                 BillingMode='PAY_PER_REQUEST')
+for _ in range(100):
+    if kinesis.describe_stream_summary(StreamName=ARGS['stream'])['StreamDescriptionSummary']['StreamStatus'] == 'ACTIVE':
+        break
+    time.sleep(0.1)
+print(json.dumps(True))
+"#,
+        &json!({ "stream": stream, "table": table }),
+    );
+}
+
 /// Puts `count` records, each one NDJSON event `{prefix}-{i}`, spread over
 /// the shards by partition key.
 fn put(stream: &str, prefix: &str, count: usize) {
@@ -93,21 +113,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 fn a_killed_process_shards_are_taken_over_without_loss() {
     let stream = unique("kin-failover");
     let table = unique("kin-failover-leases");
-    boto(
-        r#"
-kinesis.create_stream(StreamName=ARGS['stream'], ShardCount=2)
-ddb.create_table(TableName=ARGS['table'],
-                 AttributeDefinitions=[{'AttributeName': 'lease_key', 'AttributeType': 'S'}],
-                 KeySchema=[{'AttributeName': 'lease_key', 'KeyType': 'HASH'}],
-                 BillingMode='PAY_PER_REQUEST')
-for _ in range(100):
-    if kinesis.describe_stream_summary(StreamName=ARGS['stream'])['StreamDescriptionSummary']['StreamStatus'] == 'ACTIVE':
-        break
-    time.sleep(0.1)
-print(json.dumps(True))
-"#,
-        &json!({ "stream": stream, "table": table }),
-    );
+    create_stream_and_leases(&stream, &table);
     let dir = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     // Lake files committed every second, so checkpoints move.
@@ -371,4 +377,51 @@ print('null')
         )),
         json!([{"errors": 14}])
     );
+}
+
+/// `loadgen send --target kinesis --kpl` drives a spike of CloudWatch Logs
+/// subscription payloads, aggregated KPL-style, into a stream that `spate
+/// run` reads into the S3 lake; `loadgen verify --lake s3://...` then finds
+/// every event `send` saw acknowledged.
+#[test]
+fn loadgen_kpl_spike_into_kinesis_loses_nothing_in_the_s3_lake() {
+    let stream = unique("kin-loadgen");
+    let table = unique("kin-loadgen-leases");
+    let bucket = unique("kin-loadgen-lake");
+    support::aws::create_bucket(&bucket);
+    create_stream_and_leases(&stream, &table);
+    let dir = tempfile::tempdir().unwrap();
+    let config = kinesis_config(&stream, &table, "a", 10)
+        + &format!("[lake]\nmax_file_age_secs = 1\n[lake.s3]\nbucket = \"{bucket}\"\n");
+    let service = Service::start(&dir.path().join("data"), &config);
+
+    #[rustfmt::skip]
+    let report = support::aws::loadgen_json(&[
+        "send", "--target", "kinesis", "--stream", &stream, "--kpl",
+        "--profile", "spike", "--rate", "200", "--duration", "3s",
+        "--batch-events", "80", "--events-per-message", "20",
+        "--message-format", "cloudwatch", "--run-id", "lg-kinesis",
+    ]);
+    let sent = report["scheduled"].as_u64().unwrap();
+    assert_eq!(report["acknowledged"], sent, "{report}");
+    let send_report = dir.path().join("send.json");
+    std::fs::write(&send_report, report.to_string()).unwrap();
+
+    // The lake fills as the shards are read: verify until nothing is lost.
+    let mut verified = Value::Null;
+    wait_for("every event in the lake", Duration::from_secs(60), || {
+        let out = support::aws::loadgen()
+            .args(["verify", "--lake", &format!("s3://{bucket}"), "--json"])
+            .arg("--send-report")
+            .arg(&send_report)
+            .output()
+            .unwrap();
+        verified = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        out.status.success()
+    });
+    assert_eq!(verified["expected"], sent, "{verified}");
+    assert_eq!(verified["lost"]["count"], 0, "{verified}");
+    assert_eq!(verified["unique"], sent, "{verified}");
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
 }

@@ -327,7 +327,7 @@ async fn two_sigkills_under_load_lose_nothing_acknowledged() {
     let acks = verify::read_send_report(&report_file).unwrap();
     assert_eq!(acks.run_id, "kill9");
     let verified = verify::verify(&VerifyRequest {
-        data_dir: data.clone(),
+        lake: verify::Lake::DataDir(data.clone()),
         run_id,
         expect: None,
         acknowledged: Some(acks.acknowledged_seqs),

@@ -20,13 +20,13 @@
 //! `spate-operators`).
 //!
 //! On top of the generators:
-//! - [`send`] drives a workload into a target (Spate's HTTP ingest, a file, stdout) at a rate
-//!   profile (steady, ramp, W4 spike, sine) with open-loop pacing, and reports achieved
-//!   rate, rejections, errors and latency; [`BatchGenerator`] stamps each event with the run
-//!   marks `lg_run`, `lg_seq` and `lg_sent_ms`.
-//! - [`verify`] reads Spate's Parquet lake back and reports, for one run, lost and duplicated
-//!   sequence numbers and send→archive latency; given `send`'s report, only the sequence
-//!   numbers `send` saw acknowledged ([`SeqRanges`]) can be lost.
+//! - [`send`] drives a workload into a target (Spate's HTTP ingest, an SQS queue, a Kinesis
+//!   stream, a file, stdout) at a rate profile (steady, ramp, W4 spike, sine) with open-loop
+//!   pacing, and reports achieved rate, rejections, errors and latency; [`BatchGenerator`]
+//!   stamps each event with the run marks `lg_run`, `lg_seq` and `lg_sent_ms`.
+//! - [`verify`] reads Spate's Parquet lake (local or on S3) back and reports, for one run,
+//!   lost and duplicated sequence numbers and send→archive latency; given `send`'s report,
+//!   only the sequence numbers `send` saw acknowledged ([`SeqRanges`]) can be lost.
 //!
 //! ```
 //! use spate_loadgen::{Severity, Workload, generate};

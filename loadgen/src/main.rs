@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
-use spate_loadgen::send::{self, HttpOptions, Profile, Schedule, SendPlan};
-use spate_loadgen::verify::{self, VerifyRequest};
+use spate_loadgen::send::{
+    self, AwsDestination, HttpOptions, MessageFormat, Packing, Profile, Schedule, SendPlan,
+};
+use spate_loadgen::verify::{self, Lake, S3Lake, VerifyRequest};
 use spate_loadgen::{BatchGenerator, GenerateStats, RunId, Workload, generate};
 
 mod report_format;
@@ -72,9 +74,28 @@ struct SendArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     period: Duration,
     /// Where to send: http://HOST:PORT (POST /v1/logs), a full http(s) URL, file:PATH
-    /// (append NDJSON) or stdout.
+    /// (append NDJSON), stdout, sqs (with --queue-url) or kinesis (with --stream). SQS and
+    /// Kinesis use the standard AWS credential chain; AWS_ENDPOINT_URL points them at an
+    /// emulator.
     #[arg(long, default_value = send::DEFAULT_TARGET)]
     target: String,
+    /// The queue of --target sqs (SendMessageBatch).
+    #[arg(long, value_name = "URL")]
+    queue_url: Option<String>,
+    /// The stream of --target kinesis (PutRecords).
+    #[arg(long, value_name = "NAME")]
+    stream: Option<String>,
+    /// SQS and Kinesis: event lines per message or record (W3 payloads always go one a
+    /// message).
+    #[arg(long, default_value_t = send::DEFAULT_EVENTS_PER_MESSAGE)]
+    events_per_message: usize,
+    /// SQS and Kinesis: message bodies as ndjson, or cloudwatch (each message a CloudWatch
+    /// Logs subscription payload, gzip + base64, with the lines as logEvents).
+    #[arg(long, default_value = "ndjson", value_parser = clap::builder::ValueParser::new(parse_message_format))]
+    message_format: MessageFormat,
+    /// Kinesis: aggregate the messages of a request into KPL records (up to 1 MiB each).
+    #[arg(long)]
+    kpl: bool,
     /// Concurrent senders (and pooled connections).
     #[arg(long, default_value_t = send::DEFAULT_CONCURRENCY)]
     concurrency: usize,
@@ -112,8 +133,12 @@ struct SendArgs {
 #[derive(Args)]
 struct VerifyArgs {
     /// Spate's data directory (the lake is read from DATA_DIR/lake/logs).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[arg(long, required_unless_present = "lake", conflicts_with = "lake")]
+    data_dir: Option<PathBuf>,
+    /// A lake on S3, s3://BUCKET/PREFIX as in [lake.s3] (objects under PREFIX/logs/ are
+    /// read), with the standard AWS credential chain and AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "S3_URL", value_parser = clap::builder::ValueParser::new(S3Lake::parse))]
+    lake: Option<S3Lake>,
     /// The run id to check (as printed by `send`); taken from --send-report when absent.
     #[arg(long = "run", value_parser = parse_run_id)]
     run_id: Option<RunId>,
@@ -157,6 +182,10 @@ struct GenerateArgs {
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
+    s.parse()
+}
+
+fn parse_message_format(s: &str) -> Result<MessageFormat, String> {
     s.parse()
 }
 
@@ -262,9 +291,10 @@ fn send_plan(args: &SendArgs, progress: bool) -> Result<SendPlan> {
             "--format {format:?} prints the report on stdout, which --target stdout fills with events"
         );
     }
-    if args.concurrency == 0 || args.max_overdue == 0 {
-        bail!("--concurrency and --max-overdue must be at least 1");
+    if args.concurrency == 0 || args.max_overdue == 0 || args.events_per_message == 0 {
+        bail!("--concurrency, --max-overdue and --events-per-message must be at least 1");
     }
+    aws_destination(args)?;
     let profile = match args.profile {
         Profile::Sine { .. } => Profile::Sine {
             amplitude: args.amplitude,
@@ -293,6 +323,40 @@ fn send_plan(args: &SendArgs, progress: bool) -> Result<SendPlan> {
     })
 }
 
+/// The SQS or Kinesis destination `--target` names, checked against its options.
+fn aws_destination(args: &SendArgs) -> Result<Option<AwsDestination>> {
+    let destination = match args.target.trim() {
+        "sqs" => AwsDestination::Sqs {
+            queue_url: args
+                .queue_url
+                .clone()
+                .context("--target sqs needs --queue-url URL")?,
+        },
+        "kinesis" => AwsDestination::Kinesis {
+            stream: args
+                .stream
+                .clone()
+                .context("--target kinesis needs --stream NAME")?,
+            kpl: args.kpl,
+        },
+        _ => {
+            if args.queue_url.is_some() || args.stream.is_some() || args.kpl {
+                bail!("--queue-url, --stream and --kpl go with --target sqs or --target kinesis");
+            }
+            return Ok(None);
+        }
+    };
+    match &destination {
+        AwsDestination::Sqs { .. } if args.stream.is_some() || args.kpl => {
+            bail!("--stream and --kpl go with --target kinesis")
+        }
+        AwsDestination::Kinesis { .. } if args.queue_url.is_some() => {
+            bail!("--queue-url goes with --target sqs")
+        }
+        _ => Ok(Some(destination)),
+    }
+}
+
 /// Whether the events go to stdout (the report then goes to stderr).
 fn targets_stdout(args: &SendArgs) -> bool {
     matches!(args.target.trim(), "stdout" | "-")
@@ -311,7 +375,16 @@ fn run_send(args: SendArgs) -> Result<ExitCode> {
             timeout: Some(args.timeout),
             pool_size: args.concurrency,
         };
-        let target = send::open_target(&args.target, options).await?;
+        let target = match aws_destination(&args)? {
+            Some(destination) => {
+                let packing = Packing {
+                    events_per_message: args.events_per_message,
+                    format: args.message_format,
+                };
+                send::open_aws_target(destination, packing).await
+            }
+            None => send::open_target(&args.target, options).await?,
+        };
         let interrupted = async {
             if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;
@@ -352,8 +425,13 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("the send report's run id: {e}"))?,
         (None, None) => bail!("give --run RUN_ID or --send-report FILE"),
     };
+    let lake = match (args.lake, args.data_dir) {
+        (Some(lake), _) => Lake::S3(lake),
+        (None, Some(dir)) => Lake::DataDir(dir),
+        (None, None) => bail!("give --data-dir DIR or --lake s3://BUCKET/PREFIX"),
+    };
     let request = VerifyRequest {
-        data_dir: args.data_dir,
+        lake,
         run_id,
         expect: args.expect,
         acknowledged: sent.map(|s| s.acknowledged_seqs),
@@ -416,173 +494,5 @@ fn summary(workload: Workload, stats: &GenerateStats, elapsed: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_accept_suffixes_and_separators() {
-        assert_eq!(parse_count("1000"), Ok(1000));
-        assert_eq!(parse_count("1_000_000"), Ok(1_000_000));
-        assert_eq!(parse_count("20m"), Ok(20_000_000));
-        assert_eq!(parse_count("500K"), Ok(500_000));
-        assert!(
-            parse_count("lots")
-                .unwrap_err()
-                .starts_with("invalid event count")
-        );
-        assert!(parse_count("99999999999999999999m").is_err());
-    }
-
-    #[test]
-    fn rates_and_durations_parse() {
-        assert_eq!(parse_rate("20k"), Ok(20_000.0));
-        assert_eq!(parse_rate("0.5"), Ok(0.5));
-        assert_eq!(parse_rate("1_000"), Ok(1_000.0));
-        assert!(parse_rate("0").is_err());
-        assert!(parse_rate("fast").unwrap_err().starts_with("invalid rate"));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("soon").is_err());
-    }
-
-    fn send_args(extra: &[&str]) -> SendArgs {
-        let mut argv = vec!["loadgen", "send", "--rate", "1k"];
-        argv.extend_from_slice(extra);
-        match Cli::try_parse_from(argv).unwrap().command {
-            Command::Send(args) => args,
-            _ => panic!("not send"),
-        }
-    }
-
-    #[test]
-    fn cli_parses_send_with_defaults() {
-        let args = send_args(&["--duration", "10s"]);
-        assert_eq!(args.workload, Workload::AppJson);
-        assert_eq!(args.profile, Profile::Steady);
-        assert_eq!(args.target, "http://127.0.0.1:8470");
-        assert_eq!((args.concurrency, args.batch_events), (8, 500));
-        assert_eq!((args.max_overdue, args.seed), (64, 1));
-        assert!(!args.gzip && !args.json && args.token.is_none());
-        let plan = send_plan(&args, false).unwrap();
-        assert_eq!(plan.schedule.total_events(), 10_000);
-        assert!(plan.run_id.as_str().starts_with("lg-"));
-
-        let args = send_args(&[
-            "--profile",
-            "sine",
-            "--duration",
-            "2m",
-            "--amplitude",
-            "0.25",
-            "--period",
-            "30s",
-            "--run-id",
-            "r-7",
-            "--workload",
-            "w3",
-            "--target",
-            "file:/tmp/x",
-            "--json",
-        ]);
-        let plan = send_plan(&args, false).unwrap();
-        assert_eq!(
-            plan.schedule.profile(),
-            Profile::Sine {
-                amplitude: 0.25,
-                period: Duration::from_secs(30)
-            }
-        );
-        assert_eq!(plan.run_id.as_str(), "r-7");
-        assert_eq!(plan.workload, Workload::CloudWatch);
-
-        // Spike needs no duration; steady does.
-        assert!(send_plan(&send_args(&["--profile", "spike"]), false).is_ok());
-        let err = send_plan(&send_args(&[]), false).unwrap_err().to_string();
-        assert_eq!(err, "profile steady needs a positive --duration");
-        let err = send_plan(
-            &send_args(&["--duration", "1s", "--target", "stdout", "--json"]),
-            false,
-        );
-        assert!(err.is_err());
-        assert!(
-            Cli::try_parse_from(["loadgen", "send", "--rate", "1", "--run-id", "a b"]).is_err()
-        );
-    }
-
-    #[test]
-    fn cli_parses_verify() {
-        let cli = Cli::try_parse_from([
-            "loadgen",
-            "verify",
-            "--data-dir",
-            "/d",
-            "--run",
-            "r1",
-            "--expect",
-            "1m",
-        ])
-        .unwrap();
-        let Command::Verify(args) = cli.command else {
-            panic!("not verify");
-        };
-        assert_eq!(args.data_dir, PathBuf::from("/d"));
-        assert_eq!(args.run_id.unwrap().as_str(), "r1");
-        assert_eq!((args.expect, args.json), (Some(1_000_000), false));
-        let cli = Cli::try_parse_from([
-            "loadgen",
-            "verify",
-            "--data-dir",
-            "/d",
-            "--send-report",
-            "send.json",
-        ])
-        .unwrap();
-        let Command::Verify(args) = cli.command else {
-            panic!("not verify");
-        };
-        assert_eq!(args.send_report, Some(PathBuf::from("send.json")));
-        assert!(args.run_id.is_none());
-        // --expect and --send-report say different things.
-        let both = [
-            "loadgen",
-            "verify",
-            "--data-dir",
-            "/d",
-            "--send-report",
-            "s",
-            "--expect",
-            "5",
-        ];
-        assert!(Cli::try_parse_from(both).is_err());
-    }
-
-    #[test]
-    fn cli_parses_generate() {
-        let cli = Cli::try_parse_from([
-            "loadgen",
-            "generate",
-            "--workload",
-            "cloudwatch",
-            "--events",
-            "1k",
-            "--seed",
-            "9",
-            "--json",
-        ])
-        .unwrap();
-        let Command::Generate(args) = cli.command else {
-            panic!("not generate");
-        };
-        assert_eq!(args.workload, Workload::CloudWatch);
-        assert_eq!((args.events, args.seed, args.json), (1000, 9, true));
-        assert!(args.out.is_none());
-        assert!(
-            Cli::try_parse_from(["loadgen", "generate", "--workload", "w7", "--events", "1"])
-                .is_err()
-        );
-    }
-}
+#[path = "main_tests.rs"]
+mod tests;

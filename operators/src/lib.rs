@@ -36,5 +36,6 @@ pub mod log_batch;
 pub mod metric_catalog;
 pub mod sinks;
 pub mod sources;
+pub mod tap;
 pub mod transforms;
 pub mod windows;

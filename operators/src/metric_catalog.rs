@@ -33,7 +33,17 @@ pub const DECODE: &[MetricDef] = &[
     MetricDef::counter(
         "spate_enrich_reload_errors_total",
         &[],
-        "Failed reloads of the enrichment reference table (the previous table stays in use).",
+        "Failed reloads of the enrichment reference table: a broken new version or an unreachable source (the previous table stays in use).",
+    ),
+    MetricDef::gauge(
+        "spate_enrich_table_rows",
+        &[],
+        "Rows (IP addresses and CIDR blocks) of the enrichment reference table in force.",
+    ),
+    MetricDef::gauge(
+        "spate_enrich_table_age_seconds",
+        &[],
+        "Seconds since the enrichment reference table in force was last modified (file mtime or S3 LastModified).",
     ),
 ];
 
@@ -505,6 +515,11 @@ pub const WINDOWS: &[MetricDef] = &[
         "spate_window_watermark_lag_seconds",
         &[],
         "Processing time minus the watermark, in seconds (large when replaying old data).",
+    ),
+    MetricDef::counter(
+        "spate_window_emf_lines_total",
+        &[],
+        "CloudWatch EMF lines printed for closed windows (`[metrics.emf]` with `windows`).",
     ),
 ];
 

@@ -49,6 +49,7 @@ impl ValidConfig {
         self.sources.iter().any(|s| s.source.uses_aws())
             || config.hot_dynamodb.is_some()
             || config.lake.s3.is_some()
+            || config.enrich.table_on_s3()
             || config.alerts.sns.is_some()
             || config
                 .alerts
@@ -64,9 +65,13 @@ impl ValidConfig {
 }
 
 impl ValidConfig {
-    /// Opens the local files the settings name (the enrichment table), as
-    /// the build does; `spate config check` runs it after the validation.
+    /// Opens the local files the settings name (the enrichment table, when
+    /// not on S3), as the build does; `spate config check` runs it after the
+    /// validation.
     pub fn preflight(&self) -> anyhow::Result<()> {
+        if self.config.enrich.table_on_s3() {
+            return Ok(());
+        }
         spate_operators::enrich::Enricher::new(
             &self.config.enrich,
             &self.config.pipeline.default_service,
@@ -100,6 +105,16 @@ fn keyed(section: &str, message: impl std::fmt::Display) -> ConfigError {
 /// Checks every setting of `config` without I/O.
 pub(super) fn validate(config: SpateConfig) -> Result<ValidConfig, ConfigError> {
     at_least_one("ingest.chunk_size", config.ingest.chunk_kib as u64)?;
+    at_least_one(
+        "enrich.reload_interval_secs",
+        config.enrich.reload_interval_secs,
+    )?;
+    if let Some(table) = config.enrich.table.as_ref().map(|t| t.to_string_lossy())
+        && table.starts_with("s3://")
+    {
+        spate_operators::enrich::source::parse_s3_url(&table)
+            .map_err(|reason| ConfigError::new("enrich.table", reason))?;
+    }
 
     let classifier = Classifier::new(&config.classify).map_err(|e| match &e {
         ClassifierError::BadRule { name, reason } => {

@@ -183,6 +183,7 @@ pub(super) fn build(config: &SpateConfig, data_dir: &Path, parts: GraphParts<'_>
         _ => None,
     };
     let router_dynamo = dynamo.clone();
+    let window_metrics = config.metrics.emf.window_metrics();
     graph.actor(
         "alerts",
         move || {
@@ -213,6 +214,10 @@ pub(super) fn build(config: &SpateConfig, data_dir: &Path, parts: GraphParts<'_>
             )
             .with_baselines(baselines)
             .with_silences(silences);
+            let router = match &window_metrics {
+                Some(metrics) => router.with_window_metrics(metrics.clone()),
+                None => router,
+            };
             match &sns {
                 Some(publisher) => router.with_sns(publisher.clone()),
                 None => router,

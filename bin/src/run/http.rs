@@ -1,5 +1,6 @@
 //! The HTTP API of `spate run`: `POST /v1/logs` (see [`ingest`]),
-//! `POST /v1/query` (see [`query`]), `/healthz`, `/readyz`, `/metrics`,
+//! `POST /v1/query` (see [`query`]), `GET /v1/tap` (see [`tap`]),
+//! `/healthz`, `/readyz`, `/metrics`,
 //! served by [`serve::serve`].
 //!
 //! A push is answered 200 only once its records are durably accepted (appended
@@ -59,6 +60,7 @@ use crate::query::executor::{QueryConfig, QueryExecutor};
 mod ingest;
 mod query;
 pub mod serve;
+pub mod tap;
 
 /// `[http]`: the HTTP listener of `spate run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -296,6 +298,8 @@ pub struct HttpState {
     metrics_auth: bool,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     query: Option<query::QueryService>,
+    /// Turns true when the service starts shutting down (open taps end).
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl HttpState {
@@ -308,6 +312,13 @@ impl HttpState {
         config: &QueryConfig,
     ) -> Self {
         self.query = Some(query::QueryService::new(ctx, executor, config));
+        self
+    }
+
+    /// Ends the streaming answers (`GET /v1/tap`) when `closing` turns
+    /// true, so they do not hold the drain up.
+    pub fn with_closing(mut self, closing: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.closing = closing;
         self
     }
 
@@ -338,6 +349,7 @@ impl HttpState {
             metrics_auth: config.metrics_auth,
             render_metrics,
             query: None,
+            closing: tokio::sync::watch::channel(false).1,
         }
     }
 }
@@ -347,6 +359,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/v1/logs", post(post_logs))
         .route("/v1/query", post(post_query))
+        .route("/v1/tap", get(get_tap))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -437,6 +450,17 @@ async fn post_query(State(state): State<Arc<HttpState>>, request: Request) -> Re
     let started = Instant::now();
     let response = query::handle(&state, request).await;
     count("/v1/query", response.status(), started);
+    response
+}
+
+async fn get_tap(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    params: axum::extract::Query<Vec<(String, String)>>,
+) -> Response {
+    let started = Instant::now();
+    let response = tap::handle(&state, &headers, params).await;
+    count("/v1/tap", response.status(), started);
     response
 }
 

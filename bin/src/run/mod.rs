@@ -183,12 +183,14 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         .with_staging(lake.staging_dir().to_path_buf(), lake.coverage()),
         _ => LakeLocation::local(&lake_dir),
     };
-    let decode = DecodeSettings::with_classifier(
+    let decode = DecodeSettings::load(
         &config.decode,
         classifier,
         &config.enrich,
         &config.pipeline,
-    )?;
+        aws.as_ref().map(AwsClients::s3),
+    )
+    .await?;
     let built = graph::build(
         &config,
         &data_dir,
@@ -235,6 +237,8 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         Arc::new(move || metrics.render()),
     )
     .with_query(query, queries.clone(), &config.query);
+    let (closing, closing_seen) = tokio::sync::watch::channel(false);
+    let state = state.with_closing(closing_seen);
     // Installed before the service says it listens, so that a signal sent as
     // soon as it does is handled. The first signal stops the listener and the
     // journal, then the pipeline drains; a second one aborts the drain.
@@ -243,7 +247,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         None => spate_engine::signals::listen()?,
     };
     eprintln!(
-        "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /metrics, /healthz, /readyz)",
+        "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /v1/tap, GET /metrics, /healthz, /readyz)",
         if token.is_some() {
             ", bearer token required"
         } else {
@@ -274,6 +278,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
             return;
         }
         eprintln!("spate: draining (a second signal exits at once)");
+        let _ = closing.send(true);
         let _ = stop_http.send(());
         queries.shutdown();
         let _ = server.await;

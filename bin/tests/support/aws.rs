@@ -19,6 +19,14 @@ pub fn endpoint() -> String {
     }
 }
 
+/// The `[aws]` section that points `spate` at the emulator.
+pub fn aws_section() -> String {
+    format!(
+        "[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n",
+        endpoint()
+    )
+}
+
 /// A name no other test (or earlier run against the same emulator) uses;
 /// lowercase, so it is a valid bucket name.
 pub fn unique(prefix: &str) -> String {
@@ -185,9 +193,8 @@ print('null')
 }
 
 /// Waits up to `secs` seconds until `queue` (a queue URL) holds no message,
-/// visible or in flight (Spate deletes a message only once every sink
-/// committed it); whether it got there.
-pub fn queue_drained(queue: &serde_json::Value, secs: u64) -> bool {
+/// visible or in flight; whether it drained.
+pub fn wait_drained(queue: &serde_json::Value, secs: u64) -> bool {
     let drained = boto(
         r#"
 deadline = time.time() + ARGS['secs']
@@ -201,7 +208,38 @@ else:
 "#,
         &serde_json::json!({ "queue": queue, "secs": secs }),
     );
-    drained == serde_json::Value::Bool(true)
+    drained == true
+}
+
+/// The `loadgen` binary (built beside `spate` by `cargo test --workspace`),
+/// pointed at the emulator with test credentials.
+pub fn loadgen() -> std::process::Command {
+    let path = Path::new(env!("CARGO_BIN_EXE_spate")).with_file_name("loadgen");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --bin loadgen` (or run `cargo test --workspace`)",
+        path.display()
+    );
+    let mut command = std::process::Command::new(path);
+    command
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    command
+}
+
+/// Runs `loadgen ARGS --json` (see [`loadgen`]), which must succeed; the
+/// report it prints.
+pub fn loadgen_json(args: &[&str]) -> serde_json::Value {
+    let out = loadgen().args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "loadgen {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The `[aws]` table of the emulator and one `[[sources.sqs]]` table reading

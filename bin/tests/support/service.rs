@@ -153,22 +153,60 @@ impl Service {
     /// `POST /v1/query` with `body` (no token), which must answer 200; the
     /// response.
     pub fn query(&self, body: serde_json::Value) -> serde_json::Value {
+        let (status, text) = self.post("/v1/query", "application/json", body.to_string(), None);
+        assert_eq!(status, 200, "{body}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// `POST /v1/logs` with `ndjson` (no token), which must be accepted.
+    pub fn post_logs(&self, ndjson: &str) {
+        self.push(ndjson, None);
+    }
+
+    /// POSTs `body` of `content_type` to `path`; the status and the
+    /// response text.
+    fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+        token: Option<&str>,
+    ) -> (reqwest::StatusCode, String) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async {
-            let response = reqwest::Client::new()
-                .post(format!("{}/v1/query", self.url))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let mut request = reqwest::Client::new()
+                .post(format!("{}{path}", self.url))
+                .header("content-type", content_type)
+                .body(body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
             let status = response.status();
-            let text = response.text().await.unwrap();
-            assert_eq!(status, 200, "{body}: {text}");
-            serde_json::from_str(&text).unwrap()
+            (status, response.text().await.unwrap())
         })
+    }
+
+    /// `POST /v1/logs` with `body` (and `token`), which must answer 200.
+    pub fn push(&self, body: &str, token: Option<&str>) {
+        let (status, text) = self.post("/v1/logs", "application/x-ndjson", body.to_owned(), token);
+        assert_eq!(status, 200, "{text}");
+    }
+
+    /// Waits up to `secs` seconds until `/metrics` shows `name` at `at_least`
+    /// or more; its last value.
+    pub fn wait_metric(&self, name: &str, at_least: f64, secs: u64) -> Option<f64> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let value = self.metric(name);
+            if value.is_some_and(|v| v >= at_least) || Instant::now() > deadline {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The text of `/metrics`.

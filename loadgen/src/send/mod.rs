@@ -46,10 +46,18 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::{BatchGenerator, RunId, Workload};
 
+mod aws_target;
+mod packing;
 mod report;
 mod schedule;
 mod target;
 
+pub use aws_target::{
+    AwsDestination, ENTRY_ATTEMPTS, KINESIS_MAX_RECORD_BYTES, KINESIS_MAX_RECORDS,
+    KINESIS_MAX_REQUEST_BYTES, KinesisTarget, SQS_MAX_BATCH_BYTES, SQS_MAX_BATCH_MESSAGES,
+    SqsTarget, open_aws_target,
+};
+pub use packing::{MessageFormat, Packing, kpl_records, pack_messages, request_groups};
 pub use report::{LatencySummary, Report, Second};
 pub use schedule::{
     DEFAULT_SINE_AMPLITUDE, DEFAULT_SINE_PERIOD, PlannedBatch, Profile, SPIKE_PHASES,
@@ -78,6 +86,9 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// Default events per batch.
 pub const DEFAULT_BATCH_EVENTS: u64 = 500;
+
+/// Default event lines per SQS message or Kinesis record.
+pub const DEFAULT_EVENTS_PER_MESSAGE: usize = 100;
 
 /// Default number of overdue batches queued before the generator drops batches.
 pub const DEFAULT_MAX_OVERDUE: usize = 64;

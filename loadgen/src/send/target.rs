@@ -2,8 +2,8 @@
 //!
 //! A [`Target`] takes one NDJSON body at a time and answers whether it was accepted. The
 //! sender owns pacing, retries and counting; a target only translates the answer of the
-//! thing behind it into a [`SendError`] with a retry hint. Queue and stream targets (SQS,
-//! Kinesis) implement the same trait.
+//! thing behind it into a [`SendError`] with a retry hint. The queue and stream targets
+//! (SQS, Kinesis) in `aws_target` implement the same trait.
 
 use std::future::Future;
 use std::io::Write;
@@ -118,9 +118,11 @@ pub enum TargetSpecError {
         "unknown target {0:?}: expected http://HOST:PORT[/PATH], https://..., file:PATH or stdout"
     )]
     Unknown(String),
-    /// A queue or stream target that is not built yet.
-    #[error("target {0:?} is not supported yet (SQS and Kinesis targets come with the AWS work)")]
-    NotYet(String),
+    /// A queue or stream given in URL form instead of with its options.
+    #[error(
+        "target {0:?}: name queues with `--target sqs --queue-url URL` and streams with `--target kinesis --stream NAME`"
+    )]
+    AwsForm(String),
     /// The HTTP client could not be built.
     #[error("cannot build the http client: {0}")]
     Client(String),
@@ -154,7 +156,7 @@ pub async fn open_target(
         .iter()
         .any(|p| spec.starts_with(p))
     {
-        return Err(TargetSpecError::NotYet(spec.to_owned()));
+        return Err(TargetSpecError::AwsForm(spec.to_owned()));
     }
     Err(TargetSpecError::Unknown(spec.to_owned()))
 }
@@ -416,7 +418,7 @@ mod tests {
         assert_eq!(stdout.describe(), "stdout");
         assert!(matches!(
             open_target("sqs://queue", HttpOptions::default()).await,
-            Err(TargetSpecError::NotYet(_))
+            Err(TargetSpecError::AwsForm(_))
         ));
         assert!(matches!(
             open_target("ftp://x", HttpOptions::default()).await,

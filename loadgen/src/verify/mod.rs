@@ -1,7 +1,9 @@
-//! `loadgen verify`: reads Spate's local Parquet lake back and checks one `loadgen send` run.
+//! `loadgen verify`: reads Spate's Parquet lake back and checks one `loadgen send` run.
 //!
 //! Every Parquet file under `<data-dir>/lake/logs/` is read (files whose names start with
-//! `.` are being written and are skipped). For each row whose `attrs` JSON carries the run's
+//! `.` are being written and are skipped), or, for a lake on S3 (`s3://bucket/prefix`, the
+//! `[lake.s3]` bucket and prefix), every `.parquet` object under `<prefix>logs/` (see
+//! [`s3`]). For each row whose `attrs` JSON carries the run's
 //! `lg_run`, the sequence number `lg_seq` and send time `lg_sent_ms` are taken, and the report
 //! says:
 //!
@@ -20,7 +22,8 @@
 //! - **latency_accepted**: `ingest_ts − lg_sent_ms` per row: from the batch's scheduled send
 //!   time to Spate accepting it (its ingest clock), not to durability;
 //! - **latency_durable**: `file mtime − lg_sent_ms` per row: from scheduled send to the
-//!   Parquet file holding the row being complete in the lake (local directories only).
+//!   Parquet file holding the row being complete in the lake (the object's LastModified on
+//!   S3).
 //!
 //! `lg_sent_ms` is the scheduled send time, so both latencies include any time the batch
 //! waited in loadgen (see [`crate::send`]). Negative differences (clock skew between hosts)
@@ -37,14 +40,17 @@ use arrow_array::{Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use hdrhistogram::Histogram;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 use serde::Deserialize;
 
 use crate::send::{LatencySummary, new_histogram, record};
 use crate::{RunId, SeqRanges};
 
 mod report;
+pub mod s3;
 
 pub use report::{Duplicates, Lost, VerifyReport};
+pub use s3::S3Lake;
 
 /// Where the lake's log files are under a data directory.
 pub const LAKE_LOGS_DIR: &str = "lake/logs";
@@ -65,6 +71,16 @@ pub enum VerifyError {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// The lake on S3 cannot be listed or read.
+    #[error("cannot read s3://{bucket}/{key}: {reason}")]
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key or prefix.
+        key: String,
+        /// What went wrong.
         reason: String,
     },
     /// The data directory has no lake.
@@ -88,11 +104,20 @@ pub enum VerifyError {
     },
 }
 
+/// Where the lake is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lake {
+    /// Spate's data directory (the lake is under `lake/logs/`).
+    DataDir(PathBuf),
+    /// A lake on S3.
+    S3(S3Lake),
+}
+
 /// What to check.
 #[derive(Debug, Clone)]
 pub struct VerifyRequest {
-    /// Spate's data directory (the lake is under `lake/logs/`).
-    pub data_dir: PathBuf,
+    /// The lake to read.
+    pub lake: Lake,
     /// The run to look for.
     pub run_id: RunId,
     /// Events the run sent; the highest sequence number found + 1 when absent.
@@ -278,23 +303,43 @@ impl Tally {
     }
 }
 
-/// Checks one run against the lake under `request.data_dir`.
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            counts: Vec::new(),
+            rows_scanned: 0,
+            found: 0,
+            bad_marks: 0,
+            accepted_ms: new_histogram(),
+            durable_ms: new_histogram(),
+        }
+    }
+}
+
+/// Checks one run against the lake `request.lake` names. For a lake on S3 this blocks on
+/// a runtime of its own (see [`s3::verify_s3`] to call from async code).
 pub fn verify(request: &VerifyRequest) -> Result<VerifyReport, VerifyError> {
-    let root = request.data_dir.join(LAKE_LOGS_DIR);
+    let data_dir = match &request.lake {
+        Lake::DataDir(dir) => dir,
+        Lake::S3(lake) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| VerifyError::Io {
+                    path: PathBuf::from("tokio runtime"),
+                    source,
+                })?;
+            return runtime.block_on(s3::verify_s3(lake, request));
+        }
+    };
+    let root = data_dir.join(LAKE_LOGS_DIR);
     if !root.is_dir() {
         return Err(VerifyError::NoLake(root));
     }
     let mut files = Vec::new();
     collect_parquet_files(&root, &mut files)?;
     files.sort();
-    let mut tally = Tally {
-        counts: Vec::new(),
-        rows_scanned: 0,
-        found: 0,
-        bad_marks: 0,
-        accepted_ms: new_histogram(),
-        durable_ms: new_histogram(),
-    };
+    let mut tally = Tally::new();
     for path in &files {
         scan_file(path, &request.run_id, &mut tally)?;
     }
@@ -331,10 +376,6 @@ fn collect_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Verif
 }
 
 fn scan_file(path: &Path, run: &RunId, tally: &mut Tally) -> Result<(), VerifyError> {
-    let parquet_error = |reason: String| VerifyError::Parquet {
-        path: path.to_owned(),
-        reason,
-    };
     let file = File::open(path).map_err(|source| VerifyError::Io {
         path: path.to_owned(),
         source,
@@ -345,8 +386,24 @@ fn scan_file(path: &Path, run: &RunId, tally: &mut Tally) -> Result<(), VerifyEr
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as u64);
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(e.to_string()))?;
+    scan_parquet(file, path, mtime_ms, run, tally)
+}
+
+/// Adds the rows of `run` in one Parquet file (`name` for errors, `mtime_ms` when it was
+/// complete) to `tally`.
+fn scan_parquet<R: ChunkReader + 'static>(
+    reader: R,
+    name: &Path,
+    mtime_ms: Option<u64>,
+    run: &RunId,
+    tally: &mut Tally,
+) -> Result<(), VerifyError> {
+    let parquet_error = |reason: String| VerifyError::Parquet {
+        path: name.to_owned(),
+        reason,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader)
+        .map_err(|e| parquet_error(e.to_string()))?;
     let schema = builder.parquet_schema();
     let columns: BTreeMap<&str, usize> = schema
         .columns()
@@ -482,7 +539,7 @@ mod tests {
 
     fn request(dir: &Path, expect: Option<u64>) -> VerifyRequest {
         VerifyRequest {
-            data_dir: dir.to_owned(),
+            lake: Lake::DataDir(dir.to_owned()),
             run_id: RunId::new("r1").unwrap(),
             expect,
             acknowledged: None,

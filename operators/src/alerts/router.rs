@@ -56,6 +56,7 @@ use super::rules::Rule;
 use super::silence::{REFRESH, SilenceFilter, SilenceStore};
 use super::window_store::WindowStore;
 use super::{AlertError, AlertsConfig};
+use crate::tap::{self, TapItem, TapStage};
 use crate::windows::{WindowConfig, WindowOutput};
 
 /// The alert router actor (`WindowOutput` in, nothing out).
@@ -66,6 +67,7 @@ pub struct AlertRouter {
     pending: PendingWindows,
     outputs: Vec<AlertOutput>,
     sns: Option<crate::sinks::sns::SnsPublisher>,
+    window_metrics: Option<crate::windows::emf::WindowMetrics>,
     routing: RoutingTable,
     /// Rule → the tags of its alerts, for routing.
     rule_tags: HashMap<String, Vec<String>>,
@@ -141,6 +143,7 @@ impl AlertRouter {
             pending,
             outputs: Vec::new(),
             sns: None,
+            window_metrics: None,
             routing,
             rule_tags,
             silences: None,
@@ -199,6 +202,14 @@ impl AlertRouter {
     /// Also publishes every notice to an SNS topic.
     pub fn with_sns(mut self, publisher: crate::sinks::sns::SnsPublisher) -> Self {
         self.sns = Some(publisher);
+        self
+    }
+
+    /// Prints every closed window's counts as CloudWatch EMF lines on
+    /// stdout (this process's own counts, also in shared-window mode: the
+    /// tasks' lines add up in CloudWatch).
+    pub fn with_window_metrics(mut self, metrics: crate::windows::emf::WindowMetrics) -> Self {
+        self.window_metrics = Some(metrics);
         self
     }
 
@@ -316,6 +327,7 @@ impl AlertRouter {
         if alerts.is_empty() {
             return;
         }
+        tap::point(TapStage::Alerts).offer(|| TapItem::Alerts(Arc::new(alerts.to_vec())));
         self.refresh_silences().await;
         for alert in alerts {
             metrics::counter!(
@@ -381,6 +393,9 @@ impl Actor for AlertRouter {
         // The counts are in the window store before the ack; in one process
         // they are decided at once, with a shared store on the tick, after
         // the settle delay.
+        if let Some(metrics) = &self.window_metrics {
+            metrics.print(&batch.payload.windows);
+        }
         self.pending.add(&batch.payload).await;
         if !self.pending.is_shared() {
             self.decide_and_send(false).await;

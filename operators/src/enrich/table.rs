@@ -1,8 +1,11 @@
 //! The reference table: IP addresses and CIDR blocks to service, owner, contact.
 //!
 //! CSV with a header naming the columns (any order): `cidr` (or `ip`), and any
-//! of `service`, `owner`, `contact`. A bare address is a /32 (IPv4) or /128
-//! (IPv6). Lookups pick the longest matching prefix.
+//! of `service`, `owner`, `contact`; further columns are extra attributes. Or
+//! JSON lines (the text starts with `{`): one object a line with the same keys,
+//! other string, number or boolean members being extra attributes. A bare
+//! address is a /32 (IPv4) or /128 (IPv6). Lookups pick the longest matching
+//! prefix.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,7 +19,19 @@ pub struct HostInfo {
     pub owner: Option<String>,
     /// Who to call.
     pub contact: Option<String>,
+    /// Further columns (name, value), in table order; added to `attrs` too.
+    pub extra: Vec<(String, String)>,
 }
+
+impl HostInfo {
+    /// Whether the entry adds anything to `attrs`.
+    pub fn has_attrs(&self) -> bool {
+        self.owner.is_some() || self.contact.is_some() || !self.extra.is_empty()
+    }
+}
+
+const CIDR_NAMES: &[&str] = &["cidr", "ip", "network"];
+const SERVICE_NAMES: &[&str] = &["service", "application", "app"];
 
 /// A table that cannot be loaded, with the line at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +41,40 @@ pub struct TableError {
     pub line: usize,
     /// What is wrong.
     pub reason: String,
+}
+
+/// The block and entry of one JSON-lines row.
+fn json_row(text: &str) -> Result<(String, HostInfo), String> {
+    let serde_json::Value::Object(object) =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?
+    else {
+        return Err("not a JSON object".into());
+    };
+    let mut cidr = None;
+    let mut info = HostInfo::default();
+    for (name, value) in object {
+        let value = match value {
+            serde_json::Value::String(s) if s.is_empty() => continue,
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => continue,
+            v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
+            _ => return Err(format!("{name:?} is not a string, number or boolean")),
+        };
+        let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
+        if is(CIDR_NAMES) {
+            cidr = Some(value);
+        } else if is(SERVICE_NAMES) {
+            info.service = Some(value);
+        } else if is(&["owner"]) {
+            info.owner = Some(value);
+        } else if is(&["contact"]) {
+            info.contact = Some(value);
+        } else {
+            info.extra.push((name, value));
+        }
+    }
+    let cidr = cidr.ok_or("no cidr (or ip) member")?;
+    Ok((cidr, info))
 }
 
 /// Longest-prefix lookup over IPv4 and IPv6 blocks.
@@ -97,10 +146,22 @@ impl ReferenceTable {
             .lines()
             .enumerate()
             .map(|(i, l)| (i + 1, l.trim_start_matches('\u{feff}')))
-            .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-        let Some((header_line, header)) = lines.next() else {
-            return Ok(ReferenceTable::default());
-        };
+            .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .peekable();
+        let mut table = ReferenceTable::default();
+        match lines.peek() {
+            None => return Ok(table),
+            Some((_, first)) if first.trim_start().starts_with('{') => {
+                for (line, text) in lines {
+                    let err = |reason: String| TableError { line, reason };
+                    let (cidr, info) = json_row(text).map_err(err)?;
+                    table.insert(&cidr, info).map_err(err)?;
+                }
+                return Ok(table);
+            }
+            Some(_) => {}
+        }
+        let (header_line, header) = lines.next().expect("peeked");
         let header = split_csv(header).map_err(|reason| TableError {
             line: header_line,
             reason,
@@ -110,18 +171,18 @@ impl ReferenceTable {
                 .iter()
                 .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
         };
-        let Some(cidr_col) = col(&["cidr", "ip", "network"]) else {
+        let Some(cidr_col) = col(CIDR_NAMES) else {
             return Err(TableError {
                 line: header_line,
                 reason: "header has no cidr (or ip) column".into(),
             });
         };
-        let (service_col, owner_col, contact_col) = (
-            col(&["service", "application", "app"]),
-            col(&["owner"]),
-            col(&["contact"]),
-        );
-        let mut table = ReferenceTable::default();
+        let (service_col, owner_col, contact_col) =
+            (col(SERVICE_NAMES), col(&["owner"]), col(&["contact"]));
+        let known = [Some(cidr_col), service_col, owner_col, contact_col];
+        let extra_cols: Vec<usize> = (0..header.len())
+            .filter(|i| !known.contains(&Some(*i)) && !header[*i].is_empty())
+            .collect();
         for (line, text) in lines {
             let err = |reason: String| TableError { line, reason };
             let fields = split_csv(text).map_err(err)?;
@@ -131,42 +192,51 @@ impl ReferenceTable {
                     .cloned()
             };
             let cidr = cell(Some(cidr_col)).ok_or_else(|| err("empty cidr".into()))?;
-            let (addr, len) = match cidr.split_once('/') {
-                Some((a, l)) => (a, Some(l)),
-                None => (cidr.as_str(), None),
-            };
-            let ip: IpAddr = addr
-                .parse()
-                .map_err(|_| err(format!("{cidr:?} is not an ip address or cidr block")))?;
-            let (v6, value, bits) = key(ip);
-            let len = match len {
-                None => bits,
-                Some(l) => l
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|l| *l <= bits)
-                    .ok_or_else(|| err(format!("{cidr:?} has a bad prefix length")))?,
-            };
-            let index = table.entries.len();
-            table.entries.push(HostInfo {
+            let info = HostInfo {
                 service: cell(service_col),
                 owner: cell(owner_col),
                 contact: cell(contact_col),
-            });
-            table
-                .blocks
-                .insert((v6, len, mask(value, len, bits)), index);
-            let lengths = if v6 {
-                &mut table.lengths_v6
-            } else {
-                &mut table.lengths_v4
+                extra: extra_cols
+                    .iter()
+                    .filter_map(|&i| Some((header[i].clone(), cell(Some(i))?)))
+                    .collect(),
             };
-            if !lengths.contains(&len) {
-                lengths.push(len);
-                lengths.sort_unstable_by(|a, b| b.cmp(a));
-            }
+            table.insert(&cidr, info).map_err(err)?;
         }
         Ok(table)
+    }
+
+    /// Adds the block `cidr` (or a bare address) with `info`.
+    fn insert(&mut self, cidr: &str, info: HostInfo) -> Result<(), String> {
+        let (addr, len) = match cidr.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (cidr, None),
+        };
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{cidr:?} is not an ip address or cidr block"))?;
+        let (v6, value, bits) = key(ip);
+        let len = match len {
+            None => bits,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= bits)
+                .ok_or_else(|| format!("{cidr:?} has a bad prefix length"))?,
+        };
+        let index = self.entries.len();
+        self.entries.push(info);
+        self.blocks.insert((v6, len, mask(value, len, bits)), index);
+        let lengths = if v6 {
+            &mut self.lengths_v6
+        } else {
+            &mut self.lengths_v4
+        };
+        if !lengths.contains(&len) {
+            lengths.push(len);
+            lengths.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        Ok(())
     }
 
     /// Number of blocks.
@@ -256,6 +326,40 @@ mod tests {
         assert_eq!(e.line, 1);
         let e = ReferenceTable::parse("cidr\n\"10.0.0.1\n").unwrap_err();
         assert_eq!(e.reason, "unterminated quote");
+    }
+
+    #[test]
+    fn extra_columns_and_json_lines() {
+        let csv = ReferenceTable::parse("cidr,service,rack,owner,tier\n10.0.0.0/8,corp,r7,ops,\n")
+            .unwrap();
+        let info = csv.lookup(ip("10.1.1.1")).unwrap();
+        assert_eq!(info.extra, vec![("rack".to_string(), "r7".to_string())]);
+        assert!(info.has_attrs());
+        let json = ReferenceTable::parse(
+            "{\"ip\": \"192.0.2.1\", \"app\": \"edge\", \"contact\": \"#edge\", \"cores\": 8, \"env\": \"prod\"}\n\
+             \n{\"cidr\": \"2001:db8::/32\", \"service\": \"lab\", \"owner\": null}\n",
+        )
+        .unwrap();
+        assert_eq!(json.len(), 2);
+        let edge = json.lookup(ip("192.0.2.1")).unwrap();
+        assert_eq!(edge.service.as_deref(), Some("edge"));
+        assert_eq!(edge.contact.as_deref(), Some("#edge"));
+        assert_eq!(
+            edge.extra,
+            vec![
+                ("cores".to_string(), "8".to_string()),
+                ("env".to_string(), "prod".to_string())
+            ]
+        );
+        let lab = json.lookup(ip("2001:db8::9")).unwrap();
+        assert!(!lab.has_attrs());
+        let e =
+            ReferenceTable::parse("{\"ip\": \"10.0.0.1\"}\n{\"service\": \"x\"}\n").unwrap_err();
+        assert_eq!((e.line, e.reason.as_str()), (2, "no cidr (or ip) member"));
+        let e = ReferenceTable::parse("{\"ip\": \"10.0.0.1\", \"tags\": [1]}\n").unwrap_err();
+        assert!(e.reason.contains("\"tags\""), "{e}");
+        let e = ReferenceTable::parse("{\"ip\": \"10.0.0.1\"\n").unwrap_err();
+        assert!(e.reason.starts_with("not a JSON object"), "{e}");
     }
 
     #[test]

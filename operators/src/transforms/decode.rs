@@ -27,6 +27,7 @@ use crate::enrich::{EnrichConfig, Enricher};
 use crate::event::EventBatch;
 use crate::log_batch::LogBatch;
 use crate::sources::{ChunkFormat, RawChunk};
+use crate::tap::{self, TapItem, TapStage};
 
 /// `[pipeline]`: how stages run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -104,12 +105,36 @@ impl DecodeSettings {
         enrich: &EnrichConfig,
         stage: &DecodeStageConfig,
     ) -> Result<Self, DecodeSetupError> {
-        Ok(DecodeSettings {
+        let enricher = Enricher::new(enrich, &stage.default_service)?;
+        Ok(Self::with_enricher(decoder, classifier, enricher, stage))
+    }
+
+    /// [`DecodeSettings::with_classifier`] for a reference table that may be
+    /// an S3 object (read with `s3`).
+    pub async fn load(
+        decoder: &DecoderConfig,
+        classifier: Classifier,
+        enrich: &EnrichConfig,
+        stage: &DecodeStageConfig,
+        s3: Option<aws_sdk_s3::Client>,
+    ) -> Result<Self, DecodeSetupError> {
+        let enricher = Enricher::load(enrich, &stage.default_service, s3).await?;
+        Ok(Self::with_enricher(decoder, classifier, enricher, stage))
+    }
+
+    /// Settings with a classifier and a reference table already loaded.
+    pub fn with_enricher(
+        decoder: &DecoderConfig,
+        classifier: Classifier,
+        enricher: Option<Enricher>,
+        stage: &DecodeStageConfig,
+    ) -> Self {
+        DecodeSettings {
             decoder: decoder.clone(),
             classifier,
             default_service: Arc::from(stage.default_service.as_str()),
-            enricher: Enricher::new(enrich, &stage.default_service)?,
-        })
+            enricher,
+        }
     }
 }
 
@@ -180,16 +205,17 @@ impl Actor for DecodeStage {
         let out = LogBatch::from_events(events, dead, &stats)
             .map_err(|e| ActorError::internal(format!("arrow conversion failed: {e}")))?;
         count_events(&out);
+        tap::point(TapStage::Decode).offer(|| TapItem::Events(out.clone()));
         ctx.send(batch.map(|_| out)).await
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        self.enricher.as_ref().map(|_| Enricher::reload_interval())
+        self.enricher.as_ref().map(Enricher::reload_interval)
     }
 
     async fn tick(&mut self, _ctx: &mut Ctx<LogBatch>) -> ActorResult {
         if let Some(enricher) = &self.enricher {
-            enricher.reload_if_changed();
+            enricher.refresh().await;
         }
         Ok(())
     }

@@ -8,8 +8,11 @@
 //!   [`WindowOutput`] out), which sends every closed window to the alert
 //!   router, where the rules run ([`crate::alerts`]; with several processes
 //!   ([`WindowConfig::shared`]) on the counts merged across them).
+//! - [`emf`]: closed windows as CloudWatch EMF lines ([`emf::WindowMetrics`]),
+//!   printed by the alert router when `[metrics.emf]` asks for them.
 
 pub mod aggregator;
+pub mod emf;
 pub mod state;
 
 use serde::{Deserialize, Serialize};

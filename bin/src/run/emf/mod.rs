@@ -34,6 +34,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
+use spate_operators::windows::emf::WindowMetrics;
+
 use self::convert::{EmfConverter, EmfSettings, MAX_DIMENSIONS};
 
 /// `[metrics]`: metric outputs besides `/metrics`.
@@ -68,9 +70,31 @@ pub struct EmfConfig {
     #[serde(default = "default_include")]
     pub include: Vec<String>,
     /// Dimensions added to every metric (e.g. `service`, `task`); a metric's
-    /// own labels are dimensions too.
+    /// own labels are dimensions too. On the window lines they are
+    /// properties, not dimensions, so the counts of several tasks add up.
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
+    /// Also print each closed window's counts: metric `WindowEvents` per
+    /// service × severity (dimensions `service`, `severity`) and
+    /// `WindowTagEvents` per service × tag (dimensions `service`, `tag`),
+    /// timestamped at the window's start.
+    #[serde(default = "default_windows")]
+    pub windows: bool,
+    /// Window lines: the services with the most events in a window keep
+    /// their name, this many; the rest are counted as service `other`.
+    #[serde(default = "default_window_top_services")]
+    pub window_top_services: usize,
+    /// Window lines: names of `dimensions` that stay dimensions there (e.g.
+    /// `["stack"]`, to keep deployments apart); the others are properties.
+    #[serde(default)]
+    pub window_dimensions: Vec<String>,
+}
+
+fn default_windows() -> bool {
+    true
+}
+fn default_window_top_services() -> usize {
+    20
 }
 
 fn default_interval_secs() -> u64 {
@@ -129,6 +153,9 @@ impl Default for EmfConfig {
             namespace: default_namespace(),
             include: default_include(),
             dimensions: BTreeMap::new(),
+            windows: default_windows(),
+            window_top_services: default_window_top_services(),
+            window_dimensions: Vec::new(),
         }
     }
 }
@@ -143,6 +170,18 @@ impl EmfConfig {
         if ns.is_empty() || ns.len() > 255 || ns.starts_with("AWS/") || ns.starts_with(':') {
             return Err(format!(
                 "namespace: {ns:?} must be 1 to 255 characters, not starting with AWS/ or :"
+            ));
+        }
+        if self.window_top_services == 0 {
+            return Err("window_top_services: must be at least 1".into());
+        }
+        if let Some(name) = self
+            .window_dimensions
+            .iter()
+            .find(|n| !self.dimensions.contains_key(*n))
+        {
+            return Err(format!(
+                "window_dimensions: {name:?} is not one of the [metrics.emf.dimensions]"
             ));
         }
         if self.include.is_empty() || self.include.iter().any(String::is_empty) {
@@ -167,6 +206,19 @@ impl EmfConfig {
             }
         }
         Ok(())
+    }
+
+    /// What prints the closed windows' EMF lines, when EMF and its window
+    /// lines are on.
+    pub fn window_metrics(&self) -> Option<WindowMetrics> {
+        (self.enabled && self.windows).then(|| {
+            WindowMetrics::new(
+                &self.namespace,
+                self.window_top_services,
+                self.dimensions.clone(),
+            )
+            .with_dimensions(&self.window_dimensions)
+        })
     }
 
     fn settings(&self) -> EmfSettings {

@@ -30,6 +30,7 @@ use super::items::{Item, event_items};
 use super::{DynamoHotConfig, DynamoHotError};
 use crate::log_batch::LogBatch;
 use crate::sinks::hot::{HotBuffer, HotRows};
+use crate::tap::{self, TapItem, TapStage};
 
 /// The DynamoDB hot writer actor (see the [module docs](self)).
 pub struct DynamoHotWriter<W: BatchWrite> {
@@ -130,6 +131,7 @@ impl<W: BatchWrite> Actor for DynamoHotWriter<W> {
     type Out = NoOutput;
 
     async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        tap::point(TapStage::Hot).offer(|| TapItem::Events(batch.payload.clone()));
         if self.buffer.add(batch)? {
             self.commit().await?;
         }

@@ -30,6 +30,7 @@ use super::store::{ExpireStats, HotStore};
 use super::{HotConfig, HotError};
 use crate::event::wall_clock_ms;
 use crate::log_batch::LogBatch;
+use crate::tap::{self, TapItem, TapStage};
 
 /// How often retention deletes old rows.
 pub const EXPIRE_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -136,6 +137,7 @@ impl Actor for HotWriter {
     type Out = NoOutput;
 
     async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
+        tap::point(TapStage::Hot).offer(|| TapItem::Events(batch.payload.clone()));
         if self.buffer.add(batch)? {
             self.commit().await?;
         }

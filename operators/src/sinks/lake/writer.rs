@@ -19,6 +19,7 @@ use super::staging::{ClosedSegment, SegmentWriter, list_staged, sealed_file_name
 use super::{LakeError, LakeSettings, SealTask};
 use crate::event::wall_clock_ms;
 use crate::log_batch::{EventCounts, LogBatch};
+use crate::tap::{self, TapItem, TapStage};
 
 /// Parquet bytes per Arrow byte assumed before the first seal measures it.
 const INITIAL_RATIO: f64 = 0.2;
@@ -634,6 +635,7 @@ impl Actor for LakeWriter {
 
     async fn handle(&mut self, batch: Batch<LogBatch>, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
         let (payload, ack, in_flight) = batch.into_parts();
+        tap::point(TapStage::Lake).offer(|| TapItem::Events(payload.clone()));
         self.pending_counts.add(&payload.counts);
         let added = self.add(&payload, ack);
         drop(payload);
