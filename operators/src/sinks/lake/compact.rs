@@ -33,6 +33,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 
 use super::LakeError;
+use super::dedup;
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
 use super::staging::{STAGING_DIR, list_staged, stager_tag};
@@ -210,12 +211,37 @@ pub fn compact_local(
             sync_dir(parent)?;
         }
         std::fs::remove_dir_all(&next).map_err(|e| LakeError::io("remove", &next, e))?;
+        let before: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+        rename_in_dedup_index(lake_dir, &key, before, &dir)?;
         report.compacted += 1;
     }
     if work.exists() {
         let _ = std::fs::remove_dir(&work);
     }
     Ok(report)
+}
+
+/// Keeps a partition's dedup index valid after compaction: the ids are the
+/// same, in other files. An index that covered exactly the files before
+/// (`before`) now covers the files in `dir`; any other is left to be
+/// rebuilt from the files at the partition's next seal (a crash before this
+/// rewrite leaves the same). See [`super::dedup`].
+fn rename_in_dedup_index(
+    lake_dir: &Path,
+    key: &PartitionKey,
+    mut before: Vec<String>,
+    dir: &Path,
+) -> Result<(), LakeError> {
+    let path = dedup::index_path(&lake_dir.join(dedup::DEDUP_DIR), key);
+    let Some(mut index) = dedup::read_index(&path)? else {
+        return Ok(());
+    };
+    before.sort();
+    if dedup::catchup(Some(&index), &before) != dedup::Catchup::Current {
+        return Ok(());
+    }
+    index.files = dedup::sealed_files(dir)?;
+    dedup::write_index(&path, &index)
 }
 
 /// The partition directories under `table`, with their keys.
