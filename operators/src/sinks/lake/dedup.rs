@@ -32,9 +32,12 @@
 //!
 //! # Horizon
 //!
-//! A partition whose hour ended more than `lake.dedup_horizon` ago is past
-//! the horizon: its index is deleted (at writer start and as seals run) and
-//! rows sealed into it are not checked. The guarantee is therefore: exactly
+//! A partition whose hour ended more than `lake.dedup_horizon` before the
+//! newest event time its writer has seen (which never runs ahead of the
+//! clock) is past the horizon: its index is deleted (by writer 0, every ten
+//! minutes as seals run) and rows sealed into it are not checked. The
+//! horizon runs on event time so that a replay of old data is checked as it
+//! was the first time. The guarantee is therefore: exactly
 //! one row per `event_id` per partition for redeliveries and replays that
 //! are sealed within the horizon.
 
@@ -73,8 +76,8 @@ pub fn fingerprint(id: &str) -> u128 {
         .as_u128()
 }
 
-/// Whether a partition is still within the dedup horizon at `now_ms`: its
-/// hour ended at most `horizon_ms` ago.
+/// Whether a partition is still within the dedup horizon when the newest
+/// event time is `now_ms`: its hour ended at most `horizon_ms` before.
 ///
 /// ```
 /// use spate_operators::sinks::lake::dedup::within_horizon;

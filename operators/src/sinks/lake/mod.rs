@@ -242,9 +242,10 @@ pub struct LakeConfig {
     /// (16 bytes per id) is kept under `<path>/dedup/`.
     #[serde(default = "default_dedup")]
     pub dedup: bool,
-    /// How long after a partition's hour ends its dedup index is kept: rows
-    /// sealed into it later are not checked, and the index is deleted. Bare
-    /// numbers are seconds.
+    /// How long after a partition's hour ends (in event time: the newest
+    /// event a writer has seen) its dedup index is kept: rows sealed into it
+    /// later are not checked, and the index is deleted. Bare numbers are
+    /// seconds.
     #[serde(default = "default_dedup_horizon", alias = "dedup_horizon_secs")]
     pub dedup_horizon: Seconds,
     /// Upload sealed files to S3 (`[lake.s3] bucket = "..."`); `path` then

@@ -485,8 +485,12 @@ impl LakeWriter {
     /// now and then.
     fn dedup_spec(&mut self, key: &PartitionKey) -> Option<DedupSpec> {
         let horizon_ms = self.settings.dedup_horizon_ms?;
-        let now_ms = wall_clock_ms();
+        // The horizon runs on event time: the newest the writer has seen
+        // (kept from running ahead of the clock), so a replay of old data is
+        // checked as it was the first time.
+        let now_ms = self.watermark_ms;
         if self.worker == 0
+            && now_ms > i64::MIN
             && self
                 .last_prune
                 .is_none_or(|at| at.elapsed() >= DEDUP_PRUNE_EVERY)
