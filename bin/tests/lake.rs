@@ -324,6 +324,50 @@ async fn rows_replayed_after_a_sigkill_land_once() {
     assert_eq!(counts(&data), (stats.events, stats.events));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_retried_with_its_idempotency_key_lands_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, stats) = corpus(dir.path(), Workload::AppJson, 1_000);
+    let data = dir.path().join("data");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let service = Service::start(&data, SEALING_CONFIG);
+    let client = reqwest::Client::new();
+    let post = |body: String, key: &str| {
+        client
+            .post(format!("{}/v1/logs", service.url))
+            .header("Idempotency-Key", key)
+            .body(body)
+            .send()
+    };
+    for (n, chunk) in lines.chunks(250).enumerate() {
+        let body = chunk.join("\n");
+        let key = format!("batch-{n}");
+        // The first answer is "lost": the client sends the batch again.
+        for attempt in 0..3 {
+            let r = post(body.clone(), &key).await.unwrap();
+            assert_eq!(r.status(), 200);
+            let answer: Value = r.json().await.unwrap();
+            assert_eq!(answer["accepted"], chunk.len() as u64);
+            assert_eq!(answer["replayed"].as_bool().unwrap_or(false), attempt > 0);
+        }
+    }
+    let bad = post("{}".into(), "no spaces").await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        service.metric("spate_http_idempotent_replays_total"),
+        Some(8.0)
+    );
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+    let rows = duckdb(
+        &data.join("lake/logs"),
+        "select count(*), count(distinct event_id) from logs",
+    );
+    assert_eq!(rows[0][0], stats.events, "one row per event");
+    assert_eq!(rows[0][1], stats.events);
+}
+
 #[test]
 fn a_generated_lake_has_one_file_per_partition_and_full_row_groups() {
     let dir = tempfile::tempdir().unwrap();

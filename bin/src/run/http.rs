@@ -9,6 +9,7 @@
 //! |---|---|
 //! | 400 | the body cannot be read (reason in the body; see [`super::body`]) |
 //! | 401 | a token is configured and the request lacks it or has another |
+//! | 409 + `Retry-After` | a push with the same `Idempotency-Key` is being accepted (see [`idempotency`]) |
 //! | 408 | the body arrived too slowly (`body_timeout`, `min_body_rate`); the connection closes |
 //! | 413 | the body, its decompressed form, or one payload in it is larger than allowed |
 //! | 429 + `Retry-After` | the pipeline is behind (journal backlog full) or the in-flight memory budget is taken |
@@ -56,6 +57,7 @@ use super::body::{BodyRecord, Limits};
 use crate::query::QueryContext;
 use crate::query::executor::{QueryConfig, QueryExecutor};
 
+mod idempotency;
 mod ingest;
 mod query;
 pub mod serve;
@@ -296,6 +298,8 @@ pub struct HttpState {
     metrics_auth: bool,
     render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     query: Option<query::QueryService>,
+    /// Keys of recent pushes (`Idempotency-Key`).
+    keys: idempotency::KeyWindow,
 }
 
 impl HttpState {
@@ -338,6 +342,7 @@ impl HttpState {
             metrics_auth: config.metrics_auth,
             render_metrics,
             query: None,
+            keys: idempotency::KeyWindow::default(),
         }
     }
 }
