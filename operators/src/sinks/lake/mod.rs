@@ -21,6 +21,21 @@
 //! is published, and the segments are deleted ([`seal`]). External readers
 //! only ever see sealed files, each row in exactly one of them.
 //!
+//! # Effectively once
+//!
+//! Redeliveries and replays carry the `event_id` of the first delivery. A
+//! seal drops the staged rows whose `event_id` is already in the partition,
+//! earlier in the same file or in a file sealed there before ([`dedup`]):
+//! exactly one row per `event_id` per partition for everything sealed within
+//! `dedup_horizon` (event time) of the partition's hour, by the writer that
+//! holds the partition's index. Not covered: a redelivery to another task
+//! (each task writes its own files and keeps its own index, so with several
+//! tasks an SQS message redelivered to another task may land twice, in two
+//! files of the partition), an S3 lake's index lost with its container,
+//! staged rows not yet sealed (which `spate query` reads), and a client's
+//! retry that was appended again (new ids; see `Idempotency-Key` on
+//! `POST /v1/logs`).
+//!
 //! # Acknowledgements
 //!
 //! - **Local lake**: a batch is acknowledged at the staging commit that
