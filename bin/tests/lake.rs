@@ -258,12 +258,18 @@ async fn sigkill_during_seals_loses_and_doubles_nothing() {
     let service = Service::start(&data, &config);
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
+    assert_one_row_per_event(&data, stats.events);
+}
+
+/// Asserts that the sealed files (read by DuckDB) hold `events` rows, one
+/// per `event_id`: nothing lost or doubled.
+fn assert_one_row_per_event(data: &Path, events: u64) {
     let rows = duckdb(
         &data.join("lake/logs"),
         "select count(*), count(distinct event_id) from logs",
     );
-    assert_eq!(rows[0][0], stats.events, "nothing lost or doubled");
-    assert_eq!(rows[0][1], stats.events);
+    assert_eq!(rows[0][0], events, "rows");
+    assert_eq!(rows[0][1], events, "distinct event ids");
 }
 
 /// Waits until the service's metric `name` reaches `at_least`.
@@ -315,12 +321,7 @@ async fn rows_replayed_after_a_sigkill_land_once() {
     .await;
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
-    let rows = duckdb(
-        &data.join("lake/logs"),
-        "select count(*), count(distinct event_id) from logs",
-    );
-    assert_eq!(rows[0][0], stats.events, "one row per event");
-    assert_eq!(rows[0][1], stats.events);
+    assert_one_row_per_event(&data, stats.events);
     assert_eq!(counts(&data), (stats.events, stats.events));
 }
 
@@ -360,12 +361,7 @@ async fn a_push_retried_with_its_idempotency_key_lands_once() {
     );
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
-    let rows = duckdb(
-        &data.join("lake/logs"),
-        "select count(*), count(distinct event_id) from logs",
-    );
-    assert_eq!(rows[0][0], stats.events, "one row per event");
-    assert_eq!(rows[0][1], stats.events);
+    assert_one_row_per_event(&data, stats.events);
 }
 
 #[test]

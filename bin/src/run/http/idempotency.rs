@@ -143,6 +143,13 @@ impl KeyWindow {
 mod tests {
     use super::*;
 
+    fn new_claim(window: &KeyWindow, key: &str, now: Instant) -> KeyClaim {
+        match window.claim(key, now) {
+            Claim::New(claim) => claim,
+            _ => panic!("{key} is not new"),
+        }
+    }
+
     fn lines(claim: Claim) -> Option<u64> {
         match claim {
             Claim::Done { lines } => Some(lines),
@@ -154,9 +161,7 @@ mod tests {
     fn an_accepted_key_is_answered_again_until_it_expires() {
         let window = KeyWindow::default();
         let t0 = Instant::now();
-        let Claim::New(claim) = window.claim("k", t0) else {
-            panic!("new key")
-        };
+        let claim = new_claim(&window, "k", t0);
         assert!(matches!(window.claim("k", t0), Claim::InFlight));
         claim.complete(7);
         assert_eq!(
@@ -170,9 +175,7 @@ mod tests {
     fn a_refused_push_frees_its_key() {
         let window = KeyWindow::default();
         let t0 = Instant::now();
-        let Claim::New(claim) = window.claim("k", t0) else {
-            panic!("new key")
-        };
+        let claim = new_claim(&window, "k", t0);
         drop(claim);
         assert!(matches!(window.claim("k", t0), Claim::New(_)));
     }

@@ -54,6 +54,7 @@ use siphasher::sip128::SipHasher13;
 use super::LakeError;
 use super::part_file::sync_dir;
 use super::partition::PartitionKey;
+use super::staging::{dir_entries, subdirs};
 
 /// Directory of the id indexes inside the lake directory.
 pub const DEDUP_DIR: &str = "dedup";
@@ -241,13 +242,8 @@ pub fn event_ids(batch: &RecordBatch) -> Option<&StringArray> {
 
 /// The sealed Parquet files of a local partition directory, sorted.
 pub fn sealed_files(dir: &Path) -> Result<Vec<String>, LakeError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(LakeError::io("list", dir, e)),
-    };
-    let mut out: Vec<String> = entries
-        .flatten()
+    let mut out: Vec<String> = dir_entries(dir)?
+        .into_iter()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.') && n.ends_with(".parquet"))
         .collect();
@@ -371,6 +367,7 @@ impl SealDedup {
 /// Deletes the indexes of partitions past the horizon at `now_ms`; returns
 /// how many.
 pub fn prune_expired(dedup_root: &Path, now_ms: i64, horizon_ms: i64) -> usize {
+    let subdirs = |dir: &Path| subdirs(dir).unwrap_or_default();
     let mut pruned = 0;
     for dt in subdirs(dedup_root) {
         for hour in subdirs(&dt) {
@@ -390,17 +387,6 @@ pub fn prune_expired(dedup_root: &Path, now_ms: i64, horizon_ms: i64) -> usize {
         let _ = std::fs::remove_dir(&dt);
     }
     pruned
-}
-
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect()
 }
 
 #[cfg(test)]

@@ -286,7 +286,7 @@ fn remove_segments(segments: &[ClosedSegment]) -> Result<(), LakeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::EventBatch;
     use crate::sinks::lake::part_file::writer_properties;
@@ -363,7 +363,7 @@ mod tests {
 
     /// Seals rows `ranges` (one segment each) of partition `key` as file
     /// number `seq`, with dedup against the index at `index`.
-    async fn seal_with_dedup(
+    pub(crate) async fn seal_with_dedup(
         lake: &Path,
         key: &PartitionKey,
         seq: u64,
