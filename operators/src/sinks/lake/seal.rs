@@ -168,13 +168,13 @@ impl SealJob {
             duplicates = state.dropped;
             let index = state.into_index(files, &name);
             let written = tokio::task::spawn_blocking(move || {
-                write_index(&spec.index, &index).map_err(|e| (spec.index, e))
+                write_index(&spec.index, &index).map_err(|e| e.to_string())
             })
             .await;
             match written {
                 Ok(Ok(())) => {}
-                Ok(Err((path, e))) => {
-                    tracing::warn!(index = %path.display(), error = %e, "cannot update the dedup index; it is caught up at the next seal");
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot update the dedup index; it is caught up at the next seal");
                 }
                 Err(e) => tracing::warn!(error = %e, "dedup index task failed"),
             }
