@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spate_loadgen::Workload;
+use spate_loadgen::{GenerateStats, Workload};
 use support::service::Service;
 use support::{corpus, duckdb, ingest, spate, walk};
 
@@ -47,6 +47,16 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .collect()
+}
+
+/// A W1 corpus of `events` in a fresh directory (kept while the first value
+/// lives): the data dir to use in it, the corpus text, and what it holds.
+fn w1_corpus(events: u64) -> (tempfile::TempDir, PathBuf, String, GenerateStats) {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, stats) = corpus(dir.path(), Workload::AppJson, events);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let data = dir.path().join("data");
+    (dir, data, text, stats)
 }
 
 /// Posts `lines` in bodies of `per_body`, each answered 200; returns the rows
@@ -221,10 +231,7 @@ async fn queries_during_seals_and_compaction_see_every_row_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_seals_loses_and_doubles_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (path, stats) = corpus(dir.path(), Workload::AppJson, 9_000);
-    let data = dir.path().join("data");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let (_dir, data, text, stats) = w1_corpus(9_000);
     let lines: Vec<&str> = text.lines().collect();
     let mut accepted = 0;
     // The journal's checkpoint follows the lake's acknowledgements every
@@ -286,10 +293,7 @@ async fn wait_for_metric(service: &Service, name: &str, at_least: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_replayed_after_a_sigkill_land_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (path, stats) = corpus(dir.path(), Workload::AppJson, 3_000);
-    let data = dir.path().join("data");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let (_dir, data, text, stats) = w1_corpus(3_000);
     let lines: Vec<&str> = text.lines().collect();
     // The journal never saves its checkpoint before the kill: the next life
     // replays every row, acknowledged, staged and sealed as they were, with
@@ -343,10 +347,7 @@ fn a_file_ingested_twice_lands_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_retried_with_its_idempotency_key_lands_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (path, stats) = corpus(dir.path(), Workload::AppJson, 1_000);
-    let data = dir.path().join("data");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let (_dir, data, text, stats) = w1_corpus(1_000);
     let lines: Vec<&str> = text.lines().collect();
     let service = Service::start(&data, SEALING_CONFIG);
     let client = reqwest::Client::new();
