@@ -469,6 +469,7 @@ pub(crate) mod tests {
     async fn a_failed_seal_keeps_its_segments() {
         let lake = tempfile::tempdir().unwrap();
         let key = PartitionKey::of(0, "api");
+        let index = crate::sinks::lake::dedup::index_path(&lake.path().join("dedup"), &key);
         let staging = lake.path().join("staging").join(key.path());
         let mut seg = SegmentWriter::create(&staging, 1).unwrap();
         seg.append(&rows(0, 10)).unwrap();
@@ -485,12 +486,19 @@ pub(crate) mod tests {
             name: sealed_file_name("0000abcd", 2),
             props: writer_properties(1, 4_096).unwrap(),
             publish: Publish::Local,
-            dedup: None,
+            dedup: Some(DedupSpec {
+                index: index.clone(),
+                check_files: true,
+            }),
         }
         .run()
         .await;
         assert!(result.is_err());
         assert!(closed.path.exists());
+        assert!(
+            !index.exists(),
+            "the index claims no id of an unpublished file"
+        );
         let dir = lake.path().join("logs").join(key.path());
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
