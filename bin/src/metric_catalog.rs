@@ -51,6 +51,11 @@ pub const SERVICE: &[MetricDef] = &[
         "Lines of HTTP pushes accepted into the journal.",
     ),
     MetricDef::counter(
+        "spate_http_idempotent_replays_total",
+        &[],
+        "HTTP pushes answered 200 without appending because a push with the same Idempotency-Key was accepted within 10 minutes.",
+    ),
+    MetricDef::counter(
         "spate_http_rejected_total",
         &["reason"],
         "HTTP pushes refused, by reason (inflight, saturated, unavailable, too_large, unreadable).",

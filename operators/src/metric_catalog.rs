@@ -55,6 +55,11 @@ pub const LAKE: &[MetricDef] = &[
         "Rows committed to lake Parquet files.",
     ),
     MetricDef::counter(
+        "spate_lake_duplicates_dropped_total",
+        &[],
+        "Staged rows dropped when sealed because their event_id was already in the partition (a redelivery or replay within lake.dedup_horizon).",
+    ),
+    MetricDef::counter(
         "spate_lake_files_written_total",
         &[],
         "Lake Parquet files committed.",

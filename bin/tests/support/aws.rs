@@ -82,10 +82,12 @@ pub fn put_objects(bucket: &str, objects: &[(String, Vec<u8>)]) {
 }
 
 /// Every file under `dir` as `(<prefix><path relative to dir>, contents)`,
-/// the keys `[lake.s3]` would give a local lake directory.
+/// the keys `[lake.s3]` would give a local lake directory (whose dedup
+/// indexes, `dedup/`, stay on the writer's disk).
 pub fn objects_of_dir(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
     super::walk(dir)
         .into_iter()
+        .filter(|path| !path.strip_prefix(dir).unwrap().starts_with("dedup"))
         .map(|path| {
             let relative = path.strip_prefix(dir).unwrap().to_string_lossy();
             (format!("{prefix}{relative}"), std::fs::read(&path).unwrap())
