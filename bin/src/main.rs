@@ -2,6 +2,7 @@
 
 mod alerts_cli;
 mod config;
+mod cost;
 mod data_dir_lock;
 mod demo;
 mod duration_arg;
@@ -40,6 +41,49 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `spate cost`: the model's inputs (the rest are the defaults of
+/// `deploy/aws/spate.yaml`, printed with the bill).
+#[derive(clap::Args)]
+struct CostArgs {
+    /// Events a day (the daily average).
+    #[arg(long)]
+    events_per_day: f64,
+    /// Bytes of one event as it arrives (W1: 339).
+    #[arg(long, default_value_t = cost::measured::W1_EVENT_BYTES)]
+    event_bytes: f64,
+    /// Share of events kept hot in DynamoDB (W1 at WARNING and above: 0.2).
+    #[arg(long, default_value_t = cost::measured::W1_HOT_SHARE)]
+    hot_share: f64,
+    /// Where the events arrive.
+    #[arg(long, value_enum, default_value = "sqs")]
+    source: cost::Source,
+    /// Region of the price table.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Events the producer packs in one SQS message or Kinesis record.
+    #[arg(long, default_value_t = 100.0)]
+    events_per_message: f64,
+    /// Services logging (one lake partition each an hour).
+    #[arg(long, default_value_t = 30.0)]
+    services: f64,
+    /// Fewest running tasks (MinTasks).
+    #[arg(long, default_value_t = 1.0)]
+    min_tasks: f64,
+    /// S3 GET requests a day made by queries.
+    #[arg(long, default_value_t = 0.0)]
+    s3_gets_per_day: f64,
+    /// Leave out CloudWatch EMF metrics and their log lines.
+    #[arg(long)]
+    no_emf: bool,
+    /// Price the seed's design instead (a Lambda invocation and a DynamoDB
+    /// write per event).
+    #[arg(long, value_enum, default_value = "spate")]
+    architecture: cost::Architecture,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +191,8 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// What running Spate on AWS costs a month, by line item (docs/cost.md).
+    Cost(Box<CostArgs>),
     /// A live view of a running `spate run` from its /metrics: events/s in
     /// and out per stage, mailboxes, backpressure, lag, errors, memory.
     Top(top::TopArgs),
@@ -447,6 +493,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 output::write_report(out, format, &report, || format!("{}: ok\n", file.display()))?;
             }
         },
+        Command::Cost(args) => {
+            let prices = cost::prices::for_region(&args.region).map_err(anyhow::Error::msg)?;
+            let mut inputs = cost::CostInputs::new(args.events_per_day);
+            inputs.event_bytes = args.event_bytes;
+            inputs.hot_share = args.hot_share;
+            inputs.source = args.source;
+            inputs.region = args.region.clone();
+            inputs.events_per_message = args.events_per_message;
+            inputs.services = args.services;
+            inputs.min_tasks = args.min_tasks;
+            inputs.s3_gets_per_day = args.s3_gets_per_day;
+            inputs.emf = !args.no_emf;
+            inputs.validate().map_err(anyhow::Error::msg)?;
+            let bill = match args.architecture {
+                cost::Architecture::Spate => cost::spate_bill(&inputs, prices),
+                cost::Architecture::SeedLambda => cost::seed_lambda_bill(&inputs, prices),
+            };
+            let rows = cost::input_rows(&inputs, args.architecture);
+            cost::write(out, args.format, &bill, &rows)?;
+        }
         Command::Journal {
             action:
                 JournalAction::Check {

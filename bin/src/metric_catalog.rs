@@ -51,6 +51,11 @@ pub const SERVICE: &[MetricDef] = &[
         "Lines of HTTP pushes accepted into the journal.",
     ),
     MetricDef::counter(
+        "spate_http_idempotent_replays_total",
+        &[],
+        "HTTP pushes answered 200 without appending because a push with the same Idempotency-Key was accepted within 10 minutes.",
+    ),
+    MetricDef::counter(
         "spate_http_rejected_total",
         &["reason"],
         "HTTP pushes refused, by reason (inflight, saturated, unavailable, too_large, unreadable).",
@@ -129,6 +134,7 @@ fn all() -> Vec<(&'static str, &'static [MetricDef])> {
         "alerts",
         "shared_windows",
         "sns",
+        "aws",
     ];
     all.extend(names.into_iter().zip(ops::ALL.iter().copied()));
     all.push(("service", SERVICE));
@@ -162,6 +168,25 @@ pub fn install(valid: &ValidConfig) -> Result<PrometheusExporter> {
     running.extend(optional.into_iter().filter(|(on, _)| *on).map(|(_, c)| c));
     for catalog in running {
         register_at_zero(catalog);
+    }
+    // The AWS calls the configured components make, at 0.
+    let sinks = [
+        (config.lake.s3.is_some(), ("s3", "PutObject")),
+        (dynamo, ("dynamodb", "BatchWriteItem")),
+        (config.alerts.sns.is_some(), ("sns", "Publish")),
+    ];
+    let calls = valid
+        .sources
+        .iter()
+        .flat_map(|s| s.source.aws_calls().iter().copied())
+        .chain(
+            sinks
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, call)| call),
+        );
+    for (service, operation) in calls {
+        let _ = metrics::counter!("spate_aws_requests_total", "service" => service, "operation" => operation);
     }
     // The alert outputs are known now: their failures, at 0.
     let alerts = &config.alerts;

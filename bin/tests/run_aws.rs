@@ -33,15 +33,7 @@ print(json.dumps({'queue': q, 'sub': sub, 'topic': topic, 'bucket': ARGS['id'] +
     let data = dir.path().join("data");
     let (hook_url, hook_auth) = webhook_receiver();
     let config = format!(
-        r#"
-[aws]
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-
-[[sources.sqs]]
-queue_url = "{queue}"
-wait_time_secs = 1
-pollers = 2
+        r#"{sqs}pollers = 2
 
 [lake]
 max_file_age_secs = 2
@@ -61,8 +53,7 @@ bearer_token_secret_key = "token"
 [hot]
 retention_hours = 1000000
 "#,
-        endpoint = endpoint(),
-        queue = setup["queue"].as_str().unwrap(),
+        sqs = support::aws::sqs_source_config(&setup["queue"]),
         bucket = setup["bucket"].as_str().unwrap(),
         topic = setup["topic"].as_str().unwrap(),
         secret = setup["secret"].as_str().unwrap(),
@@ -504,4 +495,197 @@ print(json.dumps({
             "no file in {location}: {objects:?}"
         );
     }
+}
+
+/// The sum of the samples of `family` whose labels include every one of
+/// `labels` (0 when there are none).
+fn sum_of(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(family))
+        .filter(|l| l.starts_with(['{', ' ']))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every AWS call of `spate run` is counted by service and operation, with
+/// the bytes of its bodies: against W1 messages queued before the start (so
+/// receives come back full, as under load), the SQS receives and batched
+/// deletes and the lake's PutObject calls match what the pipeline did, and the
+/// page stays promtool-clean. Prints the requests per message and per event
+/// (the figures `spate cost` uses, `docs/cost.md`).
+#[test]
+fn aws_requests_are_counted_by_service_and_operation() {
+    let id = support::aws::unique("acct");
+    let setup = boto(
+        r#"
+q = sqs.create_queue(QueueName=ARGS['id'])['QueueUrl']
+s3.create_bucket(Bucket=ARGS['id'])
+print(json.dumps({'queue': q, 'bucket': ARGS['id']}))
+"#,
+        &json!({ "id": id }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // 40 messages of 100 W1 events (~34 KB each: one 64 KiB SQS billing chunk).
+    let (events, per_message) = (4_000u64, 100);
+    let (corpus, _) = support::corpus(dir.path(), spate_loadgen::Workload::AppJson, events);
+    let lines: Vec<String> = std::fs::read_to_string(corpus)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let messages: Vec<String> = lines.chunks(per_message).map(|c| c.join("\n")).collect();
+    let message_count = messages.len() as f64;
+    support::aws::send_messages(&setup["queue"], &messages);
+
+    let data = dir.path().join("data");
+    let config = format!(
+        r#"{sqs}
+[lake]
+max_file_age_secs = 2
+
+[lake.s3]
+bucket = "{bucket}"
+prefix = "spate/"
+
+[metrics.emf]
+enabled = true
+"#,
+        sqs = support::aws::sqs_source_config(&setup["queue"]),
+        bucket = setup["bucket"].as_str().unwrap(),
+    );
+    let service = Service::start(&data, &config);
+    assert!(
+        support::aws::wait_drained(&setup["queue"], 90),
+        "{}",
+        service.output()
+    );
+    let text = service.metrics_text();
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+
+    let (ok, said) = support::promtool::promtool_check(&text);
+    assert!(ok && said.is_empty(), "promtool: {said}\n{text}");
+    let requests = |service: &str, operation: &str| {
+        sum_of(
+            &text,
+            "spate_aws_requests_total",
+            &[("service", service), ("operation", operation)],
+        )
+    };
+    let bytes = |service: &str, operation: &str, direction: &str| {
+        sum_of(
+            &text,
+            "spate_aws_request_bytes_total",
+            &[
+                ("service", service),
+                ("operation", operation),
+                ("direction", direction),
+            ],
+        )
+    };
+    // The calls the configured components make have series from the start,
+    // at 0 when never made.
+    assert!(
+        text.contains(
+            r#"spate_aws_requests_total{service="sqs",operation="ChangeMessageVisibilityBatch"} "#
+        ),
+        "{text}"
+    );
+    let receives = requests("sqs", "ReceiveMessage");
+    let deletes = requests("sqs", "DeleteMessageBatch");
+    let puts = requests("s3", "PutObject");
+    // At most 10 messages a receive and a delete batch; never more deletes
+    // than messages.
+    assert!(receives >= message_count / 10.0, "{text}");
+    assert!(
+        deletes >= message_count / 10.0 && deletes <= message_count,
+        "{text}"
+    );
+    // One PutObject per lake object (small files: no multipart upload).
+    let objects = sum_of(&text, "spate_s3_lake_objects_written_total", &[]);
+    assert!(objects >= 1.0, "{text}");
+    assert_eq!(puts, objects, "{text}");
+    // The PutObject bodies carry at least the lake's bytes; receives brought
+    // the messages' bodies back.
+    let lake_bytes = sum_of(&text, "spate_s3_lake_bytes_written_total", &[]);
+    assert!(bytes("s3", "PutObject", "sent") >= lake_bytes, "{text}");
+    let body_bytes: usize = messages.iter().map(String::len).sum();
+    assert!(
+        bytes("sqs", "ReceiveMessage", "received") >= body_bytes as f64,
+        "{text}"
+    );
+    assert_eq!(
+        sum_of(&text, "spate_aws_request_errors_total", &[]),
+        0.0,
+        "{text}"
+    );
+    // The default EMF set (one emission, at shutdown): each metric name with
+    // its dimension values is one CloudWatch custom metric, billed a month.
+    let mut custom_metrics = std::collections::BTreeSet::new();
+    let mut window_metrics = std::collections::BTreeSet::new();
+    let mut emf_bytes = 0;
+    for line in output.lines().filter_map(|l| l.strip_prefix("stdout: ")) {
+        let Ok(doc) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(directives) = doc["_aws"]["CloudWatchMetrics"].as_array() else {
+            continue;
+        };
+        emf_bytes += line.len() + 1;
+        for d in directives {
+            let dims: Vec<String> = d["Dimensions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|set| set.as_array().into_iter().flatten())
+                .map(|k| format!("{k}={}", doc[k.as_str().unwrap_or("")]))
+                .collect();
+            for m in d["Metrics"].as_array().into_iter().flatten() {
+                // The window counts (`metrics.emf.windows`) are their own
+                // family, bounded by `window_top_services`, and priced apart.
+                let name = m["Name"].as_str().unwrap_or("");
+                if name.starts_with("Window") {
+                    window_metrics.insert(format!("{name}{dims:?}"));
+                    continue;
+                }
+                custom_metrics.insert(format!("{}{dims:?}", m["Name"]));
+            }
+        }
+    }
+    // docs/cost.md prices the default set (114 metrics measured here on
+    // 2026-12-05): it must not grow unnoticed. The window counts (one per
+    // service x severity and per severity, per service x tag and per tag)
+    // are listed apart.
+    eprintln!("{} window count metrics", window_metrics.len());
+    assert!(
+        !custom_metrics.is_empty() && custom_metrics.len() <= 120,
+        "{} custom metrics: {custom_metrics:?}",
+        custom_metrics.len()
+    );
+    let per_event = |n: f64| n / events as f64;
+    let mut by_name = std::collections::BTreeMap::new();
+    for metric in &custom_metrics {
+        *by_name
+            .entry(metric.split('[').next().unwrap_or(""))
+            .or_insert(0) += 1;
+    }
+    eprintln!(
+        "measured: default EMF set {} custom metrics, {emf_bytes} bytes an emission: {by_name:?}",
+        custom_metrics.len()
+    );
+    eprintln!(
+        "measured: {events} W1 events in {message_count} messages: ReceiveMessage {receives} \
+         ({:.3}/message), DeleteMessageBatch {deletes} ({:.3}/message), PutObject {puts} \
+         ({:.6}/event), lake bytes {lake_bytes} ({:.1}/event)",
+        receives / message_count,
+        deletes / message_count,
+        per_event(puts),
+        per_event(lake_bytes),
+    );
 }

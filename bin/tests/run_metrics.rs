@@ -6,56 +6,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::promtool::{promtool_check, sample};
 use support::service::Service;
-
-/// promtool: `SPATE_TEST_PROMTOOL`, else `promtool` on the PATH
-/// (`bash scripts/test.sh` installs Debian's `prometheus` package for it).
-fn promtool() -> String {
-    let path = std::env::var("SPATE_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    match Command::new(&path).arg("--version").output() {
-        Ok(out) if out.status.success() => path,
-        _ => panic!(
-            "promtool not found ({path}): the metrics tests need it; run them with \
-             `bash scripts/test.sh`, which installs it, or set SPATE_TEST_PROMTOOL"
-        ),
-    }
-}
-
-/// `promtool check metrics` on `text`: (exit status, stdout + stderr).
-fn promtool_check(text: &str) -> (bool, String) {
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
-}
-
-/// The value of the sample `series` (name and labels exactly as rendered).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-}
 
 fn config(logs: &std::path::Path) -> String {
     format!(

@@ -55,6 +55,11 @@ pub const LAKE: &[MetricDef] = &[
         "Rows committed to lake Parquet files.",
     ),
     MetricDef::counter(
+        "spate_lake_duplicates_dropped_total",
+        &[],
+        "Staged rows dropped when sealed because their event_id was already in the partition (a redelivery or replay within lake.dedup_horizon).",
+    ),
+    MetricDef::counter(
         "spate_lake_files_written_total",
         &[],
         "Lake Parquet files committed.",
@@ -595,6 +600,26 @@ pub const SNS: &[MetricDef] = &[
     ),
 ];
 
+/// Every AWS API call, counted by the SDK interceptor of
+/// [`crate::aws::request_accounting`] (each attempt, retries included).
+pub const AWS: &[MetricDef] = &[
+    MetricDef::counter(
+        "spate_aws_requests_total",
+        &["service", "operation"],
+        "AWS API requests sent (each attempt, retries included), by service (sqs, s3, dynamodb, kinesis, sns, glue, secretsmanager) and operation (ReceiveMessage, PutObject...).",
+    ),
+    MetricDef::counter(
+        "spate_aws_request_errors_total",
+        &["service", "operation"],
+        "AWS API request attempts that failed (an error status or no response), by service and operation.",
+    ),
+    MetricDef::counter(
+        "spate_aws_request_bytes_total",
+        &["service", "operation", "direction"],
+        "Bytes of AWS API request and response bodies where their length is known, by service, operation and direction (sent, received).",
+    ),
+];
+
 /// Every list, for describing them all.
 pub const ALL: &[&[MetricDef]] = &[
     DECODE,
@@ -610,4 +635,5 @@ pub const ALL: &[&[MetricDef]] = &[
     ALERTS,
     SHARED_WINDOWS,
     SNS,
+    AWS,
 ];

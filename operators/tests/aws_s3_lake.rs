@@ -438,6 +438,8 @@ async fn failed_dead_letter_upload_fails_the_batch() {
 }
 
 /// Every file under `dir`, recursively.
+/// The files under the S3 lake's local directory, but for the dedup indexes
+/// (`dedup/`), which stay there by design.
 fn staged_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -445,6 +447,9 @@ fn staged_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     };
     for e in entries.flatten() {
         let path = e.path();
+        if path.ends_with(spate_operators::sinks::lake::dedup::DEDUP_DIR) {
+            continue;
+        }
         if path.is_dir() {
             out.extend(staged_files(&path));
         } else {

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | 400 | the body cannot be read (reason in the body; see [`super::body`]) |
 //! | 401 | a token is configured and the request lacks it or has another |
+//! | 409 + `Retry-After` | a push with the same `Idempotency-Key` is being accepted (see [`idempotency`]) |
 //! | 408 | the body arrived too slowly (`body_timeout`, `min_body_rate`); the connection closes |
 //! | 413 | the body, its decompressed form, or one payload in it is larger than allowed |
 //! | 429 + `Retry-After` | the pipeline is behind (journal backlog full) or the in-flight memory budget is taken |
@@ -57,6 +58,7 @@ use super::body::{BodyRecord, Limits};
 use crate::query::QueryContext;
 use crate::query::executor::{QueryConfig, QueryExecutor};
 
+mod idempotency;
 mod ingest;
 mod query;
 pub mod serve;
@@ -300,6 +302,8 @@ pub struct HttpState {
     query: Option<query::QueryService>,
     /// Turns true when the service starts shutting down (open taps end).
     closing: tokio::sync::watch::Receiver<bool>,
+    /// Keys of recent pushes (`Idempotency-Key`).
+    keys: idempotency::KeyWindow,
 }
 
 impl HttpState {
@@ -350,6 +354,7 @@ impl HttpState {
             render_metrics,
             query: None,
             closing: tokio::sync::watch::channel(false).1,
+            keys: idempotency::KeyWindow::default(),
         }
     }
 }

@@ -82,10 +82,12 @@ pub fn put_objects(bucket: &str, objects: &[(String, Vec<u8>)]) {
 }
 
 /// Every file under `dir` as `(<prefix><path relative to dir>, contents)`,
-/// the keys `[lake.s3]` would give a local lake directory.
+/// the keys `[lake.s3]` would give a local lake directory (whose dedup
+/// indexes, `dedup/`, stay on the writer's disk).
 pub fn objects_of_dir(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
     super::walk(dir)
         .into_iter()
+        .filter(|path| !path.strip_prefix(dir).unwrap().starts_with("dedup"))
         .map(|path| {
             let relative = path.strip_prefix(dir).unwrap().to_string_lossy();
             (format!("{prefix}{relative}"), std::fs::read(&path).unwrap())
@@ -100,8 +102,8 @@ pub fn objects_of_dir(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
 pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
     let script = format!(
         "import boto3, json, sys, time\n\
-         ARGS = json.loads(sys.argv[1])\n\
-         kw = dict(endpoint_url=sys.argv[2], region_name='us-east-1',\n\
+         ARGS = json.loads(sys.stdin.read())\n\
+         kw = dict(endpoint_url=sys.argv[1], region_name='us-east-1',\n\
                    aws_access_key_id='test', aws_secret_access_key='test')\n\
          sqs = boto3.client('sqs', **kw)\n\
          s3 = boto3.client('s3', **kw)\n\
@@ -119,13 +121,24 @@ pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
          import os\n\
          os._exit(0)\n"
     );
-    let out = std::process::Command::new(super::python())
+    // The arguments go on stdin: a command-line argument holds at most 128 KiB.
+    let mut child = std::process::Command::new(super::python())
         .arg("-c")
         .arg(script)
-        .arg(args.to_string())
         .arg(endpoint())
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = args.to_string();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(input.as_bytes())
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
     assert!(
         out.status.success(),
         "boto3 failed: {}",
@@ -229,4 +242,16 @@ pub fn loadgen_json(args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The `[aws]` table of the emulator and one `[[sources.sqs]]` table reading
+/// `queue` (a queue URL) with 1 s long polls, its last line open for more
+/// keys of the source.
+pub fn sqs_source_config(queue: &serde_json::Value) -> String {
+    format!(
+        "\n[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n\n\
+         [[sources.sqs]]\nqueue_url = \"{}\"\nwait_time_secs = 1\n",
+        endpoint(),
+        queue.as_str().unwrap()
+    )
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test file uses a part
 
 pub mod aws;
+pub mod promtool;
 pub mod service;
 
 use std::path::{Path, PathBuf};

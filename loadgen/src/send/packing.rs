@@ -100,12 +100,15 @@ pub fn pack_messages(body: &[u8], packing: Packing, now_ms: u64) -> std::io::Res
 /// A CloudWatch Logs subscription `DATA_MESSAGE` carrying `lines` as log events, gzip
 /// compressed and base64 encoded.
 fn subscription_payload(lines: &[&[u8]], now_ms: u64) -> std::io::Result<Vec<u8>> {
+    // Log event ids are unique, as CloudWatch's are (Spate dedups by them):
+    // two messages built in the same millisecond must not share one.
+    static NEXT_EVENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let events: Vec<serde_json::Value> = lines
         .iter()
-        .enumerate()
-        .map(|(i, line)| {
+        .map(|line| {
+            let n = NEXT_EVENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             serde_json::json!({
-                "id": format!("{now_ms}{i:06}"),
+                "id": format!("{now_ms}{n:012}"),
                 "timestamp": now_ms,
                 "message": String::from_utf8_lossy(line),
             })

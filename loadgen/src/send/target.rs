@@ -162,10 +162,25 @@ pub async fn open_target(
 }
 
 /// POSTs NDJSON to Spate's `/v1/logs` over a pooled HTTP client.
+///
+/// Each batch carries an `Idempotency-Key` derived from its bytes (with keys
+/// random to this process): a retry of a batch whose answer was lost sends
+/// the same key, and Spate answers it without appending the batch again.
 pub struct HttpTarget {
     client: reqwest::Client,
     url: String,
     options: HttpOptions,
+    key_hashers: [std::hash::RandomState; 2],
+}
+
+/// The `Idempotency-Key` of a batch: 128 bits of hashes of its bytes.
+fn idempotency_key(hashers: &[std::hash::RandomState; 2], body: &[u8]) -> String {
+    use std::hash::BuildHasher;
+    format!(
+        "{:016x}{:016x}",
+        hashers[0].hash_one(body),
+        hashers[1].hash_one(body)
+    )
 }
 
 impl HttpTarget {
@@ -187,6 +202,7 @@ impl HttpTarget {
             client,
             url,
             options,
+            key_hashers: Default::default(),
         })
     }
 }
@@ -237,6 +253,7 @@ impl Target for HttpTarget {
                 .client
                 .post(&self.url)
                 .header(CONTENT_TYPE, "application/x-ndjson")
+                .header("idempotency-key", idempotency_key(&self.key_hashers, body))
                 .body(body.clone());
             if self.options.gzip {
                 request = request.header(CONTENT_ENCODING, "gzip");
@@ -257,7 +274,10 @@ impl Target for HttpTarget {
                     .map_err(|e| SendError::Transport(e.to_string()))?;
                 return Ok(());
             }
-            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+            // 409: the same batch (a retry) is still being accepted.
+            if status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::SERVICE_UNAVAILABLE
+                || status == StatusCode::CONFLICT
             {
                 let retry_after = response
                     .headers()
@@ -356,6 +376,15 @@ impl Target for StdoutTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_keeps_its_idempotency_key_across_retries() {
+        let hashers: [std::hash::RandomState; 2] = Default::default();
+        let key = idempotency_key(&hashers, b"a\nb\n");
+        assert_eq!(key, idempotency_key(&hashers, b"a\nb\n"));
+        assert_eq!(key.len(), 32);
+        assert_ne!(key, idempotency_key(&hashers, b"a\nc\n"));
+    }
 
     #[test]
     fn retry_after_is_seconds_with_a_default_and_a_cap() {

@@ -10,13 +10,17 @@
 //! `AWS_ENDPOINT_URL_S3`) S3 uses path-style addressing, which emulators need.
 //!
 //! [`env_expand`] substitutes `${VAR}` in configuration text; [`secrets`]
-//! reads values from Secrets Manager.
+//! reads values from Secrets Manager; [`request_accounting`] counts every
+//! request the clients built here make (`spate_aws_requests_total`).
 
 pub mod env_expand;
+pub mod request_accounting;
 pub mod secrets;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::{Deserialize, Serialize};
+
+use self::request_accounting::RequestAccounting;
 
 /// `[aws]`: how Spate reaches AWS.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -81,7 +85,7 @@ impl AwsConfig {
 
     /// An SQS client.
     pub fn sqs_client(&self, sdk: &SdkConfig) -> aws_sdk_sqs::Client {
-        let mut builder = aws_sdk_sqs::config::Builder::from(sdk);
+        let mut builder = aws_sdk_sqs::config::Builder::from(sdk).interceptor(RequestAccounting);
         if let Some(url) = &self.endpoints.sqs {
             builder = builder.endpoint_url(url.clone());
         }
@@ -90,7 +94,7 @@ impl AwsConfig {
 
     /// An S3 client; path-style addressing whenever an endpoint is overridden.
     pub fn s3_client(&self, sdk: &SdkConfig) -> aws_sdk_s3::Client {
-        let mut builder = aws_sdk_s3::config::Builder::from(sdk);
+        let mut builder = aws_sdk_s3::config::Builder::from(sdk).interceptor(RequestAccounting);
         if let Some(url) = &self.endpoints.s3 {
             builder = builder.endpoint_url(url.clone());
         }
@@ -105,7 +109,7 @@ impl AwsConfig {
 
     /// An SNS client.
     pub fn sns_client(&self, sdk: &SdkConfig) -> aws_sdk_sns::Client {
-        let mut builder = aws_sdk_sns::config::Builder::from(sdk);
+        let mut builder = aws_sdk_sns::config::Builder::from(sdk).interceptor(RequestAccounting);
         if let Some(url) = &self.endpoints.sns {
             builder = builder.endpoint_url(url.clone());
         }
@@ -114,7 +118,8 @@ impl AwsConfig {
 
     /// A Kinesis client.
     pub fn kinesis_client(&self, sdk: &SdkConfig) -> aws_sdk_kinesis::Client {
-        let mut builder = aws_sdk_kinesis::config::Builder::from(sdk);
+        let mut builder =
+            aws_sdk_kinesis::config::Builder::from(sdk).interceptor(RequestAccounting);
         if let Some(url) = &self.endpoints.kinesis {
             builder = builder.endpoint_url(url.clone());
         }
@@ -123,7 +128,8 @@ impl AwsConfig {
 
     /// A DynamoDB client.
     pub fn dynamodb_client(&self, sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
-        let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk);
+        let mut builder =
+            aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(RequestAccounting);
         if let Some(url) = &self.endpoints.dynamodb {
             builder = builder.endpoint_url(url.clone());
         }
@@ -132,7 +138,8 @@ impl AwsConfig {
 
     /// A Secrets Manager client.
     pub fn secretsmanager_client(&self, sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
-        let mut builder = aws_sdk_secretsmanager::config::Builder::from(sdk);
+        let mut builder =
+            aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(RequestAccounting);
         if let Some(url) = &self.endpoints.secretsmanager {
             builder = builder.endpoint_url(url.clone());
         }
@@ -141,7 +148,7 @@ impl AwsConfig {
 
     /// A Glue client.
     pub fn glue_client(&self, sdk: &SdkConfig) -> aws_sdk_glue::Client {
-        let mut builder = aws_sdk_glue::config::Builder::from(sdk);
+        let mut builder = aws_sdk_glue::config::Builder::from(sdk).interceptor(RequestAccounting);
         if let Some(url) = &self.endpoints.glue {
             builder = builder.endpoint_url(url.clone());
         }

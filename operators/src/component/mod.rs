@@ -82,6 +82,9 @@ pub trait SourceKind: Send + Sync + 'static {
     /// Its metrics: described, and registered at 0 when it runs, so its
     /// series exist from start-up (`spate_sqs_*`).
     const METRICS: &'static [spate_engine::catalog::MetricDef] = &[];
+    /// The AWS calls it makes as it runs, as (service, operation) labels of
+    /// `spate_aws_requests_total`: registered at 0 when it runs.
+    const AWS_CALLS: &'static [(&'static str, &'static str)] = &[];
     /// The settings, as read from the file. Their doc comments are the
     /// configuration reference (`spate config reference`).
     type Config: DeserializeOwned

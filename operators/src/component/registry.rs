@@ -44,6 +44,8 @@ pub trait ValidatedSource: std::fmt::Debug + Send + Sync {
     fn uses_aws(&self) -> bool;
     /// [`SourceKind::METRICS`].
     fn metrics(&self) -> &'static [spate_engine::catalog::MetricDef];
+    /// [`SourceKind::AWS_CALLS`].
+    fn aws_calls(&self) -> &'static [(&'static str, &'static str)];
     /// [`SourceKind::build`].
     fn build(&self, name: &str, ctx: &mut BuildContext<'_>) -> Result<(), BuildError>;
 }
@@ -67,6 +69,9 @@ impl<K: SourceKind> ValidatedSource for Checked<K> {
     }
     fn metrics(&self) -> &'static [spate_engine::catalog::MetricDef] {
         K::METRICS
+    }
+    fn aws_calls(&self) -> &'static [(&'static str, &'static str)] {
+        K::AWS_CALLS
     }
     fn build(&self, name: &str, ctx: &mut BuildContext<'_>) -> Result<(), BuildError> {
         K::build(&self.0, name, ctx)

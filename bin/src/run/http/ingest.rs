@@ -31,6 +31,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::idempotency::{self, Claim};
 use super::{HttpState, Refusal, header_str, json_error, unauthorized, with_retry_after};
 use crate::run::body::{self, BodyError, Budget};
 
@@ -183,6 +184,36 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     if let Some(response) = unauthorized(state, &parts.headers) {
         return response;
     }
+    let claim = match header_str(&parts.headers, idempotency::HEADER) {
+        None => None,
+        Some(key) if !idempotency::valid_key(&key) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Idempotency-Key must be 1 to {} visible ASCII characters",
+                    idempotency::MAX_KEY_LEN
+                ),
+            );
+        }
+        Some(key) => match state.keys.claim(&key, std::time::Instant::now()) {
+            Claim::New(claim) => Some(claim),
+            Claim::Done { lines } => {
+                // Accepted before: the client lost our answer.
+                metrics::counter!("spate_http_idempotent_replays_total").increment(1);
+                let body = serde_json::json!({ "accepted": lines, "replayed": true });
+                return (StatusCode::OK, axum::Json(body)).into_response();
+            }
+            Claim::InFlight => {
+                return with_retry_after(
+                    json_error(
+                        StatusCode::CONFLICT,
+                        "a push with this Idempotency-Key is being accepted",
+                    ),
+                    1,
+                );
+            }
+        },
+    };
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -252,6 +283,9 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     match accepted {
         Ok(()) => {
             metrics::counter!("spate_http_accepted_lines_total").increment(lines as u64);
+            if let Some(claim) = claim {
+                claim.complete(lines as u64);
+            }
             let body = match request_id {
                 Some(id) => serde_json::json!({
                     "requestId": id,

@@ -33,9 +33,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 
 use super::LakeError;
+use super::dedup;
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
-use super::staging::{STAGING_DIR, list_staged, stager_tag};
+use super::staging::{STAGING_DIR, list_staged, stager_tag, subdirs};
 use crate::sinks::s3_lake::S3Target;
 
 /// Where a compaction builds new partition directories, inside the lake.
@@ -210,12 +211,37 @@ pub fn compact_local(
             sync_dir(parent)?;
         }
         std::fs::remove_dir_all(&next).map_err(|e| LakeError::io("remove", &next, e))?;
+        let before: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+        rename_in_dedup_index(lake_dir, &key, before, &dir)?;
         report.compacted += 1;
     }
     if work.exists() {
         let _ = std::fs::remove_dir(&work);
     }
     Ok(report)
+}
+
+/// Keeps a partition's dedup index valid after compaction: the ids are the
+/// same, in other files. An index that covered exactly the files before
+/// (`before`) now covers the files in `dir`; any other is left to be
+/// rebuilt from the files at the partition's next seal (a crash before this
+/// rewrite leaves the same). See [`super::dedup`].
+fn rename_in_dedup_index(
+    lake_dir: &Path,
+    key: &PartitionKey,
+    mut before: Vec<String>,
+    dir: &Path,
+) -> Result<(), LakeError> {
+    let path = dedup::index_path(&lake_dir.join(dedup::DEDUP_DIR), key);
+    let Some(mut index) = dedup::read_index(&path)? else {
+        return Ok(());
+    };
+    before.sort();
+    if dedup::catchup(Some(&index), &before) != dedup::Catchup::Current {
+        return Ok(());
+    }
+    index.files = dedup::sealed_files(dir)?;
+    dedup::write_index(&path, &index)
 }
 
 /// The partition directories under `table`, with their keys.
@@ -231,22 +257,6 @@ fn partitions(table: &Path) -> Result<Vec<(PartitionKey, PathBuf)>, LakeError> {
             }
         }
     }
-    Ok(out)
-}
-
-fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(LakeError::io("list", dir, e)),
-    };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
-        .collect();
-    out.sort();
     Ok(out)
 }
 
@@ -375,6 +385,36 @@ mod tests {
         // One small file alone is not rewritten.
         assert!(plan_merges(&[f("1", 10), f("2", 500)], 100, 100).is_empty());
         assert!(plan_merges(&[], 100, 100).is_empty());
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_the_dedup_index_valid() {
+        use crate::sinks::lake::part_file::writer_properties;
+        use crate::sinks::lake::seal::tests::seal_with_dedup;
+        let lake = tempfile::tempdir().unwrap();
+        let key = PartitionKey::of(1_763_892_000_000, "api");
+        let index = dedup::index_path(&lake.path().join(dedup::DEDUP_DIR), &key);
+        seal_with_dedup(lake.path(), &key, 1, &[(0, 100)], &index).await;
+        seal_with_dedup(lake.path(), &key, 2, &[(100, 100)], &index).await;
+        let before = dedup::read_index(&index).unwrap().unwrap();
+        assert_eq!(before.files.len(), 2);
+        let options = CompactOptions {
+            since_ms: None,
+            closed_before_ms: i64::MAX,
+            target_bytes: 1 << 30,
+            small_bytes: 1 << 30,
+            props: writer_properties(1, 4_096).unwrap(),
+        };
+        let report = compact_local(lake.path(), &options).unwrap();
+        assert_eq!(report.files_merged, 2);
+        let dir = lake.path().join("logs").join(key.path());
+        let after = dedup::read_index(&index).unwrap().unwrap();
+        assert_eq!(after.files, dedup::sealed_files(&dir).unwrap());
+        assert_eq!(after.files.len(), 1);
+        assert_eq!(after.fingerprints, before.fingerprints);
+        // The index is current: a replay is dropped without a rebuild.
+        let replay = seal_with_dedup(lake.path(), &key, 3, &[(150, 100)], &index).await;
+        assert_eq!((replay.rows, replay.duplicates), (50, 50));
     }
 
     #[test]

@@ -21,6 +21,21 @@
 //! is published, and the segments are deleted ([`seal`]). External readers
 //! only ever see sealed files, each row in exactly one of them.
 //!
+//! # Effectively once
+//!
+//! Redeliveries and replays carry the `event_id` of the first delivery. A
+//! seal drops the staged rows whose `event_id` is already in the partition,
+//! earlier in the same file or in a file sealed there before ([`dedup`]):
+//! exactly one row per `event_id` per partition for everything sealed within
+//! `dedup_horizon` (event time) of the partition's hour, by the writer that
+//! holds the partition's index. Not covered: a redelivery to another task
+//! (each task writes its own files and keeps its own index, so with several
+//! tasks an SQS message redelivered to another task may land twice, in two
+//! files of the partition), an S3 lake's index lost with its container,
+//! staged rows not yet sealed (which `spate query` reads), and a client's
+//! retry that was appended again (new ids; see `Idempotency-Key` on
+//! `POST /v1/logs`).
+//!
 //! # Acknowledgements
 //!
 //! - **Local lake**: a batch is acknowledged at the staging commit that
@@ -52,6 +67,7 @@
 
 pub mod compact;
 pub mod dead_letters;
+pub mod dedup;
 pub mod part_file;
 pub mod partition;
 pub mod policy;
@@ -235,6 +251,18 @@ pub struct LakeConfig {
     /// partitions.
     #[serde(default = "default_writers")]
     pub writers: usize,
+    /// Drop a row when it is sealed if its `event_id` is already in its
+    /// partition (a redelivery or a replay): exactly one row per event id
+    /// per partition within `dedup_horizon`. The index of each partition
+    /// (16 bytes per id) is kept under `<path>/dedup/`.
+    #[serde(default = "default_dedup")]
+    pub dedup: bool,
+    /// How long after a partition's hour ends (in event time: the newest
+    /// event a writer has seen) its dedup index is kept: rows sealed into it
+    /// later are not checked, and the index is deleted. Bare numbers are
+    /// seconds.
+    #[serde(default = "default_dedup_horizon", alias = "dedup_horizon_secs")]
+    pub dedup_horizon: Seconds,
     /// Upload sealed files to S3 (`[lake.s3] bucket = "..."`); `path` then
     /// only holds the staging area.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +296,12 @@ fn default_zstd_level() -> i32 {
 fn default_writers() -> usize {
     1
 }
+fn default_dedup() -> bool {
+    true
+}
+fn default_dedup_horizon() -> Seconds {
+    Seconds::units(24 * 3600)
+}
 
 impl Default for LakeConfig {
     fn default() -> Self {
@@ -282,6 +316,8 @@ impl Default for LakeConfig {
             row_group_rows: default_row_group_rows(),
             zstd_level: default_zstd_level(),
             writers: default_writers(),
+            dedup: default_dedup(),
+            dedup_horizon: default_dedup_horizon(),
             retired_max_open: None,
             retired_max_row_group: None,
             s3: None,
@@ -360,6 +396,8 @@ pub struct LakeTotals {
     pub row_groups_written: u64,
     /// Dead-letter files committed.
     pub dead_letter_files: u64,
+    /// Staged rows dropped at seal as duplicates of sealed event ids.
+    pub duplicates_dropped: u64,
 }
 
 /// Where sealed lake files end up.
@@ -389,6 +427,8 @@ pub struct LakeSettings {
     commit_interval: Duration,
     max_buffered_bytes: usize,
     writers: usize,
+    /// The dedup horizon in milliseconds; `None`: dedup is off.
+    dedup_horizon_ms: Option<i64>,
     props: Arc<WriterProperties>,
     totals: Arc<Mutex<LakeTotals>>,
     seq: Arc<SeqClock>,
@@ -414,6 +454,9 @@ impl LakeSettings {
             commit_interval: config.commit_interval.get(),
             max_buffered_bytes: config.max_buffered.bytes_usize(),
             writers: config.writers.max(1),
+            dedup_horizon_ms: config
+                .dedup
+                .then(|| i64::try_from(config.dedup_horizon.as_millis()).unwrap_or(i64::MAX)),
             props: writer_properties(config.zstd_level, config.row_group_rows)?,
             totals: Arc::default(),
             seq: Arc::default(),
@@ -443,6 +486,11 @@ impl LakeSettings {
     /// Directory of the `logs` table.
     pub fn table_dir(&self) -> &Path {
         &self.table_dir
+    }
+
+    /// Directory of the partitions' dedup indexes.
+    pub fn dedup_dir(&self) -> PathBuf {
+        self.lake_dir.join(dedup::DEDUP_DIR)
     }
 
     /// Directory of the staging area.

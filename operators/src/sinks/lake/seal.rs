@@ -27,6 +27,7 @@ use std::sync::Arc;
 use parquet::file::properties::WriterProperties;
 
 use super::LakeError;
+use super::dedup::{SealDedup, load_index, write_index};
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
 use super::staging::{ClosedSegment, complete_prefix_len, read_segment};
@@ -61,6 +62,19 @@ pub struct SealJob {
     pub props: Arc<WriterProperties>,
     /// Where the file goes.
     pub publish: Publish,
+    /// Drop rows whose `event_id` the partition already has (see
+    /// [`super::dedup`]); `None` past the horizon or when dedup is off.
+    pub dedup: Option<DedupSpec>,
+}
+
+/// The dedup of one seal.
+#[derive(Debug, Clone)]
+pub struct DedupSpec {
+    /// The partition's index file.
+    pub index: PathBuf,
+    /// Whether the index is checked against the partition's sealed files
+    /// (the local lake; an S3 lake's files are not listed).
+    pub check_files: bool,
 }
 
 /// A sealed file.
@@ -78,6 +92,9 @@ pub struct Sealed {
     pub location: String,
     /// The staged bytes it replaced.
     pub staged_bytes: u64,
+    /// Staged rows dropped because their `event_id` was already sealed in
+    /// the partition (or earlier in this file).
+    pub duplicates: u64,
 }
 
 impl SealJob {
@@ -92,14 +109,33 @@ impl SealJob {
             name,
             props,
             publish,
+            dedup,
         } = self;
         let dir = table_dir.join(key.path());
         let staged_bytes = segments.iter().map(|s| s.bytes).sum();
         let local = matches!(publish, Publish::Local);
-        let (written_dir, written_name, written_segments) =
-            (dir.clone(), name.clone(), segments.clone());
-        let written = tokio::task::spawn_blocking(move || {
-            write_parquet(&written_dir, &written_name, &written_segments, props, local)
+        let (written_dir, written_name, written_segments, spec) =
+            (dir.clone(), name.clone(), segments.clone(), dedup.clone());
+        let (written, dedup_state) = tokio::task::spawn_blocking(move || {
+            let mut state = spec.and_then(|spec| {
+                let checked = spec.check_files.then_some(written_dir.as_path());
+                match load_index(&spec.index, checked) {
+                    Ok(index) => Some((index.files.clone(), SealDedup::new(index))),
+                    Err(e) => {
+                        tracing::error!(index = %spec.index.display(), error = %e, "cannot load the dedup index; sealing without dedup");
+                        None
+                    }
+                }
+            });
+            let written = write_parquet(
+                &written_dir,
+                &written_name,
+                &written_segments,
+                props,
+                local,
+                state.as_mut().map(|(_, d)| d),
+            )?;
+            Ok::<_, LakeError>((written, state))
         })
         .await
         .map_err(|e| LakeError::Parquet(format!("seal task failed: {e}")))??;
@@ -125,6 +161,24 @@ impl SealJob {
                 }
             }
         };
+        // The file is published: only now may the index claim its ids. A
+        // failure leaves the index behind, caught up at its next load.
+        let mut duplicates = 0;
+        if let (Some(spec), Some((files, state))) = (dedup, dedup_state) {
+            duplicates = state.dropped;
+            let index = state.into_index(files, &name);
+            let written = tokio::task::spawn_blocking(move || {
+                write_index(&spec.index, &index).map_err(|e| e.to_string())
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot update the dedup index; it is caught up at the next seal");
+                }
+                Err(e) => tracing::warn!(error = %e, "dedup index task failed"),
+            }
+        }
         let removed = segments.clone();
         tokio::task::spawn_blocking(move || remove_segments(&removed))
             .await
@@ -136,6 +190,7 @@ impl SealJob {
             row_groups: written.row_groups,
             location,
             staged_bytes,
+            duplicates,
         })
     }
 }
@@ -156,6 +211,7 @@ fn write_parquet(
     segments: &[ClosedSegment],
     props: Arc<WriterProperties>,
     publish: bool,
+    mut dedup: Option<&mut SealDedup>,
 ) -> Result<Written, LakeError> {
     let created = !dir.exists();
     let mut file = PartFile::create(dir, name, props)?;
@@ -173,7 +229,13 @@ fn write_parquet(
                 let batch = batch.map_err(|e| {
                     LakeError::Parquet(format!("staging {}: {e}", segment.path.display()))
                 })?;
-                file.write(&batch)?;
+                let batch = match dedup.as_deref_mut() {
+                    Some(dedup) => dedup.filter(&batch)?.unwrap_or(batch),
+                    None => batch,
+                };
+                if batch.num_rows() > 0 {
+                    file.write(&batch)?;
+                }
             }
         }
         Ok(())
@@ -224,7 +286,7 @@ fn remove_segments(segments: &[ClosedSegment]) -> Result<(), LakeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::EventBatch;
     use crate::sinks::lake::part_file::writer_properties;
@@ -274,6 +336,7 @@ mod tests {
             name: sealed_file_name("0000abcd", 2),
             props: writer_properties(1, 4_096).unwrap(),
             publish: Publish::Local,
+            dedup: None,
         }
         .run()
         .await
@@ -298,10 +361,115 @@ mod tests {
         assert_eq!(names, ["part-0000abcd-0000000000000002.parquet"]);
     }
 
+    /// Seals rows `ranges` (one segment each) of partition `key` as file
+    /// number `seq`, with dedup against the index at `index`.
+    pub(crate) async fn seal_with_dedup(
+        lake: &Path,
+        key: &PartitionKey,
+        seq: u64,
+        ranges: &[(usize, usize)],
+        index: &Path,
+    ) -> Sealed {
+        let staging = lake.join("staging").join(key.path());
+        let mut segments = Vec::new();
+        for (i, (from, n)) in ranges.iter().enumerate() {
+            let mut seg = SegmentWriter::create(&staging, seq * 100 + i as u64).unwrap();
+            seg.append(&rows(*from, *n)).unwrap();
+            segments.push(seg.finish().unwrap());
+        }
+        SealJob {
+            key: key.clone(),
+            segments,
+            table_dir: lake.join("logs"),
+            name: sealed_file_name("0000abcd", seq * 100 + ranges.len() as u64),
+            props: writer_properties(1, 4_096).unwrap(),
+            publish: Publish::Local,
+            dedup: Some(DedupSpec {
+                index: index.to_path_buf(),
+                check_files: true,
+            }),
+        }
+        .run()
+        .await
+        .unwrap()
+    }
+
+    fn sealed_ids(dir: &Path) -> Vec<String> {
+        use arrow_array::Array;
+        let mut ids = Vec::new();
+        for name in crate::sinks::lake::dedup::sealed_files(dir).unwrap() {
+            let file = File::open(dir.join(name)).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let col = crate::sinks::lake::dedup::event_ids(&batch).unwrap();
+                ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
+            }
+        }
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_seal_drops_ids_already_in_its_partition_and_rebuilds_a_lost_index() {
+        use crate::sinks::lake::dedup::{index_path, read_index};
+        let lake = tempfile::tempdir().unwrap();
+        let key = PartitionKey::of(1_763_892_000_000, "api");
+        let index = index_path(&lake.path().join("dedup"), &key);
+        let dir = lake.path().join("logs").join(key.path());
+
+        // Repeats inside one seal: the second segment replays ids 50..60.
+        let first = seal_with_dedup(lake.path(), &key, 1, &[(0, 100), (50, 10)], &index).await;
+        assert_eq!((first.rows, first.duplicates), (100, 10));
+        assert_eq!(read_index(&index).unwrap().unwrap().fingerprints.len(), 100);
+
+        // Against the sealed file: 90..100 are there already.
+        let second = seal_with_dedup(lake.path(), &key, 2, &[(90, 20)], &index).await;
+        assert_eq!((second.rows, second.duplicates), (10, 10));
+
+        // The index is lost: rebuilt from the sealed files' event_id column.
+        std::fs::remove_file(&index).unwrap();
+        let third = seal_with_dedup(lake.path(), &key, 3, &[(105, 10)], &index).await;
+        assert_eq!((third.rows, third.duplicates), (5, 5));
+
+        // A crash after publishing and before the index write: the index is
+        // behind (it lacks the third file), and is caught up from the file.
+        let stale = read_index(&index).unwrap().unwrap();
+        let mut behind = stale.clone();
+        assert_eq!(behind.files.len(), 3);
+        behind.files.pop(); // the third, newest by name
+        behind.fingerprints = Vec::new();
+        crate::sinks::lake::dedup::write_index(&index, &behind).unwrap();
+        let fourth = seal_with_dedup(lake.path(), &key, 4, &[(0, 3), (112, 4)], &index).await;
+        // 0..3 were in the first file, which the doctored index no longer
+        // claims (it is trusted for the files it lists), 112..115 in the third.
+        assert_eq!(fourth.duplicates, 3);
+
+        // A seal that is all duplicates still publishes its (empty) file, whose
+        // name recovery relies on.
+        let fifth = seal_with_dedup(lake.path(), &key, 5, &[(110, 6)], &index).await;
+        assert_eq!((fifth.rows, fifth.duplicates), (0, 6));
+
+        let ids = sealed_ids(&dir);
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(
+            ids.len(),
+            116 + 3,
+            "0..115, plus the three the doctored index forgot"
+        );
+        assert_eq!(unique.len(), 116);
+    }
+
     #[tokio::test]
     async fn a_failed_seal_keeps_its_segments() {
         let lake = tempfile::tempdir().unwrap();
         let key = PartitionKey::of(0, "api");
+        let index = crate::sinks::lake::dedup::index_path(&lake.path().join("dedup"), &key);
         let staging = lake.path().join("staging").join(key.path());
         let mut seg = SegmentWriter::create(&staging, 1).unwrap();
         seg.append(&rows(0, 10)).unwrap();
@@ -318,11 +486,19 @@ mod tests {
             name: sealed_file_name("0000abcd", 2),
             props: writer_properties(1, 4_096).unwrap(),
             publish: Publish::Local,
+            dedup: Some(DedupSpec {
+                index: index.clone(),
+                check_files: true,
+            }),
         }
         .run()
         .await;
         assert!(result.is_err());
         assert!(closed.path.exists());
+        assert!(
+            !index.exists(),
+            "the index claims no id of an unpublished file"
+        );
         let dir = lake.path().join("logs").join(key.path());
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),

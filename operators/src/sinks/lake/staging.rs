@@ -444,14 +444,19 @@ pub fn list_staged(staging: &Path) -> Result<Vec<StagedPartition>, LakeError> {
     Ok(out)
 }
 
-fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(LakeError::io("list", dir, e)),
-    };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
+/// The entries of `dir`; none if it does not exist.
+pub(crate) fn dir_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, LakeError> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(LakeError::io("list", dir, e)),
+    }
+}
+
+/// The visible subdirectories of `dir` (none if it does not exist), sorted.
+pub(crate) fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
+    let mut out: Vec<PathBuf> = dir_entries(dir)?
+        .into_iter()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())

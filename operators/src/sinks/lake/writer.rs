@@ -9,12 +9,13 @@ use spate_engine::{Ack, Actor, ActorError, ActorResult, Batch, Ctx, NoOutput};
 use tokio::time::Instant;
 
 use super::dead_letters::{self, DeadLetterFile};
+use super::dedup::{index_path, prune_expired, within_horizon};
 use super::part_file::sync_dir;
 use super::partition::PartitionKey;
 use super::policy::{SealReason, StagedStats, next_seal, to_stage};
 use super::recovery::{discard, recover_dead_letters, recover_local};
 use super::schema::logs_file_schema;
-use super::seal::{SealJob, Sealed};
+use super::seal::{DedupSpec, SealJob, Sealed};
 use super::staging::{ClosedSegment, SegmentWriter, list_staged, sealed_file_name, stager_tag};
 use super::{LakeError, LakeSettings, SealTask};
 use crate::event::wall_clock_ms;
@@ -28,6 +29,8 @@ const ADOPTED_ARROW_PER_BYTE: u64 = 3;
 /// Waits before retrying a failed seal of a local lake, doubling to the max.
 const SEAL_RETRY: Duration = Duration::from_secs(1);
 const SEAL_RETRY_MAX: Duration = Duration::from_secs(60);
+/// How often writer 0 deletes the dedup indexes past the horizon.
+const DEDUP_PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// One partition this writer owns.
 #[derive(Default)]
@@ -79,6 +82,8 @@ pub struct LakeWriter {
     sealed_arrow_bytes: u64,
     sealed_file_bytes: u64,
     seal: Option<RunningSeal>,
+    /// When writer 0 last pruned the dedup indexes past the horizon.
+    last_prune: Option<Instant>,
     retry_at: Option<Instant>,
     retry_delay: Duration,
     /// Why the last seal failed, while its rows wait in staging.
@@ -107,6 +112,7 @@ impl LakeWriter {
             sealed_arrow_bytes: 0,
             sealed_file_bytes: 0,
             seal: None,
+            last_prune: None,
             retry_at: None,
             retry_delay: SEAL_RETRY,
             seal_error: None,
@@ -372,6 +378,7 @@ impl LakeWriter {
     /// Closes `key`'s segment and hands all its segments to a seal task.
     fn start_seal(&mut self, key: &PartitionKey, reason: SealReason) -> Result<(), LakeError> {
         self.stage(key)?;
+        let dedup = self.dedup_spec(key);
         let part = self.parts.get_mut(key).expect("a staged partition");
         if let Some(open) = part.open.take() {
             let closed = open.finish()?;
@@ -388,6 +395,7 @@ impl LakeWriter {
             name: sealed_file_name(stager_tag(), hi),
             props: self.settings.props.clone(),
             publish: self.settings.publish(),
+            dedup,
         };
         self.seal = Some(RunningSeal {
             key: key.clone(),
@@ -473,10 +481,36 @@ impl LakeWriter {
         }
     }
 
+    /// The dedup of a seal of `key`: none when dedup is off or the
+    /// partition is past the horizon. Writer 0 also prunes expired indexes
+    /// now and then.
+    fn dedup_spec(&mut self, key: &PartitionKey) -> Option<DedupSpec> {
+        let horizon_ms = self.settings.dedup_horizon_ms?;
+        // The horizon runs on event time: the newest the writer has seen
+        // (kept from running ahead of the clock), so a replay of old data is
+        // checked as it was the first time.
+        let now_ms = self.watermark_ms;
+        if self.worker == 0
+            && now_ms > i64::MIN
+            && self
+                .last_prune
+                .is_none_or(|at| at.elapsed() >= DEDUP_PRUNE_EVERY)
+        {
+            self.last_prune = Some(Instant::now());
+            let root = self.settings.dedup_dir();
+            tokio::task::spawn_blocking(move || prune_expired(&root, now_ms, horizon_ms));
+        }
+        within_horizon(key, now_ms, horizon_ms).then(|| DedupSpec {
+            index: index_path(&self.settings.dedup_dir(), key),
+            check_files: !self.settings.acks_wait_for_seal(),
+        })
+    }
+
     fn record(&self, sealed: &Sealed, reason: SealReason, started: Instant) {
         metrics::counter!("spate_lake_files_written_total").increment(1);
         metrics::counter!("spate_lake_bytes_written_total").increment(sealed.bytes);
         metrics::counter!("spate_lake_rows_written_total").increment(sealed.rows);
+        metrics::counter!("spate_lake_duplicates_dropped_total").increment(sealed.duplicates);
         metrics::counter!("spate_lake_seals_total", "reason" => reason.as_str()).increment(1);
         metrics::histogram!("spate_lake_seal_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(location = %sealed.location, rows = sealed.rows, bytes = sealed.bytes, reason = reason.as_str(), "sealed");
@@ -488,6 +522,7 @@ impl LakeWriter {
         totals.files_written += 1;
         totals.bytes_written += sealed.bytes;
         totals.row_groups_written += sealed.row_groups as u64;
+        totals.duplicates_dropped += sealed.duplicates;
     }
 
     /// Publishes the dead-letter files (renamed into place or uploaded) and

@@ -165,6 +165,12 @@ pub struct KinesisKind;
 impl SourceKind for KinesisKind {
     const KIND: &'static str = "kinesis";
     const METRICS: &'static [spate_engine::catalog::MetricDef] = crate::metric_catalog::KINESIS;
+    const AWS_CALLS: &'static [(&'static str, &'static str)] = &[
+        ("kinesis", "ListShards"),
+        ("kinesis", "GetShardIterator"),
+        ("kinesis", "GetRecords"),
+        ("dynamodb", "UpdateItem"),
+    ];
     const MULTIPLE: bool = true;
     type Config = KinesisConfig;
     type Validated = KinesisConfig;

@@ -109,6 +109,12 @@ pub struct SqsKind;
 impl SourceKind for SqsKind {
     const KIND: &'static str = "sqs";
     const METRICS: &'static [spate_engine::catalog::MetricDef] = crate::metric_catalog::SQS;
+    const AWS_CALLS: &'static [(&'static str, &'static str)] = &[
+        ("sqs", "ReceiveMessage"),
+        ("sqs", "DeleteMessageBatch"),
+        ("sqs", "ChangeMessageVisibilityBatch"),
+        ("sqs", "GetQueueAttributes"),
+    ];
     const MULTIPLE: bool = true;
     type Config = SqsConfig;
     type Validated = SqsConfig;

@@ -1,0 +1,89 @@
+//! The per-event figures of the cost model, each measured in this repository
+//! (or read from Spate's own defaults), with the command that produced it.
+
+/// CPU-seconds per million W1 events, `spate ingest` end to end into the
+/// lake: `docs/BENCHMARKS.md`, `bash bench/scripts/ingest.sh w1 1000000 42`.
+pub const CPU_SECONDS_PER_MILLION_W1: f64 = 3.91;
+
+/// Mean bytes of a W1 event: `docs/BENCHMARKS.md` (W1 app-json, 339 B/event).
+pub const W1_EVENT_BYTES: f64 = 339.0;
+
+/// Lake (Parquet, zstd) bytes per W1 event: `docs/BENCHMARKS.md`, the same
+/// ingest run. Other event sizes scale by this ratio.
+pub const W1_LAKE_BYTES_PER_EVENT: f64 = 73.5;
+
+/// Share of W1 events at WARNING and above (`/work/shared/WORKLOAD.md`:
+/// 1 % critical, 7 % error, 12 % warning), what the hot writer stores by
+/// default.
+pub const W1_HOT_SHARE: f64 = 0.20;
+
+/// DeleteMessageBatch calls per SQS message: 4 for 40 messages received
+/// (5 in an earlier run: 0.125), `bin/tests/run_aws.rs`
+/// `aws_requests_are_counted_by_service_and_operation` against moto
+/// (`/work/tools/with-env.sh cargo test --workspace --locked --test run_aws
+/// aws_requests -- --nocapture`).
+pub const SQS_DELETE_BATCHES_PER_MESSAGE: f64 = 0.1;
+
+/// Messages a busy receive returns: the source asks for 10
+/// (`max_messages`, SQS's maximum); empty long polls are priced separately.
+pub const SQS_MESSAGES_PER_RECEIVE: f64 = 10.0;
+
+/// Seconds between the queue-depth reads (GetQueueAttributes) of an SQS
+/// source (`operators/src/sources/sqs/depth.rs`, `DEPTH_EVERY`); 3 in the
+/// 36 s accounting run above.
+pub const SQS_DEPTH_POLL_SECS: f64 = 15.0;
+
+/// Items the DynamoDB hot writer stores per hot event today: one under the
+/// service partition, one under the day partition
+/// (`operators/src/sinks/dynamo_hot/items.rs`).
+pub const HOT_ITEMS_PER_EVENT: f64 = 2.0;
+
+/// Bytes a hot item adds to the event: attribute names (~80 B) and the
+/// `pk`/`sk` keys (~70 B), from the item layout of
+/// `operators/src/sinks/dynamo_hot/items.rs`. An estimate, not a
+/// measurement: W1 items stay under 1 KB (one write unit) either way.
+pub const HOT_ITEM_OVERHEAD_BYTES: f64 = 150.0;
+
+/// Files above this go up by multipart upload (`[lake.s3]
+/// multipart_threshold` default).
+pub const S3_MULTIPART_THRESHOLD_MIB: f64 = 8.0;
+
+/// Part size of a multipart upload (`[lake.s3] part_size` default).
+pub const S3_PART_MIB: f64 = 8.0;
+
+/// CloudWatch custom metrics (metric name × dimension values) of the
+/// default `[metrics.emf] include` list in an SQS + S3 lake `spate run`:
+/// the accounting test above, 2026-12-05.
+pub const EMF_DEFAULT_CUSTOM_METRICS: f64 = 114.0;
+
+/// Bytes of the EMF lines of one emission in that run.
+pub const EMF_BYTES_PER_EMISSION: f64 = 18_510.0;
+
+/// The figures as (name, value) rows.
+pub fn rows() -> Vec<(String, f64)> {
+    [
+        (
+            "measured.cpu_seconds_per_million_w1",
+            CPU_SECONDS_PER_MILLION_W1,
+        ),
+        ("measured.w1_lake_bytes_per_event", W1_LAKE_BYTES_PER_EVENT),
+        (
+            "measured.sqs_delete_batches_per_message",
+            SQS_DELETE_BATCHES_PER_MESSAGE,
+        ),
+        ("sqs_messages_per_receive", SQS_MESSAGES_PER_RECEIVE),
+        ("sqs_depth_poll_secs", SQS_DEPTH_POLL_SECS),
+        ("hot_items_per_event", HOT_ITEMS_PER_EVENT),
+        ("estimated.hot_item_overhead_bytes", HOT_ITEM_OVERHEAD_BYTES),
+        ("s3_multipart_threshold_mib", S3_MULTIPART_THRESHOLD_MIB),
+        ("s3_part_mib", S3_PART_MIB),
+        (
+            "measured.emf_default_custom_metrics",
+            EMF_DEFAULT_CUSTOM_METRICS,
+        ),
+        ("measured.emf_bytes_per_emission", EMF_BYTES_PER_EMISSION),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}

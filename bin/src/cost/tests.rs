@@ -1,0 +1,208 @@
+//! The cost model's arithmetic on one case computed by hand: 2.4 M W1
+//! events a day (73 M a month of 730 h), SQS, the stack's defaults.
+
+use super::prices::US_EAST_1;
+use super::*;
+
+fn close(actual: f64, expected: f64) {
+    assert!(
+        (actual - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+        "{actual} != {expected}"
+    );
+}
+
+fn item<'a>(bill: &'a Bill, item: &str) -> &'a LineItem {
+    bill.items
+        .iter()
+        .find(|i| i.item == item)
+        .unwrap_or_else(|| panic!("no {item} in {bill:?}"))
+}
+
+fn hand_case() -> CostInputs {
+    CostInputs::new(2_400_000.0)
+}
+
+#[test]
+fn a_small_case_matches_the_hand_computed_bill() {
+    let inputs = hand_case();
+    let bill = spate_bill(&inputs, &US_EAST_1);
+    // 73 M events × 3.91 CPU-s per million is 0.0001 vCPU on average: the
+    // one task of MinTasks.
+    assert_eq!(tasks(&inputs), 1.0);
+    // 1 task × 2 vCPU × 730 h = 1,460 vCPU-h × $0.04048 = $59.1008.
+    close(item(&bill, "vCPU").quantity, 1460.0);
+    close(item(&bill, "vCPU").usd_per_month, 59.1008);
+    // 4 GB × 730 h = 2,920 GB-h × $0.004445 = $12.9794.
+    close(item(&bill, "memory").usd_per_month, 12.9794);
+    // 10 GB above the 20 included × 730 h = 7,300 GB-h × $0.000111 = $0.8103.
+    close(item(&bill, "ephemeral storage").usd_per_month, 0.8103);
+    // 730,000 messages of 100 × 339 B = 33,900 B; a full receive carries
+    // 339,000 B = 6 chunks of 64 KiB; 73,000 receives × 6 = 438,000 requests.
+    close(item(&bill, "ReceiveMessage").quantity, 0.438);
+    close(item(&bill, "ReceiveMessage").usd_per_month, 0.1752);
+    // 4 pollers × 2,628,000 s / 20 s = 525,600 polls, less 73,000 busy.
+    close(
+        item(&bill, "ReceiveMessage (empty long polls)").quantity,
+        0.4526,
+    );
+    // 0.1 delete batch a message: 73,000 → $0.0292.
+    close(item(&bill, "DeleteMessageBatch").usd_per_month, 0.0292);
+    // 2,628,000 s / 15 s = 175,200 depth reads.
+    close(item(&bill, "GetQueueAttributes").quantity, 0.1752);
+    // The producer: 730,000 sends of one chunk each = $0.292.
+    let send = item(&bill, "SendMessage (producer)");
+    assert_eq!(send.scope, Scope::Upstream);
+    close(send.usd_per_month, 0.292);
+    // 20 % hot = 14.6 M events × 2 items × 1 WRU (339 + 150 B) = 29.2 M WRU
+    // × $0.625 = $18.25.
+    close(
+        item(&bill, "write request units (hot events)").usd_per_month,
+        18.25,
+    );
+    // 480,000 hot events a day × 2 × 489 B = 469,440,000 B × 3 days.
+    close(
+        item(&bill, "storage (hot events)").quantity,
+        469_440_000.0 * 3.0 / GIB,
+    );
+    // 2.4 M × 73.5 B = 176.4 MB a day; 30 partitions an hour of 245,000 B
+    // each: one PutObject each, 30 × 730 = 21,900 a month = $0.1095.
+    close(
+        item(&bill, "PUT requests (lake files)").usd_per_month,
+        0.1095,
+    );
+    // Standard: 30 days of data and 8 KB per Glacier object (720 files a
+    // day × 335 days).
+    close(
+        item(&bill, "Standard storage").quantity,
+        (176.4e6 * 30.0 + 720.0 * 335.0 * 8192.0) / GIB,
+    );
+    close(
+        item(&bill, "Glacier Flexible Retrieval storage").quantity,
+        (176.4e6 + 720.0 * 32_768.0) * 335.0 / GIB,
+    );
+    close(
+        item(&bill, "lifecycle transitions to Glacier").quantity,
+        21.9,
+    );
+    // 114 EMF metrics × $0.30 = $34.20.
+    close(
+        item(&bill, "custom metrics (EMF default set)").usd_per_month,
+        34.2,
+    );
+    // Totals: every line, and every line but the producer's.
+    let sum: f64 = bill.items.iter().map(|i| i.usd_per_month).sum();
+    close(bill.total_usd_per_month, sum);
+    close(bill.spate_usd_per_month, sum - 0.292);
+    close(
+        bill.spate_usd_per_billion_events,
+        bill.spate_usd_per_month / 73e6 * 1e9,
+    );
+}
+
+#[test]
+fn tasks_follow_the_measured_cpu_seconds() {
+    // 2 vCPU at 50 %: one task carries 1 vCPU-s a second = 1 / 3.91e-6
+    // events/s ≈ 255,754 events/s ≈ 22.1 billion a day.
+    let mut inputs = CostInputs::new(22.0e9);
+    assert_eq!(tasks(&inputs), 1.0);
+    inputs.events_per_day = 22.2e9;
+    assert_eq!(tasks(&inputs), 2.0);
+}
+
+#[test]
+fn kinesis_shards_follow_bytes_and_records() {
+    // 1 billion events a day of 339 B = 3.92 MB/s: 4 shards; records of 100
+    // events (11,574/s... / 100 = 116/s) stay under 1,000 a shard.
+    let mut inputs = CostInputs::new(1e9);
+    inputs.source = Source::Kinesis;
+    let bill = spate_bill(&inputs, &US_EAST_1);
+    close(item(&bill, "shard-hours").quantity, 4.0 * 730.0);
+    close(
+        item(&bill, "shard-hours").usd_per_month,
+        4.0 * 730.0 * 0.015,
+    );
+    // 100 × 339 B = 33,900 B a record = 2 units of 25 KB.
+    let records = 1e9 * 730.0 / 24.0 / 100.0;
+    close(
+        item(&bill, "PUT payload units (producer)").quantity,
+        records * 2.0 / 1e6,
+    );
+    assert!(bill.items.iter().all(|i| i.service != "SQS"));
+}
+
+#[test]
+fn large_files_go_up_in_parts() {
+    // 30 billion a day: 2.2 TB of lake a day, 3.06 GB a partition-hour:
+    // 12 files of 255 MiB, each 2 + 32 part requests.
+    let inputs = CostInputs::new(30e9);
+    let bill = spate_bill(&inputs, &US_EAST_1);
+    let bytes = 30e9 * 73.5 / 24.0 / 30.0;
+    let files = (bytes / (256.0 * MIB)).ceil();
+    let per_file = 2.0 + (bytes / files / (8.0 * MIB)).ceil();
+    close(
+        item(&bill, "PUT requests (lake files)").quantity,
+        30.0 * files * 730.0 * per_file / 1000.0,
+    );
+}
+
+#[test]
+fn the_seed_pays_per_event() {
+    // A billion events a month: $200 of invocations, 1e9 × 0.125 GB ×
+    // 0.001 s = 125,000 GB-s × $0.0000166667, and $625 of writes.
+    let inputs = CostInputs::new(1e9 / (730.0 / 24.0));
+    let bill = seed_lambda_bill(&inputs, &US_EAST_1);
+    close(item(&bill, "requests").usd_per_month, 200.0);
+    close(item(&bill, "duration").quantity, 125_000.0);
+    close(item(&bill, "write request units").usd_per_month, 625.0);
+    close(bill.spate_usd_per_billion_events, bill.total_usd_per_month);
+}
+
+#[test]
+fn inputs_are_checked_and_all_printed() {
+    let mut inputs = hand_case();
+    inputs.hot_share = 1.5;
+    assert!(inputs.validate().unwrap_err().contains("--hot-share"));
+    inputs.hot_share = 0.2;
+    inputs.events_per_day = 0.0;
+    assert!(inputs.validate().unwrap_err().contains("--events-per-day"));
+    let rows = input_rows(&hand_case(), Architecture::Spate);
+    for name in [
+        "events_per_day",
+        "event_bytes",
+        "hot_share",
+        "source",
+        "region",
+        "prices",
+        "measured.cpu_seconds_per_million_w1",
+    ] {
+        assert!(rows.iter().any(|(k, _)| k == name), "{name}: {rows:?}");
+    }
+}
+
+#[test]
+fn json_has_the_items_and_the_total() {
+    let inputs = hand_case();
+    let bill = spate_bill(&inputs, &US_EAST_1);
+    let mut out = Vec::new();
+    write(
+        &mut out,
+        Format::Json,
+        &bill,
+        &input_rows(&inputs, Architecture::Spate),
+    )
+    .unwrap();
+    let json: Value = serde_json::from_slice(&out).unwrap();
+    close(
+        json["total_usd_per_month"].as_f64().unwrap(),
+        bill.total_usd_per_month,
+    );
+    assert_eq!(json["items"].as_array().unwrap().len(), bill.items.len());
+    assert_eq!(json["inputs"]["events_per_day"], 2_400_000.0);
+    let mut table = Vec::new();
+    write(&mut table, Format::Table, &bill, &[]).unwrap();
+    let table = String::from_utf8(table).unwrap();
+    assert!(
+        table.contains("DeleteMessageBatch") && table.contains("total "),
+        "{table}"
+    );
+}

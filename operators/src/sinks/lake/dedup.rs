@@ -1,0 +1,454 @@
+//! Dedup at seal: the rows of a seal whose `event_id` is already in the
+//! partition (earlier in the same file, or in a file sealed there before)
+//! are dropped, so a redelivered or replayed event lands once.
+//!
+//! # The id index
+//!
+//! Each partition has an index beside the lake, `<lake>/dedup/<partition>/ids.idx`
+//! (never under `logs/`, which Athena reads whole): the names of the sealed
+//! files it covers and the sorted 128-bit fingerprints (SipHash-1-3, fixed
+//! keys) of their `event_id`s, with a CRC-32 of the whole. 128 bits make a
+//! false match negligible (below 10⁻²² for a partition of 10⁸ ids), so the
+//! fingerprints stand for the exact ids: a seal compares fingerprints only.
+//! A seal loads the index of its partition alone, so memory is 16 bytes per
+//! id of one partition, plus 16 per row of the file being sealed.
+//!
+//! # Crash protocol
+//!
+//! The index never claims an id whose file was not published: it is written
+//! (temporary file, fsync, rename, fsync of the directory) only after the
+//! sealed file is published. A crash between the two leaves the index
+//! *behind*: when it is loaded for the next seal of the partition, the local
+//! lake's sealed files are listed, and files it does not cover are read
+//! (their `event_id` column) and added; if it covers files that are gone
+//! (compacted, deleted) or is missing or corrupt, it is rebuilt from the
+//! files. A failure to write the index after publishing is logged and leaves
+//! it behind in the same way (never fails the seal: the file is published).
+//!
+//! With `[lake.s3]` the sealed files are in the bucket and the index is on
+//! the task's local disk: it is trusted as it is, and a lost index (a new
+//! container) starts empty, so dedup there covers redeliveries to the same
+//! task while its disk lives.
+//!
+//! # Horizon
+//!
+//! A partition whose hour ended more than `lake.dedup_horizon` before the
+//! newest event time its writer has seen (which never runs ahead of the
+//! clock) is past the horizon: its index is deleted (by writer 0, every ten
+//! minutes as seals run) and rows sealed into it are not checked. The
+//! horizon runs on event time so that a replay of old data is checked as it
+//! was the first time. The guarantee is therefore: exactly
+//! one row per `event_id` per partition for redeliveries and replays that
+//! are sealed within the horizon.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use siphasher::sip128::SipHasher13;
+
+use super::LakeError;
+use super::part_file::sync_dir;
+use super::partition::PartitionKey;
+use super::staging::{dir_entries, subdirs};
+
+/// Directory of the id indexes inside the lake directory.
+pub const DEDUP_DIR: &str = "dedup";
+/// File name of a partition's index.
+const INDEX_FILE: &str = "ids.idx";
+const MAGIC: &[u8; 8] = b"SPIDX001";
+/// Fixed SipHash keys: fingerprints are persisted, so they never change.
+const KEYS: (u64, u64) = (0x7370_6174_655f_6964, 0x6465_6475_705f_7631);
+
+/// The fingerprint of an event id.
+///
+/// ```
+/// use spate_operators::sinks::lake::dedup::fingerprint;
+/// assert_eq!(fingerprint("a"), fingerprint("a"));
+/// assert_ne!(fingerprint("a"), fingerprint("b"));
+/// ```
+pub fn fingerprint(id: &str) -> u128 {
+    SipHasher13::new_with_keys(KEYS.0, KEYS.1)
+        .hash(id.as_bytes())
+        .as_u128()
+}
+
+/// Whether a partition is still within the dedup horizon when the newest
+/// event time is `now_ms`: its hour ended at most `horizon_ms` before.
+///
+/// ```
+/// use spate_operators::sinks::lake::dedup::within_horizon;
+/// use spate_operators::sinks::lake::partition::PartitionKey;
+/// let key = PartitionKey::of(0, "api"); // hour ends at 3,600,000
+/// assert!(within_horizon(&key, 3_600_000 + 10, 10));
+/// assert!(!within_horizon(&key, 3_600_000 + 11, 10));
+/// ```
+pub fn within_horizon(key: &PartitionKey, now_ms: i64, horizon_ms: i64) -> bool {
+    now_ms.saturating_sub(key.hour_end_ms()) <= horizon_ms
+}
+
+/// The decision for one row: keep it unless its fingerprint is among the
+/// partition's `sealed` ones (sorted) or was already kept in this seal
+/// (`kept`, which it joins when kept).
+pub fn keep_row(fp: u128, sealed: &[u128], kept: &mut HashSet<u128>) -> bool {
+    sealed.binary_search(&fp).is_err() && kept.insert(fp)
+}
+
+/// The index of one partition: which sealed files it covers and the sorted
+/// fingerprints of their ids.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdIndex {
+    /// Names of the sealed files covered, sorted.
+    pub files: Vec<String>,
+    /// Fingerprints, sorted, without repeats.
+    pub fingerprints: Vec<u128>,
+}
+
+impl IdIndex {
+    /// Adds a file's fingerprints.
+    pub fn add(&mut self, file: &str, mut fingerprints: Vec<u128>) {
+        if let Err(at) = self.files.binary_search_by(|f| f.as_str().cmp(file)) {
+            self.files.insert(at, file.to_string());
+        }
+        fingerprints.append(&mut self.fingerprints);
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        self.fingerprints = fingerprints;
+    }
+
+    /// The encoded index.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + self.fingerprints.len() * 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.files.len() as u32).to_le_bytes());
+        for file in &self.files {
+            out.extend_from_slice(&(file.len() as u16).to_le_bytes());
+            out.extend_from_slice(file.as_bytes());
+        }
+        out.extend_from_slice(&(self.fingerprints.len() as u64).to_le_bytes());
+        for fp in &self.fingerprints {
+            out.extend_from_slice(&fp.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes an index; `None` if it is truncated or corrupt.
+    pub fn decode(bytes: &[u8]) -> Option<IdIndex> {
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return None;
+        }
+        let mut rest = body.strip_prefix(MAGIC.as_slice())?;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let n_files = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let mut files = Vec::with_capacity(n_files.min(1 << 16));
+        for _ in 0..n_files {
+            let len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
+            files.push(String::from_utf8(take(len)?.to_vec()).ok()?);
+        }
+        let n = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
+        let raw = take(n.checked_mul(16)?)?;
+        if !take(0)?.is_empty() || !rest.is_empty() {
+            return None;
+        }
+        let fingerprints: Vec<u128> = raw
+            .chunks_exact(16)
+            .map(|c| u128::from_le_bytes(c.try_into().expect("16 bytes")))
+            .collect();
+        if !fingerprints.is_sorted() || !files.is_sorted() {
+            return None;
+        }
+        Some(IdIndex {
+            files,
+            fingerprints,
+        })
+    }
+}
+
+/// Where a partition's index lives.
+pub fn index_path(dedup_root: &Path, key: &PartitionKey) -> PathBuf {
+    dedup_root.join(key.path()).join(INDEX_FILE)
+}
+
+/// Reads a partition's index: `None` if missing or corrupt.
+pub fn read_index(path: &Path) -> Result<Option<IdIndex>, LakeError> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => f
+            .read_to_end(&mut bytes)
+            .map_err(|e| LakeError::io("read", path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LakeError::io("open", path, e)),
+    };
+    let index = IdIndex::decode(&bytes);
+    if index.is_none() {
+        tracing::warn!(path = %path.display(), "corrupt dedup index; rebuilding it from the sealed files");
+    }
+    Ok(index)
+}
+
+/// Writes a partition's index durably (temporary file, fsync, rename, fsync).
+pub fn write_index(path: &Path, index: &IdIndex) -> Result<(), LakeError> {
+    let dir = path.parent().expect("an index path has a directory");
+    std::fs::create_dir_all(dir).map_err(|e| LakeError::io("create directory", dir, e))?;
+    let tmp = dir.join(format!(".{INDEX_FILE}.tmp"));
+    let mut file = File::create(&tmp).map_err(|e| LakeError::io("create", &tmp, e))?;
+    file.write_all(&index.encode())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| LakeError::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| LakeError::io("rename", &tmp, e))?;
+    sync_dir(dir)
+}
+
+/// The fingerprints of the `event_id`s of a sealed Parquet file.
+pub fn file_fingerprints(path: &Path) -> Result<Vec<u128>, LakeError> {
+    let bad = |e: &dyn std::fmt::Display| LakeError::Parquet(format!("{}: {e}", path.display()));
+    let file = File::open(path).map_err(|e| LakeError::io("open", path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+    let column = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.name() == "event_id")
+        .ok_or_else(|| bad(&"no event_id column"))?;
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [column]);
+    let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(&e))?;
+        let ids = event_ids(&batch).ok_or_else(|| bad(&"event_id is not a string column"))?;
+        out.extend(ids.iter().flatten().map(fingerprint));
+    }
+    Ok(out)
+}
+
+/// The `event_id` column of a batch of lake rows.
+pub fn event_ids(batch: &RecordBatch) -> Option<&StringArray> {
+    batch
+        .column_by_name("event_id")?
+        .as_any()
+        .downcast_ref::<StringArray>()
+}
+
+/// The sealed Parquet files of a local partition directory, sorted.
+pub fn sealed_files(dir: &Path) -> Result<Vec<String>, LakeError> {
+    let mut out: Vec<String> = dir_entries(dir)?
+        .into_iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && n.ends_with(".parquet"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// What to do with a partition's stored index given its sealed files.
+#[derive(Debug, PartialEq)]
+pub enum Catchup {
+    /// It covers exactly the files.
+    Current,
+    /// It is behind: these files are to be added.
+    Add(Vec<String>),
+    /// Missing, corrupt, or covering files that are gone: rebuild from all.
+    Rebuild,
+}
+
+/// Compares an index with a partition's sealed files (both sorted).
+pub fn catchup(index: Option<&IdIndex>, files: &[String]) -> Catchup {
+    let Some(index) = index else {
+        return if files.is_empty() {
+            Catchup::Current
+        } else {
+            Catchup::Rebuild
+        };
+    };
+    if index.files.iter().any(|f| files.binary_search(f).is_err()) {
+        return Catchup::Rebuild;
+    }
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| index.files.binary_search(f).is_err())
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Catchup::Current
+    } else {
+        Catchup::Add(missing)
+    }
+}
+
+/// Loads the index of a partition for a seal. `partition_dir`: the local
+/// lake's directory of the partition, whose sealed files the index is
+/// checked against (caught up or rebuilt, and rewritten if it changed);
+/// `None` for an S3 lake (the index is trusted; missing means empty).
+pub fn load_index(path: &Path, partition_dir: Option<&Path>) -> Result<IdIndex, LakeError> {
+    let stored = read_index(path)?;
+    let Some(dir) = partition_dir else {
+        return Ok(stored.unwrap_or_default());
+    };
+    let files = sealed_files(dir)?;
+    let (mut index, add) = match catchup(stored.as_ref(), &files) {
+        Catchup::Current => return Ok(stored.unwrap_or_default()),
+        Catchup::Add(add) => (stored.unwrap_or_default(), add),
+        Catchup::Rebuild => (IdIndex::default(), files),
+    };
+    tracing::info!(index = %path.display(), files = add.len(), "catching the dedup index up with the sealed files");
+    for name in &add {
+        index.add(name, file_fingerprints(&dir.join(name))?);
+    }
+    write_index(path, &index)?;
+    Ok(index)
+}
+
+/// The dedup state of one seal: the partition's index and the rows kept so
+/// far.
+#[derive(Debug, Default)]
+pub struct SealDedup {
+    sealed: Vec<u128>,
+    kept: HashSet<u128>,
+    /// Rows dropped as duplicates.
+    pub dropped: u64,
+}
+
+impl SealDedup {
+    /// Starts a seal against a partition's index.
+    pub fn new(index: IdIndex) -> Self {
+        SealDedup {
+            sealed: index.fingerprints,
+            kept: HashSet::new(),
+            dropped: 0,
+        }
+    }
+
+    /// The rows of `batch` to keep: `None` if all of them.
+    pub fn filter(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>, LakeError> {
+        let ids = event_ids(batch)
+            .ok_or_else(|| LakeError::Parquet("staged rows without an event_id column".into()))?;
+        let mask: BooleanArray = ids
+            .iter()
+            .map(|id| {
+                Some(id.is_none_or(|id| keep_row(fingerprint(id), &self.sealed, &mut self.kept)))
+            })
+            .collect();
+        let dropped = mask.false_count() as u64;
+        if dropped == 0 {
+            return Ok(None);
+        }
+        self.dropped += dropped;
+        arrow_select::filter::filter_record_batch(batch, &mask)
+            .map(Some)
+            .map_err(|e| LakeError::Parquet(e.to_string()))
+    }
+
+    /// The index after this seal's file `name` is published.
+    pub fn into_index(self, mut before: Vec<String>, name: &str) -> IdIndex {
+        let mut fingerprints = self.sealed;
+        fingerprints.extend(self.kept);
+        fingerprints.sort_unstable();
+        if let Err(at) = before.binary_search_by(|f| f.as_str().cmp(name)) {
+            before.insert(at, name.to_string());
+        }
+        IdIndex {
+            files: before,
+            fingerprints,
+        }
+    }
+}
+
+/// Deletes the indexes of partitions past the horizon at `now_ms`; returns
+/// how many.
+pub fn prune_expired(dedup_root: &Path, now_ms: i64, horizon_ms: i64) -> usize {
+    let subdirs = |dir: &Path| subdirs(dir).unwrap_or_default();
+    let mut pruned = 0;
+    for dt in subdirs(dedup_root) {
+        for hour in subdirs(&dt) {
+            for service in subdirs(&hour) {
+                let relative = service.strip_prefix(dedup_root).unwrap_or(&service);
+                let Some(key) = PartitionKey::parse_path(&relative.to_string_lossy()) else {
+                    continue;
+                };
+                if !within_horizon(&key, now_ms, horizon_ms)
+                    && std::fs::remove_dir_all(&service).is_ok()
+                {
+                    pruned += 1;
+                }
+            }
+            let _ = std::fs::remove_dir(&hour);
+        }
+        let _ = std::fs::remove_dir(&dt);
+    }
+    pruned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_is_kept_once_and_never_if_sealed_before() {
+        let mut sealed = vec![fingerprint("a"), fingerprint("b")];
+        sealed.sort_unstable();
+        let mut kept = HashSet::new();
+        let decisions: Vec<bool> = ["a", "c", "c", "b", "d"]
+            .iter()
+            .map(|id| keep_row(fingerprint(id), &sealed, &mut kept))
+            .collect();
+        assert_eq!(decisions, [false, true, false, false, true]);
+    }
+
+    #[test]
+    fn the_index_round_trips_and_detects_corruption() {
+        let mut index = IdIndex::default();
+        index.add("part-b.parquet", vec![fingerprint("2"), fingerprint("1")]);
+        index.add("part-a.parquet", vec![fingerprint("3"), fingerprint("1")]);
+        assert_eq!(index.files, ["part-a.parquet", "part-b.parquet"]);
+        assert_eq!(index.fingerprints.len(), 3);
+        let bytes = index.encode();
+        assert_eq!(IdIndex::decode(&bytes), Some(index.clone()));
+        for cut in [0, 3, 12, bytes.len() - 1] {
+            assert_eq!(IdIndex::decode(&bytes[..cut]), None, "truncated at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 1;
+        assert_eq!(IdIndex::decode(&flipped), None);
+    }
+
+    #[test]
+    fn an_index_behind_the_files_is_caught_up_and_a_stale_one_rebuilt() {
+        let files = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let index = IdIndex {
+            files: files(&["a", "b"]),
+            fingerprints: vec![],
+        };
+        assert_eq!(catchup(Some(&index), &files(&["a", "b"])), Catchup::Current);
+        assert_eq!(
+            catchup(Some(&index), &files(&["a", "b", "c"])),
+            Catchup::Add(files(&["c"]))
+        );
+        assert_eq!(catchup(Some(&index), &files(&["a", "m"])), Catchup::Rebuild);
+        assert_eq!(catchup(None, &files(&["a"])), Catchup::Rebuild);
+        assert_eq!(catchup(None, &[]), Catchup::Current);
+    }
+
+    #[test]
+    fn expired_indexes_are_pruned() {
+        let root = tempfile::tempdir().unwrap();
+        let old = PartitionKey::of(0, "api");
+        let new = PartitionKey::of(10 * 3_600_000, "api");
+        for key in [&old, &new] {
+            write_index(&index_path(root.path(), key), &IdIndex::default()).unwrap();
+        }
+        assert_eq!(prune_expired(root.path(), 11 * 3_600_000, 3_600_000), 1);
+        assert!(!index_path(root.path(), &old).exists());
+        assert!(index_path(root.path(), &new).exists());
+    }
+}
