@@ -189,28 +189,12 @@ fn whole_lines_len(path: &Path) -> Result<u64, LakeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventBatch;
     use crate::sinks::lake::partition::PartitionKey;
-    use crate::sinks::lake::schema::to_record_batch;
+    use crate::sinks::lake::schema::test_rows;
     use crate::sinks::lake::staging::{SegmentWriter, list_staged, sealed_file_name};
 
     fn one_row() -> arrow_array::RecordBatch {
-        let mut b = EventBatch::default();
-        b.event_id.push("e:1");
-        b.ts.push(0);
-        b.ingest_ts.push(0);
-        b.service.push("s");
-        b.host.push_null();
-        b.source.push("t");
-        b.log_group.push_null();
-        b.log_stream.push_null();
-        b.severity.push(crate::event::Severity::Info);
-        b.tags.push(0);
-        b.status.push(0);
-        b.client_ip.push_null();
-        b.message.push("m");
-        b.attrs.push_null();
-        to_record_batch(b).unwrap()
+        test_rows(["e:1".to_string()], 0, "s")
     }
 
     #[test]

@@ -114,6 +114,34 @@ pub fn to_record_batch(batch: EventBatch) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_new(logs_file_schema(), columns)
 }
 
+/// Rows for tests: one per id, `ts` from `ts0` up by 1 ms, all in `service`,
+/// INFO, message `m`, source `t`.
+#[cfg(test)]
+pub(crate) fn test_rows(
+    ids: impl IntoIterator<Item = String>,
+    ts0: i64,
+    service: &str,
+) -> arrow_array::RecordBatch {
+    let mut b = EventBatch::default();
+    for (i, id) in ids.into_iter().enumerate() {
+        b.event_id.push(&id);
+        b.ts.push(ts0 + i as i64);
+        b.ingest_ts.push(0);
+        b.service.push(service);
+        b.host.push_null();
+        b.source.push("t");
+        b.log_group.push_null();
+        b.log_stream.push_null();
+        b.severity.push(crate::event::Severity::Info);
+        b.tags.push(0);
+        b.status.push(0);
+        b.client_ip.push_null();
+        b.message.push("m");
+        b.attrs.push_null();
+    }
+    to_record_batch(b).expect("test rows make a record batch")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

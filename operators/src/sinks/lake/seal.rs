@@ -288,31 +288,14 @@ fn remove_segments(segments: &[ClosedSegment]) -> Result<(), LakeError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::event::EventBatch;
     use crate::sinks::lake::part_file::writer_properties;
-    use crate::sinks::lake::schema::to_record_batch;
+    use crate::sinks::lake::schema::test_rows;
     use crate::sinks::lake::staging::{SegmentWriter, sealed_file_name};
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn rows(from: usize, n: usize) -> arrow_array::RecordBatch {
-        let mut b = EventBatch::default();
-        for i in from..from + n {
-            b.event_id.push(&format!("e:{i}"));
-            b.ts.push(1_763_892_000_000 + i as i64);
-            b.ingest_ts.push(0);
-            b.service.push("api");
-            b.host.push_null();
-            b.source.push("t");
-            b.log_group.push_null();
-            b.log_stream.push_null();
-            b.severity.push(crate::event::Severity::Info);
-            b.tags.push(0);
-            b.status.push(0);
-            b.client_ip.push_null();
-            b.message.push("m");
-            b.attrs.push_null();
-        }
-        to_record_batch(b).unwrap()
+        let ids = (from..from + n).map(|i| format!("e:{i}"));
+        test_rows(ids, 1_763_892_000_000 + from as i64, "api")
     }
 
     #[tokio::test]

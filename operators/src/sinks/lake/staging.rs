@@ -582,28 +582,10 @@ impl StagingSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventBatch;
-    use crate::sinks::lake::schema::to_record_batch;
+    use crate::sinks::lake::schema::test_rows;
 
     fn rows(n: usize, tag: &str) -> RecordBatch {
-        let mut b = EventBatch::default();
-        for i in 0..n {
-            b.event_id.push(&format!("{tag}:{i}"));
-            b.ts.push(i as i64);
-            b.ingest_ts.push(0);
-            b.service.push("s");
-            b.host.push_null();
-            b.source.push("t");
-            b.log_group.push_null();
-            b.log_stream.push_null();
-            b.severity.push(crate::event::Severity::Info);
-            b.tags.push(0);
-            b.status.push(0);
-            b.client_ip.push_null();
-            b.message.push("m");
-            b.attrs.push_null();
-        }
-        to_record_batch(b).unwrap()
+        test_rows((0..n).map(|i| format!("{tag}:{i}")), 0, "s")
     }
 
     fn read_all(path: &Path, len: u64) -> Vec<RecordBatch> {
