@@ -202,34 +202,27 @@ impl GlueCatalog {
         self.registered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn retry<T, E, F, Fut>(&self, op: &'static str, mut request: F) -> Result<T, GlueError>
+    async fn retry<T, E, F, Fut>(&self, op: &'static str, request: F) -> Result<T, GlueError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let mut attempt = 1;
-        loop {
-            match request().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let message = aws_sdk_glue::error::DisplayErrorContext(&e).to_string();
-                    metrics::counter!("spate_glue_request_errors_total", "op" => op).increment(1);
-                    if attempt >= self.max_attempts {
-                        return Err(GlueError::Request {
-                            op,
-                            database: self.config.database.clone(),
-                            table: self.config.table.clone(),
-                            attempts: attempt,
-                            message,
-                        });
-                    }
-                    tracing::warn!(table = %self.table_name(), op, attempt, error = %message, "glue request failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
-                    attempt += 1;
-                }
+        let delay = |attempt: u32| Duration::from_millis(200 << attempt.min(5));
+        super::retry_sdk_request(self.max_attempts, delay, request, |attempt, message| {
+            metrics::counter!("spate_glue_request_errors_total", "op" => op).increment(1);
+            if attempt < self.max_attempts {
+                tracing::warn!(table = %self.table_name(), op, attempt, error = %message, "glue request failed; retrying");
             }
-        }
+        })
+        .await
+        .map_err(|(attempts, message)| GlueError::Request {
+            op,
+            database: self.config.database.clone(),
+            table: self.config.table.clone(),
+            attempts,
+            message,
+        })
     }
 }
 

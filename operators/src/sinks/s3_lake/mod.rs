@@ -526,30 +526,21 @@ impl S3Target {
         &self,
         op: &'static str,
         key: &str,
-        mut request: F,
+        request: F,
     ) -> Result<T, S3UploadError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let mut attempt = 1;
-        loop {
-            match request().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let message = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-                    metrics::counter!("spate_s3_lake_request_errors_total", "op" => op)
-                        .increment(1);
-                    if attempt >= self.max_attempts {
-                        return Err(self.request_error(op, key, attempt, message));
-                    }
-                    tracing::warn!(bucket = %self.bucket, %key, op, attempt, error = %message, "s3 request failed; retrying");
-                    tokio::time::sleep(retry_delay(attempt)).await;
-                    attempt += 1;
-                }
+        retry_sdk_request(self.max_attempts, retry_delay, request, |attempt, message| {
+            metrics::counter!("spate_s3_lake_request_errors_total", "op" => op).increment(1);
+            if attempt < self.max_attempts {
+                tracing::warn!(bucket = %self.bucket, %key, op, attempt, error = %message, "s3 request failed; retrying");
             }
-        }
+        })
+        .await
+        .map_err(|(attempts, message)| self.request_error(op, key, attempts, message))
     }
 
     fn request_error(
@@ -565,6 +556,38 @@ impl S3Target {
             key: key.to_string(),
             attempts,
             message,
+        }
+    }
+}
+
+/// Runs an AWS SDK `request` until it succeeds or `max_attempts` are used,
+/// sleeping `delay(attempt)` after each failed attempt but the last;
+/// `failed(attempt, message)` sees every failure (to count and log it). On
+/// giving up: the attempts made and the last error with its context.
+async fn retry_sdk_request<T, E, F, Fut>(
+    max_attempts: u32,
+    delay: fn(u32) -> Duration,
+    mut request: F,
+    mut failed: impl FnMut(u32, &str),
+) -> Result<T, (u32, String)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let message = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+                failed(attempt, &message);
+                if attempt >= max_attempts {
+                    return Err((attempt, message));
+                }
+                tokio::time::sleep(delay(attempt)).await;
+                attempt += 1;
+            }
         }
     }
 }
