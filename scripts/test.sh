@@ -3,8 +3,9 @@
 #
 # Installs what the tests need that cargo does not (a Python virtualenv with the
 # readers the lake tests check Parquet files with, moto, the local AWS
-# emulator, and cfn-lint, checkov and hadolint for deploy/; promtool from Debian's
-# prometheus package), starts moto's server on a free loopback port for the AWS tests
+# emulator, cfn-lint, checkov and hadolint for deploy/, Selenium for the
+# console's browser test; promtool from Debian's prometheus package; Debian's
+# chromium and chromium-driver), starts moto's server on a free loopback port for the AWS tests
 # (stopped again on exit), then runs every test of the workspace in the dev
 # profile (one profile for everything: nothing builds twice).
 set -euo pipefail
@@ -29,6 +30,17 @@ if [ -z "$promtool" ]; then
   fi
 fi
 export SPATE_TEST_PROMTOOL="$promtool"
+
+# Headless Chromium and its WebDriver (Debian's packages) for the web
+# console's browser test (bin/tests/console.rs, through Selenium).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+export SPATE_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+export SPATE_TEST_CHROMIUM="$(command -v chromium)"
 
 # The AWS emulator: a free port on 127.0.0.1, killed when this script exits.
 moto_port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

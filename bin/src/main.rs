@@ -2,6 +2,7 @@
 
 mod alerts_cli;
 mod config;
+mod console;
 mod cost;
 mod data_dir_lock;
 mod demo;
@@ -199,6 +200,11 @@ enum Command {
     /// Stream the events passing a stage of a running `spate run` (a sample:
     /// the pipeline never waits for the tap), as NDJSON.
     Tap(tap_cli::TapArgs),
+    /// Manage the users of the web console (`spate run` serves it at /ui).
+    User {
+        #[command(subcommand)]
+        action: console::user_cli::UserAction,
+    },
     /// Inspect the ingest journal behind HTTP push.
     Journal {
         #[command(subcommand)]
@@ -461,6 +467,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?;
         }
         Command::Top(args) => top::run(&args, out)?,
+        Command::User { action } => console::user_cli::run(action, out)?,
         Command::Tap(args) => tap_cli::run(&args, out)?,
         Command::Completions { shell } => {
             let mut buffer = Vec::new();

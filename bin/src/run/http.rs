@@ -9,12 +9,20 @@
 //! | status | when |
 //! |---|---|
 //! | 400 | the body cannot be read (reason in the body; see [`super::body`]) |
-//! | 401 | a token is configured and the request lacks it or has another |
+//! | 401 | a token is configured and the request lacks it or has another (or, on the read APIs, console users exist and the request has neither the token nor a session) |
+//! | 403 | a POST signed in with a console session lacks its `X-CSRF-Token` |
 //! | 409 + `Retry-After` | a push with the same `Idempotency-Key` is being accepted (see [`idempotency`]) |
 //! | 408 | the body arrived too slowly (`body_timeout`, `min_body_rate`); the connection closes |
 //! | 413 | the body, its decompressed form, or one payload in it is larger than allowed |
 //! | 429 + `Retry-After` | the pipeline is behind (journal backlog full) or the in-flight memory budget is taken |
 //! | 503 + `Retry-After` | the journal cannot take data (disk limit, I/O error, shutting down) |
+//!
+//! The web console (`/ui`, see [`crate::console`]) is served beside them
+//! when [`HttpState::with_console`] gave one; its session cookie then stands
+//! for the token on `/v1/*` (with the session's CSRF token in
+//! `X-CSRF-Token` on a POST), and once a console user exists the read APIs
+//! (`/v1/query`, `/v1/tap`) want the token or a session even without a
+//! token configured. Ingest without a token stays open.
 //!
 //! `/readyz` answers 503 whenever a push would be refused that way (see
 //! [`LogAcceptor::ready`]). With a token, `/metrics` stays open unless
@@ -43,7 +51,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::future::BoxFuture;
@@ -53,11 +61,14 @@ use spate_operators::component::ConfigError;
 
 use spate_operators::component::units::{KiB, Seconds};
 
+use self::auth::{Access, authorize, unauthorized};
 use self::ingest::{BodyPace, InflightBudget};
 use super::body::{BodyRecord, Limits};
+use crate::console::Console;
 use crate::query::QueryContext;
 use crate::query::executor::{QueryConfig, QueryExecutor};
 
+mod auth;
 mod idempotency;
 mod ingest;
 mod query;
@@ -304,6 +315,8 @@ pub struct HttpState {
     closing: tokio::sync::watch::Receiver<bool>,
     /// Keys of recent pushes (`Idempotency-Key`).
     keys: idempotency::KeyWindow,
+    /// The web console (`/ui`), whose sessions the APIs accept too.
+    console: Option<Arc<Console>>,
 }
 
 impl HttpState {
@@ -311,11 +324,18 @@ impl HttpState {
     /// running the queries on `executor` with the time limits of `config`.
     pub fn with_query(
         mut self,
-        ctx: QueryContext,
+        ctx: Arc<QueryContext>,
         executor: QueryExecutor,
         config: &QueryConfig,
     ) -> Self {
         self.query = Some(query::QueryService::new(ctx, executor, config));
+        self
+    }
+
+    /// Serves the web console at `/ui`, and accepts its sessions on the
+    /// APIs (see the module docs).
+    pub fn with_console(mut self, console: Arc<Console>) -> Self {
+        self.console = Some(console);
         self
     }
 
@@ -355,20 +375,26 @@ impl HttpState {
             query: None,
             closing: tokio::sync::watch::channel(false).1,
             keys: idempotency::KeyWindow::default(),
+            console: None,
         }
     }
 }
 
 /// The routes.
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
+    let console = state.console.clone();
+    let api = Router::new()
         .route("/v1/logs", post(post_logs))
         .route("/v1/query", post(post_query))
         .route("/v1/tap", get(get_tap))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    match console {
+        Some(console) => api.merge(crate::console::router(console)),
+        None => api,
+    }
 }
 
 /// Binds the listener (so the caller can print the real address).
@@ -376,33 +402,6 @@ pub async fn bind(listen: &str) -> std::io::Result<(tokio::net::TcpListener, Soc
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
-}
-
-/// Compares in time independent of where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0xff);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
-}
-
-fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
-    let Some(expected) = &state.token else {
-        return true;
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .unwrap_or("");
-    constant_time_eq(presented.as_bytes(), expected)
 }
 
 fn json_error(status: StatusCode, reason: &str) -> Response {
@@ -423,18 +422,6 @@ fn count(path: &'static str, status: StatusCode, started: Instant) {
         .increment(1);
     metrics::histogram!("spate_http_request_duration_seconds", "path" => path)
         .record(started.elapsed().as_secs_f64());
-}
-
-/// The 401 (with `WWW-Authenticate: Bearer`) for a request without the
-/// token; `None` when it may pass.
-fn unauthorized(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
-    if authorized(state, headers) {
-        return None;
-    }
-    let mut r = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Some(r)
 }
 
 async fn post_logs(State(state): State<Arc<HttpState>>, request: Request) -> Response {
@@ -546,14 +533,6 @@ mod tests {
             std::future::pending(),
         ));
         (format!("http://{addr}"), fake)
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"secret"));
     }
 
     #[tokio::test]

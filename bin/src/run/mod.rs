@@ -70,6 +70,8 @@ use self::acceptor::JournalAcceptor;
 use self::graph::GraphParts;
 use self::http::HttpState;
 use crate::config::ValidConfig;
+use crate::console::Console;
+use crate::console::store::ConsoleStore;
 use crate::data_dir_lock::DataDirLock;
 use crate::query::lake::{LakeLocation, S3Url};
 
@@ -191,6 +193,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         aws.as_ref().map(AwsClients::s3),
     )
     .await?;
+    let console_rules = rules.clone();
     let built = graph::build(
         &config,
         &data_dir,
@@ -225,8 +228,10 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         config.journal.max_disk_mib.saturating_mul(1 << 20),
     ));
     let metrics = exporter.clone();
-    let query = crate::query::QueryContext::new(query_lake, built.history, &config.query)
-        .context("query")?;
+    let query = Arc::new(
+        crate::query::QueryContext::new(query_lake, built.history, &config.query)
+            .context("query")?,
+    );
     let queries =
         crate::query::executor::QueryExecutor::new(&config.query).context("query threads")?;
     let state = HttpState::new(
@@ -236,7 +241,15 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         acceptor,
         Arc::new(move || metrics.render()),
     )
-    .with_query(query, queries.clone(), &config.query);
+    .with_query(query.clone(), queries.clone(), &config.query)
+    .with_console(Arc::new(Console::new(
+        ConsoleStore::open_in(&data_dir).context("console")?,
+        query,
+        queries.clone(),
+        &config.query,
+        config.hot_dynamodb.is_none().then(|| hot_path.clone()),
+        console_rules,
+    )));
     let (closing, closing_seen) = tokio::sync::watch::channel(false);
     let state = state.with_closing(closing_seen);
     // Installed before the service says it listens, so that a signal sent as
@@ -247,7 +260,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         None => spate_engine::signals::listen()?,
     };
     eprintln!(
-        "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /v1/tap, GET /metrics, /healthz, /readyz)",
+        "spate: listening on http://{addr} (POST /v1/logs{}, POST /v1/query, GET /v1/tap, GET /metrics, /healthz, /readyz, console at /ui)",
         if token.is_some() {
             ", bearer token required"
         } else {

@@ -32,7 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::idempotency::{self, Claim};
-use super::{HttpState, Refusal, header_str, json_error, unauthorized, with_retry_after};
+use super::{Access, HttpState, Refusal, authorize, header_str, json_error, with_retry_after};
 use crate::run::body::{self, BodyError, Budget};
 
 /// Bodies larger than this are parsed off the async threads.
@@ -181,7 +181,7 @@ async fn read_body(
 /// Answers a `POST /v1/logs`.
 pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Some(response) = unauthorized(state, &parts.headers) {
+    if let Err(response) = authorize(state, &parts.headers, &parts.method, Access::Ingest) {
         return response;
     }
     let claim = match header_str(&parts.headers, idempotency::HEADER) {

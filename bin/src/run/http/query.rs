@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{HttpState, json_error, unauthorized, with_retry_after};
+use super::{Access, HttpState, authorize, json_error, with_retry_after};
 use crate::query::executor::{QueryConfig, QueryExecutor};
 use crate::query::{QueryContext, QueryError};
 
@@ -39,21 +39,27 @@ const QUERY_DEFAULT_LIMIT: usize = 1_000;
 const QUERY_MAX_LIMIT: usize = 100_000;
 
 impl QueryService {
-    pub(super) fn new(ctx: QueryContext, executor: QueryExecutor, config: &QueryConfig) -> Self {
+    pub(super) fn new(
+        ctx: Arc<QueryContext>,
+        executor: QueryExecutor,
+        config: &QueryConfig,
+    ) -> Self {
         QueryService {
-            ctx: Arc::new(ctx),
+            ctx,
             executor,
             config: config.clone(),
         }
     }
 }
 
-/// Answers a `POST /v1/query`.
+/// Answers a `POST /v1/query`; with a console, the query is audited (who,
+/// from where, the SQL, the outcome).
 pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Some(response) = unauthorized(state, &parts.headers) {
-        return response;
-    }
+    let caller = match authorize(state, &parts.headers, &parts.method, Access::Read) {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
     let Some(service) = &state.query else {
         return json_error(StatusCode::NOT_FOUND, "queries are not enabled");
     };
@@ -76,13 +82,22 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
         .clamp(1, QUERY_MAX_LIMIT);
     let timeout = service.config.timeout(body.timeout_secs);
     let ctx = service.ctx.clone();
+    let sql = body.sql.clone();
     // The JSON is written on the query threads too.
     let query = async move {
         let output = crate::query::execute(&ctx, &body.sql, limit, timeout).await?;
         serde_json::to_vec(&output)
             .map_err(|e| QueryError::Internal(format!("result to json: {e}")))
     };
-    match service.executor.run(timeout, query).await {
+    let result = service.executor.run(timeout, query).await;
+    if let Some(console) = &state.console {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        let client = crate::console::client_of(&parts);
+        console
+            .audit(caller.name(), &client, "query", outcome, &sql)
+            .await;
+    }
+    match result {
         Ok(json) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],

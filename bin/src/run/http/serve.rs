@@ -49,9 +49,10 @@ pub async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     connections.spawn(connection(
                         stream,
+                        peer,
                         router.clone(),
                         timeouts.header,
                         closing_seen.clone(),
@@ -84,13 +85,17 @@ pub async fn serve(
     }
 }
 
+/// Serves one connection; its requests carry the peer's address
+/// (`ConnectInfo<SocketAddr>`, for the audit trail).
 async fn connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     header_timeout: Duration,
     mut closing: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let router = router.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use spate_operators::event::Severity;
 use spate_operators::tap::{self, TapItem, TapStage, TapSubscription};
 
-use super::{HttpState, json_error, unauthorized};
+use super::{Access, HttpState, authorize, json_error};
 use crate::query::format::json_rows;
 
 /// Batches a client's channel holds before the stage's offers are dropped.
@@ -194,7 +194,7 @@ pub(super) async fn handle(
     headers: &HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Some(response) = unauthorized(state, headers) {
+    if let Err(response) = authorize(state, headers, &axum::http::Method::GET, Access::Read) {
         return response;
     }
     let mut stage = TapStage::Decode;

@@ -1,0 +1,272 @@
+//! `GET /ui/search`: a time range (last 15m to 7d), service and severity
+//! filters, free text (case-insensitive substring of the message) or SQL
+//! over `logs` narrowed by those filters; the histogram of the matching
+//! events above at most [`ROW_LIMIT`] rows.
+//!
+//! Both run on the query threads of `POST /v1/query` with its limits (time,
+//! memory, concurrency), so a search never holds up ingest. Filter values
+//! reach the query as literals, never as SQL text.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, request::Parts};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::Value;
+use spate_operators::event::wall_clock_ms;
+
+use super::histogram::{Buckets, svg};
+use super::layout::{esc, html, page_body, table};
+use super::signed_in;
+use crate::console::{Console, client_of};
+use crate::query::filters::{LogFilter, TimeBound, parse_severity};
+use crate::query::{QueryError, QueryOutput, QueryRequest};
+
+/// Rows shown at most.
+pub const ROW_LIMIT: usize = 200;
+
+/// The time ranges offered.
+const RANGES: [(&str, u64); 5] = [
+    ("15m", 900),
+    ("1h", 3_600),
+    ("6h", 21_600),
+    ("24h", 86_400),
+    ("7d", 604_800),
+];
+
+/// The search form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchParams {
+    #[serde(default)]
+    range: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    sql: Option<String>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// `GET /ui/search`.
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    parts: Parts,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Response {
+    let session = match signed_in(&console, &parts) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let params = params.map(|Query(p)| p).unwrap_or_default();
+    let range = non_empty(&params.range).unwrap_or_else(|| "1h".into());
+    let service = non_empty(&params.service);
+    let severity_text = non_empty(&params.severity);
+    let grep = non_empty(&params.q);
+    let sql = non_empty(&params.sql);
+    let form = form(&range, &service, &severity_text, &grep, &sql);
+    let fail = |status: StatusCode, message: &str| {
+        let main = format!(
+            r#"{form}<p class="error" role="alert" id="search-error">{}</p>"#,
+            esc(message)
+        );
+        html(status, page_body("Search", Some(&session), &main))
+    };
+    let Some(&(_, secs)) = RANGES.iter().find(|(name, _)| *name == range) else {
+        return fail(StatusCode::BAD_REQUEST, "unknown time range");
+    };
+    let severity = match severity_text.as_deref().map(parse_severity).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
+    };
+    let until_ms = wall_clock_ms();
+    let since_ms = until_ms - Duration::from_secs(secs).as_millis() as i64;
+    let filter = LogFilter {
+        since: Some(TimeBound::At(since_ms)),
+        until: Some(TimeBound::At(until_ms + 1)),
+        service: service.clone(),
+        severity,
+        grep: grep.clone(),
+    };
+    let buckets = Buckets::covering(since_ms, until_ms + 1);
+    let histogram_sql = format!(
+        "SELECT CAST(ts AS BIGINT) / {w} * {w} AS bucket, severity, count(*) AS n \
+         FROM logs GROUP BY 1, 2",
+        w = buckets.width_ms
+    );
+    let audit_detail = match &sql {
+        Some(sql) => format!(
+            "range={range} service={service:?} severity={severity_text:?} q={grep:?} sql: {sql}"
+        ),
+        None => format!("range={range} service={service:?} severity={severity_text:?} q={grep:?}"),
+    };
+    let client = client_of(&parts);
+    let request = |sql: Option<String>, limit| QueryRequest {
+        sql,
+        filter: filter.clone(),
+        limit,
+        timeout: Duration::ZERO,
+    };
+    let counts = console
+        .run_query(request(Some(histogram_sql), 100_000))
+        .await;
+    let rows = match &counts {
+        Ok(_) => console.run_query(request(sql.clone(), ROW_LIMIT)).await,
+        Err(e) => Err(QueryError::Internal(e.to_string())),
+    };
+    let outcome = if rows.is_ok() { "ok" } else { "error" };
+    console
+        .audit(&session.user, &client, "query", outcome, &audit_detail)
+        .await;
+    let (counts, rows) = match (counts, rows) {
+        (Ok(c), Ok(r)) => (c, r),
+        (Err(e), _) | (_, Err(e)) => {
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return fail(status, &e.to_string());
+        }
+    };
+    let main = format!(
+        "{form}<section aria-label=\"histogram\">{}</section><section aria-label=\"results\">{}</section>",
+        svg(buckets, &bucket_counts(&counts)),
+        results(&rows),
+    );
+    html(StatusCode::OK, page_body("Search", Some(&session), &main))
+}
+
+/// The histogram query's rows as counts by bucket start and severity.
+fn bucket_counts(output: &QueryOutput) -> BTreeMap<(i64, String), u64> {
+    let mut counts = BTreeMap::new();
+    for row in &output.rows {
+        if let [
+            Value::Number(bucket),
+            Value::String(severity),
+            Value::Number(n),
+        ] = &row[..]
+            && let (Some(bucket), Some(n)) = (bucket.as_i64(), n.as_u64())
+        {
+            *counts.entry((bucket, severity.clone())).or_default() += n;
+        }
+    }
+    counts
+}
+
+/// The rows as a table, with how many and whether more were left off.
+fn results(output: &QueryOutput) -> String {
+    let headers: Vec<&str> = output.columns.iter().map(|c| c.name.as_str()).collect();
+    let rows: Vec<Vec<String>> = output
+        .rows
+        .iter()
+        .map(|row| row.iter().map(cell).collect())
+        .collect();
+    let note = if output.truncated {
+        format!("first {} rows (more match)", output.rows.len())
+    } else {
+        format!("{} rows", output.rows.len())
+    };
+    format!(
+        r#"<p class="note" id="result-count">{note}, {} ms</p>{}"#,
+        output.elapsed_ms,
+        table("results", "Matching events", &headers, &rows)
+    )
+}
+
+/// A cell as text: strings as they are, null empty, the rest as JSON.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn form(
+    range: &str,
+    service: &Option<String>,
+    severity: &Option<String>,
+    grep: &Option<String>,
+    sql: &Option<String>,
+) -> String {
+    let mut ranges = String::new();
+    for (name, _) in RANGES {
+        let selected = if name == range { " selected" } else { "" };
+        ranges.push_str(&format!(
+            r#"<option value="{name}"{selected}>last {name}</option>"#
+        ));
+    }
+    let mut severities = String::from(r#"<option value="">any</option>"#);
+    for name in ["INFO", "WARNING", "ERROR", "CRITICAL"] {
+        let selected = if severity
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+        {
+            " selected"
+        } else {
+            ""
+        };
+        severities.push_str(&format!(
+            r#"<option value="{name}"{selected}>{name} and above</option>"#
+        ));
+    }
+    let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+    format!(
+        r#"<h1>Search</h1>
+<form method="get" action="/ui/search" class="search" id="search-form">
+<label for="range">Time</label><select id="range" name="range">{ranges}</select>
+<label for="service">Service</label><input id="service" name="service" value="{service}" placeholder="any">
+<label for="severity">Severity</label><select id="severity" name="severity">{severities}</select>
+<label for="q">Text</label><input id="q" name="q" value="{grep}" placeholder="in the message">
+<label for="sql" class="wide">SQL over <code>logs</code> (optional; the filters above narrow <code>logs</code>)</label>
+<textarea id="sql" name="sql" rows="3" class="wide" placeholder="SELECT service, count(*) FROM logs GROUP BY service">{sql}</textarea>
+<button type="submit" id="run-search">Search</button>
+</form>"#,
+        service = value(service),
+        grep = value(grep),
+        sql = value(sql),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::OutputColumn;
+
+    #[test]
+    fn histogram_rows_become_counts_and_results_escape() {
+        let output = QueryOutput {
+            columns: vec![OutputColumn {
+                name: "message".into(),
+                data_type: "Utf8".into(),
+            }],
+            rows: vec![
+                vec![Value::from(60_000), Value::from("ERROR"), Value::from(3)],
+                vec![Value::from(60_000), Value::from("INFO"), Value::from(5)],
+                vec![Value::Null, Value::from("INFO"), Value::from(5)],
+            ],
+            truncated: true,
+            files_scanned: 1,
+            elapsed_ms: 2,
+        };
+        let counts = bucket_counts(&output);
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts[&(60_000, "ERROR".to_string())], 3);
+        let shown = results(&QueryOutput {
+            rows: vec![vec![Value::from("<img src=x>")]],
+            ..output
+        });
+        assert!(shown.contains("first 1 rows (more match)"), "{shown}");
+        assert!(shown.contains("&lt;img src=x&gt;") && !shown.contains("<img"));
+    }
+}

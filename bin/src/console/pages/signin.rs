@@ -1,0 +1,246 @@
+//! `GET /ui/signin` (the form), `POST /ui/signin` (name and password, then a
+//! new session), `POST /ui/signout`.
+//!
+//! The sign-in form is protected against cross-site posts by a double
+//! submit: the form's hidden token must equal the `spate_signin` cookie set
+//! with it. A failed sign-in says only "wrong name or password", and takes
+//! as long for an unknown name as for a wrong password.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use spate_operators::event::wall_clock_ms;
+
+use super::layout::{esc, html, page_body};
+use crate::console::auth::{constant_time_eq, decoy_hash, random_token, verify_password};
+use crate::console::users::Role;
+use crate::console::{
+    Console, SESSION_COOKIE, client_of, cookie, expired_cookie, session_cookie, to_sign_in,
+};
+
+/// Cookie holding the sign-in form's token.
+const SIGNIN_COOKIE: &str = "spate_signin";
+
+/// The sign-in form's fields.
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    signin_token: String,
+}
+
+/// The sign-out form's fields.
+#[derive(Debug, Deserialize)]
+pub struct SignOutForm {
+    #[serde(default)]
+    csrf: Option<String>,
+}
+
+/// The form, with a fresh token in a cookie and a hidden field.
+fn form_page(status: StatusCode, error: Option<&str>, name: &str) -> Response {
+    let token = match random_token() {
+        Ok(t) => t,
+        Err(e) => {
+            return html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                page_body("Sign in", None, &format!("<p>{}</p>", esc(&e.to_string()))),
+            );
+        }
+    };
+    let error = error.map_or(String::new(), |e| {
+        format!(
+            r#"<p class="error" role="alert" id="signin-error">{}</p>"#,
+            esc(e)
+        )
+    });
+    let main = format!(
+        r#"<section class="signin">
+<h1>Sign in</h1>
+{error}
+<form method="post" action="/ui/signin">
+<input type="hidden" name="signin_token" value="{token}">
+<label for="name">Name</label>
+<input id="name" name="name" autocomplete="username" required value="{name}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" id="signin">Sign in</button>
+</form>
+</section>"#,
+        name = esc(name),
+    );
+    let mut response = html(status, page_body("Sign in", None, &main));
+    let cookie = format!(
+        "{SIGNIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/ui/signin; Max-Age=1800"
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `GET /ui/signin`.
+pub async fn form(State(console): State<Arc<Console>>, parts: Parts) -> Response {
+    if console.session(&parts.headers).is_some() {
+        return Redirect::to("/ui").into_response();
+    }
+    form_page(StatusCode::OK, None, "")
+}
+
+/// `POST /ui/signin`.
+pub async fn submit(
+    State(console): State<Arc<Console>>,
+    parts: Parts,
+    form: Result<Form<SignInForm>, FormRejection>,
+) -> Response {
+    let client = client_of(&parts);
+    let Ok(Form(form)) = form else {
+        return form_page(
+            StatusCode::BAD_REQUEST,
+            Some("the form could not be read"),
+            "",
+        );
+    };
+    let expected = cookie(&parts.headers, SIGNIN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !constant_time_eq(form.signin_token.as_bytes(), expected.as_bytes()) {
+        console
+            .audit(
+                "-",
+                &client,
+                "signin",
+                "denied",
+                &format!("user {:?}: sign-in form token missing or wrong", form.name),
+            )
+            .await;
+        return form_page(
+            StatusCode::FORBIDDEN,
+            Some("the sign-in form expired; please try again"),
+            &form.name,
+        );
+    }
+    let name = form.name.trim().to_string();
+    let password = form.password;
+    let lookup = name.clone();
+    let checked = console
+        .with_store(move |store| {
+            let user = store.user(&lookup).map_err(|e| e.to_string())?;
+            let hash = user
+                .as_ref()
+                .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
+            let matches = verify_password(&password, &hash).map_err(|e| e.to_string())?;
+            Ok::<Option<Role>, String>(user.filter(|_| matches).map(|u| u.role))
+        })
+        .await
+        .and_then(|r| r);
+    let role = match checked {
+        Ok(Some(role)) => role,
+        Ok(None) => {
+            console
+                .audit(
+                    "-",
+                    &client,
+                    "signin",
+                    "denied",
+                    &format!("user {name:?}: wrong name or password"),
+                )
+                .await;
+            return form_page(
+                StatusCode::UNAUTHORIZED,
+                Some("wrong name or password"),
+                &name,
+            );
+        }
+        Err(e) => {
+            tracing::error!("console sign-in: {e}");
+            console
+                .audit(
+                    "-",
+                    &client,
+                    "signin",
+                    "error",
+                    &format!("user {name:?}: {e}"),
+                )
+                .await;
+            return form_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("sign-in is unavailable; see the service log"),
+                &name,
+            );
+        }
+    };
+    let previous = cookie(&parts.headers, SESSION_COOKIE);
+    let session = match console
+        .sessions
+        .create(&name, role, previous, wall_clock_ms())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            return form_page(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string()), &name);
+        }
+    };
+    console
+        .audit(
+            &name,
+            &client,
+            "signin",
+            "ok",
+            &format!("role {}", role.as_str()),
+        )
+        .await;
+    let mut response = Redirect::to("/ui").into_response();
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, session_cookie(&session.id));
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{SIGNIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui/signin; Max-Age=0"
+    )) {
+        headers.append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /ui/signout`: ends the session (with its CSRF token only).
+pub async fn sign_out(
+    State(console): State<Arc<Console>>,
+    parts: Parts,
+    form: Result<Form<SignOutForm>, FormRejection>,
+) -> Response {
+    let client = client_of(&parts);
+    let Some(session) = console.session(&parts.headers) else {
+        return to_sign_in();
+    };
+    let csrf = form.ok().and_then(|Form(f)| f.csrf);
+    if !session.csrf_ok(csrf.as_deref()) {
+        console
+            .audit(
+                &session.user,
+                &client,
+                "signout",
+                "denied",
+                "missing or wrong CSRF token",
+            )
+            .await;
+        return html(
+            StatusCode::FORBIDDEN,
+            page_body(
+                "Forbidden",
+                Some(&session),
+                "<h1>Forbidden</h1><p>The request lacked this session's CSRF token.</p>",
+            ),
+        );
+    }
+    console.sessions.remove(&session.id);
+    console
+        .audit(&session.user, &client, "signout", "ok", "")
+        .await;
+    let mut response = Redirect::to("/ui/signin").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, expired_cookie(SESSION_COOKIE));
+    response
+}

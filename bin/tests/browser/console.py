@@ -1,0 +1,234 @@
+"""Drives the Spate web console in headless Chromium (Selenium), for
+bin/tests/console.rs: sign-in with a bad then a good password, a session id
+planted before sign-in, search (histogram and rows), alerts, the API with a
+session, CSRF-less posts, the admin page as a viewer, sign-out, the audit
+trail. Saves a screenshot of each page in --screenshots and prints what it
+saw as one JSON object on its last line (the Rust test asserts on it).
+
+Usage: console.py --url URL --screenshots DIR --chromedriver PATH
+                  --admin NAME:PASSWORD --viewer NAME:PASSWORD
+"""
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+PLANTED = "ab" * 32
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--screenshots", required=True)
+    p.add_argument("--chromedriver", required=True)
+    p.add_argument("--chromium", default="")
+    p.add_argument("--admin", required=True)
+    p.add_argument("--viewer", required=True)
+    p.add_argument("--grep", required=True)
+    args = p.parse_args()
+    os.makedirs(args.screenshots, exist_ok=True)
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--disable-gpu", "--window-size=1400,1000", "--lang=en-US"):
+        options.add_argument(flag)
+    if args.chromium:
+        options.binary_location = args.chromium
+    driver = webdriver.Chrome(service=Service(executable_path=args.chromedriver), options=options)
+    driver.set_page_load_timeout(60)
+    seen = {}
+    try:
+        run(driver, args, seen)
+    finally:
+        driver.quit()
+    print(json.dumps(seen))
+
+
+def run(driver, args, seen):
+    url = args.url.rstrip("/")
+    admin, admin_password = args.admin.split(":", 1)
+    viewer, viewer_password = args.viewer.split(":", 1)
+    wait = WebDriverWait(driver, 60)
+    shots = []
+
+    def shot(name):
+        path = os.path.join(args.screenshots, name + ".png")
+        driver.save_screenshot(path)
+        shots.append(path)
+
+    def session_cookie():
+        c = driver.get_cookie("spate_session")
+        return c["value"] if c else None
+
+    def sign_in(name, password):
+        driver.get(url + "/ui/signin")
+        wait.until(EC.presence_of_element_located((By.ID, "name")))
+        driver.find_element(By.ID, "name").send_keys(name)
+        driver.find_element(By.ID, "password").send_keys(password)
+        driver.find_element(By.ID, "signin").click()
+
+    def status_of(path, method="GET", body=None, headers=None):
+        """Fetches `path` from the page (the browser's cookies go along)."""
+        return driver.execute_async_script(
+            """
+            const [path, method, body, headers, done] = arguments;
+            fetch(path, {method, body, headers, redirect: 'manual'})
+              .then(r => done(r.status)).catch(e => done(String(e)));
+            """,
+            path, method, body, headers or {})
+
+    def plain_get(path, cookie):
+        """GET without following redirects, with cookie `spate_session`."""
+        parsed = urllib.parse.urlparse(url)
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        conn.request("GET", path, headers={"Cookie": "spate_session=" + cookie})
+        r = conn.getresponse()
+        r.read()
+        return r.status, r.getheader("Location")
+
+    # Not signed in: /ui sends the browser to the sign-in form.
+    driver.get(url + "/ui")
+    wait.until(EC.presence_of_element_located((By.ID, "signin")))
+    seen["unsigned_redirect"] = driver.current_url
+    shot("01-signin")
+
+    # An attacker's session id planted before sign-in.
+    driver.add_cookie({"name": "spate_session", "value": PLANTED, "path": "/"})
+
+    # Wrong password, then the right one.
+    sign_in(admin, "not the password")
+    err = wait.until(EC.presence_of_element_located((By.ID, "signin-error")))
+    seen["bad_password_message"] = err.text
+    shot("02-signin-wrong-password")
+    sign_in(admin, admin_password)
+    wait.until(EC.presence_of_element_located((By.ID, "signout")))
+    seen["after_signin_url"] = driver.current_url
+    admin_session = session_cookie()
+    seen["planted_session"] = PLANTED
+    seen["admin_session"] = admin_session
+    seen["planted_status"] = plain_get("/ui", PLANTED)[0]
+    seen["recent_error_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#recent-errors tbody tr"))
+    shot("03-home-recent-errors")
+
+    # Search: the last hour, every event.
+    driver.get(url + "/ui/search")
+    wait.until(EC.presence_of_element_located((By.ID, "range")))
+    Select(driver.find_element(By.ID, "range")).select_by_value("1h")
+    driver.find_element(By.ID, "run-search").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#histogram")))
+    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    seen["histogram_rects"] = len(driver.find_elements(By.CSS_SELECTOR, "#histogram rect"))
+    seen["histogram_title"] = driver.find_element(By.ID, "histogram-title").get_attribute("textContent")
+    seen["all_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#results tbody tr"))
+    shot("04-search-all")
+
+    # Free text and severity.
+    Select(driver.find_element(By.ID, "severity")).select_by_value("ERROR")
+    q = driver.find_element(By.ID, "q")
+    q.clear()
+    q.send_keys(args.grep)
+    driver.find_element(By.ID, "run-search").click()
+    wait.until(EC.presence_of_element_located((By.ID, "result-count")))
+    rows = driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+    seen["grep_rows"] = len(rows)
+    seen["grep_messages"] = sorted({r.find_elements(By.TAG_NAME, "td")[-1].text for r in rows})
+    seen["grep_histogram_title"] = driver.find_element(By.ID, "histogram-title").get_attribute("textContent")
+    shot("05-search-grep")
+
+    # Raw SQL over the filtered logs.
+    driver.get(url + "/ui/search")
+    sql = driver.find_element(By.ID, "sql")
+    sql.send_keys("SELECT service, count(*) AS n FROM logs GROUP BY service ORDER BY service")
+    driver.find_element(By.ID, "run-search").click()
+    wait.until(EC.presence_of_element_located((By.ID, "result-count")))
+    seen["sql_rows"] = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+    ]
+    shot("06-search-sql")
+
+    # Alerts.
+    driver.get(url + "/ui/alerts")
+    wait.until(EC.presence_of_element_located((By.ID, "rules")))
+    seen["firing"] = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#firing tbody tr")
+    ]
+    seen["rules"] = [
+        tr.find_elements(By.TAG_NAME, "td")[0].text
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#rules tbody tr")
+    ]
+    shot("07-alerts")
+
+    # The API with the session: with its CSRF token, and without.
+    csrf = driver.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+    body = json.dumps({"sql": "SELECT count(*) AS n FROM logs"})
+    seen["api_with_csrf"] = status_of("/v1/query", "POST", body, {"X-CSRF-Token": csrf})
+    seen["api_without_csrf"] = status_of("/v1/query", "POST", body)
+
+    # A state-changing form post without the CSRF token is refused, and the
+    # session lives on.
+    seen["signout_without_csrf"] = status_of(
+        "/ui/signout", "POST", "csrf=", {"Content-Type": "application/x-www-form-urlencoded"})
+    seen["signout_wrong_csrf"] = status_of(
+        "/ui/signout", "POST", "csrf=" + "0" * 64, {"Content-Type": "application/x-www-form-urlencoded"})
+    seen["still_signed_in"] = plain_get("/ui", admin_session)[0]
+
+    # Audit (admin).
+    driver.get(url + "/ui/audit")
+    wait.until(EC.presence_of_element_located((By.ID, "audit")))
+    shot("08-audit-admin")
+
+    # Sign out: the id is dead.
+    driver.find_element(By.ID, "signout").click()
+    wait.until(EC.presence_of_element_located((By.ID, "signin")))
+    seen["after_signout_url"] = driver.current_url
+    seen["cookie_after_signout"] = session_cookie()
+    seen["old_admin_session"] = list(plain_get("/ui", admin_session))
+    shot("09-signed-out")
+
+    # A viewer: no admin pages.
+    sign_in(viewer, viewer_password)
+    wait.until(EC.presence_of_element_located((By.ID, "signout")))
+    seen["viewer_session"] = session_cookie()
+    seen["viewer_nav_has_audit"] = bool(driver.find_elements(By.CSS_SELECTOR, "nav a[href='/ui/audit']"))
+    seen["viewer_audit_status"] = status_of("/ui/audit")
+    driver.get(url + "/ui/audit")
+    seen["viewer_audit_heading"] = driver.find_element(By.TAG_NAME, "h1").text
+    shot("10-viewer-forbidden")
+    driver.find_element(By.ID, "signout").click()
+    wait.until(EC.presence_of_element_located((By.ID, "signin")))
+
+    # The admin reads the audit trail.
+    sign_in(admin, admin_password)
+    wait.until(EC.presence_of_element_located((By.ID, "signout")))
+    driver.get(url + "/ui/audit")
+    wait.until(EC.presence_of_element_located((By.ID, "audit")))
+    seen["audit"] = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
+    ]
+    seen["users"] = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")][:2]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#users tbody tr")
+    ]
+    shot("11-audit-final")
+    seen["screenshots"] = shots
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # the Rust side shows this with the page source
+        print("console driver failed: %r" % (e,), file=sys.stderr)
+        raise
