@@ -299,6 +299,15 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
     assert_eq!(seen["viewer_nav_has_audit"], false);
     assert_eq!(number("viewer_audit_status"), 403);
     assert_eq!(text("viewer_audit_heading"), "Forbidden");
+    // The audit table is for admins and the token only.
+    assert_eq!(number("viewer_audit_table"), 400, "{seen}");
+    assert_eq!(number("viewer_logs_query"), 200, "{seen}");
+    assert!(
+        count(
+            &service.url,
+            "SELECT count(*) FROM audit WHERE action = 'signin' AND outcome = 'denied'"
+        ) >= 1
+    );
 
     // The audit trail: who, from where, what.
     let audit = rows(&seen, "audit");

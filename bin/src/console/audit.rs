@@ -5,27 +5,10 @@
 //! the `audit` table.
 
 use rusqlite::params;
-use serde::Serialize;
 
 use super::store::{ConsoleStore, StoreError};
-
-/// One audit record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditRecord {
-    /// When, UTC milliseconds.
-    pub ts_ms: i64,
-    /// Who: the user name, `-` when unknown (a failed sign-in names the
-    /// name tried in `detail`), or `token` for the bearer token.
-    pub actor: String,
-    /// From where: the client address (and `X-Forwarded-For`, if sent).
-    pub client: String,
-    /// What: `signin`, `signout`, `query`, `user_add`, ...
-    pub action: String,
-    /// `ok`, `denied`, or `error`.
-    pub outcome: String,
-    /// The rest: the SQL text, the user name tried, the reason.
-    pub detail: String,
-}
+pub use crate::query::audit_table::AuditRecord;
+use crate::query::audit_table::AuditSource;
 
 impl ConsoleStore {
     /// Appends `record`.
@@ -76,6 +59,14 @@ impl ConsoleStore {
             .map_err(self.error("read audit"))?;
         rows.collect::<Result<_, _>>()
             .map_err(self.error("read audit"))
+    }
+}
+
+/// The `audit` table of the query engine: the newest million records.
+impl AuditSource for ConsoleStore {
+    fn audit_rows(&self) -> Result<Vec<AuditRecord>, String> {
+        self.audit_records(None, 1_000_000)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -62,7 +62,7 @@ impl Console {
     /// The console over `store`, running its queries on `executor` within
     /// the limits of `query_config`.
     pub fn new(
-        store: ConsoleStore,
+        store: Arc<ConsoleStore>,
         query: Arc<QueryContext>,
         executor: QueryExecutor,
         query_config: &QueryConfig,
@@ -70,7 +70,7 @@ impl Console {
         rules: Vec<Rule>,
     ) -> Self {
         Console {
-            store: Arc::new(store),
+            store,
             sessions: SessionTable::default(),
             query,
             executor,
@@ -125,10 +125,15 @@ impl Console {
     }
 
     /// Runs `request` on the query threads, within `[query]`'s default time
-    /// limit.
-    pub async fn run_query(&self, mut request: QueryRequest) -> Result<QueryOutput, QueryError> {
+    /// limit, for `session` (an admin's sees the `audit` table).
+    pub async fn run_query(
+        &self,
+        session: &Session,
+        mut request: QueryRequest,
+    ) -> Result<QueryOutput, QueryError> {
         let timeout = self.query_config.timeout(None);
         request.timeout = timeout;
+        request.audit = session.role == users::Role::Admin;
         let ctx = self.query.clone();
         self.executor
             .run(timeout, async move {

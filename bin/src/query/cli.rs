@@ -217,6 +217,7 @@ pub async fn run_cli(
         filter: args.filter(),
         limit,
         timeout: Duration::from_secs(args.timeout_secs),
+        audit: false,
     };
     let started = tokio::time::Instant::now();
     let timeout = request.timeout;

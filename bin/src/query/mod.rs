@@ -7,6 +7,8 @@
 //!   on them skip whole directories.
 //! - `alerts` and `windows`: alert notices and closed windows from the hot
 //!   store (see [`history`]), read when a query names them.
+//! - `audit`: the web console's audit trail (see [`audit_table`]), for
+//!   admins and the bearer token only.
 //!
 //! Queries are read-only: DDL (`CREATE`, `DROP`), DML (`INSERT`, `COPY`) and
 //! statements (`SET`) are rejected as bad queries. `EXPLAIN`, `DESCRIBE` and
@@ -27,6 +29,7 @@
 //! the query and its file reads; [`executor::QueryExecutor::shutdown`] cancels
 //! every query of an executor.
 
+pub mod audit_table;
 pub mod cli;
 pub mod collect;
 pub mod executor;
@@ -56,6 +59,7 @@ use serde::Serialize;
 use serde_json::Value;
 use spate_engine::ErrorClass;
 
+use self::audit_table::{AuditSource, audit_batch, audit_schema};
 use self::executor::QueryConfig;
 use self::filters::LogFilter;
 use self::history::{HistorySource, alerts_batch, alerts_schema, windows_batch, windows_schema};
@@ -257,6 +261,9 @@ pub struct QueryRequest {
     pub limit: usize,
     /// Time limit.
     pub timeout: Duration,
+    /// Whether the `audit` table is there (for admins and the bearer
+    /// token; a context without an audit source has none anyway).
+    pub audit: bool,
 }
 
 /// The result as Arrow batches, before conversion.
@@ -276,6 +283,7 @@ pub struct QueryBatches {
 pub struct QueryContext {
     lake: LakeLocation,
     history: Arc<dyn HistorySource>,
+    audit: Option<Arc<dyn AuditSource>>,
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
     memory_limit_mib: usize,
@@ -296,6 +304,7 @@ impl QueryContext {
         Ok(QueryContext {
             lake,
             history,
+            audit: None,
             config: session_config()?,
             runtime,
             memory_limit_mib: limits.memory_limit_mib.max(1),
@@ -303,13 +312,22 @@ impl QueryContext {
         })
     }
 
-    /// A fresh session with `logs` registered (narrowed by `filter`) and the
-    /// history tables, loaded only if `referenced` says so. The one place a
-    /// session is made: each gets its own memory pool of `memory_limit`
-    /// (the object store registry and caches are shared).
+    /// Adds the `audit` table, read from `source` (see
+    /// [`QueryRequest::audit`] for who sees it).
+    pub fn with_audit(mut self, source: Arc<dyn AuditSource>) -> Self {
+        self.audit = Some(source);
+        self
+    }
+
+    /// A fresh session with `logs` registered (narrowed by `filter`), the
+    /// history tables and (with `audit`) the audit table, loaded only if
+    /// `referenced` says so. The one place a session is made: each gets its
+    /// own memory pool of `memory_limit` (the object store registry and
+    /// caches are shared).
     async fn session(
         &self,
         filter: &LogFilter,
+        audit: bool,
         referenced: impl Fn(&str) -> bool,
     ) -> Result<SessionContext, QueryError> {
         let mut runtime = RuntimeEnv::clone(&self.runtime);
@@ -334,8 +352,11 @@ impl QueryContext {
             ctx.register_table("logs", df.into_view())?;
         }
         let (want_alerts, want_windows) = (referenced("alerts"), referenced("windows"));
+        let audit = self.audit.clone().filter(|_| audit);
+        let want_audit = audit.is_some() && referenced("audit");
         let history = self.history.clone();
-        let (alerts, windows) = tokio::task::spawn_blocking(move || {
+        let audit_source = audit.clone();
+        let (alerts, windows, audit_records) = tokio::task::spawn_blocking(move || {
             let alerts = if want_alerts {
                 history.alerts()?
             } else {
@@ -346,7 +367,11 @@ impl QueryContext {
             } else {
                 Vec::new()
             };
-            Ok::<_, String>((alerts, windows))
+            let audit_records = match (&audit_source, want_audit) {
+                (Some(source), true) => source.audit_rows()?,
+                _ => Vec::new(),
+            };
+            Ok::<_, String>((alerts, windows, audit_records))
         })
         .await
         .map_err(|e| QueryError::Internal(format!("history reader: {e}")))?
@@ -363,6 +388,13 @@ impl QueryContext {
         )?;
         ctx.register_table("alerts", Arc::new(alerts))?;
         ctx.register_table("windows", Arc::new(windows))?;
+        if audit.is_some() {
+            let table = MemTable::try_new(
+                audit_schema(),
+                vec![vec![audit_batch(&audit_records).map_err(internal)?]],
+            )?;
+            ctx.register_table("audit", Arc::new(table))?;
+        }
         Ok(ctx)
     }
 }
@@ -421,10 +453,9 @@ fn session_config() -> Result<SessionConfig, QueryError> {
     Ok(config)
 }
 
-/// Runs `sql` with at most `limit` rows and the time limit `timeout`.
-///
-/// The entry point of the HTTP API: a [`QueryError::BadQuery`] is the caller's
-/// (400), see [`QueryError::http_status`] for the rest.
+/// Runs `sql` with at most `limit` rows and the time limit `timeout`
+/// (the tests' shorthand for [`execute_request`]).
+#[cfg(test)]
 pub async fn execute(
     ctx: &QueryContext,
     sql: &str,
@@ -438,6 +469,7 @@ pub async fn execute(
             filter: LogFilter::default(),
             limit,
             timeout,
+            audit: false,
         },
     )
     .await
@@ -445,6 +477,10 @@ pub async fn execute(
 
 /// Runs a request (SQL or the recent-logs listing, with filters) and converts
 /// the rows to JSON.
+///
+/// The entry point of the HTTP API and the console: a
+/// [`QueryError::BadQuery`] is the caller's (400), see
+/// [`QueryError::http_status`] for the rest.
 pub async fn execute_request(
     ctx: &QueryContext,
     request: &QueryRequest,
@@ -526,7 +562,7 @@ async fn run_inner(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBa
             let statement = parser.state().sql_to_statement(sql, &Dialect::Generic)?;
             let tables = parser.state().resolve_table_references(&statement)?;
             let session = ctx
-                .session(&request.filter, |name| {
+                .session(&request.filter, request.audit, |name| {
                     tables.iter().any(|t| t.table() == name)
                 })
                 .await?;
@@ -535,7 +571,7 @@ async fn run_inner(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBa
             session.execute_logical_plan(plan).await?
         }
         None => {
-            let session = ctx.session(&request.filter, |_| false).await?;
+            let session = ctx.session(&request.filter, false, |_| false).await?;
             recent_logs(session.table("logs").await?)?
         }
     };

@@ -176,6 +176,7 @@ async fn flags_narrow_the_table_and_prune() {
         filter,
         limit: 10,
         timeout: LONG,
+        audit: false,
     };
     // Since 11:00 (absolute): only the 11h partition is opened.
     let since = LogFilter {
@@ -237,6 +238,7 @@ async fn missing_or_empty_lake_is_an_empty_result() {
             filter: LogFilter::default(),
             limit: 10,
             timeout: LONG,
+            audit: false,
         },
     )
     .await

@@ -228,9 +228,11 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         config.journal.max_disk_mib.saturating_mul(1 << 20),
     ));
     let metrics = exporter.clone();
+    let console_store = Arc::new(ConsoleStore::open_in(&data_dir).context("console")?);
     let query = Arc::new(
         crate::query::QueryContext::new(query_lake, built.history, &config.query)
-            .context("query")?,
+            .context("query")?
+            .with_audit(console_store.clone()),
     );
     let queries =
         crate::query::executor::QueryExecutor::new(&config.query).context("query threads")?;
@@ -243,7 +245,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     )
     .with_query(query.clone(), queries.clone(), &config.query)
     .with_console(Arc::new(Console::new(
-        ConsoleStore::open_in(&data_dir).context("console")?,
+        console_store,
         query,
         queries.clone(),
         &config.query,

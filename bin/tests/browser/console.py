@@ -203,6 +203,13 @@ def run(driver, args, seen):
     seen["viewer_session"] = session_cookie()
     seen["viewer_nav_has_audit"] = bool(driver.find_elements(By.CSS_SELECTOR, "nav a[href='/ui/audit']"))
     seen["viewer_audit_status"] = status_of("/ui/audit")
+    viewer_csrf = driver.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+    seen["viewer_audit_table"] = status_of(
+        "/v1/query", "POST", json.dumps({"sql": "SELECT count(*) FROM audit"}),
+        {"X-CSRF-Token": viewer_csrf})
+    seen["viewer_logs_query"] = status_of(
+        "/v1/query", "POST", json.dumps({"sql": "SELECT count(*) FROM logs"}),
+        {"X-CSRF-Token": viewer_csrf})
     driver.get(url + "/ui/audit")
     seen["viewer_audit_heading"] = driver.find_element(By.TAG_NAME, "h1").text
     shot("10-viewer-forbidden")

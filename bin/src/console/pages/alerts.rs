@@ -53,12 +53,16 @@ pub async fn page(State(console): State<Arc<Console>>, parts: Parts) -> Response
         Err(r) => return r,
     };
     let result = console
-        .run_query(QueryRequest {
-            sql: Some(HISTORY_SQL.to_string()),
-            filter: Default::default(),
-            limit: HISTORY_LIMIT,
-            timeout: Duration::ZERO,
-        })
+        .run_query(
+            &session,
+            QueryRequest {
+                sql: Some(HISTORY_SQL.to_string()),
+                filter: Default::default(),
+                limit: HISTORY_LIMIT,
+                timeout: Duration::ZERO,
+                audit: false,
+            },
+        )
         .await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
     console

@@ -118,12 +118,17 @@ pub async fn page(
         filter: filter.clone(),
         limit,
         timeout: Duration::ZERO,
+        audit: false,
     };
     let counts = console
-        .run_query(request(Some(histogram_sql), 100_000))
+        .run_query(&session, request(Some(histogram_sql), 100_000))
         .await;
     let rows = match &counts {
-        Ok(_) => console.run_query(request(sql.clone(), ROW_LIMIT)).await,
+        Ok(_) => {
+            console
+                .run_query(&session, request(sql.clone(), ROW_LIMIT))
+                .await
+        }
         Err(e) => Err(QueryError::Internal(e.to_string())),
     };
     let outcome = if rows.is_ok() { "ok" } else { "error" };

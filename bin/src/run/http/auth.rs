@@ -42,7 +42,12 @@ pub(super) enum Caller {
     /// The holder of the bearer token.
     Token,
     /// A console user, by their session.
-    User(String),
+    User {
+        /// Their name.
+        name: String,
+        /// Whether they are an admin.
+        admin: bool,
+    },
 }
 
 impl Caller {
@@ -51,8 +56,14 @@ impl Caller {
         match self {
             Caller::Anonymous => "-",
             Caller::Token => "token",
-            Caller::User(name) => name,
+            Caller::User { name, .. } => name,
         }
+    }
+
+    /// Whether the caller may read the `audit` table: the token holder,
+    /// admins, and anyone when no authentication is in force.
+    pub(super) fn sees_audit(&self) -> bool {
+        !matches!(self, Caller::User { admin: false, .. })
     }
 }
 
@@ -79,7 +90,10 @@ pub(super) fn authorize(
                 "a request signed in with a console session needs the session's X-CSRF-Token header",
             ));
         }
-        return Ok(Caller::User(session.user));
+        return Ok(Caller::User {
+            admin: session.role == crate::console::users::Role::Admin,
+            name: session.user,
+        });
     }
     let required = state.token.is_some()
         || (access == Access::Read && state.console.as_ref().is_some_and(|c| c.sign_in_required()));

@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use super::{Access, HttpState, authorize, json_error, with_retry_after};
 use crate::query::executor::{QueryConfig, QueryExecutor};
-use crate::query::{QueryContext, QueryError};
+use crate::query::filters::LogFilter;
+use crate::query::{QueryContext, QueryError, QueryRequest};
 
 /// What `POST /v1/query` runs on.
 pub(super) struct QueryService {
@@ -24,7 +25,8 @@ pub(super) struct QueryService {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
-    /// The SQL (tables `logs`, `alerts`, `windows`).
+    /// The SQL (tables `logs`, `alerts`, `windows`, and `audit` for admins
+    /// and the token).
     sql: String,
     /// Rows returned at most (default 1,000, at most 100,000).
     #[serde(default)]
@@ -83,9 +85,17 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     let timeout = service.config.timeout(body.timeout_secs);
     let ctx = service.ctx.clone();
     let sql = body.sql.clone();
+    let audit = caller.sees_audit();
     // The JSON is written on the query threads too.
     let query = async move {
-        let output = crate::query::execute(&ctx, &body.sql, limit, timeout).await?;
+        let request = QueryRequest {
+            sql: Some(body.sql),
+            filter: LogFilter::default(),
+            limit,
+            timeout,
+            audit,
+        };
+        let output = crate::query::execute_request(&ctx, &request).await?;
         serde_json::to_vec(&output)
             .map_err(|e| QueryError::Internal(format!("result to json: {e}")))
     };
