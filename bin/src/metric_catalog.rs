@@ -1,4 +1,4 @@
-//! The service's own metrics (HTTP, queries, EMF, build info), and the
+//! The service's own metrics (HTTP, queries, the console, EMF, build info), and the
 //! Prometheus exporter of `spate run`: every catalog described, the series of
 //! the components a config runs registered at 0, `spate_build_info` set.
 
@@ -104,6 +104,17 @@ pub const SERVICE: &[MetricDef] = &[
         "Events (or alert notices) a tap client missed because it read slower than the stage ran (the stage never waits for a tap), by stage.",
     )
     .at_start(TAP_STAGES),
+    MetricDef::counter(
+        "spate_console_signins_total",
+        &["outcome"],
+        "Sign-ins to the web console, by outcome: ok, denied (a wrong name or password, or an expired form), error (the user store failed).",
+    )
+    .at_start(&[&["ok"], &["denied"], &["error"]]),
+    MetricDef::counter(
+        "spate_console_audit_errors_total",
+        &[],
+        "Audit records of the web console or the query API that could not be written (each is also logged).",
+    ),
     MetricDef::counter(
         "spate_emf_series_skipped_total",
         &[],

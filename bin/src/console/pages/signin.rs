@@ -109,6 +109,7 @@ pub async fn submit(
     };
     let expected = cookie(&parts.headers, SIGNIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !constant_time_eq(form.signin_token.as_bytes(), expected.as_bytes()) {
+        count("denied");
         console
             .audit(
                 "-",
@@ -141,6 +142,7 @@ pub async fn submit(
     let role = match checked {
         Ok(Some(role)) => role,
         Ok(None) => {
+            count("denied");
             console
                 .audit(
                     "-",
@@ -157,6 +159,7 @@ pub async fn submit(
             );
         }
         Err(e) => {
+            count("error");
             tracing::error!("console sign-in: {e}");
             console
                 .audit(
@@ -184,6 +187,7 @@ pub async fn submit(
             return form_page(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string()), &name);
         }
     };
+    count("ok");
     console
         .audit(
             &name,
@@ -202,6 +206,11 @@ pub async fn submit(
         headers.append(header::SET_COOKIE, value);
     }
     response
+}
+
+/// Counts a sign-in by outcome (`spate_console_signins_total`).
+fn count(outcome: &'static str) {
+    metrics::counter!("spate_console_signins_total", "outcome" => outcome).increment(1);
 }
 
 /// `POST /ui/signout`: ends the session (with its CSRF token only).
