@@ -111,6 +111,12 @@ pub const SERVICE: &[MetricDef] = &[
     )
     .at_start(&[&["ok"], &["denied"], &["error"]]),
     MetricDef::counter(
+        "spate_console_webhook_deliveries_total",
+        &["outcome"],
+        "Alert notices POSTed to the webhooks console users subscribed, by outcome: ok (a 2xx answer), failed (retried at the next poll, 5 attempts at most).",
+    )
+    .at_start(&[&["ok"], &["failed"]]),
+    MetricDef::counter(
         "spate_console_audit_errors_total",
         &[],
         "Audit records of the web console or the query API that could not be written (each is also logged).",

@@ -143,32 +143,37 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
     let data = dir.path().join("data");
     add_user(&data, ADMIN.0, "admin", ADMIN.1);
     add_user(&data, VIEWER.0, "viewer", VIEWER.1);
-    let config = format!("[http]\nauth_token = \"{TOKEN}\"\n[pipeline]\ndecode_workers = 1\n");
+    // Ten-second windows that close two seconds after the traffic stops, so
+    // that the burst pushed from the browser script alerts within seconds.
+    let config = format!(
+        "[http]\nauth_token = \"{TOKEN}\"\n[pipeline]\ndecode_workers = 1\n\
+         [windows]\nsize = \"10s\"\nallowed_lateness = \"1s\"\nidle_timeout = \"2s\"\n"
+    );
     let service = Service::start(&data, &config);
 
-    // An error burst (and a CRITICAL) in a window 10 to 15 minutes ago,
-    // then current events that move the watermark past it.
-    let window = 300_000;
+    // An error burst (and a CRITICAL) in one window five minutes ago, then
+    // current events that move the watermark past it.
+    let window = 10_000;
     let now = spate_operators::event::wall_clock_ms();
-    let w0 = now - now.rem_euclid(window) - 2 * window;
+    let w0 = now - now.rem_euclid(window) - 30 * window;
     let mut body = Vec::new();
     for i in 0..14 {
         body.push(event(
-            w0 + 10_000 + i * 1000,
+            w0 + 1000 + i * 100,
             "checkout",
             "error",
             &format!("{GREP}: card declined #{i}"),
         ));
     }
     body.push(event(
-        w0 + 40_000,
+        w0 + 3000,
         "checkout",
         "critical",
         "database unreachable",
     ));
     for i in 0..30 {
         body.push(event(
-            w0 + 60_000 + i * 1000,
+            w0 + 4000 + i * 100,
             "checkout",
             "info",
             "order placed",
@@ -217,7 +222,7 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
         .arg(&shots)
         .args(["--admin", &format!("{}:{}", ADMIN.0, ADMIN.1)])
         .args(["--viewer", &format!("{}:{}", VIEWER.0, VIEWER.1)])
-        .args(["--grep", GREP])
+        .args(["--grep", GREP, "--token", TOKEN])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -309,6 +314,37 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
         ) >= 1
     );
 
+    // The viewer's webhook got the next alert of `payments`, then was
+    // unsubscribed.
+    let subscriptions = rows(&seen, "subscriptions");
+    assert_eq!(subscriptions.len(), 1, "{seen}");
+    let sub = &subscriptions[0];
+    assert_eq!(sub[1], VIEWER.0);
+    assert!(
+        sub[2].starts_with("http://127.0.0.1:") && sub[2].ends_with("/hook"),
+        "{seen}"
+    );
+    assert_eq!((&*sub[3], &*sub[4]), ("payments", "ERROR, CRITICAL"));
+    assert_eq!(number("subscribe_without_csrf"), 403, "{seen}");
+    assert_eq!(number("burst_status"), 200);
+    let hooks = seen["webhook"].as_array().unwrap();
+    let notice = hooks
+        .iter()
+        .find(|n| n["rule"] == "error_burst")
+        .unwrap_or_else(|| {
+            panic!(
+                "no error_burst notice at the webhook: {seen}\n{}",
+                service.output()
+            )
+        });
+    assert_eq!(notice["service"], "payments");
+    assert_eq!(notice["state"], "firing");
+    assert_eq!(notice["value"], 12.0);
+    assert_eq!(notice["subscription"], sub[0].parse::<i64>().unwrap());
+    assert!(hooks.iter().all(|n| n["service"] == "payments"), "{seen}");
+    let delivered: usize = text("delivered").parse().unwrap();
+    assert!((1..=hooks.len()).contains(&delivered), "{seen}");
+
     // The audit trail: who, from where, what.
     let audit = rows(&seen, "audit");
     let has = |who: &str, action: &str, outcome: &str, detail: &str| {
@@ -354,7 +390,7 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
     );
 
     let shots_taken = seen["screenshots"].as_array().unwrap();
-    assert_eq!(shots_taken.len(), 11);
+    assert_eq!(shots_taken.len(), 14);
     for shot in shots_taken {
         let size = std::fs::metadata(shot.as_str().unwrap()).unwrap().len();
         assert!(size > 1000, "{shot} is {size} bytes");

@@ -1,8 +1,9 @@
 //! The web console of `spate run`, served at `/ui`: sign-in with local
 //! users, search (time range, service and severity filters, free text or
 //! SQL, a histogram stacked by severity above the rows), alerts (firing
-//! and resolved, the window counts behind each, the rules in force), and,
-//! for admins, the audit trail and the users. Server-rendered HTML with
+//! and resolved, the window counts behind each, the rules in force), alert
+//! subscriptions (webhooks, see [`subscriptions`]), and, for admins, the
+//! audit trail and the users. Server-rendered HTML with
 //! the stylesheet and a few lines of script embedded in the binary.
 //!
 //! Users live in `<data-dir>/console.db` (added with `spate user add`),
@@ -19,6 +20,7 @@ pub mod auth;
 mod pages;
 pub mod session;
 pub mod store;
+pub mod subscriptions;
 pub mod user_cli;
 pub mod users;
 

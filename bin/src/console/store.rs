@@ -1,5 +1,6 @@
 //! The console's own SQLite file, `<data-dir>/console.db`: the users
-//! (see [`super::users`]) and the audit trail (see [`super::audit`]).
+//! (see [`super::users`]), the audit trail (see [`super::audit`]) and the
+//! alert subscriptions (see [`super::subscriptions`]).
 //! `spate user add` writes it while `spate run` reads it (WAL mode, a busy
 //! timeout), so a user added is able to sign in at once.
 
@@ -48,6 +49,22 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ms);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL,
+    url TEXT NOT NULL,
+    services TEXT NOT NULL,
+    severities TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    subscription INTEGER NOT NULL,
+    alert TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    delivered_ms INTEGER,
+    last_error TEXT,
+    PRIMARY KEY (subscription, alert)
+);
 ";
 
 /// The open store.

@@ -230,7 +230,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     let metrics = exporter.clone();
     let console_store = Arc::new(ConsoleStore::open_in(&data_dir).context("console")?);
     let query = Arc::new(
-        crate::query::QueryContext::new(query_lake, built.history, &config.query)
+        crate::query::QueryContext::new(query_lake, built.history.clone(), &config.query)
             .context("query")?
             .with_audit(console_store.clone()),
     );
@@ -245,7 +245,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     )
     .with_query(query.clone(), queries.clone(), &config.query)
     .with_console(Arc::new(Console::new(
-        console_store,
+        console_store.clone(),
         query,
         queries.clone(),
         &config.query,
@@ -253,7 +253,12 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         console_rules,
     )));
     let (closing, closing_seen) = tokio::sync::watch::channel(false);
-    let state = state.with_closing(closing_seen);
+    let state = state.with_closing(closing_seen.clone());
+    // Alert notices to the webhooks console users subscribed.
+    let subscriptions = tokio::spawn(
+        crate::console::subscriptions::Dispatcher::new(console_store.clone(), built.history)
+            .run(closing_seen),
+    );
     // Installed before the service says it listens, so that a signal sent as
     // soon as it does is handled. The first signal stops the listener and the
     // journal, then the pipeline drains; a second one aborts the drain.
@@ -307,6 +312,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         .run_until_signal(&mut pipeline_signals, DRAIN_DEADLINE)
         .await;
     relay.abort();
+    subscriptions.abort();
     // What the sources finish once drained: the last SQS deletes, Kinesis
     // checkpoints and lease releases, tail checkpoints.
     for work in built.after_drain {

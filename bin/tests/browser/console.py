@@ -11,11 +11,14 @@ Usage: console.py --url URL --screenshots DIR --chromedriver PATH
 
 import argparse
 import http.client
+import http.server
 import json
 import os
 import sys
+import threading
 import time
 import urllib.parse
+import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -24,6 +27,25 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 PLANTED = "ab" * 32
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: keeps every POSTed JSON body."""
+
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        Hook.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def rfc3339(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
 
 
 def main():
@@ -35,6 +57,7 @@ def main():
     p.add_argument("--admin", required=True)
     p.add_argument("--viewer", required=True)
     p.add_argument("--grep", required=True)
+    p.add_argument("--token", required=True)
     args = p.parse_args()
     os.makedirs(args.screenshots, exist_ok=True)
 
@@ -213,6 +236,57 @@ def run(driver, args, seen):
     driver.get(url + "/ui/audit")
     seen["viewer_audit_heading"] = driver.find_element(By.TAG_NAME, "h1").text
     shot("10-viewer-forbidden")
+
+    # The viewer subscribes a webhook to the alerts of `payments`.
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    hook_url = "http://127.0.0.1:%d/hook" % hook.server_address[1]
+    driver.get(url + "/ui/subscriptions")
+    wait.until(EC.presence_of_element_located((By.ID, "subscribe-form")))
+    driver.find_element(By.ID, "url").send_keys(hook_url)
+    driver.find_element(By.ID, "services").send_keys("payments")
+    sev = driver.find_element(By.ID, "severities")
+    sev.clear()
+    sev.send_keys("ERROR,CRITICAL")
+    driver.find_element(By.ID, "subscribe").click()
+    wait.until(EC.presence_of_element_located((By.ID, "subscriptions")))
+    seen["subscriptions"] = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")][:5]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#subscriptions tbody tr")
+    ]
+    seen["subscribe_without_csrf"] = status_of(
+        "/ui/subscriptions", "POST", "url=" + urllib.parse.quote(hook_url),
+        {"Content-Type": "application/x-www-form-urlencoded"})
+    shot("11-subscribed")
+
+    # An error burst of `payments`, stamped now: its window closes by the
+    # idle timeout and the alert reaches the webhook.
+    now = int(time.time() * 1000) - 500
+    burst = "\n".join(json.dumps({"timestamp": rfc3339(now), "level": "error",
+                                   "service": "payments", "message": "charge failed"})
+                       for _ in range(12))
+    push = urllib.request.Request(url + "/v1/logs", data=burst.encode(), method="POST",
+                                  headers={"Authorization": "Bearer " + args.token})
+    with urllib.request.urlopen(push, timeout=30) as r:
+        seen["burst_status"] = r.status
+    deadline = time.time() + 90
+    while time.time() < deadline and not Hook.received:
+        time.sleep(0.2)
+    seen["webhook"] = list(Hook.received)
+    # The delivery is recorded once the webhook has answered.
+    while True:
+        driver.get(url + "/ui/subscriptions")
+        wait.until(EC.presence_of_element_located((By.ID, "subscriptions")))
+        seen["delivered"] = driver.find_element(
+            By.CSS_SELECTOR, "#subscriptions tbody tr td:nth-child(7)").text
+        if seen["delivered"] != "0" or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    shot("12-delivered")
+    driver.find_element(By.CSS_SELECTOR, "button.unsubscribe").click()
+    wait.until(EC.presence_of_element_located((By.ID, "subscriptions-none")))
+    shot("13-unsubscribed")
+    hook.shutdown()
     driver.find_element(By.ID, "signout").click()
     wait.until(EC.presence_of_element_located((By.ID, "signin")))
 
@@ -229,7 +303,7 @@ def run(driver, args, seen):
         [td.text for td in tr.find_elements(By.TAG_NAME, "td")][:2]
         for tr in driver.find_elements(By.CSS_SELECTOR, "#users tbody tr")
     ]
-    shot("11-audit-final")
+    shot("14-audit-final")
     seen["screenshots"] = shots
 
 

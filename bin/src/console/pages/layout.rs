@@ -42,7 +42,7 @@ pub fn page_body(title: &str, session: Option<&Session>, main: &str) -> String {
                 ""
             };
             format!(
-                r#"<nav aria-label="main"><a class="brand" href="/ui">Spate</a><a href="/ui/search">Search</a><a href="/ui/alerts">Alerts</a>{admin}<span class="who">{user} ({role})</span><form method="post" action="/ui/signout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" id="signout">Sign out</button></form></nav>"#,
+                r#"<nav aria-label="main"><a class="brand" href="/ui">Spate</a><a href="/ui/search">Search</a><a href="/ui/alerts">Alerts</a><a href="/ui/subscriptions">Subscriptions</a>{admin}<span class="who">{user} ({role})</span><form method="post" action="/ui/signout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" id="signout">Sign out</button></form></nav>"#,
                 user = esc(&s.user),
                 role = s.role.as_str(),
                 csrf = esc(&s.csrf),

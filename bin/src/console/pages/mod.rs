@@ -7,6 +7,7 @@ mod home;
 mod layout;
 mod search;
 mod signin;
+mod subscriptions;
 
 use std::sync::Arc;
 
@@ -29,6 +30,11 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/search", get(search::page))
         .route("/ui/alerts", get(alerts::page))
         .route("/ui/audit", get(admin::audit_page))
+        .route(
+            "/ui/subscriptions",
+            get(subscriptions::page).post(subscriptions::subscribe),
+        )
+        .route("/ui/subscriptions/remove", post(subscriptions::remove))
         .route("/ui/static/style.css", get(style))
         .route("/ui/static/console.js", get(script))
         .with_state(console)

@@ -1,0 +1,281 @@
+//! `GET /ui/subscriptions`: a user's alert subscriptions (an admin sees
+//! everyone's), `POST /ui/subscriptions` to subscribe a webhook to the
+//! alerts of chosen services and severities, `POST
+//! /ui/subscriptions/remove` to unsubscribe. Both posts need the session's
+//! CSRF token and are audited.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{StatusCode, request::Parts};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use spate_operators::event::wall_clock_ms;
+
+use super::layout::{esc, html, page_body, time};
+use super::signed_in;
+use crate::console::session::Session;
+use crate::console::subscriptions::{SEVERITIES, Subscription, check_url, list};
+use crate::console::users::Role;
+use crate::console::{Console, client_of};
+
+/// The subscribe form's fields (services and severities comma-separated).
+#[derive(Debug, Deserialize)]
+pub struct SubscribeForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    services: String,
+    #[serde(default)]
+    severities: String,
+}
+
+/// The unsubscribe form's fields.
+#[derive(Debug, Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    id: i64,
+}
+
+/// Whose subscriptions `session` sees and may remove: its own, or all for
+/// an admin.
+fn owner(session: &Session) -> Option<String> {
+    (session.role != Role::Admin).then(|| session.user.clone())
+}
+
+/// `GET /ui/subscriptions`.
+pub async fn page(State(console): State<Arc<Console>>, parts: Parts) -> Response {
+    match signed_in(&console, &parts) {
+        Ok(session) => render(&console, &session, StatusCode::OK, None).await,
+        Err(r) => r,
+    }
+}
+
+async fn render(
+    console: &Console,
+    session: &Session,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let owner = owner(session);
+    let listed = console
+        .with_store(move |store| store.subscriptions(owner.as_deref()))
+        .await
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let mut main = String::from("<h1>Alert subscriptions</h1>");
+    if let Some(e) = error {
+        main.push_str(&format!(
+            r#"<p class="error" role="alert" id="subscription-error">{}</p>"#,
+            esc(e)
+        ));
+    }
+    match listed {
+        Ok(subs) if subs.is_empty() => {
+            main.push_str(r#"<p id="subscriptions-none">No subscriptions yet.</p>"#)
+        }
+        Ok(subs) => main.push_str(&table(session, &subs)),
+        Err(e) => main.push_str(&format!(r#"<p class="error">{}</p>"#, esc(&e))),
+    }
+    main.push_str(&format!(
+        r#"<h2>Subscribe a webhook</h2>
+<p>Alerts raised from now on that match are POSTed to the URL as JSON (the notice and the subscription id).</p>
+<form method="post" action="/ui/subscriptions" class="search" id="subscribe-form">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="url">Webhook URL</label><input id="url" name="url" required placeholder="https://hooks.example.com/spate">
+<label for="services">Services</label><input id="services" name="services" placeholder="every service (or a comma-separated list)">
+<label for="severities">Severities</label><input id="severities" name="severities" value="CRITICAL,ERROR,WARNING" placeholder="CRITICAL,ERROR,WARNING">
+<button type="submit" id="subscribe">Subscribe</button>
+</form>"#,
+        csrf = esc(&session.csrf),
+    ));
+    html(status, page_body("Subscriptions", Some(session), &main))
+}
+
+fn table(session: &Session, subs: &[Subscription]) -> String {
+    let mut out = String::from(
+        r#"<div class="scroll"><table id="subscriptions"><caption>Alerts go to these webhooks</caption><thead><tr><th scope="col">id</th><th scope="col">owner</th><th scope="col">webhook</th><th scope="col">services</th><th scope="col">severities</th><th scope="col">since (UTC)</th><th scope="col">delivered</th><th scope="col"></th></tr></thead><tbody>"#,
+    );
+    let or_every = |v: &[String]| {
+        if v.is_empty() {
+            "every".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    for s in subs {
+        out.push_str(&format!(
+            r#"<tr><td>{id}</td><td>{owner}</td><td>{url}</td><td>{services}</td><td>{severities}</td><td>{since}</td><td>{delivered}</td><td><form method="post" action="/ui/subscriptions/remove" class="inline"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}"><button type="submit" class="unsubscribe">Unsubscribe</button></form></td></tr>"#,
+            id = s.id,
+            owner = esc(&s.owner),
+            url = esc(&s.url),
+            services = esc(&or_every(&s.services)),
+            severities = esc(&or_every(&s.severities)),
+            since = time(s.created_ms),
+            delivered = s.delivered,
+            csrf = esc(&session.csrf),
+        ));
+    }
+    out.push_str("</tbody></table></div>");
+    out
+}
+
+/// The refusal of a post without the session's CSRF token.
+async fn csrf_refused(
+    console: &Console,
+    session: &Session,
+    client: &str,
+    action: &str,
+) -> Response {
+    console
+        .audit(
+            &session.user,
+            client,
+            action,
+            "denied",
+            "missing or wrong CSRF token",
+        )
+        .await;
+    html(
+        StatusCode::FORBIDDEN,
+        page_body(
+            "Forbidden",
+            Some(session),
+            "<h1>Forbidden</h1><p>The request lacked this session's CSRF token.</p>",
+        ),
+    )
+}
+
+/// `POST /ui/subscriptions`.
+pub async fn subscribe(
+    State(console): State<Arc<Console>>,
+    parts: Parts,
+    form: Result<Form<SubscribeForm>, FormRejection>,
+) -> Response {
+    let session = match signed_in(&console, &parts) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let client = client_of(&parts);
+    let form = form.ok().map(|Form(f)| f);
+    let Some(form) = form.filter(|f| session.csrf_ok(f.csrf.as_deref())) else {
+        return csrf_refused(&console, &session, &client, "subscribe").await;
+    };
+    let url = form.url.trim().to_string();
+    let services = list(&form.services);
+    let severities: Vec<String> = list(&form.severities)
+        .into_iter()
+        .map(|s| s.to_ascii_uppercase())
+        .collect();
+    let bad = check_url(&url).err().or_else(|| {
+        severities
+            .iter()
+            .find(|s| !SEVERITIES.contains(&s.as_str()))
+            .map(|s| format!("unknown severity {s:?} (CRITICAL, ERROR or WARNING)"))
+    });
+    if let Some(bad) = bad {
+        return render(&console, &session, StatusCode::BAD_REQUEST, Some(&bad)).await;
+    }
+    let detail = format!("webhook {url} services {services:?} severities {severities:?}");
+    let user = session.user.clone();
+    let added = console
+        .with_store(move |store| {
+            store.subscribe(&user, &url, &services, &severities, wall_clock_ms())
+        })
+        .await
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match added {
+        Ok(id) => {
+            console
+                .audit(
+                    &session.user,
+                    &client,
+                    "subscribe",
+                    "ok",
+                    &format!("#{id} {detail}"),
+                )
+                .await;
+            Redirect::to("/ui/subscriptions").into_response()
+        }
+        Err(e) => {
+            console
+                .audit(&session.user, &client, "subscribe", "error", &e)
+                .await;
+            render(
+                &console,
+                &session,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&e),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /ui/subscriptions/remove`.
+pub async fn remove(
+    State(console): State<Arc<Console>>,
+    parts: Parts,
+    form: Result<Form<RemoveForm>, FormRejection>,
+) -> Response {
+    let session = match signed_in(&console, &parts) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let client = client_of(&parts);
+    let form = form.ok().map(|Form(f)| f);
+    let Some(form) = form.filter(|f| session.csrf_ok(f.csrf.as_deref())) else {
+        return csrf_refused(&console, &session, &client, "unsubscribe").await;
+    };
+    let owner = owner(&session);
+    let id = form.id;
+    let removed = console
+        .with_store(move |store| store.unsubscribe(id, owner.as_deref()))
+        .await
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match removed {
+        Ok(true) => {
+            console
+                .audit(
+                    &session.user,
+                    &client,
+                    "unsubscribe",
+                    "ok",
+                    &format!("#{id}"),
+                )
+                .await;
+            Redirect::to("/ui/subscriptions").into_response()
+        }
+        Ok(false) => {
+            console
+                .audit(
+                    &session.user,
+                    &client,
+                    "unsubscribe",
+                    "denied",
+                    &format!("#{id}: none of this user's"),
+                )
+                .await;
+            render(
+                &console,
+                &session,
+                StatusCode::NOT_FOUND,
+                Some("no such subscription of yours"),
+            )
+            .await
+        }
+        Err(e) => {
+            render(
+                &console,
+                &session,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&e),
+            )
+            .await
+        }
+    }
+}
