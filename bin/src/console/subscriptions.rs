@@ -350,6 +350,67 @@ mod tests {
         assert!(check_url("http://a b").is_err());
     }
 
+    #[tokio::test]
+    async fn matching_notices_reach_the_webhook_once_and_failures_are_retried_a_few_times() {
+        use axum::Json;
+        use axum::routing::post;
+        use std::sync::Mutex;
+
+        let received = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+        let sink = received.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            post(move |Json(v): Json<serde_json::Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(v);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ConsoleStore::open_in(dir.path()).unwrap());
+        let url = format!("http://{addr}/hook");
+        let id = store
+            .subscribe("ann", &url, &list("checkout"), &[], 100)
+            .unwrap();
+        let history = Arc::new(crate::query::history::StaticHistory {
+            alerts: vec![
+                alert("checkout", "ERROR", 200),
+                alert("checkout", "ERROR", 50), // before the subscription
+                alert("search", "ERROR", 300),  // another service
+            ],
+            windows: Vec::new(),
+        });
+        let dispatcher = Dispatcher::new(store.clone(), history);
+        assert_eq!(dispatcher.poll().await.unwrap(), 1);
+        assert_eq!(dispatcher.poll().await.unwrap(), 0, "delivered once");
+        let got = received.lock().unwrap().clone();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["subscription"], id);
+        assert_eq!(got[0]["id"], "error_burst:checkout:200:firing");
+        assert_eq!(got[0]["state"], "firing");
+
+        // Nobody listens there: tried MAX_ATTEMPTS times, then left.
+        let dead = store
+            .subscribe("bob", "http://127.0.0.1:1/hook", &list("search"), &[], 0)
+            .unwrap();
+        for _ in 0..MAX_ATTEMPTS + 2 {
+            assert_eq!(dispatcher.poll().await.unwrap(), 0);
+        }
+        assert_eq!(
+            store
+                .delivery(dead, "error_burst:search:300:firing")
+                .unwrap(),
+            (MAX_ATTEMPTS, false)
+        );
+        assert_eq!(received.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn subscriptions_are_stored_owned_and_removed() {
         let dir = tempfile::tempdir().unwrap();
