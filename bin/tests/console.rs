@@ -267,16 +267,29 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
         "{seen}"
     );
 
-    // Alerts: error_burst firing for checkout, with its window's counts.
-    let firing = rows(&seen, "firing");
-    let burst = firing
+    // Alerts: error_burst fired for checkout, with its window's counts; it
+    // is listed as firing unless a later window resolved it.
+    let history = rows(&seen, "history");
+    let burst = history
         .iter()
-        .find(|r| r[3] == "error_burst" && r[4] == "checkout")
-        .unwrap_or_else(|| panic!("error_burst is not firing: {seen}"));
-    assert_eq!(burst[1], "firing");
+        .find(|r| r[1] == "firing" && r[3] == "error_burst" && r[4] == "checkout")
+        .unwrap_or_else(|| panic!("error_burst did not fire: {seen}"));
     assert_eq!(
         (&*burst[10], &*burst[11], &*burst[13], &*burst[14]),
-        ("45", "30", "14", "1")
+        ("45", "30", "14", "1"),
+        "{seen}"
+    );
+    let newest = history
+        .iter()
+        .find(|r| r[3] == "error_burst" && r[4] == "checkout")
+        .unwrap();
+    let firing = rows(&seen, "firing");
+    assert_eq!(
+        firing
+            .iter()
+            .any(|r| r[3] == "error_burst" && r[4] == "checkout"),
+        newest[1] == "firing",
+        "{seen}"
     );
     let rules: Vec<&str> = seen["rules"]
         .as_array()

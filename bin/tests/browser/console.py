@@ -100,6 +100,13 @@ def run(driver, args, seen):
         driver.find_element(By.ID, "password").send_keys(password)
         driver.find_element(By.ID, "signin").click()
 
+    def submit_search():
+        """Runs the search form and waits for the new page."""
+        page = driver.find_element(By.TAG_NAME, "main")
+        driver.find_element(By.ID, "run-search").click()
+        wait.until(EC.staleness_of(page))
+        wait.until(EC.presence_of_element_located((By.ID, "result-count")))
+
     def status_of(path, method="GET", body=None, headers=None):
         """Fetches `path` from the page (the browser's cookies go along)."""
         return driver.execute_async_script(
@@ -147,9 +154,7 @@ def run(driver, args, seen):
     driver.get(url + "/ui/search")
     wait.until(EC.presence_of_element_located((By.ID, "range")))
     Select(driver.find_element(By.ID, "range")).select_by_value("1h")
-    driver.find_element(By.ID, "run-search").click()
-    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#histogram")))
-    wait.until(EC.presence_of_element_located((By.ID, "results")))
+    submit_search()
     seen["histogram_rects"] = len(driver.find_elements(By.CSS_SELECTOR, "#histogram rect"))
     seen["histogram_title"] = driver.find_element(By.ID, "histogram-title").get_attribute("textContent")
     seen["all_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#results tbody tr"))
@@ -160,8 +165,7 @@ def run(driver, args, seen):
     q = driver.find_element(By.ID, "q")
     q.clear()
     q.send_keys(args.grep)
-    driver.find_element(By.ID, "run-search").click()
-    wait.until(EC.presence_of_element_located((By.ID, "result-count")))
+    submit_search()
     rows = driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
     seen["grep_rows"] = len(rows)
     seen["grep_messages"] = sorted({r.find_elements(By.TAG_NAME, "td")[-1].text for r in rows})
@@ -172,8 +176,7 @@ def run(driver, args, seen):
     driver.get(url + "/ui/search")
     sql = driver.find_element(By.ID, "sql")
     sql.send_keys("SELECT service, count(*) AS n FROM logs GROUP BY service ORDER BY service")
-    driver.find_element(By.ID, "run-search").click()
-    wait.until(EC.presence_of_element_located((By.ID, "result-count")))
+    submit_search()
     seen["sql_rows"] = [
         [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
         for tr in driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
@@ -186,6 +189,10 @@ def run(driver, args, seen):
     seen["firing"] = [
         [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
         for tr in driver.find_elements(By.CSS_SELECTOR, "#firing tbody tr")
+    ]
+    seen["history"] = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#alert-history tbody tr")
     ]
     seen["rules"] = [
         tr.find_elements(By.TAG_NAME, "td")[0].text
