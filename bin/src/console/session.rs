@@ -109,15 +109,6 @@ impl SessionTable {
         self.lock().remove(id).is_some()
     }
 
-    /// Ends every session of `user` (a user removed or whose password
-    /// changed); how many.
-    pub fn remove_user(&self, user: &str) -> usize {
-        let mut sessions = self.lock();
-        let before = sessions.len();
-        sessions.retain(|_, s| s.user != user);
-        before - sessions.len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -178,7 +169,6 @@ mod tests {
         assert!(!s.csrf_ok(Some(&s.csrf[..63])));
         let other = table.create("bob", Role::Viewer, None, 0).unwrap();
         assert!(!s.csrf_ok(Some(&other.csrf)));
-        assert_eq!(table.remove_user("ann"), 1);
         assert!(table.get(&other.id, 1).is_some());
     }
 }

@@ -226,7 +226,7 @@ impl Dispatcher {
     pub async fn poll(&self) -> Result<usize, String> {
         let store = self.store.clone();
         let history = self.history.clone();
-        let work = tokio::task::spawn_blocking(move || {
+        let due = tokio::task::spawn_blocking(move || {
             let subscriptions = store.subscriptions(None).map_err(|e| e.to_string())?;
             if subscriptions.is_empty() {
                 return Ok(Vec::new());
