@@ -25,7 +25,7 @@ pub async fn audit_page(State(console): State<Arc<Console>>, parts: Parts) -> Re
                     .audit(&viewer.user, &client, "admin_page", "denied", "/ui/audit")
                     .await;
             }
-            return refusal;
+            return *refusal;
         }
     };
     let read = console

@@ -13,7 +13,7 @@ use axum::response::Response;
 use serde_json::Value;
 use spate_operators::alerts::rules::Rule;
 
-use super::layout::{esc, html, ok, page_body, table};
+use super::layout::{cell, esc, html, ok, page_body, table};
 use super::signed_in;
 use crate::console::{Console, client_of};
 use crate::query::QueryRequest;
@@ -50,7 +50,7 @@ const HEADERS: [&str; 15] = [
 pub async fn page(State(console): State<Arc<Console>>, parts: Parts) -> Response {
     let session = match signed_in(&console, &parts) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let result = console
         .run_query(
@@ -151,14 +151,6 @@ fn rules_table(rules: &[Rule]) -> String {
         ],
         &rows,
     )
-}
-
-fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ const RECENT_MS: i64 = 24 * 3_600_000;
 pub async fn page(State(console): State<Arc<Console>>, parts: Parts) -> Response {
     let session = match signed_in(&console, &parts) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let recent = match console.hot_path.clone() {
         Some(path) => tokio::task::spawn_blocking(move || recent_errors(&path))

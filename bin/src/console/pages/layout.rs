@@ -31,6 +31,37 @@ pub fn time(ms: i64) -> String {
     format!("{} {}", &text[..10], &text[11..19])
 }
 
+/// A result cell as text: strings as they are (timestamps shortened to
+/// `YYYY-MM-DD HH:MM:SS.mmm`, UTC), null empty, the rest as JSON.
+pub fn cell(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => short_time(s).unwrap_or_else(|| s.clone()),
+        other => other.to_string(),
+    }
+}
+
+/// `2026-11-23T10:00:00.123+00:00` (or `Z`) as `2026-11-23 10:00:00.123`;
+/// `None` for other text.
+fn short_time(text: &str) -> Option<String> {
+    let body = text
+        .strip_suffix("+00:00")
+        .or_else(|| text.strip_suffix('Z'))?;
+    let b = body.as_bytes();
+    let shape = b.len() >= 19
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && body
+            .bytes()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19) || c.is_ascii_digit());
+    shape.then(|| format!("{} {}", &body[..10], &body[11..]))
+}
+
 /// A whole page: the head, the navigation for `session` (none on the
 /// sign-in form), and `main`.
 pub fn page_body(title: &str, session: Option<&Session>, main: &str) -> String {
@@ -134,5 +165,17 @@ mod tests {
         let t = table("t", "c", &["<a>"], &[vec!["<b>".into()]]);
         assert!(t.contains("&lt;a&gt;") && t.contains("&lt;b&gt;") && !t.contains("<b>"));
         assert_eq!(time(1_763_892_000_123), "2025-11-23 10:00:00");
+        let v = |s: &str| serde_json::Value::from(s);
+        assert_eq!(
+            cell(&v("2026-12-05T21:50:17.514+00:00")),
+            "2026-12-05 21:50:17.514"
+        );
+        assert_eq!(cell(&v("2026-12-05T21:50:17Z")), "2026-12-05 21:50:17");
+        assert_eq!(
+            cell(&v("2026-12-05 not a time+00:00")),
+            "2026-12-05 not a time+00:00"
+        );
+        assert_eq!(cell(&serde_json::Value::Null), "");
+        assert_eq!(cell(&serde_json::json!(["a"])), r#"["a"]"#);
     }
 }

@@ -42,13 +42,15 @@ pub fn router(console: Arc<Console>) -> Router {
 
 /// The session of a page request, or the answer sending the browser to
 /// the sign-in form.
-fn signed_in(console: &Console, parts: &Parts) -> Result<Session, Response> {
-    console.session(&parts.headers).ok_or_else(to_sign_in)
+fn signed_in(console: &Console, parts: &Parts) -> Result<Session, Box<Response>> {
+    console
+        .session(&parts.headers)
+        .ok_or_else(|| Box::new(to_sign_in()))
 }
 
 /// The session of an admin page request; a viewer gets 403 (and the
 /// refusal is audited by the caller).
-fn admin_only(console: &Console, parts: &Parts) -> Result<Session, Response> {
+fn admin_only(console: &Console, parts: &Parts) -> Result<Session, Box<Response>> {
     let session = signed_in(console, parts)?;
     if session.role != Role::Admin {
         let body = layout::page_body(
@@ -56,7 +58,7 @@ fn admin_only(console: &Console, parts: &Parts) -> Result<Session, Response> {
             Some(&session),
             "<h1>Forbidden</h1><p>This page is for admins.</p>",
         );
-        return Err(layout::html(StatusCode::FORBIDDEN, body));
+        return Err(Box::new(layout::html(StatusCode::FORBIDDEN, body)));
     }
     Ok(session)
 }

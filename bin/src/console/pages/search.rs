@@ -20,7 +20,7 @@ use serde_json::Value;
 use spate_operators::event::wall_clock_ms;
 
 use super::histogram::{Buckets, svg};
-use super::layout::{esc, html, page_body, table};
+use super::layout::{cell, esc, html, page_body, table};
 use super::signed_in;
 use crate::console::{Console, client_of};
 use crate::query::filters::{LogFilter, TimeBound, parse_severity};
@@ -68,7 +68,7 @@ pub async fn page(
 ) -> Response {
     let session = match signed_in(&console, &parts) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let params = params.map(|Query(p)| p).unwrap_or_default();
     let range = non_empty(&params.range).unwrap_or_else(|| "1h".into());
@@ -186,15 +186,6 @@ fn results(output: &QueryOutput) -> String {
         output.elapsed_ms,
         table("results", "Matching events", &headers, &rows)
     )
-}
-
-/// A cell as text: strings as they are, null empty, the rest as JSON.
-fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn form(

@@ -52,7 +52,7 @@ fn owner(session: &Session) -> Option<String> {
 pub async fn page(State(console): State<Arc<Console>>, parts: Parts) -> Response {
     match signed_in(&console, &parts) {
         Ok(session) => render(&console, &session, StatusCode::OK, None).await,
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -158,7 +158,7 @@ pub async fn subscribe(
 ) -> Response {
     let session = match signed_in(&console, &parts) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let client = client_of(&parts);
     let form = form.ok().map(|Form(f)| f);
@@ -224,7 +224,7 @@ pub async fn remove(
 ) -> Response {
     let session = match signed_in(&console, &parts) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let client = client_of(&parts);
     let form = form.ok().map(|Form(f)| f);

@@ -76,7 +76,7 @@ pub(super) fn authorize(
     headers: &HeaderMap,
     method: &Method,
     access: Access,
-) -> Result<Caller, Response> {
+) -> Result<Caller, Box<Response>> {
     if state.token.is_some() && authorized(state, headers) {
         return Ok(Caller::Token);
     }
@@ -85,10 +85,10 @@ pub(super) fn authorize(
     {
         let csrf = header_str(headers, CSRF_HEADER);
         if *method != Method::GET && !session.csrf_ok(csrf.as_deref()) {
-            return Err(json_error(
+            return Err(Box::new(json_error(
                 StatusCode::FORBIDDEN,
                 "a request signed in with a console session needs the session's X-CSRF-Token header",
-            ));
+            )));
         }
         return Ok(Caller::User {
             admin: session.role == crate::console::users::Role::Admin,
@@ -106,7 +106,7 @@ pub(super) fn authorize(
     );
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Err(r)
+    Err(Box::new(r))
 }
 
 /// The 401 (with `WWW-Authenticate: Bearer`) for a request without the

@@ -182,7 +182,7 @@ async fn read_body(
 pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     if let Err(response) = authorize(state, &parts.headers, &parts.method, Access::Ingest) {
-        return response;
+        return *response;
     }
     let claim = match header_str(&parts.headers, idempotency::HEADER) {
         None => None,

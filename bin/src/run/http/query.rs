@@ -60,7 +60,7 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let caller = match authorize(state, &parts.headers, &parts.method, Access::Read) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(service) = &state.query else {
         return json_error(StatusCode::NOT_FOUND, "queries are not enabled");

@@ -195,7 +195,7 @@ pub(super) async fn handle(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     if let Err(response) = authorize(state, headers, &axum::http::Method::GET, Access::Read) {
-        return response;
+        return *response;
     }
     let mut stage = TapStage::Decode;
     let mut filters = Vec::new();
