@@ -385,6 +385,21 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
         has("token", "query", "ok", "FROM alerts WHERE rule"),
         "{audit:?}"
     );
+    // The search cancelled from the page: its request was dropped, which
+    // cancelled the query (and said so in the audit).
+    assert_eq!(text("cancel_status"), "Search cancelled.");
+    assert!(text("cancel_url").ends_with("/ui/search"), "{seen}");
+    // ...and nothing runs on: the query's time limit (30 s) is still ahead.
+    assert_eq!(service.metric("spate_queries_running"), Some(0.0));
+    assert!(
+        has(
+            ADMIN.0,
+            "query",
+            "cancelled",
+            "generate_series(1, 100000000000)"
+        ),
+        "{audit:?}"
+    );
     assert!(has(ADMIN.0, "signout", "denied", "CSRF"), "{audit:?}");
     assert!(has(ADMIN.0, "signout", "ok", ""), "{audit:?}");
     assert!(
@@ -403,7 +418,7 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
     );
 
     let shots_taken = seen["screenshots"].as_array().unwrap();
-    assert_eq!(shots_taken.len(), 14);
+    assert_eq!(shots_taken.len(), 15);
     for shot in shots_taken {
         let size = std::fs::metadata(shot.as_str().unwrap()).unwrap().len();
         assert!(size > 1000, "{shot} is {size} bytes");

@@ -97,6 +97,29 @@ impl Console {
         self.sessions.get(id, wall_clock_ms())
     }
 
+    /// An audit record of something that may not finish (a query whose
+    /// client goes away): written with its outcome by
+    /// [`PendingAudit::finish`], or as `cancelled` if dropped before.
+    pub fn begin_audit(
+        &self,
+        actor: &str,
+        client: &str,
+        action: &str,
+        detail: &str,
+    ) -> PendingAudit {
+        PendingAudit {
+            store: self.store.clone(),
+            record: Some(AuditRecord {
+                ts_ms: wall_clock_ms(),
+                actor: actor.to_string(),
+                client: client.to_string(),
+                action: action.to_string(),
+                outcome: String::new(),
+                detail: detail.to_string(),
+            }),
+        }
+    }
+
     /// Appends an audit record (on a blocking thread). A record that cannot
     /// be written is logged and counted (`spate_console_audit_errors_total`).
     pub async fn audit(
@@ -115,15 +138,7 @@ impl Console {
             outcome: outcome.to_string(),
             detail: detail.to_string(),
         };
-        let store = self.store.clone();
-        let written = tokio::task::spawn_blocking(move || store.audit(&record)).await;
-        let error = match written {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("audit writer: {e}"),
-        };
-        metrics::counter!("spate_console_audit_errors_total").increment(1);
-        tracing::error!(action, "console: cannot write the audit record: {error}");
+        write_audit(self.store.clone(), record).await;
     }
 
     /// Runs `request` on the query threads, within `[query]`'s default time
@@ -153,6 +168,58 @@ impl Console {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| format!("console store task: {e}"))
+    }
+}
+
+/// Writes `record` on a blocking thread; a failure is logged and counted.
+async fn write_audit(store: Arc<ConsoleStore>, record: AuditRecord) {
+    let action = record.action.clone();
+    let written = tokio::task::spawn_blocking(move || store.audit(&record)).await;
+    let error = match written {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => format!("audit writer: {e}"),
+    };
+    metrics::counter!("spate_console_audit_errors_total").increment(1);
+    tracing::error!(action, "console: cannot write the audit record: {error}");
+}
+
+/// An audit record begun before the work it records (see
+/// [`Console::begin_audit`]).
+pub struct PendingAudit {
+    store: Arc<ConsoleStore>,
+    record: Option<AuditRecord>,
+}
+
+impl PendingAudit {
+    /// Writes the record with `outcome`.
+    pub async fn finish(mut self, outcome: &str) {
+        if let Some(mut record) = self.record.take() {
+            record.outcome = outcome.to_string();
+            write_audit(self.store.clone(), record).await;
+        }
+    }
+}
+
+impl Drop for PendingAudit {
+    /// Not finished: the request was dropped (its client went away, which
+    /// cancels the query), so the record says `cancelled`.
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.outcome = "cancelled".into();
+            let store = self.store.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(write_audit(store, record));
+                }
+                Err(_) => {
+                    if let Err(e) = store.audit(&record) {
+                        metrics::counter!("spate_console_audit_errors_total").increment(1);
+                        tracing::error!("console: cannot write the audit record: {e}");
+                    }
+                }
+            }
+        }
     }
 }
 

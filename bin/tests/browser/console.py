@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 import urllib.request
 
@@ -27,6 +28,8 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 PLANTED = "ab" * 32
+# A query that runs for minutes: counting 10^11 generated rows.
+LONG_SQL = "SELECT count(*) AS n FROM generate_series(1, 100000000000)"
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -183,6 +186,21 @@ def run(driver, args, seen):
     ]
     shot("06-search-sql")
 
+    # A long search, cancelled from the page with its Cancel button 1.5 s
+    # after it starts (both clicks from the page's own script, so that the
+    # driver is not waiting for the page load in between).
+    driver.get(url + "/ui/search")
+    wait.until(EC.presence_of_element_located((By.ID, "result-count")))
+    driver.find_element(By.ID, "sql").send_keys(LONG_SQL)
+    driver.execute_script("""
+        document.getElementById('run-search').click();
+        setTimeout(() => document.getElementById('cancel-search').click(), 1500);
+    """)
+    wait.until(EC.text_to_be_present_in_element((By.ID, "search-status"), "cancelled"))
+    seen["cancel_status"] = driver.find_element(By.ID, "search-status").text
+    seen["cancel_url"] = driver.current_url
+    shot("06b-search-cancelled")
+
     # Alerts.
     driver.get(url + "/ui/alerts")
     wait.until(EC.presence_of_element_located((By.ID, "rules")))
@@ -317,6 +335,6 @@ def run(driver, args, seen):
 if __name__ == "__main__":
     try:
         main()
-    except Exception as e:  # the Rust side shows this with the page source
-        print("console driver failed: %r" % (e,), file=sys.stderr)
-        raise
+    except Exception:  # the Rust side shows this with the service's log
+        traceback.print_exc()
+        sys.exit(1)

@@ -5,7 +5,9 @@
 //!
 //! Both run on the query threads of `POST /v1/query` with its limits (time,
 //! memory, concurrency), so a search never holds up ingest. Filter values
-//! reach the query as literals, never as SQL text.
+//! reach the query as literals, never as SQL text. The page's Cancel button
+//! stops the page load: the connection closes, the request is dropped, and
+//! dropping it cancels the queries (audited as `cancelled`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,6 +115,8 @@ pub async fn page(
         None => format!("range={range} service={service:?} severity={severity_text:?} q={grep:?}"),
     };
     let client = client_of(&parts);
+    // Recorded even if the client goes away (which cancels the queries).
+    let audit = console.begin_audit(&session.user, &client, "query", &audit_detail);
     let request = |sql: Option<String>, limit| QueryRequest {
         sql,
         filter: filter.clone(),
@@ -132,9 +136,7 @@ pub async fn page(
         Err(e) => Err(QueryError::Internal(e.to_string())),
     };
     let outcome = if rows.is_ok() { "ok" } else { "error" };
-    console
-        .audit(&session.user, &client, "query", outcome, &audit_detail)
-        .await;
+    audit.finish(outcome).await;
     let (counts, rows) = match (counts, rows) {
         (Ok(c), Ok(r)) => (c, r),
         (Err(e), _) | (_, Err(e)) => {
@@ -227,6 +229,8 @@ fn form(
 <label for="sql" class="wide">SQL over <code>logs</code> (optional; the filters above narrow <code>logs</code>)</label>
 <textarea id="sql" name="sql" rows="3" class="wide" placeholder="SELECT service, count(*) FROM logs GROUP BY service">{sql}</textarea>
 <button type="submit" id="run-search">Search</button>
+<button type="button" id="cancel-search" hidden>Cancel</button>
+<p id="search-status" role="status" aria-live="polite" class="wide note"></p>
 </form>"#,
         service = value(service),
         grep = value(grep),

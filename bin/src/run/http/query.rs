@@ -99,12 +99,15 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
         serde_json::to_vec(&output)
             .map_err(|e| QueryError::Internal(format!("result to json: {e}")))
     };
-    let result = service.executor.run(timeout, query).await;
-    if let Some(console) = &state.console {
-        let outcome = if result.is_ok() { "ok" } else { "error" };
+    // Recorded even if the client goes away (which cancels the query).
+    let audit = state.console.as_ref().map(|console| {
         let client = crate::console::client_of(&parts);
-        console
-            .audit(caller.name(), &client, "query", outcome, &sql)
+        console.begin_audit(caller.name(), &client, "query", &sql)
+    });
+    let result = service.executor.run(timeout, query).await;
+    if let Some(audit) = audit {
+        audit
+            .finish(if result.is_ok() { "ok" } else { "error" })
             .await;
     }
     match result {
