@@ -423,6 +423,76 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
         let size = std::fs::metadata(shot.as_str().unwrap()).unwrap().len();
         assert!(size > 1000, "{shot} is {size} bytes");
     }
+
+    // Changing a user (a new role or password) or removing one signs them
+    // out at once.
+    let session = text("final_admin_session");
+    assert_eq!(page_status(&service.url, &session), 200);
+    let mut change = spate()
+        .args([
+            "user",
+            "add",
+            ADMIN.0,
+            "--role",
+            "viewer",
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(change.stdin.take().unwrap(), "{}", ADMIN.1).unwrap();
+    let said = change.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&said.stdout),
+        format!("user {} updated (viewer)\n", ADMIN.0)
+    );
+    assert_eq!(page_status(&service.url, &session), 303);
+    let removed = support::stdout_of(
+        spate()
+            .args(["user", "remove", VIEWER.0, "--data-dir"])
+            .arg(&data),
+    );
+    assert_eq!(removed, format!("user {} removed\n", VIEWER.0));
+    let listed = support::stdout_of(
+        spate()
+            .args(["user", "list", "--format", "csv", "--data-dir"])
+            .arg(&data),
+    );
+    assert!(listed.starts_with("name,role,created\n"), "{listed}");
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains(&format!("{},viewer,", ADMIN.0)), "{listed}");
+    assert!(
+        count(
+            &service.url,
+            "SELECT count(*) FROM audit WHERE action = 'user_remove'"
+        ) == 1
+    );
+
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
+}
+
+/// The status of `GET /ui` with session cookie `session` (redirects not
+/// followed).
+fn page_status(url: &str, session: &str) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{url}/ui"))
+            .header("cookie", format!("spate_session={session}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
 }

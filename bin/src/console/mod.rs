@@ -21,6 +21,7 @@ mod pages;
 pub mod session;
 pub mod store;
 pub mod subscriptions;
+pub mod throttle;
 pub mod user_cli;
 pub mod users;
 
@@ -51,6 +52,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct Console {
     store: Arc<ConsoleStore>,
     sessions: SessionTable,
+    throttle: throttle::SignInThrottle,
     query: Arc<QueryContext>,
     executor: QueryExecutor,
     query_config: QueryConfig,
@@ -74,6 +76,7 @@ impl Console {
         Console {
             store,
             sessions: SessionTable::default(),
+            throttle: throttle::SignInThrottle::default(),
             query,
             executor,
             query_config: query_config.clone(),
@@ -91,10 +94,23 @@ impl Console {
         })
     }
 
-    /// The live session the request's cookie names, if any.
+    /// The live session the request's cookie names, if any. A session
+    /// whose user was removed (`spate user remove`) or changed (`spate user
+    /// add` again: a new role or password) since it opened is ended.
     pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie(headers, SESSION_COOKIE)?;
-        self.sessions.get(id, wall_clock_ms())
+        let session = self.sessions.get(id, wall_clock_ms())?;
+        match self.store.user(&session.user) {
+            Ok(Some(user)) if user.updated_ms <= session.created_ms => Some(session),
+            Ok(_) => {
+                self.sessions.remove(id);
+                None
+            }
+            Err(e) => {
+                tracing::warn!("console: {e}");
+                None
+            }
+        }
     }
 
     /// An audit record of something that may not finish (a query whose

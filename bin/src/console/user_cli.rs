@@ -1,7 +1,8 @@
 //! `spate user add NAME --role viewer|admin`: adds a console user to the
 //! data dir (or changes its role and password), the password read from a
 //! prompt without echo, or from standard input with `--password-stdin`.
-//! `spate user list` shows the users. Both are audited.
+//! `spate user remove NAME` removes one, `spate user list` shows them.
+//! Changes are audited; a user removed or changed is signed out.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,14 @@ pub enum UserAction {
         /// scripts) instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Remove a console user (their sessions end at their next request).
+    Remove {
+        /// The sign-in name.
+        name: String,
+        /// The data dir of `spate run`.
+        #[arg(long, default_value = "./spate-data")]
+        data_dir: PathBuf,
     },
     /// List the console users.
     List {
@@ -76,6 +85,21 @@ pub fn run(action: UserAction, out: &mut dyn Write) -> Result<()> {
             })?;
             let verb = if new { "added" } else { "updated" };
             writeln!(out, "user {name} {verb} ({})", role.as_str())?;
+        }
+        UserAction::Remove { name, data_dir } => {
+            let store = open(&data_dir)?;
+            if !store.remove_user(&name)? {
+                bail!("no user {name:?} in {}", data_dir.display());
+            }
+            store.audit(&AuditRecord {
+                ts_ms: wall_clock_ms(),
+                actor: local_actor(),
+                client: "cli".into(),
+                action: "user_remove".into(),
+                outcome: "ok".into(),
+                detail: format!("user {name:?}"),
+            })?;
+            writeln!(out, "user {name} removed")?;
         }
         UserAction::List { data_dir, format } => {
             let store = open(&data_dir)?;

@@ -43,6 +43,9 @@ pub struct User {
     pub password_hash: String,
     /// When the user was added, UTC milliseconds.
     pub created_ms: i64,
+    /// When the role or password last changed, UTC milliseconds (sessions
+    /// opened before it end).
+    pub updated_ms: i64,
 }
 
 /// Checks a user name: 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
@@ -94,7 +97,7 @@ impl ConsoleStore {
         let conn = self.lock();
         let row = conn
             .query_row(
-                "SELECT name, role, password, created_ms FROM users WHERE name = ?1",
+                "SELECT name, role, password, created_ms, updated_ms FROM users WHERE name = ?1",
                 [name],
                 |r| {
                     Ok((
@@ -102,20 +105,31 @@ impl ConsoleStore {
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
                     ))
                 },
             )
             .optional()
             .map_err(self.error("read user"))?;
-        row.map(|(name, role, password_hash, created_ms)| {
+        row.map(|(name, role, password_hash, created_ms, updated_ms)| {
             Ok(User {
                 name,
                 role: Role::parse(&role)?,
                 password_hash,
                 created_ms,
+                updated_ms,
             })
         })
         .transpose()
+    }
+
+    /// Removes `name`; whether it existed.
+    pub fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        let n = self
+            .lock()
+            .execute("DELETE FROM users WHERE name = ?1", [name])
+            .map_err(self.error("remove user"))?;
+        Ok(n > 0)
     }
 
     /// Every user, by name (without their hashes).
@@ -163,12 +177,15 @@ mod tests {
         assert!(!store.put_user("ann", Role::Admin, "h2", 2).unwrap());
         let ann = store.user("ann").unwrap().unwrap();
         assert_eq!((ann.role, ann.password_hash.as_str()), (Role::Admin, "h2"));
-        assert_eq!(ann.created_ms, 1);
+        assert_eq!((ann.created_ms, ann.updated_ms), (1, 2));
         assert!(store.user("bob").unwrap().is_none());
         assert!(store.has_users().unwrap());
         // A second handle (the CLI while the service runs) sees the same.
         let other = ConsoleStore::open_in(dir.path()).unwrap();
         assert_eq!(other.users().unwrap(), vec![("ann".into(), Role::Admin, 1)]);
+        assert!(other.remove_user("ann").unwrap());
+        assert!(!other.remove_user("ann").unwrap());
+        assert!(store.user("ann").unwrap().is_none());
     }
 
     #[test]

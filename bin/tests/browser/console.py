@@ -329,6 +329,7 @@ def run(driver, args, seen):
         for tr in driver.find_elements(By.CSS_SELECTOR, "#users tbody tr")
     ]
     shot("14-audit-final")
+    seen["final_admin_session"] = session_cookie()
     seen["screenshots"] = shots
 
 

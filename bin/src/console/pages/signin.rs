@@ -4,7 +4,9 @@
 //! The sign-in form is protected against cross-site posts by a double
 //! submit: the form's hidden token must equal the `spate_signin` cookie set
 //! with it. A failed sign-in says only "wrong name or password", and takes
-//! as long for an unknown name as for a wrong password.
+//! as long for an unknown name as for a wrong password; too many failures
+//! for a name from one address are refused for a while (see
+//! [`throttle`]).
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use spate_operators::event::wall_clock_ms;
 
 use super::layout::{esc, html, page_body};
 use crate::console::auth::{constant_time_eq, decoy_hash, random_token, verify_password};
+use crate::console::throttle;
 use crate::console::users::Role;
 use crate::console::{
     Console, SESSION_COOKIE, client_of, cookie, expired_cookie, session_cookie, to_sign_in,
@@ -126,6 +129,24 @@ pub async fn submit(
         );
     }
     let name = form.name.trim().to_string();
+    let address = throttle::address(&client);
+    if console.throttle.blocked(&address, &name, wall_clock_ms()) {
+        count("denied");
+        console
+            .audit(
+                "-",
+                &client,
+                "signin",
+                "denied",
+                &format!("user {name:?}: too many failed sign-ins"),
+            )
+            .await;
+        return form_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("too many failed sign-ins; try again in 15 minutes"),
+            &name,
+        );
+    }
     let password = form.password;
     let lookup = name.clone();
     let checked = console
@@ -143,6 +164,7 @@ pub async fn submit(
         Ok(Some(role)) => role,
         Ok(None) => {
             count("denied");
+            console.throttle.fail(&address, &name, wall_clock_ms());
             console
                 .audit(
                     "-",
@@ -188,6 +210,7 @@ pub async fn submit(
         }
     };
     count("ok");
+    console.throttle.clear(&address, &name);
     console
         .audit(
             &name,
