@@ -85,6 +85,31 @@ impl Console {
         }
     }
 
+    /// A console over `store` with an empty lake and no history, its
+    /// queries on the current runtime (tests of what uses a console).
+    #[cfg(test)]
+    pub fn for_tests(store: Arc<ConsoleStore>, lake_dir: &std::path::Path) -> Self {
+        let config = QueryConfig::default();
+        let query = QueryContext::new(
+            crate::query::lake::LakeLocation::local(lake_dir),
+            Arc::new(crate::query::history::NoHistory),
+            &config,
+        )
+        .expect("query context");
+        let executor = QueryExecutor::on_handle(tokio::runtime::Handle::current(), &config);
+        Console::new(store, Arc::new(query), executor, &config, None, Vec::new())
+    }
+
+    /// Opens a session for `user` (see [`SessionTable::create`]).
+    pub fn open_session(
+        &self,
+        user: &str,
+        role: users::Role,
+        previous: Option<&str>,
+    ) -> Result<Session, auth::PasswordError> {
+        self.sessions.create(user, role, previous, wall_clock_ms())
+    }
+
     /// Whether the read APIs want a token or a session: some user exists
     /// (or the store cannot tell, which fails closed).
     pub fn sign_in_required(&self) -> bool {

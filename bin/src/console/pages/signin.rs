@@ -200,10 +200,7 @@ pub async fn submit(
         }
     };
     let previous = cookie(&parts.headers, SESSION_COOKIE);
-    let session = match console
-        .sessions
-        .create(&name, role, previous, wall_clock_ms())
-    {
+    let session = match console.open_session(&name, role, previous) {
         Ok(s) => s,
         Err(e) => {
             return form_page(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string()), &name);

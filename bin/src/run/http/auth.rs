@@ -120,3 +120,153 @@ pub(super) fn unauthorized(state: &HttpState, headers: &HeaderMap) -> Option<Res
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     Some(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::console::store::ConsoleStore;
+    use crate::console::users::Role;
+    use crate::console::{Console, SESSION_COOKIE};
+    use crate::run::http::{HttpConfig, HttpState, LogAcceptor, Refusal};
+
+    struct Refuse;
+    impl LogAcceptor for Refuse {
+        fn accept(
+            &self,
+            _: Vec<crate::run::body::BodyRecord>,
+        ) -> futures_util::future::BoxFuture<'static, Result<(), Refusal>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn ready(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn state(token: Option<&str>, console: Arc<Console>) -> HttpState {
+        HttpState::new(
+            &HttpConfig::default(),
+            1 << 20,
+            token.map(str::to_string),
+            Arc::new(Refuse),
+            Arc::new(String::new),
+        )
+        .with_console(console)
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn the_token_or_a_session_with_its_csrf_token_opens_the_apis() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ConsoleStore::open_in(dir.path()).unwrap());
+        let console = Arc::new(Console::for_tests(store.clone(), dir.path()));
+        let open = state(None, console.clone());
+        let status = |r: Result<Caller, Box<Response>>| match r {
+            Ok(caller) => Ok(caller),
+            Err(response) => Err(response.status().as_u16()),
+        };
+        let none = headers(&[]);
+        let (get, post) = (Method::GET, Method::POST);
+
+        // No users, no token: open.
+        assert_eq!(
+            status(authorize(&open, &none, &get, Access::Read)),
+            Ok(Caller::Anonymous)
+        );
+
+        // A user exists: reads want a session (or the token); ingest stays open.
+        store.put_user("ann", Role::Viewer, "hash", 0).unwrap();
+        assert_eq!(
+            status(authorize(&open, &none, &post, Access::Read)),
+            Err(401)
+        );
+        assert_eq!(
+            status(authorize(&open, &none, &post, Access::Ingest)),
+            Ok(Caller::Anonymous)
+        );
+        let session = console.open_session("ann", Role::Viewer, None).unwrap();
+        let cookie = format!("{SESSION_COOKIE}={}", session.id);
+        let viewer = Caller::User {
+            name: "ann".into(),
+            admin: false,
+        };
+        assert_eq!(
+            status(authorize(
+                &open,
+                &headers(&[("cookie", &cookie)]),
+                &get,
+                Access::Read
+            )),
+            Ok(viewer.clone())
+        );
+        assert!(!viewer.sees_audit());
+        // A POST with the session needs its CSRF token.
+        assert_eq!(
+            status(authorize(
+                &open,
+                &headers(&[("cookie", &cookie)]),
+                &post,
+                Access::Read
+            )),
+            Err(403)
+        );
+        let wrong = [("cookie", cookie.as_str()), ("x-csrf-token", "00")];
+        assert_eq!(
+            status(authorize(&open, &headers(&wrong), &post, Access::Read)),
+            Err(403)
+        );
+        let right = [
+            ("cookie", cookie.as_str()),
+            ("x-csrf-token", session.csrf.as_str()),
+        ];
+        assert_eq!(
+            status(authorize(&open, &headers(&right), &post, Access::Read)),
+            Ok(viewer)
+        );
+        // A forged session id is nobody.
+        let forged = format!("{SESSION_COOKIE}={}", "ab".repeat(32));
+        assert_eq!(
+            status(authorize(
+                &open,
+                &headers(&[("cookie", &forged)]),
+                &get,
+                Access::Read
+            )),
+            Err(401)
+        );
+
+        // With a token: the token, or a session; ingest needs one of them too.
+        let locked = state(Some("s3cret"), console.clone());
+        let bearer = [("authorization", "Bearer s3cret")];
+        assert_eq!(
+            status(authorize(&locked, &headers(&bearer), &post, Access::Ingest)),
+            Ok(Caller::Token)
+        );
+        assert!(Caller::Token.sees_audit());
+        assert_eq!(
+            status(authorize(&locked, &none, &post, Access::Ingest)),
+            Err(401)
+        );
+        assert!(status(authorize(&locked, &headers(&right), &post, Access::Ingest)).is_ok());
+
+        // A user changed after the session opened is signed out.
+        store
+            .put_user("ann", Role::Admin, "hash2", i64::MAX / 2)
+            .unwrap();
+        assert_eq!(
+            status(authorize(&open, &headers(&right), &post, Access::Read)),
+            Err(401)
+        );
+    }
+}
