@@ -72,6 +72,20 @@ pub fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `url` without its path and query, which often hold the webhook's secret
+/// (`https://hooks.example.com/services/T0/B0/XXXX` →
+/// `https://hooks.example.com/…`): what pages, logs and the audit show.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    if rest.len() > host.len() {
+        format!("{scheme}://{host}/…")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
 /// A comma-separated list, trimmed, without empty items.
 pub fn list(text: &str) -> Vec<String> {
     text.split(',')
@@ -269,7 +283,7 @@ impl Dispatcher {
             let error = match answer {
                 Ok(r) if r.status().is_success() => None,
                 Ok(r) => Some(format!("answered {}", r.status())),
-                Err(e) => Some(e.to_string()),
+                Err(e) => Some(e.without_url().to_string()),
             };
             let outcome = if error.is_none() { "ok" } else { "failed" };
             metrics::counter!("spate_console_webhook_deliveries_total", "outcome" => outcome)
@@ -348,6 +362,15 @@ mod tests {
         assert!(check_url("ftp://x").is_err());
         assert!(check_url("http://").is_err());
         assert!(check_url("http://a b").is_err());
+        assert_eq!(
+            redact("https://hooks.example.com/services/T0/B0/XXXX?x=1"),
+            "https://hooks.example.com/…"
+        );
+        assert_eq!(
+            redact("http://user:pw@127.0.0.1:80/h"),
+            "http://127.0.0.1:80/…"
+        );
+        assert_eq!(redact("http://127.0.0.1:80"), "http://127.0.0.1:80");
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use spate_operators::event::wall_clock_ms;
 use super::layout::{esc, html, page_body, time};
 use super::signed_in;
 use crate::console::session::Session;
-use crate::console::subscriptions::{SEVERITIES, Subscription, check_url, list};
+use crate::console::subscriptions::{SEVERITIES, Subscription, check_url, list, redact};
 use crate::console::users::Role;
 use crate::console::{Console, client_of};
 
@@ -83,7 +83,7 @@ async fn render(
     }
     main.push_str(&format!(
         r#"<h2>Subscribe a webhook</h2>
-<p>Alerts raised from now on that match are POSTed to the URL as JSON (the notice and the subscription id).</p>
+<p>Alerts raised from now on that match are POSTed to the URL as JSON (the notice and the subscription id). The URL's path is shown as … (it often holds the webhook's secret).</p>
 <form method="post" action="/ui/subscriptions" class="search" id="subscribe-form">
 <input type="hidden" name="csrf" value="{csrf}">
 <label for="url">Webhook URL</label><input id="url" name="url" required placeholder="https://hooks.example.com/spate">
@@ -112,7 +112,7 @@ fn table(session: &Session, subs: &[Subscription]) -> String {
             r#"<tr><td>{id}</td><td>{owner}</td><td>{url}</td><td>{services}</td><td>{severities}</td><td>{since}</td><td>{delivered}</td><td><form method="post" action="/ui/subscriptions/remove" class="inline"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}"><button type="submit" class="unsubscribe">Unsubscribe</button></form></td></tr>"#,
             id = s.id,
             owner = esc(&s.owner),
-            url = esc(&s.url),
+            url = esc(&redact(&s.url)),
             services = esc(&or_every(&s.services)),
             severities = esc(&or_every(&s.severities)),
             since = time(s.created_ms),
@@ -180,7 +180,10 @@ pub async fn subscribe(
     if let Some(bad) = bad {
         return render(&console, &session, StatusCode::BAD_REQUEST, Some(&bad)).await;
     }
-    let detail = format!("webhook {url} services {services:?} severities {severities:?}");
+    let detail = format!(
+        "webhook {} services {services:?} severities {severities:?}",
+        redact(&url)
+    );
     let user = session.user.clone();
     let added = console
         .with_store(move |store| {
