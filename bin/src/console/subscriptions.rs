@@ -2,8 +2,8 @@
 //! services and severities to be POSTed to a webhook. Subscriptions and
 //! their deliveries live in the console store; [`Dispatcher`] reads the
 //! alert notices from the hot store (the `alerts` history, embedded or
-//! DynamoDB) every [`POLL`], and POSTs each notice raised after a
-//! subscription was made, and matching it, once (a delivery is recorded
+//! DynamoDB) every [`POLL`] (those of the last hour only), and POSTs each
+//! notice raised after a subscription was made, and matching it, once (a delivery is recorded
 //! only after a 2xx answer; a failure is retried at the next poll, up to
 //! [`MAX_ATTEMPTS`] times, each counted in
 //! `spate_console_webhook_deliveries_total`).
@@ -22,6 +22,8 @@ use crate::query::history::HistorySource;
 pub const POLL: Duration = Duration::from_secs(2);
 /// Attempts at delivering one notice to one subscription.
 pub const MAX_ATTEMPTS: i64 = 5;
+/// How far back a round looks for notices, milliseconds (an hour).
+pub const LOOKBACK_MS: i64 = 3_600_000;
 /// Time a webhook has to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -245,16 +247,15 @@ impl Dispatcher {
             if subscriptions.is_empty() {
                 return Ok(Vec::new());
             }
-            let oldest = subscriptions
+            // Notices of the last hour at most: a service down longer does
+            // not send old ones late.
+            let since = subscriptions
                 .iter()
                 .map(|s| s.created_ms)
                 .min()
-                .unwrap_or(0);
-            let alerts: Vec<AlertRecord> = history
-                .alerts()?
-                .into_iter()
-                .filter(|a| a.raised_at_ms >= oldest)
-                .collect();
+                .unwrap_or(0)
+                .max(spate_operators::event::wall_clock_ms() - LOOKBACK_MS);
+            let alerts = history.alerts_since(since)?;
             let mut due = Vec::new();
             for s in &subscriptions {
                 for a in alerts.iter().filter(|a| s.matches(a)) {
@@ -398,14 +399,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(ConsoleStore::open_in(dir.path()).unwrap());
         let url = format!("http://{addr}/hook");
+        let t = spate_operators::event::wall_clock_ms() - 60_000;
         let id = store
-            .subscribe("ann", &url, &list("checkout"), &[], 100)
+            .subscribe("ann", &url, &list("checkout"), &[], t)
             .unwrap();
         let history = Arc::new(crate::query::history::StaticHistory {
             alerts: vec![
-                alert("checkout", "ERROR", 200),
-                alert("checkout", "ERROR", 50), // before the subscription
-                alert("search", "ERROR", 300),  // another service
+                alert("checkout", "ERROR", t + 200),
+                alert("checkout", "ERROR", t - 50), // before the subscription
+                alert("search", "ERROR", t + 300),  // another service
+                alert("search", "ERROR", t - 2 * LOOKBACK_MS), // too old
             ],
             windows: Vec::new(),
         });
@@ -415,7 +418,10 @@ mod tests {
         let got = received.lock().unwrap().clone();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["subscription"], id);
-        assert_eq!(got[0]["id"], "error_burst:checkout:200:firing");
+        assert_eq!(
+            got[0]["id"],
+            format!("error_burst:checkout:{}:firing", t + 200)
+        );
         assert_eq!(got[0]["state"], "firing");
 
         // Nobody listens there: tried MAX_ATTEMPTS times, then left.
@@ -425,12 +431,14 @@ mod tests {
         for _ in 0..MAX_ATTEMPTS + 2 {
             assert_eq!(dispatcher.poll().await.unwrap(), 0);
         }
-        assert_eq!(
+        let attempts = |raised: i64| {
             store
-                .delivery(dead, "error_burst:search:300:firing")
-                .unwrap(),
-            (MAX_ATTEMPTS, false)
-        );
+                .delivery(dead, &format!("error_burst:search:{raised}:firing"))
+                .unwrap()
+        };
+        assert_eq!(attempts(t + 300), (MAX_ATTEMPTS, false));
+        // A notice older than the lookback is not sent at all.
+        assert_eq!(attempts(t - 2 * LOOKBACK_MS), (0, false));
         assert_eq!(received.lock().unwrap().len(), 1);
     }
 

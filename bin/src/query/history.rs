@@ -31,6 +31,13 @@ pub trait HistorySource: Send + Sync + 'static {
     fn alerts(&self) -> Result<Vec<AlertRecord>, String>;
     /// Closed windows, any order.
     fn windows(&self) -> Result<Vec<WindowRecord>, String>;
+    /// Alert notices raised at or after `since_ms`, any order (the stores
+    /// read only that part).
+    fn alerts_since(&self, since_ms: i64) -> Result<Vec<AlertRecord>, String> {
+        let mut alerts = self.alerts()?;
+        alerts.retain(|a| a.raised_at_ms >= since_ms);
+        Ok(alerts)
+    }
 }
 
 /// No history: both tables are empty (no hot store configured).
@@ -86,6 +93,14 @@ impl HistorySource for HotHistory {
             None => Ok(Vec::new()),
         }
     }
+    fn alerts_since(&self, since_ms: i64) -> Result<Vec<AlertRecord>, String> {
+        match self.store()? {
+            Some(store) => store
+                .alerts(since_ms, None, usize::MAX >> 1)
+                .map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
 /// The DynamoDB hot store (`[hot_dynamodb]`): alerts from the day
@@ -108,6 +123,9 @@ impl HistorySource for DynamoHistory {
     }
     fn windows(&self) -> Result<Vec<WindowRecord>, String> {
         self.store.all_windows_blocking()
+    }
+    fn alerts_since(&self, since_ms: i64) -> Result<Vec<AlertRecord>, String> {
+        self.store.alerts_since_blocking(since_ms)
     }
 }
 

@@ -271,6 +271,13 @@ impl DynamoHotStore {
             .map_err(|e| e.to_string())
     }
 
+    /// [`Self::alerts`] raised at or after `since_ms`, for a caller on a
+    /// blocking thread.
+    pub fn alerts_since_blocking(&self, since_ms: i64) -> Result<Vec<AlertRecord>, String> {
+        self.block_on(self.alerts(since_ms, None, usize::MAX >> 1))
+            .map_err(|e| e.to_string())
+    }
+
     /// [`Self::all_windows`] for a caller on a blocking thread.
     pub fn all_windows_blocking(&self) -> Result<Vec<WindowRecord>, String> {
         self.block_on(self.all_windows()).map_err(|e| e.to_string())
