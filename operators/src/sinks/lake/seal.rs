@@ -27,7 +27,7 @@ use std::sync::Arc;
 use parquet::file::properties::WriterProperties;
 
 use super::LakeError;
-use super::dedup::{SealDedup, load_index, write_index};
+use super::dedup::{SealDedup, load_index, rebuild_from_s3, write_index};
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
 use super::staging::{ClosedSegment, complete_prefix_len, read_segment};
@@ -95,6 +95,9 @@ pub struct Sealed {
     /// Staged rows dropped because their `event_id` was already sealed in
     /// the partition (or earlier in this file).
     pub duplicates: u64,
+    /// The duplicates by the `source` label of their counter (see
+    /// [`super::dedup::source_label`]).
+    pub duplicates_by_source: Vec<(String, u64)>,
 }
 
 impl SealJob {
@@ -113,6 +116,11 @@ impl SealJob {
         } = self;
         let dir = table_dir.join(key.path());
         let staged_bytes = segments.iter().map(|s| s.bytes).sum();
+        if let (Some(spec), Publish::S3 { target }) = (&dedup, &publish) {
+            // A lost index is rebuilt from the bucket; a failure to read it
+            // fails the seal (retried), rather than seal unchecked.
+            rebuild_from_s3(target, &key, &spec.index).await?;
+        }
         let local = matches!(publish, Publish::Local);
         let (written_dir, written_name, written_segments, spec) =
             (dir.clone(), name.clone(), segments.clone(), dedup.clone());
@@ -164,8 +172,12 @@ impl SealJob {
         // The file is published: only now may the index claim its ids. A
         // failure leaves the index behind, caught up at its next load.
         let mut duplicates = 0;
-        if let (Some(spec), Some((files, state))) = (dedup, dedup_state) {
+        let mut duplicates_by_source = Vec::new();
+        if let (Some(spec), Some((files, mut state))) = (dedup, dedup_state) {
             duplicates = state.dropped;
+            duplicates_by_source = std::mem::take(&mut state.dropped_by_source)
+                .into_iter()
+                .collect();
             let index = state.into_index(files, &name);
             let written = tokio::task::spawn_blocking(move || {
                 write_index(&spec.index, &index).map_err(|e| e.to_string())
@@ -191,6 +203,7 @@ impl SealJob {
             location,
             staged_bytes,
             duplicates,
+            duplicates_by_source,
         })
     }
 }

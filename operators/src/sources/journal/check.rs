@@ -220,8 +220,10 @@ pub struct DecodedRecord {
     pub format: ChunkFormat,
     /// Lines (events) it holds.
     pub lines: u32,
-    /// The payload.
+    /// The payload, its id key left out.
     pub payload: Vec<u8>,
+    /// The id key (see [`super::JournalRecord::key`]).
+    pub key: Option<String>,
 }
 
 /// Decodes the image of a segment whose first record is at position `start`,
@@ -246,6 +248,9 @@ pub fn decode_segment(image: &[u8], start: u64) -> DecodedSegment {
         match reader.next(Payload::Load) {
             Ok(NextRecord::Record(h, payload)) => {
                 decoded.end_position = h.end();
+                let (key, rest) = h.split_key(&payload);
+                let key = key.map(|k| String::from_utf8_lossy(k).into_owned());
+                let payload = rest.to_vec();
                 decoded.records.push(DecodedRecord {
                     offset,
                     record_bytes: h.record_len(),
@@ -253,6 +258,7 @@ pub fn decode_segment(image: &[u8], start: u64) -> DecodedSegment {
                     format: h.format,
                     lines: h.lines,
                     payload,
+                    key,
                 });
             }
             Ok(NextRecord::Damaged(range)) => decoded.damaged.push(range),

@@ -31,7 +31,10 @@ pub(super) struct ChunkRead {
     pub format: ChunkFormat,
     pub ingest_ts_ms: i64,
     pub lines: usize,
+    /// The bytes of the records (their id keys left out).
     pub bytes: Vec<u8>,
+    /// The id key of the chunk's record: a keyed record is a chunk alone.
+    pub key: Option<String>,
 }
 
 /// The cursor at the first record at or after `position`.
@@ -70,7 +73,9 @@ pub(super) fn locate(shared: &Shared, position: u64) -> Result<Cursor, JournalEr
 
 /// Reads from `cursor` the records below `end` that form one chunk: adjacent
 /// line records up to `max_bytes` (at least one record), or one CloudWatch
-/// payload; with `exact`, every record below `end` up to damaged bytes.
+/// payload; with `exact`, every record below `end` up to damaged bytes. A
+/// record with an id key is always a chunk alone (its events take their ids
+/// from the key, not from their positions).
 /// Moves to the next segment at the end of one, and past damaged bytes.
 /// Returns the chunk (none when nothing is below `end`) and the cursor after
 /// it.
@@ -114,16 +119,19 @@ pub(super) fn read_chunk(
             if let Some(c) = &chunk
                 && let Some(header) = reader.peek_header().map_err(io)?
             {
-                let fits = exact
-                    || (c.format == ChunkFormat::Lines
-                        && header.format == ChunkFormat::Lines
-                        && c.bytes.len() as u64 + u64::from(header.len) <= max_bytes);
+                let fits = c.key.is_none()
+                    && header.key_len == 0
+                    && (exact
+                        || (c.format == ChunkFormat::Lines
+                            && header.format == ChunkFormat::Lines
+                            && c.bytes.len() as u64 + u64::from(header.len) <= max_bytes));
                 if !fits {
                     break;
                 }
             }
             match reader.next(Payload::Load).map_err(io)? {
                 NextRecord::Record(header, payload) => {
+                    let (key, payload) = header.split_key(&payload);
                     let c = chunk.get_or_insert_with(|| ChunkRead {
                         first_position: header.position,
                         end_position: header.position,
@@ -138,11 +146,14 @@ pub(super) fn read_chunk(
                             }
                             .max(payload.len()),
                         ),
+                        key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
                     });
                     c.end_position = header.end();
                     c.lines += header.lines as usize;
-                    c.bytes.extend_from_slice(&payload);
-                    if header.format == ChunkFormat::CloudWatchPayload && !exact {
+                    c.bytes.extend_from_slice(payload);
+                    if c.key.is_some()
+                        || (header.format == ChunkFormat::CloudWatchPayload && !exact)
+                    {
                         break;
                     }
                 }

@@ -117,10 +117,16 @@ impl JournalSource {
         let accepted = now
             .checked_sub(Duration::from_millis(waited.max(0) as u64))
             .unwrap_or(now);
+        // A keyed record's events take their ids from its key and their
+        // offset in it: `http:<key>:<offset>`.
+        let (source, first_position) = match &chunk.key {
+            Some(key) => (Arc::from(format!("{}:{key}", self.name)), 0),
+            None => (self.name.clone(), chunk.first_position),
+        };
         let raw = RawChunk {
             bytes: Arc::new(chunk.bytes),
-            source: self.name.clone(),
-            first_position: chunk.first_position,
+            source,
+            first_position,
             ingest_ts_ms: chunk.ingest_ts_ms,
             format: chunk.format,
             lines: chunk.lines,
