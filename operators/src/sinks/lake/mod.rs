@@ -23,18 +23,20 @@
 //!
 //! # Effectively once
 //!
-//! Redeliveries and replays carry the `event_id` of the first delivery. A
-//! seal drops the staged rows whose `event_id` is already in the partition,
-//! earlier in the same file or in a file sealed there before ([`dedup`]):
-//! exactly one row per `event_id` per partition for everything sealed within
-//! `dedup_horizon` (event time) of the partition's hour, by the writer that
-//! holds the partition's index. Not covered: a redelivery to another task
-//! (each task writes its own files and keeps its own index, so with several
-//! tasks an SQS message redelivered to another task may land twice, in two
-//! files of the partition), an S3 lake's index lost with its container,
-//! staged rows not yet sealed (which `spate query` reads), and a client's
-//! retry that was appended again (new ids; see `Idempotency-Key` on
-//! `POST /v1/logs`).
+//! Redeliveries and replays carry the `event_id` of the first delivery, and
+//! so does a push retried with its `Idempotency-Key` (its ids derive from
+//! the key). A seal drops the staged rows whose `event_id` is already in the
+//! partition, earlier in the same file or in a file sealed there before
+//! ([`dedup`]), and counts them by source: exactly one row per `event_id`
+//! per partition for everything sealed within `dedup_horizon` (event time)
+//! of the partition's hour, by the writer that holds the partition's index.
+//! With `[lake.s3]` a lost index is rebuilt from the bucket. Not covered: a
+//! redelivery to another task (each task writes its own files and keeps its
+//! own index, built from the bucket only when it was missing, so with
+//! several tasks an SQS message redelivered to another task after its first
+//! copy was uploaded may land twice, in two files of the partition), staged
+//! rows not yet sealed (which `spate query` reads), and a client's retry
+//! without a key (new ids).
 //!
 //! # Acknowledgements
 //!
@@ -252,7 +254,8 @@ pub struct LakeConfig {
     #[serde(default = "default_writers")]
     pub writers: usize,
     /// Drop a row when it is sealed if its `event_id` is already in its
-    /// partition (a redelivery or a replay): exactly one row per event id
+    /// partition (a redelivery, a replay, or a push retried with its
+    /// `Idempotency-Key`): exactly one row per event id
     /// per partition within `dedup_horizon`. The index of each partition
     /// (16 bytes per id) is kept under `<path>/dedup/`.
     #[serde(default = "default_dedup")]

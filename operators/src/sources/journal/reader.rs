@@ -286,6 +286,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_keyed_record_is_a_chunk_alone_without_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path(), 1024, 64).await;
+        let keyed = lines("bbb\n").with_key(Some("k".into()));
+        j.writer()
+            .append(vec![lines("aaa\n"), keyed, lines("ccc\n")])
+            .await
+            .unwrap();
+        let shared = &j.shared;
+        // The key's byte counts in the positions, not in the chunk.
+        assert_eq!(
+            read_all(shared, 0, 13, 1024),
+            vec![
+                (0, 4, b"aaa\n".to_vec()),
+                (4, 9, b"bbb\n".to_vec()),
+                (9, 13, b"ccc\n".to_vec()),
+            ]
+        );
+        let at = locate(shared, 4).unwrap();
+        let (chunk, _) = read_chunk(shared, at, 13, 1024, false).unwrap();
+        assert_eq!(chunk.unwrap().key.as_deref(), Some("k"));
+        // An exact re-read stops at a keyed record too.
+        let at = locate(shared, 0).unwrap();
+        let (chunk, next) = read_chunk(shared, at, 13, 1, true).unwrap();
+        let chunk = chunk.unwrap();
+        assert_eq!((chunk.end_position, chunk.key), (4, None));
+        let (chunk, _) = read_chunk(shared, next, 13, 1, true).unwrap();
+        assert_eq!(chunk.unwrap().end_position, 9);
+    }
+
+    #[tokio::test]
     async fn reading_crosses_segments_and_survives_a_deleted_one() {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(dir.path(), 1024, 1).await;

@@ -458,6 +458,33 @@ mod tests {
     }
 
     #[test]
+    fn a_keyed_record_holds_its_key_before_its_bytes() {
+        let mut buf = Vec::new();
+        let keyed = rec("bc").with_key(Some(Arc::from("k-1")));
+        assert_eq!(encode(&mut buf, 100, &keyed).unwrap(), 6);
+        let h = header(&buf);
+        assert_eq!((h.len, h.key_len, h.end()), (6, 3, 106));
+        let payload = &buf[HEADER_LEN..];
+        assert!(payload_ok(&h, payload));
+        assert_eq!(h.split_key(payload), (Some(&b"k-1"[..]), &b"bc\n"[..]));
+        // Without a key: the bytes alone, as before keys existed.
+        let mut plain = Vec::new();
+        encode(&mut plain, 0, &rec("bc")).unwrap();
+        assert_eq!(plain[29..32], [0, 0, 0]);
+        let h = header(&plain);
+        assert_eq!(h.split_key(&plain[HEADER_LEN..]), (None, &b"bc\n"[..]));
+        // A key length beyond the payload is not a header.
+        let mut bad = buf.clone();
+        bad[29] = 200;
+        let crc = crc32fast::hash(&bad[..36]);
+        bad[36..40].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            RecordHeader::parse(&bad),
+            HeaderParse::Invalid("record id key longer than its payload")
+        );
+    }
+
+    #[test]
     fn v0_records_still_parse_and_check() {
         let mut buf = Vec::new();
         let mut cw = rec("gzip");

@@ -396,6 +396,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_keyed_record_takes_its_ids_from_its_key_also_when_re_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&config(dir.path()), dir.path()).unwrap();
+        let keyed = JournalRecord::lines(&b"b\n"[..], 1).with_key(Some("client-1/7".into()));
+        let appended = journal
+            .writer()
+            .append(vec![JournalRecord::lines(&b"a\n"[..], 1), keyed])
+            .await
+            .unwrap();
+        let sink = CaptureSink::scripted([SinkStep::Deliver, SinkStep::Fail]);
+        let pipeline = spawn(&journal, &sink, 16);
+        let end = appended.end_position;
+        journal
+            .shared
+            .wait_until("the commit after the re-send", |s| {
+                s.committed_position == end
+            })
+            .await;
+        stop(pipeline).await;
+        let chunks: Vec<(String, u64, Vec<u8>)> = sink
+            .delivered()
+            .iter()
+            .map(|c| (c.source.to_string(), c.first_position, c.bytes.to_vec()))
+            .collect();
+        // Event ids `http:0` and `http:client-1/7:0`; the keyed chunk failed
+        // once and came again the same.
+        assert_eq!(sink.state().seen.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            chunks,
+            vec![
+                ("http".to_string(), 0, b"a\n".to_vec()),
+                ("http:client-1/7".to_string(), 0, b"b\n".to_vec())
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn a_failed_verdict_is_re_sent() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(&one_record_chunks(dir.path()), dir.path()).unwrap();
