@@ -513,6 +513,7 @@ mod tests {
 
     #[test]
     fn duplicates_are_counted_by_source() {
+        use arrow_array::ArrayRef;
         let mut index = IdIndex::default();
         index.add("a.parquet", vec![fingerprint("sqs:q:m1:0")]);
         let mut dedup = SealDedup::new(index);
@@ -521,11 +522,11 @@ mod tests {
         let batch = RecordBatch::try_from_iter([
             (
                 "event_id",
-                std::sync::Arc::new(StringArray::from(ids.to_vec())) as _,
+                std::sync::Arc::new(StringArray::from(ids.to_vec())) as ArrayRef,
             ),
             (
                 "source",
-                std::sync::Arc::new(StringArray::from(sources.to_vec())) as _,
+                std::sync::Arc::new(StringArray::from(sources.to_vec())) as ArrayRef,
             ),
         ])
         .unwrap();

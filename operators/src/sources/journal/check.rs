@@ -220,7 +220,7 @@ pub struct DecodedRecord {
     pub format: ChunkFormat,
     /// Lines (events) it holds.
     pub lines: u32,
-    /// The payload, its id key left out.
+    /// The payload as stored (starting with the id key, if any).
     pub payload: Vec<u8>,
     /// The id key (see [`super::JournalRecord::key`]).
     pub key: Option<String>,
@@ -248,9 +248,10 @@ pub fn decode_segment(image: &[u8], start: u64) -> DecodedSegment {
         match reader.next(Payload::Load) {
             Ok(NextRecord::Record(h, payload)) => {
                 decoded.end_position = h.end();
-                let (key, rest) = h.split_key(&payload);
-                let key = key.map(|k| String::from_utf8_lossy(k).into_owned());
-                let payload = rest.to_vec();
+                let key = h
+                    .split_key(&payload)
+                    .0
+                    .map(|k| String::from_utf8_lossy(k).into_owned());
                 decoded.records.push(DecodedRecord {
                     offset,
                     record_bytes: h.record_len(),

@@ -83,12 +83,9 @@ pub struct JournalRecord {
     /// The id key: the record's events get ids from it instead of from their
     /// journal positions (`http:<key>:<offset in the record>`), so the same
     /// record appended again (a client's retry after a lost answer, even
-    /// after a restart) gets the same ids. At most [`MAX_KEY_BYTES`].
+    /// after a restart) gets the same ids. At most 65,535 bytes.
     pub key: Option<Arc<str>>,
 }
-
-/// Longest id key a record may carry.
-pub const MAX_KEY_BYTES: usize = u16::MAX as usize;
 
 impl JournalRecord {
     /// A record of newline-delimited lines received now.
