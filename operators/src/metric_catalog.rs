@@ -57,7 +57,7 @@ pub const LAKE: &[MetricDef] = &[
     MetricDef::counter(
         "spate_lake_duplicates_dropped_total",
         &["source"],
-        "Staged rows dropped when sealed because their event_id was already in the partition (a redelivery, replay or keyed retry within lake.dedup_horizon), by source (http, sqs:<name>, kinesis:<stream>, file, stdin).",
+        "Staged rows dropped when sealed because their event_id was already in the partition (a redelivery, replay or keyed retry within lake.dedup_horizon), by source (http, sqs:NAME, kinesis:STREAM, file, stdin).",
     )
     .at_start(&[&["http"]]),
     MetricDef::counter(
