@@ -343,7 +343,7 @@ pub(super) fn encode(
     out.extend_from_slice(&[0; 1 + 4 + 4]);
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(&record.bytes);
-    if stored > record.bytes.len() as u64 {
+    if stored > (key.len() + record.bytes.len()) as u64 {
         out.push(b'\n');
     }
     let payload_crc = crc32fast::hash(&out[start + HEADER_LEN..]);
