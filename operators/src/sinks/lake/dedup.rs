@@ -29,7 +29,7 @@
 //! the task's local disk: it is trusted as it is (the bucket is not listed
 //! at every seal); a missing or corrupt index (a new container) is rebuilt
 //! from the `event_id` column of the partition's objects in the bucket
-//! before the partition's next seal ([`rebuild_from_s3`]). Objects written
+//! before the partition's next seal ([`super::dedup_s3`]). Objects written
 //! by another task into the same partition after the index was built are
 //! not in it (see the guarantee below).
 //!
@@ -59,7 +59,6 @@ use super::LakeError;
 use super::part_file::sync_dir;
 use super::partition::PartitionKey;
 use super::staging::{dir_entries, subdirs};
-use crate::sinks::s3_lake::S3Target;
 
 /// Directory of the id indexes inside the lake directory.
 pub const DEDUP_DIR: &str = "dedup";
@@ -244,58 +243,6 @@ pub fn fingerprints_of<R: ChunkReader + 'static>(
         out.extend(ids.iter().flatten().map(fingerprint));
     }
     Ok(out)
-}
-
-/// With `[lake.s3]`: rebuilds the index of partition `key` at `path` from
-/// the `event_id` column of the partition's sealed objects in the bucket
-/// when the local index is missing or corrupt (a new container, a lost
-/// disk); returns whether it did. An object that is not a readable lake
-/// file is logged and left out. The index covers the objects listed, so a
-/// seal that follows drops the rows they hold.
-pub async fn rebuild_from_s3(
-    target: &S3Target,
-    key: &PartitionKey,
-    path: &Path,
-) -> Result<bool, LakeError> {
-    let stored = {
-        let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || read_index(&path))
-            .await
-            .map_err(|e| LakeError::Parquet(format!("dedup index task failed: {e}")))??
-    };
-    if stored.is_some() {
-        return Ok(false);
-    }
-    let prefix = target.key_for(&format!("logs/{}/", key.path()));
-    let mut objects: Vec<String> = target
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .map(|(object, _)| object)
-        .filter(|o| o.ends_with(".parquet"))
-        .collect();
-    objects.sort();
-    let mut index = IdIndex::default();
-    for object in &objects {
-        let bytes = target.get(object).await?;
-        let name = object.rsplit('/').next().unwrap_or(object).to_string();
-        let what = format!("s3://{}/{object}", target.bucket());
-        let read = tokio::task::spawn_blocking(move || fingerprints_of(bytes, &what))
-            .await
-            .map_err(|e| LakeError::Parquet(format!("dedup index task failed: {e}")))?;
-        match read {
-            Ok(fingerprints) => index.add(&name, fingerprints),
-            Err(e) => {
-                tracing::warn!(object = %object, error = %e, "not a readable lake file; left out of the dedup index");
-            }
-        }
-    }
-    tracing::info!(index = %path.display(), objects = objects.len(), ids = index.fingerprints.len(), "dedup index rebuilt from the bucket");
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || write_index(&path, &index))
-        .await
-        .map_err(|e| LakeError::Parquet(format!("dedup index task failed: {e}")))??;
-    Ok(true)
 }
 
 /// The `event_id` column of a batch of lake rows.

@@ -70,6 +70,7 @@
 pub mod compact;
 pub mod dead_letters;
 pub mod dedup;
+pub mod dedup_s3;
 pub mod part_file;
 pub mod partition;
 pub mod policy;

@@ -27,7 +27,8 @@ use std::sync::Arc;
 use parquet::file::properties::WriterProperties;
 
 use super::LakeError;
-use super::dedup::{SealDedup, load_index, rebuild_from_s3, write_index};
+use super::dedup::{SealDedup, load_index, write_index};
+use super::dedup_s3::rebuild_from_s3;
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
 use super::staging::{ClosedSegment, complete_prefix_len, read_segment};
