@@ -508,10 +508,10 @@ async fn an_sqs_message_redelivered_after_its_visibility_timeout_lands_once() {
 
     let staging = tempfile::tempdir().unwrap();
     let target = S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap();
-    // Rows are acknowledged once sealed and uploaded, after 4 s; the
+    // Rows are acknowledged once sealed and uploaded, after 6 s; the
     // messages become visible again after 1 s.
     let lake_config = LakeConfig {
-        max_age: spate_operators::component::units::Seconds::units(4),
+        max_age: spate_operators::component::units::Seconds::units(6),
         ..LakeConfig::default()
     };
     let lake = LakeSettings::new(&lake_config, staging.path(), &staging.path().join("dl"))
