@@ -227,7 +227,7 @@ async fn missing_or_empty_lake_is_an_empty_result() {
     assert_eq!(count.rows, vec![vec![json!(0)]]);
     let rows = execute(&ctx, "select * from logs", 10, LONG).await.unwrap();
     assert!(rows.rows.is_empty());
-    assert_eq!(rows.columns.len(), 16, "13 file columns and 3 partitions");
+    assert_eq!(rows.columns.len(), 17, "14 file columns and 3 partitions");
     std::fs::create_dir_all(dir.path().join("empty/logs")).unwrap();
     let empty = context(&dir.path().join("empty"));
     let out = execute_request(

@@ -120,6 +120,7 @@ impl JournalSource {
         let raw = RawChunk {
             bytes: Arc::new(chunk.bytes),
             source: self.name.clone(),
+            origin: self.name.clone(),
             first_position: chunk.first_position,
             ingest_ts_ms: chunk.ingest_ts_ms,
             format: chunk.format,
