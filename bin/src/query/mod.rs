@@ -46,7 +46,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::config::Dialect;
 use datafusion::datasource::MemTable;
-use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
@@ -55,7 +54,6 @@ use datafusion::logical_expr::{SortExpr, col};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use serde::Serialize;
 use serde_json::Value;
-use spate_engine::ErrorClass;
 
 pub use self::error::QueryError;
 use self::executor::QueryConfig;

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use datafusion::parquet::arrow::ArrowWriter;
 use serde_json::json;
+use spate_engine::ErrorClass;
 use spate_operators::alerts::record::AlertState;
 use spate_operators::event::{EventBatch, Severity};
 use spate_operators::sinks::lake::partition::PartitionKey;
