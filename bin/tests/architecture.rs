@@ -338,7 +338,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
         "bin/src/run/http/query.rs",
         "bin/src/run/http/tap.rs",
     ],
-    &["bin/src/config.rs", "bin/src/config/validate.rs"],
     &[
         "operators/src/sources/journal/mod.rs",
         "operators/src/sources/journal/writer.rs",
