@@ -46,6 +46,7 @@ fn chunk(lines: &str) -> RawChunk {
     RawChunk {
         bytes: Arc::new(lines.as_bytes().to_vec()),
         source: Arc::from("test"),
+        origin: Arc::from("test"),
         first_position: 0,
         ingest_ts_ms: wall_clock_ms(),
         format: ChunkFormat::Lines,

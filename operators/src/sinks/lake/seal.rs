@@ -31,6 +31,7 @@ use super::dedup::{SealDedup, load_index, write_index};
 use super::dedup_s3::rebuild_from_s3;
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
+use super::schema::upgrade_file_batch;
 use super::staging::{ClosedSegment, complete_prefix_len, read_segment};
 use crate::sinks::s3_lake::S3Target;
 
@@ -240,7 +241,8 @@ fn write_parquet(
             let len = complete_prefix_len(&mut handle, size)
                 .map_err(|e| LakeError::io("read", &segment.path, e))?;
             for batch in read_segment(handle, len, None, &segment.path)? {
-                let batch = batch.map_err(|e| {
+                // Segments staged by an older version lack `position`.
+                let batch = batch.and_then(upgrade_file_batch).map_err(|e| {
                     LakeError::Parquet(format!("staging {}: {e}", segment.path.display()))
                 })?;
                 let batch = match dedup.as_deref_mut() {

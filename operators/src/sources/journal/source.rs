@@ -126,6 +126,7 @@ impl JournalSource {
         let raw = RawChunk {
             bytes: Arc::new(chunk.bytes),
             source,
+            origin: self.name.clone(),
             first_position,
             ingest_ts_ms: chunk.ingest_ts_ms,
             format: chunk.format,
