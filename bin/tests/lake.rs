@@ -381,6 +381,78 @@ async fn a_push_retried_with_its_idempotency_key_lands_once() {
     assert_one_row_per_event(&data, stats.events);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_push_retried_after_a_sigkill_lands_once() {
+    let (_dir, data, text, stats) = w1_corpus(2_000);
+    let lines: Vec<&str> = text.lines().collect();
+    let bodies: Vec<(String, String)> = lines
+        .chunks(250)
+        .enumerate()
+        .map(|(n, chunk)| (format!("client-7/batch-{n}"), chunk.join("\n")))
+        .collect();
+    let push_keyed = |url: String, bodies: Vec<(String, String)>| async move {
+        let client = reqwest::Client::new();
+        let mut accepted = 0;
+        for (key, body) in bodies {
+            let r = client
+                .post(format!("{url}/v1/logs"))
+                .header("Idempotency-Key", key)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let answer: Value = r.json().await.unwrap();
+            // A new process does not remember the keys: it appends again.
+            assert_eq!(answer["replayed"], Value::Null);
+            accepted += answer["accepted"].as_u64().unwrap();
+        }
+        accepted
+    };
+    // The checkpoint follows the acknowledgements, so the second life does
+    // not replay the journal: what it gets twice is the client's retry.
+    let config = format!("{SEALING_CONFIG}[journal]\ncheckpoint_interval = \"50ms\"\n");
+    let service = Service::start(&data, &config);
+    assert_eq!(
+        push_keyed(service.url.clone(), bodies.clone()).await,
+        stats.events
+    );
+    wait_for_metric(
+        &service,
+        "spate_lake_rows_written_total",
+        stats.events as f64,
+    )
+    .await;
+    while service.metric("spate_journal_uncommitted_bytes") != Some(0.0) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every answer "lost": SIGKILL, and the client retries every push with
+    // its key against the next life.
+    service.kill();
+    let service = Service::start(&data, &config);
+    assert_eq!(
+        push_keyed(service.url.clone(), bodies.clone()).await,
+        stats.events
+    );
+    wait_for_metric(
+        &service,
+        "spate_lake_duplicates_dropped_total{source=\"http\"}",
+        stats.events as f64,
+    )
+    .await;
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+    assert_one_row_per_event(&data, stats.events);
+    assert_eq!(counts(&data), (stats.events, stats.events));
+    // The ids come from the keys: `http:<key>:<offset in the body>`.
+    let ids = duckdb(
+        &data.join("lake/logs"),
+        "select count(*) from logs where event_id like 'http:client-7/batch-%:%'",
+    );
+    assert_eq!(ids[0][0], stats.events);
+}
+
 #[test]
 fn a_generated_lake_has_one_file_per_partition_and_full_row_groups() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,7 +23,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS logs (
   `status` int,
   `client_ip` string,
   `message` string,
-  `attrs` string
+  `attrs` string,
+  `position` string
 )
 COMMENT 'Spate log lake: one row per event'
 PARTITIONED BY (`dt` string, `hour` string, `service` string)

@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Batch, Payload};
 use crate::error::ActorError;
+use crate::kill_switch::KillSwitch;
 use crate::lag::SourceLag;
-use crate::pipeline::KillSwitch;
 use crate::route::Route;
 use crate::stats::Instruments;
 

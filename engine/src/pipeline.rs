@@ -10,71 +10,17 @@
 //! [`Pipeline::run_until_signal`] ties this to SIGTERM/SIGINT: the first signal
 //! drains, a second one aborts at once.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::kill_switch::KillSwitch;
 use crate::lag::{LagSnapshot, SourceLag};
 use crate::mailbox::Control;
 use crate::runtime::{ActorExit, Liveness};
 use crate::stats::{ActorStats, StatsSnapshot};
-
-/// Stops the whole pipeline at once on an unrecoverable failure.
-#[derive(Clone, Debug, Default)]
-pub struct KillSwitch {
-    token: CancellationToken,
-    reason: Arc<Mutex<Option<(String, String)>>>,
-    drain_failure: Arc<Mutex<Option<(String, String)>>>,
-}
-
-impl KillSwitch {
-    /// Trips the switch; the first reason wins.
-    pub fn trip(&self, actor: &str, reason: String) {
-        self.reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert((actor.to_string(), reason));
-        self.token.cancel();
-    }
-
-    /// True once tripped.
-    pub fn is_tripped(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
-    /// The actor and reason that tripped it.
-    pub fn reason(&self) -> Option<(String, String)> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    async fn tripped(&self) {
-        self.token.cancelled().await
-    }
-
-    /// Records that an actor's final flush or close failed: the others'
-    /// drain goes on, and the pipeline then ends with
-    /// [`PipelineError::DrainFailed`] (the first failure wins).
-    pub fn drain_failed(&self, actor: &str, reason: String) {
-        self.drain_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert((actor.to_string(), reason));
-    }
-
-    /// The drain failure to report once every actor has ended.
-    fn drain_error(&self) -> Option<PipelineError> {
-        self.drain_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .map(|(actor, reason)| PipelineError::DrainFailed { actor, reason })
-    }
-}
 
 /// Why a pipeline did not end cleanly.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -215,8 +161,8 @@ impl Pipeline {
         if self.kill.is_tripped() {
             return Err(self.killed_error());
         }
-        if let Some(e) = self.kill.drain_error() {
-            return Err(e);
+        if let Some((actor, reason)) = self.kill.drain_failure() {
+            return Err(PipelineError::DrainFailed { actor, reason });
         }
         Ok(self.report())
     }
@@ -251,8 +197,8 @@ impl Pipeline {
                 still_running,
             });
         }
-        if let Some(e) = kill.drain_error() {
-            return Err(e);
+        if let Some((actor, reason)) = kill.drain_failure() {
+            return Err(PipelineError::DrainFailed { actor, reason });
         }
         Ok(PipelineReport {
             actors: stats.iter().map(|s| s.snapshot()).collect(),

@@ -26,8 +26,8 @@ use tokio::time::Instant;
 use crate::actor::{Actor, ActorResult, Ctx, Source};
 use crate::batch::Payload;
 use crate::error::{ActorError, ErrorClass, RetryHint};
+use crate::kill_switch::KillSwitch;
 use crate::mailbox::{Control, Inbox};
-use crate::pipeline::KillSwitch;
 use crate::supervisor::{SupervisorPolicy, backoff_delay};
 
 /// How an actor's task ended.

@@ -56,9 +56,10 @@ pub const LAKE: &[MetricDef] = &[
     ),
     MetricDef::counter(
         "spate_lake_duplicates_dropped_total",
-        &[],
-        "Staged rows dropped when sealed because their event_id was already in the partition (a redelivery or replay within lake.dedup_horizon).",
-    ),
+        &["source"],
+        "Staged rows dropped when sealed because their event_id was already in the partition (a redelivery, replay or keyed retry within lake.dedup_horizon), by source (http, sqs:NAME, kinesis:STREAM, file, stdin).",
+    )
+    .at_start(&[&["http"]]),
     MetricDef::counter(
         "spate_lake_files_written_total",
         &[],

@@ -64,6 +64,7 @@ fn chunk(name: &str, lines: &[String]) -> RawChunk {
     RawChunk {
         bytes: Arc::new(bytes.into_bytes()),
         source: Arc::from(name),
+        origin: Arc::from(name),
         first_position: 0,
         ingest_ts_ms: T0,
         format: ChunkFormat::Lines,

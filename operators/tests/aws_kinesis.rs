@@ -200,6 +200,12 @@ async fn records_put_while_reading_arrive_and_checkpoint_after_delivery() {
             .iter()
             .all(|id| id.starts_with(&prefix))
     );
+    // The source column names the stream; the position column the rest.
+    let origin = format!("kinesis:{name}");
+    assert!(column(&sink, "source").iter().all(|s| *s == origin));
+    let positions = column(&sink, "position");
+    assert_eq!(positions.len(), 40);
+    assert!(positions.iter().all(|p| p.starts_with("shardId-")));
     // Checkpoints reach the last record of each shard.
     wait_until(
         Duration::from_secs(10),

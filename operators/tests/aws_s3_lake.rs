@@ -46,6 +46,7 @@ fn chunk(lines: &str) -> RawChunk {
     RawChunk {
         bytes: Arc::new(lines.as_bytes().to_vec()),
         source: Arc::from("test"),
+        origin: Arc::from("test"),
         first_position: 0,
         ingest_ts_ms: wall_clock_ms(),
         format: ChunkFormat::Lines,
@@ -457,4 +458,143 @@ fn staged_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The `event_id` of every row of every lake object in `bucket`.
+async fn event_ids_in_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (key, _) in list_keys(s3, bucket).await {
+        if !key.ends_with(".parquet") {
+            continue;
+        }
+        let object = s3.get_object().bucket(bucket).key(&key).send().await;
+        let bytes = object.unwrap().body.collect().await.unwrap().into_bytes();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = batch.column(batch.schema().index_of("event_id").unwrap());
+            let col = col.as_any().downcast_ref::<StringArray>().unwrap();
+            ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
+        }
+    }
+    ids.sort();
+    ids
+}
+
+/// A slow seal lets the visibility timeout of SQS messages expire: SQS
+/// redelivers them (same message ids, so the same event ids), they are
+/// staged twice, and the seal keeps one row of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_message_redelivered_after_its_visibility_timeout_lands_once() {
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let sqs = aws_config.sqs_client(&sdk);
+    let bucket = bucket(&s3).await;
+    let url = create_queue(&sqs, &unique("redelivered"), None).await;
+    // An event time of their own: a redelivery lands in the same partition
+    // even if the hour turns meanwhile.
+    let ts = wall_clock_ms();
+    let bodies: Vec<String> = (0..4)
+        .map(|m| {
+            format!(
+                "{{\"ts\":{ts},\"service\":\"web\",\"msg\":\"m{m}\"}}\n\
+                 {{\"ts\":{ts},\"service\":\"web\",\"msg\":\"n{m}\"}}\n"
+            )
+        })
+        .collect();
+    send_bodies(&sqs, &url, &bodies).await;
+
+    let staging = tempfile::tempdir().unwrap();
+    let target = S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap();
+    // Rows are acknowledged once sealed and uploaded, after 6 s; the
+    // messages become visible again after 1 s.
+    let lake_config = LakeConfig {
+        max_age: spate_operators::component::units::Seconds::units(6),
+        ..LakeConfig::default()
+    };
+    let lake = LakeSettings::new(&lake_config, staging.path(), &staging.path().join("dl"))
+        .unwrap()
+        .with_target(LakeTarget::S3(Arc::new(target)));
+    let queue = SqsQueue::new(
+        aws_config.sqs_client(&sdk),
+        SqsConfig {
+            pollers: 1,
+            wait_time_secs: 1,
+            visibility_timeout_secs: 1,
+            extend_visibility: false,
+            ..SqsConfig::new(&url)
+        },
+    )
+    .unwrap();
+    let q = queue.clone();
+    let pipeline = lake_pipeline(move || q.source(), lake.clone());
+    let progress = queue.progress().clone();
+    wait_until(
+        Duration::from_secs(30),
+        "every message received twice",
+        async || progress.received.load(Ordering::Relaxed) >= 8,
+    )
+    .await;
+    wait_until(Duration::from_secs(30), "a seal", async || {
+        lake.totals().lock().unwrap().files_written > 0
+    })
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+    queue.settled(Duration::from_secs(10)).await;
+
+    let ids = event_ids_in_bucket(&s3, &bucket).await;
+    let mut distinct = ids.clone();
+    distinct.dedup();
+    assert_eq!(ids.len(), 8, "{ids:?}");
+    assert_eq!(distinct.len(), 8, "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("sqs:")), "{ids:?}");
+    let totals = lake.totals().lock().unwrap().clone();
+    assert!(
+        totals.duplicates_dropped >= 8,
+        "redelivered rows dropped: {}",
+        totals.duplicates_dropped
+    );
+}
+
+/// With `[lake.s3]` the dedup index is on the task's disk: when it is lost
+/// (a new container), the next seal of the partition rebuilds it from the
+/// `event_id` column of the partition's objects, and a redelivery of rows
+/// already sealed still lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_dedup_index_is_rebuilt_from_the_bucket() {
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let bucket = bucket(&s3).await;
+    let staging = tempfile::tempdir().unwrap();
+    let target = Arc::new(S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap());
+    let lake = LakeSettings::new(
+        &LakeConfig::default(),
+        staging.path(),
+        &staging.path().join("dl"),
+    )
+    .unwrap()
+    .with_target(LakeTarget::S3(target));
+    let ts = 1_763_892_000_123i64;
+    let lines: String = (0..3)
+        .map(|i| format!("{{\"ts\":{ts},\"service\":\"api\",\"msg\":\"m{i}\"}}\n"))
+        .collect();
+    for life in 0..2 {
+        let source = ScriptedSource::new([chunk(&lines)]);
+        let log = source.log();
+        let pipeline = lake_pipeline(move || source.clone(), lake.clone());
+        pipeline.join().await.expect("pipeline");
+        assert_eq!(log.delivered(), 1, "life {life}: {:?}", log.verdicts());
+        // The container is replaced: its disk (and the index) is gone.
+        let index_dir = lake.dedup_dir();
+        assert!(index_dir.exists(), "life {life}");
+        std::fs::remove_dir_all(&index_dir).unwrap();
+    }
+    let ids = event_ids_in_bucket(&s3, &bucket).await;
+    // One row per event (lines of 48 bytes: ids at offsets 0, 48, 96).
+    assert_eq!(ids, ["test:0", "test:48", "test:96"]);
+    let totals = lake.totals().lock().unwrap().clone();
+    assert_eq!(totals.duplicates_dropped, 3);
 }

@@ -122,6 +122,18 @@ async fn delivered_messages_are_decoded_then_deleted() {
         6 * 5 + 1,
         "line events carry sqs:<queue>:<message id>:<offset>"
     );
+    // Every event's source is the queue; its position the rest of its id.
+    let origin = format!("sqs:{name}");
+    let sources = column(&sink, "source");
+    assert_eq!(sources.len(), ids.len());
+    assert!(sources.iter().all(|s| *s == origin), "{sources:?}");
+    let positions = column(&sink, "position");
+    for (id, position) in ids.iter().zip(&positions) {
+        assert!(
+            *id == *position || id.ends_with(&format!(":{position}")),
+            "{id} vs {position}"
+        );
+    }
     assert_eq!(progress.returned.load(Ordering::Relaxed), 0);
     assert_eq!(
         queue_depth(&sqs, &url).await,

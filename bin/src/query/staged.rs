@@ -39,7 +39,9 @@ use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
-use spate_operators::sinks::lake::staging::{Coverage, OpenSegment, StagingSnapshot, read_segment};
+use spate_operators::sinks::lake::staging::{
+    Coverage, OpenSegment, StagingSnapshot, read_segment_projected,
+};
 
 /// Columns stored in the files (and the staged segments); the partition
 /// columns follow them in the table.
@@ -321,7 +323,7 @@ impl PartitionStream for StagedPartition {
                     .file
                     .try_clone()
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                let reader = read_segment(file, segment.len, Some(read.clone()), &segment.path)
+                let reader = read_segment_projected(file, segment.len, read.clone(), &segment.path)
                     .map_err(external)?;
                 for batch in reader {
                     let batch = batch?;

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use datafusion::parquet::arrow::ArrowWriter;
 use serde_json::json;
+use spate_engine::ErrorClass;
 use spate_operators::alerts::record::AlertState;
 use spate_operators::event::{EventBatch, Severity};
 use spate_operators::sinks::lake::partition::PartitionKey;
@@ -228,7 +229,7 @@ async fn missing_or_empty_lake_is_an_empty_result() {
     assert_eq!(count.rows, vec![vec![json!(0)]]);
     let rows = execute(&ctx, "select * from logs", 10, LONG).await.unwrap();
     assert!(rows.rows.is_empty());
-    assert_eq!(rows.columns.len(), 16, "13 file columns and 3 partitions");
+    assert_eq!(rows.columns.len(), 17, "14 file columns and 3 partitions");
     std::fs::create_dir_all(dir.path().join("empty/logs")).unwrap();
     let empty = context(&dir.path().join("empty"));
     let out = execute_request(

@@ -51,17 +51,24 @@ impl JournalAcceptor {
 }
 
 impl LogAcceptor for JournalAcceptor {
-    fn accept(&self, records: Vec<BodyRecord>) -> BoxFuture<'static, Result<(), Refusal>> {
+    fn accept(
+        &self,
+        records: Vec<BodyRecord>,
+        key: Option<&str>,
+    ) -> BoxFuture<'static, Result<(), Refusal>> {
         let writer = self.writer.clone();
         let failure = self.failure.clone();
         let ingest_ts_ms = spate_operators::event::wall_clock_ms();
+        let keys = record_keys(key, records.len());
         let records: Vec<JournalRecord> = records
             .into_iter()
-            .map(|r| JournalRecord {
+            .zip(keys)
+            .map(|(r, key)| JournalRecord {
                 format: r.format,
                 ingest_ts_ms,
                 lines: r.lines,
                 bytes: r.bytes.into(),
+                key,
             })
             .collect();
         Box::pin(async move {
@@ -104,6 +111,23 @@ impl LogAcceptor for JournalAcceptor {
                 .map(|f| f.1),
         )
     }
+}
+
+/// The id keys of the `n` journal records of a push with `Idempotency-Key`
+/// `key`: the key itself for the first, `<key> <i>` for the `i`-th after it
+/// (a key never holds a space, so no two pushes' record keys are the same).
+/// A record's events get ids `http:<record key>:<offset in the record>`: a
+/// retry of the same body under the same key gets the same ids, which the
+/// lake's dedup drops when sealed, even after a restart.
+pub fn record_keys(key: Option<&str>, n: usize) -> Vec<Option<Arc<str>>> {
+    (0..n)
+        .map(|i| {
+            key.map(|key| match i {
+                0 => Arc::from(key),
+                i => Arc::from(format!("{key} {i}")),
+            })
+        })
+        .collect()
 }
 
 /// Whether a push would be accepted, from the journal's counters, the free
@@ -156,6 +180,16 @@ mod tests {
             fsyncs: 0,
             max_backlog_bytes: 100 << 20,
         }
+    }
+
+    #[test]
+    fn each_record_of_a_keyed_push_has_its_own_key() {
+        assert_eq!(record_keys(None, 2), [None, None]);
+        let keys: Vec<String> = record_keys(Some("b-1"), 3)
+            .into_iter()
+            .map(|k| k.unwrap().to_string())
+            .collect();
+        assert_eq!(keys, ["b-1", "b-1 1", "b-1 2"]);
     }
 
     #[test]

@@ -293,8 +293,13 @@ pub enum Refusal {
 
 /// Where accepted records go: the journal in `spate run`, a fake in tests.
 pub trait LogAcceptor: Send + Sync + 'static {
-    /// Durably accepts the records of one request (all or none).
-    fn accept(&self, records: Vec<BodyRecord>) -> BoxFuture<'static, Result<(), Refusal>>;
+    /// Durably accepts the records of one request (all or none); `key`: its
+    /// `Idempotency-Key`, from which the records' event ids are derived.
+    fn accept(
+        &self,
+        records: Vec<BodyRecord>,
+        key: Option<&str>,
+    ) -> BoxFuture<'static, Result<(), Refusal>>;
     /// `Ok` when a push would be accepted now, else why it would be refused
     /// (`/readyz` answers 503 with the reason).
     fn ready(&self) -> Result<(), String>;
@@ -493,7 +498,11 @@ mod tests {
     }
 
     impl LogAcceptor for Fake {
-        fn accept(&self, records: Vec<BodyRecord>) -> BoxFuture<'static, Result<(), Refusal>> {
+        fn accept(
+            &self,
+            records: Vec<BodyRecord>,
+            _key: Option<&str>,
+        ) -> BoxFuture<'static, Result<(), Refusal>> {
             let result = match self.refuse.lock().unwrap().clone() {
                 Some(r) => Err(r),
                 None => {

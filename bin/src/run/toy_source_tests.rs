@@ -94,6 +94,7 @@ impl Source for Toy {
             let chunk = RawChunk {
                 bytes: Arc::new(bytes),
                 source: Arc::from("toy"),
+                origin: Arc::from("toy"),
                 first_position,
                 ingest_ts_ms: spate_operators::event::wall_clock_ms(),
                 format: ChunkFormat::Lines,

@@ -165,7 +165,9 @@ pub async fn open_target(
 ///
 /// Each batch carries an `Idempotency-Key` derived from its bytes (with keys
 /// random to this process): a retry of a batch whose answer was lost sends
-/// the same key, and Spate answers it without appending the batch again.
+/// the same key, and Spate answers it without appending the batch again, or,
+/// after a restart of Spate, appends it with the same event ids (derived
+/// from the key), which the lake drops when it seals.
 pub struct HttpTarget {
     client: reqwest::Client,
     url: String,

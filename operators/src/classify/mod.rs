@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{EventBatch, Severity};
 pub use level::{level_from_number, parse_level, status_severity, syslog_severity};
 pub use metric_filter::{FieldValue, MetricFilter};
-use words::BuiltinWords;
+use words::{BuiltinWords, is_word};
 
 /// Name of the built-in tag for HTTP 5xx responses.
 pub const TAG_HTTP_5XX: &str = "http_5xx";
@@ -533,11 +533,6 @@ fn json_path<'v>(v: &serde_json::Value, path: &str) -> Option<FieldValue<'v>> {
         serde_json::Value::Null => FieldValue::Null,
         _ => return None,
     })
-}
-
-#[inline]
-const fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
 /// Word boundary on both sides; `camel` also accepts an upper-case match glued to

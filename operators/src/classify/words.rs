@@ -9,8 +9,14 @@
 //! pass classifies bytes into words; only words whose length and first letter
 //! fit a pattern are compared. `tests.rs` checks it against the automaton.
 
-use super::is_word;
 use crate::event::Severity;
+
+/// Bytes that make up words (ASCII letters, digits, `_`, and any byte of a
+/// multi-byte UTF-8 character): a keyword matches only between non-word bytes.
+#[inline]
+pub(super) const fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
 
 /// Which built-in patterns are on.
 #[derive(Debug, Clone, Copy)]

@@ -23,8 +23,8 @@ use std::fmt::Write as _;
 
 use simd_json::{Node, StaticNode};
 
-use super::flat::find_special;
 use super::keys::{Field, field_of};
+use super::special_bytes::find_special;
 use super::timestamp::{epoch_to_ms, parse_ts_text};
 use crate::classify::{level_from_number, parse_level};
 use crate::event::Severity;

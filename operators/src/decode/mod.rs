@@ -53,6 +53,7 @@ mod flat;
 mod header_level;
 mod json;
 mod keys;
+mod special_bytes;
 mod text;
 mod timestamp;
 
@@ -86,8 +87,12 @@ pub struct DeadLetter {
 /// Per-call facts about where the input comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeContext<'a> {
-    /// Source name (`file:/var/log/x.log`, `sqs:queue/msgid`, `http`).
+    /// Event id prefix (`file:/var/log/x.log`, `sqs:queue:msgid`, `http`).
     pub source: &'a str,
+    /// The `source` column: where the input came from as `kind:name`
+    /// (`file:/var/log/x.log`, `sqs:queue`, `http`); see
+    /// [`RawChunk::origin`](crate::sources::RawChunk::origin).
+    pub origin: &'a str,
     /// Receive time, UTC ms.
     pub ingest_ts_ms: i64,
     /// Service when the event names none.
@@ -97,10 +102,12 @@ pub struct DecodeContext<'a> {
 }
 
 impl<'a> DecodeContext<'a> {
-    /// A context with service `unknown` and no default host.
+    /// A context with service `unknown`, no default host, and `source` as
+    /// its own origin.
     pub fn new(source: &'a str, ingest_ts_ms: i64) -> Self {
         DecodeContext {
             source,
+            origin: source,
             ingest_ts_ms,
             default_service: "unknown",
             default_host: None,
@@ -343,7 +350,7 @@ impl LineDecoder {
         if head.starts_with(&[0x1f, 0x8b]) {
             return self.decode_cloudwatch(&chunk[start..], first_position, ctx, out, dead);
         }
-        reserve_rows(out, chunk, ctx.source.len());
+        reserve_rows(out, chunk, ctx.source.len(), ctx.origin.len());
         let mut line_start = start;
         while line_start < chunk.len() {
             let line_end =
@@ -380,7 +387,7 @@ impl LineDecoder {
 
 /// Reserves room for the rows of `chunk` up front, so that a fresh batch does
 /// not grow (and copy) its columns a dozen times while decoding.
-fn reserve_rows(out: &mut EventBatch, chunk: &[u8], source_len: usize) {
+fn reserve_rows(out: &mut EventBatch, chunk: &[u8], source_len: usize, origin_len: usize) {
     // Line length from the first 64 KiB (counting every newline costs ~3 %).
     let sample = &chunk[..chunk.len().min(64 << 10)];
     let lines = memchr::memchr_iter(b'\n', sample).count() + 1;
@@ -394,7 +401,7 @@ fn reserve_rows(out: &mut EventBatch, chunk: &[u8], source_len: usize) {
         c.offsets.reserve(rows);
     }
     out.event_id.data.reserve(rows * (source_len + 8));
-    out.source.data.reserve(rows * source_len);
+    out.source.data.reserve(rows * origin_len);
     out.message.data.reserve(chunk.len() / 2);
     out.attrs.data.reserve(chunk.len() / 2);
 }
@@ -557,7 +564,7 @@ fn emit(
     out.ingest_ts.push(ctx.ingest_ts_ms);
     out.service.push(service);
     out.host.push_opt(host);
-    out.source.push(ctx.source);
+    out.source.push(ctx.origin);
     out.log_group.push_opt(meta.log_group);
     out.log_stream.push_opt(meta.log_stream);
     out.status.push(f.status);

@@ -70,6 +70,22 @@ fn json_line_fills_every_column() {
 }
 
 #[test]
+fn the_source_column_holds_the_origin_and_ids_the_chunk_prefix() {
+    let mut out = EventBatch::default();
+    let mut dead = Vec::new();
+    let c = DecodeContext {
+        source: "sqs:orders:m-1",
+        origin: "sqs:orders",
+        ..ctx()
+    };
+    decoder().decode_chunk(b"a\nb\n", 0, &c, &mut out, &mut dead);
+    assert_eq!(out.source.get(0), Some("sqs:orders"));
+    assert_eq!(out.source.get(1), Some("sqs:orders"));
+    assert_eq!(out.event_id.get(0), Some("sqs:orders:m-1:0"));
+    assert_eq!(out.event_id.get(1), Some("sqs:orders:m-1:2"));
+}
+
+#[test]
 fn json_defaults_when_fields_are_missing() {
     let mut out = EventBatch::default();
     let mut dead = Vec::new();

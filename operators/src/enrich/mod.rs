@@ -20,6 +20,7 @@
 //! way. `spate_enrich_table_rows` and `spate_enrich_table_age_seconds` (since
 //! the version in force was last modified) say what is in force.
 
+mod error;
 mod reload;
 pub mod source;
 pub mod table;
@@ -31,9 +32,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::error::EnrichError;
 pub use self::reload::{Reload, decide};
 use self::source::{Poll, TableSource};
-use self::table::{HostInfo, ReferenceTable, TableError};
+use self::table::{HostInfo, ReferenceTable};
 use crate::decode::write_json_str;
 use crate::event::{EventBatch, StrColumn};
 
@@ -78,35 +80,6 @@ impl EnrichConfig {
             .as_ref()
             .is_some_and(|t| t.to_string_lossy().starts_with("s3://"))
     }
-}
-
-/// Loading the table failed.
-#[derive(Debug, thiserror::Error)]
-pub enum EnrichError {
-    /// The file or object could not be read.
-    #[error("cannot read reference table {path}: {reason}")]
-    Read {
-        /// The table's path or URL.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The text is not a valid table.
-    #[error("reference table {path}: {source}")]
-    Parse {
-        /// The table's path or URL.
-        path: String,
-        /// What is wrong, and where.
-        source: TableError,
-    },
-    /// The table names an S3 object but no S3 client is at hand, or a bad URL.
-    #[error("reference table {path}: {reason}")]
-    Location {
-        /// The table's path or URL.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 struct Loaded {

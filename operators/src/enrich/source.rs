@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use super::EnrichError;
+use super::error::EnrichError;
 
 /// What one check of the source found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -220,6 +220,7 @@ impl FileSource {
                 lines: memchr::memchr_iter(b'\n', &bytes).count().max(1),
                 bytes: Arc::new(bytes),
                 source: source.clone(),
+                origin: source.clone(),
                 first_position: position,
                 ingest_ts_ms: wall_clock_ms(),
                 format: ChunkFormat::Lines,

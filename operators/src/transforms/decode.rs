@@ -179,6 +179,7 @@ impl Actor for DecodeStage {
         let mut dead = Vec::new();
         let decode_ctx = DecodeContext {
             source: &chunk.source,
+            origin: &chunk.origin,
             ingest_ts_ms: chunk.ingest_ts_ms,
             default_service: &self.default_service,
             default_host: None,

@@ -44,7 +44,7 @@ use arrow_array::{Array, ListArray, RecordBatch, StringArray, TimestampMilliseco
 use spate_engine::{Actor, ActorError, ActorResult, Batch, Ctx, Payload};
 use tokio::time::Instant;
 
-use super::WindowConfig;
+use super::config::WindowConfig;
 use super::state::WindowState;
 use crate::alerts::record::WindowRecord;
 use crate::event::{Severity, wall_clock_ms};

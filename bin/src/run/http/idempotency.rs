@@ -1,16 +1,31 @@
 //! `Idempotency-Key` on `POST /v1/logs`: a client that lost the answer to a
-//! push retries it with the same key, and the retry is answered 200 without
-//! appending the records again, so they are not doubled with new event ids.
+//! push retries it with the same key, and the retry lands once.
 //!
-//! The server remembers the keys of the pushes it accepted for
-//! [`KEY_TTL`] (at most [`MAX_KEYS`], oldest forgotten first), in memory: a
-//! retry to the same process within that window is recognised. A retry
-//! after a restart (the 200 lost because the process died) is appended
-//! again; its rows get new event ids, so the lake's dedup cannot catch them
-//! (it catches replays of the journal and source redeliveries, which keep
-//! their ids). A push whose key is still being accepted is answered 409 with
-//! `Retry-After: 1`. The first body accepted under a key wins; a later body
-//! under the same key is not compared with it.
+//! Two mechanisms, one per failure:
+//!
+//! - **The same process.** The server remembers the keys of the pushes it
+//!   accepted for [`KEY_TTL`] (at most [`MAX_KEYS`], oldest forgotten first),
+//!   in memory: a retry within that window is answered 200 (`"replayed":
+//!   true`) without appending. A push whose key is still being accepted is
+//!   answered 409 with `Retry-After: 1`.
+//! - **After a restart** (the 200 lost because the process died, or the key
+//!   forgotten): the retry is appended again, but the push's key is stored
+//!   with its journal records and its events' ids derive from it,
+//!   `http:<key>:<byte offset in the body>` (the `i`-th record after the
+//!   first of a body that holds several, e.g. CloudWatch payloads, uses
+//!   `<key> <i>`), instead of from their journal positions. The retry's rows
+//!   have the ids of the first push's rows, and the lake's seal drops them
+//!   (`spate_lake_duplicates_dropped_total{source="http"}`), as it drops
+//!   journal replays. That holds while the first push's partition is within
+//!   `lake.dedup_horizon`, for a retry with the same body: a row lands in the
+//!   partition of its own time, and a line without a time takes the time it
+//!   was received, so its retry can fall into another hour's partition.
+//!
+//! Keys are global to the service, not per client: clients must make them
+//! unique (a client id and a batch number, a UUID). The first body accepted
+//! under a key wins; a later body under the same key is not compared with it
+//! (in memory it is answered as replayed; after a restart its lines at the
+//! offsets of the first body's lines are dropped at seal).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -184,7 +184,8 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     if let Err(response) = authorize(state, &parts.headers, &parts.method, Access::Ingest) {
         return *response;
     }
-    let claim = match header_str(&parts.headers, idempotency::HEADER) {
+    let key = header_str(&parts.headers, idempotency::HEADER);
+    let claim = match key.clone() {
         None => None,
         Some(key) if !idempotency::valid_key(&key) => {
             return json_error(
@@ -278,7 +279,7 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     let request_id = parsed
         .firehose_request_id
         .or_else(|| header_str(&parts.headers, "x-amz-firehose-request-id"));
-    let accepted = state.acceptor.accept(parsed.records).await;
+    let accepted = state.acceptor.accept(parsed.records, key.as_deref()).await;
     drop(reservation);
     match accepted {
         Ok(()) => {

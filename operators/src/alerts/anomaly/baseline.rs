@@ -31,37 +31,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AnomalySpec, Direction, Seasonality};
+use super::{AnomalySpec, Direction, Noise, Seasonality};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// σ of a normal distribution over its mean absolute deviation (√(π/2)).
 const SIGMA_PER_MEAN_ABS_DEV: f64 = 1.2533;
-
-/// What kind of number a series holds, for its noise floor.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Noise {
-    /// A count: Poisson noise, `√expected` (at least 1).
-    Count,
-    /// A rate over this many events: binomial noise.
-    Rate {
-        /// Events the rate is over.
-        events: u64,
-    },
-}
-
-impl Noise {
-    fn floor(self, expected: f64) -> f64 {
-        match self {
-            Noise::Count => expected.max(1.0).sqrt(),
-            Noise::Rate { events } => {
-                let p = expected.clamp(0.01, 0.99);
-                (p * (1.0 - p) / events.max(1) as f64).sqrt()
-            }
-        }
-    }
-}
 
 /// The learnt state of one series (one rule, one service). Serialized as
 /// JSON into the hot store, so it survives a restart and is shared by the

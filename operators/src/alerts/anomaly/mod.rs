@@ -60,7 +60,7 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::baseline::{Baseline, Noise, Params, Verdict};
+pub use self::baseline::{Baseline, Params, Verdict};
 use super::record::WindowRecord;
 use crate::event::Severity;
 
@@ -205,6 +205,30 @@ impl AnomalySpec {
                 format!("{metric}:{tag}:{}", self.seasonality.as_str())
             }
             _ => format!("{metric}:{}", self.seasonality.as_str()),
+        }
+    }
+}
+
+/// What kind of number a series holds, for its noise floor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Noise {
+    /// A count: Poisson noise, `√expected` (at least 1).
+    Count,
+    /// A rate over this many events: binomial noise.
+    Rate {
+        /// Events the rate is over.
+        events: u64,
+    },
+}
+
+impl Noise {
+    pub(super) fn floor(self, expected: f64) -> f64 {
+        match self {
+            Noise::Count => expected.max(1.0).sqrt(),
+            Noise::Rate { events } => {
+                let p = expected.clamp(0.01, 0.99);
+                (p * (1.0 - p) / events.max(1) as f64).sqrt()
+            }
         }
     }
 }

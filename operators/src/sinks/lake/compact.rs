@@ -36,6 +36,7 @@ use super::LakeError;
 use super::dedup;
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
+use super::schema::upgrade_file_batch;
 use super::staging::{STAGING_DIR, list_staged, stager_tag, subdirs};
 use crate::sinks::s3_lake::S3Target;
 
@@ -183,6 +184,7 @@ pub fn compact_local(
                     .map_err(|e| LakeError::Parquet(format!("{}: {e}", input.display())))?;
                 for batch in reader {
                     let batch = batch
+                        .and_then(upgrade_file_batch)
                         .map_err(|e| LakeError::Parquet(format!("{}: {e}", input.display())))?;
                     out.write(&batch)?;
                 }
@@ -333,7 +335,10 @@ pub async fn compact_s3(
                     .and_then(|b| b.build())
                     .map_err(|e| LakeError::Parquet(format!("{object}: {e}")))?;
                 for batch in reader {
-                    out.write(&batch.map_err(|e| LakeError::Parquet(format!("{object}: {e}")))?)?;
+                    let batch = batch
+                        .and_then(upgrade_file_batch)
+                        .map_err(|e| LakeError::Parquet(format!("{object}: {e}")))?;
+                    out.write(&batch)?;
                 }
             }
             let written = out.close_unpublished()?;

@@ -26,9 +26,12 @@
 //! it behind in the same way (never fails the seal: the file is published).
 //!
 //! With `[lake.s3]` the sealed files are in the bucket and the index is on
-//! the task's local disk: it is trusted as it is, and a lost index (a new
-//! container) starts empty, so dedup there covers redeliveries to the same
-//! task while its disk lives.
+//! the task's local disk: it is trusted as it is (the bucket is not listed
+//! at every seal); a missing or corrupt index (a new container) is rebuilt
+//! from the `event_id` column of the partition's objects in the bucket
+//! before the partition's next seal ([`super::dedup_s3`]). Objects written
+//! by another task into the same partition after the index was built are
+//! not in it (see the guarantee below).
 //!
 //! # Horizon
 //!
@@ -41,7 +44,7 @@
 //! one row per `event_id` per partition for redeliveries and replays that
 //! are sealed within the horizon.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -49,6 +52,7 @@ use std::path::{Path, PathBuf};
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 use siphasher::sip128::SipHasher13;
 
 use super::LakeError;
@@ -212,9 +216,18 @@ pub fn write_index(path: &Path, index: &IdIndex) -> Result<(), LakeError> {
 
 /// The fingerprints of the `event_id`s of a sealed Parquet file.
 pub fn file_fingerprints(path: &Path) -> Result<Vec<u128>, LakeError> {
-    let bad = |e: &dyn std::fmt::Display| LakeError::Parquet(format!("{}: {e}", path.display()));
     let file = File::open(path).map_err(|e| LakeError::io("open", path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+    fingerprints_of(file, &path.display().to_string())
+}
+
+/// The fingerprints of the `event_id`s of the Parquet file `reader` reads
+/// (`what`: its name, for errors).
+pub fn fingerprints_of<R: ChunkReader + 'static>(
+    reader: R,
+    what: &str,
+) -> Result<Vec<u128>, LakeError> {
+    let bad = |e: &dyn std::fmt::Display| LakeError::Parquet(format!("{what}: {e}"));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| bad(&e))?;
     let column = builder
         .parquet_schema()
         .columns()
@@ -309,6 +322,29 @@ pub fn load_index(path: &Path, partition_dir: Option<&Path>) -> Result<IdIndex, 
     Ok(index)
 }
 
+/// The `source` label of the duplicates counter for a row's `source`: the
+/// source without the part that names one item of it (an SQS message, a
+/// Kinesis shard, an `Idempotency-Key`), so the label has one value per
+/// configured source: `sqs:<name>`, `kinesis:<stream>`, and the kind alone
+/// for the others (`http`, `file`, `stdin`).
+///
+/// ```
+/// use spate_operators::sinks::lake::dedup::source_label;
+/// assert_eq!(source_label("http"), "http");
+/// assert_eq!(source_label("http:client-7/batch-3"), "http");
+/// assert_eq!(source_label("sqs:orders:5f2c-11"), "sqs:orders");
+/// assert_eq!(source_label("kinesis:clicks:shardId-000:4955"), "kinesis:clicks");
+/// assert_eq!(source_label("file:/var/log/app.log@2"), "file");
+/// ```
+pub fn source_label(source: &str) -> &str {
+    let mut parts = source.splitn(3, ':');
+    let kind = parts.next().unwrap_or_default();
+    match (kind, parts.next()) {
+        ("sqs" | "kinesis", Some(name)) => &source[..kind.len() + 1 + name.len()],
+        _ => kind,
+    }
+}
+
 /// The dedup state of one seal: the partition's index and the rows kept so
 /// far.
 #[derive(Debug, Default)]
@@ -317,6 +353,8 @@ pub struct SealDedup {
     kept: HashSet<u128>,
     /// Rows dropped as duplicates.
     pub dropped: u64,
+    /// Rows dropped, by [`source_label`] of their `source`.
+    pub dropped_by_source: BTreeMap<String, u64>,
 }
 
 impl SealDedup {
@@ -326,6 +364,7 @@ impl SealDedup {
             sealed: index.fingerprints,
             kept: HashSet::new(),
             dropped: 0,
+            dropped_by_source: BTreeMap::new(),
         }
     }
 
@@ -344,6 +383,20 @@ impl SealDedup {
             return Ok(None);
         }
         self.dropped += dropped;
+        let sources = batch
+            .column_by_name("source")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        for (i, keep) in mask.values().iter().enumerate() {
+            if !keep {
+                let label = sources.map_or("unknown", |s| source_label(s.value(i)));
+                match self.dropped_by_source.get_mut(label) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.dropped_by_source.insert(label.to_string(), 1);
+                    }
+                }
+            }
+        }
         arrow_select::filter::filter_record_batch(batch, &mask)
             .map(Some)
             .map_err(|e| LakeError::Parquet(e.to_string()))
@@ -403,6 +456,36 @@ mod tests {
             .map(|id| keep_row(fingerprint(id), &sealed, &mut kept))
             .collect();
         assert_eq!(decisions, [false, true, false, false, true]);
+    }
+
+    #[test]
+    fn duplicates_are_counted_by_source() {
+        use arrow_array::ArrayRef;
+        let mut index = IdIndex::default();
+        index.add("a.parquet", vec![fingerprint("sqs:q:m1:0")]);
+        let mut dedup = SealDedup::new(index);
+        let ids = ["sqs:q:m1:0", "http:k:0", "http:k:0", "http:k:9"];
+        let sources = ["sqs:q:m1", "http:k", "http:k", "http:k"];
+        let batch = RecordBatch::try_from_iter([
+            (
+                "event_id",
+                std::sync::Arc::new(StringArray::from(ids.to_vec())) as ArrayRef,
+            ),
+            (
+                "source",
+                std::sync::Arc::new(StringArray::from(sources.to_vec())) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let kept = dedup.filter(&batch).unwrap().unwrap();
+        assert_eq!(kept.num_rows(), 2);
+        assert_eq!(dedup.dropped, 2);
+        let by_source: Vec<(&str, u64)> = dedup
+            .dropped_by_source
+            .iter()
+            .map(|(s, n)| (s.as_str(), *n))
+            .collect();
+        assert_eq!(by_source, [("http", 1), ("sqs:q", 1)]);
     }
 
     #[test]

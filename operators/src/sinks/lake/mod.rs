@@ -23,18 +23,20 @@
 //!
 //! # Effectively once
 //!
-//! Redeliveries and replays carry the `event_id` of the first delivery. A
-//! seal drops the staged rows whose `event_id` is already in the partition,
-//! earlier in the same file or in a file sealed there before ([`dedup`]):
-//! exactly one row per `event_id` per partition for everything sealed within
-//! `dedup_horizon` (event time) of the partition's hour, by the writer that
-//! holds the partition's index. Not covered: a redelivery to another task
-//! (each task writes its own files and keeps its own index, so with several
-//! tasks an SQS message redelivered to another task may land twice, in two
-//! files of the partition), an S3 lake's index lost with its container,
-//! staged rows not yet sealed (which `spate query` reads), and a client's
-//! retry that was appended again (new ids; see `Idempotency-Key` on
-//! `POST /v1/logs`).
+//! Redeliveries and replays carry the `event_id` of the first delivery, and
+//! so does a push retried with its `Idempotency-Key` (its ids derive from
+//! the key). A seal drops the staged rows whose `event_id` is already in the
+//! partition, earlier in the same file or in a file sealed there before
+//! ([`dedup`]), and counts them by source: exactly one row per `event_id`
+//! per partition for everything sealed within `dedup_horizon` (event time)
+//! of the partition's hour, by the writer that holds the partition's index.
+//! With `[lake.s3]` a lost index is rebuilt from the bucket. Not covered: a
+//! redelivery to another task (each task writes its own files and keeps its
+//! own index, built from the bucket only when it was missing, so with
+//! several tasks an SQS message redelivered to another task after its first
+//! copy was uploaded may land twice, in two files of the partition), staged
+//! rows not yet sealed (which `spate query` reads), and a client's retry
+//! without a key (new ids).
 //!
 //! # Acknowledgements
 //!
@@ -68,6 +70,8 @@
 pub mod compact;
 pub mod dead_letters;
 pub mod dedup;
+pub mod dedup_s3;
+mod error;
 pub mod part_file;
 pub mod partition;
 pub mod policy;
@@ -84,8 +88,8 @@ use std::time::Duration;
 
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
-use spate_engine::{ActorError, ErrorClass};
 
+pub use self::error::LakeError;
 use self::part_file::writer_properties;
 use self::policy::SealPolicy;
 use self::seal::{Publish, Sealed};
@@ -94,78 +98,11 @@ pub use self::writer::LakeWriter;
 use crate::component::ConfigError;
 use crate::component::units::{MiB, Millis, Seconds};
 use crate::log_batch::EventCounts;
-use crate::sinks::s3_lake::glue::GlueError;
-use crate::sinks::s3_lake::{S3Target, S3UploadError};
+use crate::sinks::s3_lake::S3Target;
 
 /// A partition settles this long after its last staged rows before a closed
 /// hour is sealed (late rows of a replay still arriving get into the file).
 const CLOSED_HOUR_SETTLE: Duration = Duration::from_secs(2);
-
-/// Failures of the lake writer.
-#[derive(Debug, thiserror::Error)]
-pub enum LakeError {
-    /// A file system operation failed.
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// On which path.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// Parquet or Arrow IPC encoding failed.
-    #[error("parquet: {0}")]
-    Parquet(String),
-    /// The final flush left partitions staged: their seals failed.
-    #[error(
-        "{partitions} partitions could not be sealed (their rows stay staged and are sealed at the next start): {reason}"
-    )]
-    Unsealed {
-        /// Partitions left staged.
-        partitions: usize,
-        /// Why the last seal failed.
-        reason: String,
-    },
-    /// The configuration is unusable.
-    #[error("lake config: {0}")]
-    Config(String),
-    /// Uploading a sealed file to S3 failed.
-    #[error("lake upload: {0}")]
-    Upload(#[from] S3UploadError),
-    /// Registering a partition in the Glue catalog failed.
-    #[error("lake catalog: {0}")]
-    Catalog(#[from] GlueError),
-}
-
-impl LakeError {
-    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
-        LakeError::Io {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    /// Whose fault it is: the disk, S3 and Glue are external, encoding errors
-    /// are bugs, a bad config is bad input that retrying will not fix.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            LakeError::Io { .. } | LakeError::Catalog(_) | LakeError::Unsealed { .. } => {
-                ErrorClass::External
-            }
-            LakeError::Parquet(_) => ErrorClass::Internal,
-            LakeError::Config(_) => ErrorClass::BadInput,
-            LakeError::Upload(e) => e.class(),
-        }
-    }
-}
-
-impl From<LakeError> for ActorError {
-    fn from(e: LakeError) -> Self {
-        ActorError::classified(e.class(), e.to_string())
-    }
-}
 
 /// `[lake]`: where and how the Parquet lake is written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -252,7 +189,8 @@ pub struct LakeConfig {
     #[serde(default = "default_writers")]
     pub writers: usize,
     /// Drop a row when it is sealed if its `event_id` is already in its
-    /// partition (a redelivery or a replay): exactly one row per event id
+    /// partition (a redelivery, a replay, or a push retried with its
+    /// `Idempotency-Key`): exactly one row per event id
     /// per partition within `dedup_horizon`. The index of each partition
     /// (16 bytes per id) is kept under `<path>/dedup/`.
     #[serde(default = "default_dedup")]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -20,8 +20,9 @@ const PAGE_BYTES: usize = 256 * 1024;
 /// Parquet settings for lake files.
 ///
 /// zstd everywhere; dictionaries only where values repeat (hosts, sources,
-/// severities), not for messages, ids and event times, where they only cost
-/// time; no statistics for the long text columns. Row groups end only at
+/// severities), not for messages, ids, positions and event times, where they
+/// only cost time; prefix-delta encoding for ids and positions; no
+/// statistics for the long text columns. Row groups end only at
 /// `row_group_rows` (or the end of the file): files are written by a seal,
 /// one at a time, so a row group's size is no longer bounded by memory shared
 /// with other open files. The other columns get page statistics and the page
@@ -46,6 +47,16 @@ pub fn writer_properties(
         builder = builder
             .set_column_dictionary_enabled(ColumnPath::from(column), false)
             .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+    }
+    builder = builder
+        .set_column_dictionary_enabled(ColumnPath::from("position"), false)
+        .set_column_statistics_enabled(ColumnPath::from("position"), EnabledStatistics::None);
+    // Ids and positions share long prefixes from row to row
+    // (`kinesis:app:shardId-…:4959…:`, ascending offsets): prefix-delta
+    // encoding stores each prefix once (W1 500 k: the two columns 2.9 MB
+    // smaller than plain).
+    for column in ["event_id", "position"] {
+        builder = builder.set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BYTE_ARRAY);
     }
     // Event times are near-sorted and near-unique: no dictionary.
     builder = builder.set_column_dictionary_enabled(ColumnPath::from("ts"), false);

@@ -43,9 +43,100 @@ pub fn logs_file_schema() -> SchemaRef {
                 Field::new("client_ip", DataType::Utf8, true),
                 Field::new("message", DataType::Utf8, false),
                 Field::new("attrs", DataType::Utf8, true),
+                // Last, so files written before it existed still match the
+                // other columns by position; null in those files.
+                Field::new("position", DataType::Utf8, true),
             ]))
         })
         .clone()
+}
+
+/// Columns of the file schema before `position` was added (files and staged
+/// segments written by older versions have only these).
+const COLUMNS_BEFORE_POSITION: usize = 13;
+
+/// Where in its source an event was read: its event id without the
+/// `<source>:` prefix (`<shard>:<sequence>:<offset>` for Kinesis,
+/// `<message id>:<offset>` for SQS, the byte offset for a file or the HTTP
+/// journal, `@<generation>:<offset>` for a rotated file's later generation),
+/// or the whole id when it does not start with the source (a CloudWatch Logs
+/// event id).
+///
+/// ```
+/// use spate_operators::sinks::lake::schema::position_of;
+/// assert_eq!(position_of("sqs:orders:m-1:42", "sqs:orders"), "m-1:42");
+/// assert_eq!(position_of("file:/var/log/a.log@1:7", "file:/var/log/a.log"), "@1:7");
+/// assert_eq!(position_of("37981234", "kinesis:app"), "37981234");
+/// ```
+pub fn position_of<'a>(event_id: &'a str, source: &str) -> &'a str {
+    let position = position_bytes(event_id.as_bytes(), source.as_bytes());
+    // The cut is just after an ASCII byte (or at 0): a char boundary.
+    &event_id[event_id.len() - position.len()..]
+}
+
+/// [`position_of`] on bytes.
+fn position_bytes<'a>(event_id: &'a [u8], source: &[u8]) -> &'a [u8] {
+    match event_id.strip_prefix(source) {
+        Some([b':', rest @ ..]) => rest,
+        Some(rest) if rest.first() == Some(&b'@') => rest,
+        _ => event_id,
+    }
+}
+
+/// The `position` column of rows given as (event id, source) pairs.
+fn position_array<'a>(
+    rows: usize,
+    pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    id_bytes: usize,
+) -> Result<ArrayRef, ArrowError> {
+    let mut data = Vec::with_capacity(id_bytes);
+    let mut offsets = Vec::with_capacity(rows + 1);
+    offsets.push(0i32);
+    for (id, source) in pairs {
+        data.extend_from_slice(position_bytes(id, source));
+        offsets.push(data.len() as i32);
+    }
+    Ok(Arc::new(StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        Buffer::from_vec(data),
+        None,
+    )?))
+}
+
+/// Brings a record batch read from an older file or staged segment (without
+/// the `position` column) to [`logs_file_schema`], deriving `position` from
+/// `event_id` and `source`; a current batch passes through unchanged.
+pub fn upgrade_file_batch(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = logs_file_schema();
+    if batch.num_columns() == schema.fields().len() {
+        return Ok(batch);
+    }
+    if batch.num_columns() != COLUMNS_BEFORE_POSITION {
+        return Err(ArrowError::SchemaError(format!(
+            "a lake file with {} columns (expected {} or {})",
+            batch.num_columns(),
+            COLUMNS_BEFORE_POSITION,
+            schema.fields().len()
+        )));
+    }
+    let strings = |name: &str| -> Result<StringArray, ArrowError> {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .cloned()
+            .ok_or_else(|| ArrowError::SchemaError(format!("a lake file without `{name}`")))
+    };
+    let (ids, sources) = (strings("event_id")?, strings("source")?);
+    let position = position_array(
+        batch.num_rows(),
+        ids.iter()
+            .zip(sources.iter())
+            .map(|(id, s)| (id.unwrap_or("").as_bytes(), s.unwrap_or("").as_bytes())),
+        ids.values().len(),
+    )?;
+    let mut columns = batch.columns().to_vec();
+    columns.push(position);
+    RecordBatch::try_new(schema, columns)
 }
 
 /// Moves a string column into an Arrow array without copying its bytes.
@@ -94,6 +185,11 @@ pub fn to_record_batch(batch: EventBatch) -> Result<RecordBatch, ArrowError> {
         .iter()
         .map(|&s| (s != 0).then_some(i32::from(s)))
         .collect();
+    let position = position_array(
+        rows,
+        (0..rows).map(|i| (str_at(&batch.event_id, i), str_at(&batch.source, i))),
+        batch.event_id.data.len(),
+    )?;
     let ts = TimestampMillisecondArray::from(batch.ts).with_timezone(UTC);
     let ingest_ts = TimestampMillisecondArray::from(batch.ingest_ts).with_timezone(UTC);
     let columns: Vec<ArrayRef> = vec![
@@ -110,8 +206,17 @@ pub fn to_record_batch(batch: EventBatch) -> Result<RecordBatch, ArrowError> {
         string_array(batch.client_ip, true)?,
         string_array(batch.message, false)?,
         string_array(batch.attrs, true)?,
+        position,
     ];
     RecordBatch::try_new(logs_file_schema(), columns)
+}
+
+/// The bytes of row `i` of a string column (empty for a null).
+fn str_at(column: &StrColumn, i: usize) -> &[u8] {
+    match &column.validity {
+        Some(v) if !v[i] => &[],
+        _ => &column.data[column.offsets[i] as usize..column.offsets[i + 1] as usize],
+    }
 }
 
 /// Rows for tests: one per id, `ts` from `ts0` up by 1 ms, all in `service`,
@@ -201,6 +306,48 @@ mod tests {
         let attrs = attrs.as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(attrs.value(1), r#"{"k":1}"#);
         assert!(attrs.is_null(0));
+        let position = col("position");
+        let position = position.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!((position.value(0), position.value(1)), ("0", "1"));
+    }
+
+    #[test]
+    fn positions_strip_the_source_and_keep_foreign_ids_whole() {
+        let mut b = sample_batch();
+        b.event_id = StrColumn::default();
+        b.source = StrColumn::default();
+        for (id, source) in [
+            ("kinesis:app:shardId-1:4955:12", "kinesis:app"),
+            ("file:/a.log@2:7", "file:/a.log"),
+        ] {
+            b.event_id.push(id);
+            b.source.push(source);
+        }
+        let rb = to_record_batch(b).unwrap();
+        let position = rb.column_by_name("position").unwrap();
+        let position = position.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(position.value(0), "shardId-1:4955:12");
+        assert_eq!(position.value(1), "@2:7");
+        assert_eq!(position_of("3798", "sqs:q"), "3798");
+        assert_eq!(position_of("sqs:qq:1", "sqs:q"), "sqs:qq:1");
+    }
+
+    #[test]
+    fn batches_of_older_files_gain_a_derived_position() {
+        let current = to_record_batch(sample_batch()).unwrap();
+        let old_schema = Arc::new(Schema::new(
+            logs_file_schema().fields()[..COLUMNS_BEFORE_POSITION].to_vec(),
+        ));
+        let old = RecordBatch::try_new(
+            old_schema,
+            current.columns()[..COLUMNS_BEFORE_POSITION].to_vec(),
+        )
+        .unwrap();
+        assert_eq!(upgrade_file_batch(old).unwrap(), current);
+        assert_eq!(upgrade_file_batch(current.clone()).unwrap(), current);
+        let narrow = current.project(&[0, 1]).unwrap();
+        let err = upgrade_file_batch(narrow).unwrap_err().to_string();
+        assert!(err.contains("a lake file with 2 columns"), "{err}");
     }
 
     #[test]

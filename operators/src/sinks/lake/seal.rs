@@ -28,8 +28,10 @@ use parquet::file::properties::WriterProperties;
 
 use super::LakeError;
 use super::dedup::{SealDedup, load_index, write_index};
+use super::dedup_s3::rebuild_from_s3;
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
+use super::schema::upgrade_file_batch;
 use super::staging::{ClosedSegment, complete_prefix_len, read_segment};
 use crate::sinks::s3_lake::S3Target;
 
@@ -95,6 +97,9 @@ pub struct Sealed {
     /// Staged rows dropped because their `event_id` was already sealed in
     /// the partition (or earlier in this file).
     pub duplicates: u64,
+    /// The duplicates by the `source` label of their counter (see
+    /// [`super::dedup::source_label`]).
+    pub duplicates_by_source: Vec<(String, u64)>,
 }
 
 impl SealJob {
@@ -113,6 +118,11 @@ impl SealJob {
         } = self;
         let dir = table_dir.join(key.path());
         let staged_bytes = segments.iter().map(|s| s.bytes).sum();
+        if let (Some(spec), Publish::S3 { target }) = (&dedup, &publish) {
+            // A lost index is rebuilt from the bucket; a failure to read it
+            // fails the seal (retried), rather than seal unchecked.
+            rebuild_from_s3(target, &key, &spec.index).await?;
+        }
         let local = matches!(publish, Publish::Local);
         let (written_dir, written_name, written_segments, spec) =
             (dir.clone(), name.clone(), segments.clone(), dedup.clone());
@@ -164,8 +174,12 @@ impl SealJob {
         // The file is published: only now may the index claim its ids. A
         // failure leaves the index behind, caught up at its next load.
         let mut duplicates = 0;
-        if let (Some(spec), Some((files, state))) = (dedup, dedup_state) {
+        let mut duplicates_by_source = Vec::new();
+        if let (Some(spec), Some((files, mut state))) = (dedup, dedup_state) {
             duplicates = state.dropped;
+            duplicates_by_source = std::mem::take(&mut state.dropped_by_source)
+                .into_iter()
+                .collect();
             let index = state.into_index(files, &name);
             let written = tokio::task::spawn_blocking(move || {
                 write_index(&spec.index, &index).map_err(|e| e.to_string())
@@ -191,6 +205,7 @@ impl SealJob {
             location,
             staged_bytes,
             duplicates,
+            duplicates_by_source,
         })
     }
 }
@@ -226,7 +241,8 @@ fn write_parquet(
             let len = complete_prefix_len(&mut handle, size)
                 .map_err(|e| LakeError::io("read", &segment.path, e))?;
             for batch in read_segment(handle, len, None, &segment.path)? {
-                let batch = batch.map_err(|e| {
+                // Segments staged by an older version lack `position`.
+                let batch = batch.and_then(upgrade_file_batch).map_err(|e| {
                     LakeError::Parquet(format!("staging {}: {e}", segment.path.display()))
                 })?;
                 let batch = match dedup.as_deref_mut() {

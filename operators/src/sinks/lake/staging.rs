@@ -34,10 +34,11 @@ use arrow_array::RecordBatch;
 use arrow_ipc::CompressionType;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow_schema::ArrowError;
 
 use super::LakeError;
 use super::partition::PartitionKey;
-use super::schema::logs_file_schema;
+use super::schema::{logs_file_schema, upgrade_file_batch};
 
 /// Directory of the staging area inside the lake directory.
 pub const STAGING_DIR: &str = "staging";
@@ -386,6 +387,32 @@ pub fn read_segment(
         .map_err(|e| LakeError::Parquet(format!("staging {}: {e}", path.display())))
 }
 
+/// The batches of the first `len` bytes of a segment in the current file
+/// schema, with only the columns of `projection` (indexes into
+/// [`logs_file_schema`]). A segment staged by an older version (without the
+/// `position` column) is read whole and upgraded, then projected.
+pub fn read_segment_projected(
+    file: File,
+    len: u64,
+    projection: Vec<usize>,
+    path: &Path,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>, LakeError> {
+    let probe = file
+        .try_clone()
+        .map_err(|e| LakeError::io("open", path, e))?;
+    let columns = read_segment(probe, len, None, path)?
+        .schema()
+        .fields()
+        .len();
+    if columns == logs_file_schema().fields().len() {
+        return Ok(Box::new(read_segment(file, len, Some(projection), path)?));
+    }
+    let reader = read_segment(file, len, None, path)?;
+    Ok(Box::new(reader.map(move |batch| {
+        upgrade_file_batch(batch?)?.project(&projection)
+    })))
+}
+
 /// One partition's segments on disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StagedPartition {
@@ -615,6 +642,40 @@ mod tests {
         assert_eq!(complete_prefix_len(&mut file, torn).unwrap(), whole);
         let batches = read_all(&path, whole);
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn segments_staged_before_the_position_column_read_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_name(3));
+        let current = test_rows(["t:5".to_string(), "t:9".to_string()], 0, "s");
+        let old_fields = logs_file_schema().fields()[..13].to_vec();
+        let old_schema = std::sync::Arc::new(arrow_schema::Schema::new(old_fields));
+        let old =
+            RecordBatch::try_new(old_schema.clone(), current.columns()[..13].to_vec()).unwrap();
+        let mut writer = StreamWriter::try_new(File::create(&path).unwrap(), &old_schema).unwrap();
+        writer.write(&old).unwrap();
+        writer.finish().unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        let position = logs_file_schema().index_of("position").unwrap();
+        let file = File::open(&path).unwrap();
+        let batches: Vec<RecordBatch> = read_segment_projected(file, len, vec![0, position], &path)
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0], current.project(&[0, position]).unwrap());
+        // A current segment is read with the projection as it is.
+        let mut seg = SegmentWriter::create(dir.path(), 4).unwrap();
+        seg.append(&current).unwrap();
+        let closed = seg.finish().unwrap();
+        let file = File::open(&closed.path).unwrap();
+        let batches: Vec<RecordBatch> =
+            read_segment_projected(file, closed.bytes, vec![position], &closed.path)
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect();
+        assert_eq!(batches[0], current.project(&[position]).unwrap());
     }
 
     #[test]

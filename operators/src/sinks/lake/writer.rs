@@ -510,7 +510,10 @@ impl LakeWriter {
         metrics::counter!("spate_lake_files_written_total").increment(1);
         metrics::counter!("spate_lake_bytes_written_total").increment(sealed.bytes);
         metrics::counter!("spate_lake_rows_written_total").increment(sealed.rows);
-        metrics::counter!("spate_lake_duplicates_dropped_total").increment(sealed.duplicates);
+        for (source, n) in &sealed.duplicates_by_source {
+            metrics::counter!("spate_lake_duplicates_dropped_total", "source" => source.clone())
+                .increment(*n);
+        }
         metrics::counter!("spate_lake_seals_total", "reason" => reason.as_str()).increment(1);
         metrics::histogram!("spate_lake_seal_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(location = %sealed.location, rows = sealed.rows, bytes = sealed.bytes, reason = reason.as_str(), "sealed");

@@ -209,7 +209,7 @@ impl GlueCatalog {
         E: std::error::Error + Send + Sync + 'static,
     {
         let delay = |attempt: u32| Duration::from_millis(200 << attempt.min(5));
-        super::retry_sdk_request(self.max_attempts, delay, request, |attempt, message| {
+        super::sdk_retry::retry_sdk_request(self.max_attempts, delay, request, |attempt, message| {
             metrics::counter!("spate_glue_request_errors_total", "op" => op).increment(1);
             if attempt < self.max_attempts {
                 tracing::warn!(table = %self.table_name(), op, attempt, error = %message, "glue request failed; retrying");

@@ -220,8 +220,10 @@ pub struct DecodedRecord {
     pub format: ChunkFormat,
     /// Lines (events) it holds.
     pub lines: u32,
-    /// The payload.
+    /// The payload as stored (starting with the id key, if any).
     pub payload: Vec<u8>,
+    /// The id key (see [`super::JournalRecord::key`]).
+    pub key: Option<String>,
 }
 
 /// Decodes the image of a segment whose first record is at position `start`,
@@ -246,6 +248,10 @@ pub fn decode_segment(image: &[u8], start: u64) -> DecodedSegment {
         match reader.next(Payload::Load) {
             Ok(NextRecord::Record(h, payload)) => {
                 decoded.end_position = h.end();
+                let key = h
+                    .split_key(&payload)
+                    .0
+                    .map(|k| String::from_utf8_lossy(k).into_owned());
                 decoded.records.push(DecodedRecord {
                     offset,
                     record_bytes: h.record_len(),
@@ -253,6 +259,7 @@ pub fn decode_segment(image: &[u8], start: u64) -> DecodedSegment {
                     format: h.format,
                     lines: h.lines,
                     payload,
+                    key,
                 });
             }
             Ok(NextRecord::Damaged(range)) => decoded.damaged.push(range),

@@ -41,6 +41,7 @@ fn image_with(n: usize, start: u64, v0: impl Fn(usize) -> bool) -> (Vec<u8>, Vec
             ingest_ts_ms: 1_700_000_000_000 + i as i64,
             lines: 1 + i % 5,
             bytes: Bytes::from(bytes.clone()),
+            key: None,
         };
         let offset = buf.len();
         let stored = if v0(i) {
@@ -292,6 +293,7 @@ fn a_payload_that_holds_a_record_does_not_fool_the_resync() {
         ingest_ts_ms: 0,
         lines: 1,
         bytes: Bytes::from_static(b"forged\n"),
+        key: None,
     };
     let carrier_position = placed[2].position + placed[2].payload.len() as u64;
     let fake_position = carrier_position + 10;
@@ -303,6 +305,7 @@ fn a_payload_that_holds_a_record_does_not_fool_the_resync() {
         ingest_ts_ms: 0,
         lines: 1,
         bytes: Bytes::from(carrier_payload),
+        key: None,
     };
     let mut bad = img.clone();
     let carrier_at = bad.len();
@@ -328,6 +331,7 @@ fn reads_through_windows_and_large_payloads() {
         ingest_ts_ms: 0,
         lines: 1,
         bytes: Bytes::from(vec![c; n]),
+        key: None,
     };
     let mut img = Vec::new();
     let mut position = 0;

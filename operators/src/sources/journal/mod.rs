@@ -53,7 +53,11 @@
 //! At-least-once. The source sends chunks with event ids `http:<position>`
 //! (the decoder adds each line's offset); coalescing adjacent records
 //! differently does not change any id, so a replay after a restart or a crash
-//! produces the same ids and the sinks' writes stay idempotent. A chunk whose
+//! produces the same ids and the sinks' writes stay idempotent. A record with
+//! an id key ([`JournalRecord::key`], a push's `Idempotency-Key`) is a chunk
+//! alone with the id prefix `http:<key>` (origin `http`) and its own offsets, so its ids are
+//! `http:<key>:<offset>` whatever its position: the same record appended
+//! again gets the same ids. A chunk whose
 //! verdict is `Failed` is read again and re-sent (with capped backoff); the
 //! checkpoint stays below it until it is delivered.
 //!

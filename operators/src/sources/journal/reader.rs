@@ -31,7 +31,10 @@ pub(super) struct ChunkRead {
     pub format: ChunkFormat,
     pub ingest_ts_ms: i64,
     pub lines: usize,
+    /// The bytes of the records (their id keys left out).
     pub bytes: Vec<u8>,
+    /// The id key of the chunk's record: a keyed record is a chunk alone.
+    pub key: Option<String>,
 }
 
 /// The cursor at the first record at or after `position`.
@@ -70,7 +73,9 @@ pub(super) fn locate(shared: &Shared, position: u64) -> Result<Cursor, JournalEr
 
 /// Reads from `cursor` the records below `end` that form one chunk: adjacent
 /// line records up to `max_bytes` (at least one record), or one CloudWatch
-/// payload; with `exact`, every record below `end` up to damaged bytes.
+/// payload; with `exact`, every record below `end` up to damaged bytes. A
+/// record with an id key is always a chunk alone (its events take their ids
+/// from the key, not from their positions).
 /// Moves to the next segment at the end of one, and past damaged bytes.
 /// Returns the chunk (none when nothing is below `end`) and the cursor after
 /// it.
@@ -114,16 +119,19 @@ pub(super) fn read_chunk(
             if let Some(c) = &chunk
                 && let Some(header) = reader.peek_header().map_err(io)?
             {
-                let fits = exact
-                    || (c.format == ChunkFormat::Lines
-                        && header.format == ChunkFormat::Lines
-                        && c.bytes.len() as u64 + u64::from(header.len) <= max_bytes);
+                let fits = c.key.is_none()
+                    && header.key_len == 0
+                    && (exact
+                        || (c.format == ChunkFormat::Lines
+                            && header.format == ChunkFormat::Lines
+                            && c.bytes.len() as u64 + u64::from(header.len) <= max_bytes));
                 if !fits {
                     break;
                 }
             }
             match reader.next(Payload::Load).map_err(io)? {
                 NextRecord::Record(header, payload) => {
+                    let (key, payload) = header.split_key(&payload);
                     let c = chunk.get_or_insert_with(|| ChunkRead {
                         first_position: header.position,
                         end_position: header.position,
@@ -138,11 +146,14 @@ pub(super) fn read_chunk(
                             }
                             .max(payload.len()),
                         ),
+                        key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
                     });
                     c.end_position = header.end();
                     c.lines += header.lines as usize;
-                    c.bytes.extend_from_slice(&payload);
-                    if header.format == ChunkFormat::CloudWatchPayload && !exact {
+                    c.bytes.extend_from_slice(payload);
+                    if c.key.is_some()
+                        || (header.format == ChunkFormat::CloudWatchPayload && !exact)
+                    {
                         break;
                     }
                 }
@@ -272,6 +283,37 @@ mod tests {
         assert_eq!((exact.first_position, exact.end_position), (4, 16));
         assert_eq!(exact.format, ChunkFormat::Lines);
         assert_eq!(exact.lines, 3);
+    }
+
+    #[tokio::test]
+    async fn a_keyed_record_is_a_chunk_alone_without_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path(), 1024, 64).await;
+        let keyed = lines("bbb\n").with_key(Some("k".into()));
+        j.writer()
+            .append(vec![lines("aaa\n"), keyed, lines("ccc\n")])
+            .await
+            .unwrap();
+        let shared = &j.shared;
+        // The key's byte counts in the positions, not in the chunk.
+        assert_eq!(
+            read_all(shared, 0, 13, 1024),
+            vec![
+                (0, 4, b"aaa\n".to_vec()),
+                (4, 9, b"bbb\n".to_vec()),
+                (9, 13, b"ccc\n".to_vec()),
+            ]
+        );
+        let at = locate(shared, 4).unwrap();
+        let (chunk, _) = read_chunk(shared, at, 13, 1024, false).unwrap();
+        assert_eq!(chunk.unwrap().key.as_deref(), Some("k"));
+        // An exact re-read stops at a keyed record too.
+        let at = locate(shared, 0).unwrap();
+        let (chunk, next) = read_chunk(shared, at, 13, 1, true).unwrap();
+        let chunk = chunk.unwrap();
+        assert_eq!((chunk.end_position, chunk.key), (4, None));
+        let (chunk, _) = read_chunk(shared, next, 13, 1, true).unwrap();
+        assert_eq!(chunk.unwrap().end_position, 9);
     }
 
     #[tokio::test]

@@ -12,11 +12,17 @@
 //!     16     8  ingest time, UTC milliseconds, i64 LE
 //!     24     4  number of lines, u32 LE
 //!     28     1  format: 0 lines, 1 CloudWatch Logs payload
-//!     29     3  zero
+//!     29     2  id key length, u16 LE (0: none)
+//!     31     1  zero
 //!     32     4  CRC32 of the payload, u32 LE
 //!     36     4  CRC32 of header bytes 0..36, u32 LE
-//!     40     …  payload
+//!     40     …  payload: the id key (that many bytes), then the record's bytes
 //! ```
+//!
+//! The id key is the push's `Idempotency-Key` (see [`JournalRecord::key`]);
+//! it counts in the payload length, so in the logical positions. Records
+//! written before it existed have zeros there (no key). A process older than
+//! the id key would read a keyed record's key as the start of its first line.
 //!
 //! The header has its own checksum, so a record whose payload is damaged
 //! still tells where it ends and which positions it held, and the magic lets a
@@ -42,6 +48,8 @@
 //! and its position is the one expected after the record before it.
 
 use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -72,6 +80,11 @@ pub struct JournalRecord {
     pub lines: usize,
     /// The payload. Lines must end with `\n`; the writer adds one if missing.
     pub bytes: Bytes,
+    /// The id key: the record's events get ids from it instead of from their
+    /// journal positions (`http:<key>:<offset in the record>`), so the same
+    /// record appended again (a client's retry after a lost answer, even
+    /// after a restart) gets the same ids. At most 65,535 bytes.
+    pub key: Option<Arc<str>>,
 }
 
 impl JournalRecord {
@@ -82,7 +95,19 @@ impl JournalRecord {
             ingest_ts_ms: crate::event::wall_clock_ms(),
             lines,
             bytes: bytes.into(),
+            key: None,
         }
+    }
+
+    /// The record with the id key `key`.
+    pub fn with_key(mut self, key: Option<Arc<str>>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Bytes of the id key.
+    pub(super) fn key_len(&self) -> usize {
+        self.key.as_deref().map_or(0, str::len)
     }
 
     /// A record holding one CloudWatch Logs subscription payload received now.
@@ -92,13 +117,15 @@ impl JournalRecord {
             ingest_ts_ms: crate::event::wall_clock_ms(),
             lines: events,
             bytes: bytes.into(),
+            key: None,
         }
     }
 
-    /// Payload bytes as stored: lines get a final `\n` if they lack one.
+    /// Payload bytes as stored: the id key, then the bytes; lines get a
+    /// final `\n` if they lack one.
     pub(super) fn stored_len(&self) -> u64 {
         let missing_newline = self.format == ChunkFormat::Lines && !self.bytes.ends_with(b"\n");
-        self.bytes.len() as u64 + u64::from(missing_newline)
+        (self.key_len() + self.bytes.len()) as u64 + u64::from(missing_newline)
     }
 }
 
@@ -120,6 +147,8 @@ pub(super) struct RecordHeader {
     pub ingest_ts_ms: i64,
     pub lines: u32,
     pub format: ChunkFormat,
+    /// Bytes of the id key at the start of the payload (v0: none).
+    pub key_len: u16,
     /// The CRC32 the payload must have, continued from `checksum_seed`.
     pub checksum: u32,
     /// v0: the CRC32 of header bytes 8..29 (the v0 checksum covers them and
@@ -180,13 +209,19 @@ impl RecordHeader {
         let Some(format) = format_of(raw[28]) else {
             return HeaderParse::Invalid("unknown record format");
         };
+        let len = u32_at(raw, 4);
+        let key_len = u16::from_le_bytes([raw[29], raw[30]]);
+        if u32::from(key_len) > len {
+            return HeaderParse::Invalid("record id key longer than its payload");
+        }
         HeaderParse::Header(RecordHeader {
             version: Version::V1,
-            len: u32_at(raw, 4),
+            len,
             position: u64_at(raw, 8),
             ingest_ts_ms: u64_at(raw, 16) as i64,
             lines: u32_at(raw, 24),
             format,
+            key_len,
             checksum: u32_at(raw, 32),
             checksum_seed: 0,
         })
@@ -213,6 +248,7 @@ impl RecordHeader {
             ingest_ts_ms: u64_at(raw, 16) as i64,
             lines: u32_at(raw, 24),
             format,
+            key_len: 0,
             checksum: u32_at(raw, 4),
             checksum_seed: crc32fast::hash(&raw[8..V0_HEADER_LEN]),
         })
@@ -242,6 +278,17 @@ impl RecordHeader {
         PayloadCheck {
             hasher: crc32fast::Hasher::new_with_initial(self.checksum_seed),
             expected: self.checksum,
+        }
+    }
+
+    /// Splits a loaded payload into the id key and the record's bytes.
+    pub fn split_key<'a>(&self, payload: &'a [u8]) -> (Option<&'a [u8]>, &'a [u8]) {
+        match self.key_len {
+            0 => (None, payload),
+            n => {
+                let (key, rest) = payload.split_at((n as usize).min(payload.len()));
+                (Some(key), rest)
+            }
         }
     }
 
@@ -280,6 +327,10 @@ pub(super) fn encode(
     let len = u32::try_from(stored).map_err(|_| JournalError::RecordTooLarge {
         bytes: record.bytes.len(),
     })?;
+    let key = record.key.as_deref().unwrap_or("");
+    let key_len = u16::try_from(key.len()).map_err(|_| JournalError::RecordTooLarge {
+        bytes: record.bytes.len(),
+    })?;
     let start = out.len();
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&len.to_le_bytes());
@@ -288,9 +339,11 @@ pub(super) fn encode(
     let lines = u32::try_from(record.lines).unwrap_or(u32::MAX);
     out.extend_from_slice(&lines.to_le_bytes());
     out.push(format_byte(record.format));
-    out.extend_from_slice(&[0; 3 + 4 + 4]);
+    out.extend_from_slice(&key_len.to_le_bytes());
+    out.extend_from_slice(&[0; 1 + 4 + 4]);
+    out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(&record.bytes);
-    if stored > record.bytes.len() as u64 {
+    if stored > (key.len() + record.bytes.len()) as u64 {
         out.push(b'\n');
     }
     let payload_crc = crc32fast::hash(&out[start + HEADER_LEN..]);
@@ -357,6 +410,7 @@ mod tests {
             ingest_ts_ms: 7,
             lines: 1,
             bytes: Bytes::copy_from_slice(text.as_bytes()),
+            key: None,
         }
     }
 
@@ -398,6 +452,33 @@ mod tests {
             );
         }
         assert_eq!(RecordHeader::parse(&buf[..39]), HeaderParse::Short);
+    }
+
+    #[test]
+    fn a_keyed_record_holds_its_key_before_its_bytes() {
+        let mut buf = Vec::new();
+        let keyed = rec("bc").with_key(Some(Arc::from("k-1")));
+        assert_eq!(encode(&mut buf, 100, &keyed).unwrap(), 6);
+        let h = header(&buf);
+        assert_eq!((h.len, h.key_len, h.end()), (6, 3, 106));
+        let payload = &buf[HEADER_LEN..];
+        assert!(payload_ok(&h, payload));
+        assert_eq!(h.split_key(payload), (Some(&b"k-1"[..]), &b"bc\n"[..]));
+        // Without a key: the bytes alone, as before keys existed.
+        let mut plain = Vec::new();
+        encode(&mut plain, 0, &rec("bc")).unwrap();
+        assert_eq!(plain[29..32], [0, 0, 0]);
+        let h = header(&plain);
+        assert_eq!(h.split_key(&plain[HEADER_LEN..]), (None, &b"bc\n"[..]));
+        // A key length beyond the payload is not a header.
+        let mut bad = buf.clone();
+        bad[29] = 200;
+        let crc = crc32fast::hash(&bad[..36]);
+        bad[36..40].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            RecordHeader::parse(&bad),
+            HeaderParse::Invalid("record id key longer than its payload")
+        );
     }
 
     #[test]

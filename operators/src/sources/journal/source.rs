@@ -117,10 +117,17 @@ impl JournalSource {
         let accepted = now
             .checked_sub(Duration::from_millis(waited.max(0) as u64))
             .unwrap_or(now);
+        // A keyed record's events take their ids from its key and their
+        // offset in it: `http:<key>:<offset>`.
+        let (source, first_position) = match &chunk.key {
+            Some(key) => (Arc::from(format!("{}:{key}", self.name)), 0),
+            None => (self.name.clone(), chunk.first_position),
+        };
         let raw = RawChunk {
             bytes: Arc::new(chunk.bytes),
-            source: self.name.clone(),
-            first_position: chunk.first_position,
+            source,
+            origin: self.name.clone(),
+            first_position,
             ingest_ts_ms: chunk.ingest_ts_ms,
             format: chunk.format,
             lines: chunk.lines,
@@ -387,6 +394,43 @@ mod tests {
         assert_eq!(journal.checkpoint_now().await.unwrap(), more.end_position);
         assert_eq!(journal.stats().checkpoint_position, more.end_position);
         assert_eq!(journal.stats().uncommitted_bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn a_keyed_record_takes_its_ids_from_its_key_also_when_re_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&config(dir.path()), dir.path()).unwrap();
+        let keyed = JournalRecord::lines(&b"b\n"[..], 1).with_key(Some("client-1/7".into()));
+        let appended = journal
+            .writer()
+            .append(vec![JournalRecord::lines(&b"a\n"[..], 1), keyed])
+            .await
+            .unwrap();
+        let sink = CaptureSink::scripted([SinkStep::Deliver, SinkStep::Fail]);
+        let pipeline = spawn(&journal, &sink, 16);
+        let end = appended.end_position;
+        journal
+            .shared
+            .wait_until("the commit after the re-send", |s| {
+                s.committed_position == end
+            })
+            .await;
+        stop(pipeline).await;
+        let chunks: Vec<(String, u64, Vec<u8>)> = sink
+            .delivered()
+            .iter()
+            .map(|c| (c.source.to_string(), c.first_position, c.bytes.to_vec()))
+            .collect();
+        // Event ids `http:0` and `http:client-1/7:0`; the keyed chunk failed
+        // once and came again the same.
+        assert_eq!(sink.state().seen.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            chunks,
+            vec![
+                ("http".to_string(), 0, b"a\n".to_vec()),
+                ("http:client-1/7".to_string(), 0, b"b\n".to_vec())
+            ]
+        );
     }
 
     #[tokio::test]

@@ -401,6 +401,7 @@ mod tests {
             ingest_ts_ms: 1,
             lines: 0,
             bytes: bytes::Bytes::new(),
+            key: None,
         };
         let a = writer
             .append(vec![line("a"), empty_cw, line("bb\n")])

@@ -16,10 +16,10 @@ use spate_engine::ErrorClass;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::KinesisStream;
+use super::error::KinesisError;
 use super::lease::{Claim, ShardInfo, plan};
 use super::reader::{Control, Emit, ReaderEnd, ShardReader, StartPosition};
-use super::{KinesisError, Shared};
+use super::state::{Shared, StreamState};
 use crate::event::wall_clock_ms;
 
 struct ReaderHandle {
@@ -31,7 +31,7 @@ struct ReaderHandle {
 
 /// See the module docs.
 pub struct Coordinator {
-    stream: Arc<KinesisStream>,
+    stream: Arc<StreamState>,
     tx: mpsc::Sender<Emit>,
     stop: watch::Receiver<bool>,
     readers: HashMap<String, ReaderHandle>,
@@ -43,7 +43,7 @@ pub struct Coordinator {
 impl Coordinator {
     /// A coordinator sending chunks on `tx` until `stop` turns true.
     pub fn new(
-        stream: Arc<KinesisStream>,
+        stream: Arc<StreamState>,
         tx: mpsc::Sender<Emit>,
         stop: watch::Receiver<bool>,
     ) -> Self {

@@ -131,31 +131,32 @@ impl Ledger {
 }
 
 /// The chunks of one record, named `kinesis:<stream>:<shard>:<sequence
-/// number>`: one chunk (a CloudWatch Logs subscription payload, gzip, or
+/// number>` (origin `kinesis:<stream>`): one chunk (a CloudWatch Logs subscription payload, gzip, or
 /// lines), or, for a KPL aggregated record, one chunk per user record named
 /// `...:<sequence number>/<index>`.
 pub fn record_chunks(stream: &str, shard_id: &str, record: &Record) -> Vec<RawChunk> {
     let data = record.data().as_ref();
     let name = format!("kinesis:{stream}:{shard_id}:{}", record.sequence_number());
+    let origin: Arc<str> = Arc::from(format!("kinesis:{stream}"));
     match deaggregate(data) {
         Some(user_records) => {
             metrics::counter!("spate_kinesis_kpl_records_total").increment(1);
             user_records
                 .into_iter()
                 .enumerate()
-                .map(|(i, bytes)| chunk(format!("{name}/{i}"), bytes.to_vec()))
+                .map(|(i, bytes)| chunk(format!("{name}/{i}"), &origin, bytes.to_vec()))
                 .collect()
         }
         None => {
             if data.starts_with(&KPL_MAGIC) {
                 metrics::counter!("spate_kinesis_kpl_invalid_total").increment(1);
             }
-            vec![chunk(name, data.to_vec())]
+            vec![chunk(name, &origin, data.to_vec())]
         }
     }
 }
 
-fn chunk(source: String, data: Vec<u8>) -> RawChunk {
+fn chunk(source: String, origin: &Arc<str>, data: Vec<u8>) -> RawChunk {
     let body = classify_body(data);
     let lines = match body.format {
         ChunkFormat::Lines => count_lines(&body.bytes),
@@ -164,6 +165,7 @@ fn chunk(source: String, data: Vec<u8>) -> RawChunk {
     RawChunk {
         bytes: Arc::new(body.bytes),
         source: Arc::from(source),
+        origin: origin.clone(),
         first_position: 0,
         ingest_ts_ms: wall_clock_ms(),
         format: body.format,
@@ -250,6 +252,7 @@ mod tests {
     fn records_become_named_chunks() {
         let c = chunk("4955");
         assert_eq!(&*c.source, "kinesis:logs:shardId-0:4955");
+        assert_eq!(&*c.origin, "kinesis:logs");
         assert_eq!(c.format, ChunkFormat::Lines);
         assert_eq!(c.lines, 1);
         let gz = record_chunks("logs", "s", &record("1", &[0x1f, 0x8b, 8, 0]));

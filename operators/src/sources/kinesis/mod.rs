@@ -59,54 +59,31 @@
 mod config;
 mod coordinator;
 mod error;
+mod kind;
 pub mod kpl;
 pub mod lease;
 pub mod ledger;
 mod reader;
+mod state;
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use spate_engine::{Ack, ActorResult, Batch, Ctx, Source};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
-use tokio::task::AbortHandle;
+use tokio::sync::{mpsc, oneshot, watch};
 
-pub use self::config::{KinesisConfig, KinesisKind, StartAt, default_worker_id};
+pub use self::config::{KinesisConfig, StartAt, default_worker_id};
 use self::coordinator::Coordinator;
 pub use self::error::KinesisError;
-use self::lease::{Lease, LeaseTable, ShardInfo};
+pub use self::kind::KinesisKind;
+use self::lease::{Lease, LeaseTable};
 use self::reader::Emit;
+use self::state::{Shared, StreamState};
 use super::RawChunk;
 
-/// State shared by the coordinator, its readers and the handle.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    owned: Mutex<BTreeSet<String>>,
-    running: AtomicUsize,
-    settled: Notify,
-    aborted: AtomicBool,
-    tasks: Mutex<Vec<AbortHandle>>,
-}
-
-impl Shared {
-    fn set_owned(&self, owned: impl IntoIterator<Item = String>) {
-        if let Ok(mut o) = self.owned.lock() {
-            *o = owned.into_iter().collect();
-        }
-    }
-
-    fn track(&self, task: AbortHandle) {
-        if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.retain(|t| !t.is_finished());
-            tasks.push(task);
-        }
-    }
-}
-
 /// Counts a running coordinator until dropped (also when aborted).
-struct Running(Arc<KinesisStream>);
+struct Running(Arc<StreamState>);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -118,11 +95,7 @@ impl Drop for Running {
 /// A stream as Spate consumes it: clients, settings and the lease state,
 /// shared by every (re)start of its [`KinesisSource`].
 pub struct KinesisStream {
-    kinesis: aws_sdk_kinesis::Client,
-    leases: LeaseTable,
-    config: Arc<KinesisConfig>,
-    worker_id: String,
-    shared: Shared,
+    state: Arc<StreamState>,
 }
 
 impl KinesisStream {
@@ -135,11 +108,13 @@ impl KinesisStream {
     ) -> Result<Arc<Self>, KinesisError> {
         tokio::runtime::Handle::try_current().map_err(|_| KinesisError::NoRuntime)?;
         Ok(Arc::new(KinesisStream {
-            kinesis,
-            leases: LeaseTable::new(dynamodb, &config.lease_table, &config.stream),
-            worker_id: config.worker_id.clone(),
-            config: Arc::new(config),
-            shared: Shared::default(),
+            state: Arc::new(StreamState {
+                kinesis,
+                leases: LeaseTable::new(dynamodb, &config.lease_table, &config.stream),
+                worker_id: config.worker_id.clone(),
+                config: Arc::new(config),
+                shared: Shared::default(),
+            }),
         }))
     }
 
@@ -152,12 +127,13 @@ impl KinesisStream {
 
     /// This process's worker id in the lease table.
     pub fn worker_id(&self) -> &str {
-        &self.worker_id
+        &self.state.worker_id
     }
 
     /// Shards this process is reading now.
     pub fn owned_shards(&self) -> Vec<String> {
-        self.shared
+        self.state
+            .shared
             .owned
             .lock()
             .map(|o| o.iter().cloned().collect())
@@ -166,7 +142,7 @@ impl KinesisStream {
 
     /// The lease table's items (for operators and tests).
     pub async fn leases(&self) -> Result<Vec<Lease>, KinesisError> {
-        self.leases.scan().await
+        self.state.leases.scan().await
     }
 
     /// Waits until every reader has settled its batches, written its final
@@ -175,8 +151,8 @@ impl KinesisStream {
     pub async fn settled(&self, limit: Duration) -> bool {
         let wait = async {
             loop {
-                let notified = self.shared.settled.notified();
-                if self.shared.running.load(Ordering::Acquire) == 0 {
+                let notified = self.state.shared.settled.notified();
+                if self.state.shared.running.load(Ordering::Acquire) == 0 {
                     return;
                 }
                 notified.await;
@@ -189,66 +165,30 @@ impl KinesisStream {
     /// checkpoint, no release. Leases expire after `lease_duration` and
     /// other processes take them over, as after a crash.
     pub fn abort(&self) {
-        self.shared.aborted.store(true, Ordering::Release);
-        if let Ok(mut tasks) = self.shared.tasks.lock() {
+        self.state.shared.aborted.store(true, Ordering::Release);
+        if let Ok(mut tasks) = self.state.shared.tasks.lock() {
             for task in tasks.drain(..) {
                 task.abort();
             }
         }
-        self.shared.set_owned([]);
-    }
-
-    /// Every shard of the stream, with its parents.
-    async fn list_shards(&self) -> Result<Vec<ShardInfo>, KinesisError> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let request = self.kinesis.list_shards();
-            let request = match &next {
-                Some(token) => request.next_token(token),
-                None => request.stream_name(&self.config.stream),
-            };
-            let page = request
-                .send()
-                .await
-                .map_err(|e| KinesisError::kinesis("list shards", e))?;
-            for shard in page.shards() {
-                let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
-                    .into_iter()
-                    .flatten()
-                    .map(str::to_string)
-                    .collect();
-                out.push(ShardInfo {
-                    shard_id: shard.shard_id().to_string(),
-                    parents,
-                    ending_sequence: shard
-                        .sequence_number_range()
-                        .and_then(|r| r.ending_sequence_number())
-                        .map(str::to_string),
-                });
-            }
-            match page.next_token {
-                Some(token) if !token.is_empty() => next = Some(token),
-                _ => return Ok(out),
-            }
-        }
+        self.state.shared.set_owned([]);
     }
 
     /// Starts the coordinator of one source run.
     fn start(
-        self: &Arc<Self>,
+        &self,
         tx: mpsc::Sender<Emit>,
         stop: watch::Receiver<bool>,
     ) -> oneshot::Receiver<Result<(), KinesisError>> {
         let (done, result) = oneshot::channel();
-        self.shared.running.fetch_add(1, Ordering::AcqRel);
-        let running = Running(self.clone());
-        let coordinator = Coordinator::new(self.clone(), tx, stop);
+        self.state.shared.running.fetch_add(1, Ordering::AcqRel);
+        let running = Running(self.state.clone());
+        let coordinator = Coordinator::new(self.state.clone(), tx, stop);
         let task = tokio::spawn(async move {
             let _running = running;
             let _ = done.send(coordinator.run().await);
         });
-        self.shared.track(task.abort_handle());
+        self.state.shared.track(task.abort_handle());
         result
     }
 }
@@ -290,13 +230,13 @@ impl Source for KinesisSource {
                         }
                     }
                     None => {
-                        if self.stream.shared.aborted.load(Ordering::Acquire) {
+                        if self.stream.state.shared.aborted.load(Ordering::Acquire) {
                             ctx.stopped().await;
                             break Ok(());
                         }
                         break match result_rx.try_recv() {
                             Ok(Err(e)) => Err(e.into()),
-                            _ => Err(KinesisError::CoordinatorEnded(self.stream.config.stream.clone()).into()),
+                            _ => Err(KinesisError::CoordinatorEnded(self.stream.state.config.stream.clone()).into()),
                         };
                     }
                 },

@@ -14,36 +14,46 @@
 //!
 //! # Shutdown
 //!
-//! The task ends with the [`SqsQueue`](super::SqsQueue) (it holds a weak
+//! The task ends with the queue's [`SqsProgress`] (it holds a weak
 //! reference).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::SqsQueue;
+use super::progress::SqsProgress;
 
 /// How often the queue's attributes are read (one call each time).
 pub(super) const DEPTH_EVERY: Duration = Duration::from_secs(15);
 
-/// Reads the queue's depth every [`DEPTH_EVERY`] until the queue is dropped.
-pub(super) async fn watch(queue: Weak<SqsQueue>) {
+/// What the watcher needs of a queue.
+pub(super) struct DepthProbe {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    /// The `queue` label.
+    pub name: Arc<str>,
+}
+
+/// Reads the queue's depth every [`DEPTH_EVERY`] until the queue (its
+/// progress) is dropped.
+pub(super) async fn watch(queue: DepthProbe, progress: Weak<SqsProgress>) {
     let mut ticks = tokio::time::interval(DEPTH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned = false;
     loop {
         ticks.tick().await;
-        let Some(queue) = queue.upgrade() else {
+        let Some(progress) = progress.upgrade() else {
             return;
         };
         let name = queue.name.to_string();
         metrics::gauge!("spate_sqs_messages_held", "queue" => name.clone())
-            .set(queue.progress.outstanding() as f64);
+            .set(progress.outstanding() as f64);
+        drop(progress);
         let read = queue
             .client
             .get_queue_attributes()
-            .queue_url(&queue.config.queue_url)
+            .queue_url(&queue.queue_url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()

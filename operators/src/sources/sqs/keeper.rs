@@ -21,7 +21,7 @@ use aws_sdk_sqs::types::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::SqsProgress;
+use super::progress::SqsProgress;
 
 /// SQS takes at most this many entries per batch call.
 const BATCH: usize = 10;

@@ -48,19 +48,23 @@ pub mod body;
 mod config;
 mod depth;
 mod keeper;
+mod kind;
+mod progress;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::Message;
 use spate_engine::{Ack, AckToken, ActorError, ActorResult, Batch, Ctx, Source, Verdict};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use self::body::{classify_body, count_lines};
-pub use self::config::{SqsConfig, SqsKind};
+pub use self::config::SqsConfig;
 use self::keeper::{Keeper, Settle};
+pub use self::kind::SqsKind;
+pub use self::progress::SqsProgress;
 use super::{ChunkFormat, RawChunk};
 use crate::aws::queue_name;
 use crate::event::wall_clock_ms;
@@ -94,43 +98,14 @@ impl From<SqsError> for ActorError {
     }
 }
 
-/// Counts of what the source did with messages (also exported as metrics).
-#[derive(Debug, Default)]
-pub struct SqsProgress {
-    /// Messages received.
-    pub received: AtomicU64,
-    /// Messages deleted after delivery.
-    pub deleted: AtomicU64,
-    /// Messages made visible again after a failure or at shutdown.
-    pub returned: AtomicU64,
-    /// Failed receive calls.
-    pub receive_errors: AtomicU64,
-    outstanding: AtomicUsize,
-    settled: Notify,
-}
-
-impl SqsProgress {
-    /// Messages received whose delete or return has not completed.
-    pub fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Acquire)
-    }
-
-    fn settled(&self, n: usize) {
-        let _ = self
-            .outstanding
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
-                Some(o.saturating_sub(n))
-            });
-        self.settled.notify_waiters();
-    }
-}
-
 /// A queue as Spate consumes it: the client, the settings, and the task that
 /// settles messages. Shared by every (re)start of its [`SqsSource`].
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     config: SqsConfig,
     name: Arc<str>,
+    /// `sqs:<queue name>`, the `source` of every event read from the queue.
+    origin: Arc<str>,
     settle: mpsc::UnboundedSender<Settle>,
     progress: Arc<SqsProgress>,
 }
@@ -153,13 +128,19 @@ impl SqsQueue {
         let name: Arc<str> = Arc::from(queue_name(&config.queue_url));
         metrics::gauge!("spate_sqs_messages_held", "queue" => name.to_string()).set(0.0);
         let queue = Arc::new(SqsQueue {
+            origin: Arc::from(format!("sqs:{name}")),
             name,
             client,
             config,
             settle,
             progress,
         });
-        runtime.spawn(depth::watch(Arc::downgrade(&queue)));
+        let probe = depth::DepthProbe {
+            client: queue.client.clone(),
+            queue_url: queue.config.queue_url.clone(),
+            name: queue.name.clone(),
+        };
+        runtime.spawn(depth::watch(probe, Arc::downgrade(&queue.progress)));
         Ok(queue)
     }
 
@@ -234,6 +215,7 @@ impl SqsQueue {
         let chunk = RawChunk {
             bytes: Arc::new(body.bytes),
             source: Arc::from(format!("sqs:{}:{id}", self.name)),
+            origin: self.origin.clone(),
             first_position: 0,
             ingest_ts_ms: wall_clock_ms(),
             format: body.format,
@@ -396,6 +378,7 @@ mod tests {
             .build();
         let (chunk, receipt, id) = queue.chunk(message).unwrap();
         assert_eq!(&*chunk.source, "sqs:logs:m-1");
+        assert_eq!(&*chunk.origin, "sqs:logs");
         assert_eq!(chunk.first_position, 0);
         assert_eq!(chunk.lines, 2);
         assert_eq!(chunk.format, ChunkFormat::Lines);

@@ -81,6 +81,7 @@ mod checkpoint;
 mod config;
 mod discover;
 mod error;
+mod kind;
 mod state;
 mod tailed;
 
@@ -94,8 +95,9 @@ use spate_engine::{Ack, ActorError, ActorResult, Batch, Ctx, Source};
 use tokio::time::Instant;
 
 pub use checkpoint::FileCheckpoint;
-pub use config::{ReadFrom, TailConfig, TailKind, ValidTail};
+pub use config::{ReadFrom, TailConfig, ValidTail};
 pub use error::TailError;
+pub use kind::TailKind;
 
 use super::RawChunk;
 use discover::FileMatcher;

@@ -14,6 +14,7 @@ use super::checkpoint::{CheckpointFile, FileCheckpoint};
 use super::config::{ReadFrom, TailConfig};
 use super::tailed::{
     Attachment, Check, FileKey, Fingerprint, ReadLimits, ReadyChunk, TailedFile, end_of_last_line,
+    tail_origin,
 };
 use crate::sources::commit_tracker::CommitTracker;
 
@@ -234,6 +235,7 @@ impl TailState {
             Followed {
                 tailed: TailedFile {
                     path,
+                    origin: tail_origin(&source),
                     source,
                     file,
                     fingerprint,
@@ -417,6 +419,13 @@ mod tests {
         assert_eq!(&*next_source(&mut generations, p), "file:/var/log/a.log@1");
         assert_eq!(&*next_source(&mut generations, Path::new("/b")), "file:/b");
         assert_eq!(&*next_source(&mut generations, p), "file:/var/log/a.log@2");
+        assert_eq!(
+            &*tail_origin("file:/var/log/a.log@2"),
+            "file:/var/log/a.log"
+        );
+        assert_eq!(&*tail_origin("file:/var/log/a.log"), "file:/var/log/a.log");
+        assert_eq!(&*tail_origin("file:/x/me@host.log"), "file:/x/me@host.log");
+        assert_eq!(&*tail_origin("file:/x/a@"), "file:/x/a@");
     }
 
     #[test]

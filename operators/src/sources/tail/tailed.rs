@@ -97,6 +97,21 @@ pub(super) struct ReadyChunk {
     pub split_line: bool,
 }
 
+/// The origin (`source` column) of a tailed file's events: its event id
+/// prefix without the generation suffix, so every generation of
+/// `/var/log/app.log` (`file:/var/log/app.log`, `...@1`, `...@2`) counts as one
+/// source. (A path that itself ends in `@<digits>` loses that suffix too.)
+pub(super) fn tail_origin(source: &str) -> Arc<str> {
+    match source.rsplit_once('@') {
+        Some((path, generation))
+            if !generation.is_empty() && generation.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Arc::from(path)
+        }
+        _ => Arc::from(source),
+    }
+}
+
 /// A followed file.
 #[derive(Debug)]
 pub(super) struct TailedFile {
@@ -104,6 +119,8 @@ pub(super) struct TailedFile {
     pub path: PathBuf,
     /// Source name: event id prefix, unique per file identity and generation.
     pub source: Arc<str>,
+    /// The `source` column of its events: `file:<path>` without the generation.
+    pub origin: Arc<str>,
     pub file: File,
     pub fingerprint: Fingerprint,
     /// Next byte to send.
@@ -149,6 +166,7 @@ impl TailedFile {
     pub(super) fn restart(&mut self, source: Arc<str>, fingerprint_bytes: u64) -> io::Result<()> {
         let size = self.file.metadata()?.len();
         self.fingerprint = Fingerprint::read(&self.file, size, fingerprint_bytes)?;
+        self.origin = tail_origin(&source);
         self.source = source;
         self.sent = 0;
         self.tracker = CommitTracker::new(0);
@@ -220,6 +238,7 @@ impl TailedFile {
                 lines: memchr::memchr_iter(b'\n', &bytes).count().max(1),
                 bytes: Arc::new(bytes),
                 source: self.source.clone(),
+                origin: self.origin.clone(),
                 first_position: start,
                 ingest_ts_ms: wall_clock_ms(),
                 format: ChunkFormat::Lines,
@@ -270,6 +289,7 @@ mod tests {
         TailedFile {
             path: path.to_path_buf(),
             source: Arc::from("file:test"),
+            origin: Arc::from("file:test"),
             fingerprint: Fingerprint::read(&file, meta.len(), 8).unwrap(),
             file,
             sent: 0,

@@ -1,0 +1,74 @@
+//! Failures of the lake writer, classified.
+
+use std::path::{Path, PathBuf};
+
+use spate_engine::{ActorError, ErrorClass};
+
+use crate::sinks::s3_lake::S3UploadError;
+use crate::sinks::s3_lake::glue::GlueError;
+
+/// Failures of the lake writer.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// A file system operation failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Parquet or Arrow IPC encoding failed.
+    #[error("parquet: {0}")]
+    Parquet(String),
+    /// The final flush left partitions staged: their seals failed.
+    #[error(
+        "{partitions} partitions could not be sealed (their rows stay staged and are sealed at the next start): {reason}"
+    )]
+    Unsealed {
+        /// Partitions left staged.
+        partitions: usize,
+        /// Why the last seal failed.
+        reason: String,
+    },
+    /// The configuration is unusable.
+    #[error("lake config: {0}")]
+    Config(String),
+    /// Uploading a sealed file to S3 failed.
+    #[error("lake upload: {0}")]
+    Upload(#[from] S3UploadError),
+    /// Registering a partition in the Glue catalog failed.
+    #[error("lake catalog: {0}")]
+    Catalog(#[from] GlueError),
+}
+
+impl LakeError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        LakeError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whose fault it is: the disk, S3 and Glue are external, encoding errors
+    /// are bugs, a bad config is bad input that retrying will not fix.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            LakeError::Io { .. } | LakeError::Catalog(_) | LakeError::Unsealed { .. } => {
+                ErrorClass::External
+            }
+            LakeError::Parquet(_) => ErrorClass::Internal,
+            LakeError::Config(_) => ErrorClass::BadInput,
+            LakeError::Upload(e) => e.class(),
+        }
+    }
+}
+
+impl From<LakeError> for ActorError {
+    fn from(e: LakeError) -> Self {
+        ActorError::classified(e.class(), e.to_string())
+    }
+}
