@@ -13,20 +13,31 @@
 //!
 //! | item | `pk` | `sk` | serves |
 //! | --- | --- | --- | --- |
-//! | event | `svc#<service>` | `<ts ms, 13 digits>#<event_id>` | recent events of one service: one Query, newest first |
-//! | event (copy) | `day#<YYYY-MM-DD>#<0..4>` | same | recent events of every service: the four shards of each day, merged |
+//! | block | `svc#<service>` | `<minute start ms, 13 digits>#<writer>#<seq>` | recent events of one service: one Query, newest first |
+//! | service registry | `svcs#<YYYY-MM-DD>` | `<service>` | recent events of every service: the services of the range's days, each queried, merged |
 //! | window | `win#<service>` | `<window start ms, 13 digits>` | counts per window, merged across processes with atomic `ADD` |
 //! | alert | `alerts#<YYYY-MM-DD>` | `<raised ms, 13 digits>#<alert id>` | alerts of a day, newest first |
 //! | alert claim | `alert#<alert id>` | `claim` | raises an alert once across processes |
 //! | baseline | `base#<rule>` | `<service>` | anomaly baselines, saved conditionally ([`alert_state`]) |
 //! | silence | `silences` | `<service>` | maintenance windows ([`alert_state`]) |
 //!
-//! Each event is written twice (under its service, and under its day in one
-//! of [`DAY_SHARDS`] partitions chosen from its id, so one day's writes
-//! spread over several partitions); there is no index to pay for. Keys are
-//! deterministic: a redelivered batch overwrites its own items. `expires_at`
-//! is the time the event arrived (`ingest_ts`) plus `ttl` (windows and alerts: plus
-//! `alert_ttl`).
+//! Hot events are packed ([`block`]): each commit of the writer stores the
+//! events of each service and minute (of event time) it holds in one block
+//! item, their columns zstd-compressed (`blk`, binary; `raw` its length
+//! uncompressed, `n` its events, `top` the index of its highest severity),
+//! split at 64 KB. A put costs one write unit per started KB, so the write
+//! units of a hot event are its share of a block's compressed bytes, not one
+//! or two items of its own. The first block of a service and day also lists
+//! the service under the day (a few items a day). There is no index to pay
+//! for.
+//!
+//! Redelivery: a block never holds an event twice (the events of one commit
+//! are deduplicated by `event_id`); a batch redelivered in a later commit (or
+//! to another process) lands in another block, and readers keep one event per
+//! `event_id`. `expires_at` of a block is the latest arrival (`ingest_ts`) of
+//! its events plus `ttl` (windows and alerts: plus `alert_ttl`). Event items
+//! of one event each (`sk = <ts ms>#<event_id>`, written before blocks) are
+//! still read until they expire.
 //!
 //! An alert is written in one transaction with its claim item, the claim put
 //! with `attribute_not_exists(pk)`: when two processes raise the same alert
@@ -45,7 +56,7 @@
 //! # Backpressure
 //!
 //! [`DynamoHotWriter`] buffers hot rows for at most `commit_interval` and
-//! `max_buffered_rows` rows, then writes them (BatchWriteItem, 25 items a
+//! `max_buffered_rows` rows, then writes them packed (BatchWriteItem, 25 items a
 //! call, unprocessed items retried with exponential backoff and jitter) while
 //! its mailbox waits; a throttled table stalls the stages before it.
 //!
@@ -53,10 +64,11 @@
 //!
 //! The final flush writes what is buffered and only then delivers the held
 //! acks; a write that fails after its retries fails every held batch with the
-//! reason (the sources redeliver them; keys make the retry idempotent).
+//! reason (the sources redeliver them; readers keep one event per id).
 
 pub mod alert_state;
 pub mod batch_write;
+pub mod block;
 pub mod items;
 pub mod store;
 pub mod writer;
@@ -67,7 +79,6 @@ use spate_engine::{ActorError, ErrorClass, RetryHint};
 use crate::event::Severity;
 
 pub use self::batch_write::{BatchWrite, DynamoBatchWriter, RetryPolicy};
-pub use self::items::DAY_SHARDS;
 pub use self::store::DynamoHotStore;
 pub use self::writer::DynamoHotWriter;
 
