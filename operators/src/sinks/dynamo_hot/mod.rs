@@ -70,6 +70,7 @@ pub mod alert_state;
 pub mod batch_write;
 pub mod block;
 pub mod items;
+mod recent;
 pub mod store;
 pub mod writer;
 
