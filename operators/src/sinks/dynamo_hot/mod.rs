@@ -118,7 +118,11 @@ pub struct DynamoHotConfig {
     #[serde(default = "default_max_buffered_rows")]
     pub max_buffered_rows: usize,
     /// Buffered rows are written (and their sources acknowledged) at least
-    /// this often, in milliseconds.
+    /// this often, in milliseconds. Each write packs the rows of each service
+    /// and minute into one block item, billed by its compressed size (one
+    /// write unit per started KB): a longer interval fills blocks better and
+    /// costs fewer write units per event, a shorter one shows events to
+    /// `spate hot` sooner. Keep it below the source's visibility timeout.
     #[serde(
         rename = "commit_interval",
         alias = "commit_interval_ms",
@@ -139,10 +143,10 @@ fn default_alert_ttl_days() -> u64 {
     30
 }
 fn default_max_buffered_rows() -> usize {
-    5000
+    20_000
 }
 fn default_commit_interval_ms() -> u64 {
-    200
+    30_000
 }
 
 impl DynamoHotConfig {
@@ -300,8 +304,8 @@ mod tests {
         assert_eq!(parsed, DynamoHotConfig::new("spate-hot"));
         assert_eq!(parsed.min_severity, Severity::Warning);
         assert_eq!(parsed.ttl_hours, 72);
-        assert_eq!(parsed.max_buffered_rows, 5000);
-        assert_eq!(parsed.commit_interval_ms, 200);
+        assert_eq!(parsed.max_buffered_rows, 20_000);
+        assert_eq!(parsed.commit_interval_ms, 30_000);
         assert_eq!(parsed.ttl_secs(), 72 * 3600);
         parsed.validate().unwrap();
         let error: DynamoHotConfig =
