@@ -33,20 +33,22 @@ pub const SQS_MESSAGES_PER_RECEIVE: f64 = 10.0;
 /// 36 s accounting run above.
 pub const SQS_DEPTH_POLL_SECS: f64 = 15.0;
 
-/// Bytes of the DynamoDB hot table's block items per W1 hot event (the
-/// compressed block bodies, their keys and attributes; DynamoDB's item
-/// size), W1 packed as the writer packs one commit of 30 s at a billion
-/// events a month: `operators/tests/aws_dynamo_hot.rs`
-/// `packed_w1_hot_events_cost_under_a_twentieth_of_a_write_unit`
+/// Bytes of the DynamoDB hot table's items per W1 hot event (the
+/// compressed block bodies, their keys and attributes: DynamoDB's item
+/// size), 11,400 W1 events (2,233 hot) packed in one write, as the writer
+/// packs 30 s of a billion events a month: `operators/tests/aws_dynamo_hot.rs`
+/// `packed_w1_hot_events_cost_about_a_tenth_of_a_write_unit`
 /// (`/work/tools/with-env.sh cargo test --workspace --locked --test
-/// aws_dynamo_hot packed -- --nocapture`), 2026-12-05.
-pub const W1_HOT_ITEM_BYTES_PER_EVENT: f64 = 45.0; // MEASURE
+/// aws_dynamo_hot packed -- --nocapture`, against moto, 2026-12-05): 82.3 B
+/// of zstd block bodies and 84.1 B of items per hot event.
+pub const W1_HOT_ITEM_BYTES_PER_EVENT: f64 = 84.1;
 
 /// Write units per W1 hot event in the same run (one per started KB of each
-/// item): what [`W1_HOT_ITEM_BYTES_PER_EVENT`] and the rounding of each
-/// block to a whole KB come to at that rate. The model recomputes the
-/// rounding for other rates; this is the check.
-pub const W1_HOT_WRU_PER_EVENT: f64 = 0.05; // MEASURE
+/// item): 231 for 2,233 hot events, 199 of them for the 32 blocks (one per
+/// service) and 32 for the services' first registry entries. The model
+/// recomputes the rounding for other rates (0.092 at a billion events a
+/// month); this is the check.
+pub const W1_HOT_WRU_PER_EVENT: f64 = 0.1034;
 
 /// Seconds between the writes of the DynamoDB hot writer (`[hot_dynamodb]
 /// commit_interval` default): each write stores one block per service and

@@ -422,7 +422,7 @@ fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     // A block of b bytes costs ceil(b / 1 KB): b / 1 KB + ½ on average, 1 at
     // least.
     let wru_per_block = (block_bytes / 1024.0 + 0.5).max(1.0);
-    let registry = tasks * inputs.services * HOURS_PER_MONTH;
+    let registry = (tasks * inputs.services * HOURS_PER_MONTH).min(blocks);
     let writes = blocks * wru_per_block + registry;
     let stored_gb = inputs.events_per_day * inputs.hot_share * bytes_per_event / GIB
         * (inputs.hot_ttl_hours / 24.0);
