@@ -23,6 +23,8 @@ const SECONDS_PER_MONTH: f64 = HOURS_PER_MONTH * 3600.0;
 const DAYS_PER_MONTH: f64 = HOURS_PER_MONTH / 24.0;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 const MIB: f64 = 1024.0 * 1024.0;
+/// Compressed bytes at which the hot writer splits a block.
+const HOT_BLOCK_BYTES: f64 = 64.0 * 1024.0;
 
 /// Where events arrive from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -402,8 +404,8 @@ fn kinesis(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
 
 /// The DynamoDB hot tier, packed: each task's writer writes every
 /// [`measured::HOT_COMMIT_SECS`], one block item per service and minute of
-/// event time in the write (a write of 30 s touches 1.5 minutes on average),
-/// each rounded up to whole KB; the bytes per hot event are the measured W1
+/// event time in the write (a write of 30 s touches 1.5 minutes on average;
+/// more when blocks pass 64 KB), each rounded up to whole KB; the bytes per hot event are the measured W1
 /// figure scaled by the event size. Plus the service registry: one entry per
 /// service and task an hour.
 fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
@@ -413,7 +415,10 @@ fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     let tasks = tasks(inputs);
     let commits = tasks * SECONDS_PER_MONTH / measured::HOT_COMMIT_SECS;
     let spans = 1.0 + measured::HOT_COMMIT_SECS.min(60.0) / 60.0;
-    let blocks = (commits * inputs.services * spans).min(hot_events);
+    // Blocks above 64 KB are split.
+    let blocks = (commits * inputs.services * spans)
+        .max(hot_events * bytes_per_event / HOT_BLOCK_BYTES)
+        .min(hot_events);
     let block_bytes = if blocks > 0.0 {
         hot_events * bytes_per_event / blocks
     } else {

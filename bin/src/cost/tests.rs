@@ -118,6 +118,16 @@ fn packed_hot_writes_follow_the_measured_w1_figure() {
         (per_event - measured::W1_HOT_WRU_PER_EVENT).abs() < 0.015,
         "{per_event}"
     );
+    // A billion a day: 6.08 G hot events × 84.1 B in blocks of 64 KB at
+    // most, 7.8 M of them, 64 KB each.
+    let busy = CostInputs::new(1e9);
+    let bill = spate_bill(&busy, &US_EAST_1);
+    let hot_events = 1e9 * 730.0 / 24.0 * 0.2;
+    let blocks = hot_events * 84.1 / 65_536.0;
+    close(
+        item(&bill, "write request units (hot events)").quantity * 1e6,
+        blocks * (65_536.0 / 1024.0 + 0.5) + 21_900.0,
+    );
     // No hot events, no writes.
     let mut cold = inputs.clone();
     cold.hot_share = 0.0;
