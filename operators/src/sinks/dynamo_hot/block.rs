@@ -304,21 +304,21 @@ pub(crate) mod tests {
         StoredEvent {
             event_id: format!("sqs:queue:{i}"),
             ts_ms,
-            severity: if i % 7 == 0 {
+            severity: if i.is_multiple_of(7) {
                 Severity::Critical
             } else {
                 Severity::Error
             },
             host: Some(format!("ip-10-0-{}-{}", i % 3, i % 11)),
             source: "sqs:queue".into(),
-            log_group: (i % 2 == 0).then(|| "/app/api".to_string()),
+            log_group: i.is_multiple_of(2).then(|| "/app/api".to_string()),
             log_stream: None,
-            tags: if i % 5 == 0 {
+            tags: if i.is_multiple_of(5) {
                 vec!["http_5xx".into()]
             } else {
                 Vec::new()
             },
-            status: (i % 5 == 0).then_some(503),
+            status: i.is_multiple_of(5).then_some(503),
             client_ip: None,
             message: format!(
                 "upstream timeout after {} ms talking to db-{}",
