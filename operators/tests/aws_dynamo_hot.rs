@@ -21,7 +21,7 @@ use spate_operators::classify::ClassifierConfig;
 use spate_operators::decode::DecoderConfig;
 use spate_operators::enrich::EnrichConfig;
 use spate_operators::event::Severity;
-use spate_operators::sinks::dynamo_hot::items::{Item, item_bytes, write_units};
+use spate_operators::sinks::dynamo_hot::items::{Item, item_bytes, item_events, write_units};
 use spate_operators::sinks::dynamo_hot::{
     DynamoBatchWriter, DynamoHotConfig, DynamoHotStore, DynamoHotWriter,
 };
@@ -345,15 +345,54 @@ async fn packed_w1_hot_events_cost_about_a_tenth_of_a_write_unit() {
     assert_eq!(counts.values().sum::<u64>(), hot);
     // The newest few of the busiest service come from its newest blocks.
     let busiest = counts.iter().max_by_key(|(_, n)| **n).unwrap().0;
+    let started = std::time::Instant::now();
     let newest = store
         .recent(&RecentQuery {
             service: Some(busiest.clone()),
-            limit: 5,
+            limit: 100,
             ..RecentQuery::since(0)
         })
         .await
         .unwrap();
-    assert_eq!(newest.len(), 5);
+    let one_service = started.elapsed();
+    assert_eq!(newest.len(), 100);
+    // Across services: the registry of every day back to the W1 events (a
+    // TTL long enough to reach them), then each service's newest blocks.
+    let everywhere = DynamoHotStore::new(
+        dynamodb.clone(),
+        DynamoHotConfig {
+            ttl_hours: 24 * 60,
+            ..config.clone()
+        },
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let across = everywhere
+        .recent(&RecentQuery {
+            limit: 100,
+            ..RecentQuery::since(0)
+        })
+        .await
+        .unwrap();
+    let all_services = started.elapsed();
+    assert_eq!(across.len(), 100);
+    assert!(across.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
+    let newest_ts = blocks
+        .iter()
+        .flat_map(|b| {
+            let service = b["pk"].as_s().unwrap().strip_prefix("svc#").unwrap();
+            item_events(b, service).unwrap()
+        })
+        .map(|e| e.ts_ms)
+        .max()
+        .unwrap();
+    assert_eq!(across[0].ts_ms, newest_ts);
+    println!(
+        "measured: recent of one service (limit 100) {:.1} ms, across {} services (limit 100) {:.1} ms",
+        one_service.as_secs_f64() * 1e3,
+        services.len(),
+        all_services.as_secs_f64() * 1e3
+    );
 
     // A redelivery of everything: new blocks, no event twice.
     write_with(&dynamodb, config, chunks).await;

@@ -19,7 +19,8 @@ const DAY_MS: i64 = 86_400_000;
 /// 64 KB each; the newest few usually answer).
 const PAGE_ITEMS: i32 = 16;
 
-/// Services whose partitions "recent across services" queries at once.
+/// Partitions (services, registry days) "recent across services" queries at
+/// once.
 const PARALLEL_SERVICES: usize = 16;
 
 impl DynamoHotStore {
@@ -73,32 +74,47 @@ impl DynamoHotStore {
                 .saturating_sub(self.config.ttl_secs().saturating_mul(1000))
                 .saturating_sub(DAY_MS),
         );
+        let days: Vec<i64> = (oldest.div_euclid(DAY_MS)..=newest.div_euclid(DAY_MS)).collect();
         let mut out = BTreeSet::new();
-        let mut day = newest.div_euclid(DAY_MS);
-        while day >= oldest.div_euclid(DAY_MS) {
-            let mut start: Option<HashMap<String, AttributeValue>> = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.config.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(services_pk(day * DAY_MS)))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| DynamoHotError::dynamo("query services", e))?;
-                for item in page.items.unwrap_or_default() {
-                    if let Some(service) = item.get("sk").and_then(|v| v.as_s().ok()) {
-                        out.insert(service.clone());
-                    }
-                }
-                match page.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start = Some(k),
-                    _ => break,
+        for chunk in days.chunks(PARALLEL_SERVICES) {
+            let mut tasks = tokio::task::JoinSet::new();
+            for &day in chunk {
+                let store = self.clone();
+                tasks.spawn(async move { store.services_of_day(day * DAY_MS).await });
+            }
+            while let Some(done) = tasks.join_next().await {
+                out.extend(done.map_err(|e| {
+                    DynamoHotError::Data(format!("services query task failed: {e}"))
+                })??);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The services in the registry of the day of `day_ms`.
+    async fn services_of_day(&self, day_ms: i64) -> Result<Vec<String>, DynamoHotError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.config.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(services_pk(day_ms)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| DynamoHotError::dynamo("query services", e))?;
+            for item in page.items.unwrap_or_default() {
+                if let Some(service) = item.get("sk").and_then(|v| v.as_s().ok()) {
+                    out.push(service.clone());
                 }
             }
-            day -= 1;
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
         }
         Ok(out)
     }
