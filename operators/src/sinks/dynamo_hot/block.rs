@@ -161,10 +161,41 @@ pub fn dedup_sorted(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
 pub fn pack(events: Vec<StoredEvent>, cap: usize) -> Result<Vec<Packed>, DynamoHotError> {
     let events = dedup_sorted(events);
     let mut out = Vec::new();
-    if !events.is_empty() {
-        pack_into(&events, cap, &mut out)?;
+    // Runs of at most RAW_RUNS_PER_CAP × cap bytes before compression (zstd
+    // rarely does better than that on logs), so a large commit is not
+    // compressed whole again at every halving.
+    let run_limit = cap.saturating_mul(RAW_RUNS_PER_CAP);
+    let mut start = 0;
+    let mut raw = 0usize;
+    for (i, e) in events.iter().enumerate() {
+        let size = raw_estimate(e);
+        if i > start && raw + size > run_limit {
+            pack_into(&events[start..i], cap, &mut out)?;
+            (start, raw) = (i, 0);
+        }
+        raw += size;
+    }
+    if start < events.len() {
+        pack_into(&events[start..], cap, &mut out)?;
     }
     Ok(out)
+}
+
+/// Compression ratio [`pack`] plans for when it cuts events into runs.
+const RAW_RUNS_PER_CAP: usize = 8;
+
+/// Bytes `e` adds to a block body before compression, roughly.
+fn raw_estimate(e: &StoredEvent) -> usize {
+    let opt = |v: &Option<String>| v.as_ref().map_or(4, String::len);
+    32 + e.event_id.len()
+        + opt(&e.host)
+        + e.source.len()
+        + opt(&e.log_group)
+        + opt(&e.log_stream)
+        + e.tags.iter().map(|t| t.len() + 3).sum::<usize>()
+        + opt(&e.client_ip)
+        + e.message.len()
+        + opt(&e.attrs)
 }
 
 fn pack_into(
