@@ -28,7 +28,8 @@
 //! split at 64 KB. A put costs one write unit per started KB, so the write
 //! units of a hot event are its share of a block's compressed bytes, not one
 //! or two items of its own. The first block of a service and day also lists
-//! the service under the day (a few items a day). There is no index to pay
+//! the service under the day (each writer rewrites that entry about once an
+//! hour, as later blocks outlive it). There is no index to pay
 //! for.
 //!
 //! Redelivery: a block never holds an event twice (the events of one commit

@@ -7,7 +7,8 @@
 //! buffered, packed: one item per service and minute of the buffered events
 //! ([`block_items`]), so a commit of many events costs write units by its
 //! compressed bytes. The first block of a service and day also lists the
-//! service in the day's registry (once per writer). Only once every item is
+//! service in the day's registry (rewritten by a writer only when its blocks
+//! would outlive the entry by an hour). Only once every item is
 //! applied are the held acks delivered. A batch without hot rows is delivered
 //! at once.
 //!
