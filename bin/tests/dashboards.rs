@@ -264,6 +264,7 @@ prefix = "spate/"
 
 [hot_dynamodb]
 table = "{id}-hot"
+commit_interval = "1s"
 
 [alerts.sns]
 topic_arn = "{topic}"

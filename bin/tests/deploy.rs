@@ -763,7 +763,7 @@ else:
         &json!({ "queue": outputs["QueueUrl"] }),
     );
     assert_eq!(received, true, "{}", service.output());
-    // The hot store commits within 200 ms: `spate hot` with the same config
+    // The hot store commits within 30 s (`commit_interval`): `spate hot` with the same config
     // reads the stack's table.
     let hot_count = || {
         let (ok, stdout, stderr) = run_tool(

@@ -199,6 +199,21 @@ pub const DYNAMO_HOT: &[MetricDef] = &[
         &[],
         "Items written to the DynamoDB hot table.",
     ),
+    MetricDef::counter(
+        "spate_dynamo_hot_blocks_written_total",
+        &[],
+        "Packed blocks of hot events written to the DynamoDB hot table.",
+    ),
+    MetricDef::counter(
+        "spate_dynamo_hot_events_written_total",
+        &[],
+        "Hot events written to the DynamoDB hot table (in blocks).",
+    ),
+    MetricDef::counter(
+        "spate_dynamo_hot_write_units_total",
+        &[],
+        "Write units of the hot items written, from their sizes (one per started KB of an item).",
+    ),
     MetricDef::histogram(
         "spate_dynamo_hot_commit_seconds",
         &[],

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use aws_emulator::{aws, unique, wait_until};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ReturnConsumedCapacity, ScalarAttributeType, WriteRequest,
 };
 use spate_engine::testkit::ScriptedSource;
 use spate_engine::{ActorOptions, GraphBuilder};
@@ -21,6 +21,7 @@ use spate_operators::classify::ClassifierConfig;
 use spate_operators::decode::DecoderConfig;
 use spate_operators::enrich::EnrichConfig;
 use spate_operators::event::Severity;
+use spate_operators::sinks::dynamo_hot::items::{Item, item_bytes, item_events, write_units};
 use spate_operators::sinks::dynamo_hot::{
     DynamoBatchWriter, DynamoHotConfig, DynamoHotStore, DynamoHotWriter,
 };
@@ -83,6 +84,19 @@ fn line(t0: i64, service: &str, level: &str, ms: i64, msg: &str) -> String {
 /// Runs `chunks` through decode into the DynamoDB hot writer until every
 /// batch is delivered.
 async fn write(dynamodb: &aws_sdk_dynamodb::Client, table: &str, chunks: Vec<RawChunk>) {
+    let config = DynamoHotConfig {
+        commit_interval_ms: 50,
+        ..DynamoHotConfig::new(table)
+    };
+    write_with(dynamodb, config, chunks).await;
+}
+
+/// [`write`] with the writer's `config`.
+async fn write_with(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    config: DynamoHotConfig,
+    chunks: Vec<RawChunk>,
+) {
     let settings = DecodeSettings::new(
         &DecoderConfig::default(),
         &ClassifierConfig::default(),
@@ -100,12 +114,8 @@ async fn write(dynamodb: &aws_sdk_dynamodb::Client, table: &str, chunks: Vec<Raw
         move || DecodeStage::new(&settings),
         ActorOptions::default(),
     );
-    let config = DynamoHotConfig {
-        commit_interval_ms: 50,
-        ..DynamoHotConfig::new(table)
-    };
     let client = dynamodb.clone();
-    let table = table.to_string();
+    let table = config.table.clone();
     graph.actor(
         "hot",
         move || DynamoHotWriter::new(DynamoBatchWriter::new(client.clone(), &table), &config),
@@ -114,7 +124,7 @@ async fn write(dynamodb: &aws_sdk_dynamodb::Client, table: &str, chunks: Vec<Raw
     graph.connect("src", "decode").connect("decode", "hot");
     let pipeline = graph.build().unwrap().spawn();
     wait_until(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "every batch delivered",
         async || log.delivered() == n,
     )
@@ -193,6 +203,231 @@ async fn hot_rows_land_and_are_queried_newest_first() {
     // api-0..9 (0.0 s to 0.9 s) and every web row (0.05 s to 0.45 s).
     assert_eq!(window.len(), 15);
     assert_eq!(window[0].message, "api-9");
+}
+
+/// Every item of `table` (one paginated Scan).
+async fn scan_all(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Item> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .unwrap();
+        out.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// W1 events, hot ones (WARNING and above, about 20 %) packed: the write
+/// units of the stored items come to about a tenth of a unit per hot event
+/// (two units before blocks: an item by service and one by day), every hot
+/// event reads back once per service, and a redelivery adds none.
+///
+/// 11,400 W1 events in one commit are 30 s of a billion W1 events a month
+/// (380 a second; W1's own clock runs at about 330 a second, so they span
+/// 34 s of event time: one block per service). DynamoDB bills a put by the
+/// item's size (one write unit per started KB); moto's `ConsumedCapacity` is
+/// a constant 1.0 a call whatever the items (printed below), so the units are
+/// computed from the stored items with DynamoDB's rule.
+///
+/// Issue 20's target of 0.05 is not met: a W1 hot event carries about 26 B
+/// of random hex ids (`trace_id`, `span_id`, `request_id`) and numbers in its
+/// message, and a block of one service's 30 s holds too few events (16 to
+/// 140 here) for zstd to get below about 80 B an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_w1_hot_events_cost_about_a_tenth_of_a_write_unit() {
+    let (aws, sdk) = aws().await;
+    let dynamodb = aws.dynamodb_client(&sdk);
+    let table = unique("packed");
+    create_hot_table(&dynamodb, &table).await;
+
+    const EVENTS: u64 = 11_400;
+    let mut ndjson = Vec::new();
+    let stats =
+        spate_loadgen::generate(spate_loadgen::Workload::AppJson, EVENTS, 42, &mut ndjson).unwrap();
+    let lines: Vec<String> = String::from_utf8(ndjson)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // SQS messages of 100 events, as loadgen sends them.
+    let chunks: Vec<RawChunk> = lines
+        .chunks(100)
+        .enumerate()
+        .map(|(i, part)| RawChunk {
+            first_position: i as u64 * 100,
+            ingest_ts_ms: crate_now(),
+            ..chunk("sqs:w1", part)
+        })
+        .collect();
+    // One commit: the interval is longer than decoding the whole input.
+    let config = DynamoHotConfig {
+        commit_interval_ms: 5_000,
+        max_buffered_rows: 50_000,
+        ..DynamoHotConfig::new(&table)
+    };
+    write_with(&dynamodb, config.clone(), chunks.clone()).await;
+
+    let items = scan_all(&dynamodb, &table).await;
+    let blocks: Vec<&Item> = items.iter().filter(|i| i.contains_key("blk")).collect();
+    let hot: u64 = blocks
+        .iter()
+        .map(|b| b["n"].as_n().unwrap().parse::<u64>().unwrap())
+        .sum();
+    let expected_hot: u64 = [
+        spate_loadgen::Severity::Warning,
+        spate_loadgen::Severity::Error,
+        spate_loadgen::Severity::Critical,
+    ]
+    .iter()
+    .map(|&s| stats.severity(s))
+    .sum();
+    let units: u64 = items.iter().map(write_units).sum();
+    let block_bytes: usize = blocks
+        .iter()
+        .map(|b| b["blk"].as_b().unwrap().as_ref().len())
+        .sum();
+    let per_event = units as f64 / hot as f64;
+    let stored: usize = items.iter().map(item_bytes).sum();
+    println!(
+        "measured: {EVENTS} W1 events, {hot} hot ({expected_hot} intended by the generator), \
+         {} items ({} blocks), {units} write units: {per_event:.4} WCU per hot event, \
+         {:.1} compressed bytes and {:.1} item bytes per hot event",
+        items.len(),
+        blocks.len(),
+        block_bytes as f64 / hot as f64,
+        stored as f64 / hot as f64
+    );
+    assert!(hot * 10 > expected_hot * 9, "{hot} of {expected_hot}");
+    // Measured 0.103 (2026-12-05); the bound keeps a margin for the
+    // generator's randomness, and is a twentieth of the two units before.
+    assert!(per_event <= 0.11, "{per_event} write units per hot event");
+
+    // Every hot event reads back once, newest first, per service.
+    let store = DynamoHotStore::new(dynamodb.clone(), config.clone()).unwrap();
+    let services: Vec<String> = items
+        .iter()
+        .filter_map(|i| {
+            let pk = i["pk"].as_s().ok()?;
+            pk.starts_with("svcs#")
+                .then(|| i["sk"].as_s().unwrap().clone())
+        })
+        .collect();
+    assert!(services.len() > 10, "{services:?}");
+    let read_all = async || {
+        let mut counts = BTreeMap::new();
+        for service in &services {
+            let events = store
+                .recent(&RecentQuery {
+                    service: Some(service.clone()),
+                    limit: 100_000,
+                    ..RecentQuery::since(0)
+                })
+                .await
+                .unwrap();
+            assert!(events.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
+            let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), events.len(), "{service}: an event twice");
+            counts.insert(service.clone(), events.len() as u64);
+        }
+        counts
+    };
+    let counts = read_all().await;
+    assert_eq!(counts.values().sum::<u64>(), hot);
+    // The newest few of the busiest service come from its newest blocks.
+    let busiest = counts.iter().max_by_key(|(_, n)| **n).unwrap().0;
+    let started = std::time::Instant::now();
+    let newest = store
+        .recent(&RecentQuery {
+            service: Some(busiest.clone()),
+            limit: 100,
+            ..RecentQuery::since(0)
+        })
+        .await
+        .unwrap();
+    let one_service = started.elapsed();
+    assert_eq!(newest.len(), 100);
+    // Across services: the registry of every day back to the W1 events (a
+    // TTL long enough to reach them), then each service's newest blocks.
+    let everywhere = DynamoHotStore::new(
+        dynamodb.clone(),
+        DynamoHotConfig {
+            ttl_hours: 24 * 60,
+            ..config.clone()
+        },
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let across = everywhere
+        .recent(&RecentQuery {
+            limit: 100,
+            ..RecentQuery::since(0)
+        })
+        .await
+        .unwrap();
+    let all_services = started.elapsed();
+    assert_eq!(across.len(), 100);
+    assert!(across.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
+    let newest_ts = blocks
+        .iter()
+        .flat_map(|b| {
+            let service = b["pk"].as_s().unwrap().strip_prefix("svc#").unwrap();
+            item_events(b, service).unwrap()
+        })
+        .map(|e| e.ts_ms)
+        .max()
+        .unwrap();
+    assert_eq!(across[0].ts_ms, newest_ts);
+    println!(
+        "measured: recent of one service (limit 100) {:.1} ms, across {} services (limit 100) {:.1} ms",
+        one_service.as_secs_f64() * 1e3,
+        services.len(),
+        all_services.as_secs_f64() * 1e3
+    );
+
+    // A redelivery of everything: new blocks, no event twice.
+    write_with(&dynamodb, config, chunks).await;
+    assert_eq!(read_all().await, counts);
+
+    // What moto says a BatchWriteItem of one block costs.
+    let mut block = blocks[0].clone();
+    block.insert(
+        "sk".into(),
+        AttributeValue::S("0000000000000#probe#1".into()),
+    );
+    let size_units = write_units(&block);
+    let answer = dynamodb
+        .batch_write_item()
+        .request_items(
+            &table,
+            vec![
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(block)).build().unwrap())
+                    .build(),
+            ],
+        )
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .unwrap();
+    println!(
+        "moto ConsumedCapacity of one block of {size_units} write units by size: {:?}",
+        answer
+            .consumed_capacity()
+            .iter()
+            .map(|c| c.capacity_units())
+            .collect::<Vec<_>>()
+    );
 }
 
 fn alert(id_suffix: &str) -> AlertRecord {

@@ -33,15 +33,32 @@ pub const SQS_MESSAGES_PER_RECEIVE: f64 = 10.0;
 /// 36 s accounting run above.
 pub const SQS_DEPTH_POLL_SECS: f64 = 15.0;
 
-/// Items the DynamoDB hot writer stores per hot event today: one under the
-/// service partition, one under the day partition
-/// (`operators/src/sinks/dynamo_hot/items.rs`).
-pub const HOT_ITEMS_PER_EVENT: f64 = 2.0;
+/// Bytes of the DynamoDB hot table's items per W1 hot event (the
+/// compressed block bodies, their keys and attributes: DynamoDB's item
+/// size), 11,400 W1 events (2,233 hot) packed in one write, as the writer
+/// packs 30 s of a billion events a month: `operators/tests/aws_dynamo_hot.rs`
+/// `packed_w1_hot_events_cost_about_a_tenth_of_a_write_unit`
+/// (`/work/tools/with-env.sh cargo test --workspace --locked --test
+/// aws_dynamo_hot packed -- --nocapture`, against moto, 2026-12-05): 82.3 B
+/// of zstd block bodies and 84.1 B of items per hot event.
+pub const W1_HOT_ITEM_BYTES_PER_EVENT: f64 = 84.1;
 
-/// Bytes a hot item adds to the event: attribute names (~80 B) and the
-/// `pk`/`sk` keys (~70 B), from the item layout of
-/// `operators/src/sinks/dynamo_hot/items.rs`. An estimate, not a
-/// measurement: W1 items stay under 1 KB (one write unit) either way.
+/// Write units per W1 hot event in the same run (one per started KB of each
+/// item): 231 for 2,233 hot events, 199 of them for the 32 blocks (one per
+/// service) and 32 for the services' first registry entries. The model
+/// recomputes the rounding for other rates (0.092 at a billion events a
+/// month); this is the check.
+pub const W1_HOT_WRU_PER_EVENT: f64 = 0.1034;
+
+/// Seconds between the writes of the DynamoDB hot writer (`[hot_dynamodb]
+/// commit_interval` default): each write stores one block per service and
+/// minute of event time it holds.
+pub const HOT_COMMIT_SECS: f64 = 30.0;
+
+/// Bytes a DynamoDB item of one event adds to the event (the seed's design,
+/// one item per event): attribute names (~80 B) and the `pk`/`sk` keys
+/// (~70 B). An estimate from an item layout, not a measurement: W1 items
+/// stay under 1 KB (one write unit) either way.
 pub const HOT_ITEM_OVERHEAD_BYTES: f64 = 150.0;
 
 /// Files above this go up by multipart upload (`[lake.s3]
@@ -73,7 +90,12 @@ pub fn rows() -> Vec<(String, f64)> {
         ),
         ("sqs_messages_per_receive", SQS_MESSAGES_PER_RECEIVE),
         ("sqs_depth_poll_secs", SQS_DEPTH_POLL_SECS),
-        ("hot_items_per_event", HOT_ITEMS_PER_EVENT),
+        (
+            "measured.w1_hot_item_bytes_per_event",
+            W1_HOT_ITEM_BYTES_PER_EVENT,
+        ),
+        ("measured.w1_hot_wru_per_event", W1_HOT_WRU_PER_EVENT),
+        ("hot_commit_secs", HOT_COMMIT_SECS),
         ("estimated.hot_item_overhead_bytes", HOT_ITEM_OVERHEAD_BYTES),
         ("s3_multipart_threshold_mib", S3_MULTIPART_THRESHOLD_MIB),
         ("s3_part_mib", S3_PART_MIB),

@@ -23,6 +23,8 @@ const SECONDS_PER_MONTH: f64 = HOURS_PER_MONTH * 3600.0;
 const DAYS_PER_MONTH: f64 = HOURS_PER_MONTH / 24.0;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 const MIB: f64 = 1024.0 * 1024.0;
+/// Compressed bytes at which the hot writer splits a block.
+const HOT_BLOCK_BYTES: f64 = 64.0 * 1024.0;
 
 /// Where events arrive from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -400,14 +402,40 @@ fn kinesis(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     ]
 }
 
+/// The DynamoDB hot tier, packed: each task's writer writes every
+/// [`measured::HOT_COMMIT_SECS`], one block item per service and minute of
+/// event time in the write (a write of 30 s touches 1.5 minutes on average;
+/// more when blocks pass 64 KB), each rounded up to whole KB; the bytes per hot event are the measured W1
+/// figure scaled by the event size. Plus the service registry: one entry per
+/// service and task an hour.
 fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     let hot_events = inputs.events_per_month() * inputs.hot_share;
-    let items_per_event = measured::HOT_ITEMS_PER_EVENT;
-    let item_bytes = inputs.event_bytes + measured::HOT_ITEM_OVERHEAD_BYTES;
-    let wru_per_item = (item_bytes / 1024.0).ceil();
-    let writes = hot_events * items_per_event * wru_per_item;
-    let stored_gb = inputs.events_per_day * inputs.hot_share * items_per_event * item_bytes / GIB
+    let bytes_per_event =
+        measured::W1_HOT_ITEM_BYTES_PER_EVENT * inputs.event_bytes / measured::W1_EVENT_BYTES;
+    let tasks = tasks(inputs);
+    let commits = tasks * SECONDS_PER_MONTH / measured::HOT_COMMIT_SECS;
+    let spans = 1.0 + measured::HOT_COMMIT_SECS.min(60.0) / 60.0;
+    // Blocks above 64 KB are split.
+    let blocks = (commits * inputs.services * spans)
+        .max(hot_events * bytes_per_event / HOT_BLOCK_BYTES)
+        .min(hot_events);
+    let block_bytes = if blocks > 0.0 {
+        hot_events * bytes_per_event / blocks
+    } else {
+        0.0
+    };
+    // A block of b bytes costs ceil(b / 1 KB): b / 1 KB + ½ on average, 1 at
+    // least.
+    let wru_per_block = (block_bytes / 1024.0 + 0.5).max(1.0);
+    let registry = (tasks * inputs.services * HOURS_PER_MONTH).min(blocks);
+    let writes = blocks * wru_per_block + registry;
+    let stored_gb = inputs.events_per_day * inputs.hot_share * bytes_per_event / GIB
         * (inputs.hot_ttl_hours / 24.0);
+    let per_event = if hot_events > 0.0 {
+        writes / hot_events
+    } else {
+        0.0
+    };
     vec![
         line(
             "DynamoDB",
@@ -416,8 +444,9 @@ fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
             p.dynamodb_wru_million,
             Scope::Spate,
             format!(
-                "{} of events hot; as stored today, one item per hot event per access pattern ({items_per_event}: by service, by day) of ~{item_bytes:.0} B, {wru_per_item} WRU each",
-                inputs.hot_share
+                "{} of events hot, packed: {blocks:.0} blocks (per service and minute of each {}s write) of ~{block_bytes:.0} B, {wru_per_block:.2} WRU each, and {registry:.0} registry entries: {per_event:.4} WRU per hot event",
+                inputs.hot_share,
+                measured::HOT_COMMIT_SECS
             ),
         ),
         line(
@@ -426,7 +455,10 @@ fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
             stored_gb,
             p.dynamodb_gb_month,
             Scope::Spate,
-            format!("{} h of hot items (TTL)", inputs.hot_ttl_hours),
+            format!(
+                "{} h of hot blocks (TTL), {bytes_per_event:.1} B per hot event",
+                inputs.hot_ttl_hours
+            ),
         ),
     ]
 }

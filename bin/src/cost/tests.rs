@@ -53,16 +53,17 @@ fn a_small_case_matches_the_hand_computed_bill() {
     let send = item(&bill, "SendMessage (producer)");
     assert_eq!(send.scope, Scope::Upstream);
     close(send.usd_per_month, 0.292);
-    // 20 % hot = 14.6 M events × 2 items × 1 WRU (339 + 150 B) = 29.2 M WRU
-    // × $0.625 = $18.25.
-    close(
-        item(&bill, "write request units (hot events)").usd_per_month,
-        18.25,
-    );
-    // 480,000 hot events a day × 2 × 489 B = 469,440,000 B × 3 days.
+    // 20 % hot = 14.6 M events a month. One task writes every 30 s: 87,600
+    // writes × 30 services × 1.5 minutes = 3,942,000 blocks of 14.6 M ×
+    // 84.1 B / 3.942 M = 311 B, 1 WRU each (at least one), and 30 registry
+    // entries an hour (21,900): 3,963,900 WRU × $0.625 a million.
+    let writes = item(&bill, "write request units (hot events)");
+    close(writes.quantity, 3.9639);
+    close(writes.usd_per_month, 3.9639 * 0.625);
+    // 480,000 hot events a day × 84.1 B × 3 days.
     close(
         item(&bill, "storage (hot events)").quantity,
-        469_440_000.0 * 3.0 / GIB,
+        480_000.0 * 84.1 * 3.0 / GIB,
     );
     // 2.4 M × 73.5 B = 176.4 MB a day; 30 partitions an hour of 245,000 B
     // each: one PutObject each, 30 × 730 = 21,900 a month = $0.1095.
@@ -96,6 +97,44 @@ fn a_small_case_matches_the_hand_computed_bill() {
     close(
         bill.spate_usd_per_billion_events,
         bill.spate_usd_per_month / 73e6 * 1e9,
+    );
+}
+
+#[test]
+fn packed_hot_writes_follow_the_measured_w1_figure() {
+    // A billion W1 events a month: 200 M hot, 3,942,000 blocks of 200 M ×
+    // 84.1 B / 3.942 M = 4,267 B, 4.67 WRU each on average; the blocks of
+    // the measured run (one write, one block a service) came to 0.089 WRU
+    // per hot event, 0.103 with the services' first registry entries.
+    let inputs = CostInputs::new(1e9 / (730.0 / 24.0));
+    let bill = spate_bill(&inputs, &US_EAST_1);
+    let writes = item(&bill, "write request units (hot events)").quantity * 1e6;
+    let per_event = writes / 2e8;
+    close(
+        per_event,
+        (3_942_000.0 * (2e8 * 84.1 / 3_942_000.0 / 1024.0 + 0.5) + 21_900.0) / 2e8,
+    );
+    assert!(
+        (per_event - measured::W1_HOT_WRU_PER_EVENT).abs() < 0.015,
+        "{per_event}"
+    );
+    // A billion a day: 6.08 G hot events × 84.1 B in blocks of 64 KB at
+    // most, 7.8 M of them, 64 KB each.
+    let busy = CostInputs::new(1e9);
+    let bill = spate_bill(&busy, &US_EAST_1);
+    let hot_events = 1e9 * 730.0 / 24.0 * 0.2;
+    let blocks = hot_events * 84.1 / 65_536.0;
+    close(
+        item(&bill, "write request units (hot events)").quantity * 1e6,
+        blocks * (65_536.0 / 1024.0 + 0.5) + 21_900.0,
+    );
+    // No hot events, no writes.
+    let mut cold = inputs.clone();
+    cold.hot_share = 0.0;
+    let bill = spate_bill(&cold, &US_EAST_1);
+    assert_eq!(
+        item(&bill, "write request units (hot events)").quantity,
+        0.0
     );
 }
 

@@ -1,21 +1,21 @@
 //! Items of the DynamoDB hot table: keys (see the [module docs](super)), and
 //! conversions from hot rows, windows and alerts, and back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use arrow_array::Array;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoHotError;
+use super::block::{StoredEvent, pack, span_start, unpack};
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
 use crate::sinks::hot::query::rfc3339_ms;
 use crate::sinks::hot::rows::{EventColumns, opt_str};
 use crate::sinks::hot::{HotEvent, HotRows};
 use crate::sinks::lake::partition::civil_from_days;
-
-/// Partitions per day of the "recent across services" copies.
-pub const DAY_SHARDS: u32 = 4;
 
 /// Longest message (and `attrs`) stored, in bytes; longer ones are cut at a
 /// character boundary (DynamoDB items are at most 400 KB).
@@ -51,18 +51,7 @@ pub fn service_pk(service: &str) -> String {
     format!("svc#{service}")
 }
 
-/// `pk` of one day shard of the cross-service copies.
-pub fn day_pk(day_ms: i64, shard: u32) -> String {
-    format!("day#{}#{shard}", day(day_ms))
-}
-
-/// The day shard of an event id (stable: a redelivered event lands on
-/// itself).
-pub fn day_shard(event_id: &str) -> u32 {
-    crc32fast::hash(event_id.as_bytes()) % DAY_SHARDS
-}
-
-/// `sk` of an event.
+/// `sk` of an event item (as written before blocks; still read).
 pub fn event_sk(ts_ms: i64, event_id: &str) -> String {
     format!("{}#{event_id}", key_ms(ts_ms))
 }
@@ -108,63 +97,193 @@ fn bounded(text: &str) -> &str {
     &text[..end]
 }
 
-/// The two items of every row of `rows` (service copy, then day copy).
-pub fn event_items(rows: &HotRows, ttl_secs: i64) -> Result<Vec<Item>, DynamoHotError> {
+/// The hot rows of `rows` as block events, each with its arrival time
+/// (`ingest_ts`, ms).
+pub fn stored_events(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, DynamoHotError> {
     let cols = EventColumns::of(&rows.records).map_err(|e| DynamoHotError::Data(e.to_string()))?;
-    let service: &str = &rows.service;
     let mut tags_json = Vec::with_capacity(64);
-    let mut out = Vec::with_capacity(rows.len() * 2);
+    let mut out = Vec::with_capacity(rows.len());
     for i in 0..rows.len() {
         let event_id = cols.event_id.value(i);
-        let ts = cols.ts.value(i);
         cols.tags_json(i, &mut tags_json);
         let tags: Vec<String> = serde_json::from_slice(&tags_json)
             .map_err(|e| DynamoHotError::Data(format!("tags of {event_id}: {e}")))?;
-        let mut item = Item::with_capacity(16);
-        item.insert("event_id".into(), s(event_id));
-        item.insert("ts".into(), n(ts));
-        item.insert("service".into(), s(service));
-        item.insert("severity".into(), s(cols.severity.value(i)));
-        item.insert("source".into(), s(cols.source.value(i)));
-        item.insert("message".into(), s(bounded(cols.message.value(i))));
-        item.insert(
-            "tags".into(),
-            AttributeValue::L(tags.into_iter().map(s).collect()),
-        );
-        item.insert(
-            "expires_at".into(),
-            // From arrival: a replay of old logs stays for the whole TTL.
-            n(cols
-                .ingest_ts
-                .value(i)
-                .div_euclid(1000)
-                .saturating_add(ttl_secs)),
-        );
-        let optional = [
-            ("host", opt_str(cols.host, i)),
-            ("log_group", opt_str(cols.log_group, i)),
-            ("log_stream", opt_str(cols.log_stream, i)),
-            ("client_ip", opt_str(cols.client_ip, i)),
-            ("attrs", opt_str(cols.attrs, i).map(bounded)),
-        ];
-        for (name, value) in optional {
-            if let Some(v) = value {
-                item.insert(name.into(), s(v));
-            }
-        }
-        if cols.status.is_valid(i) {
-            item.insert("status".into(), n(cols.status.value(i)));
-        }
-        let sk = event_sk(ts, event_id);
-        let mut by_day = item.clone();
-        item.insert("pk".into(), s(service_pk(service)));
-        item.insert("sk".into(), s(sk.clone()));
-        by_day.insert("pk".into(), s(day_pk(ts, day_shard(event_id))));
-        by_day.insert("sk".into(), s(sk));
-        out.push(item);
-        out.push(by_day);
+        let severity: Severity = cols
+            .severity
+            .value(i)
+            .parse()
+            .map_err(|e| DynamoHotError::Data(format!("severity of {event_id}: {e}")))?;
+        let owned = |v: Option<&str>| v.map(str::to_string);
+        let event = StoredEvent {
+            event_id: event_id.to_string(),
+            ts_ms: cols.ts.value(i),
+            severity,
+            host: owned(opt_str(cols.host, i)),
+            source: cols.source.value(i).to_string(),
+            log_group: owned(opt_str(cols.log_group, i)),
+            log_stream: owned(opt_str(cols.log_stream, i)),
+            tags,
+            status: cols
+                .status
+                .is_valid(i)
+                .then(|| u16::try_from(cols.status.value(i)).ok())
+                .flatten(),
+            client_ip: owned(opt_str(cols.client_ip, i)),
+            message: bounded(cols.message.value(i)).to_string(),
+            attrs: owned(opt_str(cols.attrs, i).map(bounded)),
+        };
+        out.push((event, cols.ingest_ts.value(i)));
     }
     Ok(out)
+}
+
+/// `pk` of the services that have blocks of a day (event time), the
+/// registry "recent across services" starts from.
+pub fn services_pk(day_ms: i64) -> String {
+    format!("svcs#{}", day(day_ms))
+}
+
+/// `sk` of a block: the start of its span, then the writer and the
+/// writer's sequence number (unique across writers and commits).
+pub fn block_sk(span_ms: i64, writer: &str, seq: u64) -> String {
+    format!("{}#{writer}#{seq}", key_ms(span_ms))
+}
+
+/// The time prefix of a stored event or block `sk`: the event time of an
+/// event item, the span start of a block.
+pub fn sk_ms(sk: &str) -> Option<i64> {
+    sk.get(..13).and_then(|p| p.parse().ok())
+}
+
+/// The block items of buffered hot rows, and what they hold.
+#[derive(Debug, Default)]
+pub struct Blocks {
+    /// One item per block: per service × span ([`BLOCK_SPAN_MS`](super::block::BLOCK_SPAN_MS)) of the
+    /// rows, split at [`MAX_BLOCK_BYTES`](super::block::MAX_BLOCK_BYTES).
+    pub items: Vec<Item>,
+    /// Events in the blocks (after dropping repeated ids).
+    pub events: u64,
+    /// Every (day, service) of the blocks with the latest `expires_at` of its
+    /// blocks: what the day's service registry must list.
+    pub days: BTreeMap<(String, Arc<str>), i64>,
+}
+
+/// Packs `rows` into block items: the events of each service and span
+/// together, one id once, at most `cap` compressed bytes a block. `writer`
+/// and `seq` (incremented per block) make the keys unique; a block expires
+/// `ttl_secs` after the latest arrival of its events.
+pub fn block_items(
+    rows: &[HotRows],
+    ttl_secs: i64,
+    writer: &str,
+    seq: &mut u64,
+    cap: usize,
+) -> Result<Blocks, DynamoHotError> {
+    let mut groups: BTreeMap<(Arc<str>, i64), (Vec<StoredEvent>, i64)> = BTreeMap::new();
+    for r in rows {
+        for (event, ingest_ms) in stored_events(r)? {
+            let group = groups
+                .entry((r.service.clone(), span_start(event.ts_ms)))
+                .or_insert_with(|| (Vec::new(), i64::MIN));
+            group.1 = group.1.max(ingest_ms);
+            group.0.push(event);
+        }
+    }
+    let mut out = Blocks::default();
+    for ((service, span), (events, ingest_ms)) in groups {
+        let expires_at = ingest_ms.div_euclid(1000).saturating_add(ttl_secs);
+        let registry = out
+            .days
+            .entry((day(span), service.clone()))
+            .or_insert(expires_at);
+        *registry = (*registry).max(expires_at);
+        for packed in pack(events, cap)? {
+            *seq += 1;
+            out.events += packed.events as u64;
+            out.items.push(HashMap::from([
+                ("pk".into(), s(service_pk(&service))),
+                ("sk".into(), s(block_sk(span, writer, *seq))),
+                ("blk".into(), AttributeValue::B(Blob::new(packed.bytes))),
+                ("raw".into(), n(packed.raw_len)),
+                ("n".into(), n(packed.events)),
+                ("top".into(), n(packed.top.index())),
+                ("expires_at".into(), n(expires_at)),
+            ]));
+        }
+    }
+    Ok(out)
+}
+
+/// The registry item listing `service` under `day` (`YYYY-MM-DD`).
+pub fn registry_item(day: &str, service: &str, expires_at: i64) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("svcs#{day}"))),
+        ("sk".into(), s(service)),
+        ("expires_at".into(), n(expires_at)),
+    ])
+}
+
+/// The events of a stored item of `service`'s partition: every event of a
+/// block, or the one event of an item written before blocks.
+pub fn item_events(item: &Item, service: &str) -> Result<Vec<HotEvent>, DynamoHotError> {
+    let Some(blob) = item.get("blk") else {
+        return Ok(vec![hot_event(item)?]);
+    };
+    let bytes = blob.as_b().map_err(|_| {
+        DynamoHotError::Data(format!(
+            "block {:?} is not binary",
+            get_s(item, "sk").unwrap_or_default()
+        ))
+    })?;
+    let raw_len: usize = get_n(item, "raw").ok_or_else(|| {
+        DynamoHotError::Data(format!(
+            "block {:?} has no raw length",
+            get_s(item, "sk").unwrap_or_default()
+        ))
+    })?;
+    unpack(bytes.as_ref(), raw_len)?
+        .into_iter()
+        .map(|e| e.into_hot_event(service))
+        .collect()
+}
+
+/// Bytes DynamoDB counts for `item`: attribute names plus values (strings
+/// and binaries by length, numbers at one byte per two significant digits
+/// plus one, lists and maps 3 bytes plus one a member).
+pub fn item_bytes(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_bytes(v)).sum()
+}
+
+fn value_bytes(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => {
+            let digits = n.trim_start_matches('-').replace('.', "");
+            let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+            significant.div_ceil(2) + 1
+        }
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_bytes(v)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_bytes(v))
+                .sum::<usize>()
+        }
+        AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
+        AttributeValue::Ns(l) => l
+            .iter()
+            .map(|n| value_bytes(&AttributeValue::N(n.clone())))
+            .sum(),
+        AttributeValue::Bs(l) => l.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+/// Write units of putting `item`: one per started KB, at least one.
+pub fn write_units(item: &Item) -> u64 {
+    (item_bytes(item).div_ceil(1024)).max(1) as u64
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
@@ -188,7 +307,7 @@ fn required<'a>(item: &'a Item, name: &str) -> Result<&'a str, DynamoHotError> {
     })
 }
 
-/// An event item read back.
+/// An event item (as written before blocks) read back.
 pub fn hot_event(item: &Item) -> Result<HotEvent, DynamoHotError> {
     let ts_ms: i64 =
         get_n(item, "ts").ok_or_else(|| DynamoHotError::Data("event item has no ts".into()))?;
@@ -326,44 +445,94 @@ mod tests {
         assert_eq!(service_pk("api"), "svc#api");
         assert_eq!(day(1_763_892_000_123), "2025-11-23");
         assert_eq!(day(-1), "1969-12-31");
-        assert_eq!(day_pk(1_763_892_000_123, 3), "day#2025-11-23#3");
-        assert_eq!(day_shard("x"), day_shard("x"));
-        assert!((0..DAY_SHARDS).contains(&day_shard("anything")));
+        assert_eq!(services_pk(1_763_892_000_123), "svcs#2025-11-23");
+        assert_eq!(block_sk(60_000, "w1", 7), "0000000060000#w1#7");
+        assert_eq!(sk_ms(&block_sk(60_000, "w1", 7)), Some(60_000));
+        assert_eq!(sk_ms("short"), None);
         assert_eq!(alerts_pk(0), "alerts#1970-01-01");
         assert_eq!(alert_sk(5, "r:s:0:firing"), "0000000000005#r:s:0:firing");
         assert_eq!(key_ms(i64::MAX), "9999999999999");
     }
 
     #[test]
-    fn rows_become_two_items_each_and_read_back() {
+    fn rows_become_blocks_per_service_and_minute_and_read_back() {
         let batch = log_batch(&[
             event("e1", 1_763_892_000_000, "api", Severity::Error),
             event("e2", 1_763_892_000_001, "api", Severity::Critical),
+            event("e3", 1_763_892_060_000, "api", Severity::Warning),
         ]);
         let rows = HotRows::select(&batch.parts[0], Severity::Warning)
             .unwrap()
             .unwrap();
-        let items = event_items(&rows, 3600).unwrap();
-        assert_eq!(items.len(), 4);
-        assert_eq!(get_s(&items[0], "pk"), Some("svc#api"));
-        assert_eq!(get_s(&items[0], "sk"), Some("1763892000000#e1"));
-        assert!(
-            get_s(&items[1], "pk")
-                .unwrap()
-                .starts_with("day#2025-11-23#")
-        );
-        assert_eq!(get_s(&items[1], "sk"), get_s(&items[0], "sk"));
+        let mut seq = 0;
+        let blocks = block_items(&[rows.clone(), rows], 3600, "w", &mut seq, 64 * 1024).unwrap();
+        assert_eq!(blocks.items.len(), 2, "one block per minute");
+        assert_eq!(blocks.events, 3, "the repeated rows once");
+        assert_eq!(seq, 2);
+        let first = &blocks.items[0];
+        assert_eq!(get_s(first, "pk"), Some("svc#api"));
+        assert_eq!(get_s(first, "sk"), Some("1763892000000#w#1"));
         assert_eq!(
-            get_n::<i64>(&items[0], "expires_at"),
+            get_n::<i64>(first, "expires_at"),
             Some(1_763_892_000 + 3600)
         );
-        let back = hot_event(&items[2]).unwrap();
-        assert_eq!(back.event_id, "e2");
-        assert_eq!(back.service, "api");
-        assert_eq!(back.severity, "CRITICAL");
-        assert_eq!(back.status, Some(503));
-        assert_eq!(back.attrs, Some(serde_json::json!({"k": 1})));
-        assert_eq!(back.time, "2025-11-23T10:00:00.001Z");
+        assert_eq!(
+            get_n::<usize>(first, "top"),
+            Some(Severity::Critical.index())
+        );
+        let events = item_events(first, "api").unwrap();
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["e1", "e2"]);
+        assert_eq!(events[1].service, "api");
+        assert_eq!(events[1].severity, "CRITICAL");
+        assert_eq!(events[1].status, Some(503));
+        assert_eq!(events[1].attrs, Some(serde_json::json!({"k": 1})));
+        assert_eq!(events[1].time, "2025-11-23T10:00:00.001Z");
+        assert_eq!(
+            blocks.days.keys().collect::<Vec<_>>(),
+            [&("2025-11-23".to_string(), Arc::from("api"))]
+        );
+        let registry = registry_item("2025-11-23", "api", 9);
+        assert_eq!(get_s(&registry, "pk"), Some("svcs#2025-11-23"));
+    }
+
+    #[test]
+    fn items_written_before_blocks_still_read() {
+        let item: Item = HashMap::from([
+            ("pk".into(), s(service_pk("api"))),
+            ("sk".into(), s(event_sk(5, "e1"))),
+            ("event_id".into(), s("e1")),
+            ("ts".into(), n(5)),
+            ("service".into(), s("api")),
+            ("severity".into(), s("ERROR")),
+            ("source".into(), s("src")),
+            ("message".into(), s("boom")),
+        ]);
+        let events = item_events(&item, "api").unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].message, "boom");
+        let mut broken = item.clone();
+        broken.insert("blk".into(), s("not binary"));
+        assert!(item_events(&broken, "api").is_err());
+    }
+
+    #[test]
+    fn write_units_follow_the_item_size() {
+        // Names 2 + 2 + 3, values 7 + 3 + (1 + 1): 19 bytes.
+        let item: Item = HashMap::from([
+            ("pk".into(), s("svc#api")),
+            ("sk".into(), s("a#b")),
+            ("num".into(), n(1200)),
+        ]);
+        assert_eq!(item_bytes(&item), 2 + 7 + 2 + 3 + 3 + 2);
+        assert_eq!(write_units(&item), 1);
+        let big: Item =
+            HashMap::from([("blk".into(), AttributeValue::B(Blob::new(vec![0u8; 2048])))]);
+        assert_eq!(item_bytes(&big), 2051);
+        assert_eq!(write_units(&big), 3);
+        let list = AttributeValue::L(vec![s("ab"), s("c")]);
+        assert_eq!(value_bytes(&list), 3 + 3 + 2);
+        assert_eq!(value_bytes(&n("-0.0500")), 2);
     }
 
     #[test]

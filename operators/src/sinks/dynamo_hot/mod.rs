@@ -13,20 +13,32 @@
 //!
 //! | item | `pk` | `sk` | serves |
 //! | --- | --- | --- | --- |
-//! | event | `svc#<service>` | `<ts ms, 13 digits>#<event_id>` | recent events of one service: one Query, newest first |
-//! | event (copy) | `day#<YYYY-MM-DD>#<0..4>` | same | recent events of every service: the four shards of each day, merged |
+//! | block | `svc#<service>` | `<minute start ms, 13 digits>#<writer>#<seq>` | recent events of one service: one Query, newest first |
+//! | service registry | `svcs#<YYYY-MM-DD>` | `<service>` | recent events of every service: the services of the range's days, each queried, merged |
 //! | window | `win#<service>` | `<window start ms, 13 digits>` | counts per window, merged across processes with atomic `ADD` |
 //! | alert | `alerts#<YYYY-MM-DD>` | `<raised ms, 13 digits>#<alert id>` | alerts of a day, newest first |
 //! | alert claim | `alert#<alert id>` | `claim` | raises an alert once across processes |
 //! | baseline | `base#<rule>` | `<service>` | anomaly baselines, saved conditionally ([`alert_state`]) |
 //! | silence | `silences` | `<service>` | maintenance windows ([`alert_state`]) |
 //!
-//! Each event is written twice (under its service, and under its day in one
-//! of [`DAY_SHARDS`] partitions chosen from its id, so one day's writes
-//! spread over several partitions); there is no index to pay for. Keys are
-//! deterministic: a redelivered batch overwrites its own items. `expires_at`
-//! is the time the event arrived (`ingest_ts`) plus `ttl` (windows and alerts: plus
-//! `alert_ttl`).
+//! Hot events are packed ([`block`]): each commit of the writer stores the
+//! events of each service and minute (of event time) it holds in one block
+//! item, their columns zstd-compressed (`blk`, binary; `raw` its length
+//! uncompressed, `n` its events, `top` the index of its highest severity),
+//! split at 64 KB. A put costs one write unit per started KB, so the write
+//! units of a hot event are its share of a block's compressed bytes, not one
+//! or two items of its own. The first block of a service and day also lists
+//! the service under the day (each writer rewrites that entry about once an
+//! hour, as later blocks outlive it). There is no index to pay
+//! for.
+//!
+//! Redelivery: a block never holds an event twice (the events of one commit
+//! are deduplicated by `event_id`); a batch redelivered in a later commit (or
+//! to another process) lands in another block, and readers keep one event per
+//! `event_id`. `expires_at` of a block is the latest arrival (`ingest_ts`) of
+//! its events plus `ttl` (windows and alerts: plus `alert_ttl`). Event items
+//! of one event each (`sk = <ts ms>#<event_id>`, written before blocks) are
+//! still read until they expire.
 //!
 //! An alert is written in one transaction with its claim item, the claim put
 //! with `attribute_not_exists(pk)`: when two processes raise the same alert
@@ -45,7 +57,7 @@
 //! # Backpressure
 //!
 //! [`DynamoHotWriter`] buffers hot rows for at most `commit_interval` and
-//! `max_buffered_rows` rows, then writes them (BatchWriteItem, 25 items a
+//! `max_buffered_rows` rows, then writes them packed (BatchWriteItem, 25 items a
 //! call, unprocessed items retried with exponential backoff and jitter) while
 //! its mailbox waits; a throttled table stalls the stages before it.
 //!
@@ -53,11 +65,13 @@
 //!
 //! The final flush writes what is buffered and only then delivers the held
 //! acks; a write that fails after its retries fails every held batch with the
-//! reason (the sources redeliver them; keys make the retry idempotent).
+//! reason (the sources redeliver them; readers keep one event per id).
 
 pub mod alert_state;
 pub mod batch_write;
+pub mod block;
 pub mod items;
+mod recent;
 pub mod store;
 pub mod writer;
 
@@ -67,7 +81,6 @@ use spate_engine::{ActorError, ErrorClass, RetryHint};
 use crate::event::Severity;
 
 pub use self::batch_write::{BatchWrite, DynamoBatchWriter, RetryPolicy};
-pub use self::items::DAY_SHARDS;
 pub use self::store::DynamoHotStore;
 pub use self::writer::DynamoHotWriter;
 
@@ -106,7 +119,11 @@ pub struct DynamoHotConfig {
     #[serde(default = "default_max_buffered_rows")]
     pub max_buffered_rows: usize,
     /// Buffered rows are written (and their sources acknowledged) at least
-    /// this often, in milliseconds.
+    /// this often, in milliseconds. Each write packs the rows of each service
+    /// and minute into one block item, billed by its compressed size (one
+    /// write unit per started KB): a longer interval fills blocks better and
+    /// costs fewer write units per event, a shorter one shows events to
+    /// `spate hot` sooner. Keep it below the source's visibility timeout.
     #[serde(
         rename = "commit_interval",
         alias = "commit_interval_ms",
@@ -127,10 +144,10 @@ fn default_alert_ttl_days() -> u64 {
     30
 }
 fn default_max_buffered_rows() -> usize {
-    5000
+    20_000
 }
 fn default_commit_interval_ms() -> u64 {
-    200
+    30_000
 }
 
 impl DynamoHotConfig {
@@ -288,8 +305,8 @@ mod tests {
         assert_eq!(parsed, DynamoHotConfig::new("spate-hot"));
         assert_eq!(parsed.min_severity, Severity::Warning);
         assert_eq!(parsed.ttl_hours, 72);
-        assert_eq!(parsed.max_buffered_rows, 5000);
-        assert_eq!(parsed.commit_interval_ms, 200);
+        assert_eq!(parsed.max_buffered_rows, 20_000);
+        assert_eq!(parsed.commit_interval_ms, 30_000);
         assert_eq!(parsed.ttl_secs(), 72 * 3600);
         parsed.validate().unwrap();
         let error: DynamoHotConfig =

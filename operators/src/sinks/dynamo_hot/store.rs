@@ -1,5 +1,5 @@
 //! [`DynamoHotStore`]: the questions of the hot store answered from DynamoDB
-//! (recent events, alerts), and the alert router's [`AlertStore`] (windows
+//! (recent events in [`recent`](super::recent), alerts), and the alert router's [`AlertStore`] (windows
 //! merged with `ADD`, alerts raised once with a conditional transaction) and
 //! its shared [`WindowStore`] (partial counts added, merged counts read back
 //! strongly consistent, alerts claimed).
@@ -11,14 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::items::{
-    DAY_SHARDS, Item, TAG_ATTR_PREFIX, alert_item, alert_record, alerts_pk, claim_pk, day_pk,
-    hot_event, key_ms, n, s, service_pk, severity_attr, window_pk, window_record,
+    Item, TAG_ATTR_PREFIX, alert_item, alert_record, alerts_pk, claim_pk, key_ms, n, s,
+    severity_attr, window_pk, window_record,
 };
 use super::{DynamoHotConfig, DynamoHotError};
 use crate::alerts::record::{AlertRecord, AlertStore, AlertStoreError, WindowRecord};
 use crate::alerts::window_store::WindowStore;
 use crate::event::{Severity, wall_clock_ms};
-use crate::sinks::hot::{HotEvent, RecentQuery};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -34,11 +33,10 @@ pub struct DynamoHotStore {
 }
 
 /// One Query: a partition, a sort-key range, newest first.
-struct Range<'a> {
+struct Range {
     pk: String,
     lo: String,
     hi: String,
-    filter: Option<(&'a str, &'a [(String, AttributeValue)])>,
     limit: usize,
     /// Strongly consistent (window counts read back for a decision).
     consistent: bool,
@@ -70,13 +68,12 @@ impl DynamoHotStore {
         })
     }
 
-    /// Items of one partition in `[lo, hi]`, newest first, at most `limit`
-    /// (after the filter).
-    async fn query(&self, range: Range<'_>) -> Result<Vec<Item>, DynamoHotError> {
+    /// Items of one partition in `[lo, hi]`, newest first, at most `limit`.
+    async fn query(&self, range: Range) -> Result<Vec<Item>, DynamoHotError> {
         let mut out = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         while out.len() < range.limit {
-            let mut q = self
+            let q = self
                 .client
                 .query()
                 .table_name(&self.config.table)
@@ -92,12 +89,6 @@ impl DynamoHotStore {
                         .max(1),
                 )
                 .set_exclusive_start_key(start.take());
-            if let Some((expression, values)) = range.filter {
-                q = q.filter_expression(expression);
-                for (k, v) in values {
-                    q = q.expression_attribute_values(k, v.clone());
-                }
-            }
             let page = q
                 .send()
                 .await
@@ -110,89 +101,6 @@ impl DynamoHotStore {
         }
         out.truncate(range.limit);
         Ok(out)
-    }
-
-    /// Recent events matching `q`, newest first (the same answer as
-    /// [`HotStore::recent`](crate::sinks::hot::HotStore::recent)).
-    ///
-    /// With a service: one Query of its partition. Without: the day
-    /// partitions from the newest day of the range back, each day's shards
-    /// merged, until `limit` events are found or the days reach the TTL.
-    pub async fn recent(&self, q: &RecentQuery) -> Result<Vec<HotEvent>, DynamoHotError> {
-        if q.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let lo = key_ms(q.since_ms);
-        // Sort keys are `<13 digits>#...`: `<until - 1>$` bounds every key
-        // of an event before `until` (`$` sorts after `#`).
-        let until = q.until_ms.unwrap_or(i64::MAX);
-        let hi = format!("{}$", key_ms(until.saturating_sub(1)));
-        let names: Vec<(String, AttributeValue)> =
-            match q.min_severity.filter(|&m| m > Severity::Info) {
-                Some(min) => Severity::ALL
-                    .iter()
-                    .filter(|&&s| s >= min)
-                    .enumerate()
-                    .map(|(i, sev)| (format!(":sev{i}"), s(sev.as_str())))
-                    .collect(),
-                None => Vec::new(),
-            };
-        let expression = format!(
-            "severity IN ({})",
-            names
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let filter = (!names.is_empty()).then_some((expression.as_str(), names.as_slice()));
-        let items = match &q.service {
-            Some(service) => {
-                self.query(Range {
-                    pk: service_pk(service),
-                    lo,
-                    hi,
-                    filter,
-                    limit: q.limit,
-                    consistent: false,
-                })
-                .await?
-            }
-            None => {
-                let newest = until
-                    .saturating_sub(1)
-                    .min(wall_clock_ms().saturating_add(DAY_MS));
-                let oldest = q.since_ms.max(
-                    wall_clock_ms()
-                        .saturating_sub(self.config.ttl_secs().saturating_mul(1000))
-                        .saturating_sub(DAY_MS),
-                );
-                let mut out: Vec<Item> = Vec::new();
-                let mut day = newest.div_euclid(DAY_MS);
-                while day >= oldest.div_euclid(DAY_MS) && out.len() < q.limit {
-                    let mut merged = Vec::new();
-                    for shard in 0..DAY_SHARDS {
-                        merged.extend(
-                            self.query(Range {
-                                pk: day_pk(day * DAY_MS, shard),
-                                lo: lo.clone(),
-                                hi: hi.clone(),
-                                filter,
-                                limit: q.limit - out.len(),
-                                consistent: false,
-                            })
-                            .await?,
-                        );
-                    }
-                    merged.sort_by(|a, b| sort_key(b).cmp(sort_key(a)));
-                    merged.truncate(q.limit - out.len());
-                    out.extend(merged);
-                    day -= 1;
-                }
-                out
-            }
-        };
-        items.iter().map(hot_event).collect()
     }
 
     /// Alert notices raised in `[since_ms, until_ms)`, newest first (the same
@@ -222,7 +130,6 @@ impl DynamoHotStore {
                     pk: alerts_pk(day * DAY_MS),
                     lo: lo.clone(),
                     hi: hi.clone(),
-                    filter: None,
                     limit: limit - out.len(),
                     consistent: false,
                 })
@@ -429,7 +336,6 @@ impl DynamoHotStore {
                     pk: window_pk(service),
                     lo: key_ms(from_ms),
                     hi: key_ms(until_ms.saturating_sub(1)),
-                    filter: None,
                     limit: usize::MAX,
                     consistent: true,
                 })
@@ -472,12 +378,6 @@ impl DynamoHotStore {
         }
         Ok(())
     }
-}
-
-fn sort_key(item: &Item) -> &str {
-    item.get("sk")
-        .and_then(|v| v.as_s().ok())
-        .map_or("", String::as_str)
 }
 
 impl AlertStore for DynamoHotStore {

@@ -4,8 +4,13 @@
 //! For each [`LogBatch`] it picks the rows at or above the configured
 //! severity, buffers them with the batch's ack, and writes them every
 //! `commit_interval` (on `tick`) or as soon as `max_buffered_rows` are
-//! buffered; only once every item is applied are the held acks delivered. A
-//! batch without hot rows is delivered at once.
+//! buffered, packed: one item per service and minute of the buffered events
+//! ([`block_items`]), so a commit of many events costs write units by its
+//! compressed bytes. The first block of a service and day also lists the
+//! service in the day's registry (rewritten by a writer only when its blocks
+//! would outlive the entry by an hour). Only once every item is
+//! applied are the held acks delivered. A batch without hot rows is delivered
+//! at once.
 //!
 //! # Backpressure
 //!
@@ -19,14 +24,16 @@
 //! external error (the actor restarts with backoff; sources redeliver). A
 //! writer dropped with rows buffered fails their batches.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use spate_engine::{Actor, ActorResult, Batch, Ctx, NoOutput};
 use tokio::time::Instant;
 
 use super::batch_write::{BatchWrite, RetryPolicy, put, write_all};
-use super::items::{Item, event_items};
+use super::block::MAX_BLOCK_BYTES;
+use super::items::{block_items, registry_item, write_units};
 use super::{DynamoHotConfig, DynamoHotError};
 use crate::log_batch::LogBatch;
 use crate::sinks::hot::{HotBuffer, HotRows};
@@ -39,6 +46,37 @@ pub struct DynamoHotWriter<W: BatchWrite> {
     ttl_secs: i64,
     commit_interval: Duration,
     buffer: HotBuffer,
+    /// Unique per writer instance: part of every block key.
+    id: String,
+    /// Blocks written so far (the last part of block keys).
+    seq: u64,
+    /// (day, service) pairs listed in the registry, with the `expires_at`
+    /// written there.
+    registered: HashMap<(String, Arc<str>), i64>,
+}
+
+/// What one commit writes.
+struct Commit {
+    requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+    /// Registry entries to remember once written.
+    registered: Vec<((String, Arc<str>), i64)>,
+    events: u64,
+    blocks: u64,
+    write_units: u64,
+}
+
+/// A registry entry is written again when blocks need it to live this much
+/// longer than it was written for.
+const REGISTRY_SLACK_SECS: i64 = 3600;
+
+/// A random id of 12 hex digits (the standard library's randomly keyed
+/// hasher), for block keys.
+fn writer_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_i64(crate::event::wall_clock_ms());
+    format!("{:012x}", h.finish() >> 16)
 }
 
 impl<W: BatchWrite> DynamoHotWriter<W> {
@@ -58,6 +96,9 @@ impl<W: BatchWrite> DynamoHotWriter<W> {
                 "spate_dynamo_hot_buffered_rows",
                 "dynamodb hot writer stopped before writing the batch",
             ),
+            id: writer_id(),
+            seq: 0,
+            registered: HashMap::new(),
         }
     }
 
@@ -72,29 +113,40 @@ impl<W: BatchWrite> DynamoHotWriter<W> {
         self.buffer.len()
     }
 
-    /// The put requests of the buffered rows, one per key (the last wins: a
-    /// redelivered event within one commit is written once).
-    fn requests(
-        rows: &[HotRows],
-        ttl_secs: i64,
-    ) -> Result<Vec<aws_sdk_dynamodb::types::WriteRequest>, DynamoHotError> {
-        let mut items: Vec<Item> = Vec::new();
-        for r in rows {
-            items.extend(event_items(r, ttl_secs)?);
+    /// The put requests of the buffered rows: their blocks (a redelivered
+    /// event within one commit is packed once), then the registry entries
+    /// not written yet.
+    fn requests(&mut self, rows: &[HotRows]) -> Result<Commit, DynamoHotError> {
+        let blocks = block_items(
+            rows,
+            self.ttl_secs,
+            &self.id,
+            &mut self.seq,
+            MAX_BLOCK_BYTES,
+        )?;
+        let mut commit = Commit {
+            requests: Vec::with_capacity(blocks.items.len() + blocks.days.len()),
+            registered: Vec::new(),
+            events: blocks.events,
+            blocks: blocks.items.len() as u64,
+            write_units: 0,
+        };
+        for item in blocks.items {
+            commit.write_units += write_units(&item);
+            commit.requests.push(put(item)?);
         }
-        let mut seen = HashSet::with_capacity(items.len());
-        let mut unique = Vec::with_capacity(items.len());
-        for item in items.into_iter().rev() {
-            let key = (
-                item.get("pk").and_then(|v| v.as_s().ok()).cloned(),
-                item.get("sk").and_then(|v| v.as_s().ok()).cloned(),
-            );
-            if seen.insert(key) {
-                unique.push(put(item)?);
+        for (key, expires_at) in blocks.days {
+            let written = self.registered.get(&key).copied();
+            if written.is_some_and(|w| w + REGISTRY_SLACK_SECS >= expires_at) {
+                continue;
             }
+            let expires_at = expires_at + REGISTRY_SLACK_SECS;
+            let item = registry_item(&key.0, &key.1, expires_at);
+            commit.write_units += write_units(&item);
+            commit.requests.push(put(item)?);
+            commit.registered.push((key, expires_at));
         }
-        unique.reverse();
-        Ok(unique)
+        Ok(commit)
     }
 
     /// Writes the buffered rows, then delivers the held acks; on failure
@@ -104,15 +156,27 @@ impl<W: BatchWrite> DynamoHotWriter<W> {
             return Ok(());
         };
         let started = Instant::now();
-        let result = match Self::requests(&rows, self.ttl_secs) {
-            Ok(requests) => write_all(&self.writer, requests, &self.policy).await,
+        let result = match self.requests(&rows) {
+            Ok(mut commit) => {
+                let requests = std::mem::take(&mut commit.requests);
+                write_all(&self.writer, requests, &self.policy)
+                    .await
+                    .map(|written| (written, commit))
+            }
             Err(e) => Err(e),
         };
         match result {
-            Ok(written) => {
+            Ok((written, commit)) => {
                 metrics::histogram!("spate_dynamo_hot_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("spate_dynamo_hot_items_written_total").increment(written);
+                metrics::counter!("spate_dynamo_hot_blocks_written_total").increment(commit.blocks);
+                metrics::counter!("spate_dynamo_hot_events_written_total").increment(commit.events);
+                metrics::counter!("spate_dynamo_hot_write_units_total")
+                    .increment(commit.write_units);
+                let now_secs = crate::event::wall_clock_ms().div_euclid(1000);
+                self.registered.retain(|_, expires| *expires > now_secs);
+                self.registered.extend(commit.registered);
                 ack.deliver();
                 Ok(())
             }
@@ -161,6 +225,7 @@ mod tests {
 
     use super::*;
     use crate::event::Severity;
+    use crate::sinks::dynamo_hot::items::item_events;
     use crate::sinks::hot::rows::tests::{event, log_batch};
 
     /// Records every item written; fails every call while `down`.
@@ -186,8 +251,10 @@ mod tests {
             for r in &requests {
                 let item = r.put_request().unwrap().item();
                 let pk = item["pk"].as_s().unwrap();
-                if pk.starts_with("svc#") {
-                    keys.push(item["sk"].as_s().unwrap().clone());
+                if let Some(service) = pk.strip_prefix("svc#") {
+                    for e in item_events(item, service).unwrap() {
+                        keys.push(format!("{}#{}", e.ts_ms, e.event_id));
+                    }
                 }
             }
             Ok(Vec::new())
@@ -233,7 +300,7 @@ mod tests {
         assert!(recorder.keys.lock().unwrap().is_empty(), "not yet written");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(log.delivered(), 2);
-        assert_eq!(*recorder.keys.lock().unwrap(), ["0000000001000#a"]);
+        assert_eq!(*recorder.keys.lock().unwrap(), ["1000#a"]);
         pipeline.shutdown(Duration::from_secs(5)).await.unwrap();
     }
 
@@ -263,14 +330,45 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_in_one_commit_are_written_once() {
-        let a = log_batch(&[event("a", 1_000, "api", Severity::Error)]);
+    fn a_redelivered_batch_in_one_commit_is_packed_once() {
+        let a = log_batch(&[
+            event("a", 1_000, "api", Severity::Error),
+            event("b", 1_001, "web", Severity::Error),
+        ]);
         let rows: Vec<HotRows> = [&a, &a]
             .iter()
             .flat_map(|b| b.parts.iter())
             .filter_map(|p| HotRows::select(p, Severity::Warning).unwrap())
             .collect();
-        let requests = DynamoHotWriter::<Recorder>::requests(&rows, 60).unwrap();
-        assert_eq!(requests.len(), 2, "one service item and one day item");
+        let mut writer = DynamoHotWriter::new(Recorder::default(), &config());
+        let commit = writer.requests(&rows).unwrap();
+        assert_eq!((commit.blocks, commit.events), (2, 2));
+        assert_eq!(
+            commit.requests.len(),
+            4,
+            "a block and a registry entry a service"
+        );
+        assert_eq!(commit.write_units, 4);
+        let events: Vec<String> = commit
+            .requests
+            .iter()
+            .map(|r| r.put_request().unwrap().item())
+            .filter_map(|item| {
+                let service = item["pk"].as_s().unwrap().strip_prefix("svc#")?;
+                Some(item_events(item, service).unwrap())
+            })
+            .flatten()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(events, ["a", "b"]);
+        // Once written, the registry entries are not written again.
+        writer.registered.extend(commit.registered);
+        let again = writer.requests(&rows).unwrap();
+        assert_eq!(again.requests.len(), 2);
+        // Block keys never repeat.
+        assert_ne!(
+            again.requests[0].put_request().unwrap().item()["sk"],
+            commit.requests[0].put_request().unwrap().item()["sk"]
+        );
     }
 }

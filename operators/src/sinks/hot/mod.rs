@@ -32,18 +32,12 @@
 //!
 //! # DynamoDB
 //!
-//! A DynamoDB writer implements the same questions with the same keys. Events:
-//! partition key `PK = service#YYYY-MM-DD` (the UTC day of `ts`), sort key
-//! `SK = ts#event_id` (`ts` zero-padded), so "recent errors of service X" is a
-//! `Query` on the days of the range, newest first (`ScanIndexForward = false`)
-//! with `Limit`; a GSI on `PK = YYYY-MM-DD`, `SK = ts#event_id` (sharded by a
-//! small suffix if hot) serves "recent anywhere"; the item's `ttl` attribute is
-//! `ts + retention`. Windows: `PK = window#service`, `SK = window_start_ms`, the
-//! counts kept as atomic `ADD` counters so that several tasks merge their
-//! partial counts. Alerts: `PK = alert#YYYY-MM-DD` (day of `raised_at_ms`),
-//! `SK = raised_at_ms#id`, written with a condition (`attribute_not_exists`) so
-//! one alert fires once per window however many tasks see it; `ttl` is
-//! `raised_at_ms + alert retention`.
+//! [`dynamo_hot`](crate::sinks::dynamo_hot) answers the same questions from
+//! one DynamoDB table, with hot events packed in compressed blocks (one item
+//! per service and minute of each write), since DynamoDB bills a write by
+//! the item's size. This store keeps one row per event (the `events` table
+//! above): SQLite has no request pricing, and an indexed row per event
+//! serves every question with one index range.
 //!
 //! # Backpressure
 //!
