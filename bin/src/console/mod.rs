@@ -30,7 +30,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -38,6 +37,7 @@ use spate_operators::alerts::rules::Rule;
 use spate_operators::event::wall_clock_ms;
 
 use self::audit::AuditRecord;
+pub use self::pages::router;
 use self::session::{Session, SessionTable};
 use self::store::ConsoleStore;
 use crate::query::executor::{QueryConfig, QueryExecutor};
@@ -262,11 +262,6 @@ impl Drop for PendingAudit {
             }
         }
     }
-}
-
-/// The `/ui` routes.
-pub fn router(console: Arc<Console>) -> Router {
-    pages::router(console)
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

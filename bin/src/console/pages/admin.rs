@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::Response;
 
+use super::guard::{admin_only, signed_in};
 use super::layout::{esc, ok, table, time};
-use super::{admin_only, signed_in};
 use crate::console::{Console, client_of};
 
 /// Records shown at most.

@@ -13,8 +13,8 @@ use axum::response::Response;
 use serde_json::Value;
 use spate_operators::alerts::rules::Rule;
 
+use super::guard::signed_in;
 use super::layout::{cell, esc, html, ok, page_body, table};
-use super::signed_in;
 use crate::console::{Console, client_of};
 use crate::query::QueryRequest;
 

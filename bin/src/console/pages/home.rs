@@ -9,8 +9,8 @@ use axum::response::Response;
 use spate_operators::event::{Severity, wall_clock_ms};
 use spate_operators::sinks::hot::{HotStore, RecentQuery};
 
+use super::guard::signed_in;
 use super::layout::{esc, ok, table, time};
-use super::signed_in;
 use crate::console::Console;
 
 /// Events shown at most.

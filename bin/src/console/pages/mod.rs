@@ -2,6 +2,7 @@
 
 mod admin;
 mod alerts;
+mod guard;
 mod histogram;
 mod home;
 mod layout;
@@ -12,13 +13,11 @@ mod subscriptions;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{StatusCode, header, request::Parts};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::session::Session;
-use super::users::Role;
-use super::{Console, to_sign_in};
+use super::Console;
 
 /// The `/ui` routes.
 pub fn router(console: Arc<Console>) -> Router {
@@ -38,29 +37,6 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/static/style.css", get(style))
         .route("/ui/static/console.js", get(script))
         .with_state(console)
-}
-
-/// The session of a page request, or the answer sending the browser to
-/// the sign-in form.
-fn signed_in(console: &Console, parts: &Parts) -> Result<Session, Box<Response>> {
-    console
-        .session(&parts.headers)
-        .ok_or_else(|| Box::new(to_sign_in()))
-}
-
-/// The session of an admin page request; a viewer gets 403 (and the
-/// refusal is audited by the caller).
-fn admin_only(console: &Console, parts: &Parts) -> Result<Session, Box<Response>> {
-    let session = signed_in(console, parts)?;
-    if session.role != Role::Admin {
-        let body = layout::page_body(
-            "Forbidden",
-            Some(&session),
-            "<h1>Forbidden</h1><p>This page is for admins.</p>",
-        );
-        return Err(Box::new(layout::html(StatusCode::FORBIDDEN, body)));
-    }
-    Ok(session)
 }
 
 async fn style() -> Response {

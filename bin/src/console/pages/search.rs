@@ -21,9 +21,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use spate_operators::event::wall_clock_ms;
 
+use super::guard::signed_in;
 use super::histogram::{Buckets, svg};
 use super::layout::{cell, esc, html, page_body, table};
-use super::signed_in;
 use crate::console::{Console, client_of};
 use crate::query::filters::{LogFilter, TimeBound, parse_severity};
 use crate::query::{QueryError, QueryOutput, QueryRequest};

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use spate_operators::event::wall_clock_ms;
 
+use super::guard::signed_in;
 use super::layout::{esc, html, page_body, time};
-use super::signed_in;
 use crate::console::session::Session;
 use crate::console::subscriptions::{SEVERITIES, Subscription, check_url, list, redact};
 use crate::console::users::Role;

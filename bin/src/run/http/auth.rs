@@ -136,6 +136,7 @@ mod tests {
         fn accept(
             &self,
             _: Vec<crate::run::body::BodyRecord>,
+            _: Option<&str>,
         ) -> futures_util::future::BoxFuture<'static, Result<(), Refusal>> {
             Box::pin(async { Ok(()) })
         }
