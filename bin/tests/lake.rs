@@ -317,16 +317,13 @@ async fn rows_replayed_after_a_sigkill_land_once() {
     // sealed files' event ids.
     std::fs::remove_dir_all(data.join("lake/dedup")).unwrap();
     let service = Service::start(&data, &config);
-    wait_for_metric(
-        &service,
+    stop_once_all_dropped(
+        service,
+        &data,
+        stats.events,
         "spate_lake_duplicates_dropped_total",
-        stats.events as f64,
     )
     .await;
-    let (status, output) = service.stop();
-    assert!(status.success(), "{output}");
-    assert_one_row_per_event(&data, stats.events);
-    assert_eq!(counts(&data), (stats.events, stats.events));
 }
 
 #[test]
@@ -435,16 +432,13 @@ async fn a_keyed_push_retried_after_a_sigkill_lands_once() {
         push_keyed(service.url.clone(), bodies.clone()).await,
         stats.events
     );
-    wait_for_metric(
-        &service,
+    stop_once_all_dropped(
+        service,
+        &data,
+        stats.events,
         "spate_lake_duplicates_dropped_total{source=\"http\"}",
-        stats.events as f64,
     )
     .await;
-    let (status, output) = service.stop();
-    assert!(status.success(), "{output}");
-    assert_one_row_per_event(&data, stats.events);
-    assert_eq!(counts(&data), (stats.events, stats.events));
     // The ids come from the keys: `http:<key>:<offset in the body>`.
     let ids = duckdb(
         &data.join("lake/logs"),
@@ -557,4 +551,14 @@ fn a_second_process_on_a_data_dir_exits_naming_the_holder() {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
+}
+
+/// Waits until `metric` counts every one of `events` as a dropped
+/// duplicate, stops the service, and checks the lake holds each event once.
+async fn stop_once_all_dropped(service: Service, data: &Path, events: u64, metric: &str) {
+    wait_for_metric(&service, metric, events as f64).await;
+    let (status, output) = service.stop();
+    assert!(status.success(), "{output}");
+    assert_one_row_per_event(data, events);
+    assert_eq!(counts(data), (events, events));
 }

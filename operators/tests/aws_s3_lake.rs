@@ -305,14 +305,7 @@ async fn sqs_messages_are_deleted_after_their_file_is_in_s3() {
     send_bodies(&sqs, &url, &bodies).await;
 
     let staging = tempfile::tempdir().unwrap();
-    let target = S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap();
-    let lake_config = LakeConfig {
-        max_age: spate_operators::component::units::Seconds::units(1),
-        ..LakeConfig::default()
-    };
-    let lake = LakeSettings::new(&lake_config, staging.path(), &staging.path().join("dl"))
-        .unwrap()
-        .with_target(LakeTarget::S3(Arc::new(target)));
+    let lake = s3_lake(&s3, &bucket, staging.path(), 1);
     let queue = SqsQueue::new(
         aws_config.sqs_client(&sdk),
         SqsConfig {
@@ -508,16 +501,9 @@ async fn an_sqs_message_redelivered_after_its_visibility_timeout_lands_once() {
     send_bodies(&sqs, &url, &bodies).await;
 
     let staging = tempfile::tempdir().unwrap();
-    let target = S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap();
     // Rows are acknowledged once sealed and uploaded, after 6 s; the
     // messages become visible again after 1 s.
-    let lake_config = LakeConfig {
-        max_age: spate_operators::component::units::Seconds::units(6),
-        ..LakeConfig::default()
-    };
-    let lake = LakeSettings::new(&lake_config, staging.path(), &staging.path().join("dl"))
-        .unwrap()
-        .with_target(LakeTarget::S3(Arc::new(target)));
+    let lake = s3_lake(&s3, &bucket, staging.path(), 6);
     let queue = SqsQueue::new(
         aws_config.sqs_client(&sdk),
         SqsConfig {
@@ -597,4 +583,22 @@ async fn a_lost_dedup_index_is_rebuilt_from_the_bucket() {
     assert_eq!(ids, ["test:0", "test:48", "test:96"]);
     let totals = lake.totals().lock().unwrap().clone();
     assert_eq!(totals.duplicates_dropped, 3);
+}
+
+/// Lake settings staging in `staging` and sealing into `bucket` once a
+/// partition's oldest row is `max_age_secs` old.
+fn s3_lake(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    staging: &std::path::Path,
+    max_age_secs: u64,
+) -> LakeSettings {
+    let target = S3Target::new(s3.clone(), &S3LakeConfig::new(bucket)).unwrap();
+    let lake_config = LakeConfig {
+        max_age: spate_operators::component::units::Seconds::units(max_age_secs),
+        ..LakeConfig::default()
+    };
+    LakeSettings::new(&lake_config, staging, &staging.join("dl"))
+        .unwrap()
+        .with_target(LakeTarget::S3(Arc::new(target)))
 }
