@@ -112,40 +112,30 @@ pub async fn submit(
     };
     let expected = cookie(&parts.headers, SIGNIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !constant_time_eq(form.signin_token.as_bytes(), expected.as_bytes()) {
-        count("denied");
-        console
-            .audit(
-                "-",
-                &client,
-                "signin",
-                "denied",
-                &format!("user {:?}: sign-in form token missing or wrong", form.name),
-            )
-            .await;
-        return form_page(
+        return refuse(
+            &console,
+            &client,
+            "denied",
+            &format!("user {:?}: sign-in form token missing or wrong", form.name),
             StatusCode::FORBIDDEN,
-            Some("the sign-in form expired; please try again"),
+            "the sign-in form expired; please try again",
             &form.name,
-        );
+        )
+        .await;
     }
     let name = form.name.trim().to_string();
     let address = throttle::address(&client);
     if console.throttle.blocked(&address, &name, wall_clock_ms()) {
-        count("denied");
-        console
-            .audit(
-                "-",
-                &client,
-                "signin",
-                "denied",
-                &format!("user {name:?}: too many failed sign-ins"),
-            )
-            .await;
-        return form_page(
+        return refuse(
+            &console,
+            &client,
+            "denied",
+            &format!("user {name:?}: too many failed sign-ins"),
             StatusCode::TOO_MANY_REQUESTS,
-            Some("too many failed sign-ins; try again in 15 minutes"),
+            "too many failed sign-ins; try again in 15 minutes",
             &name,
-        );
+        )
+        .await;
     }
     let password = form.password;
     let lookup = name.clone();
@@ -163,40 +153,30 @@ pub async fn submit(
     let role = match checked {
         Ok(Some(role)) => role,
         Ok(None) => {
-            count("denied");
             console.throttle.fail(&address, &name, wall_clock_ms());
-            console
-                .audit(
-                    "-",
-                    &client,
-                    "signin",
-                    "denied",
-                    &format!("user {name:?}: wrong name or password"),
-                )
-                .await;
-            return form_page(
+            return refuse(
+                &console,
+                &client,
+                "denied",
+                &format!("user {name:?}: wrong name or password"),
                 StatusCode::UNAUTHORIZED,
-                Some("wrong name or password"),
+                "wrong name or password",
                 &name,
-            );
+            )
+            .await;
         }
         Err(e) => {
-            count("error");
             tracing::error!("console sign-in: {e}");
-            console
-                .audit(
-                    "-",
-                    &client,
-                    "signin",
-                    "error",
-                    &format!("user {name:?}: {e}"),
-                )
-                .await;
-            return form_page(
+            return refuse(
+                &console,
+                &client,
+                "error",
+                &format!("user {name:?}: {e}"),
                 StatusCode::SERVICE_UNAVAILABLE,
-                Some("sign-in is unavailable; see the service log"),
+                "sign-in is unavailable; see the service log",
                 &name,
-            );
+            )
+            .await;
         }
     };
     let previous = cookie(&parts.headers, SESSION_COOKIE);
@@ -272,4 +252,20 @@ pub async fn sign_out(
         .headers_mut()
         .append(header::SET_COOKIE, expired_cookie(SESSION_COOKIE));
     response
+}
+
+/// A refused sign-in: counted, audited with `detail`, and the form again
+/// with `message`.
+async fn refuse(
+    console: &Console,
+    client: &str,
+    outcome: &'static str,
+    detail: &str,
+    status: StatusCode,
+    message: &str,
+    name: &str,
+) -> Response {
+    count(outcome);
+    console.audit("-", client, "signin", outcome, detail).await;
+    form_page(status, Some(message), name)
 }
