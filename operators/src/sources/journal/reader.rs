@@ -6,10 +6,10 @@
 //! copied to the dead-letter area, reported and skipped like at recovery; a
 //! chunk never spans them, so every event keeps its position.
 
-use super::Shared;
 use super::error::JournalError;
 use super::scan::{NextRecord, Payload, SegmentReader, seek_position};
 use super::segment::segment_path;
+use super::shared::Shared;
 use crate::sources::ChunkFormat;
 
 /// Where the next record is read.

@@ -15,10 +15,10 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::Shared;
 use super::checkpoint::sync_dir;
 use super::error::JournalError;
 use super::segment::{HEADER_LEN, JournalRecord, encode, segment_path};
+use super::shared::Shared;
 
 /// Where an append landed: `[first_position, end_position)` in position space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
