@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use regex::Regex;
 
@@ -45,16 +46,17 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The source without test modules, comments and string contents.
 fn strip(text: &str) -> String {
-    let test_mod =
-        Regex::new(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{").unwrap();
-    let text = match test_mod.find(text) {
+    static TEST_MOD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{").unwrap()
+    });
+    static COMMENTS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"//[^\n]*").unwrap());
+    static STRINGS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""(?:[^"\\]|\\.)*""#).unwrap());
+    let text = match TEST_MOD.find(text) {
         Some(m) => &text[..m.start()],
         None => text,
     };
-    let comments = Regex::new(r"//[^\n]*").unwrap();
-    let strings = Regex::new(r#""(?:[^"\\]|\\.)*""#).unwrap();
-    strings
-        .replace_all(&comments.replace_all(text, ""), "\"\"")
+    STRINGS
+        .replace_all(&COMMENTS.replace_all(text, ""), "\"\"")
         .into_owned()
 }
 

@@ -173,21 +173,12 @@ prefix = "spate/"
         let report = send_report.clone();
         std::thread::spawn(move || {
             #[rustfmt::skip]
-            let out = loadgen()
-                .args([
-                    "send", "--target", &url, "--profile", "steady", "--rate", "250",
-                    "--duration", "80s", "--batch-events", "50", "--run-id", "outage",
-                    "--json",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::write(&report, &out.stdout).unwrap();
-            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+            let sent = support::aws::loadgen_json(&[
+                "send", "--target", &url, "--profile", "steady", "--rate", "250",
+                "--duration", "80s", "--batch-events", "50", "--run-id", "outage",
+            ]);
+            std::fs::write(&report, sent.to_string()).unwrap();
+            sent
         })
     };
     std::thread::sleep(Duration::from_secs(10));

@@ -390,24 +390,24 @@ pub fn read_segment(
 /// The batches of the first `len` bytes of a segment in the current file
 /// schema, with only the columns of `projection` (indexes into
 /// [`logs_file_schema`]). A segment staged by an older version (without the
-/// `position` column) is read whole and upgraded, then projected.
+/// `position` column) whose projection names `position` is read whole and
+/// upgraded, then projected.
 pub fn read_segment_projected(
     file: File,
     len: u64,
     projection: Vec<usize>,
     path: &Path,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>, LakeError> {
-    let probe = file
+    // Reading with the projection fails on an older segment's schema only
+    // when the projection names a column it lacks: then read it whole and
+    // upgrade. A current segment is read once, as projected.
+    let whole = file
         .try_clone()
         .map_err(|e| LakeError::io("open", path, e))?;
-    let columns = read_segment(probe, len, None, path)?
-        .schema()
-        .fields()
-        .len();
-    if columns == logs_file_schema().fields().len() {
-        return Ok(Box::new(read_segment(file, len, Some(projection), path)?));
+    if let Ok(reader) = read_segment(file, len, Some(projection.clone()), path) {
+        return Ok(Box::new(reader));
     }
-    let reader = read_segment(file, len, None, path)?;
+    let reader = read_segment(whole, len, None, path)?;
     Ok(Box::new(reader.map(move |batch| {
         upgrade_file_batch(batch?)?.project(&projection)
     })))
