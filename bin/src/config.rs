@@ -30,6 +30,7 @@ use spate_operators::windows::WindowConfig;
 
 pub use self::loaded::load;
 pub use self::validate::{ValidConfig, ValidSource};
+use crate::console::config::ConsoleConfig;
 use crate::query::executor::QueryConfig;
 use crate::run::emf::MetricsConfig;
 use crate::run::http::HttpConfig;
@@ -81,6 +82,10 @@ pub struct SpateConfig {
     /// AWS region and endpoints.
     #[serde(default)]
     pub aws: AwsConfig,
+    /// `spate run`: the web console (`/ui`): audit retention, sign-in
+    /// through OIDC / Amazon Cognito.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// `spate run`: metric outputs besides `/metrics` (`[metrics.emf]`).
     #[serde(default)]
     pub metrics: MetricsConfig,

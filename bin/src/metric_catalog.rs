@@ -107,7 +107,7 @@ pub const SERVICE: &[MetricDef] = &[
     MetricDef::counter(
         "spate_console_signins_total",
         &["outcome"],
-        "Sign-ins to the web console, by outcome: ok, denied (a wrong name or password, or an expired form), error (the user store failed).",
+        "Sign-ins to the web console (local users and the OIDC issuer), by outcome: ok, denied (a wrong name or password, an expired form, a refused ID token, no mapped group), error (the user store or the issuer failed).",
     )
     .at_start(&[&["ok"], &["denied"], &["error"]]),
     MetricDef::counter(
@@ -120,6 +120,16 @@ pub const SERVICE: &[MetricDef] = &[
         "spate_console_audit_errors_total",
         &[],
         "Audit records of the web console or the query API that could not be written (each is also logged).",
+    ),
+    MetricDef::counter(
+        "spate_console_audit_pruned_total",
+        &[],
+        "Audit records deleted for being older than `console.audit_retention_days`.",
+    ),
+    MetricDef::counter(
+        "spate_console_oidc_jwks_fetches_total",
+        &[],
+        "Fetches of the OIDC issuer's signing keys (JWKS): the first sign-in, then a token naming an unknown key (at most every 30 s).",
     ),
     MetricDef::counter(
         "spate_emf_series_skipped_total",

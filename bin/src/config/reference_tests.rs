@@ -85,6 +85,13 @@ fn every_key_by_serde() -> BTreeSet<String> {
         }))
         .unwrap(),
     ];
+    let mut oidc = crate::console::config::OidcConfig::new("https://i", "c");
+    oidc.jwks_url = Some("https://j".into());
+    oidc.authorization_endpoint = Some("https://a".into());
+    oidc.token_endpoint = Some("https://t".into());
+    oidc.redirect_uri = Some("https://r".into());
+    oidc.client_secret_env = Some("S".into());
+    config.console.oidc = Some(oidc);
     config.windows.shared = Some(true);
     config.aws.region = Some("r".into());
     config.aws.endpoint_url = Some("http://e".into());

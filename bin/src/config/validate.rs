@@ -136,6 +136,7 @@ pub(super) fn validate(config: SpateConfig) -> Result<ValidConfig, ConfigError> 
     config.lake.validate().map_err(|e| e.within("lake"))?;
     config.http.validate().map_err(|e| e.within("http"))?;
     config.query.validate().map_err(|e| e.within("query"))?;
+    config.console.validate().map_err(|e| e.within("console"))?;
     let token = config.http.token().map_err(|e| e.within("http"))?;
     config.journal.validate().map_err(|e| keyed("journal", e))?;
     config.hot.validate().map_err(|e| keyed("hot", e))?;

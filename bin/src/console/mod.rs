@@ -17,7 +17,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod config;
+pub mod oidc;
 mod pages;
+pub mod retention;
 pub mod session;
 pub mod store;
 pub mod subscriptions;
@@ -60,6 +63,8 @@ pub struct Console {
     /// with `[hot_dynamodb]`.
     hot_path: Option<PathBuf>,
     rules: Vec<Rule>,
+    /// Sign-in through an OIDC issuer, if configured.
+    oidc: Option<Arc<oidc::Verifier>>,
 }
 
 impl Console {
@@ -82,7 +87,19 @@ impl Console {
             query_config: query_config.clone(),
             hot_path,
             rules,
+            oidc: None,
         }
+    }
+
+    /// The console with sign-in through `verifier`'s issuer too.
+    pub fn with_oidc(mut self, verifier: oidc::Verifier) -> Self {
+        self.oidc = Some(Arc::new(verifier));
+        self
+    }
+
+    /// The OIDC verifier, if sign-in through an issuer is configured.
+    pub fn oidc(&self) -> Option<&oidc::Verifier> {
+        self.oidc.as_deref()
     }
 
     /// A console over `store` with an empty lake and no history, its
@@ -110,10 +127,12 @@ impl Console {
         self.sessions.create(user, role, previous, wall_clock_ms())
     }
 
-    /// Whether the read APIs want a token or a session: some user exists
-    /// (or the store cannot tell, which fails closed).
+    /// Whether the read APIs want a token or a session: OIDC sign-in is
+    /// configured, or some user exists (or the store cannot tell, which
+    /// fails closed).
     pub fn sign_in_required(&self) -> bool {
-        self.store.has_users().unwrap_or_else(|e| {
+        self.oidc.is_some()
+            || self.store.has_users().unwrap_or_else(|e| {
             tracing::warn!("console: {e}");
             true
         })
@@ -125,6 +144,11 @@ impl Console {
     pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie(headers, SESSION_COOKIE)?;
         let session = self.sessions.get(id, wall_clock_ms())?;
+        if session.user.starts_with(oidc::USER_PREFIX) {
+            // Signed in through the issuer: the role came from the token,
+            // and the session ends with its usual limits.
+            return self.oidc.is_some().then_some(session);
+        }
         match self.store.user(&session.user) {
             Ok(Some(user)) if user.updated_ms <= session.created_ms => Some(session),
             Ok(_) => {

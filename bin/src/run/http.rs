@@ -61,7 +61,7 @@ use spate_operators::component::ConfigError;
 
 use spate_operators::component::units::{KiB, Seconds};
 
-use self::auth::{Access, authorize, unauthorized};
+use self::auth::{Access, authorize, authorize_api, unauthorized};
 use self::ingest::{BodyPace, InflightBudget};
 use super::body::{BodyRecord, Limits};
 use crate::console::Console;

@@ -236,6 +236,19 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
     );
     let queries =
         crate::query::executor::QueryExecutor::new(&config.query).context("query threads")?;
+    let mut console = Console::new(
+        console_store.clone(),
+        query.clone(),
+        queries.clone(),
+        &config.query,
+        config.hot_dynamodb.is_none().then(|| hot_path.clone()),
+        console_rules,
+    );
+    if let Some(oidc) = &config.console.oidc {
+        let verifier = crate::console::oidc::Verifier::new(oidc.clone())
+            .map_err(|e| anyhow::anyhow!("console.oidc: {e}"))?;
+        console = console.with_oidc(verifier);
+    }
     let state = HttpState::new(
         &config.http,
         config.decode.max_payload_bytes,
@@ -244,16 +257,17 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         Arc::new(move || metrics.render()),
     )
     .with_query(query.clone(), queries.clone(), &config.query)
-    .with_console(Arc::new(Console::new(
-        console_store.clone(),
-        query,
-        queries.clone(),
-        &config.query,
-        config.hot_dynamodb.is_none().then(|| hot_path.clone()),
-        console_rules,
-    )));
+    .with_console(Arc::new(console));
     let (closing, closing_seen) = tokio::sync::watch::channel(false);
     let state = state.with_closing(closing_seen.clone());
+    // Audit records past `console.audit_retention_days`, at start and hourly.
+    let audit_retention = tokio::spawn(crate::console::retention::run(
+        console_store.clone(),
+        config.console.audit_retention_days,
+        crate::console::retention::PRUNE_INTERVAL,
+        spate_operators::event::wall_clock_ms,
+        closing_seen.clone(),
+    ));
     // Alert notices to the webhooks console users subscribed.
     let subscriptions = tokio::spawn(
         crate::console::subscriptions::Dispatcher::new(console_store.clone(), built.history)
@@ -313,6 +327,7 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
         .await;
     relay.abort();
     subscriptions.abort();
+    audit_retention.abort();
     // What the sources finish once drained: the last SQS deletes, Kinesis
     // checkpoints and lease releases, tail checkpoints.
     for work in built.after_drain {

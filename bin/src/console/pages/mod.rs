@@ -6,6 +6,7 @@ mod guard;
 mod histogram;
 mod home;
 mod layout;
+mod oidc;
 mod search;
 mod signin;
 mod subscriptions;
@@ -26,6 +27,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/", get(home::page))
         .route("/ui/signin", get(signin::form).post(signin::submit))
         .route("/ui/signout", post(signin::sign_out))
+        .route("/ui/oidc/start", get(oidc::start))
+        .route("/ui/oidc/callback", get(oidc::callback))
         .route("/ui/search", get(search::page))
         .route("/ui/alerts", get(alerts::page))
         .route("/ui/audit", get(admin::audit_page))

@@ -47,7 +47,7 @@ pub struct SignOutForm {
 }
 
 /// The form, with a fresh token in a cookie and a hidden field.
-fn form_page(status: StatusCode, error: Option<&str>, name: &str) -> Response {
+fn form_page(console: &Console, status: StatusCode, error: Option<&str>, name: &str) -> Response {
     let token = match random_token() {
         Ok(t) => t,
         Err(e) => {
@@ -75,8 +75,16 @@ fn form_page(status: StatusCode, error: Option<&str>, name: &str) -> Response {
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit" id="signin">Sign in</button>
 </form>
+{issuer}
 </section>"#,
         name = esc(name),
+        issuer = console
+            .oidc()
+            .filter(|v| v.config().code_flow())
+            .map_or(String::new(), |v| format!(
+                r#"<p><a class="button" id="signin-oidc" href="/ui/oidc/start">Sign in with {}</a></p>"#,
+                esc(&v.config().display_name)
+            )),
     );
     let mut response = html(status, page_body("Sign in", None, &main));
     let cookie = format!(
@@ -93,7 +101,7 @@ pub async fn form(State(console): State<Arc<Console>>, parts: Parts) -> Response
     if console.session(&parts.headers).is_some() {
         return Redirect::to("/ui").into_response();
     }
-    form_page(StatusCode::OK, None, "")
+    form_page(&console, StatusCode::OK, None, "")
 }
 
 /// `POST /ui/signin`.
@@ -105,6 +113,7 @@ pub async fn submit(
     let client = client_of(&parts);
     let Ok(Form(form)) = form else {
         return form_page(
+            &console,
             StatusCode::BAD_REQUEST,
             Some("the form could not be read"),
             "",
@@ -183,7 +192,12 @@ pub async fn submit(
     let session = match console.open_session(&name, role, previous) {
         Ok(s) => s,
         Err(e) => {
-            return form_page(StatusCode::SERVICE_UNAVAILABLE, Some(&e.to_string()), &name);
+            return form_page(
+                &console,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&e.to_string()),
+                &name,
+            );
         }
     };
     count("ok");
@@ -267,5 +281,5 @@ async fn refuse(
 ) -> Response {
     count(outcome);
     console.audit("-", client, "signin", outcome, detail).await;
-    form_page(status, Some(message), name)
+    form_page(console, status, Some(message), name)
 }

@@ -13,15 +13,7 @@ fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
     let Some(expected) = &state.token else {
         return true;
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .unwrap_or("");
+    let presented = bearer(headers).unwrap_or("");
     constant_time_eq(presented.as_bytes(), expected)
 }
 
@@ -107,6 +99,64 @@ pub(super) fn authorize(
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     Err(Box::new(r))
+}
+
+/// [`authorize`], and before it an OIDC ID token in `Authorization: Bearer`
+/// when the console signs users in through an issuer (and the bearer is
+/// not the service's own token): verified, its group mapped to the role.
+/// A refused token is answered 401 (403 when no group maps to a role) and
+/// audited.
+pub(super) async fn authorize_api(
+    state: &HttpState,
+    headers: &HeaderMap,
+    method: &Method,
+    access: Access,
+    client: &str,
+) -> Result<Caller, Box<Response>> {
+    if let Some(console) = &state.console
+        && let Some(verifier) = console.oidc()
+        && let Some(presented) = bearer(headers)
+        && crate::console::oidc::looks_like_jwt(presented)
+        && !(state.token.is_some() && authorized(state, headers))
+    {
+        let now_secs = spate_operators::event::wall_clock_ms() / 1000;
+        return match verifier.verify(presented, now_secs, None).await {
+            Ok(identity) => Ok(Caller::User {
+                admin: identity.role == crate::console::users::Role::Admin,
+                name: identity.user,
+            }),
+            Err(e) => {
+                let (status, actor) = match &e {
+                    crate::console::oidc::OidcError::NoRole { user, .. } => {
+                        (StatusCode::FORBIDDEN, user.as_str())
+                    }
+                    _ => (StatusCode::UNAUTHORIZED, "-"),
+                };
+                console
+                    .audit(actor, client, "api-token", "denied", &format!("oidc: {e}"))
+                    .await;
+                let mut r = json_error(status, &format!("ID token refused: {e}"));
+                if status == StatusCode::UNAUTHORIZED {
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                }
+                Err(Box::new(r))
+            }
+        };
+    }
+    authorize(state, headers, method, access)
+}
+
+/// The bearer of `Authorization: Bearer <token>`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
 }
 
 /// The 401 (with `WWW-Authenticate: Bearer`) for a request without the

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Access, HttpState, authorize, json_error, with_retry_after};
+use super::{Access, HttpState, authorize_api, json_error, with_retry_after};
 use crate::query::executor::{QueryConfig, QueryExecutor};
 use crate::query::filters::LogFilter;
 use crate::query::{QueryContext, QueryError, QueryRequest};
@@ -58,7 +58,16 @@ impl QueryService {
 /// from where, the SQL, the outcome).
 pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let caller = match authorize(state, &parts.headers, &parts.method, Access::Read) {
+    let client = crate::console::client_of(&parts);
+    let caller = match authorize_api(
+        state,
+        &parts.headers,
+        &parts.method,
+        Access::Read,
+        &client,
+    )
+    .await
+    {
         Ok(caller) => caller,
         Err(response) => return *response,
     };
@@ -101,7 +110,6 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     };
     // Recorded even if the client goes away (which cancels the query).
     let audit = state.console.as_ref().map(|console| {
-        let client = crate::console::client_of(&parts);
         console.begin_audit(caller.name(), &client, "query", &sql)
     });
     let result = service.executor.run(timeout, query).await;

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use spate_operators::event::Severity;
 use spate_operators::tap::{self, TapItem, TapStage, TapSubscription};
 
-use super::{Access, HttpState, authorize, json_error};
+use super::{Access, HttpState, authorize_api, json_error};
 use crate::query::format::json_rows;
 
 /// Batches a client's channel holds before the stage's offers are dropped.
@@ -194,7 +194,19 @@ pub(super) async fn handle(
     headers: &HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(response) = authorize(state, headers, &axum::http::Method::GET, Access::Read) {
+    let client = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "unknown".to_string(), |f| format!("x-forwarded-for {}", f.trim()));
+    if let Err(response) = authorize_api(
+        state,
+        headers,
+        &axum::http::Method::GET,
+        Access::Read,
+        &client,
+    )
+    .await
+    {
         return *response;
     }
     let mut stage = TapStage::Decode;
