@@ -22,6 +22,7 @@ pub mod oidc;
 mod pages;
 pub mod retention;
 pub mod session;
+pub mod sns_subscriptions;
 pub mod store;
 pub mod subscriptions;
 pub mod throttle;
@@ -65,6 +66,8 @@ pub struct Console {
     rules: Vec<Rule>,
     /// Sign-in through an OIDC issuer, if configured.
     oidc: Option<Arc<oidc::Verifier>>,
+    /// Email and SMS subscriptions on the alert topic, with `[alerts.sns]`.
+    sns: Option<Arc<sns_subscriptions::SnsSubscriber>>,
 }
 
 impl Console {
@@ -88,7 +91,19 @@ impl Console {
             hot_path,
             rules,
             oidc: None,
+            sns: None,
         }
+    }
+
+    /// The console with email and SMS subscriptions through `subscriber`.
+    pub fn with_sns(mut self, subscriber: sns_subscriptions::SnsSubscriber) -> Self {
+        self.sns = Some(Arc::new(subscriber));
+        self
+    }
+
+    /// The SNS subscriber, with `[alerts.sns]`.
+    pub fn sns(&self) -> Option<Arc<sns_subscriptions::SnsSubscriber>> {
+        self.sns.clone()
     }
 
     /// The console with sign-in through `verifier`'s issuer too.

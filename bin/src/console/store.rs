@@ -1,6 +1,7 @@
 //! The console's own SQLite file, `<data-dir>/console.db`: the users
 //! (see [`super::users`]), the audit trail (see [`super::audit`]) and the
-//! alert subscriptions (see [`super::subscriptions`]).
+//! alert subscriptions (see [`super::subscriptions`] and
+//! [`super::sns_subscriptions`]).
 //! `spate user add` writes it while `spate run` reads it (WAL mode, a busy
 //! timeout), so a user added is able to sign in at once.
 
@@ -55,6 +56,16 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     url TEXT NOT NULL,
     services TEXT NOT NULL,
     severities TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sns_subscriptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    services TEXT NOT NULL,
+    severities TEXT NOT NULL,
+    arn TEXT NOT NULL,
     created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deliveries (

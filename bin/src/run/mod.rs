@@ -249,6 +249,12 @@ pub async fn run(valid: ValidConfig, options: RunOptions) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("console.oidc: {e}"))?;
         console = console.with_oidc(verifier);
     }
+    if let (Some(sns), Some(aws)) = (&config.alerts.sns, &aws) {
+        console = console.with_sns(crate::console::sns_subscriptions::SnsSubscriber::new(
+            aws.sns(),
+            &sns.topic_arn,
+        ));
+    }
     let state = HttpState::new(
         &config.http,
         config.decode.max_payload_bytes,

@@ -9,6 +9,7 @@ mod layout;
 mod oidc;
 mod search;
 mod signin;
+mod sns_subscriptions;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub fn router(console: Arc<Console>) -> Router {
             get(subscriptions::page).post(subscriptions::subscribe),
         )
         .route("/ui/subscriptions/remove", post(subscriptions::remove))
+        .route("/ui/subscriptions/sns", post(sns_subscriptions::subscribe))
+        .route("/ui/subscriptions/sns/remove", post(sns_subscriptions::remove))
         .route("/ui/static/style.css", get(style))
         .route("/ui/static/console.js", get(script))
         .with_state(console)

@@ -44,7 +44,7 @@ pub struct RemoveForm {
 
 /// Whose subscriptions `session` sees and may remove: its own, or all for
 /// an admin.
-fn owner(session: &Session) -> Option<String> {
+pub(super) fn owner(session: &Session) -> Option<String> {
     (session.role != Role::Admin).then(|| session.user.clone())
 }
 
@@ -56,7 +56,7 @@ pub async fn page(State(console): State<Arc<Console>>, parts: Parts) -> Response
     }
 }
 
-async fn render(
+pub(super) async fn render(
     console: &Console,
     session: &Session,
     status: StatusCode,
@@ -93,7 +93,66 @@ async fn render(
 </form>"#,
         csrf = esc(&session.csrf),
     ));
+    if let Some(sns) = console.sns() {
+        main.push_str(&sns_section(console, session, sns.topic_arn()).await);
+    }
     html(status, page_body("Subscriptions", Some(session), &main))
+}
+
+/// The email and SMS subscriptions (through the SNS alert topic) and the
+/// form to add one.
+async fn sns_section(console: &Console, session: &Session, topic: &str) -> String {
+    let owner = owner(session);
+    let listed = console
+        .with_store(move |store| store.sns_subscriptions(owner.as_deref()))
+        .await
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let mut out = String::from("<h2>Email and SMS</h2>");
+    match listed {
+        Ok(subs) if subs.is_empty() => {
+            out.push_str(r#"<p id="sns-subscriptions-none">No email or SMS subscriptions yet.</p>"#)
+        }
+        Ok(subs) => {
+            out.push_str(r#"<div class="scroll"><table id="sns-subscriptions"><caption>Alerts go to these addresses and numbers (through SNS)</caption><thead><tr><th scope="col">id</th><th scope="col">owner</th><th scope="col">delivery</th><th scope="col">to</th><th scope="col">services</th><th scope="col">severities</th><th scope="col">since (UTC)</th><th scope="col"></th></tr></thead><tbody>"#);
+            for s in subs {
+                out.push_str(&format!(
+                    r#"<tr><td>{id}</td><td>{owner}</td><td>{protocol}</td><td>{endpoint}</td><td>{services}</td><td>{severities}</td><td>{since}</td><td><form method="post" action="/ui/subscriptions/sns/remove" class="inline"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}"><button type="submit" class="unsubscribe-sns">Unsubscribe</button></form></td></tr>"#,
+                    id = s.id,
+                    owner = esc(&s.owner),
+                    protocol = esc(&s.protocol),
+                    endpoint = esc(&s.endpoint),
+                    services = esc(&every(&s.services)),
+                    severities = esc(&every(&s.severities)),
+                    since = time(s.created_ms),
+                    csrf = esc(&session.csrf),
+                ));
+            }
+            out.push_str("</tbody></table></div>");
+        }
+        Err(e) => out.push_str(&format!(r#"<p class="error">{}</p>"#, esc(&e))),
+    }
+    out.push_str(&format!(
+        r#"<p>Alerts published to <code>{topic}</code> that match reach the address or number directly from SNS (an email address confirms first).</p>
+<form method="post" action="/ui/subscriptions/sns" class="search" id="sns-subscribe-form">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="protocol">Delivery</label><select id="protocol" name="protocol"><option value="email">email</option><option value="sms">SMS</option></select>
+<label for="endpoint">Address or number</label><input id="endpoint" name="endpoint" required placeholder="name@example.com or +14155550123">
+<label for="sns-services">Services</label><input id="sns-services" name="services" placeholder="every service (or a comma-separated list)">
+<label for="sns-severities">Severities</label><input id="sns-severities" name="severities" value="CRITICAL,ERROR" placeholder="CRITICAL,ERROR,WARNING">
+<button type="submit" id="sns-subscribe">Subscribe</button>
+</form>"#,
+        topic = esc(topic),
+        csrf = esc(&session.csrf),
+    ));
+    out
+}
+
+fn every(v: &[String]) -> String {
+    if v.is_empty() {
+        "every".to_string()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn table(session: &Session, subs: &[Subscription]) -> String {
@@ -125,7 +184,7 @@ fn table(session: &Session, subs: &[Subscription]) -> String {
 }
 
 /// The refusal of a post without the session's CSRF token.
-async fn csrf_refused(
+pub(super) async fn csrf_refused(
     console: &Console,
     session: &Session,
     client: &str,
