@@ -239,6 +239,29 @@ impl Console {
             .await
     }
 
+    /// [`Console::run_query`], the rows sent to `sink` as they are read;
+    /// the future owns all it needs, and dropping it cancels the query.
+    pub fn stream_query(
+        &self,
+        session: &Session,
+        mut request: QueryRequest,
+        sink: crate::query::collect::BatchSink,
+    ) -> impl Future<Output = Result<crate::query::QueryBatches, QueryError>> + Send + 'static
+    {
+        let timeout = self.query_config.timeout(None);
+        request.timeout = timeout;
+        request.audit = session.role == users::Role::Admin;
+        let ctx = self.query.clone();
+        let executor = self.executor.clone();
+        async move {
+            executor
+                .run(timeout, async move {
+                    crate::query::stream_request(&ctx, &request, &sink).await
+                })
+                .await
+        }
+    }
+
     /// Runs `f` on a blocking thread with the store.
     async fn with_store<T: Send + 'static>(
         &self,

@@ -10,6 +10,7 @@
 //! [`QueryError::ResultTooLarge`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -21,13 +22,48 @@ use futures_util::StreamExt;
 
 use super::{QueryBatches, QueryError};
 
+/// Where a streaming query sends the rows it keeps as they come (the
+/// console's search): each kept batch, in order, as soon as it is read.
+pub struct BatchSink {
+    tx: tokio::sync::mpsc::Sender<RecordBatch>,
+    sent: AtomicUsize,
+}
+
+impl BatchSink {
+    /// A sink into `tx`.
+    pub fn new(tx: tokio::sync::mpsc::Sender<RecordBatch>) -> Self {
+        BatchSink {
+            tx,
+            sent: AtomicUsize::new(0),
+        }
+    }
+
+    /// Batches sent so far.
+    pub fn sent(&self) -> usize {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Sends `batch`, waiting while the reader is behind; an error once the
+    /// reader is gone (which ends the query).
+    async fn send(&self, batch: RecordBatch) -> Result<(), QueryError> {
+        self.tx
+            .send(batch)
+            .await
+            .map_err(|_| QueryError::Internal("the reader of the rows went away".into()))?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// Collects at most `limit` rows (asking for one more to know whether rows
 /// were left off) of at most `max_bytes` (Arrow memory of the rows kept), and
-/// counts the lake files the plan reads.
+/// counts the lake files the plan reads. With a `sink`, every batch kept is
+/// also sent there as it is read.
 pub async fn collect_limited(
     df: DataFrame,
     limit: usize,
     max_bytes: usize,
+    sink: Option<&BatchSink>,
 ) -> Result<QueryBatches, QueryError> {
     let task = Arc::new(df.task_ctx());
     // One more than asked, to tell whether rows were left off; a limit beyond
@@ -42,7 +78,15 @@ pub async fn collect_limited(
     let mut stream = execute_stream(plan, task)?;
     let mut result = Limited::new(limit, max_bytes);
     while let Some(batch) = stream.next().await {
-        if !result.push(batch?)? {
+        let kept = result.batches.len();
+        let more = result.push(batch?)?;
+        if let Some(sink) = sink
+            && result.batches.len() > kept
+            && let Some(batch) = result.batches.last()
+        {
+            sink.send(batch.clone()).await?;
+        }
+        if !more {
             break;
         }
     }

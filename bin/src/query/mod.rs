@@ -361,7 +361,25 @@ pub async fn execute_request(
 /// [`executor::QueryExecutor`], whose time limit holds however hard the query
 /// computes (and which counts the outcomes in the metrics).
 pub async fn run(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatches, QueryError> {
-    match tokio::time::timeout(request.timeout, run_through_compactions(ctx, request)).await {
+    run_with(ctx, request, None).await
+}
+
+/// [`run`], sending the rows to `sink` as they are read (the console's
+/// search shows them as they arrive); the batches are returned too.
+pub async fn stream_request(
+    ctx: &QueryContext,
+    request: &QueryRequest,
+    sink: &collect::BatchSink,
+) -> Result<QueryBatches, QueryError> {
+    run_with(ctx, request, Some(sink)).await
+}
+
+async fn run_with(
+    ctx: &QueryContext,
+    request: &QueryRequest,
+    sink: Option<&collect::BatchSink>,
+) -> Result<QueryBatches, QueryError> {
+    match tokio::time::timeout(request.timeout, run_through_compactions(ctx, request, sink)).await {
         Ok(Err(QueryError::ResourcesExhausted(detail))) => {
             Err(QueryError::ResourcesExhausted(format!(
                 "query needs more than {} MiB of memory (query.memory_limit): narrow it \
@@ -380,15 +398,19 @@ pub async fn run(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatc
 /// query's listing and its reads: the query then fails with "not found"
 /// rather than counting wrong. A compaction swaps its partitions one after
 /// another, so the query is retried, with a growing pause, until it runs
-/// between swaps or its time limit ([`run`]) ends it.
+/// between swaps or its time limit ([`run`]) ends it. A streaming query is
+/// run again only if it has sent no rows yet (else they would come twice).
 async fn run_through_compactions(
     ctx: &QueryContext,
     request: &QueryRequest,
+    sink: Option<&collect::BatchSink>,
 ) -> Result<QueryBatches, QueryError> {
     let mut pause = Duration::from_millis(10);
     loop {
-        match run_inner(ctx, request).await {
-            Err(QueryError::Storage(message)) if is_vanished_file(&message) => {
+        match run_inner(ctx, request, sink).await {
+            Err(QueryError::Storage(message))
+                if is_vanished_file(&message) && sink.is_none_or(|s| s.sent() == 0) =>
+            {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(250));
             }
@@ -402,7 +424,11 @@ fn is_vanished_file(message: &str) -> bool {
     message.contains("not found") || message.contains("No such file or directory")
 }
 
-async fn run_inner(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatches, QueryError> {
+async fn run_inner(
+    ctx: &QueryContext,
+    request: &QueryRequest,
+    sink: Option<&collect::BatchSink>,
+) -> Result<QueryBatches, QueryError> {
     let df = match &request.sql {
         Some(sql) => {
             let config = ctx.config.clone();
@@ -423,7 +449,7 @@ async fn run_inner(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBa
             recent_logs(session.table("logs").await?)?
         }
     };
-    collect::collect_limited(df, request.limit, ctx.max_result_bytes).await
+    collect::collect_limited(df, request.limit, ctx.max_result_bytes, sink).await
 }
 
 /// SQL options of every query: no DDL, DML or statements.

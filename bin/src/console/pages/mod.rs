@@ -8,6 +8,7 @@ mod home;
 mod layout;
 mod oidc;
 mod search;
+mod search_stream;
 mod signin;
 mod sns_subscriptions;
 mod subscriptions;
@@ -42,6 +43,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/subscriptions/sns/remove", post(sns_subscriptions::remove))
         .route("/ui/static/style.css", get(style))
         .route("/ui/static/console.js", get(script))
+        .route("/ui/static/search-stream.js", get(stream_script))
         .with_state(console)
 }
 
@@ -52,6 +54,17 @@ async fn style() -> Response {
             (header::CACHE_CONTROL, "max-age=300"),
         ],
         include_str!("../assets/style.css"),
+    )
+        .into_response()
+}
+
+async fn stream_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("../assets/search-stream.js"),
     )
         .into_response()
 }

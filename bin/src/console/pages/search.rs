@@ -1,7 +1,8 @@
 //! `GET /ui/search`: a time range (last 15m to 7d), service and severity
 //! filters, free text (case-insensitive substring of the message) or SQL
 //! over `logs` narrowed by those filters; the histogram of the matching
-//! events above at most [`ROW_LIMIT`] rows.
+//! events above at most [`ROW_LIMIT`] rows, which stream into the page as
+//! the query reads them (see [`super::search_stream`]).
 //!
 //! Both run on the query threads of `POST /v1/query` with its limits (time,
 //! memory, concurrency), so a search never holds up ingest. Filter values
@@ -23,10 +24,12 @@ use spate_operators::event::wall_clock_ms;
 
 use super::guard::signed_in;
 use super::histogram::{Buckets, svg};
-use super::layout::{cell, esc, html, page_body, table};
+use super::layout::{esc, html, page_body};
+use super::search_stream::{self, Frame, RowsQuery, Start};
 use crate::console::{Console, client_of};
 use crate::query::filters::{LogFilter, TimeBound, parse_severity};
-use crate::query::{QueryError, QueryOutput, QueryRequest};
+use crate::query::collect::BatchSink;
+use crate::query::{QueryOutput, QueryRequest};
 
 /// Rows shown at most.
 pub const ROW_LIMIT: usize = 200;
@@ -124,33 +127,46 @@ pub async fn page(
         timeout: Duration::ZERO,
         audit: false,
     };
-    let counts = console
+    let counts = match console
         .run_query(&session, request(Some(histogram_sql), 100_000))
-        .await;
-    let rows = match &counts {
-        Ok(_) => {
-            console
-                .run_query(&session, request(sql.clone(), ROW_LIMIT))
-                .await
-        }
-        Err(e) => Err(QueryError::Internal(e.to_string())),
-    };
-    let outcome = if rows.is_ok() { "ok" } else { "error" };
-    audit.finish(outcome).await;
-    let (counts, rows) = match (counts, rows) {
-        (Ok(c), Ok(r)) => (c, r),
-        (Err(e), _) | (_, Err(e)) => {
+        .await
+    {
+        Ok(counts) => counts,
+        Err(e) => {
+            audit.finish("error").await;
             let status =
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return fail(status, &e.to_string());
         }
     };
+    // The rows stream into the page as the query reads them; the answer
+    // starts with the first of them (see `search_stream`).
+    let started = tokio::time::Instant::now();
+    let (tx, mut rows_rx) = tokio::sync::mpsc::channel(8);
+    let mut query: RowsQuery = Box::pin(console.stream_query(
+        &session,
+        request(sql.clone(), ROW_LIMIT),
+        BatchSink::new(tx),
+    ));
+    let start = search_stream::first(&mut query, &mut rows_rx).await;
+    if let Start::Done(Err(e)) = &start {
+        audit.finish("error").await;
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return fail(status, &e.to_string());
+    }
+    const ROWS: &str = "<!--rows-->";
     let main = format!(
-        "{form}<section aria-label=\"histogram\">{}</section><section aria-label=\"results\">{}</section>",
+        "{form}<section aria-label=\"histogram\">{}</section><section aria-label=\"results\"><script src=\"/ui/static/search-stream.js\"></script>{ROWS}</section>",
         svg(buckets, &bucket_counts(&counts)),
-        results(&rows),
     );
-    html(StatusCode::OK, page_body("Search", Some(&session), &main))
+    let page = page_body("Search", Some(&session), &main);
+    let (head, tail) = page.split_once(ROWS).unwrap_or((&page, ""));
+    let frame = Frame {
+        head: head.to_string(),
+        tail: tail.to_string(),
+    };
+    search_stream::respond(frame, start, query, rows_rx, ROW_LIMIT, started, audit)
 }
 
 /// The histogram query's rows as counts by bucket start and severity.
@@ -168,26 +184,6 @@ fn bucket_counts(output: &QueryOutput) -> BTreeMap<(i64, String), u64> {
         }
     }
     counts
-}
-
-/// The rows as a table, with how many and whether more were left off.
-fn results(output: &QueryOutput) -> String {
-    let headers: Vec<&str> = output.columns.iter().map(|c| c.name.as_str()).collect();
-    let rows: Vec<Vec<String>> = output
-        .rows
-        .iter()
-        .map(|row| row.iter().map(cell).collect())
-        .collect();
-    let note = if output.truncated {
-        format!("first {} rows (more match)", output.rows.len())
-    } else {
-        format!("{} rows", output.rows.len())
-    };
-    format!(
-        r#"<p class="note" id="result-count">{note}, {} ms</p>{}"#,
-        output.elapsed_ms,
-        table("results", "Matching events", &headers, &rows)
-    )
 }
 
 fn form(
@@ -244,7 +240,7 @@ mod tests {
     use crate::query::OutputColumn;
 
     #[test]
-    fn histogram_rows_become_counts_and_results_escape() {
+    fn histogram_rows_become_counts() {
         let output = QueryOutput {
             columns: vec![OutputColumn {
                 name: "message".into(),
@@ -262,11 +258,5 @@ mod tests {
         let counts = bucket_counts(&output);
         assert_eq!(counts.len(), 2);
         assert_eq!(counts[&(60_000, "ERROR".to_string())], 3);
-        let shown = results(&QueryOutput {
-            rows: vec![vec![Value::from("<img src=x>")]],
-            ..output
-        });
-        assert!(shown.contains("first 1 rows (more match)"), "{shown}");
-        assert!(shown.contains("&lt;img src=x&gt;") && !shown.contains("<img"));
     }
 }
