@@ -253,6 +253,18 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
     assert!(number("histogram_rects") >= 3, "{seen}");
     assert!(text("histogram_title").starts_with("70 events"), "{seen}");
     assert_eq!(number("all_rows"), 70);
+    // The rows streamed: the page's streaming status cleared once loaded, and
+    // the answer chunked, its rows all in before the count that ends it.
+    assert_eq!(text("stream_status"), "", "{seen}");
+    assert_eq!(seen["stream_cancel_shown"], false, "{seen}");
+    let stream = &seen["stream_chunks"];
+    assert!(stream["length"].is_null(), "chunked, no length: {stream}");
+    let chunks = stream["chunks"].as_array().unwrap();
+    assert_eq!(chunks.last().unwrap(), &json!([2, true]), "{stream}");
+    assert!(
+        chunks.contains(&json!([1, false])),
+        "the first row arrives before the second and the end: {stream}"
+    );
     assert_eq!(number("grep_rows"), 14, "{seen}");
     for message in seen["grep_messages"].as_array().unwrap() {
         assert!(message.as_str().unwrap().starts_with(GREP), "{seen}");

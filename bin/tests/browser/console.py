@@ -30,6 +30,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 PLANTED = "ab" * 32
 # A query that runs for minutes: counting 10^11 generated rows.
 LONG_SQL = "SELECT count(*) AS n FROM generate_series(1, 100000000000)"
+# One row at once, the other after counting a few million numbers.
+STREAM_SQL = ("SELECT n FROM (SELECT CAST(1 AS BIGINT) AS n UNION ALL "
+              "SELECT count(*) AS n FROM generate_series(1, 30000000))")
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -162,6 +165,31 @@ def run(driver, args, seen):
     seen["histogram_title"] = driver.find_element(By.ID, "histogram-title").get_attribute("textContent")
     seen["all_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#results tbody tr"))
     shot("04-search-all")
+    # The rows streamed in: once the page has loaded, the streaming status
+    # is gone and the Cancel button hidden again.
+    seen["stream_status"] = driver.find_element(By.ID, "search-status").text
+    seen["stream_cancel_shown"] = driver.find_element(By.ID, "cancel-search").is_displayed()
+    # A search whose first row is ready at once and whose second takes a
+    # while, read as the browser receives it: chunked (no length), the first
+    # row shown long before the second and the count that ends the table.
+    seen["stream_chunks"] = driver.execute_async_script(
+        """
+        const [sql, done] = arguments;
+        fetch('/ui/search?range=1h&sql=' + encodeURIComponent(sql)).then(async (r) => {
+          const reader = r.body.getReader();
+          const decoder = new TextDecoder();
+          let text = '';
+          const chunks = [];
+          for (;;) {
+            const {value, done: end} = await reader.read();
+            if (end) break;
+            text += decoder.decode(value, {stream: true});
+            chunks.push([(text.match(/<tr><td>/g) || []).length, text.includes('id="result-count"')]);
+          }
+          done({length: r.headers.get('content-length'), chunks});
+        }).catch((e) => done(String(e)));
+        """,
+        STREAM_SQL)
 
     # Free text and severity.
     Select(driver.find_element(By.ID, "severity")).select_by_value("ERROR")
