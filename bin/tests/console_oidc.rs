@@ -171,12 +171,7 @@ fn serve_issuer(runtime: &tokio::runtime::Runtime, issuer: Shared) -> String {
     format!("http://{addr}")
 }
 
-fn query(
-    runtime: &tokio::runtime::Runtime,
-    url: &str,
-    sql: &str,
-    bearer: &str,
-) -> (u16, Value) {
+fn query(runtime: &tokio::runtime::Runtime, url: &str, sql: &str, bearer: &str) -> (u16, Value) {
     runtime.block_on(async {
         let response = reqwest::Client::new()
             .post(format!("{url}/v1/query"))
@@ -382,7 +377,10 @@ display_name = "Test issuer"
     // The code went to the token endpoint with the PKCE verifier that matches
     // the challenge.
     let exchange = issuer.lock().unwrap().exchanges.last().cloned().unwrap();
-    assert!(exchange.contains("grant_type=authorization_code"), "{exchange}");
+    assert!(
+        exchange.contains("grant_type=authorization_code"),
+        "{exchange}"
+    );
     assert!(exchange.contains("code=c0de"), "{exchange}");
     let verifier = exchange
         .split('&')
@@ -503,12 +501,7 @@ admin_groups = ["spate-admins"]
         .build()
         .unwrap();
     // Ann is an admin (cognito:groups), so she may read the audit table.
-    let (status, answer) = query(
-        &runtime,
-        &service.url,
-        "SELECT count(*) FROM audit",
-        ann,
-    );
+    let (status, answer) = query(&runtime, &service.url, "SELECT count(*) FROM audit", ann);
     assert_eq!(status, 200, "{answer}\n{}", service.output());
     // Bob is in no mapped group.
     let (status, answer) = query(&runtime, &service.url, "SELECT 1", bob);
@@ -520,7 +513,10 @@ admin_groups = ["spate-admins"]
     );
     let (status, answer) = query(&runtime, &other.url, "SELECT 1", ann);
     assert_eq!(status, 401, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("audience"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("audience"),
+        "{answer}"
+    );
     other.kill();
     let (status, audit) = query(
         &runtime,

@@ -24,7 +24,15 @@ const TOKEN: &str = "t0ken";
 
 fn add_user(data: &Path, name: &str, role: &str, password: &str) {
     let mut child = spate()
-        .args(["user", "add", name, "--role", role, "--password-stdin", "--data-dir"])
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data-dir",
+        ])
         .arg(data)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -210,14 +218,23 @@ fn email_and_sms_subscriptions_are_sns_subscriptions_with_filter_policies() {
     ] {
         let (status, body) = vic.post(
             sns,
-            &[("protocol", protocol), ("endpoint", endpoint), ("services", ""), ("severities", "")],
+            &[
+                ("protocol", protocol),
+                ("endpoint", endpoint),
+                ("services", ""),
+                ("severities", ""),
+            ],
         );
         assert_eq!(status, 400, "{protocol} {endpoint}");
         assert!(body.contains(says), "{protocol} {endpoint}: {body}");
     }
     let (status, body) = vic.post(
         sns,
-        &[("protocol", "email"), ("endpoint", "vic@example.com"), ("severities", "FATAL")],
+        &[
+            ("protocol", "email"),
+            ("endpoint", "vic@example.com"),
+            ("severities", "FATAL"),
+        ],
     );
     assert_eq!(status, 400);
     assert!(body.contains("unknown severity"), "{body}");
@@ -227,7 +244,10 @@ fn email_and_sms_subscriptions_are_sns_subscriptions_with_filter_policies() {
             .post(format!("{}{sns}", vic.url))
             .header("cookie", &vic.cookie)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("protocol", "email"), ("endpoint", "evil@example.com")]))
+            .body(form(&[
+                ("protocol", "email"),
+                ("endpoint", "evil@example.com"),
+            ]))
             .send()
             .await
             .unwrap()
@@ -250,7 +270,12 @@ fn email_and_sms_subscriptions_are_sns_subscriptions_with_filter_policies() {
     assert_eq!(status, 303);
     let (status, _) = vic.post(
         sns,
-        &[("protocol", "sms"), ("endpoint", "+14155550123"), ("services", ""), ("severities", "ERROR")],
+        &[
+            ("protocol", "sms"),
+            ("endpoint", "+14155550123"),
+            ("services", ""),
+            ("severities", "ERROR"),
+        ],
     );
     assert_eq!(status, 303);
     let subs = topic_subscriptions(&topic);
@@ -262,7 +287,10 @@ fn email_and_sms_subscriptions_are_sns_subscriptions_with_filter_policies() {
         policy,
         json!({"service": ["pay", "web"], "severity": ["CRITICAL"]})
     );
-    assert_eq!(email["attributes"]["FilterPolicyScope"], "MessageAttributes");
+    assert_eq!(
+        email["attributes"]["FilterPolicyScope"],
+        "MessageAttributes"
+    );
     let sms = &subs["+14155550123"];
     assert_eq!(sms["protocol"], "sms", "{subs}");
     let policy: Value =
@@ -302,7 +330,10 @@ print(json.dumps(sorted([m['service'] + '/' + m['severity'] for m in got])))
     // The viewer sees theirs; the admin sees everyone's.
     let (_, page) = vic.get("/ui/subscriptions");
     assert!(page.contains(r#"id="sns-subscriptions""#), "{page}");
-    assert!(page.contains("vic@example.com") && page.contains("+14155550123"), "{page}");
+    assert!(
+        page.contains("vic@example.com") && page.contains("+14155550123"),
+        "{page}"
+    );
     let ada = Browser::sign_in(&service.url, "ada", "admin-pass-9f2k");
     let (_, page) = ada.get("/ui/subscriptions");
     assert!(page.contains("vic@example.com"), "{page}");

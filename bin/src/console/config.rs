@@ -136,7 +136,10 @@ impl OidcConfig {
     /// The JWKS location in force.
     pub fn jwks_url(&self) -> String {
         self.jwks_url.clone().unwrap_or_else(|| {
-            format!("{}/.well-known/jwks.json", self.issuer.trim_end_matches('/'))
+            format!(
+                "{}/.well-known/jwks.json",
+                self.issuer.trim_end_matches('/')
+            )
         })
     }
 
@@ -170,7 +173,10 @@ impl OidcConfig {
         let urls = [
             ("issuer", Some(&self.issuer)),
             ("jwks_url", self.jwks_url.as_ref()),
-            ("authorization_endpoint", self.authorization_endpoint.as_ref()),
+            (
+                "authorization_endpoint",
+                self.authorization_endpoint.as_ref(),
+            ),
             ("token_endpoint", self.token_endpoint.as_ref()),
             ("redirect_uri", self.redirect_uri.as_ref()),
         ];
@@ -250,7 +256,10 @@ mod tests {
         assert!(oidc.code_flow());
         oidc.client_secret_env = Some("SPATE_TEST_SURELY_UNSET_SECRET".into());
         assert!(oidc.validate().is_err());
-        let console: ConsoleConfig = toml::from_str("[oidc]\nissuer = \"https://i\"\nclient_id = \"c\"\nadmin_groups = [\"a\"]\n").unwrap();
+        let console: ConsoleConfig = toml::from_str(
+            "[oidc]\nissuer = \"https://i\"\nclient_id = \"c\"\nadmin_groups = [\"a\"]\n",
+        )
+        .unwrap();
         assert_eq!(console.audit_retention_days, 365);
         assert_eq!(console.oidc.unwrap().group_claim, "cognito:groups");
     }

@@ -148,9 +148,9 @@ impl Console {
     pub fn sign_in_required(&self) -> bool {
         self.oidc.is_some()
             || self.store.has_users().unwrap_or_else(|e| {
-            tracing::warn!("console: {e}");
-            true
-        })
+                tracing::warn!("console: {e}");
+                true
+            })
     }
 
     /// The live session the request's cookie names, if any. A session
@@ -246,8 +246,7 @@ impl Console {
         session: &Session,
         mut request: QueryRequest,
         sink: crate::query::collect::BatchSink,
-    ) -> impl Future<Output = Result<crate::query::QueryBatches, QueryError>> + Send + 'static
-    {
+    ) -> impl Future<Output = Result<crate::query::QueryBatches, QueryError>> + Send + 'static {
         let timeout = self.query_config.timeout(None);
         request.timeout = timeout;
         request.audit = session.role == users::Role::Admin;

@@ -112,7 +112,10 @@ mod tests {
     fn the_cutoff_is_the_retention_before_now() {
         assert_eq!(cutoff_ms(10 * DAY_MS, 3), Some(7 * DAY_MS));
         assert_eq!(cutoff_ms(DAY_MS, 0), None);
-        assert_eq!(cutoff_ms(0, u32::MAX), Some(-(i64::from(u32::MAX) * DAY_MS)));
+        assert_eq!(
+            cutoff_ms(0, u32::MAX),
+            Some(-(i64::from(u32::MAX) * DAY_MS))
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -135,7 +138,11 @@ mod tests {
         wait_until(|| kept(&store).len() == 3).await;
         assert_eq!(
             kept(&store),
-            [3 * DAY_MS + DAY_MS / 2, 4 * DAY_MS + DAY_MS / 2, 5 * DAY_MS + DAY_MS / 2]
+            [
+                3 * DAY_MS + DAY_MS / 2,
+                4 * DAY_MS + DAY_MS / 2,
+                5 * DAY_MS + DAY_MS / 2
+            ]
         );
         // A day later, nothing happens before the interval...
         now.store(7 * DAY_MS, Ordering::SeqCst);

@@ -205,7 +205,11 @@ impl ConsoleStore {
 
     /// Removes SNS subscription `id` (of `owner` only, unless `None`);
     /// whether it existed.
-    pub fn remove_sns_subscription(&self, id: i64, owner: Option<&str>) -> Result<bool, StoreError> {
+    pub fn remove_sns_subscription(
+        &self,
+        id: i64,
+        owner: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let n = self
             .lock()
             .execute(
@@ -258,10 +262,12 @@ impl SnsSubscriber {
                 .attributes("FilterPolicy", policy)
                 .attributes("FilterPolicyScope", "MessageAttributes");
         }
-        let answer = request
-            .send()
-            .await
-            .map_err(|e| format!("sns subscribe: {}", aws_sdk_sns::error::DisplayErrorContext(e)))?;
+        let answer = request.send().await.map_err(|e| {
+            format!(
+                "sns subscribe: {}",
+                aws_sdk_sns::error::DisplayErrorContext(e)
+            )
+        })?;
         answer
             .subscription_arn
             .ok_or_else(|| "sns subscribe: no subscription arn in the answer".to_string())
@@ -311,7 +317,14 @@ mod tests {
         for good in ["+14155550123", "+447911123456", "+4930123456"] {
             check_phone(good).unwrap();
         }
-        for bad in ["", "14155550123", "+1415555", "+0123456789", "+1 415 555 0123", "+1415555012345678"] {
+        for bad in [
+            "",
+            "14155550123",
+            "+1415555",
+            "+0123456789",
+            "+1 415 555 0123",
+            "+1415555012345678",
+        ] {
             let err = check_phone(bad).unwrap_err();
             assert!(err.contains("E.164"), "{bad}: {err}");
         }
@@ -346,7 +359,10 @@ mod tests {
         .iter()
         .map(|(name, _)| *name)
         .collect();
-        assert!(names.contains(&"service") && names.contains(&"severity"), "{names:?}");
+        assert!(
+            names.contains(&"service") && names.contains(&"severity"),
+            "{names:?}"
+        );
     }
 
     #[test]

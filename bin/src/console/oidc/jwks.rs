@@ -129,7 +129,10 @@ impl JwksCache {
             .map_err(|e| OidcError::Jwks(format!("GET {}: {e}", self.url)))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(OidcError::Jwks(format!("GET {}: status {status}", self.url)));
+            return Err(OidcError::Jwks(format!(
+                "GET {}: status {status}",
+                self.url
+            )));
         }
         let body = response
             .bytes()

@@ -39,7 +39,9 @@ fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, OidcError> {
 fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, OidcError> {
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(OidcError::Malformed(format!("the {what} is not a JSON object"))),
+        Ok(_) => Err(OidcError::Malformed(format!(
+            "the {what} is not a JSON object"
+        ))),
         Err(e) => Err(OidcError::Malformed(format!("the {what} is not JSON: {e}"))),
     }
 }
@@ -245,10 +247,16 @@ mod tests {
         ));
         let mut other = expected(950);
         other.issuer = "https://elsewhere/pool";
-        assert!(matches!(check_claims(&c, &other), Err(OidcError::Issuer(_))));
+        assert!(matches!(
+            check_claims(&c, &other),
+            Err(OidcError::Issuer(_))
+        ));
         let mut other = expected(950);
         other.audience = "another-client";
-        assert!(matches!(check_claims(&c, &other), Err(OidcError::Audience(_))));
+        assert!(matches!(
+            check_claims(&c, &other),
+            Err(OidcError::Audience(_))
+        ));
         // An audience array containing the client is fine.
         let mut arr = good();
         arr.insert("aud".into(), json!(["x", "client"]));
@@ -274,7 +282,10 @@ mod tests {
         with_nonce.nonce = Some("n1");
         check_claims(&c, &with_nonce).unwrap();
         with_nonce.nonce = Some("n2");
-        assert!(matches!(check_claims(&c, &with_nonce), Err(OidcError::Nonce)));
+        assert!(matches!(
+            check_claims(&c, &with_nonce),
+            Err(OidcError::Nonce)
+        ));
     }
 
     #[test]
@@ -306,7 +317,10 @@ mod tests {
     fn only_rs256_compact_tokens_parse() {
         let payload = b64(&json!({"iss": "x"}));
         let sig = URL_SAFE_NO_PAD.encode([1u8, 2, 3]);
-        let rs = format!("{}.{payload}.{sig}", b64(&json!({"alg": "RS256", "kid": "k"})));
+        let rs = format!(
+            "{}.{payload}.{sig}",
+            b64(&json!({"alg": "RS256", "kid": "k"}))
+        );
         let parsed = parse(&rs).unwrap();
         assert_eq!(parsed.kid.as_deref(), Some("k"));
         assert_eq!(parsed.signature, [1, 2, 3]);
@@ -320,7 +334,13 @@ mod tests {
         assert!(matches!(parse(&hs), Err(OidcError::Algorithm(_))));
         let unsigned = format!("{}.{payload}.", b64(&json!({"alg": "RS256"})));
         assert!(matches!(parse(&unsigned), Err(OidcError::BadSignature)));
-        for bad in ["", "a.b", "a.b.c.d", "!!.x.y", &format!("{payload}.{payload}.{sig}")] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.x.y",
+            &format!("{payload}.{payload}.{sig}"),
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

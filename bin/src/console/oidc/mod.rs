@@ -184,7 +184,9 @@ impl Verifier {
         let (Some(endpoint), Some(redirect)) =
             (&self.config.token_endpoint, &self.config.redirect_uri)
         else {
-            return Err(OidcError::Exchange("the browser sign-in is not configured".into()));
+            return Err(OidcError::Exchange(
+                "the browser sign-in is not configured".into(),
+            ));
         };
         let body = format!(
             "grant_type=authorization_code&client_id={}&code={}&redirect_uri={}&code_verifier={}",
@@ -291,6 +293,9 @@ mod tests {
         let verifier = Verifier::new(config).unwrap();
         let url = verifier.authorize_url("st", "no", "ve").unwrap();
         assert!(url.starts_with("https://auth/oauth2/authorize?response_type=code&client_id=client%201&redirect_uri=https%3A%2F%2Fspate%2Fui%2Foidc%2Fcallback&scope=openid%20email&state=st&nonce=no&code_challenge="), "{url}");
-        assert!(url.ends_with(&format!("code_challenge={}&code_challenge_method=S256", pkce_challenge("ve"))));
+        assert!(url.ends_with(&format!(
+            "code_challenge={}&code_challenge_method=S256",
+            pkce_challenge("ve")
+        )));
     }
 }

@@ -40,7 +40,10 @@ pub fn router(console: Arc<Console>) -> Router {
         )
         .route("/ui/subscriptions/remove", post(subscriptions::remove))
         .route("/ui/subscriptions/sns", post(sns_subscriptions::subscribe))
-        .route("/ui/subscriptions/sns/remove", post(sns_subscriptions::remove))
+        .route(
+            "/ui/subscriptions/sns/remove",
+            post(sns_subscriptions::remove),
+        )
         .route("/ui/static/style.css", get(style))
         .route("/ui/static/console.js", get(script))
         .route("/ui/static/search-stream.js", get(stream_script))

@@ -63,7 +63,10 @@ fn message(status: StatusCode, text: &str) -> Response {
 /// `GET /ui/oidc/start`.
 pub async fn start(State(console): State<Arc<Console>>) -> Response {
     let Some(verifier) = console.oidc() else {
-        return message(StatusCode::NOT_FOUND, "sign-in through an issuer is not configured");
+        return message(
+            StatusCode::NOT_FOUND,
+            "sign-in through an issuer is not configured",
+        );
     };
     let tokens = (random_token(), random_token(), random_token());
     let (Ok(state), Ok(nonce), Ok(pkce)) = tokens else {
@@ -93,10 +96,16 @@ pub async fn callback(
 ) -> Response {
     let client = client_of(&parts);
     let Some(verifier) = console.oidc() else {
-        return message(StatusCode::NOT_FOUND, "sign-in through an issuer is not configured");
+        return message(
+            StatusCode::NOT_FOUND,
+            "sign-in through an issuer is not configured",
+        );
     };
     let Ok(Query(query)) = query else {
-        return message(StatusCode::BAD_REQUEST, "the callback's query could not be read");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "the callback's query could not be read",
+        );
     };
     if let Some(error) = &query.error {
         let detail = format!(

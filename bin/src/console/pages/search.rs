@@ -27,8 +27,8 @@ use super::histogram::{Buckets, svg};
 use super::layout::{esc, html, page_body};
 use super::search_stream::{self, Frame, RowsQuery, Start};
 use crate::console::{Console, client_of};
-use crate::query::filters::{LogFilter, TimeBound, parse_severity};
 use crate::query::collect::BatchSink;
+use crate::query::filters::{LogFilter, TimeBound, parse_severity};
 use crate::query::{QueryOutput, QueryRequest};
 
 /// Rows shown at most.

@@ -113,12 +113,8 @@ pub fn table_rows(batch: &RecordBatch) -> Result<String, String> {
 impl Streaming {
     fn emit_batch(&mut self, batch: &RecordBatch) -> String {
         self.shown += batch.num_rows();
-        table_rows(batch).unwrap_or_else(|e| {
-            format!(
-                r#"<tr><td class="error">{}</td></tr>"#,
-                esc(&e)
-            )
-        })
+        table_rows(batch)
+            .unwrap_or_else(|e| format!(r#"<tr><td class="error">{}</td></tr>"#, esc(&e)))
     }
 
     /// The next piece of the page; `None` at the end.
@@ -134,7 +130,9 @@ impl Streaming {
                     }
                     None => {
                         let names = match &self.result {
-                            Some(Ok(b)) => b.schema.fields().iter().map(|f| f.name().clone()).collect(),
+                            Some(Ok(b)) => {
+                                b.schema.fields().iter().map(|f| f.name().clone()).collect()
+                            }
                             _ => Vec::new(),
                         };
                         out.push_str(&table_head(&names));
@@ -314,9 +312,18 @@ mod tests {
             stage: Stage::Head,
         };
         let head = state.next().await.unwrap();
-        assert!(head.starts_with("<main><div class=\"scroll\"><table id=\"results\">"), "{head}");
-        assert!(head.contains("<th scope=\"col\">n</th><th scope=\"col\">m</th>"), "{head}");
-        assert!(head.contains("<tr><td>0</td><td>&lt;b&gt;0&lt;/b&gt;</td></tr><tr><td>1</td>"), "{head}");
+        assert!(
+            head.starts_with("<main><div class=\"scroll\"><table id=\"results\">"),
+            "{head}"
+        );
+        assert!(
+            head.contains("<th scope=\"col\">n</th><th scope=\"col\">m</th>"),
+            "{head}"
+        );
+        assert!(
+            head.contains("<tr><td>0</td><td>&lt;b&gt;0&lt;/b&gt;</td></tr><tr><td>1</td>"),
+            "{head}"
+        );
         assert!(!head.contains("<td>2</td>"));
         go.send(()).unwrap();
         let more = state.next().await.unwrap();
@@ -325,7 +332,12 @@ mod tests {
         while let Some(piece) = state.next().await {
             rest.push_str(&piece);
         }
-        assert!(rest.starts_with("</tbody></table></div><p class=\"note\" id=\"result-count\">3 rows, "), "{rest}");
+        assert!(
+            rest.starts_with(
+                "</tbody></table></div><p class=\"note\" id=\"result-count\">3 rows, "
+            ),
+            "{rest}"
+        );
         assert!(rest.ends_with("</main>"), "{rest}");
     }
 }

@@ -96,7 +96,13 @@ pub async fn subscribe(
         Err(e) => {
             tracing::warn!("console: {e}");
             console
-                .audit(&session.user, &client, "subscribe", "error", &format!("{detail}: {e}"))
+                .audit(
+                    &session.user,
+                    &client,
+                    "subscribe",
+                    "error",
+                    &format!("{detail}: {e}"),
+                )
                 .await;
             return render(&console, &session, StatusCode::BAD_GATEWAY, Some(&e)).await;
         }
@@ -139,7 +145,13 @@ pub async fn subscribe(
             console
                 .audit(&session.user, &client, "subscribe", "error", &e)
                 .await;
-            render(&console, &session, StatusCode::SERVICE_UNAVAILABLE, Some(&e)).await
+            render(
+                &console,
+                &session,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&e),
+            )
+            .await
         }
     }
 }
@@ -197,13 +209,25 @@ pub async fn remove(
             .await;
         }
         Err(e) => {
-            return render(&console, &session, StatusCode::SERVICE_UNAVAILABLE, Some(&e)).await;
+            return render(
+                &console,
+                &session,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&e),
+            )
+            .await;
         }
     };
     if let Err(e) = sns.unsubscribe(&subscription.arn).await {
         tracing::warn!("console: {e}");
         console
-            .audit(&session.user, &client, "unsubscribe", "error", &format!("sns#{id}: {e}"))
+            .audit(
+                &session.user,
+                &client,
+                "unsubscribe",
+                "error",
+                &format!("sns#{id}: {e}"),
+            )
             .await;
         return render(&console, &session, StatusCode::BAD_GATEWAY, Some(&e)).await;
     }
@@ -227,6 +251,14 @@ pub async fn remove(
                 .await;
             Redirect::to("/ui/subscriptions").into_response()
         }
-        Err(e) => render(&console, &session, StatusCode::SERVICE_UNAVAILABLE, Some(&e)).await,
+        Err(e) => {
+            render(
+                &console,
+                &session,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&e),
+            )
+            .await
+        }
     }
 }

@@ -59,18 +59,11 @@ impl QueryService {
 pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let client = crate::console::client_of(&parts);
-    let caller = match authorize_api(
-        state,
-        &parts.headers,
-        &parts.method,
-        Access::Read,
-        &client,
-    )
-    .await
-    {
-        Ok(caller) => caller,
-        Err(response) => return *response,
-    };
+    let caller =
+        match authorize_api(state, &parts.headers, &parts.method, Access::Read, &client).await {
+            Ok(caller) => caller,
+            Err(response) => return *response,
+        };
     let Some(service) = &state.query else {
         return json_error(StatusCode::NOT_FOUND, "queries are not enabled");
     };
@@ -109,9 +102,10 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
             .map_err(|e| QueryError::Internal(format!("result to json: {e}")))
     };
     // Recorded even if the client goes away (which cancels the query).
-    let audit = state.console.as_ref().map(|console| {
-        console.begin_audit(caller.name(), &client, "query", &sql)
-    });
+    let audit = state
+        .console
+        .as_ref()
+        .map(|console| console.begin_audit(caller.name(), &client, "query", &sql));
     let result = service.executor.run(timeout, query).await;
     if let Some(audit) = audit {
         audit

@@ -197,7 +197,10 @@ pub(super) async fn handle(
     let client = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
-        .map_or_else(|| "unknown".to_string(), |f| format!("x-forwarded-for {}", f.trim()));
+        .map_or_else(
+            || "unknown".to_string(),
+            |f| format!("x-forwarded-for {}", f.trim()),
+        );
     if let Err(response) = authorize_api(
         state,
         headers,
