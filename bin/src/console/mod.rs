@@ -245,7 +245,7 @@ impl Console {
         &self,
         session: &Session,
         mut request: QueryRequest,
-        sink: crate::query::collect::BatchSink,
+        sink: crate::query::BatchSink,
     ) -> impl Future<Output = Result<crate::query::QueryBatches, QueryError>> + Send + 'static {
         let timeout = self.query_config.timeout(None);
         request.timeout = timeout;

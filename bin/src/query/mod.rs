@@ -59,6 +59,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use self::audit_table::{AuditSource, audit_batch, audit_schema};
+pub use self::collect::BatchSink;
 pub use self::error::QueryError;
 use self::executor::QueryConfig;
 use self::filters::LogFilter;
@@ -369,7 +370,7 @@ pub async fn run(ctx: &QueryContext, request: &QueryRequest) -> Result<QueryBatc
 pub async fn stream_request(
     ctx: &QueryContext,
     request: &QueryRequest,
-    sink: &collect::BatchSink,
+    sink: &BatchSink,
 ) -> Result<QueryBatches, QueryError> {
     run_with(ctx, request, Some(sink)).await
 }
@@ -377,7 +378,7 @@ pub async fn stream_request(
 async fn run_with(
     ctx: &QueryContext,
     request: &QueryRequest,
-    sink: Option<&collect::BatchSink>,
+    sink: Option<&BatchSink>,
 ) -> Result<QueryBatches, QueryError> {
     match tokio::time::timeout(request.timeout, run_through_compactions(ctx, request, sink)).await {
         Ok(Err(QueryError::ResourcesExhausted(detail))) => {
@@ -403,7 +404,7 @@ async fn run_with(
 async fn run_through_compactions(
     ctx: &QueryContext,
     request: &QueryRequest,
-    sink: Option<&collect::BatchSink>,
+    sink: Option<&BatchSink>,
 ) -> Result<QueryBatches, QueryError> {
     let mut pause = Duration::from_millis(10);
     loop {
@@ -427,7 +428,7 @@ fn is_vanished_file(message: &str) -> bool {
 async fn run_inner(
     ctx: &QueryContext,
     request: &QueryRequest,
-    sink: Option<&collect::BatchSink>,
+    sink: Option<&BatchSink>,
 ) -> Result<QueryBatches, QueryError> {
     let df = match &request.sql {
         Some(sql) => {

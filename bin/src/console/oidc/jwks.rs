@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::OidcError;
+use super::error::OidcError;
 
 /// Shortest time between two fetches of the JWKS.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);

@@ -1,13 +1,13 @@
 //! The pure parts of checking an ID token: splitting the compact JWS,
 //! the header's algorithm, and the claims (`iss`, `aud`, `exp`, `nbf`,
 //! `token_use`, `nonce`), the user name and the role from the groups.
-//! The signature is checked by the caller (see [`super::Verifier`]).
+//! The signature is checked by the caller, against the issuer's keys.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use super::OidcError;
+use super::error::OidcError;
 use crate::console::config::OidcConfig;
 use crate::console::users::Role;
 

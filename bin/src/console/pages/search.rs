@@ -27,7 +27,7 @@ use super::histogram::{Buckets, svg};
 use super::layout::{esc, html, page_body};
 use super::search_stream::{self, Frame, RowsQuery, Start};
 use crate::console::{Console, client_of};
-use crate::query::collect::BatchSink;
+use crate::query::BatchSink;
 use crate::query::filters::{LogFilter, TimeBound, parse_severity};
 use crate::query::{QueryOutput, QueryRequest};
 
