@@ -73,9 +73,10 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, RsaKey>, OidcError> {
     Ok(keys)
 }
 
-/// Whether a fetch may happen at `now` after one at `last`.
-pub fn may_fetch(last: Option<Instant>, now: Instant) -> bool {
-    last.is_none_or(|last| now.saturating_duration_since(last) >= REFETCH_INTERVAL)
+/// Whether a fetch may happen at `now` after one at `last`, at most one
+/// per `interval`.
+pub fn may_fetch(last: Option<Instant>, now: Instant, interval: Duration) -> bool {
+    last.is_none_or(|last| now.saturating_duration_since(last) >= interval)
 }
 
 #[derive(Default)]
@@ -88,6 +89,7 @@ struct Cached {
 pub struct JwksCache {
     url: String,
     http: reqwest::Client,
+    interval: Duration,
     cached: tokio::sync::Mutex<Cached>,
 }
 
@@ -97,8 +99,16 @@ impl JwksCache {
         JwksCache {
             url,
             http,
+            interval: REFETCH_INTERVAL,
             cached: tokio::sync::Mutex::new(Cached::default()),
         }
+    }
+
+    /// The cache fetching at most every `interval` (tests).
+    #[cfg(test)]
+    fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
     }
 
     /// The key `kid` (any key when the token names none and the set has
@@ -110,7 +120,7 @@ impl JwksCache {
             return Ok(key);
         }
         let now = Instant::now();
-        if !may_fetch(cached.fetched, now) {
+        if !may_fetch(cached.fetched, now, self.interval) {
             return Err(OidcError::UnknownKey(kid.unwrap_or("none").to_string()));
         }
         cached.fetched = Some(now);
@@ -185,12 +195,68 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn refetches_are_rate_limited() {
+        let every = REFETCH_INTERVAL;
         let start = Instant::now();
-        assert!(may_fetch(None, start));
-        assert!(!may_fetch(Some(start), start));
-        tokio::time::advance(REFETCH_INTERVAL - Duration::from_millis(1)).await;
-        assert!(!may_fetch(Some(start), Instant::now()));
+        assert!(may_fetch(None, start, every));
+        assert!(!may_fetch(Some(start), start, every));
+        tokio::time::advance(every - Duration::from_millis(1)).await;
+        assert!(!may_fetch(Some(start), Instant::now(), every));
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(may_fetch(Some(start), Instant::now()));
+        assert!(may_fetch(Some(start), Instant::now(), every));
+    }
+
+    /// A JWKS server whose keys the test changes; it counts the fetches.
+    async fn serve(
+        body: std::sync::Arc<std::sync::Mutex<String>>,
+        fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let body = body.lock().unwrap().clone();
+                fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move { body }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/jwks.json")
+    }
+
+    #[tokio::test]
+    async fn rotated_keys_are_fetched_but_not_more_than_once_per_interval() {
+        let key =
+            |kid: &str| format!(r#"{{"kty": "RSA", "kid": "{kid}", "n": "AQI", "e": "AQAB"}}"#);
+        let body = std::sync::Arc::new(std::sync::Mutex::new(format!(
+            r#"{{"keys": [{}]}}"#,
+            key("a")
+        )));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let url = serve(body.clone(), fetches.clone()).await;
+        let every = Duration::from_millis(300);
+        let cache = JwksCache::new(url, reqwest::Client::new()).with_interval(every);
+        let count = || fetches.load(std::sync::atomic::Ordering::SeqCst);
+        // The first use fetches; a known key then comes from the cache.
+        assert_eq!(cache.key(Some("a")).await.unwrap().n, [1, 2]);
+        assert_eq!(cache.key(Some("a")).await.unwrap().e, [1, 0, 1]);
+        assert_eq!(count(), 1);
+        // The issuer rotates to "b". Right after a fetch, an unknown key is
+        // refused without asking again (made-up kids cannot hammer it).
+        *body.lock().unwrap() = format!(r#"{{"keys": [{}]}}"#, key("b"));
+        assert!(matches!(cache.key(Some("b")).await, Err(OidcError::UnknownKey(k)) if k == "b"));
+        assert!(matches!(
+            cache.key(Some("zz")).await,
+            Err(OidcError::UnknownKey(_))
+        ));
+        assert_eq!(count(), 1);
+        // Once the interval has passed, the unknown key is fetched.
+        tokio::time::sleep(every).await;
+        assert_eq!(cache.key(Some("b")).await.unwrap().n, [1, 2]);
+        assert_eq!(count(), 2);
+        assert!(cache.key(Some("a")).await.is_err(), "the old key is gone");
+        assert_eq!(count(), 2);
+        // No kid: the only key.
+        assert!(cache.key(None).await.is_ok());
     }
 }
