@@ -240,8 +240,12 @@ pub fn respond(
         stage: Stage::Head,
     };
     let stream = futures_util::stream::unfold(state, |mut state| async move {
-        let piece = state.next().await?;
-        Some((Ok::<_, Infallible>(piece), state))
+        loop {
+            let piece = state.next().await?;
+            if !piece.is_empty() {
+                return Some((Ok::<_, Infallible>(piece), state));
+            }
+        }
     });
     // The security headers of every page, on the streamed body.
     let mut response = html(StatusCode::OK, String::new());
