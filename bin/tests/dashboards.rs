@@ -15,8 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::aws::{boto, endpoint, unique};
-use support::service::Service;
+use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::service::Service;
+use spate_test_support::unique;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -175,7 +176,7 @@ fn local_run(dir: &Path) -> (String, String) {
         "[lake]\nmax_file_age_secs = 1\n\n[tail]\npaths = [\"{}/*.log\"]\n{EMF}",
         logs.display()
     );
-    let service = Service::start(&dir.join("data"), &config);
+    let service = Service::start(support::SPATE, &dir.join("data"), &config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -273,7 +274,7 @@ topic_arn = "{topic}"
         queue = setup["queue"].as_str().unwrap(),
         topic = setup["topic"].as_str().unwrap(),
     );
-    let service = Service::start(&dir.join("data"), &config);
+    let service = Service::start(support::SPATE, &dir.join("data"), &config);
     boto(
         r#"
 sqs.send_message(QueueUrl=ARGS['queue'], MessageBody='{"service": "api", "level": "error", "message": "from sqs"}')

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::aws::{boto, endpoint, loadgen};
-use support::service::Service;
+use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::service::Service;
+use support::loadgen;
 
 /// A TCP forwarder in front of the emulator that can be taken down: while
 /// down its port refuses connections and the connections it had are cut, as
@@ -164,7 +165,7 @@ prefix = "spate/"
 "#,
         url = outage.url(),
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
 
     // 80 s of pushes at 250 events/s; S3 is gone from 10 s to 70 s.
     let send_report = dir.path().join("send.json");
@@ -173,7 +174,7 @@ prefix = "spate/"
         let report = send_report.clone();
         std::thread::spawn(move || {
             #[rustfmt::skip]
-            let sent = support::aws::loadgen_json(&[
+            let sent = support::loadgen_json(&[
                 "send", "--target", &url, "--profile", "steady", "--rate", "250",
                 "--duration", "80s", "--batch-events", "50", "--run-id", "outage",
             ]);

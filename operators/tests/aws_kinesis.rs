@@ -3,13 +3,16 @@
 //! crashed worker's shards taken over, resharding, and CloudWatch Logs
 //! subscription payloads and KPL aggregated records.
 
-mod aws_emulator;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_emulator::{aws, column, decode_pipeline, unique, wait_until};
+use spate_test_support::emulator::aws;
+
+use spate_test_support::decode::{column, decode_pipeline};
+
+use spate_test_support::unique;
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -20,6 +23,7 @@ use spate_engine::testkit::CaptureSink;
 use spate_operators::log_batch::LogBatch;
 use spate_operators::sources::kinesis::lease::SHARD_END;
 use spate_operators::sources::kinesis::{KinesisConfig, KinesisStream};
+use spate_test_support::wait::wait_until;
 
 struct Clients {
     kinesis: aws_sdk_kinesis::Client,

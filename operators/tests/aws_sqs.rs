@@ -1,21 +1,23 @@
 //! The SQS source against the local emulator: decode, delete on delivery,
 //! return on failure, dead-letter queue, body formats, throughput.
 
-mod aws_emulator;
-
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_emulator::{
-    aws, column, create_queue, decode_pipeline, queue_depth, send_bodies, unique, wait_until,
-};
+use spate_test_support::emulator::{aws, create_queue, queue_depth, send_bodies};
+
+use spate_test_support::decode::{column, decode_pipeline};
+
+use spate_test_support::unique;
+
 use base64::Engine;
 use spate_engine::Pipeline;
 use spate_engine::testkit::{CaptureSink, SinkStep};
 use spate_operators::log_batch::LogBatch;
 use spate_operators::sources::sqs::{SqsConfig, SqsQueue};
+use spate_test_support::wait::wait_until;
 
 /// Short polls keep the tests quick; the defaults are for production.
 fn test_config(queue_url: &str) -> SqsConfig {

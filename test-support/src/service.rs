@@ -7,8 +7,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::spate;
-
 /// `--data-dir DATA --config DATA.toml`: the data dir and the config file of
 /// a service [`Service::start`] ran, for the commands that read them.
 pub fn data_and_config_args(data_dir: &Path) -> [std::ffi::OsString; 4] {
@@ -32,17 +30,24 @@ pub struct Service {
 
 impl Service {
     /// Starts `spate run --listen 127.0.0.1:0` with `config` (TOML) and waits
-    /// until it prints the address it listens on.
-    pub fn start(data_dir: &Path, config: &str) -> Service {
-        Service::start_on(data_dir, config, "127.0.0.1:0")
+    /// until it prints the address it listens on. `spate`: the binary
+    /// (`env!("CARGO_BIN_EXE_spate")` in the test file; a library cannot
+    /// find it).
+    pub fn start(spate: impl AsRef<Path>, data_dir: &Path, config: &str) -> Service {
+        Service::start_on(spate, data_dir, config, "127.0.0.1:0")
     }
 
     /// [`Service::start`] on `listen` (to restart on the same address).
-    pub fn start_on(data_dir: &Path, config: &str, listen: &str) -> Service {
+    pub fn start_on(
+        spate: impl AsRef<Path>,
+        data_dir: &Path,
+        config: &str,
+        listen: &str,
+    ) -> Service {
         std::fs::create_dir_all(data_dir).unwrap();
         let config_path = data_dir.with_extension("toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut command = spate();
+        let mut command = Command::new(spate.as_ref());
         command
             .arg("run")
             .arg("--listen")
