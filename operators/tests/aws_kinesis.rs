@@ -22,7 +22,8 @@ use spate_engine::Pipeline;
 use spate_engine::testkit::CaptureSink;
 use spate_operators::log_batch::LogBatch;
 use spate_operators::sources::kinesis::lease::SHARD_END;
-use spate_operators::sources::kinesis::{KinesisConfig, KinesisStream};
+use spate_operators::sources::kinesis::{KinesisConfig, KinesisSource, KinesisStream};
+use spate_test_support::acks::{AckedUpstream, check_acknowledgements};
 use spate_test_support::wait::wait_until;
 
 struct Clients {
@@ -531,4 +532,65 @@ async fn kpl_aggregated_records_are_unpacked() {
             .count(),
         50
     );
+}
+
+/// A one-shard stream of the emulator as the acknowledgement compliance
+/// check's upstream: fed by putting records, committed when the lease's
+/// checkpoint is the last record's sequence number.
+struct Stream {
+    clients: Clients,
+    name: String,
+    reader: Arc<KinesisStream>,
+    last: BTreeMap<String, String>,
+}
+
+impl AckedUpstream for Stream {
+    type Source = KinesisSource;
+
+    fn source(&self) -> impl FnMut() -> KinesisSource + Send + 'static {
+        let reader = self.reader.clone();
+        move || reader.source()
+    }
+
+    async fn feed(&mut self, line: &str) {
+        let out = self
+            .clients
+            .kinesis
+            .put_record()
+            .stream_name(&self.name)
+            .partition_key("acks")
+            .data(Blob::new(format!("{line}\n")))
+            .send()
+            .await
+            .expect("put record");
+        self.last.insert(
+            out.shard_id().to_string(),
+            out.sequence_number().to_string(),
+        );
+    }
+
+    async fn committed(&mut self) -> bool {
+        let cps = checkpoints(&self.reader).await;
+        self.last
+            .iter()
+            .all(|(shard, seq)| cps.get(shard).cloned().flatten().as_ref() == Some(seq))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_move_the_checkpoint_and_failed_batches_are_sent_again() {
+    let c = clients().await;
+    let name = unique("kin-acks");
+    let table = unique("kin-acks-leases");
+    create_stream(&c, &name, 1).await;
+    create_lease_table(&c, &table).await;
+    let reader = reader(&c, &name, &table, "w1");
+    let mut upstream = Stream {
+        clients: c,
+        name,
+        reader: reader.clone(),
+        last: BTreeMap::new(),
+    };
+    check_acknowledgements(&mut upstream, "kinesis", Duration::from_secs(30)).await;
+    assert!(reader.settled(Duration::from_secs(10)).await);
 }

@@ -229,3 +229,138 @@ pub async fn check_acknowledgements<U: AckedUpstream>(
         .await
         .unwrap_or_else(|e| panic!("{name}: pipeline shutdown: {e:?}"));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use spate_engine::{Ack, AckToken};
+    use spate_operators::sources::ChunkFormat;
+
+    use super::*;
+
+    /// How a [`Memory`] queue gets acknowledgements wrong, if it does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Flaw {
+        None,
+        /// Commits a line as soon as it is sent.
+        CommitsOnSend,
+        /// Forgets a line whose batch failed.
+        ForgetsFailures,
+    }
+
+    #[derive(Default)]
+    struct Lines {
+        pending: VecDeque<String>,
+        fed: usize,
+        committed: usize,
+    }
+
+    /// An in-memory queue of lines and a source reading it.
+    #[derive(Clone)]
+    struct Memory {
+        lines: Arc<Mutex<Lines>>,
+        flaw: Flaw,
+    }
+
+    impl Memory {
+        fn new(flaw: Flaw) -> Self {
+            Memory {
+                lines: Arc::default(),
+                flaw,
+            }
+        }
+    }
+
+    impl Source for Memory {
+        type Out = RawChunk;
+
+        async fn run(&mut self, ctx: &mut Ctx<RawChunk>) -> ActorResult {
+            while !ctx.stop_requested() {
+                let next = self.lines.lock().unwrap().pending.pop_front();
+                let Some(line) = next else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                let chunk = RawChunk {
+                    bytes: Arc::new(format!("{line}\n").into_bytes()),
+                    source: Arc::from("memory"),
+                    origin: Arc::from("memory"),
+                    first_position: 0,
+                    ingest_ts_ms: 0,
+                    format: ChunkFormat::Lines,
+                    lines: 1,
+                };
+                let lines = self.lines.clone();
+                let flaw = self.flaw;
+                if flaw == Flaw::CommitsOnSend {
+                    lines.lock().unwrap().committed += 1;
+                }
+                let token = AckToken::new(move |verdict| {
+                    let mut lines = lines.lock().unwrap();
+                    match (verdict.is_delivered(), flaw) {
+                        (_, Flaw::CommitsOnSend) => {}
+                        (true, _) => lines.committed += 1,
+                        (false, Flaw::ForgetsFailures) => {}
+                        (false, _) => lines.pending.push_back(line),
+                    }
+                });
+                ctx.send(Batch::new(chunk, Ack::from(token))).await?;
+            }
+            Ok(())
+        }
+    }
+
+    impl AckedUpstream for Memory {
+        type Source = Memory;
+
+        fn source(&self) -> impl FnMut() -> Memory + Send + 'static {
+            let me = self.clone();
+            move || me.clone()
+        }
+
+        async fn feed(&mut self, line: &str) {
+            let mut lines = self.lines.lock().unwrap();
+            lines.pending.push_back(line.to_string());
+            lines.fed += 1;
+        }
+
+        async fn committed(&mut self) -> bool {
+            let lines = self.lines.lock().unwrap();
+            lines.committed == lines.fed
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_that_commits_on_delivery_and_returns_failures_passes() {
+        check_acknowledgements(
+            &mut Memory::new(Flaw::None),
+            "memory",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[should_panic(expected = "committed before any ack")]
+    async fn a_source_that_commits_on_send_fails() {
+        check_acknowledgements(
+            &mut Memory::new(Flaw::CommitsOnSend),
+            "memory",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[should_panic(expected = "failed and dropped batches again")]
+    async fn a_source_that_forgets_failed_batches_fails() {
+        check_acknowledgements(
+            &mut Memory::new(Flaw::ForgetsFailures),
+            "memory",
+            Duration::from_millis(500),
+        )
+        .await;
+    }
+}
