@@ -16,6 +16,7 @@ use spate_loadgen::{GenerateStats, Workload};
 use spate_test_support::lake::{duckdb, walk};
 use spate_test_support::oracle::corpus;
 use spate_test_support::service::Service;
+use spate_test_support::wait::wait_until;
 use support::{ingest, spate};
 
 /// Seals every second, stages every 100 ms: many seals in a short test.
@@ -175,8 +176,14 @@ async fn queries_during_seals_and_compaction_see_every_row_once() {
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    // Let a few more seals happen under the loop.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A few more seals happen under the loop.
+    let seals = service.metric("spate_lake_seals_total").unwrap_or(0.0);
+    let sealed = service.wait_metric("spate_lake_seals_total", seals + 2.0, 30);
+    assert!(
+        sealed.is_some_and(|n| n >= seals + 2.0),
+        "no more seals after {seals}: {}",
+        service.output()
+    );
     done.store(true, Ordering::SeqCst);
     let queries = looper.join().unwrap();
     assert!(queries >= 3, "only {queries} queries ran");
@@ -425,7 +432,24 @@ async fn a_keyed_push_retried_after_a_sigkill_lands_once() {
     while service.metric("spate_journal_uncommitted_bytes") != Some(0.0) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The checkpoint saved at the end of what was appended (positions count
+    // payload bytes, as the counter does), so the next life replays nothing.
+    let appended = service
+        .metric("spate_journal_appended_bytes_total")
+        .expect("appended bytes");
+    let checkpoint = data.join("journal").join("checkpoint.json");
+    wait_until(
+        Duration::from_secs(20),
+        "the journal checkpoint at the appended end",
+        async || {
+            std::fs::read(&checkpoint)
+                .ok()
+                .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+                .and_then(|file| file["committed"].as_f64())
+                == Some(appended)
+        },
+    )
+    .await;
     // Every answer "lost": SIGKILL, and the client retries every push with
     // its key against the next life.
     service.kill();

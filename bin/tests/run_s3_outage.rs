@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use spate_test_support::emulator::{boto, endpoint};
 use spate_test_support::service::Service;
+use spate_test_support::wait::poll_until;
 use support::loadgen;
 
 /// A TCP forwarder in front of the emulator that can be taken down: while
@@ -182,12 +183,18 @@ prefix = "spate/"
             sent
         })
     };
-    std::thread::sleep(Duration::from_secs(10));
-    let before = counter(
-        &service.metrics_text(),
-        "spate_s3_lake_objects_written_total",
+    // Files reach S3 before the outage.
+    poll_until(
+        Duration::from_secs(30),
+        "files in S3 before the outage",
+        || {
+            let written = counter(
+                &service.metrics_text(),
+                "spate_s3_lake_objects_written_total",
+            );
+            (written > 0.0).then_some(written)
+        },
     );
-    assert!(before > 0.0, "files reach S3 before the outage");
     outage.take_down();
     let down_at = Instant::now();
     std::thread::sleep(Duration::from_secs(60));

@@ -183,9 +183,18 @@ async fn records_put_while_reading_arrive_and_checkpoint_after_delivery() {
     })
     .await;
     let last = put(&c, &name, &messages("during", 0..20)).await;
-    // The records are read and wait at the closed sink: nothing is
-    // checkpointed. (Real time: the emulator is another process.)
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Records of both shards are read and wait at the closed sink: nothing
+    // is checkpointed while they await their verdicts.
+    wait_until(
+        Duration::from_secs(15),
+        "a batch of each shard read and awaiting its verdict",
+        async || {
+            pipeline
+                .source_lag("source")
+                .is_some_and(|lag| lag.batches >= 2 && lag.delivered == 0)
+        },
+    )
+    .await;
     assert!(
         checkpoints(&stream).await.values().all(Option::is_none),
         "no checkpoint before delivery"
