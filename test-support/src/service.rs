@@ -26,6 +26,9 @@ pub struct Service {
     /// Its data dir.
     pub data_dir: PathBuf,
     stderr: Arc<Mutex<String>>,
+    /// The threads copying stderr and stdout into `stderr`; they end when
+    /// the process closes its pipes.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Service {
@@ -73,7 +76,7 @@ impl Service {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let reader = BufReader::new(child.stderr.take().unwrap());
         let log = stderr.clone();
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in reader.lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_string();
@@ -87,7 +90,7 @@ impl Service {
         // Stdout (alert lines) is kept too.
         let out = BufReader::new(child.stdout.take().unwrap());
         let log = stderr.clone();
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             for line in out.lines().map_while(Result::ok) {
                 let mut log = log.lock().unwrap();
                 log.push_str("stdout: ");
@@ -110,6 +113,7 @@ impl Service {
             url: format!("http://{addr}"),
             data_dir: data_dir.to_path_buf(),
             stderr,
+            readers: vec![err_reader, out_reader],
         }
     }
 
@@ -150,8 +154,10 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        // Let the reader threads take the last lines.
-        std::thread::sleep(Duration::from_millis(50));
+        // The reader threads take the last lines, up to the pipes' end.
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
         (status, self.output())
     }
 

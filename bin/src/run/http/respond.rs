@@ -6,11 +6,13 @@ use std::time::Instant;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// `{"error": reason}` with `status`.
 pub(super) fn json_error(status: StatusCode, reason: &str) -> Response {
     let body = serde_json::json!({ "error": reason });
     (status, axum::Json(body)).into_response()
 }
 
+/// `response` with `Retry-After: secs`.
 pub(super) fn with_retry_after(mut response: Response, secs: u64) -> Response {
     response
         .headers_mut()
@@ -18,6 +20,7 @@ pub(super) fn with_retry_after(mut response: Response, secs: u64) -> Response {
     response
 }
 
+/// The header `name` as text, if present and readable.
 pub(super) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)

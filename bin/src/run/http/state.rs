@@ -45,14 +45,23 @@ pub trait LogAcceptor: Send + Sync + 'static {
 
 /// What the handlers share.
 pub struct HttpState {
+    /// Where accepted records go.
     pub(super) acceptor: Arc<dyn LogAcceptor>,
+    /// The bearer token of `/v1/*`, if one is configured.
     pub(super) token: Option<Vec<u8>>,
+    /// Largest body as sent, bytes.
     pub(super) max_body: usize,
+    /// Limits of the decompressed body and of one payload in it.
     pub(super) limits: Limits,
+    /// Memory all request bodies may hold at once.
     pub(super) inflight: InflightBudget,
+    /// How slowly a body may arrive.
     pub(super) pace: BodyPace,
+    /// Whether `/metrics` wants the token too.
     pub(super) metrics_auth: bool,
+    /// Renders `/metrics`.
     pub(super) render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// What `POST /v1/query` runs on (none: answered 404).
     pub(super) query: Option<QueryService>,
     /// Turns true when the service starts shutting down (open taps end).
     pub(super) closing: tokio::sync::watch::Receiver<bool>,
