@@ -13,13 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use regex::Regex;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bin/ has a parent")
-        .to_path_buf()
-}
+use spate_test_support::repo;
 
 /// Every crate of the workspace with a `src/` directory.
 fn crates() -> Vec<PathBuf> {

@@ -10,18 +10,15 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::repo;
 use spate_test_support::service::Service;
 use spate_test_support::unique;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn read_json(path: &str) -> Value {
     let text = std::fs::read_to_string(repo().join(path)).unwrap();

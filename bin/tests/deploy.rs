@@ -19,13 +19,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::repo;
 use spate_test_support::service::Service;
 use spate_test_support::unique;
 use support::spate;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn template_path() -> PathBuf {
     repo().join("deploy/aws/spate.yaml")

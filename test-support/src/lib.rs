@@ -24,7 +24,17 @@ pub mod promtool;
 pub mod service;
 pub mod wait;
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The repository's root: the workspace directory, where `README.md`,
+/// `docs/` and `deploy/` are.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("test-support/ has a parent")
+        .to_path_buf()
+}
 
 /// A name no other test (or earlier run against the same emulator) uses;
 /// lowercase, so it is a valid bucket name.
