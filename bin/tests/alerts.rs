@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::service::{Service, data_and_config_args};
+use spate_test_support::service::{Service, data_and_config_args};
 use support::{spate, stdout_of};
 
 /// Hot rows kept for ever; one decode worker keeps event time in order; the
@@ -69,7 +69,7 @@ async fn a_silenced_service_alerts_nowhere_and_routes_pick_the_outputs() {
     assert_eq!(listed[0]["service"], "payments");
     assert_eq!(listed[0]["reason"], "db migration");
 
-    let service = Service::start(&data, CONFIG);
+    let service = Service::start(support::SPATE, &data, CONFIG);
     let client = reqwest::Client::new();
     let window = 300_000;
     let now = spate_operators::event::wall_clock_ms();
@@ -174,7 +174,8 @@ async fn a_silenced_service_alerts_nowhere_and_routes_pick_the_outputs() {
 /// emulator).
 #[test]
 fn silences_go_to_the_dynamodb_hot_table_with_hot_dynamodb() {
-    use support::aws::{boto, endpoint, unique};
+    use spate_test_support::emulator::{boto, endpoint};
+    use spate_test_support::unique;
 
     let table = unique("alerts-silences");
     boto(
@@ -278,7 +279,7 @@ continue = true
 outputs = ["file"]
 "#
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     let client = reqwest::Client::new();
     let window = 300_000;
     let now = spate_operators::event::wall_clock_ms();

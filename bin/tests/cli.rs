@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::service::{Service, data_and_config_args};
+use spate_test_support::service::{Service, data_and_config_args};
 use support::{spate, stdout_of};
 
 #[test]
@@ -104,7 +104,7 @@ fn run_ok(data: &Path, args: &[&str]) -> String {
 fn demo_events_are_current_and_answer_the_first_questions() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let service = Service::start(&data, "");
+    let service = Service::start(support::SPATE, &data, "");
     let report: Value = serde_json::from_str(&stdout_of(spate().args([
         "demo",
         "--format",
@@ -239,7 +239,7 @@ fn hot_recent_all(data: &Path) -> (String, String) {
 fn hot_retention_counts_from_arrival_and_says_what_it_expired() {
     let dir = tempfile::tempdir().unwrap();
     let push = |data: &Path, config: &str, body: &str| {
-        let service = Service::start(data, config);
+        let service = Service::start(support::SPATE, data, config);
         assert_eq!(post_logs(&service.url, body), 200);
         let (status, output) = service.stop();
         assert!(status.success(), "{output}");
@@ -260,7 +260,7 @@ fn hot_retention_counts_from_arrival_and_says_what_it_expired() {
         config,
         &old_error("billing", "2020-01-01T00:00:00Z"),
     );
-    let service = Service::start(&by_event, config);
+    let service = Service::start(support::SPATE, &by_event, config);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (stdout, stderr) = loop {
         let (stdout, stderr) = hot_recent_all(&by_event);
@@ -292,7 +292,7 @@ fn the_sample_raises_no_silence_alert_for_services_seen_once() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample.log"),
     )
     .unwrap();
-    let service = Service::start(&data, "");
+    let service = Service::start(support::SPATE, &data, "");
     assert_eq!(post_logs(&service.url, &sample), 200);
     // SIGTERM drains: the windows close and their rules run.
     let (status, output) = service.stop();

@@ -15,8 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::service::Service;
-use support::{python, spate};
+use spate_test_support::lake::python;
+use spate_test_support::service::Service;
+use support::spate;
 
 const TOKEN: &str = "t0ken";
 const ADMIN: (&str, &str) = ("ada", "admin-pass-9f2k");
@@ -149,7 +150,7 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
         "[http]\nauth_token = \"{TOKEN}\"\n[pipeline]\ndecode_workers = 1\n\
          [windows]\nsize = \"10s\"\nallowed_lateness = \"1s\"\nidle_timeout = \"2s\"\n"
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
 
     // An error burst (and a CRITICAL) in one window five minutes ago, then
     // current events that move the watermark past it.

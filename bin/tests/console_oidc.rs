@@ -24,8 +24,8 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use support::aws::{boto, endpoint};
-use support::service::Service;
+use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::service::Service;
 
 const TOKEN: &str = "t0ken";
 const ISSUER: &str = "https://issuer.test/pool-1";
@@ -244,7 +244,7 @@ redirect_uri = "http://spate.test/ui/oidc/callback"
 display_name = "Test issuer"
 "#
     );
-    let service = Service::start(&dir.path().join("data"), &config);
+    let service = Service::start(support::SPATE, &dir.path().join("data"), &config);
     let url = service.url.clone();
     let sql = "SELECT 1 AS one";
 
@@ -474,7 +474,7 @@ for name, group in [('ann', 'spate-admins'), ('bob', None)]:
     tokens[name] = auth['AuthenticationResult']['IdToken']
 print(json.dumps({'pool': pool, 'client': client, 'tokens': tokens}))
 "#,
-        &json!({ "pool": support::aws::unique("spate-console") }),
+        &json!({ "pool": spate_test_support::unique("spate-console") }),
     );
     let pool = made["pool"].as_str().unwrap();
     let client = made["client"].as_str().unwrap();
@@ -495,7 +495,7 @@ admin_groups = ["spate-admins"]
 "#,
         endpoint()
     );
-    let service = Service::start(&dir.path().join("data"), &config);
+    let service = Service::start(support::SPATE, &dir.path().join("data"), &config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -508,6 +508,7 @@ admin_groups = ["spate-admins"]
     assert_eq!(status, 403, "{answer}");
     // A token of this pool for another app client is refused.
     let other = Service::start(
+        support::SPATE,
         &dir.path().join("other"),
         &config.replace(client, "another-client"),
     );

@@ -16,8 +16,9 @@ use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use support::aws::{aws_section, boto, unique};
-use support::service::Service;
+use spate_test_support::emulator::{aws_section, boto};
+use spate_test_support::service::Service;
+use spate_test_support::unique;
 use support::spate;
 
 const TOKEN: &str = "t0ken";
@@ -201,7 +202,7 @@ fn email_and_sms_subscriptions_are_sns_subscriptions_with_filter_policies() {
         "{}[http]\nauth_token = \"{TOKEN}\"\n[alerts.sns]\ntopic_arn = \"{topic}\"\n",
         aws_section()
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     let vic = Browser::sign_in(&service.url, "vic", "viewer-pass-3u8q");
     let (_, page) = vic.get("/ui/subscriptions");
     assert!(page.contains(r#"id="sns-subscribe-form""#), "{page}");

@@ -10,17 +10,15 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::aws::{boto, endpoint, unique};
-use support::service::Service;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::repo;
+use spate_test_support::service::Service;
+use spate_test_support::unique;
 
 fn read_json(path: &str) -> Value {
     let text = std::fs::read_to_string(repo().join(path)).unwrap();
@@ -175,7 +173,7 @@ fn local_run(dir: &Path) -> (String, String) {
         "[lake]\nmax_file_age_secs = 1\n\n[tail]\npaths = [\"{}/*.log\"]\n{EMF}",
         logs.display()
     );
-    let service = Service::start(&dir.join("data"), &config);
+    let service = Service::start(support::SPATE, &dir.join("data"), &config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -273,7 +271,7 @@ topic_arn = "{topic}"
         queue = setup["queue"].as_str().unwrap(),
         topic = setup["topic"].as_str().unwrap(),
     );
-    let service = Service::start(&dir.join("data"), &config);
+    let service = Service::start(support::SPATE, &dir.join("data"), &config);
     boto(
         r#"
 sqs.send_message(QueueUrl=ARGS['queue'], MessageBody='{"service": "api", "level": "error", "message": "from sqs"}')

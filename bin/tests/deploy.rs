@@ -18,13 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::aws::{boto, endpoint, unique};
-use support::service::Service;
+use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::repo;
+use spate_test_support::service::Service;
+use spate_test_support::unique;
 use support::spate;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn template_path() -> PathBuf {
     repo().join("deploy/aws/spate.yaml")
@@ -32,7 +30,7 @@ fn template_path() -> PathBuf {
 
 /// A program of the test virtualenv (beside its python).
 fn venv_tool(name: &str) -> PathBuf {
-    Path::new(&support::python())
+    Path::new(&spate_test_support::lake::python())
         .parent()
         .expect("the venv's bin directory")
         .join(name)
@@ -55,7 +53,7 @@ fn run_tool(command: &mut Command) -> (bool, String, String) {
 /// (short-form intrinsics become `{"Ref": ...}`, `{"Fn::GetAtt": ...}`).
 fn template() -> Value {
     let (ok, stdout, stderr) = run_tool(
-        Command::new(support::python())
+        Command::new(spate_test_support::lake::python())
             .arg("-c")
             .arg(
                 "import json, sys\n\
@@ -745,8 +743,8 @@ print('true')
 
     // 10 messages of 100 events: `pay` logs 3 criticals in one window, and the
     // last message moves event time two windows on, so that window closes.
-    let (w0, messages) = support::aws::alerting_messages();
-    support::aws::send_messages(&outputs["QueueUrl"], &messages);
+    let (w0, messages) = spate_test_support::emulator::alerting_messages();
+    spate_test_support::emulator::send_messages(&outputs["QueueUrl"], &messages);
     // Every message received (in flight until the lake file is committed,
     // at shutdown here: max_file_age is 5 minutes).
     let received = boto(

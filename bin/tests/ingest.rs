@@ -10,7 +10,9 @@ mod support;
 
 use serde_json::Value;
 use spate_loadgen::{GenerateStats, Workload};
-use support::{corpus, duckdb, ingest, spate, walk};
+use spate_test_support::lake::{duckdb, walk};
+use spate_test_support::oracle::corpus;
+use support::{ingest, spate};
 
 fn expect_counts(summary: &Value, stats: &GenerateStats) {
     assert_eq!(summary["events"], stats.events);

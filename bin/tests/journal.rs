@@ -10,7 +10,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::Value;
 use spate_operators::sources::journal::{Journal, JournalConfig, JournalRecord};
-use support::service::Service;
+use spate_test_support::service::Service;
 use support::spate;
 
 /// Bytes of a record header (format v1).
@@ -126,7 +126,7 @@ async fn spate_run_recovers_every_undamaged_record_and_keeps_the_damaged_bytes()
     bytes[r13.0..r13.0 + HEADER_LEN].fill(0);
     std::fs::write(&path, &bytes).unwrap();
 
-    let service = Service::start(&data, "");
+    let service = Service::start(support::SPATE, &data, "");
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
     assert!(

@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use spate_loadgen::{GenerateStats, Workload};
-use support::service::Service;
-use support::{corpus, duckdb, ingest, spate, walk};
+use spate_test_support::lake::{duckdb, walk};
+use spate_test_support::oracle::corpus;
+use spate_test_support::service::Service;
+use spate_test_support::wait::wait_until;
+use support::{ingest, spate};
 
 /// Seals every second, stages every 100 ms: many seals in a short test.
 const SEALING_CONFIG: &str = "[lake]\nmax_file_age = \"1s\"\ncommit_interval = \"100ms\"\n";
@@ -85,7 +88,7 @@ async fn pushed_rows_are_queryable_within_five_seconds() {
     let (path, stats) = corpus(dir.path(), Workload::AppJson, 5_000);
     let data = dir.path().join("data");
     // The defaults: sealed files are an hour away, staged rows are not.
-    let service = Service::start(&data, "");
+    let service = Service::start(support::SPATE, &data, "");
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let accepted = push(&service.url, &lines, 1_000).await;
@@ -129,7 +132,7 @@ async fn queries_during_seals_and_compaction_see_every_row_once() {
     let dir = tempfile::tempdir().unwrap();
     let (path, stats) = corpus(dir.path(), Workload::AppJson, 12_000);
     let data = dir.path().join("data");
-    let service = Service::start(&data, SEALING_CONFIG);
+    let service = Service::start(support::SPATE, &data, SEALING_CONFIG);
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
 
@@ -173,8 +176,14 @@ async fn queries_during_seals_and_compaction_see_every_row_once() {
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    // Let a few more seals happen under the loop.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A few more seals happen under the loop.
+    let seals = service.metric("spate_lake_seals_total").unwrap_or(0.0);
+    let sealed = service.wait_metric("spate_lake_seals_total", seals + 2.0, 30);
+    assert!(
+        sealed.is_some_and(|n| n >= seals + 2.0),
+        "no more seals after {seals}: {}",
+        service.output()
+    );
     done.store(true, Ordering::SeqCst);
     let queries = looper.join().unwrap();
     assert!(queries >= 3, "only {queries} queries ran");
@@ -241,7 +250,7 @@ async fn sigkill_during_seals_loses_and_doubles_nothing() {
     let config = format!("{SEALING_CONFIG}[journal]\ncheckpoint_interval = \"50ms\"\n");
     // Three lives, each killed with SIGKILL while it stages and seals.
     for (life, chunk) in lines.chunks(3_000).enumerate() {
-        let service = Service::start(&data, &config);
+        let service = Service::start(support::SPATE, &data, &config);
         accepted += push(&service.url, chunk, 250).await;
         // Every row staged and acknowledged (a local lake acknowledges at the
         // staging commit)...
@@ -262,7 +271,7 @@ async fn sigkill_during_seals_loses_and_doubles_nothing() {
     }
     assert_eq!(accepted, stats.events);
     // A last life recovers what the kills left, and seals it at shutdown.
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
     assert_one_row_per_event(&data, stats.events);
@@ -299,7 +308,7 @@ async fn rows_replayed_after_a_sigkill_land_once() {
     // replays every row, acknowledged, staged and sealed as they were, with
     // the same event ids (at least once, the journal's contract).
     let config = format!("{SEALING_CONFIG}[journal]\ncheckpoint_interval = \"1h\"\n");
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     assert_eq!(push(&service.url, &lines, 250).await, stats.events);
     // Every row sealed into Parquet (the seals run a second after staging).
     wait_for_metric(
@@ -316,7 +325,7 @@ async fn rows_replayed_after_a_sigkill_land_once() {
     // every replayed row. The index is deleted first: it is rebuilt from the
     // sealed files' event ids.
     std::fs::remove_dir_all(data.join("lake/dedup")).unwrap();
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     stop_once_all_dropped(
         service,
         &data,
@@ -346,7 +355,7 @@ fn a_file_ingested_twice_lands_once() {
 async fn a_push_retried_with_its_idempotency_key_lands_once() {
     let (_dir, data, text, stats) = w1_corpus(1_000);
     let lines: Vec<&str> = text.lines().collect();
-    let service = Service::start(&data, SEALING_CONFIG);
+    let service = Service::start(support::SPATE, &data, SEALING_CONFIG);
     let client = reqwest::Client::new();
     let post = |body: String, key: &str| {
         client
@@ -409,7 +418,7 @@ async fn a_keyed_push_retried_after_a_sigkill_lands_once() {
     // The checkpoint follows the acknowledgements, so the second life does
     // not replay the journal: what it gets twice is the client's retry.
     let config = format!("{SEALING_CONFIG}[journal]\ncheckpoint_interval = \"50ms\"\n");
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     assert_eq!(
         push_keyed(service.url.clone(), bodies.clone()).await,
         stats.events
@@ -423,11 +432,28 @@ async fn a_keyed_push_retried_after_a_sigkill_lands_once() {
     while service.metric("spate_journal_uncommitted_bytes") != Some(0.0) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The checkpoint saved at the end of what was appended (positions count
+    // payload bytes, as the counter does), so the next life replays nothing.
+    let appended = service
+        .metric("spate_journal_appended_bytes_total")
+        .expect("appended bytes");
+    let checkpoint = data.join("journal").join("checkpoint.json");
+    wait_until(
+        Duration::from_secs(20),
+        "the journal checkpoint at the appended end",
+        async || {
+            std::fs::read(&checkpoint)
+                .ok()
+                .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+                .and_then(|file| file["committed"].as_f64())
+                == Some(appended)
+        },
+    )
+    .await;
     // Every answer "lost": SIGKILL, and the client retries every push with
     // its key against the next life.
     service.kill();
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     assert_eq!(
         push_keyed(service.url.clone(), bodies.clone()).await,
         stats.events
@@ -510,7 +536,7 @@ fn a_generated_lake_has_one_file_per_partition_and_full_row_groups() {
 fn a_second_process_on_a_data_dir_exits_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let service = Service::start(&data, "");
+    let service = Service::start(support::SPATE, &data, "");
     let second = spate()
         .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)

@@ -12,7 +12,8 @@ use std::process::Output;
 use serde_json::Value;
 use spate_loadgen::Workload;
 use spate_operators::sinks::lake::schema::logs_file_schema;
-use support::{corpus, files_scanned_in, ingest, spate};
+use spate_test_support::oracle::corpus;
+use support::{files_scanned_in, ingest, spate};
 
 /// Runs `spate query --data-dir DATA ARGS...`.
 fn query(data: &Path, args: &[&str]) -> Output {
@@ -59,7 +60,7 @@ fn w1_counts_match_the_corpus_and_partition_filters_prune() {
     let data = dir.path().join("data");
     ingest(&data, &[&input], &[]);
 
-    support::assert_w1_counts(&stats, |sql| rows(&data, &[sql]));
+    spate_test_support::lake::assert_w1_counts(&stats, |sql| rows(&data, &[sql]));
 
     // Partition columns agree with the event time.
     let mismatched = rows(

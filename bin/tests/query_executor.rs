@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::service::Service;
+use spate_test_support::service::Service;
 
 /// One test at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -190,7 +190,11 @@ async fn a_runaway_query_is_cancelled_on_time_while_health_ingest_and_signals_an
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // Lake files committed within a second, for the cross join of `logs`.
-    let service = Service::start(&dir.path().join("data"), "[lake]\nmax_file_age_secs = 1\n");
+    let service = Service::start(
+        support::SPATE,
+        &dir.path().join("data"),
+        "[lake]\nmax_file_age_secs = 1\n",
+    );
     let (client, url) = (client(), service.url.clone());
     let lines: String = (0..2000)
         .map(|i| format!("{{\"level\":\"info\",\"service\":\"web\",\"message\":\"line {i}\"}}\n"))
@@ -323,6 +327,7 @@ async fn a_query_over_its_memory_limit_fails_cleanly_and_memory_stays_bounded() 
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(
+        support::SPATE,
         &dir.path().join("data"),
         "[query]\nmemory_limit_mib = 128\n",
     );
@@ -373,7 +378,7 @@ async fn a_query_over_its_memory_limit_fails_cleanly_and_memory_stays_bounded() 
 async fn a_result_too_large_for_arrow_offsets_or_a_response_gets_an_answer() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(&dir.path().join("data"), "");
+    let service = Service::start(support::SPATE, &dir.path().join("data"), "");
     let (client, url) = (client(), service.url.clone());
     let sql = "SELECT repeat('x', 1048576) FROM generate_series(1,5000)";
     let answer = query(&client, &url, json!({"sql": sql, "limit": 5000})).await;
@@ -412,7 +417,7 @@ async fn queries_beyond_the_slots_and_the_queue_get_429() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let config = "[query]\nmax_concurrent = 1\nqueue_len = 1\n";
-    let service = Service::start(&dir.path().join("data"), config);
+    let service = Service::start(support::SPATE, &dir.path().join("data"), config);
     let (client, url) = (client(), service.url.clone());
     let slow = json!({"sql": SMALL_CROSS_JOIN, "timeout_secs": 3});
     let running = spawn_query(&client, &url, slow.clone());

@@ -12,8 +12,10 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 use spate_loadgen::{GenerateStats, Workload};
-use support::aws::{create_bucket, endpoint, objects_of_dir, put_objects, unique};
-use support::{corpus, files_scanned_in, ingest, spate};
+use spate_test_support::emulator::{create_bucket, endpoint, objects_of_dir, put_objects};
+use spate_test_support::oracle::corpus;
+use spate_test_support::unique;
+use support::{files_scanned_in, ingest, spate};
 
 /// Runs `spate query --format json --lake URL ARGS...` with the emulator as
 /// `AWS_ENDPOINT_URL` (the standard chain, no config).
@@ -100,7 +102,7 @@ fn an_s3_lake_answers_like_the_local_one_and_partition_filters_prune() {
     );
     let url = format!("s3://{bucket}/team/spate");
 
-    support::assert_w1_counts(&stats, |sql| rows(&url, &[sql]));
+    spate_test_support::lake::assert_w1_counts(&stats, |sql| rows(&url, &[sql]));
 
     // Every row and column, partition values included, as the local lake has
     // them (the column chunks are read by byte range).

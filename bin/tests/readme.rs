@@ -14,8 +14,9 @@
 
 mod support;
 
+use spate_test_support::repo;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -198,10 +199,6 @@ fn run_until_shown(dir: &Path, command: &str, shown: &[String]) -> String {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[test]

@@ -11,8 +11,10 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 use spate_loadgen::Workload;
-use support::service::Service;
-use support::{corpus, duckdb, spate};
+use spate_test_support::lake::duckdb;
+use spate_test_support::oracle::corpus;
+use spate_test_support::service::Service;
+use support::spate;
 
 /// Test config: hot rows kept for ever (the corpora carry fixed timestamps).
 const BASE_CONFIG: &str = "[hot]\nretention_hours = 1000000\nalert_retention_days = 100000\n";
@@ -52,7 +54,7 @@ async fn pushed_logs_reach_lake_and_hot_store_and_sigterm_drains() {
     let dir = tempfile::tempdir().unwrap();
     let (path, stats) = corpus(dir.path(), Workload::AppJson, 20_000);
     let data = dir.path().join("data");
-    let service = Service::start(&data, BASE_CONFIG);
+    let service = Service::start(support::SPATE, &data, BASE_CONFIG);
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
 
@@ -176,7 +178,7 @@ async fn a_burst_of_errors_raises_one_alert_and_then_resolves() {
     // several decode workers a later push may reach the windows before an
     // earlier one and make it late; one worker keeps the order.
     let config = format!("{BASE_CONFIG}[pipeline]\ndecode_workers = 1\n");
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     let client = reqwest::Client::new();
     // Five-minute windows; the watermark trails the newest event by a minute.
     let window = 300_000;
@@ -254,7 +256,7 @@ async fn a_wrong_token_is_rejected_on_ingest_and_query() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = format!("{BASE_CONFIG}[http]\nauth_token = \"t0ken\"\n");
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     let client = reqwest::Client::new();
     let line = event(1_763_892_000_000, "auth", "error", "x");
     let r = post(&client, &service.url, line.clone().into_bytes()).await;
@@ -319,11 +321,11 @@ async fn saturation_answers_429_and_loses_nothing_accepted() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let config = format!("{BASE_CONFIG}[journal]\nmax_backlog_mib = 1\n");
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     // Another process holds the hot store's write lock: the hot writer stalls,
     // the pipeline backs up, the journal backlog fills.
     let db = data.join("hot.db");
-    let mut locker = std::process::Command::new(support::python())
+    let mut locker = std::process::Command::new(spate_test_support::lake::python())
         .arg("-c")
         .arg(
             "import sqlite3, sys\n\
@@ -433,7 +435,7 @@ fn tailed_files_survive_rotation_and_restart_without_loss() {
         bytes
     };
     let mut expected = write(&app, 500);
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     wait_for_tail(&service, expected);
     // logrotate `create`: rename, then a new file; the old one gets late lines.
     std::fs::rename(&app, logs.join("app.log.1")).unwrap();
@@ -445,7 +447,7 @@ fn tailed_files_survive_rotation_and_restart_without_loss() {
 
     // Lines written while stopped are read after the restart, from the checkpoint.
     let expected = write(&app, 200);
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     wait_for_tail(&service, expected);
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");

@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use support::aws::{boto, endpoint};
-use support::service::Service;
+use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::service::Service;
 use support::spate;
 
 #[test]
@@ -53,23 +53,23 @@ bearer_token_secret_key = "token"
 [hot]
 retention_hours = 1000000
 "#,
-        sqs = support::aws::sqs_source_config(&setup["queue"]),
+        sqs = spate_test_support::emulator::sqs_source_config(&setup["queue"]),
         bucket = setup["bucket"].as_str().unwrap(),
         topic = setup["topic"].as_str().unwrap(),
         secret = setup["secret"].as_str().unwrap(),
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
 
     // 10 messages of 100 events; one service logs criticals in one window, and
     // the last message moves event time two windows on so that window closes.
-    let (w0, mut messages) = support::aws::alerting_messages();
+    let (w0, mut messages) = spate_test_support::emulator::alerting_messages();
     // One malformed message: a dead letter, which goes to S3 too.
     messages.push("{\"service\": \"pay\", broken".to_string());
-    support::aws::send_messages(&setup["queue"], &messages);
+    spate_test_support::emulator::send_messages(&setup["queue"], &messages);
     // Wait until Spate has deleted every message (deleted only after the lake
     // object exists and the hot store committed).
     assert!(
-        support::aws::wait_drained(&setup["queue"], 60),
+        spate_test_support::emulator::wait_drained(&setup["queue"], 60),
         "{}",
         service.output()
     );
@@ -146,13 +146,13 @@ print(json.dumps({'keys': keys, 'rows': rows, 'dead': dead}))
     );
     // Nothing left in the local staging directories.
     assert!(
-        support::walk(&data.join("lake"))
+        spate_test_support::lake::walk(&data.join("lake"))
             .iter()
             .all(|p| p.extension().is_none_or(|e| e != "parquet")),
         "staged files remain"
     );
     assert!(
-        support::walk(&data.join("deadletter")).is_empty(),
+        spate_test_support::lake::walk(&data.join("deadletter")).is_empty(),
         "staged dead letters remain"
     );
     // `spate query --config` with `[lake.s3]` reads the bucket too, with the
@@ -248,9 +248,9 @@ max_file_age_secs = 1
 bucket = "{bucket}"
 prefix = "spate/"
 "#,
-        aws = support::aws::aws_section(),
+        aws = spate_test_support::emulator::aws_section(),
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
 
     // The W4 spike scaled to 3 s: 200 events/s, 2,000/s for 0.6 s, 200/s;
     // 1,680 events in messages of 40, the second half as CloudWatch Logs
@@ -258,7 +258,7 @@ prefix = "spate/"
     let send_report = dir.path().join("send.json");
     for (run, format) in [("lg-ndjson", "ndjson"), ("lg-cwl", "cloudwatch")] {
         #[rustfmt::skip]
-        let report = support::aws::loadgen_json(&[
+        let report = support::loadgen_json(&[
             "send", "--target", "sqs", "--queue-url", queue,
             "--profile", "spike", "--rate", "200", "--duration", "3s",
             "--batch-events", "80", "--events-per-message", "40",
@@ -273,14 +273,14 @@ prefix = "spate/"
         std::fs::write(&send_report, report.to_string()).unwrap();
 
         assert!(
-            support::aws::wait_drained(&setup["queue"], 90),
+            spate_test_support::emulator::wait_drained(&setup["queue"], 90),
             "{}",
             service.output()
         );
         let lake = format!("s3://{bucket}/spate");
         let report_arg = send_report.display().to_string();
         let verified =
-            support::aws::loadgen_json(&["verify", "--lake", &lake, "--send-report", &report_arg]);
+            support::loadgen_json(&["verify", "--lake", &lake, "--send-report", &report_arg]);
         assert_eq!(verified["run_id"], run, "{verified}");
         assert_eq!(verified["expected_from"], "send_report", "{verified}");
         assert_eq!(verified["expected"], sent, "{verified}");
@@ -404,7 +404,7 @@ database = "{id}"
 "#,
         endpoint = endpoint(),
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     // Two services over two hours: four partitions.
     let mut lines = Vec::new();
     for (i, service) in ["checkout", "search"].iter().enumerate() {
@@ -521,7 +521,7 @@ fn sum_of(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
 /// (the figures `spate cost` uses, `docs/cost.md`).
 #[test]
 fn aws_requests_are_counted_by_service_and_operation() {
-    let id = support::aws::unique("acct");
+    let id = spate_test_support::unique("acct");
     let setup = boto(
         r#"
 q = sqs.create_queue(QueueName=ARGS['id'])['QueueUrl']
@@ -533,7 +533,8 @@ print(json.dumps({'queue': q, 'bucket': ARGS['id']}))
     let dir = tempfile::tempdir().unwrap();
     // 40 messages of 100 W1 events (~34 KB each: one 64 KiB SQS billing chunk).
     let (events, per_message) = (4_000u64, 100);
-    let (corpus, _) = support::corpus(dir.path(), spate_loadgen::Workload::AppJson, events);
+    let (corpus, _) =
+        spate_test_support::oracle::corpus(dir.path(), spate_loadgen::Workload::AppJson, events);
     let lines: Vec<String> = std::fs::read_to_string(corpus)
         .unwrap()
         .lines()
@@ -541,7 +542,7 @@ print(json.dumps({'queue': q, 'bucket': ARGS['id']}))
         .collect();
     let messages: Vec<String> = lines.chunks(per_message).map(|c| c.join("\n")).collect();
     let message_count = messages.len() as f64;
-    support::aws::send_messages(&setup["queue"], &messages);
+    spate_test_support::emulator::send_messages(&setup["queue"], &messages);
 
     let data = dir.path().join("data");
     let config = format!(
@@ -556,12 +557,12 @@ prefix = "spate/"
 [metrics.emf]
 enabled = true
 "#,
-        sqs = support::aws::sqs_source_config(&setup["queue"]),
+        sqs = spate_test_support::emulator::sqs_source_config(&setup["queue"]),
         bucket = setup["bucket"].as_str().unwrap(),
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     assert!(
-        support::aws::wait_drained(&setup["queue"], 90),
+        spate_test_support::emulator::wait_drained(&setup["queue"], 90),
         "{}",
         service.output()
     );
@@ -569,7 +570,7 @@ enabled = true
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");
 
-    let (ok, said) = support::promtool::promtool_check(&text);
+    let (ok, said) = spate_test_support::promtool::promtool_check(&text);
     assert!(ok && said.is_empty(), "promtool: {said}\n{text}");
     let requests = |service: &str, operation: &str| {
         sum_of(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::service::Service;
+use spate_test_support::service::Service;
 
 const CONFIG: &str = r#"
 [hot]
@@ -84,7 +84,7 @@ fn sum_by(docs: &[Value], name: &str, dimension: &str) -> BTreeMap<String, f64> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emf_lines_on_stdout_add_up_to_what_was_pushed() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(&dir.path().join("data"), CONFIG);
+    let service = Service::start(support::SPATE, &dir.path().join("data"), CONFIG);
     let client = reqwest::Client::new();
     let push = async |lines: Vec<String>| {
         let r = client
@@ -169,7 +169,7 @@ window_top_services = 2
 task = "emf-windows"
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(&dir.path().join("data"), config);
+    let service = Service::start(support::SPATE, &dir.path().join("data"), config);
     let window = 300_000i64;
     let now = spate_operators::event::wall_clock_ms();
     let w0 = now - now.rem_euclid(window) - 4 * window;

@@ -8,10 +8,13 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::service::Service;
+use spate_test_support::service::Service;
 
 fn put_table(bucket: &str, text: &str) {
-    support::aws::put_objects(bucket, &[("ref/hosts.csv".to_string(), text.into())]);
+    spate_test_support::emulator::put_objects(
+        bucket,
+        &[("ref/hosts.csv".to_string(), text.into())],
+    );
 }
 
 /// Posts `n` events from host 10.1.2.3 (no service) with messages `<tag>-<i>`
@@ -38,8 +41,8 @@ fn send_and_archive(service: &Service, tag: &str, n: usize) {
 
 #[test]
 fn s3_reference_table_changes_mid_stream() {
-    let bucket = support::aws::unique("enrich");
-    support::aws::create_bucket(&bucket);
+    let bucket = spate_test_support::unique("enrich");
+    spate_test_support::emulator::create_bucket(&bucket);
     put_table(
         &bucket,
         "cidr,service,owner,contact,rack\n10.0.0.0/8,corp-old,team-old,#old,r1\n",
@@ -55,9 +58,9 @@ reload_interval_secs = 1
 [lake]
 max_file_age_secs = 1
 "#,
-        aws = support::aws::aws_section(),
+        aws = spate_test_support::emulator::aws_section(),
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     assert_eq!(service.metric("spate_enrich_table_rows"), Some(1.0));
     send_and_archive(&service, "before", 5);
 
@@ -143,7 +146,7 @@ max_file_age_secs = 1
     let config_arg = config_path.display().to_string();
     let summary = support::ingest(&ingest_dir, &[&input], &["--config", &config_arg]);
     assert_eq!(summary["events"], 1);
-    let rows = support::duckdb(
+    let rows = spate_test_support::lake::duckdb(
         &ingest_dir.join("lake/logs"),
         "select service, json_extract_string(attrs, '$.owner') from logs",
     );

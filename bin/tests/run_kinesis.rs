@@ -12,9 +12,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::aws::{boto, endpoint, unique};
-use support::duckdb;
-use support::service::Service;
+use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::lake::duckdb;
+use spate_test_support::service::Service;
+use spate_test_support::unique;
 use support::spate;
 
 /// A `spate run` config reading `stream` with leases in `table` as `worker`;
@@ -89,7 +90,7 @@ print(json.dumps([i.get('owner', {}).get('S', '') for i in items]))
 /// Distinct messages in a lake (empty when nothing is committed yet).
 fn messages(data_dir: &Path) -> BTreeSet<String> {
     let lake = data_dir.join("lake");
-    if !support::walk(&lake).iter().any(|p| {
+    if !spate_test_support::lake::walk(&lake).iter().any(|p| {
         p.extension().is_some_and(|e| e == "parquet")
             && !p.file_name().unwrap().to_string_lossy().starts_with('.')
     }) {
@@ -119,8 +120,8 @@ fn a_killed_process_shards_are_taken_over_without_loss() {
     // Lake files committed every second, so checkpoints move.
     let config =
         |worker| kinesis_config(&stream, &table, worker, 3) + "[lake]\nmax_file_age_secs = 1\n";
-    let a = Service::start(&a_dir, &config("a"));
-    let b = Service::start(&b_dir, &config("b"));
+    let a = Service::start(support::SPATE, &a_dir, &config("a"));
+    let b = Service::start(support::SPATE, &b_dir, &config("b"));
 
     // Both processes hold a shard before anything is put.
     wait_for("one lease each", Duration::from_secs(30), || {
@@ -238,8 +239,8 @@ shared_settle_secs = 5
     };
     let dir = tempfile::tempdir().unwrap();
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    let a = Service::start(&data_a, &shared_config("a"));
-    let b = Service::start(&data_b, &shared_config("b"));
+    let a = Service::start(support::SPATE, &data_a, &shared_config("a"));
+    let b = Service::start(support::SPATE, &data_b, &shared_config("b"));
 
     // The processes split the shards: each runs the reader of one (the one
     // that took both first gives one up when the other takes it over).
@@ -388,15 +389,15 @@ fn loadgen_kpl_spike_into_kinesis_loses_nothing_in_the_s3_lake() {
     let stream = unique("kin-loadgen");
     let table = unique("kin-loadgen-leases");
     let bucket = unique("kin-loadgen-lake");
-    support::aws::create_bucket(&bucket);
+    spate_test_support::emulator::create_bucket(&bucket);
     create_stream_and_leases(&stream, &table);
     let dir = tempfile::tempdir().unwrap();
     let config = kinesis_config(&stream, &table, "a", 10)
         + &format!("[lake]\nmax_file_age_secs = 1\n[lake.s3]\nbucket = \"{bucket}\"\n");
-    let service = Service::start(&dir.path().join("data"), &config);
+    let service = Service::start(support::SPATE, &dir.path().join("data"), &config);
 
     #[rustfmt::skip]
-    let report = support::aws::loadgen_json(&[
+    let report = support::loadgen_json(&[
         "send", "--target", "kinesis", "--stream", &stream, "--kpl",
         "--profile", "spike", "--rate", "200", "--duration", "3s",
         "--batch-events", "80", "--events-per-message", "20",
@@ -410,7 +411,7 @@ fn loadgen_kpl_spike_into_kinesis_loses_nothing_in_the_s3_lake() {
     // The lake fills as the shards are read: verify until nothing is lost.
     let mut verified = Value::Null;
     wait_for("every event in the lake", Duration::from_secs(60), || {
-        let out = support::aws::loadgen()
+        let out = support::loadgen()
             .args(["verify", "--lake", &format!("s3://{bucket}"), "--json"])
             .arg("--send-report")
             .arg(&send_report)

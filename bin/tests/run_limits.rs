@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use spate_loadgen::send::{HttpOptions, HttpTarget, Profile, Schedule, SendPlan};
 use spate_loadgen::verify::{self, VerifyRequest};
 use spate_loadgen::{RunId, Workload};
-use support::service::Service;
+use spate_test_support::service::Service;
 
 const BASE_CONFIG: &str = "[hot]\nretention_hours = 1000000\nalert_retention_days = 100000\n";
 
@@ -75,7 +75,7 @@ async fn bombs_and_json_arrays_stay_within_the_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = format!("{BASE_CONFIG}[http]\nmax_inflight_size = \"64MiB\"\n");
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     let client = reqwest::Client::new();
     // Warm up: a first push and query paths allocate what they keep.
     let status = push_until_taken(
@@ -201,7 +201,7 @@ async fn slow_clients_neither_lock_out_pushes_nor_hold_up_shutdown() {
         "{BASE_CONFIG}[http]\nmax_inflight_size = \"16MiB\"\nbody_timeout = \"2s\"\n\
          min_body_rate = \"1KiB\"\ndrain_timeout = \"1s\"\n"
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
     let addr = service.url.trim_start_matches("http://").to_string();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
@@ -275,7 +275,7 @@ async fn two_sigkills_under_load_lose_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let addr = free_addr();
-    let service = Service::start_on(&data, BASE_CONFIG, &addr);
+    let service = Service::start_on(support::SPATE, &data, BASE_CONFIG, &addr);
     let run_id = RunId::new("kill9").unwrap();
     let plan = SendPlan {
         workload: Workload::AppJson,
@@ -307,7 +307,7 @@ async fn two_sigkills_under_load_lose_nothing_acknowledged() {
             for _ in 0..2 {
                 std::thread::sleep(Duration::from_millis(2_500));
                 service.kill();
-                service = Service::start_on(&data, BASE_CONFIG, &addr);
+                service = Service::start_on(support::SPATE, &data, BASE_CONFIG, &addr);
             }
             service
         })
@@ -346,7 +346,7 @@ async fn two_sigkills_under_load_lose_nothing_acknowledged() {
 }
 
 fn lake_has_no_temporaries(lake: &Path) {
-    let left: Vec<_> = support::walk(lake)
+    let left: Vec<_> = spate_test_support::lake::walk(lake)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".tmp"))
         .collect();

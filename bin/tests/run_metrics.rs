@@ -9,8 +9,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::promtool::{promtool_check, sample};
-use support::service::Service;
+use spate_test_support::promtool::{promtool_check, sample};
+use spate_test_support::service::Service;
 
 fn config(logs: &std::path::Path) -> String {
     format!(
@@ -34,7 +34,7 @@ fn promtool_finds_nothing_wrong_with_a_live_metrics_page() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let service = Service::start(&dir.path().join("data"), &config(&logs));
+    let service = Service::start(support::SPATE, &dir.path().join("data"), &config(&logs));
 
     // Before anything happened: the series whose labels are known are there, at 0.
     let text = service.metrics_text();

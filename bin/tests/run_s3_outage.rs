@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::aws::{boto, endpoint, loadgen};
-use support::service::Service;
+use spate_test_support::emulator::{boto, endpoint};
+use spate_test_support::service::Service;
+use spate_test_support::wait::poll_until;
+use support::loadgen;
 
 /// A TCP forwarder in front of the emulator that can be taken down: while
 /// down its port refuses connections and the connections it had are cut, as
@@ -164,7 +166,7 @@ prefix = "spate/"
 "#,
         url = outage.url(),
     );
-    let service = Service::start(&data, &config);
+    let service = Service::start(support::SPATE, &data, &config);
 
     // 80 s of pushes at 250 events/s; S3 is gone from 10 s to 70 s.
     let send_report = dir.path().join("send.json");
@@ -173,7 +175,7 @@ prefix = "spate/"
         let report = send_report.clone();
         std::thread::spawn(move || {
             #[rustfmt::skip]
-            let sent = support::aws::loadgen_json(&[
+            let sent = support::loadgen_json(&[
                 "send", "--target", &url, "--profile", "steady", "--rate", "250",
                 "--duration", "80s", "--batch-events", "50", "--run-id", "outage",
             ]);
@@ -181,12 +183,18 @@ prefix = "spate/"
             sent
         })
     };
-    std::thread::sleep(Duration::from_secs(10));
-    let before = counter(
-        &service.metrics_text(),
-        "spate_s3_lake_objects_written_total",
+    // Files reach S3 before the outage.
+    poll_until(
+        Duration::from_secs(30),
+        "files in S3 before the outage",
+        || {
+            let written = counter(
+                &service.metrics_text(),
+                "spate_s3_lake_objects_written_total",
+            );
+            (written > 0.0).then_some(written)
+        },
     );
-    assert!(before > 0.0, "files reach S3 before the outage");
     outage.take_down();
     let down_at = Instant::now();
     std::thread::sleep(Duration::from_secs(60));

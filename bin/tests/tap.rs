@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::service::Service;
+use spate_test_support::service::Service;
 use support::spate;
 
 /// `n` events of each of `checkout` (ERROR) and `web` (INFO), tagged `round`.
@@ -68,7 +68,7 @@ fn wait_exit(child: &mut Child) -> ExitStatus {
 #[test]
 fn tap_shows_pushed_events_filtered_and_stops_at_the_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(&dir.path().join("data"), "");
+    let service = Service::start(support::SPATE, &dir.path().join("data"), "");
     let mut child = tap(
         &service,
         &[
@@ -135,7 +135,7 @@ fn tap_shows_pushed_events_filtered_and_stops_at_the_limit() {
 #[test]
 fn ctrl_c_and_a_closed_pipe_end_the_tap_and_its_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(&dir.path().join("data"), "");
+    let service = Service::start(support::SPATE, &dir.path().join("data"), "");
 
     // Ctrl-C.
     let mut child = tap(&service, &[]);
@@ -190,6 +190,7 @@ fn ctrl_c_and_a_closed_pipe_end_the_tap_and_its_listener() {
 fn tap_needs_the_token_when_the_service_has_one() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(
+        support::SPATE,
         &dir.path().join("data"),
         "[http]\nauth_token = \"s3cret\"\n",
     );
@@ -229,6 +230,7 @@ fn an_open_tap_does_not_hold_the_shutdown_up() {
     let dir = tempfile::tempdir().unwrap();
     // Connections still open at shutdown would be waited for two minutes.
     let service = Service::start(
+        support::SPATE,
         &dir.path().join("data"),
         "[http]\ndrain_timeout = \"120s\"\n",
     );

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::service::Service;
+use spate_test_support::service::Service;
 use support::spate;
 
 /// Pushes 200 events every 100 ms until `until`.
@@ -71,7 +71,7 @@ fn row<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
 #[test]
 fn top_renders_stages_and_rates_in_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(&dir.path().join("data"), "");
+    let service = Service::start(support::SPATE, &dir.path().join("data"), "");
     let text = top_in_pty(&service, "", None);
     assert!(text.contains("spate top"), "{text}");
     assert!(text.contains("memory "), "{text}");
@@ -113,7 +113,7 @@ fn top_renders_stages_and_rates_in_a_terminal() {
 #[test]
 fn top_redraws_in_place_until_interrupted() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(&dir.path().join("data"), "");
+    let service = Service::start(support::SPATE, &dir.path().join("data"), "");
     // Three seconds of one-second frames, then Ctrl-C (timeout's SIGINT).
     let command = format!(
         "timeout -s INT 3.5 {} top --url {} --interval 1s",
@@ -141,6 +141,7 @@ fn top_redraws_in_place_until_interrupted() {
 fn top_sends_the_metrics_token() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(
+        support::SPATE,
         &dir.path().join("data"),
         "[http]\nauth_token = \"s3cret\"\nmetrics_auth = true\n",
     );

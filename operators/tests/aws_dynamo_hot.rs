@@ -2,13 +2,14 @@
 //! writer actor and queried newest first, windows merged across processes,
 //! an alert raised once by two processes.
 
-mod aws_emulator;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_emulator::{aws, unique, wait_until};
+use spate_test_support::emulator::aws;
+
+use spate_test_support::unique;
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
     ReturnConsumedCapacity, ScalarAttributeType, WriteRequest,
@@ -28,6 +29,7 @@ use spate_operators::sinks::dynamo_hot::{
 use spate_operators::sinks::hot::RecentQuery;
 use spate_operators::sources::{ChunkFormat, RawChunk};
 use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
+use spate_test_support::wait::wait_until;
 
 async fn create_hot_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
     let attr = |n: &str| {

@@ -3,13 +3,16 @@
 //! crashed worker's shards taken over, resharding, and CloudWatch Logs
 //! subscription payloads and KPL aggregated records.
 
-mod aws_emulator;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_emulator::{aws, column, decode_pipeline, unique, wait_until};
+use spate_test_support::emulator::aws;
+
+use spate_test_support::decode::{column, decode_pipeline};
+
+use spate_test_support::unique;
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -19,7 +22,9 @@ use spate_engine::Pipeline;
 use spate_engine::testkit::CaptureSink;
 use spate_operators::log_batch::LogBatch;
 use spate_operators::sources::kinesis::lease::SHARD_END;
-use spate_operators::sources::kinesis::{KinesisConfig, KinesisStream};
+use spate_operators::sources::kinesis::{KinesisConfig, KinesisSource, KinesisStream};
+use spate_test_support::acks::{AckedUpstream, check_acknowledgements};
+use spate_test_support::wait::wait_until;
 
 struct Clients {
     kinesis: aws_sdk_kinesis::Client,
@@ -178,9 +183,18 @@ async fn records_put_while_reading_arrive_and_checkpoint_after_delivery() {
     })
     .await;
     let last = put(&c, &name, &messages("during", 0..20)).await;
-    // The records are read and wait at the closed sink: nothing is
-    // checkpointed. (Real time: the emulator is another process.)
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Records of both shards are read and wait at the closed sink: nothing
+    // is checkpointed while they await their verdicts.
+    wait_until(
+        Duration::from_secs(15),
+        "a batch of each shard read and awaiting its verdict",
+        async || {
+            pipeline
+                .source_lag("source")
+                .is_some_and(|lag| lag.batches >= 2 && lag.delivered == 0)
+        },
+    )
+    .await;
     assert!(
         checkpoints(&stream).await.values().all(Option::is_none),
         "no checkpoint before delivery"
@@ -527,4 +541,65 @@ async fn kpl_aggregated_records_are_unpacked() {
             .count(),
         50
     );
+}
+
+/// A one-shard stream of the emulator as the acknowledgement compliance
+/// check's upstream: fed by putting records, committed when the lease's
+/// checkpoint is the last record's sequence number.
+struct Stream {
+    clients: Clients,
+    name: String,
+    reader: Arc<KinesisStream>,
+    last: BTreeMap<String, String>,
+}
+
+impl AckedUpstream for Stream {
+    type Source = KinesisSource;
+
+    fn source(&self) -> impl FnMut() -> KinesisSource + Send + 'static {
+        let reader = self.reader.clone();
+        move || reader.source()
+    }
+
+    async fn feed(&mut self, line: &str) {
+        let out = self
+            .clients
+            .kinesis
+            .put_record()
+            .stream_name(&self.name)
+            .partition_key("acks")
+            .data(Blob::new(format!("{line}\n")))
+            .send()
+            .await
+            .expect("put record");
+        self.last.insert(
+            out.shard_id().to_string(),
+            out.sequence_number().to_string(),
+        );
+    }
+
+    async fn committed(&mut self) -> bool {
+        let cps = checkpoints(&self.reader).await;
+        self.last
+            .iter()
+            .all(|(shard, seq)| cps.get(shard).cloned().flatten().as_ref() == Some(seq))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_move_the_checkpoint_and_failed_batches_are_sent_again() {
+    let c = clients().await;
+    let name = unique("kin-acks");
+    let table = unique("kin-acks-leases");
+    create_stream(&c, &name, 1).await;
+    create_lease_table(&c, &table).await;
+    let reader = reader(&c, &name, &table, "w1");
+    let mut upstream = Stream {
+        clients: c,
+        name,
+        reader: reader.clone(),
+        last: BTreeMap::new(),
+    };
+    check_acknowledgements(&mut upstream, "kinesis", Duration::from_secs(30)).await;
+    assert!(reader.settled(Duration::from_secs(10)).await);
 }

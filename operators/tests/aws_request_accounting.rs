@@ -2,12 +2,12 @@
 //! the counters match the calls the test makes, by service and operation,
 //! with the bytes of the bodies, and a refused call counts as an error.
 
-mod aws_emulator;
+use spate_test_support::emulator::aws;
 
-use aws_emulator::{aws, unique};
 use spate_engine::PrometheusExporter;
 use spate_operators::aws::AwsClients;
 use spate_operators::metric_catalog::AWS;
+use spate_test_support::unique;
 
 /// The value of the sample of `family` with exactly `labels` (as rendered,
 /// in order), or 0.

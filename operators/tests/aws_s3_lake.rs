@@ -1,13 +1,10 @@
 //! The lake writer with the S3 commit target against the local emulator.
 
-mod aws_emulator;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arrow_array::{Array, StringArray};
-use aws_emulator::{aws, create_queue, send_bodies, unique, wait_until};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use spate_engine::testkit::{ScriptedSource, SourceLog};
 use spate_engine::{ActorOptions, GraphBuilder, Pipeline, SupervisorPolicy};
@@ -21,6 +18,9 @@ use spate_operators::sinks::s3_lake::{S3LakeConfig, S3Target};
 use spate_operators::sources::sqs::{SqsConfig, SqsQueue};
 use spate_operators::sources::{ChunkFormat, RawChunk};
 use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
+use spate_test_support::emulator::{aws, create_queue, send_bodies};
+use spate_test_support::unique;
+use spate_test_support::wait::wait_until;
 
 async fn bucket(s3: &aws_sdk_s3::Client) -> String {
     let name = unique("lake");

@@ -3,17 +3,17 @@
 //! `Authorization` header; a missing secret is an error naming it. The
 //! PagerDuty routing key likewise, sent in the event body.
 
-mod aws_emulator;
-
 use std::sync::{Arc, Mutex};
 
-use aws_emulator::{aws, unique};
+use spate_test_support::emulator::aws;
+
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use spate_operators::alerts::outputs::webhook::{WebhookConfig, WebhookOutput};
 use spate_operators::alerts::record::{AlertRecord, AlertState};
 use spate_operators::aws::secrets::SecretError;
+use spate_test_support::unique;
 use tokio::sync::Notify;
 
 fn alert() -> AlertRecord {

@@ -1,11 +1,11 @@
 //! The SNS alert publisher against the local emulator: a topic with SQS
 //! subscriptions, one of them filtered by severity.
 
-mod aws_emulator;
+use spate_test_support::emulator::{aws, create_queue, queue_arn};
 
-use aws_emulator::{aws, create_queue, queue_arn, unique};
 use spate_operators::alerts::record::{AlertRecord, AlertState};
 use spate_operators::sinks::sns::{SnsConfig, SnsPublisher};
+use spate_test_support::unique;
 
 fn alert(severity: &str, service: &str) -> AlertRecord {
     AlertRecord {

@@ -1,21 +1,24 @@
 //! The SQS source against the local emulator: decode, delete on delivery,
 //! return on failure, dead-letter queue, body formats, throughput.
 
-mod aws_emulator;
-
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_emulator::{
-    aws, column, create_queue, decode_pipeline, queue_depth, send_bodies, unique, wait_until,
-};
+use spate_test_support::emulator::{aws, create_queue, queue_depth, send_bodies};
+
+use spate_test_support::decode::{column, decode_pipeline};
+
+use spate_test_support::unique;
+
 use base64::Engine;
 use spate_engine::Pipeline;
 use spate_engine::testkit::{CaptureSink, SinkStep};
 use spate_operators::log_batch::LogBatch;
-use spate_operators::sources::sqs::{SqsConfig, SqsQueue};
+use spate_operators::sources::sqs::{SqsConfig, SqsQueue, SqsSource};
+use spate_test_support::acks::{AckedUpstream, check_acknowledgements};
+use spate_test_support::wait::wait_until;
 
 /// Short polls keep the tests quick; the defaults are for production.
 fn test_config(queue_url: &str) -> SqsConfig {
@@ -285,4 +288,45 @@ async fn throughput_against_the_emulator() {
         MESSAGES as f64 / elapsed,
         events as f64 / elapsed
     );
+}
+
+/// A queue of the emulator as the acknowledgement compliance check's
+/// upstream: fed by sending messages, committed when none is left (visible
+/// or in flight).
+struct Queue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    queue: Arc<SqsQueue>,
+}
+
+impl AckedUpstream for Queue {
+    type Source = SqsSource;
+
+    fn source(&self) -> impl FnMut() -> SqsSource + Send + 'static {
+        let queue = self.queue.clone();
+        move || queue.source()
+    }
+
+    async fn feed(&mut self, line: &str) {
+        send_bodies(&self.sqs, &self.url, &[line.to_string()]).await;
+    }
+
+    async fn committed(&mut self) -> bool {
+        queue_depth(&self.sqs, &self.url).await == 0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_delete_delivered_messages_and_return_failed_ones() {
+    let (aws_config, sdk) = aws().await;
+    let sqs = aws_config.sqs_client(&sdk);
+    let url = create_queue(&sqs, &unique("acks"), None).await;
+    let queue = SqsQueue::new(sqs.clone(), test_config(&url)).unwrap();
+    let mut upstream = Queue {
+        sqs,
+        url,
+        queue: queue.clone(),
+    };
+    check_acknowledgements(&mut upstream, "sqs", Duration::from_secs(30)).await;
+    assert!(queue.settled(Duration::from_secs(10)).await);
 }

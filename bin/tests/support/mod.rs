@@ -1,31 +1,30 @@
-//! What the end-to-end tests of the `spate` binary share: the binary, corpora,
-//! `spate ingest` and the `--stats` line of `spate query`, DuckDB as an
-//! independent reader of the lake, a running `spate run`, and the AWS
-//! emulator.
+//! What the end-to-end tests of the `spate` binary share beyond
+//! `spate-test-support`: the binary itself (whose path only a test file of
+//! this crate knows), `spate ingest` and the `--stats` line of `spate query`.
 
 #![allow(dead_code)] // each test file uses a part
 
-pub mod aws;
-pub mod promtool;
-pub mod service;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use spate_loadgen::{GenerateStats, Workload, generate};
+
+/// The path of the `spate` binary under test.
+pub const SPATE: &str = env!("CARGO_BIN_EXE_spate");
 
 /// The `spate` binary under test.
 pub fn spate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spate"))
+    Command::new(SPATE)
 }
 
-/// Writes a workload to `<dir>/<workload>.txt` with seed 7.
-pub fn corpus(dir: &Path, workload: Workload, events: u64) -> (PathBuf, GenerateStats) {
-    let path = dir.join(format!("{workload}.txt"));
-    let file = std::fs::File::create(&path).unwrap();
-    let stats = generate(workload, events, 7, file).unwrap();
-    (path, stats)
+/// The `loadgen` binary (built beside `spate`), pointed at the emulator.
+pub fn loadgen() -> Command {
+    spate_test_support::oracle::loadgen(Path::new(SPATE))
+}
+
+/// Runs `loadgen ARGS --json`, which must succeed; the report it prints.
+pub fn loadgen_json(args: &[&str]) -> Value {
+    spate_test_support::oracle::loadgen_json(Path::new(SPATE), args)
 }
 
 /// Runs `command`, which must succeed; its stdout.
@@ -64,80 +63,4 @@ pub fn files_scanned_in(stderr: &str) -> u64 {
         .find_map(|part| part.strip_suffix(" files scanned"))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("cannot read {line}"))
-}
-
-/// The Python with DuckDB and pyarrow that `scripts/test.sh` installs.
-pub fn python() -> String {
-    std::env::var("SPATE_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("SPATE_TEST_PYTHON is not set: run the suite with `bash scripts/test.sh`")
-    })
-}
-
-/// Runs a DuckDB query over the lake (view `logs`, Hive partitions as columns)
-/// and returns its rows as JSON arrays.
-pub fn duckdb(lake: &Path, sql: &str) -> Vec<Value> {
-    let glob = format!("{}/**/*.parquet", lake.display());
-    let script = format!(
-        r#"
-import duckdb, json, sys
-con = duckdb.connect()
-con.execute("create view logs as select * from read_parquet('{glob}', hive_partitioning=true)")
-rows = con.execute(sys.argv[1]).fetchall()
-print(json.dumps([list(r) for r in rows], default=str))
-"#
-    );
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .arg(sql)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "duckdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
-}
-
-/// Every file under `dir`, recursively.
-pub fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// Asserts that `spate query` over a lake built from a W1 corpus finds what
-/// the corpus holds: every event once, the severity counts and the
-/// `http_5xx` tag count. `rows` runs one SQL statement and returns its rows
-/// as JSON objects.
-pub fn assert_w1_counts(stats: &GenerateStats, rows: impl Fn(&str) -> Vec<Value>) {
-    let by_severity = rows("select severity, count(*) as n from logs group by severity");
-    let count = |name: &str| {
-        by_severity
-            .iter()
-            .find(|r| r["severity"] == name)
-            .map_or(0, |r| r["n"].as_u64().unwrap())
-    };
-    for (name, idx) in [("INFO", 0), ("WARNING", 1), ("ERROR", 2), ("CRITICAL", 3)] {
-        assert_eq!(count(name), stats.expected_severity[idx], "{name}");
-    }
-    let total = rows("select count(*) as n, count(distinct event_id) as ids from logs");
-    assert_eq!(total[0]["n"], stats.events);
-    assert_eq!(total[0]["ids"], stats.events);
-    let tagged = rows("select count(*) as n from logs where array_has(tags, 'http_5xx')");
-    assert_eq!(tagged[0]["n"], stats.expected_tags.http_5xx);
 }

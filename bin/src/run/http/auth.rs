@@ -5,7 +5,8 @@
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
-use super::{HttpState, header_str, json_error};
+use super::respond::{header_str, json_error};
+use super::state::HttpState;
 use crate::console::CSRF_HEADER;
 use crate::console::auth::constant_time_eq;
 

@@ -1,7 +1,6 @@
-//! `POST /v1/query`: the request, the query on the [`QueryExecutor`], the
+//! `POST /v1/query`: the request, the query on the
+//! [`QueryExecutor`](crate::query::executor::QueryExecutor), the
 //! answer (see [`crate::query::QueryError::http_status`] for the statuses).
-
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -9,17 +8,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Access, HttpState, authorize_api, json_error, with_retry_after};
-use crate::query::executor::{QueryConfig, QueryExecutor};
+use super::auth::{Access, authorize_api};
+use super::respond::{json_error, with_retry_after};
+use super::state::HttpState;
 use crate::query::filters::LogFilter;
-use crate::query::{QueryContext, QueryError, QueryRequest};
-
-/// What `POST /v1/query` runs on.
-pub(super) struct QueryService {
-    ctx: Arc<QueryContext>,
-    executor: QueryExecutor,
-    config: QueryConfig,
-}
+use crate::query::{QueryError, QueryRequest};
 
 /// `POST /v1/query` body.
 #[derive(Debug, Deserialize)]
@@ -39,20 +32,6 @@ struct QueryBody {
 
 const QUERY_DEFAULT_LIMIT: usize = 1_000;
 const QUERY_MAX_LIMIT: usize = 100_000;
-
-impl QueryService {
-    pub(super) fn new(
-        ctx: Arc<QueryContext>,
-        executor: QueryExecutor,
-        config: &QueryConfig,
-    ) -> Self {
-        QueryService {
-            ctx,
-            executor,
-            config: config.clone(),
-        }
-    }
-}
 
 /// Answers a `POST /v1/query`; with a console, the query is audited (who,
 /// from where, the SQL, the outcome).

@@ -29,7 +29,9 @@ use serde_json::{Map, Value};
 use spate_operators::event::Severity;
 use spate_operators::tap::{self, TapItem, TapStage, TapSubscription};
 
-use super::{Access, HttpState, authorize_api, json_error};
+use super::auth::{Access, authorize_api};
+use super::respond::json_error;
+use super::state::HttpState;
 use crate::query::format::json_rows;
 
 /// Batches a client's channel holds before the stage's offers are dropped.

@@ -1,10 +1,12 @@
 //! The local AWS emulator (moto) the AWS tests run against: `bash
-//! scripts/test.sh` starts it and exports `SPATE_TEST_AWS_ENDPOINT` with test
-//! credentials; without it the AWS tests fail rather than skip.
+//! scripts/test.sh` (or `/work/tools/with-env.sh`) starts it and exports
+//! `SPATE_TEST_AWS_ENDPOINT` with test credentials; without it the AWS tests
+//! fail rather than skip. Clients of it (the real SDK), and boto3 snippets
+//! for what the tests set up or read back.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use spate_operators::aws::AwsConfig;
 
@@ -19,25 +21,23 @@ pub fn endpoint() -> String {
     }
 }
 
+/// The client settings for the emulator (credentials from the environment,
+/// as `scripts/test.sh` exports them).
+pub async fn aws() -> (AwsConfig, SdkConfig) {
+    let config = AwsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint()),
+        ..AwsConfig::default()
+    };
+    let sdk = config.load().await;
+    (config, sdk)
+}
+
 /// The `[aws]` section that points `spate` at the emulator.
 pub fn aws_section() -> String {
     format!(
         "[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n",
         endpoint()
-    )
-}
-
-/// A name no other test (or earlier run against the same emulator) uses;
-/// lowercase, so it is a valid bucket name.
-pub fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
 
@@ -49,12 +49,7 @@ pub fn with_s3<T>(f: impl AsyncFnOnce(aws_sdk_s3::Client) -> T) -> T {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let config = AwsConfig {
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(endpoint()),
-            ..AwsConfig::default()
-        };
-        let sdk = config.load().await;
+        let (config, sdk) = aws().await;
         f(config.s3_client(&sdk)).await
     })
 }
@@ -85,7 +80,7 @@ pub fn put_objects(bucket: &str, objects: &[(String, Vec<u8>)]) {
 /// the keys `[lake.s3]` would give a local lake directory (whose dedup
 /// indexes, `dedup/`, stay on the writer's disk).
 pub fn objects_of_dir(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    super::walk(dir)
+    crate::lake::walk(dir)
         .into_iter()
         .filter(|path| !path.strip_prefix(dir).unwrap().starts_with("dedup"))
         .map(|path| {
@@ -122,7 +117,7 @@ pub fn boto(snippet: &str, args: &serde_json::Value) -> serde_json::Value {
          os._exit(0)\n"
     );
     // The arguments go on stdin: a command-line argument holds at most 128 KiB.
-    let mut child = std::process::Command::new(super::python())
+    let mut child = std::process::Command::new(crate::lake::python())
         .arg("-c")
         .arg(script)
         .arg(endpoint())
@@ -213,37 +208,6 @@ else:
     drained == true
 }
 
-/// The `loadgen` binary (built beside `spate` by `cargo test --workspace`),
-/// pointed at the emulator with test credentials.
-pub fn loadgen() -> std::process::Command {
-    let path = Path::new(env!("CARGO_BIN_EXE_spate")).with_file_name("loadgen");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --bin loadgen` (or run `cargo test --workspace`)",
-        path.display()
-    );
-    let mut command = std::process::Command::new(path);
-    command
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test");
-    command
-}
-
-/// Runs `loadgen ARGS --json` (see [`loadgen`]), which must succeed; the
-/// report it prints.
-pub fn loadgen_json(args: &[&str]) -> serde_json::Value {
-    let out = loadgen().args(args).arg("--json").output().unwrap();
-    assert!(
-        out.status.success(),
-        "loadgen {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// The `[aws]` table of the emulator and one `[[sources.sqs]]` table reading
 /// `queue` (a queue URL) with 1 s long polls, its last line open for more
 /// keys of the source.
@@ -254,4 +218,96 @@ pub fn sqs_source_config(queue: &serde_json::Value) -> String {
         endpoint(),
         queue.as_str().unwrap()
     )
+}
+
+/// Creates a queue (optionally with a dead-letter queue after
+/// `max_receive_count` receives); returns its URL.
+pub async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    redrive: Option<(&str, u32)>,
+) -> String {
+    let mut request = sqs.create_queue().queue_name(name).attributes(
+        aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+        "30",
+    );
+    if let Some((dlq_url, max_receive_count)) = redrive {
+        let arn = queue_arn(sqs, dlq_url).await;
+        let policy = serde_json::json!({
+            "deadLetterTargetArn": arn,
+            "maxReceiveCount": max_receive_count.to_string(),
+        });
+        request = request.attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            policy.to_string(),
+        );
+    }
+    request
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url")
+}
+
+/// The ARN of a queue.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes");
+    attrs
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("queue arn")
+}
+
+/// Messages in the queue, visible plus in flight.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .filter_map(|k| attrs.get(k)?.parse::<u64>().ok())
+    .sum()
+}
+
+/// Sends bodies with SendMessageBatch, 10 at a time.
+pub async fn send_bodies(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[String]) {
+    for chunk in bodies.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .expect("entry")
+            })
+            .collect();
+        let out = sqs
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("send batch");
+        assert!(out.failed().is_empty(), "sends failed: {:?}", out.failed());
+    }
 }

@@ -7,8 +7,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::spate;
-
 /// `--data-dir DATA --config DATA.toml`: the data dir and the config file of
 /// a service [`Service::start`] ran, for the commands that read them.
 pub fn data_and_config_args(data_dir: &Path) -> [std::ffi::OsString; 4] {
@@ -28,21 +26,31 @@ pub struct Service {
     /// Its data dir.
     pub data_dir: PathBuf,
     stderr: Arc<Mutex<String>>,
+    /// The threads copying stderr and stdout into `stderr`; they end when
+    /// the process closes its pipes.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Service {
     /// Starts `spate run --listen 127.0.0.1:0` with `config` (TOML) and waits
-    /// until it prints the address it listens on.
-    pub fn start(data_dir: &Path, config: &str) -> Service {
-        Service::start_on(data_dir, config, "127.0.0.1:0")
+    /// until it prints the address it listens on. `spate`: the binary
+    /// (`env!("CARGO_BIN_EXE_spate")` in the test file; a library cannot
+    /// find it).
+    pub fn start(spate: impl AsRef<Path>, data_dir: &Path, config: &str) -> Service {
+        Service::start_on(spate, data_dir, config, "127.0.0.1:0")
     }
 
     /// [`Service::start`] on `listen` (to restart on the same address).
-    pub fn start_on(data_dir: &Path, config: &str, listen: &str) -> Service {
+    pub fn start_on(
+        spate: impl AsRef<Path>,
+        data_dir: &Path,
+        config: &str,
+        listen: &str,
+    ) -> Service {
         std::fs::create_dir_all(data_dir).unwrap();
         let config_path = data_dir.with_extension("toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut command = spate();
+        let mut command = Command::new(spate.as_ref());
         command
             .arg("run")
             .arg("--listen")
@@ -68,7 +76,7 @@ impl Service {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let reader = BufReader::new(child.stderr.take().unwrap());
         let log = stderr.clone();
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in reader.lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_string();
@@ -82,7 +90,7 @@ impl Service {
         // Stdout (alert lines) is kept too.
         let out = BufReader::new(child.stdout.take().unwrap());
         let log = stderr.clone();
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             for line in out.lines().map_while(Result::ok) {
                 let mut log = log.lock().unwrap();
                 log.push_str("stdout: ");
@@ -105,6 +113,7 @@ impl Service {
             url: format!("http://{addr}"),
             data_dir: data_dir.to_path_buf(),
             stderr,
+            readers: vec![err_reader, out_reader],
         }
     }
 
@@ -145,8 +154,10 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        // Let the reader threads take the last lines.
-        std::thread::sleep(Duration::from_millis(50));
+        // The reader threads take the last lines, up to the pipes' end.
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
         (status, self.output())
     }
 

@@ -1,0 +1,63 @@
+//! A source → decode → capture pipeline, as the source tests run it, and
+//! the columns of what it captured.
+
+use arrow_array::{Array, StringArray};
+use spate_engine::testkit::CaptureSink;
+use spate_engine::{ActorOptions, GraphBuilder, Pipeline, Source};
+use spate_operators::classify::ClassifierConfig;
+use spate_operators::decode::DecoderConfig;
+use spate_operators::enrich::EnrichConfig;
+use spate_operators::log_batch::LogBatch;
+use spate_operators::sources::RawChunk;
+use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
+
+/// `source` -> decode (`workers` competing workers, default settings) ->
+/// `sink`, spawned.
+pub fn decode_pipeline<S, F>(source: F, workers: usize, sink: &CaptureSink<LogBatch>) -> Pipeline
+where
+    S: Source<Out = RawChunk>,
+    F: FnMut() -> S + Send + 'static,
+{
+    let settings = DecodeSettings::new(
+        &DecoderConfig::default(),
+        &ClassifierConfig::default(),
+        &EnrichConfig::default(),
+        &DecodeStageConfig::default(),
+    )
+    .expect("decode settings");
+    let mut graph = GraphBuilder::new();
+    graph.source("source", source);
+    graph.actor_pool(
+        "decode",
+        workers,
+        move |_| DecodeStage::new(&settings),
+        ActorOptions::with_capacity(8),
+    );
+    let sink = sink.clone();
+    graph.actor("sink", move || sink.clone(), ActorOptions::with_capacity(8));
+    graph.connect("source", "decode").connect("decode", "sink");
+    graph.build().expect("graph").spawn()
+}
+
+/// Every non-null string of `column` in the delivered batches, in order.
+pub fn column(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in sink.delivered() {
+        for part in &batch.parts {
+            let idx = part.records.schema().index_of(name).expect("column");
+            let strings = part
+                .records
+                .column(idx)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("strings")
+                .clone();
+            for i in 0..strings.len() {
+                if strings.is_valid(i) {
+                    out.push(strings.value(i).to_string());
+                }
+            }
+        }
+    }
+    out
+}
