@@ -13,9 +13,8 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-
-use super::DynamoHotError;
+use super::wire::{Reader, put_varint};
+use super::{DynamoHotError, block_v1, columns};
 use crate::event::Severity;
 use crate::sinks::hot::HotEvent;
 use crate::sinks::hot::query::rfc3339_ms;
@@ -33,11 +32,9 @@ pub const MAX_BLOCK_BYTES: usize = 64 * 1024;
 /// a reader allocate more).
 pub const MAX_RAW_BYTES: usize = 64 << 20;
 
-/// zstd level of block bodies.
-const ZSTD_LEVEL: i32 = 9;
-
-/// Version of the body layout (`v`).
-const BODY_VERSION: u32 = 1;
+/// zstd level of block bodies (blocks are small: the highest levels cost
+/// little time).
+const ZSTD_LEVEL: i32 = 19;
 
 /// One hot event as a block keeps it (the service is the block's).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,26 +94,6 @@ impl StoredEvent {
             event_id: self.event_id,
         })
     }
-}
-
-/// The body of a block: one vector per field, `ts` as differences from the
-/// previous event (the first from 0).
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    v: u32,
-    id: Vec<String>,
-    ts: Vec<i64>,
-    sev: Vec<u8>,
-    host: Vec<Option<String>>,
-    src: Vec<String>,
-    lg: Vec<Option<String>>,
-    ls: Vec<Option<String>>,
-    tags: Vec<Vec<String>>,
-    st: Vec<Option<u16>>,
-    ip: Vec<Option<String>>,
-    msg: Vec<String>,
-    attrs: Vec<Option<String>>,
 }
 
 /// One block ready to store.
@@ -213,117 +190,62 @@ fn pack_into(
     pack_into(newer, cap, out)
 }
 
-/// One block of `events` (sorted by time, not empty).
+/// The first byte of a block in layout 2 (layout 1 is a bare zstd frame,
+/// which starts with 0x28).
+const LAYOUT_2: u8 = 2;
+
+/// One block of `events` (sorted by time, not empty), in layout 2:
+/// `[2][text length][frame length][zstd frame of the text][bin]` (see
+/// [`columns`](super::columns)).
 fn encode(events: &[StoredEvent]) -> Result<Packed, DynamoHotError> {
-    let mut body = Body {
-        v: BODY_VERSION,
-        ..Body::default()
-    };
-    let mut previous = 0i64;
-    let mut top = Severity::Info;
-    for e in events {
-        body.id.push(e.event_id.clone());
-        body.ts.push(e.ts_ms.wrapping_sub(previous));
-        previous = e.ts_ms;
-        body.sev.push(e.severity.index() as u8);
-        top = top.max(e.severity);
-        body.host.push(e.host.clone());
-        body.src.push(e.source.clone());
-        body.lg.push(e.log_group.clone());
-        body.ls.push(e.log_stream.clone());
-        body.tags.push(e.tags.clone());
-        body.st.push(e.status);
-        body.ip.push(e.client_ip.clone());
-        body.msg.push(e.message.clone());
-        body.attrs.push(e.attrs.clone());
-    }
-    let raw =
-        serde_json::to_vec(&body).map_err(|e| DynamoHotError::Data(format!("block body: {e}")))?;
-    let bytes = zstd::bulk::compress(&raw, ZSTD_LEVEL)
+    let body = columns::encode(events);
+    let frame = zstd::bulk::compress(&body.text, ZSTD_LEVEL)
         .map_err(|e| DynamoHotError::Data(format!("block compression: {e}")))?;
+    let mut bytes = Vec::with_capacity(frame.len() + body.bin.len() + 12);
+    bytes.push(LAYOUT_2);
+    put_varint(&mut bytes, body.text.len() as u64);
+    put_varint(&mut bytes, frame.len() as u64);
+    bytes.extend_from_slice(&frame);
+    bytes.extend_from_slice(&body.bin);
     Ok(Packed {
         bytes,
-        raw_len: raw.len(),
+        raw_len: body.text.len() + body.bin.len(),
         events: events.len(),
         first_ms: events.first().map_or(0, |e| e.ts_ms),
         last_ms: events.last().map_or(0, |e| e.ts_ms),
-        top,
+        top: events.iter().map(|e| e.severity).max().unwrap_or(Severity::Info),
     })
 }
 
-/// The events of a block body (`raw_len` as stored with it), oldest first.
-pub fn unpack(bytes: &[u8], raw_len: usize) -> Result<Vec<StoredEvent>, DynamoHotError> {
-    if raw_len > MAX_RAW_BYTES {
-        return Err(DynamoHotError::Data(format!(
-            "block body of {raw_len} bytes is above the {MAX_RAW_BYTES} bytes a reader accepts"
-        )));
-    }
-    let raw = zstd::bulk::decompress(bytes, raw_len)
-        .map_err(|e| DynamoHotError::Data(format!("block body does not decompress: {e}")))?;
-    let body: Body = serde_json::from_slice(&raw)
-        .map_err(|e| DynamoHotError::Data(format!("block body is not readable: {e}")))?;
-    if body.v != BODY_VERSION {
-        return Err(DynamoHotError::Data(format!(
-            "block body version {} (this build reads {BODY_VERSION})",
-            body.v
-        )));
-    }
-    let n = body.id.len();
-    let lengths = [
-        body.ts.len(),
-        body.sev.len(),
-        body.host.len(),
-        body.src.len(),
-        body.lg.len(),
-        body.ls.len(),
-        body.tags.len(),
-        body.st.len(),
-        body.ip.len(),
-        body.msg.len(),
-        body.attrs.len(),
-    ];
-    if lengths.iter().any(|&l| l != n) {
-        return Err(DynamoHotError::Data(
-            "block body columns differ in length".into(),
-        ));
-    }
-    let mut out = Vec::with_capacity(n);
-    let mut ts = 0i64;
-    let columns = body
-        .id
-        .into_iter()
-        .zip(body.ts)
-        .zip(body.sev)
-        .zip(body.host)
-        .zip(body.src)
-        .zip(body.lg)
-        .zip(body.ls)
-        .zip(body.tags)
-        .zip(body.st)
-        .zip(body.ip)
-        .zip(body.msg)
-        .zip(body.attrs);
-    for (((((((((((id, dt), sev), host), src), lg), ls), tags), st), ip), msg), attrs) in columns {
-        ts = ts.wrapping_add(dt);
-        let severity = *Severity::ALL.get(usize::from(sev)).ok_or_else(|| {
-            DynamoHotError::Data(format!("block event {id} has severity index {sev}"))
+/// The events of a stored block, oldest first: layout 2, or layout 1 (a
+/// zstd frame of JSON columns, `raw_len` bytes uncompressed, as stored in
+/// its item's `raw`).
+pub fn unpack(bytes: &[u8], raw_len: Option<usize>) -> Result<Vec<StoredEvent>, DynamoHotError> {
+    if bytes.first() != Some(&LAYOUT_2) {
+        let raw_len = raw_len.ok_or_else(|| {
+            DynamoHotError::Data("block of layout 1 without its raw length".into())
         })?;
-        out.push(StoredEvent {
-            event_id: id,
-            ts_ms: ts,
-            severity,
-            host,
-            source: src,
-            log_group: lg,
-            log_stream: ls,
-            tags,
-            status: st,
-            client_ip: ip,
-            message: msg,
-            attrs,
-        });
+        return block_v1::unpack(bytes, raw_len);
     }
-    Ok(out)
+    let mut r = Reader::new(&bytes[1..]);
+    let text_len = r.len()?;
+    let frame_len = r.len()?;
+    if text_len > MAX_RAW_BYTES {
+        return Err(DynamoHotError::Data(format!(
+            "block body of {text_len} bytes is above the {MAX_RAW_BYTES} bytes a reader accepts"
+        )));
+    }
+    let frame = r.take(frame_len)?;
+    let bin = r.take(r.remaining())?;
+    let text = zstd::bulk::decompress(frame, text_len)
+        .map_err(|e| DynamoHotError::Data(format!("block body does not decompress: {e}")))?;
+    if text.len() != text_len {
+        return Err(DynamoHotError::Data(format!(
+            "block body is {} bytes, not {text_len}",
+            text.len()
+        )));
+    }
+    columns::decode(&text, bin)
 }
 
 #[cfg(test)]
@@ -357,7 +279,7 @@ pub(crate) mod tests {
                 i % 4
             ),
             attrs: Some(format!(
-                "{{\"span_id\":\"{:016x}\",\"env\":\"prod\"}}",
+                "{{\"env\":\"prod\",\"span_id\":\"{:016x}\"}}",
                 i * 7919
             )),
         }
@@ -377,7 +299,7 @@ pub(crate) mod tests {
             b.bytes.len(),
             b.raw_len
         );
-        assert_eq!(unpack(&b.bytes, b.raw_len).unwrap(), events);
+        assert_eq!(unpack(&b.bytes, None).unwrap(), events);
     }
 
     #[test]
@@ -387,7 +309,7 @@ pub(crate) mod tests {
         let mut again = a.clone();
         again.message = "the redelivered copy".into();
         let blocks = pack(vec![a, b.clone(), again.clone()], MAX_BLOCK_BYTES).unwrap();
-        let back = unpack(&blocks[0].bytes, blocks[0].raw_len).unwrap();
+        let back = unpack(&blocks[0].bytes, None).unwrap();
         assert_eq!(back, [b, again]);
         assert!(pack(Vec::new(), MAX_BLOCK_BYTES).unwrap().is_empty());
     }
@@ -410,7 +332,7 @@ pub(crate) mod tests {
         assert!(blocks.iter().all(|b| b.bytes.len() <= cap));
         let back: Vec<StoredEvent> = blocks
             .iter()
-            .flat_map(|b| unpack(&b.bytes, b.raw_len).unwrap())
+            .flat_map(|b| unpack(&b.bytes, None).unwrap())
             .collect();
         assert_eq!(back, events);
         assert!(blocks.windows(2).all(|w| w[0].last_ms <= w[1].first_ms));
@@ -422,11 +344,26 @@ pub(crate) mod tests {
     #[test]
     fn broken_bodies_are_errors() {
         let b = &pack(vec![stored(1, 1)], MAX_BLOCK_BYTES).unwrap()[0];
-        assert!(unpack(&b.bytes[..b.bytes.len() / 2], b.raw_len).is_err());
-        assert!(unpack(b"not zstd", 100).is_err());
-        assert!(unpack(&b.bytes, MAX_RAW_BYTES + 1).is_err());
-        let bad = zstd::bulk::compress(br#"{"v":1,"id":["a"]}"#, 1).unwrap();
-        assert!(unpack(&bad, 100).is_err(), "columns of different lengths");
+        for cut in [1, 2, b.bytes.len() / 2, b.bytes.len() - 1] {
+            assert!(unpack(&b.bytes[..cut], None).is_err(), "cut at {cut}");
+        }
+        assert!(unpack(&[], None).is_err());
+        assert!(unpack(b"not zstd", Some(100)).is_err());
+        assert!(unpack(b"not zstd", None).is_err(), "layout 1 needs its length");
+        let mut huge = vec![LAYOUT_2];
+        put_varint(&mut huge, MAX_RAW_BYTES as u64 + 1);
+        huge.extend_from_slice(&b.bytes[2..]);
+        assert!(unpack(&huge, None).is_err());
+        let mut wrong_length = b.bytes.clone();
+        wrong_length[1] -= 1;
+        assert!(unpack(&wrong_length, None).is_err());
+    }
+
+    #[test]
+    fn blocks_of_layout_1_still_read() {
+        let events: Vec<StoredEvent> = (0..20).map(|i| stored(i, 1_000 + i as i64)).collect();
+        let (bytes, raw_len) = block_v1::encode(&events).unwrap();
+        assert_eq!(unpack(&bytes, Some(raw_len)).unwrap(), events);
     }
 
     #[test]

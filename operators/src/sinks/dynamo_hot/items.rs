@@ -204,7 +204,6 @@ pub fn block_items(
                 ("pk".into(), s(service_pk(&service))),
                 ("sk".into(), s(block_sk(span, writer, *seq))),
                 ("blk".into(), AttributeValue::B(Blob::new(packed.bytes))),
-                ("raw".into(), n(packed.raw_len)),
                 ("n".into(), n(packed.events)),
                 ("top".into(), n(packed.top.index())),
                 ("expires_at".into(), n(expires_at)),
@@ -235,12 +234,8 @@ pub fn item_events(item: &Item, service: &str) -> Result<Vec<HotEvent>, DynamoHo
             get_s(item, "sk").unwrap_or_default()
         ))
     })?;
-    let raw_len: usize = get_n(item, "raw").ok_or_else(|| {
-        DynamoHotError::Data(format!(
-            "block {:?} has no raw length",
-            get_s(item, "sk").unwrap_or_default()
-        ))
-    })?;
+    // Blocks of layout 1 carry their uncompressed length.
+    let raw_len: Option<usize> = get_n(item, "raw");
     unpack(bytes.as_ref(), raw_len)?
         .into_iter()
         .map(|e| e.into_hot_event(service))

@@ -70,9 +70,12 @@
 pub mod alert_state;
 pub mod batch_write;
 pub mod block;
+pub mod block_v1;
+mod columns;
 pub mod items;
 mod recent;
 pub mod store;
+mod wire;
 pub mod writer;
 
 use serde::{Deserialize, Serialize};

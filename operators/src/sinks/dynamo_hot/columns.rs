@@ -1,0 +1,682 @@
+//! The body of a block (layout 2): its events column by column in a compact
+//! binary form, so that zstd sees long runs of alike values and random ids
+//! cost their bytes, not their hex digits.
+//!
+//! Each field is a stream of its own ([`Stream`]): times as varint
+//! differences, severities as bytes, repeated strings (sources, hosts, log
+//! groups, tags) as indexes into tables built as they go, messages as
+//! length-prefixed text. An event id `<source>:<n>` or
+//! `<source>:<head>:<n>` (the decoder's `<source>:<position>`, where an SQS
+//! source carries the message id) keeps only the head (a table; a UUID as
+//! 16 bytes) and the difference of `n` from the previous id with that head.
+//! `attrs` (a JSON object) is split by key: each event names its set of keys
+//! (a table of key sets) and each key has a stream of values: integers as
+//! varints, lowercase hex of 16 digits or more and UUIDs as bytes, other
+//! strings as text, anything else as its JSON. Random bytes (hex, UUIDs) go
+//! to a separate section that is not compressed (`bin`): zstd's literal
+//! coder does better on the text without them.
+//!
+//! `attrs` read back is the same JSON object with its keys sorted (as
+//! `serde_json` reads it anyway); everything else reads back exactly.
+
+use serde_json::{Map, Value};
+
+use super::DynamoHotError;
+use super::block::StoredEvent;
+use super::wire::{
+    Reader, TableReader, TableWriter, malformed, put_bytes, put_signed, put_varint,
+};
+use crate::event::Severity;
+
+/// The fixed streams, in body order; attribute keys follow.
+#[derive(Clone, Copy)]
+enum Stream {
+    Ts,
+    Sev,
+    Id,
+    Source,
+    Host,
+    LogGroup,
+    LogStream,
+    Tags,
+    Status,
+    ClientIp,
+    Message,
+    Shape,
+}
+
+const FIXED_STREAMS: usize = 12;
+
+/// How an event id is stored (the first byte of its entry in [`Stream::Id`]).
+const ID_RAW: u8 = 0;
+const ID_SOURCE_N: u8 = 1;
+const ID_SOURCE_HEAD_N: u8 = 2;
+
+/// How a head of an id is stored when new.
+const HEAD_TEXT: u8 = 0;
+const HEAD_UUID: u8 = 1;
+
+/// How an attribute value is stored (the first byte of its entry).
+const V_JSON: u8 = 0;
+const V_TEXT: u8 = 1;
+const V_HEX: u8 = 2;
+const V_UUID: u8 = 3;
+const V_INT: u8 = 4;
+const V_TRUE: u8 = 5;
+const V_FALSE: u8 = 6;
+const V_NULL: u8 = 7;
+
+/// [`Stream::Shape`] entries: no attrs, attrs stored as text, or a key set
+/// (its index plus this).
+const SHAPE_NONE: u64 = 0;
+const SHAPE_TEXT: u64 = 1;
+const SHAPE_FIRST: u64 = 2;
+
+/// An encoded body: `text` (to compress) and `bin` (random bytes, stored
+/// as they are).
+pub struct Encoded {
+    pub text: Vec<u8>,
+    pub bin: Vec<u8>,
+}
+
+/// Encodes `events` (in the order given).
+pub fn encode(events: &[StoredEvent]) -> Encoded {
+    let mut w = Writer {
+        streams: vec![Vec::new(); FIXED_STREAMS],
+        ..Writer::default()
+    };
+    for e in events {
+        w.event(e);
+    }
+    let mut text = Vec::with_capacity(w.streams.iter().map(Vec::len).sum::<usize>() + 64);
+    put_varint(&mut text, events.len() as u64);
+    put_varint(&mut text, w.streams.len() as u64);
+    for s in &w.streams {
+        put_bytes(&mut text, s);
+    }
+    Encoded { text, bin: w.bin }
+}
+
+/// Decodes what [`encode`] wrote.
+pub fn decode(text: &[u8], bin: &[u8]) -> Result<Vec<StoredEvent>, DynamoHotError> {
+    let mut head = Reader::new(text);
+    let n = head.len()?;
+    let count = head.len()?;
+    if count < FIXED_STREAMS || count > head.remaining() {
+        return Err(malformed(format!("{count} streams")));
+    }
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        streams.push(Reader::new(head.bytes()?));
+    }
+    if head.remaining() != 0 {
+        return Err(malformed("bytes after the streams"));
+    }
+    // Every event takes at least one byte of the time stream.
+    if n > streams[Stream::Ts as usize].remaining() {
+        return Err(malformed(format!("{n} events")));
+    }
+    let mut r = ReaderState {
+        streams,
+        bin: Reader::new(bin),
+        previous_ts: 0,
+        previous_n: 0,
+        heads: Vec::new(),
+        head_n: Vec::new(),
+        sources: TableReader::default(),
+        hosts: TableReader::default(),
+        log_groups: TableReader::default(),
+        log_streams: TableReader::default(),
+        tags: TableReader::default(),
+        ips: TableReader::default(),
+        keys: TableReader::default(),
+        shapes: Vec::new(),
+    };
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.event()?);
+    }
+    if r.streams.iter().any(|s| s.remaining() != 0) || r.bin.remaining() != 0 {
+        return Err(malformed("bytes left after the events"));
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Writer {
+    streams: Vec<Vec<u8>>,
+    bin: Vec<u8>,
+    previous_ts: i64,
+    previous_n: i64,
+    /// Id heads, and the last `n` of each.
+    heads: TableWriter,
+    head_n: Vec<i64>,
+    sources: TableWriter,
+    hosts: TableWriter,
+    log_groups: TableWriter,
+    log_streams: TableWriter,
+    tags: TableWriter,
+    ips: TableWriter,
+    keys: TableWriter,
+    shapes: std::collections::HashMap<Vec<u64>, u64>,
+}
+
+impl Writer {
+    fn s(&mut self, stream: Stream) -> &mut Vec<u8> {
+        &mut self.streams[stream as usize]
+    }
+
+    fn event(&mut self, e: &StoredEvent) {
+        let dt = e.ts_ms.wrapping_sub(self.previous_ts);
+        self.previous_ts = e.ts_ms;
+        put_signed(self.s(Stream::Ts), dt);
+        self.s(Stream::Sev).push(e.severity.index() as u8);
+        self.id(&e.event_id, &e.source);
+        let mut out = std::mem::take(self.s(Stream::Source));
+        self.sources.put(&mut out, &e.source);
+        *self.s(Stream::Source) = out;
+        for (stream, value) in [
+            (Stream::Host, &e.host),
+            (Stream::LogGroup, &e.log_group),
+            (Stream::LogStream, &e.log_stream),
+            (Stream::ClientIp, &e.client_ip),
+        ] {
+            let mut out = std::mem::take(self.s(stream));
+            let table = match stream {
+                Stream::Host => &mut self.hosts,
+                Stream::LogGroup => &mut self.log_groups,
+                Stream::LogStream => &mut self.log_streams,
+                _ => &mut self.ips,
+            };
+            table.put_opt(&mut out, value.as_deref());
+            *self.s(stream) = out;
+        }
+        let mut out = std::mem::take(self.s(Stream::Tags));
+        put_varint(&mut out, e.tags.len() as u64);
+        for t in &e.tags {
+            self.tags.put(&mut out, t);
+        }
+        *self.s(Stream::Tags) = out;
+        put_varint(self.s(Stream::Status), e.status.map_or(0, |s| u64::from(s) + 1));
+        put_bytes(self.s(Stream::Message), e.message.as_bytes());
+        self.attrs(e.attrs.as_deref());
+    }
+
+    fn id(&mut self, id: &str, source: &str) {
+        let mut out = std::mem::take(self.s(Stream::Id));
+        match split_id(id, source) {
+            Some((None, n)) => {
+                out.push(ID_SOURCE_N);
+                put_signed(&mut out, n.wrapping_sub(self.previous_n));
+                self.previous_n = n;
+            }
+            Some((Some(head), n)) => {
+                out.push(ID_SOURCE_HEAD_N);
+                let (i, new) = self.heads.index_of(head);
+                put_varint(&mut out, i);
+                if new {
+                    match uuid_bytes(head) {
+                        Some(b) => {
+                            out.push(HEAD_UUID);
+                            self.bin.extend_from_slice(&b);
+                        }
+                        None => {
+                            out.push(HEAD_TEXT);
+                            put_bytes(&mut out, head.as_bytes());
+                        }
+                    }
+                    self.head_n.push(0);
+                }
+                let last = &mut self.head_n[i as usize];
+                put_signed(&mut out, n.wrapping_sub(*last));
+                *last = n;
+            }
+            None => {
+                out.push(ID_RAW);
+                put_bytes(&mut out, id.as_bytes());
+            }
+        }
+        *self.s(Stream::Id) = out;
+    }
+
+    fn attrs(&mut self, attrs: Option<&str>) {
+        let Some(text) = attrs else {
+            put_varint(self.s(Stream::Shape), SHAPE_NONE);
+            return;
+        };
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+            let out = self.s(Stream::Shape);
+            put_varint(out, SHAPE_TEXT);
+            put_bytes(out, text.as_bytes());
+            return;
+        };
+        let mut shape_out = std::mem::take(self.s(Stream::Shape));
+        let keys: Vec<(u64, bool)> = map.keys().map(|k| self.keys.index_of(k)).collect();
+        let key_ids: Vec<u64> = keys.iter().map(|&(i, _)| i).collect();
+        let next = self.shapes.len() as u64;
+        let shape = *self.shapes.entry(key_ids.clone()).or_insert(next);
+        put_varint(&mut shape_out, shape + SHAPE_FIRST);
+        if shape == next {
+            // A new key set: its keys, each as an index into the key table,
+            // a new key's text after its index.
+            put_varint(&mut shape_out, keys.len() as u64);
+            for (&(i, new), key) in keys.iter().zip(map.keys()) {
+                put_varint(&mut shape_out, i);
+                if new {
+                    put_bytes(&mut shape_out, key.as_bytes());
+                }
+            }
+        }
+        *self.s(Stream::Shape) = shape_out;
+        for (&i, value) in key_ids.iter().zip(map.values()) {
+            let stream = FIXED_STREAMS + i as usize;
+            if self.streams.len() <= stream {
+                self.streams.resize(stream + 1, Vec::new());
+            }
+            let out = &mut self.streams[stream];
+            put_value(out, &mut self.bin, value);
+        }
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, bin: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(s) => {
+            if let Some(b) = uuid_bytes(s) {
+                out.push(V_UUID);
+                bin.extend_from_slice(&b);
+            } else if let Some(b) = hex_bytes(s) {
+                out.push(V_HEX);
+                put_varint(out, b.len() as u64);
+                bin.extend_from_slice(&b);
+            } else {
+                out.push(V_TEXT);
+                put_bytes(out, s.as_bytes());
+            }
+        }
+        Value::Number(n) if n.as_i64().is_some() => {
+            out.push(V_INT);
+            put_signed(out, n.as_i64().unwrap_or_default());
+        }
+        Value::Bool(true) => out.push(V_TRUE),
+        Value::Bool(false) => out.push(V_FALSE),
+        Value::Null => out.push(V_NULL),
+        other => {
+            out.push(V_JSON);
+            put_bytes(out, other.to_string().as_bytes());
+        }
+    }
+}
+
+struct ReaderState<'a> {
+    streams: Vec<Reader<'a>>,
+    bin: Reader<'a>,
+    previous_ts: i64,
+    previous_n: i64,
+    heads: Vec<String>,
+    head_n: Vec<i64>,
+    sources: TableReader,
+    hosts: TableReader,
+    log_groups: TableReader,
+    log_streams: TableReader,
+    tags: TableReader,
+    ips: TableReader,
+    keys: TableReader,
+    shapes: Vec<Vec<usize>>,
+}
+
+impl<'a> ReaderState<'a> {
+    fn s(&mut self, stream: Stream) -> &mut Reader<'a> {
+        &mut self.streams[stream as usize]
+    }
+
+    fn event(&mut self) -> Result<StoredEvent, DynamoHotError> {
+        let ts_ms = self.previous_ts.wrapping_add(self.s(Stream::Ts).signed()?);
+        self.previous_ts = ts_ms;
+        let sev = self.s(Stream::Sev).byte()?;
+        let severity = *Severity::ALL
+            .get(usize::from(sev))
+            .ok_or_else(|| malformed(format!("severity index {sev}")))?;
+        let id = self.id()?;
+        let source = self.sources.get(&mut self.streams[Stream::Source as usize])?;
+        let event_id = match id {
+            Id::Raw(id) => id,
+            Id::SourceN(n) => format!("{source}:{n}"),
+            Id::SourceHeadN(head, n) => format!("{source}:{}:{n}", self.heads[head]),
+        };
+        let host = self.hosts.get_opt(&mut self.streams[Stream::Host as usize])?;
+        let log_group = self
+            .log_groups
+            .get_opt(&mut self.streams[Stream::LogGroup as usize])?;
+        let log_stream = self
+            .log_streams
+            .get_opt(&mut self.streams[Stream::LogStream as usize])?;
+        let client_ip = self.ips.get_opt(&mut self.streams[Stream::ClientIp as usize])?;
+        let count = self.s(Stream::Tags).len()?;
+        if count > self.s(Stream::Tags).remaining() {
+            return Err(malformed(format!("{count} tags")));
+        }
+        let mut tags = Vec::with_capacity(count);
+        for _ in 0..count {
+            tags.push(self.tags.get(&mut self.streams[Stream::Tags as usize])?);
+        }
+        let status = match self.s(Stream::Status).varint()? {
+            0 => None,
+            s => Some(
+                u16::try_from(s - 1).map_err(|_| malformed(format!("status {}", s - 1)))?,
+            ),
+        };
+        let message = self.s(Stream::Message).str()?.to_string();
+        let attrs = self.attrs()?;
+        Ok(StoredEvent {
+            event_id,
+            ts_ms,
+            severity,
+            host,
+            source,
+            log_group,
+            log_stream,
+            tags,
+            status,
+            client_ip,
+            message,
+            attrs,
+        })
+    }
+
+    fn id(&mut self) -> Result<Id, DynamoHotError> {
+        let r = &mut self.streams[Stream::Id as usize];
+        match r.byte()? {
+            ID_RAW => Ok(Id::Raw(r.str()?.to_string())),
+            ID_SOURCE_N => {
+                let n = self.previous_n.wrapping_add(r.signed()?);
+                self.previous_n = n;
+                Ok(Id::SourceN(non_negative(n)?))
+            }
+            ID_SOURCE_HEAD_N => {
+                let i = r.len()?;
+                if i == self.heads.len() {
+                    let head = match r.byte()? {
+                        HEAD_TEXT => r.str()?.to_string(),
+                        HEAD_UUID => uuid_text(self.bin.take(16)?),
+                        other => return Err(malformed(format!("id head kind {other}"))),
+                    };
+                    self.heads.push(head);
+                    self.head_n.push(0);
+                }
+                let last = self
+                    .head_n
+                    .get_mut(i)
+                    .ok_or_else(|| malformed(format!("id head {i}")))?;
+                *last = last.wrapping_add(r.signed()?);
+                Ok(Id::SourceHeadN(i, non_negative(*last)?))
+            }
+            other => Err(malformed(format!("id kind {other}"))),
+        }
+    }
+
+    fn attrs(&mut self) -> Result<Option<String>, DynamoHotError> {
+        let shape = match self.s(Stream::Shape).varint()? {
+            SHAPE_NONE => return Ok(None),
+            SHAPE_TEXT => return Ok(Some(self.s(Stream::Shape).str()?.to_string())),
+            s => usize::try_from(s - SHAPE_FIRST).map_err(|_| malformed("shape index"))?,
+        };
+        if shape == self.shapes.len() {
+            let r = &mut self.streams[Stream::Shape as usize];
+            let count = r.len()?;
+            if count > r.remaining() {
+                return Err(malformed(format!("{count} keys")));
+            }
+            let mut keys = Vec::with_capacity(count);
+            for _ in 0..count {
+                keys.push(self.keys.index(r)?);
+            }
+            self.shapes.push(keys);
+        }
+        let keys = self
+            .shapes
+            .get(shape)
+            .ok_or_else(|| malformed(format!("key set {shape}")))?
+            .clone();
+        let mut map = Map::new();
+        for k in keys {
+            let r = self
+                .streams
+                .get_mut(FIXED_STREAMS + k)
+                .ok_or_else(|| malformed(format!("no values of key {k}")))?;
+            let value = read_value(r, &mut self.bin)?;
+            map.insert(self.keys.value(k).to_string(), value);
+        }
+        Ok(Some(Value::Object(map).to_string()))
+    }
+}
+
+enum Id {
+    Raw(String),
+    SourceN(u64),
+    SourceHeadN(usize, u64),
+}
+
+fn non_negative(n: i64) -> Result<u64, DynamoHotError> {
+    u64::try_from(n).map_err(|_| malformed(format!("id number {n}")))
+}
+
+fn read_value(r: &mut Reader<'_>, bin: &mut Reader<'_>) -> Result<Value, DynamoHotError> {
+    Ok(match r.byte()? {
+        V_TEXT => Value::String(r.str()?.to_string()),
+        V_UUID => Value::String(uuid_text(bin.take(16)?)),
+        V_HEX => {
+            let n = r.len()?;
+            Value::String(hex_text(bin.take(n)?))
+        }
+        V_INT => Value::from(r.signed()?),
+        V_TRUE => Value::Bool(true),
+        V_FALSE => Value::Bool(false),
+        V_NULL => Value::Null,
+        V_JSON => serde_json::from_slice(r.bytes()?)
+            .map_err(|e| malformed(format!("attribute value: {e}")))?,
+        other => return Err(malformed(format!("value kind {other}"))),
+    })
+}
+
+/// `id` as `<source>:[<head>:]<n>`: the head (if any) and `n` (decimal, no
+/// leading zeros, below 2^63).
+fn split_id<'a>(id: &'a str, source: &str) -> Option<(Option<&'a str>, i64)> {
+    let rest = id.strip_prefix(source)?.strip_prefix(':')?;
+    let (head, digits) = match rest.rsplit_once(':') {
+        Some((head, digits)) => (Some(head), digits),
+        None => (None, rest),
+    };
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    let n: i64 = digits.parse().ok().filter(|_| canonical)?;
+    Some((head, n))
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// The bytes of `s` when it is lowercase hex of 16 digits or more, an even
+/// number.
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() < 16 || b.len() % 2 != 0 {
+        return None;
+    }
+    b.chunks(2)
+        .map(|p| Some(hex_digit(p[0])? << 4 | hex_digit(p[1])?))
+        .collect()
+}
+
+fn hex_text(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// The 16 bytes of a lowercase UUID (`8-4-4-4-12` hex digits).
+fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let digits: Vec<u8> = b.iter().copied().filter(|&c| c != b'-').collect();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (o, p) in out.iter_mut().zip(digits.chunks(2)) {
+        *o = hex_digit(p[0])? << 4 | hex_digit(p[1])?;
+    }
+    Some(out)
+}
+
+fn uuid_text(bytes: &[u8]) -> String {
+    let hex = hex_text(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::dynamo_hot::block::tests::stored;
+
+    fn round_trip(events: &[StoredEvent]) -> Vec<StoredEvent> {
+        let e = encode(events);
+        decode(&e.text, &e.bin).unwrap()
+    }
+
+    /// `attrs` compared as JSON values (the keys come back sorted).
+    fn same(a: &[StoredEvent], b: &[StoredEvent]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            let json = |e: &StoredEvent| {
+                e.attrs
+                    .as_deref()
+                    .map(|a| serde_json::from_str::<Value>(a).unwrap_or(Value::String(a.into())))
+            };
+            assert_eq!(json(x), json(y), "{}", x.event_id);
+            let (mut x, mut y) = (x.clone(), y.clone());
+            (x.attrs, y.attrs) = (None, None);
+            assert_eq!(x, y);
+        }
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let events: Vec<StoredEvent> = (0..50).map(|i| stored(i, 1_000 + i as i64)).collect();
+        same(&round_trip(&events), &events);
+        assert!(round_trip(&[]).is_empty());
+    }
+
+    #[test]
+    fn ids_values_and_odd_attrs_round_trip() {
+        let uuid = "f179b57d-f799-46d2-8e7c-b5bd8def31ad";
+        let mut events: Vec<StoredEvent> = (0..8).map(|i| stored(i, -5 + i as i64)).collect();
+        events[0].event_id = format!("sqs:q:{uuid}:120");
+        events[0].source = "sqs:q".into();
+        events[1].event_id = format!("sqs:q:{uuid}:7");
+        events[1].source = "sqs:q".into();
+        events[2].event_id = "sqs:q:other-head:0".into();
+        events[2].source = "sqs:q".into();
+        events[3].event_id = "3695".repeat(14); // a CloudWatch id
+        events[4].event_id = "sqs:queue:007".into(); // leading zero: kept as text
+        events[5].event_id = "sqs:queue:".into();
+        events[6].attrs = Some(
+            serde_json::json!({
+                "trace_id": "45ac5f6db1ed51b506f85663a0be0c1b",
+                "upper": "45AC5F6DB1ED51B506F85663A0BE0C1B",
+                "short": "abcd",
+                "uuid": uuid,
+                "UUID": uuid.to_uppercase(),
+                "n": -12,
+                "big": u64::MAX,
+                "f": 2.5,
+                "t": true,
+                "no": false,
+                "null": null,
+                "list": [1, {"x": "y"}],
+                "esc": "a\"b\\c\né",
+            })
+            .to_string(),
+        );
+        events[7].attrs = Some("[1, 2]".into()); // not an object: kept as text
+        events[7].tags = vec!["a".into(), "b".into(), "a".into()];
+        events[7].status = Some(u16::MAX);
+        events[7].host = None;
+        events[7].message = String::new();
+        let back = round_trip(&events);
+        same(&back, &events);
+        assert_eq!(back[7].attrs.as_deref(), Some("[1, 2]"));
+    }
+
+    #[test]
+    fn random_ids_are_stored_as_bytes() {
+        let mut e = stored(1, 1);
+        e.attrs = Some(r#"{"trace_id":"45ac5f6db1ed51b506f85663a0be0c1b"}"#.into());
+        e.event_id = "sqs:q:f179b57d-f799-46d2-8e7c-b5bd8def31ad:0".into();
+        e.source = "sqs:q".into();
+        let encoded = encode(&[e]);
+        assert_eq!(encoded.bin.len(), 32);
+        assert!(
+            !String::from_utf8_lossy(&encoded.text).contains("45ac5f"),
+            "the hex is not in the text"
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        let events: Vec<StoredEvent> = (0..5).map(|i| stored(i, i as i64)).collect();
+        let good = encode(&events);
+        for cut in [0, 1, 5, good.text.len() / 2, good.text.len() - 1] {
+            assert!(decode(&good.text[..cut], &good.bin).is_err(), "cut at {cut}");
+        }
+        let mut extra = good.bin.clone();
+        extra.push(0);
+        assert!(decode(&good.text, &extra).is_err(), "bytes left over");
+        // Every single-byte change is an error or some events, never a panic.
+        for i in 0..good.text.len() {
+            let mut bad = good.text.clone();
+            bad[i] ^= 0x5a;
+            let _ = decode(&bad, &good.bin);
+        }
+        // A huge event count does not allocate.
+        let mut huge = Vec::new();
+        put_varint(&mut huge, u64::MAX >> 1);
+        assert!(decode(&huge, &[]).is_err());
+    }
+
+    #[test]
+    fn hex_and_uuids_are_recognised_exactly() {
+        assert_eq!(hex_bytes("00ff10aa00ff10aa").unwrap(), [0, 255, 16, 170, 0, 255, 16, 170]);
+        assert_eq!(hex_text(&[0, 255, 16, 170]), "00ff10aa");
+        assert!(hex_bytes("00ff10aa00ff10a").is_none());
+        assert!(hex_bytes("00FF10AA00FF10AA").is_none());
+        let u = "f179b57d-f799-46d2-8e7c-b5bd8def31ad";
+        assert_eq!(uuid_text(&uuid_bytes(u).unwrap()), u);
+        assert!(uuid_bytes("f179b57d-f799-46d2-8e7c-b5bd8def31a-").is_none());
+        assert!(uuid_bytes("f179b57df79946d28e7cb5bd8def31ad0000").is_none());
+        assert_eq!(split_id("sqs:q:12", "sqs:q"), Some((None, 12)));
+        assert_eq!(split_id("sqs:q:h:0", "sqs:q"), Some((Some("h"), 0)));
+        assert_eq!(split_id("sqs:q:h:01", "sqs:q"), None);
+        assert_eq!(split_id("sqs:qq:1", "sqs:q"), None);
+        assert_eq!(split_id("sqs:q:99999999999999999999", "sqs:q"), None);
+    }
+}
