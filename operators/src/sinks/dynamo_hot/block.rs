@@ -213,7 +213,11 @@ fn encode(events: &[StoredEvent]) -> Result<Packed, DynamoHotError> {
         events: events.len(),
         first_ms: events.first().map_or(0, |e| e.ts_ms),
         last_ms: events.last().map_or(0, |e| e.ts_ms),
-        top: events.iter().map(|e| e.severity).max().unwrap_or(Severity::Info),
+        top: events
+            .iter()
+            .map(|e| e.severity)
+            .max()
+            .unwrap_or(Severity::Info),
     })
 }
 
@@ -349,7 +353,10 @@ pub(crate) mod tests {
         }
         assert!(unpack(&[], None).is_err());
         assert!(unpack(b"not zstd", Some(100)).is_err());
-        assert!(unpack(b"not zstd", None).is_err(), "layout 1 needs its length");
+        assert!(
+            unpack(b"not zstd", None).is_err(),
+            "layout 1 needs its length"
+        );
         let mut huge = vec![LAYOUT_2];
         put_varint(&mut huge, MAX_RAW_BYTES as u64 + 1);
         huge.extend_from_slice(&b.bytes[2..]);

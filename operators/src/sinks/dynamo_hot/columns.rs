@@ -9,10 +9,11 @@
 //! `<source>:<head>:<n>` (the decoder's `<source>:<position>`, where an SQS
 //! source carries the message id) keeps only the head (a table; a UUID as
 //! 16 bytes) and the difference of `n` from the previous id with that head.
-//! `attrs` (a JSON object) is split by key: each event names its set of keys
-//! (a table of key sets) and each key has a stream of values: integers as
-//! varints, lowercase hex of 16 digits or more and UUIDs as bytes, other
-//! strings as text, anything else as its JSON. Random bytes (hex, UUIDs) go
+//! `attrs` (a JSON object) is split by key: each event gives the keys new to
+//! the block and a bitmap of its keys, and each key has a stream of values
+//! ([`values`](super::values)): integers as varints, lowercase hex of 16
+//! digits or more and UUIDs as bytes, other strings as text, anything else
+//! as its JSON. Random bytes (hex, UUIDs) go
 //! to a separate section that is not compressed (`bin`): zstd's literal
 //! coder does better on the text without them.
 //!
@@ -23,9 +24,8 @@ use serde_json::{Map, Value};
 
 use super::DynamoHotError;
 use super::block::StoredEvent;
-use super::wire::{
-    Reader, TableReader, TableWriter, malformed, put_bytes, put_signed, put_varint,
-};
+use super::values::{put_value, read_value, uuid_bytes, uuid_text};
+use super::wire::{Reader, TableReader, TableWriter, malformed, put_bytes, put_signed, put_varint};
 use crate::event::Severity;
 
 /// The fixed streams, in body order; attribute keys follow.
@@ -56,21 +56,11 @@ const ID_SOURCE_HEAD_N: u8 = 2;
 const HEAD_TEXT: u8 = 0;
 const HEAD_UUID: u8 = 1;
 
-/// How an attribute value is stored (the first byte of its entry).
-const V_JSON: u8 = 0;
-const V_TEXT: u8 = 1;
-const V_HEX: u8 = 2;
-const V_UUID: u8 = 3;
-const V_INT: u8 = 4;
-const V_TRUE: u8 = 5;
-const V_FALSE: u8 = 6;
-const V_NULL: u8 = 7;
-
-/// [`Stream::Shape`] entries: no attrs, attrs stored as text, or a key set
-/// (its index plus this).
+/// [`Stream::Shape`] entries: no attrs, attrs stored as text, or an object
+/// (its new keys and the bitmap of its keys follow).
 const SHAPE_NONE: u64 = 0;
 const SHAPE_TEXT: u64 = 1;
-const SHAPE_FIRST: u64 = 2;
+const SHAPE_OBJECT: u64 = 2;
 
 /// An encoded body: `text` (to compress) and `bin` (random bytes, stored
 /// as they are).
@@ -130,7 +120,6 @@ pub fn decode(text: &[u8], bin: &[u8]) -> Result<Vec<StoredEvent>, DynamoHotErro
         tags: TableReader::default(),
         ips: TableReader::default(),
         keys: TableReader::default(),
-        shapes: Vec::new(),
     };
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -158,7 +147,6 @@ struct Writer {
     tags: TableWriter,
     ips: TableWriter,
     keys: TableWriter,
-    shapes: std::collections::HashMap<Vec<u64>, u64>,
 }
 
 impl Writer {
@@ -197,7 +185,10 @@ impl Writer {
             self.tags.put(&mut out, t);
         }
         *self.s(Stream::Tags) = out;
-        put_varint(self.s(Stream::Status), e.status.map_or(0, |s| u64::from(s) + 1));
+        put_varint(
+            self.s(Stream::Status),
+            e.status.map_or(0, |s| u64::from(s) + 1),
+        );
         put_bytes(self.s(Stream::Message), e.message.as_bytes());
         self.attrs(e.attrs.as_deref());
     }
@@ -250,60 +241,31 @@ impl Writer {
             put_bytes(out, text.as_bytes());
             return;
         };
-        let mut shape_out = std::mem::take(self.s(Stream::Shape));
-        let keys: Vec<(u64, bool)> = map.keys().map(|k| self.keys.index_of(k)).collect();
-        let key_ids: Vec<u64> = keys.iter().map(|&(i, _)| i).collect();
-        let next = self.shapes.len() as u64;
-        let shape = *self.shapes.entry(key_ids.clone()).or_insert(next);
-        put_varint(&mut shape_out, shape + SHAPE_FIRST);
-        if shape == next {
-            // A new key set: its keys, each as an index into the key table,
-            // a new key's text after its index.
-            put_varint(&mut shape_out, keys.len() as u64);
-            for (&(i, new), key) in keys.iter().zip(map.keys()) {
-                put_varint(&mut shape_out, i);
-                if new {
-                    put_bytes(&mut shape_out, key.as_bytes());
-                }
-            }
+        // The keys not seen before in this block, then a bitmap of the
+        // event's keys over every key seen so far; each value goes to its
+        // key's stream, in key order (the order `bin` is read back in).
+        let ids: Vec<(u64, bool)> = map.keys().map(|k| self.keys.index_of(k)).collect();
+        let out = &mut self.streams[Stream::Shape as usize];
+        put_varint(out, SHAPE_OBJECT);
+        put_varint(out, ids.iter().filter(|&&(_, new)| new).count() as u64);
+        // New keys get their indexes in map order: ascending.
+        for (key, _) in map.keys().zip(&ids).filter(|(_, (_, new))| *new) {
+            put_bytes(out, key.as_bytes());
         }
-        *self.s(Stream::Shape) = shape_out;
-        for (&i, value) in key_ids.iter().zip(map.values()) {
+        let mut bitmap = vec![0u8; self.keys.len().div_ceil(8)];
+        for &(i, _) in &ids {
+            bitmap[(i / 8) as usize] |= 1 << (i % 8);
+        }
+        out.extend_from_slice(&bitmap);
+        let mut values: Vec<(u64, &Value)> =
+            ids.iter().map(|&(i, _)| i).zip(map.values()).collect();
+        values.sort_unstable_by_key(|&(i, _)| i);
+        for (i, value) in values {
             let stream = FIXED_STREAMS + i as usize;
             if self.streams.len() <= stream {
                 self.streams.resize(stream + 1, Vec::new());
             }
-            let out = &mut self.streams[stream];
-            put_value(out, &mut self.bin, value);
-        }
-    }
-}
-
-fn put_value(out: &mut Vec<u8>, bin: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::String(s) => {
-            if let Some(b) = uuid_bytes(s) {
-                out.push(V_UUID);
-                bin.extend_from_slice(&b);
-            } else if let Some(b) = hex_bytes(s) {
-                out.push(V_HEX);
-                put_varint(out, b.len() as u64);
-                bin.extend_from_slice(&b);
-            } else {
-                out.push(V_TEXT);
-                put_bytes(out, s.as_bytes());
-            }
-        }
-        Value::Number(n) if n.as_i64().is_some() => {
-            out.push(V_INT);
-            put_signed(out, n.as_i64().unwrap_or_default());
-        }
-        Value::Bool(true) => out.push(V_TRUE),
-        Value::Bool(false) => out.push(V_FALSE),
-        Value::Null => out.push(V_NULL),
-        other => {
-            out.push(V_JSON);
-            put_bytes(out, other.to_string().as_bytes());
+            put_value(&mut self.streams[stream], &mut self.bin, value);
         }
     }
 }
@@ -322,7 +284,6 @@ struct ReaderState<'a> {
     tags: TableReader,
     ips: TableReader,
     keys: TableReader,
-    shapes: Vec<Vec<usize>>,
 }
 
 impl<'a> ReaderState<'a> {
@@ -338,20 +299,26 @@ impl<'a> ReaderState<'a> {
             .get(usize::from(sev))
             .ok_or_else(|| malformed(format!("severity index {sev}")))?;
         let id = self.id()?;
-        let source = self.sources.get(&mut self.streams[Stream::Source as usize])?;
+        let source = self
+            .sources
+            .get(&mut self.streams[Stream::Source as usize])?;
         let event_id = match id {
             Id::Raw(id) => id,
             Id::SourceN(n) => format!("{source}:{n}"),
             Id::SourceHeadN(head, n) => format!("{source}:{}:{n}", self.heads[head]),
         };
-        let host = self.hosts.get_opt(&mut self.streams[Stream::Host as usize])?;
+        let host = self
+            .hosts
+            .get_opt(&mut self.streams[Stream::Host as usize])?;
         let log_group = self
             .log_groups
             .get_opt(&mut self.streams[Stream::LogGroup as usize])?;
         let log_stream = self
             .log_streams
             .get_opt(&mut self.streams[Stream::LogStream as usize])?;
-        let client_ip = self.ips.get_opt(&mut self.streams[Stream::ClientIp as usize])?;
+        let client_ip = self
+            .ips
+            .get_opt(&mut self.streams[Stream::ClientIp as usize])?;
         let count = self.s(Stream::Tags).len()?;
         if count > self.s(Stream::Tags).remaining() {
             return Err(malformed(format!("{count} tags")));
@@ -362,9 +329,7 @@ impl<'a> ReaderState<'a> {
         }
         let status = match self.s(Stream::Status).varint()? {
             0 => None,
-            s => Some(
-                u16::try_from(s - 1).map_err(|_| malformed(format!("status {}", s - 1)))?,
-            ),
+            s => Some(u16::try_from(s - 1).map_err(|_| malformed(format!("status {}", s - 1)))?),
         };
         let message = self.s(Stream::Message).str()?.to_string();
         let attrs = self.attrs()?;
@@ -416,35 +381,31 @@ impl<'a> ReaderState<'a> {
     }
 
     fn attrs(&mut self) -> Result<Option<String>, DynamoHotError> {
-        let shape = match self.s(Stream::Shape).varint()? {
+        let r = &mut self.streams[Stream::Shape as usize];
+        match r.varint()? {
             SHAPE_NONE => return Ok(None),
-            SHAPE_TEXT => return Ok(Some(self.s(Stream::Shape).str()?.to_string())),
-            s => usize::try_from(s - SHAPE_FIRST).map_err(|_| malformed("shape index"))?,
-        };
-        if shape == self.shapes.len() {
-            let r = &mut self.streams[Stream::Shape as usize];
-            let count = r.len()?;
-            if count > r.remaining() {
-                return Err(malformed(format!("{count} keys")));
-            }
-            let mut keys = Vec::with_capacity(count);
-            for _ in 0..count {
-                keys.push(self.keys.index(r)?);
-            }
-            self.shapes.push(keys);
+            SHAPE_TEXT => return Ok(Some(r.str()?.to_string())),
+            SHAPE_OBJECT => {}
+            other => return Err(malformed(format!("attrs kind {other}"))),
         }
-        let keys = self
-            .shapes
-            .get(shape)
-            .ok_or_else(|| malformed(format!("key set {shape}")))?
-            .clone();
+        let new = r.len()?;
+        if new > r.remaining() {
+            return Err(malformed(format!("{new} keys")));
+        }
+        for _ in 0..new {
+            self.keys.push(r.str()?.to_string());
+        }
+        let bitmap = r.take(self.keys.len().div_ceil(8))?;
         let mut map = Map::new();
-        for k in keys {
-            let r = self
+        for k in 0..self.keys.len() {
+            if bitmap[k / 8] & (1 << (k % 8)) == 0 {
+                continue;
+            }
+            let values = self
                 .streams
                 .get_mut(FIXED_STREAMS + k)
                 .ok_or_else(|| malformed(format!("no values of key {k}")))?;
-            let value = read_value(r, &mut self.bin)?;
+            let value = read_value(values, &mut self.bin)?;
             map.insert(self.keys.value(k).to_string(), value);
         }
         Ok(Some(Value::Object(map).to_string()))
@@ -461,24 +422,6 @@ fn non_negative(n: i64) -> Result<u64, DynamoHotError> {
     u64::try_from(n).map_err(|_| malformed(format!("id number {n}")))
 }
 
-fn read_value(r: &mut Reader<'_>, bin: &mut Reader<'_>) -> Result<Value, DynamoHotError> {
-    Ok(match r.byte()? {
-        V_TEXT => Value::String(r.str()?.to_string()),
-        V_UUID => Value::String(uuid_text(bin.take(16)?)),
-        V_HEX => {
-            let n = r.len()?;
-            Value::String(hex_text(bin.take(n)?))
-        }
-        V_INT => Value::from(r.signed()?),
-        V_TRUE => Value::Bool(true),
-        V_FALSE => Value::Bool(false),
-        V_NULL => Value::Null,
-        V_JSON => serde_json::from_slice(r.bytes()?)
-            .map_err(|e| malformed(format!("attribute value: {e}")))?,
-        other => return Err(malformed(format!("value kind {other}"))),
-    })
-}
-
 /// `id` as `<source>:[<head>:]<n>`: the head (if any) and `n` (decimal, no
 /// leading zeros, below 2^63).
 fn split_id<'a>(id: &'a str, source: &str) -> Option<(Option<&'a str>, i64)> {
@@ -492,65 +435,6 @@ fn split_id<'a>(id: &'a str, source: &str) -> Option<(Option<&'a str>, i64)> {
         && (digits == "0" || !digits.starts_with('0'));
     let n: i64 = digits.parse().ok().filter(|_| canonical)?;
     Some((head, n))
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
-}
-
-/// The bytes of `s` when it is lowercase hex of 16 digits or more, an even
-/// number.
-fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.len() < 16 || b.len() % 2 != 0 {
-        return None;
-    }
-    b.chunks(2)
-        .map(|p| Some(hex_digit(p[0])? << 4 | hex_digit(p[1])?))
-        .collect()
-}
-
-fn hex_text(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
-}
-
-/// The 16 bytes of a lowercase UUID (`8-4-4-4-12` hex digits).
-fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
-    let b = s.as_bytes();
-    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
-        return None;
-    }
-    let digits: Vec<u8> = b.iter().copied().filter(|&c| c != b'-').collect();
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (o, p) in out.iter_mut().zip(digits.chunks(2)) {
-        *o = hex_digit(p[0])? << 4 | hex_digit(p[1])?;
-    }
-    Some(out)
-}
-
-fn uuid_text(bytes: &[u8]) -> String {
-    let hex = hex_text(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 #[cfg(test)]
@@ -646,7 +530,10 @@ mod tests {
         let events: Vec<StoredEvent> = (0..5).map(|i| stored(i, i as i64)).collect();
         let good = encode(&events);
         for cut in [0, 1, 5, good.text.len() / 2, good.text.len() - 1] {
-            assert!(decode(&good.text[..cut], &good.bin).is_err(), "cut at {cut}");
+            assert!(
+                decode(&good.text[..cut], &good.bin).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut extra = good.bin.clone();
         extra.push(0);
@@ -664,15 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn hex_and_uuids_are_recognised_exactly() {
-        assert_eq!(hex_bytes("00ff10aa00ff10aa").unwrap(), [0, 255, 16, 170, 0, 255, 16, 170]);
-        assert_eq!(hex_text(&[0, 255, 16, 170]), "00ff10aa");
-        assert!(hex_bytes("00ff10aa00ff10a").is_none());
-        assert!(hex_bytes("00FF10AA00FF10AA").is_none());
-        let u = "f179b57d-f799-46d2-8e7c-b5bd8def31ad";
-        assert_eq!(uuid_text(&uuid_bytes(u).unwrap()), u);
-        assert!(uuid_bytes("f179b57d-f799-46d2-8e7c-b5bd8def31a-").is_none());
-        assert!(uuid_bytes("f179b57df79946d28e7cb5bd8def31ad0000").is_none());
+    fn ids_split_at_their_source() {
         assert_eq!(split_id("sqs:q:12", "sqs:q"), Some((None, 12)));
         assert_eq!(split_id("sqs:q:h:0", "sqs:q"), Some((Some("h"), 0)));
         assert_eq!(split_id("sqs:q:h:01", "sqs:q"), None);

@@ -75,6 +75,7 @@ mod columns;
 pub mod items;
 mod recent;
 pub mod store;
+mod values;
 mod wire;
 pub mod writer;
 

@@ -128,6 +128,11 @@ impl TableWriter {
         self.index.insert(value.to_string(), i);
     }
 
+    /// Strings in the table.
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
+    }
+
     /// `None` as 0, a string as its index plus one (new strings inline).
     pub(super) fn put_opt(&mut self, out: &mut Vec<u8>, value: Option<&str>) {
         match value {
@@ -164,15 +169,17 @@ impl TableReader {
             .ok_or_else(|| malformed(format!("table index {i} of {}", self.values.len())))
     }
 
-    /// The index of the next entry read (a new entry is read into the
-    /// table); [`TableReader::value`] gives its string.
-    pub(super) fn index(&mut self, r: &mut Reader<'_>) -> Result<usize, DynamoHotError> {
-        let i = r.len()?;
-        self.at(r, i)?;
-        Ok(i)
+    /// Strings in the table.
+    pub(super) fn len(&self) -> usize {
+        self.values.len()
     }
 
-    /// The string at `i` (an index [`TableReader::index`] returned).
+    /// Adds `value` (read by the caller) as the next entry.
+    pub(super) fn push(&mut self, value: String) {
+        self.values.push(value);
+    }
+
+    /// The string at `i` (an index below [`TableReader::len`]).
     pub(super) fn value(&self, i: usize) -> &str {
         &self.values[i]
     }
@@ -233,7 +240,10 @@ mod tests {
         for v in [None, Some("a"), Some("a"), None] {
             opt.put_opt(&mut out, v);
         }
-        assert_eq!(out.len(), (1 + 1 + 4) + (1 + 1 + 7) + 2 + 1 + (1 + 1 + 1) + 2);
+        assert_eq!(
+            out.len(),
+            (1 + 1 + 4) + (1 + 1 + 7) + 2 + 1 + (1 + 1 + 1) + 2
+        );
         let mut r = Reader::new(&out);
         let mut t = TableReader::default();
         let back: Vec<String> = (0..4).map(|_| t.get(&mut r).unwrap()).collect();
