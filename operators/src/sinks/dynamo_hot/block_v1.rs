@@ -51,7 +51,7 @@ pub fn encode(events: &[StoredEvent]) -> Result<(Vec<u8>, usize), DynamoHotError
         body.st.push(e.status);
         body.ip.push(e.client_ip.clone());
         body.msg.push(e.message.clone());
-        body.attrs.push(e.attrs.clone());
+        body.attrs.push(e.attrs.as_ref().map(|a| a.to_string()));
     }
     let raw =
         serde_json::to_vec(&body).map_err(|e| DynamoHotError::Data(format!("block body: {e}")))?;
@@ -117,6 +117,12 @@ pub(super) fn unpack(bytes: &[u8], raw_len: usize) -> Result<Vec<StoredEvent>, D
         let severity = *Severity::ALL.get(usize::from(sev)).ok_or_else(|| {
             DynamoHotError::Data(format!("block event {id} has severity index {sev}"))
         })?;
+        let attrs = match attrs {
+            Some(a) => Some(serde_json::from_str(&a).map_err(|e| {
+                DynamoHotError::Data(format!("stored attrs of {id} are not JSON: {e}"))
+            })?),
+            None => None,
+        };
         out.push(StoredEvent {
             event_id: id,
             ts_ms: ts,
@@ -150,6 +156,18 @@ mod tests {
         assert!(unpack(&bytes, MAX_RAW_BYTES + 1).is_err());
         let bad = zstd::bulk::compress(br#"{"v":1,"id":["a"]}"#, 1).unwrap();
         assert!(unpack(&bad, 100).is_err(), "columns of different lengths");
+        let mut broken = stored(1, 1);
+        broken.attrs = Some(serde_json::json!("x"));
+        let (mut bytes, _) = encode(&[broken]).unwrap();
+        let raw = zstd::bulk::decompress(&bytes, 1 << 16).unwrap();
+        let raw = String::from_utf8(raw)
+            .unwrap()
+            .replace(r#""\"x\"""#, r#""{""#);
+        bytes = zstd::bulk::compress(raw.as_bytes(), 1).unwrap();
+        assert!(
+            unpack(&bytes, raw.len()).is_err(),
+            "attrs that are not JSON"
+        );
         let later = zstd::bulk::compress(br#"{"v":7}"#, 1).unwrap();
         assert!(unpack(&later, 100).is_err(), "an unknown version");
     }

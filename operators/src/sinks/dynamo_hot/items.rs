@@ -130,7 +130,16 @@ pub fn stored_events(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, DynamoHo
                 .flatten(),
             client_ip: owned(opt_str(cols.client_ip, i)),
             message: bounded(cols.message.value(i)).to_string(),
-            attrs: owned(opt_str(cols.attrs, i).map(bounded)),
+            attrs: match opt_str(cols.attrs, i) {
+                None => None,
+                // Cut, it is no longer JSON: kept as text.
+                Some(text) if text.len() > MAX_TEXT_BYTES => {
+                    Some(serde_json::Value::String(bounded(text).to_string()))
+                }
+                Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                    DynamoHotError::Data(format!("attrs of {event_id} are not JSON: {e}"))
+                })?),
+            },
         };
         out.push((event, cols.ingest_ts.value(i)));
     }
@@ -236,10 +245,10 @@ pub fn item_events(item: &Item, service: &str) -> Result<Vec<HotEvent>, DynamoHo
     })?;
     // Blocks of layout 1 carry their uncompressed length.
     let raw_len: Option<usize> = get_n(item, "raw");
-    unpack(bytes.as_ref(), raw_len)?
+    Ok(unpack(bytes.as_ref(), raw_len)?
         .into_iter()
         .map(|e| e.into_hot_event(service))
-        .collect()
+        .collect())
 }
 
 /// Bytes DynamoDB counts for `item`: attribute names plus values (strings
