@@ -574,7 +574,15 @@ fn cloudwatch(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
             measured::EMF_DEFAULT_CUSTOM_METRICS,
             p.cloudwatch_metric_month,
             Scope::Spate,
-            "the default [metrics.emf] include list of an SQS + S3 lake run (measured); tasks share them unless a per-task dimension is added".into(),
+            "the default [metrics.emf] include list of an SQS + S3 lake run, per-actor series summed (measured); tasks share them unless a per-task dimension is added".into(),
+        ),
+        line(
+            "CloudWatch",
+            "custom metrics (EMF window counts)",
+            measured::EMF_WINDOW_CUSTOM_METRICS,
+            p.cloudwatch_metric_month,
+            Scope::Spate,
+            "WindowEvents and WindowTagEvents of W1's services ([metrics.emf] windows, on by default; measured); windows = false leaves them out".into(),
         ),
         line(
             "CloudWatch",

@@ -87,10 +87,14 @@ fn a_small_case_matches_the_hand_computed_bill() {
         item(&bill, "lifecycle transitions to Glacier").quantity,
         21.9,
     );
-    // 114 EMF metrics × $0.30 = $34.20.
+    // 62 EMF metrics × $0.30 = $18.60, and 118 of window counts: $35.40.
     close(
         item(&bill, "custom metrics (EMF default set)").usd_per_month,
-        34.2,
+        18.6,
+    );
+    close(
+        item(&bill, "custom metrics (EMF window counts)").usd_per_month,
+        35.4,
     );
     // Totals: every line, and every line but the producer's.
     let sum: f64 = bill.items.iter().map(|i| i.usd_per_month).sum();

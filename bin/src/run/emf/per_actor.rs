@@ -89,11 +89,7 @@ spate_events_total{severity=\"ERROR\"} 1
                     3.0
                 ),
                 ("spate_actor_backpressure_seconds_sum".into(), l(&[]), 0.75),
-                (
-                    "spate_events_total".into(),
-                    l(&[("severity", "INFO")]),
-                    7.0
-                ),
+                ("spate_events_total".into(), l(&[("severity", "INFO")]), 7.0),
                 (
                     "spate_events_total".into(),
                     l(&[("severity", "ERROR")]),

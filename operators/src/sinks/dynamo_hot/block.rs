@@ -3,7 +3,7 @@
 //!
 //! A block's body is its events column by column (ids, time deltas,
 //! severities, hosts, ..., messages, attributes) in a compact binary form
-//! ([`columns`](super::columns), layout 2), compressed with zstd but for
+//! (`columns.rs`, layout 2), compressed with zstd but for
 //! its random ids: values of one column sit together, so the compressor
 //! sees the repeats of services, sources, hosts and message templates.
 //! Blocks of layout 1 (JSON columns, [`block_v1`](super::block_v1)) still
@@ -210,7 +210,7 @@ const LAYOUT_2: u8 = 2;
 
 /// One block of `events` (sorted by time, not empty), in layout 2:
 /// `[2][text length][frame length][zstd frame of the text][bin]` (see
-/// [`columns`](super::columns)).
+/// `columns.rs`).
 fn encode(events: &[StoredEvent]) -> Result<Packed, DynamoHotError> {
     let body = columns::encode(events);
     let frame = zstd::bulk::compress(&body.text, ZSTD_LEVEL)
