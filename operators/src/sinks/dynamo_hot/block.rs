@@ -15,11 +15,10 @@
 
 use std::collections::HashSet;
 
+pub use super::stored::{MAX_RAW_BYTES, StoredEvent};
 use super::wire::{Reader, put_varint};
 use super::{DynamoHotError, block_v1, columns};
 use crate::event::Severity;
-use crate::sinks::hot::HotEvent;
-use crate::sinks::hot::query::rfc3339_ms;
 
 /// Events of one block share the minute of their time: the span of a block.
 pub const BLOCK_SPAN_MS: i64 = 60_000;
@@ -31,67 +30,10 @@ pub const BLOCK_SPAN_MS: i64 = 60_000;
 /// [`MAX_TEXT_BYTES`](super::items::MAX_TEXT_BYTES) plus its keys.
 pub const MAX_BLOCK_BYTES: usize = 128 * 1024;
 
-/// Largest body [`unpack`] decompresses (a corrupt or hostile item cannot make
-/// a reader allocate more).
-pub const MAX_RAW_BYTES: usize = 64 << 20;
-
 /// zstd level of block bodies: W1 blocks of a billion events a day come to
 /// 54.0 B per hot event at level 3, 51.4 at 9, 49.2 at 15 and 49.1 at 19,
 /// level 19 taking twice the time of 15 (docs/cost.md).
 const ZSTD_LEVEL: i32 = 15;
-
-/// One hot event as a block keeps it (the service is the block's).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEvent {
-    /// Stable id from the source position.
-    pub event_id: String,
-    /// Event time, UTC milliseconds.
-    pub ts_ms: i64,
-    /// Its severity.
-    pub severity: Severity,
-    /// Host name or address.
-    pub host: Option<String>,
-    /// Where the event came from.
-    pub source: String,
-    /// CloudWatch Logs group.
-    pub log_group: Option<String>,
-    /// CloudWatch Logs stream.
-    pub log_stream: Option<String>,
-    /// Tags set by the classifier.
-    pub tags: Vec<String>,
-    /// HTTP status.
-    pub status: Option<u16>,
-    /// Client IP address.
-    pub client_ip: Option<String>,
-    /// The message (already bounded).
-    pub message: String,
-    /// Remaining fields: a JSON object, or (cut to
-    /// [`MAX_TEXT_BYTES`](super::items::MAX_TEXT_BYTES) when longer) their
-    /// text as a JSON string.
-    pub attrs: Option<serde_json::Value>,
-}
-
-impl StoredEvent {
-    /// The event as `spate hot recent` shows it, of `service`.
-    pub fn into_hot_event(self, service: &str) -> HotEvent {
-        HotEvent {
-            time: rfc3339_ms(self.ts_ms),
-            ts_ms: self.ts_ms,
-            service: service.to_string(),
-            severity: self.severity.as_str().to_string(),
-            host: self.host,
-            source: self.source,
-            log_group: self.log_group,
-            log_stream: self.log_stream,
-            tags: self.tags,
-            status: self.status,
-            client_ip: self.client_ip,
-            message: self.message,
-            attrs: self.attrs,
-            event_id: self.event_id,
-        }
-    }
-}
 
 /// One block ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,41 +209,9 @@ pub fn unpack(bytes: &[u8], raw_len: Option<usize>) -> Result<Vec<StoredEvent>, 
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A W1-like hot event: `i` decides the id, time, host and message.
-    pub(crate) fn stored(i: u64, ts_ms: i64) -> StoredEvent {
-        StoredEvent {
-            event_id: format!("sqs:queue:{i}"),
-            ts_ms,
-            severity: if i.is_multiple_of(7) {
-                Severity::Critical
-            } else {
-                Severity::Error
-            },
-            host: Some(format!("ip-10-0-{}-{}", i % 3, i % 11)),
-            source: "sqs:queue".into(),
-            log_group: i.is_multiple_of(2).then(|| "/app/api".to_string()),
-            log_stream: None,
-            tags: if i.is_multiple_of(5) {
-                vec!["http_5xx".into()]
-            } else {
-                Vec::new()
-            },
-            status: i.is_multiple_of(5).then_some(503),
-            client_ip: None,
-            message: format!(
-                "upstream timeout after {} ms talking to db-{}",
-                1000 + i,
-                i % 4
-            ),
-            attrs: Some(serde_json::json!({
-                "env": "prod",
-                "span_id": format!("{:016x}", i * 7919),
-            })),
-        }
-    }
+    use crate::sinks::dynamo_hot::stored::tests::stored;
 
     #[test]
     fn blocks_round_trip() {
@@ -392,15 +302,5 @@ pub(crate) mod tests {
         assert_eq!(span_start(1_763_892_059_999), 1_763_892_000_000);
         assert_eq!(span_start(1_763_892_060_000), 1_763_892_060_000);
         assert_eq!(span_start(-1), -60_000);
-    }
-
-    #[test]
-    fn stored_events_read_back_as_hot_events() {
-        let e = stored(10, 1_763_892_000_123).into_hot_event("api");
-        assert_eq!(e.service, "api");
-        assert_eq!(e.severity, "ERROR");
-        assert_eq!(e.time, "2025-11-23T10:00:00.123Z");
-        assert_eq!(e.status, Some(503));
-        assert_eq!(e.attrs.unwrap()["env"], "prod");
     }
 }

@@ -9,7 +9,8 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoHotError;
-use super::block::{StoredEvent, pack, span_start, unpack};
+use super::block::{pack, span_start, unpack};
+use super::stored::StoredEvent;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
 use crate::sinks::hot::query::rfc3339_ms;
