@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::exposition::Sample;
+use super::exposition::{Labels, Sample};
 
 /// Families whose series carry an `actor` label.
 pub const PER_ACTOR_PREFIX: &str = "spate_actor_";
@@ -15,7 +15,7 @@ pub const PER_ACTOR_PREFIX: &str = "spate_actor_";
 /// sums and counts add up as well), in the order they first appear.
 pub fn sum_over_actors(samples: Vec<Sample>) -> Vec<Sample> {
     let mut out: Vec<Sample> = Vec::with_capacity(samples.len());
-    let mut seen: HashMap<(String, Vec<(String, String)>), usize> = HashMap::new();
+    let mut seen: HashMap<(String, Labels), usize> = HashMap::new();
     for mut sample in samples {
         if !sample.family.starts_with(PER_ACTOR_PREFIX) {
             out.push(sample);
@@ -37,7 +37,7 @@ pub fn sum_over_actors(samples: Vec<Sample>) -> Vec<Sample> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::emf::exposition::parse;
+    use crate::run::emf::exposition::{Labels, parse};
 
     #[test]
     fn actors_are_summed_and_other_series_kept() {
@@ -59,11 +59,11 @@ spate_events_total{severity=\"INFO\"} 7
 spate_events_total{severity=\"ERROR\"} 1
 ";
         let summed = sum_over_actors(parse(text));
-        let rows: Vec<(String, Vec<(String, String)>, f64)> = summed
+        let rows: Vec<(String, Labels, f64)> = summed
             .into_iter()
             .map(|s| (s.name, s.labels, s.value))
             .collect();
-        let l = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        let l = |pairs: &[(&str, &str)]| -> Labels {
             pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

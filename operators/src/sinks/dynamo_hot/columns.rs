@@ -2,7 +2,7 @@
 //! binary form, so that zstd sees long runs of alike values and random ids
 //! cost their bytes, not their hex digits.
 //!
-//! Each field is a stream of its own ([`Stream`]): times as varint
+//! Each field is a stream of its own ([`Field`]): times as varint
 //! differences, severities as bytes, repeated strings (sources, hosts, log
 //! groups, tags) as indexes into tables built as they go, messages as
 //! length-prefixed text. An event id `<source>:<n>` or
@@ -30,7 +30,7 @@ use crate::event::Severity;
 
 /// The fixed streams, in body order; attribute keys follow.
 #[derive(Clone, Copy)]
-enum Stream {
+enum Field {
     Ts,
     Sev,
     Id,
@@ -47,7 +47,7 @@ enum Stream {
 
 const FIXED_STREAMS: usize = 12;
 
-/// How an event id is stored (the first byte of its entry in [`Stream::Id`]).
+/// How an event id is stored (the first byte of its entry in [`Field::Id`]).
 const ID_RAW: u8 = 0;
 const ID_SOURCE_N: u8 = 1;
 const ID_SOURCE_HEAD_N: u8 = 2;
@@ -56,7 +56,7 @@ const ID_SOURCE_HEAD_N: u8 = 2;
 const HEAD_TEXT: u8 = 0;
 const HEAD_UUID: u8 = 1;
 
-/// [`Stream::Shape`] entries: no attrs, attrs (not an object) stored as JSON text, or an object
+/// [`Field::Shape`] entries: no attrs, attrs (not an object) stored as JSON text, or an object
 /// (its new keys and the bitmap of its keys follow).
 const SHAPE_NONE: u64 = 0;
 const SHAPE_TEXT: u64 = 1;
@@ -103,7 +103,7 @@ pub fn decode(text: &[u8], bin: &[u8]) -> Result<Vec<StoredEvent>, DynamoHotErro
         return Err(malformed("bytes after the streams"));
     }
     // Every event takes at least one byte of the time stream.
-    if n > streams[Stream::Ts as usize].remaining() {
+    if n > streams[Field::Ts as usize].remaining() {
         return Err(malformed(format!("{n} events")));
     }
     let mut r = ReaderState {
@@ -150,51 +150,51 @@ struct Writer {
 }
 
 impl Writer {
-    fn s(&mut self, stream: Stream) -> &mut Vec<u8> {
+    fn s(&mut self, stream: Field) -> &mut Vec<u8> {
         &mut self.streams[stream as usize]
     }
 
     fn event(&mut self, e: &StoredEvent) {
         let dt = e.ts_ms.wrapping_sub(self.previous_ts);
         self.previous_ts = e.ts_ms;
-        put_signed(self.s(Stream::Ts), dt);
-        self.s(Stream::Sev).push(e.severity.index() as u8);
+        put_signed(self.s(Field::Ts), dt);
+        self.s(Field::Sev).push(e.severity.index() as u8);
         self.id(&e.event_id, &e.source);
-        let mut out = std::mem::take(self.s(Stream::Source));
+        let mut out = std::mem::take(self.s(Field::Source));
         self.sources.put(&mut out, &e.source);
-        *self.s(Stream::Source) = out;
+        *self.s(Field::Source) = out;
         for (stream, value) in [
-            (Stream::Host, &e.host),
-            (Stream::LogGroup, &e.log_group),
-            (Stream::LogStream, &e.log_stream),
-            (Stream::ClientIp, &e.client_ip),
+            (Field::Host, &e.host),
+            (Field::LogGroup, &e.log_group),
+            (Field::LogStream, &e.log_stream),
+            (Field::ClientIp, &e.client_ip),
         ] {
             let mut out = std::mem::take(self.s(stream));
             let table = match stream {
-                Stream::Host => &mut self.hosts,
-                Stream::LogGroup => &mut self.log_groups,
-                Stream::LogStream => &mut self.log_streams,
+                Field::Host => &mut self.hosts,
+                Field::LogGroup => &mut self.log_groups,
+                Field::LogStream => &mut self.log_streams,
                 _ => &mut self.ips,
             };
             table.put_opt(&mut out, value.as_deref());
             *self.s(stream) = out;
         }
-        let mut out = std::mem::take(self.s(Stream::Tags));
+        let mut out = std::mem::take(self.s(Field::Tags));
         put_varint(&mut out, e.tags.len() as u64);
         for t in &e.tags {
             self.tags.put(&mut out, t);
         }
-        *self.s(Stream::Tags) = out;
+        *self.s(Field::Tags) = out;
         put_varint(
-            self.s(Stream::Status),
+            self.s(Field::Status),
             e.status.map_or(0, |s| u64::from(s) + 1),
         );
-        put_bytes(self.s(Stream::Message), e.message.as_bytes());
+        put_bytes(self.s(Field::Message), e.message.as_bytes());
         self.attrs(e.attrs.as_ref());
     }
 
     fn id(&mut self, id: &str, source: &str) {
-        let mut out = std::mem::take(self.s(Stream::Id));
+        let mut out = std::mem::take(self.s(Field::Id));
         match split_id(id, source) {
             Some((None, n)) => {
                 out.push(ID_SOURCE_N);
@@ -227,18 +227,18 @@ impl Writer {
                 put_bytes(&mut out, id.as_bytes());
             }
         }
-        *self.s(Stream::Id) = out;
+        *self.s(Field::Id) = out;
     }
 
     fn attrs(&mut self, attrs: Option<&Value>) {
         let map = match attrs {
             None => {
-                put_varint(self.s(Stream::Shape), SHAPE_NONE);
+                put_varint(self.s(Field::Shape), SHAPE_NONE);
                 return;
             }
             Some(Value::Object(map)) => map,
             Some(other) => {
-                let out = self.s(Stream::Shape);
+                let out = self.s(Field::Shape);
                 put_varint(out, SHAPE_TEXT);
                 put_bytes(out, other.to_string().as_bytes());
                 return;
@@ -248,7 +248,7 @@ impl Writer {
         // event's keys over every key seen so far; each value goes to its
         // key's stream, in key order (the order `bin` is read back in).
         let ids: Vec<(u64, bool)> = map.keys().map(|k| self.keys.index_of(k)).collect();
-        let out = &mut self.streams[Stream::Shape as usize];
+        let out = &mut self.streams[Field::Shape as usize];
         put_varint(out, SHAPE_OBJECT);
         put_varint(out, ids.iter().filter(|&&(_, new)| new).count() as u64);
         // New keys get their indexes in map order: ascending.
@@ -290,21 +290,21 @@ struct ReaderState<'a> {
 }
 
 impl<'a> ReaderState<'a> {
-    fn s(&mut self, stream: Stream) -> &mut Reader<'a> {
+    fn s(&mut self, stream: Field) -> &mut Reader<'a> {
         &mut self.streams[stream as usize]
     }
 
     fn event(&mut self) -> Result<StoredEvent, DynamoHotError> {
-        let ts_ms = self.previous_ts.wrapping_add(self.s(Stream::Ts).signed()?);
+        let ts_ms = self.previous_ts.wrapping_add(self.s(Field::Ts).signed()?);
         self.previous_ts = ts_ms;
-        let sev = self.s(Stream::Sev).byte()?;
+        let sev = self.s(Field::Sev).byte()?;
         let severity = *Severity::ALL
             .get(usize::from(sev))
             .ok_or_else(|| malformed(format!("severity index {sev}")))?;
         let id = self.id()?;
         let source = self
             .sources
-            .get(&mut self.streams[Stream::Source as usize])?;
+            .get(&mut self.streams[Field::Source as usize])?;
         let event_id = match id {
             Id::Raw(id) => id,
             Id::SourceN(n) => format!("{source}:{n}"),
@@ -312,29 +312,29 @@ impl<'a> ReaderState<'a> {
         };
         let host = self
             .hosts
-            .get_opt(&mut self.streams[Stream::Host as usize])?;
+            .get_opt(&mut self.streams[Field::Host as usize])?;
         let log_group = self
             .log_groups
-            .get_opt(&mut self.streams[Stream::LogGroup as usize])?;
+            .get_opt(&mut self.streams[Field::LogGroup as usize])?;
         let log_stream = self
             .log_streams
-            .get_opt(&mut self.streams[Stream::LogStream as usize])?;
+            .get_opt(&mut self.streams[Field::LogStream as usize])?;
         let client_ip = self
             .ips
-            .get_opt(&mut self.streams[Stream::ClientIp as usize])?;
-        let count = self.s(Stream::Tags).len()?;
-        if count > self.s(Stream::Tags).remaining() {
+            .get_opt(&mut self.streams[Field::ClientIp as usize])?;
+        let count = self.s(Field::Tags).len()?;
+        if count > self.s(Field::Tags).remaining() {
             return Err(malformed(format!("{count} tags")));
         }
         let mut tags = Vec::with_capacity(count);
         for _ in 0..count {
-            tags.push(self.tags.get(&mut self.streams[Stream::Tags as usize])?);
+            tags.push(self.tags.get(&mut self.streams[Field::Tags as usize])?);
         }
-        let status = match self.s(Stream::Status).varint()? {
+        let status = match self.s(Field::Status).varint()? {
             0 => None,
             s => Some(u16::try_from(s - 1).map_err(|_| malformed(format!("status {}", s - 1)))?),
         };
-        let message = self.s(Stream::Message).str()?.to_string();
+        let message = self.s(Field::Message).str()?.to_string();
         let attrs = self.attrs()?;
         Ok(StoredEvent {
             event_id,
@@ -353,7 +353,7 @@ impl<'a> ReaderState<'a> {
     }
 
     fn id(&mut self) -> Result<Id, DynamoHotError> {
-        let r = &mut self.streams[Stream::Id as usize];
+        let r = &mut self.streams[Field::Id as usize];
         match r.byte()? {
             ID_RAW => Ok(Id::Raw(r.str()?.to_string())),
             ID_SOURCE_N => {
@@ -384,7 +384,7 @@ impl<'a> ReaderState<'a> {
     }
 
     fn attrs(&mut self) -> Result<Option<Value>, DynamoHotError> {
-        let r = &mut self.streams[Stream::Shape as usize];
+        let r = &mut self.streams[Field::Shape as usize];
         match r.varint()? {
             SHAPE_NONE => return Ok(None),
             SHAPE_TEXT => {

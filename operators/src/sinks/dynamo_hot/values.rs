@@ -79,7 +79,7 @@ fn hex_digit(b: u8) -> Option<u8> {
 /// number.
 pub(super) fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() < 16 || b.len() % 2 != 0 {
+    if b.len() < 16 || !b.len().is_multiple_of(2) {
         return None;
     }
     b.chunks(2)
