@@ -131,20 +131,23 @@ pub fn stored_events(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, DynamoHo
                 .flatten(),
             client_ip: owned(opt_str(cols.client_ip, i)),
             message: bounded(cols.message.value(i)).to_string(),
-            attrs: match opt_str(cols.attrs, i) {
-                None => None,
-                // Cut, it is no longer JSON: kept as text.
-                Some(text) if text.len() > MAX_TEXT_BYTES => {
-                    Some(serde_json::Value::String(bounded(text).to_string()))
-                }
-                Some(text) => Some(serde_json::from_str(text).map_err(|e| {
-                    DynamoHotError::Data(format!("attrs of {event_id} are not JSON: {e}"))
-                })?),
-            },
+            attrs: opt_str(cols.attrs, i)
+                .map(|text| stored_attrs(text, event_id))
+                .transpose()?,
         };
         out.push((event, cols.ingest_ts.value(i)));
     }
     Ok(out)
+}
+
+/// The `attrs` JSON object of `event_id` as stored: parsed, or, when longer
+/// than [`MAX_TEXT_BYTES`], cut (and counted) and kept as a JSON string.
+fn stored_attrs(text: &str, event_id: &str) -> Result<serde_json::Value, DynamoHotError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Ok(serde_json::Value::String(bounded(text).to_string()));
+    }
+    serde_json::from_str(text)
+        .map_err(|e| DynamoHotError::Data(format!("attrs of {event_id} are not JSON: {e}")))
 }
 
 /// `pk` of the services that have blocks of a day (event time), the
@@ -547,6 +550,15 @@ mod tests {
         assert!(cut.len() <= MAX_TEXT_BYTES);
         assert!(cut.len() > MAX_TEXT_BYTES - 4);
         assert_eq!(bounded("short"), "short");
+        // Long attrs are cut: no longer JSON, they are kept as a string.
+        let big = format!("{{\"k\":\"{}\"}}", "x".repeat(MAX_TEXT_BYTES));
+        let kept = stored_attrs(&big, "e1").unwrap();
+        assert_eq!(kept.as_str().map(str::len), Some(MAX_TEXT_BYTES));
+        assert_eq!(
+            stored_attrs(r#"{"k":1}"#, "e1").unwrap(),
+            serde_json::json!({"k": 1})
+        );
+        assert!(stored_attrs("{", "e1").is_err());
     }
 
     #[test]
