@@ -19,6 +19,7 @@ alert_retention_days = 100000
 enabled = true
 interval_secs = 1
 namespace = "SpateTest"
+per_actor = true
 
 [metrics.emf.dimensions]
 task = "emf-test"
@@ -137,9 +138,13 @@ async fn emf_lines_on_stdout_add_up_to_what_was_pushed() {
     );
     let dead = sum_by(&docs, "spate_dead_letters_total", "");
     assert_eq!(dead.values().sum::<f64>(), 1.0, "{output}");
-    let lines = sum_by(&docs, "spate_http_accepted_lines_total", "");
-    assert_eq!(lines.values().sum::<f64>(), 501.0, "{output}");
-    // Per-actor gauges carry the actor as a dimension.
+    // Not in the default set.
+    assert!(
+        docs.iter()
+            .all(|d| d.get("spate_http_accepted_lines_total").is_none()),
+        "{output}"
+    );
+    // Per-actor gauges carry the actor as a dimension (`per_actor`).
     assert!(
         docs.iter()
             .any(|d| d["actor"] == "decode" && d["spate_actor_mailbox_depth"].is_number()),

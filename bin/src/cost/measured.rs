@@ -35,20 +35,36 @@ pub const SQS_DEPTH_POLL_SECS: f64 = 15.0;
 
 /// Bytes of the DynamoDB hot table's items per W1 hot event (the
 /// compressed block bodies, their keys and attributes: DynamoDB's item
-/// size), 11,400 W1 events (2,233 hot) packed in one write, as the writer
-/// packs 30 s of a billion events a month: `operators/tests/aws_dynamo_hot.rs`
-/// `packed_w1_hot_events_cost_about_a_tenth_of_a_write_unit`
+/// size) when a write holds few events a service: 11,400 W1 events (2,235
+/// hot, 32 services) in one write, 30 s of a billion events a month:
+/// `operators/tests/aws_dynamo_hot.rs`
+/// `packed_w1_hot_events_cost_under_a_tenth_of_a_write_unit`
 /// (`/work/tools/with-env.sh cargo test --workspace --locked --test
-/// aws_dynamo_hot packed -- --nocapture`, against moto, 2026-12-05): 82.3 B
-/// of zstd block bodies and 84.1 B of items per hot event.
-pub const W1_HOT_ITEM_BYTES_PER_EVENT: f64 = 84.1;
+/// aws_dynamo_hot packed -- --nocapture`, against moto, 2026-12-06): 70.7 B
+/// of block bodies (layout 2) and 72.4 B of items per hot event (layout 1:
+/// 84.1 B).
+pub const W1_HOT_ITEM_BYTES_SMALL_BLOCKS: f64 = 72.4;
 
-/// Write units per W1 hot event in the same run (one per started KB of each
-/// item): 231 for 2,233 hot events, 199 of them for the 32 blocks (one per
-/// service) and 32 for the services' first registry entries. The model
-/// recomputes the rounding for other rates (0.092 at a billion events a
-/// month); this is the check.
-pub const W1_HOT_WRU_PER_EVENT: f64 = 0.1034;
+/// Hot events a service in that write: 2,235 / 32.
+pub const W1_HOT_EVENTS_PER_SMALL_BLOCK: f64 = 2235.0 / 32.0;
+
+/// The same when a write holds many: 347,222 W1 events (69,640 hot) in one
+/// write, 30 s of a billion events a day, split at 128 KB into 51 blocks:
+/// 50.4 B of block bodies per hot event, plus about 60 B of key and
+/// attributes a block (`w1_blocks_of_a_billion_a_day_cost_under_a_twentieth_of_a_write_unit`
+/// in the same file, `... --test aws_dynamo_hot billion -- --nocapture`,
+/// 2026-12-06). With the SQS source's message ids in the event ids: 62.9 B.
+pub const W1_HOT_ITEM_BYTES_FULL_BLOCKS: f64 = 50.5;
+
+/// Hot events a service in that write: 69,640 / 32.
+pub const W1_HOT_EVENTS_PER_FULL_BLOCK: f64 = 69_640.0 / 32.0;
+
+/// Write units per W1 hot event in the small write (one per started KB of
+/// each item): 203 for 2,235 hot events, 171 of them for the 32 blocks (one
+/// per service) and 32 for the services' first registry entries (layout 1:
+/// 232). The model recomputes the rounding for other rates; this is the
+/// check.
+pub const W1_HOT_WRU_PER_EVENT: f64 = 0.0908;
 
 /// Seconds between the writes of the DynamoDB hot writer (`[hot_dynamodb]
 /// commit_interval` default): each write stores one block per service and
@@ -69,12 +85,19 @@ pub const S3_MULTIPART_THRESHOLD_MIB: f64 = 8.0;
 pub const S3_PART_MIB: f64 = 8.0;
 
 /// CloudWatch custom metrics (metric name × dimension values) of the
-/// default `[metrics.emf] include` list in an SQS + S3 lake `spate run`:
-/// the accounting test above, 2026-12-05.
-pub const EMF_DEFAULT_CUSTOM_METRICS: f64 = 114.0;
+/// default `[metrics.emf] include` list in an SQS + S3 lake `spate run`
+/// (the per-actor series summed over the actors): the accounting test
+/// above, 2026-12-06 (114 before the list was trimmed, 2026-12-05).
+pub const EMF_DEFAULT_CUSTOM_METRICS: f64 = 62.0;
 
-/// Bytes of the EMF lines of one emission in that run.
-pub const EMF_BYTES_PER_EMISSION: f64 = 18_510.0;
+/// Custom metrics of the window counts (`[metrics.emf] windows`, on by
+/// default) in the same run: `WindowEvents` and `WindowTagEvents` of W1's
+/// 32 services (20 named, the rest `other`), 4,000 events.
+pub const EMF_WINDOW_CUSTOM_METRICS: f64 = 118.0;
+
+/// Bytes of the EMF lines of one emission in that run (window lines
+/// included).
+pub const EMF_BYTES_PER_EMISSION: f64 = 45_509.0;
 
 /// The figures as (name, value) rows.
 pub fn rows() -> Vec<(String, f64)> {
@@ -91,8 +114,20 @@ pub fn rows() -> Vec<(String, f64)> {
         ("sqs_messages_per_receive", SQS_MESSAGES_PER_RECEIVE),
         ("sqs_depth_poll_secs", SQS_DEPTH_POLL_SECS),
         (
-            "measured.w1_hot_item_bytes_per_event",
-            W1_HOT_ITEM_BYTES_PER_EVENT,
+            "measured.w1_hot_item_bytes_small_blocks",
+            W1_HOT_ITEM_BYTES_SMALL_BLOCKS,
+        ),
+        (
+            "measured.w1_hot_events_per_small_block",
+            W1_HOT_EVENTS_PER_SMALL_BLOCK,
+        ),
+        (
+            "measured.w1_hot_item_bytes_full_blocks",
+            W1_HOT_ITEM_BYTES_FULL_BLOCKS,
+        ),
+        (
+            "measured.w1_hot_events_per_full_block",
+            W1_HOT_EVENTS_PER_FULL_BLOCK,
         ),
         ("measured.w1_hot_wru_per_event", W1_HOT_WRU_PER_EVENT),
         ("hot_commit_secs", HOT_COMMIT_SECS),
@@ -102,6 +137,10 @@ pub fn rows() -> Vec<(String, f64)> {
         (
             "measured.emf_default_custom_metrics",
             EMF_DEFAULT_CUSTOM_METRICS,
+        ),
+        (
+            "measured.emf_window_custom_metrics",
+            EMF_WINDOW_CUSTOM_METRICS,
         ),
         ("measured.emf_bytes_per_emission", EMF_BYTES_PER_EMISSION),
     ]

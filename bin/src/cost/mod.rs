@@ -24,7 +24,7 @@ const DAYS_PER_MONTH: f64 = HOURS_PER_MONTH / 24.0;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 const MIB: f64 = 1024.0 * 1024.0;
 /// Compressed bytes at which the hot writer splits a block.
-const HOT_BLOCK_BYTES: f64 = 64.0 * 1024.0;
+const HOT_BLOCK_BYTES: f64 = 128.0 * 1024.0;
 
 /// Where events arrive from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -402,20 +402,36 @@ fn kinesis(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     ]
 }
 
+/// Item bytes per hot event when a write holds `per_block` hot events of a
+/// service: the two measured W1 figures, interpolated on the logarithm of
+/// `per_block` (zstd learns a block's repeats once a block), the nearer one
+/// outside them; scaled by the event size.
+pub fn hot_bytes_per_event(per_block: f64, event_bytes: f64) -> f64 {
+    let (few, many) = (
+        measured::W1_HOT_EVENTS_PER_SMALL_BLOCK,
+        measured::W1_HOT_EVENTS_PER_FULL_BLOCK,
+    );
+    let t = ((per_block.max(1.0) / few).ln() / (many / few).ln()).clamp(0.0, 1.0);
+    let w1 = measured::W1_HOT_ITEM_BYTES_SMALL_BLOCKS
+        + t * (measured::W1_HOT_ITEM_BYTES_FULL_BLOCKS - measured::W1_HOT_ITEM_BYTES_SMALL_BLOCKS);
+    w1 * event_bytes / measured::W1_EVENT_BYTES
+}
+
 /// The DynamoDB hot tier, packed: each task's writer writes every
 /// [`measured::HOT_COMMIT_SECS`], one block item per service and minute of
 /// event time in the write (a write of 30 s touches 1.5 minutes on average;
-/// more when blocks pass 64 KB), each rounded up to whole KB; the bytes per hot event are the measured W1
-/// figure scaled by the event size. Plus the service registry: one entry per
+/// more when blocks pass 128 KB), each rounded up to whole KB; the bytes per
+/// hot event follow from the hot events a service in a write
+/// ([`hot_bytes_per_event`]). Plus the service registry: one entry per
 /// service and task an hour.
 fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     let hot_events = inputs.events_per_month() * inputs.hot_share;
-    let bytes_per_event =
-        measured::W1_HOT_ITEM_BYTES_PER_EVENT * inputs.event_bytes / measured::W1_EVENT_BYTES;
     let tasks = tasks(inputs);
     let commits = tasks * SECONDS_PER_MONTH / measured::HOT_COMMIT_SECS;
+    let per_block = hot_events / (commits * inputs.services);
+    let bytes_per_event = hot_bytes_per_event(per_block, inputs.event_bytes);
     let spans = 1.0 + measured::HOT_COMMIT_SECS.min(60.0) / 60.0;
-    // Blocks above 64 KB are split.
+    // Blocks above 128 KB are split.
     let blocks = (commits * inputs.services * spans)
         .max(hot_events * bytes_per_event / HOT_BLOCK_BYTES)
         .min(hot_events);
@@ -444,7 +460,7 @@ fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
             p.dynamodb_wru_million,
             Scope::Spate,
             format!(
-                "{} of events hot, packed: {blocks:.0} blocks (per service and minute of each {}s write) of ~{block_bytes:.0} B, {wru_per_block:.2} WRU each, and {registry:.0} registry entries: {per_event:.4} WRU per hot event",
+                "{} of events hot, packed: {per_block:.0} hot events a service in each {}s write, {bytes_per_event:.1} B each (measured W1 figures), {blocks:.0} blocks (per service and minute) of ~{block_bytes:.0} B, {wru_per_block:.2} WRU each, and {registry:.0} registry entries: {per_event:.4} WRU per hot event",
                 inputs.hot_share,
                 measured::HOT_COMMIT_SECS
             ),
@@ -558,7 +574,15 @@ fn cloudwatch(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
             measured::EMF_DEFAULT_CUSTOM_METRICS,
             p.cloudwatch_metric_month,
             Scope::Spate,
-            "the default [metrics.emf] include list of an SQS + S3 lake run (measured); tasks share them unless a per-task dimension is added".into(),
+            "the default [metrics.emf] include list of an SQS + S3 lake run, per-actor series summed (measured); tasks share them unless a per-task dimension is added".into(),
+        ),
+        line(
+            "CloudWatch",
+            "custom metrics (EMF window counts)",
+            measured::EMF_WINDOW_CUSTOM_METRICS,
+            p.cloudwatch_metric_month,
+            Scope::Spate,
+            "WindowEvents and WindowTagEvents of W1's services ([metrics.emf] windows, on by default; measured); windows = false leaves them out".into(),
         ),
         line(
             "CloudWatch",

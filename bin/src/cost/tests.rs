@@ -54,16 +54,18 @@ fn a_small_case_matches_the_hand_computed_bill() {
     assert_eq!(send.scope, Scope::Upstream);
     close(send.usd_per_month, 0.292);
     // 20 % hot = 14.6 M events a month. One task writes every 30 s: 87,600
-    // writes × 30 services × 1.5 minutes = 3,942,000 blocks of 14.6 M ×
-    // 84.1 B / 3.942 M = 311 B, 1 WRU each (at least one), and 30 registry
+    // writes × 30 services × 1.5 minutes = 3,942,000 blocks; 5.6 hot events
+    // a service a write, below the measured small blocks: 72.4 B each, so
+    // blocks of 14.6 M × 72.4 B / 3.942 M = 268 B, 1 WRU each (at least
+    // one), and 30 registry
     // entries an hour (21,900): 3,963,900 WRU × $0.625 a million.
     let writes = item(&bill, "write request units (hot events)");
     close(writes.quantity, 3.9639);
     close(writes.usd_per_month, 3.9639 * 0.625);
-    // 480,000 hot events a day × 84.1 B × 3 days.
+    // 480,000 hot events a day × 72.4 B × 3 days.
     close(
         item(&bill, "storage (hot events)").quantity,
-        480_000.0 * 84.1 * 3.0 / GIB,
+        480_000.0 * 72.4 * 3.0 / GIB,
     );
     // 2.4 M × 73.5 B = 176.4 MB a day; 30 partitions an hour of 245,000 B
     // each: one PutObject each, 30 × 730 = 21,900 a month = $0.1095.
@@ -85,10 +87,14 @@ fn a_small_case_matches_the_hand_computed_bill() {
         item(&bill, "lifecycle transitions to Glacier").quantity,
         21.9,
     );
-    // 114 EMF metrics × $0.30 = $34.20.
+    // 62 EMF metrics × $0.30 = $18.60, and 118 of window counts: $35.40.
     close(
         item(&bill, "custom metrics (EMF default set)").usd_per_month,
-        34.2,
+        18.6,
+    );
+    close(
+        item(&bill, "custom metrics (EMF window counts)").usd_per_month,
+        35.4,
     );
     // Totals: every line, and every line but the producer's.
     let sum: f64 = bill.items.iter().map(|i| i.usd_per_month).sum();
@@ -101,33 +107,52 @@ fn a_small_case_matches_the_hand_computed_bill() {
 }
 
 #[test]
+fn hot_bytes_follow_the_events_a_block_holds() {
+    let (few, many) = (2235.0 / 32.0, 69_640.0 / 32.0);
+    close(hot_bytes_per_event(few, 339.0), 72.4);
+    close(hot_bytes_per_event(many, 339.0), 50.5);
+    // Halfway on the logarithm: halfway between the bytes.
+    close(hot_bytes_per_event((few * many).sqrt(), 339.0), 61.45);
+    close(hot_bytes_per_event(1.0, 339.0), 72.4);
+    close(hot_bytes_per_event(1e9, 339.0), 50.5);
+    close(hot_bytes_per_event(few, 678.0), 144.8);
+}
+
+#[test]
 fn packed_hot_writes_follow_the_measured_w1_figure() {
-    // A billion W1 events a month: 200 M hot, 3,942,000 blocks of 200 M ×
-    // 84.1 B / 3.942 M = 4,267 B, 4.67 WRU each on average; the blocks of
-    // the measured run (one write, one block a service) came to 0.089 WRU
-    // per hot event, 0.103 with the services' first registry entries.
+    // A billion W1 events a month: 200 M hot, 87,600 writes of 30 services:
+    // 76.1 hot events a service a write, 71.85 B each; 3,942,000 blocks (1.5
+    // minutes a write) of 200 M × 71.85 B / 3.942 M = 3,645 B, 4.06 WRU
+    // each on average, and 21,900 registry entries. The measured run (one
+    // write, one block a service) came to 0.0908 WRU per hot event with
+    // its registry entries.
     let inputs = CostInputs::new(1e9 / (730.0 / 24.0));
     let bill = spate_bill(&inputs, &US_EAST_1);
     let writes = item(&bill, "write request units (hot events)").quantity * 1e6;
     let per_event = writes / 2e8;
+    let bytes = hot_bytes_per_event(2e8 / (87_600.0 * 30.0), 339.0);
+    assert!((bytes - 71.85).abs() < 0.01, "{bytes}");
     close(
         per_event,
-        (3_942_000.0 * (2e8 * 84.1 / 3_942_000.0 / 1024.0 + 0.5) + 21_900.0) / 2e8,
+        (3_942_000.0 * (2e8 * bytes / 3_942_000.0 / 1024.0 + 0.5) + 21_900.0) / 2e8,
     );
     assert!(
         (per_event - measured::W1_HOT_WRU_PER_EVENT).abs() < 0.015,
         "{per_event}"
     );
-    // A billion a day: 6.08 G hot events × 84.1 B in blocks of 64 KB at
-    // most, 7.8 M of them, 64 KB each.
+    // A billion a day: 6.08 G hot events, 2,315 a service a write: the full
+    // blocks' 50.5 B; 3,942,000 blocks of 77,930 B (under the 128 KB
+    // split), 76.6 WRU each: 0.0497 WRU per hot event.
     let busy = CostInputs::new(1e9);
     let bill = spate_bill(&busy, &US_EAST_1);
     let hot_events = 1e9 * 730.0 / 24.0 * 0.2;
-    let blocks = hot_events * 84.1 / 65_536.0;
+    let block_bytes = hot_events * 50.5 / 3_942_000.0;
+    let writes = 3_942_000.0 * (block_bytes / 1024.0 + 0.5) + 21_900.0;
     close(
         item(&bill, "write request units (hot events)").quantity * 1e6,
-        blocks * (65_536.0 / 1024.0 + 0.5) + 21_900.0,
+        writes,
     );
+    assert!((writes / hot_events - 0.0497).abs() < 0.0005);
     // No hot events, no writes.
     let mut cold = inputs.clone();
     cold.hot_share = 0.0;

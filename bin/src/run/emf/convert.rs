@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value, json};
 
 use super::exposition::{Kind, Labels, Sample, parse};
+use super::per_actor::sum_over_actors;
 
 /// EMF's limit of metrics per directive.
 pub const MAX_METRICS_PER_LINE: usize = 100;
@@ -52,6 +53,9 @@ pub struct EmfSettings {
     pub include: Vec<String>,
     /// Dimensions added to every metric.
     pub dimensions: BTreeMap<String, String>,
+    /// One series per actor for the `spate_actor_*` families; else summed
+    /// over the actors ([`sum_over_actors`]).
+    pub per_actor: bool,
 }
 
 /// The lines of one conversion.
@@ -95,7 +99,11 @@ impl EmfConverter {
         let mut metrics = Vec::new();
         // Bucket deltas per histogram series, for its quantiles.
         let mut buckets: BTreeMap<(String, Labels), Vec<(f64, f64)>> = BTreeMap::new();
-        for sample in parse(text) {
+        let mut samples = parse(text);
+        if !self.settings.per_actor {
+            samples = sum_over_actors(samples);
+        }
+        for sample in samples {
             if !self
                 .settings
                 .include
@@ -358,6 +366,7 @@ mod tests {
             namespace: "Spate".into(),
             include: include.iter().map(|s| s.to_string()).collect(),
             dimensions: BTreeMap::from([("service".to_string(), "spate-prod".to_string())]),
+            per_actor: true,
         }
     }
 

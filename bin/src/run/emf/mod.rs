@@ -25,6 +25,7 @@
 
 pub mod convert;
 pub mod exposition;
+pub mod per_actor;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -67,8 +68,18 @@ pub struct EmfConfig {
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// Prometheus metric names to emit, by prefix (`["spate_"]` for all).
+    /// Each metric name with each set of dimension values is a CloudWatch
+    /// custom metric, billed a month (0.30 USD in us-east-1): the default
+    /// list is the series the stack's alarms and dashboard read, about 50
+    /// custom metrics on an SQS + S3 lake run (docs/cost.md).
     #[serde(default = "default_include")]
     pub include: Vec<String>,
+    /// Emit the per-actor series (`spate_actor_*`: mailbox depth, time
+    /// blocked on backpressure, errors, restarts) one series per actor, up to
+    /// 9 custom metrics an actor. Off, each is summed over the actors (no
+    /// `actor` dimension).
+    #[serde(default)]
+    pub per_actor: bool,
     /// Dimensions added to every metric (e.g. `service`, `task`); a metric's
     /// own labels are dimensions too. On the window lines they are
     /// properties, not dimensions, so the counts of several tasks add up.
@@ -108,27 +119,24 @@ fn default_include() -> Vec<String> {
         "spate_events_total",
         "spate_dead_letters_total",
         "spate_decode_dead_letters_total",
-        "spate_http_requests_total",
         "spate_http_rejected_total",
-        "spate_http_accepted_lines_total",
         "spate_journal_backlog_bytes",
-        "spate_hot_rows_written_total",
         "spate_dynamo_hot_items_written_total",
         "spate_alerts_total",
         "spate_lake_files_written_total",
-        "spate_lake_bytes_written_total",
         "spate_s3_lake_objects_written_total",
         "spate_s3_lake_bytes_written_total",
-        "spate_sqs_messages_received_total",
         "spate_actor_mailbox_depth",
         "spate_actor_backpressure_seconds",
         "spate_actor_errors_total",
         "spate_actor_restarts_total",
-        "spate_source_",
-        "spate_sqs_queue_",
+        "spate_source_oldest_unacked_age_seconds",
+        "spate_source_inflight_events",
+        "spate_source_batches_settled_total",
+        "spate_source_delivery_seconds",
+        "spate_sqs_queue_visible_messages",
         "spate_sqs_messages_held",
         "spate_kinesis_behind_latest_seconds",
-        "spate_tail_behind_bytes",
         "spate_http_request_duration_seconds",
         "spate_lake_commit_seconds",
         "spate_s3_lake_upload_seconds",
@@ -152,6 +160,7 @@ impl Default for EmfConfig {
             interval_secs: default_interval_secs(),
             namespace: default_namespace(),
             include: default_include(),
+            per_actor: false,
             dimensions: BTreeMap::new(),
             windows: default_windows(),
             window_top_services: default_window_top_services(),
@@ -226,6 +235,7 @@ impl EmfConfig {
             namespace: self.namespace.clone(),
             include: self.include.clone(),
             dimensions: self.dimensions.clone(),
+            per_actor: self.per_actor,
         }
     }
 }

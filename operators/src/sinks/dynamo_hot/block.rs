@@ -2,10 +2,12 @@
 //! DynamoDB item, so that write units follow compressed bytes, not events.
 //!
 //! A block's body is its events column by column (ids, time deltas,
-//! severities, hosts, ..., messages, attributes), JSON-encoded and
-//! compressed with zstd: values of one column sit together, so the
-//! compressor sees the repeats of services, sources, hosts and message
-//! templates. [`pack`] sorts the events by time, keeps one event per
+//! severities, hosts, ..., messages, attributes) in a compact binary form
+//! (`columns.rs`, layout 2), compressed with zstd but for
+//! its random ids: values of one column sit together, so the compressor
+//! sees the repeats of services, sources, hosts and message templates.
+//! Blocks of layout 1 (JSON columns, [`block_v1`](super::block_v1)) still
+//! read. [`pack`] sorts the events by time, keeps one event per
 //! `event_id` (a redelivered batch merged into the same block does not add
 //! its events twice) and splits them into blocks of at most
 //! [`MAX_BLOCK_BYTES`] compressed bytes; [`unpack`] reads one back. Every
@@ -13,111 +15,25 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-
-use super::DynamoHotError;
+pub use super::stored::{MAX_RAW_BYTES, StoredEvent};
+use super::wire::{Reader, put_varint};
+use super::{DynamoHotError, block_v1, columns};
 use crate::event::Severity;
-use crate::sinks::hot::HotEvent;
-use crate::sinks::hot::query::rfc3339_ms;
 
 /// Events of one block share the minute of their time: the span of a block.
 pub const BLOCK_SPAN_MS: i64 = 60_000;
 
 /// Compressed bytes of a block above which its events are split into two
-/// blocks (a single event is never split). DynamoDB items are at most
+/// blocks (a single event is never split). W1 blocks of a billion events a
+/// day: 52.1 B per hot event split at 64 KB, 50.4 at 128 KB, 50.0 at 256 KB. DynamoDB items are at most
 /// 400 KB; one event is at most two fields of
 /// [`MAX_TEXT_BYTES`](super::items::MAX_TEXT_BYTES) plus its keys.
-pub const MAX_BLOCK_BYTES: usize = 64 * 1024;
+pub const MAX_BLOCK_BYTES: usize = 128 * 1024;
 
-/// Largest body [`unpack`] decompresses (a corrupt or hostile item cannot make
-/// a reader allocate more).
-pub const MAX_RAW_BYTES: usize = 64 << 20;
-
-/// zstd level of block bodies.
-const ZSTD_LEVEL: i32 = 9;
-
-/// Version of the body layout (`v`).
-const BODY_VERSION: u32 = 1;
-
-/// One hot event as a block keeps it (the service is the block's).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEvent {
-    /// Stable id from the source position.
-    pub event_id: String,
-    /// Event time, UTC milliseconds.
-    pub ts_ms: i64,
-    /// Its severity.
-    pub severity: Severity,
-    /// Host name or address.
-    pub host: Option<String>,
-    /// Where the event came from.
-    pub source: String,
-    /// CloudWatch Logs group.
-    pub log_group: Option<String>,
-    /// CloudWatch Logs stream.
-    pub log_stream: Option<String>,
-    /// Tags set by the classifier.
-    pub tags: Vec<String>,
-    /// HTTP status.
-    pub status: Option<u16>,
-    /// Client IP address.
-    pub client_ip: Option<String>,
-    /// The message (already bounded).
-    pub message: String,
-    /// Remaining fields as a JSON object (already bounded).
-    pub attrs: Option<String>,
-}
-
-impl StoredEvent {
-    /// The event as `spate hot recent` shows it, of `service`.
-    pub fn into_hot_event(self, service: &str) -> Result<HotEvent, DynamoHotError> {
-        let attrs = match self.attrs {
-            Some(a) => Some(serde_json::from_str(&a).map_err(|e| {
-                DynamoHotError::Data(format!(
-                    "stored attrs of {} are not JSON: {e}",
-                    self.event_id
-                ))
-            })?),
-            None => None,
-        };
-        Ok(HotEvent {
-            time: rfc3339_ms(self.ts_ms),
-            ts_ms: self.ts_ms,
-            service: service.to_string(),
-            severity: self.severity.as_str().to_string(),
-            host: self.host,
-            source: self.source,
-            log_group: self.log_group,
-            log_stream: self.log_stream,
-            tags: self.tags,
-            status: self.status,
-            client_ip: self.client_ip,
-            message: self.message,
-            attrs,
-            event_id: self.event_id,
-        })
-    }
-}
-
-/// The body of a block: one vector per field, `ts` as differences from the
-/// previous event (the first from 0).
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    v: u32,
-    id: Vec<String>,
-    ts: Vec<i64>,
-    sev: Vec<u8>,
-    host: Vec<Option<String>>,
-    src: Vec<String>,
-    lg: Vec<Option<String>>,
-    ls: Vec<Option<String>>,
-    tags: Vec<Vec<String>>,
-    st: Vec<Option<u16>>,
-    ip: Vec<Option<String>>,
-    msg: Vec<String>,
-    attrs: Vec<Option<String>>,
-}
+/// zstd level of block bodies: W1 blocks of a billion events a day come to
+/// 54.0 B per hot event at level 3, 51.4 at 9, 49.2 at 15 and 49.1 at 19,
+/// level 19 taking twice the time of 15 (docs/cost.md).
+const ZSTD_LEVEL: i32 = 15;
 
 /// One block ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +111,24 @@ fn raw_estimate(e: &StoredEvent) -> usize {
         + e.tags.iter().map(|t| t.len() + 3).sum::<usize>()
         + opt(&e.client_ip)
         + e.message.len()
-        + opt(&e.attrs)
+        + e.attrs.as_ref().map_or(4, json_size)
+}
+
+/// Bytes of `v` as JSON text, roughly (no escapes counted).
+fn json_size(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|v| json_size(v) + 1).sum::<usize>(),
+        Value::Object(m) => {
+            2 + m
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+        }
+    }
 }
 
 fn pack_into(
@@ -213,155 +146,72 @@ fn pack_into(
     pack_into(newer, cap, out)
 }
 
-/// One block of `events` (sorted by time, not empty).
+/// The first byte of a block in layout 2 (layout 1 is a bare zstd frame,
+/// which starts with 0x28).
+const LAYOUT_2: u8 = 2;
+
+/// One block of `events` (sorted by time, not empty), in layout 2:
+/// `[2][text length][frame length][zstd frame of the text][bin]` (see
+/// `columns.rs`).
 fn encode(events: &[StoredEvent]) -> Result<Packed, DynamoHotError> {
-    let mut body = Body {
-        v: BODY_VERSION,
-        ..Body::default()
-    };
-    let mut previous = 0i64;
-    let mut top = Severity::Info;
-    for e in events {
-        body.id.push(e.event_id.clone());
-        body.ts.push(e.ts_ms.wrapping_sub(previous));
-        previous = e.ts_ms;
-        body.sev.push(e.severity.index() as u8);
-        top = top.max(e.severity);
-        body.host.push(e.host.clone());
-        body.src.push(e.source.clone());
-        body.lg.push(e.log_group.clone());
-        body.ls.push(e.log_stream.clone());
-        body.tags.push(e.tags.clone());
-        body.st.push(e.status);
-        body.ip.push(e.client_ip.clone());
-        body.msg.push(e.message.clone());
-        body.attrs.push(e.attrs.clone());
-    }
-    let raw =
-        serde_json::to_vec(&body).map_err(|e| DynamoHotError::Data(format!("block body: {e}")))?;
-    let bytes = zstd::bulk::compress(&raw, ZSTD_LEVEL)
+    let body = columns::encode(events);
+    let frame = zstd::bulk::compress(&body.text, ZSTD_LEVEL)
         .map_err(|e| DynamoHotError::Data(format!("block compression: {e}")))?;
+    let mut bytes = Vec::with_capacity(frame.len() + body.bin.len() + 12);
+    bytes.push(LAYOUT_2);
+    put_varint(&mut bytes, body.text.len() as u64);
+    put_varint(&mut bytes, frame.len() as u64);
+    bytes.extend_from_slice(&frame);
+    bytes.extend_from_slice(&body.bin);
     Ok(Packed {
         bytes,
-        raw_len: raw.len(),
+        raw_len: body.text.len() + body.bin.len(),
         events: events.len(),
         first_ms: events.first().map_or(0, |e| e.ts_ms),
         last_ms: events.last().map_or(0, |e| e.ts_ms),
-        top,
+        top: events
+            .iter()
+            .map(|e| e.severity)
+            .max()
+            .unwrap_or(Severity::Info),
     })
 }
 
-/// The events of a block body (`raw_len` as stored with it), oldest first.
-pub fn unpack(bytes: &[u8], raw_len: usize) -> Result<Vec<StoredEvent>, DynamoHotError> {
-    if raw_len > MAX_RAW_BYTES {
-        return Err(DynamoHotError::Data(format!(
-            "block body of {raw_len} bytes is above the {MAX_RAW_BYTES} bytes a reader accepts"
-        )));
-    }
-    let raw = zstd::bulk::decompress(bytes, raw_len)
-        .map_err(|e| DynamoHotError::Data(format!("block body does not decompress: {e}")))?;
-    let body: Body = serde_json::from_slice(&raw)
-        .map_err(|e| DynamoHotError::Data(format!("block body is not readable: {e}")))?;
-    if body.v != BODY_VERSION {
-        return Err(DynamoHotError::Data(format!(
-            "block body version {} (this build reads {BODY_VERSION})",
-            body.v
-        )));
-    }
-    let n = body.id.len();
-    let lengths = [
-        body.ts.len(),
-        body.sev.len(),
-        body.host.len(),
-        body.src.len(),
-        body.lg.len(),
-        body.ls.len(),
-        body.tags.len(),
-        body.st.len(),
-        body.ip.len(),
-        body.msg.len(),
-        body.attrs.len(),
-    ];
-    if lengths.iter().any(|&l| l != n) {
-        return Err(DynamoHotError::Data(
-            "block body columns differ in length".into(),
-        ));
-    }
-    let mut out = Vec::with_capacity(n);
-    let mut ts = 0i64;
-    let columns = body
-        .id
-        .into_iter()
-        .zip(body.ts)
-        .zip(body.sev)
-        .zip(body.host)
-        .zip(body.src)
-        .zip(body.lg)
-        .zip(body.ls)
-        .zip(body.tags)
-        .zip(body.st)
-        .zip(body.ip)
-        .zip(body.msg)
-        .zip(body.attrs);
-    for (((((((((((id, dt), sev), host), src), lg), ls), tags), st), ip), msg), attrs) in columns {
-        ts = ts.wrapping_add(dt);
-        let severity = *Severity::ALL.get(usize::from(sev)).ok_or_else(|| {
-            DynamoHotError::Data(format!("block event {id} has severity index {sev}"))
+/// The events of a stored block, oldest first: layout 2, or layout 1 (a
+/// zstd frame of JSON columns, `raw_len` bytes uncompressed, as stored in
+/// its item's `raw`).
+pub fn unpack(bytes: &[u8], raw_len: Option<usize>) -> Result<Vec<StoredEvent>, DynamoHotError> {
+    if bytes.first() != Some(&LAYOUT_2) {
+        let raw_len = raw_len.ok_or_else(|| {
+            DynamoHotError::Data("block of layout 1 without its raw length".into())
         })?;
-        out.push(StoredEvent {
-            event_id: id,
-            ts_ms: ts,
-            severity,
-            host,
-            source: src,
-            log_group: lg,
-            log_stream: ls,
-            tags,
-            status: st,
-            client_ip: ip,
-            message: msg,
-            attrs,
-        });
+        return block_v1::unpack(bytes, raw_len);
     }
-    Ok(out)
+    let mut r = Reader::new(&bytes[1..]);
+    let text_len = r.len()?;
+    let frame_len = r.len()?;
+    if text_len > MAX_RAW_BYTES {
+        return Err(DynamoHotError::Data(format!(
+            "block body of {text_len} bytes is above the {MAX_RAW_BYTES} bytes a reader accepts"
+        )));
+    }
+    let frame = r.take(frame_len)?;
+    let bin = r.take(r.remaining())?;
+    let text = zstd::bulk::decompress(frame, text_len)
+        .map_err(|e| DynamoHotError::Data(format!("block body does not decompress: {e}")))?;
+    if text.len() != text_len {
+        return Err(DynamoHotError::Data(format!(
+            "block body is {} bytes, not {text_len}",
+            text.len()
+        )));
+    }
+    columns::decode(&text, bin)
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A W1-like hot event: `i` decides the id, time, host and message.
-    pub(crate) fn stored(i: u64, ts_ms: i64) -> StoredEvent {
-        StoredEvent {
-            event_id: format!("sqs:queue:{i}"),
-            ts_ms,
-            severity: if i.is_multiple_of(7) {
-                Severity::Critical
-            } else {
-                Severity::Error
-            },
-            host: Some(format!("ip-10-0-{}-{}", i % 3, i % 11)),
-            source: "sqs:queue".into(),
-            log_group: i.is_multiple_of(2).then(|| "/app/api".to_string()),
-            log_stream: None,
-            tags: if i.is_multiple_of(5) {
-                vec!["http_5xx".into()]
-            } else {
-                Vec::new()
-            },
-            status: i.is_multiple_of(5).then_some(503),
-            client_ip: None,
-            message: format!(
-                "upstream timeout after {} ms talking to db-{}",
-                1000 + i,
-                i % 4
-            ),
-            attrs: Some(format!(
-                "{{\"span_id\":\"{:016x}\",\"env\":\"prod\"}}",
-                i * 7919
-            )),
-        }
-    }
+    use crate::sinks::dynamo_hot::stored::tests::stored;
 
     #[test]
     fn blocks_round_trip() {
@@ -377,7 +227,7 @@ pub(crate) mod tests {
             b.bytes.len(),
             b.raw_len
         );
-        assert_eq!(unpack(&b.bytes, b.raw_len).unwrap(), events);
+        assert_eq!(unpack(&b.bytes, None).unwrap(), events);
     }
 
     #[test]
@@ -387,7 +237,7 @@ pub(crate) mod tests {
         let mut again = a.clone();
         again.message = "the redelivered copy".into();
         let blocks = pack(vec![a, b.clone(), again.clone()], MAX_BLOCK_BYTES).unwrap();
-        let back = unpack(&blocks[0].bytes, blocks[0].raw_len).unwrap();
+        let back = unpack(&blocks[0].bytes, None).unwrap();
         assert_eq!(back, [b, again]);
         assert!(pack(Vec::new(), MAX_BLOCK_BYTES).unwrap().is_empty());
     }
@@ -410,7 +260,7 @@ pub(crate) mod tests {
         assert!(blocks.iter().all(|b| b.bytes.len() <= cap));
         let back: Vec<StoredEvent> = blocks
             .iter()
-            .flat_map(|b| unpack(&b.bytes, b.raw_len).unwrap())
+            .flat_map(|b| unpack(&b.bytes, None).unwrap())
             .collect();
         assert_eq!(back, events);
         assert!(blocks.windows(2).all(|w| w[0].last_ms <= w[1].first_ms));
@@ -422,11 +272,29 @@ pub(crate) mod tests {
     #[test]
     fn broken_bodies_are_errors() {
         let b = &pack(vec![stored(1, 1)], MAX_BLOCK_BYTES).unwrap()[0];
-        assert!(unpack(&b.bytes[..b.bytes.len() / 2], b.raw_len).is_err());
-        assert!(unpack(b"not zstd", 100).is_err());
-        assert!(unpack(&b.bytes, MAX_RAW_BYTES + 1).is_err());
-        let bad = zstd::bulk::compress(br#"{"v":1,"id":["a"]}"#, 1).unwrap();
-        assert!(unpack(&bad, 100).is_err(), "columns of different lengths");
+        for cut in [1, 2, b.bytes.len() / 2, b.bytes.len() - 1] {
+            assert!(unpack(&b.bytes[..cut], None).is_err(), "cut at {cut}");
+        }
+        assert!(unpack(&[], None).is_err());
+        assert!(unpack(b"not zstd", Some(100)).is_err());
+        assert!(
+            unpack(b"not zstd", None).is_err(),
+            "layout 1 needs its length"
+        );
+        let mut huge = vec![LAYOUT_2];
+        put_varint(&mut huge, MAX_RAW_BYTES as u64 + 1);
+        huge.extend_from_slice(&b.bytes[2..]);
+        assert!(unpack(&huge, None).is_err());
+        let mut wrong_length = b.bytes.clone();
+        wrong_length[1] -= 1;
+        assert!(unpack(&wrong_length, None).is_err());
+    }
+
+    #[test]
+    fn blocks_of_layout_1_still_read() {
+        let events: Vec<StoredEvent> = (0..20).map(|i| stored(i, 1_000 + i as i64)).collect();
+        let (bytes, raw_len) = block_v1::encode(&events).unwrap();
+        assert_eq!(unpack(&bytes, Some(raw_len)).unwrap(), events);
     }
 
     #[test]
@@ -434,18 +302,5 @@ pub(crate) mod tests {
         assert_eq!(span_start(1_763_892_059_999), 1_763_892_000_000);
         assert_eq!(span_start(1_763_892_060_000), 1_763_892_060_000);
         assert_eq!(span_start(-1), -60_000);
-    }
-
-    #[test]
-    fn stored_events_read_back_as_hot_events() {
-        let e = stored(10, 1_763_892_000_123).into_hot_event("api").unwrap();
-        assert_eq!(e.service, "api");
-        assert_eq!(e.severity, "ERROR");
-        assert_eq!(e.time, "2025-11-23T10:00:00.123Z");
-        assert_eq!(e.status, Some(503));
-        assert_eq!(e.attrs.unwrap()["env"], "prod");
-        let mut broken = stored(1, 1);
-        broken.attrs = Some("{".into());
-        assert!(broken.into_hot_event("api").is_err());
     }
 }

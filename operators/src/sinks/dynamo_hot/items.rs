@@ -9,7 +9,8 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoHotError;
-use super::block::{StoredEvent, pack, span_start, unpack};
+use super::block::{pack, span_start, unpack};
+use super::stored::StoredEvent;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
 use crate::sinks::hot::query::rfc3339_ms;
@@ -130,11 +131,23 @@ pub fn stored_events(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, DynamoHo
                 .flatten(),
             client_ip: owned(opt_str(cols.client_ip, i)),
             message: bounded(cols.message.value(i)).to_string(),
-            attrs: owned(opt_str(cols.attrs, i).map(bounded)),
+            attrs: opt_str(cols.attrs, i)
+                .map(|text| stored_attrs(text, event_id))
+                .transpose()?,
         };
         out.push((event, cols.ingest_ts.value(i)));
     }
     Ok(out)
+}
+
+/// The `attrs` JSON object of `event_id` as stored: parsed, or, when longer
+/// than [`MAX_TEXT_BYTES`], cut (and counted) and kept as a JSON string.
+fn stored_attrs(text: &str, event_id: &str) -> Result<serde_json::Value, DynamoHotError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Ok(serde_json::Value::String(bounded(text).to_string()));
+    }
+    serde_json::from_str(text)
+        .map_err(|e| DynamoHotError::Data(format!("attrs of {event_id} are not JSON: {e}")))
 }
 
 /// `pk` of the services that have blocks of a day (event time), the
@@ -204,7 +217,6 @@ pub fn block_items(
                 ("pk".into(), s(service_pk(&service))),
                 ("sk".into(), s(block_sk(span, writer, *seq))),
                 ("blk".into(), AttributeValue::B(Blob::new(packed.bytes))),
-                ("raw".into(), n(packed.raw_len)),
                 ("n".into(), n(packed.events)),
                 ("top".into(), n(packed.top.index())),
                 ("expires_at".into(), n(expires_at)),
@@ -235,16 +247,12 @@ pub fn item_events(item: &Item, service: &str) -> Result<Vec<HotEvent>, DynamoHo
             get_s(item, "sk").unwrap_or_default()
         ))
     })?;
-    let raw_len: usize = get_n(item, "raw").ok_or_else(|| {
-        DynamoHotError::Data(format!(
-            "block {:?} has no raw length",
-            get_s(item, "sk").unwrap_or_default()
-        ))
-    })?;
-    unpack(bytes.as_ref(), raw_len)?
+    // Blocks of layout 1 carry their uncompressed length.
+    let raw_len: Option<usize> = get_n(item, "raw");
+    Ok(unpack(bytes.as_ref(), raw_len)?
         .into_iter()
         .map(|e| e.into_hot_event(service))
-        .collect()
+        .collect())
 }
 
 /// Bytes DynamoDB counts for `item`: attribute names plus values (strings
@@ -542,6 +550,15 @@ mod tests {
         assert!(cut.len() <= MAX_TEXT_BYTES);
         assert!(cut.len() > MAX_TEXT_BYTES - 4);
         assert_eq!(bounded("short"), "short");
+        // Long attrs are cut: no longer JSON, they are kept as a string.
+        let big = format!("{{\"k\":\"{}\"}}", "x".repeat(MAX_TEXT_BYTES));
+        let kept = stored_attrs(&big, "e1").unwrap();
+        assert_eq!(kept.as_str().map(str::len), Some(MAX_TEXT_BYTES));
+        assert_eq!(
+            stored_attrs(r#"{"k":1}"#, "e1").unwrap(),
+            serde_json::json!({"k": 1})
+        );
+        assert!(stored_attrs("{", "e1").is_err());
     }
 
     #[test]

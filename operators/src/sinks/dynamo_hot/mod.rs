@@ -23,9 +23,10 @@
 //!
 //! Hot events are packed ([`block`]): each commit of the writer stores the
 //! events of each service and minute (of event time) it holds in one block
-//! item, their columns zstd-compressed (`blk`, binary; `raw` its length
-//! uncompressed, `n` its events, `top` the index of its highest severity),
-//! split at 64 KB. A put costs one write unit per started KB, so the write
+//! item, their columns in a compact binary layout, zstd-compressed but for
+//! their random ids (`columns.rs`; `blk`, binary; `n` its events, `top` the
+//! index of its highest severity), split at 128 KB. Blocks of the layout
+//! before (JSON columns, with `raw`, their length uncompressed) still read. A put costs one write unit per started KB, so the write
 //! units of a hot event are its share of a block's compressed bytes, not one
 //! or two items of its own. The first block of a service and day also lists
 //! the service under the day (each writer rewrites that entry about once an
@@ -70,9 +71,14 @@
 pub mod alert_state;
 pub mod batch_write;
 pub mod block;
+pub mod block_v1;
+mod columns;
 pub mod items;
 mod recent;
 pub mod store;
+pub mod stored;
+mod values;
+mod wire;
 pub mod writer;
 
 use serde::{Deserialize, Serialize};

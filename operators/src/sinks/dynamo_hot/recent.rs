@@ -16,7 +16,7 @@ use crate::sinks::hot::{HotEvent, RecentQuery};
 const DAY_MS: i64 = 86_400_000;
 
 /// Items a Query page of a service's partition asks for (blocks are up to
-/// 64 KB each; the newest few usually answer).
+/// 128 KB at most; the newest few usually answer).
 const PAGE_ITEMS: i32 = 16;
 
 /// Partitions (services, registry days) "recent across services" queries at
