@@ -2,6 +2,8 @@
 `python3 -m unittest discover -s bench/harness`."""
 
 import os
+import shutil
+import subprocess
 import stat
 import tempfile
 import unittest
@@ -145,3 +147,13 @@ class Rendering(unittest.TestCase):
 
     def test_a_step_not_run(self):
         self.assertIn("Not run.", report.render_peers(None))
+
+
+class FluentBitLua(unittest.TestCase):
+    def test_severity_script(self):
+        lua = next((exe for exe in ("luajit", "lua5.4", "lua5.3", "lua5.1", "lua") if shutil.which(exe)), None)
+        if lua is None:
+            self.skipTest("no Lua interpreter installed")
+        proc = subprocess.run([lua, "severity_test.lua"], cwd=peers.PEERS_DIR, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("passed, 0 failed", proc.stdout)
