@@ -69,7 +69,7 @@ export SPATE_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
 
-# The benchmark harness's own computations (spike, loss, report).
+# The benchmark harness's own computations (spike, loss, report, peers, start-up).
 "$venv/bin/python" -m unittest discover -s bench/harness
 
 cargo test --workspace --locked

@@ -224,6 +224,36 @@ def busy_note(results):
     return f"The machine was quiet: 1-minute load average at most {worst:.2f} on {cpus} CPUs."
 
 
+def render_peers(step):
+    """The side-by-side section: spate ingest beside Fluent Bit and Vector, same W1 file."""
+    out = ["", "### Side by side: Fluent Bit and Vector on the same W1 file", ""]
+    if not (step and step.get("ok")):
+        return out + [_failed(step) if step else "Not run."]
+    r = step["result"]
+    rows = []
+    for name, fig in [("`spate ingest` → Parquet lake", r["spate"])] + list(r["peers"].items()):
+        if "skipped" in fig:
+            rows.append([name, "skipped", "–", "–", "–", fig["skipped"]])
+            continue
+        ratio = r["ratios"].get(name)
+        shown = f"{ratio['speed']}× / {ratio['cpu_per_event']}×" if ratio else "–"
+        rows.append([name, f"{fig['wall_s']:.2f} s", fmt_rate(fig["events_per_s"]), fig["cpu_s_per_million"], fig["peak_rss_mib"], shown])
+    out.append(_table(["", "wall", "events/s", "CPU-s per M events", "peak RSS MiB", "spate's speed / CPU advantage"], rows))
+    return out + ["", _step_note(step)]
+
+
+def render_startup(step):
+    """Start-up medians of the release binary."""
+    out = ["", "### Start-up (release binary, medians)", ""]
+    if not (step and step.get("ok")):
+        return out + [_failed(step) if step else "Not run."]
+    r = step["result"]
+    names = (("version", "`spate --version`"), ("run_healthz", "`spate run` → first 200 on /healthz"), ("ingest_tiny", "`spate ingest` of 10 events"))
+    rows = [[shown, r[key]["median_ms"], r[key]["min_ms"], r[key]["max_ms"]] for key, shown in names]
+    out.append(_table(["", "median ms", "min ms", "max ms"], rows))
+    return out + ["", f"{r['runs']} runs each, alternating. " + _step_note(step)]
+
+
 def render_markdown(results):
     """The generated section, markers included."""
     steps = results["steps"]
@@ -351,6 +381,9 @@ def render_markdown(results):
         ]
     else:
         out.append(_failed(step) if step else "Not run.")
+
+    out += render_peers(steps.get("peers"))
+    out += render_startup(steps.get("startup"))
 
     # Query.
     out += ["", "### `spate query` beside DuckDB on the same lake", ""]

@@ -10,6 +10,10 @@ Steps, in order (names for `--only`):
   from `$CARGO_TARGET_DIR/criterion/<group>/<bench>/<param>/new/estimates.json`;
 - `ingest_w1`, `ingest_w2`, `ingest_w3`: `bench/scripts/ingest.sh` (N events, seed 42);
 - `lambda_baseline`: `bench/baseline/lambda_classifier.py` on the same W1 file;
+- `peers`: `bench/peers/run.sh`, `spate ingest` beside Fluent Bit and Vector on the same
+  W1 file (a peer that is not installed is skipped, the step still succeeds);
+- `startup`: `bench/scripts/startup.sh`, `spate --version`, `spate run` to the first
+  200 on /healthz and `spate ingest` of 10 events, medians of 11 runs;
 - `query_vs_duckdb`: `bench/scripts/query.sh`, three questions on a W1 lake of N events
   with `spate query` and DuckDB, same SQL, same files;
 - `http_steady`: `bench/scripts/http.sh` W1 at 500 k events/s;
@@ -55,6 +59,8 @@ STEPS = (
     "ingest_w2",
     "ingest_w3",
     "lambda_baseline",
+    "peers",
+    "startup",
     "query_vs_duckdb",
     "http_steady",
     "http_spike",
@@ -231,6 +237,8 @@ def plan(mode, events, criterion_since):
     for wl in ("w1", "w2", "w3"):
         shell(f"ingest_{wl}", ["bash", "bench/scripts/ingest.sh", wl, str(events), str(SEED)], {"SPATE_BENCH_DIR": str(work)})
     shell("lambda_baseline", ["python3", "bench/baseline/lambda_classifier.py", str(corpus)])
+    shell("peers", ["bash", "bench/peers/run.sh", str(events), str(SEED)], {"SPATE_BENCH_DIR": str(work)})
+    shell("startup", ["bash", "bench/scripts/startup.sh", "11"], {"SPATE_BENCH_DIR": str(work)})
     shell("query_vs_duckdb", ["bash", "bench/scripts/query.sh", str(events), str(SEED)], {"SPATE_BENCH_DIR": str(work)})
     for name in ("http_steady", "http_spike"):
         rate, duration, max_overdue = cfg[name]
