@@ -78,12 +78,18 @@ impl WorkThreads {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, WorkFailed> {
-        let (done, result) = tokio::sync::oneshot::channel();
+        let (done, result) = std::sync::mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
             let _ = done.send(catch_unwind(AssertUnwindSafe(work)));
         });
         self.jobs.send(job).map_err(|_| WorkFailed::Stopped)?;
-        match result.await {
+        // The wait itself sits on the blocking pool (it allocates nothing),
+        // so tokio counts the job as work in flight: a paused test clock
+        // does not jump ahead while it runs.
+        let waited = tokio::task::spawn_blocking(move || result.recv())
+            .await
+            .map_err(|_| WorkFailed::Stopped)?;
+        match waited {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(panic)) => Err(WorkFailed::Panicked(panic_message(panic.as_ref()))),
             Err(_) => Err(WorkFailed::Stopped),
@@ -129,6 +135,19 @@ mod tests {
         let second = thread.run(|| std::thread::current().id()).await.unwrap();
         assert_eq!(first, second);
         assert_ne!(first, std::thread::current().id());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_clock_waits_for_the_job() {
+        let thread = WorkThreads::spawn("work-paused", 1).unwrap();
+        let started = tokio::time::Instant::now();
+        let job = thread.run(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+        let timer = tokio::time::sleep(std::time::Duration::from_secs(3600));
+        tokio::select! {
+            done = job => assert_eq!(done, Ok(())),
+            _ = timer => panic!("the paused clock jumped ahead while the job ran"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[tokio::test]
