@@ -53,6 +53,7 @@ pub mod testkit;
 #[cfg(feature = "bench-baseline")]
 #[doc(hidden)]
 pub mod baseline;
+pub mod work_threads;
 
 pub use ack::{Ack, AckToken, Verdict};
 pub use actor::{Actor, ActorResult, Ctx, Source};

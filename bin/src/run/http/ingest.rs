@@ -162,8 +162,17 @@ pub(super) async fn handle(state: &HttpState, request: Request) -> Response {
     };
     let (parsed, mut reservation) = if raw.len() > PARSE_INLINE_MAX {
         // Decompressing and parsing a large body is CPU work: keep it off
-        // the async threads.
-        match tokio::task::spawn_blocking(move || parse(raw, reservation)).await {
+        // the async threads, on the parser threads.
+        let parsed = match &state.parsers {
+            Some(parsers) => parsers
+                .run(move || parse(raw, reservation))
+                .await
+                .map_err(|e| e.to_string()),
+            None => tokio::task::spawn_blocking(move || parse(raw, reservation))
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match parsed {
             Ok(done) => done,
             Err(e) => {
                 return json_error(

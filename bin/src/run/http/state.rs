@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use spate_engine::work_threads::WorkThreads;
+
 use futures_util::future::BoxFuture;
 
 use super::budget::{BodyPace, InflightBudget};
@@ -69,6 +71,10 @@ pub struct HttpState {
     pub(super) keys: KeyWindow,
     /// The web console (`/ui`), whose sessions the APIs accept too.
     pub(super) console: Option<Arc<Console>>,
+    /// Where large bodies are decompressed and parsed: one thread per core,
+    /// so their memory stays in that many allocator heaps (see
+    /// [`WorkThreads`]); tokio's blocking pool if they could not start.
+    pub(super) parsers: Option<WorkThreads>,
 }
 
 impl HttpState {
@@ -128,6 +134,15 @@ impl HttpState {
             closing: tokio::sync::watch::channel(false).1,
             keys: KeyWindow::default(),
             console: None,
+            parsers: body_parsers(),
         }
     }
+}
+
+/// One parser thread per core.
+fn body_parsers() -> Option<WorkThreads> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    WorkThreads::spawn("http-parse", cores)
+        .inspect_err(|e| tracing::warn!(error = %e, "body parsers use the blocking pool"))
+        .ok()
 }

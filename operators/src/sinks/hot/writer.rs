@@ -22,6 +22,7 @@
 
 use std::time::Duration;
 
+use spate_engine::work_threads::WorkThreads;
 use spate_engine::{Actor, ActorResult, Batch, Ctx, NoOutput};
 use tokio::time::Instant;
 
@@ -41,6 +42,9 @@ pub struct HotWriter {
     commit_interval: Duration,
     buffer: HotBuffer,
     next_expire: Instant,
+    /// Where SQLite runs: one thread, so its page cache and statement memory
+    /// stay in one allocator heap (see [`WorkThreads`]); started at first use.
+    thread: Option<WorkThreads>,
 }
 
 impl HotWriter {
@@ -60,7 +64,28 @@ impl HotWriter {
             // The first expiry runs at the first tick: a restarted process
             // catches up at once.
             next_expire: Instant::now(),
+            thread: None,
         }
+    }
+
+    /// Runs `work` on the store's thread.
+    async fn on_store_thread<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(HotStore) -> Result<T, HotError> + Send + 'static,
+    ) -> Result<T, HotError> {
+        let thread = match &self.thread {
+            Some(thread) => thread.clone(),
+            None => {
+                let thread = WorkThreads::spawn("hot-store", 1)
+                    .map_err(|e| HotError::Task(e.to_string()))?;
+                self.thread.insert(thread).clone()
+            }
+        };
+        let store = self.store.clone();
+        thread
+            .run(move || work(store))
+            .await
+            .unwrap_or_else(|e| Err(HotError::Task(e.to_string())))
     }
 
     /// Rows waiting for the next commit.
@@ -74,11 +99,10 @@ impl HotWriter {
         let Some((rows, ack)) = self.buffer.take() else {
             return Ok(());
         };
-        let store = self.store.clone();
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || store.insert_events(&rows))
-            .await
-            .unwrap_or_else(|e| Err(HotError::Task(e.to_string())));
+        let result = self
+            .on_store_thread(move |store| store.insert_events(&rows))
+            .await;
         match result {
             Ok(written) => {
                 metrics::histogram!("spate_hot_commit_seconds")
@@ -104,11 +128,10 @@ impl HotWriter {
             return;
         }
         self.next_expire = now + EXPIRE_INTERVAL;
-        let store = self.store.clone();
         let now_ms = wall_clock_ms();
-        let result = tokio::task::spawn_blocking(move || store.expire(now_ms))
-            .await
-            .unwrap_or_else(|e| Err(HotError::Task(e.to_string())));
+        let result = self
+            .on_store_thread(move |store| store.expire(now_ms))
+            .await;
         match result {
             Ok(ExpireStats {
                 events,

@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use spate_engine::work_threads::WorkThreads;
+
 use super::LakeError;
 use super::dedup::{IdIndex, fingerprints_of, read_index, write_index};
 use super::partition::PartitionKey;
@@ -16,17 +18,17 @@ use crate::sinks::s3_lake::S3Target;
 /// when the local index is missing or corrupt (a new container, a lost
 /// disk); returns whether it did. An object that is not a readable lake
 /// file is logged and left out. The index covers the objects listed, so a
-/// seal that follows drops the rows they hold.
+/// seal that follows drops the rows they hold. The files are read on the
+/// writer's seal `thread`.
 pub async fn rebuild_from_s3(
     target: &S3Target,
     key: &PartitionKey,
     path: &Path,
+    thread: &WorkThreads,
 ) -> Result<bool, LakeError> {
     let stored = {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || read_index(&path))
-            .await
-            .map_err(|e| LakeError::Parquet(format!("dedup index task failed: {e}")))??
+        thread.run(move || read_index(&path)).await??
     };
     if stored.is_some() {
         return Ok(false);
@@ -45,9 +47,7 @@ pub async fn rebuild_from_s3(
         let bytes = target.get(object).await?;
         let name = object.rsplit('/').next().unwrap_or(object).to_string();
         let what = format!("s3://{}/{object}", target.bucket());
-        let read = tokio::task::spawn_blocking(move || fingerprints_of(bytes, &what))
-            .await
-            .map_err(|e| LakeError::Parquet(format!("dedup index task failed: {e}")))?;
+        let read = thread.run(move || fingerprints_of(bytes, &what)).await?;
         match read {
             Ok(fingerprints) => index.add(&name, fingerprints),
             Err(e) => {
@@ -57,8 +57,6 @@ pub async fn rebuild_from_s3(
     }
     tracing::info!(index = %path.display(), objects = objects.len(), ids = index.fingerprints.len(), "dedup index rebuilt from the bucket");
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || write_index(&path, &index))
-        .await
-        .map_err(|e| LakeError::Parquet(format!("dedup index task failed: {e}")))??;
+    thread.run(move || write_index(&path, &index)).await??;
     Ok(true)
 }

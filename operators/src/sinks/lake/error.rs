@@ -72,3 +72,9 @@ impl From<LakeError> for ActorError {
         ActorError::classified(e.class(), e.to_string())
     }
 }
+
+impl From<spate_engine::work_threads::WorkFailed> for LakeError {
+    fn from(e: spate_engine::work_threads::WorkFailed) -> Self {
+        LakeError::Parquet(format!("seal task failed: {e}"))
+    }
+}

@@ -26,6 +26,8 @@ use std::sync::Arc;
 
 use parquet::file::properties::WriterProperties;
 
+use spate_engine::work_threads::WorkThreads;
+
 use super::LakeError;
 use super::dedup::{SealDedup, load_index, write_index};
 use super::dedup_s3::rebuild_from_s3;
@@ -105,8 +107,9 @@ pub struct Sealed {
 impl SealJob {
     /// Writes, publishes and removes the segments. On failure the segments
     /// are left as they were (and any temporary file removed), so the seal
-    /// can run again.
-    pub async fn run(self) -> Result<Sealed, LakeError> {
+    /// can run again. The reading and encoding run on `thread` (see
+    /// [`WorkThreads`]).
+    pub async fn run(self, thread: WorkThreads) -> Result<Sealed, LakeError> {
         let SealJob {
             key,
             segments,
@@ -121,12 +124,13 @@ impl SealJob {
         if let (Some(spec), Publish::S3 { target }) = (&dedup, &publish) {
             // A lost index is rebuilt from the bucket; a failure to read it
             // fails the seal (retried), rather than seal unchecked.
-            rebuild_from_s3(target, &key, &spec.index).await?;
+            rebuild_from_s3(target, &key, &spec.index, &thread).await?;
         }
         let local = matches!(publish, Publish::Local);
         let (written_dir, written_name, written_segments, spec) =
             (dir.clone(), name.clone(), segments.clone(), dedup.clone());
-        let (written, dedup_state) = tokio::task::spawn_blocking(move || {
+        let (written, dedup_state) = thread
+            .run(move || {
             let mut state = spec.and_then(|spec| {
                 let checked = spec.check_files.then_some(written_dir.as_path());
                 match load_index(&spec.index, checked) {
@@ -145,10 +149,9 @@ impl SealJob {
                 local,
                 state.as_mut().map(|(_, d)| d),
             )?;
-            Ok::<_, LakeError>((written, state))
-        })
-        .await
-        .map_err(|e| LakeError::Parquet(format!("seal task failed: {e}")))??;
+                Ok::<_, LakeError>((written, state))
+            })
+            .await??;
         let location = match publish {
             Publish::Local => written.path.display().to_string(),
             Publish::S3 { target } => {
@@ -181,10 +184,7 @@ impl SealJob {
                 .into_iter()
                 .collect();
             let index = state.into_index(files, &name);
-            let written = tokio::task::spawn_blocking(move || {
-                write_index(&spec.index, &index).map_err(|e| e.to_string())
-            })
-            .await;
+            let written = thread.run(move || write_index(&spec.index, &index)).await;
             match written {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -194,9 +194,7 @@ impl SealJob {
             }
         }
         let removed = segments.clone();
-        tokio::task::spawn_blocking(move || remove_segments(&removed))
-            .await
-            .map_err(|e| LakeError::Parquet(format!("seal task failed: {e}")))??;
+        thread.run(move || remove_segments(&removed)).await??;
         Ok(Sealed {
             key,
             rows: written.rows,
@@ -337,7 +335,7 @@ pub(crate) mod tests {
             publish: Publish::Local,
             dedup: None,
         }
-        .run()
+        .run(WorkThreads::spawn("lake-seal-test", 1).unwrap())
         .await
         .unwrap();
         assert_eq!(sealed.rows, 6_000);
@@ -388,7 +386,7 @@ pub(crate) mod tests {
                 check_files: true,
             }),
         }
-        .run()
+        .run(WorkThreads::spawn("lake-seal-test", 1).unwrap())
         .await
         .unwrap()
     }
@@ -490,7 +488,7 @@ pub(crate) mod tests {
                 check_files: true,
             }),
         }
-        .run()
+        .run(WorkThreads::spawn("lake-seal-test", 1).unwrap())
         .await;
         assert!(result.is_err());
         assert!(closed.path.exists());

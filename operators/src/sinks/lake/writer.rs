@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
+use spate_engine::work_threads::WorkThreads;
 use spate_engine::{Ack, Actor, ActorError, ActorResult, Batch, Ctx, NoOutput};
 use tokio::time::Instant;
 
@@ -82,6 +83,8 @@ pub struct LakeWriter {
     sealed_arrow_bytes: u64,
     sealed_file_bytes: u64,
     seal: Option<RunningSeal>,
+    /// Where seals read and encode, started at the first seal.
+    seal_thread: Option<WorkThreads>,
     /// When writer 0 last pruned the dedup indexes past the horizon.
     last_prune: Option<Instant>,
     retry_at: Option<Instant>,
@@ -112,6 +115,7 @@ impl LakeWriter {
             sealed_arrow_bytes: 0,
             sealed_file_bytes: 0,
             seal: None,
+            seal_thread: None,
             last_prune: None,
             retry_at: None,
             retry_delay: SEAL_RETRY,
@@ -388,6 +392,13 @@ impl LakeWriter {
         let Some(hi) = part.closed.last().map(|s| s.seq) else {
             return Ok(());
         };
+        let thread = match &self.seal_thread {
+            Some(thread) => thread.clone(),
+            None => {
+                let thread = WorkThreads::spawn(&format!("lake-seal-{}", self.worker), 1)?;
+                self.seal_thread.insert(thread).clone()
+            }
+        };
         let job = SealJob {
             key: key.clone(),
             segments: part.closed.clone(),
@@ -404,7 +415,7 @@ impl LakeWriter {
             arrow_bytes: part.arrow_bytes,
             acks: std::mem::take(&mut part.acks),
             started: Instant::now(),
-            task: tokio::spawn(job.run()),
+            task: tokio::spawn(job.run(thread)),
         });
         // What the partition stages from now on is its own.
         part.arrow_bytes = 0;

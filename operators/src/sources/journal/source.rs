@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use spate_engine::work_threads::WorkThreads;
 use spate_engine::{Ack, ActorError, ActorResult, Batch, Ctx, Source};
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -66,25 +67,40 @@ impl Span {
 pub struct JournalSource {
     shared: Arc<Shared>,
     name: Arc<str>,
+    /// Where segments are read: one thread, so the chunks' memory comes from
+    /// one allocator heap (see [`WorkThreads`]); tokio's blocking pool if
+    /// it could not start.
+    reader: Option<WorkThreads>,
 }
 
 impl JournalSource {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
+        let reader = WorkThreads::spawn("journal-read", 1)
+            .inspect_err(|e| tracing::warn!(error = %e, "journal reads use the blocking pool"))
+            .ok();
         JournalSource {
             shared,
             name: Arc::from(SOURCE_NAME),
+            reader,
         }
     }
 
-    /// Runs blocking file work off the async threads.
+    /// Runs blocking file work off the async threads, on the reader thread.
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Shared) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, ActorError> {
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || work(&shared))
-            .await
-            .map_err(|e| ActorError::internal(format!("journal read task failed: {e}")))?
+        let done = match &self.reader {
+            Some(reader) => reader
+                .run(move || work(&shared))
+                .await
+                .map_err(|e| e.to_string()),
+            None => tokio::task::spawn_blocking(move || work(&shared))
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        done.map_err(|e| ActorError::internal(format!("journal read task failed: {e}")))?
             .map_err(ActorError::from)
     }
 
