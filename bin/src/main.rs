@@ -1,6 +1,7 @@
 //! `spate`: the log ingest and analytics stream processor.
 
 mod alerts_cli;
+mod allocator;
 mod config;
 mod console;
 mod cost;
@@ -29,9 +30,6 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::DEFAULT_CONFIG_TOML;
 use crate::output::Format;
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -537,6 +535,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

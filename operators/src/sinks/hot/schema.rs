@@ -23,9 +23,11 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The WAL file is truncated back to this size after a checkpoint.
 const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
-/// Page cache of the writing connection (KiB): the indexes of a day of hot
-/// events stay in memory, so inserts do not re-read their pages.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Page cache of the writing connection (KiB). Pages it drops stay in the
+/// operating system's file cache, so a smaller one costs copies, not disk
+/// reads: in the W4 spike run 16 MiB peaked 60–75 MiB lower than 64 MiB at the
+/// same CPU, and 4 MiB no lower than 16 (`docs/BENCHMARKS.md`).
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Tables and indexes of version 1.
 const CREATE_V1: &str = "
