@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use spate_test_support::console::{add_user, post_json, query};
 use spate_test_support::lake::python;
 use spate_test_support::service::Service;
 use support::spate;
@@ -38,70 +39,14 @@ fn chromedriver() -> String {
     }
 }
 
-fn add_user(data: &Path, name: &str, role: &str, password: &str) {
-    let mut child = spate()
-        .args([
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "spate user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(said, format!("user {name} added ({role})\n"));
-}
-
 /// One event at `ts_ms`.
 fn event(ts_ms: i64, service: &str, level: &str, message: &str) -> String {
     let ts = spate_operators::sinks::hot::query::rfc3339_ms(ts_ms);
     json!({"timestamp": ts, "level": level, "service": service, "message": message}).to_string()
 }
 
-/// POSTs `body` to `path` with `token`; status and JSON answer.
-fn post(url: &str, path: &str, body: String, token: Option<&str>) -> (u16, Value) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut request = reqwest::Client::new()
-            .post(format!("{url}{path}"))
-            .body(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
-}
-
 fn count(url: &str, sql: &str) -> i64 {
-    let (status, answer) = post(
-        url,
-        "/v1/query",
-        json!({ "sql": sql }).to_string(),
-        Some(TOKEN),
-    );
+    let (status, answer) = query(url, sql, TOKEN);
     assert_eq!(status, 200, "{answer}");
     answer["rows"][0][0].as_i64().unwrap()
 }
@@ -142,8 +87,8 @@ fn rows(seen: &Value, key: &str) -> Vec<Vec<String>> {
 fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    add_user(&data, ADMIN.0, "admin", ADMIN.1);
-    add_user(&data, VIEWER.0, "viewer", VIEWER.1);
+    add_user(support::SPATE, &data, ADMIN.0, "admin", ADMIN.1);
+    add_user(support::SPATE, &data, VIEWER.0, "viewer", VIEWER.1);
     // Ten-second windows that close two seconds after the traffic stops, so
     // that the burst pushed from the browser script alerts within seconds.
     let config = format!(
@@ -191,11 +136,11 @@ fn the_console_signs_in_searches_shows_alerts_and_audits_in_a_real_browser() {
     for i in 0..20 {
         body.push(event(now - 30_000 + i * 1000, "search", "info", "query ok"));
     }
-    let (status, answer) = post(&service.url, "/v1/logs", body.join("\n"), Some(TOKEN));
+    let (status, answer) = post_json(&service.url, "/v1/logs", body.join("\n"), Some(TOKEN));
     assert_eq!(status, 200, "{answer}");
 
     // With users, the read API wants the token (or a session).
-    let (status, _) = post(
+    let (status, _) = post_json(
         &service.url,
         "/v1/query",
         json!({"sql": "SELECT 1"}).to_string(),

@@ -24,6 +24,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use spate_test_support::console::{query, set_cookie};
 use spate_test_support::emulator::{boto, endpoint};
 use spate_test_support::service::Service;
 
@@ -171,24 +172,6 @@ fn serve_issuer(runtime: &tokio::runtime::Runtime, issuer: Shared) -> String {
     format!("http://{addr}")
 }
 
-fn query(runtime: &tokio::runtime::Runtime, url: &str, sql: &str, bearer: &str) -> (u16, Value) {
-    runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .post(format!("{url}/v1/query"))
-            .bearer_auth(bearer)
-            .body(json!({ "sql": sql }).to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
-}
-
 /// The value of `name` in the query string of `url`.
 fn param(url: &str, name: &str) -> String {
     let query = url.split_once('?').unwrap().1;
@@ -197,17 +180,6 @@ fn param(url: &str, name: &str) -> String {
         .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
         .unwrap_or_else(|| panic!("no {name} in {url}"))
         .to_string()
-}
-
-/// The `name=value` of a `Set-Cookie` for `name`.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().to_string())
 }
 
 fn pkce_challenge(verifier: &str) -> String {
@@ -249,15 +221,10 @@ display_name = "Test issuer"
     let sql = "SELECT 1 AS one";
 
     // Good tokens: an admin and a viewer.
-    let (status, answer) = query(&runtime, &url, sql, &good.sign(&claims("ann", &["ops"])));
+    let (status, answer) = query(&url, sql, &good.sign(&claims("ann", &["ops"])));
     assert_eq!(status, 200, "{answer}\n{}", service.output());
     assert_eq!(answer["rows"][0][0], 1);
-    let (status, answer) = query(
-        &runtime,
-        &url,
-        sql,
-        &good.sign(&claims("vic", &["staff", "other"])),
-    );
+    let (status, answer) = query(&url, sql, &good.sign(&claims("vic", &["staff", "other"])));
     assert_eq!(status, 200, "{answer}");
 
     // Every kind of bad token is refused, with the reason.
@@ -303,14 +270,14 @@ display_name = "Test issuer"
         ),
     ];
     for (what, token, want, reason) in &refused {
-        let (status, answer) = query(&runtime, &url, sql, token);
+        let (status, answer) = query(&url, sql, token);
         assert_eq!(status, *want, "{what}: {answer}");
         let error = answer["error"].as_str().unwrap_or_default();
         assert!(error.contains(reason), "{what}: {answer}");
     }
     // The service's own token still works, and a non-JWT wrong bearer is 401.
-    assert_eq!(query(&runtime, &url, sql, TOKEN).0, 200);
-    assert_eq!(query(&runtime, &url, sql, "wrong").0, 401);
+    assert_eq!(query(&url, sql, TOKEN).0, 200);
+    assert_eq!(query(&url, sql, "wrong").0, 401);
 
     // The browser flow: start → the issuer (state, nonce, PKCE) → callback.
     let client = reqwest::Client::builder()
@@ -401,7 +368,6 @@ display_name = "Test issuer"
 
     // The audit trail: the refusals with their reasons, the sign-in.
     let (status, audit) = query(
-        &runtime,
         &url,
         "SELECT actor, action, outcome, detail FROM audit \
          WHERE action IN ('api-token', 'signin') ORDER BY ts",
@@ -496,15 +462,11 @@ admin_groups = ["spate-admins"]
         endpoint()
     );
     let service = Service::start(support::SPATE, &dir.path().join("data"), &config);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // Ann is an admin (cognito:groups), so she may read the audit table.
-    let (status, answer) = query(&runtime, &service.url, "SELECT count(*) FROM audit", ann);
+    let (status, answer) = query(&service.url, "SELECT count(*) FROM audit", ann);
     assert_eq!(status, 200, "{answer}\n{}", service.output());
     // Bob is in no mapped group.
-    let (status, answer) = query(&runtime, &service.url, "SELECT 1", bob);
+    let (status, answer) = query(&service.url, "SELECT 1", bob);
     assert_eq!(status, 403, "{answer}");
     // A token of this pool for another app client is refused.
     let other = Service::start(
@@ -512,7 +474,7 @@ admin_groups = ["spate-admins"]
         &dir.path().join("other"),
         &config.replace(client, "another-client"),
     );
-    let (status, answer) = query(&runtime, &other.url, "SELECT 1", ann);
+    let (status, answer) = query(&other.url, "SELECT 1", ann);
     assert_eq!(status, 401, "{answer}");
     assert!(
         answer["error"].as_str().unwrap().contains("audience"),
@@ -520,7 +482,6 @@ admin_groups = ["spate-admins"]
     );
     other.kill();
     let (status, audit) = query(
-        &runtime,
         &service.url,
         "SELECT actor, detail FROM audit WHERE action = 'query' ORDER BY ts",
         TOKEN,

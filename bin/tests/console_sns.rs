@@ -11,166 +11,13 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::Stdio;
-
 use serde_json::{Value, json};
+use spate_test_support::console::{Browser, add_user, query};
 use spate_test_support::emulator::{aws_section, boto};
 use spate_test_support::service::Service;
 use spate_test_support::unique;
-use support::spate;
 
 const TOKEN: &str = "t0ken";
-
-fn add_user(data: &Path, name: &str, role: &str, password: &str) {
-    let mut child = spate()
-        .args([
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "spate user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The `value` of the first `<input name="NAME" value="...">` in `html`.
-fn input_value(html: &str, name: &str) -> String {
-    let at = html
-        .find(&format!(r#"name="{name}" value=""#))
-        .unwrap_or_else(|| panic!("no input {name} in {html}"));
-    let rest = &html[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-/// The `name=value` of a `Set-Cookie` for `name`.
-fn set_cookie(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let v: String = v
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                        char::from(b).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// A signed-in browser, as far as the forms go: its session cookie and CSRF
-/// token.
-struct Browser {
-    runtime: tokio::runtime::Runtime,
-    client: reqwest::Client,
-    url: String,
-    cookie: String,
-    csrf: String,
-}
-
-impl Browser {
-    fn sign_in(url: &str, name: &str, password: &str) -> Browser {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let cookie = runtime.block_on(async {
-            let page = client.get(format!("{url}/ui/signin")).send().await.unwrap();
-            let signin = set_cookie(&page, "spate_signin");
-            let token = input_value(&page.text().await.unwrap(), "signin_token");
-            let done = client
-                .post(format!("{url}/ui/signin"))
-                .header("cookie", signin)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form(&[
-                    ("name", name),
-                    ("password", password),
-                    ("signin_token", &token),
-                ]))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(done.status().as_u16(), 303, "sign-in of {name}");
-            set_cookie(&done, "spate_session")
-        });
-        let mut browser = Browser {
-            runtime,
-            client,
-            url: url.to_string(),
-            cookie,
-            csrf: String::new(),
-        };
-        let (_, page) = browser.get("/ui/subscriptions");
-        browser.csrf = input_value(&page, "csrf");
-        browser
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.runtime.block_on(async {
-            let r = self
-                .client
-                .get(format!("{}{path}", self.url))
-                .header("cookie", &self.cookie)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        })
-    }
-
-    fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.runtime.block_on(async {
-            let r = self
-                .client
-                .post(format!("{}{path}", self.url))
-                .header("cookie", &self.cookie)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form(&all))
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        })
-    }
-}
 
 /// The topic's subscriptions: endpoint → (protocol, arn, attributes).
 fn topic_subscriptions(topic: &str) -> Value {
@@ -196,8 +43,8 @@ fn email_and_sms_subscriptions_are_sns_subscriptions_with_filter_policies() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    add_user(&data, "ada", "admin", "admin-pass-9f2k");
-    add_user(&data, "vic", "viewer", "viewer-pass-3u8q");
+    add_user(support::SPATE, &data, "ada", "admin", "admin-pass-9f2k");
+    add_user(support::SPATE, &data, "vic", "viewer", "viewer-pass-3u8q");
     let config = format!(
         "{}[http]\nauth_token = \"{TOKEN}\"\n[alerts.sns]\ntopic_arn = \"{topic}\"\n",
         aws_section()
@@ -240,21 +87,10 @@ fn email_and_sms_subscriptions_are_sns_subscriptions_with_filter_policies() {
     assert_eq!(status, 400);
     assert!(body.contains("unknown severity"), "{body}");
     // Without the CSRF token: refused.
-    let forged = vic.runtime.block_on(async {
-        vic.client
-            .post(format!("{}{sns}", vic.url))
-            .header("cookie", &vic.cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[
-                ("protocol", "email"),
-                ("endpoint", "evil@example.com"),
-            ]))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let (forged, _) = vic.post_as_is(
+        sns,
+        &[("protocol", "email"), ("endpoint", "evil@example.com")],
+    );
     assert_eq!(forged, 403);
     assert_eq!(topic_subscriptions(&topic), json!({}));
 
@@ -354,23 +190,13 @@ print(json.dumps(sorted([m['service'] + '/' + m['severity'] for m in got])))
     assert!(page.contains(r#"id="sns-subscriptions-none""#), "{page}");
 
     // The audit trail.
-    let audit: Value = ada.runtime.block_on(async {
-        let r = ada
-            .client
-            .post(format!("{}/v1/query", service.url))
-            .bearer_auth(TOKEN)
-            .body(
-                json!({
-                    "sql": "SELECT actor, action, outcome, detail FROM audit \
-                            WHERE action IN ('subscribe', 'unsubscribe') ORDER BY ts"
-                })
-                .to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
-        serde_json::from_str(&r.text().await.unwrap()).unwrap()
-    });
+    let (status, audit) = query(
+        &service.url,
+        "SELECT actor, action, outcome, detail FROM audit \
+         WHERE action IN ('subscribe', 'unsubscribe') ORDER BY ts",
+        TOKEN,
+    );
+    assert_eq!(status, 200, "{audit}");
     let rows: Vec<(String, String, String, String)> = audit["rows"]
         .as_array()
         .unwrap_or_else(|| panic!("{audit}"))

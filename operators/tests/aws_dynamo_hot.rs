@@ -176,11 +176,15 @@ async fn hot_rows_land_and_are_queried_newest_first() {
     };
     let newest = store.recent(&q(Some("api"), 10)).await.unwrap();
     assert_eq!(newest.len(), 10);
-    assert_eq!(newest[0].message, "api-59");
-    assert_eq!(newest[0].ts_ms, t0 + 5_900);
-    assert!(newest.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
+    assert_eq!(newest[0].event.message, "api-59");
+    assert_eq!(newest[0].event.ts_ms, t0 + 5_900);
+    assert!(
+        newest
+            .windows(2)
+            .all(|w| w[0].event.ts_ms >= w[1].event.ts_ms)
+    );
     assert_eq!(newest[0].service, "api");
-    assert_eq!(newest[0].severity, "ERROR");
+    assert_eq!(newest[0].event.severity, Severity::Error);
 
     let all_api = store.recent(&q(Some("api"), 1000)).await.unwrap();
     assert_eq!(all_api.len(), 60, "no duplicates, no cold rows");
@@ -193,12 +197,23 @@ async fn hot_rows_land_and_are_queried_newest_first() {
         .await
         .unwrap();
     assert_eq!(critical.len(), 6);
-    assert!(critical.iter().all(|e| e.severity == "CRITICAL"));
+    assert!(
+        critical
+            .iter()
+            .all(|e| e.event.severity == Severity::Critical)
+    );
 
     let everywhere = store.recent(&q(None, 1000)).await.unwrap();
     assert_eq!(everywhere.len(), 65);
-    assert!(everywhere.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
-    let first_two: Vec<&str> = everywhere[..2].iter().map(|e| e.message.as_str()).collect();
+    assert!(
+        everywhere
+            .windows(2)
+            .all(|w| w[0].event.ts_ms >= w[1].event.ts_ms)
+    );
+    let first_two: Vec<&str> = everywhere[..2]
+        .iter()
+        .map(|e| e.event.message.as_str())
+        .collect();
     assert_eq!(first_two, ["api-59", "api-58"]);
 
     let window = store
@@ -210,7 +225,7 @@ async fn hot_rows_land_and_are_queried_newest_first() {
         .unwrap();
     // api-0..9 (0.0 s to 0.9 s) and every web row (0.05 s to 0.45 s).
     assert_eq!(window.len(), 15);
-    assert_eq!(window[0].message, "api-9");
+    assert_eq!(window[0].event.message, "api-9");
 }
 
 /// Every item of `table` (one paginated Scan).
@@ -359,8 +374,12 @@ async fn packed_w1_hot_events_cost_under_a_tenth_of_a_write_unit() {
                 })
                 .await
                 .unwrap();
-            assert!(events.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
-            let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+            assert!(
+                events
+                    .windows(2)
+                    .all(|w| w[0].event.ts_ms >= w[1].event.ts_ms)
+            );
+            let mut ids: Vec<&str> = events.iter().map(|e| e.event.event_id.as_str()).collect();
             ids.sort_unstable();
             ids.dedup();
             assert_eq!(ids.len(), events.len(), "{service}: an event twice");
@@ -403,17 +422,21 @@ async fn packed_w1_hot_events_cost_under_a_tenth_of_a_write_unit() {
         .unwrap();
     let all_services = started.elapsed();
     assert_eq!(across.len(), 100);
-    assert!(across.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
+    assert!(
+        across
+            .windows(2)
+            .all(|w| w[0].event.ts_ms >= w[1].event.ts_ms)
+    );
     let newest_ts = blocks
         .iter()
         .flat_map(|b| {
             let service = b["pk"].as_s().unwrap().strip_prefix("svc#").unwrap();
             item_events(b, service).unwrap()
         })
-        .map(|e| e.ts_ms)
+        .map(|e| e.event.ts_ms)
         .max()
         .unwrap();
-    assert_eq!(across[0].ts_ms, newest_ts);
+    assert_eq!(across[0].event.ts_ms, newest_ts);
     println!(
         "measured: recent of one service (limit 100) {:.1} ms, across {} services (limit 100) {:.1} ms",
         one_service.as_secs_f64() * 1e3,
@@ -481,15 +504,15 @@ async fn packed_w1_hot_events_cost_under_a_tenth_of_a_write_unit() {
         ..RecentQuery::since(0)
     };
     let old_newest = old_one.recent(&of_busiest).await.unwrap();
-    assert_eq!(old_newest[0].event_id, "sqs:w1:lone");
-    assert_eq!(old_newest[0].message, "written before blocks");
+    assert_eq!(old_newest[0].event.event_id, "sqs:w1:lone");
+    assert_eq!(old_newest[0].event.message, "written before blocks");
     assert_eq!(old_newest[1..], newest[..99]);
     let across_all = RecentQuery {
         limit: 100,
         ..RecentQuery::since(0)
     };
     let old_across = old_everywhere.recent(&across_all).await.unwrap();
-    assert_eq!(old_across[0].event_id, "sqs:w1:lone");
+    assert_eq!(old_across[0].event.event_id, "sqs:w1:lone");
     assert_eq!(old_across[1..], across[..99]);
     for service in &services {
         let q = RecentQuery {
@@ -498,7 +521,7 @@ async fn packed_w1_hot_events_cost_under_a_tenth_of_a_write_unit() {
             ..RecentQuery::since(0)
         };
         let ids = |events: Vec<HotEvent>| -> Vec<String> {
-            events.into_iter().map(|e| e.event_id).collect()
+            events.into_iter().map(|e| e.event.event_id).collect()
         };
         let mut old_ids = ids(old_one.recent(&q).await.unwrap());
         old_ids.retain(|id| id != "sqs:w1:lone");

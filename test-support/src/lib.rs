@@ -13,9 +13,12 @@
 //! - [`service`]: a `spate run` process (the binary's path comes from the
 //!   test file, which has `CARGO_BIN_EXE_spate`);
 //! - [`decode`]: a source → decode → capture pipeline and its columns;
-//! - [`acks`]: the acknowledgement compliance check every source runs.
+//! - [`acks`]: the acknowledgement compliance check every source runs;
+//! - [`console`]: the console's users, its JSON API and a browser as far as
+//!   the HTTP forms go.
 
 pub mod acks;
+pub mod console;
 pub mod decode;
 pub mod emulator;
 pub mod lake;

@@ -164,7 +164,13 @@ impl Service {
     /// `POST /v1/query` with `body` (no token), which must answer 200; the
     /// response.
     pub fn query(&self, body: serde_json::Value) -> serde_json::Value {
-        let (status, text) = self.post("/v1/query", "application/json", body.to_string(), None);
+        let (status, text) = post(
+            &self.url,
+            "/v1/query",
+            Some("application/json"),
+            body.to_string(),
+            None,
+        );
         assert_eq!(status, 200, "{body}: {text}");
         serde_json::from_str(&text).unwrap()
     }
@@ -174,36 +180,15 @@ impl Service {
         self.push(ndjson, None);
     }
 
-    /// POSTs `body` of `content_type` to `path`; the status and the
-    /// response text.
-    fn post(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: String,
-        token: Option<&str>,
-    ) -> (reqwest::StatusCode, String) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let mut request = reqwest::Client::new()
-                .post(format!("{}{path}", self.url))
-                .header("content-type", content_type)
-                .body(body);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let response = request.send().await.unwrap();
-            let status = response.status();
-            (status, response.text().await.unwrap())
-        })
-    }
-
     /// `POST /v1/logs` with `body` (and `token`), which must answer 200.
     pub fn push(&self, body: &str, token: Option<&str>) {
-        let (status, text) = self.post("/v1/logs", "application/x-ndjson", body.to_owned(), token);
+        let (status, text) = post(
+            &self.url,
+            "/v1/logs",
+            Some("application/x-ndjson"),
+            body.to_owned(),
+            token,
+        );
         assert_eq!(status, 200, "{text}");
     }
 
@@ -266,4 +251,33 @@ mod plain_http {
         let body = response.split_once("\r\n\r\n")?.1;
         Some(body.to_string())
     }
+}
+
+/// POSTs `body` (of `content_type`, when given) to `url` + `path`, with
+/// `token` as the bearer when given; the status and the response text.
+pub fn post(
+    url: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: String,
+    token: Option<&str>,
+) -> (reqwest::StatusCode, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{url}{path}"))
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    })
 }

@@ -71,11 +71,11 @@ fn recent_errors(path: &std::path::Path) -> Result<Vec<Vec<String>>, String> {
         .into_iter()
         .map(|e| {
             vec![
-                time(e.ts_ms),
-                e.severity,
+                time(e.event.ts_ms),
+                e.event.severity.as_str().to_string(),
                 e.service,
-                e.host.unwrap_or_default(),
-                e.message,
+                e.event.host.unwrap_or_default(),
+                e.event.message,
             ]
         })
         .collect())

@@ -21,9 +21,10 @@ use serde::Deserialize;
 use spate_operators::event::wall_clock_ms;
 
 use super::layout::{esc, html, page_body};
+use super::signin::{count, refuse, start_session};
 use crate::console::auth::{constant_time_eq, random_token};
 use crate::console::oidc::OidcError;
-use crate::console::{Console, SESSION_COOKIE, client_of, cookie, session_cookie};
+use crate::console::{Console, client_of, cookie};
 
 /// Cookie holding `state.nonce.verifier` between start and callback.
 const FLOW_COOKIE: &str = "spate_oidc";
@@ -126,8 +127,10 @@ pub async fn callback(
             &client,
             "denied",
             "oidc: no sign-in in progress (state cookie missing)",
-            StatusCode::FORBIDDEN,
-            "the sign-in expired; please try again",
+            message(
+                StatusCode::FORBIDDEN,
+                "the sign-in expired; please try again",
+            ),
         )
         .await;
     };
@@ -138,8 +141,10 @@ pub async fn callback(
             &client,
             "denied",
             "oidc: state does not match the sign-in",
-            StatusCode::FORBIDDEN,
-            "the sign-in expired; please try again",
+            message(
+                StatusCode::FORBIDDEN,
+                "the sign-in expired; please try again",
+            ),
         )
         .await;
     }
@@ -177,8 +182,10 @@ pub async fn callback(
                 &client,
                 "error",
                 &format!("oidc: {e}"),
-                StatusCode::BAD_GATEWAY,
-                "the issuer could not be reached; see the service log",
+                message(
+                    StatusCode::BAD_GATEWAY,
+                    "the issuer could not be reached; see the service log",
+                ),
             )
             .await;
         }
@@ -188,32 +195,11 @@ pub async fn callback(
                 &client,
                 "denied",
                 &format!("oidc: {e}"),
-                StatusCode::UNAUTHORIZED,
-                "the issuer's token was refused",
+                message(StatusCode::UNAUTHORIZED, "the issuer's token was refused"),
             )
             .await;
         }
     };
-    let previous = cookie(&parts.headers, SESSION_COOKIE);
-    let session = match console.open_session(&identity.user, identity.role, previous) {
-        Ok(s) => s,
-        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    count("ok");
-    console
-        .audit(
-            &identity.user,
-            &client,
-            "signin",
-            "ok",
-            &format!(
-                "oidc subject {}, groups {:?}, role {}",
-                identity.subject,
-                identity.groups,
-                identity.role.as_str()
-            ),
-        )
-        .await;
     let main = r#"<section class="signin"><h1>Signed in</h1><p><a href="/ui" id="continue">Continue to the console</a></p></section>"#;
     let mut body = page_body("Signed in", None, main);
     body = body.replacen(
@@ -221,30 +207,29 @@ pub async fn callback(
         r#"<head><meta http-equiv="refresh" content="0;url=/ui">"#,
         1,
     );
-    let mut response = html(StatusCode::OK, body);
-    let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, session_cookie(&session.id));
+    let detail = format!(
+        "oidc subject {}, groups {:?}, role {}",
+        identity.subject,
+        identity.groups,
+        identity.role.as_str()
+    );
+    let response = html(StatusCode::OK, body);
+    let started = start_session(
+        &console,
+        &parts,
+        &client,
+        &identity.user,
+        identity.role,
+        &detail,
+        response,
+    )
+    .await;
+    let mut response = match started {
+        Ok(r) => r,
+        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
     if let Some(value) = flow_cookie("", 0) {
-        headers.append(header::SET_COOKIE, value);
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
-}
-
-/// Counts a sign-in through the issuer by outcome
-/// (`spate_console_signins_total`).
-fn count(outcome: &'static str) {
-    metrics::counter!("spate_console_signins_total", "outcome" => outcome).increment(1);
-}
-
-async fn refuse(
-    console: &Console,
-    client: &str,
-    outcome: &'static str,
-    detail: &str,
-    status: StatusCode,
-    text: &str,
-) -> Response {
-    count(outcome);
-    console.audit("-", client, "signin", outcome, detail).await;
-    message(status, text)
 }

@@ -17,13 +17,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use spate_operators::event::wall_clock_ms;
 
+use super::guard::{CsrfForm, csrf_post};
 use super::layout::{esc, html, page_body};
-use crate::console::auth::{constant_time_eq, decoy_hash, random_token, verify_password};
+use crate::console::auth::{
+    PasswordError, constant_time_eq, decoy_hash, random_token, verify_password,
+};
 use crate::console::throttle;
 use crate::console::users::Role;
-use crate::console::{
-    Console, SESSION_COOKIE, client_of, cookie, expired_cookie, session_cookie, to_sign_in,
-};
+use crate::console::{Console, SESSION_COOKIE, client_of, cookie, expired_cookie, session_cookie};
 
 /// Cookie holding the sign-in form's token.
 const SIGNIN_COOKIE: &str = "spate_signin";
@@ -44,6 +45,12 @@ pub struct SignInForm {
 pub struct SignOutForm {
     #[serde(default)]
     csrf: Option<String>,
+}
+
+impl CsrfForm for SignOutForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
 /// The form, with a fresh token in a cookie and a hidden field.
@@ -126,9 +133,12 @@ pub async fn submit(
             &client,
             "denied",
             &format!("user {:?}: sign-in form token missing or wrong", form.name),
-            StatusCode::FORBIDDEN,
-            "the sign-in form expired; please try again",
-            &form.name,
+            form_page(
+                &console,
+                StatusCode::FORBIDDEN,
+                Some("the sign-in form expired; please try again"),
+                &form.name,
+            ),
         )
         .await;
     }
@@ -140,9 +150,12 @@ pub async fn submit(
             &client,
             "denied",
             &format!("user {name:?}: too many failed sign-ins"),
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed sign-ins; try again in 15 minutes",
-            &name,
+            form_page(
+                &console,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("too many failed sign-ins; try again in 15 minutes"),
+                &name,
+            ),
         )
         .await;
     }
@@ -168,9 +181,12 @@ pub async fn submit(
                 &client,
                 "denied",
                 &format!("user {name:?}: wrong name or password"),
-                StatusCode::UNAUTHORIZED,
-                "wrong name or password",
-                &name,
+                form_page(
+                    &console,
+                    StatusCode::UNAUTHORIZED,
+                    Some("wrong name or password"),
+                    &name,
+                ),
             )
             .await;
         }
@@ -181,49 +197,64 @@ pub async fn submit(
                 &client,
                 "error",
                 &format!("user {name:?}: {e}"),
-                StatusCode::SERVICE_UNAVAILABLE,
-                "sign-in is unavailable; see the service log",
-                &name,
+                form_page(
+                    &console,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some("sign-in is unavailable; see the service log"),
+                    &name,
+                ),
             )
             .await;
         }
     };
-    let previous = cookie(&parts.headers, SESSION_COOKIE);
-    let session = match console.open_session(&name, role, previous) {
-        Ok(s) => s,
-        Err(e) => {
-            return form_page(
-                &console,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&e.to_string()),
-                &name,
-            );
-        }
-    };
-    count("ok");
+    let detail = format!("role {}", role.as_str());
+    let response = Redirect::to("/ui").into_response();
+    let mut response =
+        match start_session(&console, &parts, &client, &name, role, &detail, response).await {
+            Ok(r) => r,
+            Err(e) => {
+                return form_page(
+                    &console,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(&e.to_string()),
+                    &name,
+                );
+            }
+        };
     console.throttle.clear(&address, &name);
-    console
-        .audit(
-            &name,
-            &client,
-            "signin",
-            "ok",
-            &format!("role {}", role.as_str()),
-        )
-        .await;
-    let mut response = Redirect::to("/ui").into_response();
-    let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, session_cookie(&session.id));
     if let Ok(value) = HeaderValue::from_str(&format!(
         "{SIGNIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui/signin; Max-Age=0"
     )) {
-        headers.append(header::SET_COOKIE, value);
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }
 
+/// Starts `user`'s server-side session after a sign-in (in place of the
+/// one the request's cookie names, if any): counted, audited with
+/// `detail`, and its cookie set on `response`, the answer that moves the
+/// browser on to the console; or the error when none could be opened.
+pub(super) async fn start_session(
+    console: &Console,
+    parts: &Parts,
+    client: &str,
+    user: &str,
+    role: Role,
+    detail: &str,
+    mut response: Response,
+) -> Result<Response, PasswordError> {
+    let previous = cookie(&parts.headers, SESSION_COOKIE);
+    let session = console.open_session(user, role, previous)?;
+    count("ok");
+    console.audit(user, client, "signin", "ok", detail).await;
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session_cookie(&session.id));
+    Ok(response)
+}
+
 /// Counts a sign-in by outcome (`spate_console_signins_total`).
-fn count(outcome: &'static str) {
+pub(super) fn count(outcome: &'static str) {
     metrics::counter!("spate_console_signins_total", "outcome" => outcome).increment(1);
 }
 
@@ -233,30 +264,11 @@ pub async fn sign_out(
     parts: Parts,
     form: Result<Form<SignOutForm>, FormRejection>,
 ) -> Response {
-    let client = client_of(&parts);
-    let Some(session) = console.session(&parts.headers) else {
-        return to_sign_in();
+    let post = match csrf_post(&console, &parts, form, "signout").await {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
-    let csrf = form.ok().and_then(|Form(f)| f.csrf);
-    if !session.csrf_ok(csrf.as_deref()) {
-        console
-            .audit(
-                &session.user,
-                &client,
-                "signout",
-                "denied",
-                "missing or wrong CSRF token",
-            )
-            .await;
-        return html(
-            StatusCode::FORBIDDEN,
-            page_body(
-                "Forbidden",
-                Some(&session),
-                "<h1>Forbidden</h1><p>The request lacked this session's CSRF token.</p>",
-            ),
-        );
-    }
+    let (session, client) = (post.session, post.client);
     console.sessions.remove(&session.id);
     console
         .audit(&session.user, &client, "signout", "ok", "")
@@ -268,18 +280,16 @@ pub async fn sign_out(
     response
 }
 
-/// A refused sign-in: counted, audited with `detail`, and the form again
-/// with `message`.
-async fn refuse(
+/// A refused sign-in (local or through the issuer): counted, audited
+/// with `detail`, and `answer` to the browser.
+pub(super) async fn refuse(
     console: &Console,
     client: &str,
     outcome: &'static str,
     detail: &str,
-    status: StatusCode,
-    message: &str,
-    name: &str,
+    answer: Response,
 ) -> Response {
     count(outcome);
     console.audit("-", client, "signin", outcome, detail).await;
-    form_page(console, status, Some(message), name)
+    answer
 }

@@ -9,15 +9,17 @@ use std::sync::Arc;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
 use axum::http::{StatusCode, request::Parts};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use spate_operators::event::wall_clock_ms;
 
-use super::guard::signed_in;
-use super::subscriptions::{csrf_refused, owner, render};
-use crate::console::sns_subscriptions::{NewSnsSubscription, Protocol, check_severities};
+use super::guard::{CsrfForm, Post, csrf_post};
+use super::subscriptions::{RemoveForm, changed, failed, not_yours, owner, unavailable};
+use crate::console::Console;
+use crate::console::sns_subscriptions::{
+    NewSnsSubscription, Protocol, SnsSubscriber, check_severities,
+};
 use crate::console::subscriptions::list;
-use crate::console::{Console, client_of};
 
 /// The subscribe form's fields.
 #[derive(Debug, Deserialize)]
@@ -34,13 +36,33 @@ pub struct SnsForm {
     severities: String,
 }
 
-/// The unsubscribe form's fields.
-#[derive(Debug, Deserialize)]
-pub struct RemoveForm {
-    #[serde(default)]
-    csrf: Option<String>,
-    #[serde(default)]
-    id: i64,
+impl CsrfForm for SnsForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+/// The post to `action` (see [`csrf_post`]) and the SNS subscriber; or
+/// the answer, 404 when `[alerts.sns]` is not configured.
+async fn sns_post<F: CsrfForm>(
+    console: &Console,
+    parts: &Parts,
+    form: Result<Form<F>, FormRejection>,
+    action: &str,
+) -> Result<(Post<F>, Arc<SnsSubscriber>), Box<Response>> {
+    let post = csrf_post(console, parts, form, action).await?;
+    match console.sns() {
+        Some(sns) => Ok((post, sns)),
+        None => Err(Box::new(
+            failed(
+                console,
+                &post.session,
+                StatusCode::NOT_FOUND,
+                "email and SMS subscriptions need [alerts.sns]",
+            )
+            .await,
+        )),
+    }
 }
 
 /// `POST /ui/subscriptions/sns`.
@@ -49,24 +71,11 @@ pub async fn subscribe(
     parts: Parts,
     form: Result<Form<SnsForm>, FormRejection>,
 ) -> Response {
-    let session = match signed_in(&console, &parts) {
-        Ok(s) => s,
+    let (post, sns) = match sns_post(&console, &parts, form, "subscribe").await {
+        Ok(p) => p,
         Err(r) => return *r,
     };
-    let client = client_of(&parts);
-    let form = form.ok().map(|Form(f)| f);
-    let Some(form) = form.filter(|f| session.csrf_ok(f.csrf.as_deref())) else {
-        return csrf_refused(&console, &session, &client, "subscribe").await;
-    };
-    let Some(sns) = console.sns() else {
-        return render(
-            &console,
-            &session,
-            StatusCode::NOT_FOUND,
-            Some("email and SMS subscriptions need [alerts.sns]"),
-        )
-        .await;
-    };
+    let (session, form) = (&post.session, &post.form);
     let endpoint = form.endpoint.trim().to_string();
     let services = list(&form.services);
     let severities: Vec<String> = list(&form.severities)
@@ -80,9 +89,7 @@ pub async fn subscribe(
     });
     let protocol = match checked {
         Ok(p) => p,
-        Err(bad) => {
-            return render(&console, &session, StatusCode::BAD_REQUEST, Some(&bad)).await;
-        }
+        Err(bad) => return failed(&console, session, StatusCode::BAD_REQUEST, &bad).await,
     };
     let detail = format!(
         "{} {endpoint} services {services:?} severities {severities:?}",
@@ -95,16 +102,9 @@ pub async fn subscribe(
         Ok(arn) => arn,
         Err(e) => {
             tracing::warn!("console: {e}");
-            console
-                .audit(
-                    &session.user,
-                    &client,
-                    "subscribe",
-                    "error",
-                    &format!("{detail}: {e}"),
-                )
+            post.audit(&console, "subscribe", "error", &format!("{detail}: {e}"))
                 .await;
-            return render(&console, &session, StatusCode::BAD_GATEWAY, Some(&e)).await;
+            return failed(&console, session, StatusCode::BAD_GATEWAY, &e).await;
         }
     };
     let user = session.user.clone();
@@ -125,16 +125,8 @@ pub async fn subscribe(
         .and_then(|r| r.map_err(|e| e.to_string()));
     match added {
         Ok(id) => {
-            console
-                .audit(
-                    &session.user,
-                    &client,
-                    "subscribe",
-                    "ok",
-                    &format!("sns#{id} {detail} ({arn})"),
-                )
-                .await;
-            Redirect::to("/ui/subscriptions").into_response()
+            let detail = format!("sns#{id} {detail} ({arn})");
+            changed(&console, &post, "subscribe", &detail).await
         }
         Err(e) => {
             // Not recorded: undo the SNS subscription rather than leave one
@@ -142,16 +134,7 @@ pub async fn subscribe(
             if let Err(undo) = sns.unsubscribe(&arn).await {
                 tracing::warn!("console: {undo}");
             }
-            console
-                .audit(&session.user, &client, "subscribe", "error", &e)
-                .await;
-            render(
-                &console,
-                &session,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&e),
-            )
-            .await
+            unavailable(&console, &post, "subscribe", &e).await
         }
     }
 }
@@ -162,26 +145,13 @@ pub async fn remove(
     parts: Parts,
     form: Result<Form<RemoveForm>, FormRejection>,
 ) -> Response {
-    let session = match signed_in(&console, &parts) {
-        Ok(s) => s,
+    let (post, sns) = match sns_post(&console, &parts, form, "unsubscribe").await {
+        Ok(p) => p,
         Err(r) => return *r,
     };
-    let client = client_of(&parts);
-    let form = form.ok().map(|Form(f)| f);
-    let Some(form) = form.filter(|f| session.csrf_ok(f.csrf.as_deref())) else {
-        return csrf_refused(&console, &session, &client, "unsubscribe").await;
-    };
-    let Some(sns) = console.sns() else {
-        return render(
-            &console,
-            &session,
-            StatusCode::NOT_FOUND,
-            Some("email and SMS subscriptions need [alerts.sns]"),
-        )
-        .await;
-    };
-    let owner = owner(&session);
-    let id = form.id;
+    let session = &post.session;
+    let owner = owner(session);
+    let id = post.form.id;
     let lookup_owner = owner.clone();
     let found = console
         .with_store(move |store| store.sns_subscriptions(lookup_owner.as_deref()))
@@ -190,46 +160,14 @@ pub async fn remove(
         .map(|subs| subs.into_iter().find(|s| s.id == id));
     let subscription = match found {
         Ok(Some(s)) => s,
-        Ok(None) => {
-            console
-                .audit(
-                    &session.user,
-                    &client,
-                    "unsubscribe",
-                    "denied",
-                    &format!("sns#{id}: none of this user's"),
-                )
-                .await;
-            return render(
-                &console,
-                &session,
-                StatusCode::NOT_FOUND,
-                Some("no such subscription of yours"),
-            )
-            .await;
-        }
-        Err(e) => {
-            return render(
-                &console,
-                &session,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&e),
-            )
-            .await;
-        }
+        Ok(None) => return not_yours(&console, &post, &format!("sns#{id}")).await,
+        Err(e) => return failed(&console, session, StatusCode::SERVICE_UNAVAILABLE, &e).await,
     };
     if let Err(e) = sns.unsubscribe(&subscription.arn).await {
         tracing::warn!("console: {e}");
-        console
-            .audit(
-                &session.user,
-                &client,
-                "unsubscribe",
-                "error",
-                &format!("sns#{id}: {e}"),
-            )
+        post.audit(&console, "unsubscribe", "error", &format!("sns#{id}: {e}"))
             .await;
-        return render(&console, &session, StatusCode::BAD_GATEWAY, Some(&e)).await;
+        return failed(&console, session, StatusCode::BAD_GATEWAY, &e).await;
     }
     let removed = console
         .with_store(move |store| store.remove_sns_subscription(id, owner.as_deref()))
@@ -237,28 +175,12 @@ pub async fn remove(
         .and_then(|r| r.map_err(|e| e.to_string()));
     match removed {
         Ok(_) => {
-            console
-                .audit(
-                    &session.user,
-                    &client,
-                    "unsubscribe",
-                    "ok",
-                    &format!(
-                        "sns#{id} {} {} ({})",
-                        subscription.protocol, subscription.endpoint, subscription.arn
-                    ),
-                )
-                .await;
-            Redirect::to("/ui/subscriptions").into_response()
+            let detail = format!(
+                "sns#{id} {} {} ({})",
+                subscription.protocol, subscription.endpoint, subscription.arn
+            );
+            changed(&console, &post, "unsubscribe", &detail).await
         }
-        Err(e) => {
-            render(
-                &console,
-                &session,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&e),
-            )
-            .await
-        }
+        Err(e) => failed(&console, session, StatusCode::SERVICE_UNAVAILABLE, &e).await,
     }
 }

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use spate_operators::event::wall_clock_ms;
 
-use super::guard::signed_in;
+use super::guard::{CsrfForm, Post, csrf_post, signed_in};
 use super::layout::{esc, html, page_body, time};
+use crate::console::Console;
 use crate::console::session::Session;
 use crate::console::subscriptions::{SEVERITIES, Subscription, check_url, list, redact};
 use crate::console::users::Role;
-use crate::console::{Console, client_of};
 
 /// The subscribe form's fields (services and severities comma-separated).
 #[derive(Debug, Deserialize)]
@@ -33,13 +33,14 @@ pub struct SubscribeForm {
     severities: String,
 }
 
-/// The unsubscribe form's fields.
+/// The unsubscribe form's fields (of a webhook subscription, or an email
+/// or SMS one).
 #[derive(Debug, Deserialize)]
 pub struct RemoveForm {
     #[serde(default)]
     csrf: Option<String>,
     #[serde(default)]
-    id: i64,
+    pub(super) id: i64,
 }
 
 /// Whose subscriptions `session` sees and may remove: its own, or all for
@@ -183,30 +184,74 @@ fn table(session: &Session, subs: &[Subscription]) -> String {
     out
 }
 
-/// The refusal of a post without the session's CSRF token.
-pub(super) async fn csrf_refused(
+/// The list again after `post`'s user did `action`, audited with `detail`.
+pub(super) async fn changed<F>(
+    console: &Console,
+    post: &Post<F>,
+    action: &str,
+    detail: &str,
+) -> Response {
+    post.audit(console, action, "ok", detail).await;
+    Redirect::to("/ui/subscriptions").into_response()
+}
+
+/// The page again, with `error` and `status`.
+pub(super) async fn failed(
     console: &Console,
     session: &Session,
-    client: &str,
-    action: &str,
+    status: StatusCode,
+    error: &str,
 ) -> Response {
-    console
-        .audit(
-            &session.user,
-            client,
-            action,
-            "denied",
-            "missing or wrong CSRF token",
-        )
-        .await;
-    html(
-        StatusCode::FORBIDDEN,
-        page_body(
-            "Forbidden",
-            Some(session),
-            "<h1>Forbidden</h1><p>The request lacked this session's CSRF token.</p>",
-        ),
+    render(console, session, status, Some(error)).await
+}
+
+/// The page again with `error` (503) after the store or SNS failed
+/// `post`'s `action`; audited.
+pub(super) async fn unavailable<F>(
+    console: &Console,
+    post: &Post<F>,
+    action: &str,
+    error: &str,
+) -> Response {
+    post.audit(console, action, "error", error).await;
+    failed(
+        console,
+        &post.session,
+        StatusCode::SERVICE_UNAVAILABLE,
+        error,
     )
+    .await
+}
+
+/// The refusal to remove subscription `what` (`#7`, `sns#7`), which is
+/// not `post`'s user's to remove (or does not exist); audited.
+pub(super) async fn not_yours<F>(console: &Console, post: &Post<F>, what: &str) -> Response {
+    post.audit(
+        console,
+        "unsubscribe",
+        "denied",
+        &format!("{what}: none of this user's"),
+    )
+    .await;
+    failed(
+        console,
+        &post.session,
+        StatusCode::NOT_FOUND,
+        "no such subscription of yours",
+    )
+    .await
+}
+
+impl CsrfForm for SubscribeForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl CsrfForm for RemoveForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
 /// `POST /ui/subscriptions`.
@@ -215,18 +260,14 @@ pub async fn subscribe(
     parts: Parts,
     form: Result<Form<SubscribeForm>, FormRejection>,
 ) -> Response {
-    let session = match signed_in(&console, &parts) {
-        Ok(s) => s,
+    let post = match csrf_post(&console, &parts, form, "subscribe").await {
+        Ok(p) => p,
         Err(r) => return *r,
     };
-    let client = client_of(&parts);
-    let form = form.ok().map(|Form(f)| f);
-    let Some(form) = form.filter(|f| session.csrf_ok(f.csrf.as_deref())) else {
-        return csrf_refused(&console, &session, &client, "subscribe").await;
-    };
-    let url = form.url.trim().to_string();
-    let services = list(&form.services);
-    let severities: Vec<String> = list(&form.severities)
+    let session = &post.session;
+    let url = post.form.url.trim().to_string();
+    let services = list(&post.form.services);
+    let severities: Vec<String> = list(&post.form.severities)
         .into_iter()
         .map(|s| s.to_ascii_uppercase())
         .collect();
@@ -237,7 +278,7 @@ pub async fn subscribe(
             .map(|s| format!("unknown severity {s:?} (CRITICAL, ERROR or WARNING)"))
     });
     if let Some(bad) = bad {
-        return render(&console, &session, StatusCode::BAD_REQUEST, Some(&bad)).await;
+        return failed(&console, session, StatusCode::BAD_REQUEST, &bad).await;
     }
     let detail = format!(
         "webhook {} services {services:?} severities {severities:?}",
@@ -251,30 +292,8 @@ pub async fn subscribe(
         .await
         .and_then(|r| r.map_err(|e| e.to_string()));
     match added {
-        Ok(id) => {
-            console
-                .audit(
-                    &session.user,
-                    &client,
-                    "subscribe",
-                    "ok",
-                    &format!("#{id} {detail}"),
-                )
-                .await;
-            Redirect::to("/ui/subscriptions").into_response()
-        }
-        Err(e) => {
-            console
-                .audit(&session.user, &client, "subscribe", "error", &e)
-                .await;
-            render(
-                &console,
-                &session,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&e),
-            )
-            .await
-        }
+        Ok(id) => changed(&console, &post, "subscribe", &format!("#{id} {detail}")).await,
+        Err(e) => unavailable(&console, &post, "subscribe", &e).await,
     }
 }
 
@@ -284,60 +303,19 @@ pub async fn remove(
     parts: Parts,
     form: Result<Form<RemoveForm>, FormRejection>,
 ) -> Response {
-    let session = match signed_in(&console, &parts) {
-        Ok(s) => s,
+    let post = match csrf_post(&console, &parts, form, "unsubscribe").await {
+        Ok(p) => p,
         Err(r) => return *r,
     };
-    let client = client_of(&parts);
-    let form = form.ok().map(|Form(f)| f);
-    let Some(form) = form.filter(|f| session.csrf_ok(f.csrf.as_deref())) else {
-        return csrf_refused(&console, &session, &client, "unsubscribe").await;
-    };
-    let owner = owner(&session);
-    let id = form.id;
+    let owner = owner(&post.session);
+    let id = post.form.id;
     let removed = console
         .with_store(move |store| store.unsubscribe(id, owner.as_deref()))
         .await
         .and_then(|r| r.map_err(|e| e.to_string()));
     match removed {
-        Ok(true) => {
-            console
-                .audit(
-                    &session.user,
-                    &client,
-                    "unsubscribe",
-                    "ok",
-                    &format!("#{id}"),
-                )
-                .await;
-            Redirect::to("/ui/subscriptions").into_response()
-        }
-        Ok(false) => {
-            console
-                .audit(
-                    &session.user,
-                    &client,
-                    "unsubscribe",
-                    "denied",
-                    &format!("#{id}: none of this user's"),
-                )
-                .await;
-            render(
-                &console,
-                &session,
-                StatusCode::NOT_FOUND,
-                Some("no such subscription of yours"),
-            )
-            .await
-        }
-        Err(e) => {
-            render(
-                &console,
-                &session,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&e),
-            )
-            .await
-        }
+        Ok(true) => changed(&console, &post, "unsubscribe", &format!("#{id}")).await,
+        Ok(false) => not_yours(&console, &post, &format!("#{id}")).await,
+        Err(e) => failed(&console, &post.session, StatusCode::SERVICE_UNAVAILABLE, &e).await,
     }
 }

@@ -15,10 +15,14 @@
 
 use std::collections::HashSet;
 
-pub use super::stored::{MAX_RAW_BYTES, StoredEvent};
 use super::wire::{Reader, put_varint};
 use super::{DynamoHotError, block_v1, columns};
 use crate::event::Severity;
+pub use crate::sinks::hot::StoredEvent;
+
+/// Largest body a block reader decompresses (a corrupt or hostile item cannot make
+/// a reader allocate more).
+pub const MAX_RAW_BYTES: usize = 64 << 20;
 
 /// Events of one block share the minute of their time: the span of a block.
 pub const BLOCK_SPAN_MS: i64 = 60_000;
@@ -211,7 +215,7 @@ pub fn unpack(bytes: &[u8], raw_len: Option<usize>) -> Result<Vec<StoredEvent>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::dynamo_hot::stored::tests::stored;
+    use crate::sinks::hot::event::tests::stored;
 
     #[test]
     fn blocks_round_trip() {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::DynamoHotError;
-use super::stored::{MAX_RAW_BYTES, StoredEvent};
+use super::block::{MAX_RAW_BYTES, StoredEvent};
 use crate::event::Severity;
 
 /// Version of the body layout (`v`).
@@ -144,7 +144,7 @@ pub(super) fn unpack(bytes: &[u8], raw_len: usize) -> Result<Vec<StoredEvent>, D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::dynamo_hot::stored::tests::stored;
+    use crate::sinks::hot::event::tests::stored;
 
     #[test]
     fn layout_1_reads_back() {

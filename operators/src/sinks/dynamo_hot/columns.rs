@@ -23,10 +23,10 @@
 use serde_json::{Map, Value};
 
 use super::DynamoHotError;
-use super::stored::StoredEvent;
 use super::values::{put_value, read_value, uuid_bytes, uuid_text};
 use super::wire::{Reader, TableReader, TableWriter, malformed, put_bytes, put_signed, put_varint};
 use crate::event::Severity;
+use crate::sinks::hot::StoredEvent;
 
 /// The fixed streams, in body order; attribute keys follow.
 #[derive(Clone, Copy)]
@@ -447,7 +447,7 @@ fn split_id<'a>(id: &'a str, source: &str) -> Option<(Option<&'a str>, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::dynamo_hot::stored::tests::stored;
+    use crate::sinks::hot::event::tests::stored;
 
     fn round_trip(events: &[StoredEvent]) -> Vec<StoredEvent> {
         let e = encode(events);

@@ -10,12 +10,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoHotError;
 use super::block::{pack, span_start, unpack};
-use super::stored::StoredEvent;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
-use crate::sinks::hot::query::rfc3339_ms;
 use crate::sinks::hot::rows::{EventColumns, opt_str};
-use crate::sinks::hot::{HotEvent, HotRows};
+use crate::sinks::hot::{HotEvent, HotRows, StoredEvent};
 use crate::sinks::lake::partition::civil_from_days;
 
 /// Longest message (and `attrs`) stored, in bytes; longer ones are cut at a
@@ -251,7 +249,7 @@ pub fn item_events(item: &Item, service: &str) -> Result<Vec<HotEvent>, DynamoHo
     let raw_len: Option<usize> = get_n(item, "raw");
     Ok(unpack(bytes.as_ref(), raw_len)?
         .into_iter()
-        .map(|e| e.into_hot_event(service))
+        .map(|e| HotEvent::new(service.to_string(), e))
         .collect())
 }
 
@@ -326,12 +324,14 @@ pub fn hot_event(item: &Item) -> Result<HotEvent, DynamoHotError> {
         ),
         None => None,
     };
-    Ok(HotEvent {
-        event_id: required(item, "event_id")?.to_string(),
+    let event_id = required(item, "event_id")?;
+    let severity = required(item, "severity")?
+        .parse()
+        .map_err(|e| DynamoHotError::Data(format!("stored severity of {event_id}: {e}")))?;
+    let event = StoredEvent {
+        event_id: event_id.to_string(),
         ts_ms,
-        time: rfc3339_ms(ts_ms),
-        service: required(item, "service")?.to_string(),
-        severity: required(item, "severity")?.to_string(),
+        severity,
         host: get_s(item, "host").map(str::to_string),
         source: required(item, "source")?.to_string(),
         log_group: get_s(item, "log_group").map(str::to_string),
@@ -345,7 +345,8 @@ pub fn hot_event(item: &Item) -> Result<HotEvent, DynamoHotError> {
         client_ip: get_s(item, "client_ip").map(str::to_string),
         message: required(item, "message")?.to_string(),
         attrs,
-    })
+    };
+    Ok(HotEvent::new(required(item, "service")?.to_string(), event))
 }
 
 /// The attribute of a window item counting events of `severity`
@@ -489,12 +490,12 @@ mod tests {
             Some(Severity::Critical.index())
         );
         let events = item_events(first, "api").unwrap();
-        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let ids: Vec<&str> = events.iter().map(|e| e.event.event_id.as_str()).collect();
         assert_eq!(ids, ["e1", "e2"]);
         assert_eq!(events[1].service, "api");
-        assert_eq!(events[1].severity, "CRITICAL");
-        assert_eq!(events[1].status, Some(503));
-        assert_eq!(events[1].attrs, Some(serde_json::json!({"k": 1})));
+        assert_eq!(events[1].event.severity, Severity::Critical);
+        assert_eq!(events[1].event.status, Some(503));
+        assert_eq!(events[1].event.attrs, Some(serde_json::json!({"k": 1})));
         assert_eq!(events[1].time, "2025-11-23T10:00:00.001Z");
         assert_eq!(
             blocks.days.keys().collect::<Vec<_>>(),
@@ -518,7 +519,7 @@ mod tests {
         ]);
         let events = item_events(&item, "api").unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].message, "boom");
+        assert_eq!(events[0].event.message, "boom");
         let mut broken = item.clone();
         broken.insert("blk".into(), s("not binary"));
         assert!(item_events(&broken, "api").is_err());

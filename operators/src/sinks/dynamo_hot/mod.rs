@@ -76,7 +76,6 @@ mod columns;
 pub mod items;
 mod recent;
 pub mod store;
-pub mod stored;
 mod values;
 mod wire;
 pub mod writer;

@@ -186,11 +186,10 @@ impl DynamoHotStore {
                     break 'pages;
                 }
                 for event in item_events(&item, service)? {
-                    let in_range = event.ts_ms >= q.since_ms && event.ts_ms < until;
-                    let severe = min.is_none_or(|m| {
-                        event.severity.parse::<Severity>().is_ok_and(|sev| sev >= m)
-                    });
-                    if in_range && severe && seen.insert(event.event_id.clone()) {
+                    let e = &event.event;
+                    let in_range = e.ts_ms >= q.since_ms && e.ts_ms < until;
+                    let severe = min.is_none_or(|m| e.severity >= m);
+                    if in_range && severe && seen.insert(e.event_id.clone()) {
                         out.push(event);
                     }
                 }
@@ -209,12 +208,14 @@ impl DynamoHotStore {
 /// Sorts newest first (time, then id, both descending: the order of the
 /// embedded store and of the event items before blocks).
 fn newest_first(events: &mut [HotEvent]) {
-    events.sort_by(|a, b| (b.ts_ms, &b.event_id).cmp(&(a.ts_ms, &a.event_id)));
+    events.sort_by(|a, b| {
+        (b.event.ts_ms, &b.event.event_id).cmp(&(a.event.ts_ms, &a.event.event_id))
+    });
 }
 
 /// The time of the `n`-th newest of `events` (`n` ≥ 1, at most their number).
 fn nth_newest(events: &[HotEvent], n: usize) -> i64 {
-    let mut times: Vec<i64> = events.iter().map(|e| e.ts_ms).collect();
+    let mut times: Vec<i64> = events.iter().map(|e| e.event.ts_ms).collect();
     let (_, nth, _) = times.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
     *nth
 }

@@ -253,7 +253,7 @@ mod tests {
                 let pk = item["pk"].as_s().unwrap();
                 if let Some(service) = pk.strip_prefix("svc#") {
                     for e in item_events(item, service).unwrap() {
-                        keys.push(format!("{}#{}", e.ts_ms, e.event_id));
+                        keys.push(format!("{}#{}", e.event.ts_ms, e.event.event_id));
                     }
                 }
             }
@@ -358,7 +358,7 @@ mod tests {
                 Some(item_events(item, service).unwrap())
             })
             .flatten()
-            .map(|e| e.event_id)
+            .map(|e| e.event.event_id)
             .collect();
         assert_eq!(events, ["a", "b"]);
         // Once written, the registry entries are not written again.

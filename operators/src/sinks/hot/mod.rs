@@ -56,6 +56,7 @@
 
 pub mod alert_state;
 pub mod buffer;
+pub mod event;
 pub mod query;
 pub mod rows;
 pub mod schema;
@@ -71,7 +72,8 @@ use spate_engine::{ActorError, ErrorClass};
 use crate::event::Severity;
 
 pub use self::buffer::HotBuffer;
-pub use self::query::{HotEvent, RecentQuery};
+pub use self::event::{HotEvent, StoredEvent};
+pub use self::query::RecentQuery;
 pub use self::rows::HotRows;
 pub use self::store::{ExpireStats, Expired, HotStore, Retention};
 pub use self::writer::HotWriter;

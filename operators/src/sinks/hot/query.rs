@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
 use rusqlite::{Row, params, params_from_iter};
-use serde::Serialize;
 
 use super::HotError;
+use super::event::{HotEvent, StoredEvent};
 use super::store::HotStore;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
@@ -44,39 +44,6 @@ impl RecentQuery {
             limit: DEFAULT_LIMIT,
         }
     }
-}
-
-/// One stored event, as `spate hot recent` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HotEvent {
-    /// Stable id from the source position.
-    pub event_id: String,
-    /// Event time, UTC milliseconds.
-    pub ts_ms: i64,
-    /// Event time as RFC 3339 (`2025-11-23T10:00:00.123Z`).
-    pub time: String,
-    /// The service.
-    pub service: String,
-    /// `WARNING`, `ERROR`, ...
-    pub severity: String,
-    /// Host name or address.
-    pub host: Option<String>,
-    /// Where the event came from.
-    pub source: String,
-    /// CloudWatch Logs group.
-    pub log_group: Option<String>,
-    /// CloudWatch Logs stream.
-    pub log_stream: Option<String>,
-    /// Tags set by the classifier.
-    pub tags: Vec<String>,
-    /// HTTP status.
-    pub status: Option<u16>,
-    /// Client IP address.
-    pub client_ip: Option<String>,
-    /// The log message.
-    pub message: String,
-    /// Remaining fields (a JSON object).
-    pub attrs: Option<serde_json::Value>,
 }
 
 /// `ts_ms` as RFC 3339 in UTC with milliseconds.
@@ -248,22 +215,23 @@ impl HotStore {
     }
 }
 
-/// An `events` row as stored; JSON columns are parsed afterwards.
+/// An `events` row as stored; the severity and JSON columns are parsed
+/// afterwards.
 struct RawEvent {
-    event: HotEvent,
+    service: String,
+    event: StoredEvent,
+    severity: String,
     tags: String,
     attrs: Option<String>,
 }
 
 fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
-    let ts_ms: i64 = r.get(1)?;
     Ok(RawEvent {
-        event: HotEvent {
+        service: r.get(2)?,
+        event: StoredEvent {
             event_id: r.get(0)?,
-            ts_ms,
-            time: rfc3339_ms(ts_ms),
-            service: r.get(2)?,
-            severity: r.get(3)?,
+            ts_ms: r.get(1)?,
+            severity: Severity::default(),
             host: r.get(4)?,
             source: r.get(5)?,
             log_group: r.get(6)?,
@@ -276,6 +244,7 @@ fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
             message: r.get(11)?,
             attrs: None,
         },
+        severity: r.get(3)?,
         tags: r.get(8)?,
         attrs: r.get(12)?,
     })
@@ -284,13 +253,17 @@ fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
 impl RawEvent {
     fn into_event(self) -> Result<HotEvent, HotError> {
         let mut event = self.event;
+        event.severity = self
+            .severity
+            .parse()
+            .map_err(|e| HotError::Data(format!("stored severity of {}: {e}", event.event_id)))?;
         event.tags = serde_json::from_str(&self.tags).map_err(data_error("tags"))?;
         // Attributes are JSON objects from the decoder; anything else is kept
         // as a string rather than lost.
         event.attrs = self
             .attrs
             .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
-        Ok(event)
+        Ok(HotEvent::new(self.service, event))
     }
 }
 
@@ -318,7 +291,7 @@ mod tests {
     }
 
     fn ids(events: &[HotEvent]) -> Vec<&str> {
-        events.iter().map(|e| e.event_id.as_str()).collect()
+        events.iter().map(|e| e.event.event_id.as_str()).collect()
     }
 
     #[test]
@@ -367,15 +340,17 @@ mod tests {
         let got = store.recent(&RecentQuery::since(0)).unwrap();
         let got = &got[0];
         assert_eq!(got.time, "2025-11-23T10:00:00.123Z");
-        assert_eq!(got.severity, "CRITICAL");
         assert_eq!(got.service, "api");
-        assert_eq!(got.host.as_deref(), Some("10.0.0.1"));
-        assert_eq!(got.tags, ["http_5xx"]);
-        assert_eq!(got.status, Some(503));
-        assert_eq!(got.log_group, None);
-        assert_eq!(got.attrs, Some(serde_json::json!({"k": 1})));
-        assert_eq!(got.message, "CRITICAL from api");
+        let e = &got.event;
+        assert_eq!(e.severity, Severity::Critical);
+        assert_eq!(e.host.as_deref(), Some("10.0.0.1"));
+        assert_eq!(e.tags, ["http_5xx"]);
+        assert_eq!(e.status, Some(503));
+        assert_eq!(e.log_group, None);
+        assert_eq!(e.attrs, Some(serde_json::json!({"k": 1})));
+        assert_eq!(e.message, "CRITICAL from api");
         let json = serde_json::to_value(got).unwrap();
+        assert_eq!(json["severity"], "CRITICAL");
         assert_eq!(json["ts_ms"], T0 + 123);
         assert_eq!(json["time"], "2025-11-23T10:00:00.123Z");
     }

@@ -428,7 +428,7 @@ mod tests {
             .unwrap();
         let seen = reader.recent(&RecentQuery::since(0)).unwrap();
         assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].event_id, "e1");
+        assert_eq!(seen[0].event.event_id, "e1");
         // The reader cannot write.
         let err = reader
             .insert_events(&hot_rows(&[event("e2", T0, "api", Severity::Error)]))

@@ -213,7 +213,7 @@ mod tests {
             .recent(&RecentQuery::since(i64::MIN))
             .unwrap()
             .into_iter()
-            .map(|e| e.event_id)
+            .map(|e| e.event.event_id)
             .collect();
         ids.sort();
         ids

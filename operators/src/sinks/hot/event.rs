@@ -1,0 +1,149 @@
+//! One hot event: [`StoredEvent`] as the stores keep it (what the DynamoDB
+//! block layouts encode, the service being the block's), [`HotEvent`] as
+//! `spate hot recent` shows it (with its service and time as text).
+
+use serde::Serialize;
+
+use super::query::rfc3339_ms;
+use crate::event::Severity;
+
+/// One hot event as a store keeps it, without its service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredEvent {
+    /// Stable id from the source position.
+    pub event_id: String,
+    /// Event time, UTC milliseconds.
+    pub ts_ms: i64,
+    /// Its severity.
+    pub severity: Severity,
+    /// Host name or address.
+    pub host: Option<String>,
+    /// Where the event came from.
+    pub source: String,
+    /// CloudWatch Logs group.
+    pub log_group: Option<String>,
+    /// CloudWatch Logs stream.
+    pub log_stream: Option<String>,
+    /// Tags set by the classifier.
+    pub tags: Vec<String>,
+    /// HTTP status.
+    pub status: Option<u16>,
+    /// Client IP address.
+    pub client_ip: Option<String>,
+    /// The message (already bounded).
+    pub message: String,
+    /// Remaining fields: a JSON object, or (in a DynamoDB block, cut to
+    /// [`MAX_TEXT_BYTES`](crate::sinks::dynamo_hot::items::MAX_TEXT_BYTES)
+    /// when longer; in the embedded store, when not an object) their text
+    /// as a JSON string.
+    pub attrs: Option<serde_json::Value>,
+}
+
+/// One stored event, as `spate hot recent` prints it: the event's fields
+/// and its service and time, side by side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HotEvent {
+    /// Event time as RFC 3339 (`2025-11-23T10:00:00.123Z`).
+    pub time: String,
+    /// The service.
+    pub service: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: StoredEvent,
+}
+
+impl HotEvent {
+    /// `event` of `service` as `spate hot recent` shows it.
+    pub fn new(service: String, event: StoredEvent) -> Self {
+        HotEvent {
+            time: rfc3339_ms(event.ts_ms),
+            service,
+            event,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A W1-like hot event: `i` decides the id, time, host and message.
+    pub(crate) fn stored(i: u64, ts_ms: i64) -> StoredEvent {
+        StoredEvent {
+            event_id: format!("sqs:queue:{i}"),
+            ts_ms,
+            severity: if i.is_multiple_of(7) {
+                Severity::Critical
+            } else {
+                Severity::Error
+            },
+            host: Some(format!("ip-10-0-{}-{}", i % 3, i % 11)),
+            source: "sqs:queue".into(),
+            log_group: i.is_multiple_of(2).then(|| "/app/api".to_string()),
+            log_stream: None,
+            tags: if i.is_multiple_of(5) {
+                vec!["http_5xx".into()]
+            } else {
+                Vec::new()
+            },
+            status: i.is_multiple_of(5).then_some(503),
+            client_ip: None,
+            message: format!(
+                "upstream timeout after {} ms talking to db-{}",
+                1000 + i,
+                i % 4
+            ),
+            attrs: Some(serde_json::json!({
+                "env": "prod",
+                "span_id": format!("{:016x}", i * 7919),
+            })),
+        }
+    }
+
+    #[test]
+    fn stored_events_read_back_as_hot_events() {
+        let e = HotEvent::new("api".into(), stored(10, 1_763_892_000_123));
+        assert_eq!(e.service, "api");
+        assert_eq!(e.event.severity, Severity::Error);
+        assert_eq!(e.time, "2025-11-23T10:00:00.123Z");
+        assert_eq!(e.event.status, Some(503));
+        assert_eq!(e.event.attrs.as_ref().unwrap()["env"], "prod");
+    }
+
+    #[test]
+    fn hot_events_print_flat() {
+        let e = HotEvent::new("api".into(), stored(10, 1_763_892_000_123));
+        let json = serde_json::to_value(&e).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "attrs",
+                "client_ip",
+                "event_id",
+                "host",
+                "log_group",
+                "log_stream",
+                "message",
+                "service",
+                "severity",
+                "source",
+                "status",
+                "tags",
+                "time",
+                "ts_ms"
+            ]
+        );
+        assert_eq!(json["severity"], "ERROR");
+        assert_eq!(json["time"], "2025-11-23T10:00:00.123Z");
+        assert_eq!(json["ts_ms"], 1_763_892_000_123_i64);
+        assert_eq!(json["status"], 503);
+        assert_eq!(json["log_stream"], serde_json::Value::Null);
+        assert_eq!(json["attrs"]["env"], "prod");
+    }
+}
