@@ -1,16 +1,18 @@
-//! The process's memory allocator: mimalloc, told to give freed memory back to
-//! the operating system sooner than its default.
+//! The process's memory allocator: mimalloc, and how soon the service gives
+//! freed memory back to the operating system.
 //!
 //! mimalloc keeps pages it has freed for `purge_delay` before returning them
 //! (1 s by default in mimalloc 3, 10× that for whole arenas). Under a spike,
 //! seals, request bodies and Arrow batches free tens of MiB many times a
-//! second, so resident memory sat on a second's worth of garbage: 268–285 MiB
-//! peak in the W4 spike run against 236–245 MiB at 100 ms, and 149–175 MiB
-//! against 164–205 MiB for `spate ingest` of 1 M W1 events, at the same CPU
-//! (figures in `docs/BENCHMARKS.md`).
+//! second, so `spate run` sat on a second's worth of garbage. `spate run`
+//! sets 100 ms: the W1 spike run peaked at 237–265 MiB instead of 324–344 MiB,
+//! for 4–7 % more CPU. Batch commands keep mimalloc's default: `spate ingest`
+//! of 20 M W1 events peaked at 205–212 MiB with 100 ms against 248–256 MiB
+//! without, but spent 5–15 % more CPU (page faults after purges), and a batch
+//! job is judged by its speed (figures in `docs/BENCHMARKS.md`).
 //!
-//! `MIMALLOC_PURGE_DELAY` in the environment still wins (mimalloc reads it
-//! itself), for anyone trading memory for CPU the other way.
+//! `MIMALLOC_PURGE_DELAY` in the environment wins over both (mimalloc reads
+//! it itself), for anyone trading memory for CPU another way.
 
 /// Every allocation of the binary goes through mimalloc.
 #[global_allocator]
@@ -21,15 +23,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// option's documented default).
 const PURGE_DELAY_OPTION: libmimalloc_sys::mi_option_t = 15;
 
-/// How long freed pages stay with the process before they are returned.
-const PURGE_DELAY_MS: std::ffi::c_long = 100;
+/// How long freed pages stay with the service before they are returned.
+const SERVICE_PURGE_DELAY_MS: std::ffi::c_long = 100;
 
-/// Applies Spate's allocator settings; call once, first thing in `main`.
-pub fn configure() {
+/// Applies the service's allocator settings; call once, when `spate run`
+/// starts.
+pub fn configure_for_service() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: `mi_option_set` only stores the value in mimalloc's option
         // table; any thread may call it at any time.
-        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY_OPTION, PURGE_DELAY_MS) };
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY_OPTION, SERVICE_PURGE_DELAY_MS) };
     }
 }
 
@@ -43,7 +46,7 @@ mod tests {
     }
 
     #[test]
-    fn the_option_index_is_the_purge_delay_and_configure_shortens_it() {
+    fn the_option_index_is_the_purge_delay_and_the_service_shortens_it() {
         // Only this test touches the option. mimalloc 3 documents 1000 ms as
         // the purge delay's default: a different default means the index
         // names another option (or mimalloc changed), and this must be
@@ -52,7 +55,7 @@ mod tests {
             return;
         }
         assert_eq!(purge_delay(), 1000);
-        configure();
-        assert_eq!(purge_delay(), PURGE_DELAY_MS);
+        configure_for_service();
+        assert_eq!(purge_delay(), SERVICE_PURGE_DELAY_MS);
     }
 }

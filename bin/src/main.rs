@@ -346,6 +346,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             data_dir,
         } => {
+            allocator::configure_for_service();
             let mut loaded = config::load(config.as_deref())?;
             if let Some(listen) = listen.or_else(listen_from_env) {
                 loaded.config.http.listen = listen;
@@ -535,7 +536,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    allocator::configure();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
