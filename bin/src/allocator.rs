@@ -7,7 +7,7 @@
 //! second, so `spate run` sat on a second's worth of garbage. `spate run`
 //! sets 100 ms: the W1 spike run peaked at 237–265 MiB instead of 324–344 MiB,
 //! for 4–7 % more CPU. Batch commands keep mimalloc's default: `spate ingest`
-//! of 20 M W1 events peaked at 205–212 MiB with 100 ms against 248–256 MiB
+//! of 20 M W1 events peaked at 200–207 MiB with 100 ms against 248–250 MiB
 //! without, but spent 5–15 % more CPU (page faults after purges), and a batch
 //! job is judged by its speed (figures in `docs/BENCHMARKS.md`).
 //!

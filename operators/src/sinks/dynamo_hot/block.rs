@@ -15,14 +15,10 @@
 
 use std::collections::HashSet;
 
-use super::wire::{Reader, put_varint};
+use super::wire::{MAX_RAW_BYTES, Reader, put_varint};
 use super::{DynamoHotError, block_v1, columns};
 use crate::event::Severity;
 pub use crate::sinks::hot::StoredEvent;
-
-/// Largest body a block reader decompresses (a corrupt or hostile item cannot make
-/// a reader allocate more).
-pub const MAX_RAW_BYTES: usize = 64 << 20;
 
 /// Events of one block share the minute of their time: the span of a block.
 pub const BLOCK_SPAN_MS: i64 = 60_000;

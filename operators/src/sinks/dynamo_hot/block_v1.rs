@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::DynamoHotError;
-use super::block::{MAX_RAW_BYTES, StoredEvent};
+use super::wire::MAX_RAW_BYTES;
 use crate::event::Severity;
+use crate::sinks::hot::StoredEvent;
 
 /// Version of the body layout (`v`).
 const BODY_VERSION: u32 = 1;

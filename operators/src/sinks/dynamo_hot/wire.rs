@@ -7,6 +7,10 @@ use std::collections::HashMap;
 
 use super::DynamoHotError;
 
+/// Largest body a block reader decompresses (a corrupt or hostile item cannot make
+/// a reader allocate more).
+pub const MAX_RAW_BYTES: usize = 64 << 20;
+
 /// An error about a malformed body.
 pub(super) fn malformed(what: impl std::fmt::Display) -> DynamoHotError {
     DynamoHotError::Data(format!("block body is malformed: {what}"))

@@ -9,11 +9,11 @@ use rusqlite::types::Value;
 use rusqlite::{Row, params, params_from_iter};
 
 use super::HotError;
+pub use super::event::rfc3339_ms;
 use super::event::{HotEvent, StoredEvent};
 use super::store::HotStore;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
-use crate::sinks::lake::partition::civil_from_days;
 
 /// Limit of a [`RecentQuery`] built with [`RecentQuery::since`].
 pub const DEFAULT_LIMIT: usize = 100;
@@ -44,22 +44,6 @@ impl RecentQuery {
             limit: DEFAULT_LIMIT,
         }
     }
-}
-
-/// `ts_ms` as RFC 3339 in UTC with milliseconds.
-///
-/// ```
-/// use spate_operators::sinks::hot::query::rfc3339_ms;
-/// assert_eq!(rfc3339_ms(1_763_892_000_123), "2025-11-23T10:00:00.123Z");
-/// assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
-/// ```
-pub fn rfc3339_ms(ts_ms: i64) -> String {
-    const DAY_MS: i64 = 86_400_000;
-    let (y, m, d) = civil_from_days(ts_ms.div_euclid(DAY_MS));
-    let in_day = ts_ms.rem_euclid(DAY_MS);
-    let (h, min) = (in_day / 3_600_000, in_day / 60_000 % 60);
-    let (s, ms) = (in_day / 1000 % 60, in_day % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
 }
 
 fn limit(n: usize) -> i64 {
