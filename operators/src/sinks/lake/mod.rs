@@ -220,7 +220,7 @@ fn default_commit_interval() -> Millis {
     Millis::units(1000)
 }
 fn default_max_buffered() -> MiB {
-    MiB::units(16)
+    MiB::units(4)
 }
 fn default_max_staged() -> MiB {
     MiB::units(4096)
