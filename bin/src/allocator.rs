@@ -5,11 +5,13 @@
 //! (1 s by default in mimalloc 3, 10× that for whole arenas). Under a spike,
 //! seals, request bodies and Arrow batches free tens of MiB many times a
 //! second, so `spate run` sat on a second's worth of garbage. `spate run`
-//! sets 100 ms: the W1 spike run peaked at 237–265 MiB instead of 324–344 MiB,
-//! for 4–7 % more CPU. Batch commands keep mimalloc's default: `spate ingest`
-//! of 20 M W1 events peaked at 200–207 MiB with 100 ms against 248–250 MiB
-//! without, but spent 5–15 % more CPU (page faults after purges), and a batch
-//! job is judged by its speed (figures in `docs/BENCHMARKS.md`).
+//! sets 100 ms: in the 30 k → 300 k events/s spike run (same binary, the
+//! delay from the environment) it peaked at 236–245 MiB instead of
+//! 268–285 MiB, for a few percent more CPU. Batch commands keep mimalloc's
+//! default: `spate ingest` of 20 M W1 events peaked at 200–207 MiB with
+//! 100 ms against 248–250 MiB without, but spent 5–15 % more CPU (page
+//! faults after purges), and a batch job is judged by its speed (figures and
+//! commands in `docs/BENCHMARKS.md`).
 //!
 //! `MIMALLOC_PURGE_DELAY` in the environment wins over both (mimalloc reads
 //! it itself), for anyone trading memory for CPU another way.
