@@ -70,6 +70,10 @@ struct CostArgs {
     /// Fewest running tasks (MinTasks).
     #[arg(long, default_value_t = 1.0)]
     min_tasks: f64,
+    /// How the hot table is billed (HotTableCapacity): pay per request, or
+    /// provisioned capacity auto-scaled on utilisation.
+    #[arg(long, value_enum, default_value = "on-demand")]
+    hot_capacity: cost::HotCapacity,
     /// S3 GET requests a day made by queries.
     #[arg(long, default_value_t = 0.0)]
     s3_gets_per_day: f64,
@@ -509,6 +513,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             inputs.events_per_message = args.events_per_message;
             inputs.services = args.services;
             inputs.min_tasks = args.min_tasks;
+            inputs.hot_capacity = args.hot_capacity;
             inputs.s3_gets_per_day = args.s3_gets_per_day;
             inputs.emf = !args.no_emf;
             inputs.validate().map_err(anyhow::Error::msg)?;

@@ -53,6 +53,31 @@ fn json_csv_and_table_print_the_same_bill() {
         .map(|i| i["service"].as_str().unwrap())
         .collect();
     assert!(services.contains(&"Kinesis") && !services.contains(&"SQS"));
+
+    // A provisioned hot table: capacity-hours instead of request units.
+    let provisioned: Value = serde_json::from_str(&cost(&[
+        "--hot-capacity",
+        "provisioned",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let hot_items: Vec<&str> = provisioned["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["service"] == "DynamoDB")
+        .map(|i| i["item"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hot_items,
+        [
+            "write capacity (hot events, provisioned)",
+            "read capacity (provisioned)",
+            "storage (hot events)"
+        ]
+    );
+    assert_eq!(provisioned["inputs"]["hot_capacity"], "provisioned");
 }
 
 #[test]

@@ -280,6 +280,86 @@ fn template_scales_on_backlog_per_task_and_alarms_to_the_topic() {
     assert!(dashboard["widgets"].as_array().unwrap().len() >= 5);
 }
 
+/// `HotTableCapacity=provisioned`: the table is provisioned at the scaling
+/// minimums, and write and read capacity track utilisation between the
+/// stack's bounds; on demand (the default) it has neither.
+#[test]
+fn a_provisioned_hot_table_scales_its_capacity_on_utilisation() {
+    let t = template();
+    let r = &t["Resources"];
+    let table = &r["HotTable"]["Properties"];
+    assert_eq!(
+        table["BillingMode"],
+        json!({"Fn::If": ["HotProvisioned", "PROVISIONED", "PAY_PER_REQUEST"]})
+    );
+    assert_eq!(t["Parameters"]["HotTableCapacity"]["Default"], "on-demand");
+    for (target, policy, dimension, min, metric) in [
+        (
+            "HotTableWriteScalableTarget",
+            "HotTableWriteScaling",
+            "dynamodb:table:WriteCapacityUnits",
+            json!({"Ref": "HotTableMinWriteCapacity"}),
+            "DynamoDBWriteCapacityUtilization",
+        ),
+        (
+            "HotTableReadScalableTarget",
+            "HotTableReadScaling",
+            "dynamodb:table:ReadCapacityUnits",
+            json!({"Ref": "HotTableMinReadCapacity"}),
+            "DynamoDBReadCapacityUtilization",
+        ),
+    ] {
+        assert_eq!(r[target]["Condition"], "HotProvisioned", "{target}");
+        assert_eq!(r[policy]["Condition"], "HotProvisioned", "{policy}");
+        let target_props = &r[target]["Properties"];
+        assert_eq!(target_props["ServiceNamespace"], "dynamodb");
+        assert_eq!(target_props["ScalableDimension"], dimension);
+        assert_eq!(
+            target_props["ResourceId"],
+            json!({"Fn::Sub": "table/${HotTable}"})
+        );
+        assert_eq!(target_props["MinCapacity"], min);
+        let config = &r[policy]["Properties"]["TargetTrackingScalingPolicyConfiguration"];
+        assert_eq!(
+            r[policy]["Properties"]["ScalingTargetId"],
+            json!({"Ref": target})
+        );
+        assert_eq!(
+            config["TargetValue"],
+            json!({"Ref": "HotTableTargetUtilisation"})
+        );
+        assert_eq!(
+            config["PredefinedMetricSpecification"]["PredefinedMetricType"],
+            metric
+        );
+    }
+
+    // Created in moto: a provisioned table at the minimums.
+    let name = unique("spate-provisioned");
+    let stack = create_stack(
+        &name,
+        &json!({"HotTableCapacity": "provisioned", "HotTableMinWriteCapacity": 40}),
+    );
+    assert_eq!(stack["status"], "CREATE_COMPLETE", "{stack}");
+    let described = boto(
+        r#"
+t = ddb.describe_table(TableName=ARGS['table'])['Table']
+print(json.dumps({'mode': t.get('BillingModeSummary', {}).get('BillingMode', 'PROVISIONED'),
+                  'throughput': t['ProvisionedThroughput']}))
+"#,
+        &json!({"table": stack["outputs"]["HotTableName"]}),
+    );
+    assert_eq!(described["mode"], "PROVISIONED", "{described}");
+    assert_eq!(
+        described["throughput"]["WriteCapacityUnits"], 40,
+        "{described}"
+    );
+    assert_eq!(
+        described["throughput"]["ReadCapacityUnits"], 5,
+        "{described}"
+    );
+}
+
 /// `${Name}` and `${AWS::Region}` replaced by `x`, as CloudFormation's
 /// `Fn::Sub` would with real values.
 fn substitute_placeholders(body: &str) -> String {
@@ -363,10 +443,15 @@ fn template_secures_the_data_and_scopes_the_task_role() {
         json!({"Ref": "Key"})
     );
 
-    // Tables: on demand, TTL on expires_at (hot), point-in-time recovery.
+    // Tables: the lease table on demand (the hot table's mode is a
+    // parameter: a_provisioned_hot_table_scales_its_capacity_on_utilisation),
+    // TTL on expires_at (hot), point-in-time recovery.
+    assert_eq!(
+        r["LeaseTable"]["Properties"]["BillingMode"],
+        "PAY_PER_REQUEST"
+    );
     for name in ["HotTable", "LeaseTable"] {
         let table = &r[name]["Properties"];
-        assert_eq!(table["BillingMode"], "PAY_PER_REQUEST", "{name}");
         assert_eq!(
             table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,
             "{name}"

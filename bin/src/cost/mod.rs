@@ -36,6 +36,19 @@ pub enum Source {
     Kinesis,
 }
 
+/// How the DynamoDB hot table is billed (`HotTableCapacity` of the stack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HotCapacity {
+    /// Pay per request (`PAY_PER_REQUEST`): nothing when idle, the dearer
+    /// unit when busy.
+    OnDemand,
+    /// Provisioned write and read capacity, auto-scaled on utilisation:
+    /// capacity-hours whether used or not, about a third of the on-demand
+    /// price per write once the table is busy.
+    Provisioned,
+}
+
 /// Which architecture to price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -80,6 +93,18 @@ pub struct CostInputs {
     pub sqs_wait_secs: f64,
     /// Hours a hot event stays in DynamoDB (`[hot_dynamodb] ttl_hours`).
     pub hot_ttl_hours: f64,
+    /// On-demand or provisioned hot table (`HotTableCapacity`).
+    pub hot_capacity: HotCapacity,
+    /// Write utilisation the provisioned table's scaling policy keeps
+    /// (`HotTableTargetUtilisation` / 100).
+    pub hot_write_utilisation: f64,
+    /// Fewest write capacity units of a provisioned table
+    /// (`HotTableMinWriteCapacity`).
+    pub hot_min_write_capacity: f64,
+    /// Read capacity units of a provisioned table (its scaling minimum,
+    /// `HotTableMinReadCapacity`; reads are `spate hot`, the console and
+    /// alert state, a few a second).
+    pub hot_min_read_capacity: f64,
     /// Days before lake objects move to Glacier (`LakeGlacierAfterDays`).
     pub lake_glacier_after_days: f64,
     /// Days before lake objects are deleted (`LakeExpireAfterDays`).
@@ -117,6 +142,10 @@ impl CostInputs {
             sqs_pollers: 4.0,
             sqs_wait_secs: 20.0,
             hot_ttl_hours: 72.0,
+            hot_capacity: HotCapacity::OnDemand,
+            hot_write_utilisation: 0.7,
+            hot_min_write_capacity: 25.0,
+            hot_min_read_capacity: 5.0,
             lake_glacier_after_days: 30.0,
             lake_expire_after_days: 365.0,
             lake_file_mib: 256.0,
@@ -145,6 +174,7 @@ impl CostInputs {
         if !(0.0..=1.0).contains(&self.hot_share) {
             return Err("--hot-share must be between 0 and 1".into());
         }
+
         Ok(())
     }
 
@@ -452,31 +482,70 @@ fn hot(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     } else {
         0.0
     };
-    vec![
-        line(
+    let packing = format!(
+        "{} of events hot, packed: {per_block:.0} hot events a service in each {}s write, {bytes_per_event:.1} B each (measured W1 figures), {blocks:.0} blocks (per service and minute) of ~{block_bytes:.0} B, {wru_per_block:.2} WRU each, and {registry:.0} registry entries: {per_event:.4} WRU per hot event",
+        inputs.hot_share,
+        measured::HOT_COMMIT_SECS
+    );
+    let mut lines = match inputs.hot_capacity {
+        HotCapacity::OnDemand => vec![line(
             "DynamoDB",
             "write request units (hot events)",
             writes / 1e6,
             p.dynamodb_wru_million,
             Scope::Spate,
-            format!(
-                "{} of events hot, packed: {per_block:.0} hot events a service in each {}s write, {bytes_per_event:.1} B each (measured W1 figures), {blocks:.0} blocks (per service and minute) of ~{block_bytes:.0} B, {wru_per_block:.2} WRU each, and {registry:.0} registry entries: {per_event:.4} WRU per hot event",
-                inputs.hot_share,
-                measured::HOT_COMMIT_SECS
-            ),
+            packing,
+        )],
+        HotCapacity::Provisioned => {
+            let (wcu, rcu) = provisioned_capacity(inputs, writes);
+            vec![
+                line(
+                    "DynamoDB",
+                    "write capacity (hot events, provisioned)",
+                    wcu * HOURS_PER_MONTH,
+                    p.dynamodb_wcu_hour,
+                    Scope::Spate,
+                    format!(
+                        "{wcu:.1} WCU × 730 h: {:.1} WRU/s on average at {} % utilisation, {} WCU at least; {packing}",
+                        writes / SECONDS_PER_MONTH,
+                        inputs.hot_write_utilisation * 100.0,
+                        inputs.hot_min_write_capacity
+                    ),
+                ),
+                line(
+                    "DynamoDB",
+                    "read capacity (provisioned)",
+                    rcu * HOURS_PER_MONTH,
+                    p.dynamodb_rcu_hour,
+                    Scope::Spate,
+                    format!("{rcu} RCU × 730 h (the scaling minimum)"),
+                ),
+            ]
+        }
+    };
+    lines.push(line(
+        "DynamoDB",
+        "storage (hot events)",
+        stored_gb,
+        p.dynamodb_gb_month,
+        Scope::Spate,
+        format!(
+            "{} h of hot blocks (TTL), {bytes_per_event:.1} B per hot event",
+            inputs.hot_ttl_hours
         ),
-        line(
-            "DynamoDB",
-            "storage (hot events)",
-            stored_gb,
-            p.dynamodb_gb_month,
-            Scope::Spate,
-            format!(
-                "{} h of hot blocks (TTL), {bytes_per_event:.1} B per hot event",
-                inputs.hot_ttl_hours
-            ),
-        ),
-    ]
+    ));
+    lines
+}
+
+/// Write and read capacity units a provisioned hot table runs at: the
+/// average write rate over the scaling policy's target utilisation, never
+/// below the scaling minimums. A write of 30 s lands at once; DynamoDB's
+/// burst capacity (up to 300 s of unused capacity) and the writer's
+/// backoff on throttling absorb it.
+pub fn provisioned_capacity(inputs: &CostInputs, writes_per_month: f64) -> (f64, f64) {
+    let wcu = (writes_per_month / SECONDS_PER_MONTH / inputs.hot_write_utilisation)
+        .max(inputs.hot_min_write_capacity);
+    (wcu, inputs.hot_min_read_capacity)
 }
 
 fn lake(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {

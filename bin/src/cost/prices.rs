@@ -1,6 +1,7 @@
 //! The AWS list prices `spate cost` multiplies by, one per line with its
-//! source. On-demand, us-east-1, first pricing tier, no free tier, no
-//! savings plans.
+//! source. us-east-1, first pricing tier, no free tier, no savings plans or
+//! reserved capacity; on-demand except DynamoDB's provisioned capacity (its
+//! price did not change with the November 2024 on-demand reduction).
 //!
 //! Recorded 2026-12-05 from the AWS pricing pages named on each line (this
 //! machine cannot reach aws.amazon.com; the figures were checked against
@@ -29,6 +30,7 @@ const FARGATE: &str = "https://aws.amazon.com/fargate/pricing/";
 const SQS: &str = "https://aws.amazon.com/sqs/pricing/";
 const KINESIS: &str = "https://aws.amazon.com/kinesis/data-streams/pricing/";
 const DYNAMODB: &str = "https://aws.amazon.com/dynamodb/pricing/on-demand/";
+const DYNAMODB_PROVISIONED: &str = "https://aws.amazon.com/dynamodb/pricing/provisioned/";
 const S3: &str = "https://aws.amazon.com/s3/pricing/";
 const CLOUDWATCH: &str = "https://aws.amazon.com/cloudwatch/pricing/";
 const LAMBDA: &str = "https://aws.amazon.com/lambda/pricing/";
@@ -50,6 +52,10 @@ pub struct Prices {
     pub kinesis_put_units_million: Price,
     /// DynamoDB on-demand write request units (1 KB each).
     pub dynamodb_wru_million: Price,
+    /// DynamoDB provisioned write capacity (standard table class).
+    pub dynamodb_wcu_hour: Price,
+    /// DynamoDB provisioned read capacity (standard table class).
+    pub dynamodb_rcu_hour: Price,
     /// DynamoDB standard table storage.
     pub dynamodb_gb_month: Price,
     /// S3 Standard storage (first 50 TB).
@@ -87,6 +93,8 @@ pub const US_EAST_1: Prices = Prices {
     kinesis_shard_hour: price(0.015, "shard-hour", KINESIS),
     kinesis_put_units_million: price(0.014, "million PUT payload units", KINESIS),
     dynamodb_wru_million: price(0.625, "million write request units", DYNAMODB),
+    dynamodb_wcu_hour: price(0.00065, "WCU-hour", DYNAMODB_PROVISIONED),
+    dynamodb_rcu_hour: price(0.00013, "RCU-hour", DYNAMODB_PROVISIONED),
     dynamodb_gb_month: price(0.25, "GB-month", DYNAMODB),
     s3_standard_gb_month: price(0.023, "GB-month", S3),
     s3_glacier_gb_month: price(0.0036, "GB-month", S3),

@@ -164,6 +164,48 @@ fn packed_hot_writes_follow_the_measured_w1_figure() {
 }
 
 #[test]
+fn a_provisioned_hot_table_pays_capacity_hours() {
+    // The hand case: 3,963,900 WRU a month is 1.51 WRU/s, 2.15 WCU at 70 %:
+    // the minimum of 25 WCU × 730 h × $0.00065 = $11.8625, and 5 RCU ×
+    // 730 h × $0.00013 = $0.4745; no request units.
+    let mut inputs = hand_case();
+    inputs.hot_capacity = HotCapacity::Provisioned;
+    let bill = spate_bill(&inputs, &US_EAST_1);
+    let writes = item(&bill, "write capacity (hot events, provisioned)");
+    close(writes.quantity, 25.0 * 730.0);
+    close(writes.usd_per_month, 11.8625);
+    close(
+        item(&bill, "read capacity (provisioned)").usd_per_month,
+        0.4745,
+    );
+    assert!(
+        bill.items
+            .iter()
+            .all(|i| i.item != "write request units (hot events)")
+    );
+    // A billion a day: 302.0 M WRU a month (the on-demand test above) is
+    // 114.9 WRU/s, 164.2 WCU at 70 %: $77.90 a month, where on demand
+    // the same writes cost $188.73.
+    let mut busy = CostInputs::new(1e9);
+    let on_demand = spate_bill(&busy, &US_EAST_1);
+    let wru = item(&on_demand, "write request units (hot events)").quantity * 1e6;
+    close(
+        item(&on_demand, "write request units (hot events)").usd_per_month,
+        wru / 1e6 * 0.625,
+    );
+    busy.hot_capacity = HotCapacity::Provisioned;
+    let bill = spate_bill(&busy, &US_EAST_1);
+    let wcu = wru / (730.0 * 3600.0) / 0.7;
+    assert!((wcu - 164.2).abs() < 0.1, "{wcu}");
+    close(
+        item(&bill, "write capacity (hot events, provisioned)").usd_per_month,
+        wcu * 730.0 * 0.00065,
+    );
+    assert!((wcu * 730.0 * 0.00065 - 77.90).abs() < 0.05);
+    assert!((wru / 1e6 * 0.625 - 188.73).abs() < 0.05, "{wru}");
+}
+
+#[test]
 fn tasks_follow_the_measured_cpu_seconds() {
     // 2 vCPU at 50 %: one task carries 1 vCPU-s a second = 1 / 3.91e-6
     // events/s ≈ 255,754 events/s ≈ 22.1 billion a day.
