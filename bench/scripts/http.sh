@@ -10,6 +10,10 @@
 # value makes loadgen act as the durable upstream (a queue or stream) a spike piles
 # up in, at the cost of loadgen's memory (about MAX_OVERDUE x BATCH_EVENTS x 340 B).
 #
+# SPATE_CPUS=LIST pins spate to those CPUs (taskset -c LIST) and LOADGEN_CPUS=LIST
+# pins loadgen: `SPATE_CPUS=1 LOADGEN_CPUS=0` measures what one vCPU carries with
+# loadgen off its core.
+#
 # Prints one JSON line: offered and achieved events/s, latency p50/p99/max
 # (scheduled send → 200, i.e. durably in the journal), loss and duplicates from
 # the lake (verify expects every event sent), spate's peak RSS and CPU seconds,
@@ -34,7 +38,7 @@ rm -rf "$data"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 timing="$work/http-time.txt"
 /usr/bin/time -f '%e %U %S %M' -o "$timing" \
-  "$target/spate" run --listen "127.0.0.1:$port" --data-dir "$data" > "$work/http-alerts.txt" 2> "$work/http-spate.log" &
+  ${SPATE_CPUS:+taskset -c "$SPATE_CPUS"} "$target/spate" run --listen "127.0.0.1:$port" --data-dir "$data" > "$work/http-alerts.txt" 2> "$work/http-spate.log" &
 spate_pid=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
@@ -42,7 +46,7 @@ for _ in $(seq 100); do
 done
 run_id="bench-$(date +%s)"
 /usr/bin/time -f '%U %S %M' -o "$work/http-loadgen-time.txt" \
-  "$target/loadgen" send --workload w1 --rate "$rate" --duration "$duration" --profile "$profile" \
+  ${LOADGEN_CPUS:+taskset -c "$LOADGEN_CPUS"} "$target/loadgen" send --workload w1 --rate "$rate" --duration "$duration" --profile "$profile" \
   --concurrency "$concurrency" --batch-events "$batch" --max-overdue "$max_overdue" \
   --target "http://127.0.0.1:$port" --run-id "$run_id" --json \
   > "$work/http-send.json" 2> "$work/http-send.log" || true
@@ -59,7 +63,7 @@ read -r lg_user lg_sys lg_rss_kib < <(tail -n 1 "$work/http-loadgen-time.txt")
 
 python3 - "$work/http-send.json" "$work/http-verify.json" "$user" "$sys" "$rss_kib" "$rate" "$profile" \
   "$concurrency" "$batch" "$max_overdue" "$lg_user" "$lg_sys" "$lg_rss_kib" <<'PY'
-import json, sys
+import json, os, sys
 send = json.load(open(sys.argv[1])); verify = json.load(open(sys.argv[2]))
 user, sys_, rss_kib = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 lg_cpu, lg_rss_kib = float(sys.argv[11]) + float(sys.argv[12]), int(sys.argv[13])
@@ -77,6 +81,7 @@ out = {
     "expected": verify["expected"], "lost": verify["lost"]["count"],
     "duplicates": verify["duplicates"]["extra_rows"],
     "durable_latency_ms": verify.get("latency_durable"),
+    "spate_cpus": os.environ.get("SPATE_CPUS", "all"),
     "spate_cpu_s": round(user + sys_, 1), "spate_peak_rss_mib": round(rss_kib / 1024, 1),
     "loadgen_cpu_s": round(lg_cpu, 1), "loadgen_peak_rss_mib": round(lg_rss_kib / 1024, 1),
     "per_second": send["per_second"],

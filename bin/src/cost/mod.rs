@@ -135,8 +135,8 @@ impl CostInputs {
             events_per_message: 100.0,
             services: 30.0,
             min_tasks: 1.0,
-            task_vcpu: 2.0,
-            task_memory_gb: 4.0,
+            task_vcpu: 1.0,
+            task_memory_gb: 2.0,
             task_storage_gb: 30.0,
             target_cpu_utilisation: 0.5,
             sqs_pollers: 4.0,
@@ -246,6 +246,9 @@ pub struct Bill {
     pub spate_usd_per_month: f64,
     /// Spate's lines per billion events.
     pub spate_usd_per_billion_events: f64,
+    /// What would make the same load cheaper (the hot table's other
+    /// billing mode when it saves more than 0.50 USD a month).
+    pub notes: Vec<String>,
 }
 
 impl Bill {
@@ -261,6 +264,7 @@ impl Bill {
             total_usd_per_month: total,
             spate_usd_per_month: spate,
             spate_usd_per_billion_events: spate / events_per_month * 1e9,
+            notes: Vec::new(),
         }
     }
 }
@@ -274,8 +278,38 @@ pub fn tasks(inputs: &CostInputs) -> f64 {
     needed.max(inputs.min_tasks)
 }
 
-/// The monthly bill of Spate on Fargate for `inputs`.
+/// The monthly bill of Spate on Fargate for `inputs`, with a note when the
+/// hot table's other billing mode would be cheaper.
 pub fn spate_bill(inputs: &CostInputs, prices: &Prices) -> Bill {
+    let mut bill = Bill::of(spate_lines(inputs, prices), inputs.events_per_month());
+    let mut other = inputs.clone();
+    let (other_name, flag) = match inputs.hot_capacity {
+        HotCapacity::OnDemand => {
+            other.hot_capacity = HotCapacity::Provisioned;
+            ("provisioned", "provisioned")
+        }
+        HotCapacity::Provisioned => {
+            other.hot_capacity = HotCapacity::OnDemand;
+            ("on demand", "on-demand")
+        }
+    };
+    let hot_usd = |items: &[LineItem]| -> f64 {
+        items
+            .iter()
+            .filter(|i| i.service == "DynamoDB")
+            .map(|i| i.usd_per_month)
+            .sum()
+    };
+    let saving = hot_usd(&bill.items) - hot_usd(&spate_lines(&other, prices));
+    if saving > 0.5 {
+        bill.notes.push(format!(
+            "the hot table {other_name} would cost {saving:.2} USD a month less (HotTableCapacity={flag} in the stack, --hot-capacity {flag} here)"
+        ));
+    }
+    bill
+}
+
+fn spate_lines(inputs: &CostInputs, prices: &Prices) -> Vec<LineItem> {
     let mut items = compute(inputs, prices);
     items.extend(match inputs.source {
         Source::Sqs => sqs(inputs, prices),
@@ -284,7 +318,7 @@ pub fn spate_bill(inputs: &CostInputs, prices: &Prices) -> Bill {
     items.extend(hot(inputs, prices));
     items.extend(lake(inputs, prices));
     items.extend(cloudwatch(inputs, prices));
-    Bill::of(items, inputs.events_per_month())
+    items
 }
 
 fn compute(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
@@ -765,6 +799,7 @@ pub fn write(
                 "total_usd_per_month": bill.total_usd_per_month,
                 "spate_usd_per_month": bill.spate_usd_per_month,
                 "spate_usd_per_billion_events": bill.spate_usd_per_billion_events,
+                "notes": bill.notes,
                 "inputs": inputs.iter().cloned().collect::<serde_json::Map<_, _>>(),
             });
             crate::output::write_report(out, format, &report, String::new)
@@ -813,9 +848,13 @@ pub fn render(bill: &Bill, inputs: &[(String, Value)]) -> String {
         .collect();
     let mut out = crate::output::text_table(&columns, &rows);
     out.push_str(&format!(
-        "\ntotal {:.2} USD/month; Spate's lines {:.2} USD/month ({:.2} USD per billion events)\n\ninputs:\n",
+        "\ntotal {:.2} USD/month; Spate's lines {:.2} USD/month ({:.2} USD per billion events)\n",
         bill.total_usd_per_month, bill.spate_usd_per_month, bill.spate_usd_per_billion_events
     ));
+    for note in &bill.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out.push_str("\ninputs:\n");
     for (name, value) in inputs {
         match value {
             Value::String(text) => out.push_str(&format!("  {name} = {text}\n")),

@@ -26,14 +26,14 @@ fn hand_case() -> CostInputs {
 fn a_small_case_matches_the_hand_computed_bill() {
     let inputs = hand_case();
     let bill = spate_bill(&inputs, &US_EAST_1);
-    // 73 M events × 3.91 CPU-s per million is 0.0001 vCPU on average: the
+    // 73 M events × 9.65 CPU-s per million is 0.0003 vCPU on average: the
     // one task of MinTasks.
     assert_eq!(tasks(&inputs), 1.0);
-    // 1 task × 2 vCPU × 730 h = 1,460 vCPU-h × $0.04048 = $59.1008.
-    close(item(&bill, "vCPU").quantity, 1460.0);
-    close(item(&bill, "vCPU").usd_per_month, 59.1008);
-    // 4 GB × 730 h = 2,920 GB-h × $0.004445 = $12.9794.
-    close(item(&bill, "memory").usd_per_month, 12.9794);
+    // 1 task × 1 vCPU × 730 h = 730 vCPU-h × $0.04048 = $29.5504.
+    close(item(&bill, "vCPU").quantity, 730.0);
+    close(item(&bill, "vCPU").usd_per_month, 29.5504);
+    // 2 GB × 730 h = 1,460 GB-h × $0.004445 = $6.4897.
+    close(item(&bill, "memory").usd_per_month, 6.4897);
     // 10 GB above the 20 included × 730 h = 7,300 GB-h × $0.000111 = $0.8103.
     close(item(&bill, "ephemeral storage").usd_per_month, 0.8103);
     // 730,000 messages of 100 × 339 B = 33,900 B; a full receive carries
@@ -185,7 +185,7 @@ fn a_provisioned_hot_table_pays_capacity_hours() {
     );
     // A billion a day: 302.0 M WRU a month (the on-demand test above) is
     // 114.9 WRU/s, 164.2 WCU at 70 %: $77.90 a month, where on demand
-    // the same writes cost $188.73.
+    // the same writes cost $188.75.
     let mut busy = CostInputs::new(1e9);
     let on_demand = spate_bill(&busy, &US_EAST_1);
     let wru = item(&on_demand, "write request units (hot events)").quantity * 1e6;
@@ -202,16 +202,33 @@ fn a_provisioned_hot_table_pays_capacity_hours() {
         wcu * 730.0 * 0.00065,
     );
     assert!((wcu * 730.0 * 0.00065 - 77.90).abs() < 0.05);
-    assert!((wru / 1e6 * 0.625 - 188.73).abs() < 0.05, "{wru}");
+    assert!((wru / 1e6 * 0.625 - 188.75).abs() < 0.05, "{wru}");
+    // Each bill says when the other mode is cheaper: provisioned at a
+    // billion a day (188.75 − 77.90 − 0.47 = 110.38 less), on demand at 2.4 M.
+    assert!(bill.notes.is_empty(), "{:?}", bill.notes);
+    assert_eq!(on_demand.notes.len(), 1);
+    assert!(
+        on_demand.notes[0].contains("provisioned would cost 110.38 USD a month less"),
+        "{:?}",
+        on_demand.notes
+    );
+    let small = spate_bill(&inputs, &US_EAST_1);
+    assert!(
+        small.notes[0].contains("on demand would cost")
+            && small.notes[0].contains("--hot-capacity on-demand"),
+        "{:?}",
+        small.notes
+    );
+    assert!(spate_bill(&hand_case(), &US_EAST_1).notes.is_empty());
 }
 
 #[test]
 fn tasks_follow_the_measured_cpu_seconds() {
-    // 2 vCPU at 50 %: one task carries 1 vCPU-s a second = 1 / 3.91e-6
-    // events/s ≈ 255,754 events/s ≈ 22.1 billion a day.
-    let mut inputs = CostInputs::new(22.0e9);
+    // 1 vCPU at 50 %: one task carries 0.5 vCPU-s a second = 0.5 / 9.65e-6
+    // events/s ≈ 51,813 events/s ≈ 4.48 billion a day.
+    let mut inputs = CostInputs::new(4.47e9);
     assert_eq!(tasks(&inputs), 1.0);
-    inputs.events_per_day = 22.2e9;
+    inputs.events_per_day = 4.49e9;
     assert_eq!(tasks(&inputs), 2.0);
 }
 
