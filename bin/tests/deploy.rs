@@ -241,9 +241,16 @@ fn template_scales_on_backlog_per_task_and_alarms_to_the_topic() {
         "DeadLettersRateAlarm",
         "TasksAtMaxAlarm",
         "ActorRestartsAlarm",
+        "HotTableThrottledAlarm",
     ] {
         assert!(names.contains(expected), "no {expected}");
     }
+    let throttled = &r["HotTableThrottledAlarm"]["Properties"];
+    assert_eq!(throttled["MetricName"], "WriteThrottleEvents");
+    assert_eq!(
+        throttled["Dimensions"][0]["Value"],
+        json!({"Ref": "HotTable"})
+    );
     let dlq = &r["DeadLetterQueueNotEmptyAlarm"]["Properties"];
     assert_eq!(
         dlq["Dimensions"][0]["Value"],
