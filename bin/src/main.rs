@@ -70,6 +70,13 @@ struct CostArgs {
     /// Fewest running tasks (MinTasks).
     #[arg(long, default_value_t = 1.0)]
     min_tasks: f64,
+    /// CPU units of a task (TaskCpu: 512, 1024, 2048 or 4096; 1024 = 1 vCPU).
+    #[arg(long, default_value_t = 1024)]
+    task_cpu: u32,
+    /// Memory of a task in MiB (TaskMemory), a valid Fargate pair with
+    /// --task-cpu.
+    #[arg(long, default_value_t = 2048)]
+    task_memory: u32,
     /// How the hot table is billed (HotTableCapacity): pay per request, or
     /// provisioned capacity auto-scaled on utilisation.
     #[arg(long, value_enum, default_value = "on-demand")]
@@ -514,6 +521,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             inputs.services = args.services;
             inputs.min_tasks = args.min_tasks;
             inputs.hot_capacity = args.hot_capacity;
+            cost::check_task_size(args.task_cpu, args.task_memory).map_err(anyhow::Error::msg)?;
+            inputs.task_vcpu = f64::from(args.task_cpu) / 1024.0;
+            inputs.task_memory_gb = f64::from(args.task_memory) / 1024.0;
             inputs.s3_gets_per_day = args.s3_gets_per_day;
             inputs.emf = !args.no_emf;
             inputs.validate().map_err(anyhow::Error::msg)?;

@@ -78,6 +78,29 @@ fn json_csv_and_table_print_the_same_bill() {
         ]
     );
     assert_eq!(provisioned["inputs"]["hot_capacity"], "provisioned");
+
+    // A bigger task: 2 vCPU × 730 h, 4 GB × 730 h.
+    let big: Value = serde_json::from_str(&cost(&[
+        "--task-cpu",
+        "2048",
+        "--task-memory",
+        "4096",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let quantity = |item: &str| {
+        big["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["item"] == item)
+            .unwrap()["quantity"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(quantity("vCPU"), 1460.0);
+    assert_eq!(quantity("memory"), 2920.0);
 }
 
 #[test]
@@ -94,4 +117,15 @@ fn a_region_without_prices_is_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let out = spate()
+        .args(["cost", "--events-per-day", "1000", "--task-cpu", "1024"])
+        .args(["--task-memory", "1024"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--task-memory 1024 does not go with --task-cpu 1024"),
+        "{err}"
+    );
 }

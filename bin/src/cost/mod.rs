@@ -183,6 +183,30 @@ impl CostInputs {
     }
 }
 
+/// Checks a task size the way Fargate does: `cpu` one of the stack's
+/// `TaskCpu` values, `memory_mib` within that size's range, in whole GB
+/// (`check_task_size(1024, 2048)` is fine, `check_task_size(2048, 2048)` is
+/// not).
+pub fn check_task_size(cpu: u32, memory_mib: u32) -> Result<(), String> {
+    let (low, high) = match cpu {
+        512 => (1024, 4096),
+        1024 => (2048, 8192),
+        2048 => (4096, 16384),
+        4096 => (8192, 30720),
+        other => {
+            return Err(format!(
+                "--task-cpu {other} is not a Fargate size: expected 512, 1024, 2048 or 4096"
+            ));
+        }
+    };
+    if !(low..=high).contains(&memory_mib) || memory_mib % 1024 != 0 {
+        return Err(format!(
+            "--task-memory {memory_mib} does not go with --task-cpu {cpu}: expected {low} to {high} MiB in steps of 1024"
+        ));
+    }
+    Ok(())
+}
+
 /// Whose bill a line is: Spate's own, or the producer's (upstream ingestion).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -223,6 +223,21 @@ fn a_provisioned_hot_table_pays_capacity_hours() {
 }
 
 #[test]
+fn task_sizes_are_fargate_pairs() {
+    assert!(check_task_size(512, 1024).is_ok());
+    assert!(check_task_size(1024, 2048).is_ok());
+    assert!(check_task_size(4096, 30720).is_ok());
+    let err = check_task_size(2048, 2048).unwrap_err();
+    assert!(err.contains("4096 to 16384"), "{err}");
+    assert!(check_task_size(1024, 2500).is_err());
+    assert!(
+        check_task_size(768, 2048)
+            .unwrap_err()
+            .contains("--task-cpu 768")
+    );
+}
+
+#[test]
 fn tasks_follow_the_measured_cpu_seconds() {
     // 1 vCPU at 50 %: one task carries 0.5 vCPU-s a second = 0.5 / 9.65e-6
     // events/s ≈ 51,813 events/s ≈ 4.48 billion a day.
