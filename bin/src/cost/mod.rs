@@ -199,7 +199,7 @@ pub fn check_task_size(cpu: u32, memory_mib: u32) -> Result<(), String> {
             ));
         }
     };
-    if !(low..=high).contains(&memory_mib) || memory_mib % 1024 != 0 {
+    if !(low..=high).contains(&memory_mib) || !memory_mib.is_multiple_of(1024) {
         return Err(format!(
             "--task-memory {memory_mib} does not go with --task-cpu {cpu}: expected {low} to {high} MiB in steps of 1024"
         ));
