@@ -1,8 +1,10 @@
 //! The cost model's arithmetic on one case computed by hand: 2.4 M W1
 //! events a day (73 M a month of 730 h), SQS, the stack's defaults.
 
+use super::hot::hot_bytes_per_event;
 use super::prices::US_EAST_1;
 use super::*;
+use crate::output::Format;
 
 fn close(actual: f64, expected: f64) {
     assert!(
