@@ -112,21 +112,8 @@ async fn a_silenced_service_alerts_nowhere_and_routes_pick_the_outputs() {
             .collect()
     };
     let pair = |s: &str, state: &str| (s.to_string(), state.to_string());
-    // The file: checkout only (its route); payments is silenced.
-    let file = std::fs::read_to_string(data.join("alerts.ndjson")).unwrap_or_default();
-    assert_eq!(
-        bursts(&file),
-        [pair("checkout", "firing"), pair("checkout", "resolved")],
-        "{file}"
-    );
-    // Stdout: api only (the catch-all route).
-    let stdout: Vec<&str> = output
-        .lines()
-        .filter(|l| l.starts_with("stdout: ") && l.contains("error_burst"))
-        .collect();
-    assert_eq!(stdout.len(), 2, "{output}");
-    assert!(stdout.iter().all(|l| l.contains("api")), "{output}");
-    // The hot store records every notice, silenced ones included.
+    // The hot store records every notice, silenced ones included (first:
+    // when an output lacks one, this says whether it was raised at all).
     let stored = spate()
         .args([
             "hot",
@@ -151,9 +138,24 @@ async fn a_silenced_service_alerts_nowhere_and_routes_pick_the_outputs() {
             pair("checkout", "resolved"),
             pair("payments", "firing"),
             pair("payments", "resolved"),
-        ]
+        ],
+        "{output}"
     );
 
+    // The file: checkout only (its route); payments is silenced.
+    let file = std::fs::read_to_string(data.join("alerts.ndjson")).unwrap_or_default();
+    assert_eq!(
+        bursts(&file),
+        [pair("checkout", "firing"), pair("checkout", "resolved")],
+        "{file}"
+    );
+    // Stdout: api only (the catch-all route).
+    let stdout: Vec<&str> = output
+        .lines()
+        .filter(|l| l.starts_with("stdout: ") && l.contains("error_burst"))
+        .collect();
+    assert_eq!(stdout.len(), 2, "{output}");
+    assert!(stdout.iter().all(|l| l.contains("api")), "{output}");
     // Ended by hand.
     assert_eq!(
         alerts(&data, &["unsilence", "payments"]),

@@ -117,6 +117,22 @@ impl WindowAggregator {
 
     /// Counts every row of `batch` at processing time `now_ms`.
     fn count(&mut self, batch: &LogBatch, now_ms: i64) -> Result<(), ActorError> {
+        // The parts are grouped by partition, not in arrival order: the
+        // watermark moves after the whole batch.
+        self.state.begin_batch();
+        let counted = self.count_parts(batch, now_ms);
+        self.state.end_batch();
+        counted?;
+        let late = self.state.late_events();
+        if late > self.late_reported {
+            metrics::counter!("spate_window_late_events_total")
+                .increment(late - self.late_reported);
+            self.late_reported = late;
+        }
+        Ok(())
+    }
+
+    fn count_parts(&mut self, batch: &LogBatch, now_ms: i64) -> Result<(), ActorError> {
         for part in &batch.parts {
             let columns = EventColumns::of(&part.records)?;
             let service = &*part.key.service;
@@ -130,12 +146,6 @@ impl WindowAggregator {
                     tags,
                 );
             }
-        }
-        let late = self.state.late_events();
-        if late > self.late_reported {
-            metrics::counter!("spate_window_late_events_total")
-                .increment(late - self.late_reported);
-            self.late_reported = late;
         }
         Ok(())
     }

@@ -9,6 +9,12 @@
 //!   lateness. Event times ahead of processing time count only up to
 //!   processing time (a clock-skew guard: one event stamped in the far future
 //!   must not close every window). The watermark never moves backwards.
+//! - Between [`WindowState::begin_batch`] and [`WindowState::end_batch`] the
+//!   watermark stands still: every event of a batch is judged against the
+//!   watermark as it was before the batch, and it moves once, at the end. The
+//!   order of events inside a batch (which the journal's coalescing of pushes
+//!   and the grouping of a batch by service decide) then cannot make one of
+//!   them late.
 //! - A window is **closed** once the watermark reaches its end
 //!   (`watermark >= end`). An event whose window is closed is **late**: it is
 //!   counted in [`WindowState::late_events`] and not added to any window (the
@@ -56,6 +62,8 @@ pub struct WindowState {
     /// Open windows by start, then service.
     open: BTreeMap<i64, BTreeMap<String, Counts>>,
     watermark_ms: Option<i64>,
+    /// Inside a batch: the largest watermark its events ask for so far.
+    batch: Option<Option<i64>>,
     last_event_at_ms: Option<i64>,
     late_events: u64,
 }
@@ -70,6 +78,7 @@ impl WindowState {
             idle_timeout_ms: idle_timeout_ms.max(0),
             open: BTreeMap::new(),
             watermark_ms: None,
+            batch: None,
             last_event_at_ms: None,
             late_events: 0,
         }
@@ -102,8 +111,25 @@ impl WindowState {
     }
 
     fn raise_watermark(&mut self, candidate: i64) {
+        if let Some(pending) = &mut self.batch {
+            *pending = Some(pending.map_or(candidate, |p| p.max(candidate)));
+            return;
+        }
         let wm = self.watermark_ms.map_or(candidate, |w| w.max(candidate));
         self.watermark_ms = Some(wm);
+    }
+
+    /// Starts a batch: until [`WindowState::end_batch`] the watermark does
+    /// not move, so no event of the batch is late because of another one.
+    pub fn begin_batch(&mut self) {
+        self.batch.get_or_insert(None);
+    }
+
+    /// Ends a batch: the watermark moves to what its events ask for.
+    pub fn end_batch(&mut self) {
+        if let Some(Some(candidate)) = self.batch.take() {
+            self.raise_watermark(candidate);
+        }
     }
 
     /// Counts one event at processing time `now_ms`; returns `false` when it
@@ -186,6 +212,35 @@ mod tests {
     fn state() -> WindowState {
         // 5 min windows, 1 min lateness, 30 s idle timeout.
         WindowState::new(SIZE, MIN, 30_000)
+    }
+
+    #[test]
+    fn events_of_one_batch_are_judged_against_the_watermark_before_it() {
+        let now = 100 * SIZE;
+        let mut s = state();
+        s.observe(now, 10 * SIZE, "api", Severity::Info, []);
+        // One batch: an event 15 minutes later comes first (batches are
+        // grouped by service), then one of the window still open.
+        s.begin_batch();
+        assert!(s.observe(now, 13 * SIZE, "web", Severity::Info, []));
+        assert!(s.observe(now, 10 * SIZE + MIN, "api", Severity::Error, []));
+        assert_eq!(s.watermark_ms(), Some(10 * SIZE - MIN));
+        s.end_batch();
+        assert_eq!(s.watermark_ms(), Some(13 * SIZE - MIN));
+        assert_eq!(s.late_events(), 0);
+        let closed = s.advance(now);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].service, "api");
+        assert_eq!(closed[0].events, 2);
+        // The next batch: now it is late.
+        s.begin_batch();
+        assert!(!s.observe(now, 10 * SIZE + 2 * MIN, "api", Severity::Error, []));
+        s.end_batch();
+        assert_eq!(s.late_events(), 1);
+        // Without events an ended batch leaves the watermark alone.
+        s.begin_batch();
+        s.end_batch();
+        assert_eq!(s.watermark_ms(), Some(13 * SIZE - MIN));
     }
 
     #[test]
