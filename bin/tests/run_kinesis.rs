@@ -141,11 +141,26 @@ fn a_killed_process_shards_are_taken_over_without_loss() {
     // b takes a's shard over once its lease expires, from a's checkpoint.
     let mut expected: BTreeSet<String> = (0..300).map(|i| format!("first-{i:04}")).collect();
     expected.extend((0..300).map(|i| format!("second-{i:04}")));
-    wait_for("every record in a lake", Duration::from_secs(60), || {
+    let got_all = || {
         let mut got = messages(&a_dir);
         got.extend(messages(&b_dir));
-        got.is_superset(&expected)
-    });
+        got
+    };
+    wait_or_explain(
+        Duration::from_secs(60),
+        || {
+            let got = got_all();
+            let missing: Vec<&String> = expected.difference(&got).collect();
+            format!(
+                "every record in a lake: {} missing (first {:?}), lease owners {:?}, b's log:\n{}",
+                missing.len(),
+                missing.iter().take(5).collect::<Vec<_>>(),
+                owners(&table),
+                b.output()
+            )
+        },
+        || got_all().is_superset(&expected),
+    );
     assert_eq!(owners(&table), ["b", "b"], "b holds both shards");
     let (status, output) = b.stop();
     assert!(status.success(), "{output}");
