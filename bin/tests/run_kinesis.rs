@@ -87,18 +87,24 @@ print(json.dumps([i.get('owner', {}).get('S', '') for i in items]))
     serde_json::from_value(out).unwrap()
 }
 
-/// Distinct messages in a lake (empty when nothing is committed yet).
+/// Distinct messages in a data dir's lake, sealed files and staged rows
+/// alike (`spate query` reads both; a process killed before sealing leaves
+/// its acknowledged rows staged, sealed when it starts again): empty while
+/// there is no lake yet.
 fn messages(data_dir: &Path) -> BTreeSet<String> {
-    let lake = data_dir.join("lake");
-    if !spate_test_support::lake::walk(&lake).iter().any(|p| {
-        p.extension().is_some_and(|e| e == "parquet")
-            && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-    }) {
+    let out = spate()
+        .args(["query", "--format", "ndjson", "--data-dir"])
+        .arg(data_dir)
+        .arg("SELECT DISTINCT message FROM logs")
+        .output()
+        .unwrap();
+    if !out.status.success() {
         return BTreeSet::new();
     }
-    duckdb(&lake, "SELECT DISTINCT message FROM logs")
-        .into_iter()
-        .filter_map(|row| row[0].as_str().map(str::to_string))
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|row| row["message"].as_str().map(str::to_string))
         .collect()
 }
 
