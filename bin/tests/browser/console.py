@@ -22,6 +22,7 @@ import urllib.parse
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -106,11 +107,28 @@ def run(driver, args, seen):
         driver.find_element(By.ID, "password").send_keys(password)
         driver.find_element(By.ID, "signin").click()
 
+    def gone(element):
+        """A wait condition: `element` left the document. Chrome answers a
+        node of the page being replaced with "does not belong to the
+        document" rather than a stale reference while it navigates: gone
+        too."""
+        def check(_driver):
+            try:
+                element.is_enabled()
+                return False
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as e:
+                if "does not belong to the document" in str(e):
+                    return True
+                raise
+        return check
+
     def submit_search():
         """Runs the search form and waits for the new page."""
         page = driver.find_element(By.TAG_NAME, "main")
         driver.find_element(By.ID, "run-search").click()
-        wait.until(EC.staleness_of(page))
+        wait.until(gone(page))
         wait.until(EC.presence_of_element_located((By.ID, "result-count")))
 
     def status_of(path, method="GET", body=None, headers=None):
