@@ -162,7 +162,7 @@ pub const HOT: &[MetricDef] = &[
     MetricDef::counter(
         "spate_hot_rows_written_total",
         &[],
-        "Rows written to the embedded hot store.",
+        "Events written to the embedded hot store (packed in blocks).",
     ),
     MetricDef::histogram(
         "spate_hot_commit_seconds",
@@ -177,13 +177,18 @@ pub const HOT: &[MetricDef] = &[
     MetricDef::counter(
         "spate_hot_rows_expired_total",
         &["table"],
-        "Rows removed from the embedded hot store past their retention, by table.",
+        "Events, windows and alerts removed from the embedded hot store past their retention, by table.",
     )
     .at_start(&[&["events"], &["windows"], &["alerts"]]),
     MetricDef::counter(
         "spate_hot_expire_failures_total",
         &[],
         "Failed retention passes of the embedded hot store.",
+    ),
+    MetricDef::counter(
+        "spate_hot_truncated_total",
+        &[],
+        "Hot events whose message or attributes were cut to 64 KiB (either hot store; the lake keeps them whole).",
     ),
     MetricDef::gauge(
         "spate_hot_buffered_rows",
@@ -243,11 +248,6 @@ pub const DYNAMO_HOT: &[MetricDef] = &[
         "spate_dynamo_hot_write_retries_total",
         &[],
         "BatchWriteItem calls retried after a retryable error.",
-    ),
-    MetricDef::counter(
-        "spate_dynamo_hot_truncated_total",
-        &[],
-        "Items whose message was cut to fit DynamoDB's item size limit.",
     ),
     MetricDef::counter(
         "spate_dynamo_hot_alerts_won_total",

@@ -33,7 +33,7 @@ pub const MAX_BLOCK_BYTES: usize = 128 * 1024;
 /// zstd level of block bodies: W1 blocks of a billion events a day come to
 /// 54.0 B per hot event at level 3, 51.4 at 9, 49.2 at 15 and 49.1 at 19,
 /// level 19 taking twice the time of 15 (docs/cost.md).
-const ZSTD_LEVEL: i32 = 15;
+pub const ZSTD_LEVEL: i32 = 15;
 
 /// One block ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,16 @@ pub fn dedup_sorted(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
 /// one event may be larger): duplicates by `event_id` dropped, sorted by
 /// time, split in halves until each half fits. Empty for no events.
 pub fn pack(events: Vec<StoredEvent>, cap: usize) -> Result<Vec<Packed>, DynamoHotError> {
+    pack_at(events, cap, ZSTD_LEVEL)
+}
+
+/// [`pack`] at zstd level `level`: the embedded store, which pays for CPU
+/// rather than for bytes, packs at a fast level.
+pub fn pack_at(
+    events: Vec<StoredEvent>,
+    cap: usize,
+    level: i32,
+) -> Result<Vec<Packed>, DynamoHotError> {
     let events = dedup_sorted(events);
     let mut out = Vec::new();
     // Runs of at most RAW_RUNS_PER_CAP × cap bytes before compression (zstd
@@ -86,13 +96,13 @@ pub fn pack(events: Vec<StoredEvent>, cap: usize) -> Result<Vec<Packed>, DynamoH
     for (i, e) in events.iter().enumerate() {
         let size = raw_estimate(e);
         if i > start && raw + size > run_limit {
-            pack_into(&events[start..i], cap, &mut out)?;
+            pack_into(&events[start..i], cap, level, &mut out)?;
             (start, raw) = (i, 0);
         }
         raw += size;
     }
     if start < events.len() {
-        pack_into(&events[start..], cap, &mut out)?;
+        pack_into(&events[start..], cap, level, &mut out)?;
     }
     Ok(out)
 }
@@ -134,16 +144,17 @@ fn json_size(v: &serde_json::Value) -> usize {
 fn pack_into(
     events: &[StoredEvent],
     cap: usize,
+    level: i32,
     out: &mut Vec<Packed>,
 ) -> Result<(), DynamoHotError> {
-    let packed = encode(events)?;
+    let packed = encode(events, level)?;
     if packed.bytes.len() <= cap || events.len() == 1 {
         out.push(packed);
         return Ok(());
     }
     let (older, newer) = events.split_at(events.len() / 2);
-    pack_into(older, cap, out)?;
-    pack_into(newer, cap, out)
+    pack_into(older, cap, level, out)?;
+    pack_into(newer, cap, level, out)
 }
 
 /// The first byte of a block in layout 2 (layout 1 is a bare zstd frame,
@@ -153,9 +164,9 @@ const LAYOUT_2: u8 = 2;
 /// One block of `events` (sorted by time, not empty), in layout 2:
 /// `[2][text length][frame length][zstd frame of the text][bin]` (see
 /// `columns.rs`).
-fn encode(events: &[StoredEvent]) -> Result<Packed, DynamoHotError> {
+fn encode(events: &[StoredEvent], level: i32) -> Result<Packed, DynamoHotError> {
     let body = columns::encode(events);
-    let frame = zstd::bulk::compress(&body.text, ZSTD_LEVEL)
+    let frame = zstd::bulk::compress(&body.text, level)
         .map_err(|e| DynamoHotError::Data(format!("block compression: {e}")))?;
     let mut bytes = Vec::with_capacity(frame.len() + body.bin.len() + 12);
     bytes.push(LAYOUT_2);

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow_array::Array;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -12,13 +11,11 @@ use super::DynamoHotError;
 use super::block::{pack, span_start, unpack};
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
-use crate::sinks::hot::rows::{EventColumns, opt_str};
 use crate::sinks::hot::{HotEvent, HotRows, StoredEvent};
 use crate::sinks::lake::partition::civil_from_days;
 
-/// Longest message (and `attrs`) stored, in bytes; longer ones are cut at a
-/// character boundary (DynamoDB items are at most 400 KB).
-pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+pub use crate::sinks::hot::event::MAX_TEXT_BYTES;
+use crate::sinks::hot::event::bounded;
 
 const DAY_MS: i64 = 86_400_000;
 /// The largest time with 13 digits (year 2286).
@@ -83,69 +80,10 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// `text` cut to [`MAX_TEXT_BYTES`] at a character boundary (counted).
-fn bounded(text: &str) -> &str {
-    if text.len() <= MAX_TEXT_BYTES {
-        return text;
-    }
-    metrics::counter!("spate_dynamo_hot_truncated_total").increment(1);
-    let mut end = MAX_TEXT_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 /// The hot rows of `rows` as block events, each with its arrival time
 /// (`ingest_ts`, ms).
 pub fn stored_events(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, DynamoHotError> {
-    let cols = EventColumns::of(&rows.records).map_err(|e| DynamoHotError::Data(e.to_string()))?;
-    let mut tags_json = Vec::with_capacity(64);
-    let mut out = Vec::with_capacity(rows.len());
-    for i in 0..rows.len() {
-        let event_id = cols.event_id.value(i);
-        cols.tags_json(i, &mut tags_json);
-        let tags: Vec<String> = serde_json::from_slice(&tags_json)
-            .map_err(|e| DynamoHotError::Data(format!("tags of {event_id}: {e}")))?;
-        let severity: Severity = cols
-            .severity
-            .value(i)
-            .parse()
-            .map_err(|e| DynamoHotError::Data(format!("severity of {event_id}: {e}")))?;
-        let owned = |v: Option<&str>| v.map(str::to_string);
-        let event = StoredEvent {
-            event_id: event_id.to_string(),
-            ts_ms: cols.ts.value(i),
-            severity,
-            host: owned(opt_str(cols.host, i)),
-            source: cols.source.value(i).to_string(),
-            log_group: owned(opt_str(cols.log_group, i)),
-            log_stream: owned(opt_str(cols.log_stream, i)),
-            tags,
-            status: cols
-                .status
-                .is_valid(i)
-                .then(|| u16::try_from(cols.status.value(i)).ok())
-                .flatten(),
-            client_ip: owned(opt_str(cols.client_ip, i)),
-            message: bounded(cols.message.value(i)).to_string(),
-            attrs: opt_str(cols.attrs, i)
-                .map(|text| stored_attrs(text, event_id))
-                .transpose()?,
-        };
-        out.push((event, cols.ingest_ts.value(i)));
-    }
-    Ok(out)
-}
-
-/// The `attrs` JSON object of `event_id` as stored: parsed, or, when longer
-/// than [`MAX_TEXT_BYTES`], cut (and counted) and kept as a JSON string.
-fn stored_attrs(text: &str, event_id: &str) -> Result<serde_json::Value, DynamoHotError> {
-    if text.len() > MAX_TEXT_BYTES {
-        return Ok(serde_json::Value::String(bounded(text).to_string()));
-    }
-    serde_json::from_str(text)
-        .map_err(|e| DynamoHotError::Data(format!("attrs of {event_id} are not JSON: {e}")))
+    StoredEvent::of_rows(rows).map_err(|e| DynamoHotError::Data(e.to_string()))
 }
 
 /// `pk` of the services that have blocks of a day (event time), the
@@ -542,24 +480,6 @@ mod tests {
         let list = AttributeValue::L(vec![s("ab"), s("c")]);
         assert_eq!(value_bytes(&list), 3 + 3 + 2);
         assert_eq!(value_bytes(&n("-0.0500")), 2);
-    }
-
-    #[test]
-    fn long_messages_are_cut_at_a_char_boundary() {
-        let long = "é".repeat(MAX_TEXT_BYTES);
-        let cut = bounded(&long);
-        assert!(cut.len() <= MAX_TEXT_BYTES);
-        assert!(cut.len() > MAX_TEXT_BYTES - 4);
-        assert_eq!(bounded("short"), "short");
-        // Long attrs are cut: no longer JSON, they are kept as a string.
-        let big = format!("{{\"k\":\"{}\"}}", "x".repeat(MAX_TEXT_BYTES));
-        let kept = stored_attrs(&big, "e1").unwrap();
-        assert_eq!(kept.as_str().map(str::len), Some(MAX_TEXT_BYTES));
-        assert_eq!(
-            stored_attrs(r#"{"k":1}"#, "e1").unwrap(),
-            serde_json::json!({"k": 1})
-        );
-        assert!(stored_attrs("{", "e1").is_err());
     }
 
     #[test]

@@ -1,11 +1,20 @@
-//! One hot event: [`StoredEvent`] as the stores keep it (what the DynamoDB
+//! One hot event: [`StoredEvent`] as the stores keep it (what the packed
 //! block layouts encode, the service being the block's), [`HotEvent`] as
 //! `spate hot recent` shows it (with its service and time as text).
 
+use arrow_array::Array;
 use serde::Serialize;
 
+use super::HotError;
+use super::rows::{EventColumns, HotRows, opt_str};
 use crate::event::Severity;
 use crate::sinks::lake::partition::civil_from_days;
+
+/// Longest message (and `attrs` text) a hot store keeps, in bytes; longer
+/// ones are cut at a character boundary and counted
+/// (`spate_hot_truncated_total`). DynamoDB items are at most 400 KB; the
+/// lake keeps every event whole.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// One hot event as a store keeps it, without its service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,13 +39,72 @@ pub struct StoredEvent {
     pub status: Option<u16>,
     /// Client IP address.
     pub client_ip: Option<String>,
-    /// The message (already bounded).
+    /// The message (at most [`MAX_TEXT_BYTES`]).
     pub message: String,
-    /// Remaining fields: a JSON object, or (in a DynamoDB block, cut to
-    /// [`MAX_TEXT_BYTES`](crate::sinks::dynamo_hot::items::MAX_TEXT_BYTES)
-    /// when longer; in the embedded store, when not an object) their text
-    /// as a JSON string.
+    /// Remaining fields: a JSON object, or (cut to [`MAX_TEXT_BYTES`] when
+    /// longer, or when not JSON) their text as a JSON string.
     pub attrs: Option<serde_json::Value>,
+}
+
+impl StoredEvent {
+    /// The events of hot `rows`, each with its arrival time (`ingest_ts`,
+    /// ms): messages and attributes cut to [`MAX_TEXT_BYTES`].
+    pub fn of_rows(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, HotError> {
+        let cols = EventColumns::of(&rows.records)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for i in 0..rows.len() {
+            let event_id = cols.event_id.value(i);
+            let severity: Severity = cols
+                .severity
+                .value(i)
+                .parse()
+                .map_err(|e| HotError::Data(format!("severity of {event_id}: {e}")))?;
+            let owned = |v: Option<&str>| v.map(str::to_string);
+            let event = StoredEvent {
+                event_id: event_id.to_string(),
+                ts_ms: cols.ts.value(i),
+                severity,
+                host: owned(opt_str(cols.host, i)),
+                source: cols.source.value(i).to_string(),
+                log_group: owned(opt_str(cols.log_group, i)),
+                log_stream: owned(opt_str(cols.log_stream, i)),
+                tags: cols.tags(i),
+                status: cols
+                    .status
+                    .is_valid(i)
+                    .then(|| u16::try_from(cols.status.value(i)).ok())
+                    .flatten(),
+                client_ip: owned(opt_str(cols.client_ip, i)),
+                message: bounded(cols.message.value(i)).to_string(),
+                attrs: opt_str(cols.attrs, i).map(stored_attrs),
+            };
+            out.push((event, cols.ingest_ts.value(i)));
+        }
+        Ok(out)
+    }
+}
+
+/// `text` cut to [`MAX_TEXT_BYTES`] at a character boundary (counted).
+pub(crate) fn bounded(text: &str) -> &str {
+    if text.len() <= MAX_TEXT_BYTES {
+        return text;
+    }
+    metrics::counter!("spate_hot_truncated_total").increment(1);
+    let mut end = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The `attrs` text of an event as stored: the JSON value it holds, or,
+/// when longer than [`MAX_TEXT_BYTES`] (then cut and counted) or not JSON,
+/// the text as a JSON string, kept rather than lost.
+fn stored_attrs(text: &str) -> serde_json::Value {
+    if text.len() > MAX_TEXT_BYTES {
+        return serde_json::Value::String(bounded(text).to_string());
+    }
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
 }
 
 /// One stored event, as `spate hot recent` prints it: the event's fields
@@ -124,6 +192,43 @@ pub(crate) mod tests {
         assert_eq!(e.time, "2025-11-23T10:00:00.123Z");
         assert_eq!(e.event.status, Some(503));
         assert_eq!(e.event.attrs.as_ref().unwrap()["env"], "prod");
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_char_boundary() {
+        let long = "é".repeat(MAX_TEXT_BYTES);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_TEXT_BYTES);
+        assert!(cut.len() > MAX_TEXT_BYTES - 4);
+        assert_eq!(bounded("short"), "short");
+        // Long attrs are cut: no longer JSON, they are kept as a string.
+        let big = format!("{{\"k\":\"{}\"}}", "x".repeat(MAX_TEXT_BYTES));
+        let kept = stored_attrs(&big);
+        assert_eq!(kept.as_str().map(str::len), Some(MAX_TEXT_BYTES));
+        assert_eq!(stored_attrs(r#"{"k":1}"#), serde_json::json!({"k": 1}));
+        assert_eq!(stored_attrs("{"), serde_json::json!("{"));
+    }
+
+    #[test]
+    fn rows_become_stored_events_with_their_arrival() {
+        use crate::sinks::hot::rows::tests::{event, log_batch};
+        let mut e = event("c1", 1_000, "api", Severity::Critical);
+        e.tags = &["http_5xx"];
+        e.ingest_ts = Some(5_000);
+        let batch = log_batch(&[e]);
+        let rows = HotRows::select(&batch.parts[0], Severity::Info)
+            .unwrap()
+            .unwrap();
+        let got = StoredEvent::of_rows(&rows).unwrap();
+        assert_eq!(got.len(), 1);
+        let (stored, ingest_ms) = &got[0];
+        assert_eq!(*ingest_ms, 5_000);
+        assert_eq!(stored.event_id, "c1");
+        assert_eq!(stored.severity, Severity::Critical);
+        assert_eq!(stored.tags, ["http_5xx"]);
+        assert_eq!(stored.status, Some(503));
+        assert_eq!(stored.attrs, Some(serde_json::json!({"k": 1})));
+        assert_eq!(stored.log_group, None);
     }
 
     #[test]

@@ -14,30 +14,36 @@
 //!
 //! | table | key | indexes | serves |
 //! | --- | --- | --- | --- |
-//! | `events` | `event_id` | `(service, ts)`, `(ts)` | "recent errors of service X between T1 and T2" ([`HotStore::recent`] with a service), "recent errors anywhere" (without) |
+//! | `event_blocks` | rowid | `(service, span_ms)`, `(span_ms)`, `(ingest_ms)` | "recent errors of service X between T1 and T2" ([`HotStore::recent`] with a service), "recent errors anywhere" (without), retention |
 //! | `windows` | `(window_start_ms, service)` | `(service, window_start_ms)` | "counts per window", of one service or all ([`HotStore::windows`]) |
 //! | `alerts` | `id` | `(raised_at_ms)` | "alerts today" ([`HotStore::alerts`]) |
 //! | `baselines` | `(rule, service)` | | anomaly baselines of the alert router ([`alert_state`]) |
 //! | `silences` | `service` | | maintenance windows (`spate alerts silence`, [`alert_state`]) |
 //!
-//! Keys make every write an upsert: a redelivered batch, window or alert
-//! overwrites itself instead of adding a duplicate (`event_id` comes from the
-//! source position; alert ids are deterministic). Only events at or above
-//! [`HotConfig::min_severity`] go hot; everything goes to the lake. Retention
-//! ([`HotStore::expire`]) deletes events that arrived more than
-//! [`HotConfig::retention`] ago (or, with `retention_from = "event"`, whose
-//! event time is that old) and windows and alerts older
-//! than [`HotConfig::alert_retention`]. The schema is versioned with
-//! `PRAGMA user_version` ([`schema::SCHEMA_VERSION`]).
+//! Hot events are packed ([`blocks`]): each commit stores the events of each
+//! service and minute (of event time) it holds in one `event_blocks` row, in
+//! the block layout of the DynamoDB store (zstd at a fast level, split at
+//! 64 KiB), with the span, the oldest and newest event time, the latest
+//! arrival and the highest severity beside it, so questions skip blocks
+//! without opening them. A block never holds an event twice; a batch
+//! redelivered in a later commit lands in another block and readers keep
+//! one event per `event_id` (it comes from the source position). Windows
+//! and alerts are keyed, so every write of them is an upsert (alert ids are
+//! deterministic). Only events at or above [`HotConfig::min_severity`] go
+//! hot; everything goes to the lake. Retention ([`HotStore::expire`])
+//! deletes blocks whose events all arrived more than [`HotConfig::retention`]
+//! ago (or, with `retention_from = "event"`, whose newest event time is that
+//! old): an event stays at least that long, and longer only by the spread
+//! of its block (the arrivals of one commit, or one minute of event time). Windows and alerts older than [`HotConfig::alert_retention`] go
+//! too. The schema is versioned with `PRAGMA user_version`
+//! ([`schema::SCHEMA_VERSION`]); a writer migrates the one row per event of
+//! version 3 into blocks.
 //!
 //! # DynamoDB
 //!
 //! [`dynamo_hot`](crate::sinks::dynamo_hot) answers the same questions from
-//! one DynamoDB table, with hot events packed in compressed blocks (one item
-//! per service and minute of each write), since DynamoDB bills a write by
-//! the item's size. This store keeps one row per event (the `events` table
-//! above): SQLite has no request pricing, and an indexed row per event
-//! serves every question with one index range.
+//! one DynamoDB table, with the same blocks (compressed harder, at zstd level
+//! 15, since DynamoDB bills a write by the item's size).
 //!
 //! # Backpressure
 //!
@@ -51,12 +57,14 @@
 //!
 //! The final flush commits what is buffered and only then delivers the held
 //! acks. If a commit fails, every held batch fails with the reason (its source
-//! redelivers it, and the `event_id` key makes the retry idempotent) and the
+//! redelivers it, and readers keep one event per `event_id`) and the
 //! writer restarts with backoff.
 
 pub mod alert_state;
+pub mod blocks;
 pub mod buffer;
 pub mod event;
+mod migrate;
 pub mod query;
 pub mod rows;
 pub mod schema;
@@ -111,6 +119,18 @@ pub enum HotError {
         /// The version this build writes and reads.
         expected: i64,
     },
+    /// A read-only open found a file an older build wrote, not yet migrated.
+    #[error(
+        "hot store at {} has schema version {found}, written by an older spate; \
+         start `spate run` on it once to migrate it",
+        path.display()
+    )]
+    Outdated {
+        /// The database file.
+        path: PathBuf,
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+    },
     /// The rows do not have the lake's columns, or a stored row is unreadable.
     #[error("hot store data: {0}")]
     Data(String),
@@ -147,9 +167,10 @@ impl HotError {
                 Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => ErrorClass::BadInput,
                 _ => ErrorClass::Internal,
             },
-            HotError::Missing { .. } | HotError::SchemaVersion { .. } | HotError::Config(_) => {
-                ErrorClass::BadInput
-            }
+            HotError::Missing { .. }
+            | HotError::SchemaVersion { .. }
+            | HotError::Outdated { .. }
+            | HotError::Config(_) => ErrorClass::BadInput,
             HotError::Data(_) | HotError::Task(_) => ErrorClass::Internal,
         }
     }

@@ -3,17 +3,18 @@
 //! Every answer is newest first and bounded by a limit. Time ranges include
 //! their start and exclude their end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use rusqlite::types::Value;
-use rusqlite::{Row, params, params_from_iter};
+use rusqlite::params;
 
 use super::HotError;
+use super::blocks::unpack_body;
+use super::event::HotEvent;
 pub use super::event::rfc3339_ms;
-use super::event::{HotEvent, StoredEvent};
 use super::store::HotStore;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
+use crate::sinks::dynamo_hot::block::BLOCK_SPAN_MS;
 
 /// Limit of a [`RecentQuery`] built with [`RecentQuery::since`].
 pub const DEFAULT_LIMIT: usize = 100;
@@ -55,47 +56,73 @@ fn data_error(what: &str) -> impl FnOnce(serde_json::Error) -> HotError + '_ {
 }
 
 impl HotStore {
-    /// Recent events matching `q`, newest first.
+    /// Recent events matching `q`, newest first (time, then id, both
+    /// descending).
+    ///
+    /// Reads the blocks that can hold an event of the range (of the service,
+    /// or of every service; with a severity, only blocks that hold one that
+    /// severe) from the newest span back, until `limit` events are found and
+    /// no older block can hold a newer one.
     pub fn recent(&self, q: &RecentQuery) -> Result<Vec<HotEvent>, HotError> {
-        let mut sql = String::from(
-            "SELECT event_id, ts, service, severity, host, source, log_group, log_stream, \
-             tags, status, client_ip, message, attrs FROM events WHERE ts >= ? AND ts < ?",
-        );
-        let mut args = vec![
-            Value::Integer(q.since_ms),
-            Value::Integer(q.until_ms.unwrap_or(i64::MAX)),
-        ];
-        if let Some(service) = &q.service {
-            sql.push_str(" AND service = ?");
-            args.push(Value::Text(service.clone()));
+        if q.limit == 0 {
+            return Ok(Vec::new());
         }
-        if let Some(min) = q.min_severity.filter(|&s| s > Severity::Info) {
-            let names: Vec<&str> = Severity::ALL
-                .iter()
-                .filter(|&&s| s >= min)
-                .map(|s| s.as_str())
-                .collect();
-            sql.push_str(" AND severity IN (");
-            for (i, name) in names.into_iter().enumerate() {
-                sql.push_str(if i == 0 { "?" } else { ", ?" });
-                args.push(Value::Text(name.to_string()));
-            }
-            sql.push(')');
-        }
-        sql.push_str(" ORDER BY ts DESC LIMIT ?");
-        args.push(Value::Integer(limit(q.limit)));
-
+        let until = q.until_ms.unwrap_or(i64::MAX);
+        let min = q.min_severity.filter(|&s| s > Severity::Info);
+        let sql = if q.service.is_some() {
+            "SELECT service, span_ms, body FROM event_blocks \
+             WHERE service = ?5 AND span_ms >= ?1 AND span_ms < ?2 \
+             AND last_ms >= ?3 AND first_ms < ?2 AND top >= ?4 ORDER BY span_ms DESC"
+        } else {
+            "SELECT service, span_ms, body FROM event_blocks \
+             WHERE span_ms >= ?1 AND span_ms < ?2 \
+             AND last_ms >= ?3 AND first_ms < ?2 AND top >= ?4 ORDER BY span_ms DESC"
+        };
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached(&sql)
+            .prepare_cached(sql)
             .map_err(HotError::sqlite("prepare recent"))?;
-        let rows = stmt
-            .query_map(params_from_iter(args), raw_event)
-            .map_err(HotError::sqlite("query recent"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.map_err(HotError::sqlite("read event"))?.into_event()?);
+        // A block of span `s` holds events in [s, s + span): the blocks that
+        // can hold one at or after `since` start after `since - span`.
+        let since_span = q.since_ms.saturating_sub(BLOCK_SPAN_MS - 1);
+        let min_rank = min.map_or(0, |m| m.index() as i64);
+        let mut rows = match &q.service {
+            Some(service) => stmt.query(params![since_span, until, q.since_ms, min_rank, service]),
+            None => stmt.query(params![since_span, until, q.since_ms, min_rank]),
         }
+        .map_err(HotError::sqlite("query recent"))?;
+        let mut out: Vec<HotEvent> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut newest_span = i64::MAX;
+        while let Some(row) = rows.next().map_err(HotError::sqlite("read block"))? {
+            let span_ms: i64 = row.get(1).map_err(HotError::sqlite("read block"))?;
+            // Every event of this block and the ones after it is older than
+            // `span_ms + span`: done once `limit` events are newer.
+            if span_ms < newest_span {
+                newest_span = span_ms;
+                if out.len() >= q.limit
+                    && span_ms.saturating_add(BLOCK_SPAN_MS) <= nth_newest(&out, q.limit)
+                {
+                    break;
+                }
+            }
+            let service: String = row.get(0).map_err(HotError::sqlite("read block"))?;
+            let body = row
+                .get_ref(2)
+                .and_then(|v| v.as_blob().map_err(Into::into))
+                .map_err(HotError::sqlite("read block"))?;
+            for event in unpack_body(body)? {
+                let in_range = event.ts_ms >= q.since_ms && event.ts_ms < until;
+                let severe = min.is_none_or(|m| event.severity >= m);
+                if in_range && severe && seen.insert(event.event_id.clone()) {
+                    out.push(HotEvent::new(service.clone(), event));
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (b.event.ts_ms, &b.event.event_id).cmp(&(a.event.ts_ms, &a.event.event_id))
+        });
+        out.truncate(q.limit);
         Ok(out)
     }
 
@@ -199,56 +226,11 @@ impl HotStore {
     }
 }
 
-/// An `events` row as stored; the severity and JSON columns are parsed
-/// afterwards.
-struct RawEvent {
-    service: String,
-    event: StoredEvent,
-    severity: String,
-    tags: String,
-    attrs: Option<String>,
-}
-
-fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
-    Ok(RawEvent {
-        service: r.get(2)?,
-        event: StoredEvent {
-            event_id: r.get(0)?,
-            ts_ms: r.get(1)?,
-            severity: Severity::default(),
-            host: r.get(4)?,
-            source: r.get(5)?,
-            log_group: r.get(6)?,
-            log_stream: r.get(7)?,
-            tags: Vec::new(),
-            status: r
-                .get::<_, Option<i64>>(9)?
-                .and_then(|s| u16::try_from(s).ok()),
-            client_ip: r.get(10)?,
-            message: r.get(11)?,
-            attrs: None,
-        },
-        severity: r.get(3)?,
-        tags: r.get(8)?,
-        attrs: r.get(12)?,
-    })
-}
-
-impl RawEvent {
-    fn into_event(self) -> Result<HotEvent, HotError> {
-        let mut event = self.event;
-        event.severity = self
-            .severity
-            .parse()
-            .map_err(|e| HotError::Data(format!("stored severity of {}: {e}", event.event_id)))?;
-        event.tags = serde_json::from_str(&self.tags).map_err(data_error("tags"))?;
-        // Attributes are JSON objects from the decoder; anything else is kept
-        // as a string rather than lost.
-        event.attrs = self
-            .attrs
-            .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
-        Ok(HotEvent::new(self.service, event))
-    }
+/// The time of the `n`-th newest of `events` (`n` ≥ 1, at most their number).
+fn nth_newest(events: &[HotEvent], n: usize) -> i64 {
+    let mut times: Vec<i64> = events.iter().map(|e| e.event.ts_ms).collect();
+    let (_, nth, _) = times.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
+    *nth
 }
 
 #[cfg(test)]
@@ -264,6 +246,12 @@ mod tests {
     ) -> (tempfile::TempDir, HotStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = HotStore::open(&dir.path().join("hot.db")).unwrap();
+        insert(&store, events);
+        (dir, store)
+    }
+
+    /// Inserts `events` in one commit.
+    fn insert(store: &HotStore, events: &[crate::sinks::hot::rows::tests::TestEvent]) {
         let batch = log_batch(events);
         let rows: Vec<HotRows> = batch
             .parts
@@ -271,7 +259,6 @@ mod tests {
             .filter_map(|p| HotRows::select(p, Severity::Info).unwrap())
             .collect();
         store.insert_events(&rows).unwrap();
-        (dir, store)
     }
 
     fn ids(events: &[HotEvent]) -> Vec<&str> {
@@ -439,8 +426,9 @@ mod tests {
         // replay), one at once.
         let mut replayed = event("replayed", T0, "api", Severity::Error);
         replayed.ingest_ts = Some(T0 + 10 * hour);
-        let events = [replayed, event("live", T0, "api", Severity::Error)];
-        let (_dir, store) = store_with(&events);
+        // Committed apart: retention deletes whole blocks.
+        let (_dir, store) = store_with(&[replayed]);
+        insert(&store, &[event("live", T0, "api", Severity::Error)]);
         assert_eq!(store.expired().unwrap(), None);
         let by_arrival = store.with_retention(Retention {
             events_ms: 2 * hour,

@@ -137,22 +137,16 @@ impl<'a> EventColumns<'a> {
         })
     }
 
-    /// Writes row `i`'s tags as a JSON array of strings into `out` (cleared first).
-    pub fn tags_json(&self, i: usize, out: &mut Vec<u8>) {
-        out.clear();
-        out.push(b'[');
-        if self.tags.is_valid(i) {
-            let offsets = self.tags.value_offsets();
-            let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
-            for (n, j) in (start..end).enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                // Writing a &str into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, self.tag_values.value(j));
-            }
+    /// Row `i`'s tags.
+    pub fn tags(&self, i: usize) -> Vec<String> {
+        if !self.tags.is_valid(i) {
+            return Vec::new();
         }
-        out.push(b']');
+        let offsets = self.tags.value_offsets();
+        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        (start..end)
+            .map(|j| self.tag_values.value(j).to_string())
+            .collect()
     }
 }
 
@@ -286,7 +280,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn tags_become_a_json_array() {
+    fn tags_are_read_per_row() {
         let mut e = event("a", 1_000, "api", Severity::Error);
         e.tags = &["http_5xx", "quote\"d"];
         let batch = log_batch(&[e, event("b", 1_001, "api", Severity::Error)]);
@@ -294,12 +288,8 @@ pub(crate) mod tests {
             .unwrap()
             .unwrap();
         let cols = EventColumns::of(&rows.records).unwrap();
-        let mut out = Vec::new();
-        cols.tags_json(0, &mut out);
-        let tags: Vec<String> = serde_json::from_slice(&out).unwrap();
-        assert_eq!(tags, ["http_5xx", "quote\"d"]);
-        cols.tags_json(1, &mut out);
-        assert_eq!(out, b"[]");
+        assert_eq!(cols.tags(0), ["http_5xx", "quote\"d"]);
+        assert!(cols.tags(1).is_empty());
     }
 
     #[test]

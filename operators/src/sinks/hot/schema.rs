@@ -1,20 +1,22 @@
 //! The hot store's tables, their version, and the connection settings.
 //!
 //! The schema is versioned with `PRAGMA user_version`: a new file is created at
-//! [`SCHEMA_VERSION`]; a file of version 1 or 2 is migrated (version 2 added
-//! the `baselines` and `silences` tables of the alert router, version 3 the
-//! events' `ingest_ts`, which retention counts from, and the `expired`
-//! tally); a file at another version is refused rather than misread.
+//! [`SCHEMA_VERSION`]; a file of version 1 to 3 is migrated by the writer
+//! (version 2 added the `baselines` and `silences` tables of the alert
+//! router, version 3 the events' `ingest_ts`, which retention counts from,
+//! and the `expired` tally, version 4 packed the events into blocks,
+//! [`migrate`](super::migrate)); a file at another version is refused rather
+//! than misread.
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::HotError;
+use super::{HotError, migrate};
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a statement waits for a lock held by another connection (a reader
 /// checkpointing, the CLI) before failing with `SQLITE_BUSY`.
@@ -144,9 +146,10 @@ pub fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), HotError
                 (CREATE_V2, "migrate to schema version 2"),
                 (CREATE_V3, "migrate to schema version 3"),
             ];
-            for (sql, op) in &steps[usize::try_from(found).unwrap_or(0)..] {
+            for (sql, op) in steps.iter().skip(usize::try_from(found).unwrap_or(0)) {
                 tx.execute_batch(sql).map_err(HotError::sqlite(op))?;
             }
+            migrate::events_to_blocks(&tx)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(HotError::sqlite("set schema version"))?;
         }
@@ -167,9 +170,11 @@ pub fn prepare_reader(conn: &Connection, path: &Path) -> Result<(), HotError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(HotError::sqlite("set busy timeout"))?;
     match user_version(conn)? {
-        // A version 1 or 2 file (before a writer of this build migrated it)
-        // has every table the readers of events, windows and alerts use.
-        1..=SCHEMA_VERSION => Ok(()),
+        SCHEMA_VERSION => Ok(()),
+        found @ 1..SCHEMA_VERSION => Err(HotError::Outdated {
+            path: path.to_path_buf(),
+            found,
+        }),
         found => Err(HotError::SchemaVersion {
             path: path.to_path_buf(),
             found,
@@ -206,38 +211,10 @@ mod tests {
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
 
-        // Version 1 and 2 files are migrated; old events count as arrived
-        // at their event time.
-        let back_to_v2 = "DROP TABLE expired; DROP INDEX events_ingest_ts; \
-                          ALTER TABLE events DROP COLUMN ingest_ts;";
-        for (version, undo) in [
-            (2, back_to_v2.to_string()),
-            (
-                1,
-                format!("{back_to_v2} DROP TABLE baselines; DROP TABLE silences;"),
-            ),
-        ] {
-            conn.execute_batch(&undo).unwrap();
-            conn.execute(
-                "INSERT OR REPLACE INTO events (event_id, ts, service, severity, source, tags, message) \
-                 VALUES ('e', 42, 'api', 'ERROR', 'test', '[]', 'm')",
-                [],
-            )
+        let blocks: i64 = conn
+            .query_row("SELECT count(*) FROM event_blocks", [], |r| r.get(0))
             .unwrap();
-            conn.pragma_update(None, "user_version", version).unwrap();
-            prepare_writer(&mut conn, &path).unwrap();
-            assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
-            let ingest: i64 = conn
-                .query_row(
-                    "SELECT ingest_ts FROM events WHERE event_id = 'e'",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(ingest, 42, "version {version}");
-            conn.execute("SELECT count(*) FROM silences", []).ok();
-            conn.execute("SELECT count(*) FROM expired", []).ok();
-        }
+        assert_eq!(blocks, 0);
 
         conn.pragma_update(None, "user_version", 7).unwrap();
         let err = prepare_writer(&mut conn, &path).unwrap_err();
@@ -246,5 +223,107 @@ mod tests {
             "{err}"
         );
         assert!(prepare_reader(&conn, &path).is_err());
+    }
+
+    /// A file of `version` (1 to 3) with `rows` events of service `api`, one
+    /// millisecond apart from `t0`, as builds of that version wrote it.
+    fn legacy_file(path: &Path, version: i64, t0: i64, rows: i64) {
+        let conn = Connection::open(path).unwrap();
+        let steps = [CREATE_V1, CREATE_V2, CREATE_V3];
+        for sql in &steps[..usize::try_from(version).unwrap()] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..rows {
+            conn.execute(
+                "INSERT INTO events (event_id, ts, service, severity, source, tags, message, \
+                 status, attrs) VALUES (?1, ?2, 'api', ?3, 'test', '[\"http_5xx\"]', 'm', 503, ?4)",
+                rusqlite::params![
+                    format!("e{i}"),
+                    t0 + i,
+                    if i % 2 == 0 { "ERROR" } else { "WARNING" },
+                    if i == 0 { "{\"k\":1}" } else { "not json" },
+                ],
+            )
+            .unwrap();
+        }
+        if version >= 3 {
+            conn.execute("UPDATE events SET ingest_ts = ts + 5", [])
+                .unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+
+    #[test]
+    fn events_of_older_versions_move_into_blocks() {
+        use crate::event::Severity;
+        use crate::sinks::hot::{HotStore, RecentQuery};
+        let t0 = 1_763_892_000_000; // a minute's start
+        for version in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("hot.db");
+            // Two minutes of events.
+            legacy_file(&path, version, t0, 70_000);
+            // A reader of this build asks for the writer's migration.
+            let err = HotStore::open_read_only(&path).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("start `spate run` on it once to migrate it"),
+                "{err}"
+            );
+            let store = HotStore::open(&path).unwrap();
+            let conn = store.lock();
+            assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+            let (blocks, events, ingest): (i64, i64, i64) = conn
+                .query_row(
+                    "SELECT count(*), sum(events), max(ingest_ms) FROM event_blocks",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap();
+            assert_eq!(events, 70_000, "version {version}");
+            assert!((2..100).contains(&blocks), "{blocks} blocks");
+            // Version 3 kept arrivals; older files count from event time.
+            let late = if version == 3 { 5 } else { 0 };
+            assert_eq!(ingest, t0 + 69_999 + late, "version {version}");
+            let legacy: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'events'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(legacy, 0, "the old table is dropped");
+            drop(conn);
+            let newest = store
+                .recent(&RecentQuery {
+                    limit: 3,
+                    ..RecentQuery::since(0)
+                })
+                .unwrap();
+            let ids: Vec<&str> = newest.iter().map(|e| e.event.event_id.as_str()).collect();
+            assert_eq!(ids, ["e69999", "e69998", "e69997"]);
+            let first = store
+                .recent(&RecentQuery {
+                    until_ms: Some(t0 + 1),
+                    ..RecentQuery::since(0)
+                })
+                .unwrap();
+            let e = &first[0].event;
+            assert_eq!(
+                (e.severity, e.status, e.tags.clone()),
+                (Severity::Error, Some(503), vec!["http_5xx".to_string()])
+            );
+            assert_eq!(e.attrs, Some(serde_json::json!({"k": 1})));
+            let second = store
+                .recent(&RecentQuery {
+                    until_ms: Some(t0 + 2),
+                    ..RecentQuery::since(t0 + 1)
+                })
+                .unwrap();
+            assert_eq!(second[0].event.attrs, Some(serde_json::json!("not json")));
+            assert_eq!(HotStore::open_read_only(&path).unwrap().path(), path);
+        }
     }
 }
