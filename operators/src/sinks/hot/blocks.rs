@@ -13,7 +13,8 @@
 //!
 //! Redelivery: one block never holds an event twice (the events of a
 //! commit are deduplicated by `event_id`); a batch redelivered in a later
-//! commit lands in another block, and [`HotStore::recent`] keeps one event
+//! commit lands in another block, and
+//! [`HotStore::recent`](super::HotStore::recent) keeps one event
 //! per `event_id`.
 
 use std::collections::BTreeMap;
@@ -25,9 +26,6 @@ use super::rows::HotRows;
 use super::{HotError, StoredEvent};
 use crate::event::Severity;
 use crate::sinks::dynamo_hot::block::{pack_at, span_start, unpack};
-
-#[cfg(doc)]
-use super::HotStore;
 
 /// Compressed bytes of a block above which its events are split: a block
 /// is read whole, so smaller blocks answer "the 100 newest" with less to
