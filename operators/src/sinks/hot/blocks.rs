@@ -28,9 +28,9 @@ use crate::event::Severity;
 use crate::sinks::dynamo_hot::block::{pack_at, span_start, unpack};
 
 /// Compressed bytes of a block above which its events are split: a block
-/// is read whole, so smaller blocks answer "the 100 newest" with less to
-/// decompress (a W1 block of 64 KiB holds about 2,000 events).
-pub const BLOCK_BYTES: usize = 64 * 1024;
+/// is read whole, so small blocks answer "the 100 newest" with little to
+/// decode (a W1 block of 16 KiB holds a few hundred events).
+pub const BLOCK_BYTES: usize = 16 * 1024;
 
 /// zstd level of the embedded store's blocks: its disk is cheap and its
 /// CPU is the pipeline's, so a fast level (the DynamoDB store, billed by

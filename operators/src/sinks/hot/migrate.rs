@@ -27,8 +27,8 @@ CREATE TABLE event_blocks (
     top       INTEGER NOT NULL,
     body      BLOB    NOT NULL
 );
-CREATE INDEX event_blocks_service_span ON event_blocks (service, span_ms);
-CREATE INDEX event_blocks_span ON event_blocks (span_ms);
+CREATE INDEX event_blocks_service_last ON event_blocks (service, last_ms);
+CREATE INDEX event_blocks_last ON event_blocks (last_ms);
 CREATE INDEX event_blocks_ingest ON event_blocks (ingest_ms);
 ";
 

@@ -14,7 +14,7 @@
 //!
 //! | table | key | indexes | serves |
 //! | --- | --- | --- | --- |
-//! | `event_blocks` | rowid | `(service, span_ms)`, `(span_ms)`, `(ingest_ms)` | "recent errors of service X between T1 and T2" ([`HotStore::recent`] with a service), "recent errors anywhere" (without), retention |
+//! | `event_blocks` | rowid | `(service, last_ms)`, `(last_ms)`, `(ingest_ms)` | "recent errors of service X between T1 and T2" ([`HotStore::recent`] with a service), "recent errors anywhere" (without), retention |
 //! | `windows` | `(window_start_ms, service)` | `(service, window_start_ms)` | "counts per window", of one service or all ([`HotStore::windows`]) |
 //! | `alerts` | `id` | `(raised_at_ms)` | "alerts today" ([`HotStore::alerts`]) |
 //! | `baselines` | `(rule, service)` | | anomaly baselines of the alert router ([`alert_state`]) |
@@ -23,9 +23,9 @@
 //! Hot events are packed ([`blocks`]): each commit stores the events of each
 //! service and minute (of event time) it holds in one `event_blocks` row, in
 //! the block layout of the DynamoDB store (zstd at a fast level, split at
-//! 64 KiB), with the span, the oldest and newest event time, the latest
+//! 16 KiB), with the span, the oldest and newest event time, the latest
 //! arrival and the highest severity beside it, so questions skip blocks
-//! without opening them. A block never holds an event twice; a batch
+//! without opening them and read the newest first. A block never holds an event twice; a batch
 //! redelivered in a later commit lands in another block and readers keep
 //! one event per `event_id` (it comes from the source position). Windows
 //! and alerts are keyed, so every write of them is an upsert (alert ids are

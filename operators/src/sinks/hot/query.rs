@@ -61,50 +61,45 @@ impl HotStore {
     ///
     /// Reads the blocks that can hold an event of the range (of the service,
     /// or of every service; with a severity, only blocks that hold one that
-    /// severe) from the newest span back, until `limit` events are found and
-    /// no older block can hold a newer one.
+    /// severe) in the order of their newest event, newest first, until
+    /// `limit` events are found and the next block's newest event is older
+    /// than all of them: usually one or two blocks.
     pub fn recent(&self, q: &RecentQuery) -> Result<Vec<HotEvent>, HotError> {
         if q.limit == 0 {
             return Ok(Vec::new());
         }
         let until = q.until_ms.unwrap_or(i64::MAX);
         let min = q.min_severity.filter(|&s| s > Severity::Info);
+        // The events of a block lie within one span: a block whose newest
+        // event is a span or more past `until` holds none before it.
         let sql = if q.service.is_some() {
-            "SELECT service, span_ms, body FROM event_blocks \
-             WHERE service = ?5 AND span_ms >= ?1 AND span_ms < ?2 \
-             AND last_ms >= ?3 AND first_ms < ?2 AND top >= ?4 ORDER BY span_ms DESC"
+            "SELECT service, last_ms, body FROM event_blocks \
+             WHERE service = ?5 AND last_ms >= ?1 AND last_ms < ?2 \
+             AND first_ms < ?3 AND top >= ?4 ORDER BY last_ms DESC"
         } else {
-            "SELECT service, span_ms, body FROM event_blocks \
-             WHERE span_ms >= ?1 AND span_ms < ?2 \
-             AND last_ms >= ?3 AND first_ms < ?2 AND top >= ?4 ORDER BY span_ms DESC"
+            "SELECT service, last_ms, body FROM event_blocks \
+             WHERE last_ms >= ?1 AND last_ms < ?2 \
+             AND first_ms < ?3 AND top >= ?4 ORDER BY last_ms DESC"
         };
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(sql)
             .map_err(HotError::sqlite("prepare recent"))?;
-        // A block of span `s` holds events in [s, s + span): the blocks that
-        // can hold one at or after `since` start after `since - span`.
-        let since_span = q.since_ms.saturating_sub(BLOCK_SPAN_MS - 1);
+        let last_before = until.saturating_add(BLOCK_SPAN_MS);
         let min_rank = min.map_or(0, |m| m.index() as i64);
         let mut rows = match &q.service {
-            Some(service) => stmt.query(params![since_span, until, q.since_ms, min_rank, service]),
-            None => stmt.query(params![since_span, until, q.since_ms, min_rank]),
+            Some(service) => stmt.query(params![q.since_ms, last_before, until, min_rank, service]),
+            None => stmt.query(params![q.since_ms, last_before, until, min_rank]),
         }
         .map_err(HotError::sqlite("query recent"))?;
         let mut out: Vec<HotEvent> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
-        let mut newest_span = i64::MAX;
         while let Some(row) = rows.next().map_err(HotError::sqlite("read block"))? {
-            let span_ms: i64 = row.get(1).map_err(HotError::sqlite("read block"))?;
-            // Every event of this block and the ones after it is older than
-            // `span_ms + span`: done once `limit` events are newer.
-            if span_ms < newest_span {
-                newest_span = span_ms;
-                if out.len() >= q.limit
-                    && span_ms.saturating_add(BLOCK_SPAN_MS) <= nth_newest(&out, q.limit)
-                {
-                    break;
-                }
+            let last_ms: i64 = row.get(1).map_err(HotError::sqlite("read block"))?;
+            // This block and every one after it hold only events older than
+            // the `limit` found: done.
+            if out.len() >= q.limit && last_ms < nth_newest(&out, q.limit) {
+                break;
             }
             let service: String = row.get(0).map_err(HotError::sqlite("read block"))?;
             let body = row

@@ -316,8 +316,7 @@ impl HotStore {
                 "SELECT rowid, events FROM event_blocks WHERE ingest_ms < ?1 LIMIT ?2"
             }
             super::RetentionClock::Event => {
-                "SELECT rowid, events FROM event_blocks \
-                 WHERE span_ms < ?1 AND last_ms < ?1 LIMIT ?2"
+                "SELECT rowid, events FROM event_blocks WHERE last_ms < ?1 LIMIT ?2"
             }
         };
         let mut deleted = 0u64;
