@@ -11,6 +11,7 @@ use super::block::{BLOCK_SPAN_MS, span_start};
 use super::items::{item_events, key_ms, n, s, service_pk, services_pk, sk_ms};
 use super::store::DynamoHotStore;
 use crate::event::{Severity, wall_clock_ms};
+use crate::sinks::hot::query::{newest_first, nth_newest};
 use crate::sinks::hot::{HotEvent, RecentQuery};
 
 const DAY_MS: i64 = 86_400_000;
@@ -203,19 +204,4 @@ impl DynamoHotStore {
         out.truncate(q.limit);
         Ok(out)
     }
-}
-
-/// Sorts newest first (time, then id, both descending: the order of the
-/// embedded store and of the event items before blocks).
-fn newest_first(events: &mut [HotEvent]) {
-    events.sort_by(|a, b| {
-        (b.event.ts_ms, &b.event.event_id).cmp(&(a.event.ts_ms, &a.event.event_id))
-    });
-}
-
-/// The time of the `n`-th newest of `events` (`n` ≥ 1, at most their number).
-fn nth_newest(events: &[HotEvent], n: usize) -> i64 {
-    let mut times: Vec<i64> = events.iter().map(|e| e.event.ts_ms).collect();
-    let (_, nth, _) = times.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
-    *nth
 }

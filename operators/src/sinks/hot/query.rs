@@ -114,9 +114,7 @@ impl HotStore {
                 }
             }
         }
-        out.sort_by(|a, b| {
-            (b.event.ts_ms, &b.event.event_id).cmp(&(a.event.ts_ms, &a.event.event_id))
-        });
+        newest_first(&mut out);
         out.truncate(q.limit);
         Ok(out)
     }
@@ -221,8 +219,16 @@ impl HotStore {
     }
 }
 
+/// Sorts newest first: time, then id, both descending (the order of both
+/// hot stores' answers).
+pub(crate) fn newest_first(events: &mut [HotEvent]) {
+    events.sort_by(|a, b| {
+        (b.event.ts_ms, &b.event.event_id).cmp(&(a.event.ts_ms, &a.event.event_id))
+    });
+}
+
 /// The time of the `n`-th newest of `events` (`n` ≥ 1, at most their number).
-fn nth_newest(events: &[HotEvent], n: usize) -> i64 {
+pub(crate) fn nth_newest(events: &[HotEvent], n: usize) -> i64 {
     let mut times: Vec<i64> = events.iter().map(|e| e.event.ts_ms).collect();
     let (_, nth, _) = times.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
     *nth
