@@ -12,8 +12,8 @@ pub const SECONDS_PER_MONTH: f64 = HOURS_PER_MONTH * 3600.0;
 pub const DAYS_PER_MONTH: f64 = HOURS_PER_MONTH / 24.0;
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 pub const MIB: f64 = 1024.0 * 1024.0;
-/// Compressed bytes at which the hot writer splits a block.
-pub const HOT_BLOCK_BYTES: f64 = 128.0 * 1024.0;
+/// Compressed bytes at which the DynamoDB hot writer splits a block.
+pub const HOT_BLOCK_BYTES: f64 = spate_operators::sinks::dynamo_hot::block::MAX_BLOCK_BYTES as f64;
 
 /// Where events arrive from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]

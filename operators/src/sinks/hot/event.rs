@@ -100,7 +100,7 @@ pub(crate) fn bounded(text: &str) -> &str {
 /// The `attrs` text of an event as stored: the JSON value it holds, or,
 /// when longer than [`MAX_TEXT_BYTES`] (then cut and counted) or not JSON,
 /// the text as a JSON string, kept rather than lost.
-fn stored_attrs(text: &str) -> serde_json::Value {
+pub(crate) fn stored_attrs(text: &str) -> serde_json::Value {
     if text.len() > MAX_TEXT_BYTES {
         return serde_json::Value::String(bounded(text).to_string());
     }

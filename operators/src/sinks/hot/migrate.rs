@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rusqlite::{Row, Transaction};
 
 use super::blocks::{block_rows, insert_blocks};
+use super::event::stored_attrs;
 use super::{HotError, StoredEvent};
 use crate::event::Severity;
 use crate::sinks::dynamo_hot::block::span_start;
@@ -100,12 +101,11 @@ fn legacy_event(r: &Row<'_>) -> Result<(Arc<str>, StoredEvent, i64), HotError> {
             .and_then(|s| u16::try_from(s).ok()),
         client_ip: r.get(10).map_err(get)?,
         message: r.get(11).map_err(get)?,
-        // Attributes are JSON objects from the decoder; anything else is
-        // kept as a string rather than lost.
         attrs: r
             .get::<_, Option<String>>(12)
             .map_err(get)?
-            .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
+            .as_deref()
+            .map(stored_attrs),
         event_id,
     };
     let ingest_ms: Option<i64> = r.get(13).map_err(get)?;
