@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 
 use super::wire::{MAX_RAW_BYTES, Reader, put_varint};
-use super::{DynamoHotError, block_v1, columns};
+use super::{DynamoHotError, block_v1, column_reader, columns};
 use crate::event::Severity;
 pub use crate::sinks::hot::StoredEvent;
 
@@ -75,27 +75,63 @@ pub fn dedup_sorted(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
 /// one event may be larger): duplicates by `event_id` dropped, sorted by
 /// time, split in halves until each half fits. Empty for no events.
 pub fn pack(events: Vec<StoredEvent>, cap: usize) -> Result<Vec<Packed>, DynamoHotError> {
-    pack_at(events, cap, ZSTD_LEVEL)
+    let limits = PackLimits {
+        bytes: cap,
+        events: usize::MAX,
+        zstd_level: ZSTD_LEVEL,
+    };
+    pack_within(events, limits)
 }
 
-/// [`pack`] at zstd level `level`: the embedded store, which pays for CPU
-/// rather than for bytes, packs at a fast level.
-pub fn pack_at(
+/// How [`pack_within`] sizes and compresses blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackLimits {
+    /// Compressed bytes of a block above which it is split in halves (a
+    /// block of one event may be larger).
+    pub bytes: usize,
+    /// Events of a block at most: a reader decodes a block whole, so this
+    /// bounds the work of reading a few events however well they compress.
+    pub events: usize,
+    /// zstd level of the bodies.
+    pub zstd_level: i32,
+}
+
+/// [`pack`] within `limits`: the embedded store, which pays for CPU rather
+/// than for bytes and reads more often than DynamoDB is read, packs small
+/// blocks at a fast level.
+///
+/// ```
+/// use spate_operators::event::Severity;
+/// use spate_operators::sinks::dynamo_hot::block::{PackLimits, pack_within};
+/// use spate_operators::sinks::hot::StoredEvent;
+/// let event = |n: i64| StoredEvent {
+///     event_id: format!("test:{n}"), ts_ms: n, severity: Severity::Error, host: None,
+///     source: "test".into(), log_group: None, log_stream: None, tags: vec![],
+///     status: None, client_ip: None, message: "boom".into(), attrs: None,
+/// };
+/// let limits = PackLimits { bytes: 16 * 1024, events: 100, zstd_level: 3 };
+/// let blocks = pack_within((0..250).map(event).collect(), limits).unwrap();
+/// let sizes: Vec<usize> = blocks.iter().map(|b| b.events).collect();
+/// assert_eq!(sizes, [100, 100, 50]);
+/// ```
+pub fn pack_within(
     events: Vec<StoredEvent>,
-    cap: usize,
-    level: i32,
+    limits: PackLimits,
 ) -> Result<Vec<Packed>, DynamoHotError> {
     let events = dedup_sorted(events);
     let mut out = Vec::new();
     // Runs of at most RAW_RUNS_PER_CAP × cap bytes before compression (zstd
     // rarely does better than that on logs), so a large commit is not
-    // compressed whole again at every halving.
-    let run_limit = cap.saturating_mul(RAW_RUNS_PER_CAP);
+    // compressed whole again at every halving; and of at most
+    // `limits.events` events.
+    let run_limit = limits.bytes.saturating_mul(RAW_RUNS_PER_CAP);
+    let max_events = limits.events.max(1);
+    let (cap, level) = (limits.bytes, limits.zstd_level);
     let mut start = 0;
     let mut raw = 0usize;
     for (i, e) in events.iter().enumerate() {
         let size = raw_estimate(e);
-        if i > start && raw + size > run_limit {
+        if i > start && (raw + size > run_limit || i - start == max_events) {
             pack_into(&events[start..i], cap, level, &mut out)?;
             (start, raw) = (i, 0);
         }
@@ -192,11 +228,31 @@ fn encode(events: &[StoredEvent], level: i32) -> Result<Packed, DynamoHotError> 
 /// zstd frame of JSON columns, `raw_len` bytes uncompressed, as stored in
 /// its item's `raw`).
 pub fn unpack(bytes: &[u8], raw_len: Option<usize>) -> Result<Vec<StoredEvent>, DynamoHotError> {
+    unpack_where(bytes, raw_len, |times, _| vec![true; times.len()])
+}
+
+/// The events of a stored block that `select` picks by their times and
+/// severities (oldest first, as stored; see
+/// [`decode_where`](super::column_reader::decode_where)), oldest first:
+/// only those are built.
+pub fn unpack_where(
+    bytes: &[u8],
+    raw_len: Option<usize>,
+    select: impl FnOnce(&[i64], &[Severity]) -> Vec<bool>,
+) -> Result<Vec<StoredEvent>, DynamoHotError> {
     if bytes.first() != Some(&LAYOUT_2) {
         let raw_len = raw_len.ok_or_else(|| {
             DynamoHotError::Data("block of layout 1 without its raw length".into())
         })?;
-        return block_v1::unpack(bytes, raw_len);
+        let events = block_v1::unpack(bytes, raw_len)?;
+        let times: Vec<i64> = events.iter().map(|e| e.ts_ms).collect();
+        let severities: Vec<Severity> = events.iter().map(|e| e.severity).collect();
+        let picked = select(&times, &severities);
+        return Ok(events
+            .into_iter()
+            .zip(picked)
+            .filter_map(|(e, keep)| keep.then_some(e))
+            .collect());
     }
     let mut r = Reader::new(&bytes[1..]);
     let text_len = r.len()?;
@@ -208,15 +264,48 @@ pub fn unpack(bytes: &[u8], raw_len: Option<usize>) -> Result<Vec<StoredEvent>, 
     }
     let frame = r.take(frame_len)?;
     let bin = r.take(r.remaining())?;
-    let text = zstd::bulk::decompress(frame, text_len)
-        .map_err(|e| DynamoHotError::Data(format!("block body does not decompress: {e}")))?;
-    if text.len() != text_len {
-        return Err(DynamoHotError::Data(format!(
-            "block body is {} bytes, not {text_len}",
-            text.len()
-        )));
+    with_decompressed(frame, text_len, |text| {
+        column_reader::decode_where(text, bin, select)
+    })
+}
+
+/// Bytes of decompression buffer a thread keeps between blocks.
+const KEPT_BUFFER_BYTES: usize = 1 << 20;
+
+/// `read` of `frame` decompressed, which must come to `len` bytes: one zstd
+/// context and one buffer a thread, reused (a reader decompresses block
+/// after block).
+fn with_decompressed<T>(
+    frame: &[u8],
+    len: usize,
+    read: impl FnOnce(&[u8]) -> Result<T, DynamoHotError>,
+) -> Result<T, DynamoHotError> {
+    type Reused = Option<(zstd::bulk::Decompressor<'static>, Vec<u8>)>;
+    thread_local! {
+        static REUSED: std::cell::RefCell<Reused> = const { std::cell::RefCell::new(None) };
     }
-    columns::decode(&text, bin)
+    let failed =
+        |e: std::io::Error| DynamoHotError::Data(format!("block body does not decompress: {e}"));
+    REUSED.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let (context, buffer) = match cell.as_mut() {
+            Some(reused) => reused,
+            None => cell.insert((zstd::bulk::Decompressor::new().map_err(failed)?, Vec::new())),
+        };
+        buffer.clear();
+        buffer.reserve(len);
+        let result = match context.decompress_to_buffer(frame, buffer) {
+            Ok(n) if n == len => read(buffer),
+            Ok(n) => Err(DynamoHotError::Data(format!(
+                "block body is {n} bytes, not {len}"
+            ))),
+            Err(e) => Err(failed(e)),
+        };
+        if buffer.capacity() > KEPT_BUFFER_BYTES {
+            *buffer = Vec::new();
+        }
+        result
+    })
 }
 
 #[cfg(test)]

@@ -18,19 +18,17 @@
 //! coder does better on the text without them.
 //!
 //! `attrs` that is not an object is stored as its JSON text. Everything
-//! reads back exactly.
+//! reads back exactly ([`decode`], in `column_reader.rs`).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::DynamoHotError;
-use super::values::{put_value, read_value, uuid_bytes, uuid_text};
-use super::wire::{Reader, TableReader, TableWriter, malformed, put_bytes, put_signed, put_varint};
-use crate::event::Severity;
+use super::values::{put_value, uuid_bytes};
+use super::wire::{TableWriter, put_bytes, put_signed, put_varint};
 use crate::sinks::hot::StoredEvent;
 
 /// The fixed streams, in body order; attribute keys follow.
 #[derive(Clone, Copy)]
-enum Field {
+pub(super) enum Field {
     Ts,
     Sev,
     Id,
@@ -45,22 +43,22 @@ enum Field {
     Shape,
 }
 
-const FIXED_STREAMS: usize = 12;
+pub(super) const FIXED_STREAMS: usize = 12;
 
 /// How an event id is stored (the first byte of its entry in [`Field::Id`]).
-const ID_RAW: u8 = 0;
-const ID_SOURCE_N: u8 = 1;
-const ID_SOURCE_HEAD_N: u8 = 2;
+pub(super) const ID_RAW: u8 = 0;
+pub(super) const ID_SOURCE_N: u8 = 1;
+pub(super) const ID_SOURCE_HEAD_N: u8 = 2;
 
 /// How a head of an id is stored when new.
-const HEAD_TEXT: u8 = 0;
-const HEAD_UUID: u8 = 1;
+pub(super) const HEAD_TEXT: u8 = 0;
+pub(super) const HEAD_UUID: u8 = 1;
 
 /// [`Field::Shape`] entries: no attrs, attrs (not an object) stored as JSON text, or an object
 /// (its new keys and the bitmap of its keys follow).
-const SHAPE_NONE: u64 = 0;
-const SHAPE_TEXT: u64 = 1;
-const SHAPE_OBJECT: u64 = 2;
+pub(super) const SHAPE_NONE: u64 = 0;
+pub(super) const SHAPE_TEXT: u64 = 1;
+pub(super) const SHAPE_OBJECT: u64 = 2;
 
 /// An encoded body: `text` (to compress) and `bin` (random bytes, stored
 /// as they are).
@@ -85,50 +83,6 @@ pub fn encode(events: &[StoredEvent]) -> Encoded {
         put_bytes(&mut text, s);
     }
     Encoded { text, bin: w.bin }
-}
-
-/// Decodes what [`encode`] wrote.
-pub fn decode(text: &[u8], bin: &[u8]) -> Result<Vec<StoredEvent>, DynamoHotError> {
-    let mut head = Reader::new(text);
-    let n = head.len()?;
-    let count = head.len()?;
-    if count < FIXED_STREAMS || count > head.remaining() {
-        return Err(malformed(format!("{count} streams")));
-    }
-    let mut streams = Vec::with_capacity(count);
-    for _ in 0..count {
-        streams.push(Reader::new(head.bytes()?));
-    }
-    if head.remaining() != 0 {
-        return Err(malformed("bytes after the streams"));
-    }
-    // Every event takes at least one byte of the time stream.
-    if n > streams[Field::Ts as usize].remaining() {
-        return Err(malformed(format!("{n} events")));
-    }
-    let mut r = ReaderState {
-        streams,
-        bin: Reader::new(bin),
-        previous_ts: 0,
-        previous_n: 0,
-        heads: Vec::new(),
-        head_n: Vec::new(),
-        sources: TableReader::default(),
-        hosts: TableReader::default(),
-        log_groups: TableReader::default(),
-        log_streams: TableReader::default(),
-        tags: TableReader::default(),
-        ips: TableReader::default(),
-        keys: TableReader::default(),
-    };
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(r.event()?);
-    }
-    if r.streams.iter().any(|s| s.remaining() != 0) || r.bin.remaining() != 0 {
-        return Err(malformed("bytes left after the events"));
-    }
-    Ok(out)
 }
 
 #[derive(Default)]
@@ -273,162 +227,6 @@ impl Writer {
     }
 }
 
-struct ReaderState<'a> {
-    streams: Vec<Reader<'a>>,
-    bin: Reader<'a>,
-    previous_ts: i64,
-    previous_n: i64,
-    heads: Vec<String>,
-    head_n: Vec<i64>,
-    sources: TableReader,
-    hosts: TableReader,
-    log_groups: TableReader,
-    log_streams: TableReader,
-    tags: TableReader,
-    ips: TableReader,
-    keys: TableReader,
-}
-
-impl<'a> ReaderState<'a> {
-    fn s(&mut self, stream: Field) -> &mut Reader<'a> {
-        &mut self.streams[stream as usize]
-    }
-
-    fn event(&mut self) -> Result<StoredEvent, DynamoHotError> {
-        let ts_ms = self.previous_ts.wrapping_add(self.s(Field::Ts).signed()?);
-        self.previous_ts = ts_ms;
-        let sev = self.s(Field::Sev).byte()?;
-        let severity = *Severity::ALL
-            .get(usize::from(sev))
-            .ok_or_else(|| malformed(format!("severity index {sev}")))?;
-        let id = self.id()?;
-        let source = self
-            .sources
-            .get(&mut self.streams[Field::Source as usize])?;
-        let event_id = match id {
-            Id::Raw(id) => id,
-            Id::SourceN(n) => format!("{source}:{n}"),
-            Id::SourceHeadN(head, n) => format!("{source}:{}:{n}", self.heads[head]),
-        };
-        let host = self
-            .hosts
-            .get_opt(&mut self.streams[Field::Host as usize])?;
-        let log_group = self
-            .log_groups
-            .get_opt(&mut self.streams[Field::LogGroup as usize])?;
-        let log_stream = self
-            .log_streams
-            .get_opt(&mut self.streams[Field::LogStream as usize])?;
-        let client_ip = self
-            .ips
-            .get_opt(&mut self.streams[Field::ClientIp as usize])?;
-        let count = self.s(Field::Tags).len()?;
-        if count > self.s(Field::Tags).remaining() {
-            return Err(malformed(format!("{count} tags")));
-        }
-        let mut tags = Vec::with_capacity(count);
-        for _ in 0..count {
-            tags.push(self.tags.get(&mut self.streams[Field::Tags as usize])?);
-        }
-        let status = match self.s(Field::Status).varint()? {
-            0 => None,
-            s => Some(u16::try_from(s - 1).map_err(|_| malformed(format!("status {}", s - 1)))?),
-        };
-        let message = self.s(Field::Message).str()?.to_string();
-        let attrs = self.attrs()?;
-        Ok(StoredEvent {
-            event_id,
-            ts_ms,
-            severity,
-            host,
-            source,
-            log_group,
-            log_stream,
-            tags,
-            status,
-            client_ip,
-            message,
-            attrs,
-        })
-    }
-
-    fn id(&mut self) -> Result<Id, DynamoHotError> {
-        let r = &mut self.streams[Field::Id as usize];
-        match r.byte()? {
-            ID_RAW => Ok(Id::Raw(r.str()?.to_string())),
-            ID_SOURCE_N => {
-                let n = self.previous_n.wrapping_add(r.signed()?);
-                self.previous_n = n;
-                Ok(Id::SourceN(non_negative(n)?))
-            }
-            ID_SOURCE_HEAD_N => {
-                let i = r.len()?;
-                if i == self.heads.len() {
-                    let head = match r.byte()? {
-                        HEAD_TEXT => r.str()?.to_string(),
-                        HEAD_UUID => uuid_text(self.bin.take(16)?),
-                        other => return Err(malformed(format!("id head kind {other}"))),
-                    };
-                    self.heads.push(head);
-                    self.head_n.push(0);
-                }
-                let last = self
-                    .head_n
-                    .get_mut(i)
-                    .ok_or_else(|| malformed(format!("id head {i}")))?;
-                *last = last.wrapping_add(r.signed()?);
-                Ok(Id::SourceHeadN(i, non_negative(*last)?))
-            }
-            other => Err(malformed(format!("id kind {other}"))),
-        }
-    }
-
-    fn attrs(&mut self) -> Result<Option<Value>, DynamoHotError> {
-        let r = &mut self.streams[Field::Shape as usize];
-        match r.varint()? {
-            SHAPE_NONE => return Ok(None),
-            SHAPE_TEXT => {
-                return serde_json::from_slice(r.bytes()?)
-                    .map(Some)
-                    .map_err(|e| malformed(format!("attrs: {e}")));
-            }
-            SHAPE_OBJECT => {}
-            other => return Err(malformed(format!("attrs kind {other}"))),
-        }
-        let new = r.len()?;
-        if new > r.remaining() {
-            return Err(malformed(format!("{new} keys")));
-        }
-        for _ in 0..new {
-            self.keys.push(r.str()?.to_string());
-        }
-        let bitmap = r.take(self.keys.len().div_ceil(8))?;
-        let mut map = Map::new();
-        for k in 0..self.keys.len() {
-            if bitmap[k / 8] & (1 << (k % 8)) == 0 {
-                continue;
-            }
-            let values = self
-                .streams
-                .get_mut(FIXED_STREAMS + k)
-                .ok_or_else(|| malformed(format!("no values of key {k}")))?;
-            let value = read_value(values, &mut self.bin)?;
-            map.insert(self.keys.value(k).to_string(), value);
-        }
-        Ok(Some(Value::Object(map)))
-    }
-}
-
-enum Id {
-    Raw(String),
-    SourceN(u64),
-    SourceHeadN(usize, u64),
-}
-
-fn non_negative(n: i64) -> Result<u64, DynamoHotError> {
-    u64::try_from(n).map_err(|_| malformed(format!("id number {n}")))
-}
-
 /// `id` as `<source>:[<head>:]<n>`: the head (if any) and `n` (decimal, no
 /// leading zeros, below 2^63).
 fn split_id<'a>(id: &'a str, source: &str) -> Option<(Option<&'a str>, i64)> {
@@ -447,6 +245,7 @@ fn split_id<'a>(id: &'a str, source: &str) -> Option<(Option<&'a str>, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sinks::dynamo_hot::column_reader::decode;
     use crate::sinks::hot::event::tests::stored;
 
     fn round_trip(events: &[StoredEvent]) -> Vec<StoredEvent> {

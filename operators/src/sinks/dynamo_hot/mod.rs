@@ -72,6 +72,7 @@ pub mod alert_state;
 pub mod batch_write;
 pub mod block;
 pub mod block_v1;
+mod column_reader;
 mod columns;
 pub mod items;
 mod recent;

@@ -11,7 +11,7 @@ use super::block::{BLOCK_SPAN_MS, span_start};
 use super::items::{item_events, key_ms, n, s, service_pk, services_pk, sk_ms};
 use super::store::DynamoHotStore;
 use crate::event::{Severity, wall_clock_ms};
-use crate::sinks::hot::query::{newest_first, nth_newest};
+use crate::sinks::hot::newest::{newest_first, nth_newest};
 use crate::sinks::hot::{HotEvent, RecentQuery};
 
 const DAY_MS: i64 = 86_400_000;

@@ -67,6 +67,28 @@ pub(super) fn read_value(
     })
 }
 
+/// Steps over a value [`read_value`] would read.
+pub(super) fn skip_value(r: &mut Reader<'_>, bin: &mut Reader<'_>) -> Result<(), DynamoHotError> {
+    match r.byte()? {
+        V_TEXT | V_JSON => {
+            r.bytes()?;
+        }
+        V_UUID => {
+            bin.take(16)?;
+        }
+        V_HEX => {
+            let n = r.len()?;
+            bin.take(n)?;
+        }
+        V_INT => {
+            r.signed()?;
+        }
+        V_TRUE | V_FALSE | V_NULL => {}
+        other => return Err(malformed(format!("value kind {other}"))),
+    }
+    Ok(())
+}
+
 fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),

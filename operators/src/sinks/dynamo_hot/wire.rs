@@ -188,15 +188,17 @@ impl TableReader {
         &self.values[i]
     }
 
-    pub(super) fn get(&mut self, r: &mut Reader<'_>) -> Result<String, DynamoHotError> {
+    /// The value the next index of `r` names (read from `r` when new).
+    pub(super) fn next(&mut self, r: &mut Reader<'_>) -> Result<&str, DynamoHotError> {
         let i = r.len()?;
-        self.at(r, i).map(str::to_string)
+        self.at(r, i)
     }
 
-    pub(super) fn get_opt(&mut self, r: &mut Reader<'_>) -> Result<Option<String>, DynamoHotError> {
+    /// [`next`](Self::next) of an optional value (index 0 for none).
+    pub(super) fn next_opt(&mut self, r: &mut Reader<'_>) -> Result<Option<&str>, DynamoHotError> {
         match r.len()? {
             0 => Ok(None),
-            i => self.at(r, i - 1).map(|v| Some(v.to_string())),
+            i => self.at(r, i - 1).map(Some),
         }
     }
 }
@@ -250,12 +252,16 @@ mod tests {
         );
         let mut r = Reader::new(&out);
         let mut t = TableReader::default();
-        let back: Vec<String> = (0..4).map(|_| t.get(&mut r).unwrap()).collect();
+        let back: Vec<String> = (0..4)
+            .map(|_| t.next(&mut r).unwrap().to_string())
+            .collect();
         assert_eq!(back, ["prod", "staging", "prod", "prod"]);
         let mut t = TableReader::default();
-        let back: Vec<Option<String>> = (0..4).map(|_| t.get_opt(&mut r).unwrap()).collect();
+        let back: Vec<Option<String>> = (0..4)
+            .map(|_| t.next_opt(&mut r).unwrap().map(str::to_string))
+            .collect();
         assert_eq!(back, [None, Some("a".into()), Some("a".into()), None]);
         // An index past the table is an error, not a panic.
-        assert!(TableReader::default().get(&mut Reader::new(&[3])).is_err());
+        assert!(TableReader::default().next(&mut Reader::new(&[3])).is_err());
     }
 }

@@ -25,12 +25,16 @@ use rusqlite::{Transaction, params};
 use super::rows::HotRows;
 use super::{HotError, StoredEvent};
 use crate::event::Severity;
-use crate::sinks::dynamo_hot::block::{pack_at, span_start, unpack};
+use crate::sinks::dynamo_hot::block::{PackLimits, pack_within, span_start, unpack, unpack_where};
 
 /// Compressed bytes of a block above which its events are split: a block
 /// is read whole, so small blocks answer "the 100 newest" with little to
 /// decode (a W1 block of 16 KiB holds a few hundred events).
 pub const BLOCK_BYTES: usize = 16 * 1024;
+
+/// Events of a block at most: "the 100 newest" decodes one or two blocks
+/// whole, however well their events compress.
+pub const BLOCK_EVENTS: usize = 256;
 
 /// zstd level of the embedded store's blocks: its disk is cheap and its
 /// CPU is the pipeline's, so a fast level (the DynamoDB store, billed by
@@ -74,10 +78,21 @@ pub fn unpack_body(body: &[u8]) -> Result<Vec<StoredEvent>, HotError> {
     unpack(body, None).map_err(|e| HotError::Data(e.to_string()))
 }
 
+/// The events of a stored block body that `select` picks by their times
+/// and severities (see
+/// [`unpack_where`](crate::sinks::dynamo_hot::block::unpack_where)), oldest
+/// first.
+pub fn unpack_body_where(
+    body: &[u8],
+    select: impl FnOnce(&[i64], &[Severity]) -> Vec<bool>,
+) -> Result<Vec<StoredEvent>, HotError> {
+    unpack_where(body, None, select).map_err(|e| HotError::Data(e.to_string()))
+}
+
 /// The blocks of `events` (each with its service and arrival time): one
 /// group per service and span
 /// ([`BLOCK_SPAN_MS`](crate::sinks::dynamo_hot::block::BLOCK_SPAN_MS)), each packed into blocks
-/// of at most [`BLOCK_BYTES`] compressed bytes, one event per `event_id` a
+/// of at most [`BLOCK_BYTES`] compressed bytes and [`BLOCK_EVENTS`] events, one event per `event_id` a
 /// group. Ordered by service, then span.
 ///
 /// ```
@@ -113,8 +128,12 @@ pub fn block_rows(
     }
     let mut out = Vec::new();
     for ((service, span_ms), (events, ingest_ms)) in groups {
-        let packed =
-            pack_at(events, BLOCK_BYTES, ZSTD_LEVEL).map_err(|e| HotError::Data(e.to_string()))?;
+        let limits = PackLimits {
+            bytes: BLOCK_BYTES,
+            events: BLOCK_EVENTS,
+            zstd_level: ZSTD_LEVEL,
+        };
+        let packed = pack_within(events, limits).map_err(|e| HotError::Data(e.to_string()))?;
         for p in packed {
             out.push(BlockRow {
                 service: service.clone(),
@@ -208,6 +227,7 @@ mod tests {
         let blocks = block_rows(events).unwrap();
         assert!(blocks.len() > 1, "{} blocks", blocks.len());
         assert!(blocks.iter().all(|b| b.body.len() <= BLOCK_BYTES));
+        assert!(blocks.iter().all(|b| b.events <= BLOCK_EVENTS));
         let total: usize = blocks.iter().map(|b| b.events).sum();
         assert_eq!(total, 20_000);
         let mut ids = std::collections::HashSet::new();

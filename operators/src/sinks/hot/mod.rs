@@ -65,6 +65,7 @@ pub mod blocks;
 pub mod buffer;
 pub mod event;
 mod migrate;
+pub mod newest;
 pub mod query;
 pub mod rows;
 pub mod schema;

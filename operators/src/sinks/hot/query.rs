@@ -3,14 +3,15 @@
 //! Every answer is newest first and bounded by a limit. Time ranges include
 //! their start and exclude their end.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use rusqlite::params;
 
 use super::HotError;
-use super::blocks::unpack_body;
+use super::blocks::unpack_body_where;
 use super::event::HotEvent;
 pub use super::event::rfc3339_ms;
+use super::newest::NewestEvents;
 use super::store::HotStore;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
@@ -63,7 +64,8 @@ impl HotStore {
     /// or of every service; with a severity, only blocks that hold one that
     /// severe) in the order of their newest event, newest first, until
     /// `limit` events are found and the next block's newest event is older
-    /// than all of them: usually one or two blocks.
+    /// than all of them: usually one or two blocks. Of each block only the
+    /// events that can be in the answer are built ([`NewestEvents`]).
     pub fn recent(&self, q: &RecentQuery) -> Result<Vec<HotEvent>, HotError> {
         if q.limit == 0 {
             return Ok(Vec::new());
@@ -92,31 +94,27 @@ impl HotStore {
             None => stmt.query(params![q.since_ms, last_before, until, min_rank]),
         }
         .map_err(HotError::sqlite("query recent"))?;
-        let mut out: Vec<HotEvent> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut newest = NewestEvents::new(q.since_ms, until, min, q.limit);
         while let Some(row) = rows.next().map_err(HotError::sqlite("read block"))? {
             let last_ms: i64 = row.get(1).map_err(HotError::sqlite("read block"))?;
             // This block and every one after it hold only events older than
             // the `limit` found: done.
-            if out.len() >= q.limit && last_ms < nth_newest(&out, q.limit) {
+            if !newest.wants(last_ms) {
                 break;
             }
-            let service: String = row.get(0).map_err(HotError::sqlite("read block"))?;
+            let service = row
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(HotError::sqlite("read block"))?;
             let body = row
                 .get_ref(2)
                 .and_then(|v| v.as_blob().map_err(Into::into))
                 .map_err(HotError::sqlite("read block"))?;
-            for event in unpack_body(body)? {
-                let in_range = event.ts_ms >= q.since_ms && event.ts_ms < until;
-                let severe = min.is_none_or(|m| event.severity >= m);
-                if in_range && severe && seen.insert(event.event_id.clone()) {
-                    out.push(HotEvent::new(service.clone(), event));
-                }
-            }
+            let events =
+                unpack_body_where(body, |times, severities| newest.select(times, severities))?;
+            newest.add(service, events);
         }
-        newest_first(&mut out);
-        out.truncate(q.limit);
-        Ok(out)
+        Ok(newest.finish())
     }
 
     /// Alert notices raised in `[since_ms, until_ms)`, newest first.
@@ -217,21 +215,6 @@ impl HotStore {
         }
         Ok(out)
     }
-}
-
-/// Sorts newest first: time, then id, both descending (the order of both
-/// hot stores' answers).
-pub(crate) fn newest_first(events: &mut [HotEvent]) {
-    events.sort_by(|a, b| {
-        (b.event.ts_ms, &b.event.event_id).cmp(&(a.event.ts_ms, &a.event.event_id))
-    });
-}
-
-/// The time of the `n`-th newest of `events` (`n` ≥ 1, at most their number).
-pub(crate) fn nth_newest(events: &[HotEvent], n: usize) -> i64 {
-    let mut times: Vec<i64> = events.iter().map(|e| e.event.ts_ms).collect();
-    let (_, nth, _) = times.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
-    *nth
 }
 
 #[cfg(test)]
