@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoHotError;
-use super::block::{pack, span_start, unpack};
+use super::block::{pack, span_start, unpack_where};
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
 use crate::sinks::hot::{HotEvent, HotRows, StoredEvent};
@@ -174,8 +174,29 @@ pub fn registry_item(day: &str, service: &str, expires_at: i64) -> Item {
 /// The events of a stored item of `service`'s partition: every event of a
 /// block, or the one event of an item written before blocks.
 pub fn item_events(item: &Item, service: &str) -> Result<Vec<HotEvent>, DynamoHotError> {
+    Ok(item_events_where(item, |times, _| vec![true; times.len()])?
+        .into_iter()
+        .map(|e| HotEvent::new(service.to_string(), e))
+        .collect())
+}
+
+/// The events of a stored item that `select` picks by their times and
+/// severities (see [`unpack_where`](super::block::unpack_where)), oldest
+/// first: of a block only those are built.
+pub fn item_events_where(
+    item: &Item,
+    select: impl FnOnce(&[i64], &[Severity]) -> Vec<bool>,
+) -> Result<Vec<StoredEvent>, DynamoHotError> {
     let Some(blob) = item.get("blk") else {
-        return Ok(vec![hot_event(item)?]);
+        let event = hot_event(item)?.event;
+        let picked = select(&[event.ts_ms], &[event.severity]);
+        return Ok(picked
+            .first()
+            .copied()
+            .unwrap_or(false)
+            .then_some(event)
+            .into_iter()
+            .collect());
     };
     let bytes = blob.as_b().map_err(|_| {
         DynamoHotError::Data(format!(
@@ -185,10 +206,7 @@ pub fn item_events(item: &Item, service: &str) -> Result<Vec<HotEvent>, DynamoHo
     })?;
     // Blocks of layout 1 carry their uncompressed length.
     let raw_len: Option<usize> = get_n(item, "raw");
-    Ok(unpack(bytes.as_ref(), raw_len)?
-        .into_iter()
-        .map(|e| HotEvent::new(service.to_string(), e))
-        .collect())
+    unpack_where(bytes.as_ref(), raw_len, select)
 }
 
 /// Bytes DynamoDB counts for `item`: attribute names plus values (strings

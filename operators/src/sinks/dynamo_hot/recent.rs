@@ -2,16 +2,16 @@
 //! partition newest first, or of every service listed in the registry of
 //! the range's days, merged.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoHotError;
 use super::block::{BLOCK_SPAN_MS, span_start};
-use super::items::{item_events, key_ms, n, s, service_pk, services_pk, sk_ms};
+use super::items::{item_events_where, key_ms, n, s, service_pk, services_pk, sk_ms};
 use super::store::DynamoHotStore;
 use crate::event::{Severity, wall_clock_ms};
-use crate::sinks::hot::newest::{newest_first, nth_newest};
+use crate::sinks::hot::newest::{NewestEvents, newest_first};
 use crate::sinks::hot::{HotEvent, RecentQuery};
 
 const DAY_MS: i64 = 86_400_000;
@@ -133,8 +133,7 @@ impl DynamoHotStore {
         let lo = key_ms(span_start(q.since_ms));
         let hi = format!("{}$", key_ms(until.saturating_sub(1)));
         let min = q.min_severity.filter(|&m| m > Severity::Info);
-        let mut out: Vec<HotEvent> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut newest = NewestEvents::new(q.since_ms, until, min, q.limit);
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         'pages: loop {
             let mut query = self
@@ -181,27 +180,18 @@ impl DynamoHotStore {
                     })?;
                 // Every event of this item and the ones after it is older
                 // than `key_ms + span`: done once `limit` events are newer.
-                if out.len() >= q.limit
-                    && key_ms.saturating_add(BLOCK_SPAN_MS) <= nth_newest(&out, q.limit)
-                {
+                if !newest.wants(key_ms.saturating_add(BLOCK_SPAN_MS - 1)) {
                     break 'pages;
                 }
-                for event in item_events(&item, service)? {
-                    let e = &event.event;
-                    let in_range = e.ts_ms >= q.since_ms && e.ts_ms < until;
-                    let severe = min.is_none_or(|m| e.severity >= m);
-                    if in_range && severe && seen.insert(e.event_id.clone()) {
-                        out.push(event);
-                    }
-                }
+                let events =
+                    item_events_where(&item, |times, severities| newest.select(times, severities))?;
+                newest.add(service, events);
             }
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => break,
             }
         }
-        newest_first(&mut out);
-        out.truncate(q.limit);
-        Ok(out)
+        Ok(newest.finish())
     }
 }

@@ -5,7 +5,8 @@
 //! [`NewestEvents::select`] before it builds any event of the block
 //! ([`unpack_where`](crate::sinks::dynamo_hot::block::unpack_where)), and
 //! stops at the first block [`NewestEvents::wants`] refuses. Both hot
-//! stores answer in the order of [`newest_first`].
+//! stores read this way (SQLite's `event_blocks` rows, a DynamoDB service
+//! partition's items) and answer in the order of [`newest_first`].
 
 use std::collections::HashSet;
 
@@ -155,13 +156,6 @@ pub(crate) fn newest_first(events: &mut [HotEvent]) {
     events.sort_by(|a, b| {
         (b.event.ts_ms, &b.event.event_id).cmp(&(a.event.ts_ms, &a.event.event_id))
     });
-}
-
-/// The time of the `n`-th newest of `events` (`n` ≥ 1, at most their number).
-pub(crate) fn nth_newest(events: &[HotEvent], n: usize) -> i64 {
-    let mut times: Vec<i64> = events.iter().map(|e| e.event.ts_ms).collect();
-    let (_, nth, _) = times.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
-    *nth
 }
 
 #[cfg(test)]
