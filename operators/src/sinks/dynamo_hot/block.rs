@@ -228,7 +228,7 @@ fn encode(events: &[StoredEvent], level: i32) -> Result<Packed, DynamoHotError> 
 /// zstd frame of JSON columns, `raw_len` bytes uncompressed, as stored in
 /// its item's `raw`).
 pub fn unpack(bytes: &[u8], raw_len: Option<usize>) -> Result<Vec<StoredEvent>, DynamoHotError> {
-    unpack_where(bytes, raw_len, |times, _| vec![true; times.len()])
+    unpack_where(bytes, raw_len, column_reader::every_event)
 }
 
 /// The events of a stored block that `select` picks by their times and

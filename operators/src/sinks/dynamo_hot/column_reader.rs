@@ -24,7 +24,12 @@ use crate::sinks::hot::StoredEvent;
 /// Decodes every event of a body, in the order they were encoded.
 #[cfg(test)]
 pub(super) fn decode(text: &[u8], bin: &[u8]) -> Result<Vec<StoredEvent>, DynamoHotError> {
-    decode_where(text, bin, |times, _| vec![true; times.len()])
+    decode_where(text, bin, every_event)
+}
+
+/// A selection for [`decode_where`] that picks every event.
+pub fn every_event(times: &[i64], _: &[Severity]) -> Vec<bool> {
+    vec![true; times.len()]
 }
 
 /// Decodes the events of a body that `select` picks: it is given the time

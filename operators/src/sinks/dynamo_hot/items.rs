@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoHotError;
 use super::block::{pack, span_start, unpack_where};
+use super::column_reader::every_event;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
 use crate::sinks::hot::{HotEvent, HotRows, StoredEvent};
@@ -174,7 +175,7 @@ pub fn registry_item(day: &str, service: &str, expires_at: i64) -> Item {
 /// The events of a stored item of `service`'s partition: every event of a
 /// block, or the one event of an item written before blocks.
 pub fn item_events(item: &Item, service: &str) -> Result<Vec<HotEvent>, DynamoHotError> {
-    Ok(item_events_where(item, |times, _| vec![true; times.len()])?
+    Ok(item_events_where(item, every_event)?
         .into_iter()
         .map(|e| HotEvent::new(service.to_string(), e))
         .collect())

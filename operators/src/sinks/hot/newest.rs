@@ -8,6 +8,7 @@
 //! stores read this way (SQLite's `event_blocks` rows, a DynamoDB service
 //! partition's items) and answer in the order of [`newest_first`].
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use super::event::{HotEvent, StoredEvent};
@@ -123,8 +124,7 @@ impl NewestEvents {
     /// newest), drops all but the `limit` newest (no later block can bring
     /// one of them back) and moves the floor up to the last kept.
     fn settle(&mut self) {
-        self.found
-            .sort_by(|(_, a), (_, b)| (b.ts_ms, &b.event_id).cmp(&(a.ts_ms, &a.event_id)));
+        self.found.sort_by(|(_, a), (_, b)| newer_first(a, b));
         let first_of_its_id: Vec<bool> = {
             let mut ids = HashSet::with_capacity(self.found.len());
             self.found
@@ -153,9 +153,12 @@ impl NewestEvents {
 /// Sorts newest first: time, then id, both descending (the order of both
 /// hot stores' answers).
 pub(crate) fn newest_first(events: &mut [HotEvent]) {
-    events.sort_by(|a, b| {
-        (b.event.ts_ms, &b.event.event_id).cmp(&(a.event.ts_ms, &a.event.event_id))
-    });
+    events.sort_by(|a, b| newer_first(&a.event, &b.event));
+}
+
+/// The order of the answers: time, then id, both descending.
+fn newer_first(a: &StoredEvent, b: &StoredEvent) -> Ordering {
+    (b.ts_ms, &b.event_id).cmp(&(a.ts_ms, &a.event_id))
 }
 
 #[cfg(test)]
