@@ -145,6 +145,80 @@ async fn delivered_messages_are_decoded_then_deleted() {
     );
 }
 
+/// Bodies a producer compressed to pay for fewer 64 KiB chunks: base64 of
+/// gzip and of zstd decode to the same events as the plain body, with the
+/// same offsets in their ids; a corrupt one is one dead letter, and deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_decode_like_plain_ones() {
+    let (aws_config, sdk) = aws().await;
+    let sqs = aws_config.sqs_client(&sdk);
+    let name = unique("compressed");
+    let url = create_queue(&sqs, &name, None).await;
+
+    let lines: String = (0..40)
+        .map(|i| {
+            let level = if i % 4 == 0 { "error" } else { "info" };
+            format!("{{\"service\":\"api\",\"level\":\"{level}\",\"msg\":\"line {i}\"}}\n")
+        })
+        .collect();
+    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(lines.as_bytes()).unwrap();
+    let gzip = b64(gz.finish().unwrap());
+    let zstd_bytes = zstd::bulk::compress(lines.as_bytes(), 3).unwrap();
+    let corrupt = b64(zstd_bytes[..zstd_bytes.len() / 2].to_vec());
+    let zstd = b64(zstd_bytes);
+    assert!(
+        zstd.len() < lines.len() / 2,
+        "{} of {}",
+        zstd.len(),
+        lines.len()
+    );
+    let bodies = vec![lines.clone(), gzip, zstd, corrupt.clone()];
+    send_bodies(&sqs, &url, &bodies).await;
+
+    let queue = SqsQueue::new(aws_config.sqs_client(&sdk), test_config(&url)).unwrap();
+    let sink = CaptureSink::new();
+    let pipeline = pipeline(&queue, &sink);
+    let progress = queue.progress().clone();
+    wait_until(
+        Duration::from_secs(30),
+        "every message deleted",
+        async || progress.deleted.load(Ordering::Relaxed) == bodies.len() as u64,
+    )
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert!(queue.settled(Duration::from_secs(5)).await);
+
+    let messages = column(&sink, "message");
+    assert_eq!(messages.len(), 3 * 40, "{messages:?}");
+    for i in 0..40 {
+        let line = format!("line {i}");
+        assert_eq!(messages.iter().filter(|m| **m == line).count(), 3, "{line}");
+    }
+    // The same offsets under three message ids.
+    let mut offsets: Vec<String> = column(&sink, "event_id")
+        .iter()
+        .map(|id| id.rsplit(':').next().unwrap().to_string())
+        .collect();
+    offsets.sort();
+    offsets.dedup();
+    assert_eq!(offsets.len(), 40);
+    let dead: Vec<_> = sink
+        .delivered()
+        .iter()
+        .flat_map(|b| b.dead_letters.iter().cloned().collect::<Vec<_>>())
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].reason.starts_with("bad zstd: "),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].raw, corrupt.as_bytes());
+    assert_eq!(queue_depth(&sqs, &url).await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_batch_is_returned_and_redelivered() {
     let (aws_config, sdk) = aws().await;

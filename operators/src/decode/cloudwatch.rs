@@ -1,24 +1,19 @@
 //! CloudWatch Logs subscription payloads: gzip, base64 of gzip, or plain JSON
 //! `{"messageType","owner","logGroup","logStream","subscriptionFilters","logEvents"}`.
 
-use std::io::Read;
-
-use base64::Engine as _;
-use flate2::read::MultiGzDecoder;
 use simd_json::{Node, StaticNode};
 
 use super::json::{as_str, members};
+use super::packed::Unpacked;
 use super::{
     BOM, DeadLetter, DecodeContext, DecodeStats, Engine, EventId, JsonScratch, LineDecoder,
     LineMeta, LineOutcome, dead_letter, parse_json,
 };
 use crate::event::EventBatch;
 
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-
 impl LineDecoder {
-    /// Decodes one CloudWatch Logs subscription payload (gzip bytes, base64 of
-    /// gzip, or plain JSON). `CONTROL_MESSAGE` payloads are counted in
+    /// Decodes one CloudWatch Logs subscription payload (gzip or zstd bytes,
+    /// base64 of either, or plain JSON; see `packed.rs`). `CONTROL_MESSAGE` payloads are counted in
     /// [`DecodeStats::control_messages`]; each `DATA_MESSAGE` logEvent's message
     /// is decoded as a line (JSON, access log or text) with `log_group` and
     /// `log_stream` set, `event_id` = the logEvent id and `ts` falling back to the
@@ -26,6 +21,31 @@ impl LineDecoder {
     /// `position`.
     pub fn decode_cloudwatch(
         &mut self,
+        payload: &[u8],
+        position: u64,
+        ctx: &DecodeContext<'_>,
+        out: &mut EventBatch,
+        dead: &mut Vec<DeadLetter>,
+    ) -> DecodeStats {
+        let p = payload.strip_prefix(BOM).unwrap_or(payload).trim_ascii();
+        match self.unpacker.unpack(p, self.engine.cfg.max_payload_bytes) {
+            Ok(unpacked) => self.read_cloudwatch(unpacked, payload, position, ctx, out, dead),
+            Err(reason) => {
+                let keep = payload.len().min(self.engine.cfg.max_line_bytes);
+                dead.push(dead_letter(reason, ctx, position, &payload[..keep]));
+                DecodeStats {
+                    dead_letters: 1,
+                    ..DecodeStats::default()
+                }
+            }
+        }
+    }
+
+    /// Reads the CloudWatch JSON that `Unpacker::unpack` left in place
+    /// (`unpacked` says where; `payload` is the whole payload, for dead letters).
+    pub(super) fn read_cloudwatch(
+        &mut self,
+        unpacked: Unpacked,
         payload: &[u8],
         position: u64,
         ctx: &DecodeContext<'_>,
@@ -41,55 +61,10 @@ impl LineDecoder {
                 ..DecodeStats::default()
             }
         };
-        let p = payload.strip_prefix(BOM).unwrap_or(payload).trim_ascii();
-        let max = self.engine.cfg.max_payload_bytes;
-        let json: &[u8] = if p.starts_with(b"{") {
-            p
-        } else {
-            let compressed: &[u8] = if p.starts_with(GZIP_MAGIC) {
-                p
-            } else {
-                self.b64.clear();
-                let clean: Vec<u8>;
-                let text = if p.iter().any(u8::is_ascii_whitespace) {
-                    clean = p
-                        .iter()
-                        .copied()
-                        .filter(|b| !b.is_ascii_whitespace())
-                        .collect();
-                    &clean[..]
-                } else {
-                    p
-                };
-                if base64::engine::general_purpose::STANDARD
-                    .decode_vec(text, &mut self.b64)
-                    .is_err()
-                {
-                    return fail("bad base64".into(), dead);
-                }
-                &self.b64
-            };
-            if compressed.starts_with(b"{") {
-                compressed
-            } else {
-                if !compressed.starts_with(GZIP_MAGIC) {
-                    return fail("bad gzip: not gzip data".into(), dead);
-                }
-                self.gz.clear();
-                let read = MultiGzDecoder::new(compressed)
-                    .take(max as u64 + 1)
-                    .read_to_end(&mut self.gz);
-                if let Err(e) = read {
-                    return fail(format!("bad gzip: {}", e.to_string().to_lowercase()), dead);
-                }
-                if self.gz.len() > max {
-                    return fail(
-                        format!("gzip payload exceeds {max} bytes decompressed"),
-                        dead,
-                    );
-                }
-                &self.gz
-            }
+        let json: &[u8] = match unpacked {
+            Unpacked::Plain => payload.strip_prefix(BOM).unwrap_or(payload).trim_ascii(),
+            Unpacked::Base64 => &self.unpacker.base64,
+            Unpacked::Inflated => &self.unpacker.inflated,
         };
         let JsonScratch {
             buf,

@@ -14,6 +14,9 @@
 //! A chunk that starts with gzip magic is a whole CloudWatch Logs payload and
 //! goes to [`LineDecoder::decode_cloudwatch`]; so does each line that starts
 //! with `H4sI` (base64 of gzip: one payload per line, as in Firehose dumps).
+//! A whole queue message or stream record compressed by its producer (gzip or
+//! zstd, raw or base64) goes to [`LineDecoder::decode_compressed`], which reads
+//! a CloudWatch Logs payload or lines out of it (`packed.rs`).
 //!
 //! `event_id` is `<source>:<position>` where position is `first_position` plus
 //! the byte offset of the line in the chunk (stable on redelivery when the source
@@ -42,7 +45,7 @@
 //! | unparseable `ts` field | kept in `attrs`; `ts` = ingest time |
 //! | access log line with an unparseable `[time]` | still an access event; `ts` = ingest time |
 //! | CloudWatch payload: bad base64 | one dead letter `bad base64` |
-//! | CloudWatch payload: bad gzip / too large decompressed | one dead letter `bad gzip: ...` / `gzip payload exceeds N bytes decompressed` |
+//! | CloudWatch payload or compressed message: bad gzip or zstd / too large decompressed | one dead letter `bad gzip: ...` or `bad zstd: ...` / `gzip payload exceeds N bytes decompressed` |
 //! | CloudWatch payload: bad JSON / no `logEvents` | one dead letter `invalid cloudwatch json: ...` / `not a cloudwatch logs payload` |
 //! | CloudWatch `CONTROL_MESSAGE` | no event, counted in [`DecodeStats::control_messages`] |
 //! | CloudWatch logEvent without a string `message` | dead letter `cloudwatch log event without message` |
@@ -53,6 +56,7 @@ mod flat;
 mod header_level;
 mod json;
 mod keys;
+mod packed;
 mod special_bytes;
 mod text;
 mod timestamp;
@@ -63,6 +67,8 @@ use simd_json::{Buffers, ErrorType, Tape};
 
 pub use access::{AccessLine, parse_access};
 pub use json::{JsonFields, write_json_str};
+pub use packed::is_compressed;
+pub(crate) use packed::looks_like_cloudwatch;
 pub use text::{TextLine, parse_text};
 pub use timestamp::{days_from_civil, epoch_to_ms, parse_clf, parse_iso8601, parse_iso8601_prefix};
 
@@ -301,8 +307,7 @@ struct Engine {
 pub struct LineDecoder {
     engine: Engine,
     cw: JsonScratch,
-    gz: Vec<u8>,
-    b64: Vec<u8>,
+    unpacker: packed::Unpacker,
 }
 
 impl LineDecoder {
@@ -319,8 +324,7 @@ impl LineDecoder {
                 nul: Vec::new(),
             },
             cw: JsonScratch::new(depth),
-            gz: Vec::new(),
-            b64: Vec::new(),
+            unpacker: packed::Unpacker::default(),
         }
     }
 

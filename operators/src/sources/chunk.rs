@@ -12,6 +12,12 @@ pub enum ChunkFormat {
     Lines,
     /// One CloudWatch Logs subscription payload (gzip, base64 of gzip, or JSON).
     CloudWatchPayload,
+    /// One whole queue message or stream record compressed by its producer
+    /// (gzip or zstd, raw or base64): a CloudWatch Logs payload or lines once
+    /// unpacked (`decode/packed.rs`). Its lines' positions are offsets in the
+    /// decompressed bytes, so only a chunk whose `source` names the message
+    /// and whose `first_position` is 0 may have this format.
+    Compressed,
 }
 
 /// Raw input bytes from a source, cut at line boundaries.

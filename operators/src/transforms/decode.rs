@@ -199,6 +199,13 @@ impl Actor for DecodeStage {
                 &mut events,
                 &mut dead,
             ),
+            ChunkFormat::Compressed => self.decoder.decode_compressed(
+                &chunk.bytes,
+                chunk.first_position,
+                &decode_ctx,
+                &mut events,
+                &mut dead,
+            ),
         };
         if let Some(enricher) = &self.enricher {
             enricher.apply(&mut events);

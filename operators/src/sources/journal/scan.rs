@@ -155,6 +155,7 @@ impl LostRecord {
             format: match h.format {
                 ChunkFormat::Lines => "lines",
                 ChunkFormat::CloudWatchPayload => "cloudwatch",
+                ChunkFormat::Compressed => "compressed",
             },
             ingest_ts_ms: h.ingest_ts_ms,
         }

@@ -182,6 +182,7 @@ fn format_of(byte: u8) -> Option<ChunkFormat> {
     match byte {
         0 => Some(ChunkFormat::Lines),
         1 => Some(ChunkFormat::CloudWatchPayload),
+        2 => Some(ChunkFormat::Compressed),
         _ => None,
     }
 }
@@ -357,6 +358,8 @@ fn format_byte(format: ChunkFormat) -> u8 {
     match format {
         ChunkFormat::Lines => 0,
         ChunkFormat::CloudWatchPayload => 1,
+        // Never journaled (SQS and Kinesis messages only); kept distinct.
+        ChunkFormat::Compressed => 2,
     }
 }
 

@@ -160,7 +160,7 @@ fn chunk(source: String, origin: &Arc<str>, data: Vec<u8>) -> RawChunk {
     let body = classify_body(data);
     let lines = match body.format {
         ChunkFormat::Lines => count_lines(&body.bytes),
-        ChunkFormat::CloudWatchPayload => 1,
+        ChunkFormat::CloudWatchPayload | ChunkFormat::Compressed => 1,
     };
     RawChunk {
         bytes: Arc::new(body.bytes),
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(c.lines, 1);
         let gz = record_chunks("logs", "s", &record("1", &[0x1f, 0x8b, 8, 0]));
         assert_eq!(gz.len(), 1);
-        assert_eq!(gz[0].format, ChunkFormat::CloudWatchPayload);
+        assert_eq!(gz[0].format, ChunkFormat::Compressed);
     }
 
     #[test]

@@ -3,8 +3,13 @@
 //! - An SNS envelope (`{"Type":"Notification","Message":"...",...}`, what an SNS
 //!   subscription without raw delivery puts on the queue) is unwrapped first,
 //!   and its `Message` classified in turn.
-//! - A CloudWatch Logs subscription payload: gzip (`1f 8b`), base64 of gzip
-//!   (`H4sI`), or its JSON form (an object with `logEvents`).
+//! - A compressed message: gzip (`1f 8b`) or zstd (`28 b5 2f fd`), or base64
+//!   of either (`H4sI`, `KLUv/`), as a CloudWatch Logs subscription delivers
+//!   its payloads or as a producer packs lines to cut its SQS or Kinesis bill
+//!   (a third of the bytes for W1 events, `docs/cost.md`). The decoder
+//!   unpacks it and reads a CloudWatch Logs payload or lines out of it.
+//! - A CloudWatch Logs subscription payload in its JSON form (an object with
+//!   `logEvents`).
 //! - Anything else is lines: one JSON event, NDJSON, or text.
 
 use crate::sources::ChunkFormat;
@@ -64,24 +69,13 @@ fn unwrap_sns(body: &[u8]) -> Option<String> {
 }
 
 fn detect_format(bytes: &[u8]) -> ChunkFormat {
-    let trimmed = bytes.trim_ascii_start();
-    if bytes.starts_with(&[0x1f, 0x8b]) || trimmed.starts_with(b"H4sI") {
-        return ChunkFormat::CloudWatchPayload;
+    if crate::decode::is_compressed(bytes) {
+        return ChunkFormat::Compressed;
     }
-    if trimmed.starts_with(b"{")
-        && memchr::memmem::find(trimmed, b"\"logEvents\"").is_some()
-        && memchr::memmem::find(trimmed, b"\"messageType\"").is_some()
-        && is_single_json_value(trimmed)
-    {
+    if crate::decode::looks_like_cloudwatch(bytes) {
         return ChunkFormat::CloudWatchPayload;
     }
     ChunkFormat::Lines
-}
-
-/// True when the bytes are one JSON value (not NDJSON that happens to mention
-/// `logEvents`).
-fn is_single_json_value(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 /// Lines in a body of lines (for metrics): newlines, plus one for a last line
@@ -125,9 +119,24 @@ mod tests {
         let gz = gzip(CW_JSON.as_bytes());
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(&gz);
-        for body in [gz.clone(), b64.into_bytes(), CW_JSON.as_bytes().to_vec()] {
+        for body in [gz.clone(), b64.into_bytes()] {
             let c = classify_body(body.clone());
-            assert_eq!(c.format, ChunkFormat::CloudWatchPayload);
+            assert_eq!(c.format, ChunkFormat::Compressed);
+            assert_eq!(c.bytes, body);
+        }
+        let c = classify_body(CW_JSON.as_bytes().to_vec());
+        assert_eq!(c.format, ChunkFormat::CloudWatchPayload);
+    }
+
+    #[test]
+    fn compressed_lines_are_left_to_the_decoder() {
+        let lines = b"{\"msg\":\"a\"}\n{\"msg\":\"b\"}\n";
+        let zst = zstd::bulk::compress(lines, 3).unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&zst);
+        for body in [gzip(lines), zst, b64.into_bytes()] {
+            let c = classify_body(body.clone());
+            assert_eq!(c.format, ChunkFormat::Compressed);
             assert_eq!(c.bytes, body);
         }
     }

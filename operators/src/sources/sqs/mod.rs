@@ -210,7 +210,7 @@ impl SqsQueue {
         let body = classify_body(message.body.unwrap_or_default().into_bytes());
         let lines = match body.format {
             ChunkFormat::Lines => count_lines(&body.bytes),
-            ChunkFormat::CloudWatchPayload => 1,
+            ChunkFormat::CloudWatchPayload | ChunkFormat::Compressed => 1,
         };
         let chunk = RawChunk {
             bytes: Arc::new(body.bytes),
