@@ -253,16 +253,20 @@ prefix = "spate/"
     let service = Service::start(support::SPATE, &data, &config);
 
     // The W4 spike scaled to 3 s: 200 events/s, 2,000/s for 0.6 s, 200/s;
-    // 1,680 events in messages of 40, the second half as CloudWatch Logs
-    // subscription payloads.
+    // 1,680 events in messages of 40, a run each as NDJSON, as CloudWatch Logs
+    // subscription payloads and as NDJSON compressed with zstd (base64).
     let send_report = dir.path().join("send.json");
-    for (run, format) in [("lg-ndjson", "ndjson"), ("lg-cwl", "cloudwatch")] {
+    for (run, format, compress) in [
+        ("lg-ndjson", "ndjson", "none"),
+        ("lg-cwl", "cloudwatch", "none"),
+        ("lg-zstd", "ndjson", "zstd"),
+    ] {
         #[rustfmt::skip]
         let report = support::loadgen_json(&[
             "send", "--target", "sqs", "--queue-url", queue,
             "--profile", "spike", "--rate", "200", "--duration", "3s",
             "--batch-events", "80", "--events-per-message", "40",
-            "--message-format", format, "--run-id", run,
+            "--message-format", format, "--compress", compress, "--run-id", run,
         ]);
         assert_eq!(report["target"], format!("sqs:{queue}"), "{report}");
         assert_eq!(report["failed"], 0, "{report}");

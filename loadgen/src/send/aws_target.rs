@@ -176,6 +176,11 @@ pub async fn open_aws_target(destination: AwsDestination, packing: Packing) -> B
             Box::new(SqsTarget::new(clients.sqs(), queue_url, packing))
         }
         AwsDestination::Kinesis { stream, kpl } => {
+            // Kinesis records are bytes: compressed ones need no base64.
+            let packing = Packing {
+                text: false,
+                ..packing
+            };
             Box::new(KinesisTarget::new(clients.kinesis(), stream, packing, kpl))
         }
     }

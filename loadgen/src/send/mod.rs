@@ -57,7 +57,9 @@ pub use aws_target::{
     KINESIS_MAX_REQUEST_BYTES, KinesisTarget, SQS_MAX_BATCH_BYTES, SQS_MAX_BATCH_MESSAGES,
     SqsTarget, open_aws_target,
 };
-pub use packing::{MessageFormat, Packing, kpl_records, pack_messages, request_groups};
+pub use packing::{
+    BodyCompression, MessageFormat, Packing, kpl_records, pack_messages, request_groups,
+};
 pub use report::{LatencySummary, Report, Second};
 pub use schedule::{
     DEFAULT_SINE_AMPLITUDE, DEFAULT_SINE_PERIOD, PlannedBatch, Profile, SPIKE_PHASES,

@@ -43,6 +43,34 @@ impl std::str::FromStr for MessageFormat {
     }
 }
 
+/// How a message body is compressed by its producer (Spate's SQS and Kinesis
+/// sources unpack both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyCompression {
+    /// As it is.
+    #[default]
+    None,
+    /// gzip, default level.
+    Gzip,
+    /// zstd, level 3.
+    Zstd,
+}
+
+impl std::str::FromStr for BodyCompression {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(BodyCompression::None),
+            "gzip" => Ok(BodyCompression::Gzip),
+            "zstd" => Ok(BodyCompression::Zstd),
+            _ => Err(format!(
+                "unknown compression {s:?}: expected none, gzip or zstd"
+            )),
+        }
+    }
+}
+
 /// How batches become messages.
 #[derive(Debug, Clone, Copy)]
 pub struct Packing {
@@ -50,6 +78,22 @@ pub struct Packing {
     pub events_per_message: usize,
     /// The message body.
     pub format: MessageFormat,
+    /// Compression of NDJSON bodies (a CloudWatch payload is gzip already).
+    pub compression: BodyCompression,
+    /// True when bodies must be text (SQS): compressed ones are then base64.
+    pub text: bool,
+}
+
+impl Packing {
+    /// NDJSON bodies of `events_per_message` lines, uncompressed.
+    pub fn ndjson(events_per_message: usize) -> Self {
+        Packing {
+            events_per_message,
+            format: MessageFormat::Ndjson,
+            compression: BodyCompression::None,
+            text: true,
+        }
+    }
 }
 
 /// The first bytes of a base64-encoded gzip stream: a line that already is a CloudWatch
@@ -61,8 +105,8 @@ const BASE64_GZIP: &[u8] = b"H4sI";
 /// `timestamp` of wrapped log events.
 ///
 /// ```
-/// use spate_loadgen::send::{MessageFormat, Packing, pack_messages};
-/// let packing = Packing { events_per_message: 2, format: MessageFormat::Ndjson };
+/// use spate_loadgen::send::{Packing, pack_messages};
+/// let packing = Packing::ndjson(2);
 /// let messages = pack_messages(b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n", packing, 0).unwrap();
 /// assert_eq!(messages, vec![b"{\"a\":1}\n{\"a\":2}".to_vec(), b"{\"a\":3}".to_vec()]);
 /// ```
@@ -75,7 +119,7 @@ pub fn pack_messages(body: &[u8], packing: Packing, now_ms: u64) -> std::io::Res
             return Ok(());
         }
         let message = match packing.format {
-            MessageFormat::Ndjson => group.join(&b'\n'),
+            MessageFormat::Ndjson => compress(group.join(&b'\n'), packing)?,
             MessageFormat::CloudWatch => subscription_payload(group, now_ms)?,
         };
         messages.push(message);
@@ -95,6 +139,25 @@ pub fn pack_messages(body: &[u8], packing: Packing, now_ms: u64) -> std::io::Res
     }
     flush(&mut group, &mut messages)?;
     Ok(messages)
+}
+
+/// `body` compressed as `packing` says, base64 encoded when it must be text.
+fn compress(body: Vec<u8>, packing: Packing) -> std::io::Result<Vec<u8>> {
+    let packed = match packing.compression {
+        BodyCompression::None => return Ok(body),
+        BodyCompression::Gzip => {
+            let mut gzip =
+                GzEncoder::new(Vec::with_capacity(body.len() / 2), Compression::default());
+            gzip.write_all(&body)?;
+            gzip.finish()?
+        }
+        BodyCompression::Zstd => zstd::bulk::compress(&body, 3)?,
+    };
+    Ok(if packing.text {
+        STANDARD.encode(packed).into_bytes()
+    } else {
+        packed
+    })
 }
 
 /// A CloudWatch Logs subscription `DATA_MESSAGE` carrying `lines` as log events, gzip
@@ -185,10 +248,7 @@ mod tests {
 
     #[test]
     fn ndjson_messages_hold_n_lines_and_w3_lines_go_alone() {
-        let packing = Packing {
-            events_per_message: 3,
-            format: MessageFormat::Ndjson,
-        };
+        let packing = Packing::ndjson(3);
         let messages = pack_messages(&ndjson(7), packing, 0).unwrap();
         let lines: Vec<usize> = messages
             .iter()
@@ -209,10 +269,51 @@ mod tests {
     }
 
     #[test]
+    fn compressed_messages_unpack_to_the_same_lines() {
+        let plain = pack_messages(&ndjson(7), Packing::ndjson(3), 0).unwrap();
+        for (compression, text) in [
+            (BodyCompression::Gzip, true),
+            (BodyCompression::Zstd, true),
+            (BodyCompression::Zstd, false),
+        ] {
+            let packing = Packing {
+                compression,
+                text,
+                ..Packing::ndjson(3)
+            };
+            let messages = pack_messages(&ndjson(7), packing, 0).unwrap();
+            let unpacked: Vec<Vec<u8>> = messages
+                .iter()
+                .map(|m| {
+                    let raw = if text {
+                        STANDARD.decode(m).unwrap()
+                    } else {
+                        m.clone()
+                    };
+                    let mut out = Vec::new();
+                    match compression {
+                        BodyCompression::Gzip => {
+                            flate2::read::GzDecoder::new(&raw[..])
+                                .read_to_end(&mut out)
+                                .unwrap();
+                        }
+                        _ => out = zstd::decode_all(&raw[..]).unwrap(),
+                    }
+                    out
+                })
+                .collect();
+            assert_eq!(unpacked, plain, "{compression:?}");
+            assert!(spate_operators::decode::is_compressed(&messages[0]));
+        }
+        assert_eq!("ZSTD".parse(), Ok(BodyCompression::Zstd));
+        assert!("lz4".parse::<BodyCompression>().is_err());
+    }
+
+    #[test]
     fn cloudwatch_messages_are_subscription_payloads_of_the_lines() {
         let packing = Packing {
-            events_per_message: 4,
             format: MessageFormat::CloudWatch,
+            ..Packing::ndjson(4)
         };
         let messages = pack_messages(&ndjson(6), packing, 1_700_000_000_000).unwrap();
         assert_eq!(messages.len(), 2);
