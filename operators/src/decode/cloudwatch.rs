@@ -29,7 +29,11 @@ impl LineDecoder {
     ) -> DecodeStats {
         let p = payload.strip_prefix(BOM).unwrap_or(payload).trim_ascii();
         match self.unpacker.unpack(p, self.engine.cfg.max_payload_bytes) {
-            Ok(unpacked) => self.read_cloudwatch(unpacked, payload, position, ctx, out, dead),
+            Ok(unpacked) => {
+                let stats = self.read_cloudwatch(unpacked, payload, position, ctx, out, dead);
+                self.unpacker.shrink();
+                stats
+            }
             Err(reason) => {
                 let keep = payload.len().min(self.engine.cfg.max_line_bytes);
                 dead.push(dead_letter(reason, ctx, position, &payload[..keep]));

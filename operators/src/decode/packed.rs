@@ -66,14 +66,38 @@ pub(super) enum Unpacked {
     Inflated,
 }
 
-/// Reusable buffers for unpacking.
-#[derive(Debug, Default)]
+/// Reusable buffers for unpacking, and a zstd context.
+#[derive(Default)]
 pub(super) struct Unpacker {
     pub(super) base64: Vec<u8>,
     pub(super) inflated: Vec<u8>,
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
 }
 
+impl std::fmt::Debug for Unpacker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unpacker")
+            .field("base64", &self.base64.len())
+            .field("inflated", &self.inflated.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Buffer capacity an [`Unpacker`] keeps between payloads; a larger one (a
+/// rare big payload, or a frame that states a size it does not have) is
+/// freed after use.
+const KEEP_BYTES: usize = 4 << 20;
+
 impl Unpacker {
+    /// Frees buffers grown past [`KEEP_BYTES`].
+    pub(super) fn shrink(&mut self) {
+        for buffer in [&mut self.base64, &mut self.inflated] {
+            if buffer.capacity() > KEEP_BYTES {
+                *buffer = Vec::new();
+            }
+        }
+    }
+
     /// Unpacks `payload` (trimmed, BOM removed): plain JSON stays where it
     /// is; base64 is decoded; gzip and zstd are decompressed up to `max`
     /// bytes. `Err` holds the dead letter's reason.
@@ -111,10 +135,34 @@ impl Unpacker {
         self.inflated.clear();
         let limit = max as u64 + 1;
         let (codec, read) = if compressed.starts_with(ZSTD_MAGIC) {
+            // One frame that states its size (what `zstd::bulk` and the CLI
+            // write) decompresses in one call with a reused context; anything
+            // else streams.
+            if let Some(size) = zstd_frame_size(compressed).filter(|&n| n <= max) {
+                self.inflated.reserve(size);
+                let context = match &mut self.zstd {
+                    Some(context) => context,
+                    empty => empty.insert(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|e| format!("bad zstd: {}", e.to_string().to_lowercase()))?,
+                    ),
+                };
+                if context
+                    .decompress_to_buffer(compressed, &mut self.inflated)
+                    .is_ok_and(|n| n == size)
+                {
+                    return Ok(Unpacked::Inflated);
+                }
+                self.inflated.clear();
+            }
             let read = zstd::stream::read::Decoder::with_buffer(compressed)
                 .and_then(|d| d.take(limit).read_to_end(&mut self.inflated));
             ("zstd", read)
         } else if compressed.starts_with(GZIP_MAGIC) {
+            // The trailer's size (of the last member, modulo 4 GiB) is a hint.
+            if let Some(size) = gzip_size_hint(compressed).filter(|&n| n <= max) {
+                self.inflated.reserve(size);
+            }
             let read = MultiGzDecoder::new(compressed)
                 .take(limit)
                 .read_to_end(&mut self.inflated);
@@ -130,6 +178,21 @@ impl Unpacker {
         }
         Ok(Unpacked::Inflated)
     }
+}
+
+/// The content size a zstd frame header states, if it states one.
+fn zstd_frame_size(frame: &[u8]) -> Option<usize> {
+    let size = zstd::zstd_safe::get_frame_content_size(frame).ok()??;
+    usize::try_from(size).ok()
+}
+
+/// The uncompressed size in a gzip stream's trailer (ISIZE).
+fn gzip_size_hint(stream: &[u8]) -> Option<usize> {
+    let tail: [u8; 4] = stream
+        .get(stream.len().checked_sub(4)?..)?
+        .try_into()
+        .ok()?;
+    usize::try_from(u32::from_le_bytes(tail)).ok()
 }
 
 /// True when `json` is one JSON object that names `logEvents` and
@@ -195,7 +258,9 @@ impl LineDecoder {
             Unpacked::Inflated => &self.unpacker.inflated,
         };
         if looks_like_cloudwatch(content) {
-            return self.read_cloudwatch(unpacked, payload, position, ctx, out, dead);
+            let stats = self.read_cloudwatch(unpacked, payload, position, ctx, out, dead);
+            self.unpacker.shrink();
+            return stats;
         }
         // The lines are decoded from the buffer they were unpacked into, lent
         // out for the call: a line in them that is itself a payload
@@ -215,6 +280,7 @@ impl LineDecoder {
         if slot.capacity() < content.capacity() {
             *slot = content;
         }
+        self.unpacker.shrink();
         stats
     }
 }
