@@ -64,6 +64,11 @@ struct CostArgs {
     /// Events the producer packs in one SQS message or Kinesis record.
     #[arg(long, default_value_t = 100.0)]
     events_per_message: f64,
+    /// How the producer compresses message bodies (loadgen send --compress):
+    /// gzip or zstd shrink W1 bodies to about a third (base64 on SQS), and
+    /// SQS bills every 64 KiB of a body as a request.
+    #[arg(long, value_enum, default_value = "none")]
+    compression: cost::Compression,
     /// Services logging (one lake partition each an hour).
     #[arg(long, default_value_t = 30.0)]
     services: f64,
@@ -518,6 +523,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             inputs.source = args.source;
             inputs.region = args.region.clone();
             inputs.events_per_message = args.events_per_message;
+            inputs.compression = args.compression;
             inputs.services = args.services;
             inputs.min_tasks = args.min_tasks;
             inputs.hot_capacity = args.hot_capacity;

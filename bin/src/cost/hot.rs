@@ -3,7 +3,8 @@
 
 use super::bill::{LineItem, Scope, line};
 use super::inputs::{
-    CostInputs, GIB, HOT_BLOCK_BYTES, HOURS_PER_MONTH, HotCapacity, SECONDS_PER_MONTH, tasks,
+    CostInputs, GIB, HOT_BLOCK_BYTES, HOURS_PER_MONTH, HotCapacity, SECONDS_PER_MONTH, Source,
+    tasks,
 };
 use super::measured;
 use super::prices::Prices;
@@ -35,7 +36,17 @@ pub(super) fn lines(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     let tasks = tasks(inputs);
     let commits = tasks * SECONDS_PER_MONTH / measured::HOT_COMMIT_SECS;
     let per_block = hot_events / (commits * inputs.services);
-    let bytes_per_event = hot_bytes_per_event(per_block, inputs.event_bytes);
+    // The SQS source's event ids carry the message id (measured by events a
+    // message); Kinesis's carry the record's sequence number, not measured:
+    // priced as position ids.
+    let message_ids = match inputs.source {
+        Source::Sqs => measured::log_interpolate(
+            &measured::W1_HOT_MESSAGE_ID_BYTES,
+            inputs.events_per_message,
+        ),
+        Source::Kinesis => 0.0,
+    };
+    let bytes_per_event = hot_bytes_per_event(per_block, inputs.event_bytes) + message_ids;
     let spans = 1.0 + measured::HOT_COMMIT_SECS.min(60.0) / 60.0;
     // Blocks above 128 KB are split.
     let blocks = (commits * inputs.services * spans)
@@ -59,7 +70,7 @@ pub(super) fn lines(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
         0.0
     };
     let packing = format!(
-        "{} of events hot, packed: {per_block:.0} hot events a service in each {}s write, {bytes_per_event:.1} B each (measured W1 figures), {blocks:.0} blocks (per service and minute) of ~{block_bytes:.0} B, {wru_per_block:.2} WRU each, and {registry:.0} registry entries: {per_event:.4} WRU per hot event",
+        "{} of events hot, packed: {per_block:.0} hot events a service in each {}s write, {bytes_per_event:.1} B each (measured W1 figures, {message_ids:.1} B of it the SQS message id), {blocks:.0} blocks (per service and minute) of ~{block_bytes:.0} B, {wru_per_block:.2} WRU each, and {registry:.0} registry entries: {per_event:.4} WRU per hot event",
         inputs.hot_share,
         measured::HOT_COMMIT_SECS
     );

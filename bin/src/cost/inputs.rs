@@ -25,6 +25,19 @@ pub enum Source {
     Kinesis,
 }
 
+/// How the producer compresses message bodies (`loadgen send --compress`);
+/// Spate's SQS and Kinesis sources unpack either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Plain NDJSON.
+    None,
+    /// gzip (base64 on SQS).
+    Gzip,
+    /// zstd (base64 on SQS).
+    Zstd,
+}
+
 /// How the DynamoDB hot table is billed (`HotTableCapacity` of the stack).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -53,6 +66,8 @@ pub struct CostInputs {
     pub region: String,
     /// Events packed in one SQS message or Kinesis record by the producer.
     pub events_per_message: f64,
+    /// Compression of the message bodies by the producer.
+    pub compression: Compression,
     /// Services logging (each has its own lake partition every hour).
     pub services: f64,
     /// Fewest running tasks (`MinTasks` of the stack).
@@ -111,6 +126,7 @@ impl CostInputs {
             source: Source::Sqs,
             region: prices::REGION.to_string(),
             events_per_message: 100.0,
+            compression: Compression::None,
             services: 30.0,
             min_tasks: 1.0,
             task_vcpu: 1.0,
@@ -158,6 +174,39 @@ impl CostInputs {
     pub fn events_per_month(&self) -> f64 {
         self.events_per_day * DAYS_PER_MONTH
     }
+
+    /// Bytes an event adds to a message body: the measured W1 figure of the
+    /// compression at these events a message (log-interpolated), scaled by
+    /// the event size; without base64 on Kinesis.
+    pub fn body_bytes_per_event(&self) -> f64 {
+        let column = |row: &(f64, f64, f64, f64)| match self.compression {
+            Compression::None => row.1,
+            Compression::Gzip => row.2,
+            Compression::Zstd => row.3,
+        };
+        let table: Vec<(f64, f64)> = measured::W1_BODY_BYTES_PER_EVENT
+            .iter()
+            .map(|row| (row.0, column(row)))
+            .collect();
+        let w1 = measured::log_interpolate(&table, self.events_per_message);
+        let base64 = match (self.compression, self.source) {
+            (Compression::None, _) | (_, Source::Sqs) => 1.0,
+            (_, Source::Kinesis) => 0.75,
+        };
+        w1 * base64 * self.event_bytes / measured::W1_EVENT_BYTES
+    }
+
+    /// CPU-seconds per million events: the measured `spate run` figure,
+    /// plus the unpacking of compressed messages.
+    pub fn cpu_seconds_per_million(&self) -> f64 {
+        let (gzip, zstd) = measured::UNPACK_CPU_SECONDS_PER_MILLION_W1;
+        measured::CPU_SECONDS_PER_MILLION_W1
+            + match self.compression {
+                Compression::None => 0.0,
+                Compression::Gzip => gzip,
+                Compression::Zstd => zstd,
+            }
+    }
 }
 
 /// Checks a task size the way Fargate does: `cpu` one of the stack's
@@ -187,7 +236,7 @@ pub fn check_task_size(cpu: u32, memory_mib: u32) -> Result<(), String> {
 /// Tasks running: enough vCPU for the measured CPU-seconds at the target
 /// utilisation, never fewer than `min_tasks`.
 pub fn tasks(inputs: &CostInputs) -> f64 {
-    let cpu_seconds = inputs.events_per_month() / 1e6 * measured::CPU_SECONDS_PER_MILLION_W1;
+    let cpu_seconds = inputs.events_per_month() / 1e6 * inputs.cpu_seconds_per_million();
     let average_vcpu = cpu_seconds / SECONDS_PER_MONTH;
     let needed = (average_vcpu / (inputs.task_vcpu * inputs.target_cpu_utilisation)).ceil();
     needed.max(inputs.min_tasks)

@@ -11,6 +11,32 @@
 /// 3.91.
 pub const CPU_SECONDS_PER_MILLION_W1: f64 = 9.65;
 
+/// Body bytes per W1 event of an SQS message (base64 when compressed) by
+/// events a message: `(events a message, none, gzip, zstd)`, what `loadgen
+/// send --target sqs --compress ...` sends (gzip at its default level, zstd
+/// at 3): `cargo bench -p spate-bench --bench compressed_messages`
+/// (100,000 W1 events, seed 42, 2026-12-06). A Kinesis record carries the
+/// compressed bytes without base64: three quarters of these.
+pub const W1_BODY_BYTES_PER_EVENT: [(f64, f64, f64, f64); 2] =
+    [(100.0, 338.8, 124.1, 129.5), (500.0, 338.8, 110.2, 118.9)];
+
+/// CPU-seconds per million W1 events that unpacking compressed messages adds
+/// to decoding them, `(gzip, zstd)`: the same benchmark, its compressed
+/// variants against the plain ones in the same run: medians of 6 pairs
+/// (messages of 100 and of 500, three runs on this noisy 2-core VM; gzip
+/// 0.71-0.99, zstd 0.23-0.59).
+pub const UNPACK_CPU_SECONDS_PER_MILLION_W1: (f64, f64) = (0.78, 0.34);
+
+/// Bytes an SQS message id adds to a W1 hot event in the hot table's blocks
+/// (the SQS source's ids are `sqs:<queue>:<message id>:<offset>`; a block
+/// stores a message id once for a run of its events), by events a message:
+/// `(events a message, bytes)`. `operators/tests/aws_dynamo_hot.rs`
+/// `w1_blocks_of_a_billion_a_day_cost_under_a_twentieth_of_a_write_unit`
+/// (`... --test aws_dynamo_hot billion -- --nocapture`, 2026-12-06): 62.9,
+/// 55.9 and 53.8 B against 50.4 B with position ids (12.4 more in the
+/// small blocks of `w1_blocks_cost_more_with_sqs_message_ids`).
+pub const W1_HOT_MESSAGE_ID_BYTES: [(f64, f64); 3] = [(100.0, 12.5), (500.0, 5.5), (1000.0, 3.4)];
+
 /// Mean bytes of a W1 event: `docs/BENCHMARKS.md` (W1 app-json, 339 B/event).
 pub const W1_EVENT_BYTES: f64 = 339.0;
 
@@ -105,6 +131,25 @@ pub const EMF_WINDOW_CUSTOM_METRICS: f64 = 118.0;
 /// included).
 pub const EMF_BYTES_PER_EMISSION: f64 = 45_509.0;
 
+/// `table`'s value at `x`, interpolated on the logarithm of `x` between its
+/// rows (sorted by `x`), the nearer row's outside them.
+pub fn log_interpolate(table: &[(f64, f64)], x: f64) -> f64 {
+    let (first, last) = (table[0], table[table.len() - 1]);
+    if x <= first.0 {
+        return first.1;
+    }
+    if x >= last.0 {
+        return last.1;
+    }
+    let i = table
+        .iter()
+        .position(|&(at, _)| at >= x)
+        .unwrap_or(1)
+        .max(1);
+    let ((x0, y0), (x1, y1)) = (table[i - 1], table[i]);
+    y0 + (x.ln() - x0.ln()) / (x1.ln() - x0.ln()) * (y1 - y0)
+}
+
 /// The figures as (name, value) rows.
 pub fn rows() -> Vec<(String, f64)> {
     [
@@ -113,6 +158,14 @@ pub fn rows() -> Vec<(String, f64)> {
             CPU_SECONDS_PER_MILLION_W1,
         ),
         ("measured.w1_lake_bytes_per_event", W1_LAKE_BYTES_PER_EVENT),
+        (
+            "measured.unpack_cpu_seconds_per_million_w1.gzip",
+            UNPACK_CPU_SECONDS_PER_MILLION_W1.0,
+        ),
+        (
+            "measured.unpack_cpu_seconds_per_million_w1.zstd",
+            UNPACK_CPU_SECONDS_PER_MILLION_W1.1,
+        ),
         (
             "measured.sqs_delete_batches_per_message",
             SQS_DELETE_BATCHES_PER_MESSAGE,

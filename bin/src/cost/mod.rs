@@ -19,7 +19,9 @@ use serde_json::Value;
 
 use self::bill::line;
 pub use self::bill::{Bill, LineItem, Scope};
-pub use self::inputs::{CostInputs, HOURS_PER_MONTH, HotCapacity, Source, check_task_size, tasks};
+pub use self::inputs::{
+    Compression, CostInputs, HOURS_PER_MONTH, HotCapacity, Source, check_task_size, tasks,
+};
 use self::inputs::{DAYS_PER_MONTH, GIB, MIB, SECONDS_PER_MONTH};
 use self::prices::Prices;
 pub use self::report::write;
@@ -81,8 +83,13 @@ fn spate_lines(inputs: &CostInputs, prices: &Prices) -> Vec<LineItem> {
 fn compute(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     let tasks = tasks(inputs);
     let basis = format!(
-        "{tasks} task(s) × 730 h: {} CPU-s per million W1 events (measured) at {} % of {} vCPU",
-        measured::CPU_SECONDS_PER_MILLION_W1,
+        "{tasks} task(s) × 730 h: {} CPU-s per million W1 events (measured{}) at {} % of {} vCPU",
+        inputs.cpu_seconds_per_million(),
+        if inputs.compression == Compression::None {
+            ""
+        } else {
+            ", unpacking included"
+        },
         inputs.target_cpu_utilisation * 100.0,
         inputs.task_vcpu
     );
@@ -122,7 +129,7 @@ fn chunks(bytes: f64) -> f64 {
 
 fn sqs(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     let messages = inputs.events_per_month() / inputs.events_per_message;
-    let message_bytes = inputs.events_per_message * inputs.event_bytes;
+    let message_bytes = inputs.events_per_message * inputs.body_bytes_per_event();
     let per_receive = measured::SQS_MESSAGES_PER_RECEIVE;
     let receives = messages / per_receive;
     let receive_requests = receives * chunks(per_receive * message_bytes);
@@ -192,8 +199,9 @@ fn sqs(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
 
 fn kinesis(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     let records = inputs.events_per_month() / inputs.events_per_message;
-    let record_bytes = inputs.events_per_message * inputs.event_bytes;
-    let bytes_per_sec = inputs.events_per_month() * inputs.event_bytes / SECONDS_PER_MONTH;
+    let record_bytes = inputs.events_per_message * inputs.body_bytes_per_event();
+    let bytes_per_sec =
+        inputs.events_per_month() * inputs.body_bytes_per_event() / SECONDS_PER_MONTH;
     let records_per_sec = records / SECONDS_PER_MONTH;
     // Write limits of a shard: 1 MB/s and 1,000 records/s.
     let shards = (bytes_per_sec / 1e6)

@@ -57,17 +57,17 @@ fn a_small_case_matches_the_hand_computed_bill() {
     close(send.usd_per_month, 0.292);
     // 20 % hot = 14.6 M events a month. One task writes every 30 s: 87,600
     // writes × 30 services × 1.5 minutes = 3,942,000 blocks; 5.6 hot events
-    // a service a write, below the measured small blocks: 72.4 B each, so
-    // blocks of 14.6 M × 72.4 B / 3.942 M = 268 B, 1 WRU each (at least
-    // one), and 30 registry
-    // entries an hour (21,900): 3,963,900 WRU × $0.625 a million.
+    // a service a write, below the measured small blocks: 72.4 B each, and
+    // 12.5 B of SQS message id in messages of 100 events: 84.9 B, so blocks
+    // of 14.6 M × 84.9 B / 3.942 M = 314 B, 1 WRU each (at least one), and
+    // 30 registry entries an hour (21,900): 3,963,900 WRU × $0.625 a million.
     let writes = item(&bill, "write request units (hot events)");
     close(writes.quantity, 3.9639);
     close(writes.usd_per_month, 3.9639 * 0.625);
-    // 480,000 hot events a day × 72.4 B × 3 days.
+    // 480,000 hot events a day × 84.9 B × 3 days.
     close(
         item(&bill, "storage (hot events)").quantity,
-        480_000.0 * 72.4 * 3.0 / GIB,
+        480_000.0 * 84.9 * 3.0 / GIB,
     );
     // 2.4 M × 73.5 B = 176.4 MB a day; 30 partitions an hour of 245,000 B
     // each: one PutObject each, 30 × 730 = 21,900 a month = $0.1095.
@@ -123,38 +123,64 @@ fn hot_bytes_follow_the_events_a_block_holds() {
 #[test]
 fn packed_hot_writes_follow_the_measured_w1_figure() {
     // A billion W1 events a month: 200 M hot, 87,600 writes of 30 services:
-    // 76.1 hot events a service a write, 71.85 B each; 3,942,000 blocks (1.5
-    // minutes a write) of 200 M × 71.85 B / 3.942 M = 3,645 B, 4.06 WRU
-    // each on average, and 21,900 registry entries. The measured run (one
-    // write, one block a service) came to 0.0908 WRU per hot event with
-    // its registry entries.
+    // 76.1 hot events a service a write, 71.85 B each with position ids,
+    // and 12.5 B of SQS message id (messages of 100 events): 84.35 B;
+    // 3,942,000 blocks (1.5 minutes a write) of 200 M × 84.35 B / 3.942 M =
+    // 4,280 B, 4.68 WRU each on average, and 21,900 registry entries:
+    // 0.0923 WRU per hot event. The measured run (one write, one block a
+    // service, message ids) came to 0.0904 WRU per hot event for its
+    // blocks.
     let inputs = CostInputs::new(1e9 / (730.0 / 24.0));
     let bill = spate_bill(&inputs, &US_EAST_1);
     let writes = item(&bill, "write request units (hot events)").quantity * 1e6;
     let per_event = writes / 2e8;
     let bytes = hot_bytes_per_event(2e8 / (87_600.0 * 30.0), 339.0);
     assert!((bytes - 71.85).abs() < 0.01, "{bytes}");
+    let bytes = bytes + 12.5;
     close(
         per_event,
         (3_942_000.0 * (2e8 * bytes / 3_942_000.0 / 1024.0 + 0.5) + 21_900.0) / 2e8,
     );
+    assert!((per_event - 0.0923).abs() < 0.0001, "{per_event}");
     assert!(
         (per_event - measured::W1_HOT_WRU_PER_EVENT).abs() < 0.015,
         "{per_event}"
     );
     // A billion a day: 6.08 G hot events, 2,315 a service a write: the full
-    // blocks' 50.5 B; 3,942,000 blocks of 77,930 B (under the 128 KB
-    // split), 76.6 WRU each: 0.0497 WRU per hot event.
+    // blocks' 50.5 B and 12.5 B of message id; 3,942,000 blocks of 97,222 B
+    // (under the 128 KiB split), 95.4 WRU each: 0.0619 WRU per hot event
+    // (0.0620 measured with message ids).
     let busy = CostInputs::new(1e9);
     let bill = spate_bill(&busy, &US_EAST_1);
     let hot_events = 1e9 * 730.0 / 24.0 * 0.2;
+    let block_bytes = hot_events * 63.0 / 3_942_000.0;
+    let writes = 3_942_000.0 * (block_bytes / 1024.0 + 0.5) + 21_900.0;
+    close(
+        item(&bill, "write request units (hot events)").quantity * 1e6,
+        writes,
+    );
+    assert!((writes / hot_events - 0.0619).abs() < 0.0005);
+    // Messages of 1,000 events share a message id among 6 hot events of a
+    // service: 3.4 B of it an event, 53.9 B, 0.0532 WRU per hot event.
+    let mut big_messages = busy.clone();
+    big_messages.events_per_message = 1000.0;
+    let bill = spate_bill(&big_messages, &US_EAST_1);
+    let block_bytes = hot_events * 53.9 / 3_942_000.0;
+    let writes = 3_942_000.0 * (block_bytes / 1024.0 + 0.5) + 21_900.0;
+    close(
+        item(&bill, "write request units (hot events)").quantity * 1e6,
+        writes,
+    );
+    // Kinesis's ids are priced as position ids (not measured).
+    let mut kinesis = busy.clone();
+    kinesis.source = Source::Kinesis;
+    let bill = spate_bill(&kinesis, &US_EAST_1);
     let block_bytes = hot_events * 50.5 / 3_942_000.0;
     let writes = 3_942_000.0 * (block_bytes / 1024.0 + 0.5) + 21_900.0;
     close(
         item(&bill, "write request units (hot events)").quantity * 1e6,
         writes,
     );
-    assert!((writes / hot_events - 0.0497).abs() < 0.0005);
     // No hot events, no writes.
     let mut cold = inputs.clone();
     cold.hot_share = 0.0;
@@ -185,9 +211,9 @@ fn a_provisioned_hot_table_pays_capacity_hours() {
             .iter()
             .all(|i| i.item != "write request units (hot events)")
     );
-    // A billion a day: 302.0 M WRU a month (the on-demand test above) is
-    // 114.9 WRU/s, 164.2 WCU at 70 %: $77.90 a month, where on demand
-    // the same writes cost $188.75.
+    // A billion a day: 376.3 M WRU a month (the on-demand test above) is
+    // 143.2 WRU/s, 204.5 WCU at 70 %: $97.05 a month, where on demand
+    // the same writes cost $235.16.
     let mut busy = CostInputs::new(1e9);
     let on_demand = spate_bill(&busy, &US_EAST_1);
     let wru = item(&on_demand, "write request units (hot events)").quantity * 1e6;
@@ -198,19 +224,19 @@ fn a_provisioned_hot_table_pays_capacity_hours() {
     busy.hot_capacity = HotCapacity::Provisioned;
     let bill = spate_bill(&busy, &US_EAST_1);
     let wcu = wru / (730.0 * 3600.0) / 0.7;
-    assert!((wcu - 164.2).abs() < 0.1, "{wcu}");
+    assert!((wcu - 204.5).abs() < 0.1, "{wcu}");
     close(
         item(&bill, "write capacity (hot events, provisioned)").usd_per_month,
         wcu * 730.0 * 0.00065,
     );
-    assert!((wcu * 730.0 * 0.00065 - 77.90).abs() < 0.05);
-    assert!((wru / 1e6 * 0.625 - 188.75).abs() < 0.05, "{wru}");
+    assert!((wcu * 730.0 * 0.00065 - 97.05).abs() < 0.05);
+    assert!((wru / 1e6 * 0.625 - 235.16).abs() < 0.05, "{wru}");
     // Each bill says when the other mode is cheaper: provisioned at a
-    // billion a day (188.75 − 77.90 − 0.47 = 110.38 less), on demand at 2.4 M.
+    // billion a day (235.16 − 97.05 − 0.47 = 137.64 less), on demand at 2.4 M.
     assert!(bill.notes.is_empty(), "{:?}", bill.notes);
     assert_eq!(on_demand.notes.len(), 1);
     assert!(
-        on_demand.notes[0].contains("provisioned would cost 110.38 USD a month less"),
+        on_demand.notes[0].contains("provisioned would cost 137.64 USD a month less"),
         "{:?}",
         on_demand.notes
     );
@@ -222,6 +248,65 @@ fn a_provisioned_hot_table_pays_capacity_hours() {
         small.notes
     );
     assert!(spate_bill(&hand_case(), &US_EAST_1).notes.is_empty());
+}
+
+#[test]
+fn compressed_bodies_are_billed_by_their_bytes() {
+    // A billion W1 events a day, zstd in messages of 500 (base64): 118.9 B
+    // an event, 59,450 B a message; a full receive of 10 carries 594,500 B =
+    // 10 chunks of 64 KiB (9.07, rounded up). 30.42 G events a month are
+    // 60.83 M messages, 6.083 M receives: 60.83 M requests.
+    let mut inputs = CostInputs::new(1e9);
+    inputs.events_per_message = 500.0;
+    inputs.compression = Compression::Zstd;
+    close(inputs.body_bytes_per_event(), 118.9);
+    let bill = spate_bill(&inputs, &US_EAST_1);
+    let messages = 1e9 * 730.0 / 24.0 / 500.0;
+    close(
+        item(&bill, "ReceiveMessage").quantity,
+        messages / 10.0 * 10.0 / 1e6,
+    );
+    // The producer sends one chunk a message; 0.1 delete batch a message.
+    close(
+        item(&bill, "SendMessage (producer)").quantity,
+        messages / 1e6,
+    );
+    close(
+        item(&bill, "DeleteMessageBatch").quantity,
+        messages * 0.1 / 1e6,
+    );
+    // Uncompressed, the same messages (169,400 B) are 3 chunks each to send
+    // and 26 a receive.
+    let mut plain = inputs.clone();
+    plain.compression = Compression::None;
+    let plain_bill = spate_bill(&plain, &US_EAST_1);
+    close(
+        item(&plain_bill, "ReceiveMessage").quantity,
+        messages / 10.0 * 26.0 / 1e6,
+    );
+    close(
+        item(&plain_bill, "SendMessage (producer)").quantity,
+        messages * 3.0 / 1e6,
+    );
+    // Unpacking costs CPU: 9.65 + 0.34 CPU-s per million.
+    close(inputs.cpu_seconds_per_million(), 9.99);
+    close(plain.cpu_seconds_per_million(), 9.65);
+    // Between the measured sizes, interpolated on the logarithm: messages of
+    // √(100 × 500) events are halfway between 129.5 and 118.9 B.
+    inputs.events_per_message = (100.0f64 * 500.0).sqrt();
+    close(inputs.body_bytes_per_event(), (129.5 + 118.9) / 2.0);
+    // Kinesis records carry the compressed bytes without base64: gzip in
+    // records of 100 is 124.1 × ¾ = 93.075 B an event; a billion a day is
+    // 1.08 MB/s: 2 shards, where plain records need 4.
+    let mut kinesis = CostInputs::new(1e9);
+    kinesis.source = Source::Kinesis;
+    kinesis.compression = Compression::Gzip;
+    close(kinesis.body_bytes_per_event(), 93.075);
+    let bill = spate_bill(&kinesis, &US_EAST_1);
+    close(item(&bill, "shard-hours").quantity, 2.0 * 730.0);
+    kinesis.compression = Compression::None;
+    let bill = spate_bill(&kinesis, &US_EAST_1);
+    close(item(&bill, "shard-hours").quantity, 4.0 * 730.0);
 }
 
 #[test]

@@ -159,7 +159,8 @@ pub struct DecoderConfig {
     )]
     #[schemars(with = "crate::component::units::Bytes")]
     pub dead_letter_prefix_bytes: usize,
-    /// Largest decompressed CloudWatch payload accepted.
+    /// Largest decompressed payload accepted (a CloudWatch Logs payload, or a
+    /// compressed SQS message or Kinesis record); a larger one is a dead letter.
     #[serde(
         rename = "max_payload",
         alias = "max_payload_bytes",
