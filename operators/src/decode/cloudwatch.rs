@@ -4,7 +4,7 @@
 use simd_json::{Node, StaticNode};
 
 use super::json::{as_str, members};
-use super::packed::Unpacked;
+use super::unpack::Unpacked;
 use super::{
     BOM, DeadLetter, DecodeContext, DecodeStats, Engine, EventId, JsonScratch, LineDecoder,
     LineMeta, LineOutcome, dead_letter, parse_json,
@@ -13,7 +13,7 @@ use crate::event::EventBatch;
 
 impl LineDecoder {
     /// Decodes one CloudWatch Logs subscription payload (gzip or zstd bytes,
-    /// base64 of either, or plain JSON; see `packed.rs`). `CONTROL_MESSAGE` payloads are counted in
+    /// base64 of either, or plain JSON; see `unpack.rs`). `CONTROL_MESSAGE` payloads are counted in
     /// [`DecodeStats::control_messages`]; each `DATA_MESSAGE` logEvent's message
     /// is decoded as a line (JSON, access log or text) with `log_group` and
     /// `log_stream` set, `event_id` = the logEvent id and `ts` falling back to the

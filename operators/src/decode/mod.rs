@@ -16,7 +16,7 @@
 //! with `H4sI` (base64 of gzip: one payload per line, as in Firehose dumps).
 //! A whole queue message or stream record compressed by its producer (gzip or
 //! zstd, raw or base64) goes to [`LineDecoder::decode_compressed`], which reads
-//! a CloudWatch Logs payload or lines out of it (`packed.rs`).
+//! a CloudWatch Logs payload or lines out of it (`unpack.rs`, `compressed.rs`).
 //!
 //! `event_id` is `<source>:<position>` where position is `first_position` plus
 //! the byte offset of the line in the chunk (stable on redelivery when the source
@@ -52,14 +52,15 @@
 
 mod access;
 mod cloudwatch;
+mod compressed;
 mod flat;
 mod header_level;
 mod json;
 mod keys;
-mod packed;
 mod special_bytes;
 mod text;
 mod timestamp;
+mod unpack;
 
 use memchr::memchr;
 use serde::{Deserialize, Serialize};
@@ -67,15 +68,15 @@ use simd_json::{Buffers, ErrorType, Tape};
 
 pub use access::{AccessLine, parse_access};
 pub use json::{JsonFields, write_json_str};
-pub use packed::is_compressed;
-pub(crate) use packed::looks_like_cloudwatch;
 pub use text::{TextLine, parse_text};
 pub use timestamp::{days_from_civil, epoch_to_ms, parse_clf, parse_iso8601, parse_iso8601_prefix};
+pub use unpack::is_compressed;
+pub(crate) use unpack::looks_like_cloudwatch;
 
 use crate::classify::{Classifier, RowInput};
 use crate::event::{EventBatch, Severity, StrColumn};
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+use unpack::BOM;
 
 /// Input that could not be decoded, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,7 +309,7 @@ struct Engine {
 pub struct LineDecoder {
     engine: Engine,
     cw: JsonScratch,
-    unpacker: packed::Unpacker,
+    unpacker: unpack::Unpacker,
 }
 
 impl LineDecoder {
@@ -325,7 +326,7 @@ impl LineDecoder {
                 nul: Vec::new(),
             },
             cw: JsonScratch::new(depth),
-            unpacker: packed::Unpacker::default(),
+            unpacker: unpack::Unpacker::default(),
         }
     }
 
