@@ -36,6 +36,26 @@ fn pipeline(queue: &Arc<SqsQueue>, sink: &CaptureSink<LogBatch>) -> Pipeline {
     decode_pipeline(move || q.source(), 2, sink)
 }
 
+/// Runs the pipeline until `messages` messages are deleted, then shuts it
+/// down and waits for the queue's settling; returns the queue's progress.
+async fn consume_until_deleted(
+    queue: &Arc<SqsQueue>,
+    sink: &CaptureSink<LogBatch>,
+    messages: usize,
+) -> Arc<spate_operators::sources::sqs::SqsProgress> {
+    let pipeline = pipeline(queue, sink);
+    let progress = queue.progress().clone();
+    wait_until(
+        Duration::from_secs(30),
+        "every message deleted",
+        async || progress.deleted.load(Ordering::Relaxed) == messages as u64,
+    )
+    .await;
+    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert!(queue.settled(Duration::from_secs(5)).await);
+    progress
+}
+
 fn cloudwatch_body(group: &str, messages: &[&str]) -> String {
     let events: Vec<_> = messages
         .iter()
@@ -88,16 +108,7 @@ async fn delivered_messages_are_decoded_then_deleted() {
 
     let queue = SqsQueue::new(aws_config.sqs_client(&sdk), test_config(&url)).unwrap();
     let sink = CaptureSink::new();
-    let pipeline = pipeline(&queue, &sink);
-    let progress = queue.progress().clone();
-    wait_until(
-        Duration::from_secs(30),
-        "every message deleted",
-        async || progress.deleted.load(Ordering::Relaxed) == bodies.len() as u64,
-    )
-    .await;
-    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
-    assert!(queue.settled(Duration::from_secs(5)).await);
+    let progress = consume_until_deleted(&queue, &sink, bodies.len()).await;
 
     let messages = column(&sink, "message");
     assert_eq!(messages.len(), 6 * 5 + 1 + 2, "{messages:?}");
@@ -179,16 +190,7 @@ async fn compressed_bodies_decode_like_plain_ones() {
 
     let queue = SqsQueue::new(aws_config.sqs_client(&sdk), test_config(&url)).unwrap();
     let sink = CaptureSink::new();
-    let pipeline = pipeline(&queue, &sink);
-    let progress = queue.progress().clone();
-    wait_until(
-        Duration::from_secs(30),
-        "every message deleted",
-        async || progress.deleted.load(Ordering::Relaxed) == bodies.len() as u64,
-    )
-    .await;
-    pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
-    assert!(queue.settled(Duration::from_secs(5)).await);
+    let progress = consume_until_deleted(&queue, &sink, bodies.len()).await;
 
     let messages = column(&sink, "message");
     assert_eq!(messages.len(), 3 * 40, "{messages:?}");
@@ -216,6 +218,8 @@ async fn compressed_bodies_decode_like_plain_ones() {
         dead[0].reason
     );
     assert_eq!(dead[0].raw, corrupt.as_bytes());
+    // The corrupt body is a dead letter, deleted with the rest: not returned.
+    assert_eq!(progress.returned.load(Ordering::Relaxed), 0);
     assert_eq!(queue_depth(&sqs, &url).await, 0);
 }
 

@@ -151,36 +151,28 @@ fn packed_hot_writes_follow_the_measured_w1_figure() {
     // (under the 128 KiB split), 95.4 WRU each: 0.0619 WRU per hot event
     // (0.0620 measured with message ids).
     let busy = CostInputs::new(1e9);
-    let bill = spate_bill(&busy, &US_EAST_1);
     let hot_events = 1e9 * 730.0 / 24.0 * 0.2;
-    let block_bytes = hot_events * 63.0 / 3_942_000.0;
-    let writes = 3_942_000.0 * (block_bytes / 1024.0 + 0.5) + 21_900.0;
-    close(
-        item(&bill, "write request units (hot events)").quantity * 1e6,
-        writes,
-    );
-    assert!((writes / hot_events - 0.0619).abs() < 0.0005);
+    // The write units of `inputs` against those of blocks of `bytes` an event.
+    let check = |inputs: &CostInputs, bytes: f64| {
+        let block_bytes = hot_events * bytes / 3_942_000.0;
+        let writes = 3_942_000.0 * (block_bytes / 1024.0 + 0.5) + 21_900.0;
+        let bill = spate_bill(inputs, &US_EAST_1);
+        close(
+            item(&bill, "write request units (hot events)").quantity * 1e6,
+            writes,
+        );
+        writes / hot_events
+    };
+    assert!((check(&busy, 63.0) - 0.0619).abs() < 0.0005);
     // Messages of 1,000 events share a message id among 6 hot events of a
     // service: 3.4 B of it an event, 53.9 B, 0.0532 WRU per hot event.
     let mut big_messages = busy.clone();
     big_messages.events_per_message = 1000.0;
-    let bill = spate_bill(&big_messages, &US_EAST_1);
-    let block_bytes = hot_events * 53.9 / 3_942_000.0;
-    let writes = 3_942_000.0 * (block_bytes / 1024.0 + 0.5) + 21_900.0;
-    close(
-        item(&bill, "write request units (hot events)").quantity * 1e6,
-        writes,
-    );
+    assert!((check(&big_messages, 53.9) - 0.0532).abs() < 0.0005);
     // Kinesis's ids are priced as position ids (not measured).
     let mut kinesis = busy.clone();
     kinesis.source = Source::Kinesis;
-    let bill = spate_bill(&kinesis, &US_EAST_1);
-    let block_bytes = hot_events * 50.5 / 3_942_000.0;
-    let writes = 3_942_000.0 * (block_bytes / 1024.0 + 0.5) + 21_900.0;
-    close(
-        item(&bill, "write request units (hot events)").quantity * 1e6,
-        writes,
-    );
+    check(&kinesis, 50.5);
     // No hot events, no writes.
     let mut cold = inputs.clone();
     cold.hot_share = 0.0;

@@ -34,14 +34,25 @@ impl LineDecoder {
                 self.unpacker.shrink();
                 stats
             }
-            Err(reason) => {
-                let keep = payload.len().min(self.engine.cfg.max_line_bytes);
-                dead.push(dead_letter(reason, ctx, position, &payload[..keep]));
-                DecodeStats {
-                    dead_letters: 1,
-                    ..DecodeStats::default()
-                }
-            }
+            Err(reason) => self.payload_dead_letter(reason, payload, position, ctx, dead),
+        }
+    }
+
+    /// One dead letter for a whole payload that did not unpack, at
+    /// `position`, keeping its first `max_line` bytes.
+    pub(super) fn payload_dead_letter(
+        &self,
+        reason: String,
+        payload: &[u8],
+        position: u64,
+        ctx: &DecodeContext<'_>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> DecodeStats {
+        let keep = payload.len().min(self.engine.cfg.max_line_bytes);
+        dead.push(dead_letter(reason, ctx, position, &payload[..keep]));
+        DecodeStats {
+            dead_letters: 1,
+            ..DecodeStats::default()
         }
     }
 
