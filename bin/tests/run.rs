@@ -66,14 +66,18 @@ async fn pushed_logs_reach_lake_and_hot_store_and_sigterm_drains() {
         let (client, url) = (client.clone(), service.url.clone());
         sends.push(tokio::spawn(async move {
             let mut request = client.post(format!("{url}/v1/logs"));
-            if i % 2 == 1 {
-                // Every other body gzipped.
+            if i % 3 == 1 {
+                // A body in three gzipped, one in three zstd.
                 let mut enc =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 enc.write_all(&body).unwrap();
                 request = request
                     .header("content-encoding", "gzip")
                     .body(enc.finish().unwrap());
+            } else if i % 3 == 2 {
+                request = request
+                    .header("content-encoding", "zstd")
+                    .body(zstd::bulk::compress(&body, 3).unwrap());
             } else {
                 request = request.body(body);
             }

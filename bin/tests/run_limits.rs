@@ -289,7 +289,7 @@ async fn two_sigkills_under_load_lose_nothing_acknowledged() {
     };
     let options = HttpOptions {
         token: None,
-        gzip: false,
+        compression: spate_loadgen::send::BodyCompression::None,
         timeout: Some(Duration::from_secs(10)),
         pool_size: 4,
     };

@@ -94,9 +94,10 @@ struct SendArgs {
     /// Logs subscription payload, gzip + base64, with the lines as logEvents).
     #[arg(long, default_value = "ndjson", value_parser = clap::builder::ValueParser::new(parse_message_format))]
     message_format: MessageFormat,
-    /// SQS and Kinesis: compress NDJSON message bodies with gzip or zstd (base64 on SQS,
-    /// whose bodies are text; raw bytes on Kinesis): W1 bodies shrink to about a third,
-    /// and SQS bills every 64 KiB of a body as one request.
+    /// Compress bodies with gzip or zstd: HTTP bodies with Content-Encoding; SQS and
+    /// Kinesis NDJSON message bodies as they are (base64 on SQS, whose bodies are text;
+    /// raw bytes on Kinesis): W1 bodies shrink to about a third, and SQS bills every
+    /// 64 KiB of a body as one request.
     #[arg(long, default_value = "none", value_parser = clap::builder::ValueParser::new(parse_body_compression))]
     compress: BodyCompression,
     /// Kinesis: aggregate the messages of a request into KPL records (up to 1 MiB each).
@@ -122,7 +123,7 @@ struct SendArgs {
     /// Bearer token for Spate's HTTP ingest.
     #[arg(long)]
     token: Option<String>,
-    /// Compress HTTP bodies with gzip.
+    /// Compress HTTP bodies with gzip (the same as --compress gzip).
     #[arg(long)]
     gzip: bool,
     /// Per-request HTTP timeout.
@@ -381,7 +382,11 @@ fn run_send(args: SendArgs) -> Result<ExitCode> {
     let report = runtime.block_on(async {
         let options = HttpOptions {
             token: args.token.clone(),
-            gzip: args.gzip,
+            compression: if args.gzip {
+                BodyCompression::Gzip
+            } else {
+                args.compress
+            },
             timeout: Some(args.timeout),
             pool_size: args.concurrency,
         };

@@ -3,6 +3,7 @@
 //! | body | recognised by | becomes |
 //! |---|---|---|
 //! | gzip of any of the below | `Content-Encoding: gzip`, or the gzip magic bytes | decompressed first (limit: `max_decoded_size`) |
+//! | zstd of any of the below | `Content-Encoding: zstd`, or the zstd magic bytes | decompressed first (the same limit) |
 //! | NDJSON or plain log lines | anything else | one line record |
 //! | JSON array | first non-blank byte `[` | one line per element (a string element is a raw line) |
 //! | CloudWatch Logs subscription payload | one object with `messageType` and `logEvents` | one CloudWatch record |
@@ -106,6 +107,9 @@ pub enum BodyError {
     /// The gzip stream is broken.
     #[error("unreadable gzip body: {0}")]
     Gzip(String),
+    /// The zstd stream is broken.
+    #[error("unreadable zstd body: {0}")]
+    Zstd(String),
     /// A JSON array that does not parse.
     #[error("unreadable JSON array: {0}")]
     JsonArray(String),
@@ -113,7 +117,7 @@ pub enum BodyError {
     #[error("unreadable firehose request: {0}")]
     Firehose(String),
     /// An unsupported `Content-Encoding`.
-    #[error("unsupported content-encoding {0:?} (use gzip or identity)")]
+    #[error("unsupported content-encoding {0:?} (use gzip, zstd or identity)")]
     Encoding(String),
 }
 
@@ -159,6 +163,33 @@ impl Budget for NoBudget {
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// How a body is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Gzip,
+    Zstd,
+}
+
+/// The body's compression: from `Content-Encoding`, else sniffed from its
+/// first bytes.
+fn codec(raw: &[u8], content_encoding: Option<&str>) -> Result<Option<Codec>, BodyError> {
+    let sniffed = if raw.starts_with(&GZIP_MAGIC) {
+        Some(Codec::Gzip)
+    } else if raw.starts_with(&ZSTD_MAGIC) {
+        Some(Codec::Zstd)
+    } else {
+        None
+    };
+    match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
+        None => Ok(sniffed),
+        Some(e) if e.is_empty() || e == "identity" => Ok(sniffed),
+        Some(e) if e == "gzip" || e == "x-gzip" => Ok(Some(Codec::Gzip)),
+        Some(e) if e == "zstd" => Ok(Some(Codec::Zstd)),
+        Some(other) => Err(BodyError::Encoding(other)),
+    }
+}
 
 /// Reads a body. `content_encoding` and `firehose_request_id` come from the
 /// request headers; `max_decoded` bounds the decompressed size (tests and
@@ -199,17 +230,12 @@ pub fn parse_within(
     limits: Limits,
     budget: &mut dyn Budget,
 ) -> Result<ParsedBody, BodyError> {
-    let gzip = match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
-        None => raw.starts_with(&GZIP_MAGIC),
-        Some(e) if e.is_empty() || e == "identity" => raw.starts_with(&GZIP_MAGIC),
-        Some(e) if e == "gzip" || e == "x-gzip" => true,
-        Some(other) => return Err(BodyError::Encoding(other)),
-    };
+    let codec = codec(&raw, content_encoding)?;
     let too_large = || BodyError::TooLarge {
         limit_mib: limits.max_decoded >> 20,
     };
-    let body: Cow<'_, [u8]> = if gzip {
-        let decoded = gunzip(&raw, held(&raw), limits.max_decoded, budget)?;
+    let body: Cow<'_, [u8]> = if let Some(codec) = codec {
+        let decoded = decompress(codec, &raw, held(&raw), limits.max_decoded, budget)?;
         drop(raw);
         budget.hold(decoded.capacity())?;
         Cow::Owned(decoded)
@@ -293,7 +319,8 @@ fn trimmed(
 /// `max_decoded`, charging `base` (what the caller holds) plus the buffer,
 /// and while it grows the old and the new buffer, to `budget`. The buffer
 /// keeps one spare byte for a final newline.
-fn gunzip(
+fn decompress(
+    codec: Codec,
     raw: &[u8],
     base: usize,
     max_decoded: usize,
@@ -301,7 +328,17 @@ fn gunzip(
 ) -> Result<Vec<u8>, BodyError> {
     const FIRST: usize = 64 << 10;
     let ceiling = max_decoded.saturating_add(2);
-    let mut decoder = flate2::read::MultiGzDecoder::new(raw);
+    let mut decoder: Box<dyn Read + '_> = match codec {
+        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Codec::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(raw)
+                .map_err(|e| BodyError::Zstd(e.to_string()))?,
+        ),
+    };
+    let broken = |e: std::io::Error| match codec {
+        Codec::Gzip => BodyError::Gzip(e.to_string()),
+        Codec::Zstd => BodyError::Zstd(e.to_string()),
+    };
     let first = raw.len().saturating_mul(4).clamp(FIRST, ceiling);
     budget.hold(base + first)?;
     let mut out = vec![0u8; first];
@@ -321,7 +358,7 @@ fn gunzip(
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(BodyError::Gzip(e.to_string())),
+            Err(e) => return Err(broken(e)),
         }
         if len > max_decoded {
             break;

@@ -91,10 +91,34 @@ fn gzip_is_found_by_header_or_by_magic() {
 }
 
 #[test]
+fn zstd_is_found_by_header_or_by_magic() {
+    let packed = zstd::bulk::compress(b"plain line one\nline two\n", 3).unwrap();
+    for encoding in [Some("zstd"), Some("ZSTD"), None, Some("identity")] {
+        let body = parse(&packed, encoding, None, MIB).unwrap();
+        assert_eq!(body.records[0].bytes, b"plain line one\nline two\n");
+    }
+    let broken = parse(&packed[..packed.len() - 3], Some("zstd"), None, MIB);
+    assert!(matches!(broken, Err(BodyError::Zstd(_))), "{broken:?}");
+    assert!(matches!(
+        parse(b"not zstd", Some("zstd"), None, MIB),
+        Err(BodyError::Zstd(_))
+    ));
+    // A zstd body holding a CloudWatch payload is one CloudWatch record.
+    let cw = br#"{"messageType":"DATA_MESSAGE","logGroup":"/g","logStream":"s","logEvents":[]}"#;
+    let body = parse(&zstd::bulk::compress(cw, 3).unwrap(), None, None, MIB).unwrap();
+    assert_eq!(body.records[0].format, ChunkFormat::CloudWatchPayload);
+}
+
+#[test]
 fn decompressed_size_is_bounded() {
     let packed = gzip(&vec![b'a'; 3 * MIB]);
     assert_eq!(
         parse(&packed, None, None, 2 * MIB).unwrap_err(),
+        BodyError::TooLarge { limit_mib: 2 }
+    );
+    let packed = zstd::bulk::compress(&vec![b'a'; 3 * MIB], 3).unwrap();
+    assert_eq!(
+        parse(&packed, Some("zstd"), None, 2 * MIB).unwrap_err(),
         BodyError::TooLarge { limit_mib: 2 }
     );
 }

@@ -15,6 +15,8 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use reqwest::StatusCode;
+
+use super::packing::BodyCompression;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
@@ -102,8 +104,8 @@ impl SendError {
 pub struct HttpOptions {
     /// Sent as `Authorization: Bearer <token>`.
     pub token: Option<String>,
-    /// Compress bodies with gzip (`Content-Encoding: gzip`).
-    pub gzip: bool,
+    /// Compress bodies (`Content-Encoding: gzip` or `zstd`).
+    pub compression: BodyCompression,
     /// Per-request timeout; `None` waits as long as the server takes.
     pub timeout: Option<Duration>,
     /// Idle connections kept per host (the pool), normally the sender concurrency.
@@ -232,21 +234,23 @@ impl Target for HttpTarget {
     }
 
     fn prepare(&self, body: Bytes) -> Result<Bytes, SendError> {
-        if !self.options.gzip {
-            return Ok(body);
-        }
-        let gzip = |body: &[u8]| {
-            let mut encoder =
-                GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
-            encoder.write_all(body)?;
-            encoder.finish()
+        let (name, packed) = match self.options.compression {
+            BodyCompression::None => return Ok(body),
+            BodyCompression::Gzip => {
+                let gzip = |body: &[u8]| {
+                    let mut encoder =
+                        GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+                    encoder.write_all(body)?;
+                    encoder.finish()
+                };
+                ("gzip", gzip(&body))
+            }
+            BodyCompression::Zstd => ("zstd", zstd::bulk::compress(&body, 3)),
         };
-        gzip(&body)
-            .map(Bytes::from)
-            .map_err(|source| SendError::Io {
-                target: "gzip".to_owned(),
-                source,
-            })
+        packed.map(Bytes::from).map_err(|source| SendError::Io {
+            target: name.to_owned(),
+            source,
+        })
     }
 
     fn send<'a>(&'a self, body: &'a Bytes) -> SendFuture<'a> {
@@ -257,8 +261,10 @@ impl Target for HttpTarget {
                 .header(CONTENT_TYPE, "application/x-ndjson")
                 .header("idempotency-key", idempotency_key(&self.key_hashers, body))
                 .body(body.clone());
-            if self.options.gzip {
-                request = request.header(CONTENT_ENCODING, "gzip");
+            match self.options.compression {
+                BodyCompression::None => {}
+                BodyCompression::Gzip => request = request.header(CONTENT_ENCODING, "gzip"),
+                BodyCompression::Zstd => request = request.header(CONTENT_ENCODING, "zstd"),
             }
             if let Some(token) = &self.options.token {
                 request = request.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -460,7 +466,7 @@ mod tests {
     #[test]
     fn gzip_is_applied_once_in_prepare() {
         let options = HttpOptions {
-            gzip: true,
+            compression: BodyCompression::Gzip,
             ..HttpOptions::default()
         };
         let target = HttpTarget::new("http://h:1", options).unwrap();
@@ -471,5 +477,12 @@ mod tests {
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&prepared[..]), &mut plain)
             .unwrap();
         assert_eq!(plain, body);
+        let options = HttpOptions {
+            compression: BodyCompression::Zstd,
+            ..HttpOptions::default()
+        };
+        let target = HttpTarget::new("http://h:1", options).unwrap();
+        let prepared = target.prepare(body.clone()).unwrap();
+        assert_eq!(zstd::decode_all(&prepared[..]).unwrap(), body);
     }
 }

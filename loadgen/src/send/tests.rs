@@ -284,7 +284,7 @@ async fn http_target_retries_after_429_and_is_acknowledged() {
     let (base, seen) = spawn_ingest().await;
     let options = HttpOptions {
         token: Some("secret".into()),
-        gzip: false,
+        compression: BodyCompression::None,
         timeout: None,
         pool_size: 1,
     };
