@@ -68,7 +68,8 @@ pub struct Bill {
     /// Spate's lines per billion events.
     pub spate_usd_per_billion_events: f64,
     /// What would make the same load cheaper (the hot table's other
-    /// billing mode when it saves more than 0.50 USD a month).
+    /// billing mode, or compressed message bodies, when either saves more
+    /// than 0.50 USD a month).
     pub notes: Vec<String>,
 }
 

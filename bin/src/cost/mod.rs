@@ -38,7 +38,8 @@ pub enum Architecture {
 }
 
 /// The monthly bill of Spate on Fargate for `inputs`, with a note when the
-/// hot table's other billing mode would be cheaper.
+/// hot table's other billing mode would be cheaper, and one when the
+/// producer compressing its message bodies would be.
 pub fn spate_bill(inputs: &CostInputs, prices: &Prices) -> Bill {
     let mut bill = Bill::of(spate_lines(inputs, prices), inputs.events_per_month());
     let mut other = inputs.clone();
@@ -64,6 +65,26 @@ pub fn spate_bill(inputs: &CostInputs, prices: &Prices) -> Bill {
         bill.notes.push(format!(
             "the hot table {other_name} would cost {saving:.2} USD a month less (HotTableCapacity={flag} in the stack, --hot-capacity {flag} here)"
         ));
+    }
+    if inputs.compression == Compression::None {
+        let compressed = CostInputs {
+            compression: Compression::Zstd,
+            ..inputs.clone()
+        };
+        let other = Bill::of(spate_lines(&compressed, prices), inputs.events_per_month());
+        let spate = bill.spate_usd_per_month - other.spate_usd_per_month;
+        let upstream = (bill.total_usd_per_month - bill.spate_usd_per_month)
+            - (other.total_usd_per_month - other.spate_usd_per_month);
+        if spate + upstream > 0.5 {
+            let sends = if upstream >= 0.005 {
+                format!(" and {upstream:.2} less to send")
+            } else {
+                String::new()
+            };
+            bill.notes.push(format!(
+                "message bodies compressed with zstd by the producer would cost {spate:.2} USD a month less here{sends} (--compression zstd; docs/aws.md)"
+            ));
+        }
     }
     bill
 }

@@ -225,20 +225,29 @@ fn a_provisioned_hot_table_pays_capacity_hours() {
     assert!((wru / 1e6 * 0.625 - 235.16).abs() < 0.05, "{wru}");
     // Each bill says when the other mode is cheaper: provisioned at a
     // billion a day (235.16 − 97.05 − 0.47 = 137.64 less), on demand at 2.4 M.
-    assert!(bill.notes.is_empty(), "{:?}", bill.notes);
-    assert_eq!(on_demand.notes.len(), 1);
+    // (Both also say what zstd bodies would save: the compression test.)
+    let hot_notes = |bill: &Bill| -> Vec<String> {
+        bill.notes
+            .iter()
+            .filter(|n| n.contains("hot table"))
+            .cloned()
+            .collect()
+    };
+    assert!(hot_notes(&bill).is_empty(), "{:?}", bill.notes);
+    assert_eq!(hot_notes(&on_demand).len(), 1);
     assert!(
-        on_demand.notes[0].contains("provisioned would cost 137.64 USD a month less"),
+        hot_notes(&on_demand)[0].contains("provisioned would cost 137.64 USD a month less"),
         "{:?}",
         on_demand.notes
     );
     let small = spate_bill(&inputs, &US_EAST_1);
     assert!(
-        small.notes[0].contains("on demand would cost")
-            && small.notes[0].contains("--hot-capacity on-demand"),
+        hot_notes(&small)[0].contains("on demand would cost")
+            && hot_notes(&small)[0].contains("--hot-capacity on-demand"),
         "{:?}",
         small.notes
     );
+    // At 2.4 M a day neither the other mode nor compression saves 0.50 USD.
     assert!(spate_bill(&hand_case(), &US_EAST_1).notes.is_empty());
 }
 
@@ -279,6 +288,35 @@ fn compressed_bodies_are_billed_by_their_bytes() {
     close(
         item(&plain_bill, "SendMessage (producer)").quantity,
         messages * 3.0 / 1e6,
+    );
+    // The plain bill says what compressing would save: its own difference
+    // from the compressed bill, Spate's lines and the producer's.
+    let saving = plain_bill.spate_usd_per_month - bill.spate_usd_per_month;
+    let sends = (plain_bill.total_usd_per_month - plain_bill.spate_usd_per_month)
+        - (bill.total_usd_per_month - bill.spate_usd_per_month);
+    let note = plain_bill
+        .notes
+        .iter()
+        .find(|n| n.contains("zstd"))
+        .unwrap();
+    assert!(
+        note.contains(&format!(
+            "{saving:.2} USD a month less here and {sends:.2} less to send"
+        )),
+        "{note}"
+    );
+    assert!(
+        bill.notes.iter().all(|n| !n.contains("zstd")),
+        "{:?}",
+        bill.notes
+    );
+    // In messages of 100 (33,880 B, one chunk to send either way) only the
+    // receives get cheaper, and the note says nothing of the sends.
+    let default = spate_bill(&CostInputs::new(1e9), &US_EAST_1);
+    let note = default.notes.iter().find(|n| n.contains("zstd")).unwrap();
+    assert!(
+        note.contains("USD a month less here (--compression zstd"),
+        "{note}"
     );
     // Unpacking costs CPU: 9.65 + 0.34 CPU-s per million.
     close(inputs.cpu_seconds_per_million(), 9.99);
