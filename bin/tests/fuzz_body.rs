@@ -1,4 +1,4 @@
-//! Fuzzing how `POST /v1/logs` reads a body (`bin/src/run/body.rs`: gzip,
+//! Fuzzing how `POST /v1/logs` reads a body (`bin/src/run/body.rs`: gzip, zstd,
 //! NDJSON, JSON arrays, CloudWatch payloads, Firehose requests) with the
 //! harness of `operators/tests/fuzz.rs`: mutated seeds from
 //! `operators/tests/fuzz_corpus/{firehose,json_lines,cloudwatch}/`.
@@ -52,17 +52,22 @@ fn requests() -> impl Strategy<Value = Request> {
     seeds.extend(harness::seeds("cloudwatch"));
     (
         harness::inputs(seeds),
-        any::<bool>(),
+        0u8..3,
         prop_oneof![
             Just(None),
             Just(Some("gzip")),
+            Just(Some("zstd")),
             Just(Some("identity")),
             Just(Some("br"))
         ],
         prop_oneof![3 => Just(None), 1 => Just(Some("req-1"))],
     )
         .prop_map(|(body, pack, encoding, firehose_id)| Request {
-            body: if pack { gzip(&body) } else { body },
+            body: match pack {
+                0 => body,
+                1 => gzip(&body),
+                _ => zstd::bulk::compress(&body, 3).unwrap(),
+            },
             encoding,
             firehose_id,
         })
@@ -138,15 +143,29 @@ fn check(request: &Request) -> Result<(), TestCaseError> {
 /// The body after decompression, when it decompresses within the limit.
 fn plain_body(request: &Request) -> Option<Vec<u8>> {
     use std::io::Read;
-    let gz = request.body.starts_with(&[0x1f, 0x8b]) || matches!(request.encoding, Some("gzip"));
-    if !gz {
+    let body = &request.body[..];
+    let (gzip, zstd) = match request.encoding {
+        Some("gzip") => (true, false),
+        Some("zstd") => (false, true),
+        _ => (
+            body.starts_with(&[0x1f, 0x8b]),
+            body.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+        ),
+    };
+    let mut out = Vec::new();
+    let limit = MAX_DECODED as u64 + 1;
+    if gzip {
+        flate2::read::MultiGzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out)
+            .ok()?;
+    } else if zstd {
+        zstd::stream::read::Decoder::new(body)
+            .and_then(|d| d.take(limit).read_to_end(&mut out))
+            .ok()?;
+    } else {
         return Some(request.body.clone());
     }
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(&request.body[..])
-        .take(MAX_DECODED as u64 + 1)
-        .read_to_end(&mut out)
-        .ok()?;
     let start = out.iter().position(|b| !b.is_ascii_whitespace())?;
     Some(out[start..].to_vec())
 }

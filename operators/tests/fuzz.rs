@@ -1,4 +1,4 @@
-//! Fuzzing the decoders and the journal reader on stable Rust: proptest
+//! Fuzzing the decoders (compressed messages included) and the journal reader on stable Rust: proptest
 //! strategies that mutate the seed corpora in `tests/fuzz_corpus/<target>/`
 //! (see its README), with these properties for every input:
 //!
@@ -15,6 +15,8 @@
 //! `$TMPDIR/spate-fuzz-failures/`: fix the bug and add the input to the
 //! target's corpus.
 
+#[path = "fuzz/compressed.rs"]
+mod compressed;
 #[path = "fuzz/harness.rs"]
 mod harness;
 #[path = "fuzz/seeds.rs"]
@@ -392,6 +394,17 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
+}
+
+#[test]
+fn fuzz_compressed_messages() {
+    compressed::compressed_target(harness::short(), true);
+}
+
+#[test]
+#[ignore = "long fuzz run: cargo test -- --ignored fuzz"]
+fn fuzz_compressed_messages_long() {
+    compressed::compressed_target(harness::long(), false);
 }
 
 #[test]
