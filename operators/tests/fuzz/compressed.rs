@@ -19,7 +19,7 @@ use super::{MIB, check_dead_letters, decoder_config, each_seed, expected_outcome
 
 /// `lines` packed one way of four: gzip or zstd, raw or base64.
 fn pack(lines: &[u8], way: u8) -> Vec<u8> {
-    let packed = if way % 2 == 0 {
+    let packed = if way.is_multiple_of(2) {
         gzip(lines)
     } else {
         zstd::bulk::compress(lines, 3).unwrap()
