@@ -77,6 +77,14 @@ impl LakeLocation {
         LakeLocation::Local(dir.as_ref().to_path_buf())
     }
 
+    /// The directory of a local lake.
+    pub fn local_dir(&self) -> Option<&Path> {
+        match self {
+            LakeLocation::Local(dir) => Some(dir),
+            LakeLocation::ObjectStore { .. } => None,
+        }
+    }
+
     /// The lake at `lake` in S3, read with `client` (see
     /// [`AwsConfig::s3_client`](spate_operators::aws::AwsConfig::s3_client)).
     pub fn s3(client: aws_sdk_s3::Client, lake: &S3Url) -> Self {

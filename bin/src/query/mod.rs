@@ -393,30 +393,42 @@ async fn run_with(
     }
 }
 
-/// Runs the query again while it fails because a file it listed is gone.
+/// Runs the query again while it fails because a file it listed is gone, or
+/// while a local lake's partitions were swapped as it ran.
 ///
 /// A compaction (`spate lake compact`) swaps a partition's files between a
 /// query's listing and its reads: the query then fails with "not found"
-/// rather than counting wrong. A compaction swaps its partitions one after
-/// another, so the query is retried, with a growing pause, until it runs
-/// between swaps or its time limit ([`run`]) ends it. A streaming query is
-/// run again only if it has sent no rows yet (else they would come twice).
+/// rather than counting wrong. A swap during the listing itself leaves the
+/// merged-away files out without an error, so the compactor counts its
+/// swaps and a query whose count changed runs again
+/// (`spate_operators::sinks::lake::swaps`). A compaction swaps its
+/// partitions one after another, so the query is retried, with a growing
+/// pause, until it runs between swaps or its time limit ([`run`]) ends it.
+/// A streaming query is run again only if it has sent no rows yet (else
+/// they would come twice).
 async fn run_through_compactions(
     ctx: &QueryContext,
     request: &QueryRequest,
     sink: Option<&BatchSink>,
 ) -> Result<QueryBatches, QueryError> {
+    use spate_operators::sinks::lake::swaps::read_swaps;
     let mut pause = Duration::from_millis(10);
+    let lake_dir = ctx.lake.local_dir();
     loop {
-        match run_inner(ctx, request, sink).await {
-            Err(QueryError::Storage(message))
-                if is_vanished_file(&message) && sink.is_none_or(|s| s.sent() == 0) =>
-            {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(250));
-            }
+        let before = lake_dir.map(read_swaps);
+        let result = run_inner(ctx, request, sink).await;
+        let unsent = sink.is_none_or(|s| s.sent() == 0);
+        let swapped = match (before, lake_dir) {
+            (Some(before), Some(dir)) => !before.unchanged_at(read_swaps(dir)),
+            _ => false,
+        };
+        match result {
+            Err(QueryError::Storage(message)) if is_vanished_file(&message) && unsent => {}
+            Ok(_) if swapped && unsent => {}
             other => return other,
         }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
     }
 }
 

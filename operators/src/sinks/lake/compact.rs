@@ -15,8 +15,9 @@
 //! of files or the new one, never both, never neither. The old set, now in
 //! `.compact/`, is deleted afterwards (what a crash leaves there is deleted
 //! by the next run). A query that listed the old files and opens one after
-//! the swap fails with "not found" instead of counting wrong; `spate query`
-//! retries it once.
+//! the swap fails with "not found" instead of counting wrong, and one whose
+//! listing the swap cut short runs again: the swaps are counted
+//! (`swaps.rs`). `spate query` retries both.
 //!
 //! # S3
 //!
@@ -139,6 +140,7 @@ pub fn compact_local(
     options: &CompactOptions,
 ) -> Result<CompactReport, LakeError> {
     let work = lake_dir.join(COMPACT_DIR);
+    super::swaps::settle(lake_dir)?;
     // What an interrupted run left: never part of the table.
     if work.exists() {
         std::fs::remove_dir_all(&work).map_err(|e| LakeError::io("remove", &work, e))?;
@@ -201,14 +203,19 @@ pub fn compact_local(
             .map(|f| f.bytes)
             .sum::<u64>();
         sync_dir(&next)?;
-        rustix::fs::renameat_with(
+        // Queries running across the swap see the count change and rerun
+        // (`swaps.rs`): their listing may have missed files.
+        super::swaps::bump(lake_dir)?;
+        let swapped = rustix::fs::renameat_with(
             rustix::fs::CWD,
             &next,
             rustix::fs::CWD,
             &dir,
             rustix::fs::RenameFlags::EXCHANGE,
         )
-        .map_err(|e| LakeError::io("swap", &dir, e.into()))?;
+        .map_err(|e| LakeError::io("swap", &dir, e.into()));
+        super::swaps::bump(lake_dir)?;
+        swapped?;
         if let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }

@@ -79,6 +79,7 @@ pub mod recovery;
 pub mod schema;
 pub mod seal;
 pub mod staging;
+pub mod swaps;
 mod writer;
 
 use std::collections::HashMap;
