@@ -15,7 +15,10 @@ use spate_operators::decode::{DecodeContext, LineDecoder};
 use spate_operators::event::EventBatch;
 
 use super::harness::{self, peak_during};
-use super::{MIB, check_dead_letters, decoder_config, each_seed, expected_outcomes, gzip, run};
+use super::{
+    check_dead_letters, check_outcomes, check_peak, decoder_config, each_seed, expected_outcomes,
+    gzip, run,
+};
 
 /// `lines` packed one way of four: gzip or zstd, raw or base64.
 fn pack(lines: &[u8], way: u8) -> Vec<u8> {
@@ -96,24 +99,14 @@ fn check_compressed(decoder: &mut LineDecoder, payload: &[u8]) -> Result<(), Tes
         }
         // What does is read as the same lines uncompressed would be.
         Some(lines) => {
-            if let Some(n) = expected_outcomes(&lines, &cfg) {
-                prop_assert_eq!(
-                    stats.events + stats.dead_letters,
-                    n,
-                    "every non-blank line is an event or a dead letter"
-                );
+            check_outcomes(&lines, &cfg, &stats)?;
+            if expected_outcomes(&lines, &cfg).is_some() {
                 check_dead_letters(&dead, 0, lines.len())?;
             }
         }
     }
     // The decompressed bytes are capped; the rows grow with them.
-    let bound = 32 * payload.len() + 8 * cfg.max_payload_bytes + MIB;
-    prop_assert!(
-        peak <= bound,
-        "{peak} bytes held for {} input bytes",
-        payload.len()
-    );
-    Ok(())
+    check_peak(peak, payload.len(), 8 * cfg.max_payload_bytes)
 }
 
 pub fn compressed_target(config: Config, deterministic: bool) {
