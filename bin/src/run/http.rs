@@ -57,6 +57,7 @@ mod routes;
 pub mod serve;
 mod state;
 pub mod tap;
+mod unread;
 
 pub use self::config::HttpConfig;
 pub use self::routes::{bind, router};

@@ -24,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::unread::close_if_body_unread;
+
 /// Timeouts of the server loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeTimeouts {
@@ -95,7 +97,9 @@ async fn connection(
     mut closing: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let router = router.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+    let router = router
+        .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+        .layer(axum::middleware::from_fn(close_if_body_unread));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
