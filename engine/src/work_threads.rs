@@ -13,7 +13,7 @@
 //! # Backpressure
 //!
 //! The queue is unbounded: callers bound the work they hand over (a lake
-//! writer runs one seal at a time; HTTP bodies hold a reservation of the
+//! writer runs at most `seal_threads` seals at a time; HTTP bodies hold a reservation of the
 //! in-flight budget while they wait).
 //!
 //! # Shutdown

@@ -2,6 +2,8 @@
 //! stage routes to it (see the [module docs](super) for the protocol).
 
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -62,7 +64,7 @@ impl Part {
     }
 }
 
-/// The seal running beside the writer.
+/// A seal running beside the writer.
 struct RunningSeal {
     key: PartitionKey,
     reason: SealReason,
@@ -82,9 +84,10 @@ pub struct LakeWriter {
     watermark_ms: i64,
     sealed_arrow_bytes: u64,
     sealed_file_bytes: u64,
-    seal: Option<RunningSeal>,
+    /// The seals running, of distinct partitions, at most `seal_threads`.
+    seals: Vec<RunningSeal>,
     /// Where seals read and encode, started at the first seal.
-    seal_thread: Option<WorkThreads>,
+    seal_threads: Option<WorkThreads>,
     /// When writer 0 last pruned the dedup indexes past the horizon.
     last_prune: Option<Instant>,
     retry_at: Option<Instant>,
@@ -114,8 +117,8 @@ impl LakeWriter {
             watermark_ms: i64::MIN,
             sealed_arrow_bytes: 0,
             sealed_file_bytes: 0,
-            seal: None,
-            seal_thread: None,
+            seals: Vec::new(),
+            seal_threads: None,
             last_prune: None,
             retry_at: None,
             retry_delay: SEAL_RETRY,
@@ -136,13 +139,13 @@ impl LakeWriter {
 
     /// Takes over what an earlier run left in this writer's partitions.
     async fn recover(&mut self) -> Result<(), LakeError> {
-        let orphan = self
+        let orphans = self
             .settings
             .orphaned_seals
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.worker);
-        if let Some(task) = orphan {
+        for task in orphans.into_iter().flatten() {
             // A seal of this writer's previous incarnation: let it finish
             // before looking at the staging area it changes.
             let _ = task.await;
@@ -342,15 +345,30 @@ impl LakeWriter {
         }
     }
 
-    /// Starts the seal the policy asks for, if none is running.
+    /// Starts the seals the policy asks for, while fewer than
+    /// `seal_threads` run.
     fn seal_if_due(&mut self) -> Result<(), LakeError> {
-        if self.seal.is_some() || self.retry_at.is_some_and(|at| Instant::now() < at) {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return Ok(());
         }
+        while self.seals.len() < self.settings.seal_threads {
+            let Some((key, reason)) = self.due_seal() else {
+                break;
+            };
+            if !self.start_seal(&key, reason)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The partition the policy would seal next, of those not sealing.
+    fn due_seal(&self) -> Option<(PartitionKey, SealReason)> {
         let now = Instant::now();
         let (keys, stats): (Vec<&PartitionKey>, Vec<StagedStats>) = self
             .parts
             .iter()
+            .filter(|(key, _)| !self.seals.iter().any(|s| &s.key == *key))
             .filter_map(|(key, part)| {
                 let first = part.first_staged_at?;
                 Some((
@@ -365,22 +383,19 @@ impl LakeWriter {
                 ))
             })
             .unzip();
-        let due = next_seal(
+        let (i, reason) = next_seal(
             &stats,
             now,
             self.watermark_ms,
             self.ratio(),
             &self.settings.policy,
-        );
-        if let Some((i, reason)) = due {
-            let key = keys[i].clone();
-            self.start_seal(&key, reason)?;
-        }
-        Ok(())
+        )?;
+        Some((keys[i].clone(), reason))
     }
 
-    /// Closes `key`'s segment and hands all its segments to a seal task.
-    fn start_seal(&mut self, key: &PartitionKey, reason: SealReason) -> Result<(), LakeError> {
+    /// Closes `key`'s segment and hands all its segments to a seal task;
+    /// false if it had none. `key` must not be sealing already.
+    fn start_seal(&mut self, key: &PartitionKey, reason: SealReason) -> Result<bool, LakeError> {
         self.stage(key)?;
         let dedup = self.dedup_spec(key);
         let part = self.parts.get_mut(key).expect("a staged partition");
@@ -390,13 +405,14 @@ impl LakeWriter {
             part.closed.push(closed);
         }
         let Some(hi) = part.closed.last().map(|s| s.seq) else {
-            return Ok(());
+            return Ok(false);
         };
-        let thread = match &self.seal_thread {
-            Some(thread) => thread.clone(),
+        let thread = match &self.seal_threads {
+            Some(threads) => threads.clone(),
             None => {
-                let thread = WorkThreads::spawn(&format!("lake-seal-{}", self.worker), 1)?;
-                self.seal_thread.insert(thread).clone()
+                let name = format!("lake-seal-{}", self.worker);
+                let threads = WorkThreads::spawn(&name, self.settings.seal_threads)?;
+                self.seal_threads.insert(threads).clone()
             }
         };
         let job = SealJob {
@@ -408,7 +424,7 @@ impl LakeWriter {
             publish: self.settings.publish(),
             dedup,
         };
-        self.seal = Some(RunningSeal {
+        self.seals.push(RunningSeal {
             key: key.clone(),
             reason,
             hi,
@@ -421,18 +437,32 @@ impl LakeWriter {
         part.arrow_bytes = 0;
         part.first_staged_at = None;
         part.last_staged_at = None;
+        Ok(true)
+    }
+
+    /// Settles the running seals that finished (`wait`: waits for all).
+    async fn settle_seals(&mut self, wait: bool) -> Result<(), LakeError> {
+        while wait && !self.seals.is_empty() || self.seals.iter().any(|s| s.task.is_finished()) {
+            self.settle_next_seal().await?;
+        }
         Ok(())
     }
 
-    /// Settles the running seal if it finished (`wait`: waits for it).
-    async fn settle_seal(&mut self, wait: bool) -> Result<(), LakeError> {
-        let finished = self
-            .seal
-            .as_ref()
-            .is_some_and(|s| wait || s.task.is_finished());
-        if !finished {
+    /// Waits for whichever running seal ends first (none: returns at once)
+    /// and settles it.
+    async fn settle_next_seal(&mut self) -> Result<(), LakeError> {
+        if self.seals.is_empty() {
             return Ok(());
         }
+        let (i, joined) = std::future::poll_fn(|cx| {
+            for (i, seal) in self.seals.iter_mut().enumerate() {
+                if let Poll::Ready(joined) = Pin::new(&mut seal.task).poll(cx) {
+                    return Poll::Ready((i, joined));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
         let RunningSeal {
             key,
             reason,
@@ -440,10 +470,9 @@ impl LakeWriter {
             arrow_bytes,
             acks,
             started,
-            task,
-        } = self.seal.take().expect("checked above");
-        let result = task
-            .await
+            task: _,
+        } = self.seals.swap_remove(i);
+        let result = joined
             .map_err(|e| LakeError::Parquet(format!("seal task failed: {e}")))
             .and_then(|r| r);
         let part = self.parts.entry(key.clone()).or_default();
@@ -571,7 +600,7 @@ impl LakeWriter {
     /// The periodic work: settle a finished seal, commit, publish old dead
     /// letters, start the next seal.
     async fn step(&mut self) -> Result<(), LakeError> {
-        self.settle_seal(false).await?;
+        self.settle_seals(false).await?;
         self.commit()?;
         if self
             .dead_opened_at
@@ -584,7 +613,7 @@ impl LakeWriter {
 
     /// Seals everything (the final flush).
     async fn seal_all(&mut self) -> Result<(), LakeError> {
-        self.settle_seal(true).await?;
+        self.settle_seals(true).await?;
         self.commit()?;
         self.retry_at = None;
         let keys: Vec<PartitionKey> = self.parts.keys().cloned().collect();
@@ -594,10 +623,13 @@ impl LakeWriter {
                 .get(&key)
                 .is_some_and(|p| p.open.is_some() || !p.closed.is_empty());
             if staged {
+                while self.seals.len() >= self.settings.seal_threads {
+                    self.settle_next_seal().await?;
+                }
                 self.start_seal(&key, SealReason::Flush)?;
-                self.settle_seal(true).await?;
             }
         }
+        self.settle_seals(true).await?;
         let failed = self.parts.values().filter(|p| !p.closed.is_empty()).count();
         self.publish_dead_letters().await?;
         if failed > 0 {
@@ -650,7 +682,7 @@ impl Drop for LakeWriter {
     /// A writer dropped (a failure, a restart) cuts what it appended since
     /// the last commit off its segments (those batches fail and are
     /// redelivered), removes the open dead-letter files of an S3 lake, and
-    /// leaves a running seal to the next incarnation.
+    /// leaves its running seals to the next incarnation.
     fn drop(&mut self) {
         for part in self.parts.values_mut() {
             if let Some(segment) = part.open.take() {
@@ -664,12 +696,15 @@ impl Drop for LakeWriter {
                 f.abort();
             }
         }
-        if let Some(running) = self.seal.take() {
+        if !self.seals.is_empty() {
+            let tasks: Vec<SealTask> = self.seals.drain(..).map(|running| running.task).collect();
             self.settings
                 .orphaned_seals
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(self.worker, running.task);
+                .entry(self.worker)
+                .or_default()
+                .extend(tasks);
         }
     }
 }
@@ -692,7 +727,7 @@ impl Actor for LakeWriter {
         drop(in_flight);
         added.map_err(|e| self.fail_pending(e))?;
         let step = async {
-            self.settle_seal(false).await?;
+            self.settle_seals(false).await?;
             self.seal_if_due()
         };
         step.await.map_err(|e| self.fail_pending(e))
@@ -708,5 +743,123 @@ impl Actor for LakeWriter {
 
     async fn flush(&mut self, _ctx: &mut Ctx<NoOutput>) -> ActorResult {
         self.seal_all().await.map_err(|e| self.fail_pending(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::component::units::Seconds;
+    use crate::log_batch::LakePart;
+    use crate::sinks::lake::LakeConfig;
+    use crate::sinks::lake::schema::test_rows;
+
+    const HOUR_MS: i64 = 1_763_892_000_000;
+
+    /// A writer of `seal_threads` whose partitions of `services` are staged
+    /// and due for sealing by age.
+    async fn staged_writer(dir: &Path, seal_threads: usize, services: &[&str]) -> LakeWriter {
+        let config = LakeConfig {
+            seal_threads,
+            max_age: Seconds::units(1),
+            ..LakeConfig::default()
+        };
+        let settings = LakeSettings::new(&config, dir, &dir.join("deadletter")).unwrap();
+        let mut writer = LakeWriter::new(settings, 0);
+        let parts = services
+            .iter()
+            .map(|service| LakePart {
+                key: PartitionKey::of(HOUR_MS, service),
+                records: test_rows((0..100).map(|i| format!("{service}:{i}")), HOUR_MS, service),
+            })
+            .collect();
+        let batch = LogBatch {
+            parts,
+            dead_letters: Arc::default(),
+            counts: Arc::default(),
+        };
+        writer.add(&batch, Ack::none()).unwrap();
+        writer.commit().unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        writer
+    }
+
+    fn sealing(writer: &LakeWriter) -> Vec<String> {
+        let mut keys: Vec<String> = writer.seals.iter().map(|s| s.key.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    fn sealed_files(dir: &Path) -> usize {
+        walk_files(&dir.join("logs"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count()
+    }
+
+    fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .flat_map(|e| {
+                let path = e.path();
+                if path.is_dir() {
+                    walk_files(&path)
+                } else {
+                    vec![path]
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn seals_of_distinct_partitions_run_side_by_side_up_to_the_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = staged_writer(dir.path(), 2, &["a", "b", "c"]).await;
+        writer.seal_if_due().unwrap();
+        let first = sealing(&writer);
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert_ne!(first[0], first[1]);
+        // Full: asking again starts nothing, and never a second seal of a
+        // partition already sealing.
+        writer.seal_if_due().unwrap();
+        assert_eq!(sealing(&writer), first);
+        writer.settle_seals(true).await.unwrap();
+        assert!(writer.seals.is_empty());
+        assert_eq!(sealed_files(dir.path()), 2);
+        writer.seal_if_due().unwrap();
+        assert_eq!(sealing(&writer).len(), 1);
+        writer.settle_seals(true).await.unwrap();
+        assert_eq!(sealed_files(dir.path()), 3);
+        assert!(writer.parts.is_empty(), "every partition sealed and let go");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_seal_thread_seals_one_partition_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = staged_writer(dir.path(), 1, &["a", "b"]).await;
+        writer.seal_if_due().unwrap();
+        assert_eq!(sealing(&writer).len(), 1);
+        writer.seal_if_due().unwrap();
+        assert_eq!(sealing(&writer).len(), 1);
+        writer.settle_seals(true).await.unwrap();
+        assert_eq!(sealed_files(dir.path()), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_final_flush_seals_every_partition_through_the_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = ["a", "b", "c", "d", "e"];
+        let mut writer = staged_writer(dir.path(), 2, &services).await;
+        writer.seal_all().await.unwrap();
+        assert!(writer.seals.is_empty());
+        assert_eq!(sealed_files(dir.path()), services.len());
+        let totals = writer.settings.totals.lock().unwrap().clone();
+        assert_eq!(totals.files_written, 5);
     }
 }
