@@ -24,6 +24,10 @@ use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
 use crate::config::ValidConfig;
 use crate::data_dir_lock::DataDirLock;
 
+/// Seals at once per lake writer unless `[lake] seal_threads` says (fewer on
+/// fewer cores): W1 1 M took 2.10–2.49 s with two, 2.82–3.20 s with one.
+const INGEST_SEAL_THREADS: usize = 2;
+
 /// The summary printed at the end (`--json` prints it as one object).
 #[derive(Debug, Serialize)]
 pub struct IngestSummary {
@@ -86,7 +90,10 @@ pub async fn run(valid: ValidConfig, data_dir: &Path, paths: &[String]) -> Resul
     // One process per data dir, held until the summary is printed.
     let _lock = DataDirLock::acquire_all(data_dir, &lake_dir, "spate ingest")?;
     let dead_dir = data_dir.join("deadletter");
-    let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?;
+    // Nothing competes with the final flush, which seals every partition.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?
+        .with_default_seal_threads(&config.lake, cores.min(INGEST_SEAL_THREADS));
     lake.create_table_dir()?;
     // A reference table in S3 is read with the `[aws]` settings.
     let s3 = match config.enrich.table_on_s3() {

@@ -98,6 +98,7 @@ fn every_key_by_serde() -> BTreeSet<String> {
     config.http.auth_token = Some("t".into());
     config.http.auth_token_env = Some("T".into());
     config.enrich.table = Some("/hosts.csv".into());
+    config.lake.seal_threads = Some(1);
     config.classify.tags = vec![
         serde_json::from_value(serde_json::json!({"name": "oom", "keywords": ["oom"]})).unwrap(),
     ];

@@ -53,7 +53,7 @@
 //! # Backpressure
 //!
 //! Staging and sealing happen in the writer: seals run as tasks beside it
-//! (at most `seal_threads` at a time per writer, one per partition), and while its staging appends or commits wait
+//! (at most `seal_threads` at a time per writer, of distinct partitions), and while its staging appends or commits wait
 //! on the disk the writer takes no batches, so the stages before it wait.
 //! Memory is bounded by configuration: rows buffered before staging are at
 //! most `max_buffered_size` per writer (the largest partitions are staged early
@@ -103,6 +103,8 @@ use crate::sinks::s3_lake::S3Target;
 
 /// Seal threads a writer may have (`seal_threads`).
 const MAX_SEAL_THREADS: usize = 64;
+/// Seals a writer of a service runs at once unless configured.
+const SERVICE_SEAL_THREADS: usize = 1;
 
 /// A partition settles this long after its last staged rows before a closed
 /// hour is sealed (late rows of a replay still arriving get into the file).
@@ -193,11 +195,13 @@ pub struct LakeConfig {
     #[serde(default = "default_writers")]
     pub writers: usize,
     /// Seals a writer runs at once, each on a thread of its own holding one
-    /// row group: the final flush of `spate ingest` seals every partition,
-    /// and two seals finish it in about half the time on two cores. 1 saves
-    /// a row group of memory on a one-core task.
-    #[serde(default = "default_seal_threads")]
-    pub seal_threads: usize,
+    /// row group. Default: 1 for `spate run`, where seals stay in the
+    /// background of ingestion (two at once took a W4 spike's peak RSS from
+    /// 222–229 MiB to 257 MiB); 2 for `spate ingest` (1 on
+    /// one core), whose final flush seals every partition: two seals finish
+    /// it in about half the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_threads: Option<usize>,
     /// Drop a row when it is sealed if its `event_id` is already in its
     /// partition (a redelivery, a replay, or a push retried with its
     /// `Idempotency-Key`): exactly one row per event id
@@ -244,9 +248,6 @@ fn default_zstd_level() -> i32 {
 fn default_writers() -> usize {
     1
 }
-fn default_seal_threads() -> usize {
-    2
-}
 fn default_dedup() -> bool {
     true
 }
@@ -267,7 +268,7 @@ impl Default for LakeConfig {
             row_group_rows: default_row_group_rows(),
             zstd_level: default_zstd_level(),
             writers: default_writers(),
-            seal_threads: default_seal_threads(),
+            seal_threads: None,
             dedup: default_dedup(),
             dedup_horizon: default_dedup_horizon(),
             retired_max_open: None,
@@ -308,13 +309,12 @@ impl LakeConfig {
         if self.writers == 0 {
             return Err(ConfigError::new("writers", "must be at least 1"));
         }
-        if !(1..=MAX_SEAL_THREADS).contains(&self.seal_threads) {
+        if let Some(n) = self.seal_threads
+            && !(1..=MAX_SEAL_THREADS).contains(&n)
+        {
             return Err(ConfigError::new(
                 "seal_threads",
-                format!(
-                    "must be between 1 and {MAX_SEAL_THREADS}, got {}",
-                    self.seal_threads
-                ),
+                format!("must be between 1 and {MAX_SEAL_THREADS}, got {n}"),
             ));
         }
         if self.row_group_rows < 1024 {
@@ -416,7 +416,7 @@ impl LakeSettings {
             commit_interval: config.commit_interval.get(),
             max_buffered_bytes: config.max_buffered.bytes_usize(),
             writers: config.writers.max(1),
-            seal_threads: config.seal_threads.max(1),
+            seal_threads: config.seal_threads.unwrap_or(SERVICE_SEAL_THREADS),
             dedup_horizon_ms: config
                 .dedup
                 .then(|| i64::try_from(config.dedup_horizon.as_millis()).unwrap_or(i64::MAX)),
@@ -425,6 +425,14 @@ impl LakeSettings {
             seq: Arc::default(),
             orphaned_seals: Arc::default(),
         })
+    }
+
+    /// Runs `n` seals at once per writer unless the configuration sets
+    /// `seal_threads` (a batch job, whose final flush seals every partition
+    /// and competes with nothing).
+    pub fn with_default_seal_threads(mut self, config: &LakeConfig, n: usize) -> Self {
+        self.seal_threads = config.seal_threads.unwrap_or(n).max(1);
+        self
     }
 
     /// Sends sealed files to `target` (the lake directory then only stages
@@ -535,7 +543,7 @@ mod tests {
         );
         assert_eq!(
             bad(LakeConfig {
-                seal_threads: 0,
+                seal_threads: Some(0),
                 ..ok.clone()
             }),
             "seal_threads"

@@ -763,7 +763,7 @@ mod tests {
     /// and due for sealing by age.
     async fn staged_writer(dir: &Path, seal_threads: usize, services: &[&str]) -> LakeWriter {
         let config = LakeConfig {
-            seal_threads,
+            seal_threads: Some(seal_threads),
             max_age: Seconds::units(1),
             ..LakeConfig::default()
         };
