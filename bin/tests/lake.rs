@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use spate_loadgen::{GenerateStats, Workload};
-use spate_test_support::lake::{duckdb, walk};
+use spate_test_support::lake::{duckdb, parquet_files, walk};
 use spate_test_support::oracle::corpus;
 use spate_test_support::service::Service;
 use spate_test_support::wait::wait_until;
@@ -40,16 +40,6 @@ fn counts(data_dir: &Path) -> (u64, u64) {
         rows[0]["n"].as_u64().unwrap(),
         rows[0]["d"].as_u64().unwrap(),
     )
-}
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    if !dir.exists() {
-        return Vec::new();
-    }
-    walk(dir)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect()
 }
 
 /// A W1 corpus of `events` in a fresh directory (kept while the first value

@@ -42,6 +42,15 @@ print(json.dumps([list(r) for r in rows], default=str))
     serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
 }
 
+/// The sealed Parquet files under `dir` (a lake's `logs/`), recursively;
+/// none if it does not exist. Temporary files (`.tmp`) are not counted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect()
+}
+
 /// Every file under `dir`, recursively.
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

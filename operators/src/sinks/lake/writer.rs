@@ -794,27 +794,7 @@ mod tests {
     }
 
     fn sealed_files(dir: &Path) -> usize {
-        walk_files(&dir.join("logs"))
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-            .count()
-    }
-
-    fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .flat_map(|e| {
-                let path = e.path();
-                if path.is_dir() {
-                    walk_files(&path)
-                } else {
-                    vec![path]
-                }
-            })
-            .collect()
+        spate_test_support::lake::parquet_files(&dir.join("logs")).len()
     }
 
     #[tokio::test(start_paused = true)]
