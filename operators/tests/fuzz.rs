@@ -21,6 +21,8 @@ mod compressed;
 mod harness;
 #[path = "fuzz/seeds.rs"]
 mod seeds;
+#[path = "fuzz/unpacked.rs"]
+mod unpacked;
 
 use std::io::Write;
 
@@ -264,45 +266,11 @@ fn fuzz_access_logs_long() {
 // ---------------------------------------------------------------------------
 // CloudWatch Logs subscription payloads: gzip, base64 of gzip, plain JSON.
 
-/// The JSON inside a payload, unpacked independently of the decoder (flate2
-/// and serde_json); `None` when it cannot be unpacked.
+/// The JSON inside a payload, unpacked independently of the decoder (the
+/// compressed-messages target's reading: gzip or zstd, raw or base64, or
+/// plain JSON); `None` when it cannot be unpacked.
 fn unpack_cloudwatch(payload: &[u8], max: usize) -> Option<serde_json::Value> {
-    use base64::Engine as _;
-    use std::io::Read;
-    let p = payload
-        .strip_prefix(b"\xef\xbb\xbf")
-        .unwrap_or(payload)
-        .trim_ascii();
-    let json: Vec<u8> = if p.starts_with(b"{") {
-        p.to_vec()
-    } else {
-        let compressed = if p.starts_with(&[0x1f, 0x8b]) {
-            p.to_vec()
-        } else {
-            let clean: Vec<u8> = p
-                .iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(clean)
-                .ok()?
-        };
-        if compressed.starts_with(b"{") {
-            compressed
-        } else {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&compressed[..])
-                .take(max as u64 + 1)
-                .read_to_end(&mut out)
-                .ok()?;
-            if out.len() > max {
-                return None;
-            }
-            out
-        }
-    };
-    serde_json::from_slice(&json).ok()
+    serde_json::from_slice(&unpacked::unpack(payload, max)?).ok()
 }
 
 fn check_cloudwatch(decoder: &mut LineDecoder, payload: &[u8]) -> Result<(), TestCaseError> {

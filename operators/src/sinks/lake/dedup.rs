@@ -105,7 +105,7 @@ pub fn keep_row(fp: u128, sealed: &[u128], kept: &mut KeptFingerprints) -> bool 
 
 /// The fingerprints kept by one seal. A fingerprint is already a keyed
 /// 128-bit hash, so the set hashes it by folding its halves instead of
-/// hashing it again (SipHash took 2–3 % of a seal's CPU).
+/// hashing it again.
 pub type KeptFingerprints = HashSet<u128, BuildHasherDefault<FoldedFingerprint>>;
 
 /// The [`Hasher`] of [`KeptFingerprints`]: a fingerprint's two halves XORed.
