@@ -1,0 +1,60 @@
+//! What packing hot events into the embedded store's blocks costs: W1
+//! events decoded and classified as the decode stage does it, their hot rows
+//! (WARNING and above) picked as the hot writer picks them
+//! ([`HotRows::select_all`]), then turned into `event_blocks` rows
+//! ([`hot_block_rows`]: each row read out of Arrow, grouped by service and
+//! minute, deduplicated, encoded and compressed), which is the work of the
+//! hot store's thread at each commit before SQLite.
+//!
+//! Run: `cargo bench -p spate-bench --bench hot_blocks`
+//!
+//! Input: 100,000 W1 events (seed 42) in one commit, as `spate run` commits
+//! them at a few hundred thousand events a second. Before timing, one pass
+//! checks that the blocks hold every hot event once. Criterion reports the
+//! time per commit and hot events/s.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use spate_loadgen::{Workload, generate};
+use spate_operators::classify::Classifier;
+use spate_operators::decode::{DecodeContext, DecoderConfig, LineDecoder};
+use spate_operators::event::{EventBatch, Severity};
+use spate_operators::log_batch::LogBatch;
+use spate_operators::sinks::hot::blocks::hot_block_rows;
+use spate_operators::sinks::hot::rows::HotRows;
+
+/// Events generated.
+const EVENTS: u64 = 100_000;
+
+fn hot_blocks(c: &mut Criterion) {
+    let mut input = Vec::new();
+    generate(Workload::AppJson, EVENTS, 42, &mut input).expect("generate");
+    let mut decoder = LineDecoder::new(DecoderConfig::default(), Classifier::default());
+    let ctx = DecodeContext::new("http:bench", 1_800_000_000_000);
+    let mut events = EventBatch::default();
+    let mut dead = Vec::new();
+    let stats = decoder.decode_chunk(&input, 0, &ctx, &mut events, &mut dead);
+    assert!(dead.is_empty(), "dead letter: {:?}", dead.first());
+    assert_eq!(stats.events as u64, EVENTS);
+    let batch = LogBatch::from_events(events, dead, &stats).expect("arrow");
+    let rows = HotRows::select_all(&batch, Severity::Warning).expect("hot rows");
+    let hot: usize = rows.iter().map(HotRows::len).sum();
+    let blocks = hot_block_rows(&rows).expect("blocks");
+    let packed: usize = blocks.iter().map(|b| b.events).sum();
+    assert_eq!(packed, hot, "every hot event in one block");
+    let bytes: usize = blocks.iter().map(|b| b.body.len()).sum();
+    println!(
+        "{hot} hot events of {EVENTS} in {} blocks, {:.1} bytes per hot event",
+        blocks.len(),
+        bytes as f64 / hot as f64
+    );
+    let mut group = c.benchmark_group("hot_blocks");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(hot as u64));
+    group.bench_function("w1_commit", |b| {
+        b.iter(|| hot_block_rows(std::hint::black_box(&rows)).expect("blocks"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hot_blocks);
+criterion_main!(benches);
