@@ -60,14 +60,24 @@ pub fn span_start(ts_ms: i64) -> i64 {
 /// `events` with one event per `event_id` (the last one given wins), sorted
 /// by time, then id.
 pub fn dedup_sorted(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
+    // The last of each id, found on borrowed ids (no copies of them).
+    let mut keep = vec![true; events.len()];
     let mut seen = HashSet::with_capacity(events.len());
-    let mut out: Vec<StoredEvent> = Vec::with_capacity(events.len());
-    for e in events.into_iter().rev() {
-        if seen.insert(e.event_id.clone()) {
-            out.push(e);
-        }
+    for (i, e) in events.iter().enumerate().rev() {
+        keep[i] = seen.insert(e.event_id.as_str());
     }
-    out.sort_by(|a, b| (a.ts_ms, &a.event_id).cmp(&(b.ts_ms, &b.event_id)));
+    drop(seen);
+    let mut out: Vec<StoredEvent> = if keep.iter().all(|&k| k) {
+        events
+    } else {
+        events
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(e, k)| k.then_some(e))
+            .collect()
+    };
+    // Ids are unique now, so the order is total: unstable sorting is exact.
+    out.sort_unstable_by(|a, b| (a.ts_ms, &a.event_id).cmp(&(b.ts_ms, &b.event_id)));
     out
 }
 

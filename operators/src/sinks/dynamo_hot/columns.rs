@@ -101,6 +101,10 @@ struct Writer {
     tags: TableWriter,
     ips: TableWriter,
     keys: TableWriter,
+    /// Scratch of [`Writer::attrs`], kept across events: each key's index
+    /// and whether it is new, and the key bitmap.
+    key_ids: Vec<(u64, bool)>,
+    bitmap: Vec<u8>,
 }
 
 impl Writer {
@@ -201,7 +205,9 @@ impl Writer {
         // The keys not seen before in this block, then a bitmap of the
         // event's keys over every key seen so far; each value goes to its
         // key's stream, in key order (the order `bin` is read back in).
-        let ids: Vec<(u64, bool)> = map.keys().map(|k| self.keys.index_of(k)).collect();
+        let mut ids = std::mem::take(&mut self.key_ids);
+        ids.clear();
+        ids.extend(map.keys().map(|k| self.keys.index_of(k)));
         let out = &mut self.streams[Field::Shape as usize];
         put_varint(out, SHAPE_OBJECT);
         put_varint(out, ids.iter().filter(|&&(_, new)| new).count() as u64);
@@ -209,21 +215,36 @@ impl Writer {
         for (key, _) in map.keys().zip(&ids).filter(|(_, (_, new))| *new) {
             put_bytes(out, key.as_bytes());
         }
-        let mut bitmap = vec![0u8; self.keys.len().div_ceil(8)];
+        self.bitmap.clear();
+        self.bitmap.resize(self.keys.len().div_ceil(8), 0);
         for &(i, _) in &ids {
-            bitmap[(i / 8) as usize] |= 1 << (i % 8);
+            self.bitmap[(i / 8) as usize] |= 1 << (i % 8);
         }
-        out.extend_from_slice(&bitmap);
-        let mut values: Vec<(u64, &Value)> =
-            ids.iter().map(|&(i, _)| i).zip(map.values()).collect();
-        values.sort_unstable_by_key(|&(i, _)| i);
-        for (i, value) in values {
-            let stream = FIXED_STREAMS + i as usize;
-            if self.streams.len() <= stream {
-                self.streams.resize(stream + 1, Vec::new());
+        out.extend_from_slice(&self.bitmap);
+        // Values in key index order; map order already is that unless an
+        // earlier event brought a later key first.
+        if ids.is_sorted_by_key(|&(i, _)| i) {
+            for (&(i, _), value) in ids.iter().zip(map.values()) {
+                self.value(i, value);
             }
-            put_value(&mut self.streams[stream], &mut self.bin, value);
+        } else {
+            let mut values: Vec<(u64, &Value)> =
+                ids.iter().map(|&(i, _)| i).zip(map.values()).collect();
+            values.sort_unstable_by_key(|&(i, _)| i);
+            for (i, value) in values {
+                self.value(i, value);
+            }
         }
+        self.key_ids = ids;
+    }
+
+    /// Puts `value` in the stream of key `i`.
+    fn value(&mut self, i: u64, value: &Value) {
+        let stream = FIXED_STREAMS + i as usize;
+        if self.streams.len() <= stream {
+            self.streams.resize(stream + 1, Vec::new());
+        }
+        put_value(&mut self.streams[stream], &mut self.bin, value);
     }
 }
 
@@ -293,6 +314,18 @@ mod tests {
         events[7].status = Some(u16::MAX);
         events[7].host = None;
         events[7].message = String::new();
+        assert_eq!(round_trip(&events), events);
+    }
+
+    #[test]
+    fn keys_met_in_another_order_than_the_maps_round_trip() {
+        // "b" gets index 0 in the first event; in the second, map order
+        // (a, b) is then not index order (1, 0), and the values are put in
+        // index order.
+        let mut events: Vec<StoredEvent> = (0..3).map(|i| stored(i, i as i64)).collect();
+        events[0].attrs = Some(serde_json::json!({"b": 1}));
+        events[1].attrs = Some(serde_json::json!({"a": "45ac5f6db1ed51b5", "b": 3}));
+        events[2].attrs = Some(serde_json::json!({"a": "x", "c": true}));
         assert_eq!(round_trip(&events), events);
     }
 

@@ -23,10 +23,10 @@ pub(super) fn put_value(out: &mut Vec<u8>, bin: &mut Vec<u8>, value: &Value) {
             if let Some(b) = uuid_bytes(s) {
                 out.push(V_UUID);
                 bin.extend_from_slice(&b);
-            } else if let Some(b) = hex_bytes(s) {
+            } else if is_hex(s) {
                 out.push(V_HEX);
-                put_varint(out, b.len() as u64);
-                bin.extend_from_slice(&b);
+                put_varint(out, (s.len() / 2) as u64);
+                bin.extend(s.as_bytes().chunks_exact(2).map(hex_pair));
             } else {
                 out.push(V_TEXT);
                 put_bytes(out, s.as_bytes());
@@ -97,16 +97,23 @@ fn hex_digit(b: u8) -> Option<u8> {
     }
 }
 
+/// Whether `s` is lowercase hex of 16 digits or more, an even number.
+fn is_hex(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 16 && b.len().is_multiple_of(2) && b.iter().all(|&c| hex_digit(c).is_some())
+}
+
+/// The byte of two lowercase hex digits (checked by [`is_hex`]).
+fn hex_pair(p: &[u8]) -> u8 {
+    let digit = |c: u8| hex_digit(c).unwrap_or_default();
+    digit(p[0]) << 4 | digit(p[1])
+}
+
 /// The bytes of `s` when it is lowercase hex of 16 digits or more, an even
 /// number.
-pub(super) fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.len() < 16 || !b.len().is_multiple_of(2) {
-        return None;
-    }
-    b.chunks(2)
-        .map(|p| Some(hex_digit(p[0])? << 4 | hex_digit(p[1])?))
-        .collect()
+#[cfg(test)]
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    is_hex(s).then(|| s.as_bytes().chunks_exact(2).map(hex_pair).collect())
 }
 
 pub(super) fn hex_text(bytes: &[u8]) -> String {
@@ -125,13 +132,15 @@ pub(super) fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;
     }
-    let digits: Vec<u8> = b.iter().copied().filter(|&c| c != b'-').collect();
-    if digits.len() != 32 {
-        return None;
-    }
+    // Hex digit pairs, skipping the four dashes: 8-4-4-4-12 digits.
     let mut out = [0u8; 16];
-    for (o, p) in out.iter_mut().zip(digits.chunks(2)) {
-        *o = hex_digit(p[0])? << 4 | hex_digit(p[1])?;
+    let mut at = 0;
+    for o in &mut out {
+        if matches!(at, 8 | 13 | 18 | 23) {
+            at += 1;
+        }
+        *o = hex_digit(b[at])? << 4 | hex_digit(b[at + 1])?;
+        at += 2;
     }
     Some(out)
 }
@@ -165,6 +174,9 @@ mod tests {
         assert_eq!(uuid_text(&uuid_bytes(u).unwrap()), u);
         assert!(uuid_bytes("f179b57d-f799-46d2-8e7c-b5bd8def31a-").is_none());
         assert!(uuid_bytes("f179b57df79946d28e7cb5bd8def31ad0000").is_none());
+        // A dash among the digits, or capitals: not a UUID (kept as text).
+        assert!(uuid_bytes("f179b57d-f79--46d2-8e7c-b5bd8def31ad").is_none());
+        assert!(uuid_bytes("F179B57D-F799-46D2-8E7C-B5BD8DEF31AD").is_none());
     }
 
     #[test]
