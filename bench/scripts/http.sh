@@ -10,6 +10,9 @@
 # value makes loadgen act as the durable upstream (a queue or stream) a spike piles
 # up in, at the cost of loadgen's memory (about MAX_OVERDUE x BATCH_EVENTS x 340 B).
 #
+# SPATE_BIN_DIR=DIR takes `spate` and `loadgen` from DIR instead of building them
+# (to compare two builds, alternating).
+#
 # SPATE_CPUS=LIST pins spate to those CPUs (taskset -c LIST) and LOADGEN_CPUS=LIST
 # pins loadgen: `SPATE_CPUS=1 LOADGEN_CPUS=0` measures what one vCPU carries with
 # loadgen off its core.
@@ -30,8 +33,13 @@ batch="${5:-1000}"
 max_overdue="${6:-64}"
 work="${SPATE_BENCH_DIR:-/tmp/spate-bench}"
 mkdir -p "$work"
-cargo build --release -q -p spate -p spate-loadgen
-target="${CARGO_TARGET_DIR:-target}/release"
+if [ -n "${SPATE_BIN_DIR:-}" ]; then
+  # Binaries built elsewhere (an A/B of two builds): `spate` and `loadgen` there.
+  target="$SPATE_BIN_DIR"
+else
+  cargo build --release -q -p spate -p spate-loadgen
+  target="${CARGO_TARGET_DIR:-target}/release"
+fi
 
 data="$work/data-http"
 rm -rf "$data"
