@@ -21,6 +21,10 @@ SPIKE_LAG_THRESHOLD_S = 5
 ENGINE_TARGET_EVENTS_PER_S = 20_000_000
 ENGINE_TARGET_OVERHEAD = 1.10
 QUERY_TARGET_RATIO = 1.5
+# Issue 19: Spate beside Fluent Bit on the same W1 file, 20× its events/s at an
+# eighth of its CPU per event.
+PEER_TARGET_SPEED = 20.0
+PEER_TARGET_CPU_PER_EVENT = 8.0
 
 
 def fmt_rate(value):
@@ -103,6 +107,20 @@ def evaluate_targets(results):
     else:
         add("ingest W1 ≥ 1.5 M events/s", None, "not measured", "ingest_w1")
         add("ingest W1 peak RSS ≤ 256 MiB", None, "not measured", "ingest_w1")
+
+    name = "side by side: ≥ 20× Fluent Bit's events/s at ≤ 1/8 of its CPU per event"
+    peers = step_result(results, "peers")
+    ratio = (peers or {}).get("ratios", {}).get("fluent-bit")
+    if ratio:
+        add(
+            name,
+            ratio["speed"] >= PEER_TARGET_SPEED and ratio["cpu_per_event"] >= PEER_TARGET_CPU_PER_EVENT,
+            f"{ratio['speed']}× as fast, {ratio['cpu_per_event']}× less CPU per event "
+            f"({peers['events']:,} W1 events)",
+            "peers",
+        )
+    else:
+        add(name, None, "not measured (Fluent Bit not installed)" if peers else "not measured", "peers")
 
     steady = step_result(results, "http_steady")
     if steady:

@@ -149,6 +149,20 @@ class TargetsTest(unittest.TestCase):
         rows = {r["target"]: r for r in report.evaluate_targets(results_with({"http_steady": slow}))}
         self.assertFalse(rows["HTTP W1 ≥ 500 k events/s with p99 ≤ 1 s, no loss"]["met"])
 
+    def test_side_by_side_target_from_the_fluent_bit_ratios(self):
+        target = "side by side: ≥ 20× Fluent Bit's events/s at ≤ 1/8 of its CPU per event"
+        peers = {"events": 1_000_000, "ratios": {"fluent-bit": {"speed": 4.4, "cpu_per_event": 3.08, "peak_rss": 0.26}}}
+        rows = {r["target"]: r for r in report.evaluate_targets(results_with({"peers": peers}))}
+        self.assertFalse(rows[target]["met"])
+        self.assertEqual(rows[target]["measured"], "4.4× as fast, 3.08× less CPU per event (1,000,000 W1 events)")
+        peers["ratios"]["fluent-bit"] = {"speed": 21.0, "cpu_per_event": 8.5, "peak_rss": 0.5}
+        rows = {r["target"]: r for r in report.evaluate_targets(results_with({"peers": peers}))}
+        self.assertTrue(rows[target]["met"])
+        skipped = {"events": 1_000_000, "ratios": {}}
+        rows = {r["target"]: r for r in report.evaluate_targets(results_with({"peers": skipped}))}
+        self.assertIsNone(rows[target]["met"])
+        self.assertIn("not installed", rows[target]["measured"])
+
     def test_query_target_is_the_worst_question(self):
         def q(name, ratio):
             return {"name": name, "question": name, "sql": "SELECT 1", "rows": 1, "spate_s": ratio, "duckdb_s": 1.0, "ratio": ratio}
