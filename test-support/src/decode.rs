@@ -61,3 +61,42 @@ pub fn column(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
     }
     out
 }
+
+/// The non-null strings of `column` in the delivered batches, in order, once
+/// per event id: a source that delivers at least once (SQS may hand a
+/// message out twice) decodes a redelivered message to the same event ids,
+/// and this checks that each copy carries the same value as the first.
+pub fn column_once(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
+    let mut first: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut out = Vec::new();
+    for batch in sink.delivered() {
+        for part in &batch.parts {
+            let strings = |name: &str| {
+                let idx = part.records.schema().index_of(name).expect("column");
+                part.records
+                    .column(idx)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("strings")
+                    .clone()
+            };
+            let (ids, values) = (strings("event_id"), strings(name));
+            for i in 0..ids.len() {
+                let value = values.is_valid(i).then(|| values.value(i).to_string());
+                match first.entry(ids.value(i).to_string()) {
+                    std::collections::hash_map::Entry::Occupied(seen) => assert_eq!(
+                        seen.get(),
+                        &value,
+                        "{name} of the redelivered event {}",
+                        seen.key()
+                    ),
+                    std::collections::hash_map::Entry::Vacant(new) => {
+                        new.insert(value.clone());
+                        out.extend(value);
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -153,12 +153,18 @@ impl Keeper {
                 }
                 metrics::counter!("spate_sqs_delete_errors_total")
                     .increment(out.failed().len() as u64);
+                self.progress
+                    .delete_errors
+                    .fetch_add(out.failed().len() as u64, Ordering::Relaxed);
                 out.successful().len()
             }
             Err(e) => {
                 let e = aws_sdk_sqs::error::DisplayErrorContext(e);
                 tracing::warn!(queue = %self.queue_url, error = %e, "sqs delete failed; the messages will be redelivered");
                 metrics::counter!("spate_sqs_delete_errors_total").increment(receipts.len() as u64);
+                self.progress
+                    .delete_errors
+                    .fetch_add(receipts.len() as u64, Ordering::Relaxed);
                 0
             }
         }

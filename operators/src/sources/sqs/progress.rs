@@ -16,6 +16,9 @@ pub struct SqsProgress {
     pub returned: AtomicU64,
     /// Failed receive calls.
     pub receive_errors: AtomicU64,
+    /// Messages whose delete failed: the queue delivers them again after
+    /// their visibility timeout.
+    pub delete_errors: AtomicU64,
     pub(super) outstanding: AtomicUsize,
     pub(super) settled: Notify,
 }
