@@ -17,7 +17,7 @@ use spate_engine::{ActorOptions, GraphBuilder, SupervisorPolicy};
 use spate_operators::aws::AwsClients;
 use spate_operators::event::Severity;
 use spate_operators::log_batch::LogBatch;
-use spate_operators::sinks::lake::{LakeSettings, LakeWriter};
+use spate_operators::sinks::lake::{LakeSettings, LakeWriter, StagingCompression};
 use spate_operators::sources::file::{FileSource, Input, ReadProgress};
 use spate_operators::transforms::decode::{DecodeSettings, DecodeStage};
 
@@ -90,10 +90,12 @@ pub async fn run(valid: ValidConfig, data_dir: &Path, paths: &[String]) -> Resul
     // One process per data dir, held until the summary is printed.
     let _lock = DataDirLock::acquire_all(data_dir, &lake_dir, "spate ingest")?;
     let dead_dir = data_dir.join("deadletter");
-    // Nothing competes with the final flush, which seals every partition.
+    // Nothing competes with the final flush, which seals every partition,
+    // and staging lives only until then: not worth compressing.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?
-        .with_default_seal_threads(&config.lake, cores.min(INGEST_SEAL_THREADS));
+        .with_default_seal_threads(&config.lake, cores.min(INGEST_SEAL_THREADS))
+        .with_default_staging_compression(&config.lake, StagingCompression::None);
     lake.create_table_dir()?;
     // A reference table in S3 is read with the `[aws]` settings.
     let s3 = match config.enrich.table_on_s3() {

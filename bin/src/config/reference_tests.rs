@@ -48,6 +48,7 @@ fn leaves(prefix: &str, value: &Value, out: &mut BTreeSet<String>) {
 fn every_key_by_serde() -> BTreeSet<String> {
     use spate_operators::alerts::outputs::webhook::WebhookConfig;
     use spate_operators::sinks::dynamo_hot::DynamoHotConfig;
+    use spate_operators::sinks::lake::StagingCompression;
     use spate_operators::sinks::s3_lake::S3LakeConfig;
     use spate_operators::sinks::sns::SnsConfig;
 
@@ -99,6 +100,7 @@ fn every_key_by_serde() -> BTreeSet<String> {
     config.http.auth_token_env = Some("T".into());
     config.enrich.table = Some("/hosts.csv".into());
     config.lake.seal_threads = Some(1);
+    config.lake.staging_compression = Some(StagingCompression::Lz4);
     config.classify.tags = vec![
         serde_json::from_value(serde_json::json!({"name": "oom", "keywords": ["oom"]})).unwrap(),
     ];

@@ -94,6 +94,7 @@ pub use self::error::LakeError;
 use self::part_file::writer_properties;
 use self::policy::SealPolicy;
 use self::seal::{Publish, Sealed};
+pub use self::staging::StagingCompression;
 use self::staging::{Coverage, STAGING_DIR, SeqClock, stager_tag};
 pub use self::writer::LakeWriter;
 use crate::component::ConfigError;
@@ -203,6 +204,14 @@ pub struct LakeConfig {
     /// RSS, 345 MiB with 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal_threads: Option<usize>,
+    /// How rows are compressed in staging: `lz4` or `none`. Default: `lz4`
+    /// for `spate run`, whose staging holds up to `max_file_age` of rows;
+    /// `none` for `spate ingest`, whose staging is sealed within the job
+    /// (W1 20 M: about 15 % less CPU and 9 % less time, for a staging
+    /// area of 2.5 GiB at its peak instead of 1.1). Segments staged either
+    /// way read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_compression: Option<StagingCompression>,
     /// Drop a row when it is sealed if its `event_id` is already in its
     /// partition (a redelivery, a replay, or a push retried with its
     /// `Idempotency-Key`): exactly one row per event id
@@ -270,6 +279,7 @@ impl Default for LakeConfig {
             zstd_level: default_zstd_level(),
             writers: default_writers(),
             seal_threads: None,
+            staging_compression: None,
             dedup: default_dedup(),
             dedup_horizon: default_dedup_horizon(),
             retired_max_open: None,
@@ -390,6 +400,7 @@ pub struct LakeSettings {
     max_buffered_bytes: usize,
     writers: usize,
     seal_threads: usize,
+    staging_compression: StagingCompression,
     /// The dedup horizon in milliseconds; `None`: dedup is off.
     dedup_horizon_ms: Option<i64>,
     props: Arc<WriterProperties>,
@@ -418,6 +429,7 @@ impl LakeSettings {
             max_buffered_bytes: config.max_buffered.bytes_usize(),
             writers: config.writers.max(1),
             seal_threads: config.seal_threads.unwrap_or(SERVICE_SEAL_THREADS),
+            staging_compression: config.staging_compression.unwrap_or_default(),
             dedup_horizon_ms: config
                 .dedup
                 .then(|| i64::try_from(config.dedup_horizon.as_millis()).unwrap_or(i64::MAX)),
@@ -433,6 +445,18 @@ impl LakeSettings {
     /// and competes with nothing).
     pub fn with_default_seal_threads(mut self, config: &LakeConfig, n: usize) -> Self {
         self.seal_threads = config.seal_threads.unwrap_or(n).max(1);
+        self
+    }
+
+    /// Stages rows compressed as `compression` unless the configuration
+    /// sets `staging_compression` (a batch job, whose staging lives only
+    /// until its final flush, stages them uncompressed).
+    pub fn with_default_staging_compression(
+        mut self,
+        config: &LakeConfig,
+        compression: StagingCompression,
+    ) -> Self {
+        self.staging_compression = config.staging_compression.unwrap_or(compression);
         self
     }
 
@@ -557,5 +581,29 @@ mod tests {
         assert_eq!(config.seal_policy().max_age, Duration::from_secs(3600));
         config.s3 = Some(crate::sinks::s3_lake::S3LakeConfig::new("b"));
         assert_eq!(config.seal_policy().max_age, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn staging_compression_defaults_per_command_unless_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = |config: &LakeConfig| {
+            LakeSettings::new(config, &dir.path().join("lake"), &dir.path().join("dead")).unwrap()
+        };
+        let mut config = LakeConfig::default();
+        assert_eq!(
+            settings(&config).staging_compression,
+            StagingCompression::Lz4
+        );
+        let batch =
+            settings(&config).with_default_staging_compression(&config, StagingCompression::None);
+        assert_eq!(batch.staging_compression, StagingCompression::None);
+        config = serde_json::from_value(serde_json::json!({"staging_compression": "lz4"})).unwrap();
+        let batch =
+            settings(&config).with_default_staging_compression(&config, StagingCompression::None);
+        assert_eq!(batch.staging_compression, StagingCompression::Lz4);
+        let bad = serde_json::from_value::<LakeConfig>(
+            serde_json::json!({"staging_compression": "zstd"}),
+        );
+        assert!(bad.is_err());
     }
 }

@@ -191,7 +191,9 @@ mod tests {
     use super::*;
     use crate::sinks::lake::partition::PartitionKey;
     use crate::sinks::lake::schema::test_rows;
-    use crate::sinks::lake::staging::{SegmentWriter, list_staged, sealed_file_name};
+    use crate::sinks::lake::staging::{
+        SegmentWriter, StagingCompression, list_staged, sealed_file_name,
+    };
 
     fn one_row() -> arrow_array::RecordBatch {
         test_rows(["e:1".to_string()], 0, "s")
@@ -204,7 +206,7 @@ mod tests {
         let staging = lake.path().join("staging");
         let dir = staging.join(key.path());
         for seq in [3u64, 5, 8] {
-            let mut seg = SegmentWriter::create(&dir, seq).unwrap();
+            let mut seg = SegmentWriter::create(&dir, seq, StagingCompression::Lz4).unwrap();
             seg.append(&one_row()).unwrap();
             seg.sync().unwrap();
             if seq == 8 {

@@ -304,7 +304,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::sinks::lake::part_file::writer_properties;
     use crate::sinks::lake::schema::test_rows;
-    use crate::sinks::lake::staging::{SegmentWriter, sealed_file_name};
+    use crate::sinks::lake::staging::{SegmentWriter, StagingCompression, sealed_file_name};
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn rows(from: usize, n: usize) -> arrow_array::RecordBatch {
@@ -312,14 +312,19 @@ pub(crate) mod tests {
         test_rows(ids, 1_763_892_000_000 + from as i64, "api")
     }
 
+    /// Segments staged either way (`staging_compression`) seal into one
+    /// file.
     #[tokio::test]
     async fn segments_become_one_file_with_large_row_groups() {
         let lake = tempfile::tempdir().unwrap();
         let key = PartitionKey::of(1_763_892_000_000, "api");
         let staging = lake.path().join("staging").join(key.path());
         let mut segments = Vec::new();
-        for (seq, from) in [(1u64, 0usize), (2, 3_000)] {
-            let mut seg = SegmentWriter::create(&staging, seq).unwrap();
+        for (seq, from, compression) in [
+            (1u64, 0usize, StagingCompression::Lz4),
+            (2, 3_000, StagingCompression::None),
+        ] {
+            let mut seg = SegmentWriter::create(&staging, seq, compression).unwrap();
             for chunk in 0..3 {
                 seg.append(&rows(from + chunk * 1_000, 1_000)).unwrap();
             }
@@ -356,6 +361,10 @@ pub(crate) mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["part-0000abcd-0000000000000002.parquet"]);
+        let mut ids = sealed_ids(path.parent().unwrap());
+        ids.sort_by_key(|id| id[2..].parse::<usize>().unwrap());
+        let expected: Vec<String> = (0..6_000).map(|i| format!("e:{i}")).collect();
+        assert_eq!(ids, expected);
     }
 
     /// Seals rows `ranges` (one segment each) of partition `key` as file
@@ -370,7 +379,9 @@ pub(crate) mod tests {
         let staging = lake.join("staging").join(key.path());
         let mut segments = Vec::new();
         for (i, (from, n)) in ranges.iter().enumerate() {
-            let mut seg = SegmentWriter::create(&staging, seq * 100 + i as u64).unwrap();
+            let mut seg =
+                SegmentWriter::create(&staging, seq * 100 + i as u64, StagingCompression::Lz4)
+                    .unwrap();
             seg.append(&rows(*from, *n)).unwrap();
             segments.push(seg.finish().unwrap());
         }
@@ -468,7 +479,7 @@ pub(crate) mod tests {
         let key = PartitionKey::of(0, "api");
         let index = crate::sinks::lake::dedup::index_path(&lake.path().join("dedup"), &key);
         let staging = lake.path().join("staging").join(key.path());
-        let mut seg = SegmentWriter::create(&staging, 1).unwrap();
+        let mut seg = SegmentWriter::create(&staging, 1, StagingCompression::Lz4).unwrap();
         seg.append(&rows(0, 10)).unwrap();
         let closed = seg.finish().unwrap();
         let missing = ClosedSegment {

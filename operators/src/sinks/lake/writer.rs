@@ -280,7 +280,11 @@ impl LakeWriter {
                 self.dirs_to_sync
                     .extend(dir.ancestors().skip(1).take(3).map(Into::into));
             }
-            let segment = SegmentWriter::create(&dir, self.settings.seq.next())?;
+            let segment = SegmentWriter::create(
+                &dir,
+                self.settings.seq.next(),
+                self.settings.staging_compression,
+            )?;
             self.dirs_to_sync.push(dir);
             part.open = Some(segment);
         }
