@@ -15,6 +15,16 @@
 //!
 //! `MIMALLOC_PURGE_DELAY` in the environment wins over both (mimalloc reads
 //! it itself), for anyone trading memory for CPU another way.
+//!
+//! Every command also turns off transparent huge pages for the process
+//! (`prctl(PR_SET_THP_DISABLE)`; mimalloc asks for them on its arenas, which
+//! it reserves before `main` runs, so its own `allow_thp` option comes too
+//! late). With them each first touch of a 2 MiB region zeroes all of it,
+//! resident from then on, though a partition's buffers use a fraction: `spate
+//! ingest` of 20 M W1 events peaked at 204–215 MiB without them against
+//! 243–248 MiB with them, at the same CPU (`docs/BENCHMARKS.md`).
+//! `MIMALLOC_ALLOW_THP` in the environment (any value) leaves them as the
+//! system has them.
 
 /// Every allocation of the binary goes through mimalloc.
 #[global_allocator]
@@ -27,6 +37,19 @@ const PURGE_DELAY_OPTION: libmimalloc_sys::mi_option_t = 15;
 
 /// How long freed pages stay with the service before they are returned.
 const SERVICE_PURGE_DELAY_MS: std::ffi::c_long = 100;
+
+/// Applies the settings of every command; call first thing in `main`,
+/// before the threads that allocate most. Returns whether transparent huge
+/// pages are off (false where the kernel refuses, or the environment has
+/// `MIMALLOC_ALLOW_THP`).
+pub fn configure() -> bool {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return false;
+    }
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and sets a
+    // flag of the process, checked by the kernel at each page fault.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }
+}
 
 /// Applies the service's allocator settings; call once, when `spate run`
 /// starts.
@@ -59,5 +82,18 @@ mod tests {
         assert_eq!(purge_delay(), 1000);
         configure_for_service();
         assert_eq!(purge_delay(), SERVICE_PURGE_DELAY_MS);
+    }
+
+    #[test]
+    fn every_command_turns_transparent_huge_pages_off() {
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+            return;
+        }
+        assert!(configure());
+        // SAFETY: PR_GET_THP_DISABLE takes no pointer.
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) },
+            1
+        );
     }
 }
