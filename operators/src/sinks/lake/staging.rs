@@ -2,7 +2,8 @@
 //! segments on local disk, until they are sealed into Parquet.
 //!
 //! Layout: `<lake>/staging/dt=YYYY-MM-DD/hour=HH/service=NAME/seg-<seq>.arrows`
-//! (LZ4-compressed IPC stream, `seq` 16 hex digits). A segment is appended to
+//! (Arrow IPC stream, LZ4-compressed unless `[lake] staging_compression` says
+//! `none`; `seq` 16 hex digits). A segment is appended to
 //! by one writer, one whole message per batch, and fsynced at each staging
 //! commit; a crash can leave a torn last message, which readers and
 //! recovery ignore ([`complete_prefix_len`]).

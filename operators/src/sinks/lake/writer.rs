@@ -27,7 +27,9 @@ use crate::tap::{self, TapItem, TapStage};
 
 /// Parquet bytes per Arrow byte assumed before the first seal measures it.
 const INITIAL_RATIO: f64 = 0.2;
-/// Arrow bytes per staged (LZ4) byte, for segments adopted at start.
+/// Arrow bytes per staged (LZ4) byte, for segments adopted at start
+/// (uncompressed ones, left by an interrupted `spate ingest`, are thus
+/// overestimated: they only seal sooner).
 const ADOPTED_ARROW_PER_BYTE: u64 = 3;
 /// Waits before retrying a failed seal of a local lake, doubling to the max.
 const SEAL_RETRY: Duration = Duration::from_secs(1);
