@@ -21,8 +21,8 @@
 //! it reserves before `main` runs, so its own `allow_thp` option comes too
 //! late). With them each first touch of a 2 MiB region zeroes all of it,
 //! resident from then on, though a partition's buffers use a fraction: `spate
-//! ingest` of 20 M W1 events peaked at 204–215 MiB without them against
-//! 243–248 MiB with them, at the same CPU (`docs/BENCHMARKS.md`).
+//! ingest` of 20 M W1 events peaked at 208–214 MiB without them against
+//! 235–247 MiB with them, at the same CPU (`docs/BENCHMARKS.md`).
 //! `MIMALLOC_ALLOW_THP` in the environment (any value) leaves them as the
 //! system has them.
 

@@ -16,7 +16,7 @@ use base64::Engine;
 use spate_engine::Pipeline;
 use spate_engine::testkit::{CaptureSink, SinkStep};
 use spate_operators::log_batch::LogBatch;
-use spate_operators::sources::sqs::{SqsConfig, SqsQueue, SqsSource};
+use spate_operators::sources::sqs::{SqsConfig, SqsProgress, SqsQueue, SqsSource};
 use spate_test_support::acks::{AckedUpstream, check_acknowledgements};
 use spate_test_support::wait::wait_until;
 
@@ -50,31 +50,36 @@ async fn consume_until_deleted(
     queue: &Arc<SqsQueue>,
     sink: &CaptureSink<LogBatch>,
     messages: usize,
-) -> Arc<spate_operators::sources::sqs::SqsProgress> {
+) -> Arc<SqsProgress> {
     let pipeline = pipeline(queue, sink);
     let progress = queue.progress().clone();
-    let counts = || {
-        format!(
-            "every message deleted (received {}, deleted {}, delete errors {}, returned {}, receive errors {})",
-            progress.received.load(Ordering::Relaxed),
-            progress.deleted.load(Ordering::Relaxed),
-            progress.delete_errors.load(Ordering::Relaxed),
-            progress.returned.load(Ordering::Relaxed),
-            progress.receive_errors.load(Ordering::Relaxed),
-        )
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while progress.deleted.load(Ordering::Relaxed) < messages as u64 {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {}",
-            counts()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_secs(60),
+        DeleteCounts(&progress),
+        async || progress.deleted.load(Ordering::Relaxed) >= messages as u64,
+    )
+    .await;
     pipeline.shutdown(Duration::from_secs(10)).await.unwrap();
     assert!(queue.settled(Duration::from_secs(5)).await);
     progress
+}
+
+/// What the queue did, read when a wait times out.
+struct DeleteCounts<'a>(&'a SqsProgress);
+
+impl std::fmt::Display for DeleteCounts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self.0;
+        write!(
+            f,
+            "every message deleted (received {}, deleted {}, delete errors {}, returned {}, receive errors {})",
+            p.received.load(Ordering::Relaxed),
+            p.deleted.load(Ordering::Relaxed),
+            p.delete_errors.load(Ordering::Relaxed),
+            p.returned.load(Ordering::Relaxed),
+            p.receive_errors.load(Ordering::Relaxed),
+        )
+    }
 }
 
 fn cloudwatch_body(group: &str, messages: &[&str]) -> String {

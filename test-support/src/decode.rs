@@ -7,7 +7,7 @@ use spate_engine::{ActorOptions, GraphBuilder, Pipeline, Source};
 use spate_operators::classify::ClassifierConfig;
 use spate_operators::decode::DecoderConfig;
 use spate_operators::enrich::EnrichConfig;
-use spate_operators::log_batch::LogBatch;
+use spate_operators::log_batch::{LakePart, LogBatch};
 use spate_operators::sources::RawChunk;
 use spate_operators::transforms::decode::{DecodeSettings, DecodeStage, DecodeStageConfig};
 
@@ -44,19 +44,8 @@ pub fn column(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
     let mut out = Vec::new();
     for batch in sink.delivered() {
         for part in &batch.parts {
-            let idx = part.records.schema().index_of(name).expect("column");
-            let strings = part
-                .records
-                .column(idx)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("strings")
-                .clone();
-            for i in 0..strings.len() {
-                if strings.is_valid(i) {
-                    out.push(strings.value(i).to_string());
-                }
-            }
+            let strings = strings(part, name);
+            out.extend(strings.iter().flatten().map(str::to_string));
         }
     }
     out
@@ -67,30 +56,24 @@ pub fn column(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
 /// message out twice) decodes a redelivered message to the same event ids,
 /// and this checks that each copy carries the same value as the first.
 pub fn column_once(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
-    let mut first: std::collections::HashMap<String, Option<String>> = Default::default();
+    use std::collections::hash_map::{Entry, HashMap};
+    let mut first: HashMap<String, Option<String>> = HashMap::new();
     let mut out = Vec::new();
     for batch in sink.delivered() {
         for part in &batch.parts {
-            let strings = |name: &str| {
-                let idx = part.records.schema().index_of(name).expect("column");
-                part.records
-                    .column(idx)
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("strings")
-                    .clone()
-            };
-            let (ids, values) = (strings("event_id"), strings(name));
-            for i in 0..ids.len() {
-                let value = values.is_valid(i).then(|| values.value(i).to_string());
-                match first.entry(ids.value(i).to_string()) {
-                    std::collections::hash_map::Entry::Occupied(seen) => assert_eq!(
+            let ids = strings(part, "event_id");
+            let values = strings(part, name);
+            for (id, value) in ids.iter().zip(values.iter()) {
+                let id = id.expect("every event has an id").to_string();
+                let value = value.map(str::to_string);
+                match first.entry(id) {
+                    Entry::Occupied(seen) => assert_eq!(
                         seen.get(),
                         &value,
                         "{name} of the redelivered event {}",
                         seen.key()
                     ),
-                    std::collections::hash_map::Entry::Vacant(new) => {
+                    Entry::Vacant(new) => {
                         new.insert(value.clone());
                         out.extend(value);
                     }
@@ -99,4 +82,15 @@ pub fn column_once(sink: &CaptureSink<LogBatch>, name: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Column `name` of one partition's rows, as strings.
+fn strings(part: &LakePart, name: &str) -> StringArray {
+    let idx = part.records.schema().index_of(name).expect("column");
+    part.records
+        .column(idx)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("strings")
+        .clone()
 }

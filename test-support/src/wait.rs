@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 /// How often the state is looked at.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Waits (real time) until `done` holds, failing after `limit` with `what`.
-pub async fn wait_until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+/// Waits (real time) until `done` holds, failing after `limit` with `what`
+/// (formatted only then, so it may describe the state at the deadline).
+pub async fn wait_until(
+    limit: Duration,
+    what: impl std::fmt::Display,
+    mut done: impl AsyncFnMut() -> bool,
+) {
     let deadline = Instant::now() + limit;
     while !done().await {
         assert!(
