@@ -56,8 +56,8 @@
 //! (at most `seal_threads` at a time per writer, of distinct partitions), and while its staging appends or commits wait
 //! on the disk the writer takes no batches, so the stages before it wait.
 //! Memory is bounded by configuration: rows buffered before staging are at
-//! most `max_buffered_size` per writer (the largest partitions are staged early
-//! past it), and each running seal holds one row group at a time. The number of
+//! most `max_buffered_size` per writer (past it every buffered partition is
+//! staged at once), and each running seal holds one row group at a time. The number of
 //! partitions costs an open file each, not memory.
 //!
 //! # Shutdown
@@ -147,8 +147,8 @@ pub struct LakeConfig {
     /// acknowledged. Bare numbers are milliseconds.
     #[serde(default = "default_commit_interval", alias = "commit_interval_ms")]
     pub commit_interval: Millis,
-    /// Rows buffered in memory per writer before staging; past it the
-    /// largest partitions are staged early. Bare numbers are MiB.
+    /// Rows buffered in memory per writer before staging; past it every
+    /// buffered partition is staged early. Bare numbers are MiB.
     #[serde(
         rename = "max_buffered_size",
         alias = "max_buffered_mib",

@@ -237,6 +237,24 @@ pub fn partition_rows(batch: &EventBatch) -> Vec<(PartitionKey, Vec<u32>)> {
 
 /// Splits a record batch by partition (rows from [`partition_rows`]); a batch
 /// that is all one partition is passed through without copying.
+///
+/// The rows are gathered once, in partition order, and each part is a slice
+/// of that one batch: one allocation per column, not one per column and
+/// partition (a W1 batch of 1,000 events spans about 30 partitions). The
+/// parts share their buffers, so their size in memory is [`sliced_bytes`],
+/// not `get_array_memory_size` (which counts the shared buffers whole).
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{Int32Array, RecordBatch};
+/// use spate_operators::sinks::lake::partition::{PartitionKey, split_record_batch};
+/// let column = Arc::new(Int32Array::from(vec![1, 2, 3]));
+/// let batch = RecordBatch::try_from_iter([("n", column as _)]).unwrap();
+/// let (a, b) = (PartitionKey::of(0, "a"), PartitionKey::of(0, "b"));
+/// let parts = split_record_batch(batch, vec![(a, vec![0, 2]), (b, vec![1])]).unwrap();
+/// let n = |i: usize| parts[i].1.column(0).as_any().downcast_ref::<Int32Array>().unwrap().values().to_vec();
+/// assert_eq!((n(0), n(1)), (vec![1, 3], vec![2]));
+/// ```
 pub fn split_record_batch(
     records: RecordBatch,
     parts: Vec<(PartitionKey, Vec<u32>)>,
@@ -245,16 +263,47 @@ pub fn split_record_batch(
         let (key, _) = parts.into_iter().next().expect("one part");
         return Ok(vec![(key, records)]);
     }
-    parts
+    let rows: usize = parts.iter().map(|(_, r)| r.len()).sum();
+    let mut order = Vec::with_capacity(rows);
+    for (_, part_rows) in &parts {
+        order.extend_from_slice(part_rows);
+    }
+    let gathered = arrow_select::take::take_record_batch(&records, &UInt32Array::from(order))?;
+    drop(records);
+    let mut offset = 0;
+    Ok(parts
         .into_iter()
-        .map(|(key, rows)| {
-            let indices = UInt32Array::from(rows);
-            Ok((
-                key,
-                arrow_select::take::take_record_batch(&records, &indices)?,
-            ))
+        .map(|(key, part_rows)| {
+            let part = gathered.slice(offset, part_rows.len());
+            offset += part_rows.len();
+            (key, part)
         })
-        .collect()
+        .collect())
+}
+
+/// Bytes of memory that `batch`'s rows occupy: for a slice (a part of
+/// [`split_record_batch`]), its share of the buffers, not the buffers whole.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{Int64Array, RecordBatch};
+/// use spate_operators::sinks::lake::partition::sliced_bytes;
+/// let column = Arc::new(Int64Array::from((0..1000).collect::<Vec<i64>>()));
+/// let batch = RecordBatch::try_from_iter([("n", column as _)]).unwrap();
+/// assert_eq!(sliced_bytes(&batch.slice(0, 10)), 80);
+/// assert!(batch.slice(0, 10).get_array_memory_size() >= 8000);
+/// ```
+pub fn sliced_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size())
+        })
+        .sum()
 }
 
 #[cfg(test)]

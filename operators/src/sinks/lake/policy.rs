@@ -159,31 +159,26 @@ pub fn next_seal(
     None
 }
 
-/// Which buffered partitions to stage now so the writer's buffers (bytes
-/// per partition, `buffered`) fall to half of `max_buffered_bytes`, largest
-/// first; nothing while they are within it.
+/// Which buffered partitions to stage now (bytes per partition,
+/// `buffered`): every one that holds rows once the writer's buffers pass
+/// `max_buffered_bytes`; nothing while they are within it.
+///
+/// All of them, not the largest few: the partitions of one decoded batch are
+/// slices of one set of buffers ([`split_record_batch`](super::partition::split_record_batch)),
+/// which stay in memory until the last of those partitions is staged, so
+/// staging only some would not bring memory down to the budget.
 ///
 /// ```
 /// use spate_operators::sinks::lake::policy::to_stage;
-/// assert_eq!(to_stage(&[10, 60, 40], 100), vec![1]);
+/// assert_eq!(to_stage(&[10, 60, 0, 40], 100), vec![0, 1, 3]);
 /// assert!(to_stage(&[10, 20], 100).is_empty());
 /// ```
 pub fn to_stage(buffered: &[usize], max_buffered_bytes: usize) -> Vec<usize> {
-    let mut total: usize = buffered.iter().sum();
+    let total: usize = buffered.iter().sum();
     if total <= max_buffered_bytes {
         return Vec::new();
     }
-    let mut order: Vec<usize> = (0..buffered.len()).collect();
-    order.sort_unstable_by_key(|&i| std::cmp::Reverse(buffered[i]));
-    let mut out = Vec::new();
-    for i in order {
-        if total <= max_buffered_bytes / 2 {
-            break;
-        }
-        total -= buffered[i];
-        out.push(i);
-    }
-    out
+    (0..buffered.len()).filter(|&i| buffered[i] > 0).collect()
 }
 
 #[cfg(test)]
@@ -306,8 +301,9 @@ mod tests {
     }
 
     #[test]
-    fn buffers_stage_largest_first_down_to_half() {
-        assert_eq!(to_stage(&[30, 30, 30, 30], 100), vec![0, 1, 2]);
+    fn past_the_budget_every_buffered_partition_stages() {
+        assert_eq!(to_stage(&[30, 30, 30, 30], 100), vec![0, 1, 2, 3]);
+        assert_eq!(to_stage(&[0, 101, 0], 100), vec![1]);
         assert_eq!(to_stage(&[200], 100), vec![0]);
         assert!(to_stage(&[], 100).is_empty());
         assert!(to_stage(&[100], 100).is_empty());

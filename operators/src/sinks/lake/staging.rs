@@ -38,7 +38,7 @@ use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_schema::ArrowError;
 
 use super::LakeError;
-use super::partition::PartitionKey;
+use super::partition::{PartitionKey, sliced_bytes};
 use super::schema::{logs_file_schema, upgrade_file_batch};
 
 /// Directory of the staging area inside the lake directory.
@@ -302,7 +302,7 @@ impl SegmentWriter {
             other => LakeError::Parquet(format!("staging {}: {other}", self.path.display())),
         })?;
         self.rows += records.num_rows() as u64;
-        self.arrow_bytes += records.get_array_memory_size() as u64;
+        self.arrow_bytes += sliced_bytes(records) as u64;
         self.dirty = true;
         Ok(())
     }
@@ -688,6 +688,64 @@ mod tests {
         assert_eq!(complete_prefix_len(&mut file, torn).unwrap(), whole);
         let batches = read_all(&path, whole);
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    }
+
+    /// A batch of 30 rows over three services, with nulls, tags and statuses
+    /// at every offset a slice can start at.
+    fn mixed_events() -> crate::event::EventBatch {
+        let mut b = crate::event::EventBatch::default();
+        let tag = 1u64 << b.tag_index("http_5xx").unwrap();
+        for i in 0..30usize {
+            b.event_id.push(&format!("t:{i}"));
+            b.ts.push(1_763_892_000_000 + i as i64);
+            b.ingest_ts.push(1_763_892_100_000);
+            b.service.push(["api", "web", "db"][i % 3]);
+            b.host
+                .push_opt((i % 4 != 0).then(|| format!("h{i}")).as_deref());
+            b.source.push("t");
+            b.log_group.push_null();
+            b.log_stream.push_opt((i % 5 == 0).then_some("s"));
+            b.severity.push(crate::event::Severity::ALL[i % 4]);
+            b.tags.push(if i % 7 == 0 { tag } else { 0 });
+            b.status.push(if i % 2 == 0 { 500 + i as u16 } else { 0 });
+            b.client_ip.push_null();
+            b.message.push(&"m".repeat(i + 1));
+            b.attrs.push_opt((i % 3 == 1).then_some(r#"{"k":1}"#));
+        }
+        b
+    }
+
+    #[test]
+    fn partition_slices_stage_their_own_rows_only() {
+        let whole = crate::sinks::lake::schema::to_record_batch(mixed_events()).unwrap();
+        let batch = crate::log_batch::LogBatch::from_events(
+            mixed_events(),
+            Vec::new(),
+            &crate::decode::DecodeStats::default(),
+        )
+        .unwrap();
+        assert_eq!(batch.parts.len(), 3);
+        let dir = tempfile::tempdir().unwrap();
+        let mut whole_seg = SegmentWriter::create(dir.path(), 1, StagingCompression::None).unwrap();
+        whole_seg.append(&whole).unwrap();
+        for (i, part) in batch.parts.iter().enumerate() {
+            let seq = 10 + i as u64;
+            let mut seg = SegmentWriter::create(dir.path(), seq, StagingCompression::Lz4).unwrap();
+            seg.append(&part.records).unwrap();
+            seg.sync().unwrap();
+            // Its own rows' bytes, not the shared buffers'.
+            assert!(seg.arrow_bytes() < sliced_bytes(&whole) as u64 / 2);
+            assert!(seg.len() < whole_seg.len());
+            let read = read_all(&dir.path().join(segment_name(seq)), seg.len());
+            assert_eq!(read, vec![part.records.clone()], "part {}", part.key);
+            let ids = read[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>();
+            let expected: Vec<String> = (i..30).step_by(3).map(|r| format!("t:{r}")).collect();
+            let ids: Vec<&str> = ids.unwrap().iter().map(Option::unwrap).collect();
+            assert_eq!(ids, expected);
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::dead_letters::{self, DeadLetterFile};
 use super::dedup::{index_path, prune_expired, within_horizon};
 use super::part_file::sync_dir;
-use super::partition::PartitionKey;
+use super::partition::{PartitionKey, sliced_bytes};
 use super::policy::{SealReason, StagedStats, next_seal, to_stage};
 use super::recovery::{discard, recover_dead_letters, recover_local};
 use super::schema::logs_file_schema;
@@ -214,7 +214,7 @@ impl LakeWriter {
                 // An event far in the future does not close every hour.
                 self.watermark_ms = self.watermark_ms.max(max.min(horizon));
             }
-            let bytes = part.records.get_array_memory_size();
+            let bytes = sliced_bytes(&part.records);
             let state = self.parts.entry(part.key.clone()).or_default();
             state.buffer.push(part.records.clone());
             state.buffer_bytes += bytes;
@@ -292,7 +292,7 @@ impl LakeWriter {
         }
         let segment = part.open.as_mut().expect("opened above");
         segment.append(&records)?;
-        part.arrow_bytes += records.get_array_memory_size() as u64;
+        part.arrow_bytes += sliced_bytes(&records) as u64;
         let now = Instant::now();
         part.first_staged_at.get_or_insert(now);
         part.last_staged_at = Some(now);
