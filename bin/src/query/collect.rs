@@ -12,13 +12,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::DataFrame;
 use futures_util::StreamExt;
+// Arrow memory of a batch's rows (of a slice: its rows only).
+use spate_operators::sinks::lake::partition::sliced_bytes;
 
 use super::{QueryBatches, QueryError};
 
@@ -125,7 +127,7 @@ impl Limited {
             self.truncated = true;
         }
         self.remaining -= batch.num_rows();
-        self.bytes = self.bytes.saturating_add(held_bytes(&batch));
+        self.bytes = self.bytes.saturating_add(sliced_bytes(&batch));
         if self.bytes > self.max_bytes {
             return Err(QueryError::ResultTooLarge(format!(
                 "query result too large: more than {} MiB (query.max_result_size); select fewer \
@@ -138,20 +140,6 @@ impl Limited {
         }
         Ok(!self.truncated)
     }
-}
-
-/// Arrow memory of the rows of `batch` (of a slice: its rows only).
-fn held_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|column| {
-            column
-                .to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| column.get_array_memory_size())
-        })
-        .sum()
 }
 
 /// Files the physical plan reads, over every file scan in it.
@@ -170,7 +158,7 @@ pub fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
 
     fn numbers(n: i64) -> RecordBatch {
         RecordBatch::try_from_iter([(
