@@ -760,6 +760,10 @@ mod tests {
             let seq = 10 + i as u64;
             let mut seg = SegmentWriter::create(dir.path(), seq, StagingCompression::Lz4).unwrap();
             seg.append(&part.records).unwrap();
+            // The message is in the file once appended, before any sync.
+            let on_disk = std::fs::metadata(dir.path().join(segment_name(seq))).unwrap();
+            assert_eq!(on_disk.len(), seg.len());
+            assert!(seg.stream.get_ref().pending.is_empty());
             seg.sync().unwrap();
             // Its own rows' bytes, not the shared buffers'.
             assert!(seg.arrow_bytes() < sliced_bytes(&whole) as u64 / 2);
