@@ -255,7 +255,6 @@ pub struct SegmentWriter {
     stream: StreamWriter<SegmentSink>,
     committed: u64,
     rows: u64,
-    arrow_bytes: u64,
     dirty: bool,
     synced_once: bool,
 }
@@ -303,14 +302,14 @@ impl SegmentWriter {
             stream,
             committed: 0,
             rows: 0,
-            arrow_bytes: 0,
             dirty: true,
             synced_once: false,
         })
     }
 
-    /// Appends rows as one message (one write to the file).
-    pub fn append(&mut self, records: &RecordBatch) -> Result<(), LakeError> {
+    /// Appends rows as one message (one write to the file); returns their
+    /// Arrow size ([`sliced_bytes`]).
+    pub fn append(&mut self, records: &RecordBatch) -> Result<usize, LakeError> {
         let bytes = sliced_bytes(records);
         let path = &self.path;
         let failed = |e: ArrowError| match e {
@@ -326,9 +325,8 @@ impl SegmentWriter {
             .flush()
             .map_err(|e| LakeError::io("write", path, e))?;
         self.rows += records.num_rows() as u64;
-        self.arrow_bytes += bytes as u64;
         self.dirty = true;
-        Ok(())
+        Ok(bytes)
     }
 
     /// Its number.
@@ -349,11 +347,6 @@ impl SegmentWriter {
     /// Rows appended.
     pub fn rows(&self) -> u64 {
         self.rows
-    }
-
-    /// Arrow size of the rows appended.
-    pub fn arrow_bytes(&self) -> u64 {
-        self.arrow_bytes
     }
 
     /// Whether the next [`sync`](Self::sync) is the segment's first (its
@@ -759,14 +752,14 @@ mod tests {
         for (i, part) in batch.parts.iter().enumerate() {
             let seq = 10 + i as u64;
             let mut seg = SegmentWriter::create(dir.path(), seq, StagingCompression::Lz4).unwrap();
-            seg.append(&part.records).unwrap();
+            let bytes = seg.append(&part.records).unwrap();
             // The message is in the file once appended, before any sync.
             let on_disk = std::fs::metadata(dir.path().join(segment_name(seq))).unwrap();
             assert_eq!(on_disk.len(), seg.len());
             assert!(seg.stream.get_ref().pending.is_empty());
             seg.sync().unwrap();
             // Its own rows' bytes, not the shared buffers'.
-            assert!(seg.arrow_bytes() < sliced_bytes(&whole) as u64 / 2);
+            assert!(bytes < sliced_bytes(&whole) / 2);
             assert!(seg.len() < whole_seg.len());
             let read = read_all(&dir.path().join(segment_name(seq)), seg.len());
             assert_eq!(read, vec![part.records.clone()], "part {}", part.key);

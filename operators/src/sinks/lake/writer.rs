@@ -291,8 +291,7 @@ impl LakeWriter {
             part.open = Some(segment);
         }
         let segment = part.open.as_mut().expect("opened above");
-        segment.append(&records)?;
-        part.arrow_bytes += sliced_bytes(&records) as u64;
+        part.arrow_bytes += segment.append(&records)? as u64;
         let now = Instant::now();
         part.first_staged_at.get_or_insert(now);
         part.last_staged_at = Some(now);

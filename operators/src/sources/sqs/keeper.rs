@@ -151,23 +151,25 @@ impl Keeper {
                 for failed in out.failed() {
                     tracing::warn!(queue = %self.queue_url, code = failed.code(), message = failed.message(), "sqs delete failed; the message will be redelivered");
                 }
-                metrics::counter!("spate_sqs_delete_errors_total")
-                    .increment(out.failed().len() as u64);
-                self.progress
-                    .delete_errors
-                    .fetch_add(out.failed().len() as u64, Ordering::Relaxed);
+                self.count_delete_errors(out.failed().len());
                 out.successful().len()
             }
             Err(e) => {
                 let e = aws_sdk_sqs::error::DisplayErrorContext(e);
                 tracing::warn!(queue = %self.queue_url, error = %e, "sqs delete failed; the messages will be redelivered");
-                metrics::counter!("spate_sqs_delete_errors_total").increment(receipts.len() as u64);
-                self.progress
-                    .delete_errors
-                    .fetch_add(receipts.len() as u64, Ordering::Relaxed);
+                self.count_delete_errors(receipts.len());
                 0
             }
         }
+    }
+
+    /// `spate_sqs_delete_errors_total` and the progress's `delete_errors`:
+    /// messages whose delete failed (the queue delivers them again).
+    fn count_delete_errors(&self, messages: usize) {
+        metrics::counter!("spate_sqs_delete_errors_total").increment(messages as u64);
+        self.progress
+            .delete_errors
+            .fetch_add(messages as u64, Ordering::Relaxed);
     }
 
     /// Sets the visibility timeout of up to 10 messages; returns how many
