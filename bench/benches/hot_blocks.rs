@@ -9,7 +9,8 @@
 //! Run: `cargo bench -p spate-bench --bench hot_blocks`
 //!
 //! Input: 100,000 W1 events (seed 42) in one commit, as `spate run` commits
-//! them at a few hundred thousand events a second. Before timing, one pass
+//! them at a few hundred thousand events a second. `hot_select` times the
+//! step before, the same events' hot rows picked batch by batch. Before timing, one pass
 //! checks that the blocks hold every hot event once. Criterion reports the
 //! time per commit and hot events/s.
 
@@ -52,6 +53,42 @@ fn hot_blocks(c: &mut Criterion) {
     group.throughput(Throughput::Elements(hot as u64));
     group.bench_function("w1_commit", |b| {
         b.iter(|| hot_block_rows(std::hint::black_box(&rows)).expect("blocks"))
+    });
+    group.finish();
+    select_hot_rows(c, &input);
+}
+
+/// Picking the hot rows of each batch as the hot writers do at every batch
+/// (`HotBuffer::add`): the input decoded in batches of 1,000 events (the
+/// size of an HTTP push in the benchmarks), each split into its ~30 lake
+/// partitions.
+fn select_hot_rows(c: &mut Criterion, input: &[u8]) {
+    let mut decoder = LineDecoder::new(DecoderConfig::default(), Classifier::default());
+    let ctx = DecodeContext::new("http:bench", 1_800_000_000_000);
+    let text = std::str::from_utf8(input).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    let batches: Vec<LogBatch> = lines
+        .chunks(1000)
+        .map(|chunk| {
+            let bytes: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+            let mut events = EventBatch::default();
+            let mut dead = Vec::new();
+            let stats = decoder.decode_chunk(bytes.as_bytes(), 0, &ctx, &mut events, &mut dead);
+            LogBatch::from_events(events, dead, &stats).expect("arrow")
+        })
+        .collect();
+    let mut group = c.benchmark_group("hot_select");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(EVENTS));
+    group.bench_function("w1_batches_of_1000", |b| {
+        b.iter(|| {
+            let mut hot = 0;
+            for batch in std::hint::black_box(&batches) {
+                let rows = HotRows::select_all(batch, Severity::Warning).expect("hot rows");
+                hot += rows.iter().map(HotRows::len).sum::<usize>();
+            }
+            hot
+        })
     });
     group.finish();
 }

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use super::DynamoHotError;
 
 /// Largest body a block reader decompresses (a corrupt or hostile item cannot make
@@ -106,7 +108,7 @@ impl<'a> Reader<'a> {
 /// index `len` (the next one) is followed by the new string.
 #[derive(Default)]
 pub(super) struct TableWriter {
-    index: HashMap<String, u64>,
+    index: HashMap<String, u64, RandomState>,
 }
 
 impl TableWriter {

@@ -3,17 +3,18 @@
 //!
 //! Rows stay in the lake's Arrow record batches
 //! ([`logs_file_schema`](crate::sinks::lake::schema::logs_file_schema)) from
-//! the decoder to the insert: selection filters a batch (or shares it whole when
-//! every row is hot), and the insert binds the Arrow strings directly.
+//! the decoder to the insert: selection gathers the hot rows of a batch's
+//! parts into one batch (or shares a part whole when every row is hot), and
+//! the insert binds the Arrow strings directly.
 
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, TimestampMillisecondType};
 use arrow_array::{
-    Array, BooleanArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMillisecondArray,
+    Array, Int32Array, ListArray, RecordBatch, StringArray, TimestampMillisecondArray,
 };
-use arrow_select::filter::filter_record_batch;
+use arrow_select::interleave::interleave_record_batch;
 
 use super::HotError;
 use crate::event::Severity;
@@ -29,45 +30,79 @@ pub struct HotRows {
 }
 
 impl HotRows {
-    /// The hot rows of every part of `batch` (parts with none are left out).
+    /// The hot rows of every part of `batch` (parts with none are left out),
+    /// in part order.
+    ///
+    /// The hot rows of all parts are gathered into one record batch (one
+    /// copy of each column, however many partitions the batch has) and each
+    /// part's rows are a slice of it; a part whose rows are all hot is
+    /// shared as it is.
     pub fn select_all(batch: &LogBatch, min: Severity) -> Result<Vec<HotRows>, HotError> {
-        let mut hot = Vec::new();
-        for part in &batch.parts {
-            if let Some(rows) = HotRows::select(part, min)? {
-                hot.push(rows);
+        // Each part with hot rows: whole, or the number of its rows in
+        // `picks` (every hot row of such parts as (part, row)).
+        let mut hot: Vec<(usize, Option<usize>)> = Vec::new();
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        for (p, part) in batch.parts.iter().enumerate() {
+            let before = picks.len();
+            push_hot_rows(part, p, min, &mut picks)?;
+            let n = picks.len() - before;
+            if n == part.records.num_rows() && n > 0 {
+                picks.truncate(before);
+                hot.push((p, None));
+            } else if n > 0 {
+                hot.push((p, Some(n)));
             }
         }
-        Ok(hot)
+        let gathered = if picks.is_empty() {
+            None
+        } else {
+            let sources: Vec<&RecordBatch> = batch.parts.iter().map(|p| &p.records).collect();
+            Some(
+                interleave_record_batch(&sources, &picks)
+                    .map_err(|e| HotError::Data(format!("gather hot rows: {e}")))?,
+            )
+        };
+        let mut offset = 0;
+        Ok(hot
+            .into_iter()
+            .map(|(p, n)| match (n, &gathered) {
+                (Some(n), Some(gathered)) => {
+                    let records = gathered.slice(offset, n);
+                    offset += n;
+                    HotRows {
+                        service: batch.parts[p].key.service.clone(),
+                        records,
+                    }
+                }
+                _ => HotRows::whole(&batch.parts[p]),
+            })
+            .collect())
+    }
+
+    /// All the rows of `part`.
+    fn whole(part: &LakePart) -> HotRows {
+        HotRows {
+            service: part.key.service.clone(),
+            records: part.records.clone(),
+        }
     }
 
     /// The rows of `part` at or above `min`; `None` when there are none.
     pub fn select(part: &LakePart, min: Severity) -> Result<Option<HotRows>, HotError> {
-        let rows = part.records.num_rows();
-        if rows == 0 {
+        let mut picks = Vec::new();
+        push_hot_rows(part, 0, min, &mut picks)?;
+        if picks.is_empty() {
             return Ok(None);
         }
-        let keep = |records: RecordBatch| HotRows {
+        if picks.len() == part.records.num_rows() {
+            return Ok(Some(HotRows::whole(part)));
+        }
+        let records = interleave_record_batch(&[&part.records], &picks)
+            .map_err(|e| HotError::Data(format!("gather hot rows: {e}")))?;
+        Ok(Some(HotRows {
             service: part.key.service.clone(),
             records,
-        };
-        if min == Severity::Info {
-            return Ok(Some(keep(part.records.clone())));
-        }
-        let severity = string_column(&part.records, "severity")?;
-        let mut mask = Vec::with_capacity(rows);
-        for i in 0..rows {
-            mask.push(parse_severity(severity.value(i))? >= min);
-        }
-        let hot = mask.iter().filter(|&&m| m).count();
-        if hot == 0 {
-            Ok(None)
-        } else if hot == rows {
-            Ok(Some(keep(part.records.clone())))
-        } else {
-            let filtered = filter_record_batch(&part.records, &BooleanArray::from(mask))
-                .map_err(|e| HotError::Data(format!("filter hot rows: {e}")))?;
-            Ok(Some(keep(filtered)))
-        }
+        }))
     }
 
     /// Number of rows.
@@ -79,6 +114,31 @@ impl HotRows {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Pushes `(p, row)` for every row of `part` (the `p`th part) at or above
+/// `min`.
+fn push_hot_rows(
+    part: &LakePart,
+    p: usize,
+    min: Severity,
+    picks: &mut Vec<(usize, usize)>,
+) -> Result<(), HotError> {
+    let rows = part.records.num_rows();
+    if rows == 0 {
+        return Ok(());
+    }
+    if min == Severity::Info {
+        picks.extend((0..rows).map(|i| (p, i)));
+        return Ok(());
+    }
+    let severity = string_column(&part.records, "severity")?;
+    for i in 0..rows {
+        if parse_severity(severity.value(i))? >= min {
+            picks.push((p, i));
+        }
+    }
+    Ok(())
 }
 
 /// The columns of a lake record batch, typed, for reading row by row.
@@ -277,6 +337,72 @@ pub(crate) mod tests {
             })
             .sum();
         assert_eq!(all, 4);
+    }
+
+    #[test]
+    fn hot_rows_of_all_parts_are_gathered_once_and_sliced_per_part() {
+        let mut e = event("a3", 1_003, "api", Severity::Error);
+        e.tags = &["http_5xx"];
+        let batch = log_batch(&[
+            event("a1", 1_000, "api", Severity::Info),
+            event("w1", 1_001, "web", Severity::Warning),
+            event("a2", 1_002, "api", Severity::Critical),
+            event("d1", 1_002, "db", Severity::Info),
+            e,
+            event("w2", 1_004, "web", Severity::Error),
+            event("a4", 1_005, "api", Severity::Info),
+        ]);
+        assert_eq!(batch.parts.len(), 3);
+        let hot = HotRows::select_all(&batch, Severity::Warning).unwrap();
+        let picked: Vec<(String, Vec<String>)> = hot
+            .iter()
+            .map(|rows| {
+                let cols = EventColumns::of(&rows.records).unwrap();
+                let ids = (0..rows.len())
+                    .map(|i| cols.event_id.value(i).to_string())
+                    .collect();
+                (rows.service.to_string(), ids)
+            })
+            .collect();
+        // In part order, each part's hot rows in their order, db left out.
+        let order: Vec<&str> = batch
+            .parts
+            .iter()
+            .map(|p| &*p.key.service)
+            .filter(|s| *s != "db")
+            .collect();
+        let services: Vec<&str> = picked.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(services, order);
+        for (service, ids) in &picked {
+            let want: &[&str] = if service == "api" {
+                &["a2", "a3"]
+            } else {
+                &["w1", "w2"]
+            };
+            assert_eq!(ids, want, "{service}");
+        }
+        // Columns other than the id come along: the tags of a3.
+        let api = hot.iter().find(|r| &*r.service == "api").unwrap();
+        assert_eq!(
+            EventColumns::of(&api.records).unwrap().tags(1),
+            ["http_5xx"]
+        );
+        // web is hot whole: shared, not copied.
+        let web = hot.iter().find(|r| &*r.service == "web").unwrap();
+        let part = batch
+            .parts
+            .iter()
+            .find(|p| &*p.key.service == "web")
+            .unwrap();
+        assert_eq!(web.records, part.records);
+        assert_eq!(
+            web.records.column(0).to_data().buffers()[0].as_ptr(),
+            part.records.column(0).to_data().buffers()[0].as_ptr()
+        );
+        // Everything at INFO: every part whole.
+        let all = HotRows::select_all(&batch, Severity::Info).unwrap();
+        assert_eq!(all.iter().map(HotRows::len).sum::<usize>(), 7);
+        assert!(HotRows::select_all(&batch, Severity::Critical).unwrap()[0].len() == 1);
     }
 
     #[test]
