@@ -214,7 +214,7 @@ const LAYOUT_2: u8 = 2;
 /// `columns.rs`).
 fn encode(events: &[StoredEvent], level: i32) -> Result<Packed, DynamoHotError> {
     let body = columns::encode(events);
-    let frame = compressed(&body.text, level)
+    let frame = zstd::bulk::compress(&body.text, level)
         .map_err(|e| DynamoHotError::Data(format!("block compression: {e}")))?;
     let mut bytes = Vec::with_capacity(frame.len() + body.bin.len() + 12);
     bytes.push(LAYOUT_2);
@@ -233,25 +233,6 @@ fn encode(events: &[StoredEvent], level: i32) -> Result<Packed, DynamoHotError> 
             .map(|e| e.severity)
             .max()
             .unwrap_or(Severity::Info),
-    })
-}
-
-/// `text` as one zstd frame at `level`: one compression context a thread,
-/// reused from block to block (a commit compresses hundreds of blocks; a
-/// context of its own for each allocated and cleared its tables every
-/// time). The frame is the one `zstd::bulk::compress` writes.
-fn compressed(text: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
-    type Reused = Option<(i32, zstd::bulk::Compressor<'static>)>;
-    thread_local! {
-        static REUSED: std::cell::RefCell<Reused> = const { std::cell::RefCell::new(None) };
-    }
-    REUSED.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let compressor = match &mut *cell {
-            Some((at, compressor)) if *at == level => compressor,
-            other => &mut other.insert((level, zstd::bulk::Compressor::new(level)?)).1,
-        };
-        compressor.compress(text)
     })
 }
 
@@ -343,32 +324,6 @@ fn with_decompressed<T>(
 mod tests {
     use super::*;
     use crate::sinks::hot::event::tests::stored;
-
-    #[test]
-    fn a_reused_context_writes_the_frames_a_new_one_would() {
-        let texts: Vec<Vec<u8>> = (0..4u8)
-            .map(|k| {
-                (0..5_000u32)
-                    .flat_map(|i| {
-                        format!("{k} event {} of service {}\n", i * 7, i % 13).into_bytes()
-                    })
-                    .collect()
-            })
-            .collect();
-        // Levels alternate (the context is made again) and texts repeat
-        // (nothing of one frame carries into the next).
-        for level in [3, 15, 3, 1] {
-            for text in texts.iter().chain(texts.iter().rev()) {
-                let frame = compressed(text, level).unwrap();
-                assert_eq!(
-                    frame,
-                    zstd::bulk::compress(text, level).unwrap(),
-                    "level {level}"
-                );
-                assert_eq!(zstd::decode_all(&frame[..]).unwrap(), *text);
-            }
-        }
-    }
 
     #[test]
     fn blocks_round_trip() {
