@@ -65,8 +65,10 @@ impl HotRows {
         let mut offset = 0;
         Ok(hot
             .into_iter()
-            .map(|(p, n)| match (n, &gathered) {
-                (Some(n), Some(gathered)) => {
+            // A part counted in `picks` has its rows in `gathered`, which
+            // exists whenever `picks` is not empty.
+            .map(|(p, n)| match n.zip(gathered.as_ref()) {
+                Some((n, gathered)) => {
                     let records = gathered.slice(offset, n);
                     offset += n;
                     HotRows {
@@ -74,7 +76,7 @@ impl HotRows {
                         records,
                     }
                 }
-                _ => HotRows::whole(&batch.parts[p]),
+                None => HotRows::whole(&batch.parts[p]),
             })
             .collect())
     }
