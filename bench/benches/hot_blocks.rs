@@ -9,10 +9,10 @@
 //! Run: `cargo bench -p spate-bench --bench hot_blocks`
 //!
 //! Input: 100,000 W1 events (seed 42) in one commit, as `spate run` commits
-//! them at a few hundred thousand events a second. `hot_select` times the
-//! step before, the same events' hot rows picked batch by batch. Before timing, one pass
+//! them at a few hundred thousand events a second. Before timing, one pass
 //! checks that the blocks hold every hot event once. Criterion reports the
-//! time per commit and hot events/s.
+//! time per commit and hot events/s. `hot_select` times the step before it,
+//! the same events' hot rows picked batch by batch.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spate_loadgen::{Workload, generate};

@@ -40,6 +40,14 @@ impl HotRows {
     pub fn select_all(batch: &LogBatch, min: Severity) -> Result<Vec<HotRows>, HotError> {
         // Each part with hot rows: whole, or the number of its rows in
         // `picks` (every hot row of such parts as (part, row)).
+        if min == Severity::Info {
+            return Ok(batch
+                .parts
+                .iter()
+                .filter(|part| part.records.num_rows() > 0)
+                .map(HotRows::whole)
+                .collect());
+        }
         let mut hot: Vec<(usize, Option<usize>)> = Vec::new();
         let mut picks: Vec<(usize, usize)> = Vec::new();
         for (p, part) in batch.parts.iter().enumerate() {
@@ -91,6 +99,9 @@ impl HotRows {
 
     /// The rows of `part` at or above `min`; `None` when there are none.
     pub fn select(part: &LakePart, min: Severity) -> Result<Option<HotRows>, HotError> {
+        if min == Severity::Info {
+            return Ok((part.records.num_rows() > 0).then(|| HotRows::whole(part)));
+        }
         let mut picks = Vec::new();
         push_hot_rows(part, 0, min, &mut picks)?;
         if picks.is_empty() {
@@ -119,7 +130,8 @@ impl HotRows {
 }
 
 /// Pushes `(p, row)` for every row of `part` (the `p`th part) at or above
-/// `min`.
+/// `min` (above `INFO`: at `INFO` every row is hot, and the callers share
+/// the part whole without reading its severities).
 fn push_hot_rows(
     part: &LakePart,
     p: usize,
@@ -128,10 +140,6 @@ fn push_hot_rows(
 ) -> Result<(), HotError> {
     let rows = part.records.num_rows();
     if rows == 0 {
-        return Ok(());
-    }
-    if min == Severity::Info {
-        picks.extend((0..rows).map(|i| (p, i)));
         return Ok(());
     }
     let severity = string_column(&part.records, "severity")?;
