@@ -91,11 +91,15 @@ pub async fn run(valid: ValidConfig, data_dir: &Path, paths: &[String]) -> Resul
     let _lock = DataDirLock::acquire_all(data_dir, &lake_dir, "spate ingest")?;
     let dead_dir = data_dir.join("deadletter");
     // Nothing competes with the final flush, which seals every partition,
-    // and staging lives only until then: not worth compressing.
+    // and staging lives only until then: not worth compressing, nor
+    // fsyncing. The inputs are the durable copy: a run that does not end is
+    // run again (dedup at seal drops what it had sealed), and what it staged
+    // is deleted at the next start.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let lake = LakeSettings::new(&config.lake, &lake_dir, &dead_dir)?
         .with_default_seal_threads(&config.lake, cores.min(INGEST_SEAL_THREADS))
-        .with_default_staging_compression(&config.lake, StagingCompression::None);
+        .with_default_staging_compression(&config.lake, StagingCompression::None)
+        .with_scratch_staging();
     lake.create_table_dir()?;
     // A reference table in S3 is read with the `[aws]` settings.
     let s3 = match config.enrich.table_on_s3() {

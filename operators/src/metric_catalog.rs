@@ -78,7 +78,7 @@ pub const LAKE: &[MetricDef] = &[
     MetricDef::histogram(
         "spate_lake_commit_seconds",
         &[],
-        "Time of one staging commit of a lake writer (stage the buffered rows, fsync segments and dead letters), in seconds.",
+        "Time of one staging commit of a lake writer (stage the buffered rows, fsynced when the commit acknowledges them, and fsync dead letters), in seconds.",
     )
     .buckets(DELIVERY_BUCKETS),
     MetricDef::counter(

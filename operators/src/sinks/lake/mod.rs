@@ -11,7 +11,9 @@
 //!
 //! A writer ([`LakeWriter`]) buffers the rows of each partition it owns for
 //! at most `commit_interval` (1 s), then appends them to the partition's
-//! staging segment (Arrow IPC) and fsyncs: the **staging commit**. From then
+//! staging segment (Arrow IPC) and, when the commit acknowledges them (a
+//! local lake of `spate run`), fsyncs: the **staging commit**
+//! ([`StagingDurability`]). From then
 //! on `spate query` and `POST /v1/query` see the rows (they read staged
 //! segments beside sealed files). A partition is **sealed** when the file it
 //! would make reaches `max_file_size`, when its hour is over (`hour_grace`), when
@@ -82,7 +84,7 @@ pub mod staging;
 pub mod swaps;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,8 +96,8 @@ pub use self::error::LakeError;
 use self::part_file::writer_properties;
 use self::policy::SealPolicy;
 use self::seal::{Publish, Sealed};
-pub use self::staging::StagingCompression;
 use self::staging::{Coverage, STAGING_DIR, SeqClock, stager_tag};
+pub use self::staging::{StagingCompression, StagingDurability};
 pub use self::writer::LakeWriter;
 use crate::component::ConfigError;
 use crate::component::units::{MiB, Millis, Seconds};
@@ -142,9 +144,10 @@ pub struct LakeConfig {
     /// this long (event time) past the hour's end. Bare numbers are seconds.
     #[serde(default = "default_hour_grace", alias = "hour_grace_secs")]
     pub hour_grace: Seconds,
-    /// Write buffered rows to staging and fsync this often: the delay before
-    /// `spate query` sees a row, and (local lake) before its source is
-    /// acknowledged. Bare numbers are milliseconds.
+    /// Write buffered rows to staging this often (fsynced, in a local lake
+    /// of `spate run`): the delay before `spate query` sees a row, and
+    /// (local lake) before its source is acknowledged. Bare numbers are
+    /// milliseconds.
     #[serde(default = "default_commit_interval", alias = "commit_interval_ms")]
     pub commit_interval: Millis,
     /// Rows buffered in memory per writer before staging; past it every
@@ -401,6 +404,8 @@ pub struct LakeSettings {
     writers: usize,
     seal_threads: usize,
     staging_compression: StagingCompression,
+    /// A batch job's: staging is scratch space ([`StagingDurability::Scratch`]).
+    scratch_staging: bool,
     /// The dedup horizon in milliseconds; `None`: dedup is off.
     dedup_horizon_ms: Option<i64>,
     props: Arc<WriterProperties>,
@@ -408,6 +413,9 @@ pub struct LakeSettings {
     seq: Arc<SeqClock>,
     /// Seal tasks still running when their writer was dropped, by worker.
     orphaned_seals: Arc<Mutex<HashMap<usize, Vec<SealTask>>>>,
+    /// Workers whose first incarnation started (a later one is a restart
+    /// within the process: it adopts the scratch segments it finds).
+    started_workers: Arc<Mutex<HashSet<usize>>>,
 }
 
 impl LakeSettings {
@@ -430,6 +438,7 @@ impl LakeSettings {
             writers: config.writers.max(1),
             seal_threads: config.seal_threads.unwrap_or(SERVICE_SEAL_THREADS),
             staging_compression: config.staging_compression.unwrap_or_default(),
+            scratch_staging: false,
             dedup_horizon_ms: config
                 .dedup
                 .then(|| i64::try_from(config.dedup_horizon.as_millis()).unwrap_or(i64::MAX)),
@@ -437,6 +446,7 @@ impl LakeSettings {
             totals: Arc::default(),
             seq: Arc::default(),
             orphaned_seals: Arc::default(),
+            started_workers: Arc::default(),
         })
     }
 
@@ -458,6 +468,36 @@ impl LakeSettings {
     ) -> Self {
         self.staging_compression = config.staging_compression.unwrap_or(compression);
         self
+    }
+
+    /// Stages into scratch segments, never fsynced (a batch job, which ends
+    /// only once every partition is sealed, and is run again if it does
+    /// not): see [`StagingDurability::Scratch`].
+    pub fn with_scratch_staging(mut self) -> Self {
+        self.scratch_staging = true;
+        self
+    }
+
+    /// When staged rows are fsynced: at each staging commit when they are
+    /// acknowledged by it (a local lake), never when the acks wait for the
+    /// upload (an S3 lake) or staging is a batch job's scratch space.
+    ///
+    /// ```
+    /// use spate_operators::sinks::lake::{LakeConfig, LakeSettings, StagingDurability};
+    /// let dir = std::path::Path::new("/tmp/lake");
+    /// let local = LakeSettings::new(&LakeConfig::default(), dir, dir).unwrap();
+    /// assert_eq!(local.staging_durability(), StagingDurability::EachCommit);
+    /// let batch = local.with_scratch_staging();
+    /// assert_eq!(batch.staging_durability(), StagingDurability::Scratch);
+    /// ```
+    pub fn staging_durability(&self) -> StagingDurability {
+        if self.scratch_staging {
+            StagingDurability::Scratch
+        } else if self.acks_wait_for_seal() {
+            StagingDurability::Never
+        } else {
+            StagingDurability::EachCommit
+        }
     }
 
     /// Sends sealed files to `target` (the lake directory then only stages

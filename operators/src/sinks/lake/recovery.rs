@@ -1,6 +1,12 @@
 //! What a lake writer does at start with what an earlier run (or its own
 //! failed incarnation) left on disk.
 //!
+//! - **Scratch segments** (a batch job's, never fsynced, so possibly torn
+//!   anywhere after an operating-system crash) are deleted at the process's
+//!   start whatever the lake: the job that wrote them did not end, and is run
+//!   again. A writer restarted within the process that wrote them (a failed
+//!   incarnation) takes them as segments: they are intact, and its commits
+//!   acknowledged them.
 //! - **Local lake**: staged rows were acknowledged once fsynced, so they are
 //!   kept: segments a sealed file already covers (a crash between the rename
 //!   and the deletion) are deleted, a torn last message is cut off, and the
@@ -35,14 +41,26 @@ pub struct Recovered {
 
 /// Recovers one staged partition of a local lake whose sealed files of that
 /// partition are in `sealed_dir`.
-pub fn recover_local(staged: &StagedPartition, sealed_dir: &Path) -> Result<Recovered, LakeError> {
+pub fn recover_local(
+    staged: &StagedPartition,
+    sealed_dir: &Path,
+    scratch: ScratchLeftovers,
+) -> Result<Recovered, LakeError> {
     remove_temporaries(sealed_dir)?;
     let covered = covered_up_to(
         sealed_names_in(sealed_dir)?.iter().map(String::as_str),
         &Coverage::AnyStager,
     );
     let mut out = Recovered::default();
-    for segment in &staged.segments {
+    let mut segments: Vec<&ClosedSegment> = staged.segments.iter().collect();
+    match scratch {
+        ScratchLeftovers::Delete => out.deleted += remove_scratch(staged)?,
+        ScratchLeftovers::Adopt => {
+            segments.extend(&staged.scratch);
+            segments.sort_by_key(|s| s.seq);
+        }
+    }
+    for segment in segments {
         if covered.is_some_and(|hi| segment.seq <= hi) {
             remove(&segment.path)?;
             out.deleted += 1;
@@ -87,9 +105,28 @@ pub fn discard(staged: &StagedPartition, sealed_dir: &Path) -> Result<Recovered,
         remove(&segment.path)?;
     }
     Ok(Recovered {
-        deleted: staged.segments.len(),
+        deleted: staged.segments.len() + remove_scratch(staged)?,
         ..Recovered::default()
     })
+}
+
+/// What recovery does with scratch segments ([`StagingDurability::Scratch`](super::StagingDurability::Scratch)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScratchLeftovers {
+    /// Delete them: a process starts, and the batch job that wrote them did
+    /// not end (after an operating-system crash they may be torn anywhere).
+    Delete,
+    /// Take them as segments: a writer of the process that wrote them
+    /// restarts, and its earlier incarnation's commits acknowledged them.
+    Adopt,
+}
+
+/// Deletes a partition's scratch segments; returns how many.
+fn remove_scratch(staged: &StagedPartition) -> Result<usize, LakeError> {
+    for segment in &staged.scratch {
+        remove(&segment.path)?;
+    }
+    Ok(staged.scratch.len())
 }
 
 /// Removes unfinished Parquet temporaries (`.name.parquet.tmp`) in `dir`.
@@ -192,7 +229,7 @@ mod tests {
     use crate::sinks::lake::partition::PartitionKey;
     use crate::sinks::lake::schema::test_rows;
     use crate::sinks::lake::staging::{
-        SegmentWriter, StagingCompression, list_staged, sealed_file_name,
+        SegmentWriter, StagingCompression, StagingDurability, list_staged, sealed_file_name,
     };
 
     fn one_row() -> arrow_array::RecordBatch {
@@ -206,9 +243,15 @@ mod tests {
         let staging = lake.path().join("staging");
         let dir = staging.join(key.path());
         for seq in [3u64, 5, 8] {
-            let mut seg = SegmentWriter::create(&dir, seq, StagingCompression::Lz4).unwrap();
+            let mut seg = SegmentWriter::create(
+                &dir,
+                seq,
+                StagingCompression::Lz4,
+                StagingDurability::EachCommit,
+            )
+            .unwrap();
             seg.append(&one_row()).unwrap();
-            seg.sync().unwrap();
+            seg.commit().unwrap();
             if seq == 8 {
                 // Half a message after the synced part.
                 let whole = seg.len();
@@ -227,7 +270,7 @@ mod tests {
         std::fs::write(sealed.join(sealed_file_name("0000beef", 5)), b"PAR1").unwrap();
         std::fs::write(sealed.join(".part-x.parquet.tmp"), b"half").unwrap();
         let staged = list_staged(&staging).unwrap();
-        let recovered = recover_local(&staged[0], &sealed).unwrap();
+        let recovered = recover_local(&staged[0], &sealed, ScratchLeftovers::Delete).unwrap();
         assert_eq!(recovered.deleted, 2, "3 and 5 are in the sealed file");
         assert_eq!(recovered.kept.len(), 1);
         assert_eq!(recovered.kept[0].seq, 8);
@@ -236,6 +279,91 @@ mod tests {
         let again = list_staged(&staging).unwrap();
         assert_eq!(again[0].segments.len(), 1);
         assert_eq!(again[0].segments[0].bytes, recovered.kept[0].bytes);
+    }
+
+    #[test]
+    fn scratch_segments_of_a_batch_job_are_deleted_by_either_lake() {
+        let lake = tempfile::tempdir().unwrap();
+        let staging = lake.path().join("staging");
+        let sealed = lake.path().join("logs");
+        let (kept, scratch_only) = (PartitionKey::of(0, "api"), PartitionKey::of(0, "web"));
+        let mut seg = SegmentWriter::create(
+            &staging.join(kept.path()),
+            1,
+            StagingCompression::Lz4,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
+        seg.append(&one_row()).unwrap();
+        seg.commit().unwrap();
+        for (key, seq) in [(&kept, 2), (&scratch_only, 3)] {
+            let mut seg = SegmentWriter::create(
+                &staging.join(key.path()),
+                seq,
+                StagingCompression::None,
+                StagingDurability::Scratch,
+            )
+            .unwrap();
+            seg.append(&one_row()).unwrap();
+            seg.commit().unwrap();
+        }
+        let staged = list_staged(&staging).unwrap();
+        assert_eq!(staged.len(), 2, "a partition of scratch alone is listed");
+        let recovered = recover_local(
+            &staged[0],
+            &sealed.join(kept.path()),
+            ScratchLeftovers::Delete,
+        )
+        .unwrap();
+        assert_eq!((recovered.deleted, recovered.kept.len()), (1, 1));
+        assert_eq!(recovered.kept[0].seq, 1, "the fsynced segment stays");
+        let discarded = discard(&staged[1], &sealed.join(scratch_only.path())).unwrap();
+        assert_eq!(discarded.deleted, 1);
+        let again = list_staged(&staging).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].key, kept);
+        assert!(again[0].scratch.is_empty());
+    }
+
+    #[test]
+    fn a_restarted_writer_adopts_its_own_scratch_segments_in_order() {
+        let lake = tempfile::tempdir().unwrap();
+        let staging = lake.path().join("staging");
+        let key = PartitionKey::of(0, "api");
+        let dir = staging.join(key.path());
+        for (seq, durability) in [
+            (4u64, StagingDurability::Scratch),
+            (2, StagingDurability::EachCommit),
+            (7, StagingDurability::Scratch),
+        ] {
+            let mut seg =
+                SegmentWriter::create(&dir, seq, StagingCompression::None, durability).unwrap();
+            seg.append(&one_row()).unwrap();
+            seg.commit().unwrap();
+            if seq == 7 {
+                // Appended after the last commit: its batch failed.
+                seg.append(&one_row()).unwrap();
+                seg.abort();
+            }
+        }
+        let staged = list_staged(&staging).unwrap();
+        let sealed = lake.path().join("logs").join(key.path());
+        let recovered = recover_local(&staged[0], &sealed, ScratchLeftovers::Adopt).unwrap();
+        let seqs: Vec<u64> = recovered.kept.iter().map(|s| s.seq).collect();
+        assert_eq!(seqs, [2, 4, 7]);
+        assert_eq!(recovered.deleted, 0);
+        let rows: usize = recovered
+            .kept
+            .iter()
+            .map(|s| {
+                let file = File::open(&s.path).unwrap();
+                crate::sinks::lake::staging::read_segment(file, s.bytes, None, &s.path)
+                    .unwrap()
+                    .map(|b| b.unwrap().num_rows())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(rows, 3, "one committed row a segment, the aborted one cut");
     }
 
     #[test]

@@ -304,7 +304,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::sinks::lake::part_file::writer_properties;
     use crate::sinks::lake::schema::test_rows;
-    use crate::sinks::lake::staging::{SegmentWriter, StagingCompression, sealed_file_name};
+    use crate::sinks::lake::staging::{
+        SegmentWriter, StagingCompression, StagingDurability, sealed_file_name,
+    };
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn rows(from: usize, n: usize) -> arrow_array::RecordBatch {
@@ -324,7 +326,9 @@ pub(crate) mod tests {
             (1u64, 0usize, StagingCompression::Lz4),
             (2, 3_000, StagingCompression::None),
         ] {
-            let mut seg = SegmentWriter::create(&staging, seq, compression).unwrap();
+            let mut seg =
+                SegmentWriter::create(&staging, seq, compression, StagingDurability::EachCommit)
+                    .unwrap();
             for chunk in 0..3 {
                 seg.append(&rows(from + chunk * 1_000, 1_000)).unwrap();
             }
@@ -379,9 +383,13 @@ pub(crate) mod tests {
         let staging = lake.join("staging").join(key.path());
         let mut segments = Vec::new();
         for (i, (from, n)) in ranges.iter().enumerate() {
-            let mut seg =
-                SegmentWriter::create(&staging, seq * 100 + i as u64, StagingCompression::Lz4)
-                    .unwrap();
+            let mut seg = SegmentWriter::create(
+                &staging,
+                seq * 100 + i as u64,
+                StagingCompression::Lz4,
+                StagingDurability::EachCommit,
+            )
+            .unwrap();
             seg.append(&rows(*from, *n)).unwrap();
             segments.push(seg.finish().unwrap());
         }
@@ -479,7 +487,13 @@ pub(crate) mod tests {
         let key = PartitionKey::of(0, "api");
         let index = crate::sinks::lake::dedup::index_path(&lake.path().join("dedup"), &key);
         let staging = lake.path().join("staging").join(key.path());
-        let mut seg = SegmentWriter::create(&staging, 1, StagingCompression::Lz4).unwrap();
+        let mut seg = SegmentWriter::create(
+            &staging,
+            1,
+            StagingCompression::Lz4,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
         seg.append(&rows(0, 10)).unwrap();
         let closed = seg.finish().unwrap();
         let missing = ClosedSegment {

@@ -5,8 +5,11 @@
 //! (Arrow IPC stream, LZ4-compressed unless `[lake] staging_compression` says
 //! `none`; `seq` 16 hex digits). A segment is appended to
 //! by one writer, one whole message per batch, and fsynced at each staging
-//! commit; a crash can leave a torn last message, which readers and
-//! recovery ignore ([`complete_prefix_len`]).
+//! commit when the acks wait for it ([`StagingDurability`]); a crash can
+//! leave a torn last message, which readers and recovery ignore
+//! ([`complete_prefix_len`]). A batch job's segments are scratch files,
+//! `.seg-<seq>.arrows.tmp`, never fsynced: readers skip them and the next
+//! start deletes them.
 //!
 //! # The seal handoff
 //!
@@ -58,6 +61,24 @@ const SEALED_EXT: &str = ".parquet";
 /// ```
 pub fn segment_name(seq: u64) -> String {
     format!("{SEGMENT_PREFIX}{seq:016x}{SEGMENT_EXT}")
+}
+
+/// The file name of scratch segment `seq` (a batch job's, never fsynced):
+/// hidden, so that readers and recovery never take it for a segment.
+///
+/// ```
+/// use spate_operators::sinks::lake::staging::{parse_scratch_segment_name, parse_segment_name, scratch_segment_name};
+/// assert_eq!(scratch_segment_name(42), ".seg-000000000000002a.arrows.tmp");
+/// assert_eq!(parse_scratch_segment_name(&scratch_segment_name(42)), Some(42));
+/// assert_eq!(parse_segment_name(&scratch_segment_name(42)), None);
+/// ```
+pub fn scratch_segment_name(seq: u64) -> String {
+    format!(".{}.tmp", segment_name(seq))
+}
+
+/// The number of a scratch segment file name, if it is one.
+pub fn parse_scratch_segment_name(name: &str) -> Option<u64> {
+    parse_segment_name(name.strip_prefix('.')?.strip_suffix(".tmp")?)
 }
 
 /// The number of a segment file name, if it is one.
@@ -208,6 +229,30 @@ pub enum StagingCompression {
     None,
 }
 
+/// When staged rows reach the disk, which decides what a crash leaves.
+///
+/// ```
+/// use spate_operators::sinks::lake::staging::StagingDurability;
+/// assert_eq!(StagingDurability::default(), StagingDurability::EachCommit);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StagingDurability {
+    /// Each staging commit fsyncs what it staged before the acks it holds
+    /// go: a local lake's acks mean the rows are on disk, and recovery seals
+    /// them after a crash.
+    #[default]
+    EachCommit,
+    /// Never fsynced: the acks wait for the sealed file's upload (an S3
+    /// lake), and recovery deletes whatever is staged.
+    Never,
+    /// A batch job's scratch space: never fsynced, hidden from readers
+    /// ([`scratch_segment_name`]), deleted by the next start. The job ends
+    /// only once every partition is sealed into fsynced Parquet files; one
+    /// that did not end is run again over its inputs (dedup at seal drops
+    /// what it had already sealed).
+    Scratch,
+}
+
 /// Options of staged IPC streams.
 fn ipc_options(compression: StagingCompression) -> Result<IpcWriteOptions, LakeError> {
     let codec = match compression {
@@ -253,10 +298,10 @@ pub struct SegmentWriter {
     path: PathBuf,
     seq: u64,
     stream: StreamWriter<SegmentSink>,
+    durability: StagingDurability,
     committed: u64,
     rows: u64,
     dirty: bool,
-    synced_once: bool,
 }
 
 /// A segment no longer appended to.
@@ -272,14 +317,20 @@ pub struct ClosedSegment {
 
 impl SegmentWriter {
     /// Creates segment `seq` in `dir` (created if missing) with the schema
-    /// message written; its messages are compressed as `compression` says.
+    /// message written; its messages are compressed as `compression` says,
+    /// and its commits are fsynced as `durability` says (a scratch segment
+    /// gets a hidden name).
     pub fn create(
         dir: &Path,
         seq: u64,
         compression: StagingCompression,
+        durability: StagingDurability,
     ) -> Result<Self, LakeError> {
         std::fs::create_dir_all(dir).map_err(|e| LakeError::io("create directory", dir, e))?;
-        let path = dir.join(segment_name(seq));
+        let path = dir.join(match durability {
+            StagingDurability::Scratch => scratch_segment_name(seq),
+            StagingDurability::EachCommit | StagingDurability::Never => segment_name(seq),
+        });
         let file = File::options()
             .write(true)
             .create_new(true)
@@ -300,10 +351,10 @@ impl SegmentWriter {
             path,
             seq,
             stream,
+            durability,
             committed: 0,
             rows: 0,
             dirty: true,
-            synced_once: false,
         })
     }
 
@@ -349,38 +400,35 @@ impl SegmentWriter {
         self.rows
     }
 
-    /// Whether the next [`sync`](Self::sync) is the segment's first (its
-    /// directory entry is not durable yet).
-    pub fn is_new(&self) -> bool {
-        !self.synced_once
-    }
-
-    /// Makes everything appended durable (fdatasync).
-    pub fn sync(&mut self) -> Result<(), LakeError> {
+    /// Commits everything appended: [`abort`](Self::abort) keeps it from
+    /// now on, and with [`StagingDurability::EachCommit`] it is fsynced
+    /// (fdatasync) first.
+    pub fn commit(&mut self) -> Result<(), LakeError> {
         if self.dirty {
             self.stream
                 .get_mut()
                 .flush()
                 .map_err(|e| LakeError::io("write", &self.path, e))?;
-            self.stream
-                .get_ref()
-                .file
-                .sync_data()
-                .map_err(|e| LakeError::io("fsync", &self.path, e))?;
+            if self.durability == StagingDurability::EachCommit {
+                self.stream
+                    .get_ref()
+                    .file
+                    .sync_data()
+                    .map_err(|e| LakeError::io("fsync", &self.path, e))?;
+            }
             self.committed = self.len();
             self.dirty = false;
-            self.synced_once = true;
         }
         Ok(())
     }
 
-    /// Ends the stream and makes it durable.
+    /// Ends the stream and commits it.
     pub fn finish(mut self) -> Result<ClosedSegment, LakeError> {
         self.stream
             .finish()
             .map_err(|e| LakeError::Parquet(format!("staging {}: {e}", self.path.display())))?;
         self.dirty = true;
-        self.sync()?;
+        self.commit()?;
         Ok(ClosedSegment {
             seq: self.seq,
             bytes: self.len(),
@@ -388,8 +436,8 @@ impl SegmentWriter {
         })
     }
 
-    /// Drops what was appended since the last sync (its batches are failed
-    /// and will be redelivered); a segment never synced is removed.
+    /// Drops what was appended since the last commit (its batches are failed
+    /// and will be redelivered); a segment never committed is removed.
     pub fn abort(self) {
         if self.committed == 0 {
             let _ = std::fs::remove_file(&self.path);
@@ -489,11 +537,14 @@ pub struct StagedPartition {
     pub dir: PathBuf,
     /// Its segments, oldest first.
     pub segments: Vec<ClosedSegment>,
+    /// Its scratch segments ([`StagingDurability::Scratch`]), oldest first:
+    /// never read, and at a process's start deleted by recovery.
+    pub scratch: Vec<ClosedSegment>,
 }
 
-/// Every partition with segments under `staging` (a missing directory holds
-/// none). Directories that are not partitions, and files that are not
-/// segments, are left alone.
+/// Every partition with segments or scratch segments under `staging` (a
+/// missing directory holds none). Directories that are not partitions, and
+/// other files, are left alone.
 pub fn list_staged(staging: &Path) -> Result<Vec<StagedPartition>, LakeError> {
     let mut out = Vec::new();
     for dt in subdirs(staging)? {
@@ -505,7 +556,7 @@ pub fn list_staged(staging: &Path) -> Result<Vec<StagedPartition>, LakeError> {
                 let Some(key) = PartitionKey::parse_path(&relative.to_string_lossy()) else {
                     continue;
                 };
-                let mut segments = Vec::new();
+                let (mut segments, mut scratch) = (Vec::new(), Vec::new());
                 let entries = match std::fs::read_dir(&service) {
                     Ok(entries) => entries,
                     // Sealed and removed since its hour was listed.
@@ -514,22 +565,29 @@ pub fn list_staged(staging: &Path) -> Result<Vec<StagedPartition>, LakeError> {
                 };
                 for entry in entries.flatten() {
                     let name = entry.file_name();
-                    let Some(seq) = parse_segment_name(&name.to_string_lossy()) else {
-                        continue;
+                    let name = name.to_string_lossy();
+                    let (list, seq) = match parse_scratch_segment_name(&name) {
+                        Some(seq) => (&mut scratch, seq),
+                        None => match parse_segment_name(&name) {
+                            Some(seq) => (&mut segments, seq),
+                            None => continue,
+                        },
                     };
                     let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    segments.push(ClosedSegment {
+                    list.push(ClosedSegment {
                         seq,
                         path: entry.path(),
                         bytes,
                     });
                 }
-                if !segments.is_empty() {
+                if !segments.is_empty() || !scratch.is_empty() {
                     segments.sort_by_key(|s| s.seq);
+                    scratch.sort_by_key(|s| s.seq);
                     out.push(StagedPartition {
                         key,
                         dir: service,
                         segments,
+                        scratch,
                     });
                 }
             }
@@ -693,9 +751,15 @@ mod tests {
     #[test]
     fn appended_batches_read_back_and_a_torn_tail_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = SegmentWriter::create(dir.path(), 7, StagingCompression::Lz4).unwrap();
+        let mut seg = SegmentWriter::create(
+            dir.path(),
+            7,
+            StagingCompression::Lz4,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
         seg.append(&rows(3, "a")).unwrap();
-        seg.sync().unwrap();
+        seg.commit().unwrap();
         let whole = seg.len();
         seg.append(&rows(2, "b")).unwrap();
         let path = dir.path().join(segment_name(7));
@@ -747,17 +811,29 @@ mod tests {
         .unwrap();
         assert_eq!(batch.parts.len(), 3);
         let dir = tempfile::tempdir().unwrap();
-        let mut whole_seg = SegmentWriter::create(dir.path(), 1, StagingCompression::None).unwrap();
+        let mut whole_seg = SegmentWriter::create(
+            dir.path(),
+            1,
+            StagingCompression::None,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
         whole_seg.append(&whole).unwrap();
         for (i, part) in batch.parts.iter().enumerate() {
             let seq = 10 + i as u64;
-            let mut seg = SegmentWriter::create(dir.path(), seq, StagingCompression::Lz4).unwrap();
+            let mut seg = SegmentWriter::create(
+                dir.path(),
+                seq,
+                StagingCompression::Lz4,
+                StagingDurability::EachCommit,
+            )
+            .unwrap();
             let bytes = seg.append(&part.records).unwrap();
             // The message is in the file once appended, before any sync.
             let on_disk = std::fs::metadata(dir.path().join(segment_name(seq))).unwrap();
             assert_eq!(on_disk.len(), seg.len());
             assert!(seg.stream.get_ref().pending.is_empty());
-            seg.sync().unwrap();
+            seg.commit().unwrap();
             // Its own rows' bytes, not the shared buffers'.
             assert!(bytes < sliced_bytes(&whole) / 2);
             assert!(seg.len() < whole_seg.len());
@@ -795,7 +871,13 @@ mod tests {
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0], current.project(&[0, position]).unwrap());
         // A current segment is read with the projection as it is.
-        let mut seg = SegmentWriter::create(dir.path(), 4, StagingCompression::Lz4).unwrap();
+        let mut seg = SegmentWriter::create(
+            dir.path(),
+            4,
+            StagingCompression::Lz4,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
         seg.append(&current).unwrap();
         let closed = seg.finish().unwrap();
         let file = File::open(&closed.path).unwrap();
@@ -810,7 +892,13 @@ mod tests {
     #[test]
     fn a_finished_segment_reads_to_its_end_marker() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = SegmentWriter::create(dir.path(), 1, StagingCompression::Lz4).unwrap();
+        let mut seg = SegmentWriter::create(
+            dir.path(),
+            1,
+            StagingCompression::Lz4,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
         seg.append(&rows(4, "a")).unwrap();
         seg.append(&rows(5, "b")).unwrap();
         let closed = seg.finish().unwrap();
@@ -828,15 +916,27 @@ mod tests {
     #[test]
     fn aborting_drops_what_was_not_synced() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = SegmentWriter::create(dir.path(), 1, StagingCompression::Lz4).unwrap();
+        let mut seg = SegmentWriter::create(
+            dir.path(),
+            1,
+            StagingCompression::Lz4,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
         seg.append(&rows(4, "a")).unwrap();
-        seg.sync().unwrap();
+        seg.commit().unwrap();
         let committed = seg.len();
         seg.append(&rows(5, "b")).unwrap();
         seg.abort();
         let path = dir.path().join(segment_name(1));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), committed);
-        let never = SegmentWriter::create(dir.path(), 2, StagingCompression::Lz4).unwrap();
+        let never = SegmentWriter::create(
+            dir.path(),
+            2,
+            StagingCompression::Lz4,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
         never.abort();
         assert!(!dir.path().join(segment_name(2)).exists());
     }
@@ -847,18 +947,38 @@ mod tests {
         let key = PartitionKey::of(1_763_892_000_000, "api");
         let part_dir = dir.path().join(key.path());
         for seq in [5, 9] {
-            let mut seg = SegmentWriter::create(&part_dir, seq, StagingCompression::Lz4).unwrap();
+            let mut seg = SegmentWriter::create(
+                &part_dir,
+                seq,
+                StagingCompression::Lz4,
+                StagingDurability::EachCommit,
+            )
+            .unwrap();
             seg.append(&rows(1, "x")).unwrap();
             seg.finish().unwrap();
         }
         std::fs::write(part_dir.join("notes.txt"), "ignored").unwrap();
         std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+        // A batch job's scratch segment: listed apart, never read.
+        let mut scratch = SegmentWriter::create(
+            &part_dir,
+            12,
+            StagingCompression::None,
+            StagingDurability::Scratch,
+        )
+        .unwrap();
+        scratch.append(&rows(1, "x")).unwrap();
+        scratch.commit().unwrap();
         let staged = list_staged(dir.path()).unwrap();
         assert_eq!(staged.len(), 1);
         assert_eq!(staged[0].key, key);
         assert_eq!(
             staged[0].segments.iter().map(|s| s.seq).collect::<Vec<_>>(),
             [5, 9]
+        );
+        assert_eq!(
+            staged[0].scratch.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            [12]
         );
         let sealed = [sealed_file_name("0000000a", 5)];
         let snapshot = StagingSnapshot::take(dir.path()).unwrap().without_covered(

@@ -16,10 +16,12 @@ use super::dedup::{index_path, prune_expired, within_horizon};
 use super::part_file::sync_dir;
 use super::partition::{PartitionKey, sliced_bytes};
 use super::policy::{SealReason, StagedStats, next_seal, to_stage};
-use super::recovery::{discard, recover_dead_letters, recover_local};
+use super::recovery::{ScratchLeftovers, discard, recover_dead_letters, recover_local};
 use super::schema::logs_file_schema;
 use super::seal::{DedupSpec, SealJob, Sealed};
-use super::staging::{ClosedSegment, SegmentWriter, list_staged, sealed_file_name, stager_tag};
+use super::staging::{
+    ClosedSegment, SegmentWriter, StagingDurability, list_staged, sealed_file_name, stager_tag,
+};
 use super::{LakeError, LakeSettings, SealTask};
 use crate::event::wall_clock_ms;
 use crate::log_batch::{EventCounts, LogBatch};
@@ -155,6 +157,15 @@ impl LakeWriter {
         let settings = self.settings.clone();
         let worker = self.worker;
         let keep = !settings.acks_wait_for_seal();
+        let restart = !settings
+            .started_workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(worker);
+        let scratch = match restart {
+            true => ScratchLeftovers::Adopt,
+            false => ScratchLeftovers::Delete,
+        };
         let recovered = tokio::task::spawn_blocking(move || {
             let mut adopted = Vec::new();
             for staged in list_staged(&settings.staging_dir)? {
@@ -163,7 +174,7 @@ impl LakeWriter {
                 }
                 let sealed_dir = settings.table_dir.join(staged.key.path());
                 if keep {
-                    let recovered = recover_local(&staged, &sealed_dir)?;
+                    let recovered = recover_local(&staged, &sealed_dir, scratch)?;
                     if !recovered.kept.is_empty() {
                         adopted.push((staged.key, recovered.kept));
                     }
@@ -277,7 +288,9 @@ impl LakeWriter {
         };
         if part.open.is_none() {
             let dir = self.settings.staging_dir.join(key.path());
-            if !dir.exists() {
+            let durability = self.settings.staging_durability();
+            let synced = durability == StagingDurability::EachCommit;
+            if synced && !dir.exists() {
                 // Its new entries and those of new parents.
                 self.dirs_to_sync
                     .extend(dir.ancestors().skip(1).take(3).map(Into::into));
@@ -286,8 +299,11 @@ impl LakeWriter {
                 &dir,
                 self.settings.seq.next(),
                 self.settings.staging_compression,
+                durability,
             )?;
-            self.dirs_to_sync.push(dir);
+            if synced {
+                self.dirs_to_sync.push(dir);
+            }
             part.open = Some(segment);
         }
         let segment = part.open.as_mut().expect("opened above");
@@ -298,8 +314,9 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// The staging commit: everything buffered is staged and fsynced, then
-    /// the acks it was holding are delivered (local lake).
+    /// The staging commit: everything buffered is staged (and fsynced, when
+    /// its acks mean it is on disk: [`LakeSettings::staging_durability`]),
+    /// then the acks it was holding are delivered (local lake).
     fn commit(&mut self) -> Result<(), LakeError> {
         let started = Instant::now();
         let keys: Vec<PartitionKey> = self
@@ -313,7 +330,7 @@ impl LakeWriter {
         }
         for part in self.parts.values_mut() {
             if let Some(segment) = part.open.as_mut() {
-                segment.sync()?;
+                segment.commit()?;
             }
         }
         self.dirs_to_sync.sort();
@@ -822,6 +839,71 @@ mod tests {
         writer.settle_seals(true).await.unwrap();
         assert_eq!(sealed_files(dir.path()), 3);
         assert!(writer.parts.is_empty(), "every partition sealed and let go");
+    }
+
+    fn parquet_rows(dir: &Path) -> usize {
+        spate_test_support::lake::parquet_files(&dir.join("logs"))
+            .iter()
+            .map(|path| {
+                let file = std::fs::File::open(path).unwrap();
+                parquet::file::reader::SerializedFileReader::new(file)
+                    .map(|r| {
+                        use parquet::file::reader::FileReader;
+                        r.metadata().file_metadata().num_rows() as usize
+                    })
+                    .unwrap()
+            })
+            .sum()
+    }
+
+    fn staged_files(dir: &Path) -> usize {
+        spate_test_support::lake::walk(&dir.join(crate::sinks::lake::staging::STAGING_DIR)).len()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scratch_staging_survives_a_restart_in_process_and_not_a_new_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LakeConfig::default();
+        let scratch = || {
+            LakeSettings::new(&config, dir.path(), &dir.path().join("deadletter"))
+                .unwrap()
+                .with_scratch_staging()
+        };
+        let batch = |service: &str, n: usize| LogBatch {
+            parts: vec![LakePart {
+                key: PartitionKey::of(HOUR_MS, service),
+                records: test_rows((0..n).map(|i| format!("{service}:{i}")), HOUR_MS, service),
+            }],
+            dead_letters: Arc::default(),
+            counts: Arc::default(),
+        };
+        // A batch job's writer commits (its acks go) without fsyncing, and
+        // then fails: a writer of the same settings takes the rows over.
+        let settings = scratch();
+        let mut first = LakeWriter::new(settings.clone(), 0);
+        first.recover().await.unwrap();
+        first.add(&batch("a", 30), Ack::none()).unwrap();
+        first.commit().unwrap();
+        first.add(&batch("a", 5), Ack::none()).unwrap();
+        drop(first);
+        let mut again = LakeWriter::new(settings, 0);
+        again.recover().await.unwrap();
+        again.seal_all().await.unwrap();
+        assert_eq!(parquet_rows(dir.path()), 30, "committed rows only, once");
+        assert_eq!(staged_files(dir.path()), 0);
+
+        // A new process finds the scratch of a job that did not end: gone.
+        let mut crashed = LakeWriter::new(scratch(), 0);
+        crashed.recover().await.unwrap();
+        crashed.add(&batch("b", 10), Ack::none()).unwrap();
+        crashed.commit().unwrap();
+        std::mem::forget(crashed);
+        assert_eq!(staged_files(dir.path()), 1);
+        let mut next = LakeWriter::new(scratch(), 0);
+        next.recover().await.unwrap();
+        assert_eq!(staged_files(dir.path()), 0);
+        next.seal_all().await.unwrap();
+        assert_eq!(parquet_rows(dir.path()), 30);
     }
 
     #[tokio::test(start_paused = true)]
