@@ -446,6 +446,44 @@ fn sigterm_stops_reading_and_archives_what_was_read() {
 }
 
 #[test]
+fn a_run_that_did_not_end_is_run_again_into_one_row_per_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, stats) = corpus(dir.path(), Workload::AppJson, 20_000);
+    let whole = std::fs::read(&input).unwrap();
+    let data = dir.path().join("data");
+    // The run that did not end: it sealed the first half of the file, and
+    // left a scratch segment that an operating-system crash tore (zeros).
+    let half = whole
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(9_999)
+        .map(|(i, _)| i + 1)
+        .unwrap();
+    std::fs::write(&input, &whole[..half]).unwrap();
+    let first = ingest(&data, &[&input], &[]);
+    assert_eq!(first["events"], 10_000);
+    let partition = data.join("lake/staging/dt=2026-11-23/hour=10/service=checkout");
+    std::fs::create_dir_all(&partition).unwrap();
+    let torn = partition.join(".seg-00000000000000ff.arrows.tmp");
+    std::fs::write(&torn, vec![0u8; 4096]).unwrap();
+    // Run again over the whole input.
+    std::fs::write(&input, &whole).unwrap();
+    let summary = ingest(&data, &[&input], &[]);
+    expect_counts(&summary, &stats);
+    assert!(
+        !torn.exists(),
+        "the scratch of the run that did not end is deleted"
+    );
+    lake_counts(&data.join("lake/logs"), &stats);
+    let scratch = walk(&data)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".arrows.tmp"))
+        .count();
+    assert_eq!(scratch, 0);
+}
+
+#[test]
 fn a_lake_that_cannot_be_written_fails_the_run_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (input, _) = corpus(dir.path(), Workload::AppJson, 500);
