@@ -8,7 +8,8 @@
 /// (`docs/BENCHMARKS.md`, 2026-12-06: 6.7 CPU-s for 694,440 events; 7.92
 /// at 100,000 events/s). The SQS source's receives and deletes replace the
 /// HTTP handling; not measured separately. `spate ingest` of a file needs
-/// 3.91.
+/// 2.29 (W1 20 M, the generated `ingest_w1` step of 2026-12-07; 3.91 when
+/// this figure was taken).
 pub const CPU_SECONDS_PER_MILLION_W1: f64 = 9.65;
 
 /// Body bytes per W1 event of an SQS message (base64 when compressed) by
