@@ -25,13 +25,21 @@ pub enum LakeError {
     Parquet(String),
     /// The final flush left partitions staged: their seals failed.
     #[error(
-        "{partitions} partitions could not be sealed (their rows stay staged and are sealed at the next start): {reason}"
+        "{partitions} partitions could not be sealed ({}): {reason}",
+        if *scratch {
+            "their rows were staged as scratch and are deleted at the next start: run the command again"
+        } else {
+            "their rows stay staged and are sealed at the next start"
+        }
     )]
     Unsealed {
         /// Partitions left staged.
         partitions: usize,
         /// Why the last seal failed.
         reason: String,
+        /// A batch job's scratch staging ([`super::StagingDurability::Scratch`]):
+        /// the rows are not kept, the job is run again.
+        scratch: bool,
     },
     /// The configuration is unusable.
     #[error("lake config: {0}")]
@@ -76,5 +84,30 @@ impl From<LakeError> for ActorError {
 impl From<spate_engine::work_threads::WorkFailed> for LakeError {
     fn from(e: spate_engine::work_threads::WorkFailed) -> Self {
         LakeError::Parquet(format!("seal task failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsealed_partitions_say_what_becomes_of_their_rows() {
+        let unsealed = |scratch| LakeError::Unsealed {
+            partitions: 2,
+            reason: "disk full".into(),
+            scratch,
+        };
+        assert_eq!(
+            unsealed(false).to_string(),
+            "2 partitions could not be sealed (their rows stay staged and are sealed at the next \
+             start): disk full"
+        );
+        let batch = unsealed(true).to_string();
+        assert!(
+            batch.contains("deleted at the next start: run the command again"),
+            "{batch}"
+        );
+        assert_eq!(unsealed(true).class(), ErrorClass::External);
     }
 }

@@ -658,6 +658,7 @@ impl LakeWriter {
             return Err(LakeError::Unsealed {
                 partitions: failed,
                 reason: self.seal_error.clone().unwrap_or_default(),
+                scratch: self.settings.staging_durability() == StagingDurability::Scratch,
             });
         }
         // Acks of partitions without rows left (a batch of dead letters only).
