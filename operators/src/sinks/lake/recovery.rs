@@ -236,6 +236,14 @@ mod tests {
         test_rows(["e:1".to_string()], 0, "s")
     }
 
+    /// Segment `seq` in `dir` with one committed row.
+    fn one_row_segment(dir: &Path, seq: u64, durability: StagingDurability) -> SegmentWriter {
+        let mut seg = SegmentWriter::create(dir, seq, StagingCompression::Lz4, durability).unwrap();
+        seg.append(&one_row()).unwrap();
+        seg.commit().unwrap();
+        seg
+    }
+
     #[test]
     fn covered_segments_go_torn_tails_are_cut_and_the_rest_stays() {
         let lake = tempfile::tempdir().unwrap();
@@ -243,15 +251,7 @@ mod tests {
         let staging = lake.path().join("staging");
         let dir = staging.join(key.path());
         for seq in [3u64, 5, 8] {
-            let mut seg = SegmentWriter::create(
-                &dir,
-                seq,
-                StagingCompression::Lz4,
-                StagingDurability::EachCommit,
-            )
-            .unwrap();
-            seg.append(&one_row()).unwrap();
-            seg.commit().unwrap();
+            let mut seg = one_row_segment(&dir, seq, StagingDurability::EachCommit);
             if seq == 8 {
                 // Half a message after the synced part.
                 let whole = seg.len();
@@ -287,25 +287,9 @@ mod tests {
         let staging = lake.path().join("staging");
         let sealed = lake.path().join("logs");
         let (kept, scratch_only) = (PartitionKey::of(0, "api"), PartitionKey::of(0, "web"));
-        let mut seg = SegmentWriter::create(
-            &staging.join(kept.path()),
-            1,
-            StagingCompression::Lz4,
-            StagingDurability::EachCommit,
-        )
-        .unwrap();
-        seg.append(&one_row()).unwrap();
-        seg.commit().unwrap();
+        one_row_segment(&staging.join(kept.path()), 1, StagingDurability::EachCommit);
         for (key, seq) in [(&kept, 2), (&scratch_only, 3)] {
-            let mut seg = SegmentWriter::create(
-                &staging.join(key.path()),
-                seq,
-                StagingCompression::None,
-                StagingDurability::Scratch,
-            )
-            .unwrap();
-            seg.append(&one_row()).unwrap();
-            seg.commit().unwrap();
+            one_row_segment(&staging.join(key.path()), seq, StagingDurability::Scratch);
         }
         let staged = list_staged(&staging).unwrap();
         assert_eq!(staged.len(), 2, "a partition of scratch alone is listed");
@@ -336,10 +320,7 @@ mod tests {
             (2, StagingDurability::EachCommit),
             (7, StagingDurability::Scratch),
         ] {
-            let mut seg =
-                SegmentWriter::create(&dir, seq, StagingCompression::None, durability).unwrap();
-            seg.append(&one_row()).unwrap();
-            seg.commit().unwrap();
+            let mut seg = one_row_segment(&dir, seq, durability);
             if seq == 7 {
                 // Appended after the last commit: its batch failed.
                 seg.append(&one_row()).unwrap();

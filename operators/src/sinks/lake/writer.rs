@@ -162,9 +162,10 @@ impl LakeWriter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(worker);
-        let scratch = match restart {
-            true => ScratchLeftovers::Adopt,
-            false => ScratchLeftovers::Delete,
+        let scratch = if restart {
+            ScratchLeftovers::Adopt
+        } else {
+            ScratchLeftovers::Delete
         };
         let recovered = tokio::task::spawn_blocking(move || {
             let mut adopted = Vec::new();
@@ -843,16 +844,12 @@ mod tests {
     }
 
     fn parquet_rows(dir: &Path) -> usize {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
         spate_test_support::lake::parquet_files(&dir.join("logs"))
             .iter()
             .map(|path| {
-                let file = std::fs::File::open(path).unwrap();
-                parquet::file::reader::SerializedFileReader::new(file)
-                    .map(|r| {
-                        use parquet::file::reader::FileReader;
-                        r.metadata().file_metadata().num_rows() as usize
-                    })
-                    .unwrap()
+                let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap());
+                reader.unwrap().metadata().file_metadata().num_rows() as usize
             })
             .sum()
     }
@@ -898,6 +895,7 @@ mod tests {
         crashed.recover().await.unwrap();
         crashed.add(&batch("b", 10), Ack::none()).unwrap();
         crashed.commit().unwrap();
+        // A crash: no drop, nothing cut or cleaned up.
         std::mem::forget(crashed);
         assert_eq!(staged_files(dir.path()), 1);
         let mut next = LakeWriter::new(scratch(), 0);
