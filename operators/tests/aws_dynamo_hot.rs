@@ -712,7 +712,11 @@ fn pack_w1(events: u64, seed: u64, message_ids: Option<usize>) -> (f64, f64) {
     let mut packing = Duration::ZERO;
     for (service, events) in by_service {
         let started = std::time::Instant::now();
-        let packed = pack(events.clone(), MAX_BLOCK_BYTES).unwrap();
+        let packed = pack(
+            events.iter().map(StoredEvent::view).collect(),
+            MAX_BLOCK_BYTES,
+        )
+        .unwrap();
         packing += started.elapsed();
         let back: usize = packed
             .iter()

@@ -21,6 +21,7 @@ use super::wire::{MAX_RAW_BYTES, Reader, put_varint};
 use super::{DynamoHotError, block_v1, column_reader, columns};
 use crate::event::Severity;
 pub use crate::sinks::hot::StoredEvent;
+use crate::sinks::hot::event_view::EventView;
 
 /// Events of one block share the minute of their time: the span of a block.
 pub const BLOCK_SPAN_MS: i64 = 60_000;
@@ -61,15 +62,15 @@ pub fn span_start(ts_ms: i64) -> i64 {
 
 /// `events` with one event per `event_id` (the last one given wins), sorted
 /// by time, then id.
-pub fn dedup_sorted(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
+pub fn dedup_sorted(events: Vec<EventView<'_>>) -> Vec<EventView<'_>> {
     // The last of each id, found on borrowed ids (no copies of them).
     let mut keep = vec![true; events.len()];
     let mut seen = HashSet::with_capacity_and_hasher(events.len(), RandomState::default());
     for (i, e) in events.iter().enumerate().rev() {
-        keep[i] = seen.insert(e.event_id.as_str());
+        keep[i] = seen.insert(e.event_id);
     }
     drop(seen);
-    let mut out: Vec<StoredEvent> = if keep.iter().all(|&k| k) {
+    let mut out: Vec<EventView<'_>> = if keep.iter().all(|&k| k) {
         events
     } else {
         events
@@ -79,14 +80,14 @@ pub fn dedup_sorted(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
             .collect()
     };
     // Ids are unique now, so the order is total: unstable sorting is exact.
-    out.sort_unstable_by(|a, b| (a.ts_ms, &a.event_id).cmp(&(b.ts_ms, &b.event_id)));
+    out.sort_unstable_by(|a, b| (a.ts_ms, a.event_id).cmp(&(b.ts_ms, b.event_id)));
     out
 }
 
 /// Packs `events` into blocks of at most `cap` compressed bytes (a block of
 /// one event may be larger): duplicates by `event_id` dropped, sorted by
 /// time, split in halves until each half fits. Empty for no events.
-pub fn pack(events: Vec<StoredEvent>, cap: usize) -> Result<Vec<Packed>, DynamoHotError> {
+pub fn pack(events: Vec<EventView<'_>>, cap: usize) -> Result<Vec<Packed>, DynamoHotError> {
     let limits = PackLimits {
         bytes: cap,
         events: usize::MAX,
@@ -122,12 +123,13 @@ pub struct PackLimits {
 ///     status: None, client_ip: None, message: "boom".into(), attrs: None,
 /// };
 /// let limits = PackLimits { bytes: 16 * 1024, events: 100, zstd_level: 3 };
-/// let blocks = pack_within((0..250).map(event).collect(), limits).unwrap();
+/// let events: Vec<StoredEvent> = (0..250).map(event).collect();
+/// let blocks = pack_within(events.iter().map(StoredEvent::view).collect(), limits).unwrap();
 /// let sizes: Vec<usize> = blocks.iter().map(|b| b.events).collect();
 /// assert_eq!(sizes, [100, 100, 50]);
 /// ```
 pub fn pack_within(
-    events: Vec<StoredEvent>,
+    events: Vec<EventView<'_>>,
     limits: PackLimits,
 ) -> Result<Vec<Packed>, DynamoHotError> {
     let events = dedup_sorted(events);
@@ -159,38 +161,21 @@ pub fn pack_within(
 const RAW_RUNS_PER_CAP: usize = 8;
 
 /// Bytes `e` adds to a block body before compression, roughly.
-fn raw_estimate(e: &StoredEvent) -> usize {
-    let opt = |v: &Option<String>| v.as_ref().map_or(4, String::len);
+fn raw_estimate(e: &EventView<'_>) -> usize {
+    let opt = |v: Option<&str>| v.map_or(4, str::len);
     32 + e.event_id.len()
-        + opt(&e.host)
+        + opt(e.host)
         + e.source.len()
-        + opt(&e.log_group)
-        + opt(&e.log_stream)
+        + opt(e.log_group)
+        + opt(e.log_stream)
         + e.tags.iter().map(|t| t.len() + 3).sum::<usize>()
-        + opt(&e.client_ip)
+        + opt(e.client_ip)
         + e.message.len()
-        + e.attrs.as_ref().map_or(4, json_size)
-}
-
-/// Bytes of `v` as JSON text, roughly (no escapes counted).
-fn json_size(v: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    match v {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => 8,
-        Value::String(s) => s.len() + 2,
-        Value::Array(a) => 2 + a.iter().map(|v| json_size(v) + 1).sum::<usize>(),
-        Value::Object(m) => {
-            2 + m
-                .iter()
-                .map(|(k, v)| k.len() + 4 + json_size(v))
-                .sum::<usize>()
-        }
-    }
+        + e.attrs.json_len()
 }
 
 fn pack_into(
-    events: &[StoredEvent],
+    events: &[EventView<'_>],
     cap: usize,
     level: i32,
     out: &mut Vec<Packed>,
@@ -212,7 +197,7 @@ const LAYOUT_2: u8 = 2;
 /// One block of `events` (sorted by time, not empty), in layout 2:
 /// `[2][text length][frame length][zstd frame of the text][bin]` (see
 /// `columns.rs`).
-fn encode(events: &[StoredEvent], level: i32) -> Result<Packed, DynamoHotError> {
+fn encode(events: &[EventView<'_>], level: i32) -> Result<Packed, DynamoHotError> {
     let body = columns::encode(events);
     let frame = zstd::bulk::compress(&body.text, level)
         .map_err(|e| DynamoHotError::Data(format!("block compression: {e}")))?;
@@ -325,10 +310,14 @@ mod tests {
     use super::*;
     use crate::sinks::hot::event::tests::stored;
 
+    fn views(events: &[StoredEvent]) -> Vec<EventView<'_>> {
+        events.iter().map(StoredEvent::view).collect()
+    }
+
     #[test]
     fn blocks_round_trip() {
         let events: Vec<StoredEvent> = (0..200).map(|i| stored(i, 1_000 + i as i64 * 3)).collect();
-        let blocks = pack(events.clone(), MAX_BLOCK_BYTES).unwrap();
+        let blocks = pack(views(&events), MAX_BLOCK_BYTES).unwrap();
         assert_eq!(blocks.len(), 1);
         let b = &blocks[0];
         assert_eq!((b.events, b.first_ms, b.last_ms), (200, 1_000, 1_597));
@@ -348,7 +337,8 @@ mod tests {
         let b = stored(2, 10);
         let mut again = a.clone();
         again.message = "the redelivered copy".into();
-        let blocks = pack(vec![a, b.clone(), again.clone()], MAX_BLOCK_BYTES).unwrap();
+        let given = [a, b.clone(), again.clone()];
+        let blocks = pack(views(&given), MAX_BLOCK_BYTES).unwrap();
         let back = unpack(&blocks[0].bytes, None).unwrap();
         assert_eq!(back, [b, again]);
         assert!(pack(Vec::new(), MAX_BLOCK_BYTES).unwrap().is_empty());
@@ -367,7 +357,7 @@ mod tests {
             })
             .collect();
         let cap = 32 * 1024;
-        let blocks = pack(events.clone(), cap).unwrap();
+        let blocks = pack(views(&events), cap).unwrap();
         assert!(blocks.len() >= 4, "{}", blocks.len());
         assert!(blocks.iter().all(|b| b.bytes.len() <= cap));
         let back: Vec<StoredEvent> = blocks
@@ -377,13 +367,13 @@ mod tests {
         assert_eq!(back, events);
         assert!(blocks.windows(2).all(|w| w[0].last_ms <= w[1].first_ms));
         // One event larger than the cap is a block of its own.
-        let one = pack(events[..1].to_vec(), 16).unwrap();
+        let one = pack(views(&events[..1]), 16).unwrap();
         assert_eq!(one.len(), 1);
     }
 
     #[test]
     fn broken_bodies_are_errors() {
-        let b = &pack(vec![stored(1, 1)], MAX_BLOCK_BYTES).unwrap()[0];
+        let b = &pack(views(&[stored(1, 1)]), MAX_BLOCK_BYTES).unwrap()[0];
         for cut in [1, 2, b.bytes.len() / 2, b.bytes.len() - 1] {
             assert!(unpack(&b.bytes[..cut], None).is_err(), "cut at {cut}");
         }

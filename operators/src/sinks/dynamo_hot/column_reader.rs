@@ -349,7 +349,7 @@ fn non_negative(n: i64) -> Result<u64, DynamoHotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::dynamo_hot::columns::encode;
+    use crate::sinks::dynamo_hot::columns::tests::encode_stored as encode;
     use crate::sinks::hot::event::tests::stored;
 
     #[test]

@@ -12,6 +12,7 @@ use super::block::{pack, span_start, unpack_where};
 use super::column_reader::every_event;
 use crate::alerts::record::{AlertRecord, AlertState, WindowRecord};
 use crate::event::Severity;
+use crate::sinks::hot::event_view::EventView;
 use crate::sinks::hot::{HotEvent, HotRows, StoredEvent};
 use crate::sinks::lake::partition::civil_from_days;
 
@@ -129,9 +130,10 @@ pub fn block_items(
     seq: &mut u64,
     cap: usize,
 ) -> Result<Blocks, DynamoHotError> {
-    let mut groups: BTreeMap<(Arc<str>, i64), (Vec<StoredEvent>, i64)> = BTreeMap::new();
+    let mut groups: BTreeMap<(Arc<str>, i64), (Vec<EventView<'_>>, i64)> = BTreeMap::new();
     for r in rows {
-        for (event, ingest_ms) in stored_events(r)? {
+        let events = EventView::of_rows(r).map_err(|e| DynamoHotError::Data(e.to_string()))?;
+        for (event, ingest_ms) in events {
             let group = groups
                 .entry((r.service.clone(), span_start(event.ts_ms)))
                 .or_insert_with(|| (Vec::new(), i64::MIN));

@@ -74,6 +74,7 @@ pub mod block;
 pub mod block_v1;
 mod column_reader;
 mod columns;
+mod flat_json;
 pub mod items;
 mod recent;
 pub mod store;

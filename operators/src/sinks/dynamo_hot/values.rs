@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::DynamoHotError;
+use super::flat_json::Scalar;
 use super::wire::{Reader, malformed, put_bytes, put_signed, put_varint};
 
 /// How an attribute value is stored (the first byte of its entry).
@@ -17,33 +18,49 @@ const V_TRUE: u8 = 5;
 const V_FALSE: u8 = 6;
 const V_NULL: u8 = 7;
 
+/// Puts an attribute value: its kind in `out`, then its entry (random
+/// bytes in `bin`).
 pub(super) fn put_value(out: &mut Vec<u8>, bin: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::String(s) => {
-            if let Some(b) = uuid_bytes(s) {
-                out.push(V_UUID);
-                bin.extend_from_slice(&b);
-            } else if is_hex(s) {
-                out.push(V_HEX);
-                put_varint(out, (s.len() / 2) as u64);
-                bin.extend(s.as_bytes().chunks_exact(2).map(hex_pair));
-            } else {
-                out.push(V_TEXT);
-                put_bytes(out, s.as_bytes());
-            }
-        }
-        Value::Number(n) if n.as_i64().is_some() => {
-            out.push(V_INT);
-            put_signed(out, n.as_i64().unwrap_or_default());
-        }
-        Value::Bool(true) => out.push(V_TRUE),
-        Value::Bool(false) => out.push(V_FALSE),
+        Value::String(s) => put_str(out, bin, s),
+        Value::Number(n) if n.as_i64().is_some() => put_int(out, n.as_i64().unwrap_or_default()),
+        Value::Bool(b) => out.push(if *b { V_TRUE } else { V_FALSE }),
         Value::Null => out.push(V_NULL),
         other => {
             out.push(V_JSON);
             put_bytes(out, other.to_string().as_bytes());
         }
     }
+}
+
+/// Puts a value of a flat object read from its text: the same bytes as
+/// [`put_value`] of the value serde_json reads.
+pub(super) fn put_scalar(out: &mut Vec<u8>, bin: &mut Vec<u8>, value: Scalar<'_>) {
+    match value {
+        Scalar::Str(s) => put_str(out, bin, s),
+        Scalar::Int(n) => put_int(out, n),
+        Scalar::Bool(b) => out.push(if b { V_TRUE } else { V_FALSE }),
+        Scalar::Null => out.push(V_NULL),
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, bin: &mut Vec<u8>, s: &str) {
+    if let Some(b) = uuid_bytes(s) {
+        out.push(V_UUID);
+        bin.extend_from_slice(&b);
+    } else if is_hex(s) {
+        out.push(V_HEX);
+        put_varint(out, (s.len() / 2) as u64);
+        bin.extend(s.as_bytes().chunks_exact(2).map(hex_pair));
+    } else {
+        out.push(V_TEXT);
+        put_bytes(out, s.as_bytes());
+    }
+}
+
+fn put_int(out: &mut Vec<u8>, n: i64) {
+    out.push(V_INT);
+    put_signed(out, n);
 }
 
 pub(super) fn read_value(

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use rusqlite::{Transaction, params};
 
+use super::event_view::EventView;
 use super::rows::HotRows;
 use super::{HotError, StoredEvent};
 use crate::event::Severity;
@@ -106,19 +107,20 @@ pub fn unpack_body_where(
 ///     status: None, client_ip: None, message: "boom".into(), attrs: None,
 /// };
 /// let api: Arc<str> = Arc::from("api");
+/// let (a, b, c) = (event("a", 60_000), event("b", 119_999), event("c", 120_000));
 /// let blocks = block_rows(vec![
-///     (api.clone(), event("a", 60_000), 61_000),
-///     (api.clone(), event("b", 119_999), 120_500),
-///     (api.clone(), event("c", 120_000), 121_000),
+///     (api.clone(), a.view(), 61_000),
+///     (api.clone(), b.view(), 120_500),
+///     (api.clone(), c.view(), 121_000),
 /// ]).unwrap();
 /// assert_eq!(blocks.len(), 2, "one block per minute");
 /// assert_eq!((blocks[0].span_ms, blocks[0].events, blocks[0].ingest_ms), (60_000, 2, 120_500));
 /// assert_eq!(blocks[1].unpack().unwrap()[0].event_id, "c");
 /// ```
-pub fn block_rows(
-    events: impl IntoIterator<Item = (Arc<str>, StoredEvent, i64)>,
+pub fn block_rows<'a>(
+    events: impl IntoIterator<Item = (Arc<str>, EventView<'a>, i64)>,
 ) -> Result<Vec<BlockRow>, HotError> {
-    let mut groups: BTreeMap<(Arc<str>, i64), (Vec<StoredEvent>, i64)> = BTreeMap::new();
+    let mut groups: BTreeMap<(Arc<str>, i64), (Vec<EventView<'a>>, i64)> = BTreeMap::new();
     for (service, event, ingest_ms) in events {
         let group = groups
             .entry((service, span_start(event.ts_ms)))
@@ -154,7 +156,7 @@ pub fn block_rows(
 pub fn hot_block_rows(rows: &[HotRows]) -> Result<Vec<BlockRow>, HotError> {
     let mut events = Vec::with_capacity(rows.iter().map(HotRows::len).sum());
     for r in rows {
-        for (event, ingest_ms) in StoredEvent::of_rows(r)? {
+        for (event, ingest_ms) in EventView::of_rows(r)? {
             events.push((r.service.clone(), event, ingest_ms));
         }
     }
@@ -194,14 +196,14 @@ mod tests {
         let api: Arc<str> = Arc::from("api");
         let web: Arc<str> = Arc::from("web");
         let t0 = 1_763_892_000_000; // a minute's start
-        let blocks = block_rows(vec![
+        let given = [
             (api.clone(), stored(1, t0 + 5), t0 + 10),
             (web.clone(), stored(2, t0 + 6), t0 + 11),
             (api.clone(), stored(3, t0 + 60_000), t0 + 60_001),
             // Redelivered within the same commit: kept once.
             (api.clone(), stored(1, t0 + 5), t0 + 20),
-        ])
-        .unwrap();
+        ];
+        let blocks = block_rows(given.iter().map(|(s, e, t)| (s.clone(), e.view(), *t))).unwrap();
         let keys: Vec<(&str, i64, usize)> = blocks
             .iter()
             .map(|b| (&*b.service, b.span_ms, b.events))
@@ -224,7 +226,7 @@ mod tests {
         let events: Vec<_> = (0..20_000)
             .map(|i| (api.clone(), stored(i, t0 + (i as i64 % 60_000)), t0))
             .collect();
-        let blocks = block_rows(events).unwrap();
+        let blocks = block_rows(events.iter().map(|(s, e, t)| (s.clone(), e.view(), *t))).unwrap();
         assert!(blocks.len() > 1, "{} blocks", blocks.len());
         assert!(blocks.iter().all(|b| b.body.len() <= BLOCK_BYTES));
         assert!(blocks.iter().all(|b| b.events <= BLOCK_EVENTS));

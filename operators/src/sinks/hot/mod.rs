@@ -64,6 +64,7 @@ pub mod alert_state;
 pub mod blocks;
 pub mod buffer;
 pub mod event;
+pub mod event_view;
 mod migrate;
 pub mod newest;
 pub mod query;

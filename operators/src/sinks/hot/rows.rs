@@ -209,14 +209,18 @@ impl<'a> EventColumns<'a> {
 
     /// Row `i`'s tags.
     pub fn tags(&self, i: usize) -> Vec<String> {
+        self.tag_strs(i).into_iter().map(str::to_string).collect()
+    }
+
+    /// Row `i`'s tags, borrowed.
+    pub fn tag_strs(&self, i: usize) -> Vec<&'a str> {
         if !self.tags.is_valid(i) {
             return Vec::new();
         }
         let offsets = self.tags.value_offsets();
         let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
-        (start..end)
-            .map(|j| self.tag_values.value(j).to_string())
-            .collect()
+        let values: &'a StringArray = self.tag_values;
+        (start..end).map(|j| values.value(j)).collect()
     }
 }
 
