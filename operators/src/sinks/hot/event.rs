@@ -2,11 +2,11 @@
 //! block layouts encode, the service being the block's), [`HotEvent`] as
 //! `spate hot recent` shows it (with its service and time as text).
 
-use arrow_array::Array;
 use serde::Serialize;
 
 use super::HotError;
-use super::rows::{EventColumns, HotRows, opt_str};
+use super::event_view::EventView;
+use super::rows::HotRows;
 use crate::event::Severity;
 use crate::sinks::lake::partition::civil_from_days;
 
@@ -50,37 +50,10 @@ impl StoredEvent {
     /// The events of hot `rows`, each with its arrival time (`ingest_ts`,
     /// ms): messages and attributes cut to [`MAX_TEXT_BYTES`].
     pub fn of_rows(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, HotError> {
-        let cols = EventColumns::of(&rows.records)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for i in 0..rows.len() {
-            let event_id = cols.event_id.value(i);
-            let severity: Severity = cols
-                .severity
-                .value(i)
-                .parse()
-                .map_err(|e| HotError::Data(format!("severity of {event_id}: {e}")))?;
-            let owned = |v: Option<&str>| v.map(str::to_string);
-            let event = StoredEvent {
-                event_id: event_id.to_string(),
-                ts_ms: cols.ts.value(i),
-                severity,
-                host: owned(opt_str(cols.host, i)),
-                source: cols.source.value(i).to_string(),
-                log_group: owned(opt_str(cols.log_group, i)),
-                log_stream: owned(opt_str(cols.log_stream, i)),
-                tags: cols.tags(i),
-                status: cols
-                    .status
-                    .is_valid(i)
-                    .then(|| u16::try_from(cols.status.value(i)).ok())
-                    .flatten(),
-                client_ip: owned(opt_str(cols.client_ip, i)),
-                message: bounded(cols.message.value(i)).to_string(),
-                attrs: opt_str(cols.attrs, i).map(stored_attrs),
-            };
-            out.push((event, cols.ingest_ts.value(i)));
-        }
-        Ok(out)
+        Ok(EventView::of_rows(rows)?
+            .into_iter()
+            .map(|(view, ingest_ms)| (view.to_stored(), ingest_ms))
+            .collect())
     }
 }
 

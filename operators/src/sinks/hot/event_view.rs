@@ -8,7 +8,7 @@
 use arrow_array::Array;
 
 use super::HotError;
-use super::event::{MAX_TEXT_BYTES, StoredEvent, bounded};
+use super::event::{MAX_TEXT_BYTES, StoredEvent, bounded, stored_attrs};
 use super::rows::{EventColumns, HotRows, opt_str};
 use crate::event::Severity;
 
@@ -138,6 +138,30 @@ impl StoredEvent {
 }
 
 impl<'a> EventView<'a> {
+    /// This event, owned: `attrs` text parsed as [`StoredEvent`] keeps it.
+    pub fn to_stored(&self) -> StoredEvent {
+        let owned = |v: Option<&str>| v.map(str::to_string);
+        StoredEvent {
+            event_id: self.event_id.to_string(),
+            ts_ms: self.ts_ms,
+            severity: self.severity,
+            host: owned(self.host),
+            source: self.source.to_string(),
+            log_group: owned(self.log_group),
+            log_stream: owned(self.log_stream),
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+            status: self.status,
+            client_ip: owned(self.client_ip),
+            message: self.message.to_string(),
+            attrs: match self.attrs {
+                AttrsView::None => None,
+                AttrsView::Json(text) => Some(stored_attrs(text)),
+                AttrsView::Text(text) => Some(serde_json::Value::String(text.to_string())),
+                AttrsView::Value(value) => Some(value.clone()),
+            },
+        }
+    }
+
     /// The events of hot `rows`, borrowed from their columns, each with its
     /// arrival time (`ingest_ts`, ms): messages cut to [`MAX_TEXT_BYTES`],
     /// as [`StoredEvent::of_rows`] does.
@@ -159,7 +183,7 @@ impl<'a> EventView<'a> {
                 source: cols.source.value(i),
                 log_group: opt_str(cols.log_group, i),
                 log_stream: opt_str(cols.log_stream, i),
-                tags: cols.tag_strs(i),
+                tags: cols.tags(i),
                 status: cols
                     .status
                     .is_valid(i)
@@ -178,10 +202,9 @@ impl<'a> EventView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::hot::event::stored_attrs;
 
     #[test]
-    fn rows_viewed_are_the_stored_events_of_the_rows() {
+    fn rows_are_viewed_in_place_and_owned_as_stored_events() {
         use crate::sinks::hot::rows::tests::{event, log_batch};
         let mut a = event("c1", 1_000, "api", Severity::Critical);
         a.tags = &["http_5xx", "db"];
@@ -191,21 +214,30 @@ mod tests {
         let rows = HotRows::select(&batch.parts[0], Severity::Info)
             .unwrap()
             .unwrap();
-        let stored = StoredEvent::of_rows(&rows).unwrap();
         let viewed = EventView::of_rows(&rows).unwrap();
         assert_eq!(viewed.len(), 2);
-        for ((s, s_ingest), (v, v_ingest)) in stored.iter().zip(&viewed) {
-            assert_eq!(s_ingest, v_ingest);
-            match v.attrs {
-                AttrsView::Json(text) => assert_eq!(s.attrs, Some(stored_attrs(text))),
-                AttrsView::None => assert_eq!(s.attrs, None),
-                other => panic!("attrs of the lake are text or none: {other:?}"),
-            }
-            let mut same = s.view();
-            same.attrs = v.attrs;
-            assert_eq!(&same, v);
+        let (first, ingest_ms) = &viewed[0];
+        assert_eq!(*ingest_ms, 5_000);
+        assert_eq!((first.event_id, first.ts_ms), ("c1", 1_000));
+        assert_eq!(first.severity, Severity::Critical);
+        assert_eq!(first.tags, ["http_5xx", "db"]);
+        assert_eq!(first.status, Some(503));
+        assert_eq!(first.attrs, AttrsView::Json(r#"{"k":1}"#));
+        assert_eq!(viewed[1].0.attrs, AttrsView::None);
+        // Owned, and viewed again: the same event.
+        let stored = first.to_stored();
+        assert_eq!(stored.attrs, Some(serde_json::json!({"k": 1})));
+        let mut again = stored.view();
+        assert!(matches!(again.attrs, AttrsView::Value(v) if v["k"] == 1));
+        again.attrs = first.attrs;
+        assert_eq!(&again, first);
+        for text in ["{", r#""s""#] {
+            let view = EventView {
+                attrs: AttrsView::Json(text),
+                ..first.clone()
+            };
+            assert_eq!(view.to_stored().attrs, Some(stored_attrs(text)));
         }
-        assert_eq!(viewed[0].0.tags, ["http_5xx", "db"]);
     }
 
     #[test]

@@ -207,13 +207,8 @@ impl<'a> EventColumns<'a> {
         })
     }
 
-    /// Row `i`'s tags.
-    pub fn tags(&self, i: usize) -> Vec<String> {
-        self.tag_strs(i).into_iter().map(str::to_string).collect()
-    }
-
     /// Row `i`'s tags, borrowed.
-    pub fn tag_strs(&self, i: usize) -> Vec<&'a str> {
+    pub fn tags(&self, i: usize) -> Vec<&'a str> {
         if !self.tags.is_valid(i) {
             return Vec::new();
         }
