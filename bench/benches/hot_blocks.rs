@@ -2,7 +2,7 @@
 //! events decoded and classified as the decode stage does it, their hot rows
 //! (WARNING and above) picked as the hot writer picks them
 //! ([`HotRows::select_all`]), then turned into `event_blocks` rows
-//! ([`hot_block_rows`]: each row read out of Arrow, grouped by service and
+//! ([`hot_block_rows`]: each row viewed in its Arrow columns, grouped by service and
 //! minute, deduplicated, encoded and compressed), which is the work of the
 //! hot store's thread at each commit before SQLite.
 //!
