@@ -4,9 +4,6 @@
 
 use serde::Serialize;
 
-use super::HotError;
-use super::event_view::EventView;
-use super::rows::HotRows;
 use crate::event::Severity;
 use crate::sinks::lake::partition::civil_from_days;
 
@@ -44,17 +41,6 @@ pub struct StoredEvent {
     /// Remaining fields: a JSON object, or (cut to [`MAX_TEXT_BYTES`] when
     /// longer, or when not JSON) their text as a JSON string.
     pub attrs: Option<serde_json::Value>,
-}
-
-impl StoredEvent {
-    /// The events of hot `rows`, each with its arrival time (`ingest_ts`,
-    /// ms): messages and attributes cut to [`MAX_TEXT_BYTES`].
-    pub fn of_rows(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, HotError> {
-        Ok(EventView::of_rows(rows)?
-            .into_iter()
-            .map(|(view, ingest_ms)| (view.to_stored(), ingest_ms))
-            .collect())
-    }
 }
 
 /// `text` cut to [`MAX_TEXT_BYTES`] at a character boundary (counted).
@@ -123,6 +109,7 @@ pub fn rfc3339_ms(ts_ms: i64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::sinks::hot::HotRows;
 
     /// A W1-like hot event: `i` decides the id, time, host and message.
     pub(crate) fn stored(i: u64, ts_ms: i64) -> StoredEvent {

@@ -115,6 +115,15 @@ fn json_size(v: &serde_json::Value) -> usize {
 }
 
 impl StoredEvent {
+    /// The events of hot `rows`, each with its arrival time (`ingest_ts`,
+    /// ms): messages and attributes cut to [`MAX_TEXT_BYTES`].
+    pub fn of_rows(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, HotError> {
+        Ok(EventView::of_rows(rows)?
+            .into_iter()
+            .map(|(view, ingest_ms)| (view.to_stored(), ingest_ms))
+            .collect())
+    }
+
     /// This event, borrowed.
     pub fn view(&self) -> EventView<'_> {
         EventView {
