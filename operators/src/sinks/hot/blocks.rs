@@ -152,6 +152,14 @@ pub fn block_rows<'a>(
     Ok(out)
 }
 
+/// Owned `(service, event, arrival)` triples, borrowed as [`block_rows`]
+/// takes them.
+pub(super) fn viewed(
+    events: &[(Arc<str>, StoredEvent, i64)],
+) -> impl Iterator<Item = (Arc<str>, EventView<'_>, i64)> {
+    events.iter().map(|(s, e, t)| (s.clone(), e.view(), *t))
+}
+
 /// The blocks of the hot rows of a commit.
 pub fn hot_block_rows(rows: &[HotRows]) -> Result<Vec<BlockRow>, HotError> {
     let mut events = Vec::with_capacity(rows.iter().map(HotRows::len).sum());
@@ -203,7 +211,7 @@ mod tests {
             // Redelivered within the same commit: kept once.
             (api.clone(), stored(1, t0 + 5), t0 + 20),
         ];
-        let blocks = block_rows(given.iter().map(|(s, e, t)| (s.clone(), e.view(), *t))).unwrap();
+        let blocks = block_rows(viewed(&given)).unwrap();
         let keys: Vec<(&str, i64, usize)> = blocks
             .iter()
             .map(|b| (&*b.service, b.span_ms, b.events))
@@ -226,7 +234,7 @@ mod tests {
         let events: Vec<_> = (0..20_000)
             .map(|i| (api.clone(), stored(i, t0 + (i as i64 % 60_000)), t0))
             .collect();
-        let blocks = block_rows(events.iter().map(|(s, e, t)| (s.clone(), e.view(), *t))).unwrap();
+        let blocks = block_rows(viewed(&events)).unwrap();
         assert!(blocks.len() > 1, "{} blocks", blocks.len());
         assert!(blocks.iter().all(|b| b.body.len() <= BLOCK_BYTES));
         assert!(blocks.iter().all(|b| b.events <= BLOCK_EVENTS));

@@ -109,7 +109,6 @@ pub fn rfc3339_ms(ts_ms: i64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::sinks::hot::HotRows;
 
     /// A W1-like hot event: `i` decides the id, time, host and message.
     pub(crate) fn stored(i: u64, ts_ms: i64) -> StoredEvent {
@@ -167,28 +166,6 @@ pub(crate) mod tests {
         assert_eq!(kept.as_str().map(str::len), Some(MAX_TEXT_BYTES));
         assert_eq!(stored_attrs(r#"{"k":1}"#), serde_json::json!({"k": 1}));
         assert_eq!(stored_attrs("{"), serde_json::json!("{"));
-    }
-
-    #[test]
-    fn rows_become_stored_events_with_their_arrival() {
-        use crate::sinks::hot::rows::tests::{event, log_batch};
-        let mut e = event("c1", 1_000, "api", Severity::Critical);
-        e.tags = &["http_5xx"];
-        e.ingest_ts = Some(5_000);
-        let batch = log_batch(&[e]);
-        let rows = HotRows::select(&batch.parts[0], Severity::Info)
-            .unwrap()
-            .unwrap();
-        let got = StoredEvent::of_rows(&rows).unwrap();
-        assert_eq!(got.len(), 1);
-        let (stored, ingest_ms) = &got[0];
-        assert_eq!(*ingest_ms, 5_000);
-        assert_eq!(stored.event_id, "c1");
-        assert_eq!(stored.severity, Severity::Critical);
-        assert_eq!(stored.tags, ["http_5xx"]);
-        assert_eq!(stored.status, Some(503));
-        assert_eq!(stored.attrs, Some(serde_json::json!({"k": 1})));
-        assert_eq!(stored.log_group, None);
     }
 
     #[test]

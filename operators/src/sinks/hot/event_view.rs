@@ -211,18 +211,41 @@ impl<'a> EventView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sinks::hot::rows::tests::{TestEvent, event, log_batch};
+
+    /// Every row of `events`, of one service.
+    fn all_rows(events: &[TestEvent]) -> HotRows {
+        let batch = log_batch(events);
+        HotRows::select(&batch.parts[0], Severity::Info)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn rows_become_stored_events_with_their_arrival() {
+        let mut e = event("c1", 1_000, "api", Severity::Critical);
+        e.tags = &["http_5xx"];
+        e.ingest_ts = Some(5_000);
+        let rows = all_rows(&[e]);
+        let got = StoredEvent::of_rows(&rows).unwrap();
+        assert_eq!(got.len(), 1);
+        let (stored, ingest_ms) = &got[0];
+        assert_eq!(*ingest_ms, 5_000);
+        assert_eq!(stored.event_id, "c1");
+        assert_eq!(stored.severity, Severity::Critical);
+        assert_eq!(stored.tags, ["http_5xx"]);
+        assert_eq!(stored.status, Some(503));
+        assert_eq!(stored.attrs, Some(serde_json::json!({"k": 1})));
+        assert_eq!(stored.log_group, None);
+    }
 
     #[test]
     fn rows_are_viewed_in_place_and_owned_as_stored_events() {
-        use crate::sinks::hot::rows::tests::{event, log_batch};
         let mut a = event("c1", 1_000, "api", Severity::Critical);
         a.tags = &["http_5xx", "db"];
         a.ingest_ts = Some(5_000);
         let b = event("c2", 2_000, "api", Severity::Error);
-        let batch = log_batch(&[a, b]);
-        let rows = HotRows::select(&batch.parts[0], Severity::Info)
-            .unwrap()
-            .unwrap();
+        let rows = all_rows(&[a, b]);
         let viewed = EventView::of_rows(&rows).unwrap();
         assert_eq!(viewed.len(), 2);
         let (first, ingest_ms) = &viewed[0];

@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use rusqlite::{Row, Transaction};
 
-use super::blocks::{block_rows, insert_blocks};
+use super::blocks::{block_rows, insert_blocks, viewed};
 use super::event::stored_attrs;
-use super::event_view::EventView;
 use super::{HotError, StoredEvent};
 use crate::event::Severity;
 use crate::sinks::dynamo_hot::block::span_start;
@@ -60,24 +59,17 @@ pub fn events_to_blocks(tx: &Transaction<'_>) -> Result<u64, HotError> {
             let (service, event, ingest_ms) = legacy_event(row)?;
             let this = (service, span_start(event.ts_ms));
             if key.as_ref().is_some_and(|k| *k != this) {
-                moved += insert_blocks(tx, &block_rows(views(&group))?)?;
+                moved += insert_blocks(tx, &block_rows(viewed(&group))?)?;
                 group.clear();
             }
             group.push((this.0.clone(), event, ingest_ms));
             key = Some(this);
         }
-        moved += insert_blocks(tx, &block_rows(views(&group))?)?;
+        moved += insert_blocks(tx, &block_rows(viewed(&group))?)?;
     }
     tx.execute_batch("DROP TABLE events")
         .map_err(HotError::sqlite("drop the events table"))?;
     Ok(moved)
-}
-
-/// `group`'s events, borrowed.
-fn views(
-    group: &[(Arc<str>, StoredEvent, i64)],
-) -> impl Iterator<Item = (Arc<str>, EventView<'_>, i64)> {
-    group.iter().map(|(s, e, t)| (s.clone(), e.view(), *t))
 }
 
 /// One row of the version 3 `events` table: its service, event and arrival.
