@@ -25,7 +25,7 @@ use spate_operators::log_batch::LogBatch;
 use spate_operators::sinks::dynamo_hot::block::{MAX_BLOCK_BYTES, StoredEvent, pack, unpack};
 use spate_operators::sinks::dynamo_hot::block_v1;
 use spate_operators::sinks::dynamo_hot::items::{
-    Item, event_sk, item_bytes, item_events, stored_events, write_units,
+    Item, event_sk, item_bytes, item_events, write_units,
 };
 use spate_operators::sinks::dynamo_hot::{
     DynamoBatchWriter, DynamoHotConfig, DynamoHotStore, DynamoHotWriter,
@@ -679,7 +679,7 @@ fn w1_hot_events(
         let stats = decoder.decode_chunk(bytes.as_bytes(), first, &ctx, &mut events, &mut dead);
         let batch = LogBatch::from_events(events, dead, &stats).unwrap();
         for rows in HotRows::select_all(&batch, Severity::Warning).unwrap() {
-            for (event, _) in stored_events(&rows).unwrap() {
+            for (event, _) in StoredEvent::of_rows(&rows).unwrap() {
                 out.entry(rows.service.to_string()).or_default().push(event);
             }
         }

@@ -82,12 +82,6 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// The hot rows of `rows` as block events, each with its arrival time
-/// (`ingest_ts`, ms).
-pub fn stored_events(rows: &HotRows) -> Result<Vec<(StoredEvent, i64)>, DynamoHotError> {
-    StoredEvent::of_rows(rows).map_err(|e| DynamoHotError::Data(e.to_string()))
-}
-
 /// `pk` of the services that have blocks of a day (event time), the
 /// registry "recent across services" starts from.
 pub fn services_pk(day_ms: i64) -> String {
