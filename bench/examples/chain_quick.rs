@@ -1,6 +1,10 @@
 //! Quick A/B of the engine chain against raw channels, without criterion.
 //!
-//! Run: `cargo run --release -p spate-bench --example chain_quick [BATCH_SIZE] [engine|raw]`
+//! Run: `cargo run --release -p spate-bench --example chain_quick [BATCH_SIZE] [engine|raw] [ITERATIONS]`
+//!
+//! With `ITERATIONS`, one side runs 8 M events that many times inside one
+//! `block_on` after 20 warm-up runs, as criterion does, and prints the time per
+//! batch.
 
 use std::time::Instant;
 
@@ -18,6 +22,12 @@ fn main() {
         None => vec![1, 64, 1024],
     };
     let only = args.get(2).map(String::as_str);
+    if let (Some(which), Some(iterations)) = (only, args.get(3).and_then(|a| a.parse().ok())) {
+        let size = sizes[0];
+        let per_batch = repeated(&rt, which == "raw", size, iterations);
+        println!("{which} batch {size}: {per_batch:.0} ns per batch");
+        return;
+    }
     if let Some(which) = only {
         // Profiling mode: one side only, longer.
         let size = sizes[0];
@@ -48,4 +58,28 @@ fn main() {
             );
         }
     }
+}
+
+/// Runs one chain of 8 M events `iterations` times in one `block_on` after 20
+/// warm-up runs; returns the wall time per batch in nanoseconds.
+fn repeated(rt: &tokio::runtime::Runtime, raw: bool, size: usize, iterations: usize) -> f64 {
+    let batches = 8_000_000 / size;
+    let once = move || async move {
+        if raw {
+            let _ = run_raw_chain(batches, size, 16).await;
+        } else {
+            let _ = run_engine_chain(batches, size, 16).await;
+        }
+    };
+    let elapsed = rt.block_on(async move {
+        for _ in 0..20 {
+            once().await;
+        }
+        let t = Instant::now();
+        for _ in 0..iterations {
+            once().await;
+        }
+        t.elapsed()
+    });
+    elapsed.as_secs_f64() * 1e9 / (iterations * batches) as f64
 }
