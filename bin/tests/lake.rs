@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spate_loadgen::{GenerateStats, Workload};
+use spate_loadgen::{GenerateStats, Severity, Workload};
 use spate_test_support::lake::{duckdb, parquet_files, walk};
 use spate_test_support::oracle::corpus;
 use spate_test_support::service::Service;
@@ -40,6 +40,29 @@ fn counts(data_dir: &Path) -> (u64, u64) {
         rows[0]["n"].as_u64().unwrap(),
         rows[0]["d"].as_u64().unwrap(),
     )
+}
+
+/// `(severity, n)` rows of `sql` (which names the columns `severity` and
+/// `n`), ordered by severity.
+fn severity_counts(data_dir: &Path, sql: &str) -> Vec<(String, u64)> {
+    let out = spate()
+        .args(["query", "--format", "json", "--data-dir"])
+        .arg(data_dir)
+        .arg(format!("{sql} ORDER BY severity"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "spate query failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.iter()
+        .map(|r| {
+            let severity = r["severity"].as_str().unwrap().to_string();
+            (severity, r["n"].as_u64().unwrap())
+        })
+        .collect()
 }
 
 /// A W1 corpus of `events` in a fresh directory (kept while the first value
@@ -101,6 +124,37 @@ async fn pushed_rows_are_queryable_within_five_seconds() {
         seen.1 <= Duration::from_secs(5),
         "visible after {:?}",
         seen.1
+    );
+    // Still staged, not sealed: the columns queries read as views (severity,
+    // host) come out of the staged rows too, grouped and filtered.
+    assert!(
+        parquet_files(&data.join("lake/logs")).is_empty(),
+        "nothing sealed yet"
+    );
+    assert_eq!(
+        severity_counts(
+            &data,
+            "SELECT severity, count(*) AS n FROM logs GROUP BY severity"
+        ),
+        [
+            ("CRITICAL", stats.severity(Severity::Critical)),
+            ("ERROR", stats.severity(Severity::Error)),
+            ("INFO", stats.severity(Severity::Info)),
+            ("WARNING", stats.severity(Severity::Warning)),
+        ]
+        .map(|(s, n)| (s.to_string(), n))
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect::<Vec<_>>()
+    );
+    let hosts = severity_counts(
+        &data,
+        "SELECT severity, count(DISTINCT host) AS n FROM logs \
+         WHERE severity IN ('ERROR', 'CRITICAL') AND host IS NOT NULL GROUP BY severity",
+    );
+    assert!(
+        hosts.len() == 2 && hosts.iter().all(|(_, n)| *n > 1),
+        "{hosts:?}"
     );
     let (status, output) = service.stop();
     assert!(status.success(), "{output}");

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
@@ -332,7 +333,13 @@ impl PartitionStream for StagedPartition {
                     for &column in &columns {
                         if column < files {
                             let at = from_file.iter().position(|&c| c == column).expect("read");
-                            out.push(batch.column(at).clone());
+                            // Staged as the file schema; some columns are read as views.
+                            let wanted = schema.field(out.len()).data_type();
+                            let array = batch.column(at);
+                            out.push(match array.data_type() == wanted {
+                                true => array.clone(),
+                                false => cast(array, wanted)?,
+                            });
                         } else {
                             let value = ScalarValue::Utf8(Some(values[column - files].clone()));
                             out.push(value.to_array_of_size(rows)?);
