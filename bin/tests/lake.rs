@@ -22,12 +22,12 @@ use support::{ingest, spate};
 /// Seals every second, stages every 100 ms: many seals in a short test.
 const SEALING_CONFIG: &str = "[lake]\nmax_file_age = \"1s\"\ncommit_interval = \"100ms\"\n";
 
-/// `SELECT count(*), count(DISTINCT event_id) FROM logs` through `spate query`.
-fn counts(data_dir: &Path) -> (u64, u64) {
+/// The rows `spate query --format json` answers for `sql`.
+fn query_rows(data_dir: &Path, sql: &str) -> Vec<Value> {
     let out = spate()
         .args(["query", "--format", "json", "--data-dir"])
         .arg(data_dir)
-        .arg("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM logs")
+        .arg(sql)
         .output()
         .unwrap();
     assert!(
@@ -35,7 +35,15 @@ fn counts(data_dir: &Path) -> (u64, u64) {
         "spate query failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `SELECT count(*), count(DISTINCT event_id) FROM logs` through `spate query`.
+fn counts(data_dir: &Path) -> (u64, u64) {
+    let rows = query_rows(
+        data_dir,
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM logs",
+    );
     (
         rows[0]["n"].as_u64().unwrap(),
         rows[0]["d"].as_u64().unwrap(),
@@ -45,19 +53,8 @@ fn counts(data_dir: &Path) -> (u64, u64) {
 /// `(severity, n)` rows of `sql` (which names the columns `severity` and
 /// `n`), ordered by severity.
 fn severity_counts(data_dir: &Path, sql: &str) -> Vec<(String, u64)> {
-    let out = spate()
-        .args(["query", "--format", "json", "--data-dir"])
-        .arg(data_dir)
-        .arg(format!("{sql} ORDER BY severity"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "spate query failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows.iter()
+    query_rows(data_dir, &format!("{sql} ORDER BY severity"))
+        .iter()
         .map(|r| {
             let severity = r["severity"].as_str().unwrap().to_string();
             (severity, r["n"].as_u64().unwrap())
