@@ -37,13 +37,16 @@ use super::staged::{LogsTable, StagingSource};
 /// The partition columns, outermost first.
 pub const PARTITION_COLUMNS: [&str; 3] = ["dt", "hour", "service"];
 
-/// The file's text columns that queries read as `Utf8View`: those the lake
-/// writes with a dictionary (few distinct values). Read as `Utf8`, each value
+/// The file's text columns that queries read as `Utf8View`: the ones with few
+/// distinct values, which the lake writes with a dictionary
+/// (`sinks::lake::part_file::writer_properties`). Read as `Utf8`, each value
 /// was copied out of the dictionary and hashed as bytes by `GROUP BY`; as
 /// views, `spate query` of the severities of one day of a 20 M-event W1 lake
-/// took 0.13–0.14 s instead of 0.18–0.19 s (`docs/BENCHMARKS.md`). Long
-/// unique text (`message`, `attrs`, ids) stays `Utf8`: read as views,
-/// `lower(message)` made the benchmark's grep 30 % slower.
+/// took 0.13–0.14 s instead of 0.18–0.24 s (five runs each,
+/// `docs/BENCHMARKS.md`). Long unique text (`message`, `attrs`, ids) stays
+/// `Utf8`: read as views, `lower(message)` made the benchmark's grep 30 %
+/// slower. `client_ip` also gets a dictionary but has many values; it was not
+/// measured and stays `Utf8`.
 const VIEW_COLUMNS: [&str; 5] = ["host", "source", "log_group", "log_stream", "severity"];
 
 /// The columns of the lake's files as queries read them: [`logs_file_schema`]
