@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, UInt32Array};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_schema::ArrowError;
 
 use crate::event::EventBatch;
@@ -297,18 +298,106 @@ pub fn sliced_bytes(batch: &RecordBatch) -> usize {
     batch
         .columns()
         .iter()
-        .map(|column| {
-            column
-                .to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| column.get_array_memory_size())
-        })
+        .map(|column| column_sliced_bytes(column.as_ref()))
         .sum()
+}
+
+/// [`sliced_bytes`] of one column: Arrow's `get_slice_memory_size`, worked
+/// out straight from text, list and fixed-width columns (all of the lake's), since
+/// building the `ArrayData` it needs took 1.9 % of `spate run`'s samples (a
+/// batch of 1,000 events makes about 30 parts of 15 columns each).
+fn column_sliced_bytes(column: &dyn Array) -> usize {
+    // Arrow drops a validity buffer without nulls when it builds the data.
+    let validity = if column.null_count() > 0 {
+        column.len().div_ceil(8)
+    } else {
+        0
+    };
+    if let Some(text) = column.as_string_opt::<i32>() {
+        let offsets = text.value_offsets();
+        let values = offsets
+            .last()
+            .zip(offsets.first())
+            .map_or(0, |(end, start)| end - start);
+        return validity + std::mem::size_of_val(offsets) + usize::try_from(values).unwrap_or(0);
+    }
+    if let Some(width) = column.data_type().primitive_width() {
+        return validity + column.len() * width;
+    }
+    if let Some(list) = column.as_list_opt::<i32>() {
+        // As Arrow counts it: a slice's offsets, and the values whole.
+        let offsets = std::mem::size_of_val(list.value_offsets());
+        return validity + offsets + column_sliced_bytes(list.values().as_ref());
+    }
+    column
+        .to_data()
+        .get_slice_memory_size()
+        .unwrap_or_else(|_| column.get_array_memory_size())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sliced_bytes_are_arrows_slice_memory_size() {
+        use arrow_array::builder::{ListBuilder, StringBuilder};
+        use arrow_array::{Int32Array, StringArray, TimestampMillisecondArray};
+        let rows = 300;
+        let text = |i: usize| "x".repeat(i % 17);
+        let mut tags = ListBuilder::new(StringBuilder::new());
+        for i in 0..rows {
+            for t in 0..i % 3 {
+                tags.values().append_value(text(t + i));
+            }
+            tags.append(true);
+        }
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(StringArray::from_iter_values((0..rows).map(text))) as _,
+            ),
+            (
+                "host",
+                Arc::new(StringArray::from_iter(
+                    (0..rows).map(|i| (i % 4 > 0).then(|| text(i))),
+                )) as _,
+            ),
+            (
+                "ts",
+                Arc::new(TimestampMillisecondArray::from_iter_values(
+                    (0..rows).map(|i| i as i64),
+                )) as _,
+            ),
+            (
+                "status",
+                Arc::new(Int32Array::from_iter(
+                    (0..rows).map(|i| (i % 5 > 0).then_some(i as i32)),
+                )) as _,
+            ),
+            ("tags", Arc::new(tags.finish()) as _),
+        ])
+        .unwrap();
+        for (offset, len) in [
+            (0, rows),
+            (0, 0),
+            (7, 1),
+            (13, 50),
+            (rows - 3, 3),
+            (100, 200),
+        ] {
+            let part = batch.slice(offset, len);
+            for column in part.columns() {
+                let arrow = column.to_data().get_slice_memory_size().unwrap();
+                assert_eq!(
+                    column_sliced_bytes(column.as_ref()),
+                    arrow,
+                    "{offset}+{len} {}",
+                    column.data_type()
+                );
+            }
+        }
+    }
 
     #[test]
     fn paths_use_utc_date_and_hour() {
