@@ -304,8 +304,9 @@ pub fn sliced_bytes(batch: &RecordBatch) -> usize {
 
 /// [`sliced_bytes`] of one column: Arrow's `get_slice_memory_size`, worked
 /// out straight from text, list and fixed-width columns (all of the lake's), since
-/// building the `ArrayData` it needs took 1.9 % of `spate run`'s samples (a
-/// batch of 1,000 events makes about 30 parts of 15 columns each).
+/// building the `ArrayData` it needs took 1.9 % of `spate run`'s samples at
+/// 300 k W1 events/s (a batch of 1,000 events makes about 30 parts of 15
+/// columns each; `docs/BENCHMARKS.md`).
 fn column_sliced_bytes(column: &dyn Array) -> usize {
     // Arrow drops a validity buffer without nulls when it builds the data.
     let validity = if column.null_count() > 0 {
