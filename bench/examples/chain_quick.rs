@@ -33,10 +33,7 @@ fn main() {
         let size = sizes[0];
         let batches = 64_000_000 / size;
         let t = Instant::now();
-        match which {
-            "raw" => drop(rt.block_on(run_raw_chain(batches, size, 16))),
-            _ => drop(rt.block_on(run_engine_chain(batches, size, 16))),
-        }
+        rt.block_on(one_side(which == "raw", batches, size));
         println!("{which}: {:.1} Mev/s", 64.0 / t.elapsed().as_secs_f64());
         return;
     }
@@ -64,22 +61,25 @@ fn main() {
 /// warm-up runs; returns the wall time per batch in nanoseconds.
 fn repeated(rt: &tokio::runtime::Runtime, raw: bool, size: usize, iterations: usize) -> f64 {
     let batches = 8_000_000 / size;
-    let once = move || async move {
-        if raw {
-            let _ = run_raw_chain(batches, size, 16).await;
-        } else {
-            let _ = run_engine_chain(batches, size, 16).await;
-        }
-    };
     let elapsed = rt.block_on(async move {
         for _ in 0..20 {
-            once().await;
+            one_side(raw, batches, size).await;
         }
         let t = Instant::now();
         for _ in 0..iterations {
-            once().await;
+            one_side(raw, batches, size).await;
         }
         t.elapsed()
     });
     elapsed.as_secs_f64() * 1e9 / (iterations * batches) as f64
+}
+
+/// One chain of `batches` batches of `size` events: the raw channels' or the
+/// engine's (mailboxes of 16 batches).
+async fn one_side(raw: bool, batches: usize, size: usize) {
+    if raw {
+        run_raw_chain(batches, size, 16).await;
+    } else {
+        run_engine_chain(batches, size, 16).await;
+    }
 }
