@@ -74,7 +74,6 @@ pub mod dead_letters;
 pub mod dedup;
 pub mod dedup_s3;
 mod error;
-pub mod lz4_blocks;
 pub mod part_file;
 pub mod partition;
 pub mod policy;

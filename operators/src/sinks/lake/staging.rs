@@ -2,9 +2,8 @@
 //! segments on local disk, until they are sealed into Parquet.
 //!
 //! Layout: `<lake>/staging/dt=YYYY-MM-DD/hour=HH/service=NAME/seg-<seq>.arrows`
-//! (an Arrow IPC stream, each append compressed as one LZ4 block
-//! ([`lz4_blocks`](super::lz4_blocks)) unless `[lake] staging_compression`
-//! says `none`; `seq` 16 hex digits). A segment is appended to
+//! (Arrow IPC stream, LZ4-compressed unless `[lake] staging_compression` says
+//! `none`; `seq` 16 hex digits). A segment is appended to
 //! by one writer, one whole message per batch, and fsynced at each staging
 //! commit when the acks wait for it ([`StagingDurability`]); a crash can
 //! leave a torn last message, which readers and recovery ignore
@@ -36,12 +35,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::RecordBatch;
+use arrow_ipc::CompressionType;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_schema::ArrowError;
 
 use super::LakeError;
-use super::lz4_blocks::{self, BlockedSegmentReader};
 use super::partition::{PartitionKey, sliced_bytes};
 use super::schema::{logs_file_schema, upgrade_file_batch};
 
@@ -198,9 +197,9 @@ impl SeqClock {
 
 /// How staged segments are compressed (`[lake] staging_compression`).
 ///
-/// A segment's first bytes say which layout it is in, so segments written
-/// either way (and by older versions, in LZ4 frames inside the IPC stream)
-/// read the same, and a data dir staged by one command is sealed by another.
+/// Each message of a segment says how its buffers are compressed, so
+/// segments written either way (and by older versions, always LZ4) read
+/// the same, and a data dir staged by one command is sealed by another.
 ///
 /// ```
 /// use spate_operators::sinks::lake::staging::StagingCompression;
@@ -221,9 +220,9 @@ impl SeqClock {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum StagingCompression {
-    /// LZ4, one block per append: the staging area takes about 45 % of
-    /// the bytes of the rows (W1), for the CPU of compressing each row once
-    /// and decompressing it at its seal.
+    /// LZ4 frames: the staging area takes about 45 % of the bytes of the
+    /// rows (W1), for the CPU of compressing each row once and decompressing
+    /// it at its seal.
     #[default]
     Lz4,
     /// Arrow's own layout, uncompressed: less CPU, more disk and page cache.
@@ -254,37 +253,42 @@ pub enum StagingDurability {
     Scratch,
 }
 
-/// The file under a stream writer, counting what reached it. The IPC
+/// Options of staged IPC streams.
+fn ipc_options(compression: StagingCompression) -> Result<IpcWriteOptions, LakeError> {
+    let codec = match compression {
+        StagingCompression::Lz4 => Some(CompressionType::LZ4_FRAME),
+        StagingCompression::None => None,
+    };
+    IpcWriteOptions::default()
+        .try_with_compression(codec)
+        .map_err(|e| LakeError::Parquet(format!("ipc options: {e}")))
+}
+
+/// The file under a stream writer, counting what was written. The IPC
 /// writer hands over each buffer of each column (and each padding) as a
 /// separate write: the sink gathers them and [`SegmentWriter::append`]
 /// writes the whole message to the file at once (W1 1 M through `spate
-/// ingest`: 146 k `write` calls, about one per buffer, before), as one LZ4
-/// block when `blocks` ([`lz4_blocks`]). The gathered bytes are released
-/// after each message, so an open segment holds no memory between appends.
+/// ingest`: 146 k `write` calls, about one per buffer, before). The
+/// gathered bytes are released after each message, so an open segment
+/// holds no memory between appends.
 struct SegmentSink {
     file: File,
     pending: Vec<u8>,
-    blocks: bool,
-    /// Bytes in the file.
     written: u64,
 }
 
 impl Write for SegmentSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.pending.extend_from_slice(buf);
+        self.written += buf.len() as u64;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.file.write_all(&pending)?;
         }
-        let pending = std::mem::take(&mut self.pending);
-        let file = &mut self.file;
-        self.written += match self.blocks {
-            true => lz4_blocks::write_record(&pending, |record| file.write_all(record))?,
-            false => file.write_all(&pending).map(|()| pending.len())?,
-        } as u64;
         Ok(())
     }
 }
@@ -327,30 +331,20 @@ impl SegmentWriter {
             StagingDurability::Scratch => scratch_segment_name(seq),
             StagingDurability::EachCommit | StagingDurability::Never => segment_name(seq),
         });
-        let mut file = File::options()
+        let file = File::options()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| LakeError::io("create", &path, e))?;
-        let blocks = compression == StagingCompression::Lz4;
-        if blocks {
-            file.write_all(&lz4_blocks::MAGIC)
-                .map_err(|e| LakeError::io("write", &path, e))?;
-        }
         let sink = SegmentSink {
             file,
             pending: Vec::new(),
-            blocks,
-            written: if blocks {
-                lz4_blocks::MAGIC.len() as u64
-            } else {
-                0
-            },
+            written: 0,
         };
         let stream = StreamWriter::try_new_with_options(
             sink,
             &logs_file_schema(),
-            IpcWriteOptions::default(),
+            ipc_options(compression)?,
         )
         .map_err(|e| LakeError::Parquet(format!("staging {}: {e}", path.display())))?;
         Ok(SegmentWriter {
@@ -391,7 +385,7 @@ impl SegmentWriter {
         self.seq
     }
 
-    /// Bytes in the file (each append and commit writes through).
+    /// Bytes written.
     pub fn len(&self) -> u64 {
         self.stream.get_ref().written
     }
@@ -453,30 +447,10 @@ impl SegmentWriter {
     }
 }
 
-/// Bytes of a segment `file` (of `len` bytes) holding whole appends: where
-/// a torn last one (a crash mid-append, or an append in progress) begins, or
-/// the end of the stream marker.
+/// Bytes of `file` (of `len` bytes) holding whole IPC messages: where a torn
+/// last message (a crash mid-append, or an append in progress) begins, or the
+/// end of the stream marker.
 pub fn complete_prefix_len(file: &mut File, len: u64) -> std::io::Result<u64> {
-    match is_blocked_file(file, len)? {
-        true => lz4_blocks::complete_prefix_len(file, len),
-        false => ipc_complete_prefix_len(file, len),
-    }
-}
-
-/// Whether a segment of `len` bytes is in LZ4 blocks ([`lz4_blocks`]);
-/// otherwise it is a plain IPC stream.
-fn is_blocked_file(file: &mut File, len: u64) -> std::io::Result<bool> {
-    let mut head = [0u8; lz4_blocks::MAGIC.len()];
-    if len < head.len() as u64 {
-        return Ok(false);
-    }
-    file.seek(SeekFrom::Start(0))?;
-    file.read_exact(&mut head)?;
-    Ok(lz4_blocks::is_blocked(&head))
-}
-
-/// [`complete_prefix_len`] of a plain IPC stream: whole messages.
-fn ipc_complete_prefix_len(file: &mut File, len: u64) -> std::io::Result<u64> {
     let mut pos = 0u64;
     let mut head = [0u8; 8];
     loop {
@@ -513,48 +487,19 @@ fn ipc_complete_prefix_len(file: &mut File, len: u64) -> std::io::Result<u64> {
     }
 }
 
-/// The batches of a segment, as [`read_segment`] reads them.
-pub enum SegmentBatches {
-    /// A segment in LZ4 blocks ([`lz4_blocks`]).
-    Blocked(BlockedSegmentReader),
-    /// A plain IPC stream (uncompressed, or LZ4 frames of an earlier version).
-    Ipc(StreamReader<BufReader<Take<File>>>),
-}
-
-impl Iterator for SegmentBatches {
-    type Item = Result<RecordBatch, ArrowError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            SegmentBatches::Blocked(reader) => reader.next(),
-            SegmentBatches::Ipc(reader) => reader.next(),
-        }
-    }
-}
-
-/// A reader of the first `len` bytes of a segment (whole appends, from
-/// [`complete_prefix_len`]), either layout. A plain IPC stream decodes only
-/// the columns of `projection`; a segment in LZ4 blocks decodes whole
-/// messages, and `projection` is left to the caller
-/// ([`read_segment_projected`]).
+/// A reader of the first `len` bytes of a segment (whole messages, from
+/// [`complete_prefix_len`]), decoding only the columns of `projection`.
 pub fn read_segment(
     mut file: File,
     len: u64,
     projection: Option<Vec<usize>>,
     path: &Path,
-) -> Result<SegmentBatches, LakeError> {
-    let failed = |e: ArrowError| LakeError::Parquet(format!("staging {}: {e}", path.display()));
-    if is_blocked_file(&mut file, len).map_err(|e| LakeError::io("read", path, e))? {
-        return BlockedSegmentReader::new(file, len)
-            .map(SegmentBatches::Blocked)
-            .map_err(failed);
-    }
+) -> Result<StreamReader<BufReader<Take<File>>>, LakeError> {
     file.seek(SeekFrom::Start(0))
         .map_err(|e| LakeError::io("seek", path, e))?;
     let reader = BufReader::with_capacity(256 * 1024, file.take(len));
     StreamReader::try_new(reader, projection)
-        .map(SegmentBatches::Ipc)
-        .map_err(failed)
+        .map_err(|e| LakeError::Parquet(format!("staging {}: {e}", path.display())))
 }
 
 /// The batches of the first `len` bytes of a segment in the current file
@@ -574,14 +519,8 @@ pub fn read_segment_projected(
     let whole = file
         .try_clone()
         .map_err(|e| LakeError::io("open", path, e))?;
-    match read_segment(file, len, Some(projection.clone()), path) {
-        Ok(SegmentBatches::Ipc(reader)) => return Ok(Box::new(reader)),
-        Ok(SegmentBatches::Blocked(reader)) => {
-            return Ok(Box::new(reader.map(move |batch| {
-                upgrade_file_batch(batch?)?.project(&projection)
-            })));
-        }
-        Err(_) => {}
+    if let Ok(reader) = read_segment(file, len, Some(projection.clone()), path) {
+        return Ok(Box::new(reader));
     }
     let reader = read_segment(whole, len, None, path)?;
     Ok(Box::new(reader.map(move |batch| {
@@ -948,69 +887,6 @@ mod tests {
                 .map(|b| b.unwrap())
                 .collect();
         assert_eq!(batches[0], current.project(&[position]).unwrap());
-    }
-
-    #[test]
-    fn every_staged_layout_reads_back_the_same_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (rows(300, "a"), rows(200, "b"));
-        let mut sizes = Vec::new();
-        for (seq, compression) in [(1, StagingCompression::Lz4), (2, StagingCompression::None)] {
-            let mut seg =
-                SegmentWriter::create(dir.path(), seq, compression, StagingDurability::EachCommit)
-                    .unwrap();
-            seg.append(&a).unwrap();
-            seg.commit().unwrap();
-            seg.append(&b).unwrap();
-            let closed = seg.finish().unwrap();
-            assert_eq!(std::fs::metadata(&closed.path).unwrap().len(), closed.bytes);
-            sizes.push(closed.bytes);
-        }
-        let head = std::fs::read(dir.path().join(segment_name(1))).unwrap();
-        assert!(
-            lz4_blocks::is_blocked(&head),
-            "lz4 staging starts with the magic"
-        );
-        assert!(
-            sizes[0] < sizes[1] / 2,
-            "lz4 {} against none {}",
-            sizes[0],
-            sizes[1]
-        );
-        // A segment staged by an earlier version: LZ4 frames inside the IPC stream.
-        let old = dir.path().join(segment_name(3));
-        let options = IpcWriteOptions::default()
-            .try_with_compression(Some(arrow_ipc::CompressionType::LZ4_FRAME))
-            .unwrap();
-        let mut writer = StreamWriter::try_new_with_options(
-            File::create(&old).unwrap(),
-            &logs_file_schema(),
-            options,
-        )
-        .unwrap();
-        writer.write(&a).unwrap();
-        writer.write(&b).unwrap();
-        writer.finish().unwrap();
-        for seq in [1, 2, 3] {
-            let path = dir.path().join(segment_name(seq));
-            let size = std::fs::metadata(&path).unwrap().len();
-            let mut file = File::open(&path).unwrap();
-            let whole = complete_prefix_len(&mut file, size).unwrap();
-            assert!(size - whole <= 8, "segment {seq}: {whole} of {size}");
-            assert_eq!(
-                read_all(&path, whole),
-                vec![a.clone(), b.clone()],
-                "segment {seq}"
-            );
-            let position = logs_file_schema().index_of("position").unwrap();
-            let projected: Vec<RecordBatch> =
-                read_segment_projected(File::open(&path).unwrap(), whole, vec![position, 0], &path)
-                    .unwrap()
-                    .map(|b| b.unwrap())
-                    .collect();
-            let expected = [&a, &b].map(|r| r.project(&[position, 0]).unwrap());
-            assert_eq!(projected, expected.to_vec(), "segment {seq}");
-        }
     }
 
     #[test]
