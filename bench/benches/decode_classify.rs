@@ -9,12 +9,19 @@
 //! that nothing went to the dead-letter output and that the severity counts are the
 //! ones the generator intended, so a faster but wrong decoder does not pass
 //! unnoticed. Criterion reports time per pass and events/s (`Throughput::Elements`).
+//!
+//! A second group, `to_arrow`, times the step after decoding on the same W1
+//! batches: [`LogBatch::from_events`] (partitioning the rows by hour and
+//! service, building the Arrow columns, splitting them by partition), with the
+//! batches' copies made outside the timing.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use spate_loadgen::{Workload, generate};
 use spate_operators::classify::Classifier;
+use spate_operators::decode::DecodeStats;
 use spate_operators::decode::{DecodeContext, DecoderConfig, LineDecoder};
 use spate_operators::event::EventBatch;
+use spate_operators::log_batch::LogBatch;
 
 /// Events generated per workload.
 const EVENTS: u64 = 200_000;
@@ -90,5 +97,54 @@ fn decode_classify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_classify);
+/// Decodes every chunk into its own batch, as the decode stage hands them on.
+fn decoded_batches(decoder: &mut LineDecoder, parts: &[&[u8]]) -> Vec<EventBatch> {
+    let ctx = DecodeContext::new("file:/var/log/app.log", 1_800_000_000_000);
+    let mut dead = Vec::new();
+    let mut position = 0u64;
+    let batches = parts
+        .iter()
+        .map(|part| {
+            let mut out = EventBatch::default();
+            decoder.decode_chunk(part, position, &ctx, &mut out, &mut dead);
+            position += part.len() as u64;
+            out
+        })
+        .collect();
+    assert!(dead.is_empty(), "dead letter: {:?}", dead.first());
+    batches
+}
+
+fn to_arrow(c: &mut Criterion) {
+    let mut group = c.benchmark_group("to_arrow");
+    group.sample_size(20);
+    let mut input = Vec::new();
+    generate(Workload::AppJson, EVENTS, 1, &mut input).expect("generate");
+    let mut decoder = LineDecoder::new(DecoderConfig::default(), Classifier::default());
+    let batches = decoded_batches(&mut decoder, &chunks(&input));
+    let convert = |batches: Vec<EventBatch>| -> (usize, usize) {
+        let (mut rows, mut parts) = (0, 0);
+        for batch in batches {
+            let out = LogBatch::from_events(batch, Vec::new(), &DecodeStats::default())
+                .expect("W1 rows convert");
+            rows += out
+                .parts
+                .iter()
+                .map(|p| p.records.num_rows())
+                .sum::<usize>();
+            parts += out.parts.len();
+        }
+        (rows, parts)
+    };
+    let (rows, parts) = convert(batches.clone());
+    assert_eq!(rows as u64, EVENTS, "rows after the split");
+    assert!(parts > batches.len(), "W1 batches span several partitions");
+    group.throughput(Throughput::Elements(EVENTS));
+    group.bench_function("w1", |b| {
+        b.iter_batched(|| batches.clone(), convert, BatchSize::LargeInput)
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode_classify, to_arrow);
 criterion_main!(benches);

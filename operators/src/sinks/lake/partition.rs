@@ -10,7 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_schema::ArrowError;
 
-use crate::event::EventBatch;
+use crate::event::{EventBatch, StrColumn};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -36,6 +36,16 @@ impl PartitionKey {
         PartitionKey {
             hour_start_ms: hour_start(ts_ms),
             service: Arc::from(service),
+        }
+    }
+
+    /// The key of the hour starting at `hour_start_ms` and the service whose
+    /// name is `service` (UTF-8, as every decoded column holds; anything else
+    /// is replaced, never a panic).
+    fn of_bytes(hour_start_ms: i64, service: &[u8]) -> Self {
+        PartitionKey {
+            hour_start_ms,
+            service: Arc::from(String::from_utf8_lossy(service)),
         }
     }
 
@@ -215,25 +225,36 @@ pub fn escape_partition_value(value: &str) -> String {
 }
 
 /// The row indexes of each partition in `batch`, in first-seen order.
+///
+/// Rows are keyed by their hour and their service's bytes in a table with a
+/// fast hash (foldhash, randomly seeded per table); a row in the same
+/// partition as the row before it skips the table.
 pub fn partition_rows(batch: &EventBatch) -> Vec<(PartitionKey, Vec<u32>)> {
-    let mut index: HashMap<(i64, &str), usize> = HashMap::new();
+    let mut index: HashMap<(i64, &[u8]), usize, foldhash::fast::RandomState> = HashMap::default();
     let mut parts: Vec<(PartitionKey, Vec<u32>)> = Vec::new();
+    let mut last: Option<(i64, &[u8], usize)> = None;
     for row in 0..batch.len() {
         let hour = hour_start(batch.ts[row]);
-        let service = batch.service.get(row).unwrap_or("unknown");
-        let slot = *index.entry((hour, service)).or_insert_with(|| {
-            parts.push((
-                PartitionKey {
-                    hour_start_ms: hour,
-                    service: Arc::from(service),
-                },
-                Vec::new(),
-            ));
-            parts.len() - 1
-        });
+        let service = service_bytes(&batch.service, row);
+        let slot = match last {
+            Some((h, s, slot)) if h == hour && s == service => slot,
+            _ => *index.entry((hour, service)).or_insert_with(|| {
+                parts.push((PartitionKey::of_bytes(hour, service), Vec::new()));
+                parts.len() - 1
+            }),
+        };
+        last = Some((hour, service, slot));
         parts[slot].1.push(row as u32);
     }
     parts
+}
+
+/// The bytes of row `row`'s service (`unknown` when null).
+fn service_bytes(column: &StrColumn, row: usize) -> &[u8] {
+    match &column.validity {
+        Some(valid) if !valid[row] => b"unknown",
+        _ => &column.data[column.offsets[row] as usize..column.offsets[row + 1] as usize],
+    }
 }
 
 /// Splits a record batch by partition (rows from [`partition_rows`]); a batch
@@ -486,6 +507,41 @@ mod tests {
                 ("dt=1970-01-01/hour=00/service=a".to_string(), vec![0, 3]),
                 ("dt=1970-01-01/hour=01/service=a".to_string(), vec![1]),
                 ("dt=1970-01-01/hour=00/service=b".to_string(), vec![2]),
+            ]
+        );
+    }
+
+    #[test]
+    fn runs_of_one_partition_and_null_services_group_too() {
+        let mut b = EventBatch::default();
+        for (ts, svc) in [
+            (0, Some("a")),
+            (1, Some("a")),
+            (2, None),
+            (3, Some("unknown")),
+            (4, Some("a")),
+            (5, Some("a")),
+            (3_600_000, Some("a")),
+            (6, Some("a")),
+        ] {
+            b.ts.push(ts);
+            b.service.push_opt(svc);
+        }
+        let parts = partition_rows(&b);
+        let summary: Vec<(String, Vec<u32>)> =
+            parts.into_iter().map(|(k, r)| (k.path(), r)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "dt=1970-01-01/hour=00/service=a".to_string(),
+                    vec![0, 1, 4, 5, 7]
+                ),
+                (
+                    "dt=1970-01-01/hour=00/service=unknown".to_string(),
+                    vec![2, 3]
+                ),
+                ("dt=1970-01-01/hour=01/service=a".to_string(), vec![6]),
             ]
         );
     }
