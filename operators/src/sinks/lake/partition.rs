@@ -491,18 +491,26 @@ mod tests {
         assert_eq!(escape_partition_value("x=1"), "x%3D1");
     }
 
+    /// `partition_rows` of rows given as (event time, service), as
+    /// (partition path, row indexes).
+    fn grouped(rows: &[(i64, Option<&str>)]) -> Vec<(String, Vec<u32>)> {
+        let mut b = EventBatch::default();
+        for &(ts, service) in rows {
+            b.ts.push(ts);
+            b.service.push_opt(service);
+        }
+        partition_rows(&b)
+            .into_iter()
+            .map(|(k, r)| (k.path(), r))
+            .collect()
+    }
+
     #[test]
     fn rows_group_by_hour_and_service() {
-        let mut b = EventBatch::default();
-        for (ts, svc) in [(0, "a"), (3_600_000, "a"), (10, "b"), (20, "a")] {
-            b.ts.push(ts);
-            b.service.push(svc);
-        }
-        let parts = partition_rows(&b);
-        let summary: Vec<(String, Vec<u32>)> =
-            parts.into_iter().map(|(k, r)| (k.path(), r)).collect();
+        let rows = [(0, "a"), (3_600_000, "a"), (10, "b"), (20, "a")];
+        let rows: Vec<_> = rows.iter().map(|&(ts, s)| (ts, Some(s))).collect();
         assert_eq!(
-            summary,
+            grouped(&rows),
             vec![
                 ("dt=1970-01-01/hour=00/service=a".to_string(), vec![0, 3]),
                 ("dt=1970-01-01/hour=01/service=a".to_string(), vec![1]),
@@ -513,8 +521,7 @@ mod tests {
 
     #[test]
     fn runs_of_one_partition_and_null_services_group_too() {
-        let mut b = EventBatch::default();
-        for (ts, svc) in [
+        let rows = [
             (0, Some("a")),
             (1, Some("a")),
             (2, None),
@@ -523,20 +530,12 @@ mod tests {
             (5, Some("a")),
             (3_600_000, Some("a")),
             (6, Some("a")),
-        ] {
-            b.ts.push(ts);
-            b.service.push_opt(svc);
-        }
-        let parts = partition_rows(&b);
-        let summary: Vec<(String, Vec<u32>)> =
-            parts.into_iter().map(|(k, r)| (k.path(), r)).collect();
+        ];
+        let a = |rows: Vec<u32>| ("dt=1970-01-01/hour=00/service=a".to_string(), rows);
         assert_eq!(
-            summary,
+            grouped(&rows),
             vec![
-                (
-                    "dt=1970-01-01/hour=00/service=a".to_string(),
-                    vec![0, 1, 4, 5, 7]
-                ),
+                a(vec![0, 1, 4, 5, 7]),
                 (
                     "dt=1970-01-01/hour=00/service=unknown".to_string(),
                     vec![2, 3]
