@@ -249,12 +249,19 @@ pub fn partition_rows(batch: &EventBatch) -> Vec<(PartitionKey, Vec<u32>)> {
     parts
 }
 
-/// The bytes of row `row`'s service (`unknown` when null).
+/// The bytes of row `row`'s service: `unknown` when null, or when the
+/// column is shorter than the batch (as [`StrColumn::get`] answers), never a
+/// panic.
 fn service_bytes(column: &StrColumn, row: usize) -> &[u8] {
-    match &column.validity {
-        Some(valid) if !valid[row] => b"unknown",
-        _ => &column.data[column.offsets[row] as usize..column.offsets[row + 1] as usize],
-    }
+    let valid = column
+        .validity
+        .as_ref()
+        .is_none_or(|v| v.get(row) == Some(&true));
+    let range = match (column.offsets.get(row), column.offsets.get(row + 1)) {
+        (Some(&start), Some(&end)) if valid => start as usize..end as usize,
+        _ => return b"unknown",
+    };
+    column.data.get(range).unwrap_or(b"unknown")
 }
 
 /// Splits a record batch by partition (rows from [`partition_rows`]); a batch
@@ -515,6 +522,24 @@ mod tests {
                 ("dt=1970-01-01/hour=00/service=a".to_string(), vec![0, 3]),
                 ("dt=1970-01-01/hour=01/service=a".to_string(), vec![1]),
                 ("dt=1970-01-01/hour=00/service=b".to_string(), vec![2]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_service_column_shorter_than_the_batch_reads_as_unknown() {
+        let mut b = EventBatch::default();
+        b.ts.extend([0, 1]);
+        b.service.push("a");
+        let paths: Vec<String> = partition_rows(&b)
+            .into_iter()
+            .map(|(k, _)| k.path())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "dt=1970-01-01/hour=00/service=a",
+                "dt=1970-01-01/hour=00/service=unknown"
             ]
         );
     }
