@@ -602,3 +602,138 @@ fn s3_lake(
         .unwrap()
         .with_target(LakeTarget::S3(Arc::new(target)))
 }
+
+/// Rows of partition `api` at 2025-11-23 10:00 with event ids `e:<i>`, `i`
+/// in `ids`.
+fn rows_with_ids(ids: std::ops::Range<usize>) -> arrow_array::RecordBatch {
+    use spate_operators::event::{EventBatch, Severity};
+    let mut b = EventBatch::default();
+    for i in ids {
+        b.event_id.push(&format!("e:{i}"));
+        b.ts.push(1_763_892_000_000 + i as i64);
+        b.ingest_ts.push(1_763_892_000_000);
+        b.service.push("api");
+        b.source.push("e");
+        b.severity.push(Severity::Info);
+        b.tags.push(0);
+        b.status.push(0);
+        b.message.push(&format!("m{i}"));
+        for c in [
+            &mut b.host,
+            &mut b.log_group,
+            &mut b.log_stream,
+            &mut b.client_ip,
+            &mut b.attrs,
+        ] {
+            c.push_null();
+        }
+    }
+    spate_operators::sinks::lake::schema::to_record_batch(b).unwrap()
+}
+
+/// A seal whose upload reached the bucket but whose answer was lost (the
+/// connection cut after the request went out) failed, so its rows stay
+/// staged and the index does not cover its object. The next seal of the
+/// partition, with one more segment and so another name, finds that object
+/// among the writer's own and drops its rows; a retry of a seal with the
+/// same segments finds its own file and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_answer_was_lost_is_not_sealed_twice() {
+    use spate_engine::work_threads::WorkThreads;
+    use spate_operators::sinks::lake::part_file::writer_properties;
+    use spate_operators::sinks::lake::seal::{DedupSpec, Publish, SealJob};
+    use spate_operators::sinks::lake::staging::{
+        ClosedSegment, SegmentWriter, StagingCompression, StagingDurability, sealed_file_name,
+    };
+    let (aws_config, sdk) = aws().await;
+    let s3 = aws_config.s3_client(&sdk);
+    let bucket = bucket(&s3).await;
+    let target = Arc::new(S3Target::new(s3.clone(), &S3LakeConfig::new(&bucket)).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let key = PartitionKey::of(1_763_892_000_000, "api");
+    let staging = dir.path().join("staging").join(key.path());
+    let index = dir.path().join("dedup").join("ids.idx");
+    let threads = WorkThreads::spawn("lake-seal-test", 1).unwrap();
+    let segment = |seq: u64, ids: std::ops::Range<usize>| -> ClosedSegment {
+        let mut seg = SegmentWriter::create(
+            &staging,
+            seq,
+            StagingCompression::None,
+            StagingDurability::EachCommit,
+        )
+        .unwrap();
+        seg.append(&rows_with_ids(ids)).unwrap();
+        seg.finish().unwrap()
+    };
+    let seal = |segments: Vec<ClosedSegment>, hi: u64| SealJob {
+        key: key.clone(),
+        segments,
+        table_dir: dir.path().join("logs"),
+        name: sealed_file_name("0000abcd", hi),
+        props: writer_properties(1, 4_096).unwrap(),
+        publish: Publish::S3 {
+            target: target.clone(),
+        },
+        dedup: Some(DedupSpec {
+            index: index.clone(),
+            check_files: false,
+        }),
+    };
+    // An earlier file, so the index exists.
+    let first = seal(vec![segment(1, 1_000..1_010)], 1)
+        .run(threads.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.rows, 10);
+    let index_before = std::fs::read(&index).unwrap();
+    // Segments 2 and 3 go up as part-…-3; then its answer is "lost": the
+    // index is as it was and the segments are staged again.
+    let lost = seal(vec![segment(2, 0..100), segment(3, 100..200)], 3)
+        .run(threads.clone())
+        .await
+        .unwrap();
+    assert_eq!(lost.rows, 200);
+    std::fs::write(&index, &index_before).unwrap();
+    let staged = vec![
+        segment(2, 0..100),
+        segment(3, 100..200),
+        segment(4, 200..250),
+    ];
+    let next = seal(staged.clone(), 4).run(threads.clone()).await.unwrap();
+    assert_eq!((next.rows, next.duplicates), (50, 200), "{next:?}");
+    assert!(staged.iter().all(|s| !s.path.exists()), "segments removed");
+    let expected: Vec<String> = {
+        let mut ids: Vec<String> = (0..250)
+            .chain(1_000..1_010)
+            .map(|i| format!("e:{i}"))
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(event_ids_in_bucket(&s3, &bucket).await, expected);
+
+    // The same seal again, its answer lost too: its file is found under its
+    // own name and left as it is.
+    std::fs::write(&index, &index_before).unwrap();
+    let again_staged = vec![
+        segment(2, 0..100),
+        segment(3, 100..200),
+        segment(4, 200..250),
+    ];
+    let again = seal(again_staged.clone(), 4)
+        .run(threads.clone())
+        .await
+        .unwrap();
+    assert_eq!((again.rows, again.duplicates), (50, 0), "{again:?}");
+    assert!(again.location.ends_with(&sealed_file_name("0000abcd", 4)));
+    assert!(
+        again_staged.iter().all(|s| !s.path.exists()),
+        "segments removed"
+    );
+    assert_eq!(event_ids_in_bucket(&s3, &bucket).await, expected);
+    assert_ne!(
+        std::fs::read(&index).unwrap(),
+        index_before,
+        "the index caught up"
+    );
+}

@@ -26,12 +26,12 @@
 //! it behind in the same way (never fails the seal: the file is published).
 //!
 //! With `[lake.s3]` the sealed files are in the bucket and the index is on
-//! the task's local disk: it is trusted as it is (the bucket is not listed
-//! at every seal); a missing or corrupt index (a new container) is rebuilt
-//! from the `event_id` column of the partition's objects in the bucket
-//! before the partition's next seal ([`super::dedup_s3`]). Objects written
-//! by another task into the same partition after the index was built are
-//! not in it (see the guarantee below).
+//! the task's local disk and trusted, but checked against the partition's
+//! objects before each seal ([`super::dedup_s3`]): a missing or corrupt
+//! index (a new container) is rebuilt from all of them, and this writer's
+//! own objects it does not cover (the upload of a seal whose answer was
+//! lost) are added. Objects written by another task into the same partition
+//! after the index was built are not in it (see the guarantee below).
 //!
 //! # Horizon
 //!
@@ -344,7 +344,8 @@ pub fn catchup(index: Option<&IdIndex>, files: &[String]) -> Catchup {
 /// Loads the index of a partition for a seal. `partition_dir`: the local
 /// lake's directory of the partition, whose sealed files the index is
 /// checked against (caught up or rebuilt, and rewritten if it changed);
-/// `None` for an S3 lake (the index is trusted; missing means empty).
+/// `None` for an S3 lake (checked against the bucket before, by
+/// [`super::dedup_s3::catch_up_from_s3`]; missing means empty).
 pub fn load_index(path: &Path, partition_dir: Option<&Path>) -> Result<IdIndex, LakeError> {
     let stored = read_index(path)?;
     let Some(dir) = partition_dir else {

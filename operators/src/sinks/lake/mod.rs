@@ -32,11 +32,13 @@
 //! ([`dedup`]), and counts them by source: exactly one row per `event_id`
 //! per partition for everything sealed within `dedup_horizon` (event time)
 //! of the partition's hour, by the writer that holds the partition's index.
-//! With `[lake.s3]` a lost index is rebuilt from the bucket. Not covered: a
-//! redelivery to another task (each task writes its own files and keeps its
-//! own index, built from the bucket only when it was missing, so with
-//! several tasks an SQS message redelivered to another task after its first
-//! copy was uploaded may land twice, in two files of the partition), staged
+//! With `[lake.s3]` a lost index is rebuilt from the bucket, and the
+//! writer's own uploads whose answer was lost are added to it before the
+//! next seal. Not covered: a redelivery to another task (each task writes
+//! its own files and keeps its own index, built from the bucket only when it
+//! was missing, so with several tasks an SQS message redelivered to another
+//! task after its first copy was uploaded may land twice, in two files of
+//! the partition), staged
 //! rows not yet sealed (which `spate query` reads), and a client's retry
 //! without a key (new ids).
 //!

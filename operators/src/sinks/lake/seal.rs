@@ -30,7 +30,7 @@ use spate_engine::work_threads::WorkThreads;
 
 use super::LakeError;
 use super::dedup::{SealDedup, load_index, write_index};
-use super::dedup_s3::rebuild_from_s3;
+use super::dedup_s3::catch_up_from_s3;
 use super::part_file::{PartFile, sync_dir};
 use super::partition::PartitionKey;
 use super::schema::upgrade_file_batch;
@@ -76,8 +76,9 @@ pub struct SealJob {
 pub struct DedupSpec {
     /// The partition's index file.
     pub index: PathBuf,
-    /// Whether the index is checked against the partition's sealed files
-    /// (the local lake; an S3 lake's files are not listed).
+    /// Whether the index is checked against the partition's sealed files in
+    /// the local lake (an S3 lake's index is checked against the bucket
+    /// instead, by [`catch_up_from_s3`]).
     pub check_files: bool,
 }
 
@@ -122,9 +123,30 @@ impl SealJob {
         let dir = table_dir.join(key.path());
         let staged_bytes = segments.iter().map(|s| s.bytes).sum();
         if let (Some(spec), Publish::S3 { target }) = (&dedup, &publish) {
-            // A lost index is rebuilt from the bucket; a failure to read it
-            // fails the seal (retried), rather than seal unchecked.
-            rebuild_from_s3(target, &key, &spec.index, &thread).await?;
+            // The index is caught up with the bucket (or rebuilt from it); a
+            // failure to do so fails the seal (retried), rather than seal
+            // unchecked.
+            let already = catch_up_from_s3(target, &key, &spec.index, &name, &thread).await?;
+            if let Some(already) = already {
+                // An earlier run of this seal (the same segments) uploaded
+                // its file, and its answer was lost: done but for the
+                // segments. Writing it again would overwrite it with the
+                // rows the index now drops.
+                let object = target.key_for(&format!("logs/{}/{name}", key.path()));
+                tracing::info!(object = %object, "the file of this seal is already in the bucket; removing its segments");
+                let removed = segments.clone();
+                thread.run(move || remove_segments(&removed)).await??;
+                return Ok(Sealed {
+                    key,
+                    rows: already.rows,
+                    bytes: already.bytes,
+                    row_groups: 0,
+                    location: format!("s3://{}/{object}", target.bucket()),
+                    staged_bytes,
+                    duplicates: 0,
+                    duplicates_by_source: Vec::new(),
+                });
+            }
         }
         let local = matches!(publish, Publish::Local);
         let (written_dir, written_name, written_segments, spec) =
