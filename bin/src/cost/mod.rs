@@ -263,11 +263,15 @@ fn lake(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
         .max(1.0);
     let file_bytes = partition_bytes / files_per_partition;
     let part = measured::S3_PART_MIB * MIB;
-    let requests_per_file = if file_bytes <= measured::S3_MULTIPART_THRESHOLD_MIB * MIB {
-        1.0
-    } else {
-        2.0 + (file_bytes / part).ceil()
-    };
+    // The upload (one PutObject, or a multipart upload's create, parts and
+    // complete), plus the LIST of the partition that checks the dedup index
+    // against the bucket before each seal.
+    let requests_per_file = 1.0
+        + if file_bytes <= measured::S3_MULTIPART_THRESHOLD_MIB * MIB {
+            1.0
+        } else {
+            2.0 + (file_bytes / part).ceil()
+        };
     let files = inputs.services * files_per_partition * HOURS_PER_MONTH;
     let glacier_after = inputs
         .lake_glacier_after_days
@@ -281,7 +285,7 @@ fn lake(inputs: &CostInputs, p: &Prices) -> Vec<LineItem> {
     vec![
         line(
             "S3",
-            "PUT requests (lake files)",
+            "PUT and LIST requests (lake files)",
             files * requests_per_file / 1000.0,
             p.s3_put_thousand,
             Scope::Spate,

@@ -70,10 +70,11 @@ fn a_small_case_matches_the_hand_computed_bill() {
         480_000.0 * 84.9 * 3.0 / GIB,
     );
     // 2.4 M × 73.5 B = 176.4 MB a day; 30 partitions an hour of 245,000 B
-    // each: one PutObject each, 30 × 730 = 21,900 a month = $0.1095.
+    // each: one PutObject and one LIST each, 30 × 730 × 2 = 43,800 a month
+    // = $0.219.
     close(
-        item(&bill, "PUT requests (lake files)").usd_per_month,
-        0.1095,
+        item(&bill, "PUT and LIST requests (lake files)").usd_per_month,
+        0.219,
     );
     // Standard: 30 days of data and 8 KB per Glacier object (720 files a
     // day × 335 days).
@@ -388,14 +389,15 @@ fn kinesis_shards_follow_bytes_and_records() {
 #[test]
 fn large_files_go_up_in_parts() {
     // 30 billion a day: 2.2 TB of lake a day, 3.06 GB a partition-hour:
-    // 12 files of 255 MiB, each 2 + 32 part requests.
+    // 12 files of 255 MiB, each 2 + 32 part requests, and the LIST before
+    // its seal.
     let inputs = CostInputs::new(30e9);
     let bill = spate_bill(&inputs, &US_EAST_1);
     let bytes = 30e9 * 73.5 / 24.0 / 30.0;
     let files = (bytes / (256.0 * MIB)).ceil();
-    let per_file = 2.0 + (bytes / files / (8.0 * MIB)).ceil();
+    let per_file = 1.0 + 2.0 + (bytes / files / (8.0 * MIB)).ceil();
     close(
-        item(&bill, "PUT requests (lake files)").quantity,
+        item(&bill, "PUT and LIST requests (lake files)").quantity,
         30.0 * files * 730.0 * per_file / 1000.0,
     );
 }
