@@ -209,17 +209,32 @@ impl StrColumn {
 
     /// The value of row `i`, `None` when null or out of range.
     pub fn get(&self, i: usize) -> Option<&str> {
-        if i >= self.len() {
-            return None;
-        }
-        if let Some(v) = &self.validity
-            && !v[i]
+        // Only valid UTF-8 is ever pushed.
+        std::str::from_utf8(self.get_bytes(i)?).ok()
+    }
+
+    /// The bytes of row `i`, `None` when null or out of range (or when the
+    /// offsets do not fit the data: never a panic).
+    ///
+    /// ```
+    /// use spate_operators::event::StrColumn;
+    /// let mut c = StrColumn::default();
+    /// c.push("ab");
+    /// c.push_null();
+    /// assert_eq!(c.get_bytes(0), Some(&b"ab"[..]));
+    /// assert_eq!((c.get_bytes(1), c.get_bytes(2)), (None, None));
+    /// ```
+    #[inline]
+    pub fn get_bytes(&self, i: usize) -> Option<&[u8]> {
+        if self
+            .validity
+            .as_ref()
+            .is_some_and(|v| v.get(i) != Some(&true))
         {
             return None;
         }
-        let (start, end) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
-        // Only valid UTF-8 is ever pushed.
-        std::str::from_utf8(&self.data[start..end]).ok()
+        let (start, end) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
+        self.data.get(start as usize..end as usize)
     }
 
     /// Removes every row, keeping the allocations.

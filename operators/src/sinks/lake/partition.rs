@@ -10,7 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_schema::ArrowError;
 
-use crate::event::{EventBatch, StrColumn};
+use crate::event::EventBatch;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -235,7 +235,7 @@ pub fn partition_rows(batch: &EventBatch) -> Vec<(PartitionKey, Vec<u32>)> {
     let mut last: Option<(i64, &[u8], usize)> = None;
     for row in 0..batch.len() {
         let hour = hour_start(batch.ts[row]);
-        let service = service_bytes(&batch.service, row);
+        let service = batch.service.get_bytes(row).unwrap_or(b"unknown");
         let slot = match last {
             Some((h, s, slot)) if h == hour && s == service => slot,
             _ => *index.entry((hour, service)).or_insert_with(|| {
@@ -247,21 +247,6 @@ pub fn partition_rows(batch: &EventBatch) -> Vec<(PartitionKey, Vec<u32>)> {
         parts[slot].1.push(row as u32);
     }
     parts
-}
-
-/// The bytes of row `row`'s service: `unknown` when null, or when the
-/// column is shorter than the batch (as [`StrColumn::get`] answers), never a
-/// panic.
-fn service_bytes(column: &StrColumn, row: usize) -> &[u8] {
-    let valid = column
-        .validity
-        .as_ref()
-        .is_none_or(|v| v.get(row) == Some(&true));
-    let range = match (column.offsets.get(row), column.offsets.get(row + 1)) {
-        (Some(&start), Some(&end)) if valid => start as usize..end as usize,
-        _ => return b"unknown",
-    };
-    column.data.get(range).unwrap_or(b"unknown")
 }
 
 /// Splits a record batch by partition (rows from [`partition_rows`]); a batch

@@ -213,10 +213,7 @@ pub fn to_record_batch(batch: EventBatch) -> Result<RecordBatch, ArrowError> {
 
 /// The bytes of row `i` of a string column (empty for a null).
 fn str_at(column: &StrColumn, i: usize) -> &[u8] {
-    match &column.validity {
-        Some(v) if !v[i] => &[],
-        _ => &column.data[column.offsets[i] as usize..column.offsets[i + 1] as usize],
-    }
+    column.get_bytes(i).unwrap_or_default()
 }
 
 /// Rows for tests: one per id, `ts` from `ts0` up by 1 ms, all in `service`,

@@ -132,7 +132,7 @@ impl SealJob {
                 // its file, and its answer was lost: done but for the
                 // segments. Writing it again would overwrite it with the
                 // rows the index now drops.
-                let object = target.key_for(&format!("logs/{}/{name}", key.path()));
+                let object = object_key(target, &key, &name);
                 tracing::info!(object = %object, "the file of this seal is already in the bucket; removing its segments");
                 let removed = segments.clone();
                 thread.run(move || remove_segments(&removed)).await??;
@@ -181,8 +181,7 @@ impl SealJob {
                     if let Some(glue) = target.catalog() {
                         glue.ensure_partition(&key).await?;
                     }
-                    let relative = format!("logs/{}/{name}", key.path());
-                    let object = target.key_for(&relative);
+                    let object = object_key(&target, &key, &name);
                     target.upload_and_remove(&written.path, &object).await?;
                     Ok::<_, LakeError>(format!("s3://{}/{object}", target.bucket()))
                 }
@@ -228,6 +227,11 @@ impl SealJob {
             duplicates_by_source,
         })
     }
+}
+
+/// The object key of the sealed file `name` of partition `key` in `target`.
+fn object_key(target: &S3Target, key: &PartitionKey, name: &str) -> String {
+    target.key_for(&format!("logs/{}/{name}", key.path()))
 }
 
 /// What [`write_parquet`] wrote.
